@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what Convene needs on a fresh Debian/Ubuntu machine, idempotently:
+# Debian packages (only the missing ones), a venv in .venv and the Python packages.
+# Usage: scripts/bootstrap.sh [--test]   (--test adds chromium, redis, speech tools, test deps)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+debs=(python3-venv)
+if [ "$want_test" = 1 ]; then
+    debs+=(chromium redis-server espeak-ng flite sox)
+fi
+missing=()
+for p in "${debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo_cmd=""
+    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+py="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$py" -m venv .venv
+fi
+stamp=".venv/.convene-installed-$want_test"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/pip install -q --upgrade pip >/dev/null
+    if [ "$want_test" = 1 ]; then
+        .venv/bin/pip install -q -e '.[test]'
+    else
+        .venv/bin/pip install -q -e .
+    fi
+    touch "$stamp"
+fi

@@ -1,0 +1,49 @@
+"""The application factory: one aiohttp app serving signaling, REST, the web client and sidecars."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from sfu.rooms import RoomRegistry
+from sfu.webrtc import configure_ice
+from signaling import rest, static, ws
+from signaling.apikeys import ApiKeyStore
+from signaling.appkeys import API_KEYS, CONFIG, ROOMS, TOKENS
+from signaling.config import Config
+from signaling.secrets_store import load_or_create_secret
+from signaling.tokens import TokenIssuer
+from signaling.wire import error_middleware
+
+log = logging.getLogger("convene.app")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
+    rooms = app[ROOMS]
+    rooms.start()
+    yield
+    await ws.close_all(app)
+    await rooms.close()
+
+
+def create_app(config: Config) -> web.Application:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_ice(include_loopback=True)
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app[CONFIG] = config
+    app[TOKENS] = TokenIssuer(load_or_create_secret(config.data_dir))
+    app[API_KEYS] = ApiKeyStore(config.data_dir)
+    app[ROOMS] = RoomRegistry(
+        ice_servers=config.ice_server_urls,
+        pli_throttle=config.pli_throttle_seconds,
+    )
+    ws.setup(app)
+    rest.setup(app)
+    app.cleanup_ctx.append(_rooms_ctx)
+    static.setup(app, WEB_DIR)
+    return app

