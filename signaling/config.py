@@ -31,6 +31,9 @@ class Config:
     # A participant whose socket is gone is removed after this long.
     dead_socket_seconds: float = 30.0
     default_token_ttl_seconds: int = 6 * 3600
+    # Anyone who can reach the server may open a meeting from `/` (like Jitsi's default). Set False
+    # (--no-guest-rooms / CONVENE_GUEST_ROOMS=0) to admit only holders of a token minted with an API key.
+    guest_rooms: bool = True
     # Keyframe requests upstream are throttled per publisher track.
     pli_throttle_seconds: float = 0.5
     # Captions (transcribe/).
@@ -71,6 +74,8 @@ def config_from_env(**overrides: object) -> Config:
         values["redis_url"] = env["CONVENE_REDIS_URL"]
     if "CONVENE_ICE_SERVERS" in env:
         values["ice_servers"] = tuple(s for s in env["CONVENE_ICE_SERVERS"].split(",") if s)
+    if "CONVENE_GUEST_ROOMS" in env:
+        values["guest_rooms"] = env["CONVENE_GUEST_ROOMS"] not in ("0", "false", "no")
     if "CONVENE_ASR_MODEL" in env:
         values["asr_model"] = env["CONVENE_ASR_MODEL"]
     values.update({k: v for k, v in overrides.items() if v is not None})

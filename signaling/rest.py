@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -93,3 +94,29 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/v1/rooms/{room}", get_room)
     app.router.add_delete("/v1/rooms/{room}", delete_room)
     app.router.add_post("/v1/rooms/{room}/tokens", create_token)
+    setup_guest(app)
+
+
+async def guest_join(request: web.Request) -> web.Response:
+    """`/` asks here for a token: whoever opens a new room becomes its moderator."""
+    config = request.app[CONFIG]
+    if not config.guest_rooms:
+        raise Forbidden("this server admits only invited participants (ask for a link)")
+    room_name = valid_room_name(request.match_info["room"])
+    body = await read_json_object(request, allowed={"name"})
+    display = body.get("name")
+    if not isinstance(display, str) or not 1 <= len(display.strip()) <= 64:
+        raise InvalidField("name must be 1-64 characters", field="name")
+    rooms = request.app[ROOMS]
+    existed = rooms.get(room_name) is not None
+    rooms.get_or_create(room_name, captions=config.captions_default, max_participants=100)
+    identity = f"guest-{secrets.token_hex(4)}"
+    grants = Grants(moderator=not existed)
+    token = request.app[TOKENS].mint(room_name, identity, name=display.strip(), grants=grants,
+                                     ttl_seconds=config.default_token_ttl_seconds)
+    return web.json_response({"token": token, "url": f"{config.url}/r/{room_name}?token={token}",
+                              "moderator": not existed}, status=201)
+
+
+def setup_guest(app: web.Application) -> None:
+    app.router.add_post("/v1/rooms/{room}/join", guest_join)
