@@ -1,0 +1,397 @@
+"""Every use of aiortc's (and aioice's) private API lives in this module.
+
+aiortc's public API decodes every received track and re-encodes every sent one. An SFU must do neither,
+so we hook its RTP path at these seams (aiortc 1.16.0, pinned in pyproject.toml):
+
+- receive: RTCDtlsTransport (SRTP unprotect, RtpPacket.parse) -> RtpRouter.route_rtp ->
+  RTCRtpReceiver._handle_rtp_packet. `ForwardingReceiver` keeps what a receiver must do (receive
+  statistics for receiver reports, RTX unwrapping, NACK generation) and hands the packet to a callback,
+  skipping depayloading, the jitter buffer and the decoder thread.
+- send: `ForwardingSender` parks aiortc's RTP loop and writes packets itself, rewritten per subscriber,
+  protected with the transport's SRTP session and sent on the nominated ICE pair without awaiting.
+  It answers RTCP feedback (NACK, PLI/FIR, REMB) through a callback and keeps the private counters that
+  aiortc's sender reports read true.
+- `ForwardingPeerConnection` makes RTCPeerConnection build its transceivers with those two classes.
+- `include_loopback_candidates` makes aioice gather 127.0.0.1 too (it leaves loopback out).
+
+`check_seams()` fails loudly if an aiortc upgrade moves any of them; a test calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aioice.ice
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock, sdp
+from aiortc.codecs import CODECS
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+    unwrap_rtx,
+    wrap_rtx,
+)
+
+log = logging.getLogger("convene.sfu.aiortc")
+
+
+class Feedback(Protocol):
+    def on_nack(self, sequence_numbers: list[int]) -> None: ...
+
+    def on_keyframe_request(self) -> None: ...
+
+    def on_remb(self, bitrate: int) -> None: ...
+
+
+# -- sending without awaiting ---------------------------------------------------------------------
+
+
+def send_now(transport: RTCDtlsTransport, data: bytes, rtcp: bool = False) -> bool:
+    """SRTP-protects `data` and sends it on the nominated ICE pair; False when not connected.
+
+    aiortc's `_send_rtp` does the same through three awaits per packet; fan-out calls this in a loop.
+    """
+    if transport._state != State.CONNECTED:
+        return False
+    pair = transport.transport._connection._nominated.get(1)
+    if pair is None:
+        return False
+    srtp = transport._tx_srtp
+    pair.protocol.transport.sendto(srtp.protect_rtcp(data) if rtcp else srtp.protect(data), pair.remote_addr)
+    return True
+
+
+# -- receiving ------------------------------------------------------------------------------------
+
+
+class ForwardingReceiver(RTCRtpReceiver):  # type: ignore[misc]
+    def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
+        super().__init__(kind, transport)
+        self.kind = kind
+        self.on_packet: Callable[[RtpPacket], None] | None = None
+        self.on_sender_report: Callable[[int, int], None] | None = None
+        self.media_ssrc: int | None = None
+        self.packets = 0
+        self._nack = NackGenerator() if kind == "video" else None
+        # The base class's private tables, looked up once (name-mangled attributes).
+        self._codecs: dict[int, Any] = self._RTCRtpReceiver__codecs
+        self._streams: dict[int, StreamStatistics] = self._RTCRtpReceiver__remote_streams
+        self._rtx_ssrc: dict[int, int] = self._RTCRtpReceiver__rtx_ssrc
+        self._rtx_apt: dict[int, int] = {}
+
+    async def receive(self, parameters: Any) -> None:
+        """Like the base class, minus the decoder thread."""
+        if self._RTCRtpReceiver__started:
+            return
+        for codec in parameters.codecs:
+            self._codecs[codec.payloadType] = codec
+            if codec.mimeType.lower().endswith("/rtx") and isinstance(codec.parameters.get("apt"), int):
+                self._rtx_apt[codec.payloadType] = codec.parameters["apt"]
+        for encoding in parameters.encodings:
+            if encoding.rtx:
+                self._rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
+            self.media_ssrc = encoding.ssrc
+        transport: RTCDtlsTransport = self.transport
+        transport._register_rtp_receiver(self, parameters)
+        router: RtpRouter = transport._rtp_router
+        # aiortc registers only the media SSRCs: with two video m-lines sharing payload types, RTX
+        # packets would be dropped as ambiguous. Route the RTX SSRCs to us too.
+        for rtx_ssrc in self._rtx_ssrc:
+            router.ssrc_table[rtx_ssrc] = self
+        self._RTCRtpReceiver__rtcp_task = asyncio.ensure_future(self._run_rtcp())
+        self._RTCRtpReceiver__started = True
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stats = self._streams.get(packet.ssrc)
+        if stats is None:
+            stats = self._streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        apt = self._rtx_apt.get(packet.payload_type)
+        if apt is not None:
+            original_ssrc = self._rtx_ssrc.get(packet.ssrc)
+            if original_ssrc is None or len(packet.payload) < 2:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+        else:
+            self.media_ssrc = packet.ssrc
+        if self._nack is not None and self._nack.add(packet):
+            self.send_nack(packet.ssrc, sorted(self._nack.missing))
+        self.packets += 1
+        sink = self.on_packet
+        if sink is not None:
+            sink(packet)
+
+    async def _handle_rtcp_packet(self, packet: Any) -> None:
+        await super()._handle_rtcp_packet(packet)
+        if isinstance(packet, RtcpSrPacket) and self.on_sender_report is not None and packet.ssrc == self.media_ssrc:
+            info = packet.sender_info
+            self.on_sender_report(info.ntp_timestamp, info.rtp_timestamp)
+
+    @property
+    def rtcp_ssrc(self) -> int | None:
+        value: int | None = self._RTCRtpReceiver__rtcp_ssrc
+        return value
+
+    def send_nack(self, media_ssrc: int, lost: list[int]) -> None:
+        if self.rtcp_ssrc is None:
+            return
+        packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=self.rtcp_ssrc, media_ssrc=media_ssrc)
+        packet.lost = lost
+        send_now(self.transport, bytes(packet), rtcp=True)
+
+    def send_pli(self) -> bool:
+        if self.rtcp_ssrc is None or self.media_ssrc is None:
+            return False
+        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc, media_ssrc=self.media_ssrc)
+        return send_now(self.transport, bytes(packet), rtcp=True)
+
+    def send_remb(self, bitrate: int) -> bool:
+        if self.rtcp_ssrc is None or self.media_ssrc is None:
+            return False
+        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0,
+                                fci=pack_remb_fci(bitrate, [self.media_ssrc]))
+        return send_now(self.transport, bytes(packet), rtcp=True)
+
+
+# -- sending --------------------------------------------------------------------------------------
+
+
+class ForwardingSender(RTCRtpSender):  # type: ignore[misc]
+    def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
+        super().__init__(kind, transport)
+        self.feedback: Feedback | None = None
+        self.mid: str | None = None
+        self.on_started: Callable[[], None] | None = None
+        self._ext_map = self._RTCRtpSender__rtp_header_extensions_map
+        self._rtx_pt: dict[int, int] = {}  # media payload type -> its RTX payload type
+        self._rtx_seq = 0
+        self._has_report = False
+        self.packets_sent = 0
+        self.bytes_sent = 0
+
+    async def send(self, parameters: Any) -> None:
+        first = not self._RTCRtpSender__started
+        await super().send(parameters)
+        if not first:
+            return
+        self.mid = parameters.muxId
+        for codec in parameters.codecs:
+            apt = codec.parameters.get("apt")
+            if codec.mimeType.lower().endswith("/rtx") and isinstance(apt, int):
+                self._rtx_pt[apt] = codec.payloadType
+        if self.on_started is not None:
+            self.on_started()
+
+    async def _run_rtp(self, codec: Any) -> None:
+        """Parked: packets are written by `write`, never pulled from a track."""
+        self._RTCRtpSender__rtp_started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        self._RTCRtpSender__rtp_exited.set()
+
+    @property
+    def started(self) -> bool:
+        return self.mid is not None and self.transport._state == State.CONNECTED
+
+    def write(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int, rtx: bool = False) -> bool:
+        """Rewrites the shared packet for this subscriber, sends it, and restores it."""
+        if self.mid is None:
+            return False
+        ext = packet.extensions
+        saved = (packet.payload_type, packet.sequence_number, packet.timestamp, packet.ssrc, ext.mid,
+                 ext.abs_send_time)
+        packet.payload_type = payload_type
+        packet.sequence_number = seq
+        packet.timestamp = timestamp
+        packet.ssrc = self._ssrc
+        ext.mid = self.mid
+        ext.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        try:
+            out = packet
+            rtx_pt = self._rtx_pt.get(payload_type) if rtx else None
+            if rtx_pt is not None:
+                out = wrap_rtx(packet, payload_type=rtx_pt, sequence_number=self._rtx_seq, ssrc=self._rtx_ssrc)
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            data = out.serialize(self._ext_map)
+        finally:
+            (packet.payload_type, packet.sequence_number, packet.timestamp, packet.ssrc, ext.mid,
+             ext.abs_send_time) = saved
+        if not send_now(self.transport, data):
+            return False
+        if not self._has_report:
+            # Until the publisher's first sender report arrives, map wall clock to this packet.
+            self.set_sender_report(clock.current_ntp_time(), timestamp)
+        self._RTCRtpSender__packet_count += 1
+        self._RTCRtpSender__octet_count += len(packet.payload)
+        self.packets_sent += 1
+        self.bytes_sent += len(data)
+        return True
+
+    def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        """What aiortc's sender reports will say: publisher's NTP time ↔ our rewritten RTP time."""
+        self._has_report = True
+        self._RTCRtpSender__ntp_timestamp = ntp_timestamp
+        self._RTCRtpSender__rtp_timestamp = rtp_timestamp
+
+    async def _handle_rtcp_packet(self, packet: Any) -> None:
+        feedback = self.feedback
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            if feedback is not None:
+                feedback.on_nack(list(packet.lost))
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            if feedback is not None:
+                feedback.on_keyframe_request()
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if feedback is not None and self._ssrc in ssrcs:
+                feedback.on_remb(bitrate)
+        else:
+            await super()._handle_rtcp_packet(packet)
+
+
+# -- peer connection ------------------------------------------------------------------------------
+
+
+class ForwardingPeerConnection(RTCPeerConnection):  # type: ignore[misc]
+    """An RTCPeerConnection whose transceivers forward packets instead of decoding/encoding."""
+
+    def _RTCPeerConnection__createTransceiver(
+        self, direction: str, kind: str, sender_track: Any = None
+    ) -> RTCRtpTransceiver:
+        transceiver = RTCPeerConnection._RTCPeerConnection__createTransceiver(self, direction, kind, sender_track)
+        transport = transceiver.receiver.transport
+        stream_id = transceiver.sender._stream_id
+        sender = ForwardingSender(kind, transport)
+        sender._stream_id = stream_id
+        receiver = ForwardingReceiver(kind, transport)
+        receiver._set_rtcp_ssrc(sender._ssrc)
+        transceiver._RTCRtpTransceiver__sender = sender
+        transceiver._RTCRtpTransceiver__receiver = receiver
+        return transceiver
+
+
+def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
+    """The codecs negotiated for a transceiver (aiortc keeps them in a private attribute)."""
+    codecs: list[Any] = transceiver._codecs
+    return codecs
+
+
+def offer_payload_type(kind: str, mime_type: str) -> int | None:
+    """The payload type aiortc offers for a codec: as offerer, our PTs are the ones the answer uses."""
+    for codec in CODECS[kind]:
+        if codec.mimeType.lower() == mime_type.lower():
+            return int(codec.payloadType)
+    return None
+
+
+@dataclass(frozen=True)
+class MediaLine:
+    mid: str
+    kind: str
+    direction: str
+
+
+def parse_media_lines(text: str) -> list[MediaLine]:
+    """Parses an SDP without touching any connection; raises ValueError when it is not usable."""
+    try:
+        description = sdp.SessionDescription.parse(text)
+    except Exception as exc:  # aiortc's parser raises many types on garbage
+        raise ValueError(f"SDP does not parse: {exc}") from exc
+    lines = []
+    for media in description.media:
+        if media.kind not in ("audio", "video", "application"):
+            raise ValueError(f"unsupported media kind {media.kind!r}")
+        if not media.rtp.muxId:
+            raise ValueError("every m-line needs an a=mid")
+        if media.ice is None or not media.ice.usernameFragment or not media.dtls or not media.dtls.fingerprints:
+            raise ValueError("m-line lacks ICE credentials or a DTLS fingerprint")
+        lines.append(MediaLine(mid=media.rtp.muxId, kind=media.kind, direction=media.direction or "sendrecv"))
+    if not lines:
+        raise ValueError("SDP has no m-lines")
+    return lines
+
+
+# -- ICE ------------------------------------------------------------------------------------------
+
+
+def include_loopback_candidates() -> None:
+    """Makes aioice gather 127.0.0.1 as a host candidate too (it skips loopback). Process-wide."""
+    original = aioice.ice.get_host_addresses
+    if getattr(original, "convene_loopback", False):
+        return
+
+    def with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        addresses: list[str] = list(original(use_ipv4, use_ipv6))
+        if use_ipv4 and "127.0.0.1" not in addresses:
+            addresses.append("127.0.0.1")
+        return addresses
+
+    with_loopback.convene_loopback = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = with_loopback
+
+
+# -- seam check -----------------------------------------------------------------------------------
+
+
+def check_seams() -> list[str]:
+    """Returns what moved (empty when every seam is where this module expects it)."""
+    problems = []
+    expected = {
+        RTCPeerConnection: ["_RTCPeerConnection__createTransceiver"],
+        RTCRtpReceiver: ["_handle_rtp_packet", "_handle_rtcp_packet", "_run_rtcp", "_set_rtcp_ssrc"],
+        RTCRtpSender: ["_run_rtp", "_handle_rtcp_packet", "_run_rtcp", "send"],
+        RTCDtlsTransport: ["_register_rtp_receiver", "_send_rtp", "_handle_rtp_data"],
+        RtpRouter: ["route_rtp", "register_receiver"],
+    }
+    for cls, names in expected.items():
+        for name in names:
+            if not hasattr(cls, name):
+                problems.append(f"{cls.__name__}.{name} is gone")
+    if not hasattr(aioice.ice, "get_host_addresses"):
+        problems.append("aioice.ice.get_host_addresses is gone")
+    private_attrs = {
+        RTCRtpReceiver: ["_RTCRtpReceiver__codecs", "_RTCRtpReceiver__remote_streams", "_RTCRtpReceiver__rtx_ssrc",
+                         "_RTCRtpReceiver__started", "_RTCRtpReceiver__rtcp_task", "_RTCRtpReceiver__rtcp_ssrc"],
+        RTCRtpSender: ["_RTCRtpSender__rtp_header_extensions_map", "_RTCRtpSender__started",
+                       "_RTCRtpSender__rtp_started", "_RTCRtpSender__rtp_exited", "_RTCRtpSender__packet_count",
+                       "_RTCRtpSender__octet_count", "_RTCRtpSender__ntp_timestamp",
+                       "_RTCRtpSender__rtp_timestamp", "_ssrc", "_rtx_ssrc", "_stream_id"],
+    }
+    for cls, attrs in private_attrs.items():
+        source = _init_source(cls)
+        for attr in attrs:
+            short = attr.split("__", 1)[1] if attr.startswith("_RTC") else attr
+            if f"self.__{short}" not in source and f"self.{attr}" not in source and f"self.{short}" not in source:
+                problems.append(f"{cls.__name__} no longer sets {attr}")
+    transceiver_src = _init_source(RTCRtpTransceiver)
+    for attr in ("self.__sender", "self.__receiver"):
+        if attr not in transceiver_src:
+            problems.append(f"RTCRtpTransceiver no longer sets {attr}")
+    return problems
+
+
+def _init_source(cls: type) -> str:
+    import inspect
+
+    return inspect.getsource(cls.__init__)  # type: ignore[misc]

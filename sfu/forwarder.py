@@ -1,0 +1,86 @@
+"""Per-subscription header rewriting: sequence numbers and timestamps that stay continuous for the
+subscriber across pauses, source changes and layer switches, and a record of what was sent for NACKs.
+
+A video subscription starts (and restarts after `rebase()`) only on a keyframe, so the subscriber's
+decoder never sees a delta frame it cannot use.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from sfu.rtp import SEQ_MOD, TS_MOD, seq_newer
+
+HISTORY = 1024
+
+
+@dataclass
+class Sent:
+    out_seq: int
+    orig_seq: int
+    ts_offset: int
+
+
+class Forwarder:
+    def __init__(self, clock_rate: int, needs_keyframe: bool) -> None:
+        self.clock_rate = clock_rate
+        self.needs_keyframe = needs_keyframe
+        self._started = False
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._last_out_seq = random.randrange(SEQ_MOD // 2)
+        self._last_out_ts = random.randrange(TS_MOD)
+        self._last_wall = 0.0
+        self._history: list[Sent | None] = [None] * HISTORY
+        self.packets = 0
+        self.dropped_waiting_keyframe = 0
+        # Incremented at every (re)start: the timestamp offset, and so the sender-report mapping, changed.
+        self.epoch = 0
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def rebase(self) -> None:
+        """Source or layer changes: the next packet (a keyframe for video) continues the output."""
+        self._started = False
+
+    def accept(self, seq: int, timestamp: int, keyframe_start: bool) -> tuple[int, int] | None:
+        """Returns the subscriber's (sequence number, timestamp) for this packet, or None to drop it."""
+        if not self._started:
+            if self.needs_keyframe and not keyframe_start:
+                self.dropped_waiting_keyframe += 1
+                return None
+            self._start(seq, timestamp)
+        out_seq = (seq + self._seq_offset) % SEQ_MOD
+        out_ts = (timestamp + self._ts_offset) % TS_MOD
+        if seq_newer(out_seq, self._last_out_seq):
+            self._last_out_seq = out_seq
+            self._last_out_ts = out_ts
+            self._last_wall = time.monotonic()
+        self._history[out_seq % HISTORY] = Sent(out_seq, seq, self._ts_offset)
+        self.packets += 1
+        return out_seq, out_ts
+
+    def _start(self, seq: int, timestamp: int) -> None:
+        next_seq = (self._last_out_seq + 1) % SEQ_MOD
+        # Advance the timestamp by the wall time since the last packet sent, so players keep pace.
+        gap = time.monotonic() - self._last_wall if self._last_wall else 0.0
+        next_ts = (self._last_out_ts + max(1, int(gap * self.clock_rate))) % TS_MOD
+        self._seq_offset = (next_seq - seq) % SEQ_MOD
+        self._ts_offset = (next_ts - timestamp) % TS_MOD
+        self._last_out_seq = (next_seq - 1) % SEQ_MOD
+        self._started = True
+        self.epoch += 1
+
+    def lookup(self, out_seq: int) -> Sent | None:
+        """What was sent as `out_seq`, if it is still remembered (for retransmission)."""
+        sent = self._history[out_seq % HISTORY]
+        if sent is not None and sent.out_seq == out_seq:
+            return sent
+        return None
+
+    def to_subscriber_timestamp(self, timestamp: int) -> int:
+        return (timestamp + self._ts_offset) % TS_MOD

@@ -1,0 +1,62 @@
+"""The small interfaces the room logic knows (after Galène's Up/UpTrack/Down/DownTrack).
+
+The WebRTC code (sfu/webrtc.py) implements them for browsers and bots; the transcriber implements a
+DownTrack of its own. Rooms never see a peer connection.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sfu.rtp import RtpPacket
+
+
+class UpTrack(Protocol):
+    """The source side of a publication: where keyframes and bitrate limits are asked for."""
+
+    def request_keyframe(self) -> None: ...
+
+
+class DownTrack(Protocol):
+    """One outgoing track to one subscriber. `send` must be cheap: it runs once per packet."""
+
+    @property
+    def ready(self) -> bool:
+        """False until the subscriber can receive (negotiated, connected): nothing is sent before."""
+        ...
+
+    def attach(self, feedback: "DownFeedback") -> None: ...
+
+    def send(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int) -> None: ...
+
+    def resend(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int) -> None: ...
+
+    def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None: ...
+
+    def payload_type_for(self, mime_type: str) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class DownFeedback(Protocol):
+    """What a subscriber reports back (RTCP), delivered by the DownTrack to its subscription."""
+
+    def on_nack(self, sequence_numbers: list[int]) -> None: ...
+
+    def on_keyframe_request(self) -> None: ...
+
+    def on_remb(self, bitrate: int) -> None: ...
+
+
+class Down(Protocol):
+    """A participant's receiving side: it hosts DownTracks and renegotiates when they change."""
+
+    def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> DownTrack: ...
+
+    def remove_track(self, track: DownTrack) -> None: ...
+
+
+class RoomListener(Protocol):
+    """Anyone who follows a room's events: signaling sessions, the transcriber."""
+
+    def on_room_event(self, event: dict[str, object]) -> None: ...

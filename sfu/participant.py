@@ -1,0 +1,74 @@
+"""A Participant: one person (or bot) in a room, with the tracks it publishes and receives."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sfu.interfaces import Down
+from sfu.publication import Publication
+from sfu.subscription import Subscription
+
+
+@dataclass(frozen=True)
+class Permissions:
+    publish: bool = True
+    subscribe: bool = True
+    screen_share: bool = True
+    moderator: bool = False
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(6)}"
+
+
+class Participant:
+    def __init__(self, identity: str, name: str, permissions: Permissions, down: Down | None = None,
+                 hidden: bool = False) -> None:
+        self.id = new_id("PA")
+        self.identity = identity
+        self.name = name
+        self.permissions = permissions
+        self.down = down
+        # Hidden participants (the transcriber) receive but are not listed to others.
+        self.hidden = hidden
+        self.publications: dict[str, Publication] = {}
+        self.subscriptions: dict[str, Subscription] = {}  # by publication id
+        self.closed = False
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "identity": self.identity,
+            "name": self.name,
+            "tracks": [p.describe() for p in self.publications.values()],
+        }
+
+    def subscribe(self, publication: Publication) -> Subscription | None:
+        if self.closed or self.down is None or not self.permissions.subscribe:
+            return None
+        if publication.id in self.subscriptions or publication.participant_id == self.id:
+            return None
+        down_track = self.down.add_track(publication.kind, publication.id, publication.participant_id,
+                                         publication.source)
+        subscription = publication.subscribe(down_track, self.id)
+        self.subscriptions[publication.id] = subscription
+        return subscription
+
+    def unsubscribe(self, publication_id: str) -> None:
+        subscription = self.subscriptions.pop(publication_id, None)
+        if subscription is not None:
+            subscription.close()
+            if self.down is not None:
+                self.down.remove_track(subscription.down)
+
+    def close(self) -> None:
+        """Idempotent: closes what it publishes (and so others' subscriptions to it) and receives."""
+        if self.closed:
+            return
+        self.closed = True
+        for publication in list(self.publications.values()):
+            publication.close()
+        self.publications.clear()
+        for publication_id in list(self.subscriptions):
+            self.unsubscribe(publication_id)

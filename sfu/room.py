@@ -1,0 +1,165 @@
+"""A Room: participants, their publications, who receives what, and the events others follow."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sfu.interfaces import RoomListener
+from sfu.participant import Participant
+from sfu.publication import Publication
+from sfu.speakers import SpeakerDetector
+
+log = logging.getLogger("convene.sfu.room")
+
+
+class RoomFull(Exception):
+    pass
+
+
+class Room:
+    def __init__(self, name: str, captions: bool = True, max_participants: int = 100,
+                 speaker_interval: float = 0.3) -> None:
+        self.name = name
+        self.captions = captions
+        self.max_participants = max_participants
+        self.created_at = time.time()
+        self.participants: dict[str, Participant] = {}
+        self._listeners: list[RoomListener] = []
+        self._speakers = SpeakerDetector()
+        self._speaker_interval = speaker_interval
+        self._speaker_task: asyncio.Task[None] | None = None
+        self.closed = False
+        self._log = logging.LoggerAdapter(log, {"room": name})
+
+    # -- listeners -------------------------------------------------------------------------------
+
+    def add_listener(self, listener: RoomListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: RoomListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener.on_room_event(event)
+            except Exception:
+                self._log.exception("listener failed on %s", event.get("type"))
+
+    # -- membership ------------------------------------------------------------------------------
+
+    @property
+    def visible(self) -> list[Participant]:
+        return [p for p in self.participants.values() if not p.hidden]
+
+    def join(self, participant: Participant) -> None:
+        if not participant.hidden and len(self.visible) >= self.max_participants:
+            raise RoomFull(f"room {self.name} is full ({self.max_participants})")
+        self.participants[participant.id] = participant
+        for other in self.participants.values():
+            for publication in other.publications.values():
+                participant.subscribe(publication)
+        if not participant.hidden:
+            self.emit({"type": "participant_joined", "participant": participant.describe()})
+        self._ensure_speaker_task()
+
+    def leave(self, participant_id: str, reason: str = "left") -> None:
+        participant = self.participants.pop(participant_id, None)
+        if participant is None:
+            return
+        for publication in list(participant.publications.values()):
+            self._drop_publication(participant, publication)
+        participant.close()
+        self._speakers.forget(participant_id)
+        if not participant.hidden:
+            self.emit({"type": "participant_left", "participant_id": participant_id, "reason": reason})
+
+    # -- tracks ----------------------------------------------------------------------------------
+
+    def publish(self, participant: Participant, publication: Publication) -> None:
+        participant.publications[publication.id] = publication
+        for other in self.participants.values():
+            other.subscribe(publication)
+        self.emit({"type": "track_published", "participant_id": participant.id,
+                   "track": publication.describe(), "publication": publication})
+
+    def unpublish(self, participant: Participant, track_id: str) -> bool:
+        publication = participant.publications.get(track_id)
+        if publication is None:
+            return False
+        self._drop_publication(participant, publication)
+        return True
+
+    def _drop_publication(self, participant: Participant, publication: Publication) -> None:
+        participant.publications.pop(publication.id, None)
+        for other in self.participants.values():
+            other.unsubscribe(publication.id)
+        publication.close()
+        self.emit({"type": "track_unpublished", "participant_id": participant.id, "track_id": publication.id})
+
+    def set_muted(self, participant: Participant, track_id: str, muted: bool, by: str | None = None) -> bool:
+        publication = participant.publications.get(track_id)
+        if publication is None:
+            return False
+        publication.set_muted(muted)
+        event: dict[str, Any] = {"type": "track_muted", "participant_id": participant.id,
+                                 "track_id": track_id, "muted": muted}
+        if by is not None:
+            event["by"] = by
+        self.emit(event)
+        return True
+
+    def set_captions(self, enabled: bool) -> None:
+        self.captions = enabled
+        self.emit({"type": "captions", "enabled": enabled})
+
+    def publications(self) -> list[Publication]:
+        return [pub for p in self.participants.values() for pub in p.publications.values()]
+
+    # -- speakers --------------------------------------------------------------------------------
+
+    def _ensure_speaker_task(self) -> None:
+        if self._speaker_task is None and not self.closed:
+            self._speaker_task = asyncio.get_running_loop().create_task(self._run_speakers())
+
+    async def _run_speakers(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(self._speaker_interval)
+            self.detect_speakers()
+
+    def detect_speakers(self) -> None:
+        speakers = self._speakers.update(self.publications())
+        if speakers is not None:
+            self.emit({"type": "active_speakers",
+                       "speakers": [{"participant_id": s.participant_id, "level": s.level} for s in speakers]})
+
+    # -- life ------------------------------------------------------------------------------------
+
+    def describe(self, brief: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "captions": self.captions,
+            "max_participants": self.max_participants,
+            "created_at": self.created_at,
+            "num_participants": len(self.visible),
+        }
+        if not brief:
+            out["participants"] = [p.describe() for p in self.visible]
+        return out
+
+    def close(self, reason: str = "room ended") -> None:
+        """Idempotent: tells everyone the room ended, then closes every participant."""
+        if self.closed:
+            return
+        self.emit({"type": "room_ended", "reason": reason})
+        self.closed = True
+        for participant_id in list(self.participants):
+            self.leave(participant_id, reason=reason)
+        self._listeners.clear()
+        if self._speaker_task is not None:
+            self._speaker_task.cancel()
+            self._speaker_task = None

@@ -1,0 +1,435 @@
+"""WebRTC peers for the room, in the room's vocabulary: a participant's `Publisher` connection (its Up
+side: the client offers, we answer and receive its tracks) and its `Subscriber` connection (its Down
+side: we offer, it answers, and we forward others' tracks to it).
+
+Only this module and sfu/aiortc_seams.py know aiortc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from sfu.aiortc_seams import (
+    ForwardingPeerConnection,
+    ForwardingReceiver,
+    ForwardingSender,
+    MediaLine,
+    include_loopback_candidates,
+    offer_payload_type,
+    parse_media_lines,
+    transceiver_codecs,
+)
+from sfu.interfaces import DownFeedback
+from sfu.publication import Codec, Publication
+from sfu.rtp import RtpPacket
+
+log = logging.getLogger("convene.sfu.webrtc")
+
+# Upstream bandwidth we allow a publisher when no subscriber says less (REMB), by source.
+MAX_BITRATE = {"camera": 1_500_000, "screen": 2_500_000}
+MIN_BITRATE = 150_000
+REMB_INTERVAL = 1.0
+
+
+class SdpError(ValueError):
+    """The SDP does not parse or does not fit the connection."""
+
+
+def configure_ice(include_loopback: bool = True) -> None:
+    if include_loopback:
+        include_loopback_candidates()
+
+
+def rtc_configuration(ice_servers: list[str]) -> RTCConfiguration:
+    # aiortc's default is a public STUN server: never reach out unless configured.
+    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
+
+
+def parse_sdp(text: str) -> list[MediaLine]:
+    try:
+        return parse_media_lines(text)
+    except ValueError as exc:
+        raise SdpError(str(exc)) from exc
+
+
+async def add_ice_candidate(pc: ForwardingPeerConnection, candidate: dict[str, Any] | None) -> None:
+    if candidate is None or not candidate.get("candidate"):
+        return  # end of candidates
+    line = str(candidate["candidate"])
+    if line.startswith("candidate:"):
+        line = line[len("candidate:"):]
+    try:
+        ice = candidate_from_sdp(line)
+    except Exception as exc:
+        raise SdpError(f"bad ICE candidate: {exc}") from exc
+    ice.sdpMid = candidate.get("sdpMid")
+    ice.sdpMLineIndex = candidate.get("sdpMLineIndex")
+    if ice.protocol.lower() != "udp":
+        return  # aiortc speaks ICE over UDP only
+    await pc.addIceCandidate(ice)
+
+
+@dataclass(frozen=True)
+class IncomingMedia:
+    mid: str
+    kind: str
+    codecs: dict[int, Codec]
+
+
+class RtcUpTrack:
+    """The UpTrack of a publication fed by a WebRTC receiver."""
+
+    def __init__(self, receiver: ForwardingReceiver) -> None:
+        self._receiver = receiver
+
+    def request_keyframe(self) -> None:
+        self._receiver.send_pli()
+
+
+class Publisher:
+    """A participant's sending connection: it offers, we answer; each m-line may become a Publication."""
+
+    def __init__(self, ice_servers: list[str], label: str = "") -> None:
+        self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers))
+        self._bound: dict[str, tuple[ForwardingReceiver, Publication]] = {}
+        self._log = logging.LoggerAdapter(log, {"pub": label})
+        self._remb_task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    async def answer(self, offer_sdp: str) -> str:
+        parse_sdp(offer_sdp)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise SdpError(f"offer rejected: {exc}") from exc
+        if self._remb_task is None:
+            self._remb_task = asyncio.get_running_loop().create_task(self._run_remb())
+        description = self.pc.localDescription
+        assert description is not None
+        return str(description.sdp)
+
+    def _transceiver(self, mid: str) -> RTCRtpTransceiver | None:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid == mid:
+                return transceiver
+        return None
+
+    def incoming(self, mid: str) -> IncomingMedia | None:
+        transceiver = self._transceiver(mid)
+        if transceiver is None or transceiver.kind not in ("audio", "video"):
+            return None
+        codecs = {
+            c.payloadType: Codec(c.mimeType, c.clockRate)
+            for c in transceiver_codecs(transceiver)
+            if not c.mimeType.lower().endswith("/rtx")
+        }
+        return IncomingMedia(mid=mid, kind=transceiver.kind, codecs=codecs)
+
+    def up_track(self, mid: str) -> RtcUpTrack:
+        transceiver = self._transceiver(mid)
+        assert transceiver is not None
+        return RtcUpTrack(transceiver.receiver)
+
+    def bind(self, mid: str, publication: Publication) -> None:
+        """From now on the packets of this m-line feed `publication`."""
+        transceiver = self._transceiver(mid)
+        assert transceiver is not None
+        receiver: ForwardingReceiver = transceiver.receiver
+        receiver.on_packet = publication.on_rtp
+        receiver.on_sender_report = publication.on_sender_report
+        self._bound[mid] = (receiver, publication)
+
+    def unbind(self, mid: str) -> None:
+        bound = self._bound.pop(mid, None)
+        if bound is not None:
+            bound[0].on_packet = None
+            bound[0].on_sender_report = None
+
+    def bound_mids(self) -> set[str]:
+        return set(self._bound)
+
+    async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
+        await add_ice_candidate(self.pc, candidate)
+
+    async def _run_remb(self) -> None:
+        # Without transport-cc, the publisher's bandwidth estimate listens to REMB: relay the lowest
+        # estimate of its subscribers, within bounds, so one slow subscriber slows the source.
+        while not self.closed:
+            await asyncio.sleep(REMB_INTERVAL)
+            for receiver, publication in list(self._bound.values()):
+                if publication.kind != "video":
+                    continue
+                ceiling = MAX_BITRATE.get(publication.source, MAX_BITRATE["camera"])
+                estimates = [s.remb for s in publication.subscriptions if s.remb]
+                bitrate = max(MIN_BITRATE, min([ceiling, *estimates]))
+                receiver.send_remb(bitrate)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for mid in list(self._bound):
+            self.unbind(mid)
+        if self._remb_task is not None:
+            self._remb_task.cancel()
+        await self.pc.close()
+
+
+class RtcDownTrack:
+    """A DownTrack on a Subscriber connection: one sendonly transceiver."""
+
+    def __init__(self, transceiver: RTCRtpTransceiver, kind: str, track_id: str, participant_id: str,
+                 source: str) -> None:
+        self.transceiver = transceiver
+        self.sender: ForwardingSender = transceiver.sender
+        self.kind = kind
+        self.track_id = track_id
+        self.participant_id = participant_id
+        self.source = source
+        self.closed = False
+        self._feedback: DownFeedback | None = None
+
+    def attach(self, feedback: DownFeedback) -> None:
+        self._feedback = feedback
+        self.sender.feedback = feedback
+        # Once the subscriber has answered and DTLS is up, ask for a keyframe: one asked for at
+        # subscribe time may have come and gone before this sender could send.
+        self.sender.on_started = feedback.on_keyframe_request
+
+    @property
+    def ready(self) -> bool:
+        return not self.closed and self.sender.started
+
+    def payload_type_for(self, mime_type: str) -> int | None:
+        return offer_payload_type(self.kind, mime_type)
+
+    def send(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int) -> None:
+        if not self.closed:
+            self.sender.write(packet, payload_type, seq, timestamp)
+
+    def resend(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int) -> None:
+        if not self.closed:
+            self.sender.write(packet, payload_type, seq, timestamp, rtx=True)
+
+    def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        self.sender.set_sender_report(ntp_timestamp, rtp_timestamp)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.sender.feedback = None
+        self.sender.on_started = None
+
+
+class Subscriber:
+    """A participant's receiving connection (the room's `Down`): we offer, the client answers.
+
+    Transceivers of removed tracks go inactive and are reused for later tracks of the same kind, so
+    the SDP does not grow without bound in a long meeting where people come and go.
+    """
+
+    def __init__(self, ice_servers: list[str], on_negotiation_needed: Callable[[], None],
+                 label: str = "") -> None:
+        self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers))
+        self._on_negotiation_needed = on_negotiation_needed
+        self._tracks: dict[RTCRtpTransceiver, RtcDownTrack] = {}
+        self._free: list[RTCRtpTransceiver] = []
+        self._freed_in_next_offer: list[RTCRtpTransceiver] = []
+        self._freed_in_pending_offer: list[RTCRtpTransceiver] = []
+        self._stream_id = label or "convene"
+        self.closed = False
+
+    # -- Down --------------------------------------------------------------------------------------
+
+    def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> RtcDownTrack:
+        transceiver = next((t for t in self._free if t.kind == kind), None)
+        if transceiver is not None:
+            self._free.remove(transceiver)
+            transceiver.direction = "sendonly"
+        else:
+            transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+        # msid: the stream is the publishing participant, the track is the publication.
+        transceiver.sender._stream_id = participant_id
+        transceiver.sender._track_id = track_id
+        track = RtcDownTrack(transceiver, kind, track_id, participant_id, source)
+        self._tracks[transceiver] = track
+        self._on_negotiation_needed()
+        return track
+
+    def remove_track(self, track: Any) -> None:
+        if not isinstance(track, RtcDownTrack):
+            return
+        track.close()
+        if self._tracks.pop(track.transceiver, None) is None:
+            return
+        track.transceiver.direction = "inactive"
+        self._freed_in_next_offer.append(track.transceiver)
+        if not self.closed:
+            self._on_negotiation_needed()
+
+    # -- negotiation -------------------------------------------------------------------------------
+
+    def has_tracks(self) -> bool:
+        return bool(self._tracks) or bool(self._freed_in_next_offer)
+
+    async def create_offer(self) -> tuple[str, dict[str, dict[str, str]]]:
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        self._freed_in_pending_offer = self._freed_in_next_offer
+        self._freed_in_next_offer = []
+        table = {
+            str(t.mid): {"track_id": d.track_id, "participant_id": d.participant_id, "kind": d.kind,
+                         "source": d.source}
+            for t, d in self._tracks.items()
+        }
+        description = self.pc.localDescription
+        assert description is not None
+        return str(description.sdp), table
+
+    async def apply_answer(self, answer_sdp: str) -> None:
+        parse_sdp(answer_sdp)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        except (ValueError, KeyError, IndexError) as exc:
+            raise SdpError(f"answer rejected: {exc}") from exc
+        # The client has now seen these transceivers go inactive: they may carry a new track.
+        self._free.extend(self._freed_in_pending_offer)
+        self._freed_in_pending_offer = []
+
+    async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
+        await add_ice_candidate(self.pc, candidate)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for track in self._tracks.values():
+            track.close()
+        self._tracks.clear()
+        await self.pc.close()
+
+
+# -- the client side: bots and tests that send and receive packets without codecs ------------------
+
+
+class PacketWriter:
+    """Writes pre-encoded RTP payloads on one sendonly transceiver of a client connection."""
+
+    def __init__(self, transceiver: RTCRtpTransceiver, kind: str, mime_type: str) -> None:
+        self.transceiver = transceiver
+        self.sender: ForwardingSender = transceiver.sender
+        self.kind = kind
+        self.mime_type = mime_type
+        self.keyframe_requests = 0
+        self.nacked: list[int] = []
+        self.remb: int | None = None
+        self.history: dict[int, RtpPacket] = {}
+        self.sender.feedback = self
+
+    @property
+    def mid(self) -> str | None:
+        return self.transceiver.mid
+
+    @property
+    def ready(self) -> bool:
+        return self.sender.started
+
+    @property
+    def ssrc(self) -> int:
+        return int(self.sender._ssrc)
+
+    def write(self, packet: RtpPacket) -> bool:
+        pt = offer_payload_type(self.kind, self.mime_type)
+        if pt is None:
+            return False
+        self.history[packet.sequence_number % 1024] = packet
+        return self.sender.write(packet, pt, packet.sequence_number, packet.timestamp)
+
+    def on_nack(self, sequence_numbers: list[int]) -> None:
+        self.nacked.extend(sequence_numbers)
+        pt = offer_payload_type(self.kind, self.mime_type)
+        for seq in sequence_numbers:
+            packet = self.history.get(seq % 1024)
+            if packet is not None and packet.sequence_number == seq and pt is not None:
+                self.sender.write(packet, pt, seq, packet.timestamp, rtx=True)
+
+    def on_keyframe_request(self) -> None:
+        self.keyframe_requests += 1
+
+    def on_remb(self, bitrate: int) -> None:
+        self.remb = bitrate
+
+
+class PacketPublisherPeer:
+    """Client side of a publisher connection that sends pre-encoded packets (load bots, tests)."""
+
+    def __init__(self, ice_servers: list[str] | None = None) -> None:
+        self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers or []))
+        self.writers: list[PacketWriter] = []
+
+    def add_track(self, kind: str, mime_type: str) -> PacketWriter:
+        transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+        writer = PacketWriter(transceiver, kind, mime_type)
+        self.writers.append(writer)
+        return writer
+
+    async def create_offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        description = self.pc.localDescription
+        assert description is not None
+        return str(description.sdp)
+
+    async def apply_answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+class PacketSubscriberPeer:
+    """Client side of a subscriber connection that hands on raw packets instead of decoding."""
+
+    def __init__(self, on_packet: Callable[[str, RtpPacket], None], ice_servers: list[str] | None = None) -> None:
+        self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers or []))
+        self._on_packet = on_packet
+
+    async def answer(self, offer_sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            receiver: ForwardingReceiver = transceiver.receiver
+            if receiver.on_packet is None and transceiver.mid is not None:
+                mid = str(transceiver.mid)
+                receiver.on_packet = lambda packet, mid=mid: self._on_packet(mid, packet)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        description = self.pc.localDescription
+        assert description is not None
+        return str(description.sdp)
+
+    def _receiver(self, mid: str) -> ForwardingReceiver | None:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid == mid:
+                receiver: ForwardingReceiver = transceiver.receiver
+                return receiver
+        return None
+
+    def request_keyframe(self, mid: str) -> bool:
+        receiver = self._receiver(mid)
+        return receiver is not None and receiver.send_pli()
+
+    def send_nack(self, mid: str, sequence_numbers: list[int]) -> None:
+        receiver = self._receiver(mid)
+        if receiver is not None and receiver.media_ssrc is not None:
+            receiver.send_nack(receiver.media_ssrc, sequence_numbers)
+
+    async def close(self) -> None:
+        await self.pc.close()

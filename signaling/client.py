@@ -1,0 +1,135 @@
+"""A Python client of the signaling protocol (docs/signaling.md), for bots and tests.
+
+It keeps the socket, queues every server message, answers the server's subscriber offers through a
+callback, and offers helpers to wait for a given message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger("convene.signaling.client")
+
+OfferHandler = Callable[[str, dict[str, Any]], Awaitable[str]]
+
+
+class SignalingError(Exception):
+    def __init__(self, message: dict[str, Any]) -> None:
+        super().__init__(f"{message.get('code')}: {message.get('message')}")
+        self.code = message.get("code")
+        self.message = message
+
+
+class SignalingClient:
+    def __init__(self, base_url: str, room: str, token: str, on_offer: OfferHandler | None = None) -> None:
+        self.url = base_url.replace("http", "ws", 1).rstrip("/") + f"/v1/rooms/{room}/ws"
+        self.token = token
+        self.on_offer = on_offer
+        self.messages: list[dict[str, Any]] = []
+        self.tracks_by_mid: dict[str, dict[str, Any]] = {}
+        self.joined: dict[str, Any] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+
+    async def connect(self, token_in_query: bool = False) -> dict[str, Any]:
+        self._session = aiohttp.ClientSession()
+        url = self.url + (f"?token={self.token}" if token_in_query else "")
+        self._ws = await self._session.ws_connect(url, heartbeat=None)
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        if not token_in_query:
+            await self.send({"type": "join", "token": self.token})
+        joined = await self.wait_for("joined", error_ok=False)
+        self.joined = joined
+        return joined
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(json.dumps(message))
+
+    async def send_raw(self, text: str) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(text)
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for msg in self._ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                data = json.loads(msg.data)
+                if data.get("type") == "offer" and data.get("target") == "subscriber":
+                    self.tracks_by_mid = data.get("tracks", {})
+                    if self.on_offer is not None:
+                        answer = await self.on_offer(data["sdp"], self.tracks_by_mid)
+                        await self.send({"type": "answer", "target": "subscriber", "sdp": answer})
+                async with self._changed:
+                    self.messages.append(data)
+                    self._changed.notify_all()
+        finally:
+            self.close_code = self._ws.close_code
+            self.closed.set()
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def wait_for(self, kind: str, predicate: Callable[[dict[str, Any]], bool] | None = None,
+                       timeout: float = 10.0, error_ok: bool = True, start: int = 0) -> dict[str, Any]:
+        """Waits for a message of `kind` (matching `predicate`); an `error` raises unless error_ok."""
+        async def find() -> dict[str, Any]:
+            index = start
+            async with self._changed:
+                while True:
+                    while index < len(self.messages):
+                        message = self.messages[index]
+                        index += 1
+                        if message.get("type") == kind and (predicate is None or predicate(message)):
+                            return message
+                        if message.get("type") == "error" and not error_ok and kind != "error":
+                            raise SignalingError(message)
+                    if self.closed.is_set():
+                        raise ConnectionError(f"socket closed ({self.close_code}) before {kind!r}")
+                    await self._changed.wait()
+        return await asyncio.wait_for(find(), timeout)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for m in self.messages if m.get("type") == kind)
+
+    async def request(self, message: dict[str, Any], reply: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Sends `message` and waits for the next `reply` (or `error`) after it."""
+        start = len(self.messages)
+        await self.send(message)
+
+        def is_reply(m: dict[str, Any]) -> bool:
+            return True
+        async def first() -> dict[str, Any]:
+            index = start
+            async with self._changed:
+                while True:
+                    while index < len(self.messages):
+                        m = self.messages[index]
+                        index += 1
+                        if m.get("type") in (reply, "error") and is_reply(m):
+                            if m.get("type") == "error":
+                                raise SignalingError(m)
+                            return m
+                    if self.closed.is_set():
+                        raise ConnectionError(f"socket closed ({self.close_code})")
+                    await self._changed.wait()
+        return await asyncio.wait_for(first(), timeout)
+
+    async def close(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.wait([self._reader], timeout=2)
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,453 @@
+"""One participant's signaling session: the WebSocket, its two peer connections, and its room membership."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from sfu.participant import Participant, Permissions, new_id
+from sfu.publication import SOURCES, Publication
+from sfu.room import Room, RoomFull
+from sfu.rooms import RoomRegistry
+from sfu.webrtc import Publisher, SdpError, Subscriber, parse_sdp
+from signaling.errors import (
+    BadRequest,
+    ConveneError,
+    InvalidField,
+    InvalidState,
+    MalformedJson,
+    MalformedSdp,
+    MessageTooLarge,
+    MissingGrant,
+    NotFound,
+    RateLimited,
+    UnknownMessageType,
+    WrongRoom,
+)
+from signaling.tokens import AccessToken, TokenIssuer
+
+log = logging.getLogger("convene.signaling.session")
+
+MAX_MESSAGE_BYTES = 64 * 1024
+OUTBOX_LIMIT = 2000
+# Per-socket rate limit: a burst of 200 messages, refilled at 50 per second.
+RATE_BURST = 200.0
+RATE_PER_SECOND = 50.0
+NEGOTIATION_DELAY = 0.05
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_ROOM_FULL = 4409
+CLOSE_REMOVED = 4000
+
+
+class NotJoined(ConveneError):
+    code, status = "not_joined", 400
+
+
+class RoomFullError(ConveneError):
+    code, status = "room_full", 409
+
+
+def _field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
+    value = msg.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise InvalidField(f"'{name}' must be a {expected}", field=name)
+    return value
+
+
+class TokenBucket:
+    def __init__(self, burst: float, rate: float) -> None:
+        self._burst, self._rate = burst, rate
+        self._tokens, self._stamp = burst, time.monotonic()
+
+    def take(self) -> float:
+        """Returns 0 when allowed, else seconds until the next message would be."""
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self._rate
+
+
+class Session:
+    def __init__(self, ws: web.WebSocketResponse, room_name: str, rooms: RoomRegistry, tokens: TokenIssuer,
+                 sessions: dict[str, "Session"], ice_servers: list[str]) -> None:
+        self.ws = ws
+        self.room_name = room_name
+        self._rooms = rooms
+        self._tokens = tokens
+        self._sessions = sessions
+        self._ice_servers = ice_servers
+        self.token: AccessToken | None = None
+        self.room: Room | None = None
+        self.participant: Participant | None = None
+        self.publisher: Publisher | None = None
+        self.subscriber: Subscriber | None = None
+        self._track_mid: dict[str, str] = {}
+        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._offer_in_flight = False
+        self._needs_offer = False
+        self._offer_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
+        self._log: logging.LoggerAdapter[logging.Logger] = logging.LoggerAdapter(log, {"room": room_name})
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            "publish": self._on_publish,
+            "unpublish": self._on_unpublish,
+            "offer": self._on_offer,
+            "answer": self._on_answer,
+            "candidate": self._on_candidate,
+            "mute": self._on_mute,
+            "mute_participant": self._on_mute_participant,
+            "remove_participant": self._on_remove_participant,
+            "end_room": self._on_end_room,
+            "set_captions": self._on_set_captions,
+            "leave": self._on_leave,
+            "ping": self._on_ping,
+            "join": self._on_join_again,
+        }
+
+    # -- outbound --------------------------------------------------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self._closing:
+            return
+        if self._outbox.qsize() >= OUTBOX_LIMIT:
+            self._log.warning("client too slow, %d messages queued: dropping it", OUTBOX_LIMIT)
+            self.close_soon(1008)
+            return
+        self._outbox.put_nowait(message)
+
+    async def _write_loop(self) -> None:
+        while True:
+            message = await self._outbox.get()
+            if message is None or self.ws.closed:
+                return
+            try:
+                await self.ws.send_str(json.dumps(message, separators=(",", ":")))
+            except (ConnectionError, RuntimeError):
+                return
+
+    def send_error(self, err: ConveneError, ref: str | None = None) -> None:
+        body: dict[str, Any] = {"type": "error", **err.to_wire()}
+        if ref:
+            body["ref"] = ref
+        self.send(body)
+
+    def close_soon(self, code: int = 1000, message: str = "") -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._outbox.put_nowait(None)
+
+        async def _close() -> None:
+            if self._writer is not None:
+                await asyncio.wait([self._writer], timeout=2)
+            await self.ws.close(code=code, message=message.encode())
+
+        asyncio.get_running_loop().create_task(_close())
+
+    # -- room events -----------------------------------------------------------------------------
+
+    def on_room_event(self, event: dict[str, Any]) -> None:
+        me = self.participant.id if self.participant else None
+        kind = event.get("type")
+        if kind == "participant_joined" and event["participant"]["id"] == me:
+            return
+        if kind == "track_published":
+            event = {k: v for k, v in event.items() if k != "publication"}
+        self.send(event)
+        if kind == "room_ended":
+            self.close_soon(1000, "room ended")
+
+    # -- life ------------------------------------------------------------------------------------
+
+    async def run(self, query_token: str | None) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        try:
+            if query_token:
+                await self._join(query_token)
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._dispatch_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self.send_error(BadRequest("binary frames are not part of the protocol"))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+                if self._closing:
+                    break
+        finally:
+            await self._teardown()
+
+    async def _dispatch_text(self, data: str) -> None:
+        if len(data) > MAX_MESSAGE_BYTES:
+            self.send_error(MessageTooLarge(f"messages are limited to {MAX_MESSAGE_BYTES} bytes"))
+            return
+        ref: str | None = None
+        try:
+            wait = self._bucket.take()
+            if wait:
+                raise RateLimited("too many messages", retry_after=round(wait, 3))
+            try:
+                msg = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise MalformedJson(f"not JSON: {exc.msg}") from exc
+            if not isinstance(msg, dict):
+                raise MalformedJson("a message must be a JSON object")
+            kind = msg.get("type")
+            ref = kind if isinstance(kind, str) else None
+            if self.participant is None:
+                if kind != "join":
+                    if kind in self._handlers:
+                        raise NotJoined("send 'join' with a token first")
+                    raise UnknownMessageType(f"unknown message type {kind!r}")
+                await self._join(_field(msg, "token", str))
+                return
+            handler = self._handlers.get(kind) if isinstance(kind, str) else None
+            if handler is None:
+                raise UnknownMessageType(f"unknown message type {kind!r}")
+            await handler(msg)
+        except SdpError as exc:
+            self.send_error(MalformedSdp(str(exc)), ref)
+        except ConveneError as err:
+            self.send_error(err, ref)
+
+    async def _join(self, token_text: str) -> None:
+        try:
+            token = self._tokens.verify(token_text)
+            if token.room != self.room_name:
+                raise WrongRoom(f"this token is for room {token.room!r}")
+            room, _ = self._rooms.get_or_create(self.room_name)
+            if room.closed:
+                raise NotFound("room has ended")
+            participant = Participant(
+                token.identity, token.name,
+                Permissions(publish=token.grants.publish, subscribe=token.grants.subscribe,
+                            screen_share=token.grants.screen_share, moderator=token.grants.moderator),
+            )
+            label = f"{self.room_name}/{token.identity}"
+            subscriber = Subscriber(self._ice_servers, self._negotiation_needed, label=label)
+            participant.down = subscriber
+            self.subscriber = subscriber
+            self.publisher = Publisher(self._ice_servers, label=label)
+            try:
+                room.join(participant)
+            except RoomFull as exc:
+                raise RoomFullError(str(exc)) from exc
+        except ConveneError as err:
+            self.send_error(err, "join")
+            code = {"room_full": CLOSE_ROOM_FULL, "wrong_room": CLOSE_FORBIDDEN}.get(err.code, CLOSE_UNAUTHORIZED)
+            self.close_soon(code, err.code)
+            return
+        self.token, self.room, self.participant = token, room, participant
+        self._sessions[participant.id] = self
+        self._log = logging.LoggerAdapter(log, {"room": self.room_name, "participant": participant.id})
+        room.add_listener(self)
+        self.send({
+            "type": "joined",
+            "participant": {"id": participant.id, "identity": token.identity, "name": token.name,
+                            "grants": token.grants.to_claim()},
+            "room": {"name": room.name, "captions": room.captions,
+                     "participants": [p.describe() for p in room.visible if p.id != participant.id]},
+            "ice_servers": self._ice_servers,
+        })
+
+    async def _teardown(self) -> None:
+        self._closing = True
+        if self._offer_task is not None:
+            self._offer_task.cancel()
+        if self.room is not None and self.participant is not None:
+            self.room.remove_listener(self)
+            self.room.leave(self.participant.id, reason="left")
+            self._sessions.pop(self.participant.id, None)
+        for pc in (self.publisher, self.subscriber):
+            if pc is not None:
+                await pc.close()
+        self._outbox.put_nowait(None)
+        if self._writer is not None:
+            await asyncio.wait([self._writer], timeout=2)
+        if not self.ws.closed:
+            await self.ws.close()
+
+    # -- subscriber negotiation (we offer) -------------------------------------------------------
+
+    def _negotiation_needed(self) -> None:
+        self._needs_offer = True
+        if not self._offer_in_flight and (self._offer_task is None or self._offer_task.done()) and not self._closing:
+            self._offer_task = asyncio.get_running_loop().create_task(self._send_offer())
+
+    async def _send_offer(self) -> None:
+        await asyncio.sleep(NEGOTIATION_DELAY)  # gather changes that come together into one offer
+        subscriber = self.subscriber
+        if self._closing or self._offer_in_flight or subscriber is None or not self._needs_offer:
+            return
+        if not subscriber.has_tracks():
+            return
+        self._needs_offer = False
+        self._offer_in_flight = True
+        sdp, tracks = await subscriber.create_offer()
+        self.send({"type": "offer", "target": "subscriber", "sdp": sdp, "tracks": tracks})
+
+    async def _on_answer(self, msg: dict[str, Any]) -> None:
+        if _field(msg, "target", str) != "subscriber":
+            raise InvalidField("answers are for target 'subscriber'", field="target")
+        sdp = _field(msg, "sdp", str)
+        if not self._offer_in_flight or self.subscriber is None:
+            raise InvalidState("no subscriber offer is waiting for an answer")
+        await self.subscriber.apply_answer(sdp)
+        self._offer_in_flight = False
+        if self._needs_offer:
+            self._negotiation_needed()
+
+    # -- publishing (the client offers) ----------------------------------------------------------
+
+    def _require(self, grant: str) -> None:
+        assert self.participant is not None
+        if not getattr(self.participant.permissions, grant):
+            raise MissingGrant(f"your token lacks the '{grant}' grant", grant=grant)
+
+    async def _on_publish(self, msg: dict[str, Any]) -> None:
+        assert self.participant is not None and self.publisher is not None and self.room is not None
+        self._require("publish")
+        sdp = _field(msg, "sdp", str)
+        tracks = _field(msg, "tracks", list)
+        if not tracks:
+            raise InvalidField("'tracks' must list at least one track", field="tracks")
+        lines = {line.mid: line for line in parse_sdp(sdp)}
+        wanted: list[tuple[str, str, bool]] = []
+        for entry in tracks:
+            if not isinstance(entry, dict):
+                raise InvalidField("each track is an object {mid, source}", field="tracks")
+            mid, source = _field(entry, "mid", str), _field(entry, "source", str)
+            muted = bool(entry.get("muted", False))
+            if source not in SOURCES:
+                raise InvalidField(f"source must be one of {', '.join(SOURCES)}", field="source")
+            if source.startswith("screen"):
+                self._require("screen_share")
+            line = lines.get(mid)
+            if line is None or line.kind != SOURCES[source]:
+                raise MalformedSdp(f"the offer has no {SOURCES[source]} m-line with mid {mid!r}")
+            if line.direction not in ("sendonly", "sendrecv"):
+                raise MalformedSdp(f"m-line {mid!r} does not send")
+            if mid in self.publisher.bound_mids():
+                raise InvalidField(f"mid {mid!r} is already published", field="mid")
+            wanted.append((mid, source, muted))
+        answer = await self.publisher.answer(sdp)
+        self.send({"type": "answer", "target": "publisher", "sdp": answer})
+        published = []
+        for mid, source, muted in wanted:
+            incoming = self.publisher.incoming(mid)
+            if incoming is None or not incoming.codecs:
+                self.send_error(MalformedSdp(f"no common codec for mid {mid!r}"), "publish")
+                continue
+            publication = Publication(new_id("TR"), self.participant.id, source, self.publisher.up_track(mid),
+                                      incoming.codecs, pli_throttle=self._rooms.pli_throttle, muted=muted)
+            self.publisher.bind(mid, publication)
+            self._track_mid[publication.id] = mid
+            published.append({"mid": mid, "track": publication.describe()})
+            self.room.publish(self.participant, publication)
+        self.send({"type": "published", "tracks": published})
+
+    async def _on_unpublish(self, msg: dict[str, Any]) -> None:
+        assert self.participant is not None and self.publisher is not None and self.room is not None
+        track_id = _field(msg, "track_id", str)
+        sdp = _field(msg, "sdp", str, optional=True)
+        if track_id not in self.participant.publications:
+            raise NotFound(f"you publish no track {track_id!r}")
+        if sdp is not None:
+            parse_sdp(sdp)
+        mid = self._track_mid.pop(track_id, None)
+        if mid is not None:
+            self.publisher.unbind(mid)
+        self.room.unpublish(self.participant, track_id)
+        if sdp is not None:
+            answer = await self.publisher.answer(sdp)
+            self.send({"type": "answer", "target": "publisher", "sdp": answer})
+
+    async def _on_offer(self, msg: dict[str, Any]) -> None:
+        assert self.publisher is not None
+        if _field(msg, "target", str) != "publisher":
+            raise InvalidField("offers are for target 'publisher'", field="target")
+        answer = await self.publisher.answer(_field(msg, "sdp", str))
+        self.send({"type": "answer", "target": "publisher", "sdp": answer})
+
+    async def _on_candidate(self, msg: dict[str, Any]) -> None:
+        target = _field(msg, "target", str)
+        candidate = msg.get("candidate")
+        if candidate is not None and not isinstance(candidate, dict):
+            raise InvalidField("'candidate' must be an object or null", field="candidate")
+        if target == "publisher" and self.publisher is not None:
+            await self.publisher.add_candidate(candidate)
+        elif target == "subscriber" and self.subscriber is not None:
+            await self.subscriber.add_candidate(candidate)
+        else:
+            raise InvalidField("target must be 'publisher' or 'subscriber'", field="target")
+
+    # -- control ---------------------------------------------------------------------------------
+
+    async def _on_mute(self, msg: dict[str, Any]) -> None:
+        assert self.participant is not None and self.room is not None
+        track_id = _field(msg, "track_id", str)
+        muted = _field(msg, "muted", bool)
+        if not self.room.set_muted(self.participant, track_id, muted):
+            raise NotFound(f"you publish no track {track_id!r}")
+
+    def _moderated_target(self, msg: dict[str, Any]) -> Participant:
+        assert self.room is not None
+        self._require("moderator")
+        target = self.room.participants.get(_field(msg, "participant_id", str))
+        if target is None or target.hidden:
+            raise NotFound("no such participant in this room")
+        return target
+
+    async def _on_mute_participant(self, msg: dict[str, Any]) -> None:
+        assert self.participant is not None and self.room is not None
+        target = self._moderated_target(msg)
+        track_id = _field(msg, "track_id", str, optional=True)
+        if track_id is not None:
+            if not self.room.set_muted(target, track_id, True, by=self.participant.id):
+                raise NotFound(f"{target.name} publishes no track {track_id!r}")
+            return
+        for publication in list(target.publications.values()):
+            if publication.kind == "audio":
+                self.room.set_muted(target, publication.id, True, by=self.participant.id)
+
+    async def _on_remove_participant(self, msg: dict[str, Any]) -> None:
+        target = self._moderated_target(msg)
+        session = self._sessions.get(target.id)
+        if session is not None:
+            session.send({"type": "removed", "reason": "removed by a moderator"})
+            session.close_soon(CLOSE_REMOVED, "removed")
+        if self.room is not None:
+            self.room.leave(target.id, reason="removed")
+
+    async def _on_end_room(self, msg: dict[str, Any]) -> None:
+        self._require("moderator")
+        await self._rooms.end(self.room_name, reason="ended by a moderator")
+
+    async def _on_set_captions(self, msg: dict[str, Any]) -> None:
+        assert self.room is not None
+        self._require("moderator")
+        self.room.set_captions(_field(msg, "enabled", bool))
+
+    async def _on_leave(self, msg: dict[str, Any]) -> None:
+        self.close_soon(1000, "left")
+
+    async def _on_ping(self, msg: dict[str, Any]) -> None:
+        self.send({"type": "pong", "id": msg.get("id")})
+
+    async def _on_join_again(self, msg: dict[str, Any]) -> None:
+        raise InvalidState("already joined")

@@ -1,0 +1,38 @@
+"""The signaling WebSocket endpoint `/v1/rooms/{room}/ws` (protocol: docs/signaling.md)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from signaling.appkeys import CONFIG, ROOMS, TOKENS
+from signaling.rest import valid_room_name
+from signaling.session import Session
+
+SESSIONS = web.AppKey("sessions", dict[str, Session])
+# aiohttp closes the socket (1009) above this; up to it we answer `message_too_large` and keep it.
+HARD_FRAME_LIMIT = 1024 * 1024
+
+
+async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
+    room_name = valid_room_name(request.match_info["room"])
+    config = request.app[CONFIG]
+    ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=HARD_FRAME_LIMIT)
+    await ws.prepare(request)
+    session = Session(ws, room_name, request.app[ROOMS], request.app[TOKENS], request.app[SESSIONS],
+                      config.ice_server_urls)
+    await session.run(request.query.get("token"))
+    return ws
+
+
+async def close_all(app: web.Application) -> None:
+    """On shutdown: close every signaling socket (1001 going away) so participants leave cleanly."""
+    sessions = list(app[SESSIONS].values())
+    await asyncio.gather(*(s.ws.close(code=1001, message=b"server shutting down") for s in sessions),
+                         return_exceptions=True)
+
+
+def setup(app: web.Application) -> None:
+    app[SESSIONS] = {}
+    app.router.add_get("/v1/rooms/{room}/ws", signaling_socket)
