@@ -102,6 +102,7 @@ class Session:
         self._needs_offer = False
         self._offer_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._close_code, self._close_message = 1000, ""
         self._bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
         self._log: logging.LoggerAdapter[logging.Logger] = logging.LoggerAdapter(log, {"room": room_name})
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
@@ -148,9 +149,11 @@ class Session:
         self.send(body)
 
     def close_soon(self, code: int = 1000, message: str = "") -> None:
+        """Flushes what is queued, then closes the socket with `code` (whoever gets there first)."""
         if self._closing:
             return
         self._closing = True
+        self._close_code, self._close_message = code, message
         self._outbox.put_nowait(None)
 
         async def _close() -> None:
@@ -280,7 +283,7 @@ class Session:
         if self._writer is not None:
             await asyncio.wait([self._writer], timeout=2)
         if not self.ws.closed:
-            await self.ws.close()
+            await self.ws.close(code=self._close_code, message=self._close_message.encode())
 
     # -- subscriber negotiation (we offer) -------------------------------------------------------
 
