@@ -1,3 +1,5 @@
+# This module is where aiortc's private, name-mangled attributes are used on purpose; mypy cannot see them.
+# mypy: disable-error-code="attr-defined,has-type"
 """Every use of aiortc's (and aioice's) private API lives in this module.
 
 aiortc's public API decodes every received track and re-encodes every sent one. An SFU must do neither,
@@ -77,7 +79,7 @@ def send_now(transport: RTCDtlsTransport, data: bytes, rtcp: bool = False) -> bo
 # -- receiving ------------------------------------------------------------------------------------
 
 
-class ForwardingReceiver(RTCRtpReceiver):  # type: ignore[misc]
+class ForwardingReceiver(RTCRtpReceiver):
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
         super().__init__(kind, transport)
         self.kind = kind
@@ -172,7 +174,7 @@ class ForwardingReceiver(RTCRtpReceiver):  # type: ignore[misc]
 # -- sending --------------------------------------------------------------------------------------
 
 
-class ForwardingSender(RTCRtpSender):  # type: ignore[misc]
+class ForwardingSender(RTCRtpSender):
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
         super().__init__(kind, transport)
         self.feedback: Feedback | None = None
@@ -273,7 +275,7 @@ class ForwardingSender(RTCRtpSender):  # type: ignore[misc]
 # -- peer connection ------------------------------------------------------------------------------
 
 
-class ForwardingPeerConnection(RTCPeerConnection):  # type: ignore[misc]
+class ForwardingPeerConnection(RTCPeerConnection):
     """An RTCPeerConnection whose transceivers forward packets instead of decoding/encoding."""
 
     def _RTCPeerConnection__createTransceiver(
@@ -288,7 +290,20 @@ class ForwardingPeerConnection(RTCPeerConnection):  # type: ignore[misc]
         receiver._set_rtcp_ssrc(sender._ssrc)
         transceiver._RTCRtpTransceiver__sender = sender
         transceiver._RTCRtpTransceiver__receiver = receiver
+        assert isinstance(transceiver, RTCRtpTransceiver)
         return transceiver
+
+
+def sender_of(transceiver: RTCRtpTransceiver) -> ForwardingSender:
+    sender = transceiver.sender
+    assert isinstance(sender, ForwardingSender), "transceiver not built by ForwardingPeerConnection"
+    return sender
+
+
+def receiver_of(transceiver: RTCRtpTransceiver) -> ForwardingReceiver:
+    receiver = transceiver.receiver
+    assert isinstance(receiver, ForwardingReceiver), "transceiver not built by ForwardingPeerConnection"
+    return receiver
 
 
 def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
@@ -300,7 +315,7 @@ def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
 def offer_payload_type(kind: str, mime_type: str) -> int | None:
     """The payload type aiortc offers for a codec: as offerer, our PTs are the ones the answer uses."""
     for codec in CODECS[kind]:
-        if codec.mimeType.lower() == mime_type.lower():
+        if codec.mimeType.lower() == mime_type.lower() and codec.payloadType is not None:
             return int(codec.payloadType)
     return None
 
@@ -347,7 +362,7 @@ def include_loopback_candidates() -> None:
             addresses.append("127.0.0.1")
         return addresses
 
-    with_loopback.convene_loopback = True  # type: ignore[attr-defined]
+    with_loopback.convene_loopback = True
     aioice.ice.get_host_addresses = with_loopback
 
 

@@ -24,6 +24,8 @@ from sfu.aiortc_seams import (
     include_loopback_candidates,
     offer_payload_type,
     parse_media_lines,
+    receiver_of,
+    sender_of,
     transceiver_codecs,
 )
 from sfu.interfaces import DownFeedback
@@ -137,13 +139,13 @@ class Publisher:
     def up_track(self, mid: str) -> RtcUpTrack:
         transceiver = self._transceiver(mid)
         assert transceiver is not None
-        return RtcUpTrack(transceiver.receiver)
+        return RtcUpTrack(receiver_of(transceiver))
 
     def bind(self, mid: str, publication: Publication) -> None:
         """From now on the packets of this m-line feed `publication`."""
         transceiver = self._transceiver(mid)
         assert transceiver is not None
-        receiver: ForwardingReceiver = transceiver.receiver
+        receiver = receiver_of(transceiver)
         receiver.on_packet = publication.on_rtp
         receiver.on_sender_report = publication.on_sender_report
         self._bound[mid] = (receiver, publication)
@@ -190,7 +192,7 @@ class RtcDownTrack:
     def __init__(self, transceiver: RTCRtpTransceiver, kind: str, track_id: str, participant_id: str,
                  source: str) -> None:
         self.transceiver = transceiver
-        self.sender: ForwardingSender = transceiver.sender
+        self.sender = sender_of(transceiver)
         self.kind = kind
         self.track_id = track_id
         self.participant_id = participant_id
@@ -327,7 +329,7 @@ class PacketWriter:
 
     def __init__(self, transceiver: RTCRtpTransceiver, kind: str, mime_type: str) -> None:
         self.transceiver = transceiver
-        self.sender: ForwardingSender = transceiver.sender
+        self.sender = sender_of(transceiver)
         self.kind = kind
         self.mime_type = mime_type
         self.keyframe_requests = 0
@@ -406,7 +408,7 @@ class PacketSubscriberPeer:
     async def answer(self, offer_sdp: str) -> str:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         for transceiver in self.pc.getTransceivers():
-            receiver: ForwardingReceiver = transceiver.receiver
+            receiver = receiver_of(transceiver)
             if receiver.on_packet is None and transceiver.mid is not None:
                 mid = str(transceiver.mid)
                 receiver.on_packet = lambda packet, mid=mid: self._on_packet(mid, packet)
@@ -418,7 +420,7 @@ class PacketSubscriberPeer:
     def _receiver(self, mid: str) -> ForwardingReceiver | None:
         for transceiver in self.pc.getTransceivers():
             if transceiver.mid == mid:
-                receiver: ForwardingReceiver = transceiver.receiver
+                receiver = receiver_of(transceiver)
                 return receiver
         return None
 
