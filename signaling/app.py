@@ -10,7 +10,7 @@ from aiohttp import web
 
 from sfu.rooms import RoomRegistry
 from sfu.webrtc import configure_ice
-from signaling import rest, static, ws
+from signaling import metrics, rest, static, ws
 from signaling.apikeys import ApiKeyStore
 from signaling.appkeys import API_KEYS, CONFIG, ROOMS, TOKENS
 from signaling.config import Config
@@ -44,6 +44,7 @@ def create_app(config: Config) -> web.Application:
     )
     ws.setup(app)
     rest.setup(app)
+    metrics.setup(app)
     app.cleanup_ctx.append(_rooms_ctx)
     static.setup(app, WEB_DIR)
     return app

@@ -65,3 +65,13 @@ async def test_guest_join_makes_first_joiner_moderator(server: RunningServer) ->
         assert (await r.json())["moderator"] is False
         r = await http.post(f"{server.url}/v1/rooms/coffee/join", json={"name": ""})
         assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_field"
+
+
+async def test_metrics_report_process_and_media(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(f"{server.url}/v1/metrics")
+        assert r.status == 401
+        r = await http.get(f"{server.url}/v1/metrics", headers=auth(server.api_key))
+        body = await r.json()
+    assert body["process"]["cpu_seconds"] > 0 and body["process"]["rss_bytes"] > 10_000_000
+    assert body["media"]["rooms"] == 0 and body["media"]["packets_forwarded"] == 0

@@ -1,0 +1,62 @@
+"""Server metrics (`GET /v1/metrics`, admin API key): process CPU and memory, rooms and media counters.
+
+Load testers read this to report the server side next to what their bots saw.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Any
+
+from aiohttp import web
+
+from signaling.appkeys import ROOMS
+from signaling.auth import require_admin_key
+
+STARTED = "metrics_started"
+
+
+def process_stats() -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_kib = 0
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss_kib = int(line.split()[1])
+    except OSError:
+        rss_kib = usage.ru_maxrss
+    return {
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "rss_bytes": rss_kib * 1024,
+        "wall_time": time.time(),
+        "cores": os.cpu_count() or 1,
+    }
+
+
+def media_stats(app: web.Application) -> dict[str, Any]:
+    rooms = app[ROOMS].all()
+    participants = sum(len(r.visible) for r in rooms)
+    publications = [pub for r in rooms for pub in r.publications()]
+    subscriptions = [s for pub in publications for s in pub.subscriptions]
+    return {
+        "rooms": len(rooms),
+        "participants": participants,
+        "publications": len(publications),
+        "subscriptions": len(subscriptions),
+        "packets_in": sum(p.packets for p in publications),
+        "packets_forwarded": sum(s.forwarder.packets for s in subscriptions),
+        "retransmissions": sum(s.retransmitted for s in subscriptions),
+        "keyframe_requests": sum(p.keyframe_requests for p in publications),
+    }
+
+
+async def metrics(request: web.Request) -> web.Response:
+    require_admin_key(request)
+    return web.json_response({"process": process_stats(), "media": media_stats(request.app)})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/v1/metrics", metrics)
