@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 import aioice.ice
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock, sdp
-from aiortc.codecs import CODECS
+from aiortc.codecs import CODECS, HEADER_EXTENSIONS
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
@@ -48,6 +49,9 @@ from aiortc.rtp import (
 )
 
 log = logging.getLogger("convene.sfu.aiortc")
+
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 
 
 class Feedback(Protocol):
@@ -84,10 +88,12 @@ class ForwardingReceiver(RTCRtpReceiver):
         super().__init__(kind, transport)
         self.kind = kind
         self.on_packet: Callable[[RtpPacket], None] | None = None
-        self.on_sender_report: Callable[[int, int], None] | None = None
+        self.on_sender_report: Callable[[int, int, int], None] | None = None
         self.media_ssrc: int | None = None
         self.packets = 0
-        self._nack = NackGenerator() if kind == "video" else None
+        # One NACK generator per stream: a simulcast m-line carries several SSRCs.
+        self._nacks: dict[int, NackGenerator] | None = {} if kind == "video" else None
+        self._ssrc_of_rid: dict[str, int] = {}
         # The base class's private tables, looked up once (name-mangled attributes).
         self._codecs: dict[int, Any] = self._RTCRtpReceiver__codecs
         self._streams: dict[int, StreamStatistics] = self._RTCRtpReceiver__remote_streams
@@ -127,13 +133,27 @@ class ForwardingReceiver(RTCRtpReceiver):
         apt = self._rtx_apt.get(packet.payload_type)
         if apt is not None:
             original_ssrc = self._rtx_ssrc.get(packet.ssrc)
-            if original_ssrc is None or len(packet.payload) < 2:
+            if original_ssrc is None:
+                # Simulcast RTX streams are not in the SDP: they name their layer's rid instead.
+                rid = packet.extensions.repaired_rtp_stream_id
+                original_ssrc = self._ssrc_of_rid.get(rid) if rid is not None else None
+                if original_ssrc is None:
+                    return
+                self._rtx_ssrc[packet.ssrc] = original_ssrc
+            if len(packet.payload) < 2:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
         else:
             self.media_ssrc = packet.ssrc
-        if self._nack is not None and self._nack.add(packet):
-            self.send_nack(packet.ssrc, sorted(self._nack.missing))
+            rid = packet.extensions.rtp_stream_id
+            if rid is not None:
+                self._ssrc_of_rid[rid] = packet.ssrc
+        if self._nacks is not None:
+            nack = self._nacks.get(packet.ssrc)
+            if nack is None:
+                nack = self._nacks[packet.ssrc] = NackGenerator()
+            if nack.add(packet):
+                self.send_nack(packet.ssrc, sorted(nack.missing))
         self.packets += 1
         sink = self.on_packet
         if sink is not None:
@@ -141,9 +161,9 @@ class ForwardingReceiver(RTCRtpReceiver):
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
         await super()._handle_rtcp_packet(packet)
-        if isinstance(packet, RtcpSrPacket) and self.on_sender_report is not None and packet.ssrc == self.media_ssrc:
+        if isinstance(packet, RtcpSrPacket) and self.on_sender_report is not None:
             info = packet.sender_info
-            self.on_sender_report(info.ntp_timestamp, info.rtp_timestamp)
+            self.on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
 
     @property
     def rtcp_ssrc(self) -> int | None:
@@ -157,17 +177,19 @@ class ForwardingReceiver(RTCRtpReceiver):
         packet.lost = lost
         send_now(self.transport, bytes(packet), rtcp=True)
 
-    def send_pli(self) -> bool:
-        if self.rtcp_ssrc is None or self.media_ssrc is None:
+    def send_pli(self, ssrc: int | None = None) -> bool:
+        media_ssrc = ssrc if ssrc is not None else self.media_ssrc
+        if self.rtcp_ssrc is None or media_ssrc is None:
             return False
-        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc, media_ssrc=self.media_ssrc)
+        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc, media_ssrc=media_ssrc)
         return send_now(self.transport, bytes(packet), rtcp=True)
 
     def send_remb(self, bitrate: int) -> bool:
         if self.rtcp_ssrc is None or self.media_ssrc is None:
             return False
+        ssrcs = sorted(set(self._ssrc_of_rid.values())) or [self.media_ssrc]
         packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0,
-                                fci=pack_remb_fci(bitrate, [self.media_ssrc]))
+                                fci=pack_remb_fci(bitrate, ssrcs))
         return send_now(self.transport, bytes(packet), rtcp=True)
 
 
@@ -213,29 +235,36 @@ class ForwardingSender(RTCRtpSender):
     def started(self) -> bool:
         return self.mid is not None and self.transport._state == State.CONNECTED
 
-    def write(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int, rtx: bool = False) -> bool:
-        """Rewrites the shared packet for this subscriber, sends it, and restores it."""
+    def write(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int, rtx: bool = False,
+              ssrc: int | None = None, rid: str | None = None) -> bool:
+        """Rewrites the shared packet for this subscriber, sends it, and restores it.
+
+        `ssrc`/`rid` are for a simulcast publisher (bots) sending several streams on one m-line.
+        """
         if self.mid is None:
             return False
         ext = packet.extensions
         saved = (packet.payload_type, packet.sequence_number, packet.timestamp, packet.ssrc, ext.mid,
-                 ext.abs_send_time)
+                 ext.abs_send_time, ext.rtp_stream_id, ext.repaired_rtp_stream_id)
         packet.payload_type = payload_type
         packet.sequence_number = seq
         packet.timestamp = timestamp
-        packet.ssrc = self._ssrc
+        packet.ssrc = self._ssrc if ssrc is None else ssrc
         ext.mid = self.mid
         ext.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        # A subscriber's m-line has one stream: the publisher's layer name must not reach it.
+        ext.rtp_stream_id = rid
+        ext.repaired_rtp_stream_id = None
         try:
             out = packet
             rtx_pt = self._rtx_pt.get(payload_type) if rtx else None
-            if rtx_pt is not None:
+            if rtx_pt is not None and ssrc is None:
                 out = wrap_rtx(packet, payload_type=rtx_pt, sequence_number=self._rtx_seq, ssrc=self._rtx_ssrc)
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             data = out.serialize(self._ext_map)
         finally:
             (packet.payload_type, packet.sequence_number, packet.timestamp, packet.ssrc, ext.mid,
-             ext.abs_send_time) = saved
+             ext.abs_send_time, ext.rtp_stream_id, ext.repaired_rtp_stream_id) = saved
         if not send_now(self.transport, data):
             return False
         if not self._has_report:
@@ -275,6 +304,26 @@ class ForwardingSender(RTCRtpSender):
 # -- peer connection ------------------------------------------------------------------------------
 
 
+class MidRtpRouter(RtpRouter):
+    """Routes by SSRC, else by the MID header extension (learning the SSRC), else as aiortc does.
+
+    aiortc ignores the MID: with simulcast (no SSRCs in the SDP) and several video m-lines sharing
+    payload types, its router cannot tell the streams apart and drops them.
+    """
+
+    def route_rtp(self, packet: RtpPacket) -> Any:
+        receiver = self.ssrc_table.get(packet.ssrc)
+        if receiver is not None:
+            return receiver
+        mid = packet.extensions.mid
+        if mid is not None:
+            receiver = self.mid_table.get(mid)
+            if receiver is not None:
+                self.ssrc_table[packet.ssrc] = receiver
+                return receiver
+        return super().route_rtp(packet)
+
+
 class ForwardingPeerConnection(RTCPeerConnection):
     """An RTCPeerConnection whose transceivers forward packets instead of decoding/encoding."""
 
@@ -283,6 +332,8 @@ class ForwardingPeerConnection(RTCPeerConnection):
     ) -> RTCRtpTransceiver:
         transceiver = RTCPeerConnection._RTCPeerConnection__createTransceiver(self, direction, kind, sender_track)
         transport = transceiver.receiver.transport
+        if type(transport._rtp_router) is RtpRouter:
+            transport._rtp_router.__class__ = MidRtpRouter
         stream_id = transceiver.sender._stream_id
         sender = ForwardingSender(kind, transport)
         sender._stream_id = stream_id
@@ -304,6 +355,22 @@ def receiver_of(transceiver: RTCRtpTransceiver) -> ForwardingReceiver:
     receiver = transceiver.receiver
     assert isinstance(receiver, ForwardingReceiver), "transceiver not built by ForwardingPeerConnection"
     return receiver
+
+
+def prefer_opus_dtx_and_fec(transceiver: RTCRtpTransceiver) -> None:
+    """Asks the sender for Opus DTX (silence costs ~nothing) and in-band FEC, in our answer's fmtp."""
+    for codec in transceiver._codecs:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters["usedtx"] = 1
+            codec.parameters["useinbandfec"] = 1
+
+
+def enable_simulcast_extensions() -> None:
+    """Lets video m-lines negotiate the RID header extensions simulcast needs. Process-wide."""
+    video = HEADER_EXTENSIONS["video"]
+    for uri in (RID_URI, REPAIRED_RID_URI):
+        if not any(ext.uri == uri for ext in video):
+            video.append(RTCRtpHeaderExtensionParameters(id=max(e.id for e in video) + 1, uri=uri))
 
 
 def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:

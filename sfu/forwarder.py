@@ -21,6 +21,7 @@ class Sent:
     out_seq: int
     orig_seq: int
     ts_offset: int
+    orig_ssrc: int  # which upstream stream (simulcast layer) it came from
 
 
 class Forwarder:
@@ -47,7 +48,7 @@ class Forwarder:
         """Source or layer changes: the next packet (a keyframe for video) continues the output."""
         self._started = False
 
-    def accept(self, seq: int, timestamp: int, keyframe_start: bool) -> tuple[int, int] | None:
+    def accept(self, seq: int, timestamp: int, keyframe_start: bool, ssrc: int = 0) -> tuple[int, int] | None:
         """Returns the subscriber's (sequence number, timestamp) for this packet, or None to drop it."""
         if not self._started:
             if self.needs_keyframe and not keyframe_start:
@@ -60,7 +61,7 @@ class Forwarder:
             self._last_out_seq = out_seq
             self._last_out_ts = out_ts
             self._last_wall = time.monotonic()
-        self._history[out_seq % HISTORY] = Sent(out_seq, seq, self._ts_offset)
+        self._history[out_seq % HISTORY] = Sent(out_seq, seq, self._ts_offset, ssrc)
         self.packets += 1
         return out_seq, out_ts
 

@@ -14,7 +14,9 @@ from sfu.rtp import RtpPacket
 class UpTrack(Protocol):
     """The source side of a publication: where keyframes and bitrate limits are asked for."""
 
-    def request_keyframe(self) -> None: ...
+    def request_keyframe(self, ssrc: int | None = None) -> None:
+        """Asks for a keyframe on the stream `ssrc` (a simulcast layer), or the only stream."""
+        ...
 
 
 class DownTrack(Protocol):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sfu.interfaces import Down
 from sfu.publication import Publication
+from sfu.selection import VideoCandidate, VideoPreferences, choose_videos
 from sfu.subscription import Subscription
 
 
@@ -34,6 +35,8 @@ class Participant:
         self.hidden = hidden
         self.publications: dict[str, Publication] = {}
         self.subscriptions: dict[str, Subscription] = {}  # by publication id
+        self.video_preferences = VideoPreferences()
+        self.paused_videos: frozenset[str] = frozenset()
         self.closed = False
 
     def describe(self) -> dict[str, object]:
@@ -61,6 +64,21 @@ class Participant:
             subscription.close()
             if self.down is not None:
                 self.down.remove_track(subscription.down)
+
+    def select_videos(self, candidates: list[VideoCandidate], speaker_history: list[str]) -> bool:
+        """Pauses the videos outside this participant's choice, resumes those in it; True if changed."""
+        mine = [c for c in candidates if c.participant_id != self.id and c.track_id in self.subscriptions]
+        chosen = choose_videos(mine, self.video_preferences, speaker_history)
+        for candidate in mine:
+            subscription = self.subscriptions[candidate.track_id]
+            if candidate.track_id in chosen:
+                subscription.resume()
+            else:
+                subscription.pause()
+        paused = frozenset(c.track_id for c in mine if c.track_id not in chosen)
+        changed = paused != self.paused_videos
+        self.paused_videos = paused
+        return changed
 
     def close(self) -> None:
         """Idempotent: closes what it publishes (and so others' subscriptions to it) and receives."""

@@ -1,4 +1,8 @@
-"""A Publication is one incoming track of one participant, fanned out to its Subscriptions."""
+"""A Publication is one incoming track of one participant, fanned out to its Subscriptions.
+
+A simulcast publication carries several layers (one RTP stream each, low to high quality); each
+subscription picks one of them (see Subscription).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import TYPE_CHECKING
 from sfu.interfaces import DownTrack, UpTrack
 from sfu.packet_cache import PacketCache
 from sfu.rtp import RtpPacket, is_keyframe_start
+from sfu.selection import AudioGate
 
 if TYPE_CHECKING:
     from sfu.subscription import Subscription
@@ -37,6 +42,7 @@ class Publication:
         codecs: dict[int, Codec],
         pli_throttle: float = 0.5,
         muted: bool = False,
+        layers: list[str] | None = None,
     ) -> None:
         self.id = track_id
         self.participant_id = participant_id
@@ -46,8 +52,16 @@ class Publication:
         self.codecs = codecs
         self._up = up
         self._pli_throttle = pli_throttle
-        self._last_pli = 0.0
-        self._cache = PacketCache(512 if self.kind == "video" else 64)
+        # Simulcast: rids from low to high; empty for a single stream (layer 0).
+        self.layers = list(layers or [])
+        self._rid_index = {rid: i for i, rid in enumerate(self.layers)}
+        self._layer_of_ssrc: dict[int, int] = {}
+        self.ssrc_of_layer: dict[int, int] = {}
+        self._last_pli: dict[int, float] = {}
+        self._caches: dict[int, PacketCache] = {}
+        self.layer_bytes = [0] * max(1, len(self.layers))
+        self.layer_bitrate = [0.0] * max(1, len(self.layers))
+        self._rates_at = time.monotonic()
         self.subscriptions: list[Subscription] = []
         self.closed = False
         self.packets = 0
@@ -56,34 +70,70 @@ class Publication:
         self.voiced = 0
         self.heard = 0
         self.loudness = 0
-        self.last_sender_report: tuple[int, int] | None = None
+        self.sender_reports: dict[int, tuple[int, int]] = {}  # ssrc -> (ntp, rtp)
+        # Set by the room: in big rooms only the loudest few audio publications are forwarded.
+        self.audio_gate: AudioGate | None = None
+        self._gated = False
         self._log = logging.LoggerAdapter(log, {"track": track_id})
 
     @property
     def codec(self) -> Codec | None:
         return next(iter(self.codecs.values()), None)
 
+    @property
+    def top_layer(self) -> int:
+        return max(0, len(self.layers) - 1)
+
     def describe(self) -> dict[str, object]:
         codec = self.codec
-        return {
+        out: dict[str, object] = {
             "id": self.id,
             "kind": self.kind,
             "source": self.source,
             "muted": self.muted,
             "codec": codec.mime_type.split("/")[1].lower() if codec else None,
         }
+        if self.layers:
+            out["layers"] = list(self.layers)
+        return out
+
+    def layer_of(self, packet: RtpPacket) -> int:
+        """The simulcast layer of a packet (0 without simulcast; -1 while its stream is unknown)."""
+        if not self.layers:
+            return 0
+        layer = self._layer_of_ssrc.get(packet.ssrc)
+        if layer is None:
+            rid = packet.extensions.rtp_stream_id
+            layer = self._rid_index.get(rid) if rid is not None else None
+            if layer is None:
+                return -1
+            self._layer_of_ssrc[packet.ssrc] = layer
+            self.ssrc_of_layer[layer] = packet.ssrc
+        return layer
 
     def on_rtp(self, packet: RtpPacket) -> None:
         """Hot path: one call per incoming packet, after SRTP, parsing and RTX unwrapping."""
         self.packets += 1
-        self._cache.put(packet)
+        layer = self.layer_of(packet)
+        if layer < 0:
+            return
+        cache = self._caches.get(packet.ssrc)
+        if cache is None:
+            cache = self._caches[packet.ssrc] = PacketCache(512 if self.kind == "video" else 64)
+        cache.put(packet)
+        self.layer_bytes[layer] += len(packet.payload)
         if self.kind == "audio":
             level = packet.extensions.audio_level
+            voiced = level is None  # a sender without levels can't be ranked: let it be heard
             if level is not None:
                 self.heard += 1
                 if level[1] < VOICE_LEVEL:
+                    voiced = True
                     self.voiced += 1
                     self.loudness += 127 - level[1]
+            gate = self.audio_gate
+            if gate is not None and gate.enabled and not self._pass_gate(gate, voiced):
+                return
         if self.muted or not self.subscriptions:
             return
         keyframe = False
@@ -91,34 +141,56 @@ class Publication:
             codec = self.codecs.get(packet.payload_type)
             keyframe = codec is not None and is_keyframe_start(codec.mime_type, packet.payload)
         for subscription in self.subscriptions:
-            subscription.forward(packet, keyframe)
+            subscription.forward(packet, keyframe, layer)
 
-    def cached(self, sequence_number: int) -> RtpPacket | None:
-        return self._cache.get(sequence_number)
+    def _pass_gate(self, gate: AudioGate, voiced: bool) -> bool:
+        if not gate.admit(self.id, voiced, time.monotonic()):
+            self._gated = True
+            return False
+        if self._gated:
+            # Reopened after a gap: continue each subscriber's sequence without a hole.
+            self._gated = False
+            for subscription in self.subscriptions:
+                subscription.forwarder.rebase()
+        return True
 
-    def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+    def update_rates(self, now: float) -> None:
+        """Bitrate per layer (bits/s, smoothed), for choosing what a subscriber's bandwidth allows."""
+        elapsed = now - self._rates_at
+        if elapsed <= 0:
+            return
+        for i, sent in enumerate(self.layer_bytes):
+            rate = sent * 8 / elapsed
+            self.layer_bitrate[i] = rate if not self.layer_bitrate[i] else 0.7 * self.layer_bitrate[i] + 0.3 * rate
+            self.layer_bytes[i] = 0
+        self._rates_at = now
+
+    def cached(self, sequence_number: int, ssrc: int) -> RtpPacket | None:
+        cache = self._caches.get(ssrc)
+        return cache.get(sequence_number) if cache is not None else None
+
+    def on_sender_report(self, ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
         """The publisher's NTP↔RTP mapping, handed on per subscriber (offset applied) for lip sync."""
-        self.last_sender_report = (ntp_timestamp, rtp_timestamp)
+        self.sender_reports[ssrc] = (ntp_timestamp, rtp_timestamp)
         for subscription in self.subscriptions:
-            if subscription.forwarder.started:
-                subscription.on_sender_report(ntp_timestamp, rtp_timestamp)
+            subscription.on_sender_report(ssrc, ntp_timestamp, rtp_timestamp)
 
-    def request_keyframe(self) -> None:
+    def request_keyframe(self, layer: int = 0) -> None:
         if self.kind != "video" or self.closed:
             return
         now = time.monotonic()
-        if now - self._last_pli < self._pli_throttle:
+        if now - self._last_pli.get(layer, 0.0) < self._pli_throttle:
             return
-        self._last_pli = now
+        self._last_pli[layer] = now
         self.keyframe_requests += 1
-        self._up.request_keyframe()
+        self._up.request_keyframe(self.ssrc_of_layer.get(layer) if self.layers else None)
 
     def subscribe(self, down: DownTrack, subscriber_id: str) -> "Subscription":
         from sfu.subscription import Subscription
 
         subscription = Subscription(self, down, subscriber_id)
         self.subscriptions.append(subscription)
-        self.request_keyframe()
+        self.request_keyframe(subscription.target)
         return subscription
 
     def detach(self, subscription: "Subscription") -> None:
@@ -129,7 +201,7 @@ class Publication:
         if self.muted and not muted:
             for subscription in self.subscriptions:
                 subscription.forwarder.rebase()
-            self.request_keyframe()
+                self.request_keyframe(subscription.target)
         self.muted = muted
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sfu.interfaces import RoomListener
 from sfu.participant import Participant
 from sfu.publication import Publication
+from sfu.selection import AudioGate, VideoCandidate
 from sfu.speakers import SpeakerDetector
 
 log = logging.getLogger("convene.sfu.room")
@@ -21,7 +22,7 @@ class RoomFull(Exception):
 
 class Room:
     def __init__(self, name: str, captions: bool = True, max_participants: int = 100,
-                 speaker_interval: float = 0.3) -> None:
+                 speaker_interval: float = 0.3, loudest_audio: int = 3) -> None:
         self.name = name
         self.captions = captions
         self.max_participants = max_participants
@@ -31,6 +32,10 @@ class Room:
         self._speakers = SpeakerDetector()
         self._speaker_interval = speaker_interval
         self._speaker_task: asyncio.Task[None] | None = None
+        self.audio_gate = AudioGate(max_open=loudest_audio)
+        self.speaker_history: list[str] = []  # most recent speaker first
+        self._join_order: dict[str, int] = {}
+        self._joins = 0
         self.closed = False
         self._log = logging.LoggerAdapter(log, {"room": name})
 
@@ -60,11 +65,14 @@ class Room:
         if not participant.hidden and len(self.visible) >= self.max_participants:
             raise RoomFull(f"room {self.name} is full ({self.max_participants})")
         self.participants[participant.id] = participant
+        self._joins += 1
+        self._join_order[participant.id] = self._joins
         for other in self.participants.values():
             for publication in other.publications.values():
                 participant.subscribe(publication)
         if not participant.hidden:
             self.emit({"type": "participant_joined", "participant": participant.describe()})
+        self.reselect([participant])
         self._ensure_speaker_task()
 
     def leave(self, participant_id: str, reason: str = "left") -> None:
@@ -75,6 +83,9 @@ class Room:
             self._drop_publication(participant, publication)
         participant.close()
         self._speakers.forget(participant_id)
+        self._join_order.pop(participant_id, None)
+        if participant_id in self.speaker_history:
+            self.speaker_history.remove(participant_id)
         if not participant.hidden:
             self.emit({"type": "participant_left", "participant_id": participant_id, "reason": reason})
 
@@ -82,10 +93,15 @@ class Room:
 
     def publish(self, participant: Participant, publication: Publication) -> None:
         participant.publications[publication.id] = publication
+        if publication.kind == "audio":
+            publication.audio_gate = self.audio_gate
+            self._update_audio_gate()
         for other in self.participants.values():
             other.subscribe(publication)
         self.emit({"type": "track_published", "participant_id": participant.id,
                    "track": publication.describe(), "publication": publication})
+        if publication.kind == "video":
+            self.reselect()
 
     def unpublish(self, participant: Participant, track_id: str) -> bool:
         publication = participant.publications.get(track_id)
@@ -99,7 +115,11 @@ class Room:
         for other in self.participants.values():
             other.unsubscribe(publication.id)
         publication.close()
+        self.audio_gate.forget(publication.id)
+        self._update_audio_gate()
         self.emit({"type": "track_unpublished", "participant_id": participant.id, "track_id": publication.id})
+        if publication.kind == "video":
+            self.reselect()
 
     def set_muted(self, participant: Participant, track_id: str, muted: bool, by: str | None = None) -> bool:
         publication = participant.publications.get(track_id)
@@ -120,6 +140,30 @@ class Room:
     def publications(self) -> list[Publication]:
         return [pub for p in self.participants.values() for pub in p.publications.values()]
 
+    def _update_audio_gate(self) -> None:
+        audio = sum(1 for pub in self.publications() if pub.kind == "audio")
+        self.audio_gate.enabled = audio > self.audio_gate.max_open
+
+    # -- who receives which video ----------------------------------------------------------------
+
+    def reselect(self, subscribers: list[Participant] | None = None) -> None:
+        """Re-applies last-N for `subscribers` (default: everyone) and tells those whose set changed."""
+        candidates = [
+            VideoCandidate(pub.id, pub.participant_id, pub.source, self._join_order.get(pub.participant_id, 0))
+            for pub in self.publications() if pub.kind == "video"
+        ]
+        for participant in subscribers if subscribers is not None else list(self.participants.values()):
+            if participant.select_videos(candidates, self.speaker_history) and not participant.hidden:
+                self.emit({"type": "video_paused", "to": participant.id,
+                           "track_ids": sorted(participant.paused_videos)})
+
+    def apply_layers(self, participant: Participant) -> None:
+        """Applies the subscriber's preferred simulcast layers (by track id; default high)."""
+        layers = participant.video_preferences.layers
+        for track_id, subscription in participant.subscriptions.items():
+            if subscription.publication.layers:
+                subscription.set_preferred(layers.get(track_id, "high"))
+
     # -- speakers --------------------------------------------------------------------------------
 
     def _ensure_speaker_task(self) -> None:
@@ -129,10 +173,20 @@ class Room:
     async def _run_speakers(self) -> None:
         while not self.closed:
             await asyncio.sleep(self._speaker_interval)
+            now = time.monotonic()
+            for publication in self.publications():
+                if publication.layers:
+                    publication.update_rates(now)
             self.detect_speakers()
 
     def detect_speakers(self) -> None:
         speakers = self._speakers.update(self.publications())
+        if speakers:
+            ids = [s.participant_id for s in speakers]
+            history = ids + [p for p in self.speaker_history if p not in ids]
+            if history != self.speaker_history:
+                self.speaker_history = history
+                self.reselect()
         if speakers is not None:
             self.emit({"type": "active_speakers",
                        "speakers": [{"participant_id": s.participant_id, "level": s.level} for s in speakers]})

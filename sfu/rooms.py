@@ -14,9 +14,11 @@ RoomCloseHook = Callable[[Room], Awaitable[None]]
 
 
 class RoomRegistry:
-    def __init__(self, ice_servers: list[str] | None = None, pli_throttle: float = 0.5) -> None:
+    def __init__(self, ice_servers: list[str] | None = None, pli_throttle: float = 0.5,
+                 loudest_audio: int = 3) -> None:
         self.ice_servers = list(ice_servers or [])
         self.pli_throttle = pli_throttle
+        self.loudest_audio = loudest_audio
         self._rooms: dict[str, Room] = {}
         # Sidecars (captions, chat) attach here: called for every new room and before one closes.
         self.on_room_created: list[RoomHook] = []
@@ -36,7 +38,7 @@ class RoomRegistry:
         room = self._rooms.get(name)
         if room is not None:
             return room, False
-        room = Room(name, captions=captions, max_participants=max_participants)
+        room = Room(name, captions=captions, max_participants=max_participants, loudest_audio=self.loudest_audio)
         self._rooms[name] = room
         for hook in self.on_room_created:
             try:

@@ -21,9 +21,11 @@ from sfu.aiortc_seams import (
     ForwardingReceiver,
     ForwardingSender,
     MediaLine,
+    enable_simulcast_extensions,
     include_loopback_candidates,
     offer_payload_type,
     parse_media_lines,
+    prefer_opus_dtx_and_fec,
     receiver_of,
     sender_of,
     transceiver_codecs,
@@ -31,6 +33,7 @@ from sfu.aiortc_seams import (
 from sfu.interfaces import DownFeedback
 from sfu.publication import Codec, Publication
 from sfu.rtp import RtpPacket
+from sfu.simulcast_sdp import answer_with_simulcast, offer_with_simulcast, offered_layers
 
 log = logging.getLogger("convene.sfu.webrtc")
 
@@ -45,6 +48,8 @@ class SdpError(ValueError):
 
 
 def configure_ice(include_loopback: bool = True) -> None:
+    """Process-wide WebRTC settings: loopback host candidates, RID extensions for simulcast."""
+    enable_simulcast_extensions()
     if include_loopback:
         include_loopback_candidates()
 
@@ -91,8 +96,8 @@ class RtcUpTrack:
     def __init__(self, receiver: ForwardingReceiver) -> None:
         self._receiver = receiver
 
-    def request_keyframe(self) -> None:
-        self._receiver.send_pli()
+    def request_keyframe(self, ssrc: int | None = None) -> None:
+        self._receiver.send_pli(ssrc)
 
 
 class Publisher:
@@ -103,12 +108,17 @@ class Publisher:
         self._bound: dict[str, tuple[ForwardingReceiver, Publication]] = {}
         self._log = logging.LoggerAdapter(log, {"pub": label})
         self._remb_task: asyncio.Task[None] | None = None
+        self.layers_by_mid: dict[str, list[str]] = {}
         self.closed = False
 
     async def answer(self, offer_sdp: str) -> str:
         parse_sdp(offer_sdp)
+        self.layers_by_mid = offered_layers(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind == "audio":
+                    prefer_opus_dtx_and_fec(transceiver)
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
         except (ValueError, KeyError, IndexError) as exc:
@@ -117,7 +127,8 @@ class Publisher:
             self._remb_task = asyncio.get_running_loop().create_task(self._run_remb())
         description = self.pc.localDescription
         assert description is not None
-        return str(description.sdp)
+        # aiortc's SDP code drops simulcast: accept the offered layers in our answer ourselves.
+        return answer_with_simulcast(str(description.sdp), self.layers_by_mid)
 
     def _transceiver(self, mid: str) -> RTCRtpTransceiver | None:
         for transceiver in self.pc.getTransceivers():
@@ -325,13 +336,19 @@ class Subscriber:
 
 
 class PacketWriter:
-    """Writes pre-encoded RTP payloads on one sendonly transceiver of a client connection."""
+    """Writes pre-encoded RTP payloads on one sendonly transceiver of a client connection
+    (several streams with `layers`: simulcast, lowest first)."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver, kind: str, mime_type: str) -> None:
+    def __init__(self, transceiver: RTCRtpTransceiver, kind: str, mime_type: str,
+                 layers: list[str] | None = None) -> None:
+        import random
+
         self.transceiver = transceiver
         self.sender = sender_of(transceiver)
         self.kind = kind
         self.mime_type = mime_type
+        self.layers = list(layers or [])
+        self.layer_ssrcs = [random.getrandbits(32) for _ in self.layers]
         self.keyframe_requests = 0
         self.nacked: list[int] = []
         self.remb: int | None = None
@@ -350,10 +367,13 @@ class PacketWriter:
     def ssrc(self) -> int:
         return int(self.sender._ssrc)
 
-    def write(self, packet: RtpPacket) -> bool:
+    def write(self, packet: RtpPacket, layer: int | None = None) -> bool:
         pt = offer_payload_type(self.kind, self.mime_type)
         if pt is None:
             return False
+        if layer is not None and self.layers:
+            return self.sender.write(packet, pt, packet.sequence_number, packet.timestamp,
+                                     ssrc=self.layer_ssrcs[layer], rid=self.layers[layer])
         self.history[packet.sequence_number % 1024] = packet
         return self.sender.write(packet, pt, packet.sequence_number, packet.timestamp)
 
@@ -379,9 +399,9 @@ class PacketPublisherPeer:
         self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers or []))
         self.writers: list[PacketWriter] = []
 
-    def add_track(self, kind: str, mime_type: str) -> PacketWriter:
+    def add_track(self, kind: str, mime_type: str, layers: list[str] | None = None) -> PacketWriter:
         transceiver = self.pc.addTransceiver(kind, direction="sendonly")
-        writer = PacketWriter(transceiver, kind, mime_type)
+        writer = PacketWriter(transceiver, kind, mime_type, layers)
         self.writers.append(writer)
         return writer
 
@@ -389,7 +409,8 @@ class PacketPublisherPeer:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         description = self.pc.localDescription
         assert description is not None
-        return str(description.sdp)
+        layers = {str(w.mid): w.layers for w in self.writers if w.layers and w.mid is not None}
+        return offer_with_simulcast(str(description.sdp), layers)
 
     async def apply_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))

@@ -40,6 +40,7 @@ OUTBOX_LIMIT = 2000
 RATE_BURST = 200.0
 RATE_PER_SECOND = 50.0
 NEGOTIATION_DELAY = 0.05
+LAYERS = ("low", "mid", "high")
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -116,6 +117,7 @@ class Session:
             "remove_participant": self._on_remove_participant,
             "end_room": self._on_end_room,
             "set_captions": self._on_set_captions,
+            "set_subscriptions": self._on_set_subscriptions,
             "leave": self._on_leave,
             "ping": self._on_ping,
             "join": self._on_join_again,
@@ -167,6 +169,10 @@ class Session:
 
     def on_room_event(self, event: dict[str, Any]) -> None:
         me = self.participant.id if self.participant else None
+        if "to" in event:
+            if event["to"] != me:
+                return
+            event = {k: v for k, v in event.items() if k != "to"}
         kind = event.get("type")
         if kind == "participant_joined" and event["participant"]["id"] == me:
             return
@@ -227,6 +233,10 @@ class Session:
             self.send_error(MalformedSdp(str(exc)), ref)
         except ConveneError as err:
             self.send_error(err, ref)
+        except Exception:
+            # A bug must not cost the participant the meeting: report it, keep the socket.
+            self._log.exception("failed to handle %r", ref)
+            self.send_error(ConveneError("internal error"), ref)
 
     async def _join(self, token_text: str) -> None:
         try:
@@ -357,7 +367,8 @@ class Session:
                 self.send_error(MalformedSdp(f"no common codec for mid {mid!r}"), "publish")
                 continue
             publication = Publication(new_id("TR"), self.participant.id, source, self.publisher.up_track(mid),
-                                      incoming.codecs, pli_throttle=self._rooms.pli_throttle, muted=muted)
+                                      incoming.codecs, pli_throttle=self._rooms.pli_throttle, muted=muted,
+                                      layers=self.publisher.layers_by_mid.get(mid))
             self.publisher.bind(mid, publication)
             self._track_mid[publication.id] = mid
             published.append({"mid": mid, "track": publication.describe()})
@@ -445,6 +456,32 @@ class Session:
         assert self.room is not None
         self._require("moderator")
         self.room.set_captions(_field(msg, "enabled", bool))
+
+    async def _on_set_subscriptions(self, msg: dict[str, Any]) -> None:
+        """Which videos to receive: at most `max_video` (last-N), `pinned` first, or exactly `video`."""
+        assert self.participant is not None and self.room is not None
+        prefs = self.participant.video_preferences
+        max_video = _field(msg, "max_video", int, optional=True)
+        pinned = _field(msg, "pinned", list, optional=True)
+        explicit = _field(msg, "video", list, optional=True)
+        layers = _field(msg, "layers", dict, optional=True)
+        for name, value in (("pinned", pinned), ("video", explicit)):
+            if value is not None and not all(isinstance(t, str) for t in value):
+                raise InvalidField(f"'{name}' must list track ids", field=name)
+        if max_video is not None and not 0 <= max_video <= 100:
+            raise InvalidField("'max_video' must be 0-100", field="max_video")
+        if layers is not None and not all(isinstance(v, str) and v in LAYERS for v in layers.values()):
+            raise InvalidField("layers must be low, mid or high", field="layers")
+        if max_video is not None:
+            prefs.max_video = max_video
+        if pinned is not None:
+            prefs.pinned = list(pinned)
+        if "video" in msg:
+            prefs.explicit = list(explicit) if explicit is not None else None
+        if layers is not None:
+            prefs.layers = dict(layers)
+        self.room.reselect([self.participant])
+        self.room.apply_layers(self.participant)
 
     async def _on_leave(self, msg: dict[str, Any]) -> None:
         self.close_soon(1000, "left")

@@ -1,0 +1,89 @@
+"""Who receives what in a big room.
+
+Video (last-N, after Jitsi): each subscriber gets at most N videos: the ones it pinned first, then
+screen shares, then the most recent speakers, then the earliest joiners; the rest are paused at the
+server (and resumed with a keyframe request).
+
+Audio (loudest few): in a room with more audio publishers than `max_open`, only `max_open` of them are
+forwarded at a time. A publisher's gate opens on its first voiced packet when a place is free, and it
+keeps its place while it keeps talking (pauses shorter than `hold` included), so nobody is cut mid-word;
+a place is given to a new voice only when one of the open speakers has been quiet for `hold` seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class VideoPreferences:
+    """What one subscriber asked for (`set_subscriptions`)."""
+
+    max_video: int = 25
+    pinned: list[str] = field(default_factory=list)  # track ids, first wins
+    explicit: list[str] | None = None  # exactly these, when the client chooses itself
+    layers: dict[str, str] = field(default_factory=dict)  # track id -> low|mid|high
+
+
+@dataclass(frozen=True)
+class VideoCandidate:
+    track_id: str
+    participant_id: str
+    source: str
+    joined_order: int
+
+
+def choose_videos(candidates: Sequence[VideoCandidate], prefs: VideoPreferences,
+                  speaker_history: Sequence[str]) -> set[str]:
+    """Track ids of the videos this subscriber should receive now."""
+    available = {c.track_id for c in candidates}
+    if prefs.explicit is not None:
+        return {t for t in prefs.explicit if t in available}
+    recency = {pid: i for i, pid in enumerate(speaker_history)}
+    pinned = {t: i for i, t in enumerate(prefs.pinned)}
+
+    def rank(c: VideoCandidate) -> tuple[int, int, int, int]:
+        return (
+            pinned.get(c.track_id, len(pinned)),
+            0 if c.source == "screen" else 1,
+            recency.get(c.participant_id, len(recency)),
+            c.joined_order,
+        )
+
+    ordered = sorted(candidates, key=rank)
+    return {c.track_id for c in ordered[: max(0, prefs.max_video)]}
+
+
+class AudioGate:
+    def __init__(self, max_open: int = 3, hold: float = 0.8) -> None:
+        self.max_open = max_open
+        self.hold = hold
+        self._open: dict[str, float] = {}  # publication id -> last voiced time
+        self.enabled = False  # only when the room has more audio publishers than max_open
+
+    def admit(self, publication_id: str, voiced: bool, now: float) -> bool:
+        if not self.enabled:
+            return True
+        last = self._open.get(publication_id)
+        if last is not None:
+            if voiced:
+                self._open[publication_id] = now
+            return True
+        if not voiced:
+            return False
+        if len(self._open) < self.max_open:
+            self._open[publication_id] = now
+            return True
+        quietest = min(self._open, key=lambda p: self._open[p])
+        if now - self._open[quietest] > self.hold:
+            del self._open[quietest]
+            self._open[publication_id] = now
+            return True
+        return False
+
+    def is_open(self, publication_id: str) -> bool:
+        return not self.enabled or publication_id in self._open
+
+    def forget(self, publication_id: str) -> None:
+        self._open.pop(publication_id, None)
