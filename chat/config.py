@@ -1,0 +1,48 @@
+"""Chat settings: derived from the server's frozen Config plus CONVENE_CHAT_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from signaling.config import Config
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    data_dir: Path
+    redis_url: str | None = None
+    redis_prefix: str = "convene:chat:"
+    # Per caller (API key or user) on writes: a token bucket.
+    rate_per_second: float = 20.0
+    rate_burst: int = 60
+    # WebSocket replay: events kept per connection, and how long a dropped connection may resume.
+    replay_events: int = 256
+    resume_seconds: float = 120.0
+    max_ws_message_bytes: int = 16 * 1024
+    # Longest text accepted in a message (characters).
+    max_content_chars: int = 20_000
+    reminder_interval_seconds: float = 30.0
+    retention_interval_seconds: float = 3600.0
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "chat" / "chat.db"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "chat" / "files"
+
+    @classmethod
+    def from_config(cls, config: Config) -> ChatConfig:
+        env = os.environ
+        values: dict[str, float | int] = {}
+        if "CONVENE_CHAT_RATE" in env:
+            values["rate_per_second"] = float(env["CONVENE_CHAT_RATE"])
+        if "CONVENE_CHAT_BURST" in env:
+            values["rate_burst"] = int(env["CONVENE_CHAT_BURST"])
+        if "CONVENE_CHAT_REMINDER_INTERVAL" in env:
+            values["reminder_interval_seconds"] = float(env["CONVENE_CHAT_REMINDER_INTERVAL"])
+        return cls(data_dir=config.data_dir, redis_url=config.redis_url,
+                   redis_prefix=env.get("CONVENE_CHAT_REDIS_PREFIX", "convene:chat:"), **values)  # type: ignore[arg-type]

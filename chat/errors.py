@@ -1,0 +1,57 @@
+"""Chat-specific errors: each a ConveneError with a stable code (mapped to JSON by signaling.wire)."""
+
+from __future__ import annotations
+
+from signaling.errors import BadRequest, Conflict, ConveneError, Forbidden, NotFound
+
+
+class NotMember(Forbidden):
+    code = "not_a_member"
+
+
+class NotPermitted(Forbidden):
+    code = "not_permitted"
+
+
+class RecallWindowClosed(Forbidden):
+    code = "recall_window_closed"
+
+
+class ChannelNotFound(NotFound):
+    code = "channel_not_found"
+
+
+class MessageNotFound(NotFound):
+    code = "message_not_found"
+
+
+class FileNotFound(NotFound):
+    code = "file_not_found"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
+class ChannelExists(Conflict):
+    code = "channel_exists"
+
+
+class MessageRecalled(Conflict):
+    code = "message_recalled"
+
+
+class FileTooLarge(ConveneError):
+    code, status = "file_too_large", 413
+
+
+class FileTypeMismatch(ConveneError):
+    code, status = "file_type_mismatch", 415
+
+
+class FileTypeRefused(ConveneError):
+    code, status = "file_type_refused", 415
+
+
+class BadMultipart(BadRequest):
+    code = "bad_multipart"

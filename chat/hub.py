@@ -1,0 +1,141 @@
+"""Live delivery: WebSocket sessions, each with its own sequence numbers and a replay buffer.
+
+A session outlives its socket for `resume_seconds`: it keeps numbering and buffering the events meant
+for it, so a client that reconnects with `session` and `last_seq` receives exactly what it missed.
+When the gap is older than the buffer (or the session expired), the client gets `resumed: false`
+and catches up with GET /v1/sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from chat.model import new_id
+
+
+@dataclass
+class Session:
+    id: str
+    login: str
+    channels: set[str]
+    buffer: deque[tuple[int, str]]
+    seq: int = 0
+    ws: web.WebSocketResponse | None = None
+    outbox: deque[str] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    detached_at: float = 0.0
+
+    def deliver(self, body: str) -> None:
+        """`body` is an event's JSON object text; it is sent as {"seq": n, ...body}."""
+        self.seq += 1
+        frame = '{"seq":%d,%s' % (self.seq, body[1:])
+        self.buffer.append((self.seq, frame))
+        if self.ws is not None:
+            self.outbox.append(frame)
+            self.wake.set()
+
+    def missed_since(self, last_seq: int) -> list[str] | None:
+        if last_seq > self.seq:
+            return None
+        if last_seq == self.seq:
+            return []
+        if not self.buffer or self.buffer[0][0] > last_seq + 1:
+            return None
+        return [frame for seq, frame in self.buffer if seq > last_seq]
+
+
+class Hub:
+    def __init__(self, replay_events: int, resume_seconds: float, max_outbox: int = 20_000) -> None:
+        self._replay = replay_events
+        self._resume = resume_seconds
+        self._max_outbox = max_outbox
+        self._sessions: dict[str, Session] = {}
+        self._by_channel: dict[str, set[Session]] = {}
+
+    # Sessions ---------------------------------------------------------------------------------
+
+    def open(self, login: str, channels: Iterable[str]) -> Session:
+        session = Session(id=new_id("s_"), login=login, channels=set(channels), buffer=deque(maxlen=self._replay))
+        self._sessions[session.id] = session
+        for cid in session.channels:
+            self._by_channel.setdefault(cid, set()).add(session)
+        return session
+
+    def resume(self, session_id: str, login: str, last_seq: int) -> tuple[Session, list[str]] | None:
+        session = self._sessions.get(session_id)
+        if session is None or session.login != login or session.ws is not None:
+            return None
+        missed = session.missed_since(last_seq)
+        if missed is None:
+            self.close(session)
+            return None
+        return session, missed
+
+    def attach(self, session: Session, ws: web.WebSocketResponse) -> None:
+        session.ws = ws
+        session.outbox.clear()
+        session.wake.clear()
+
+    def detach(self, session: Session) -> None:
+        session.ws = None
+        session.outbox.clear()
+        session.detached_at = time.monotonic()
+
+    def close(self, session: Session) -> None:
+        self._sessions.pop(session.id, None)
+        for cid in session.channels:
+            members = self._by_channel.get(cid)
+            if members is not None:
+                members.discard(session)
+                if not members:
+                    del self._by_channel[cid]
+
+    def expire(self) -> None:
+        cutoff = time.monotonic() - self._resume
+        for session in [s for s in self._sessions.values() if s.ws is None and s.detached_at < cutoff]:
+            self.close(session)
+
+    def sockets(self) -> list[web.WebSocketResponse]:
+        return [s.ws for s in self._sessions.values() if s.ws is not None]
+
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    # Events -----------------------------------------------------------------------------------
+
+    def dispatch(self, event: dict[str, Any], text: str) -> None:
+        cid = event.get("channel")
+        if not isinstance(cid, str):
+            return
+        if event.get("type") == "members":
+            added, removed = set(event.get("added", [])), set(event.get("removed", []))
+            for session in self._sessions.values():
+                if session.login in added and cid not in session.channels:
+                    session.channels.add(cid)
+                    self._by_channel.setdefault(cid, set()).add(session)
+            for session in list(self._by_channel.get(cid, ())):
+                if session.login in removed:
+                    session.deliver(text)
+                    session.channels.discard(cid)
+                    self._by_channel[cid].discard(session)
+        for session in list(self._by_channel.get(cid, ())):
+            if event.get("type") == "typing" and event.get("user") == session.login:
+                continue
+            session.deliver(text)
+            if len(session.outbox) > self._max_outbox and session.ws is not None:
+                asyncio.ensure_future(session.ws.close(code=1013, message=b"too slow; resume"))
+
+    async def pump(self, session: Session, ws: web.WebSocketResponse) -> None:
+        """Writes the session's outbox to its socket until the socket goes away."""
+        while session.ws is ws and not ws.closed:
+            await session.wake.wait()
+            session.wake.clear()
+            while session.outbox and session.ws is ws and not ws.closed:
+                await ws.send_str(session.outbox.popleft())

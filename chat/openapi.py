@@ -1,0 +1,152 @@
+"""The OpenAPI 3.1 description of the chat API, served at /v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_S = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _S + name}
+
+
+def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_TIME = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
+_LOGINS = {"type": "array", "items": _STR}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+        "code": _STR, "message": _STR, "details": {"type": "object"}}, "required": ["code", "message"]}}},
+    "User": {"type": "object", "properties": {"login": _STR, "role": {"enum": ["owner", "admin", "member", "guest", "bot"]},
+                                              "name": _STR, "department": _STR, "created_at": {"type": "number"}}},
+    "Org": {"type": "object", "properties": {"members_create_channels": {"type": "boolean"},
+            "recall_window_seconds": _INT, "max_file_bytes": _INT, "allowed_file_types": {"type": "array", "items": _STR},
+            "retention_days": _INT, "remind_before_seconds": _INT}},
+    "Channel": {"type": "object", "properties": {"id": _STR, "name": _STR,
+                "kind": {"enum": ["meeting", "team", "group", "direct"]}, "created_by": _STR, "topic": _STR,
+                "retention_days": {"type": ["integer", "null"]}, "unread": _INT, "last_read": _INT,
+                "members": _LOGINS}},
+    "Attachment": {"type": "object", "properties": {"type": {"const": "file"}, "file_id": _STR, "url": _STR,
+                                                    "name": _STR, "mime": _STR, "size": _INT}},
+    "Task": {"type": "object", "properties": {"title": _STR, "assignee": {"type": ["string", "null"]},
+             "due": {"type": ["number", "null"]}, "status": {"enum": ["open", "in_progress", "done"]},
+             "notes": {"type": "array", "items": {"type": "object"}}, "reminded": _LOGINS}},
+    "Message": {"type": "object", "properties": {
+        "id": _STR, "channel": _STR, "author": _STR, "type": {"enum": ["text", "task", "file"]}, "content": _STR,
+        "created_at": {"type": "number"}, "ord": _INT, "seq": _INT, "thread": {"type": ["string", "null"]},
+        "client_id": {"type": ["string", "null"]}, "mentions": _LOGINS,
+        "attachments": {"type": "array", "items": _ref("Attachment")}, "task": {"oneOf": [_ref("Task"), {"type": "null"}]},
+        "reactions": {"type": "object", "additionalProperties": _LOGINS},
+        "edits": {"type": "array", "items": {"type": "object"}}, "edited_at": {"type": ["number", "null"]},
+        "deleted": {"type": "boolean"}, "deleted_by": {"type": ["string", "null"]}}},
+    "File": {"type": "object", "properties": {"id": _STR, "name": _STR, "mime": _STR, "size": _INT, "sha256": _STR,
+                                              "uploader": _STR}},
+    "PostMessage": _obj({"to": _STR, "content": _STR, "type": {"enum": ["text", "task", "file"]},
+                         "attachments": {"type": "array", "items": {"type": "object", "properties": {
+                             "type": {"const": "file"}, "file_id": _STR, "url": {"type": "string", "format": "uri"},
+                             "name": _STR}}},
+                         "thread": _STR, "client_id": _STR,
+                         "task": _obj({"title": _STR, "assignee": _STR, "due": _TIME,
+                                       "status": {"enum": ["open", "in_progress", "done"]}}, ("title",))}, ("to",)),
+}
+
+_ERR = {"description": "error", "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _op(summary: str, ok: str | None = None, body: dict[str, Any] | None = None, status: str = "200",
+        params: tuple[tuple[str, str, str], ...] = (), tag: str = "chat") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": {
+        status: {"description": "ok", "content": {"application/json": {"schema": _ref(ok) if ok else {"type": "object"}}}},
+        "400": _ERR, "401": _ERR, "403": _ERR, "404": _ERR, "413": _ERR, "429": _ERR}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = [{"name": n, "in": where, "required": where == "path", "schema": {"type": t}}
+                            for n, where, t in params]
+    return op
+
+
+_ID = (("id", "path", "string"),)
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {
+        "/v1/me": {"get": _op("Who the caller is", "User")},
+        "/v1/org": {"get": _op("Organisation settings", "Org"),
+                    "patch": _op("Change organisation settings (admins)", "Org", {"type": "object"})},
+        "/v1/users": {"get": _op("List users"),
+                      "post": _op("Add or update a user (admins)", "User",
+                                  _obj({"login": _STR, "role": _STR, "department": _STR, "name": _STR}, ("login",)), "201")},
+        "/v1/users/{login}": {"patch": _op("Change a user's role, department or name", "User",
+                                           _obj({"role": _STR, "department": _STR, "name": _STR}),
+                                           params=(("login", "path", "string"),))},
+        "/v1/users/{login}/tokens": {"post": _op("Issue a chat token for a user (admins)", None, _obj({"ttl": _INT}),
+                                                 "201", (("login", "path", "string"),))},
+        "/v1/departments": {"get": _op("The department tree")},
+        "/v1/channels": {"get": _op("Channels the caller is in, with unread counts"),
+                         "post": _op("Create a team channel, group or direct chat", "Channel",
+                                     _obj({"name": _STR, "kind": {"enum": ["team", "group", "direct"]},
+                                           "members": _LOGINS, "topic": _STR}), "201")},
+        "/v1/channels/browse": {"get": _op("Team channels one may join")},
+        "/v1/channels/{id}": {"get": _op("A channel (id or name) and its members", "Channel", params=_ID),
+                              "patch": _op("Change topic or retention", "Channel",
+                                           _obj({"topic": _STR, "retention_days": {"type": ["integer", "null"]}}),
+                                           params=_ID)},
+        "/v1/channels/{id}/members": {"get": _op("Members", params=_ID),
+                                      "post": _op("Add and remove members", None,
+                                                  _obj({"add": _LOGINS, "remove": _LOGINS}), params=_ID)},
+        "/v1/channels/{id}/read": {"post": _op("Mark read up to an ord", None, _obj({"ord": _INT}, ("ord",)),
+                                               params=_ID)},
+        "/v1/channels/{id}/messages": {"get": _op(
+            "History: after=<cursor> pages forward; before=<cursor> (or nothing) gives the latest page", None,
+            params=(*_ID, ("after", "query", "string"), ("before", "query", "string"), ("limit", "query", "integer"),
+                    ("thread", "query", "string")))},
+        "/v1/messages": {"post": _op("Post a text, task or file message (idempotent with client_id)", "Message",
+                                     _ref("PostMessage"), "201")},
+        "/v1/messages/{id}": {"get": _op("A message", "Message", params=_ID),
+                              "patch": _op("Edit (author); the old text is kept in edits", "Message",
+                                           _obj({"content": _STR}, ("content",)), params=_ID),
+                              "delete": _op("Recall: the author within the org's window, admins any time; "
+                                            "leaves a tombstone", "Message", params=_ID)},
+        "/v1/messages/{id}/reactions": {"post": _op("React", "Message", _obj({"emoji": _STR}, ("emoji",)), params=_ID)},
+        "/v1/messages/{id}/reactions/{emoji}": {"delete": _op("Take a reaction back", "Message",
+                                                              params=(*_ID, ("emoji", "path", "string")))},
+        "/v1/tasks": {"get": _op("Tasks across the caller's channels (assignee=me by default)", None,
+                                 params=(("assignee", "query", "string"), ("status", "query", "string")))},
+        "/v1/tasks/{id}": {"patch": _op("Change a task: status, title, assignee, due, or add a progress note",
+                                        "Message", _obj({"status": {"enum": ["open", "in_progress", "done"]},
+                                                         "title": _STR, "assignee": _STR, "due": _TIME, "note": _STR}),
+                                        params=_ID)},
+        "/v1/search": {"get": _op("Full-text search (CJK aware) over the caller's channels", None, params=(
+            ("q", "query", "string"), ("channel", "query", "string"), ("from", "query", "string"),
+            ("before", "query", "string"), ("after", "query", "string"), ("limit", "query", "integer")))},
+        "/v1/sync": {"get": _op("Changes since a cursor: {updated, deleted, next, has_more}", None,
+                                params=(("since", "query", "string"), ("limit", "query", "integer")))},
+        "/v1/files": {"post": {**_op("Upload files (multipart, parts named 'file')", None, status="201"),
+                               "requestBody": {"content": {"multipart/form-data": {"schema": {
+                                   "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}}}},
+        "/v1/files/{id}": {"get": {"summary": "Download (members of a channel it was posted in, or its uploader)",
+                                   "tags": ["chat"], "parameters": [{"name": "id", "in": "path", "required": True,
+                                                                     "schema": _STR}],
+                                   "responses": {"200": {"description": "the file"}, "404": _ERR}}},
+        "/v1/chat/ws": {"get": {"summary": "WebSocket of live events with per-connection seq and resume "
+                                           "(?token=&session=&last_seq=); see docs/chat-api.md",
+                                "tags": ["chat"], "responses": {"101": {"description": "switching protocols"}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Convene chat API", "version": "1.0.0",
+                 "description": "Authorization: Bearer <API key (cvk_…) | chat user token | meeting token>."},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }

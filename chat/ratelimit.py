@@ -1,0 +1,34 @@
+"""Per-caller token buckets: `rate` writes per second, bursts up to `burst`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from signaling.errors import RateLimited
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._buckets: dict[str, _Bucket] = {}
+
+    def take(self, key: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) > 100_000:
+                self._buckets.clear()
+            bucket = self._buckets[key] = _Bucket(self._burst, now)
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) * self._rate)
+        bucket.stamp = now
+        if bucket.tokens < 1.0:
+            raise RateLimited("too many requests from this caller", retry_after=(1.0 - bucket.tokens) / self._rate)
+        bucket.tokens -= 1.0

@@ -1,0 +1,107 @@
+"""The ChatStore interface: what the chat service needs from storage. Two backends implement it
+(chat.sqlite_store: embedded default; chat.redis_store: several server processes) and pass one
+contract test suite (tests/chat/test_store_contract.py).
+
+Ordering: every write takes the next value of one counter. A message's `ord` is the value when it was
+created (history order); its `seq` the value of its last change (the sync cursor). Writes become
+visible in counter order, so "everything with seq > cursor" never skips a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from chat.model import Channel, FileMeta, Membership, Message, OrgSettings, SearchQuery, User
+
+Mutation = Callable[[Message], Message]
+
+
+class ChatStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # Organisation
+    async def get_org(self) -> OrgSettings: ...
+
+    async def put_org(self, org: OrgSettings) -> None: ...
+
+    async def put_user(self, user: User) -> None: ...
+
+    async def get_user(self, login: str) -> User | None: ...
+
+    async def list_users(self) -> list[User]: ...
+
+    # Channels and membership
+    async def create_channel(self, channel: Channel, members: Sequence[str]) -> Channel:
+        """Stores a new channel; raises ChannelExists when the name is taken."""
+        ...
+
+    async def update_channel(self, channel: Channel) -> None: ...
+
+    async def get_channel(self, channel_id: str) -> Channel | None: ...
+
+    async def find_channel(self, name: str) -> Channel | None: ...
+
+    async def list_channels(self, kind: str | None = None) -> list[Channel]: ...
+
+    async def add_members(self, channel_id: str, logins: Sequence[str]) -> None: ...
+
+    async def remove_members(self, channel_id: str, logins: Sequence[str]) -> None: ...
+
+    async def members(self, channel_id: str) -> list[str]: ...
+
+    async def is_member(self, channel_id: str, login: str) -> bool: ...
+
+    async def memberships(self, login: str) -> list[Membership]:
+        """The caller's channels with the last read `ord` and the unread count after it."""
+        ...
+
+    async def set_read(self, channel_id: str, login: str, ord_: int) -> None: ...
+
+    # Messages
+    async def insert_message(self, message: Message) -> tuple[Message, bool]:
+        """Stores a new message and returns it with ord/seq. When (author, client_id) was seen
+        before, returns the stored message and False instead (idempotent retries)."""
+        ...
+
+    async def get_message(self, message_id: str) -> Message | None: ...
+
+    async def by_client_id(self, author: str, client_id: str) -> Message | None: ...
+
+    async def mutate_message(self, message_id: str, change: Mutation) -> Message:
+        """Applies `change` atomically (it may raise to refuse) and stores the result with a new seq."""
+        ...
+
+    async def history(self, channel_id: str, after: int | None, before: int | None, limit: int,
+                      thread: str | None = None) -> list[Message]:
+        """Messages by ord, ascending: after `after`, or the last `limit` before `before` (or latest)."""
+        ...
+
+    async def changes(self, channel_ids: Sequence[str], since: int, limit: int) -> list[Message]:
+        """Messages of these channels changed after `since`, by seq ascending."""
+        ...
+
+    async def current_seq(self) -> int: ...
+
+    async def search(self, channel_ids: Sequence[str], query: SearchQuery) -> list[Message]:
+        """Non-recalled messages matching chat.textindex.matches, newest first."""
+        ...
+
+    async def tasks_of(self, assignee: str, open_only: bool) -> list[Message]: ...
+
+    async def due_tasks(self, until: float) -> list[Message]:
+        """Open tasks whose due time is at or before `until`."""
+        ...
+
+    async def expired_messages(self, channel_id: str, before: float, limit: int) -> list[str]:
+        """Ids of non-recalled messages created before `before` (for the retention policy)."""
+        ...
+
+    # Files
+    async def put_file(self, meta: FileMeta) -> None: ...
+
+    async def get_file(self, file_id: str) -> FileMeta | None: ...
+
+    async def add_file_channel(self, file_id: str, channel_id: str) -> None: ...

@@ -1,0 +1,513 @@
+"""The chat sidecar's HTTP surface: REST under /v1, the live socket /v1/chat/ws, the /chat page.
+
+`setup_chat(app, config)` mounts it on the server's app; `app[CHAT]` is the ChatService, which other
+parts of the server use (`await app[CHAT].ensure_meeting_channel(room)`, `await app[CHAT].post_task(...)`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, WSMsgType, web
+
+from chat.auth import Authenticator, Principal
+from chat.bus import Bus, LocalBus, RedisBus
+from chat.config import ChatConfig
+from chat.errors import BadMultipart, UserNotFound
+from chat.files import FileVault
+from chat.hub import Hub, Session
+from chat.jobs import reminder_loop, retention_loop
+from chat.model import Message, SearchQuery
+from chat.openapi import openapi_document
+from chat.policy import Action, require
+from chat.ratelimit import RateLimiter
+from chat.redis_store import RedisChatStore
+from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_login
+from chat.sqlite_store import SqliteChatStore
+from chat.store import ChatStore
+from signaling.apikeys import ApiKeyStore
+from signaling.config import Config
+from signaling.errors import BadRequest, InvalidField
+from signaling.secrets_store import load_or_create_secret
+from signaling.tokens import TokenIssuer
+from signaling.wire import read_json_object
+
+CHAT = web.AppKey("chat", ChatService)
+CHAT_API = web.AppKey("chat_api", "ChatApi")
+WEB_CHAT_DIR = Path(__file__).resolve().parent.parent / "web" / "chat"
+
+
+def _int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InvalidField(f"{name} must be an integer", field=name) from exc
+    if not lo <= value <= hi:
+        raise InvalidField(f"{name} must be {lo}-{hi}", field=name)
+    return value
+
+
+def _messages(msgs: list[Message]) -> list[dict[str, Any]]:
+    return [m.to_wire() for m in msgs]
+
+
+def _str_field(body: dict[str, Any], name: str, default: str | None = None) -> str | None:
+    value = body.get(name, default)
+    if value is not None and not isinstance(value, str):
+        raise InvalidField(f"{name} must be a string", field=name)
+    return value
+
+
+def _list_field(body: dict[str, Any], name: str) -> list[str]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) > 1000:
+        raise InvalidField(f"{name} must be a list of logins", field=name)
+    return value
+
+
+class ChatApi:
+    def __init__(self, config: ChatConfig, store: ChatStore, bus: Bus, tokens: TokenIssuer, keys: ApiKeyStore) -> None:
+        self.config = config
+        self.store = store
+        self.bus = bus
+        self.service = ChatService(store, bus, config.max_content_chars)
+        self.auth = Authenticator(self.service, tokens, keys)
+        self.hub = Hub(config.replay_events, config.resume_seconds)
+        self.vault = FileVault(config.files_dir)
+        self.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
+        bus.subscribe(self.hub.dispatch)
+
+    async def _who(self, request: web.Request, write: bool = False, allow_query: bool = False) -> Principal:
+        principal = await self.auth.principal(request, allow_query=allow_query)
+        if write:
+            self.limiter.take(principal.rate_key)
+        return principal
+
+    # Directory --------------------------------------------------------------------------------
+
+    async def me(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        return web.json_response({"user": p.user.to_wire(), "room": p.room})
+
+    async def get_org(self, request: web.Request) -> web.Response:
+        await self._who(request)
+        return web.json_response((await self.service.org()).to_wire())
+
+    async def patch_org(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed=set((await self.service.org()).to_wire()))
+        return web.json_response((await self.service.patch_org(p.user, body)).to_wire())
+
+    async def list_users(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        require(p.user, Action.READ_DIRECTORY, await self.service.org())
+        return web.json_response({"users": [u.to_wire() for u in await self.store.list_users()]})
+
+    async def add_user(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"login", "role", "department", "name"})
+        user, created = await self.service.add_user(
+            p.user, valid_login(body.get("login")), _str_field(body, "role", "member") or "member",
+            _str_field(body, "department", "") or "", _str_field(body, "name", "") or "")
+        return web.json_response(user.to_wire(), status=201 if created else 200)
+
+    async def patch_user(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"role", "department", "name"})
+        user = await self.service.patch_user(p.user, request.match_info["login"], _str_field(body, "role"),
+                                             _str_field(body, "department"), _str_field(body, "name"))
+        return web.json_response(user.to_wire())
+
+    async def user_token(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        require(p.user, Action.MANAGE_USERS, await self.service.org())
+        body = await read_json_object(request, allowed={"ttl"})
+        ttl = body.get("ttl", 30 * 86400)
+        if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= 365 * 86400:
+            raise InvalidField("ttl must be 60 s to 365 days", field="ttl")
+        login = request.match_info["login"]
+        if await self.store.get_user(login) is None:
+            raise UserNotFound(f"no user {login!r}")
+        token = self.auth.mint_user_token(login, ttl)
+        return web.json_response({"token": token, "url": f"/chat?token={token}"}, status=201)
+
+    async def departments(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        return web.json_response(await self.service.departments(p.user))
+
+    # Channels ---------------------------------------------------------------------------------
+
+    async def create_channel(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"name", "kind", "members", "topic"})
+        kind = _str_field(body, "kind", "team") or "team"
+        topic = _str_field(body, "topic", "") or ""
+        if len(topic) > 500:
+            raise InvalidField("topic may be at most 500 characters", field="topic")
+        channel, created = await self.service.create_channel(p.user, _str_field(body, "name"), kind,
+                                                             _list_field(body, "members"), topic)
+        members = await self.store.members(channel.id)
+        return web.json_response({**channel.to_wire(), "members": members}, status=201 if created else 200)
+
+    async def list_channels(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        rows = await self.service.channels(p.user)
+        return web.json_response({"channels": [{**m.channel.to_wire(), "last_read": m.last_read,
+                                                "unread": m.unread} for m in rows]})
+
+    async def browse_channels(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        require(p.user, Action.JOIN_TEAM_CHANNEL, await self.service.org())
+        return web.json_response({"channels": [c.to_wire() for c in await self.store.list_channels("team")]})
+
+    async def get_channel(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        channel = await self.service.readable(p.user, request.match_info["id"])
+        return web.json_response({**channel.to_wire(), "members": await self.store.members(channel.id)})
+
+    async def patch_channel(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"topic", "retention_days"})
+        retention = body.get("retention_days")
+        if retention is not None and (not isinstance(retention, int) or isinstance(retention, bool) or retention < 0):
+            raise InvalidField("retention_days must be a non-negative integer or null", field="retention_days")
+        topic = _str_field(body, "topic")
+        channel = await self.service.update_channel(p.user, request.match_info["id"], topic, retention,
+                                                    "retention_days" in body and retention is None)
+        return web.json_response(channel.to_wire())
+
+    async def change_members(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"add", "remove"})
+        members = await self.service.change_members(p.user, request.match_info["id"], _list_field(body, "add"),
+                                                    _list_field(body, "remove"))
+        return web.json_response({"members": members})
+
+    async def list_members(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        channel = await self.service.readable(p.user, request.match_info["id"])
+        return web.json_response({"members": await self.store.members(channel.id)})
+
+    async def mark_read(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        body = await read_json_object(request, allowed={"ord"})
+        ord_ = body.get("ord")
+        if not isinstance(ord_, int) or isinstance(ord_, bool) or ord_ < 0:
+            raise InvalidField("ord must be a message's ord", field="ord")
+        await self.service.mark_read(p.user, request.match_info["id"], ord_)
+        return web.json_response({"ok": True})
+
+    async def history(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        after = _int(request, "after", None, 0, 2 ** 62)
+        before = _int(request, "before", None, 0, 2 ** 62)
+        limit = _int(request, "limit", 50, 1, 500) or 50
+        channel, msgs = await self.service.history(p.user, request.match_info["id"], after, before, limit,
+                                                   request.query.get("thread") or None)
+        full = len(msgs) >= limit
+        return web.json_response({
+            "channel": channel.to_wire(), "messages": _messages(msgs),
+            "next": str(msgs[-1].ord) if msgs and (after is None or full) else (str(after) if after else None),
+            "prev": str(msgs[0].ord) if msgs else None,
+            "has_more": full,
+        })
+
+    # Messages ---------------------------------------------------------------------------------
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"to", "content", "type", "attachments", "thread",
+                                                        "client_id", "task"})
+        to = body.get("to")
+        if not isinstance(to, str) or not to:
+            raise InvalidField("to must name a channel (its id or name)", field="to")
+        attachments = body.get("attachments", [])
+        if not isinstance(attachments, list):
+            raise InvalidField("attachments must be a list", field="attachments")
+        task = body.get("task")
+        if task is not None and not isinstance(task, dict):
+            raise InvalidField("task must be an object", field="task")
+        req = PostRequest(to=to, type=_str_field(body, "type", "text") or "text",
+                          content=_str_field(body, "content", "") or "", attachments=tuple(attachments),
+                          thread=_str_field(body, "thread"), client_id=_str_field(body, "client_id"), task=task)
+        message, created = await self.service.post(p.user, req)
+        return web.json_response(message.to_wire(), status=201 if created else 200)
+
+    async def get_message(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        return web.json_response((await self.service.get_message(p.user, request.match_info["id"])).to_wire())
+
+    async def edit_message(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"content"})
+        content = _str_field(body, "content")
+        if content is None:
+            raise InvalidField("content is required", field="content")
+        return web.json_response((await self.service.edit(p.user, request.match_info["id"], content)).to_wire())
+
+    async def recall_message(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        return web.json_response((await self.service.recall(p.user, request.match_info["id"])).to_wire())
+
+    async def add_reaction(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"emoji"})
+        emoji = _str_field(body, "emoji") or ""
+        return web.json_response((await self.service.react(p.user, request.match_info["id"], emoji, True)).to_wire())
+
+    async def remove_reaction(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        emoji = request.match_info["emoji"]
+        return web.json_response((await self.service.react(p.user, request.match_info["id"], emoji, False)).to_wire())
+
+    # Tasks, search, sync ----------------------------------------------------------------------
+
+    async def patch_task(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"status", "title", "assignee", "due", "note"})
+        patch = TaskPatch(status=_str_field(body, "status"), title=_str_field(body, "title"),
+                          assignee=_str_field(body, "assignee"), due=parse_time(body.get("due"), "due"),
+                          clear_due="due" in body and body["due"] is None, note=_str_field(body, "note"))
+        return web.json_response((await self.service.update_task(p.user, request.match_info["id"], patch)).to_wire())
+
+    async def list_tasks(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        status = request.query.get("status", "open")
+        if status not in ("open", "all"):
+            raise InvalidField("status is open or all", field="status")
+        tasks = await self.service.tasks(p.user, request.query.get("assignee", "me"), status == "open")
+        return web.json_response({"tasks": _messages(tasks)})
+
+    async def search(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        q = request.query.get("q", "")
+        if len(q) > 200:
+            raise InvalidField("q may be at most 200 characters", field="q")
+        query = SearchQuery(text=q, author=request.query.get("from") or None,
+                            before=parse_time(request.query.get("before"), "before"),
+                            after=parse_time(request.query.get("after"), "after"),
+                            limit=_int(request, "limit", 50, 1, 200) or 50)
+        started = time.perf_counter()
+        hits = await self.service.search(p.user, query, request.query.get("channel") or None)
+        return web.json_response({"messages": _messages(hits),
+                                  "took_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    async def sync(self, request: web.Request) -> web.Response:
+        p = await self._who(request)
+        since = _int(request, "since", 0, 0, 2 ** 62) or 0
+        limit = _int(request, "limit", 500, 1, 2000) or 500
+        result = await self.service.sync(p.user, since, limit)
+        channels = await self.service.channels(p.user)
+        return web.json_response({
+            "updated": _messages(result.updated),
+            "deleted": [{"id": m.id, "channel": m.channel_id, "seq": m.seq} for m in result.deleted],
+            "next": str(result.next), "has_more": result.has_more,
+            "channels": [{**m.channel.to_wire(), "unread": m.unread} for m in channels],
+        })
+
+    # Files ------------------------------------------------------------------------------------
+
+    async def upload(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        org = await self.service.org()
+        require(p.user, Action.UPLOAD, org)
+        if not request.content_type.startswith("multipart/"):
+            raise BadMultipart("upload files as multipart/form-data in a part named 'file'")
+        try:
+            reader = await request.multipart()
+        except (ValueError, AssertionError) as exc:
+            raise BadMultipart(f"unreadable multipart body: {exc}") from exc
+        metas = []
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader) or part.name != "file":
+                raise BadMultipart("only parts named 'file' are accepted")
+            if len(metas) >= 10:
+                raise BadMultipart("at most 10 files per upload")
+            metas.append(await self.vault.receive(part, p.user.login, org))
+        if not metas:
+            raise BadMultipart("no part named 'file'")
+        for meta in metas:
+            await self.store.put_file(meta)
+        wire = [m.to_wire() for m in metas]
+        return web.json_response({"file": wire[0], "files": wire}, status=201)
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        p = await self._who(request, allow_query=True)
+        meta = await self.service.file_for_download(p.user, request.match_info["id"])
+        path = self.vault.path_of(meta.sha256)
+        quoted = urllib.parse.quote(meta.name, safe="")
+        return web.FileResponse(path, headers={
+            "Content-Type": meta.mime,
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quoted}",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=3600",
+            "Content-Security-Policy": "sandbox",
+        })
+
+    # Live -------------------------------------------------------------------------------------
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        p = await self._who(request, allow_query=True)
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=self.config.max_ws_message_bytes)
+        await ws.prepare(request)
+        cursor = await self.store.current_seq()
+        resumed = None
+        sid, last = request.query.get("session"), request.query.get("last_seq", "")
+        if sid and last.isdigit():
+            resumed = self.hub.resume(sid, p.user.login, int(last))
+        if resumed is not None:
+            session, missed = resumed
+        else:
+            channels = [m.channel.id for m in await self.store.memberships(p.user.login)]
+            session, missed = self.hub.open(p.user.login, channels), []
+        self.hub.attach(session, ws)
+        session.outbox.extend(missed)
+        hello = {"type": "hello", "session": session.id, "resumed": resumed is not None,
+                 "last_seq": session.seq - len(missed), "cursor": str(cursor), "user": p.user.to_wire()}
+        await ws.send_str(json.dumps(hello))
+        session.wake.set()
+        pump = asyncio.create_task(self.hub.pump(session, ws))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_ws_text(session, msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            if session.ws is ws:
+                self.hub.detach(session)
+        return ws
+
+    async def _on_ws_text(self, session: Session, data: str) -> None:
+        def reply(obj: dict[str, Any]) -> None:
+            session.outbox.append(json.dumps(obj))
+            session.wake.set()
+
+        try:
+            frame = json.loads(data)
+        except json.JSONDecodeError:
+            reply({"type": "error", "error": {"code": "malformed_json", "message": "frames are JSON objects"}})
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "ping":
+            reply({"type": "pong", "id": frame.get("id")})
+        elif kind == "typing":
+            channel = frame.get("channel")
+            if isinstance(channel, str) and channel in session.channels:
+                await self.bus.publish({"type": "typing", "channel": channel, "user": session.login})
+            else:
+                reply({"type": "error", "error": {"code": "not_a_member", "message": "not in that channel"}})
+        else:
+            reply({"type": "error", "error": {"code": "unknown_message_type", "message": f"unknown type {kind!r}"}})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    async def page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_CHAT_DIR / "chat.html", headers={"Cache-Control": "no-store"})
+
+    # Lifecycle --------------------------------------------------------------------------------
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.store.open()
+        await self.bus.start()
+        jobs = [asyncio.create_task(reminder_loop(self.service, self.config.reminder_interval_seconds)),
+                asyncio.create_task(retention_loop(self.service, self.config.retention_interval_seconds)),
+                asyncio.create_task(self._expire_sessions())]
+        yield
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+        await self.close_sockets(app)
+        await self.bus.stop()
+        await self.store.close()
+
+    async def _expire_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(10)
+            self.hub.expire()
+
+    async def close_sockets(self, app: web.Application) -> None:
+        for ws in self.hub.sockets():
+            await ws.close(code=1001, message=b"server shutting down")
+
+    def routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/v1/openapi.json", self.openapi)
+        r.add_get("/chat", self.page)
+        r.add_get("/v1/me", self.me)
+        r.add_get("/v1/org", self.get_org)
+        r.add_patch("/v1/org", self.patch_org)
+        r.add_get("/v1/users", self.list_users)
+        r.add_post("/v1/users", self.add_user)
+        r.add_patch("/v1/users/{login}", self.patch_user)
+        r.add_post("/v1/users/{login}/tokens", self.user_token)
+        r.add_get("/v1/departments", self.departments)
+        r.add_post("/v1/channels", self.create_channel)
+        r.add_get("/v1/channels", self.list_channels)
+        r.add_get("/v1/channels/browse", self.browse_channels)
+        r.add_get("/v1/channels/{id}", self.get_channel)
+        r.add_patch("/v1/channels/{id}", self.patch_channel)
+        r.add_get("/v1/channels/{id}/members", self.list_members)
+        r.add_post("/v1/channels/{id}/members", self.change_members)
+        r.add_post("/v1/channels/{id}/read", self.mark_read)
+        r.add_get("/v1/channels/{id}/messages", self.history)
+        r.add_post("/v1/messages", self.post_message)
+        r.add_get("/v1/messages/{id}", self.get_message)
+        r.add_patch("/v1/messages/{id}", self.edit_message)
+        r.add_delete("/v1/messages/{id}", self.recall_message)
+        r.add_post("/v1/messages/{id}/reactions", self.add_reaction)
+        r.add_delete("/v1/messages/{id}/reactions/{emoji}", self.remove_reaction)
+        r.add_patch("/v1/tasks/{id}", self.patch_task)
+        r.add_get("/v1/tasks", self.list_tasks)
+        r.add_get("/v1/search", self.search)
+        r.add_get("/v1/sync", self.sync)
+        r.add_post("/v1/files", self.upload)
+        r.add_get("/v1/files/{id}", self.download)
+        r.add_get("/v1/chat/ws", self.websocket)
+
+
+def build_store(config: ChatConfig) -> ChatStore:
+    if config.redis_url:
+        return RedisChatStore(config.redis_url, config.redis_prefix)
+    return SqliteChatStore(config.db_path)
+
+
+def build_bus(config: ChatConfig) -> Bus:
+    if config.redis_url:
+        return RedisBus(config.redis_url, config.redis_prefix + "events")
+    return LocalBus()
+
+
+def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | None = None) -> ChatApi:
+    cfg = chat_config or ChatConfig.from_config(config)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    api = ChatApi(cfg, build_store(cfg), build_bus(cfg), TokenIssuer(load_or_create_secret(cfg.data_dir)),
+                  ApiKeyStore(cfg.data_dir))
+    app[CHAT] = api.service
+    app[CHAT_API] = api
+    api.routes(app)
+    app.cleanup_ctx.append(api.lifecycle)
+    app.on_shutdown.append(api.close_sockets)
+    return api
+
+
+__all__ = ["CHAT", "ChatApi", "setup_chat", "BadRequest"]

@@ -1,0 +1,176 @@
+"""One contract, two backends: every ChatStore behaves the same (SQLite file and a real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from chat.errors import ChannelExists, MessageNotFound, MessageRecalled
+from chat.model import Channel, FileMeta, Message, OrgSettings, SearchQuery, Task, User, new_id
+from chat.redis_store import RedisChatStore
+from chat.sqlite_store import SqliteChatStore
+from chat.store import ChatStore
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ChatStore]:
+    s: ChatStore
+    if request.param == "sqlite":
+        s = SqliteChatStore(tmp_path / "chat.db")
+    else:
+        s = RedisChatStore(request.getfixturevalue("redis_server").url, prefix=f"c{secrets.token_hex(4)}:")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def msg(channel: str, text: str, author: str = "ann", **kw: object) -> Message:
+    return Message(id=new_id("m_"), channel_id=channel, author=author, type="text", content=text,
+                   created_at=kw.pop("created_at", time.time()), **kw)  # type: ignore[arg-type]
+
+
+async def channel(store: ChatStore, name: str, members: list[str]) -> Channel:
+    return await store.create_channel(Channel(id=new_id("c_"), name=name, kind="team"), members)
+
+
+async def test_users_org_channels(store: ChatStore) -> None:
+    await store.put_user(User("ann", "admin", name="Ann", department="eng/media"))
+    assert (await store.get_user("ann")) == User("ann", "admin", name="Ann", department="eng/media")
+    assert await store.get_user("nobody") is None
+    assert (await store.get_org()) == OrgSettings()
+    await store.put_org(OrgSettings(recall_window_seconds=5))
+    assert (await store.get_org()).recall_window_seconds == 5
+    c = await channel(store, "general", ["ann", "bob"])
+    with pytest.raises(ChannelExists):
+        await channel(store, "general", [])
+    assert (await store.find_channel("general")) == c
+    assert (await store.get_channel(c.id)) == c
+    assert await store.members(c.id) == ["ann", "bob"]
+    await store.add_members(c.id, ["cy"])
+    await store.remove_members(c.id, ["bob"])
+    assert await store.members(c.id) == ["ann", "cy"]
+    assert await store.is_member(c.id, "cy") and not await store.is_member(c.id, "bob")
+    assert [m.channel.id for m in await store.memberships("ann")] == [c.id]
+
+
+async def test_ordering_history_idempotency_unread(store: ChatStore) -> None:
+    c = await channel(store, "a", ["ann", "bob"])
+    first, created = await store.insert_message(msg(c.id, "one", client_id="k1"))
+    again, created2 = await store.insert_message(msg(c.id, "one again", client_id="k1"))
+    assert created and not created2 and again.id == first.id and again.content == "one"
+    assert (await store.by_client_id("ann", "k1")) == first
+    assert await store.by_client_id("bob", "k1") is None
+    stored = [first] + [(await store.insert_message(msg(c.id, f"m{i}")))[0] for i in range(5)]
+    assert [m.ord for m in stored] == sorted(m.ord for m in stored)
+    page = await store.history(c.id, None, None, 3)
+    assert [m.content for m in page] == ["m2", "m3", "m4"]
+    older = await store.history(c.id, None, page[0].ord, 10)
+    assert [m.content for m in older] == ["one", "m0", "m1"]
+    newer = await store.history(c.id, older[-1].ord, None, 10)
+    assert [m.content for m in newer] == ["m2", "m3", "m4"]
+    [bob] = await store.memberships("bob")
+    assert bob.unread == 6
+    await store.set_read(c.id, "bob", stored[3].ord)
+    await store.set_read(c.id, "bob", stored[1].ord)  # never goes back
+    [bob] = await store.memberships("bob")
+    assert bob.unread == 2 and bob.last_read == stored[3].ord
+
+
+async def test_mutate_changes_and_concurrency(store: ChatStore) -> None:
+    c = await channel(store, "a", ["ann"])
+    m, _ = await store.insert_message(msg(c.id, "hello"))
+    since = await store.current_seq()
+
+    def add(login: str) -> "object":
+        def change(x: Message) -> Message:
+            d = dict(x.reactions)
+            return replace(x, reactions=tuple({**d, "+1": (*d.get("+1", ()), login)}.items()))
+        return change
+
+    results = await asyncio.gather(*(store.mutate_message(m.id, add(f"u{i}")) for i in range(10)))  # type: ignore[arg-type]
+    final = await store.get_message(m.id)
+    assert final is not None and sorted(dict(final.reactions)["+1"]) == sorted(f"u{i}" for i in range(10))
+    assert final.seq == max(r.seq for r in results) and final.ord == m.ord
+    changed = await store.changes([c.id], since, 100)
+    assert [x.id for x in changed] == [m.id] and changed[0].seq == final.seq
+
+    def refuse(x: Message) -> Message:
+        raise MessageRecalled("no")
+
+    with pytest.raises(MessageRecalled):
+        await store.mutate_message(m.id, refuse)
+    with pytest.raises(MessageNotFound):
+        await store.mutate_message("m_missing", refuse)
+    assert (await store.get_message(m.id)) == final
+
+
+async def test_search_cjk_case_and_filters(store: ChatStore) -> None:
+    c = await channel(store, "a", ["ann"])
+    d = await channel(store, "b", ["ann"])
+    t0 = time.time()
+    zh, _ = await store.insert_message(msg(c.id, "项目进度更新：完成80%", created_at=t0 - 100))
+    en, _ = await store.insert_message(msg(c.id, "Quarterly Report is READY", author="bob", created_at=t0 - 50))
+    other, _ = await store.insert_message(msg(d.id, "report for the other channel", created_at=t0))
+    await store.insert_message(msg(c.id, "项进 are not adjacent here: 项 目"))
+
+    async def ids(q: str, chans: list[str] | None = None, **kw: object) -> list[str]:
+        return [m.id for m in await store.search(chans or [c.id, d.id], SearchQuery(q, **kw))]  # type: ignore[arg-type]
+
+    assert await ids("项目") == [zh.id]
+    assert await ids("进度") == [zh.id]
+    assert await ids("项目进度") == [zh.id]
+    assert await ids("目进度更") == [zh.id]
+    assert await ids("进项") == []
+    assert await ids("report") == [other.id, en.id]
+    assert await ids("REPORT ready") == [en.id]
+    assert await ids("report", [c.id]) == [en.id]
+    assert await ids("report", author="bob") == [en.id]
+    assert await ids("report", before=t0 - 10) == [en.id]
+    assert await ids("report", after=t0 - 10) == [other.id]
+    assert await ids("missing") == []
+    # Edits reindex, recalls leave the index.
+    await store.mutate_message(en.id, lambda x: replace(x, content="nothing to see"))
+    assert await ids("report") == [other.id]
+    assert await ids("nothing") == [en.id]
+    await store.mutate_message(other.id, lambda x: replace(x, content="", deleted=True))
+    assert await ids("report") == []
+    changed = await store.changes([d.id], 0, 10)
+    assert changed[-1].deleted
+
+
+async def test_tasks_files_retention(store: ChatStore) -> None:
+    c = await channel(store, "a", ["ann", "bob"])
+    now = time.time()
+    t1, _ = await store.insert_message(replace(msg(c.id, ""), type="task", task=Task("ship", "bob", now + 60)))
+    t2, _ = await store.insert_message(replace(msg(c.id, ""), type="task", task=Task("later", "bob", now + 9999)))
+    assert [m.id for m in await store.tasks_of("bob", True)] == [t2.id, t1.id]
+    assert [m.id for m in await store.due_tasks(now + 120)] == [t1.id]
+    done = await store.mutate_message(t1.id, lambda x: replace(x, task=replace(x.task, status="done")))  # type: ignore[arg-type]
+    assert done.task is not None and done.task.status == "done"
+    assert [m.id for m in await store.tasks_of("bob", True)] == [t2.id]
+    assert {m.id for m in await store.tasks_of("bob", False)} == {t1.id, t2.id}
+    assert await store.due_tasks(now + 120) == []
+    reassigned = await store.mutate_message(t2.id, lambda x: replace(x, task=replace(x.task, assignee="ann")))  # type: ignore[arg-type]
+    assert reassigned.task is not None and [m.id for m in await store.tasks_of("ann", True)] == [t2.id]
+    assert await store.tasks_of("bob", True) == []
+
+    meta = FileMeta(id="f_1", sha256="ab" * 32, name="a.txt", mime="text/plain", size=3, uploader="ann",
+                    created_at=now)
+    await store.put_file(meta)
+    await store.add_file_channel("f_1", c.id)
+    got = await store.get_file("f_1")
+    assert got is not None and got.channels == (c.id,) and got.name == "a.txt"
+    assert await store.get_file("f_2") is None
+
+    d = await channel(store, "old", ["ann"])
+    o1, _ = await store.insert_message(msg(d.id, "ancient", created_at=now - 400 * 86400))
+    await store.insert_message(msg(d.id, "recent", created_at=now))
+    assert await store.expired_messages(d.id, now - 300 * 86400, 10) == [o1.id]
