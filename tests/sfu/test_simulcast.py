@@ -1,0 +1,76 @@
+"""Simulcast through the server with real peers: a publisher sends three layers (rid), a subscriber
+gets the layer it prefers, and switches happen only on keyframes with continuous sequence numbers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sfu.webrtc import PacketWriter
+from tests.conftest import RunningServer
+from tests.sfu.peers import join, make_packet, vp8_payload, wait_until
+
+LAYERS = ["l", "m", "h"]
+
+
+async def send_layers(writer: PacketWriter, stop: asyncio.Event) -> None:
+    seq = [1000, 2000, 3000]
+    i = 0
+    while not stop.is_set():
+        for layer in range(3):
+            # Keyframes every 10 frames, staggered per layer; the layer is readable in the payload.
+            key = (i + 3 * layer) % 10 == 0
+            payload = vp8_payload(key, 100 * (layer + 1))[:2] + bytes([layer]) * (100 * (layer + 1))
+            writer.write(make_packet(seq[layer], 3000 * i, payload, marker=True), layer=layer)
+            seq[layer] += 1
+        i += 1
+        await asyncio.sleep(0.02)
+
+
+async def test_subscriber_switches_layers_on_keyframes_only(server: RunningServer) -> None:
+    alice = await join(server.url, "sim", server.token("sim", "alice"))
+    bob = await join(server.url, "sim", server.token("sim", "bob"))
+    stop = asyncio.Event()
+    try:
+        writer = alice.publisher.add_track("video", "video/VP8", layers=LAYERS)
+        offer = await alice.publisher.create_offer()
+        assert "a=simulcast:send l;m;h" in offer
+        reply = await alice.client.request({"type": "publish", "sdp": offer,
+                                            "tracks": [{"mid": writer.mid, "source": "camera"}]}, "answer")
+        assert "a=simulcast:recv l;m;h" in reply["sdp"] and "a=rid:h recv" in reply["sdp"]
+        await alice.publisher.apply_answer(reply["sdp"])
+        published = await alice.client.wait_for("published")
+        track = published["tracks"][0]["track"]
+        assert track["layers"] == LAYERS
+        await wait_until(lambda: writer.ready and len(bob.client.tracks_by_mid) == 1, 10)
+        mid = next(iter(bob.client.tracks_by_mid))
+        task = asyncio.create_task(send_layers(writer, stop))
+
+        def layers_seen(start: int = 0) -> list[int]:
+            return [p.payload[2] for p in bob.received[mid][start:]]
+
+        # Default preference: the high layer.
+        await wait_until(lambda: len(bob.received[mid]) > 20, 10)
+        assert set(layers_seen()) == {2}
+        # Ask for the low layer (a small tile): the switch waits for a low-layer keyframe.
+        start = len(bob.received[mid])
+        await bob.client.send({"type": "set_subscriptions", "layers": {track["id"]: "low"}})
+        await wait_until(lambda: 0 in layers_seen(start), 5)
+        seen = bob.received[mid][start:]
+        first_low = next(i for i, p in enumerate(seen) if p.payload[2] == 0)
+        assert seen[first_low].payload[1] & 0x01 == 0  # the switch happened on a keyframe
+        await asyncio.sleep(0.5)
+        assert set(layers_seen(start + first_low)) == {0}  # no going back and forth
+        # Sequence numbers stay continuous across the switch.
+        all_packets = bob.received[mid]
+        gaps = {(b.sequence_number - a.sequence_number) % 65536 for a, b in zip(all_packets, all_packets[1:])}
+        assert gaps == {1}
+        # Back to high.
+        start = len(bob.received[mid])
+        await bob.client.send({"type": "set_subscriptions", "layers": {track["id"]: "high"}})
+        await wait_until(lambda: 2 in layers_seen(start), 5)
+        stop.set()
+        await task
+    finally:
+        stop.set()
+        await alice.close()
+        await bob.close()
