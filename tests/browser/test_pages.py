@@ -1,0 +1,27 @@
+"""The pages load and the landing page opens a meeting through the join endpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def test_index_opens_a_meeting_and_joins(join) -> None:
+    alice = await join("pages-room", "Alice")
+    state = await alice.state()
+    assert state["self"]["name"] == "Alice"
+    assert state["self"]["moderator"] is True  # the first joiner of a new room moderates it
+    tiles = await alice.tiles()
+    assert [(t["name"], t["local"]) for t in tiles] == [("Alice", True)]
+    assert await alice.page.is_visible("#end-room")
+    published = await wait_for(lambda: _published_ids(alice), what="our own track ids")
+    assert {p["source"] for p in published} == {"microphone", "camera"}
+    assert not [line for line in alice.console if line.startswith("pageerror")], alice.console
+
+
+async def _published_ids(person):
+    published = (await person.state())["published"]
+    return published if published and all(p["track_id"] for p in published) else None

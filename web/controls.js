@@ -1,0 +1,56 @@
+// The control bar: microphone, camera, screen, leave, and the moderator's "end meeting".
+import { icon, setIcon } from "/static/icons.js";
+import { canShareScreen } from "/static/local-media.js";
+
+const $ = (id) => document.getElementById(id);
+
+function renderToggle(button, on, { onIcon, offIcon, onLabel, offLabel }) {
+  button.setAttribute("aria-pressed", String(on));
+  button.setAttribute("aria-label", on ? onLabel : offLabel);
+  button.title = on ? onLabel : offLabel;
+  setIcon(button, on ? onIcon : offIcon);
+}
+
+/** Runs one action at a time per button: a second click while the first is negotiating is ignored. */
+function guarded(button, action) {
+  button.onclick = async () => {
+    if (button.dataset.busy) return;
+    button.dataset.busy = "1";
+    try {
+      await action();
+    } finally {
+      delete button.dataset.busy;
+    }
+  };
+}
+
+export class Controls {
+  constructor(call) {
+    this.call = call;
+    $("toggle-mic").classList.add("round-btn--device");
+    $("toggle-cam").classList.add("round-btn--device");
+    $("toggle-screen").classList.add("round-btn--share");
+    $("toggle-screen").hidden = !canShareScreen();
+    $("leave").append(icon("leave"));
+    $("open-captions").append(icon("captions"));
+    $("open-people").append(icon("people"));
+    $("open-chat").append(icon("chat"));
+    guarded($("toggle-mic"), () => call.setMicrophone(!call.micOn));
+    guarded($("toggle-cam"), () => call.setCamera(!call.camOn));
+    guarded($("toggle-screen"), () => (call.local.screen ? call.stopScreenShare() : call.startScreenShare()));
+    $("leave").onclick = () => call.leave();
+    $("end-room").onclick = () => {
+      if (confirm("End the meeting for everyone?")) call.endRoom();
+    };
+  }
+
+  render(state) {
+    renderToggle($("toggle-mic"), state.micOn,
+      { onIcon: "mic", offIcon: "micOff", onLabel: "Turn off microphone", offLabel: "Turn on microphone" });
+    renderToggle($("toggle-cam"), state.camOn,
+      { onIcon: "cam", offIcon: "camOff", onLabel: "Turn off camera", offLabel: "Turn on camera" });
+    renderToggle($("toggle-screen"), state.sharingScreen,
+      { onIcon: "screen", offIcon: "screen", onLabel: "Stop presenting", offLabel: "Present your screen" });
+    $("end-room").hidden = !state.self?.moderator;
+  }
+}

@@ -1,0 +1,34 @@
+// Our own camera, microphone and screen. Failures are answered with null, never thrown: a meeting
+// without a camera is still a meeting.
+
+const CAMERA = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
+
+export async function openCamera() {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: CAMERA });
+    return stream.getVideoTracks()[0] || null;
+  } catch (err) {
+    console.warn("no camera", err);
+    return null;
+  }
+}
+
+export async function openMicrophone() {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    return stream.getAudioTracks()[0] || null;
+  } catch (err) {
+    console.warn("no microphone", err);
+    return null;
+  }
+}
+
+/** Asks for the screen (and its audio where the browser offers it). Throws if the user says no. */
+export async function openScreen() {
+  const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: true });
+  return { video: stream.getVideoTracks()[0] || null, audio: stream.getAudioTracks()[0] || null };
+}
+
+export function canShareScreen() {
+  return Boolean(navigator.mediaDevices?.getDisplayMedia);
+}
