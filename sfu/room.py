@@ -27,6 +27,7 @@ class Room:
         self.captions = captions
         self.max_participants = max_participants
         self.created_at = time.time()
+        self.empty_since: float | None = time.monotonic()
         self.participants: dict[str, Participant] = {}
         self._listeners: list[RoomListener] = []
         self._speakers = SpeakerDetector()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from sfu.room import Room
@@ -24,9 +26,30 @@ class RoomRegistry:
         self.on_room_created: list[RoomHook] = []
         self.on_room_closing: list[RoomCloseHook] = []
         self._started = False
+        self._reaper: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    def start(self, empty_timeout: float = 300.0, check_every: float = 10.0) -> None:
+        """Starts ending rooms that stayed empty for `empty_timeout` seconds (as LiveKit does)."""
         self._started = True
+        self._reaper = asyncio.get_running_loop().create_task(self._reap(empty_timeout, check_every))
+
+    async def _reap(self, empty_timeout: float, check_every: float) -> None:
+        while True:
+            await asyncio.sleep(check_every)
+            await self.end_empty(empty_timeout)
+
+    async def end_empty(self, empty_timeout: float, now: float | None = None) -> list[str]:
+        now = time.monotonic() if now is None else now
+        ended = []
+        for room in list(self._rooms.values()):
+            if room.visible:
+                room.empty_since = None
+            elif room.empty_since is None:
+                room.empty_since = now
+            elif now - room.empty_since >= empty_timeout:
+                await self.end(room.name, reason="empty")
+                ended.append(room.name)
+        return ended
 
     def get(self, name: str) -> Room | None:
         return self._rooms.get(name)
@@ -60,5 +83,7 @@ class RoomRegistry:
         return True
 
     async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         for name in list(self._rooms):
             await self.end(name, reason="server shutting down")

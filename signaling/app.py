@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from chat.web import setup_chat
 from sfu.rooms import RoomRegistry
 from sfu.webrtc import configure_ice
 from signaling import metrics, rest, static, ws
@@ -25,7 +26,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     rooms = app[ROOMS]
-    rooms.start()
+    rooms.start(empty_timeout=app[CONFIG].empty_room_seconds)
     yield
     await ws.close_all(app)
     await rooms.close()
@@ -44,6 +45,7 @@ def create_app(config: Config) -> web.Application:
     )
     ws.setup(app)
     rest.setup(app)
+    setup_chat(app, config)
     metrics.setup(app)
     app.cleanup_ctx.append(_rooms_ctx)
     static.setup(app, WEB_DIR)

@@ -34,6 +34,8 @@ class Config:
     # Anyone who can reach the server may open a meeting from `/` (like Jitsi's default). Set False
     # (--no-guest-rooms / CONVENE_GUEST_ROOMS=0) to admit only holders of a token minted with an API key.
     guest_rooms: bool = True
+    # A room nobody is in is ended (transcript finalized) after this long.
+    empty_room_seconds: float = 300.0
     # Keyframe requests upstream are throttled per publisher track.
     pli_throttle_seconds: float = 0.5
     # Captions (transcribe/).
