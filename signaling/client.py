@@ -71,7 +71,10 @@ class SignalingClient:
                     self.tracks_by_mid = data.get("tracks", {})
                     if self.on_offer is not None:
                         answer = await self.on_offer(data["sdp"], self.tracks_by_mid)
-                        await self.send({"type": "answer", "target": "subscriber", "sdp": answer})
+                        try:
+                            await self.send({"type": "answer", "target": "subscriber", "sdp": answer})
+                        except ConnectionError:
+                            break  # closing: nobody needs the answer any more
                 async with self._changed:
                     self.messages.append(data)
                     self._changed.notify_all()
