@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -39,7 +40,12 @@ from aiortc.rtp import (
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
@@ -121,6 +127,34 @@ class ForwardingReceiver(RTCRtpReceiver):
             router.ssrc_table[rtx_ssrc] = self
         self._RTCRtpReceiver__rtcp_task = asyncio.ensure_future(self._run_rtcp())
         self._RTCRtpReceiver__started = True
+
+    async def _run_rtcp(self) -> None:
+        """Parked: the connection sends one receiver report for all its receivers (`report_blocks`)."""
+        self._RTCRtpReceiver__rtcp_started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        self._RTCRtpReceiver__rtcp_exited.set()
+
+    def report_blocks(self) -> list[RtcpReceiverInfo]:
+        """RFC 3550 report blocks for every stream this receiver gets, as aiortc's own timer builds."""
+        blocks = []
+        lsr_by_ssrc: dict[int, int] = self._RTCRtpReceiver__lsr
+        lsr_time: dict[int, float] = self._RTCRtpReceiver__lsr_time
+        for ssrc, stream in self._streams.items():
+            if stream.max_seq is None:
+                continue
+            lsr = lsr_by_ssrc.get(ssrc, 0)
+            dlsr = 0
+            if ssrc in lsr_time:
+                delay = time.time() - lsr_time[ssrc]
+                if 0 < delay < 65536:
+                    dlsr = int(delay * 65536)
+            blocks.append(RtcpReceiverInfo(ssrc=ssrc, fraction_lost=stream.fraction_lost,
+                                           packets_lost=stream.packets_lost, highest_sequence=stream.max_seq,
+                                           jitter=stream.jitter, lsr=lsr, dlsr=dlsr))
+        return blocks
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         codec = self._codecs.get(packet.payload_type)
@@ -231,6 +265,30 @@ class ForwardingSender(RTCRtpSender):
             pass
         self._RTCRtpSender__rtp_exited.set()
 
+    async def _run_rtcp(self) -> None:
+        """Parked: the connection sends one compound report for all its senders (`sender_report`)."""
+        self._RTCRtpSender__rtcp_started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        self._RTCRtpSender__rtcp_exited.set()
+
+    def sender_report(self) -> tuple[RtcpSrPacket, RtcpSourceInfo] | None:
+        """This sender's SR and SDES chunk, as aiortc's own timer builds them (None before it sent)."""
+        if not self.started or not self.packets_sent:
+            return None
+        ntp = self._RTCRtpSender__ntp_timestamp
+        report = RtcpSrPacket(ssrc=self._ssrc, sender_info=RtcpSenderInfo(
+            ntp_timestamp=ntp, rtp_timestamp=self._RTCRtpSender__rtp_timestamp,
+            packet_count=self._RTCRtpSender__packet_count & 0xFFFFFFFF,
+            octet_count=self._RTCRtpSender__octet_count & 0xFFFFFFFF))
+        # aiortc's round-trip estimate pairs the receivers' LSR with these two.
+        self._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+        self._RTCRtpSender__lsr_time = time.time()
+        cname = self._RTCRtpSender__cname or ""
+        return report, RtcpSourceInfo(ssrc=self._ssrc, items=[(1, cname.encode("utf8"))])
+
     @property
     def started(self) -> bool:
         return self.mid is not None and self.transport._state == State.CONNECTED
@@ -301,6 +359,51 @@ class ForwardingSender(RTCRtpSender):
             await super()._handle_rtcp_packet(packet)
 
 
+# -- one RTCP report per connection --------------------------------------------------------------
+
+# Compound RTCP packets stay under a typical path MTU after SRTP and UDP/IP overhead.
+RTCP_BUDGET = 1100
+
+
+def send_connection_reports(transport: RTCDtlsTransport, senders: list[ForwardingSender],
+                            receivers: list[ForwardingReceiver]) -> int:
+    """Sends this connection's RTCP as few compound packets as fit the MTU: the SRs of all senders,
+    else one RR with the blocks of all receivers, each followed by SDES. Returns packets sent.
+
+    aiortc runs a timer per sender and per receiver; a subscriber of a 100-person room would have a
+    hundred of them. One timer per connection does the same work with a fraction of the wakeups.
+    """
+    parts: list[tuple[bytes, bytes]] = []  # (report, its SDES chunk)
+    for sender in senders:
+        pair = sender.sender_report()
+        if pair is not None:
+            parts.append((bytes(pair[0]), bytes(RtcpSdesPacket(chunks=[pair[1]]))))
+    blocks = [block for receiver in receivers for block in receiver.report_blocks()]
+    rtcp_ssrc = next((r.rtcp_ssrc for r in receivers if r.rtcp_ssrc is not None), None)
+    if not parts and blocks and rtcp_ssrc is not None:
+        for start in range(0, len(blocks), 31):  # an RR holds at most 31 report blocks
+            parts.append((bytes(RtcpRrPacket(ssrc=rtcp_ssrc, reports=blocks[start:start + 31])), b""))
+    sent = 0
+    compound = b""
+    for report, sdes in parts:
+        piece = report + sdes
+        if compound and len(compound) + len(piece) > RTCP_BUDGET:
+            sent += send_now(transport, compound, rtcp=True)
+            compound = b""
+        compound += piece
+    if compound:
+        sent += send_now(transport, compound, rtcp=True)
+    return sent
+
+
+def connection_transport(pc: RTCPeerConnection) -> RTCDtlsTransport | None:
+    """The (bundled) DTLS transport of a connection's media, once there is one."""
+    for transceiver in pc.getTransceivers():
+        transport: RTCDtlsTransport = transceiver.sender.transport
+        return transport
+    return None
+
+
 # -- peer connection ------------------------------------------------------------------------------
 
 
@@ -325,7 +428,31 @@ class MidRtpRouter(RtpRouter):
 
 
 class ForwardingPeerConnection(RTCPeerConnection):
-    """An RTCPeerConnection whose transceivers forward packets instead of decoding/encoding."""
+    """An RTCPeerConnection whose transceivers forward packets instead of decoding/encoding, and
+    which sends its RTCP reports from one timer instead of one per sender and receiver."""
+
+    rtcp_interval = 1.0
+    _rtcp_task: asyncio.Task[None] | None = None
+
+    async def _run_connection_rtcp(self) -> None:
+        import random
+
+        while True:
+            # RFC 3550: randomise the interval over [0.5, 1.5] of its nominal value.
+            await asyncio.sleep(self.rtcp_interval * (0.5 + random.random()))
+            transport = connection_transport(self)
+            if transport is None:
+                continue
+            transceivers = self.getTransceivers()
+            senders = [t.sender for t in transceivers if isinstance(t.sender, ForwardingSender)]
+            receivers = [t.receiver for t in transceivers if isinstance(t.receiver, ForwardingReceiver)]
+            send_connection_reports(transport, senders, receivers)
+
+    async def close(self) -> None:
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+            self._rtcp_task = None
+        await super().close()
 
     def _RTCPeerConnection__createTransceiver(
         self, direction: str, kind: str, sender_track: Any = None
@@ -341,6 +468,8 @@ class ForwardingPeerConnection(RTCPeerConnection):
         receiver._set_rtcp_ssrc(sender._ssrc)
         transceiver._RTCRtpTransceiver__sender = sender
         transceiver._RTCRtpTransceiver__receiver = receiver
+        if self._rtcp_task is None:
+            self._rtcp_task = asyncio.ensure_future(self._run_connection_rtcp())
         assert isinstance(transceiver, RTCRtpTransceiver)
         return transceiver
 
@@ -454,11 +583,15 @@ def check_seams() -> list[str]:
         problems.append("aioice.ice.get_host_addresses is gone")
     private_attrs = {
         RTCRtpReceiver: ["_RTCRtpReceiver__codecs", "_RTCRtpReceiver__remote_streams", "_RTCRtpReceiver__rtx_ssrc",
-                         "_RTCRtpReceiver__started", "_RTCRtpReceiver__rtcp_task", "_RTCRtpReceiver__rtcp_ssrc"],
+                         "_RTCRtpReceiver__started", "_RTCRtpReceiver__rtcp_task", "_RTCRtpReceiver__rtcp_ssrc",
+                         "_RTCRtpReceiver__rtcp_started", "_RTCRtpReceiver__rtcp_exited", "_RTCRtpReceiver__lsr",
+                         "_RTCRtpReceiver__lsr_time"],
         RTCRtpSender: ["_RTCRtpSender__rtp_header_extensions_map", "_RTCRtpSender__started",
                        "_RTCRtpSender__rtp_started", "_RTCRtpSender__rtp_exited", "_RTCRtpSender__packet_count",
                        "_RTCRtpSender__octet_count", "_RTCRtpSender__ntp_timestamp",
-                       "_RTCRtpSender__rtp_timestamp", "_ssrc", "_rtx_ssrc", "_stream_id"],
+                       "_RTCRtpSender__rtp_timestamp", "_ssrc", "_rtx_ssrc", "_stream_id",
+                       "_RTCRtpSender__rtcp_started", "_RTCRtpSender__rtcp_exited", "_RTCRtpSender__lsr",
+                       "_RTCRtpSender__lsr_time", "_RTCRtpSender__cname"],
     }
     for cls, attrs in private_attrs.items():
         source = _init_source(cls)

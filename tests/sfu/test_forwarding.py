@@ -56,6 +56,20 @@ async def test_packets_arrive_bit_identical_with_rewritten_headers(server: Runni
         assert all((b - a) % (1 << 32) == 3000 * (ib - ia) for a, b, ia, ib in zip(ts, ts[1:], indexes, indexes[1:]))
         # The audio level extension is handed on.
         assert got_audio[-1].extensions.audio_level == (True, 20)
+        # RTCP flows both ways from the connections' single timers: the server's receiver reports
+        # reach alice's senders, the server's sender reports reach bob's receivers.
+        for _ in range(150):
+            video.write(make_packet(seq_v, 3000 * (400 + _), vp8_payload(keyframe=False), marker=True))
+            seq_v += 1
+            await asyncio.sleep(0.02)
+            alice_stats = await video.sender.getStats()
+            bob_receivers = [t.receiver for t in bob.subscriber.pc.getTransceivers()]
+            bob_stats = [s for r in bob_receivers for s in (await r.getStats()).values()]
+            if (any(s.type == "remote-inbound-rtp" for s in alice_stats.values())
+                    and any(s.type == "remote-outbound-rtp" for s in bob_stats)):
+                break
+        else:
+            raise AssertionError("no RTCP reports seen within 3 s")
     finally:
         await alice.close()
         await bob.close()
