@@ -25,3 +25,17 @@ async def test_index_opens_a_meeting_and_joins(join) -> None:
 async def _published_ids(person):
     published = (await person.state())["published"]
     return published if published and all(p["track_id"] for p in published) else None
+
+
+async def test_invite_link_without_token_asks_for_a_name(browser, server) -> None:
+    context = await browser.new_context(permissions=["camera", "microphone"])
+    try:
+        page = await context.new_page()
+        await page.goto(f"{server.url}/r/invite-room")
+        await page.fill("#prejoin-name-input", "Dana")
+        await page.click("#join:not([disabled])")
+        await wait_for(lambda: page.evaluate("window.convene.state().joined"), what="Dana to join")
+        assert (await page.evaluate("window.convene.state()"))["self"]["name"] == "Dana"
+        assert "token=" in page.url  # a reload rejoins as the same person
+    finally:
+        await context.close()
