@@ -20,7 +20,7 @@ from aiohttp import web
 from chat.model import new_id
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     id: str
     login: str

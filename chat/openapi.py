@@ -80,6 +80,8 @@ _ID = (("id", "path", "string"),)
 
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {
+        "/v1/openapi.json": {"get": {"summary": "This document", "tags": ["chat"], "security": [],
+                                     "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/v1/me": {"get": _op("Who the caller is", "User")},
         "/v1/org": {"get": _op("Organisation settings", "Org"),
                     "patch": _op("Change organisation settings (admins)", "Org", {"type": "object"})},

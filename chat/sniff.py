@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import urllib.parse
 
 EXECUTABLE = "application/x-executable"
 OCTET = "application/octet-stream"
@@ -117,7 +118,7 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\/]+')
 
 def sanitize_name(raw: str | None) -> str:
     """A display name safe anywhere: no directories, control characters or leading dots; ≤ 200 chars."""
-    name = unicodedata.normalize("NFC", raw or "")
+    name = unicodedata.normalize("NFC", urllib.parse.unquote(raw or ""))
     name = re.split(r"[/\\]", name)[-1]
     name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()
     if len(name) > 200:

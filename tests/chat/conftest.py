@@ -85,6 +85,15 @@ class ChatServer:
     admin_key: str
     session: aiohttp.ClientSession
     backend: str
+    app: web.Application
+
+    def api_routes(self) -> list[tuple[str, str]]:
+        out = []
+        for route in self.app.router.routes():
+            path = route.resource.canonical if route.resource is not None else ""
+            if path.startswith("/v1/") and route.method in ("GET", "POST", "PATCH", "DELETE") and route.handler.__self__ is self.api:  # type: ignore[union-attr]
+                out.append((route.method, path))
+        return out
 
     def token(self, login: str) -> str:
         return self.api.auth.mint_user_token(login, 3600)
@@ -118,7 +127,7 @@ async def start_chat_server(tmp: Path, redis_url: str | None, **overrides: Any) 
     _, key = ApiKeyStore(data).create("ops", "admin")
     session = aiohttp.ClientSession()
     return runner, ChatServer(f"http://127.0.0.1:{port}", app[CHAT_API], key, session,
-                              "redis" if redis_url else "sqlite")
+                              "redis" if redis_url else "sqlite", app)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
