@@ -34,7 +34,8 @@ export class Subscriber {
     const tracks = [];
     for (const transceiver of this.pc.getTransceivers()) {
       const info = transceiver.mid !== null ? this.table[transceiver.mid] : undefined;
-      if (info && !transceiver.stopped) tracks.push({ mid: transceiver.mid, track: transceiver.receiver.track, ...info });
+      if (!info || transceiver.currentDirection === "stopped") continue;
+      tracks.push({ mid: transceiver.mid, track: transceiver.receiver.track, ...info });
     }
     return tracks;
   }
