@@ -25,8 +25,8 @@ def new_id(prefix: str) -> str:
 
 class Participant:
     def __init__(self, identity: str, name: str, permissions: Permissions, down: Down | None = None,
-                 hidden: bool = False) -> None:
-        self.id = new_id("PA")
+                 hidden: bool = False, participant_id: str | None = None) -> None:
+        self.id = participant_id or new_id("PA")
         self.identity = identity
         self.name = name
         self.permissions = permissions
@@ -37,6 +37,8 @@ class Participant:
         self.subscriptions: dict[str, Subscription] = {}  # by publication id
         self.video_preferences = VideoPreferences()
         self.paused_videos: frozenset[str] = frozenset()
+        # Set for a participant mirrored from another worker (it is served there, not here).
+        self.pipe: object | None = None
         self.closed = False
 
     def describe(self) -> dict[str, object]:

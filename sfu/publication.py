@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,8 @@ class Publication:
         self.layer_bitrate = [0.0] * max(1, len(self.layers))
         self._rates_at = time.monotonic()
         self.subscriptions: list[Subscription] = []
+        # Pipes to other workers hosting the same room: every packet as received, all layers.
+        self.taps: list[Callable[[RtpPacket], None]] = []
         self.closed = False
         self.packets = 0
         self.keyframe_requests = 0
@@ -122,6 +125,8 @@ class Publication:
             cache = self._caches[packet.ssrc] = PacketCache(512 if self.kind == "video" else 64)
         cache.put(packet)
         self.layer_bytes[layer] += len(packet.payload)
+        for tap in self.taps:
+            tap(packet)
         if self.kind == "audio":
             level = packet.extensions.audio_level
             voiced = level is None  # a sender without levels can't be ranked: let it be heard
@@ -209,6 +214,7 @@ class Publication:
         if self.closed:
             return
         self.closed = True
+        self.taps.clear()
         for subscription in list(self.subscriptions):
             subscription.close()
         self.subscriptions.clear()

@@ -10,6 +10,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 __all__ = [
     "HeaderExtensionsMap",
+    "extensions_map",
     "RtpPacket",
     "is_keyframe_start",
     "seq_add",
@@ -18,6 +19,20 @@ __all__ = [
 ]
 
 SEQ_MOD = 1 << 16
+
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+
+
+def extensions_map(uris: list[str]) -> HeaderExtensionsMap:
+    """A header-extension map with ids 1.. for `uris`, for links we define ourselves (pipes)."""
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+    ext_map = HeaderExtensionsMap()
+    ext_map.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=i, uri=uri) for i, uri in enumerate(uris, start=1)
+    ]))
+    return ext_map
 TS_MOD = 1 << 32
 
 

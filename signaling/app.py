@@ -10,10 +10,11 @@ from aiohttp import web
 
 from chat.web import setup_chat
 from sfu.rooms import RoomRegistry
+from sfu.workers import PipeServer, RoomDirectory
 from sfu.webrtc import configure_ice
 from signaling import metrics, rest, static, ws
 from signaling.apikeys import ApiKeyStore
-from signaling.appkeys import API_KEYS, CONFIG, ROOMS, TOKENS
+from signaling.appkeys import API_KEYS, CONFIG, PIPES, ROOMS, TOKENS
 from signaling.config import Config
 from signaling.secrets_store import load_or_create_secret
 from signaling.tokens import TokenIssuer
@@ -26,9 +27,17 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     rooms = app[ROOMS]
-    rooms.start(empty_timeout=app[CONFIG].empty_room_seconds)
+    config = app[CONFIG]
+    rooms.start(empty_timeout=config.empty_room_seconds)
+    pipes: PipeServer | None = None
+    if config.worker_id is not None:
+        pipes = PipeServer(rooms, RoomDirectory(config.data_dir), config.worker_id, config.url)
+        await pipes.start()
+        app[PIPES] = pipes
     yield
     await ws.close_all(app)
+    if pipes is not None:
+        await pipes.close()
     await rooms.close()
 
 
@@ -45,7 +54,8 @@ def create_app(config: Config) -> web.Application:
     )
     ws.setup(app)
     rest.setup(app)
-    setup_chat(app, config)
+    if not config.media_only:
+        setup_chat(app, config)
     metrics.setup(app)
     app.cleanup_ctx.append(_rooms_ctx)
     static.setup(app, WEB_DIR)

@@ -20,13 +20,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from signaling.app import create_app
 
+    worker_id = args.worker_id or ("w0" if args.workers > 1 else None)
     config = config_from_env(
-        host=args.host, port=args.port, data_dir=args.data_dir, redis_url=args.redis, public_url=args.public_url
+        host=args.host, port=args.port, data_dir=args.data_dir, redis_url=args.redis, public_url=args.public_url,
+        worker_id=worker_id, workers=args.workers, per_worker=args.per_worker, media_only=args.media_only or None,
     )
     logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
-    print(f"Convene is running. Open {config.url}/ in a browser.", flush=True)
+    if config.workers > 1 and not config.media_only:
+        from signaling.workers_cli import spawn_workers
+
+        spawn_workers(app, config)
+    if not config.media_only:
+        print(f"Convene is running. Open {config.url}/ in a browser.", flush=True)
     web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=5)
     return 0
 
@@ -63,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (default 8080)")
     serve.add_argument("--public-url", default=None, help="URL people open, when behind a proxy")
     serve.add_argument("--redis", default=None, help="redis://… for several processes (default: embedded)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="media worker processes (e.g. one per core); rooms span workers when they grow")
+    serve.add_argument("--per-worker", type=int, default=None,
+                       help="participants of one room a worker takes before the room spans to another")
+    serve.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("-v", "--verbose", action="store_true")
     _add_common(serve)
     serve.set_defaults(func=_cmd_serve)
@@ -85,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", default="admin", choices=["admin", "member", "bot"])
     _add_common(create)
     create.set_defaults(func=_cmd_keys_create)
+
+    from chat.cli import add_users_parser
+
+    add_users_parser(sub, _add_common)
     return parser
 
 

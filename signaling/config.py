@@ -34,6 +34,12 @@ class Config:
     # Anyone who can reach the server may open a meeting from `/` (like Jitsi's default). Set False
     # (--no-guest-rooms / CONVENE_GUEST_ROOMS=0) to admit only holders of a token minted with an API key.
     guest_rooms: bool = True
+    # Several workers: this process's id (None: one process, no pipes) and how many participants a
+    # worker takes in one room before the room spans to another worker.
+    worker_id: str | None = None
+    workers: int = 1
+    per_worker: int = 50
+    media_only: bool = False  # a spawned worker: media and signaling, no chat (the first worker has it)
     # A room nobody is in is ended (transcript finalized) after this long.
     empty_room_seconds: float = 300.0
     # Keyframe requests upstream are throttled per publisher track.

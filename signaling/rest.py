@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from typing import Any
 
 from aiohttp import web
 
-from signaling.appkeys import CONFIG, ROOMS, TOKENS
+from signaling.appkeys import CONFIG, PIPES, ROOMS, TOKENS
 from signaling.auth import authenticate, require_admin_key
 from signaling.errors import Forbidden, InvalidField, NotFound
 from signaling.tokens import Grants
@@ -118,5 +119,20 @@ async def guest_join(request: web.Request) -> web.Response:
                               "moderator": not existed}, status=201)
 
 
+async def placement(request: web.Request) -> web.Response:
+    """Which worker a participant of this room should connect its signaling socket to."""
+    room = valid_room_name(request.match_info["room"])
+    config = request.app[CONFIG]
+    ws_path = f"/v1/rooms/{room}/ws"
+    pipes = request.app.get(PIPES)
+    if pipes is None:
+        return web.json_response({"worker": None, "ws_url": config.url.replace("http", "ws", 1) + ws_path})
+    worker = await asyncio.to_thread(pipes.directory.least_loaded, room, config.per_worker)
+    base = worker.http_url if worker is not None else config.url
+    return web.json_response({"worker": worker.worker_id if worker else config.worker_id,
+                              "ws_url": base.replace("http", "ws", 1) + ws_path})
+
+
 def setup_guest(app: web.Application) -> None:
     app.router.add_post("/v1/rooms/{room}/join", guest_join)
+    app.router.add_get("/v1/rooms/{room}/placement", placement)
