@@ -1,0 +1,97 @@
+"""`convene users …`: the operator's commands for chat users (registered by signaling.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from chat.config import ChatConfig
+from chat.model import ROLES
+from chat.service import ChatService
+from chat.web import build_bus, build_store
+from signaling.config import config_from_env
+from signaling.errors import ConveneError
+from signaling.secrets_store import load_or_create_secret
+from signaling.tokens import TokenIssuer
+
+
+async def _with_service(args: argparse.Namespace, job: Callable[[ChatService, ChatConfig], Any]) -> Any:
+    config = ChatConfig.from_config(config_from_env(data_dir=args.data_dir, redis_url=args.redis))
+    store = build_store(config)
+    bus = build_bus(config)
+    await store.open()
+    await bus.start()
+    try:
+        return await job(ChatService(store, bus), config)
+    finally:
+        await bus.stop()
+        await store.close()
+
+
+def _run(args: argparse.Namespace, job: Callable[[ChatService, ChatConfig], Any]) -> int:
+    try:
+        asyncio.run(_with_service(args, job))
+    except ConveneError as err:
+        print(f"convene: {err.code}: {err.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    async def job(service: ChatService, config: ChatConfig) -> None:
+        user, created = await service.add_user(None, args.login, args.role, args.department or "", args.name or "")
+        print(f"{'added' if created else 'updated'} {user.login} ({user.role}"
+              f"{', ' + user.department if user.department else ''})")
+    return _run(args, job)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    async def job(service: ChatService, config: ChatConfig) -> None:
+        for user in await service.store.list_users():
+            print(f"{user.login}\t{user.role}\t{user.department}")
+    return _run(args, job)
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    async def job(service: ChatService, config: ChatConfig) -> None:
+        from chat.auth import CHAT_ROOM
+        from chat.errors import UserNotFound
+
+        if await service.store.get_user(args.login) is None:
+            raise UserNotFound(f"no user {args.login!r} (add it with `convene users add`)")
+        token = TokenIssuer(load_or_create_secret(config.data_dir)).mint(
+            CHAT_ROOM, args.login, name=args.login, ttl_seconds=args.ttl)
+        base = (args.url or config_from_env().url).rstrip("/")
+        print(f"{base}/chat?token={token}")
+    return _run(args, job)
+
+
+def add_users_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+    users = sub.add_parser("users", help="manage chat users (people, roles, departments)")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        add_common(p)
+        p.add_argument("--redis", default=None, help="redis://… when the server runs with Redis")
+
+    add = users_sub.add_parser("add", help="add a user, or change an existing one's role/department")
+    add.add_argument("login")
+    add.add_argument("--role", required=True, choices=list(ROLES))
+    add.add_argument("--department", default=None, help="a path in the department tree, e.g. engineering/media")
+    add.add_argument("--name", default=None, help="display name")
+    common(add)
+    add.set_defaults(func=_cmd_add)
+
+    lst = users_sub.add_parser("list", help="list users")
+    common(lst)
+    lst.set_defaults(func=_cmd_list)
+
+    tok = users_sub.add_parser("token", help="print a /chat link with a token for a user")
+    tok.add_argument("login")
+    tok.add_argument("--ttl", type=int, default=30 * 86400, help="seconds the token is valid (default 30 days)")
+    tok.add_argument("--url", default=None, help="server URL for the printed link")
+    common(tok)
+    tok.set_defaults(func=_cmd_token)
