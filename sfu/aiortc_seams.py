@@ -86,6 +86,17 @@ def send_now(transport: RTCDtlsTransport, data: bytes, rtcp: bool = False) -> bo
     return True
 
 
+async def park(started: asyncio.Event, exited: asyncio.Event) -> None:
+    """Stands in for one of aiortc's per-object loops: signals it runs, waits to be cancelled, and
+    signals it ended (aiortc's stop() waits for both events)."""
+    started.set()
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        pass
+    exited.set()
+
+
 # -- receiving ------------------------------------------------------------------------------------
 
 
@@ -130,12 +141,7 @@ class ForwardingReceiver(RTCRtpReceiver):
 
     async def _run_rtcp(self) -> None:
         """Parked: the connection sends one receiver report for all its receivers (`report_blocks`)."""
-        self._RTCRtpReceiver__rtcp_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass
-        self._RTCRtpReceiver__rtcp_exited.set()
+        await park(self._RTCRtpReceiver__rtcp_started, self._RTCRtpReceiver__rtcp_exited)
 
     def report_blocks(self) -> list[RtcpReceiverInfo]:
         """RFC 3550 report blocks for every stream this receiver gets, as aiortc's own timer builds."""
@@ -258,21 +264,11 @@ class ForwardingSender(RTCRtpSender):
 
     async def _run_rtp(self, codec: Any) -> None:
         """Parked: packets are written by `write`, never pulled from a track."""
-        self._RTCRtpSender__rtp_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass
-        self._RTCRtpSender__rtp_exited.set()
+        await park(self._RTCRtpSender__rtp_started, self._RTCRtpSender__rtp_exited)
 
     async def _run_rtcp(self) -> None:
         """Parked: the connection sends one compound report for all its senders (`sender_report`)."""
-        self._RTCRtpSender__rtcp_started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass
-        self._RTCRtpSender__rtcp_exited.set()
+        await park(self._RTCRtpSender__rtcp_started, self._RTCRtpSender__rtcp_exited)
 
     def sender_report(self) -> tuple[RtcpSrPacket, RtcpSourceInfo] | None:
         """This sender's SR and SDES chunk, as aiortc's own timer builds them (None before it sent)."""

@@ -107,27 +107,10 @@ class SignalingClient:
         return sum(1 for m in self.messages if m.get("type") == kind)
 
     async def request(self, message: dict[str, Any], reply: str, timeout: float = 10.0) -> dict[str, Any]:
-        """Sends `message` and waits for the next `reply` (or `error`) after it."""
+        """Sends `message` and waits for the next `reply` after it; an `error` in between raises."""
         start = len(self.messages)
         await self.send(message)
-
-        def is_reply(m: dict[str, Any]) -> bool:
-            return True
-        async def first() -> dict[str, Any]:
-            index = start
-            async with self._changed:
-                while True:
-                    while index < len(self.messages):
-                        m = self.messages[index]
-                        index += 1
-                        if m.get("type") in (reply, "error") and is_reply(m):
-                            if m.get("type") == "error":
-                                raise SignalingError(m)
-                            return m
-                    if self.closed.is_set():
-                        raise ConnectionError(f"socket closed ({self.close_code})")
-                    await self._changed.wait()
-        return await asyncio.wait_for(first(), timeout)
+        return await self.wait_for(reply, timeout=timeout, error_ok=False, start=start)
 
     async def close(self) -> None:
         if self._ws is not None and not self._ws.closed:
