@@ -25,7 +25,15 @@ export async function openMicrophone() {
 
 /** Asks for the screen (and its audio where the browser offers it). Throws if the user says no. */
 export async function openScreen() {
-  const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: true });
+  const video = { frameRate: { ideal: 15 } };
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video, audio: true });
+  } catch (err) {
+    // Some browsers refuse the audio request itself (TypeError) rather than ignoring it: ask again without.
+    if (err.name !== "TypeError" && err.name !== "NotSupportedError") throw err;
+    stream = await navigator.mediaDevices.getDisplayMedia({ video });
+  }
   return { video: stream.getVideoTracks()[0] || null, audio: stream.getAudioTracks()[0] || null };
 }
 

@@ -1,4 +1,5 @@
 // The side panel shows one of: people, captions, chat. Its buttons in the control bar toggle it.
+import { icon } from "/static/icons.js";
 
 export class SidePanel {
   #buttons = new Map(); // name → button
@@ -6,7 +7,10 @@ export class SidePanel {
   constructor(aside) {
     this.aside = aside;
     this.current = null;
-    for (const close of aside.querySelectorAll(".panel__close")) close.onclick = () => this.close();
+    for (const close of aside.querySelectorAll(".panel__close")) {
+      close.append(icon("close"));
+      close.onclick = () => this.close();
+    }
   }
 
   addToggle(name, button) {
