@@ -53,7 +53,9 @@ class DownFeedback(Protocol):
 class Down(Protocol):
     """A participant's receiving side: it hosts DownTracks and renegotiates when they change."""
 
-    def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> DownTrack: ...
+    def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> DownTrack | None:
+        """A new outgoing track for this publication, or None when this receiver does not want it."""
+        ...
 
     def remove_track(self, track: DownTrack) -> None: ...
 

@@ -56,6 +56,8 @@ class Participant:
             return None
         down_track = self.down.add_track(publication.kind, publication.id, publication.participant_id,
                                          publication.source)
+        if down_track is None:
+            return None
         subscription = publication.subscribe(down_track, self.id)
         self.subscriptions[publication.id] = subscription
         return subscription

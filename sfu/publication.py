@@ -138,6 +138,11 @@ class Publication:
                     self.loudness += 127 - level[1]
             gate = self.audio_gate
             if gate is not None and gate.enabled and not self._pass_gate(gate, voiced):
+                # Not among the loudest: only in-process listeners (captions) still hear it.
+                if not self.muted:
+                    for subscription in self.subscriptions:
+                        if subscription.hears_everyone:
+                            subscription.forward(packet, False, layer)
                 return
         if self.muted or not self.subscriptions:
             return

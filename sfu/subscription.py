@@ -41,6 +41,8 @@ class Subscription:
             sub_pt = down.payload_type_for(c.mime_type)
             if sub_pt is not None:
                 self._payload_types[pt] = sub_pt
+        # Captions must hear every speaker, not only the loudest few that people get.
+        self.hears_everyone = bool(getattr(down, "hears_everyone", False))
         self.preferred = publication.top_layer
         self.target = publication.top_layer
         self.current: int | None = None
