@@ -1,0 +1,111 @@
+// The /chat page: team channels, direct chats and groups with unread counts; one panel at a time.
+import { ChatClient } from "/static/chat/client.js";
+import { mountChatPanel } from "/static/chat/panel.js";
+
+const params = new URLSearchParams(location.search);
+if (params.get("token")) {
+  sessionStorage.setItem("convene-chat-token", params.get("token"));
+  params.delete("token");
+  history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : ""));
+}
+const token = sessionStorage.getItem("convene-chat-token");
+const $ = (id) => document.getElementById(id);
+
+if (!token) {
+  $("main").innerHTML = "<p class='cv-empty'>Open the link your administrator gave you (<code>convene users token LOGIN</code>).</p>";
+} else {
+  const client = new ChatClient(token);
+  const state = { me: null, channels: new Map(), current: null, panel: null };
+
+  const label = (c) => c.kind === "direct" ? c.name.replace(/^dm:/, "").split(":").filter((x) => x !== state.me.login).join(", ") || c.name : `#${c.name}`;
+
+  function render() {
+    for (const id of ["team", "direct", "other"]) $(id).replaceChildren();
+    for (const c of [...state.channels.values()].sort((a, b) => label(a).localeCompare(label(b)))) {
+      const li = document.createElement("li");
+      li.className = "cv-channel" + (state.current === c.id ? " cv-current" : "");
+      li.dataset.id = c.id;
+      li.dataset.name = c.name;
+      const a = document.createElement("a");
+      a.href = `#${c.id}`;
+      a.textContent = label(c);
+      a.onclick = (e) => { e.preventDefault(); open(c.id); };
+      li.append(a);
+      if (c.unread && state.current !== c.id) {
+        const badge = document.createElement("span");
+        badge.className = "cv-unread";
+        badge.textContent = String(c.unread);
+        li.append(badge);
+      }
+      $(c.kind === "team" ? "team" : c.kind === "direct" ? "direct" : "other").append(li);
+    }
+  }
+
+  async function refresh() {
+    const res = await client.api("GET", "/v1/channels");
+    state.channels = new Map(res.channels.map((c) => [c.id, c]));
+    render();
+  }
+
+  async function refreshTasks() {
+    const res = await client.api("GET", "/v1/tasks?assignee=me");
+    $("tasks").replaceChildren(...res.tasks.map((t) => {
+      const li = document.createElement("li");
+      li.textContent = t.task.title + (t.task.due ? ` (due ${new Date(t.task.due * 1000).toLocaleDateString()})` : "");
+      li.onclick = () => open(t.channel);
+      return li;
+    }));
+  }
+
+  function open(id) {
+    state.panel?.destroy();
+    state.current = id;
+    const c = state.channels.get(id);
+    if (c) c.unread = 0;
+    render();
+    state.panel = mountChatPanel($("main"), { channel: id, token, client });
+    location.hash = id;
+  }
+
+  client.addEventListener("event", (e) => {
+    const ev = e.detail;
+    const c = state.channels.get(ev.channel);
+    if (ev.type === "message" && c && ev.channel !== state.current && ev.message.author !== state.me.login) {
+      c.unread = (c.unread || 0) + 1;
+      render();
+    }
+    if (ev.type === "members" || (ev.type === "channel" && !c)) refresh();
+    if (ev.type === "task" || (ev.type === "message" && ev.message.task)) refreshTasks();
+  });
+  client.addEventListener("sync", () => refresh());
+
+  $("new-channel").onsubmit = async (e) => {
+    e.preventDefault();
+    try {
+      const c = await client.api("POST", "/v1/channels", { name: e.target.name.value, kind: "team" });
+      e.target.reset();
+      await refresh();
+      open(c.id);
+    } catch (err) { alert(err.message); }
+  };
+  $("new-direct").onsubmit = async (e) => {
+    e.preventDefault();
+    try {
+      const c = await client.api("POST", "/v1/channels", { kind: "direct", members: [e.target.login.value] });
+      e.target.reset();
+      await refresh();
+      open(c.id);
+    } catch (err) { alert(err.message); }
+  };
+
+  (async () => {
+    state.me = (await client.api("GET", "/v1/me")).user;
+    $("me").textContent = state.me.name || state.me.login;
+    await refresh();
+    await refreshTasks();
+    client.connect();
+    const wanted = location.hash.slice(1);
+    if (wanted && state.channels.has(wanted)) open(wanted);
+    document.body.dataset.ready = "true";
+  })().catch((err) => { $("main").textContent = err.message; });
+}

@@ -1,0 +1,367 @@
+// The chat panel: one channel's timeline with send, edit, recall, threads, tasks, files and search.
+// Used by the meeting page (mountChatPanel(container, {room, token})) and by /chat ({channel, token, client}).
+import { ChatClient } from "/static/chat/client.js";
+
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+export function renderMarkdown(text) {
+  let html = esc(text);
+  html = html.replace(/`([^`\n]+)`/g, "<code>$1</code>");
+  html = html.replace(/\*\*([^*\n]+)\*\*/g, "<strong>$1</strong>");
+  html = html.replace(/(^|[\s(])\*([^*\n]+)\*/g, "$1<em>$2</em>");
+  html = html.replace(/(https?:\/\/[^\s<]+)/g, '<a href="$1" target="_blank" rel="noopener noreferrer">$1</a>');
+  html = html.replace(/(^|[^\w@])@([\w][\w.\-]*[\w]|[\w])/g, '$1<span class="cv-mention">@$2</span>');
+  return html.replace(/\n/g, "<br>");
+}
+
+const time = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const dateTime = (t) => new Date(t * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+
+function el(tag, cls, html) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (html !== undefined) e.innerHTML = html;
+  return e;
+}
+
+const TEMPLATE = `
+  <div class="cv-bar">
+    <input class="cv-search" type="search" placeholder="Search messages" aria-label="Search messages">
+    <span class="cv-status" aria-live="polite"></span>
+  </div>
+  <div class="cv-results" hidden></div>
+  <ol class="cv-messages" aria-label="Messages"></ol>
+  <div class="cv-typing" aria-live="polite"></div>
+  <div class="cv-replying" hidden><span></span> <button type="button" class="cv-cancel-reply" aria-label="Cancel reply">×</button></div>
+  <form class="cv-composer">
+    <textarea name="content" rows="2" placeholder="Message (Markdown, @mentions)" aria-label="Message"></textarea>
+    <div class="cv-tools">
+      <label class="cv-attach">📎<input type="file" name="files" multiple hidden></label>
+      <button type="button" class="cv-task-toggle" aria-expanded="false">Task</button>
+      <span class="cv-pending"></span>
+      <button type="submit" class="cv-send">Send</button>
+    </div>
+  </form>
+  <form class="cv-task-form" hidden>
+    <input name="title" placeholder="Task title" aria-label="Task title" required maxlength="500">
+    <select name="assignee" aria-label="Assignee"><option value="">No assignee</option></select>
+    <input name="due" type="datetime-local" aria-label="Due">
+    <button type="submit" class="cv-task-create">Create task</button>
+  </form>
+  <div class="cv-error" role="alert" hidden></div>`;
+
+export function mountChatPanel(container, { room, channel, token, client } = {}) {
+  if (!document.querySelector("link[data-cv-chat]")) {
+    const css = document.createElement("link");
+    css.rel = "stylesheet";
+    css.href = "/static/chat/chat.css";
+    css.dataset.cvChat = "";
+    document.head.append(css);
+  }
+  const ownsClient = !client;
+  client = client || new ChatClient(token);
+  const root = el("div", "cv-chat", TEMPLATE);
+  container.replaceChildren(root);
+  const $ = (sel) => root.querySelector(sel);
+  const list = $(".cv-messages");
+  const state = { me: null, channel: null, messages: new Map(), replyTo: null, files: [], typing: new Map() };
+
+  const showError = (err) => {
+    const box = $(".cv-error");
+    box.textContent = err?.message || String(err);
+    box.hidden = false;
+    setTimeout(() => (box.hidden = true), 5000);
+  };
+
+  function renderMessage(m) {
+    const li = el("li", "cv-msg");
+    li.dataset.id = m.id;
+    li.dataset.author = m.author;
+    if (m.deleted) {
+      li.classList.add("cv-recalled");
+      li.append(el("div", "cv-text cv-tombstone", "This message was recalled"));
+      return li;
+    }
+    const head = el("div", "cv-head");
+    head.innerHTML = `<strong class="cv-author">${esc(m.author)}</strong> <time>${time(m.created_at)}</time>` +
+      (m.edited_at ? ' <span class="cv-edited" title="edited">(edited)</span>' : "");
+    li.append(head);
+    if (m.content) li.append(el("div", "cv-text", renderMarkdown(m.content)));
+    if (m.task) li.append(renderTask(m));
+    for (const a of m.attachments || []) {
+      const link = el("a", "cv-file");
+      link.textContent = `📄 ${a.name}${a.size ? ` (${Math.max(1, Math.round(a.size / 1024))} KiB)` : ""}`;
+      link.href = a.file_id ? client.fileUrl(a.file_id) : a.url;
+      if (a.file_id) link.setAttribute("download", a.name);
+      else link.rel = "noopener noreferrer";
+      li.append(link);
+    }
+    const reactions = Object.entries(m.reactions || {});
+    if (reactions.length) {
+      const r = el("div", "cv-reactions");
+      for (const [emoji, who] of reactions) {
+        const b = el("button", "cv-reaction", `${esc(emoji)} ${who.length}`);
+        b.type = "button";
+        b.title = who.join(", ");
+        b.onclick = () => react(m, emoji, !who.includes(state.me.login));
+        r.append(b);
+      }
+      li.append(r);
+    }
+    const actions = el("div", "cv-actions");
+    const button = (cls, label, fn) => {
+      const b = el("button", cls, label);
+      b.type = "button";
+      b.onclick = fn;
+      actions.append(b);
+    };
+    button("cv-react", "👍", () => react(m, "👍", true));
+    if (!m.thread) button("cv-reply", "Reply", () => setReply(m));
+    if (m.author === state.me.login && m.type !== "task" && m.content) button("cv-edit", "Edit", () => startEdit(li, m));
+    if (m.author === state.me.login || ["admin", "owner"].includes(state.me.role)) button("cv-recall", "Recall", () => recall(m));
+    li.append(actions);
+    if (!m.thread) li.append(el("ol", "cv-thread"));
+    return li;
+  }
+
+  function renderTask(m) {
+    const t = m.task;
+    const box = el("div", `cv-task cv-task--${t.status}`);
+    const label = el("label", "cv-task-label");
+    const tick = el("input", "cv-task-done");
+    tick.type = "checkbox";
+    tick.checked = t.status === "done";
+    tick.onchange = () => client.api("PATCH", `/v1/tasks/${m.id}`, { status: tick.checked ? "done" : "open" }).catch(showError);
+    label.append(tick, el("span", "cv-task-title", esc(t.title)));
+    box.append(label);
+    const meta = [t.assignee ? `→ @${esc(t.assignee)}` : "", t.due ? `due ${dateTime(t.due)}` : "", t.status.replace("_", " ")];
+    box.append(el("div", "cv-task-meta", meta.filter(Boolean).join(" · ")));
+    for (const n of t.notes || []) box.append(el("div", "cv-task-note", `${esc(n.author)}: ${esc(n.text)}`));
+    return box;
+  }
+
+  function upsert(m) {
+    if (m.channel !== state.channel.id) return;
+    state.messages.set(m.id, m);
+    const fresh = renderMessage(m);
+    const old = list.querySelector(`li.cv-msg[data-id="${CSS.escape(m.id)}"]`);
+    if (old) {
+      const thread = old.querySelector(":scope > ol.cv-thread");
+      const newThread = fresh.querySelector(":scope > ol.cv-thread");
+      if (thread && newThread) newThread.replaceWith(thread);
+      old.replaceWith(fresh);
+      return;
+    }
+    const parent = m.thread && list.querySelector(`li.cv-msg[data-id="${CSS.escape(m.thread)}"] > ol.cv-thread`);
+    if (m.thread && !parent) fresh.classList.add("cv-orphan-reply");
+    (parent || list).append(fresh);
+    const near = list.scrollHeight - list.scrollTop - list.clientHeight < 120;
+    if (near || m.author === state.me.login) list.scrollTop = list.scrollHeight;
+  }
+
+  function markRecalled(id) {
+    const m = state.messages.get(id);
+    if (m) upsert({ ...m, deleted: true, content: "", attachments: [], task: null });
+  }
+
+  let readTimer = null;
+  function markRead() {
+    clearTimeout(readTimer);
+    readTimer = setTimeout(() => {
+      const ords = [...state.messages.values()].map((m) => m.ord);
+      if (ords.length) client.api("POST", `/v1/channels/${state.channel.id}/read`, { ord: Math.max(...ords) }).catch(() => {});
+    }, 300);
+  }
+
+  function setReply(m) {
+    state.replyTo = m;
+    const bar = $(".cv-replying");
+    bar.hidden = false;
+    bar.querySelector("span").textContent = `Replying to ${m.author}: ${(m.content || m.task?.title || "").slice(0, 60)}`;
+    $("textarea").focus();
+  }
+
+  function startEdit(li, m) {
+    const text = li.querySelector(".cv-text");
+    const box = el("textarea", "cv-edit-box");
+    box.value = m.content;
+    const save = el("button", "cv-save", "Save");
+    save.type = "button";
+    save.onclick = () => client.api("PATCH", `/v1/messages/${m.id}`, { content: box.value }).then(upsert).catch(showError);
+    text.replaceWith(box);
+    box.after(save);
+    box.focus();
+  }
+
+  const recall = (m) => client.api("DELETE", `/v1/messages/${m.id}`).then(upsert).catch(showError);
+  const react = (m, emoji, on) =>
+    (on ? client.api("POST", `/v1/messages/${m.id}/reactions`, { emoji })
+        : client.api("DELETE", `/v1/messages/${m.id}/reactions/${encodeURIComponent(emoji)}`)).then(upsert).catch(showError);
+
+  const newClientId = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
+
+  async function send(ev) {
+    ev.preventDefault();
+    const area = $("textarea");
+    const content = area.value;
+    if (!content.trim() && !state.files.length) return;
+    const body = { to: state.channel.id, content, client_id: newClientId() };
+    if (state.files.length) {
+      body.type = "file";
+      body.attachments = state.files.map((f) => ({ type: "file", file_id: f.id }));
+    }
+    if (state.replyTo) body.thread = state.replyTo.id;
+    $(".cv-send").disabled = true;
+    try {
+      // The same client_id on a retry can never post twice.
+      let sent;
+      for (let attempt = 0; ; attempt++) {
+        try { sent = await client.api("POST", "/v1/messages", body); break; }
+        catch (err) { if (attempt >= 2 || (err.status && err.status < 500)) throw err; }
+      }
+      upsert(sent);
+      area.value = "";
+      state.files = [];
+      $(".cv-pending").textContent = "";
+      state.replyTo = null;
+      $(".cv-replying").hidden = true;
+    } catch (err) { showError(err); }
+    finally { $(".cv-send").disabled = false; }
+  }
+
+  async function upload(input) {
+    const form = new FormData();
+    for (const f of input.files) form.append("file", f, f.name);
+    $(".cv-pending").textContent = "uploading…";
+    try {
+      const res = await client.api("POST", "/v1/files", form);
+      state.files.push(...res.files);
+      $(".cv-pending").textContent = state.files.map((f) => f.name).join(", ");
+      $(".cv-pending").dataset.ready = "true";
+    } catch (err) {
+      $(".cv-pending").textContent = "";
+      showError(err);
+    }
+    input.value = "";
+  }
+
+  async function createTask(ev) {
+    ev.preventDefault();
+    const f = ev.target;
+    const task = { title: f.title.value };
+    if (f.assignee.value) task.assignee = f.assignee.value;
+    if (f.due.value) task.due = new Date(f.due.value).toISOString();
+    try {
+      upsert(await client.api("POST", "/v1/messages", { to: state.channel.id, type: "task", task, client_id: newClientId() }));
+      f.reset();
+      f.hidden = true;
+    } catch (err) { showError(err); }
+  }
+
+  let searchTimer = null;
+  function search(q) {
+    clearTimeout(searchTimer);
+    const box = $(".cv-results");
+    if (!q.trim()) { box.hidden = true; return; }
+    searchTimer = setTimeout(async () => {
+      try {
+        const res = await client.api("GET", `/v1/search?q=${encodeURIComponent(q)}&channel=${encodeURIComponent(state.channel.id)}`);
+        box.replaceChildren(...(res.messages.length ? res.messages.map((m) => {
+          const item = el("div", "cv-result", `<strong>${esc(m.author)}</strong> ${renderMarkdown(m.content || m.task?.title || "")}`);
+          item.onclick = () => list.querySelector(`li.cv-msg[data-id="${CSS.escape(m.id)}"]`)?.scrollIntoView({ block: "center" });
+          return item;
+        }) : [el("div", "cv-result cv-none", "No results")]));
+        box.hidden = false;
+      } catch (err) { showError(err); }
+    }, 200);
+  }
+
+  function onEvent(e) {
+    const ev = e.detail;
+    if (!state.channel || ev.channel !== state.channel.id) return;
+    if (ev.message) {
+      upsert(ev.message);
+      markRead();
+    } else if (ev.type === "typing" && ev.user !== state.me.login) {
+      state.typing.set(ev.user, Date.now());
+      renderTyping();
+    } else if (ev.type === "members") loadMembers();
+  }
+
+  function onSync(e) {
+    for (const m of e.detail.updated) upsert(m);
+    for (const d of e.detail.deleted) markRecalled(d.id);
+  }
+
+  function renderTyping() {
+    const now = Date.now();
+    for (const [who, at] of state.typing) if (now - at > 4000) state.typing.delete(who);
+    const who = [...state.typing.keys()];
+    $(".cv-typing").textContent = who.length ? `${who.join(", ")} ${who.length > 1 ? "are" : "is"} typing…` : "";
+  }
+  const typingTicker = setInterval(renderTyping, 1500);
+
+  async function loadMembers() {
+    const res = await client.api("GET", `/v1/channels/${state.channel.id}/members`);
+    const select = root.querySelector("select[name=assignee]");
+    select.replaceChildren(el("option", "", "No assignee"), ...res.members.map((m) => {
+      const o = el("option", "", esc(m));
+      o.value = m;
+      return o;
+    }));
+    select.firstChild.value = "";
+  }
+
+  let lastTyping = 0;
+  $("textarea").addEventListener("input", () => {
+    if (Date.now() - lastTyping > 2500 && state.channel) {
+      lastTyping = Date.now();
+      client.typing(state.channel.id);
+    }
+  });
+  $("textarea").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $(".cv-composer").requestSubmit(); }
+  });
+  $(".cv-composer").addEventListener("submit", send);
+  $(".cv-task-form").addEventListener("submit", createTask);
+  $("input[type=file]").addEventListener("change", (e) => upload(e.target));
+  $(".cv-task-toggle").onclick = () => {
+    const f = $(".cv-task-form");
+    f.hidden = !f.hidden;
+    $(".cv-task-toggle").setAttribute("aria-expanded", String(!f.hidden));
+  };
+  $(".cv-cancel-reply").onclick = () => { state.replyTo = null; $(".cv-replying").hidden = true; };
+  $(".cv-search").addEventListener("input", (e) => search(e.target.value));
+  client.addEventListener("event", onEvent);
+  client.addEventListener("sync", onSync);
+  const onStatus = (e) => ($(".cv-status").textContent = e.detail);
+  client.addEventListener("status", onStatus);
+
+  (async () => {
+    try {
+      state.me = (await client.api("GET", "/v1/me")).user;
+      state.channel = await client.api("GET", `/v1/channels/${encodeURIComponent(channel || room)}`);
+      root.dataset.channel = state.channel.id;
+      if (ownsClient) client.connect();
+      const history = await client.api("GET", `/v1/channels/${state.channel.id}/messages?limit=200`);
+      for (const m of history.messages) upsert(m);
+      list.scrollTop = list.scrollHeight;
+      markRead();
+      await loadMembers();
+      root.dataset.ready = "true";
+    } catch (err) {
+      showError(err);
+    }
+  })();
+
+  return {
+    destroy() {
+      clearInterval(typingTicker);
+      client.removeEventListener("event", onEvent);
+      client.removeEventListener("sync", onSync);
+      client.removeEventListener("status", onStatus);
+      if (ownsClient) client.close();
+      root.remove();
+    },
+  };
+}
