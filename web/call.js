@@ -26,6 +26,7 @@ export class Call {
     this.self = null;
     this.participants = new Map(); // id → {id, identity, name, tracks: Map(track_id → track)}
     this.goneTracks = new Set();   // unpublished track ids the subscriber table may still list
+    this.pausedVideos = new Set(); // videos the server holds back from us (last-N in big rooms)
     this.captionsEnabled = false;
     this.ended = null;
   }
@@ -64,6 +65,10 @@ export class Call {
     on("track_published", ({ participant_id, track }) => this.#trackPublished(participant_id, track));
     on("track_unpublished", ({ participant_id, track_id }) => this.#trackUnpublished(participant_id, track_id));
     on("track_muted", (message) => this.#trackMuted(message));
+    on("video_paused", ({ track_ids }) => {
+      this.pausedVideos = new Set(track_ids || []);
+      this.#syncRemoteMedia();
+    });
     on("active_speakers", ({ speakers }) => this.view.grid.setActiveSpeakers(speakers || []));
     on("caption", (message) => this.view.captions.handle(message));
     on("captions", ({ enabled }) => {
@@ -180,7 +185,8 @@ export class Call {
       tile.setVideoTrack(video?.track || null);
       tile.setAudioTrack(audio?.track || null);
       const published = [...participant.tracks.values()];
-      tile.setVideoMuted(published.some((t) => VIDEO_SOURCES[t.source] === kind && t.muted));
+      tile.setVideoMuted(published.some((t) => VIDEO_SOURCES[t.source] === kind && t.muted) ||
+        Boolean(video && this.pausedVideos.has(video.track_id)));
       const mic = published.find((t) => t.source === "microphone");
       tile.setMicMuted(!mic || mic.muted);
     }
