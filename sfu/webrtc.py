@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from sfu.aiortc_seams import (
@@ -56,7 +56,11 @@ def configure_ice(include_loopback: bool = True) -> None:
 
 def rtc_configuration(ice_servers: list[str]) -> RTCConfiguration:
     # aiortc's default is a public STUN server: never reach out unless configured.
-    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers])
+    # Max-bundle: every m-line on one transport from the start. With aiortc's default ("balanced"), a
+    # second m-line of a kind reuses the first one's transport, and if that transport is later
+    # dropped by BUNDLE, the m-line is left on it and never connects.
+    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers],
+                            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 
 
 def parse_sdp(text: str) -> list[MediaLine]:

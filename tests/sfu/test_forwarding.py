@@ -110,3 +110,27 @@ async def test_pli_reaches_publisher_and_nack_is_answered_from_cache(server: Run
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_third_joiner_gets_every_track_of_two_earlier_publishers(server: RunningServer) -> None:
+    # Regression: a first subscriber offer with audio, video, audio, video m-lines. With aiortc's
+    # default "balanced" bundling the second video m-line kept a transport that bundling discarded.
+    early = [await join(server.url, "three", server.token("three", name)) for name in ("alice", "bob")]
+    writers = [await p.publish(("audio", "audio/opus", "microphone"), ("video", "video/VP8", "camera"))
+               for p in early]
+    carol = await join(server.url, "three", server.token("three", "carol"))
+    try:
+        await wait_until(lambda: len(carol.client.tracks_by_mid) == 4, 10)
+        for i in range(300):
+            for audio, video in writers:
+                video.write(make_packet(i, 3000 * i, vp8_payload(keyframe=(i % 20 == 0)), marker=True))
+                audio.write(make_packet(i, 960 * i, opus_payload(), audio_level=40))
+            await asyncio.sleep(0.01)
+            if all(len(carol.received[mid]) > 10 for mid in carol.client.tracks_by_mid):
+                break
+        counts = {t["kind"] + "/" + t["participant_id"]: len(carol.received[mid])
+                  for mid, t in carol.client.tracks_by_mid.items()}
+        assert all(n > 10 for n in counts.values()), counts
+    finally:
+        for p in [*early, carol]:
+            await p.close()
