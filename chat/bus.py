@@ -61,7 +61,9 @@ class RedisBus:
         self._listeners.append(listener)
 
     async def start(self) -> None:
-        self._redis = aioredis.from_url(self._url, decode_responses=True)
+        pool = aioredis.BlockingConnectionPool.from_url(self._url, max_connections=16, timeout=30,
+                                                        decode_responses=True)
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._task = asyncio.create_task(self._run(), name="chat-redis-bus")
         await asyncio.wait_for(self._ready.wait(), timeout=10)
 

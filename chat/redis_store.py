@@ -150,7 +150,10 @@ class RedisChatStore:
         return self._r
 
     async def open(self) -> None:
-        self._r = aioredis.from_url(self._url, decode_responses=True)
+        # A blocking pool: a burst of concurrent writes waits for a connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(self._url, max_connections=32, timeout=30,
+                                                        decode_responses=True)
+        self._r = aioredis.Redis(connection_pool=pool)
         await self._r.ping()
         self._insert = self._r.register_script(INSERT_LUA)
         self._update = self._r.register_script(UPDATE_LUA)

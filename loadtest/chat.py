@@ -1,0 +1,313 @@
+"""Chat benchmark: `python -m loadtest.chat [--sockets N --rate R --duration S --history H]`.
+
+For each backend (embedded SQLite, Redis) it starts a real `convene serve` subprocess on 127.0.0.1,
+connects N WebSocket clients to one channel, posts at R posts/s for S seconds over HTTP and measures:
+delivery latency (post sent → event received on each socket) p50/p99, posts/s acknowledged, and
+search latency (GET /v1/search) p50/p95/p99 over a generated history of H messages (30% Chinese).
+
+Defaults are small so it runs in about a minute; the issue's targets are
+`--sockets 1000 --rate 1000 --history 1000000`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from chat.auth import CHAT_ROOM
+from chat.model import Channel, Message, User, new_id
+from chat.redis_store import RedisChatStore
+from chat.sqlite_store import SqliteChatStore
+from chat.store import ChatStore
+from signaling.apikeys import ApiKeyStore
+from signaling.secrets_store import load_or_create_secret
+from signaling.tokens import TokenIssuer
+
+ROOT = Path(__file__).resolve().parent.parent
+CJK_WORDS = ["项目", "进度", "更新", "完成", "会议", "客户", "需求", "测试", "发布", "周报", "预算", "设计", "上线",
+             "评审", "风险", "计划", "合同", "培训", "招聘", "报告"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+@dataclass
+class Result:
+    backend: str
+    sockets: int
+    rate: float
+    posts_acked: int
+    posts_per_s: float
+    deliveries: int
+    expected_deliveries: int
+    p50_ms: float
+    p99_ms: float
+    history: int
+    fill_s: float
+    search_p50_ms: float
+    search_p95_ms: float
+    search_p99_ms: float
+
+
+class Vocabulary:
+    def __init__(self, rng: random.Random, size: int = 5000) -> None:
+        syllables = ["ka", "lo", "mi", "ren", "to", "sa", "vi", "dor", "pel", "qu", "an", "zy", "bro", "fen", "ti"]
+        words: set[str] = set()
+        while len(words) < size:
+            words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+        self.words = sorted(words)
+        self.weights = [1.0 / (i + 1) for i in range(len(self.words))]  # Zipf
+        self.rng = rng
+
+    def sentence(self) -> str:
+        if self.rng.random() < 0.3:
+            return "".join(self.rng.choice(CJK_WORDS) for _ in range(self.rng.randint(2, 6))) + f"：完成{self.rng.randint(1, 99)}%"
+        return " ".join(self.rng.choices(self.words, self.weights, k=self.rng.randint(4, 14)))
+
+    def query(self) -> str:
+        r = self.rng.random()
+        mid = self.words[self.rng.randint(20, 1000)]
+        if r < 0.5:
+            return mid
+        if r < 0.75:
+            return f"{self.words[self.rng.randint(0, 50)]} {mid}"
+        return self.rng.choice(CJK_WORDS)
+
+
+async def fill_history(store: ChatStore, count: int, channels: list[str], rng: random.Random) -> float:
+    vocab = Vocabulary(rng)
+    started = time.perf_counter()
+    now = time.time()
+    batch = 2000
+    for offset in range(0, count, batch):
+        msgs = [Message(id=new_id("m_"), channel_id=channels[i % len(channels)], author=f"u{i % 50}", type="text",
+                        content=vocab.sentence(), created_at=now - (count - i) * 5.0)
+                for i in range(offset, min(count, offset + batch))]
+        await asyncio.gather(*(store.insert_message(m) for m in msgs))
+        if offset and offset % 100_000 == 0:
+            print(f"  … {offset:,} messages ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    return time.perf_counter() - started
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+                             "--appendfsync", "everysec", "--dir", str(directory)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("redis-server did not start")
+
+
+async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as s:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise SystemExit("convene serve exited")
+            try:
+                async with s.get(url + "/v1/openapi.json") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("convene serve did not start")
+
+
+async def run_backend(backend: str, args: argparse.Namespace) -> Result:
+    rng = random.Random(7)
+    work = Path(tempfile.mkdtemp(prefix=f"convene-bench-{backend}-"))
+    data = work / "data"
+    redis_proc = None
+    redis_url = None
+    if backend == "redis":
+        redis_proc, redis_url = start_redis(work)
+    server = None
+    try:
+        # Users, the channels and the generated history go straight into the store before the server starts.
+        store: ChatStore = RedisChatStore(redis_url, "convene:chat:") if redis_url else SqliteChatStore(
+            data / "chat" / "chat.db")
+        await store.open()
+        logins = [f"s{i}" for i in range(args.sockets)]
+        for login in ["poster", "searcher", *logins]:
+            await store.put_user(User(login=login, role="member", created_at=time.time()))
+        live = await store.create_channel(Channel(id=new_id("c_"), name="live", kind="team", created_by="poster"),
+                                          ["poster", *logins])
+        history_channels = []
+        for i in range(20):
+            ch = await store.create_channel(Channel(id=new_id("c_"), name=f"h{i}", kind="team"),
+                                            ["searcher"] if i < 10 else [])
+            history_channels.append(ch.id)
+        print(f"[{backend}] generating {args.history:,} messages…", file=sys.stderr, flush=True)
+        fill_s = await fill_history(store, args.history, history_channels, rng)
+        await store.close()
+        issuer = TokenIssuer(load_or_create_secret(data))
+        ApiKeyStore(data)
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir", str(data)]
+        if redis_url:
+            cmd += ["--redis", redis_url]
+        env = {**os.environ, "CONVENE_CHAT_RATE": "1000000", "CONVENE_CHAT_BURST": "1000000", "HF_HUB_OFFLINE": "1"}
+        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await wait_up(url, server)
+
+        latencies: list[float] = []
+        received = 0
+        stop = asyncio.Event()
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def listen(login: str, ready: asyncio.Event) -> None:
+                nonlocal received
+                token = issuer.mint(CHAT_ROOM, login, ttl_seconds=3600)
+                async with session.ws_connect(f"{url}/v1/chat/ws?token={token}", max_msg_size=0) as ws:
+                    ready.set()
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        if '"type":"message"' not in msg.data:
+                            continue
+                        ev = json.loads(msg.data)
+                        content = ev["message"]["content"]
+                        if content.startswith("t="):
+                            latencies.append(time.time() - float(content[2:]))
+                            received += 1
+                        if stop.is_set():
+                            break
+
+            readies = [asyncio.Event() for _ in logins]
+            listeners = []
+            for i, (login, ready) in enumerate(zip(logins, readies)):
+                listeners.append(asyncio.create_task(listen(login, ready)))
+                if i % 50 == 49:
+                    await asyncio.sleep(0.05)
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
+            await asyncio.sleep(0.5)
+
+            poster = issuer.mint(CHAT_ROOM, "poster", ttl_seconds=3600)
+            headers = {"Authorization": f"Bearer {poster}"}
+            acked = 0
+            inflight = asyncio.Semaphore(64)
+
+            async def post() -> None:
+                nonlocal acked
+                async with inflight:
+                    async with session.post(url + "/v1/messages", headers=headers,
+                                            json={"to": live.id, "content": f"t={time.time():.6f}"}) as r:
+                        if r.status == 201:
+                            acked += 1
+
+            print(f"[{backend}] {args.sockets} sockets, {args.rate:g} posts/s for {args.duration:g} s…",
+                  file=sys.stderr, flush=True)
+            posts = []
+            started = time.perf_counter()
+            total = int(args.rate * args.duration)
+            for i in range(total):
+                target = started + i / args.rate
+                delay = target - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                posts.append(asyncio.create_task(post()))
+            await asyncio.gather(*posts)
+            elapsed = time.perf_counter() - started
+            expected = acked * args.sockets
+            deadline = time.monotonic() + 10
+            while received < expected and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            stop.set()
+            for t in listeners:
+                t.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+
+            print(f"[{backend}] searching…", file=sys.stderr, flush=True)
+            searcher = {"Authorization": f"Bearer {issuer.mint(CHAT_ROOM, 'searcher', ttl_seconds=3600)}"}
+            vocab = Vocabulary(random.Random(11))
+            search_ms: list[float] = []
+            for _ in range(args.queries):
+                q = vocab.query()
+                t0 = time.perf_counter()
+                async with session.get(url + "/v1/search", params={"q": q, "limit": "20"}, headers=searcher) as r:
+                    assert r.status == 200, await r.text()
+                    await r.read()
+                search_ms.append((time.perf_counter() - t0) * 1000)
+
+        ms = [x * 1000 for x in latencies]
+        return Result(backend=backend, sockets=args.sockets, rate=args.rate, posts_acked=acked,
+                      posts_per_s=round(acked / elapsed, 1), deliveries=received, expected_deliveries=expected,
+                      p50_ms=round(percentile(ms, 50), 1), p99_ms=round(percentile(ms, 99), 1),
+                      history=args.history, fill_s=round(fill_s, 1),
+                      search_p50_ms=round(percentile(search_ms, 50), 1),
+                      search_p95_ms=round(percentile(search_ms, 95), 1),
+                      search_p99_ms=round(percentile(search_ms, 99), 1))
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.chat", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sockets", type=int, default=100, help="WebSocket clients in the channel (default 100)")
+    parser.add_argument("--rate", type=float, default=100.0, help="posts per second (default 100)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of posting (default 5)")
+    parser.add_argument("--history", type=int, default=20_000, help="messages of generated history (default 20k)")
+    parser.add_argument("--queries", type=int, default=200, help="search queries (default 200)")
+    parser.add_argument("--backends", default="sqlite,redis", help="comma-separated: sqlite,redis")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON lines too")
+    args = parser.parse_args(argv)
+    results = [asyncio.run(run_backend(b.strip(), args)) for b in args.backends.split(",") if b.strip()]
+    print(f"{'backend':8} {'sockets':>7} {'rate':>6} {'posts/s':>8} {'delivered':>12} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'history':>9} {'search p50':>10} {'p95':>6} {'p99':>6}")
+    for r in results:
+        print(f"{r.backend:8} {r.sockets:>7} {r.rate:>6g} {r.posts_per_s:>8} {r.deliveries:>6}/{r.expected_deliveries:<5} "
+              f"{r.p50_ms:>7} {r.p99_ms:>7} {r.history:>9,} {r.search_p50_ms:>10} {r.search_p95_ms:>6} "
+              f"{r.search_p99_ms:>6}")
+        if args.json:
+            print(json.dumps(r.__dict__))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
