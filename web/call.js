@@ -38,7 +38,13 @@ export class Call {
   async start() {
     this.signaling = new SignalingClient(signalingUrl(this.room));
     this.#listen();
-    const joined = await this.signaling.connect(this.token);
+    let joined;
+    try {
+      joined = await this.signaling.connect(this.token);
+    } catch (err) {
+      this.#stopLocalMedia(); // the camera light goes off with the failed join
+      throw err;
+    }
     // No await between here and the end of the constructors below: the subscriber's first offer
     // may be the very next message.
     const iceServers = toIceServers(joined.ice_servers);
@@ -81,7 +87,8 @@ export class Call {
     on("room_ended", ({ reason }) => this.#end("The meeting has ended", reason));
     on("error", (message) => this.#serverError(message));
     on("close", ({ byUs, code }) => {
-      if (!byUs) this.#end("You were disconnected", `The connection to the server closed (code ${code}).`);
+      // Before `joined`, start() reports the failure itself (with the server's reason).
+      if (!byUs && this.self) this.#end("You were disconnected", `The connection to the server closed (code ${code}).`);
     });
   }
 
@@ -303,10 +310,15 @@ export class Call {
     this.ended = { title, reason };
     this.publisher?.close();
     this.subscriber?.close();
+    this.#stopLocalMedia();
+    this.view.ended(title, reason);
+  }
+
+  #stopLocalMedia() {
     this.local.microphone?.stop();
     this.local.camera?.stop();
     this.local.screen?.video?.stop();
-    this.view.ended(title, reason);
+    this.local.screen?.audio?.stop();
   }
 
   #serverError(message) {

@@ -39,3 +39,17 @@ async def test_invite_link_without_token_asks_for_a_name(browser, server) -> Non
         assert "token=" in page.url  # a reload rejoins as the same person
     finally:
         await context.close()
+
+
+async def test_a_bad_token_ends_on_a_clear_message(browser, server) -> None:
+    context = await browser.new_context(permissions=["camera", "microphone"])
+    try:
+        page = await context.new_page()
+        await page.goto(f"{server.url}/r/some-room?token=not-a-token")
+        await page.click("#join:not([disabled])")
+        await page.wait_for_selector("#ended:not([hidden])")
+        assert await page.text_content("#ended-title") == "Could not join the meeting"
+        assert await page.text_content("#ended-reason")
+        assert await page.is_hidden("#rejoin")
+    finally:
+        await context.close()
