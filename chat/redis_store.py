@@ -208,10 +208,10 @@ class RedisChatStore:
 
     async def find_channel(self, name: str) -> Channel | None:
         cid = await self.r.hget(self._p + "chname", name)
-        return await self.get_channel(cid) if cid else None
+        return await self.get_channel(str(cid)) if cid else None
 
     async def list_channels(self, kind: str | None = None) -> list[Channel]:
-        ids = sorted(await self.r.smembers(self._p + "channels"))
+        ids = sorted(str(i) for i in await self.r.smembers(self._p + "channels"))
         if not ids:
             return []
         raws = await self.r.mget([self._p + "ch:" + i for i in ids])
@@ -233,13 +233,13 @@ class RedisChatStore:
             await pipe.execute()
 
     async def members(self, channel_id: str) -> list[str]:
-        return sorted(await self.r.hkeys(self._p + "chm:" + channel_id))
+        return sorted(str(k) for k in await self.r.hkeys(self._p + "chm:" + channel_id))
 
     async def is_member(self, channel_id: str, login: str) -> bool:
         return bool(await self.r.hexists(self._p + "chm:" + channel_id, login))
 
     async def memberships(self, login: str) -> list[Membership]:
-        ids = sorted(await self.r.smembers(self._p + "uch:" + login))
+        ids = sorted(str(i) for i in await self.r.smembers(self._p + "uch:" + login))
         if not ids:
             return []
         async with self.r.pipeline(transaction=False) as pipe:
@@ -270,12 +270,12 @@ class RedisChatStore:
             return None
         return Message.from_wire(json.loads(body)).with_seq(int(ord_), int(seq))
 
-    async def _load(self, ids: Sequence[str]) -> list[Message]:
+    async def _load(self, ids: Sequence[Any]) -> list[Message]:
         if not ids:
             return []
         async with self.r.pipeline(transaction=False) as pipe:
             for i in ids:
-                pipe.hmget(self._p + "m:" + i, ["body", "ord", "seq"])
+                pipe.hmget(self._p + "m:" + str(i), ["body", "ord", "seq"])
             rows = await pipe.execute()
         return [m for m in (self._parse(r) for r in rows) if m is not None]
 
@@ -297,7 +297,7 @@ class RedisChatStore:
 
     async def by_client_id(self, author: str, client_id: str) -> Message | None:
         mid = await self.r.get(f"{self._p}idem:{author}:{client_id}")
-        return await self.get_message(mid) if mid else None
+        return await self.get_message(str(mid)) if mid else None
 
     async def mutate_message(self, message_id: str, change: Mutation) -> Message:
         for _ in range(100):

@@ -24,7 +24,7 @@ from chat.errors import BadMultipart, UserNotFound
 from chat.files import FileVault
 from chat.hub import Hub, Session
 from chat.jobs import reminder_loop, retention_loop
-from chat.model import Message, SearchQuery
+from chat.model import FileMeta, Message, SearchQuery
 from chat.openapi import openapi_document
 from chat.policy import Action, require
 from chat.ratelimit import RateLimiter
@@ -40,7 +40,6 @@ from signaling.tokens import TokenIssuer
 from signaling.wire import read_json_object
 
 CHAT = web.AppKey("chat", ChatService)
-CHAT_API = web.AppKey("chat_api", "ChatApi")
 WEB_CHAT_DIR = Path(__file__).resolve().parent.parent / "web" / "chat"
 
 
@@ -327,7 +326,7 @@ class ChatApi:
             reader = await request.multipart()
         except (ValueError, AssertionError) as exc:
             raise BadMultipart(f"unreadable multipart body: {exc}") from exc
-        metas = []
+        metas: list[FileMeta] = []
         while True:
             part = await reader.next()
             if part is None:
@@ -483,6 +482,9 @@ class ChatApi:
         r.add_post("/v1/files", self.upload)
         r.add_get("/v1/files/{id}", self.download)
         r.add_get("/v1/chat/ws", self.websocket)
+
+
+CHAT_API = web.AppKey("chat_api", ChatApi)
 
 
 def build_store(config: ChatConfig) -> ChatStore:

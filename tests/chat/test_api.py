@@ -158,3 +158,29 @@ async def test_openapi_lists_every_route(chat: ChatServer) -> None:
     for route in chat.api_routes():
         method, path = route
         assert method.lower() in doc["paths"].get(path, {}), route
+
+
+async def test_retention_policy_per_org_and_channel(chat: ChatServer) -> None:
+    from chat.model import Message, new_id
+
+    ann, bob, cid = await setup_team(chat)
+    other = await chat.call("POST", "/v1/channels", ann, {"name": "short", "kind": "team"}, expect=201)
+    await chat.call("PATCH", f"/v1/channels/{other['id']}", ann, {"retention_days": 7}, expect=403)
+    await chat.call("PATCH", f"/v1/channels/{other['id']}", None, {"retention_days": 7}, expect=200)
+    store, now = chat.api.store, time.time()
+
+    async def aged(channel: str, days: float) -> str:
+        m, _ = await store.insert_message(Message(id=new_id("m_"), channel_id=channel, author="ann", type="text",
+                                                  content=f"{days} days old", created_at=now - days * 86400))
+        return m.id
+
+    old_team, kept_team = await aged(cid, 200), await aged(cid, 30)
+    old_short, kept_short = await aged(other["id"], 10), await aged(other["id"], 1)
+    assert await chat.api.service.apply_retention(now) == 2
+    for mid, gone in ((old_team, True), (kept_team, False), (old_short, True), (kept_short, False)):
+        m = await chat.call("GET", f"/v1/messages/{mid}", ann, expect=200)
+        assert m["deleted"] is gone and (m["content"] == "") is gone
+    assert (await chat.call("GET", "/v1/search?q=old", ann, expect=200))["messages"].__len__() == 2
+    bad = await chat.call("PATCH", "/v1/org", None, {"retention_days": "forever"}, expect=400)
+    assert bad["error"]["code"] == "invalid_field"
+    await chat.call("PATCH", "/v1/org", None, {"colour": 1}, expect=400)
