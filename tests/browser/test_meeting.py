@@ -48,13 +48,9 @@ async def self_id(person: BrowserParticipant) -> str:
     return str((await person.state())["self"]["id"])
 
 
-THREE_NOTE = ("server: the third joiner's subscriber offer has 4 m-lines and the sender of mid 3 stays on an "
-              "unbundled DTLS transport in state NEW, so Bob's camera never reaches Carol (see docs/web-client.md)")
-
-
 @pytest.mark.parametrize("names", [
     ("Alice", "Bob"),
-    pytest.param(("Alice", "Bob", "Carol"), marks=pytest.mark.xfail(reason=THREE_NOTE, strict=False)),
+    ("Alice", "Bob", "Carol"),
 ], ids=["two", "three"])
 async def test_participants_receive_each_others_video_and_audio(join, names: tuple[str, ...]) -> None:
     people = [await join(f"media-{len(names)}", name) for name in names]
