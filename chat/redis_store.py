@@ -89,7 +89,7 @@ SEARCH_LUA = """
 local p, lo, hi, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local nch = tonumber(ARGV[5])
 local nterm = tonumber(ARGV[6 + nch])
-local out = {}
+local cand = {}
 for c = 1, nch do
   local ch = ARGV[5 + c]
   local keys, smallest, size = {}, nil, nil
@@ -112,7 +112,7 @@ for c = 1, nch do
           if k ~= smallest and not redis.call('ZSCORE', k, page[i]) then ok = false break end
         end
         if ok then
-          table.insert(out, page[i]); table.insert(out, page[i + 1])
+          table.insert(cand, {tonumber(page[i + 1]), page[i], page[i + 1]})
           found = found + 1
           if found >= limit then break end
         end
@@ -120,6 +120,11 @@ for c = 1, nch do
       offset = offset + 256
     end
   end
+end
+table.sort(cand, function(a, b) return a[1] > b[1] end)
+local out = {}
+for i = 1, math.min(limit, #cand) do
+  table.insert(out, cand[i][2]); table.insert(out, cand[i][3])
 end
 return out
 """
@@ -279,18 +284,27 @@ class RedisChatStore:
             rows = await pipe.execute()
         return [m for m in (self._parse(r) for r in rows) if m is not None]
 
-    async def insert_message(self, message: Message) -> tuple[Message, bool]:
+    def _insert_args(self, message: Message) -> list[Any]:
         assignee, open_, due = _task_args(message)
         toks = "" if message.deleted else "\n".join(sorted(index_keys(message.search_text)))
-        created, value = await self._insert(args=[
-            self._p, message.id, message.channel_id, message.author, message.client_id or "",
-            json.dumps(message.to_wire(), ensure_ascii=False), repr(message.created_at), assignee, open_, due,
-            toks, message.thread or ""])
+        return [self._p, message.id, message.channel_id, message.author, message.client_id or "",
+                json.dumps(message.to_wire(), ensure_ascii=False), repr(message.created_at), assignee, open_, due,
+                toks, message.thread or ""]
+
+    async def insert_message(self, message: Message) -> tuple[Message, bool]:
+        created, value = await self._insert(args=self._insert_args(message))
         if int(created) == 0:
             existing = await self.get_message(str(value))
             assert existing is not None
             return existing, False
         return message.with_seq(int(value), int(value)), True
+
+    async def insert_many(self, messages: Sequence[Message]) -> int:
+        async with self.r.pipeline(transaction=False) as pipe:
+            for m in messages:
+                await self._insert(args=self._insert_args(m), client=pipe)
+            results = await pipe.execute()
+        return sum(1 for created, _ in results if int(created) == 1)
 
     async def get_message(self, message_id: str) -> Message | None:
         return self._parse(await self.r.hmget(self._p + "m:" + message_id, ["body", "ord", "seq"]))

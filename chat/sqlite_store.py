@@ -277,21 +277,27 @@ class SqliteChatStore:
                 task.assignee if task else None, task.status if task else None, task.due if task else None,
                 json.dumps(m.to_wire(), ensure_ascii=False))
 
+    def _insert_op(self, db: sqlite3.Connection, message: Message) -> tuple[Message, bool]:
+        if message.client_id is not None:
+            row = db.execute(f"SELECT {_COLS} FROM messages WHERE author = ? AND client_id = ?",
+                             (message.author, message.client_id)).fetchone()
+            if row is not None:
+                return _message(row), False
+        seq = self._next_seq()
+        stored = message.with_seq(seq, seq)
+        db.execute("INSERT INTO messages (ord, id, channel_id, author, client_id, seq, created_at, deleted,"
+                   " thread, task_assignee, task_status, task_due, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                   " ?, ?, ?)", (seq, *self._columns(stored)))
+        if not stored.deleted:
+            db.execute("INSERT INTO message_fts (rowid, doc) VALUES (?, ?)", (seq, fts_document(stored.search_text)))
+        return stored, True
+
     async def insert_message(self, message: Message) -> tuple[Message, bool]:
-        def op(db: sqlite3.Connection) -> tuple[Message, bool]:
-            if message.client_id is not None:
-                row = db.execute(f"SELECT {_COLS} FROM messages WHERE author = ? AND client_id = ?",
-                                 (message.author, message.client_id)).fetchone()
-                if row is not None:
-                    return _message(row), False
-            seq = self._next_seq()
-            stored = message.with_seq(seq, seq)
-            db.execute("INSERT INTO messages (ord, id, channel_id, author, client_id, seq, created_at, deleted,"
-                       " thread, task_assignee, task_status, task_due, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                       " ?, ?, ?)", (seq, *self._columns(stored)))
-            if not stored.deleted:
-                db.execute("INSERT INTO message_fts (rowid, doc) VALUES (?, ?)", (seq, fts_document(stored.search_text)))
-            return stored, True
+        return await self._write(lambda db: self._insert_op(db, message))
+
+    async def insert_many(self, messages: Sequence[Message]) -> int:
+        def op(db: sqlite3.Connection) -> int:
+            return sum(1 for m in messages if self._insert_op(db, m)[1])
 
         return await self._write(op)
 

@@ -108,7 +108,7 @@ async def fill_history(store: ChatStore, count: int, channels: list[str], rng: r
         msgs = [Message(id=new_id("m_"), channel_id=channels[i % len(channels)], author=f"u{i % 50}", type="text",
                         content=vocab.sentence(), created_at=now - (count - i) * 5.0)
                 for i in range(offset, min(count, offset + batch))]
-        await asyncio.gather(*(store.insert_message(m) for m in msgs))
+        await store.insert_many(msgs)
         if offset and offset % 100_000 == 0:
             print(f"  … {offset:,} messages ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     return time.perf_counter() - started

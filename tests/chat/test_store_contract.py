@@ -174,3 +174,14 @@ async def test_tasks_files_retention(store: ChatStore) -> None:
     o1, _ = await store.insert_message(msg(d.id, "ancient", created_at=now - 400 * 86400))
     await store.insert_message(msg(d.id, "recent", created_at=now))
     assert await store.expired_messages(d.id, now - 300 * 86400, 10) == [o1.id]
+
+
+async def test_insert_many(store: ChatStore) -> None:
+    c = await channel(store, "bulk", ["ann"])
+    batch = [msg(c.id, f"bulk 项目 {i}", client_id=f"b{i}") for i in range(50)]
+    assert await store.insert_many(batch) == 50
+    assert await store.insert_many(batch[:5]) == 0  # client ids already seen
+    hist = await store.history(c.id, None, None, 100)
+    assert [m.content for m in hist] == [f"bulk 项目 {i}" for i in range(50)]
+    hits = await store.search([c.id], SearchQuery("项目", limit=10))
+    assert [m.content for m in hits] == [f"bulk 项目 {i}" for i in range(49, 39, -1)]
