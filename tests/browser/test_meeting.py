@@ -94,6 +94,27 @@ async def test_screen_share_arrives_and_shows_large(join) -> None:
     await wait_for(lambda: media_flowing(bob, alice_id, ("camera", "microphone")), what="Alice's camera after sharing")
 
 
+REUSE_NOTE = ("server: a freed subscriber m-line is reused with the same SSRC but a new Forwarder whose random "
+              "sequence/timestamp start is behind the old stream half of the time; Chromium then receives the "
+              "packets but decodes no frames")
+
+
+@pytest.mark.xfail(reason=REUSE_NOTE, strict=False)
+async def test_sharing_again_after_stopping(join) -> None:
+    alice = await join("reshare-room", "Alice")
+    bob = await join("reshare-room", "Bob")
+    alice_id = await self_id(alice)
+    await alice.page.click("#toggle-screen")
+    await wait_for(lambda: _tile(bob, alice_id, "screen"), what="the first share at Bob")
+    await alice.page.click("#toggle-screen")
+    await wait_for(lambda: _no_tile(bob, alice_id, "screen"), what="the first share to go")
+    # Sharing again: a new m-line at Alice's publisher, a reused (freed) one at Bob's subscriber.
+    await alice.page.click("#toggle-screen")
+    again = await wait_for(lambda: media_flowing(bob, alice_id, ("screen",)), timeout=10,
+                           what="Alice's second screen share at Bob")
+    print(f"Bob <- Alice's second share: {again}")
+
+
 async def test_leaver_disappears_and_the_page_looks_like_a_meeting(join) -> None:
     alice = await join("leave-room", "Alice")
     bob = await join("leave-room", "Bob")
