@@ -31,6 +31,7 @@ class Session:
     outbox: deque[str] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     detached_at: float = 0.0
+    closing: bool = False
 
     def deliver(self, body: str) -> None:
         """`body` is an event's JSON object text; it is sent as {"seq": n, ...body}."""
@@ -80,6 +81,7 @@ class Hub:
 
     def attach(self, session: Session, ws: web.WebSocketResponse) -> None:
         session.ws = ws
+        session.closing = False
         session.outbox.clear()
         session.wake.clear()
 
@@ -129,7 +131,10 @@ class Hub:
             if event.get("type") == "typing" and event.get("user") == session.login:
                 continue
             session.deliver(text)
-            if len(session.outbox) > self._max_outbox and session.ws is not None:
+            if len(session.outbox) > self._max_outbox and session.ws is not None and not session.closing:
+                # A reader this far behind resumes (or syncs) after reconnecting instead of growing memory.
+                session.closing = True
+                session.outbox.clear()
                 asyncio.ensure_future(session.ws.close(code=1013, message=b"too slow; resume"))
 
     async def pump(self, session: Session, ws: web.WebSocketResponse) -> None:
