@@ -248,6 +248,8 @@ class ForwardingSender(RTCRtpSender):
         self._has_report = False
         self.packets_sent = 0
         self.bytes_sent = 0
+        # What this SSRC sent last, so a later track on a reused transceiver can continue from it.
+        self.last_sent: tuple[int, int, float] | None = None
 
     async def send(self, parameters: Any) -> None:
         first = not self._RTCRtpSender__started
@@ -328,6 +330,8 @@ class ForwardingSender(RTCRtpSender):
         self._RTCRtpSender__octet_count += len(packet.payload)
         self.packets_sent += 1
         self.bytes_sent += len(data)
+        if not rtx:
+            self.last_sent = (seq, timestamp, time.monotonic())
         return True
 
     def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:

@@ -25,7 +25,11 @@ class Sent:
 
 
 class Forwarder:
-    def __init__(self, clock_rate: int, needs_keyframe: bool) -> None:
+    def __init__(self, clock_rate: int, needs_keyframe: bool,
+                 continue_from: tuple[int, int, float] | None = None) -> None:
+        """`continue_from` (last sequence number, timestamp, monotonic time sent) continues a stream an
+        earlier subscription sent on the same SSRC: a receiver that sees the sequence jump back or
+        far ahead on one SSRC discards frames, so a reused m-line must go on where it stopped."""
         self.clock_rate = clock_rate
         self.needs_keyframe = needs_keyframe
         self._started = False
@@ -34,6 +38,8 @@ class Forwarder:
         self._last_out_seq = random.randrange(SEQ_MOD // 2)
         self._last_out_ts = random.randrange(TS_MOD)
         self._last_wall = 0.0
+        if continue_from is not None:
+            self._last_out_seq, self._last_out_ts, self._last_wall = continue_from
         self._history: list[Sent | None] = [None] * HISTORY
         self.packets = 0
         self.dropped_waiting_keyframe = 0

@@ -37,6 +37,10 @@ class DownTrack(Protocol):
 
     def payload_type_for(self, mime_type: str) -> int | None: ...
 
+    def last_sent(self) -> tuple[int, int, float] | None:
+        """(sequence number, timestamp, monotonic time) last sent on this track's SSRC by anyone."""
+        ...
+
     def close(self) -> None: ...
 
 

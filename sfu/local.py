@@ -51,6 +51,9 @@ class LocalDownTrack:
     def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         pass
 
+    def last_sent(self) -> tuple[int, int, float] | None:
+        return None
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -34,6 +34,7 @@ class Subscription:
         self.forwarder = Forwarder(
             clock_rate=codec.clock_rate if codec else 90000,
             needs_keyframe=publication.kind == "video",
+            continue_from=down.last_sent(),
         )
         # The subscriber negotiated its own payload types: map the publisher's onto them once.
         self._payload_types: dict[int, int] = {}

@@ -240,6 +240,9 @@ class RtcDownTrack:
     def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         self.sender.set_sender_report(ntp_timestamp, rtp_timestamp)
 
+    def last_sent(self) -> tuple[int, int, float] | None:
+        return self.sender.last_sent
+
     def close(self) -> None:
         if self.closed:
             return

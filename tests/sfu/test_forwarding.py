@@ -134,3 +134,39 @@ async def test_third_joiner_gets_every_track_of_two_earlier_publishers(server: R
     finally:
         for p in [*early, carol]:
             await p.close()
+
+
+async def test_reused_m_line_continues_the_stream_of_its_ssrc(server: RunningServer) -> None:
+    # A browser discards frames when one SSRC's sequence jumps back: a new track on a reused
+    # subscriber m-line must carry on where the previous one stopped.
+    alice = await join(server.url, "reuse", server.token("reuse", "alice"))
+    bob = await join(server.url, "reuse", server.token("reuse", "bob"))
+    try:
+        async def stream(writer: object, frames: int, base: int) -> None:
+            for i in range(frames):
+                writer.write(make_packet(base + i, 3000 * (base + i),  # type: ignore[attr-defined]
+                                         vp8_payload(keyframe=(i % 10 == 0)), marker=True))
+                await asyncio.sleep(0.01)
+
+        (first,) = await alice.publish(("video", "video/VP8", "screen"))
+        await wait_until(lambda: len(bob.client.tracks_by_mid) == 1, 10)
+        mid = next(iter(bob.client.tracks_by_mid))
+        await stream(first, 60, 40000)
+        before = list(bob.received[mid])
+        assert len(before) > 20
+        track_id = bob.client.tracks_by_mid[mid]["track_id"]
+        await alice.client.send({"type": "unpublish", "track_id": track_id})
+        await wait_until(lambda: bob.client.tracks_by_mid == {}, 5)
+        await asyncio.sleep(0.3)  # bob's answer to the offer that idles the m-line
+        (second,) = await alice.publish(("video", "video/VP8", "screen"))
+        await wait_until(lambda: len(bob.client.tracks_by_mid) == 1, 10)
+        assert next(iter(bob.client.tracks_by_mid)) == mid  # the m-line was reused
+        await stream(second, 60, 7)
+        after = bob.received[mid][len(before):]
+        assert len(after) > 20
+        assert after[0].ssrc == before[-1].ssrc
+        assert (after[0].sequence_number - before[-1].sequence_number) % 65536 == 1
+        assert 0 < (after[0].timestamp - before[-1].timestamp) % (1 << 32) < 90000 * 5
+    finally:
+        await alice.close()
+        await bob.close()
