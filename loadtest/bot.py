@@ -1,0 +1,177 @@
+"""One load bot: joins through signaling and WebRTC as a browser does (a publisher and a subscriber
+connection), publishes replayed media, asks for its layout, and counts what it receives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loadtest.histogram import Histogram
+from loadtest.layout import Layout
+from loadtest.media import MediaLibrary
+from loadtest.messages import BotSpec, PublisherSummary
+from loadtest.sender import AudioSender, LayeredWriter, VideoSender
+from loadtest.talk import TalkSchedule
+from loadtest.track_stats import TrackStats
+from sfu.rtp import RtpPacket
+from sfu.webrtc import PacketPublisherPeer, PacketSubscriberPeer, PacketWriter
+from signaling.client import SignalingClient
+
+
+@dataclass(frozen=True)
+class BotContext:
+    """What every bot of a worker shares."""
+
+    url: str
+    room: str
+    layout: Layout
+    media: MediaLibrary
+    simulcast: bool
+    schedule: TalkSchedule
+    origin: float  # the run's t = 0 (time.monotonic())
+    run_latency: Histogram
+
+
+class Bot:
+    def __init__(self, spec: BotSpec, ctx: BotContext) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.rng = random.Random(spec.index * 7 + 3)
+        self.client: SignalingClient | None = None
+        self.publisher = PacketPublisherPeer()
+        self.subscriber = PacketSubscriberPeer(self._on_packet)
+        self.video: VideoSender | None = None
+        self.audio: AudioSender | None = None
+        self.tracks: dict[str, TrackStats] = {}  # subscriber mid -> the track it carries now
+        self.retired: list[TrackStats] = []  # tracks whose m-line was reused or dropped
+        self.participant_id = ""
+        self.track_ids: list[str] = []
+        self.join_seconds: float | None = None
+        self._seen_messages = 0
+        self._speaker: str | None = None
+        self._last_request: dict[str, Any] | None = None
+
+    # -- joining ---------------------------------------------------------------------------------
+
+    async def join(self, token: str, timeout: float = 20.0) -> None:
+        started = time.monotonic()
+        self.client = SignalingClient(self.ctx.url, self.ctx.room, token, on_offer=self._on_offer)
+        joined = await asyncio.wait_for(self.client.connect(), timeout)
+        self.participant_id = str(joined["participant"]["id"])
+        if self.spec.publishes:
+            await asyncio.wait_for(self._publish(), timeout)
+        self.join_seconds = time.monotonic() - started
+        await self.update_layout()
+
+    async def _publish(self) -> None:
+        assert self.client is not None
+        now = time.monotonic()
+        tracks: list[tuple[PacketWriter, str]] = []
+        video: LayeredWriter | None = None
+        if self.ctx.layout.publishes_video:
+            rids = [layer.spec.rid for layer in self.ctx.media.layers] if self.ctx.simulcast else None
+            transceiver = self.publisher.pc.addTransceiver("video", direction="sendonly")
+            video = LayeredWriter(transceiver, "video", "video/VP8", rids)
+            self.publisher.writers.append(video)
+            tracks.append((video, "camera"))
+        mic = self.publisher.add_track("audio", "audio/opus")
+        tracks.append((mic, "microphone"))
+        offer = await self.publisher.create_offer()
+        announce = [{"mid": w.mid, "source": source} for w, source in tracks]
+        start = len(self.client.messages)
+        reply = await self.client.request({"type": "publish", "sdp": offer, "tracks": announce}, "answer")
+        await self.publisher.apply_answer(reply["sdp"])
+        published = await self.client.wait_for("published", start=start)
+        self.track_ids = [str(t["track"]["id"]) for t in published["tracks"]]
+        for _ in range(2000):  # bounded wait for ICE + DTLS (the caller's timeout bounds it too)
+            if all(w.ready for w, _ in tracks):
+                break
+            await asyncio.sleep(0.01)
+        if video is not None:
+            self.video = VideoSender(video, self.ctx.media.layers, self.ctx.simulcast, now, self.rng)
+        self.audio = AudioSender(mic, self.ctx.media.speech, self.ctx.schedule, self.spec.index,
+                                 self.ctx.origin, now, self.rng)
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    async def _on_offer(self, sdp: str, tracks: dict[str, Any]) -> str:
+        now = time.monotonic()
+        for mid, stats in list(self.tracks.items()):
+            if tracks.get(mid, {}).get("track_id") != stats.track_id:
+                self.retired.append(self.tracks.pop(mid))
+        for mid, info in tracks.items():
+            if mid not in self.tracks:
+                self.tracks[mid] = TrackStats(str(info["track_id"]), str(info["participant_id"]),
+                                              str(info["kind"]), now, self.ctx.run_latency)
+        return await self.subscriber.answer(sdp)
+
+    def _on_packet(self, mid: str, packet: RtpPacket) -> None:
+        stats = self.tracks.get(mid)
+        if stats is not None:
+            stats.add(packet.sequence_number, packet.timestamp, packet.payload, bool(packet.marker),
+                      time.monotonic())
+
+    def all_tracks(self) -> list[TrackStats]:
+        return [*self.retired, *self.tracks.values()]
+
+    def freeze(self) -> None:
+        for stats in self.all_tracks():
+            stats.frozen = True
+
+    # -- sending and layout ----------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        if self.video is not None:
+            self.video.tick(now)
+        if self.audio is not None:
+            self.audio.tick(now)
+
+    @property
+    def packets_sent(self) -> int:
+        return (self.video.packets if self.video else 0) + (self.audio.packets if self.audio else 0)
+
+    async def update_layout(self) -> None:
+        """Follows active_speakers and asks for the layout's videos when the choice changes."""
+        client = self.client
+        if client is None or client.closed.is_set():
+            return
+        messages = client.messages
+        for message in messages[self._seen_messages:]:
+            if message.get("type") == "active_speakers":
+                others = [s["participant_id"] for s in message.get("speakers", [])
+                          if s.get("participant_id") != self.participant_id]
+                if others:
+                    self._speaker = str(others[0])
+        self._seen_messages = len(messages)
+        videos = {str(t["track_id"]): str(t["participant_id"]) for t in client.tracks_by_mid.values()
+                  if t.get("kind") == "video"}
+        request = self.ctx.layout.request(videos, self._speaker)
+        if request != self._last_request:
+            self._last_request = request
+            try:
+                await client.send(request)
+            except (ConnectionError, RuntimeError):
+                pass
+
+    def publisher_summary(self) -> PublisherSummary | None:
+        if not self.spec.publishes:
+            return None
+        writers = self.publisher.writers
+        resent = sum(w.resent for w in writers if isinstance(w, LayeredWriter))
+        return PublisherSummary(
+            index=self.spec.index, participant_id=self.participant_id, packets_sent=self.packets_sent,
+            keyframe_requests=sum(w.keyframe_requests for w in writers),
+            nacked=sum(len(w.nacked) for w in writers), resent=resent,
+            late_frames=(self.video.late if self.video else 0) + (self.audio.late if self.audio else 0))
+
+    async def close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+                await asyncio.wait_for(self.client.send({"type": "leave"}), 2)
+            await asyncio.wait_for(self.client.close(), 5)
+        await asyncio.wait_for(self.publisher.close(), 5)
+        await asyncio.wait_for(self.subscriber.close(), 5)

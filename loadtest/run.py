@@ -1,0 +1,164 @@
+"""The coordinator of a load run: prepares media, starts the workers, adds bots (all at once, or step
+by step with --ramp), follows the server's metrics, and turns it all into a Report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from loadtest.histogram import percentile_of
+from loadtest.layout import layout_named
+from loadtest.media import MediaLibrary
+from loadtest.messages import BotSpec
+from loadtest.progress import Progress
+from loadtest.ramp import RampResult, StepResult, capacity_of, judge_step
+from loadtest.report import Report, summarize, track_rows
+from loadtest.server_api import ApiError, ServerApi
+from loadtest.settings import LoadSettings
+from loadtest.timeline import Timeline, WindowStats
+from loadtest.workers import WorkerPool
+
+SETTLE = 2.0  # seconds after the last join before a fixed run's window is judged
+STARTUP_LIMIT = 120.0  # workers must be up by then
+SATURATED = 0.9  # a worker at 90 % of its core is the bottleneck
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def check(settings: LoadSettings) -> None:
+    layout_named(settings.layout)
+    if settings.participants < 1 or settings.duration <= 0 or settings.workers < 1:
+        raise ValueError("participants, duration and workers must be positive")
+    if settings.ramp is not None and (settings.ramp.step < 1 or settings.ramp.interval <= 0):
+        raise ValueError("ramp step and interval must be positive")
+
+
+async def poll_metrics(api: ServerApi, timeline: Timeline, stop: asyncio.Event, failures: list[str]) -> None:
+    while not stop.is_set():
+        try:
+            timeline.add_server(await api.metrics(time.monotonic()))
+        except (TimeoutError, ApiError, aiohttp.ClientError, KeyError, ValueError) as exc:
+            if not failures:
+                failures.append(f"server metrics unavailable: {exc}")
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            pass
+
+
+async def run_load(settings: LoadSettings, out: TextIO | None = None) -> Report:
+    check(settings)
+    out = out or sys.stderr
+    media_path = await asyncio.to_thread(MediaLibrary.load_or_build, settings.cache_dir, settings.video)
+    async with aiohttp.ClientSession() as session:
+        api = ServerApi(settings.url, settings.api_key, session)
+        await api.create_room(settings.room, min(1000, settings.participants + 10))
+        pool = WorkerPool(settings, media_path, deadline=time.monotonic() + settings.duration + STARTUP_LIMIT + 60)
+        try:
+            await pool.wait_ready(STARTUP_LIMIT)
+            return await _drive(settings, api, pool, out)
+        finally:
+            await pool.stop()
+
+
+async def _drive(settings: LoadSettings, api: ServerApi, pool: WorkerPool, out: TextIO) -> Report:
+    origin = time.monotonic()
+    pool.start(origin, origin + settings.duration + 30)
+    timeline = Timeline(origin)
+    progress = Progress(settings.duration, settings.participants, out, enabled=not settings.quiet)
+    stop_metrics = asyncio.Event()
+    metric_failures: list[str] = []
+    metrics = asyncio.create_task(poll_metrics(api, timeline, stop_metrics, metric_failures))
+    added = 0
+    steps: list[StepResult] = []
+    plan = settings.ramp
+    broke = False
+    t = 0.0
+    for _ in range(int(settings.duration / 0.1) + 10):  # bounded: ten rounds a second for the duration
+        t = time.monotonic() - origin
+        if t >= settings.duration or broke:
+            break
+        target = settings.target_at(t)
+        if target > added:
+            pool.add([BotSpec(i, f"bot-{i:03d}", i < settings.publisher_count) for i in range(added, target)])
+            added = target
+        for tick in pool.poll():
+            timeline.add_tick(tick)
+        if plan is not None and t >= (len(steps) + 1) * plan.interval:
+            steps.append(judge_step(settings, plan, timeline, len(steps), (len(steps) + 1) * plan.interval))
+            broke = not steps[-1].held
+            if steps[-1].participants >= settings.participants:
+                break  # the largest step has been judged
+        progress.show(timeline, t, settings.target_at(t))
+        await asyncio.sleep(0.1)
+    end = time.monotonic() - origin
+    if plan is not None and not broke and end - len(steps) * plan.interval >= plan.settle + 2:
+        steps.append(judge_step(settings, plan, timeline, len(steps), end))
+    progress.done()
+    await pool.stop()
+    for tick in pool.poll():
+        timeline.add_tick(tick)
+    stop_metrics.set()
+    await metrics
+    return _report(settings, timeline, pool, steps, added, end, metric_failures)
+
+
+def _report(settings: LoadSettings, timeline: Timeline, pool: WorkerPool, steps: list[StepResult], added: int,
+            end: float, metric_failures: list[str]) -> Report:
+    results = list(pool.results.values())
+    tracks = [t for r in results for t in r.tracks]
+    publishers = [p for r in results for p in r.publishers]
+    joins = [j for _, j in timeline.joins]
+    names = {j.participant_id: f"bot-{j.index:03d}" for j in joins}
+    last_join = max((t for t, _ in timeline.joins), default=0.0)
+    start = last_join + SETTLE if end - (last_join + SETTLE) >= 3 else 0.0
+    window = timeline.window(start, end)
+    cores = available_cores()
+    summary = summarize(tracks, publishers, window, [j.seconds for j in joins], added, settings.layout, cores)
+    ramp: RampResult | None = capacity_of(steps) if settings.ramp is not None else None
+    missing = added - len(joins)
+    if ramp is not None:
+        breaches = [] if ramp.capacity > 0 else (steps[0].breaches if steps else ["no step was judged"])
+    else:
+        breaches = settings.service_level.breaches(window.loss, window.latency_p95_ms,
+                                                   percentile_of([j.seconds for j in joins], 95), window.packets)
+        if missing:
+            breaches.append(f"{missing} of {added} bots did not join")
+    notes = list(metric_failures) + _generator_notes(window, cores, len(pool.conns))
+    if len(results) < len(pool.conns):
+        notes.append(f"only {len(results)} of {len(pool.conns)} workers reported their results")
+    settings_out: dict[str, Any] = {k: v for k, v in asdict(settings).items() if k != "api_key"}
+    return Report(settings=settings_out, summary=summary, tracks=track_rows(tracks, names), timeline=timeline.rows(),
+                  held=not breaches, breaches=breaches, notes=notes, ramp=ramp,
+                  errors=timeline.errors + [e for r in results for e in r.errors if e not in timeline.errors])
+
+
+def _generator_notes(window: WindowStats, cores: int, workers: int) -> list[str]:
+    notes = []
+    if window.worker_cpu_max >= SATURATED:
+        notes.append(f"the load generator was the bottleneck: its busiest worker used "
+                     f"{window.worker_cpu_max:.0%} of a core (try more --workers)")
+    if window.generator_cpu >= SATURATED * min(cores, workers):
+        notes.append(f"the load generator used {window.generator_cpu:.0%} of a core with {workers} worker(s) "
+                     f"on {cores} core(s): its figures understate what the server could do")
+    if window.pacer_late_ms > 100:
+        notes.append(f"the generator's pacing fell up to {window.pacer_late_ms:.0f} ms behind")
+    return notes
+
+
+def write_reports(report: Report, directory: Path) -> list[Path]:
+    from loadtest.html_report import write_html
+
+    return [report.write_json(directory), write_html(report, directory)]

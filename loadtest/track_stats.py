@@ -1,0 +1,119 @@
+"""What a subscribing bot counts for one received track, without decoding: packets, sequence gaps
+(loss after retransmission), RFC 3550 jitter, bytes, end-to-end latency from the send-time tail, and
+time to first frame."""
+
+from __future__ import annotations
+
+from loadtest.histogram import Histogram
+from loadtest.stamp import read_stamp
+
+MAX_TRACKED_GAP = 2000  # a jump larger than this is counted as loss without remembering each number
+
+
+class TrackStats:
+    __slots__ = (
+        "_base",
+        "_highest",
+        "_missing",
+        "_transit",
+        "bytes",
+        "clock_rate",
+        "duplicates",
+        "first_at",
+        "first_frame_at",
+        "frozen",
+        "jitter",
+        "kind",
+        "last_at",
+        "latency",
+        "offered_at",
+        "packets",
+        "participant_id",
+        "recovered",
+        "run_latency",
+        "track_id",
+        "unique",
+    )
+
+    def __init__(self, track_id: str, participant_id: str, kind: str, offered_at: float,
+                 run_latency: Histogram) -> None:
+        self.track_id = track_id
+        self.participant_id = participant_id
+        self.kind = kind
+        self.clock_rate = 90000 if kind == "video" else 48000
+        self.offered_at = offered_at  # when the server's offer named this track
+        self.latency = Histogram()
+        self.run_latency = run_latency  # the worker's interval histogram, fed as well
+        self.packets = 0
+        self.bytes = 0
+        self.unique = 0
+        self.duplicates = 0
+        self.recovered = 0  # gaps filled later (retransmissions, reordering)
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.first_frame_at: float | None = None
+        self._base: int | None = None  # extended sequence number of the first packet
+        self._highest = 0
+        self._missing: set[int] = set()
+        self._transit: float | None = None
+        self.jitter = 0.0  # seconds
+        self.frozen = False
+
+    def add(self, seq: int, timestamp: int, payload: bytes, marker: bool, arrival: float) -> None:
+        if self.frozen:
+            return
+        self.packets += 1
+        self.bytes += len(payload)
+        if self._base is None:
+            self._base = self._highest = seq
+            self.first_at = arrival
+        else:
+            # Extend the 16-bit number around the highest seen.
+            delta = (seq - (self._highest & 0xFFFF)) % 65536
+            if delta < 32768:
+                ext = self._highest + delta
+            else:
+                ext = self._highest - (65536 - delta)
+            if ext > self._highest:
+                if ext - self._highest <= MAX_TRACKED_GAP:
+                    self._missing.update(range(self._highest + 1, ext))
+                self._highest = ext
+            elif ext in self._missing:
+                self._missing.discard(ext)
+                self.recovered += 1
+                self.unique += 1
+                self.last_at = arrival
+                return  # a late packet: not a latency sample of the path
+            else:
+                self.duplicates += 1
+                return
+            if len(self._missing) > 4 * MAX_TRACKED_GAP:
+                floor = self._highest - MAX_TRACKED_GAP
+                self._missing = {s for s in self._missing if s > floor}
+        self.unique += 1
+        self.last_at = arrival
+        transit = arrival - timestamp / self.clock_rate
+        if self._transit is not None:
+            d = abs(transit - self._transit)
+            if d < 10:  # timestamps jump across DTX and resumes; skip those
+                self.jitter += (d - self.jitter) / 16
+        self._transit = transit
+        sent_at = read_stamp(payload)
+        if sent_at is not None:
+            ms = (arrival - sent_at) * 1000
+            self.latency.add(ms)
+            self.run_latency.add(ms)
+        if self.first_frame_at is None and (marker or self.kind == "audio"):
+            self.first_frame_at = arrival
+
+    @property
+    def expected(self) -> int:
+        return 0 if self._base is None else self._highest - self._base + 1
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.expected - self.unique)
+
+    @property
+    def time_to_first_frame(self) -> float | None:
+        return None if self.first_frame_at is None else self.first_frame_at - self.offered_at

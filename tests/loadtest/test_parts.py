@@ -1,0 +1,57 @@
+"""The load tester's counting parts, without a server: loss, latency tail, talk schedule, layouts."""
+
+from __future__ import annotations
+
+import time
+
+from loadtest.histogram import Histogram
+from loadtest.layout import layout_named
+from loadtest.stamp import read_stamp, stamp, strip_stamp
+from loadtest.talk import TalkSchedule
+from loadtest.track_stats import TrackStats
+
+
+def test_stamp_round_trip() -> None:
+    now = time.monotonic()
+    payload = stamp(b"\x10\x00vp8", now)
+    assert read_stamp(payload) == now
+    assert strip_stamp(payload) == b"\x10\x00vp8"
+    assert read_stamp(b"\x10\x00vp8") is None
+
+
+def test_loss_counts_gaps_late_packets_and_wraparound() -> None:
+    stats = TrackStats("TR_a", "PA_a", "video", 0.0, Histogram())
+    seqs = [65530, 65531, 65533, 65534, 0, 1, 65532, 1, 3]  # 65532 late, 1 duplicated, 2 lost
+    for n, seq in enumerate(seqs):
+        stats.add(seq, n * 3000, stamp(b"x", time.monotonic()), True, time.monotonic())
+    assert stats.expected == 10
+    assert stats.unique == 8 and stats.lost == 2
+    assert stats.recovered == 1 and stats.duplicates == 1
+    assert stats.latency.total == 7  # the late packet is not a latency sample
+    assert stats.time_to_first_frame is not None
+
+
+def test_histogram_percentiles() -> None:
+    h = Histogram()
+    for ms in range(1, 101):
+        h.add(ms)
+    assert h.percentile(50) == 50 and h.percentile(95) == 95
+    h.add(2345)
+    assert h.percentile(100) == 2340
+
+
+def test_talk_schedule_has_at_most_n_speakers_and_pauses() -> None:
+    schedule = TalkSchedule(3, seed=1, publishers_at=lambda t: 10)
+    talking = [sum(schedule.talking(i, t / 50) for i in range(10)) for t in range(50 * 30)]
+    assert max(talking) == 3 and min(talking) == 0
+    assert len(schedule.talkers(0.0)) == 3
+    alone = TalkSchedule(3, seed=1, publishers_at=lambda t: 1)
+    assert alone.talkers(0.0) == {0}
+
+
+def test_speaker_layout_asks_one_high_and_the_rest_low() -> None:
+    request = layout_named("speaker").request({"TR_1": "PA_1", "TR_2": "PA_2", "TR_3": "PA_3"}, "PA_2")
+    assert request == {"type": "set_subscriptions", "max_video": 6,
+                       "layers": {"TR_1": "low", "TR_2": "high", "TR_3": "low"}}
+    assert layout_named("grid3x3").request({"TR_1": "PA_1"}, None)["layers"] == {"TR_1": "mid"}
+    assert layout_named("audio-only").publishes_video is False
