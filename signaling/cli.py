@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     from chat.cli import add_users_parser
 
     add_users_parser(sub, _add_common)
+
+    from loadtest.cli import add_arguments as add_loadtest_arguments
+    from loadtest.cli import run_from_args as run_loadtest
+
+    loadtest = sub.add_parser("loadtest", help="load-test a server with WebRTC bots (reports, --ramp, --workers)")
+    add_loadtest_arguments(loadtest)
+    loadtest.set_defaults(func=run_loadtest)
     return parser
 
 

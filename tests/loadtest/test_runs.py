@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,7 +45,7 @@ async def test_small_run_holds_and_writes_reports(server: RunningServer, media_c
 async def test_impossible_service_level_exits_non_zero(server: RunningServer, media_cache: Path,
                                                        tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "loadtest", "--url", server.url, "--api-key", server.api_key, "--participants", "2",
+        sys.executable, "-m", "signaling.cli", "loadtest", "--url", server.url, "--api-key", server.api_key, "--participants", "2",
         "--duration", "5", "--max-latency", "0.001", "--quiet", "--cache-dir", str(media_cache),
         "--report", str(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         cwd=Path(__file__).resolve().parents[2])
@@ -53,6 +54,12 @@ async def test_impossible_service_level_exits_non_zero(server: RunningServer, me
     assert process.returncode == 1, text
     assert "service level NOT held: latency p95" in text
     assert (tmp_path / "report.json").exists() and (tmp_path / "report.html").exists()
+
+
+def test_python_m_loadtest_has_the_same_command_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "loadtest", "--help"], capture_output=True, text=True,
+                            timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0 and "--ramp" in result.stdout and "--workers" in result.stdout
 
 
 @pytest.mark.slow
