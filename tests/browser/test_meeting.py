@@ -94,12 +94,6 @@ async def test_screen_share_arrives_and_shows_large(join) -> None:
     await wait_for(lambda: media_flowing(bob, alice_id, ("camera", "microphone")), what="Alice's camera after sharing")
 
 
-REUSE_NOTE = ("server: a freed subscriber m-line is reused with the same SSRC but a new Forwarder whose random "
-              "sequence/timestamp start is behind the old stream half of the time; Chromium then receives the "
-              "packets but decodes no frames")
-
-
-@pytest.mark.xfail(reason=REUSE_NOTE, strict=False)
 async def test_sharing_again_after_stopping(join) -> None:
     alice = await join("reshare-room", "Alice")
     bob = await join("reshare-room", "Bob")
