@@ -104,7 +104,7 @@ async def test_sharing_again_after_stopping(join) -> None:
     await wait_for(lambda: _no_tile(bob, alice_id, "screen"), what="the first share to go")
     # Sharing again: a new m-line at Alice's publisher, a reused (freed) one at Bob's subscriber.
     await alice.page.click("#toggle-screen")
-    again = await wait_for(lambda: media_flowing(bob, alice_id, ("screen",)), timeout=10,
+    again = await wait_for(lambda: media_flowing(bob, alice_id, ("screen",)), timeout=20,
                            what="Alice's second screen share at Bob")
     print(f"Bob <- Alice's second share: {again}")
 
