@@ -264,6 +264,9 @@ class RedisChatStore:
         out = [Membership(ch, last, int(n)) for (ch, last), n in zip(rows, counts)]
         return sorted(out, key=lambda m: m.channel.name)
 
+    async def channel_ids_of(self, login: str) -> list[str]:
+        return sorted(str(i) for i in await self.r.smembers(self._p + "uch:" + login))
+
     async def set_read(self, channel_id: str, login: str, ord_: int) -> None:
         await self._set_read(keys=[self._p + "chm:" + channel_id], args=[login, ord_])
 

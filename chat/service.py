@@ -505,7 +505,7 @@ class ChatService:
         login = actor.login if assignee == "me" else assignee
         if login != actor.login:
             require(actor, Action.READ_DIRECTORY, await self.org())
-        mine = {m.channel.id for m in await self.store.memberships(actor.login)}
+        mine = set(await self.store.channel_ids_of(actor.login))
         return [t for t in await self.store.tasks_of(login, open_only) if t.channel_id in mine]
 
     async def remind(self, message: Message, kind: str) -> bool:
@@ -548,7 +548,7 @@ class ChatService:
 
     async def sync(self, actor: User, since: int, limit: int) -> SyncResult:
         now = await self.store.current_seq()
-        ids = [m.channel.id for m in await self.store.memberships(actor.login)]
+        ids = await self.store.channel_ids_of(actor.login)
         changed = await self.store.changes(ids, since, limit)
         has_more = len(changed) >= limit
         last = changed[-1].seq if changed else since
@@ -562,7 +562,7 @@ class ChatService:
         if channel:
             ids = [(await self.readable(actor, channel)).id]
         else:
-            ids = [m.channel.id for m in await self.store.memberships(actor.login)]
+            ids = await self.store.channel_ids_of(actor.login)
         return await self.store.search(ids, query)
 
     # Files ------------------------------------------------------------------------------------

@@ -263,6 +263,11 @@ class SqliteChatStore:
             " WHERE m.login = ? ORDER BY c.name", (login,)).fetchall())
         return [Membership(Channel.from_wire(json.loads(r[0])), int(r[1]), int(r[2])) for r in rows]
 
+    async def channel_ids_of(self, login: str) -> list[str]:
+        rows = await self._read(lambda db: db.execute(
+            "SELECT channel_id FROM members WHERE login = ? ORDER BY channel_id", (login,)).fetchall())
+        return [r[0] for r in rows]
+
     async def set_read(self, channel_id: str, login: str, ord_: int) -> None:
         await self._write(lambda db: db.execute(
             "UPDATE members SET last_read = max(last_read, ?) WHERE channel_id = ? AND login = ?",

@@ -58,6 +58,10 @@ class ChatStore(Protocol):
         """The caller's channels with the last read `ord` and the unread count after it."""
         ...
 
+    async def channel_ids_of(self, login: str) -> list[str]:
+        """Ids of the channels login is a member of (cheap: no unread counts)."""
+        ...
+
     async def set_read(self, channel_id: str, login: str, ord_: int) -> None: ...
 
     # Messages

@@ -370,7 +370,7 @@ class ChatApi:
         if resumed is not None:
             session, missed = resumed
         else:
-            channels = [m.channel.id for m in await self.store.memberships(p.user.login)]
+            channels = await self.store.channel_ids_of(p.user.login)
             session, missed = self.hub.open(p.user.login, channels), []
         self.hub.attach(session, ws)
         session.outbox.extend(missed)

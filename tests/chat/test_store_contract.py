@@ -185,3 +185,11 @@ async def test_insert_many(store: ChatStore) -> None:
     assert [m.content for m in hist] == [f"bulk 项目 {i}" for i in range(50)]
     hits = await store.search([c.id], SearchQuery("项目", limit=10))
     assert [m.content for m in hits] == [f"bulk 项目 {i}" for i in range(49, 39, -1)]
+
+
+async def test_channel_ids_of(store: ChatStore) -> None:
+    a = await channel(store, "x", ["ann", "bob"])
+    b = await channel(store, "y", ["ann"])
+    assert await store.channel_ids_of("ann") == sorted([a.id, b.id])
+    assert await store.channel_ids_of("bob") == [a.id]
+    assert await store.channel_ids_of("cy") == []
