@@ -77,6 +77,12 @@ class SpeakerStream:
         self._stats.received_seconds += frame.samples / frame.sample_rate
         self._queue(("frame", frame, 0, 0))
 
+    def push_decoder(self, decode: Callable[[], list[Any]], seconds: float) -> None:
+        """Queues work that decodes on the front-end thread into `av.AudioFrame`s or (int16/float array,
+        rate) pairs (the Opus tap's path: the event loop only queues payloads)."""
+        self._stats.received_seconds += seconds
+        self._queue(("decode", decode, 0, 0))
+
     def _queue(self, item: tuple[str, Any, int, int]) -> None:
         if self._closing:
             return
@@ -165,6 +171,12 @@ class SpeakerStream:
         for kind, data, rate, channels in items:
             if kind == "frame":
                 chunks.append(self._resampler.frame(data))
+            elif kind == "decode":
+                for out in data():
+                    if isinstance(out, tuple):
+                        chunks.append(self._resampler.pcm(out[0], out[1]))
+                    else:
+                        chunks.append(self._resampler.frame(out))
             else:
                 chunks.append(self._resampler.pcm(data, rate, channels))
         audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
@@ -214,7 +226,7 @@ class SpeakerStream:
 
     def _lag_in_pending(self) -> float:
         return sum(
-            (d.samples / d.sample_rate) if kind == "frame" else len(d) / c / r
+            (d.samples / d.sample_rate) if kind == "frame" else len(d) / c / r if kind == "pcm" else 0.0
             for kind, d, r, c in self._pending
         )
 
