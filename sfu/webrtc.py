@@ -40,6 +40,7 @@ log = logging.getLogger("convene.sfu.webrtc")
 # Upstream bandwidth we allow a publisher when no subscriber says less (REMB), by source.
 MAX_BITRATE = {"camera": 1_500_000, "screen": 2_500_000}
 MIN_BITRATE = 150_000
+SIMULCAST_BITRATE = 2_500_000  # room for all three layers
 REMB_INTERVAL = 1.0
 
 
@@ -184,6 +185,10 @@ class Publisher:
             await asyncio.sleep(REMB_INTERVAL)
             for receiver, publication in list(self._bound.values()):
                 if publication.kind != "video":
+                    continue
+                if publication.layers:
+                    # Simulcast: slow subscribers get a lower layer; never slow the source for them.
+                    receiver.send_remb(SIMULCAST_BITRATE)
                     continue
                 ceiling = MAX_BITRATE.get(publication.source, MAX_BITRATE["camera"])
                 estimates = [s.remb for s in publication.subscriptions if s.remb]

@@ -2,11 +2,26 @@
 // (grid, captions, people panel, control bar) is told about every change.
 import { Publisher } from "/static/publisher.js";
 import { SignalingClient, signalingUrl } from "/static/signaling-client.js";
+import { LayerChooser } from "/static/layers.js";
 import { Subscriber } from "/static/subscriber.js";
 import { openCamera, openMicrophone, openScreen } from "/static/local-media.js";
 
 const VIDEO_SOURCES = { camera: "main", screen: "screen" };
 const AUDIO_SOURCES = { microphone: "main", screen_audio: "screen" };
+
+/** The worker to talk to (a server with several workers places rooms); this server if it can't say. */
+async function placedSignalingUrl(room) {
+  try {
+    const response = await fetch(`/v1/rooms/${encodeURIComponent(room)}/placement`);
+    if (response.ok) {
+      const { ws_url: url } = await response.json();
+      if (url) return url;
+    }
+  } catch (err) {
+    console.warn("placement", err);
+  }
+  return signalingUrl(room);
+}
 
 /** joined.ice_servers may list URLs or RTCIceServer objects. */
 function toIceServers(list) {
@@ -36,7 +51,8 @@ export class Call {
   }
 
   async start() {
-    this.signaling = new SignalingClient(signalingUrl(this.room));
+    this.signaling = new SignalingClient(await placedSignalingUrl(this.room));
+    this.layers = new LayerChooser(this.signaling);
     this.#listen();
     let joined;
     try {
@@ -180,7 +196,17 @@ export class Call {
       else this.view.grid.removeTile(participant.id, "screen");
       this.#fillTiles(participant, mine);
     }
+    this.#chooseLayers(received);
     this.view.changed();
+  }
+
+  /** Each remote camera in the layer its tile's size calls for. */
+  #chooseLayers(received) {
+    const entries = received
+      .filter((t) => t.source === "camera")
+      .map((t) => ({ el: this.view.grid.tile(t.participant_id, "main")?.el, trackId: t.track_id }))
+      .filter((e) => e.el);
+    this.layers?.watch(entries);
   }
 
   #fillTiles(participant, mine) {
@@ -310,6 +336,7 @@ export class Call {
     this.ended = { title, reason };
     this.publisher?.close();
     this.subscriber?.close();
+    this.layers?.close();
     this.#stopLocalMedia();
     this.view.ended(title, reason);
   }

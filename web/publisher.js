@@ -3,6 +3,11 @@
 import { SignalingError } from "/static/signaling-client.js";
 
 const ANSWER_TIMEOUT_MS = 15000;
+const CAMERA_LAYERS = [
+  { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
 const NEGOTIATING_REFS = new Set(["publish", "unpublish", "offer"]);
 
 export class Publisher {
@@ -53,7 +58,11 @@ export class Publisher {
   /** Adds one sendonly transceiver per entry; returns how to word the offer once mids exist. */
   #addTransceivers(entries) {
     for (const entry of entries) {
-      const transceiver = this.pc.addTransceiver(entry.track, { direction: "sendonly", streams: [entry.stream] });
+      const init = { direction: "sendonly", streams: [entry.stream] };
+      // The camera goes out in three sizes (low to high, as the server expects), so that each viewer
+      // gets the size of its tile and a slow viewer does not hold the others back.
+      if (entry.source === "camera") init.sendEncodings = CAMERA_LAYERS;
+      const transceiver = this.pc.addTransceiver(entry.track, init);
       this.published.set(entry.source, { ...entry, transceiver, mid: null, trackId: null });
     }
     return (sdp) => {
