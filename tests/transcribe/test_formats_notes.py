@@ -1,0 +1,145 @@
+"""Transcript formats parse back (our own WebVTT/SRT parsers) and notes find owners and due dates."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from transcribe.caption import Caption
+from transcribe.due_date import resolve_due
+from transcribe.formats import render
+from transcribe.notes import NotesWriter
+from transcribe.store import TranscriptStore
+from transcribe.transcript import Transcript
+
+# Tuesday 2026-11-24 15:00 UTC
+STARTED = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc).timestamp()
+SCRIPT = [  # (participant, name, start, end, text) as final caption fragments
+    ("PA_a", "Alice", 1.0, 2.6, "Good morning everyone."),
+    ("PA_a", "Alice", 2.7, 4.0, "Let's review the release"),
+    ("PA_a", "Alice", 4.0, 5.5, "plan for the mobile app."),
+    ("PA_b", "Bob <QA>", 6.5, 9.0, "We decided to move the launch to next month."),
+    ("PA_b", "Bob <QA>", 9.2, 12.0, "I will write the test plan by Thursday."),
+    ("PA_a", "Alice", 13.0, 16.0, "Carol will update the website by Friday."),
+    ("PA_c", "Carol", 16.5, 19.0, "The budget for the third quarter is approved."),
+    ("PA_c", "Carol", 19.2, 22.0, "Alice will send the report to the customer tomorrow."),
+    ("PA_a", "Alice", 23.0, 25.0, "Thanks, see you next week."),
+]
+
+
+def scripted() -> Transcript:
+    t = Transcript(room="standup", meeting_id="20261124T150000Z", started_at=STARTED, ended_at=STARTED + 30)
+    t.attend("PA_a", "Alice", "alice")
+    t.attend("PA_b", "Bob <QA>", "bob")
+    t.attend("PA_c", "Carol", "carol")
+    for i, (pid, name, start, end, text) in enumerate(SCRIPT):
+        t.add(Caption(f"S{i}", pid, name, start, end, text, True))
+    t.add(Caption("S99", "PA_a", "Alice", 0, 0, "interim is never kept", False))
+    return t
+
+
+def parse_time(value: str) -> float:
+    h, m, rest = value.replace(",", ".").split(":")
+    return int(h) * 3600 + int(m) * 60 + float(rest)
+
+
+def parse_vtt(text: str) -> list[dict[str, object]]:
+    assert text.startswith("WEBVTT")
+    cues = []
+    for block in text.strip().split("\n\n")[1:]:
+        lines = block.split("\n")
+        if lines[0].startswith("NOTE"):
+            continue
+        ident, timing, payload = lines[0], lines[1], "\n".join(lines[2:])
+        start, end = (parse_time(x.strip()) for x in timing.split("-->"))
+        m = re.fullmatch(r"<v ([^>]*)>(.*)</v>", payload, re.S)
+        assert m, payload
+        unescape = lambda s: s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")  # noqa: E731
+        cues.append({"id": ident, "start": start, "end": end, "speaker": unescape(m.group(1)),
+                     "text": unescape(m.group(2))})
+    return cues
+
+
+def parse_srt(text: str) -> list[dict[str, object]]:
+    cues = []
+    for block in text.strip().split("\n\n"):
+        lines = block.split("\n")
+        index = int(lines[0])
+        start, end = (parse_time(x.strip()) for x in lines[1].split("-->"))
+        speaker, _, body = lines[2].partition(": ")
+        cues.append({"index": index, "start": start, "end": end, "speaker": speaker, "text": body})
+    return cues
+
+
+def test_vtt_and_srt_round_trip() -> None:
+    t = scripted()
+    segments = t.segments()
+    # Fragments of one sentence merge; sentences stay apart; the interim is not in the transcript.
+    assert [s.text for s in segments][:2] == ["Good morning everyone.", "Let's review the release plan for the mobile app."]
+    assert len(segments) == 8
+    vtt = parse_vtt(render(t, "vtt"))
+    srt = parse_srt(render(t, "srt"))
+    assert len(vtt) == len(srt) == len(segments)
+    for cue, s_cue, seg in zip(vtt, srt, segments):
+        assert cue["speaker"] == s_cue["speaker"] == seg.name
+        assert cue["text"] == s_cue["text"] == seg.text
+        assert abs(float(cue["start"]) - seg.start) < 0.001 and abs(float(s_cue["end"]) - seg.end) < 0.001  # type: ignore[arg-type]
+    # Wall-clock time of each cue is in its identifier.
+    assert vtt[2]["id"] == "3 2026-11-24T15:00:06Z"
+    assert vtt[2]["speaker"] == "Bob <QA>"
+
+
+def test_json_txt_md() -> None:
+    t = scripted()
+    body = json.loads(render(t, "json"))
+    assert body["started_at"] == "2026-11-24T15:00:00Z"
+    assert body["segments"][0]["wall_start"] == "2026-11-24T15:00:01.000+00:00"
+    assert [a["name"] for a in body["attendees"]] == ["Alice", "Bob <QA>", "Carol"]
+    txt = render(t, "txt")
+    assert "[00:00:06 | 15:00:06] Bob <QA>: We decided to move the launch to next month." in txt
+    assert "**Carol** `00:00:16`" in render(t, "md")
+
+
+def test_notes_for_a_scripted_meeting() -> None:
+    notes = NotesWriter().write(scripted())
+    owners = {(i.owner, i.due) for i in notes.action_items}
+    assert ("Bob <QA>", "2026-11-26") in owners  # "I will ... by Thursday" said by Bob
+    assert ("Carol", "2026-11-27") in owners  # "Carol will ... by Friday", said by Alice
+    assert ("Alice", "2026-11-25") in owners  # "Alice will ... tomorrow", said by Carol
+    carol = next(i for i in notes.action_items if i.owner == "Carol")
+    assert carol.owner_identity == "carol" and carol.said_by == "Alice"
+    assert "update the website" in carol.task.lower()
+    assert len(notes.action_items) == 3
+    assert any("decided to move the launch" in d for d in notes.decisions)
+    assert any("approved" in d for d in notes.decisions)
+    assert {a.name for a in notes.attendees} == {"Alice", "Bob <QA>", "Carol"}
+    alice = next(a for a in notes.attendees if a.name == "Alice")
+    assert abs(alice.seconds - (1.6 + 1.3 + 1.5 + 3.0 + 2.0)) < 0.11
+    assert 1 <= len(notes.summary) <= 4
+    md = notes.to_markdown()
+    assert "- [ ] **Carol**: Update the website by Friday (due 2026-11-27)" in md
+    assert json.loads(notes.to_json())["action_items"][0]["due"]
+
+
+def test_due_dates_relative_to_the_meeting() -> None:
+    tuesday = date(2026, 11, 24)
+    assert resolve_due("send it by Friday", tuesday) == date(2026, 11, 27)
+    assert resolve_due("on Tuesday", tuesday) == date(2026, 12, 1)  # said on a Tuesday: a week later
+    assert resolve_due("next Friday", tuesday) == date(2026, 12, 4)
+    assert resolve_due("tomorrow", tuesday) == date(2026, 11, 25)
+    assert resolve_due("by the end of the week", tuesday) == date(2026, 11, 27)
+    assert resolve_due("by the end of the month", tuesday) == date(2026, 11, 30)
+    assert resolve_due("in two weeks", tuesday) == date(2026, 12, 8)
+    assert resolve_due("before January 5th", tuesday) == date(2027, 1, 5)
+    assert resolve_due("no date here", tuesday) is None
+
+
+def test_store_survives_a_restart(tmp_path: Path) -> None:
+    TranscriptStore(tmp_path).save(scripted(), {"transcript.vtt": render(scripted(), "vtt")})
+    again = TranscriptStore(tmp_path)  # a new process would build a new store over the same data dir
+    loaded = again.load("standup")
+    assert loaded is not None and loaded.segments() == scripted().segments()
+    assert (tmp_path / "transcripts" / "standup" / "20261124T150000Z" / "transcript.vtt").is_file()
+    assert again.load("other") is None and again.load("../etc") is None

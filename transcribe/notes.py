@@ -1,0 +1,190 @@
+"""Meeting notes without a network or an LLM: attendance and speaking time, an extractive summary,
+decisions, and action items (owner, due date) found in what people said."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+
+from transcribe.due_date import resolve_due
+from transcribe.formats import clock
+from transcribe.transcript import Segment, Transcript
+
+STOPWORDS = set(
+    "a an and are as at be been but by for from has have he her his i i'll i'm if in into is it its just let's "
+    "me my of on or our so that the their them then there these they this to up us was we we'll were what when "
+    "which who will with would you your yes no okay ok thanks thank um uh also can could should all any do "
+    "does did not now next first second".split()
+)
+_SENTENCE = re.compile(r"(?<=[.?!])\s+")
+_DECISION = re.compile(
+    r"\b(we (have )?(decided|agreed|chose|will go with)|(it|this|that) (is|was) (decided|agreed|approved)"
+    r"|(is|are|was|were) approved|decision is|let's go with|we('re| are) going with)\b", re.I)
+_SELF = re.compile(r"\b(I will|I'll|I am going to|I'm going to|I can|let me)\s+(.+)", re.I)
+_NAMED = re.compile(r"\b([A-Z][a-z]+)(?:,)? (?:will|is going to|should|needs to|can|has to)\s+(.+)")
+_ASKED = re.compile(r"\b(?:can|could) ([A-Z][a-z]+)(?:,)? (?:please )?(.+?)\??$")
+_ACTION_ITEM = re.compile(r"\baction item(?: for ([A-Z][a-z]+))?[:,]?\s+(.+)", re.I)
+_NOT_OWNERS = {"We", "They", "It", "This", "That", "There", "Everyone", "Somebody", "Someone", "The", "He", "She",
+               "You", "What", "Who", "Then", "So", "And", "But", "Also", "First", "Second", "Next", "Thanks"}
+
+
+@dataclass(frozen=True)
+class ActionItem:
+    owner: str  # a display name ("Alice"); "" when nobody was named
+    owner_participant_id: str | None
+    owner_identity: str | None  # the login to assign a chat task to, when known
+    task: str
+    due: str | None  # ISO date
+    said_by: str
+    at: float  # meeting seconds
+    sentence: str
+
+
+@dataclass(frozen=True)
+class SpeakerTime:
+    participant_id: str
+    name: str
+    identity: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MeetingNotes:
+    room: str
+    meeting_id: str
+    date: str
+    started_at: str
+    duration_seconds: float
+    attendees: list[SpeakerTime]
+    summary: list[str]
+    decisions: list[str]
+    action_items: list[ActionItem]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    def to_markdown(self) -> str:
+        lines = [f"# Meeting notes: {self.room}", "", f"{self.date}, started {self.started_at}, "
+                 f"{clock(self.duration_seconds)[:8]} long.", "", "## Attendees", ""]
+        for a in self.attendees:
+            lines.append(f"- {a.name}: spoke {clock(a.seconds)[:8]}")
+        lines += ["", "## Summary", ""] + [f"- {s}" for s in self.summary or ["(nothing said)"]]
+        lines += ["", "## Decisions", ""] + [f"- {d}" for d in self.decisions or ["(none recorded)"]]
+        lines += ["", "## Action items", ""]
+        for item in self.action_items:
+            due = f" (due {item.due})" if item.due else ""
+            lines.append(f"- [ ] **{item.owner or 'unassigned'}**: {item.task}{due}")
+        if not self.action_items:
+            lines.append("(none recorded)")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    segment: Segment
+
+
+def _sentences(segments: list[Segment]) -> list[_Sentence]:
+    out: list[_Sentence] = []
+    for seg in segments:
+        for part in _SENTENCE.split(seg.text):
+            if part.strip():
+                out.append(_Sentence(part.strip(), seg))
+    return out
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z']+", text.lower()) if w not in STOPWORDS and len(w) > 2]
+
+
+def _clean_task(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip().rstrip(".?!")
+    return text[:1].upper() + text[1:] if text else text
+
+
+class NotesWriter:
+    """Builds MeetingNotes from a Transcript; `meeting_day` defaults to the meeting's UTC date."""
+
+    def __init__(self, summary_sentences: int = 4) -> None:
+        self._summary_sentences = summary_sentences
+
+    def write(self, t: Transcript, meeting_day: date | None = None) -> MeetingNotes:
+        day = meeting_day or datetime.fromtimestamp(t.started_at, tz=timezone.utc).date()
+        segments = t.segments()
+        sentences = _sentences(segments)
+        spoken: dict[str, float] = {}
+        for c in t.captions:
+            spoken[c.participant_id] = spoken.get(c.participant_id, 0.0) + max(0.0, c.end - c.start)
+        attendees = [
+            SpeakerTime(a.participant_id, a.name, a.identity, round(spoken.get(a.participant_id, 0.0), 1))
+            for a in t.attendees.values()
+        ]
+        for pid in spoken:
+            if pid not in t.attendees:
+                attendees.append(SpeakerTime(pid, t.name_of(pid), "", round(spoken[pid], 1)))
+        attendees.sort(key=lambda a: -a.seconds)
+        end = max((s.end for s in segments), default=0.0)
+        duration = (t.ended_at - t.started_at) if t.ended_at else end
+        return MeetingNotes(
+            room=t.room,
+            meeting_id=t.meeting_id,
+            date=day.isoformat(),
+            started_at=t.wall(0).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            duration_seconds=round(max(duration, end), 1),
+            attendees=attendees,
+            summary=self._summary(sentences),
+            decisions=[f"{s.text} ({s.segment.name})" for s in sentences if _DECISION.search(s.text)],
+            action_items=[item for s in sentences if (item := self._action(s, t, day)) is not None],
+        )
+
+    def _summary(self, sentences: list[_Sentence]) -> list[str]:
+        freq = Counter(w for s in sentences for w in _content_words(s.text))
+        scored = []
+        for i, s in enumerate(sentences):
+            words = _content_words(s.text)
+            if len(words) < 2:
+                continue
+            score = sum(freq[w] for w in set(words)) / (len(words) ** 0.5)
+            if _DECISION.search(s.text):
+                score *= 1.5
+            scored.append((score, i))
+        best = sorted(i for _, i in sorted(scored, reverse=True)[: self._summary_sentences])
+        return [f"{sentences[i].segment.name}: {sentences[i].text}" for i in best]
+
+    def _action(self, s: _Sentence, t: Transcript, day: date) -> ActionItem | None:
+        owner = ""
+        task = ""
+        attendee_by_first = {a.name.split()[0].lower(): a for a in t.attendees.values() if a.name}
+        m = _ACTION_ITEM.search(s.text)
+        if m:
+            owner, task = (m.group(1) or ""), m.group(2)
+        elif (m := _SELF.search(s.text)) is not None:
+            owner, task = s.segment.name, m.group(2)
+        elif (m := _NAMED.search(s.text)) is not None and m.group(1) not in _NOT_OWNERS:
+            owner, task = m.group(1), m.group(2)
+        elif (m := _ASKED.search(s.text)) is not None and m.group(1) not in _NOT_OWNERS:
+            owner, task = m.group(1), m.group(2)
+        else:
+            return None
+        if len(_content_words(task)) < 1:
+            return None
+        pid: str | None = None
+        identity: str | None = None
+        if owner == s.segment.name:
+            pid = s.segment.participant_id
+            a = t.attendees.get(pid)
+            identity = a.identity if a and a.identity else None
+        elif owner and owner.lower() in attendee_by_first:
+            a = attendee_by_first[owner.lower()]
+            owner, pid, identity = a.name, a.participant_id, a.identity or None
+        due = resolve_due(task, day)
+        return ActionItem(owner=owner, owner_participant_id=pid, owner_identity=identity, task=_clean_task(task),
+                          due=due.isoformat() if due else None, said_by=s.segment.name, at=round(s.segment.start, 2),
+                          sentence=s.text)
