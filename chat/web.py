@@ -360,7 +360,8 @@ class ChatApi:
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         p = await self._who(request, allow_query=True)
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=self.config.max_ws_message_bytes)
+        # No per-message deflate: chat frames are small and compressing each one per socket costs fan-out CPU.
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=self.config.max_ws_message_bytes, compress=False)
         await ws.prepare(request)
         cursor = await self.store.current_seq()
         resumed = None

@@ -49,6 +49,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -72,6 +78,8 @@ class Result:
     search_p50_ms: float
     search_p95_ms: float
     search_p99_ms: float
+    storage_mb: float
+    server_cpu_pct: float
 
 
 class Vocabulary:
@@ -132,6 +140,20 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("redis-server did not start")
 
 
+async def measure_storage(data: Path, redis_url: str | None) -> float:
+    """MB the store takes: Redis's used_memory, or the SQLite files."""
+    if redis_url:
+        import redis.asyncio as aioredis
+
+        r = aioredis.from_url(redis_url)
+        try:
+            info = await r.info("memory")
+            return round(int(info["used_memory"]) / 1e6, 1)
+        finally:
+            await r.aclose()
+    return round(sum(f.stat().st_size for f in (data / "chat").glob("chat.db*")) / 1e6, 1)
+
+
 async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     async with aiohttp.ClientSession() as s:
         for _ in range(600):
@@ -174,6 +196,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
         print(f"[{backend}] generating {args.history:,} messages…", file=sys.stderr, flush=True)
         fill_s = await fill_history(store, args.history, history_channels, rng)
         await store.close()
+        storage_mb = await measure_storage(data, redis_url)
         issuer = TokenIssuer(load_or_create_secret(data))
         ApiKeyStore(data)
 
@@ -234,6 +257,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
             print(f"[{backend}] {args.sockets} sockets, {args.rate:g} posts/s for {args.duration:g} s…",
                   file=sys.stderr, flush=True)
             posts = []
+            cpu_before = cpu_seconds(server.pid)
             started = time.perf_counter()
             total = int(args.rate * args.duration)
             for i in range(total):
@@ -248,6 +272,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
             deadline = time.monotonic() + 10
             while received < expected and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
+            server_cpu = (cpu_seconds(server.pid) - cpu_before) / (time.perf_counter() - started) * 100
             stop.set()
             for t in listeners:
                 t.cancel()
@@ -272,7 +297,8 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
                       history=args.history, fill_s=round(fill_s, 1),
                       search_p50_ms=round(percentile(search_ms, 50), 1),
                       search_p95_ms=round(percentile(search_ms, 95), 1),
-                      search_p99_ms=round(percentile(search_ms, 99), 1))
+                      search_p99_ms=round(percentile(search_ms, 99), 1), storage_mb=storage_mb,
+                      server_cpu_pct=round(server_cpu, 1))
     finally:
         if server is not None and server.poll() is None:
             server.send_signal(signal.SIGTERM)
@@ -299,11 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = [asyncio.run(run_backend(b.strip(), args)) for b in args.backends.split(",") if b.strip()]
     print(f"{'backend':8} {'sockets':>7} {'rate':>6} {'posts/s':>8} {'delivered':>12} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'history':>9} {'search p50':>10} {'p95':>6} {'p99':>6}")
+          f"{'history':>9} {'search p50':>10} {'p95':>6} {'p99':>6} {'store MB':>9} {'srv CPU%':>8}")
     for r in results:
         print(f"{r.backend:8} {r.sockets:>7} {r.rate:>6g} {r.posts_per_s:>8} {r.deliveries:>6}/{r.expected_deliveries:<5} "
               f"{r.p50_ms:>7} {r.p99_ms:>7} {r.history:>9,} {r.search_p50_ms:>10} {r.search_p95_ms:>6} "
-              f"{r.search_p99_ms:>6}")
+              f"{r.search_p99_ms:>6} {r.storage_mb:>9} {r.server_cpu_pct:>8}")
         if args.json:
             print(json.dumps(r.__dict__))
     return 0
