@@ -1,0 +1,96 @@
+"""HTTP side of captions: transcript and notes downloads, metrics, and the service's lifetime in the app.
+
+    setup_transcribe(app, config)   # registers routes, creates the service under TRANSCRIBE
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import date
+
+from aiohttp import web
+
+from signaling.auth import authenticate, require_admin_key
+from signaling.config import Config
+from signaling.errors import Forbidden, InvalidField, NotFound
+from transcribe.formats import FORMATS, render
+from transcribe.notes import NotesWriter
+from transcribe.service import TranscribeService
+from transcribe.settings import AsrSettings
+
+TRANSCRIBE = web.AppKey("transcribe", TranscribeService)
+_MEETING = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
+
+
+def settings_from_config(config: Config) -> AsrSettings:
+    return AsrSettings(model=config.asr_model, language=config.asr_language, threads=config.asr_threads,
+                       beam=config.asr_beam, workers=config.asr_workers)
+
+
+def _authorise(request: web.Request, room: str) -> None:
+    if not authenticate(request).may_moderate(room):
+        raise Forbidden("transcripts need an admin API key or a moderator token for this room")
+
+
+def _meeting(request: web.Request) -> str | None:
+    meeting = request.query.get("meeting")
+    if meeting is not None and not _MEETING.match(meeting):
+        raise InvalidField("meeting must look like 20261124T150000Z", field="meeting")
+    return meeting
+
+
+async def get_transcript(request: web.Request) -> web.Response:
+    room = request.match_info["room"]
+    _authorise(request, room)
+    fmt = request.query.get("format", "vtt")
+    if fmt not in FORMATS:
+        raise InvalidField(f"format must be one of {', '.join(FORMATS)}", field="format")
+    transcript = await request.app[TRANSCRIBE].transcript(room, _meeting(request))
+    if transcript is None:
+        raise NotFound(f"no transcript for room {room!r}")
+    return web.Response(text=render(transcript, fmt), content_type=FORMATS[fmt], charset="utf-8",
+                        headers={"Content-Disposition": f'inline; filename="{room}-{transcript.meeting_id}.{fmt}"'})
+
+
+async def get_notes(request: web.Request) -> web.Response:
+    room = request.match_info["room"]
+    _authorise(request, room)
+    fmt = request.query.get("format", "md")
+    if fmt not in ("md", "json"):
+        raise InvalidField("format must be md or json", field="format")
+    day = request.query.get("date")
+    try:
+        meeting_day = date.fromisoformat(day) if day else None
+    except ValueError as exc:
+        raise InvalidField("date must be YYYY-MM-DD", field="date") from exc
+    transcript = await request.app[TRANSCRIBE].transcript(room, _meeting(request))
+    if transcript is None:
+        raise NotFound(f"no transcript for room {room!r}")
+    notes = NotesWriter().write(transcript, meeting_day)
+    if fmt == "json":
+        return web.Response(text=notes.to_json(), content_type="application/json", charset="utf-8")
+    return web.Response(text=notes.to_markdown(), content_type="text/markdown", charset="utf-8")
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    require_admin_key(request)
+    service = request.app[TRANSCRIBE]
+    return web.json_response({"rooms": service.live_rooms(), **service.engine.snapshot()})
+
+
+def setup_transcribe(app: web.Application, config: Config) -> TranscribeService:
+    """Registers the routes and the caption service (kept in `app[TRANSCRIBE]`); the model loads lazily in a
+    thread on first use, and app cleanup finalises live transcripts and stops the inference pool."""
+    service = TranscribeService(settings_from_config(config), config.data_dir)
+    app[TRANSCRIBE] = service
+    app.router.add_get("/v1/rooms/{room}/transcript", get_transcript)
+    app.router.add_get("/v1/rooms/{room}/notes", get_notes)
+    app.router.add_get("/v1/captions/metrics", get_metrics)
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await app[TRANSCRIBE].close()
+
+    app.cleanup_ctx.append(lifetime)
+    return service
