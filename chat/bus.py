@@ -83,7 +83,7 @@ class RedisBus:
                             listener(event, text)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - reconnect after Redis hiccups
+            except Exception:
                 log.exception("chat bus lost Redis; resubscribing")
                 await asyncio.sleep(0.5)
 

@@ -15,7 +15,13 @@ from aiohttp import BodyPartReader
 
 from chat.errors import FileTooLarge, FileTypeMismatch, FileTypeRefused
 from chat.model import FileMeta, OrgSettings, new_id
-from chat.sniff import claim_conflicts, is_executable, sanitize_name, sniff, type_allowed
+from chat.sniff import (
+    claim_conflicts,
+    is_executable,
+    sanitize_name,
+    sniff,
+    type_allowed,
+)
 
 CHUNK = 256 * 1024
 SNIFF_BYTES = 4096
@@ -25,7 +31,7 @@ SNIFF_BYTES = 4096
 class _Sink:
     path: Path
     handle: BinaryIO
-    digest: "hashlib._Hash"
+    digest: hashlib._Hash
     size: int = 0
     head: bytes = b""
 
@@ -55,7 +61,7 @@ class FileVault:
         name = sanitize_name(part.filename)
         claimed = part.headers.get("Content-Type")
         tmp = self._root / "tmp" / secrets.token_hex(12)
-        sink = _Sink(tmp, open(tmp, "wb"), hashlib.sha256())
+        sink = _Sink(tmp, await asyncio.to_thread(tmp.open, "wb"), hashlib.sha256())
         try:
             while True:
                 chunk = await part.read_chunk(CHUNK)

@@ -30,7 +30,7 @@ async def reminder_loop(service: ChatService, interval: float) -> None:
             await run_reminders(service, time.time())
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a job failure must not stop the loop
+        except Exception:
             log.exception("task reminders failed")
         await asyncio.sleep(interval)
 
@@ -43,6 +43,6 @@ async def retention_loop(service: ChatService, interval: float) -> None:
                 log.info("retention recalled %d old messages", purged)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("retention failed")
         await asyncio.sleep(interval)

@@ -24,7 +24,15 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from chat.errors import ChannelExists, MessageNotFound
-from chat.model import Channel, FileMeta, Membership, Message, OrgSettings, SearchQuery, User
+from chat.model import (
+    Channel,
+    FileMeta,
+    Membership,
+    Message,
+    OrgSettings,
+    SearchQuery,
+    User,
+)
 from chat.store import Mutation
 from chat.textindex import index_keys, matches, query_keys
 

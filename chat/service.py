@@ -10,17 +10,37 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chat.bus import Bus
 from chat.errors import (
-    ChannelExists, ChannelNotFound, FileNotFound, MessageNotFound, MessageRecalled, NotMember, NotPermitted,
-    RecallWindowClosed, UserNotFound,
+    ChannelExists,
+    ChannelNotFound,
+    FileNotFound,
+    MessageNotFound,
+    MessageRecalled,
+    NotMember,
+    NotPermitted,
+    RecallWindowClosed,
+    UserNotFound,
 )
 from chat.model import (
-    CHANNEL_KINDS, MESSAGE_TYPES, ROLES, TASK_STATUSES, Attachment, Channel, Edit, FileMeta, Membership,
-    Message, OrgSettings, SearchQuery, Task, TaskNote, User, new_id,
+    MESSAGE_TYPES,
+    ROLES,
+    TASK_STATUSES,
+    Attachment,
+    Channel,
+    Edit,
+    FileMeta,
+    Membership,
+    Message,
+    OrgSettings,
+    SearchQuery,
+    Task,
+    TaskNote,
+    User,
+    new_id,
 )
 from chat.policy import Action, allowed, may_grant, require
 from chat.sniff import sanitize_name
@@ -56,7 +76,7 @@ def parse_time(value: object, field: str) -> float | None:
         except ValueError as exc:
             raise InvalidField(f"{field} must be ISO 8601 or Unix seconds", field=field) from exc
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return dt.timestamp()
     raise InvalidField(f"{field} must be ISO 8601 or Unix seconds", field=field)
 
@@ -282,7 +302,8 @@ class ChatService:
         if retention_days is not None or clear_retention:
             require(actor, Action.EDIT_ORG, org)
         updated = replace(channel, topic=topic if topic is not None else channel.topic,
-                          retention_days=None if clear_retention else (retention_days or channel.retention_days))
+                          retention_days=None if clear_retention else (
+                              retention_days if retention_days is not None else channel.retention_days))
         await self.store.update_channel(updated)
         await self.bus.publish({"type": "channel", "channel": channel.id, "data": updated.to_wire()})
         return updated
@@ -621,9 +642,3 @@ class ChatService:
         org = OrgSettings.from_wire(current)
         await self.store.put_org(org)
         return org
-
-
-def check_kind(kind: object) -> str:
-    if kind not in CHANNEL_KINDS:
-        raise InvalidField("unknown channel kind", field="kind")
-    return str(kind)

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chat.errors import ChannelExists, MessageNotFound
-from chat.model import Channel, FileMeta, Membership, Message, OrgSettings, SearchQuery, User
+from chat.model import (
+    Channel,
+    FileMeta,
+    Membership,
+    Message,
+    OrgSettings,
+    SearchQuery,
+    User,
+)
 from chat.store import Mutation
 from chat.textindex import fts_document, fts_query
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from chat.model import Channel, FileMeta, Membership, Message, OrgSettings, SearchQuery, User
+from chat.model import (
+    Channel,
+    FileMeta,
+    Membership,
+    Message,
+    OrgSettings,
+    SearchQuery,
+    User,
+)
 
 Mutation = Callable[[Message], Message]
 

@@ -34,7 +34,7 @@ from chat.sqlite_store import SqliteChatStore
 from chat.store import ChatStore
 from signaling.apikeys import ApiKeyStore
 from signaling.config import Config
-from signaling.errors import BadRequest, InvalidField
+from signaling.errors import InvalidField
 from signaling.secrets_store import load_or_create_secret
 from signaling.tokens import TokenIssuer
 from signaling.wire import read_json_object
@@ -511,6 +511,3 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     app.cleanup_ctx.append(api.lifecycle)
     app.on_shutdown.append(api.close_sockets)
     return api
-
-
-__all__ = ["CHAT", "ChatApi", "setup_chat", "BadRequest"]

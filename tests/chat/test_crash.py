@@ -75,7 +75,7 @@ async def test_acknowledged_posts_survive_sigkill(tmp_path: Path, backend: str) 
                                                                      "client_id": cid}) as r:
                             if r.status == 201:
                                 acked[cid] = (await r.json())["id"]
-                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                    except (TimeoutError, aiohttp.ClientError):
                         return
                     i += 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -106,7 +106,7 @@ async def test_meeting_token_and_service_api(chat: ChatServer) -> None:
     service = chat.api.service
     ch = await service.ensure_meeting_channel("review")
     assert (await service.ensure_meeting_channel("review")).id == ch.id
-    due = datetime.now(timezone.utc) + timedelta(days=1)
+    due = datetime.now(UTC) + timedelta(days=1)
     task = await service.post_task("review", "Send the minutes", "carol", due, "captions-bot")
     assert task.task is not None and task.task.assignee == "carol" and abs((task.task.due or 0) - due.timestamp()) < 1
     mine = await chat.call("GET", "/v1/tasks?assignee=me", carol, expect=200)

@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from chat.errors import ChannelExists, MessageNotFound, MessageRecalled
-from chat.model import Channel, FileMeta, Message, OrgSettings, SearchQuery, Task, User, new_id
+from chat.model import (
+    Channel,
+    FileMeta,
+    Message,
+    OrgSettings,
+    SearchQuery,
+    Task,
+    User,
+    new_id,
+)
 from chat.redis_store import RedisChatStore
 from chat.sqlite_store import SqliteChatStore
 from chat.store import ChatStore
@@ -89,7 +98,7 @@ async def test_mutate_changes_and_concurrency(store: ChatStore) -> None:
     m, _ = await store.insert_message(msg(c.id, "hello"))
     since = await store.current_seq()
 
-    def add(login: str) -> "object":
+    def add(login: str) -> object:
         def change(x: Message) -> Message:
             d = dict(x.reactions)
             return replace(x, reactions=tuple({**d, "+1": (*d.get("+1", ()), login)}.items()))
