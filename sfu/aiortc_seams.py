@@ -51,8 +51,9 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
     unwrap_rtx,
-    wrap_rtx,
 )
+
+from sfu.rtp import RtpWriter, abs_send_time
 
 log = logging.getLogger("convene.sfu.aiortc")
 
@@ -243,6 +244,7 @@ class ForwardingSender(RTCRtpSender):
         self.mid: str | None = None
         self.on_started: Callable[[], None] | None = None
         self._ext_map = self._RTCRtpSender__rtp_header_extensions_map
+        self._writer: RtpWriter | None = None  # once negotiated (send())
         self._rtx_pt: dict[int, int] = {}  # media payload type -> its RTX payload type
         self._rtx_seq = 0
         self._has_report = False
@@ -257,6 +259,9 @@ class ForwardingSender(RTCRtpSender):
         if not first:
             return
         self.mid = parameters.muxId
+        ids = self._ext_map._HeaderExtensionsMap__ids
+        self._writer = RtpWriter(self.mid, ids.mid or 0, ids.abs_send_time or 0, ids.audio_level or 0,
+                                 ids.rtp_stream_id or 0)
         for codec in parameters.codecs:
             apt = codec.parameters.get("apt")
             if codec.mimeType.lower().endswith("/rtx") and isinstance(apt, int):
@@ -289,38 +294,22 @@ class ForwardingSender(RTCRtpSender):
 
     @property
     def started(self) -> bool:
-        return self.mid is not None and self.transport._state == State.CONNECTED
+        return self._writer is not None and self.transport._state == State.CONNECTED
 
     def write(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int, rtx: bool = False,
               ssrc: int | None = None, rid: str | None = None) -> bool:
-        """Rewrites the shared packet for this subscriber, sends it, and restores it.
+        """Serializes the packet rewritten for this subscriber and sends it (the packet is not changed).
 
         `ssrc`/`rid` are for a simulcast publisher (bots) sending several streams on one m-line.
         """
-        if self.mid is None:
+        writer = self._writer
+        if writer is None:
             return False
-        ext = packet.extensions
-        saved = (packet.payload_type, packet.sequence_number, packet.timestamp, packet.ssrc, ext.mid,
-                 ext.abs_send_time, ext.rtp_stream_id, ext.repaired_rtp_stream_id)
-        packet.payload_type = payload_type
-        packet.sequence_number = seq
-        packet.timestamp = timestamp
-        packet.ssrc = self._ssrc if ssrc is None else ssrc
-        ext.mid = self.mid
-        ext.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
-        # A subscriber's m-line has one stream: the publisher's layer name must not reach it.
-        ext.rtp_stream_id = rid
-        ext.repaired_rtp_stream_id = None
-        try:
-            out = packet
-            rtx_pt = self._rtx_pt.get(payload_type) if rtx else None
-            if rtx_pt is not None and ssrc is None:
-                out = wrap_rtx(packet, payload_type=rtx_pt, sequence_number=self._rtx_seq, ssrc=self._rtx_ssrc)
-                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            data = out.serialize(self._ext_map)
-        finally:
-            (packet.payload_type, packet.sequence_number, packet.timestamp, packet.ssrc, ext.mid,
-             ext.abs_send_time, ext.rtp_stream_id, ext.repaired_rtp_stream_id) = saved
+        if rtx and ssrc is None and payload_type in self._rtx_pt:
+            data = self._rtx_bytes(packet, payload_type, seq, timestamp)
+        else:
+            data = writer.serialize(packet, payload_type, seq, timestamp, self._ssrc if ssrc is None else ssrc,
+                                    abs_send_time(time.time()), rid)
         if not send_now(self.transport, data):
             return False
         if not self._has_report:
@@ -333,6 +322,16 @@ class ForwardingSender(RTCRtpSender):
         if not rtx:
             self.last_sent = (seq, timestamp, time.monotonic())
         return True
+
+    def _rtx_bytes(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int) -> bytes:
+        """A retransmission over RTX (RFC 4588): the original sequence number leads the payload."""
+        rtx = RtpPacket(payload_type=self._rtx_pt[payload_type], marker=packet.marker,
+                        sequence_number=self._rtx_seq, timestamp=timestamp, ssrc=self._rtx_ssrc,
+                        payload=seq.to_bytes(2, "big") + packet.payload)
+        rtx.extensions.mid = self.mid
+        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        data: bytes = rtx.serialize(self._ext_map)
+        return data
 
     def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         """What aiortc's sender reports will say: publisher's NTP time ↔ our rewritten RTP time."""

@@ -40,7 +40,11 @@ class Forwarder:
         self._last_wall = 0.0
         if continue_from is not None:
             self._last_out_seq, self._last_out_ts, self._last_wall = continue_from
-        self._history: list[Sent | None] = [None] * HISTORY
+        # What went out as each sequence number (for NACKs): parallel rings, no allocation per packet.
+        self._sent_seq = [-1] * HISTORY
+        self._sent_orig = [0] * HISTORY
+        self._sent_offset = [0] * HISTORY
+        self._sent_ssrc = [0] * HISTORY
         self.packets = 0
         self.dropped_waiting_keyframe = 0
         # Incremented at every (re)start: the timestamp offset, and so the sender-report mapping, changed.
@@ -67,7 +71,11 @@ class Forwarder:
             self._last_out_seq = out_seq
             self._last_out_ts = out_ts
             self._last_wall = time.monotonic()
-        self._history[out_seq % HISTORY] = Sent(out_seq, seq, self._ts_offset, ssrc)
+        slot = out_seq % HISTORY
+        self._sent_seq[slot] = out_seq
+        self._sent_orig[slot] = seq
+        self._sent_offset[slot] = self._ts_offset
+        self._sent_ssrc[slot] = ssrc
         self.packets += 1
         return out_seq, out_ts
 
@@ -84,10 +92,10 @@ class Forwarder:
 
     def lookup(self, out_seq: int) -> Sent | None:
         """What was sent as `out_seq`, if it is still remembered (for retransmission)."""
-        sent = self._history[out_seq % HISTORY]
-        if sent is not None and sent.out_seq == out_seq:
-            return sent
-        return None
+        slot = out_seq % HISTORY
+        if self._sent_seq[slot] != out_seq:
+            return None
+        return Sent(out_seq, self._sent_orig[slot], self._sent_offset[slot], self._sent_ssrc[slot])
 
     def to_subscriber_timestamp(self, timestamp: int) -> int:
         return (timestamp + self._ts_offset) % TS_MOD
