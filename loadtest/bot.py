@@ -14,6 +14,7 @@ from loadtest.histogram import Histogram
 from loadtest.layout import Layout
 from loadtest.media import MediaLibrary
 from loadtest.messages import BotSpec, PublisherSummary
+from loadtest.sdp import compact_answer
 from loadtest.sender import AudioSender, LayeredWriter, VideoSender
 from loadtest.talk import TalkSchedule
 from loadtest.track_stats import TrackStats
@@ -34,6 +35,7 @@ class BotContext:
     schedule: TalkSchedule
     origin: float  # the run's t = 0 (time.monotonic())
     run_latency: Histogram
+    compact_sdp: bool = True  # see loadtest/sdp.py
 
 
 class Bot:
@@ -107,7 +109,8 @@ class Bot:
             if mid not in self.tracks:
                 self.tracks[mid] = TrackStats(str(info["track_id"]), str(info["participant_id"]),
                                               str(info["kind"]), now, self.ctx.run_latency)
-        return await self.subscriber.answer(sdp)
+        answer = await self.subscriber.answer(sdp)
+        return compact_answer(answer) if self.ctx.compact_sdp else answer
 
     def _on_packet(self, mid: str, packet: RtpPacket) -> None:
         stats = self.tracks.get(mid)

@@ -62,6 +62,7 @@ class Tick:
     latency: Histogram
     sent_packets: int
     cpu_seconds: float  # the worker process, cumulative
+    wait_seconds: float  # cumulative time it was runnable but waited for a CPU (another process had it)
     pacer_late_ms: float  # the worst delay of its 10 ms pacing loop in the interval
     joins: list[Joined] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)

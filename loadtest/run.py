@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,6 +23,7 @@ from loadtest.report import Report, summarize, track_rows
 from loadtest.server_api import ApiError, ServerApi
 from loadtest.settings import LoadSettings
 from loadtest.timeline import Timeline, WindowStats
+from loadtest.worker import run_queue_seconds
 from loadtest.workers import WorkerPool
 
 SETTLE = 2.0  # seconds after the last join before a fixed run's window is judged
@@ -45,10 +46,16 @@ def check(settings: LoadSettings) -> None:
         raise ValueError("ramp step and interval must be positive")
 
 
-async def poll_metrics(api: ServerApi, timeline: Timeline, stop: asyncio.Event, failures: list[str]) -> None:
-    while not stop.is_set():
+async def poll_metrics(api: ServerApi, timeline: Timeline, stop: asyncio.Event, failures: list[str],
+                       server_pid: int | None) -> None:
+    for _ in range(1_000_000):  # bounded; ends with the run
+        if stop.is_set():
+            break
         try:
-            timeline.add_server(await api.metrics(time.monotonic()))
+            sample = await api.metrics(time.monotonic())
+            if server_pid is not None:
+                sample = replace(sample, wait_seconds=run_queue_seconds(server_pid))
+            timeline.add_server(sample)
         except (TimeoutError, ApiError, aiohttp.ClientError, KeyError, ValueError) as exc:
             if not failures:
                 failures.append(f"server metrics unavailable: {exc}")
@@ -80,7 +87,8 @@ async def _drive(settings: LoadSettings, api: ServerApi, pool: WorkerPool, out: 
     progress = Progress(settings.duration, settings.participants, out, enabled=not settings.quiet)
     stop_metrics = asyncio.Event()
     metric_failures: list[str] = []
-    metrics = asyncio.create_task(poll_metrics(api, timeline, stop_metrics, metric_failures))
+    metrics = asyncio.create_task(poll_metrics(api, timeline, stop_metrics, metric_failures,
+                                              settings.server_pid))
     added = 0
     steps: list[StepResult] = []
     plan = settings.ramp
@@ -155,6 +163,11 @@ def _generator_notes(window: WindowStats, cores: int, workers: int) -> list[str]
                      f"on {cores} core(s): its figures understate what the server could do")
     if window.pacer_late_ms > 100:
         notes.append(f"the generator's pacing fell up to {window.pacer_late_ms:.0f} ms behind")
+    if window.generator_wait > 0.1:
+        notes.append(f"the generator's workers waited for a CPU {window.generator_wait:.0%} of the time (other "
+                     "processes had the cores): latency and loss include that wait")
+    if window.server_wait is not None and window.server_wait > 0.05:
+        notes.append(f"the server waited for a CPU {window.server_wait:.0%} of the time (other processes on its core)")
     return notes
 
 

@@ -25,6 +25,7 @@ class ServerSample:
     packets_forwarded: int
     retransmissions: int
     keyframe_requests: int
+    wait_seconds: float | None = None  # run-queue wait, cumulative, when the server runs on this machine
 
 
 class ServerApi:

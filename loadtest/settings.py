@@ -64,6 +64,8 @@ class LoadSettings:
     join_concurrency: int = 4  # joins in flight per worker
     seed: int = 1
     quiet: bool = False
+    compact_sdp: bool = True  # subscriber answers as a max-bundle client writes them (loadtest/sdp.py)
+    server_pid: int | None = None  # a server on this machine: also read how long it waited for a CPU
 
     @property
     def publisher_count(self) -> int:

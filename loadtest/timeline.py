@@ -23,9 +23,11 @@ class Second:
     latency: Histogram = field(default_factory=Histogram)
     generator_cpu: float = 0.0  # CPU-seconds the workers used in this second
     worker_cpu: dict[int, float] = field(default_factory=dict)
+    generator_wait: float = 0.0  # seconds the workers waited for a CPU in this second
     pacer_late_ms: float = 0.0
     server_cpu: float | None = None  # fraction of one core
     server_rss: int | None = None
+    server_wait: float | None = None  # fraction of the second the server waited for a CPU
 
     def row(self) -> dict[str, Any]:
         out = asdict(self)
@@ -56,6 +58,8 @@ class WindowStats:
     generator_cpu: float  # mean fraction of one core, all workers
     worker_cpu_max: float  # the busiest worker's mean fraction of one core
     pacer_late_ms: float
+    generator_wait: float  # mean fraction of a second the workers waited for a CPU
+    server_wait: float | None
 
     @property
     def seconds(self) -> float:
@@ -70,6 +74,7 @@ class Timeline:
         self.errors: list[str] = []
         self._bots: dict[int, int] = {}
         self._cpu: dict[int, float] = {}
+        self._wait: dict[int, float] = {}
         self._server: ServerSample | None = None
 
     def _second(self, t: float) -> Second:
@@ -95,6 +100,8 @@ class Timeline:
         s.generator_cpu += used
         s.worker_cpu[tick.worker] = s.worker_cpu.get(tick.worker, 0.0) + used
         s.pacer_late_ms = max(s.pacer_late_ms, tick.pacer_late_ms)
+        s.generator_wait += tick.wait_seconds - self._wait.get(tick.worker, tick.wait_seconds)
+        self._wait[tick.worker] = tick.wait_seconds
         self.joins.extend((t, j) for j in tick.joins)
         self.errors.extend(tick.errors)
 
@@ -104,6 +111,8 @@ class Timeline:
         s.server_rss = sample.rss_bytes
         if previous is not None and sample.at > previous.at:
             s.server_cpu = (sample.cpu_seconds - previous.cpu_seconds) / (sample.at - previous.at)
+            if sample.wait_seconds is not None and previous.wait_seconds is not None:
+                s.server_wait = (sample.wait_seconds - previous.wait_seconds) / (sample.at - previous.at)
 
     @property
     def participants(self) -> int:
@@ -116,6 +125,7 @@ class Timeline:
             latency.merge(s.latency)
         cpu = [s.server_cpu for s in chosen if s.server_cpu is not None]
         rss = [s.server_rss for s in chosen if s.server_rss is not None]
+        waits = [s.server_wait for s in chosen if s.server_wait is not None]
         n = max(1, len(chosen))
         workers = {w for s in chosen for w in s.worker_cpu}
         worker_max = max((sum(s.worker_cpu.get(w, 0.0) for s in chosen) / n for w in workers), default=0.0)
@@ -129,7 +139,9 @@ class Timeline:
             server_cpu=sum(cpu) / len(cpu) if cpu else None, server_cpu_max=max(cpu) if cpu else None,
             server_rss_max=max(rss) if rss else None,
             generator_cpu=sum(s.generator_cpu for s in chosen) / n, worker_cpu_max=worker_max,
-            pacer_late_ms=max((s.pacer_late_ms for s in chosen), default=0.0))
+            pacer_late_ms=max((s.pacer_late_ms for s in chosen), default=0.0),
+            generator_wait=sum(s.generator_wait for s in chosen) / n,
+            server_wait=sum(waits) / len(waits) if waits else None)
 
     def rows(self) -> list[dict[str, Any]]:
         return [s.row() for _, s in sorted(self.seconds.items())]

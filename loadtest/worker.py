@@ -60,6 +60,15 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def run_queue_seconds(pid: int | str = "self") -> float:
+    """Seconds the (main thread of the) process waited for a CPU while runnable (Linux schedstat)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Worker:
     def __init__(self, conn: Connection, config: WorkerConfig) -> None:
         self.conn = conn
@@ -88,7 +97,7 @@ class Worker:
         schedule = TalkSchedule(s.speakers, s.seed, lambda t: min(s.publisher_count, s.target_at(t)))
         ctx = BotContext(url=s.url, room=s.room, layout=layout_named(s.layout), media=media,
                          simulcast=s.simulcast, schedule=schedule, origin=start.origin,
-                         run_latency=self.run_latency)
+                         run_latency=self.run_latency, compact_sdp=s.compact_sdp)
         deadline = min(self.config.deadline, start.deadline)
         limit = asyncio.Semaphore(max(1, s.join_concurrency))
         async with aiohttp.ClientSession() as session:
@@ -167,7 +176,7 @@ class Worker:
         alive = sum(1 for b in self.bots if b.client is not None and not b.client.closed.is_set())
         tick = Tick(worker=self.config.worker, at=time.monotonic(), bots=alive, packets=delta[0], bytes=delta[1],
                     expected=delta[2], unique=delta[3], latency=self.run_latency.take(), sent_packets=delta[4],
-                    cpu_seconds=cpu_seconds(), pacer_late_ms=self._late_ms, joins=self.pending_joins,
+                    cpu_seconds=cpu_seconds(), wait_seconds=run_queue_seconds(), pacer_late_ms=self._late_ms, joins=self.pending_joins,
                     errors=self.errors[self._reported_errors:])
         self._reported_errors = len(self.errors)
         self.pending_joins = []
