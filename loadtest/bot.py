@@ -55,6 +55,7 @@ class Bot:
         self.join_seconds: float | None = None
         self._seen_messages = 0
         self._speaker: str | None = None
+        self.paused: set[str] = set()  # video track ids the server paused for us (last-N)
         self._last_request: dict[str, Any] | None = None
 
     # -- joining ---------------------------------------------------------------------------------
@@ -107,8 +108,10 @@ class Bot:
                 self.retired.append(self.tracks.pop(mid))
         for mid, info in tracks.items():
             if mid not in self.tracks:
-                self.tracks[mid] = TrackStats(str(info["track_id"]), str(info["participant_id"]),
-                                              str(info["kind"]), now, self.ctx.run_latency)
+                stats = TrackStats(str(info["track_id"]), str(info["participant_id"]), str(info["kind"]), now,
+                                   self.ctx.run_latency)
+                stats.set_paused(stats.track_id in self.paused, now)
+                self.tracks[mid] = stats
         answer = await self.subscriber.answer(sdp)
         return compact_answer(answer) if self.ctx.compact_sdp else answer
 
@@ -128,10 +131,30 @@ class Bot:
     # -- sending and layout ----------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
+        self._read_messages(now)
         if self.video is not None:
             self.video.tick(now)
         if self.audio is not None:
             self.audio.tick(now)
+
+    def _read_messages(self, now: float) -> None:
+        """Follows who speaks (for the layout) and which videos the server paused (last-N): a video's
+        time to first frame counts from when it was offered or, if paused, from when it was resumed."""
+        client = self.client
+        if client is None or len(client.messages) <= self._seen_messages:
+            return
+        for message in client.messages[self._seen_messages:]:
+            kind = message.get("type")
+            if kind == "active_speakers":
+                others = [s["participant_id"] for s in message.get("speakers", [])
+                          if s.get("participant_id") != self.participant_id]
+                if others:
+                    self._speaker = str(others[0])
+            elif kind == "video_paused":
+                self.paused = {str(t) for t in message.get("track_ids", [])}
+                for stats in self.tracks.values():
+                    stats.set_paused(stats.track_id in self.paused, now)
+        self._seen_messages = len(client.messages)
 
     @property
     def packets_sent(self) -> int:
@@ -142,14 +165,6 @@ class Bot:
         client = self.client
         if client is None or client.closed.is_set():
             return
-        messages = client.messages
-        for message in messages[self._seen_messages:]:
-            if message.get("type") == "active_speakers":
-                others = [s["participant_id"] for s in message.get("speakers", [])
-                          if s.get("participant_id") != self.participant_id]
-                if others:
-                    self._speaker = str(others[0])
-        self._seen_messages = len(messages)
         videos = {str(t["track_id"]): str(t["participant_id"]) for t in client.tracks_by_mid.values()
                   if t.get("kind") == "video"}
         request = self.ctx.layout.request(videos, self._speaker)

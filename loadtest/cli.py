@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ramp", action="store_true", help="add participants step by step until the level breaks")
     p.add_argument("--ramp-step", type=int, default=5, help="participants added per step")
     p.add_argument("--ramp-interval", type=float, default=10.0, help="seconds per step")
+    p.add_argument("--join-rate", type=float, default=10.0, help="bots joining per second (default %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="generator processes")
     p.add_argument("--report", type=Path, default=None, metavar="DIR", help="write report.json and report.html")
     p.add_argument("--max-loss", type=float, default=1.0, help="service level: loss %% (default 1)")
@@ -57,7 +58,7 @@ def settings_from_args(args: Any, url: str, api_key: str) -> LoadSettings:
         publishers=args.publishers, speakers=args.speakers, layout=args.layout, duration=args.duration,
         video=args.video, simulcast=not args.no_simulcast,
         ramp=RampPlan(step=args.ramp_step, interval=args.ramp_interval) if args.ramp else None,
-        workers=args.workers, report_dir=args.report, compact_sdp=not args.full_sdp, seed=args.seed, quiet=args.quiet,
+        workers=args.workers, report_dir=args.report, compact_sdp=not args.full_sdp, join_rate=args.join_rate, seed=args.seed, quiet=args.quiet,
         service_level=ServiceLevel(max_loss=args.max_loss / 100, max_latency_p95_ms=args.max_latency,
                                    max_join_p95_s=args.max_join), **extra)
 

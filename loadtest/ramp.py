@@ -33,8 +33,8 @@ class RampResult:
 def judge_step(settings: LoadSettings, plan: RampPlan, timeline: Timeline, step: int, end: float) -> StepResult:
     """The step starting at step * interval and judged up to `end` (seconds since the origin)."""
     start = step * plan.interval
-    target = settings.target_at(start)
-    first_index = settings.target_at(start - plan.interval) if step > 0 else 0
+    target = plan.target_at(start, settings.participants)
+    first_index = plan.target_at(start - plan.interval, settings.participants)
     joins = [(t, j) for t, j in timeline.joins if first_index <= j.index < target]
     last_join = max((t for t, _ in joins), default=start)
     window_start = min(max(start, last_join) + plan.settle, end - 1.0)

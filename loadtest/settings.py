@@ -62,6 +62,7 @@ class LoadSettings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "convene" / "loadtest")
     service_level: ServiceLevel = field(default_factory=ServiceLevel)
     join_concurrency: int = 4  # joins in flight per worker
+    join_rate: float = 10.0  # bots told to join per second
     seed: int = 1
     quiet: bool = False
     compact_sdp: bool = True  # subscriber answers as a max-bundle client writes them (loadtest/sdp.py)
@@ -71,7 +72,20 @@ class LoadSettings:
     def publisher_count(self) -> int:
         return self.participants if self.publishers is None else min(self.publishers, self.participants)
 
+    def population_at(self, t: float) -> int:
+        """How many participants the run (or the ramp step) holds at `t`, once everyone has joined."""
+        return self.participants if self.ramp is None else self.ramp.target_at(t, self.participants)
+
     def target_at(self, t: float) -> int:
+        """How many bots should have been told to join `t` seconds in: the run's (or the ramp step's)
+        number, reached at `join_rate` bots a second from the start of the run (or step)."""
+        if t < 0:
+            return 0
         if self.ramp is None:
-            return self.participants if t >= 0 else 0
-        return self.ramp.target_at(t, self.participants)
+            base, goal, since = 0, self.participants, t
+        else:
+            step = int(t // self.ramp.interval)
+            base = self.ramp.target_at(step * self.ramp.interval - self.ramp.interval, self.participants)
+            goal = self.ramp.target_at(t, self.participants)
+            since = t - step * self.ramp.interval
+        return min(goal, base + 1 + int(since * self.join_rate))

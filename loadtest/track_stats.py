@@ -29,10 +29,12 @@ class TrackStats:
         "offered_at",
         "packets",
         "participant_id",
+        "paused",
         "recovered",
         "run_latency",
         "track_id",
         "unique",
+        "wanted_at",
     )
 
     def __init__(self, track_id: str, participant_id: str, kind: str, offered_at: float,
@@ -52,6 +54,8 @@ class TrackStats:
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.first_frame_at: float | None = None
+        self.wanted_at = offered_at  # offered, or resumed after a last-N pause
+        self.paused = False
         self._base: int | None = None  # extended sequence number of the first packet
         self._highest = 0
         self._missing: set[int] = set()
@@ -106,6 +110,11 @@ class TrackStats:
         if self.first_frame_at is None and (marker or self.kind == "audio"):
             self.first_frame_at = arrival
 
+    def set_paused(self, paused: bool, now: float) -> None:
+        if self.paused and not paused and self.first_frame_at is None:
+            self.wanted_at = now
+        self.paused = paused
+
     @property
     def expected(self) -> int:
         return 0 if self._base is None else self._highest - self._base + 1
@@ -116,4 +125,4 @@ class TrackStats:
 
     @property
     def time_to_first_frame(self) -> float | None:
-        return None if self.first_frame_at is None else self.first_frame_at - self.offered_at
+        return None if self.first_frame_at is None else max(0.0, self.first_frame_at - self.wanted_at)

@@ -94,7 +94,7 @@ class Worker:
         start = await self._wait_for_start()
         if start is None:
             return
-        schedule = TalkSchedule(s.speakers, s.seed, lambda t: min(s.publisher_count, s.target_at(t)))
+        schedule = TalkSchedule(s.speakers, s.seed, lambda t: min(s.publisher_count, s.population_at(t)))
         ctx = BotContext(url=s.url, room=s.room, layout=layout_named(s.layout), media=media,
                          simulcast=s.simulcast, schedule=schedule, origin=start.origin,
                          run_latency=self.run_latency, compact_sdp=s.compact_sdp)
