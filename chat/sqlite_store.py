@@ -110,6 +110,9 @@ class _Writer(threading.Thread):
             results: list[tuple[concurrent.futures.Future[Any], Any, BaseException | None]] = []
             try:
                 db.execute("BEGIN IMMEDIATE")
+                # Read the counter inside the write lock: another process may share the file.
+                row = db.execute("SELECT v FROM kv WHERE k = 'seq'").fetchone()
+                self.seq = max(self.seq, int(row[0]) if row else 0)
                 for op, fut in batch:
                     db.execute("SAVEPOINT op")
                     try:

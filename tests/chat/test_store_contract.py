@@ -202,3 +202,22 @@ async def test_channel_ids_of(store: ChatStore) -> None:
     assert await store.channel_ids_of("ann") == sorted([a.id, b.id])
     assert await store.channel_ids_of("bob") == [a.id]
     assert await store.channel_ids_of("cy") == []
+
+
+async def test_two_sqlite_stores_share_one_file(tmp_path: Path) -> None:
+    """Two server processes on one data dir: each store has its own writer, the counter stays one."""
+    a, b = SqliteChatStore(tmp_path / "chat.db"), SqliteChatStore(tmp_path / "chat.db")
+    await a.open()
+    await b.open()
+    try:
+        c = await channel(a, "shared", ["ann"])
+        stored = []
+        for i in range(20):
+            m, _ = await (a if i % 2 else b).insert_message(msg(c.id, f"m{i}"))
+            stored.append(m)
+        assert len({m.ord for m in stored}) == 20 and [m.ord for m in stored] == sorted(m.ord for m in stored)
+        assert [m.content for m in await b.history(c.id, None, None, 50)] == [f"m{i}" for i in range(20)]
+        assert await a.current_seq() == stored[-1].seq
+    finally:
+        await a.close()
+        await b.close()
