@@ -27,6 +27,10 @@ def _scale(values: list[float], lo: float = 0.0) -> float:
     return top * 1.1 if top > 0 else 1.0
 
 
+def _tick(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def _polyline(points: list[tuple[float, float]], x_max: float, y_max: float, color: str, dash: str = "") -> str:
     if not points:
         return ""
@@ -51,7 +55,7 @@ def chart(title: str, unit: str, series: list[Series], participants: list[tuple[
         frac = i / 4
         y = TOP + ph - frac * ph
         out.append(f'<line x1="{LEFT}" x2="{LEFT + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
-        out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{y_max * frac:.3g}</text>')
+        out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick(y_max * frac)}</text>')
         out.append(f'<text x="{LEFT + pw + 6}" y="{y + 4:.1f}" fill="#777">{p_max * frac:.0f}</text>')
         x = LEFT + frac * pw
         out.append(f'<text x="{x:.1f}" y="{TOP + ph + 16}" text-anchor="middle">{x_max * frac:.0f}s</text>')
@@ -62,8 +66,8 @@ def chart(title: str, unit: str, series: list[Series], participants: list[tuple[
     out.append(_polyline(participants, x_max, p_max, "#888", "5,4"))
     for n, s in enumerate(series):
         out.append(_polyline(s.points, x_max, y_max, s.color))
-        out.append(f'<text x="{LEFT + 10 + n * 140}" y="{H - 6}" fill="{s.color}">■ {html.escape(s.name)}</text>')
-    out.append(f'<text x="{LEFT + 10 + len(series) * 140}" y="{H - 6}" fill="#888">- - participants</text>')
+        out.append(f'<text x="{LEFT + 10 + n * 150}" y="{H - 6}" fill="{s.color}">■ {html.escape(s.name)}</text>')
+    out.append(f'<text x="{LEFT + 10 + len(series) * 150}" y="{H - 6}" fill="#888">- - participants</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -79,6 +83,7 @@ def render_html(report: Report) -> str:
         chart("Server CPU", "% of one core", [
             Series("server", _points(rows, "server_cpu", 100), "#c0392b"),
             Series("load generator", [(float(r["t"]), float(r["generator_cpu"]) * 100) for r in rows], "#2980b9"),
+            Series("server waiting for a CPU", _points(rows, "server_wait", 100), "#f39c12"),
         ], participants),
         chart("Packet loss", "% of packets", [Series("loss", _points(rows, "loss", 100), "#8e44ad")], participants),
         chart("End-to-end latency", "ms", [
