@@ -144,4 +144,13 @@ class Timeline:
             server_wait=sum(waits) / len(waits) if waits else None)
 
     def rows(self) -> list[dict[str, Any]]:
-        return [s.row() for _, s in sorted(self.seconds.items())]
+        """One row a second; a second without a worker report keeps the previous participant count."""
+        rows = []
+        participants = 0
+        for _, s in sorted(self.seconds.items()):
+            row = s.row()
+            if s.worker_cpu:
+                participants = s.participants
+            row["participants"] = participants
+            rows.append(row)
+        return rows
