@@ -17,7 +17,8 @@ RoomCloseHook = Callable[[Room], Awaitable[None]]
 
 class RoomRegistry:
     def __init__(self, ice_servers: list[str] | None = None, pli_throttle: float = 0.5,
-                 loudest_audio: int = 3) -> None:
+                 loudest_audio: int = 3, captions_default: bool = True) -> None:
+        self.captions_default = captions_default
         self.ice_servers = list(ice_servers or [])
         self.pli_throttle = pli_throttle
         self.loudest_audio = loudest_audio
@@ -57,11 +58,12 @@ class RoomRegistry:
     def all(self) -> list[Room]:
         return list(self._rooms.values())
 
-    def get_or_create(self, name: str, captions: bool = True, max_participants: int = 100) -> tuple[Room, bool]:
+    def get_or_create(self, name: str, captions: bool | None = None, max_participants: int = 100) -> tuple[Room, bool]:
         room = self._rooms.get(name)
         if room is not None:
             return room, False
-        room = Room(name, captions=captions, max_participants=max_participants, loudest_audio=self.loudest_audio)
+        room = Room(name, captions=self.captions_default if captions is None else captions,
+                    max_participants=max_participants, loudest_audio=self.loudest_audio)
         self._rooms[name] = room
         for hook in self.on_room_created:
             try:

@@ -13,6 +13,8 @@ from sfu.rooms import RoomRegistry
 from sfu.workers import PipeServer, RoomDirectory
 from sfu.webrtc import configure_ice
 from signaling import metrics, rest, static, ws
+from signaling.sidecars import attach_sidecars
+from transcribe.web import setup_transcribe
 from signaling.apikeys import ApiKeyStore
 from signaling.appkeys import API_KEYS, CONFIG, PIPES, ROOMS, TOKENS
 from signaling.config import Config
@@ -51,11 +53,14 @@ def create_app(config: Config) -> web.Application:
     app[ROOMS] = RoomRegistry(
         ice_servers=config.ice_server_urls,
         pli_throttle=config.pli_throttle_seconds,
+        captions_default=config.captions_default,
     )
     ws.setup(app)
     rest.setup(app)
     if not config.media_only:
         setup_chat(app, config)
+    setup_transcribe(app, config)
+    attach_sidecars(app, app[ROOMS])
     metrics.setup(app)
     app.cleanup_ctx.append(_rooms_ctx)
     static.setup(app, WEB_DIR)

@@ -24,6 +24,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_env(
         host=args.host, port=args.port, data_dir=args.data_dir, redis_url=args.redis, public_url=args.public_url,
         worker_id=worker_id, workers=args.workers, per_worker=args.per_worker, media_only=args.media_only or None,
+        asr_model=args.asr_model, asr_language=args.asr_language, asr_threads=args.asr_threads,
+        asr_beam=args.asr_beam, captions_default=False if args.no_captions else None,
     )
     logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="media worker processes (e.g. one per core); rooms span workers when they grow")
     serve.add_argument("--per-worker", type=int, default=None,
                        help="participants of one room a worker takes before the room spans to another")
+    serve.add_argument("--asr-model", default=None,
+                       help="faster-whisper model name or path (default: the bundled tiny.en)")
+    serve.add_argument("--asr-language", default=None, help="spoken language, e.g. en (default en)")
+    serve.add_argument("--asr-threads", type=int, default=None, help="CPU threads per caption inference")
+    serve.add_argument("--asr-beam", type=int, default=None, help="beam size (default 1, greedy)")
+    serve.add_argument("--no-captions", action="store_true", help="new rooms start with captions off")
     serve.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("-v", "--verbose", action="store_true")

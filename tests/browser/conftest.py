@@ -86,7 +86,8 @@ async def browser() -> AsyncIterator[Browser]:
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     """The real server, in-process on the session loop (the browser fixture's loop)."""
     port = free_port()
-    config = Config(host="127.0.0.1", port=port, data_dir=tmp_path / "data")
+    # Captions start off here (no model load per test); caption tests create their rooms with them on.
+    config = Config(host="127.0.0.1", port=port, data_dir=tmp_path / "data", captions_default=False)
     app = create_app(config)
     runner = web.AppRunner(app, shutdown_timeout=2)
     await runner.setup()

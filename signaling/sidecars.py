@@ -1,0 +1,97 @@
+"""What every room gets besides media: live captions (a hidden in-process participant that listens
+to each audio track) and its meeting channel in chat, where the notes' action items land as tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from chat.web import CHAT
+from sfu.local import LocalDown
+from sfu.participant import Participant, Permissions
+from sfu.room import Room
+from sfu.rooms import RoomRegistry
+from transcribe.room import AudioSink, RoomTranscriber
+from transcribe.web import TRANSCRIBE
+
+log = logging.getLogger("convene.sidecars")
+
+CAPTIONS = web.AppKey("room_captions", dict[str, "CaptionsClient"])
+
+
+class CaptionsClient:
+    """The transcriber as a client of the room: it receives every audio track (only audio), and
+    follows who is there and whether captions are on. Other workers' participants are captioned
+    where they are connected (their worker), so a room spanning workers captions everyone once
+    per worker that has listeners."""
+
+    def __init__(self, room: Room, captions: RoomTranscriber) -> None:
+        self.room = room
+        self.captions = captions
+        self.participant = Participant("captions", "Captions", Permissions(publish=False),
+                                       down=LocalDown(self._accept), hidden=True)
+
+    def _accept(self, kind: str, track_id: str, participant_id: str, source: str) -> AudioSink | None:
+        if kind != "audio":
+            return None
+        speaker = self.room.participants.get(participant_id)
+        if speaker is not None:
+            self.captions.on_participant(speaker.id, speaker.name, speaker.identity)
+        return self.captions.add_audio(track_id, participant_id)
+
+    def on_room_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "participant_joined":
+            p = event["participant"]
+            self.captions.on_participant(p["id"], p["name"], p.get("identity", ""))
+        elif kind == "participant_left":
+            self.captions.on_participant_left(str(event["participant_id"]))
+        elif kind == "track_unpublished":
+            self.captions.remove_audio(str(event["track_id"]))
+        elif kind == "captions":
+            self.captions.set_enabled(bool(event["enabled"]))
+
+
+def attach_sidecars(app: web.Application, rooms: RoomRegistry) -> None:
+    clients: dict[str, CaptionsClient] = {}
+    app[CAPTIONS] = clients
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def room_created(room: Room) -> None:
+        if TRANSCRIBE in app:
+            captions = app[TRANSCRIBE].open_room(room.name, emit=room.emit, enabled=room.captions)
+            client = CaptionsClient(room, captions)
+            clients[room.name] = client
+            room.add_listener(client)
+            room.join(client.participant)
+        if CHAT in app:
+            task = asyncio.get_running_loop().create_task(app[CHAT].ensure_meeting_channel(room.name))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    async def room_closing(room: Room) -> None:
+        client = clients.pop(room.name, None)
+        if client is None or TRANSCRIBE not in app:
+            return
+        await app[TRANSCRIBE].close_room(room.name)
+        if CHAT in app:
+            chat = app[CHAT]
+
+            async def post_task(channel: str, title: str, assignee: str | None, due: str | None,
+                                author: str) -> object:
+                # Notes give due dates as ISO days; a task is due at the end of that day (UTC).
+                due_at = datetime.fromisoformat(due).replace(hour=23, minute=59, tzinfo=timezone.utc) if due else None
+                return await chat.post_task(channel, title, assignee, due_at, author)
+
+            try:
+                posted = await client.captions.publish_notes(post_task, channel=room.name)
+                log.info("room %s: %d action items posted as tasks", room.name, posted)
+            except Exception:
+                log.exception("room %s: could not post the action items to chat", room.name)
+
+    rooms.on_room_created.append(room_created)
+    rooms.on_room_closing.append(room_closing)
