@@ -25,6 +25,7 @@ class Start:
 @dataclass(frozen=True)
 class AddBots:
     bots: list[BotSpec]
+    population: int  # participants the run (or the ramp step) is heading for: who may talk
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from loadtest.layout import layout_named
 from loadtest.media import MediaLibrary
 from loadtest.messages import BotSpec
 from loadtest.progress import Progress
-from loadtest.ramp import RampResult, StepResult, capacity_of, judge_step
+from loadtest.ramp import RampResult, RampState
 from loadtest.report import Report, summarize, track_rows
 from loadtest.server_api import ApiError, ServerApi
 from loadtest.settings import LoadSettings
@@ -90,40 +90,38 @@ async def _drive(settings: LoadSettings, api: ServerApi, pool: WorkerPool, out: 
     metrics = asyncio.create_task(poll_metrics(api, timeline, stop_metrics, metric_failures,
                                               settings.server_pid))
     added = 0
-    steps: list[StepResult] = []
-    plan = settings.ramp
-    broke = False
+    ramp = None if settings.ramp is None else RampState(settings.ramp, settings.participants, settings.join_rate)
     t = 0.0
     for _ in range(int(settings.duration / 0.1) + 10):  # bounded: ten rounds a second for the duration
         t = time.monotonic() - origin
-        if t >= settings.duration or broke:
+        if t >= settings.duration or (ramp is not None and ramp.done):
             break
-        target = settings.target_at(t)
+        target = settings.target_at(t) if ramp is None else ramp.target(t)
         if target > added:
-            pool.add([BotSpec(i, f"bot-{i:03d}", i < settings.publisher_count) for i in range(added, target)])
+            population = settings.participants if ramp is None else ramp.goal
+            pool.add([BotSpec(i, f"bot-{i:03d}", i < settings.publisher_count) for i in range(added, target)],
+                     population)
             added = target
         for tick in pool.poll():
             timeline.add_tick(tick)
-        if plan is not None and t >= (len(steps) + 1) * plan.interval:
-            steps.append(judge_step(settings, plan, timeline, len(steps), (len(steps) + 1) * plan.interval))
-            broke = not steps[-1].held
-            if steps[-1].participants >= settings.participants:
-                break  # the largest step has been judged
-        progress.show(timeline, t, settings.target_at(t))
+        if ramp is not None and ramp.due(t):
+            ramp.advance(ramp.judge(settings, timeline, t), t)
+        progress.show(timeline, t, target)
         await asyncio.sleep(0.1)
     end = time.monotonic() - origin
-    if plan is not None and not broke and end - len(steps) * plan.interval >= plan.settle + 2:
-        steps.append(judge_step(settings, plan, timeline, len(steps), end))
+    if ramp is not None and not ramp.done and end - ramp.start >= ramp.plan.settle + 2:
+        ramp.advance(ramp.judge(settings, timeline, end), end)
     progress.done()
     await pool.stop()
     for tick in pool.poll():
         timeline.add_tick(tick)
     stop_metrics.set()
     await metrics
-    return _report(settings, timeline, pool, steps, added, end, metric_failures)
+    return _report(settings, timeline, pool, ramp.result() if ramp is not None else None, added, end,
+                   metric_failures)
 
 
-def _report(settings: LoadSettings, timeline: Timeline, pool: WorkerPool, steps: list[StepResult], added: int,
+def _report(settings: LoadSettings, timeline: Timeline, pool: WorkerPool, ramp: RampResult | None, added: int,
             end: float, metric_failures: list[str]) -> Report:
     results = list(pool.results.values())
     tracks = [t for r in results for t in r.tracks]
@@ -135,10 +133,9 @@ def _report(settings: LoadSettings, timeline: Timeline, pool: WorkerPool, steps:
     window = timeline.window(start, end)
     cores = available_cores()
     summary = summarize(tracks, publishers, window, [j.seconds for j in joins], added, settings.layout, cores)
-    ramp: RampResult | None = capacity_of(steps) if settings.ramp is not None else None
     missing = added - len(joins)
     if ramp is not None:
-        breaches = [] if ramp.capacity > 0 else (steps[0].breaches if steps else ["no step was judged"])
+        breaches = [] if ramp.capacity > 0 else (ramp.steps[0].breaches if ramp.steps else ["no step was judged"])
     else:
         breaches = settings.service_level.breaches(window.loss, window.latency_p95_ms,
                                                    percentile_of([j.seconds for j in joins], 95), window.packets)

@@ -37,12 +37,6 @@ class RampPlan:
     interval: float = 10.0
     settle: float = 3.0  # seconds after a step's last join before its window is judged
 
-    def target_at(self, t: float, maximum: int) -> int:
-        """How many participants should be in the room `t` seconds into the run."""
-        if t < 0:
-            return 0
-        return min(maximum, self.step * (1 + int(t // self.interval)))
-
 
 @dataclass(frozen=True)
 class LoadSettings:
@@ -72,20 +66,7 @@ class LoadSettings:
     def publisher_count(self) -> int:
         return self.participants if self.publishers is None else min(self.publishers, self.participants)
 
-    def population_at(self, t: float) -> int:
-        """How many participants the run (or the ramp step) holds at `t`, once everyone has joined."""
-        return self.participants if self.ramp is None else self.ramp.target_at(t, self.participants)
-
     def target_at(self, t: float) -> int:
-        """How many bots should have been told to join `t` seconds in: the run's (or the ramp step's)
-        number, reached at `join_rate` bots a second from the start of the run (or step)."""
-        if t < 0:
-            return 0
-        if self.ramp is None:
-            base, goal, since = 0, self.participants, t
-        else:
-            step = int(t // self.ramp.interval)
-            base = self.ramp.target_at(step * self.ramp.interval - self.ramp.interval, self.participants)
-            goal = self.ramp.target_at(t, self.participants)
-            since = t - step * self.ramp.interval
-        return min(goal, base + 1 + int(since * self.join_rate))
+        """How many bots a fixed run should have told to join `t` seconds in (at `join_rate` a second);
+        a ramp keeps its own count (loadtest/ramp.py)."""
+        return 0 if t < 0 else min(self.participants, 1 + int(t * self.join_rate))

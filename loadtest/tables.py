@@ -62,10 +62,12 @@ def summary_table(report: Report) -> str:
 def ramp_table(report: Report) -> str:
     if report.ramp is None:
         return ""
-    rows = [[str(st.participants), pct(st.window.loss), fmt(st.window.latency_p95_ms), fmt(st.join_p95_s, ".2f"),
-             fmt(_p(st.window.server_cpu)), f"{st.window.generator_cpu:.0%}", "held" if st.held else
-             "; ".join(st.breaches)] for st in report.ramp.steps]
-    return table(["participants", "loss", "lat p95 ms", "join p95 s", "server CPU %", "generator", "verdict"], rows)
+    rows = [[f"{st.participants}{' again' if st.retry else ''}", pct(st.window.loss), fmt(st.window.latency_p95_ms),
+             fmt(st.join_p95_s, ".2f"), fmt(_p(st.window.server_cpu)), fmt(_p(st.window.server_wait)),
+             f"{st.window.generator_cpu:.0%}", f"{st.window.generator_wait:.0%}",
+             "held" if st.held else "; ".join(st.breaches)] for st in report.ramp.steps]
+    return table(["participants", "loss", "lat p95 ms", "join p95 s", "server CPU %", "server CPU wait %",
+                  "generator CPU", "generator wait", "verdict"], rows)
 
 
 def _p(fraction: float | None) -> float | None:

@@ -83,6 +83,7 @@ class Worker:
         self._late_ms = 0.0
         self.stopping = False
         self._early: list[object] = []
+        self.population = 0  # participants the run is heading for (talkers are chosen among them)
 
     async def run(self) -> None:
         from sfu.webrtc import configure_ice
@@ -94,7 +95,7 @@ class Worker:
         start = await self._wait_for_start()
         if start is None:
             return
-        schedule = TalkSchedule(s.speakers, s.seed, lambda t: min(s.publisher_count, s.population_at(t)))
+        schedule = TalkSchedule(s.speakers, s.seed, lambda t: min(s.publisher_count, self.population))
         ctx = BotContext(url=s.url, room=s.room, layout=layout_named(s.layout), media=media,
                          simulcast=s.simulcast, schedule=schedule, origin=start.origin,
                          run_latency=self.run_latency, compact_sdp=s.compact_sdp)
@@ -106,6 +107,7 @@ class Worker:
             while time.monotonic() < deadline and not self.stopping:
                 for command in self._commands():
                     if isinstance(command, AddBots):
+                        self.population = max(self.population, command.population)
                         for spec in command.bots:
                             task = asyncio.create_task(self._join(spec, ctx, api, limit))
                             self.joining.add(task)

@@ -75,12 +75,12 @@ class WorkerPool:
             if n not in self.lost:
                 conn.send(Start(origin, deadline))
 
-    def add(self, bots: list[BotSpec]) -> None:
+    def add(self, bots: list[BotSpec], population: int) -> None:
         """Spreads bots over the workers by index."""
         for n, conn in enumerate(self.conns):
             mine = [b for b in bots if b.index % len(self.conns) == n]
             if mine and n not in self.lost:
-                conn.send(AddBots(mine))
+                conn.send(AddBots(mine, population))
 
     async def stop(self, timeout: float = 30.0) -> None:
         if self.stopped:

@@ -6,8 +6,11 @@ import time
 
 from loadtest.histogram import Histogram
 from loadtest.layout import layout_named
+from loadtest.ramp import RampState, StepResult
+from loadtest.settings import RampPlan
 from loadtest.stamp import read_stamp, stamp, strip_stamp
 from loadtest.talk import TalkSchedule
+from loadtest.timeline import Timeline
 from loadtest.track_stats import TrackStats
 
 
@@ -55,3 +58,25 @@ def test_speaker_layout_asks_one_high_and_the_rest_low() -> None:
                        "layers": {"TR_1": "low", "TR_2": "high", "TR_3": "low"}}
     assert layout_named("grid3x3").request({"TR_1": "PA_1"}, None)["layers"] == {"TR_1": "mid"}
     assert layout_named("audio-only").publishes_video is False
+
+
+def test_ramp_steps_up_looks_twice_at_a_break_and_reports_the_capacity() -> None:
+    ramp = RampState(RampPlan(step=5, interval=10.0), maximum=20, join_rate=2.0)
+    assert [ramp.target(t) for t in (0.0, 0.6, 2.0, 9.0)] == [1, 2, 5, 5]
+    window = Timeline(0.0).window(0.0, 1.0)
+
+    def step(held: bool) -> StepResult:
+        return StepResult(ramp.goal, window, 0.1, 0, [] if held else ["latency"], retry=ramp.retry)
+
+    ramp.advance(step(True), 10.0)  # 5 held
+    assert ramp.goal == 10 and ramp.target(10.0) == 6
+    ramp.advance(step(False), 20.0)  # 10 broke once: hold it, nobody new
+    assert ramp.goal == 10 and ramp.retry and ramp.target(25.0) == 10 and not ramp.done
+    ramp.advance(step(True), 30.0)  # 10 held on the second look
+    assert ramp.goal == 15 and not ramp.retry
+    ramp.advance(step(False), 40.0)
+    ramp.advance(step(False), 50.0)  # 15 broke twice
+    result = ramp.result()
+    assert ramp.done and result.broke and result.capacity == 10
+    assert [(s.participants, s.retry) for s in result.steps] == [(5, False), (10, False), (10, True), (15, False),
+                                                                 (15, True)]

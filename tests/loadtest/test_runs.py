@@ -67,8 +67,8 @@ async def test_ramp_finds_a_capacity(server: RunningServer, media_cache: Path) -
     plan = RampPlan(step=2, interval=4.0, settle=1.0)
     report = await run_load(settings(server, media_cache, participants=6, duration=14.0, ramp=plan))
     assert report.ramp is not None
-    assert [s.participants for s in report.ramp.steps][:2] == [2, 4]
-    assert report.ramp.capacity >= 2
+    assert report.ramp.steps[0].participants == 2
+    assert report.ramp.capacity >= 2 and report.ramp.capacity in {s.participants for s in report.ramp.steps}
     assert report.exit_code == 0
 
 
