@@ -111,3 +111,19 @@ async def test_meeting_token_and_service_api(chat: ChatServer) -> None:
     assert task.task is not None and task.task.assignee == "carol" and abs((task.task.due or 0) - due.timestamp()) < 1
     mine = await chat.call("GET", "/v1/tasks?assignee=me", carol, expect=200)
     assert [x["id"] for x in mine["tasks"]] == [task.id]
+
+
+async def test_sockets_closed_on_shutdown(tmp_path: object) -> None:
+    from tests.chat.conftest import start_chat_server
+
+    runner, chat = await start_chat_server(tmp_path, None)  # type: ignore[arg-type]
+    try:
+        ann = await chat.user("ann")
+        ws = await chat.session.ws_connect(chat.url + f"/v1/chat/ws?token={ann}")
+        assert (await recv(ws))["type"] == "hello"
+        await runner.cleanup()
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001 and msg.extra == "server shutting down"
+    finally:
+        await chat.session.close()
+        await runner.cleanup()
