@@ -34,7 +34,7 @@ from chat.sqlite_store import SqliteChatStore
 from chat.store import ChatStore
 from signaling.apikeys import ApiKeyStore
 from signaling.config import Config
-from signaling.errors import InvalidField
+from signaling.errors import InvalidField, RateLimited
 from signaling.secrets_store import load_or_create_secret
 from signaling.tokens import TokenIssuer
 from signaling.wire import read_json_object
@@ -410,6 +410,10 @@ class ChatApi:
         elif kind == "typing":
             channel = frame.get("channel")
             if isinstance(channel, str) and channel in session.channels:
+                try:
+                    self.limiter.take(f"typing:{session.login}")
+                except RateLimited:
+                    return  # typing notices are best effort: a flood is dropped, not echoed
                 await self.bus.publish({"type": "typing", "channel": channel, "user": session.login})
             else:
                 reply({"type": "error", "error": {"code": "not_a_member", "message": "not in that channel"}})
