@@ -141,7 +141,7 @@ def _report(settings: LoadSettings, timeline: Timeline, pool: WorkerPool, ramp: 
                                                    percentile_of([j.seconds for j in joins], 95), window.packets)
         if missing:
             breaches.append(f"{missing} of {added} bots did not join")
-    notes = list(metric_failures) + _generator_notes(window, cores, len(pool.conns))
+    notes = list(metric_failures) + _generator_notes(window, cores, len(pool.conns)) + _joining_notes(timeline)
     if len(results) < len(pool.conns):
         notes.append(f"only {len(results)} of {len(pool.conns)} workers reported their results")
     settings_out: dict[str, Any] = {k: v for k, v in asdict(settings).items() if k != "api_key"}
@@ -166,6 +166,22 @@ def _generator_notes(window: WindowStats, cores: int, workers: int) -> list[str]
     if window.server_wait is not None and window.server_wait > 0.05:
         notes.append(f"the server waited for a CPU {window.server_wait:.0%} of the time (other processes on its core)")
     return notes
+
+
+def _joining_notes(timeline: Timeline) -> list[str]:
+    """Whether the generator kept up while bots joined: each join makes every bot in the room answer a
+    renegotiated subscriber offer, which costs the generator as much as the server."""
+    joining = {int(t) + k for t, _ in timeline.joins for k in range(3)}
+    seconds = [s for k, s in timeline.seconds.items() if k in joining and s.worker_cpu]
+    if not seconds:
+        return []
+    busiest = max(sum(s.worker_cpu.get(w, 0.0) for s in seconds) / len(seconds)
+                  for w in {w for s in seconds for w in s.worker_cpu})
+    late = max(s.pacer_late_ms for s in seconds)
+    if busiest < SATURATED and late < 300:
+        return []
+    return [(f"while bots joined, the generator was a bottleneck (busiest worker {busiest:.0%} of a core, pacing "
+             f"up to {late:.0f} ms late): join times and latency then include its own delay")]
 
 
 def write_reports(report: Report, directory: Path) -> list[Path]:
