@@ -69,9 +69,15 @@ def attach_sidecars(app: web.Application, rooms: RoomRegistry) -> None:
             room.add_listener(client)
             room.join(client.participant)
         if CHAT in app:
-            task = asyncio.get_running_loop().create_task(app[CHAT].ensure_meeting_channel(room.name))
+            task = asyncio.get_running_loop().create_task(meeting_channel(room.name))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+
+    async def meeting_channel(name: str) -> None:
+        try:
+            await app[CHAT].ensure_meeting_channel(name)
+        except Exception as exc:  # e.g. a team channel already has this name: the meeting has no chat
+            log.warning("room %s: no meeting channel: %s", name, exc)
 
     async def room_closing(room: Room) -> None:
         client = clients.pop(room.name, None)
