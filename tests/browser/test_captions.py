@@ -22,6 +22,9 @@ async def test_captions_replace_interim_and_keep_finals(join, server) -> None:
     bob = await join("caption-room", "Bob")
     bob_id = await self_id(bob)
     room = server.app[ROOMS].get("caption-room")
+    # The test server starts rooms with captions off (no model load per test): switch them on.
+    room.set_captions(True)
+    await wait_for(lambda: bob.page.evaluate("window.convene.state().captionsEnabled"), what="captions on at Bob")
     await alice.page.click("#open-captions")
 
     room.emit(caption("S1", bob_id, "hello every", False))
