@@ -17,6 +17,7 @@ class ServerSample:
     """One reading of GET /v1/metrics."""
 
     at: float  # time.monotonic() when read
+    wall_time: float  # the server's clock when it answered (CPU rates use its intervals, not ours)
     cpu_seconds: float
     rss_bytes: int
     cores: int
@@ -54,7 +55,7 @@ class ServerApi:
     async def metrics(self, at: float) -> ServerSample:
         data = await self._call("GET", "/v1/metrics", timeout=3.0)
         process, media = data["process"], data["media"]
-        return ServerSample(at=at, cpu_seconds=float(process["cpu_seconds"]), rss_bytes=int(process["rss_bytes"]),
+        return ServerSample(at=at, wall_time=float(process["wall_time"]), cpu_seconds=float(process["cpu_seconds"]), rss_bytes=int(process["rss_bytes"]),
                             cores=int(process["cores"]), participants=int(media["participants"]),
                             packets_in=int(media["packets_in"]), packets_forwarded=int(media["packets_forwarded"]),
                             retransmissions=int(media["retransmissions"]),

@@ -109,10 +109,11 @@ class Timeline:
         previous, self._server = self._server, sample
         s = self._second(sample.at - self.origin)
         s.server_rss = sample.rss_bytes
-        if previous is not None and sample.at > previous.at:
-            s.server_cpu = (sample.cpu_seconds - previous.cpu_seconds) / (sample.at - previous.at)
+        elapsed = sample.wall_time - previous.wall_time if previous is not None else 0.0
+        if previous is not None and elapsed > 0.2:
+            s.server_cpu = (sample.cpu_seconds - previous.cpu_seconds) / elapsed
             if sample.wait_seconds is not None and previous.wait_seconds is not None:
-                s.server_wait = (sample.wait_seconds - previous.wait_seconds) / (sample.at - previous.at)
+                s.server_wait = (sample.wait_seconds - previous.wait_seconds) / max(0.2, sample.at - previous.at)
 
     @property
     def participants(self) -> int:
