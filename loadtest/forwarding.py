@@ -77,7 +77,9 @@ def pin(pid: int, core: int) -> None:
 
 def start_server(mode: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
     if mode == "forwarding":
-        cmd = [sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
+        # Captions off: this measures forwarding (captions have their own benchmark, loadtest.captions).
+        cmd = [sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
+               "--no-captions"]
     else:
         cmd = [sys.executable, "-m", "loadtest.relay_baseline", "--port", str(port), "--secret-dir", str(data_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -157,7 +157,8 @@ def start_janus(netns: Netns, folder: Path, event_loops: int | None) -> ServerPr
 
 def start_convene(netns: Netns, data_dir: Path) -> ServerProcess:
     argv = netns.command([sys.executable, "-m", "signaling.cli", "serve", "--host", netns.inner_address,
-                          "--port", str(CONVENE_PORT), "--data-dir", str(data_dir)], core=SERVER_CORE)
+                          "--port", str(CONVENE_PORT), "--data-dir", str(data_dir), "--no-captions"],
+                         core=SERVER_CORE)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     server = ServerProcess("convene", argv, netns.inner_address, CONVENE_PORT, data_dir / "convene.log", env)
     try:
