@@ -87,6 +87,36 @@ def send_now(transport: RTCDtlsTransport, data: bytes, rtcp: bool = False) -> bo
     return True
 
 
+class RtpPath:
+    """Where one connection's RTP goes, resolved once per nominated ICE pair (the per-packet path
+    then costs a dict lookup and an identity check instead of a chain of properties)."""
+
+    __slots__ = ("transport", "_pair", "_send", "_addr", "_protect")
+
+    def __init__(self, transport: RTCDtlsTransport) -> None:
+        self.transport = transport
+        self._pair: object = None
+        self._send: Callable[[bytes, tuple[str, int]], None] | None = None
+        self._addr: tuple[str, int] = ("", 0)
+        self._protect: Callable[[bytes], bytes] | None = None
+
+    def send(self, data: bytes) -> bool:
+        transport = self.transport
+        if transport._state is not State.CONNECTED:
+            return False
+        pair = transport.transport._connection._nominated.get(1)
+        if pair is not self._pair:
+            if pair is None:
+                return False
+            self._pair = pair
+            self._send = pair.protocol.transport.sendto
+            self._addr = pair.remote_addr
+            self._protect = transport._tx_srtp.protect
+        assert self._send is not None and self._protect is not None
+        self._send(self._protect(data), self._addr)
+        return True
+
+
 async def park(started: asyncio.Event, exited: asyncio.Event) -> None:
     """Stands in for one of aiortc's per-object loops: signals it runs, waits to be cancelled, and
     signals it ended (aiortc's stop() waits for both events)."""
@@ -245,6 +275,7 @@ class ForwardingSender(RTCRtpSender):
         self.on_started: Callable[[], None] | None = None
         self._ext_map = self._RTCRtpSender__rtp_header_extensions_map
         self._writer: RtpWriter | None = None  # once negotiated (send())
+        self._path: RtpPath | None = None
         self._rtx_pt: dict[int, int] = {}  # media payload type -> its RTX payload type
         self._rtx_seq = 0
         self._has_report = False
@@ -294,7 +325,7 @@ class ForwardingSender(RTCRtpSender):
 
     @property
     def started(self) -> bool:
-        return self._writer is not None and self.transport._state == State.CONNECTED
+        return self._writer is not None and self.transport._state is State.CONNECTED
 
     def write(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int, rtx: bool = False,
               ssrc: int | None = None, rid: str | None = None) -> bool:
@@ -310,7 +341,10 @@ class ForwardingSender(RTCRtpSender):
         else:
             data = writer.serialize(packet, payload_type, seq, timestamp, self._ssrc if ssrc is None else ssrc,
                                     abs_send_time(time.time()), rid)
-        if not send_now(self.transport, data):
+        path = self._path
+        if path is None or path.transport is not self.transport:
+            path = self._path = RtpPath(self.transport)
+        if not path.send(data):
             return False
         if not self._has_report:
             # Until the publisher's first sender report arrives, map wall clock to this packet.
