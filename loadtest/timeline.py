@@ -66,6 +66,21 @@ class WindowStats:
         return max(1e-9, self.end - self.start)
 
 
+def _spread(start: float, end: float) -> list[tuple[float, float]]:
+    """The seconds [start, end) overlaps, each with its share of the interval (bounded: 60 s)."""
+    if end - start <= 0 or end - start > 60:
+        return [(end, 1.0)]
+    out = []
+    at = start
+    for _ in range(62):
+        if at >= end:
+            break
+        edge = min(end, float(int(at) + 1))
+        out.append((at, (edge - at) / (end - start)))
+        at = edge
+    return out
+
+
 class Timeline:
     def __init__(self, origin: float) -> None:
         self.origin = origin
@@ -75,6 +90,7 @@ class Timeline:
         self._bots: dict[int, int] = {}
         self._cpu: dict[int, float] = {}
         self._wait: dict[int, float] = {}
+        self._last_at: dict[int, float] = {}
         self._server: ServerSample | None = None
 
     def _second(self, t: float) -> Second:
@@ -96,12 +112,18 @@ class Timeline:
         s.sent_packets += tick.sent_packets
         s.latency.merge(tick.latency)
         used = tick.cpu_seconds - self._cpu.get(tick.worker, tick.cpu_seconds)
+        waited = tick.wait_seconds - self._wait.get(tick.worker, tick.wait_seconds)
         self._cpu[tick.worker] = tick.cpu_seconds
-        s.generator_cpu += used
-        s.worker_cpu[tick.worker] = s.worker_cpu.get(tick.worker, 0.0) + used
-        s.pacer_late_ms = max(s.pacer_late_ms, tick.pacer_late_ms)
-        s.generator_wait += tick.wait_seconds - self._wait.get(tick.worker, tick.wait_seconds)
         self._wait[tick.worker] = tick.wait_seconds
+        since = self._last_at.get(tick.worker, t - 1.0)
+        self._last_at[tick.worker] = t
+        # A late tick covers more than a second: spread its CPU over the seconds it covers.
+        for second, share in _spread(since, t):
+            bucket = self._second(second)
+            bucket.generator_cpu += used * share
+            bucket.worker_cpu[tick.worker] = bucket.worker_cpu.get(tick.worker, 0.0) + used * share
+            bucket.generator_wait += waited * share
+        s.pacer_late_ms = max(s.pacer_late_ms, tick.pacer_late_ms)
         self.joins.extend((t, j) for j in tick.joins)
         self.errors.extend(tick.errors)
 
