@@ -13,6 +13,10 @@ def bucket_of(ms: float) -> int:
     return min(int(ms // 10) * 10, 600_000)
 
 
+def _middle(key: int) -> float:
+    return key + (0.5 if key < 1000 else 5.0)
+
+
 @dataclass
 class Histogram:
     counts: dict[int, int] = field(default_factory=dict)
@@ -35,7 +39,7 @@ class Histogram:
         return taken
 
     def percentile(self, p: float) -> float | None:
-        """The bucket holding the p-th percentile (0-100), or None when empty."""
+        """The middle of the bucket holding the p-th percentile (0-100), or None when empty."""
         if self.total == 0:
             return None
         rank = max(1, round(p / 100 * self.total))
@@ -43,8 +47,8 @@ class Histogram:
         for key in sorted(self.counts):
             seen += self.counts[key]
             if seen >= rank:
-                return float(key)
-        return float(max(self.counts))
+                return _middle(key)
+        return _middle(max(self.counts))
 
 
 def merged(histograms: list[Histogram]) -> Histogram:
