@@ -275,6 +275,10 @@ class ForwardingSender(RTCRtpSender):
         self.on_started: Callable[[], None] | None = None
         self._ext_map = self._RTCRtpSender__rtp_header_extensions_map
         self._writer: RtpWriter | None = None  # once negotiated (send())
+        # A simulcast sender (bots) sends layers on SSRCs of its own: RTCP about them must reach it.
+        self.extra_ssrcs: list[int] = []
+        # The media SSRC the last feedback (NACK, PLI) named, for senders of several streams.
+        self.feedback_ssrc: int | None = None
         self._path: RtpPath | None = None
         self._rtx_pt: dict[int, int] = {}  # media payload type -> its RTX payload type
         self._rtx_seq = 0
@@ -289,6 +293,8 @@ class ForwardingSender(RTCRtpSender):
         await super().send(parameters)
         if not first:
             return
+        for ssrc in self.extra_ssrcs:
+            self.transport._rtp_router.register_sender(self, ssrc)
         self.mid = parameters.muxId
         ids = self._ext_map._HeaderExtensionsMap__ids
         self._writer = RtpWriter(self.mid, ids.mid or 0, ids.abs_send_time or 0, ids.audio_level or 0,
@@ -375,6 +381,8 @@ class ForwardingSender(RTCRtpSender):
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
         feedback = self.feedback
+        if isinstance(packet, (RtcpRtpfbPacket, RtcpPsfbPacket)):
+            self.feedback_ssrc = packet.media_ssrc
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             if feedback is not None:
                 feedback.on_nack(list(packet.lost))

@@ -361,6 +361,7 @@ class PacketWriter:
         self.mime_type = mime_type
         self.layers = list(layers or [])
         self.layer_ssrcs = [random.getrandbits(32) for _ in self.layers]
+        self.sender.extra_ssrcs = list(self.layer_ssrcs)
         self.keyframe_requests = 0
         self.nacked: list[int] = []
         self.remb: int | None = None

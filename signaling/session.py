@@ -35,6 +35,9 @@ from signaling.tokens import AccessToken, TokenIssuer
 log = logging.getLogger("convene.signaling.session")
 
 MAX_MESSAGE_BYTES = 64 * 1024
+# Messages that carry SDP grow with the room (~0.7 KB per m-line; a subscriber of 100 people has 200).
+MAX_SDP_MESSAGE_BYTES = 1024 * 1024
+SDP_MESSAGES = frozenset({"publish", "unpublish", "offer", "answer"})
 OUTBOX_LIMIT = 2000
 # Per-socket rate limit: a burst of 200 messages, refilled at 50 per second.
 RATE_BURST = 200.0
@@ -202,8 +205,8 @@ class Session:
             await self._teardown()
 
     async def _dispatch_text(self, data: str) -> None:
-        if len(data) > MAX_MESSAGE_BYTES:
-            self.send_error(MessageTooLarge(f"messages are limited to {MAX_MESSAGE_BYTES} bytes"))
+        if len(data) > MAX_SDP_MESSAGE_BYTES:
+            self.send_error(MessageTooLarge(f"messages are limited to {MAX_SDP_MESSAGE_BYTES} bytes"))
             return
         ref: str | None = None
         try:
@@ -218,6 +221,8 @@ class Session:
                 raise MalformedJson("a message must be a JSON object")
             kind = msg.get("type")
             ref = kind if isinstance(kind, str) else None
+            if len(data) > MAX_MESSAGE_BYTES and kind not in SDP_MESSAGES:
+                raise MessageTooLarge(f"{kind!r} messages are limited to {MAX_MESSAGE_BYTES} bytes")
             if self.participant is None:
                 if kind != "join":
                     if kind in self._handlers:

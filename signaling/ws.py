@@ -12,7 +12,7 @@ from signaling.session import Session
 
 SESSIONS = web.AppKey("sessions", dict[str, Session])
 # aiohttp closes the socket (1009) above this; up to it we answer `message_too_large` and keep it.
-HARD_FRAME_LIMIT = 1024 * 1024
+HARD_FRAME_LIMIT = 2 * 1024 * 1024
 
 
 async def signaling_socket(request: web.Request) -> web.WebSocketResponse:

@@ -64,6 +64,12 @@ async def test_subscriber_switches_layers_on_keyframes_only(server: RunningServe
         all_packets = bob.received[mid]
         gaps = {(b.sequence_number - a.sequence_number) % 65536 for a, b in zip(all_packets, all_packets[1:])}
         assert gaps == {1}
+        # Keyframe requests for a layer reach the simulcast publisher (RTCP routed by the layer's SSRC).
+        await asyncio.sleep(0.6)
+        before = writer.keyframe_requests
+        assert bob.subscriber.request_keyframe(mid)
+        await wait_until(lambda: writer.keyframe_requests > before, 5)
+        assert writer.sender.feedback_ssrc == writer.layer_ssrcs[0]
         # Back to high.
         start = len(bob.received[mid])
         await bob.client.send({"type": "set_subscriptions", "layers": {track["id"]: "high"}})

@@ -61,6 +61,10 @@ async def test_malformed_messages_get_errors_and_keep_the_socket(server: Running
             "invalid_state", "malformed_sdp")
         assert await error_for(json.dumps({"type": "end_room"})) == "missing_grant"
         assert await error_for(json.dumps({"type": "ping", "pad": "x" * 70_000})) == "message_too_large"
+        # SDP-carrying messages may be larger (big rooms), up to 1 MiB.
+        assert await error_for(json.dumps({"type": "answer", "target": "subscriber", "sdp": "v=0" + "x" * 70_000})) in (
+            "invalid_state", "malformed_sdp")
+        assert await error_for(json.dumps({"type": "answer", "sdp": "x" * 1_100_000})) == "message_too_large"
         # Still joined and answering.
         reply = await client.request({"type": "ping", "id": 7}, "pong")
         assert reply["id"] == 7
