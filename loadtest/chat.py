@@ -32,6 +32,7 @@ from chat.auth import CHAT_ROOM
 from chat.model import Channel, Message, User, new_id
 from chat.redis_store import RedisChatStore
 from chat.sqlite_store import SqliteChatStore
+from loadtest.proc import cpu_seconds, free_port
 from chat.store import ChatStore
 from signaling.apikeys import ApiKeyStore
 from signaling.secrets_store import load_or_create_secret
@@ -42,16 +43,8 @@ CJK_WORDS = ["项目", "进度", "更新", "完成", "会议", "客户", "需求
              "评审", "风险", "计划", "合同", "培训", "招聘", "报告"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -19,10 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from loadtest.proc import cpu_seconds, free_port, pin
 from sfu.rtp import RtpPacket
 from sfu.webrtc import EncodedFrame, PacketPublisherPeer, PacketSubscriberPeer, configure_ice, pre_encode_opus, pre_encode_vp8
 from signaling.client import SignalingClient
@@ -59,20 +61,10 @@ class CaseResult:
         return self.video_frames_out / self.subscribers / self.seconds
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def pin(pid: int, core: int) -> None:
-    if (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(pid, {core})
 
 
 def start_server(mode: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
@@ -131,7 +123,7 @@ async def run_case(mode: str, k: int, seconds: float, video: list[EncodedFrame],
         proc = start_server(mode, port, data_dir)
         url = f"http://127.0.0.1:{port}"
         stop = asyncio.Event()
-        peers: list[tuple[SignalingClient, object]] = []
+        peers: list[tuple[SignalingClient, PacketSubscriberPeer]] = []
         try:
             publisher = PacketPublisherPeer()
             pub_client = SignalingClient(url, ROOM, tokens.mint(ROOM, "publisher"))
@@ -158,8 +150,7 @@ async def run_case(mode: str, k: int, seconds: float, video: list[EncodedFrame],
             for n in range(k):
                 ref: list[SignalingClient] = []
                 sub = PacketSubscriberPeer(counter(ref))
-                client = SignalingClient(url, ROOM, tokens.mint(ROOM, f"sub{n}"),
-                                         on_offer=lambda sdp, tracks, sub=sub: sub.answer(sdp))
+                client = SignalingClient(url, ROOM, tokens.mint(ROOM, f"sub{n}"), on_offer=answerer(sub))
                 ref.append(client)
                 await client.connect()
                 peers.append((client, sub))
@@ -180,12 +171,18 @@ async def run_case(mode: str, k: int, seconds: float, video: list[EncodedFrame],
             stop.set()
             for client, sub in peers:
                 await client.close()
-                await sub.close()  # type: ignore[attr-defined]
+                await sub.close()
             proc.terminate()
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def answerer(sub: PacketSubscriberPeer) -> Callable[[str, dict[str, Any]], Awaitable[str]]:
+    async def answer(sdp: str, tracks: dict[str, Any]) -> str:
+        return await sub.answer(sdp)
+    return answer
 
 
 def print_table(results: list[CaseResult]) -> None:

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from loadtest.forwarding import CaseResult, Replayer, cpu_seconds, pin
+from loadtest.forwarding import CaseResult, Replayer
+from loadtest.proc import cpu_seconds, pin
 from loadtest.janus_api import (
     JanusError,
     JanusHandle,

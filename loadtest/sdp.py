@@ -13,20 +13,13 @@ from __future__ import annotations
 
 import re
 
+from sfu.simulcast_sdp import sdp_sections
+
 CRLF = "\r\n"
 TRANSPORT_PREFIXES = ("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=setup:", "a=ice-options:")
 KEEP_CODECS = {"vp8", "rtx", "opus"}
 
 
-def _sections(sdp: str) -> list[list[str]]:
-    sections: list[list[str]] = [[]]
-    for line in sdp.replace("\r\n", "\n").split("\n"):
-        if not line:
-            continue
-        if line.startswith("m="):
-            sections.append([])
-        sections[-1].append(line)
-    return sections
 
 
 def _kept_payload_types(section: list[str]) -> set[str] | None:
@@ -68,7 +61,7 @@ def _compact_media(section: list[str], first: bool) -> list[str]:
 
 
 def compact_answer(sdp: str) -> str:
-    sections = _sections(sdp)
+    sections = sdp_sections(sdp)
     if len(sections) < 2:
         return sdp
     first_media = sections[1]

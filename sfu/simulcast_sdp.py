@@ -11,7 +11,7 @@ import re
 CRLF = "\r\n"
 
 
-def _sections(sdp: str) -> list[list[str]]:
+def sdp_sections(sdp: str) -> list[list[str]]:
     """Splits an SDP into the session section and one section per m-line (lists of lines)."""
     sections: list[list[str]] = [[]]
     for line in sdp.replace("\r\n", "\n").split("\n"):
@@ -33,7 +33,7 @@ def _mid(section: list[str]) -> str | None:
 def offered_layers(offer_sdp: str) -> dict[str, list[str]]:
     """mid -> rids the offerer sends, in its `a=simulcast:send` order (one per alternative group)."""
     layers: dict[str, list[str]] = {}
-    for section in _sections(offer_sdp)[1:]:
+    for section in sdp_sections(offer_sdp)[1:]:
         mid = _mid(section)
         send_rids = {m.group(1) for line in section if (m := re.match(r"a=rid:(\S+) send\b", line))}
         for line in section:
@@ -47,7 +47,7 @@ def offered_layers(offer_sdp: str) -> dict[str, list[str]]:
 
 def answer_with_simulcast(answer_sdp: str, layers: dict[str, list[str]]) -> str:
     """Adds `a=rid:X recv` and `a=simulcast:recv ...` to the answer's m-sections named in `layers`."""
-    sections = _sections(answer_sdp)
+    sections = sdp_sections(answer_sdp)
     for section in sections[1:]:
         mid = _mid(section)
         rids = layers.get(mid) if mid is not None else None
@@ -61,7 +61,7 @@ def answer_with_simulcast(answer_sdp: str, layers: dict[str, list[str]]) -> str:
 def offer_with_simulcast(offer_sdp: str, layers: dict[str, list[str]]) -> str:
     """For our own simulcast senders (bots): adds `a=rid:X send` and `a=simulcast:send ...` lines,
     and drops the SSRC lines of those m-lines (simulcast streams are identified by rid)."""
-    sections = _sections(offer_sdp)
+    sections = sdp_sections(offer_sdp)
     for i, section in enumerate(sections[1:], start=1):
         mid = _mid(section)
         rids = layers.get(mid) if mid is not None else None
