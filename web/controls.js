@@ -11,16 +11,23 @@ function renderToggle(button, on, { onIcon, offIcon, onLabel, offLabel }) {
   setIcon(button, on ? onIcon : offIcon);
 }
 
-/** Runs one action at a time per button: a second click while the first is negotiating is ignored. */
+/** Runs one action at a time per button. A click while the previous action is still negotiating
+ * runs right after it (the button already shows the new state, so the click must count); more clicks
+ * than one waiting are ignored. */
 function guarded(button, action) {
-  button.onclick = async () => {
-    if (button.dataset.busy) return;
+  let queue = Promise.resolve();
+  let pending = 0;
+  button.onclick = () => {
+    if (pending >= 2) return;
+    pending += 1;
     button.dataset.busy = "1";
-    try {
-      await action();
-    } finally {
-      delete button.dataset.busy;
-    }
+    queue = queue
+      .then(action)
+      .catch((err) => console.warn(err))
+      .finally(() => {
+        pending -= 1;
+        if (!pending) delete button.dataset.busy;
+      });
   };
 }
 
