@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from sfu.rtp import SEQ_MOD, TS_MOD, seq_newer
 
-HISTORY = 1024
+# Sent packets remembered for NACKs: as many as the publication's packet cache holds (video).
+VIDEO_HISTORY = 512
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Sent:
 
 class Forwarder:
     def __init__(self, clock_rate: int, needs_keyframe: bool,
-                 continue_from: tuple[int, int, float] | None = None) -> None:
+                 continue_from: tuple[int, int, float] | None = None, history: int = VIDEO_HISTORY) -> None:
         """`continue_from` (last sequence number, timestamp, monotonic time sent) continues a stream an
         earlier subscription sent on the same SSRC: a receiver that sees the sequence jump back or
         far ahead on one SSRC discards frames, so a reused m-line must go on where it stopped."""
@@ -41,10 +42,12 @@ class Forwarder:
         if continue_from is not None:
             self._last_out_seq, self._last_out_ts, self._last_wall = continue_from
         # What went out as each sequence number (for NACKs): parallel rings, no allocation per packet.
-        self._sent_seq = [-1] * HISTORY
-        self._sent_orig = [0] * HISTORY
-        self._sent_offset = [0] * HISTORY
-        self._sent_ssrc = [0] * HISTORY
+        # Audio is not NACKed (history=0): in a big room a subscriber has a hundred of these.
+        self._history = history
+        self._sent_seq = [-1] * history
+        self._sent_orig = [0] * history
+        self._sent_offset = [0] * history
+        self._sent_ssrc = [0] * history
         self.packets = 0
         self.dropped_waiting_keyframe = 0
         # Incremented at every (re)start: the timestamp offset, and so the sender-report mapping, changed.
@@ -71,11 +74,12 @@ class Forwarder:
             self._last_out_seq = out_seq
             self._last_out_ts = out_ts
             self._last_wall = time.monotonic()
-        slot = out_seq % HISTORY
-        self._sent_seq[slot] = out_seq
-        self._sent_orig[slot] = seq
-        self._sent_offset[slot] = self._ts_offset
-        self._sent_ssrc[slot] = ssrc
+        if self._history:
+            slot = out_seq % self._history
+            self._sent_seq[slot] = out_seq
+            self._sent_orig[slot] = seq
+            self._sent_offset[slot] = self._ts_offset
+            self._sent_ssrc[slot] = ssrc
         self.packets += 1
         return out_seq, out_ts
 
@@ -92,7 +96,9 @@ class Forwarder:
 
     def lookup(self, out_seq: int) -> Sent | None:
         """What was sent as `out_seq`, if it is still remembered (for retransmission)."""
-        slot = out_seq % HISTORY
+        if not self._history:
+            return None
+        slot = out_seq % self._history
         if self._sent_seq[slot] != out_seq:
             return None
         return Sent(out_seq, self._sent_orig[slot], self._sent_offset[slot], self._sent_ssrc[slot])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sfu.forwarder import Forwarder
+from sfu.forwarder import VIDEO_HISTORY, Forwarder
 from sfu.interfaces import DownTrack
 from sfu.rtp import RtpPacket
 
@@ -35,6 +35,7 @@ class Subscription:
             clock_rate=codec.clock_rate if codec else 90000,
             needs_keyframe=publication.kind == "video",
             continue_from=down.last_sent(),
+            history=VIDEO_HISTORY if publication.kind == "video" else 0,
         )
         # The subscriber negotiated its own payload types: map the publisher's onto them once.
         self._payload_types: dict[int, int] = {}
