@@ -146,13 +146,7 @@ def start_janus(netns: Netns, folder: Path, event_loops: int | None) -> ServerPr
     config = write_janus_config(folder, netns, event_loops)
     argv = netns.command(["janus", "--config", str(config), "--configs-folder", str(folder),
                           "--disable-colors"], core=SERVER_CORE)
-    server = ServerProcess("janus", argv, netns.inner_address, JANUS_PORT, folder / "janus.log")
-    try:
-        server.wait_listening()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return started(ServerProcess("janus", argv, netns.inner_address, JANUS_PORT, folder / "janus.log"))
 
 
 def start_convene(netns: Netns, data_dir: Path) -> ServerProcess:
@@ -160,7 +154,11 @@ def start_convene(netns: Netns, data_dir: Path) -> ServerProcess:
                           "--port", str(CONVENE_PORT), "--data-dir", str(data_dir), "--no-captions"],
                          core=SERVER_CORE)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    server = ServerProcess("convene", argv, netns.inner_address, CONVENE_PORT, data_dir / "convene.log", env)
+    return started(ServerProcess("convene", argv, netns.inner_address, CONVENE_PORT, data_dir / "convene.log", env))
+
+
+def started(server: ServerProcess) -> ServerProcess:
+    """Waits until the server listens; a server that never does is stopped, not left behind."""
     try:
         server.wait_listening()
     except BaseException:
