@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,18 +34,29 @@ class RunningServer:
         return self.app[TOKENS].mint(room, identity, name=name or identity.title(), grants=Grants(**grants))
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    port = free_port()
-    # Captions start off here (no model load per test); caption tests create their rooms with them on.
-    config = Config(host="127.0.0.1", port=port, data_dir=tmp_path / "data", captions_default=False)
+@asynccontextmanager
+async def running_server(config: Config) -> AsyncIterator[RunningServer]:
+    """A real Convene server for `config` on its host and port, with an admin API key, until exit."""
     app = create_app(config)
     runner = web.AppRunner(app, shutdown_timeout=2)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    await web.TCPSite(runner, config.host, config.port).start()
     _, api_key = app[API_KEYS].create("tests", "admin")
     try:
-        yield RunningServer(app=app, url=f"http://127.0.0.1:{port}", data_dir=config.data_dir, api_key=api_key)
+        yield RunningServer(app=app, url=f"http://{config.host}:{config.port}", data_dir=config.data_dir,
+                            api_key=api_key)
     finally:
         await runner.cleanup()
+
+
+def server_config(data_dir: Path, **overrides: object) -> Config:
+    # Captions start off here (no model load per test); caption tests create their rooms with them on.
+    values: dict[str, object] = {"host": "127.0.0.1", "port": free_port(), "data_dir": data_dir,
+                                 "captions_default": False, **overrides}
+    return Config(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with running_server(server_config(tmp_path / "data")) as running:
+        yield running

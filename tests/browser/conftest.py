@@ -14,12 +14,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
-from signaling.app import create_app
-from signaling.appkeys import API_KEYS
-from signaling.config import Config
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, running_server, server_config
 
 try:
     from playwright.async_api import Browser, BrowserContext, Page, async_playwright
@@ -85,18 +81,8 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     """The real server, in-process on the session loop (the browser fixture's loop)."""
-    port = free_port()
-    # Captions start off here (no model load per test); caption tests create their rooms with them on.
-    config = Config(host="127.0.0.1", port=port, data_dir=tmp_path / "data", captions_default=False)
-    app = create_app(config)
-    runner = web.AppRunner(app, shutdown_timeout=2)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    _, api_key = app[API_KEYS].create("tests", "admin")
-    try:
-        yield RunningServer(app=app, url=f"http://127.0.0.1:{port}", data_dir=config.data_dir, api_key=api_key)
-    finally:
-        await runner.cleanup()
+    async with running_server(server_config(tmp_path / "data")) as running:
+        yield running
 
 
 @dataclass

@@ -5,37 +5,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from signaling.app import create_app
 from signaling.appkeys import PIPES, TOKENS
-from signaling.config import Config
-from tests.conftest import free_port
+from tests.conftest import free_port, running_server, server_config
 from tests.sfu.peers import join, make_packet, opus_payload, vp8_payload, wait_until
 
 
 @pytest.fixture
 async def two_workers(tmp_path: Path) -> AsyncIterator[list[tuple[web.Application, str]]]:
-    runners, out = [], []
-    for worker_id in ("w1", "w2"):
-        port = free_port()
-        config = Config(host="127.0.0.1", port=port, data_dir=tmp_path / "data", worker_id=worker_id,
-                        per_worker=1, media_only=worker_id != "w1")
-        app = create_app(config)
-        runner = web.AppRunner(app, shutdown_timeout=2)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        runners.append(runner)
-        out.append((app, f"http://127.0.0.1:{port}"))
-    try:
+    async with AsyncExitStack() as stack:
+        out = []
+        for worker_id in ("w1", "w2"):
+            config = server_config(tmp_path / "data", worker_id=worker_id, per_worker=1,
+                                 media_only=worker_id != "w1")
+            running = await stack.enter_async_context(running_server(config))
+            out.append((running.app, running.url))
         yield out
-    finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
 
 
 async def test_room_spanning_two_workers_delivers_media(two_workers: list[tuple[web.Application, str]]) -> None:

@@ -7,22 +7,15 @@ import json
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
-from signaling.app import create_app
 from signaling.appkeys import ROOMS, TOKENS
-from signaling.config import Config
-from tests.conftest import free_port
+from tests.conftest import running_server, server_config
 
 
 async def test_dead_socket_is_dropped_and_participant_removed(tmp_path: Path) -> None:
-    port = free_port()
     # Heartbeat scaled down from the default 10 s so the test is quick; the mechanism is the same.
-    app = create_app(Config(port=port, data_dir=tmp_path, heartbeat_seconds=0.5))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with running_server(server_config(tmp_path, heartbeat_seconds=0.5)) as server:
+        app, port = server.app, int(server.url.rsplit(":", 1)[1])
         async with aiohttp.ClientSession() as http:
             # autoping=False: this client never answers the server's pings, like a vanished laptop.
             ws = await http.ws_connect(f"ws://127.0.0.1:{port}/v1/rooms/live/ws", autoping=False)
@@ -37,5 +30,3 @@ async def test_dead_socket_is_dropped_and_participant_removed(tmp_path: Path) ->
                     break
             assert room.visible == []
             await ws.close()
-    finally:
-        await runner.cleanup()
