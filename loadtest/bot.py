@@ -63,7 +63,10 @@ class Bot:
     async def join(self, token: str, timeout: float = 20.0) -> None:
         started = time.monotonic()
         self.client = SignalingClient(self.ctx.url, self.ctx.room, token, on_offer=self._on_offer)
-        joined = await asyncio.wait_for(self.client.connect(), timeout)
+        self.client.on_table = lambda tracks: self._apply_table(tracks, time.monotonic())
+        # The layout's last-N from the start, so the first offer has only the slots the layout shows.
+        subscriptions = {"max_video": self.ctx.layout.videos}
+        joined = await asyncio.wait_for(self.client.connect(subscriptions=subscriptions), timeout)
         self.participant_id = str(joined["participant"]["id"])
         if self.spec.publishes:
             await asyncio.wait_for(self._publish(), timeout)
@@ -102,7 +105,12 @@ class Bot:
     # -- receiving -------------------------------------------------------------------------------
 
     async def _on_offer(self, sdp: str, tracks: dict[str, Any]) -> str:
-        now = time.monotonic()
+        self._apply_table(tracks, time.monotonic())
+        answer = await self.subscriber.answer(sdp)
+        return compact_answer(answer) if self.ctx.compact_sdp else answer
+
+    def _apply_table(self, tracks: dict[str, Any], now: float) -> None:
+        """What each subscriber slot carries now: a slot that changed hands starts a new track's stats."""
         for mid, stats in list(self.tracks.items()):
             if tracks.get(mid, {}).get("track_id") != stats.track_id:
                 self.retired.append(self.tracks.pop(mid))
@@ -112,8 +120,6 @@ class Bot:
                                    self.ctx.run_latency)
                 stats.set_paused(stats.track_id in self.paused, now)
                 self.tracks[mid] = stats
-        answer = await self.subscriber.answer(sdp)
-        return compact_answer(answer) if self.ctx.compact_sdp else answer
 
     def _on_packet(self, mid: str, packet: RtpPacket) -> None:
         stats = self.tracks.get(mid)
@@ -165,7 +171,7 @@ class Bot:
         client = self.client
         if client is None or client.closed.is_set():
             return
-        videos = {str(t["track_id"]): str(t["participant_id"]) for t in client.tracks_by_mid.values()
+        videos = {track_id: str(t["participant_id"]) for track_id, t in client.room_tracks.items()
                   if t.get("kind") == "video"}
         request = self.ctx.layout.request(videos, self._speaker)
         if request != self._last_request:

@@ -288,6 +288,11 @@ class ForwardingSender(RTCRtpSender):
         # What this SSRC sent last, so a later track on a reused transceiver can continue from it.
         self.last_sent: tuple[int, int, float] | None = None
 
+    def set_msid(self, stream_id: str, track_id: str) -> None:
+        """The `a=msid` our offers announce for this sender."""
+        self._stream_id = stream_id
+        self._track_id = track_id
+
     async def send(self, parameters: Any) -> None:
         first = not self._RTCRtpSender__started
         await super().send(parameters)

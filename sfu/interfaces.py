@@ -55,13 +55,18 @@ class DownFeedback(Protocol):
 
 
 class Down(Protocol):
-    """A participant's receiving side: it hosts DownTracks and renegotiates when they change."""
+    """A participant's receiving side. It holds a DownTrack (a slot: one m-line of a peer connection) only
+    for the subscriptions that are active; a slot given back carries the next track of its kind."""
+
+    kinds: frozenset[str]  # what it receives at all ("audio", "video")
 
     def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> DownTrack | None:
-        """A new outgoing track for this publication, or None when this receiver does not want it."""
+        """A slot for this publication, or None when this receiver does not take it."""
         ...
 
-    def remove_track(self, track: DownTrack) -> None: ...
+    def remove_track(self, track: DownTrack) -> None:
+        """Gives the slot back (idle until the next add_track of its kind)."""
+        ...
 
 
 class RoomListener(Protocol):

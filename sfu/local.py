@@ -25,8 +25,6 @@ Accept = Callable[[str, str, str, str], PacketSink | None]
 
 
 class LocalDownTrack:
-    hears_everyone = True  # not limited to the loudest few speakers (see AudioGate)
-
     def __init__(self, sink: PacketSink, track_id: str) -> None:
         self.sink = sink
         self.track_id = track_id
@@ -61,8 +59,12 @@ class LocalDownTrack:
 
 
 class LocalDown:
-    def __init__(self, accept: Accept) -> None:
+    # In-process listeners hear every speaker, not only the loudest few people get (see AudioGate).
+    hears_everyone = True
+
+    def __init__(self, accept: Accept, kinds: frozenset[str] = frozenset({"audio", "video"})) -> None:
         self._accept = accept
+        self.kinds = kinds
 
     def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> LocalDownTrack | None:
         sink = self._accept(kind, track_id, participant_id, source)

@@ -50,15 +50,15 @@ class Participant:
         }
 
     def subscribe(self, publication: Publication) -> Subscription | None:
+        """An idle subscription (no m-line yet): the room activates it when this participant should
+        receive the track (its video among the last-N, its audio among the loudest)."""
         if self.closed or self.down is None or not self.permissions.subscribe:
             return None
         if publication.id in self.subscriptions or publication.participant_id == self.id:
             return None
-        down_track = self.down.add_track(publication.kind, publication.id, publication.participant_id,
-                                         publication.source)
-        if down_track is None:
+        if publication.kind not in self.down.kinds:
             return None
-        subscription = publication.subscribe(down_track, self.id)
+        subscription = publication.subscribe(self.down, self.id)
         self.subscriptions[publication.id] = subscription
         return subscription
 
@@ -66,19 +66,18 @@ class Participant:
         subscription = self.subscriptions.pop(publication_id, None)
         if subscription is not None:
             subscription.close()
-            if self.down is not None:
-                self.down.remove_track(subscription.down)
 
     def select_videos(self, candidates: list[VideoCandidate], speaker_history: list[str]) -> bool:
-        """Pauses the videos outside this participant's choice, resumes those in it; True if changed."""
+        """Activates the videos of this participant's choice and idles the rest; True if the set changed.
+        Idle ones first, so their slots carry the newly chosen without renegotiation."""
         mine = [c for c in candidates if c.participant_id != self.id and c.track_id in self.subscriptions]
         chosen = choose_videos(mine, self.video_preferences, speaker_history)
         for candidate in mine:
-            subscription = self.subscriptions[candidate.track_id]
+            if candidate.track_id not in chosen:
+                self.subscriptions[candidate.track_id].deactivate()
+        for candidate in mine:
             if candidate.track_id in chosen:
-                subscription.resume()
-            else:
-                subscription.pause()
+                self.subscriptions[candidate.track_id].activate()
         paused = frozenset(c.track_id for c in mine if c.track_id not in chosen)
         changed = paused != self.paused_videos
         self.paused_videos = paused

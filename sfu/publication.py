@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sfu.interfaces import DownTrack, UpTrack
+from sfu.interfaces import Down, UpTrack
 from sfu.packet_cache import PacketCache
 from sfu.rtp import RtpPacket, is_keyframe_start
 from sfu.selection import AudioGate
@@ -63,7 +63,8 @@ class Publication:
         self.layer_bytes = [0] * max(1, len(self.layers))
         self.layer_bitrate = [0.0] * max(1, len(self.layers))
         self._rates_at = time.monotonic()
-        self.subscriptions: list[Subscription] = []
+        self.subscriptions: list[Subscription] = []  # everyone who may receive it
+        self.receivers: list[Subscription] = []  # the active ones: the only per-packet work
         # Pipes to other workers hosting the same room: every packet as received, all layers.
         self.taps: list[Callable[[RtpPacket], None]] = []
         self.closed = False
@@ -76,7 +77,6 @@ class Publication:
         self.sender_reports: dict[int, tuple[int, int]] = {}  # ssrc -> (ntp, rtp)
         # Set by the room: in big rooms only the loudest few audio publications are forwarded.
         self.audio_gate: AudioGate | None = None
-        self._gated = False
         self._log = logging.LoggerAdapter(log, {"track": track_id})
 
     @property
@@ -137,32 +137,21 @@ class Publication:
                     self.voiced += 1
                     self.loudness += 127 - level[1]
             gate = self.audio_gate
-            if gate is not None and gate.enabled and not self._pass_gate(gate, voiced):
+            if gate is not None and gate.enabled and not gate.admit(self.id, voiced, time.monotonic()):
                 # Not among the loudest: only in-process listeners (captions) still hear it.
                 if not self.muted:
-                    for subscription in self.subscriptions:
+                    for subscription in self.receivers:
                         if subscription.hears_everyone:
                             subscription.forward(packet, False, layer)
                 return
-        if self.muted or not self.subscriptions:
+        if self.muted or not self.receivers:
             return
         keyframe = False
         if self.kind == "video":
             codec = self.codecs.get(packet.payload_type)
             keyframe = codec is not None and is_keyframe_start(codec.mime_type, packet.payload)
-        for subscription in self.subscriptions:
+        for subscription in self.receivers:
             subscription.forward(packet, keyframe, layer)
-
-    def _pass_gate(self, gate: AudioGate, voiced: bool) -> bool:
-        if not gate.admit(self.id, voiced, time.monotonic()):
-            self._gated = True
-            return False
-        if self._gated:
-            # Reopened after a gap: continue each subscriber's sequence without a hole.
-            self._gated = False
-            for subscription in self.subscriptions:
-                subscription.forwarder.rebase()
-        return True
 
     def update_rates(self, now: float) -> None:
         """Bitrate per layer (bits/s, smoothed), for choosing what a subscriber's bandwidth allows."""
@@ -182,7 +171,7 @@ class Publication:
     def on_sender_report(self, ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
         """The publisher's NTP↔RTP mapping, handed on per subscriber (offset applied) for lip sync."""
         self.sender_reports[ssrc] = (ntp_timestamp, rtp_timestamp)
-        for subscription in self.subscriptions:
+        for subscription in self.receivers:
             subscription.on_sender_report(ssrc, ntp_timestamp, rtp_timestamp)
 
     def request_keyframe(self, layer: int = 0) -> None:
@@ -195,23 +184,29 @@ class Publication:
         self.keyframe_requests += 1
         self._up.request_keyframe(self.ssrc_of_layer.get(layer) if self.layers else None)
 
-    def subscribe(self, down: DownTrack, subscriber_id: str) -> "Subscription":
+    def subscribe(self, down: Down, subscriber_id: str) -> "Subscription":
+        """A (so far idle) subscription for one subscriber; it starts receiving when activated."""
         from sfu.subscription import Subscription
 
         subscription = Subscription(self, down, subscriber_id)
         self.subscriptions.append(subscription)
-        self.request_keyframe(subscription.target)
         return subscription
+
+    def receiving(self, subscription: "Subscription", active: bool) -> None:
+        if active and subscription not in self.receivers:
+            self.receivers.append(subscription)
+        elif not active and subscription in self.receivers:
+            self.receivers.remove(subscription)
 
     def detach(self, subscription: "Subscription") -> None:
         if subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
+        self.receiving(subscription, False)
 
     def set_muted(self, muted: bool) -> None:
         if self.muted and not muted:
-            for subscription in self.subscriptions:
-                subscription.forwarder.rebase()
-                self.request_keyframe(subscription.target)
+            for subscription in self.receivers:
+                subscription.restart()
         self.muted = muted
 
     def close(self) -> None:

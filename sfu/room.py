@@ -12,6 +12,7 @@ from sfu.participant import Participant
 from sfu.publication import Publication
 from sfu.selection import AudioGate, VideoCandidate
 from sfu.speakers import SpeakerDetector
+from sfu.subscription import Subscription
 
 log = logging.getLogger("convene.sfu.room")
 
@@ -33,7 +34,7 @@ class Room:
         self._speakers = SpeakerDetector()
         self._speaker_interval = speaker_interval
         self._speaker_task: asyncio.Task[None] | None = None
-        self.audio_gate = AudioGate(max_open=loudest_audio)
+        self.audio_gate = AudioGate(max_open=loudest_audio, on_change=self._audio_gate_changed)
         self.speaker_history: list[str] = []  # most recent speaker first
         self._join_order: dict[str, int] = {}
         self._joins = 0
@@ -70,7 +71,9 @@ class Room:
         self._join_order[participant.id] = self._joins
         for other in self.participants.values():
             for publication in other.publications.values():
-                participant.subscribe(publication)
+                subscription = participant.subscribe(publication)
+                if subscription is not None and publication.kind == "audio":
+                    self._apply_audio(subscription)
         if not participant.hidden:
             self.emit({"type": "participant_joined", "participant": participant.describe()})
         self.reselect([participant])
@@ -98,7 +101,9 @@ class Room:
             publication.audio_gate = self.audio_gate
             self._update_audio_gate()
         for other in self.participants.values():
-            other.subscribe(publication)
+            subscription = other.subscribe(publication)
+            if subscription is not None and publication.kind == "audio":
+                self._apply_audio(subscription)
         self.emit({"type": "track_published", "participant_id": participant.id,
                    "track": publication.describe(), "publication": publication})
         if publication.kind == "video":
@@ -141,9 +146,30 @@ class Room:
     def publications(self) -> list[Publication]:
         return [pub for p in self.participants.values() for pub in p.publications.values()]
 
+    # -- who hears whom ----------------------------------------------------------------------------
+
     def _update_audio_gate(self) -> None:
         audio = sum(1 for pub in self.publications() if pub.kind == "audio")
-        self.audio_gate.enabled = audio > self.audio_gate.max_open
+        enabled = audio > self.audio_gate.max_open
+        if enabled != self.audio_gate.enabled:
+            self.audio_gate.set_enabled(enabled)
+            for publication in self.publications():
+                if publication.kind == "audio":
+                    for subscription in list(publication.subscriptions):
+                        self._apply_audio(subscription)
+
+    def _apply_audio(self, subscription: Subscription) -> None:
+        """Audio takes a subscriber's slot only while among the loudest few (or for in-process listeners)."""
+        if subscription.hears_everyone or self.audio_gate.is_open(subscription.publication.id):
+            subscription.activate()
+        else:
+            subscription.deactivate()
+
+    def _audio_gate_changed(self, publication_id: str, opened: bool) -> None:
+        for participant in self.participants.values():
+            subscription = participant.subscriptions.get(publication_id)
+            if subscription is not None:
+                self._apply_audio(subscription)
 
     # -- who receives which video ----------------------------------------------------------------
 

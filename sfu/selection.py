@@ -12,7 +12,7 @@ a place is given to a new voice only when one of the open speakers has been quie
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -56,9 +56,14 @@ def choose_videos(candidates: Sequence[VideoCandidate], prefs: VideoPreferences,
 
 
 class AudioGate:
-    def __init__(self, max_open: int = 3, hold: float = 0.8) -> None:
+    """`on_change(publication_id, opened)` runs when a publication gains or loses its place (the room moves
+    subscribers' audio slots then); it runs inside `admit`, on the packet path, only on a change."""
+
+    def __init__(self, max_open: int = 3, hold: float = 0.8,
+                 on_change: Callable[[str, bool], None] | None = None) -> None:
         self.max_open = max_open
         self.hold = hold
+        self.on_change = on_change
         self._open: dict[str, float] = {}  # publication id -> last voiced time
         self.enabled = False  # only when the room has more audio publishers than max_open
 
@@ -72,18 +77,29 @@ class AudioGate:
             return True
         if not voiced:
             return False
-        if len(self._open) < self.max_open:
-            self._open[publication_id] = now
-            return True
-        quietest = min(self._open, key=lambda p: self._open[p])
-        if now - self._open[quietest] > self.hold:
+        if len(self._open) >= self.max_open:
+            quietest = min(self._open, key=lambda p: self._open[p])
+            if now - self._open[quietest] <= self.hold:
+                return False
             del self._open[quietest]
-            self._open[publication_id] = now
-            return True
-        return False
+            self._changed(quietest, False)
+        self._open[publication_id] = now
+        self._changed(publication_id, True)
+        return True
+
+    def _changed(self, publication_id: str, opened: bool) -> None:
+        if self.on_change is not None:
+            self.on_change(publication_id, opened)
 
     def is_open(self, publication_id: str) -> bool:
         return not self.enabled or publication_id in self._open
 
+    def set_enabled(self, enabled: bool) -> None:
+        """Gating starts with nobody open (the next voices take the places) and ends with everyone open."""
+        if enabled != self.enabled:
+            self.enabled = enabled
+            self._open.clear()
+
     def forget(self, publication_id: str) -> None:
-        self._open.pop(publication_id, None)
+        if self._open.pop(publication_id, None) is not None:
+            self._changed(publication_id, False)

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from sfu.forwarder import VIDEO_HISTORY, Forwarder
-from sfu.interfaces import DownTrack
+from sfu.interfaces import Down, DownTrack
 from sfu.rtp import RtpPacket
 
 if TYPE_CHECKING:
@@ -21,28 +21,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("convene.sfu.subscription")
 
 LAYER_NAMES = {"low": 0, "mid": 1, "high": 2}
-# Leave headroom under the subscriber's bandwidth estimate when choosing a layer.
-BANDWIDTH_HEADROOM = 0.9
+# A higher layer is taken when its bitrate fits in this share of the subscriber's bandwidth estimate;
+# the layer being sent is kept until its bitrate exceeds the estimate by this factor.
+UPGRADE_HEADROOM = 0.85
+DOWNGRADE_MARGIN = 1.4
 
 
 class Subscription:
-    def __init__(self, publication: "Publication", down: DownTrack, subscriber_id: str) -> None:
+    """Exists for every publication a participant may receive; holds a DownTrack (an m-line, a "slot" of
+    the subscriber's connection) only while active: while its video is among the subscriber's last-N or
+    its audio among the loudest few. An idle subscription costs no m-line, no forwarder state and no
+    per-packet work, so a subscriber's SDP stays bounded however big the room grows."""
+
+    def __init__(self, publication: "Publication", down: Down, subscriber_id: str) -> None:
         self.publication = publication
-        self.down = down
+        self.down_host = down
+        self.down: DownTrack | None = None
+        self.forwarder: Forwarder | None = None
         self.subscriber_id = subscriber_id
-        codec = publication.codec
-        self.forwarder = Forwarder(
-            clock_rate=codec.clock_rate if codec else 90000,
-            needs_keyframe=publication.kind == "video",
-            continue_from=down.last_sent(),
-            history=VIDEO_HISTORY if publication.kind == "video" else 0,
-        )
-        # The subscriber negotiated its own payload types: map the publisher's onto them once.
-        self._payload_types: dict[int, int] = {}
-        for pt, c in publication.codecs.items():
-            sub_pt = down.payload_type_for(c.mime_type)
-            if sub_pt is not None:
-                self._payload_types[pt] = sub_pt
         # Captions must hear every speaker, not only the loudest few that people get.
         self.hears_everyone = bool(getattr(down, "hears_everyone", False))
         self.preferred = publication.top_layer
@@ -50,16 +46,70 @@ class Subscription:
         self.current: int | None = None
         self.switches = 0
         self._sr_epoch = 0
-        self.paused = False
         self.closed = False
         self.remb: int | None = None
         self.nacks = 0
         self.retransmitted = 0
+        self.packets_before = 0  # forwarded by forwarders of earlier activations
+        self._payload_types: dict[int, int] = {}
         self._log = logging.LoggerAdapter(log, {"sub": f"{publication.id}->{subscriber_id}"})
+
+    @property
+    def active(self) -> bool:
+        return self.down is not None
+
+    @property
+    def paused(self) -> bool:
+        return self.down is None
+
+    @property
+    def packets(self) -> int:
+        return self.packets_before + (self.forwarder.packets if self.forwarder is not None else 0)
+
+    def activate(self) -> bool:
+        """Takes a slot of the subscriber's connection and starts forwarding (video: from a keyframe).
+        False when the subscriber's side does not take this track."""
+        if self.down is not None or self.closed:
+            return self.down is not None
+        publication = self.publication
+        down = self.down_host.add_track(publication.kind, publication.id, publication.participant_id,
+                                        publication.source)
+        if down is None:
+            return False
+        codec = publication.codec
+        # The slot may have carried someone else: continue its sequence numbers and timestamps.
+        self.forwarder = Forwarder(
+            clock_rate=codec.clock_rate if codec else 90000,
+            needs_keyframe=publication.kind == "video",
+            continue_from=down.last_sent(),
+            history=VIDEO_HISTORY if publication.kind == "video" else 0,
+        )
+        # The subscriber negotiated its own payload types: map the publisher's onto them once.
+        self._payload_types = {pt: sub_pt for pt, c in publication.codecs.items()
+                               if (sub_pt := down.payload_type_for(c.mime_type)) is not None}
+        self.down = down
+        self.current = None
         down.attach(self)
+        publication.receiving(self, True)
+        publication.request_keyframe(self.target)
+        return True
+
+    def deactivate(self) -> None:
+        """Gives the slot back: it stays negotiated and carries the next track activated."""
+        down = self.down
+        if down is None:
+            return
+        self.down = None
+        self.publication.receiving(self, False)
+        if self.forwarder is not None:
+            self.packets_before += self.forwarder.packets
+        self.forwarder = None
+        self.down_host.remove_track(down)
 
     def forward(self, packet: RtpPacket, keyframe_start: bool, layer: int = 0) -> None:
-        if self.paused or not self.down.ready:
+        """Hot path; the publication calls it only while active."""
+        down, forwarder = self.down, self.forwarder
+        if down is None or forwarder is None or not down.ready:
             return
         if layer != self.current:
             if self.publication.kind == "video":
@@ -69,20 +119,20 @@ class Subscription:
                     self.publication.request_keyframe(layer)
                     return
                 if self.current is not None:
-                    self.forwarder.rebase()
+                    forwarder.rebase()
                     self.switches += 1
             self.current = layer
         pt = self._payload_types.get(packet.payload_type)
         if pt is None:
             return
-        rewritten = self.forwarder.accept(packet.sequence_number, packet.timestamp, keyframe_start, packet.ssrc)
+        rewritten = forwarder.accept(packet.sequence_number, packet.timestamp, keyframe_start, packet.ssrc)
         if rewritten is None:
             # Waiting for a keyframe: keep asking (throttled per publication) until one comes.
             self.publication.request_keyframe(layer)
             return
-        self.down.send(packet, pt, rewritten[0], rewritten[1])
-        if self._sr_epoch != self.forwarder.epoch:
-            self._sr_epoch = self.forwarder.epoch
+        down.send(packet, pt, rewritten[0], rewritten[1])
+        if self._sr_epoch != forwarder.epoch:
+            self._sr_epoch = forwarder.epoch
             report = self.publication.sender_reports.get(packet.ssrc)
             if report is not None:
                 self.on_sender_report(packet.ssrc, *report)
@@ -94,10 +144,17 @@ class Subscription:
         self.update_target()
 
     def update_target(self) -> None:
+        """The best layer up to preferred that the bandwidth estimate allows, with hysteresis: a layer
+        above the current target must fit with headroom, while the current one is dropped only when the
+        estimate falls well below it. (A browser's REMB grows with what it receives; without the
+        hysteresis its early, low estimate would hold a subscriber on a lower layer for good.)"""
         target = self.preferred
         if self.remb is not None and self.publication.layers:
             rates = self.publication.layer_bitrate
-            while target > 0 and rates[target] > self.remb * BANDWIDTH_HEADROOM:
+            while target > 0:
+                margin = UPGRADE_HEADROOM if target > self.target else DOWNGRADE_MARGIN
+                if rates[target] <= self.remb * margin:
+                    break
                 target -= 1
         if target != self.target:
             self.target = target
@@ -106,9 +163,12 @@ class Subscription:
     # -- feedback from the subscriber ------------------------------------------------------------
 
     def on_nack(self, sequence_numbers: list[int]) -> None:
+        down, forwarder = self.down, self.forwarder
+        if down is None or forwarder is None:
+            return
         for out_seq in sequence_numbers:
             self.nacks += 1
-            sent = self.forwarder.lookup(out_seq)
+            sent = forwarder.lookup(out_seq)
             if sent is None:
                 continue
             packet = self.publication.cached(sent.orig_seq, sent.orig_ssrc)
@@ -118,7 +178,7 @@ class Subscription:
             if pt is None:
                 continue
             self.retransmitted += 1
-            self.down.resend(packet, pt, out_seq, (packet.timestamp + sent.ts_offset) % (1 << 32))
+            down.resend(packet, pt, out_seq, (packet.timestamp + sent.ts_offset) % (1 << 32))
 
     def on_keyframe_request(self) -> None:
         self.publication.request_keyframe(self.current if self.current is not None else self.target)
@@ -128,28 +188,26 @@ class Subscription:
         self.update_target()
 
     def on_sender_report(self, ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
-        if not self.forwarder.started:
+        down, forwarder = self.down, self.forwarder
+        if down is None or forwarder is None or not forwarder.started:
             return
         current_ssrc = self.publication.ssrc_of_layer.get(self.current or 0) if self.publication.layers else None
         if current_ssrc is not None and ssrc != current_ssrc:
             return
-        self.down.set_sender_report(ntp_timestamp, self.forwarder.to_subscriber_timestamp(rtp_timestamp))
+        down.set_sender_report(ntp_timestamp, forwarder.to_subscriber_timestamp(rtp_timestamp))
 
     # -- life ------------------------------------------------------------------------------------
 
-    def pause(self) -> None:
-        self.paused = True
-
-    def resume(self) -> None:
-        if self.paused:
-            self.paused = False
+    def restart(self) -> None:
+        """The source resumes after a gap (unmute): continue from the next packet (video: a keyframe)."""
+        if self.forwarder is not None:
             self.forwarder.rebase()
             self.publication.request_keyframe(self.target)
 
     def close(self) -> None:
-        """Idempotent: detaches from the publication and closes the outgoing track."""
+        """Idempotent: gives back its slot and detaches from the publication."""
         if self.closed:
             return
+        self.deactivate()
         self.closed = True
         self.publication.detach(self)
-        self.down.close()

@@ -259,67 +259,83 @@ class RtcDownTrack:
 class Subscriber:
     """A participant's receiving connection (the room's `Down`): we offer, the client answers.
 
-    Transceivers of removed tracks go inactive and are reused for later tracks of the same kind, so
-    the SDP does not grow without bound in a long meeting where people come and go.
+    Its m-lines are slots. A subscription that becomes active takes an idle slot of its kind; one that
+    becomes idle gives its slot back, which stays negotiated (sendonly, silent) for the next. So the
+    connection grows only up to what is active at once (last-N videos, the loudest few voices), and
+    who a slot carries changes by a `tracks` table (`on_table_changed`), not by renegotiation: in a
+    hundred-person room a join no longer renegotiates everyone's connection.
     """
 
+    kinds = frozenset({"audio", "video"})
+
     def __init__(self, ice_servers: list[str], on_negotiation_needed: Callable[[], None],
-                 label: str = "") -> None:
+                 label: str = "", on_table_changed: Callable[[], None] | None = None) -> None:
         self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers))
         self._on_negotiation_needed = on_negotiation_needed
+        self._on_table_changed = on_table_changed
+        self._slots: list[RTCRtpTransceiver] = []
         self._tracks: dict[RTCRtpTransceiver, RtcDownTrack] = {}
-        self._free: list[RTCRtpTransceiver] = []
-        self._freed_in_next_offer: list[RTCRtpTransceiver] = []
-        self._freed_in_pending_offer: list[RTCRtpTransceiver] = []
         self._stream_id = label or "convene"
         self.closed = False
 
     # -- Down --------------------------------------------------------------------------------------
 
-    def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> RtcDownTrack:
-        transceiver = next((t for t in self._free if t.kind == kind), None)
-        if transceiver is not None:
-            self._free.remove(transceiver)
-            transceiver.direction = "sendonly"
-        else:
+    def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> RtcDownTrack | None:
+        if self.closed:
+            return None
+        idle = [t for t in self._slots if t.kind == kind and t not in self._tracks]
+        # A negotiated slot carries the track at once; a new one waits for the next offer and answer.
+        transceiver = next((t for t in idle if t.mid is not None), idle[0] if idle else None)
+        if transceiver is None:
             transceiver = self.pc.addTransceiver(kind, direction="sendonly")
-        # msid: the stream is the publishing participant, the track is the publication.
-        transceiver.sender._stream_id = participant_id
-        transceiver.sender._track_id = track_id
+            # Its own stream per slot: a browser lip-syncs the tracks of one stream, and a slot's partner
+            # changes as it is handed from person to person.
+            slot = f"{kind}-{len(self._slots)}"
+            sender_of(transceiver).set_msid(f"{self._stream_id}/{slot}", slot)
+            self._slots.append(transceiver)
+            self._on_negotiation_needed()
         track = RtcDownTrack(transceiver, kind, track_id, participant_id, source)
         self._tracks[transceiver] = track
-        self._on_negotiation_needed()
+        if transceiver.mid is not None:
+            self._table_changed()
         return track
 
     def remove_track(self, track: Any) -> None:
         if not isinstance(track, RtcDownTrack):
             return
         track.close()
-        if self._tracks.pop(track.transceiver, None) is None:
-            return
-        track.transceiver.direction = "inactive"
-        self._freed_in_next_offer.append(track.transceiver)
-        if not self.closed:
-            self._on_negotiation_needed()
+        if self._tracks.get(track.transceiver) is track:
+            del self._tracks[track.transceiver]
+            if track.transceiver.mid is not None:
+                self._table_changed()
+
+    def _table_changed(self) -> None:
+        if self._on_table_changed is not None and not self.closed:
+            self._on_table_changed()
 
     # -- negotiation -------------------------------------------------------------------------------
 
+    @property
+    def slots(self) -> int:
+        return len(self._slots)
+
     def has_tracks(self) -> bool:
-        return bool(self._tracks) or bool(self._freed_in_next_offer)
+        return bool(self._slots)
+
+    def table(self) -> dict[str, dict[str, str]]:
+        """What each negotiated slot carries now (idle slots are left out)."""
+        return {
+            str(t.mid): {"track_id": d.track_id, "participant_id": d.participant_id, "kind": d.kind,
+                         "source": d.source}
+            for t, d in self._tracks.items() if t.mid is not None
+        }
 
     async def create_offer(self) -> tuple[str, dict[str, dict[str, str]]]:
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
-        self._freed_in_pending_offer = self._freed_in_next_offer
-        self._freed_in_next_offer = []
-        table = {
-            str(t.mid): {"track_id": d.track_id, "participant_id": d.participant_id, "kind": d.kind,
-                         "source": d.source}
-            for t, d in self._tracks.items()
-        }
         description = self.pc.localDescription
         assert description is not None
-        return str(description.sdp), table
+        return str(description.sdp), self.table()
 
     async def apply_answer(self, answer_sdp: str) -> None:
         parse_sdp(answer_sdp)
@@ -327,9 +343,6 @@ class Subscriber:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
         except (ValueError, KeyError, IndexError) as exc:
             raise SdpError(f"answer rejected: {exc}") from exc
-        # The client has now seen these transceivers go inactive: they may carry a new track.
-        self._free.extend(self._freed_in_pending_offer)
-        self._freed_in_pending_offer = []
 
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
         await add_ice_candidate(self.pc, candidate)

@@ -32,7 +32,10 @@ class SignalingClient:
         self.token = token
         self.on_offer = on_offer
         self.messages: list[dict[str, Any]] = []
-        self.tracks_by_mid: dict[str, dict[str, Any]] = {}
+        self.tracks_by_mid: dict[str, dict[str, Any]] = {}  # what each subscriber m-line carries now
+        self.room_tracks: dict[str, dict[str, Any]] = {}  # track id -> track with its participant_id
+        # Called with the new table when a `tracks` message moves slots (offers go to on_offer).
+        self.on_table: Callable[[dict[str, dict[str, Any]]], None] | None = None
         self.joined: dict[str, Any] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -41,13 +44,17 @@ class SignalingClient:
         self.closed = asyncio.Event()
         self.close_code: int | None = None
 
-    async def connect(self, token_in_query: bool = False) -> dict[str, Any]:
+    async def connect(self, token_in_query: bool = False,
+                      subscriptions: dict[str, Any] | None = None) -> dict[str, Any]:
         self._session = aiohttp.ClientSession()
         url = self.url + (f"?token={self.token}" if token_in_query else "")
         self._ws = await self._session.ws_connect(url, heartbeat=None)
         self._reader = asyncio.get_running_loop().create_task(self._read())
         if not token_in_query:
-            await self.send({"type": "join", "token": self.token})
+            join: dict[str, Any] = {"type": "join", "token": self.token}
+            if subscriptions is not None:
+                join["subscriptions"] = subscriptions
+            await self.send(join)
         joined = await self.wait_for("joined", error_ok=False)
         self.joined = joined
         return joined
@@ -67,6 +74,11 @@ class SignalingClient:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
                 data = json.loads(msg.data)
+                self._follow_room(data)
+                if data.get("type") == "tracks":
+                    self.tracks_by_mid = data.get("tracks", {})
+                    if self.on_table is not None:
+                        self.on_table(self.tracks_by_mid)
                 if data.get("type") == "offer" and data.get("target") == "subscriber":
                     self.tracks_by_mid = data.get("tracks", {})
                     if self.on_offer is not None:
@@ -83,6 +95,24 @@ class SignalingClient:
             self.closed.set()
             async with self._changed:
                 self._changed.notify_all()
+
+    def _follow_room(self, data: dict[str, Any]) -> None:
+        """Keeps `room_tracks`: every track others publish, by id, whether we receive it now or not."""
+        kind = data.get("type")
+        if kind == "joined":
+            for participant in data.get("room", {}).get("participants", []):
+                for track in participant.get("tracks", []):
+                    self.room_tracks[str(track["id"])] = {**track, "participant_id": participant["id"]}
+        elif kind == "track_published":
+            track = data.get("track", {})
+            if self.joined is None or data.get("participant_id") != self.joined["participant"]["id"]:
+                self.room_tracks[str(track.get("id"))] = {**track, "participant_id": data.get("participant_id")}
+        elif kind == "track_unpublished":
+            self.room_tracks.pop(str(data.get("track_id")), None)
+        elif kind == "participant_left":
+            gone = data.get("participant_id")
+            for track_id in [t for t, info in self.room_tracks.items() if info["participant_id"] == gone]:
+                del self.room_tracks[track_id]
 
     async def wait_for(self, kind: str, predicate: Callable[[dict[str, Any]], bool] | None = None,
                        timeout: float = 10.0, error_ok: bool = True, start: int = 0) -> dict[str, Any]:

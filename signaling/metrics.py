@@ -47,7 +47,7 @@ def media_stats(app: web.Application) -> dict[str, Any]:
         "publications": len(publications),
         "subscriptions": len(subscriptions),
         "packets_in": sum(p.packets for p in publications),
-        "packets_forwarded": sum(s.forwarder.packets for s in subscriptions),
+        "packets_forwarded": sum(s.packets for s in subscriptions),
         "retransmissions": sum(s.retransmitted for s in subscriptions),
         "keyframe_requests": sum(p.keyframe_requests for p in publications),
     }

@@ -15,6 +15,7 @@ from sfu.participant import Participant, Permissions, new_id
 from sfu.publication import SOURCES, Publication
 from sfu.room import Room, RoomFull
 from sfu.rooms import RoomRegistry
+from sfu.selection import VideoPreferences
 from sfu.webrtc import Publisher, SdpError, Subscriber, parse_sdp
 from signaling.errors import (
     BadRequest,
@@ -85,6 +86,29 @@ class TokenBucket:
         return (1 - self._tokens) / self._rate
 
 
+def apply_subscription_fields(msg: dict[str, Any], prefs: VideoPreferences) -> None:
+    """Validates the `set_subscriptions` fields present in `msg`, then applies them (all or nothing)."""
+    max_video = _field(msg, "max_video", int, optional=True)
+    pinned = _field(msg, "pinned", list, optional=True)
+    explicit = _field(msg, "video", list, optional=True)
+    layers = _field(msg, "layers", dict, optional=True)
+    for name, value in (("pinned", pinned), ("video", explicit)):
+        if value is not None and not all(isinstance(t, str) for t in value):
+            raise InvalidField(f"'{name}' must list track ids", field=name)
+    if max_video is not None and not 0 <= max_video <= 100:
+        raise InvalidField("'max_video' must be 0-100", field="max_video")
+    if layers is not None and not all(isinstance(v, str) and v in LAYERS for v in layers.values()):
+        raise InvalidField("layers must be low, mid or high", field="layers")
+    if max_video is not None:
+        prefs.max_video = max_video
+    if pinned is not None:
+        prefs.pinned = list(pinned)
+    if "video" in msg:
+        prefs.explicit = list(explicit) if explicit is not None else None
+    if layers is not None:
+        prefs.layers = dict(layers)
+
+
 class Session:
     def __init__(self, ws: web.WebSocketResponse, room_name: str, rooms: RoomRegistry, tokens: TokenIssuer,
                  sessions: dict[str, "Session"], ice_servers: list[str]) -> None:
@@ -105,6 +129,7 @@ class Session:
         self._offer_in_flight = False
         self._needs_offer = False
         self._offer_task: asyncio.Task[None] | None = None
+        self._table_pending = False
         self._closing = False
         self._close_code, self._close_message = 1000, ""
         self._bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
@@ -228,7 +253,11 @@ class Session:
                     if kind in self._handlers:
                         raise NotJoined("send 'join' with a token first")
                     raise UnknownMessageType(f"unknown message type {kind!r}")
-                await self._join(_field(msg, "token", str))
+                prefs = VideoPreferences()
+                fields = _field(msg, "subscriptions", dict, optional=True)
+                if fields is not None:  # applied before the first offer: its slots fit them
+                    apply_subscription_fields(fields, prefs)
+                await self._join(_field(msg, "token", str), prefs)
                 return
             handler = self._handlers.get(kind) if isinstance(kind, str) else None
             if handler is None:
@@ -243,7 +272,7 @@ class Session:
             self._log.exception("failed to handle %r", ref)
             self.send_error(ConveneError("internal error"), ref)
 
-    async def _join(self, token_text: str) -> None:
+    async def _join(self, token_text: str, prefs: VideoPreferences | None = None) -> None:
         try:
             token = self._tokens.verify(token_text)
             if token.room != self.room_name:
@@ -256,8 +285,11 @@ class Session:
                 Permissions(publish=token.grants.publish, subscribe=token.grants.subscribe,
                             screen_share=token.grants.screen_share, moderator=token.grants.moderator),
             )
+            if prefs is not None:
+                participant.video_preferences = prefs
             label = f"{self.room_name}/{token.identity}"
-            subscriber = Subscriber(self._ice_servers, self._negotiation_needed, label=label)
+            subscriber = Subscriber(self._ice_servers, self._negotiation_needed, label=label,
+                                    on_table_changed=self._table_changed)
             participant.down = subscriber
             self.subscriber = subscriber
             self.publisher = Publisher(self._ice_servers, label=label)
@@ -318,6 +350,17 @@ class Session:
         self._offer_in_flight = True
         sdp, tracks = await subscriber.create_offer()
         self.send({"type": "offer", "target": "subscriber", "sdp": sdp, "tracks": tracks})
+
+    def _table_changed(self) -> None:
+        """A slot took another track or went idle: one `tracks` message for all changes of this turn."""
+        if not self._table_pending and not self._closing:
+            self._table_pending = True
+            asyncio.get_running_loop().call_soon(self._send_table)
+
+    def _send_table(self) -> None:
+        self._table_pending = False
+        if self.subscriber is not None and not self._closing:
+            self.send({"type": "tracks", "tracks": self.subscriber.table()})
 
     async def _on_answer(self, msg: dict[str, Any]) -> None:
         if _field(msg, "target", str) != "subscriber":
@@ -465,26 +508,7 @@ class Session:
     async def _on_set_subscriptions(self, msg: dict[str, Any]) -> None:
         """Which videos to receive: at most `max_video` (last-N), `pinned` first, or exactly `video`."""
         assert self.participant is not None and self.room is not None
-        prefs = self.participant.video_preferences
-        max_video = _field(msg, "max_video", int, optional=True)
-        pinned = _field(msg, "pinned", list, optional=True)
-        explicit = _field(msg, "video", list, optional=True)
-        layers = _field(msg, "layers", dict, optional=True)
-        for name, value in (("pinned", pinned), ("video", explicit)):
-            if value is not None and not all(isinstance(t, str) for t in value):
-                raise InvalidField(f"'{name}' must list track ids", field=name)
-        if max_video is not None and not 0 <= max_video <= 100:
-            raise InvalidField("'max_video' must be 0-100", field="max_video")
-        if layers is not None and not all(isinstance(v, str) and v in LAYERS for v in layers.values()):
-            raise InvalidField("layers must be low, mid or high", field="layers")
-        if max_video is not None:
-            prefs.max_video = max_video
-        if pinned is not None:
-            prefs.pinned = list(pinned)
-        if "video" in msg:
-            prefs.explicit = list(explicit) if explicit is not None else None
-        if layers is not None:
-            prefs.layers = dict(layers)
+        apply_subscription_fields(msg, self.participant.video_preferences)
         self.room.reselect([self.participant])
         self.room.apply_layers(self.participant)
 

@@ -33,7 +33,8 @@ class CaptionsClient:
         self.room = room
         self.captions = captions
         self.participant = Participant("captions", "Captions", Permissions(publish=False),
-                                       down=LocalDown(self._accept), hidden=True)
+                                       down=LocalDown(self._accept, kinds=frozenset({"audio"})),
+                                       hidden=True)
 
     def _accept(self, kind: str, track_id: str, participant_id: str, source: str) -> AudioSink | None:
         if kind != "audio":

@@ -1,6 +1,8 @@
 // The subscriber connection: the server offers, we answer. It carries everything we receive.
-// Each server offer comes with a table mid → {track_id, participant_id, kind, source}; we map
-// incoming media by transceiver.mid through it (never by stream ids, which are the server's business).
+// Its m-lines are slots: each server offer, and each `tracks` message in between, comes with a table
+// mid → {track_id, participant_id, kind, source} saying what every slot carries now (a slot moves to
+// another speaker's voice or another camera without renegotiation). We map incoming media by
+// transceiver.mid through it (never by stream ids, which are the server's business).
 
 export class Subscriber {
   #signaling;
@@ -18,6 +20,13 @@ export class Subscriber {
       if (message.target !== "subscriber") return;
       // Offers are applied strictly in order: each answer must match the offer it answers.
       this.#queue = this.#queue.then(() => this.#applyOffer(message)).catch((err) => console.error("subscriber offer", err));
+    });
+    signaling.on("tracks", (message) => {
+      // In order with the offers: a table may name a slot the offer before it created.
+      this.#queue = this.#queue.then(() => {
+        this.table = message.tracks || {};
+        this.onChange(this.remoteTracks());
+      });
     });
   }
 
