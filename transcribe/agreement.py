@@ -13,6 +13,20 @@ def normalized(text: str) -> str:
     return _NON_WORD.sub("", text.lower())
 
 
+def without_repetition(words: list[Word], run: int = 4) -> list[Word]:
+    """Cuts a hypothesis where it starts repeating itself: Whisper sometimes loops back over what it just said
+    (into the silence padded after the buffer), and those words, timed after the committed end, would be
+    committed twice. A verbatim run of `run` words said twice in one buffer is far likelier a loop than speech."""
+    keys = [normalized(w.text) for w in words]
+    seen: dict[tuple[str, ...], int] = {}
+    for i in range(len(keys) - run + 1):
+        gram = tuple(keys[i:i + run])
+        first = seen.setdefault(gram, i)
+        if first + run <= i and all(gram):
+            return words[:i]
+    return words
+
+
 class LocalAgreement:
     """Holds the uncommitted tail of the previous hypothesis; all times are on the stream's timeline."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from transcribe.agreement import without_repetition
 from transcribe.caption import Word
 from transcribe.settings import AsrSettings
 
@@ -122,6 +123,7 @@ class Recognizer:
         if no_speech > s.no_speech_limit and avg_logprob < s.logprob_limit:
             return Recognition([], text, avg_logprob, no_speech, ratio, rejected="no speech")
         words = self._clamp(self._align(encoded, tokens, content_frames), self._segments(sequence))
+        words = without_repetition(words)
         return Recognition(words, text, avg_logprob, no_speech, ratio)
 
     def _segments(self, sequence: list[int]) -> list[tuple[int, float, float]]:

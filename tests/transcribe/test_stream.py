@@ -102,3 +102,16 @@ async def test_silence_and_noise_cost_nothing(engine: AsrEngine) -> None:
     await stream.close()
     assert captions == []
     assert engine.snapshot()["inferences"] == before
+
+
+def test_a_hypothesis_that_loops_back_is_cut_where_the_loop_starts() -> None:
+    from transcribe.agreement import without_repetition
+    from transcribe.caption import Word
+
+    said = "Thank you, Alice. I will send the final report to the whole team before the weekend."
+    looped = said + " Thank you Alice, I will send the final report to the"
+    words = [Word(" " + t, i * 0.3, i * 0.3 + 0.25) for i, t in enumerate(looped.split())]
+    kept = without_repetition(words)
+    assert " ".join(w.text.strip() for w in kept) == said
+    plain = [Word(" " + t, i * 0.3, i * 0.3 + 0.25) for i, t in enumerate(said.split())]
+    assert without_repetition(plain) == plain
