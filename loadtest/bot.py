@@ -156,6 +156,8 @@ class Bot:
                           if s.get("participant_id") != self.participant_id]
                 if others:
                     self._speaker = str(others[0])
+            elif kind == "track_demand" and self.video is not None:
+                self.video.set_demand(bool(message.get("active")), [str(r) for r in message.get("layers", [])])
             elif kind == "video_paused":
                 self.paused = {str(t) for t in message.get("track_ids", [])}
                 for stats in self.tracks.values():

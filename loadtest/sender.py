@@ -91,6 +91,7 @@ class VideoSender:
         self.streams = [_Stream(layer, (i * SEQ_SPACING + rng.randrange(1000)) % 65536, start, rng)
                         for i, layer in enumerate(chosen)]
         self._answered = 0
+        self.wanted: set[int] | None = None  # stream indexes the server wants (None: all)
         self.packets = 0
         self.frames = 0
         self.keyframes_sent = 0
@@ -107,6 +108,12 @@ class VideoSender:
             for stream in self.streams:
                 stream.frame = 0
         for i, stream in enumerate(self.streams):
+            if self.wanted is not None and i not in self.wanted:
+                # Paused (nobody receives this layer): the clock runs on, no packets go out.
+                while stream.next_due <= now:
+                    stream.next_due += stream.interval
+                    stream.timestamp = (stream.timestamp + stream.ts_step) % (1 << 32)
+                continue
             sent = 0
             while now >= stream.next_due and sent < MAX_CATCH_UP:
                 self._send_frame(stream, i if self.simulcast else None)
@@ -116,6 +123,18 @@ class VideoSender:
                 skipped = int((now - stream.next_due) / stream.interval)
                 self.late += skipped
                 stream.next_due += skipped * stream.interval
+
+    def set_demand(self, active: bool, rids: list[str]) -> None:
+        """The server's `track_demand`: send only the layers someone receives; a resumed layer starts
+        with a keyframe, as an encoder does."""
+        if self.simulcast:
+            wanted = {i for i, s in enumerate(self.streams) if s.layer.spec.rid in rids}
+        else:
+            wanted = {0} if active else set()
+        for i, stream in enumerate(self.streams):
+            if i in wanted and self.wanted is not None and i not in self.wanted:
+                stream.frame = 0
+        self.wanted = wanted
 
     def _send_frame(self, stream: _Stream, layer: int | None) -> None:
         frames = stream.layer.frames

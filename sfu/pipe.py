@@ -119,6 +119,7 @@ class PipeLink:
 
         self._taps[publication.id] = tap
         publication.taps.append(tap)
+        publication.update_demand()
 
     def on_room_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -228,6 +229,7 @@ class PipeLink:
                 tap = self._taps.get(publication.id)
                 if tap is not None and tap in publication.taps:
                     publication.taps.remove(tap)
+                    publication.update_demand()
         self._taps.clear()
         for participant_id in list(self._remote_participants):
             self.room.leave(participant_id, reason="worker link closed")

@@ -6,6 +6,7 @@ subscription picks one of them (see Subscription).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -25,6 +26,9 @@ log = logging.getLogger("convene.sfu.publication")
 SOURCES = {"microphone": "audio", "screen_audio": "audio", "camera": "video", "screen": "video"}
 # RFC 6464: the level is -dBov, 0 loudest, 127 silence. Below this many -dBov counts as voice.
 VOICE_LEVEL = 60
+# A video layer nobody receives is released (the publisher told to pause it) after this long, so a
+# speaker switching back and forth does not make publishers' encoders flap.
+DEMAND_RELEASE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,11 @@ class Publication:
         self.sender_reports: dict[int, tuple[int, int]] = {}  # ssrc -> (ntp, rtp)
         # Set by the room: in big rooms only the loudest few audio publications are forwarded.
         self.audio_gate: AudioGate | None = None
+        # Which video layers anyone receives (after LiveKit's dynacast): the publisher is asked to pause
+        # the others, so a hundred-person room does not carry a hundred unwatched cameras.
+        self.on_demand: Callable[[Publication, list[int]], None] | None = None
+        self._demand = frozenset(range(max(1, len(self.layers))))  # a publisher starts sending them all
+        self._release: asyncio.TimerHandle | None = None
         self._log = logging.LoggerAdapter(log, {"track": track_id})
 
     @property
@@ -197,6 +206,39 @@ class Publication:
             self.receivers.append(subscription)
         elif not active and subscription in self.receivers:
             self.receivers.remove(subscription)
+        self.update_demand()
+
+    # -- demand: which layers the publisher should send --------------------------------------------
+
+    def wanted_layers(self) -> frozenset[int]:
+        if self.taps:  # other workers' subscribers choose there
+            return frozenset(range(max(1, len(self.layers))))
+        wanted: set[int] = set()
+        for subscription in self.receivers:
+            wanted.add(subscription.target)
+            if subscription.current is not None:  # still sent until the switch to target
+                wanted.add(subscription.current)
+        return frozenset(wanted)
+
+    def update_demand(self) -> None:
+        """New layers are asked for at once; unwanted ones are released after a quiet spell."""
+        if self.kind != "video" or self.closed or self.on_demand is None:
+            return
+        wanted = self.wanted_layers()
+        if not wanted <= self._demand:
+            self._announce(self._demand | wanted)
+        if wanted != self._demand and self._release is None:
+            self._release = asyncio.get_running_loop().call_later(DEMAND_RELEASE_SECONDS, self._release_unwanted)
+
+    def _release_unwanted(self) -> None:
+        self._release = None
+        if not self.closed and self.wanted_layers() != self._demand:
+            self._announce(self.wanted_layers())
+
+    def _announce(self, layers: frozenset[int]) -> None:
+        self._demand = layers
+        if self.on_demand is not None:
+            self.on_demand(self, sorted(layers))
 
     def detach(self, subscription: "Subscription") -> None:
         if subscription in self.subscriptions:
@@ -214,6 +256,9 @@ class Publication:
         if self.closed:
             return
         self.closed = True
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
         self.taps.clear()
         for subscription in list(self.subscriptions):
             subscription.close()

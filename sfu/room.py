@@ -97,6 +97,7 @@ class Room:
 
     def publish(self, participant: Participant, publication: Publication) -> None:
         participant.publications[publication.id] = publication
+        publication.on_demand = self._track_demand
         if publication.kind == "audio":
             publication.audio_gate = self.audio_gate
             self._update_audio_gate()
@@ -126,6 +127,12 @@ class Room:
         self.emit({"type": "track_unpublished", "participant_id": participant.id, "track_id": publication.id})
         if publication.kind == "video":
             self.reselect()
+
+    def _track_demand(self, publication: Publication, layers: list[int]) -> None:
+        """Tells a publisher which layers of its video anyone receives (none: pause the camera)."""
+        rids = [publication.layers[i] for i in layers if i < len(publication.layers)]
+        self.emit({"type": "track_demand", "to": publication.participant_id, "track_id": publication.id,
+                   "active": bool(layers), "layers": rids})
 
     def set_muted(self, participant: Participant, track_id: str, muted: bool, by: str | None = None) -> bool:
         publication = participant.publications.get(track_id)

@@ -121,6 +121,8 @@ class Subscription:
                 if self.current is not None:
                     forwarder.rebase()
                     self.switches += 1
+                self.current = layer
+                self.publication.update_demand()  # the layer left may no longer be wanted
             self.current = layer
         pt = self._payload_types.get(packet.payload_type)
         if pt is None:
@@ -158,6 +160,8 @@ class Subscription:
                 target -= 1
         if target != self.target:
             self.target = target
+            if self.down is not None:
+                self.publication.update_demand()
             self.publication.request_keyframe(target)
 
     # -- feedback from the subscriber ------------------------------------------------------------

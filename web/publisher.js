@@ -37,6 +37,25 @@ export class Publisher {
     signaling.on("track_published", (message) => {
       if (message.participant_id === this.selfId) this.#learnTrackId(message.track);
     });
+    // The server says which layers of our video anyone receives: the encoder pauses the others
+    // (all of them when nobody shows our camera), which saves our CPU and uplink and the server's.
+    signaling.on("track_demand", (message) => this.#applyDemand(message).catch((err) => console.warn("track demand", err)));
+  }
+
+  async #applyDemand({ track_id, active, layers }) {
+    const entry = [...this.published.values()].find((e) => e.trackId === track_id);
+    if (!entry) return;
+    const sender = entry.transceiver.sender;
+    const params = sender.getParameters();
+    let changed = false;
+    for (const encoding of params.encodings || []) {
+      const wanted = encoding.rid ? (layers || []).includes(encoding.rid) : Boolean(active);
+      if (encoding.active !== wanted) {
+        encoding.active = wanted;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(params);
   }
 
   /** Publishes new tracks in one offer: entries are {source, track, stream, muted}. */

@@ -70,10 +70,20 @@ async def test_subscriber_switches_layers_on_keyframes_only(server: RunningServe
         assert bob.subscriber.request_keyframe(mid)
         await wait_until(lambda: writer.keyframe_requests > before, 5)
         assert writer.sender.feedback_ssrc == writer.layer_ssrcs[0]
-        # Back to high.
+        # Nobody receives the mid and high layers any more: after a quiet spell Alice is told to pause them.
+        demand = await alice.client.wait_for("track_demand", timeout=5)
+        assert demand == {"type": "track_demand", "track_id": track["id"], "active": True, "layers": ["l"]}
+        # Back to high: asked for at once.
         start = len(bob.received[mid])
+        demands = alice.client.count("track_demand")
         await bob.client.send({"type": "set_subscriptions", "layers": {track["id"]: "high"}})
+        await wait_until(lambda: alice.client.count("track_demand") > demands, 2)
+        assert [m for m in alice.client.messages if m.get("type") == "track_demand"][-1]["layers"] == ["l", "h"]
         await wait_until(lambda: 2 in layers_seen(start), 5)
+        # Bob shows no video at all: Alice's camera is not needed by anyone.
+        await bob.client.send({"type": "set_subscriptions", "max_video": 0})
+        await alice.client.wait_for("track_demand", lambda m: m["active"] is False and m["layers"] == [],
+                                    timeout=5)
         stop.set()
         await task
     finally:
