@@ -109,6 +109,7 @@ class Room:
                    "track": publication.describe(), "publication": publication})
         if publication.kind == "video":
             self.reselect()
+            publication.update_demand()  # a camera nobody is to receive is released too
 
     def unpublish(self, participant: Participant, track_id: str) -> bool:
         publication = participant.publications.get(track_id)
