@@ -283,6 +283,7 @@ class ForwardingSender(RTCRtpSender):
         self._rtx_pt: dict[int, int] = {}  # media payload type -> its RTX payload type
         self._rtx_seq = 0
         self._has_report = False
+        self._live = False
         self.packets_sent = 0
         self.bytes_sent = 0
         # What this SSRC sent last, so a later track on a reused transceiver can continue from it.
@@ -336,7 +337,12 @@ class ForwardingSender(RTCRtpSender):
 
     @property
     def started(self) -> bool:
-        return self._writer is not None and self.transport._state is State.CONNECTED
+        """Negotiated and connected. Asked once per forwarded packet, so once true it stays true (a
+        transport that closes later drops packets in `RtpPath.send`)."""
+        if self._live:
+            return True
+        self._live = self._writer is not None and self.transport._state is State.CONNECTED
+        return self._live
 
     def write(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int, rtx: bool = False,
               ssrc: int | None = None, rid: str | None = None) -> bool:

@@ -15,6 +15,8 @@ from sfu.rtp import SEQ_MOD, TS_MOD, seq_newer
 
 # Sent packets remembered for NACKs: as many as the publication's packet cache holds (video).
 VIDEO_HISTORY = 512
+# A packet is resent at most once in this long (a receiver repeats its NACK until the packet comes).
+RESEND_INTERVAL = 0.1
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Forwarder:
         self._sent_orig = [0] * history
         self._sent_offset = [0] * history
         self._sent_ssrc = [0] * history
+        self._resent_at = [0.0] * history
         self.packets = 0
         self.dropped_waiting_keyframe = 0
         # Incremented at every (re)start: the timestamp offset, and so the sender-report mapping, changed.
@@ -80,6 +83,7 @@ class Forwarder:
             self._sent_orig[slot] = seq
             self._sent_offset[slot] = self._ts_offset
             self._sent_ssrc[slot] = ssrc
+            self._resent_at[slot] = 0.0
         self.packets += 1
         return out_seq, out_ts
 
@@ -102,6 +106,14 @@ class Forwarder:
         if self._sent_seq[slot] != out_seq:
             return None
         return Sent(out_seq, self._sent_orig[slot], self._sent_offset[slot], self._sent_ssrc[slot])
+
+    def may_resend(self, out_seq: int, now: float) -> bool:
+        """True (and noted) unless `out_seq` was resent less than RESEND_INTERVAL ago."""
+        slot = out_seq % self._history if self._history else 0
+        if not self._history or self._sent_seq[slot] != out_seq or now - self._resent_at[slot] < RESEND_INTERVAL:
+            return False
+        self._resent_at[slot] = now
+        return True
 
     def to_subscriber_timestamp(self, timestamp: int) -> int:
         return (timestamp + self._ts_offset) % TS_MOD

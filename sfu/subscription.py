@@ -9,6 +9,7 @@ keeps sequence numbers and timestamps continuous across the switch.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from sfu.forwarder import VIDEO_HISTORY, Forwarder
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("convene.sfu.subscription")
 
 LAYER_NAMES = {"low": 0, "mid": 1, "high": 2}
+# Retransmissions per subscription: a sustained rate and a burst. A receiver that loses packets because
+# it is overloaded NACKs them all; answering every NACK would feed the overload (and the server's).
+RESEND_RATE = 40.0
+RESEND_BURST = 80.0
 # A higher layer is taken when its bitrate fits in this share of the subscriber's bandwidth estimate;
 # the layer being sent is kept until its bitrate exceeds the estimate by this factor.
 UPGRADE_HEADROOM = 0.85
@@ -50,6 +55,9 @@ class Subscription:
         self.remb: int | None = None
         self.nacks = 0
         self.retransmitted = 0
+        self.resends_refused = 0
+        self._resend_tokens = RESEND_BURST
+        self._resend_at = 0.0
         self.packets_before = 0  # forwarded by forwarders of earlier activations
         self._payload_types: dict[int, int] = {}
         self._log = logging.LoggerAdapter(log, {"sub": f"{publication.id}->{subscriber_id}"})
@@ -170,10 +178,16 @@ class Subscription:
         down, forwarder = self.down, self.forwarder
         if down is None or forwarder is None:
             return
+        now = time.monotonic()
+        self._resend_tokens = min(RESEND_BURST, self._resend_tokens + (now - self._resend_at) * RESEND_RATE)
+        self._resend_at = now
         for out_seq in sequence_numbers:
             self.nacks += 1
             sent = forwarder.lookup(out_seq)
-            if sent is None:
+            if sent is None or not forwarder.may_resend(out_seq, now):
+                continue
+            if self._resend_tokens < 1:
+                self.resends_refused += 1
                 continue
             packet = self.publication.cached(sent.orig_seq, sent.orig_ssrc)
             if packet is None:
@@ -181,6 +195,7 @@ class Subscription:
             pt = self._payload_types.get(packet.payload_type)
             if pt is None:
                 continue
+            self._resend_tokens -= 1
             self.retransmitted += 1
             down.resend(packet, pt, out_seq, (packet.timestamp + sent.ts_offset) % (1 << 32))
 
