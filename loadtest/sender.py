@@ -14,6 +14,7 @@ from loadtest.media import EncodedLayer
 from loadtest.stamp import stamp
 from loadtest.talk import TalkSchedule
 from sfu.aiortc_seams import offer_payload_type
+from sfu.packet_cache import Kept, keep, restore
 from sfu.rtp import RtpPacket
 from sfu.webrtc import PacketWriter
 
@@ -35,19 +36,20 @@ class LayeredWriter(PacketWriter):
     def __init__(self, transceiver: RTCRtpTransceiver, kind: str, mime_type: str,
                  layers: list[str] | None = None) -> None:
         super().__init__(transceiver, kind, mime_type, layers)
-        self._layer_history: dict[int, tuple[int, RtpPacket]] = {}
+        # Plain tuples, not packet objects: the garbage collector stops tracking them (see PacketCache).
+        self._layer_history: dict[int, tuple[int, Kept]] = {}
         self._order: deque[int] = deque()
         self.resent = 0
 
     def write(self, packet: RtpPacket, layer: int | None = None) -> bool:
         if layer is not None and self.layers:
             seq = packet.sequence_number
-            self._layer_history[seq] = (layer, packet)
+            self._layer_history[seq] = (layer, keep(packet))
             self._order.append(seq)
             while len(self._order) > 3072:
                 old = self._order.popleft()
                 kept = self._layer_history.get(old)
-                if kept is not None and kept[1].sequence_number == old:
+                if kept is not None and kept[1][0] == old:
                     del self._layer_history[old]
         return super().write(packet, layer)
 
@@ -63,7 +65,8 @@ class LayeredWriter(PacketWriter):
             kept = self._layer_history.get(seq)
             if kept is None or pt is None:
                 continue
-            layer, packet = kept
+            layer, data = kept
+            packet = restore(data, self.layer_ssrcs[layer])
             self.resent += 1
             self.sender.write(packet, pt, seq, packet.timestamp, rtx=True, ssrc=self.layer_ssrcs[layer],
                               rid=self.layers[layer])

@@ -129,10 +129,11 @@ class Publication:
         layer = self.layer_of(packet)
         if layer < 0:
             return
-        cache = self._caches.get(packet.ssrc)
-        if cache is None:
-            cache = self._caches[packet.ssrc] = PacketCache(512 if self.kind == "video" else 64)
-        cache.put(packet)
+        if self.kind == "video":  # audio is never resent (a late voice packet is useless)
+            cache = self._caches.get(packet.ssrc)
+            if cache is None:
+                cache = self._caches[packet.ssrc] = PacketCache(packet.ssrc, 512)
+            cache.put(packet)
         self.layer_bytes[layer] += len(packet.payload)
         for tap in self.taps:
             tap(packet)

@@ -31,6 +31,7 @@ from sfu.aiortc_seams import (
     transceiver_codecs,
 )
 from sfu.interfaces import DownFeedback
+from sfu.packet_cache import PacketCache
 from sfu.publication import Codec, Publication
 from sfu.rtp import RtpPacket
 from sfu.simulcast_sdp import answer_with_simulcast, offer_with_simulcast, offered_layers
@@ -378,7 +379,7 @@ class PacketWriter:
         self.keyframe_requests = 0
         self.nacked: list[int] = []
         self.remb: int | None = None
-        self.history: dict[int, RtpPacket] = {}
+        self.history = PacketCache(0, 1024)  # what was sent, for NACKs (single-stream writers)
         self.sender.feedback = self
 
     @property
@@ -400,15 +401,15 @@ class PacketWriter:
         if layer is not None and self.layers:
             return self.sender.write(packet, pt, packet.sequence_number, packet.timestamp,
                                      ssrc=self.layer_ssrcs[layer], rid=self.layers[layer])
-        self.history[packet.sequence_number % 1024] = packet
+        self.history.put(packet)
         return self.sender.write(packet, pt, packet.sequence_number, packet.timestamp)
 
     def on_nack(self, sequence_numbers: list[int]) -> None:
         self.nacked.extend(sequence_numbers)
         pt = offer_payload_type(self.kind, self.mime_type)
         for seq in sequence_numbers:
-            packet = self.history.get(seq % 1024)
-            if packet is not None and packet.sequence_number == seq and pt is not None:
+            packet = self.history.get(seq)
+            if packet is not None and pt is not None:
                 self.sender.write(packet, pt, seq, packet.timestamp, rtx=True)
 
     def on_keyframe_request(self) -> None:
