@@ -62,8 +62,10 @@ class RampState:
     def judge(self, settings: LoadSettings, timeline: Timeline, end: float) -> StepResult:
         joins = [(t, j) for t, j in timeline.joins if self.first_new <= j.index < self.goal]
         last_join = max((t for t, _ in joins), default=self.start)
-        window_start = min(max(self.start, last_join) + self.plan.settle, end - 1.0)
-        window = timeline.window(max(self.start, window_start), end)
+        # Whole, fully reported seconds only, at least one.
+        complete = max(min(end, timeline.complete_until()), float(int(self.start)) + 1.0)
+        window_start = min(max(self.start, last_join) + self.plan.settle, complete - 1.0)
+        window = timeline.window(float(int(window_start)), complete)
         missing = (self.goal - self.first_new) - len(joins)
         # A bot still joining at the end of its step took at least the whole step.
         seconds = [j.seconds for _, j in joins] + [end - self.start] * missing

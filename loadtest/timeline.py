@@ -137,6 +137,11 @@ class Timeline:
             if sample.wait_seconds is not None and previous.wait_seconds is not None:
                 s.server_wait = (sample.wait_seconds - previous.wait_seconds) / max(0.2, sample.at - previous.at)
 
+    def complete_until(self) -> float:
+        """Run time before which every second has all its worker reports (ticks arrive late when a
+        worker is busy: a second still being filled would show too little CPU and too few packets)."""
+        return float(int(min(self._last_at.values(), default=0.0)))
+
     @property
     def participants(self) -> int:
         return sum(self._bots.values())
