@@ -29,6 +29,9 @@ class Bus(Protocol):
     async def publish(self, event: dict[str, Any]) -> None: ...
 
 
+STOP_SECONDS = 5.0
+
+
 class LocalBus:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
@@ -88,15 +91,19 @@ class RedisBus:
                 await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
+        """Bounded: a pubsub connection that does not close in time is abandoned, not waited for (one
+        shutdown in a few hundred hung here for good)."""
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            done, _ = await asyncio.wait([self._task], timeout=STOP_SECONDS)
+            if not done:
+                log.warning("chat bus: the subscriber did not stop in %.0f s; abandoned", STOP_SECONDS)
             self._task = None
         if self._redis is not None:
-            await self._redis.aclose()
+            try:
+                await asyncio.wait_for(self._redis.aclose(), STOP_SECONDS)
+            except (TimeoutError, OSError):
+                log.warning("chat bus: Redis did not close in %.0f s", STOP_SECONDS)
             self._redis = None
         self._listeners.clear()
 

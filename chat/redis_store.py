@@ -17,6 +17,8 @@ Durability is Redis's: run it with `appendonly yes` (and `appendfsync always` to
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -175,8 +177,11 @@ class RedisChatStore:
 
     async def close(self) -> None:
         if self._r is not None:
-            await self._r.aclose()
-            self._r = None
+            client, self._r = self._r, None
+            try:  # bounded, like the bus: shutdown must not hang on one connection
+                await asyncio.wait_for(client.aclose(), 5)
+            except (TimeoutError, OSError):
+                pass
 
     # Organisation -----------------------------------------------------------------------------
 

@@ -437,9 +437,7 @@ class ChatApi:
         yield
         for job in jobs:
             job.cancel()
-        for job in jobs:
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
+        await asyncio.wait(jobs, timeout=5)  # bounded: shutdown never hangs on a job
         await self.close_sockets(app)
         await self.bus.stop()
         await self.store.close()
