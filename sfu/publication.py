@@ -84,7 +84,7 @@ class Publication:
         # Which video layers anyone receives (after LiveKit's dynacast): the publisher is asked to pause
         # the others, so a hundred-person room does not carry a hundred unwatched cameras.
         self.on_demand: Callable[[Publication, list[int]], None] | None = None
-        self._demand = frozenset(range(max(1, len(self.layers))))  # a publisher starts sending them all
+        self._demand = self.all_layers  # a publisher starts sending them all
         self._release: asyncio.TimerHandle | None = None
         self._log = logging.LoggerAdapter(log, {"track": track_id})
 
@@ -211,9 +211,13 @@ class Publication:
 
     # -- demand: which layers the publisher should send --------------------------------------------
 
+    @property
+    def all_layers(self) -> frozenset[int]:
+        return frozenset(range(self.top_layer + 1))
+
     def wanted_layers(self) -> frozenset[int]:
         if self.taps:  # other workers' subscribers choose there
-            return frozenset(range(max(1, len(self.layers))))
+            return self.all_layers
         wanted: set[int] = set()
         for subscription in self.receivers:
             wanted.add(subscription.target)
@@ -233,8 +237,9 @@ class Publication:
 
     def _release_unwanted(self) -> None:
         self._release = None
-        if not self.closed and self.wanted_layers() != self._demand:
-            self._announce(self.wanted_layers())
+        wanted = self.wanted_layers()
+        if not self.closed and wanted != self._demand:
+            self._announce(wanted)
 
     def _announce(self, layers: frozenset[int]) -> None:
         self._demand = layers

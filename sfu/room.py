@@ -71,9 +71,7 @@ class Room:
         self._join_order[participant.id] = self._joins
         for other in self.participants.values():
             for publication in other.publications.values():
-                subscription = participant.subscribe(publication)
-                if subscription is not None and publication.kind == "audio":
-                    self._apply_audio(subscription)
+                self._subscribe(participant, publication)
         if not participant.hidden:
             self.emit({"type": "participant_joined", "participant": participant.describe()})
         self.reselect([participant])
@@ -102,9 +100,7 @@ class Room:
             publication.audio_gate = self.audio_gate
             self._update_audio_gate()
         for other in self.participants.values():
-            subscription = other.subscribe(publication)
-            if subscription is not None and publication.kind == "audio":
-                self._apply_audio(subscription)
+            self._subscribe(other, publication)
         self.emit({"type": "track_published", "participant_id": participant.id,
                    "track": publication.describe(), "publication": publication})
         if publication.kind == "video":
@@ -166,6 +162,13 @@ class Room:
                     for subscription in list(publication.subscriptions):
                         self._apply_audio(subscription)
 
+    def _subscribe(self, participant: Participant, publication: Publication) -> None:
+        """An idle subscription; audio is activated here when the gate lets it through, video by last-N
+        (`reselect`)."""
+        subscription = participant.subscribe(publication)
+        if subscription is not None and publication.kind == "audio":
+            self._apply_audio(subscription)
+
     def _apply_audio(self, subscription: Subscription) -> None:
         """Audio takes a subscriber's slot only while among the loudest few (or for in-process listeners)."""
         if subscription.hears_everyone or self.audio_gate.is_open(subscription.publication.id):
@@ -173,7 +176,7 @@ class Room:
         else:
             subscription.deactivate()
 
-    def _audio_gate_changed(self, publication_id: str, opened: bool) -> None:
+    def _audio_gate_changed(self, publication_id: str) -> None:
         for participant in self.participants.values():
             subscription = participant.subscriptions.get(publication_id)
             if subscription is not None:

@@ -56,11 +56,11 @@ def choose_videos(candidates: Sequence[VideoCandidate], prefs: VideoPreferences,
 
 
 class AudioGate:
-    """`on_change(publication_id, opened)` runs when a publication gains or loses its place (the room moves
+    """`on_change(publication_id)` runs when a publication gains or loses its place (the room moves
     subscribers' audio slots then); it runs inside `admit`, on the packet path, only on a change."""
 
     def __init__(self, max_open: int = 3, hold: float = 0.8,
-                 on_change: Callable[[str, bool], None] | None = None) -> None:
+                 on_change: Callable[[str], None] | None = None) -> None:
         self.max_open = max_open
         self.hold = hold
         self.on_change = on_change
@@ -82,14 +82,14 @@ class AudioGate:
             if now - self._open[quietest] <= self.hold:
                 return False
             del self._open[quietest]
-            self._changed(quietest, False)
+            self._changed(quietest)
         self._open[publication_id] = now
-        self._changed(publication_id, True)
+        self._changed(publication_id)
         return True
 
-    def _changed(self, publication_id: str, opened: bool) -> None:
+    def _changed(self, publication_id: str) -> None:
         if self.on_change is not None:
-            self.on_change(publication_id, opened)
+            self.on_change(publication_id)
 
     def is_open(self, publication_id: str) -> bool:
         return not self.enabled or publication_id in self._open
@@ -102,4 +102,4 @@ class AudioGate:
 
     def forget(self, publication_id: str) -> None:
         if self._open.pop(publication_id, None) is not None:
-            self._changed(publication_id, False)
+            self._changed(publication_id)

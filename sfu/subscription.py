@@ -63,14 +63,6 @@ class Subscription:
         self._log = logging.LoggerAdapter(log, {"sub": f"{publication.id}->{subscriber_id}"})
 
     @property
-    def active(self) -> bool:
-        return self.down is not None
-
-    @property
-    def paused(self) -> bool:
-        return self.down is None
-
-    @property
     def packets(self) -> int:
         return self.packets_before + (self.forwarder.packets if self.forwarder is not None else 0)
 
@@ -131,7 +123,8 @@ class Subscription:
                     self.switches += 1
                 self.current = layer
                 self.publication.update_demand()  # the layer left may no longer be wanted
-            self.current = layer
+            else:
+                self.current = layer
         pt = self._payload_types.get(packet.payload_type)
         if pt is None:
             return

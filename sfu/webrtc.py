@@ -316,10 +316,6 @@ class Subscriber:
 
     # -- negotiation -------------------------------------------------------------------------------
 
-    @property
-    def slots(self) -> int:
-        return len(self._slots)
-
     def has_tracks(self) -> bool:
         return bool(self._slots)
 

@@ -49,6 +49,7 @@ def media_stats(app: web.Application) -> dict[str, Any]:
         "packets_in": sum(p.packets for p in publications),
         "packets_forwarded": sum(s.packets for s in subscriptions),
         "retransmissions": sum(s.retransmitted for s in subscriptions),
+        "retransmissions_refused": sum(s.resends_refused for s in subscriptions),  # over the budget
         "keyframe_requests": sum(p.keyframe_requests for p in publications),
     }
 
