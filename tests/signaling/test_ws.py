@@ -8,6 +8,7 @@ import json
 import aiohttp
 import pytest
 
+from signaling.appkeys import ROOMS
 from signaling.client import SignalingClient, SignalingError
 from tests.conftest import RunningServer
 from tests.sfu.peers import join, make_packet, opus_payload, wait_until
@@ -26,6 +27,21 @@ async def test_join_errors_close_the_socket_with_a_code(server: RunningServer) -
         await asyncio.wait_for(client.closed.wait(), 5)
         assert client.close_code == close_code
         await client.close()
+
+
+async def test_join_with_bad_subscriptions_is_refused_and_the_socket_kept(server: RunningServer) -> None:
+    """`subscriptions` in `join` is checked like `set_subscriptions`: a bad value joins nobody, says why,
+    and the same socket can then join with good ones (whose last-N the server applies)."""
+    client = SignalingClient(server.url, "lobby", server.token("lobby", "alice"))
+    with pytest.raises(SignalingError) as info:
+        await client.connect(subscriptions={"max_video": 500})
+    assert info.value.code == "invalid_field" and not client.closed.is_set()
+    start = len(client.messages)
+    await client.send({"type": "join", "token": client.token, "subscriptions": {"max_video": 2}})
+    joined = await client.wait_for("joined", error_ok=False, start=start)
+    participant = server.app[ROOMS].get("lobby").participants[joined["participant"]["id"]]
+    assert participant.video_preferences.max_video == 2
+    await client.close()
 
 
 async def test_expired_token_is_refused(server: RunningServer) -> None:
