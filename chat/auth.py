@@ -12,9 +12,9 @@ from aiohttp import web
 
 from chat.model import User
 from chat.service import ChatService
-from signaling.apikeys import PREFIX, ApiKey, ApiKeyStore
-from signaling.errors import Unauthorized
-from signaling.tokens import AccessToken, TokenIssuer
+from identity.apikeys import PREFIX, ApiKey, ApiKeyStore
+from common.errors import Unauthorized
+from identity.tokens import AccessToken, TokenIssuer
 
 # The "room" of a token that names a chat user but no meeting (no real room has this name).
 CHAT_ROOM = "@chat"

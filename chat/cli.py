@@ -12,10 +12,10 @@ from chat.config import ChatConfig
 from chat.model import ROLES
 from chat.service import ChatService
 from chat.web import build_bus, build_store
-from signaling.config import config_from_env
-from signaling.errors import ConveneError
-from signaling.secrets_store import load_or_create_secret
-from signaling.tokens import TokenIssuer
+from common.config import config_from_env
+from common.errors import ConveneError
+from identity.secrets_store import load_or_create_secret
+from identity.tokens import TokenIssuer
 
 
 async def _with_service(args: argparse.Namespace, job: Callable[[ChatService, ChatConfig], Any]) -> Any:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from signaling.config import Config
+from common.config import Config
 
 
 @dataclass(frozen=True)

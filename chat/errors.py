@@ -1,8 +1,8 @@
-"""Chat-specific errors: each a ConveneError with a stable code (mapped to JSON by signaling.wire)."""
+"""Chat-specific errors: each a ConveneError with a stable code (mapped to JSON by common.wire)."""
 
 from __future__ import annotations
 
-from signaling.errors import BadRequest, Conflict, ConveneError, Forbidden, NotFound
+from common.errors import BadRequest, Conflict, ConveneError, Forbidden, NotFound
 
 
 class NotMember(Forbidden):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from signaling.errors import RateLimited
+from common.errors import RateLimited
 
 
 @dataclass

@@ -45,7 +45,7 @@ from chat.model import (
 from chat.policy import Action, allowed, may_grant, require
 from chat.sniff import sanitize_name
 from chat.store import ChatStore
-from signaling.errors import BadRequest, Forbidden, InvalidField
+from common.errors import BadRequest, Forbidden, InvalidField
 
 SYSTEM_LOGIN = "convene"
 CHANNEL_NAME = re.compile(r"^[\w][\w.\-]{0,63}$")

@@ -32,12 +32,12 @@ from chat.redis_store import RedisChatStore
 from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_login
 from chat.sqlite_store import SqliteChatStore
 from chat.store import ChatStore
-from signaling.apikeys import ApiKeyStore
-from signaling.config import Config
-from signaling.errors import InvalidField, RateLimited
-from signaling.secrets_store import load_or_create_secret
-from signaling.tokens import TokenIssuer
-from signaling.wire import read_json_object
+from identity.apikeys import ApiKeyStore
+from common.config import Config
+from common.errors import InvalidField, RateLimited
+from identity.secrets_store import load_or_create_secret
+from identity.tokens import TokenIssuer
+from common.wire import read_json_object
 
 CHAT = web.AppKey("chat", ChatService)
 WEB_CHAT_DIR = Path(__file__).resolve().parent.parent / "web" / "chat"

@@ -34,9 +34,9 @@ from chat.redis_store import RedisChatStore
 from chat.sqlite_store import SqliteChatStore
 from loadtest.proc import cpu_seconds, free_port
 from chat.store import ChatStore
-from signaling.apikeys import ApiKeyStore
-from signaling.secrets_store import load_or_create_secret
-from signaling.tokens import TokenIssuer
+from identity.apikeys import ApiKeyStore
+from identity.secrets_store import load_or_create_secret
+from identity.tokens import TokenIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
 CJK_WORDS = ["项目", "进度", "更新", "完成", "会议", "客户", "需求", "测试", "发布", "周报", "预算", "设计", "上线",

@@ -28,8 +28,8 @@ from loadtest.proc import cpu_seconds, free_port, pin
 from sfu.rtp import RtpPacket
 from sfu.webrtc import EncodedFrame, PacketPublisherPeer, PacketSubscriberPeer, configure_ice, pre_encode_opus, pre_encode_vp8
 from signaling.client import SignalingClient
-from signaling.secrets_store import load_or_create_secret
-from signaling.tokens import TokenIssuer
+from identity.secrets_store import load_or_create_secret
+from identity.tokens import TokenIssuer
 
 ROOM = "bench"
 

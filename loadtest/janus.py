@@ -56,8 +56,8 @@ from sfu.webrtc import (
     pre_encode_vp8,
 )
 from signaling.client import SignalingClient
-from signaling.secrets_store import load_or_create_secret
-from signaling.tokens import TokenIssuer
+from identity.secrets_store import load_or_create_secret
+from identity.tokens import TokenIssuer
 
 LOAD_CORE = 1
 ROOM = "bench"

@@ -19,8 +19,8 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.contrib.media import MediaRelay
 
 from sfu.webrtc import configure_ice
-from signaling.secrets_store import load_or_create_secret
-from signaling.tokens import TokenIssuer
+from identity.secrets_store import load_or_create_secret
+from identity.tokens import TokenIssuer
 
 
 class RelayRoom:

@@ -15,12 +15,12 @@ from sfu.webrtc import configure_ice
 from signaling import metrics, rest, static, ws
 from signaling.sidecars import attach_sidecars
 from transcribe.web import setup_transcribe
-from signaling.apikeys import ApiKeyStore
+from identity.apikeys import ApiKeyStore
 from signaling.appkeys import API_KEYS, CONFIG, PIPES, ROOMS, TOKENS
-from signaling.config import Config
-from signaling.secrets_store import load_or_create_secret
-from signaling.tokens import TokenIssuer
-from signaling.wire import error_middleware
+from common.config import Config
+from identity.secrets_store import load_or_create_secret
+from identity.tokens import TokenIssuer
+from common.wire import error_middleware
 
 log = logging.getLogger("convene.app")
 

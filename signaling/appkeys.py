@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from common.config import Config
+from identity.appkeys import API_KEYS, TOKENS
 from sfu.rooms import RoomRegistry
 from sfu.workers import PipeServer
-from signaling.apikeys import ApiKeyStore
-from signaling.config import Config
-from signaling.tokens import TokenIssuer
+
+__all__ = ["API_KEYS", "CONFIG", "PIPES", "ROOMS", "TOKENS"]
 
 CONFIG = web.AppKey("config", Config)
-TOKENS = web.AppKey("tokens", TokenIssuer)
-API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 PIPES = web.AppKey("pipes", PipeServer)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from signaling.config import config_from_env
+from common.config import config_from_env
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -45,8 +45,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
-    from signaling.secrets_store import load_or_create_secret
-    from signaling.tokens import Grants, TokenIssuer
+    from identity.secrets_store import load_or_create_secret
+    from identity.tokens import Grants, TokenIssuer
 
     config = config_from_env(data_dir=args.data_dir, public_url=args.url)
     issuer = TokenIssuer(load_or_create_secret(config.data_dir))
@@ -58,7 +58,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_create(args: argparse.Namespace) -> int:
-    from signaling.apikeys import ApiKeyStore
+    from identity.apikeys import ApiKeyStore
 
     config = config_from_env(data_dir=args.data_dir)
     key, secret = ApiKeyStore(config.data_dir).create(args.name, args.role)

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from signaling.appkeys import ROOMS
-from signaling.auth import require_admin_key
+from identity.auth import require_admin_key
 
 STARTED = "metrics_started"
 

@@ -10,10 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from signaling.appkeys import CONFIG, PIPES, ROOMS, TOKENS
-from signaling.auth import authenticate, require_admin_key
-from signaling.errors import Forbidden, InvalidField, NotFound
-from signaling.tokens import Grants
-from signaling.wire import read_json_object
+from identity.auth import authenticate, require_admin_key
+from common.errors import Forbidden, InvalidField, NotFound
+from identity.tokens import Grants
+from common.wire import read_json_object
 
 ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IDENTITY = re.compile(r"^[^\x00-\x1f]{1,128}$")

@@ -17,7 +17,7 @@ from sfu.room import Room, RoomFull
 from sfu.rooms import RoomRegistry
 from sfu.selection import VideoPreferences
 from sfu.webrtc import Publisher, SdpError, Subscriber, parse_sdp
-from signaling.errors import (
+from common.errors import (
     BadRequest,
     ConveneError,
     InvalidField,
@@ -31,7 +31,7 @@ from signaling.errors import (
     UnknownMessageType,
     WrongRoom,
 )
-from signaling.tokens import AccessToken, TokenIssuer
+from identity.tokens import AccessToken, TokenIssuer
 
 log = logging.getLogger("convene.signaling.session")
 

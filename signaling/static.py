@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from signaling.errors import NotFound
+from common.errors import NotFound
 
 
 def setup(app: web.Application, web_dir: Path) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from signaling.config import Config
+from common.config import Config
 
 
 def worker_command(config: Config, index: int) -> list[str]:

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from signaling.app import create_app
 from signaling.appkeys import API_KEYS, TOKENS
-from signaling.config import Config
-from signaling.tokens import Grants
+from common.config import Config
+from identity.tokens import Grants
 
 
 def free_port() -> int:

@@ -11,9 +11,9 @@ from datetime import date
 
 from aiohttp import web
 
-from signaling.auth import authenticate, require_admin_key
-from signaling.config import Config
-from signaling.errors import Forbidden, InvalidField, NotFound
+from identity.auth import authenticate, require_admin_key
+from common.config import Config
+from common.errors import Forbidden, InvalidField, NotFound
 from transcribe.formats import FORMATS, render
 from transcribe.notes import NotesWriter
 from transcribe.service import TranscribeService

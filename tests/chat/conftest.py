@@ -19,9 +19,9 @@ from aiohttp import web
 
 from chat.config import ChatConfig
 from chat.web import CHAT_API, ChatApi, setup_chat
-from signaling.apikeys import ApiKeyStore
-from signaling.config import Config
-from signaling.wire import error_middleware
+from identity.apikeys import ApiKeyStore
+from common.config import Config
+from common.wire import error_middleware
 
 
 def free_port() -> int:

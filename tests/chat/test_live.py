@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from signaling.secrets_store import load_or_create_secret
-from signaling.tokens import TokenIssuer
+from identity.secrets_store import load_or_create_secret
+from identity.tokens import TokenIssuer
 from tests.chat.conftest import ChatServer
 
 

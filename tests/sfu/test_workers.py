@@ -81,8 +81,8 @@ async def test_convene_serve_with_two_worker_processes(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from signaling.secrets_store import load_or_create_secret
-    from signaling.tokens import TokenIssuer
+    from identity.secrets_store import load_or_create_secret
+    from identity.tokens import TokenIssuer
 
     port = free_port()
     while True:  # the second worker takes the next port

@@ -7,8 +7,8 @@ import time
 import jwt
 import pytest
 
-from signaling.errors import ExpiredToken, InvalidToken
-from signaling.tokens import Grants, TokenIssuer
+from common.errors import ExpiredToken, InvalidToken
+from identity.tokens import Grants, TokenIssuer
 
 
 def test_round_trip_carries_identity_room_grants() -> None:

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from signaling.app import create_app
 from signaling.appkeys import API_KEYS, TOKENS
-from signaling.config import Config
-from signaling.tokens import Grants
+from common.config import Config
+from identity.tokens import Grants
 from tests.conftest import free_port
 from tests.transcribe.test_formats_notes import parse_srt, parse_vtt, scripted
 from transcribe.caption import Caption

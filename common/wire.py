@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from signaling.errors import BadRequest, ConveneError, MalformedJson, MessageTooLarge, RateLimited
+from common.errors import BadRequest, ConveneError, MalformedJson, MessageTooLarge, RateLimited
 
 log = logging.getLogger("convene.wire")
 

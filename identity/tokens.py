@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import jwt
 
-from signaling.errors import ExpiredToken, InvalidToken
+from common.errors import ExpiredToken, InvalidToken
 
 ALGORITHM = "HS256"
 ISSUER = "convene"

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from signaling.errors import InvalidField, Unauthorized
+from common.errors import InvalidField, Unauthorized
 
 ROLES = ("admin", "member", "bot")
 PREFIX = "cvk_"

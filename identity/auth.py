@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from signaling.apikeys import ApiKey, PREFIX
-from signaling.appkeys import API_KEYS, TOKENS
-from signaling.errors import Forbidden, Unauthorized
-from signaling.tokens import AccessToken
+from identity.apikeys import ApiKey, PREFIX
+from identity.appkeys import API_KEYS, TOKENS
+from common.errors import Forbidden, Unauthorized
+from identity.tokens import AccessToken
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""What every Convene package shares: the frozen Config, typed errors and their wire form, JSON reading."""
