@@ -27,7 +27,7 @@ from chat.jobs import reminder_loop, retention_loop
 from chat.model import FileMeta, Message, SearchQuery
 from chat.openapi import openapi_document
 from chat.policy import Action, require
-from chat.ratelimit import RateLimiter
+from common.ratelimit import RateLimiter
 from chat.redis_store import RedisChatStore
 from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_login
 from chat.sqlite_store import SqliteChatStore
