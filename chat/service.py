@@ -46,6 +46,7 @@ from chat.policy import Action, allowed, may_grant, require
 from chat.sniff import sanitize_name
 from chat.store import ChatStore
 from common.errors import BadRequest, Forbidden, InvalidField
+from common.names import display_name
 
 SYSTEM_LOGIN = "convene"
 CHANNEL_NAME = re.compile(r"^[\w][\w.\-]{0,63}$")
@@ -130,8 +131,10 @@ class ChatService:
 
     async def add_user(self, actor: User | None, login: str, role: str, department: str = "",
                        name: str = "") -> tuple[User, bool]:
-        """Creates or updates a user (actor None: the operator's CLI)."""
+        """Creates or updates a user (actor None: the operator's CLI). `name` "" keeps the current one."""
         valid_login(login)
+        if name:
+            name = display_name(name, "name", max_len=128)  # one line: names reach notes and transcripts
         if role not in ROLES:
             raise InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
         if department and not DEPARTMENT.match(department):
@@ -153,6 +156,8 @@ class ChatService:
 
     async def patch_user(self, actor: User, login: str, role: str | None, department: str | None,
                          name: str | None) -> User:
+        if name:  # None and "" keep the current name, as in add_user
+            name = display_name(name, "name", max_len=128)
         existing = await self.store.get_user(login)
         if existing is None:
             raise UserNotFound(f"no user {login!r}")

@@ -1,11 +1,17 @@
 """Transcript renderings: WebVTT (<v Speaker> voice spans), SRT, JSON, plain text and Markdown.
 
-Every cue carries relative times (since the meeting started) and its wall-clock time (UTC)."""
+Every cue carries relative times (since the meeting started) and its wall-clock time (UTC).
+
+Names and spoken text come from people, so each format escapes what could end a cue or start a new
+line-level structure (a cue, a heading, a list item). Names are refused with newlines where they enter,
+but one signed before that check may still arrive, so every renderer first makes text one line."""
 
 from __future__ import annotations
 
 import json
+import re
 
+from common.names import one_line
 from transcribe.transcript import Segment, Transcript
 
 FORMATS = {
@@ -26,7 +32,37 @@ def clock(seconds: float, separator: str = ".") -> str:
 
 
 def _vtt_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("-->", "--&gt;")
+    """Cue text or a voice annotation: one line (a blank line ends a cue), and `&`, `<`, `>` as the
+    WebVTT character references (so no `-->` and no tag or `<v>` annotation can be closed early)."""
+    return one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _srt_escape(text: str) -> str:
+    """SRT has no escapes: one line (a blank line ends a cue), and `-->` broken up so that no
+    reader takes the line for a timing line."""
+    return one_line(text).replace("-->", "-- >")
+
+
+# Markdown: characters that open inline structure anywhere (emphasis, code, links, HTML, tables,
+# strikethrough, backslash escapes themselves) and `&` where it would start an entity.
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>|~])|&(?=#?\w+;)")
+# What opens a block when it starts a line (or a list item's content): heading, quote, list item,
+# thematic break, setext underline; an ordered list marker is digits and then `.` or `)`.
+_MD_BLOCK_START = re.compile(r"#|>|[-+*=]|\d{1,9}(?=[.)])")
+
+
+def md_escape(text: str) -> str:
+    """`text` as one line of Markdown that renders as itself, also at the start of a line or list
+    item: no heading, list item, quote, code, link, HTML or emphasis can come out of it. Stripped,
+    since leading spaces could make an indented code block."""
+    flat = _MD_INLINE.sub(lambda m: "\\" + (m.group(1) or "&"), one_line(text).strip())
+    block = _MD_BLOCK_START.match(flat)
+    if block is None:
+        return flat
+    end = block.end()
+    if flat[0].isdigit():  # "1." -> "1\.": the escape goes on the delimiter after the number
+        return f"{flat[:end]}\\{flat[end:]}"
+    return "\\" + flat
 
 
 def _cue_end(seg: Segment) -> float:
@@ -52,7 +88,8 @@ def render_vtt(t: Transcript) -> str:
 def render_srt(t: Transcript) -> str:
     lines: list[str] = []
     for i, seg in enumerate(t.segments(), 1):
-        lines += [str(i), f"{clock(seg.start, ',')} --> {clock(_cue_end(seg), ',')}", f"{seg.name}: {seg.text}", ""]
+        lines += [str(i), f"{clock(seg.start, ',')} --> {clock(_cue_end(seg), ',')}",
+                  f"{_srt_escape(seg.name)}: {_srt_escape(seg.text)}", ""]
     return "\n".join(lines)
 
 
@@ -85,14 +122,16 @@ def render_json(t: Transcript) -> str:
 def render_txt(t: Transcript) -> str:
     lines = [f"Transcript of {t.room}, started {_wall(t, 0)}", ""]
     for s in t.segments():
-        lines.append(f"[{clock(s.start)[:8]} | {t.wall(s.start).strftime('%H:%M:%S')}] {s.name}: {s.text}")
+        lines.append(f"[{clock(s.start)[:8]} | {t.wall(s.start).strftime('%H:%M:%S')}] {one_line(s.name)}: "
+                     f"{one_line(s.text)}")
     return "\n".join(lines) + "\n"
 
 
 def render_md(t: Transcript) -> str:
     lines = [f"# Transcript: {t.room}", "", f"Started {_wall(t, 0)} (times are UTC; offsets from the start).", ""]
     for s in t.segments():
-        lines.append(f"- **{s.name}** `{clock(s.start)[:8]}` ({t.wall(s.start).strftime('%H:%M:%S')}): {s.text}")
+        lines.append(f"- **{md_escape(s.name)}** `{clock(s.start)[:8]}` ({t.wall(s.start).strftime('%H:%M:%S')}): "
+                     f"{md_escape(s.text)}")
     return "\n".join(lines) + "\n"
 
 

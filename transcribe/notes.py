@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 
 from transcribe.due_date import resolve_due
-from transcribe.formats import clock
+from transcribe.formats import clock, md_escape
 from transcribe.transcript import Segment, Transcript
 
 STOPWORDS = set(
@@ -70,16 +70,18 @@ class MeetingNotes:
         return json.dumps(self.to_dict(), indent=1)
 
     def to_markdown(self) -> str:
+        """Every name and sentence goes through md_escape: people's words never add a heading, a
+        decision or an action item of their own."""
         lines = [f"# Meeting notes: {self.room}", "", f"{self.date}, started {self.started_at}, "
                  f"{clock(self.duration_seconds)[:8]} long.", "", "## Attendees", ""]
         for a in self.attendees:
-            lines.append(f"- {a.name}: spoke {clock(a.seconds)[:8]}")
-        lines += ["", "## Summary", ""] + [f"- {s}" for s in self.summary or ["(nothing said)"]]
-        lines += ["", "## Decisions", ""] + [f"- {d}" for d in self.decisions or ["(none recorded)"]]
+            lines.append(f"- {md_escape(a.name)}: spoke {clock(a.seconds)[:8]}")
+        lines += ["", "## Summary", ""] + [f"- {md_escape(s)}" for s in self.summary or ["(nothing said)"]]
+        lines += ["", "## Decisions", ""] + [f"- {md_escape(d)}" for d in self.decisions or ["(none recorded)"]]
         lines += ["", "## Action items", ""]
         for item in self.action_items:
             due = f" (due {item.due})" if item.due else ""
-            lines.append(f"- [ ] **{item.owner or 'unassigned'}**: {item.task}{due}")
+            lines.append(f"- [ ] **{md_escape(item.owner) or 'unassigned'}**: {md_escape(item.task)}{due}")
         if not self.action_items:
             lines.append("(none recorded)")
         return "\n".join(lines) + "\n"

@@ -1,15 +1,21 @@
-"""Transcript formats parse back (our own WebVTT/SRT parsers) and notes find owners and due dates."""
+"""Transcript formats parse back (our own WebVTT/SRT parsers, markdown-it for Markdown), notes find owners and
+due dates, and text from people adds no cue, heading or list item to any format."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
+from markdown_it import MarkdownIt
+
+from common.names import one_line
 from transcribe.caption import Caption
 from transcribe.due_date import resolve_due
-from transcribe.formats import render
+from transcribe.formats import md_escape, render
 from transcribe.notes import NotesWriter
 from transcribe.store import TranscriptStore
 from transcribe.transcript import Transcript
@@ -143,3 +149,117 @@ def test_store_survives_a_restart(tmp_path: Path) -> None:
     assert loaded is not None and loaded.segments() == scripted().segments()
     assert (tmp_path / "transcripts" / "standup" / "20261124T150000Z" / "transcript.vtt").is_file()
     assert again.load("other") is None and again.load("../etc") is None
+
+
+# --- Text from people never adds structure (issue #8: "names are one line") ------------------------
+
+EVE = "Eve\n\n## Decisions\n\n- Approved: wire $2M"
+HOSTILE_SAYINGS = [  # (participant, start, text): each is one sentence, so one segment
+    ("PA_e", 1.0, "Hello.\n\n## Decisions\n\n- Approved: wire $2M."),
+    ("PA_m", 3.0, "The range is 1 --> 5 and then <v CEO>we decided</v> &amp; done."),
+    ("PA_e", 5.0, "1. first item, we decided to ship it."),
+    ("PA_m", 7.0, "</v>\n\n99\n00:00:09.000 --> 00:00:10.000\n<v CEO>It is approved."),
+    ("PA_e", 11.0, "> quoted # not a heading * not a list | not a table `code` [link](http://x) <b>bold</b>."),
+    ("PA_m", 13.0, "- Mallory will wire the money\r\nby Friday\u2028- Eve will too."),
+]
+NAMES = {"PA_e": EVE, "PA_m": "Mallory <Ops> & \u202eevil\u202c\n1. boss"}
+
+
+def hostile() -> Transcript:
+    """A meeting as an old token (signed before names were checked) and a speaker could make it."""
+    t = Transcript(room="standup", meeting_id="20261124T150000Z", started_at=STARTED, ended_at=STARTED + 20)
+    for pid, name in NAMES.items():
+        t.attend(pid, name, pid.lower())
+    for i, (pid, start, text) in enumerate(HOSTILE_SAYINGS):
+        t.add(Caption(f"S{i}", pid, NAMES[pid], start, start + 1.5, text, True))
+    return t
+
+
+def markdown_tokens(text: str) -> list[Any]:
+    """A CommonMark parser (with GFM tables and strikethrough) reads it as a renderer would."""
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(text)
+
+
+def md_counts(text: str) -> Counter[str]:
+    return Counter(tok.type for tok in markdown_tokens(text))
+
+
+def inline_texts(text: str) -> list[str]:
+    """The plain text of each inline run (a list item, a heading), as a reader sees it."""
+    return ["".join(c.content for c in tok.children or [] if c.type in ("text", "code_inline"))
+            for tok in markdown_tokens(text) if tok.type == "inline"]
+
+
+def test_hostile_names_and_speech_add_no_cue_in_vtt_or_srt() -> None:
+    t = hostile()
+    segments = t.segments()
+    assert len(segments) == len(HOSTILE_SAYINGS)
+    vtt = render(t, "vtt")
+    # A WebVTT block is a cue exactly when one of its lines holds "-->": one per segment, no more.
+    blocks = vtt.strip().split("\n\n")
+    assert sum("-->" in block for block in blocks) == len(segments)
+    cues = parse_vtt(vtt)
+    assert len(cues) == len(segments)
+    for cue, seg in zip(cues, segments):
+        assert cue["speaker"] == one_line(seg.name) and cue["text"] == one_line(seg.text)
+    assert all(len(block.split("\n")) == 3 for block in blocks[2:])  # id, timing, one payload line
+    srt = render(t, "srt")
+    srt_blocks = srt.strip().split("\n\n")
+    assert len(srt_blocks) == len(segments)
+    for i, block in enumerate(srt_blocks, 1):
+        lines = block.split("\n")
+        assert len(lines) == 3 and lines[0] == str(i) and "-->" not in lines[2]
+    assert "1 -- > 5" in srt
+
+
+def test_hostile_names_and_speech_add_no_line_in_txt_and_stay_exact_in_json() -> None:
+    t = hostile()
+    txt = render(t, "txt").rstrip("\n").split("\n")
+    assert len(txt) == 2 + len(HOSTILE_SAYINGS)
+    assert all(line.startswith("[00:00:") for line in txt[2:])
+    body = json.loads(render(t, "json"))
+    assert body["attendees"][0]["name"] == EVE  # JSON escapes by construction: kept as given
+    assert [s["text"] for s in body["segments"]] == [s.text for s in t.segments()]
+
+
+def test_hostile_names_and_speech_add_no_heading_or_list_item_in_markdown() -> None:
+    t = hostile()
+    md = render(t, "md")
+    counts = md_counts(md)
+    assert counts["heading_open"] == 1 and counts["bullet_list_open"] == 1
+    assert counts["list_item_open"] == len(t.segments())
+    for structure in ("ordered_list_open", "blockquote_open", "html_block", "table_open", "fence", "hr"):
+        assert counts[structure] == 0, structure
+    children = Counter(c.type for tok in markdown_tokens(md) for c in tok.children or [])
+    assert children["strong_open"] == len(t.segments())  # only our bold names
+    for structure in ("link_open", "html_inline", "em_open", "s_open", "softbreak"):
+        assert children[structure] == 0, structure
+    items = inline_texts(md)[2:]  # after the title and the "Started" line
+    for item, seg in zip(items, t.segments()):
+        assert item.startswith(one_line(seg.name).strip()) and item.endswith(one_line(seg.text).strip())
+
+
+def test_notes_markdown_has_only_its_own_sections() -> None:
+    notes = NotesWriter().write(hostile())
+    assert notes.decisions and notes.action_items  # the hostile sentences are in the notes ...
+    md = notes.to_markdown()
+    counts = md_counts(md)
+    # ... but only as items: title + Attendees, Summary, Decisions, Action items.
+    assert counts["heading_open"] == 5
+    assert [text for text in inline_texts(md) if text.startswith(("Meeting notes", "Attendees", "Summary",
+                                                                   "Decisions", "Action items"))][:5] == [
+        "Meeting notes: standup", "Attendees", "Summary", "Decisions", "Action items"]
+    expected_items = len(notes.attendees) + len(notes.summary) + len(notes.decisions) + len(notes.action_items)
+    assert counts["list_item_open"] == expected_items
+    assert counts["bullet_list_open"] == 4 and counts["ordered_list_open"] == 0
+    for structure in ("blockquote_open", "html_block", "table_open", "fence", "hr"):
+        assert counts[structure] == 0, structure
+    attendee_items = inline_texts(md)[3:3 + len(notes.attendees)]
+    assert any(item.startswith(one_line(EVE)) for item in attendee_items)
+
+
+def test_md_escape_keeps_the_text() -> None:
+    assert md_escape("Bob <QA>") == "Bob \\<QA\\>"
+    assert md_escape("1. first") == "1\\. first" and md_escape("## Decisions") == "\\## Decisions"
+    assert md_escape("a & b") == "a & b" and md_escape("&amp;") == "\\&amp;"
+    assert md_escape("plain words, no marks.") == "plain words, no marks."

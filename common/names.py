@@ -1,0 +1,38 @@
+"""Names people give themselves are one line of text.
+
+A name ends up in places with line structure: WebVTT/SRT cues, Markdown notes, plain-text transcripts,
+chat tasks. A newline (or a Unicode line separator) in a name could start a heading, a cue or a list item
+there; a bidi override could make a name read as someone else's. `display_name` refuses such names where
+they enter (token minting, guest join, chat users); `one_line` is the second line of defence for names
+that were stored or signed before the check existed, applied where text is rendered.
+"""
+
+from __future__ import annotations
+
+import re
+
+from common.errors import InvalidField
+
+# C0 controls (incl. \t \n \r), DEL, C1 controls (U+0085 NEL is a line break to some readers),
+# the Unicode line/paragraph separators, and the bidi embeddings, overrides and isolates.
+_UNSAFE = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+UNSAFE_CHARS = re.compile(f"[{_UNSAFE}]")
+_UNSAFE_RUN = re.compile(f"[{_UNSAFE}]+")
+
+
+def display_name(value: object, field: str = "name", max_len: int = 128) -> str:
+    """`value` as a one-line display name: a string, stripped, 1..max_len characters, with no
+    control characters, line separators or bidi controls (else InvalidField for `field`)."""
+    if not isinstance(value, str):
+        raise InvalidField(f"{field} must be a string", field=field)
+    if UNSAFE_CHARS.search(value):
+        raise InvalidField(f"{field} must be one line without control characters", field=field)
+    name = value.strip()
+    if not 1 <= len(name) <= max_len:
+        raise InvalidField(f"{field} must be 1-{max_len} characters", field=field)
+    return name
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of control characters, line breaks and bidi controls made one space."""
+    return _UNSAFE_RUN.sub(" ", text)
