@@ -22,6 +22,7 @@ from chat.sniff import (
     sniff,
     type_allowed,
 )
+from common.private_files import private_dir
 
 CHUNK = 256 * 1024
 SNIFF_BYTES = 4096
@@ -51,7 +52,8 @@ class _Sink:
 class FileVault:
     def __init__(self, root: Path) -> None:
         self._root = root
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
+        private_dir(root)
+        private_dir(root / "tmp")
 
     def path_of(self, sha256: str) -> Path:
         return self._root / sha256[:2] / sha256
@@ -91,9 +93,10 @@ class FileVault:
 
     def _file_away(self, tmp: Path, sha: str) -> None:
         dest = self.path_of(sha)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(dest.parent)
         if dest.exists():
             return
+        os.chmod(tmp, 0o600)  # uploads are the server user's alone, like the rest of the data dir
         os.replace(tmp, dest)
         fd = os.open(dest.parent, os.O_RDONLY)
         try:

@@ -30,6 +30,7 @@ from chat.model import (
 )
 from chat.store import Mutation
 from chat.textindex import fts_document, fts_query
+from common.private_files import private_sqlite
 
 T = TypeVar("T")
 
@@ -148,7 +149,7 @@ class SqliteChatStore:
     # Plumbing ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(self._path)  # before SQLite creates it, so its -wal/-shm are 0600 too
         await asyncio.to_thread(self._create_schema)
         self._writer = _Writer(self._path)
         self._writer.start()

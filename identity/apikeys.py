@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import InvalidField, Unauthorized
+from common.private_files import private_sqlite
 
 ROLES = ("admin", "member", "bot")
 PREFIX = "cvk_"
@@ -33,8 +34,7 @@ def _hash(secret: str) -> str:
 
 class ApiKeyStore:
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._path = data_dir / "keys.db"
+        self._path = private_sqlite(data_dir / "keys.db")
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, name TEXT NOT NULL,"

@@ -6,11 +6,14 @@ import os
 import secrets
 from pathlib import Path
 
+from common.private_files import private_dir, private_file
+
 
 def load_or_create_secret(data_dir: Path, name: str = "token_secret") -> bytes:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     path = data_dir / name
     if path.exists():
+        private_file(path)  # tightens one left readable by an older version
         return bytes.fromhex(path.read_text().strip())
     value = secrets.token_bytes(32)
     # O_EXCL: two processes starting at once agree on one secret.

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.private_files import private_sqlite
 from sfu.pipe import CONTROL, HEADER, PipeLink
 from sfu.room import Room
 from sfu.rooms import RoomRegistry
@@ -37,8 +38,7 @@ class WorkerInfo:
 
 class RoomDirectory:
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._path = data_dir / "workers.db"
+        self._path = private_sqlite(data_dir / "workers.db")
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS workers (worker_id TEXT PRIMARY KEY, http_url TEXT,"

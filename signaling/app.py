@@ -18,6 +18,7 @@ from transcribe.web import setup_transcribe
 from identity.apikeys import ApiKeyStore
 from signaling.appkeys import API_KEYS, CONFIG, PIPES, ROOMS, TOKENS
 from common.config import Config
+from common.private_files import private_dir
 from identity.secrets_store import load_or_create_secret
 from identity.tokens import TokenIssuer
 from common.wire import error_middleware
@@ -44,7 +45,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: Config) -> web.Application:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(config.data_dir)  # 0700, also when an older version left it open
     configure_ice(include_loopback=True)
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[CONFIG] = config

@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+from common.private_files import private_dir, private_file
 from transcribe.transcript import Transcript
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -28,10 +29,12 @@ class TranscriptStore:
     def save(self, transcript: Transcript, extra: dict[str, str] | None = None) -> Path:
         """Writes transcript.json (atomically) and any rendered files given as {filename: text}."""
         directory = self.meeting_dir(transcript.room, transcript.meeting_id)
-        directory.mkdir(parents=True, exist_ok=True)
+        # What was said in a meeting: the whole tree is the server user's alone (0700 dirs, 0600 files).
+        private_dir(self.root)
+        private_dir(directory)
         files = {"transcript.json": json.dumps(transcript.to_dict(), indent=1), **(extra or {})}
         for name, text in files.items():
-            tmp = directory / f".{name}.tmp"
+            tmp = private_file(directory / f".{name}.tmp")
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, directory / name)
         return directory
