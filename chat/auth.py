@@ -1,6 +1,10 @@
-"""Who is calling the chat API: an API key (a named bot/member/admin), a chat user token, or a meeting
-token (the participant's identity; a first-time identity becomes a `guest` user, and the caller joins
-the meeting channel of the token's room)."""
+"""Who is calling the chat API: an API key (a named bot/member/admin), a chat user token, or a meeting token.
+
+A meeting token is scoped to its meeting: its caller (the participant's identity; a first-time identity becomes
+a `guest` user) joins that meeting's channel and reaches nothing else: not the user's other channels, direct
+messages, sync, search or tasks, even when the identity names a real user. A token of an ended meeting, or of
+someone a moderator removed, reaches nothing at all.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,13 @@ from aiohttp import web
 
 from chat.model import User
 from chat.service import ChatService
+from common.errors import OutOfScope, Unauthorized
 from identity.apikeys import PREFIX, ApiKey, ApiKeyStore
-from common.errors import Unauthorized
-from identity.tokens import AccessToken, TokenIssuer
+from identity.meetings import MeetingLedger
+from identity.tokens import USER_SCOPE, AccessToken, TokenIssuer
 
-# The "room" of a token that names a chat user but no meeting (no real room has this name).
-CHAT_ROOM = "@chat"
+# Kept for callers that mint user tokens by this name.
+CHAT_ROOM = USER_SCOPE
 
 
 @dataclass(frozen=True)
@@ -25,18 +30,32 @@ class Principal:
     user: User
     rate_key: str
     room: str | None = None
+    meeting: str | None = None
+    channel_id: str | None = None  # a meeting token's one channel; None: not scoped to a meeting
+
+    @property
+    def scoped(self) -> bool:
+        return self.channel_id is not None
+
+    def unscoped(self) -> "Principal":
+        """This principal, for an endpoint a meeting token does not reach (`OutOfScope` if it is one)."""
+        if self.scoped:
+            raise OutOfScope("a meeting token reaches only its meeting's channel")
+        return self
 
 
 class Authenticator:
-    def __init__(self, service: ChatService, tokens: TokenIssuer, keys: ApiKeyStore) -> None:
+    def __init__(self, service: ChatService, tokens: TokenIssuer, keys: ApiKeyStore,
+                 meetings: MeetingLedger) -> None:
         self._service = service
         self._tokens = tokens
         self._keys = keys
+        self._meetings = meetings
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
-        self._joined: set[tuple[str, str]] = set()
+        self._joined: dict[tuple[str, str], str] = {}  # (meeting, login) -> channel id
 
     def mint_user_token(self, login: str, ttl_seconds: int) -> str:
-        return self._tokens.mint(CHAT_ROOM, login, name=login, ttl_seconds=ttl_seconds)
+        return self._tokens.mint(USER_SCOPE, login, name=login, ttl_seconds=ttl_seconds)
 
     async def _api_key(self, presented: str) -> ApiKey:
         hit = self._key_cache.get(presented)
@@ -48,13 +67,11 @@ class Authenticator:
         self._key_cache[presented] = (time.monotonic() + 60.0, key)
         return key
 
-    async def principal(self, request: web.Request, allow_query: bool = False) -> Principal:
+    async def principal(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         value = value.strip()
         if scheme.lower() != "bearer" or not value:
-            value = request.query.get("token", "") if allow_query else ""
-        if not value:
             raise Unauthorized("missing 'Authorization: Bearer <API key or token>' header")
         return await self.from_credential(value)
 
@@ -66,10 +83,16 @@ class Authenticator:
                 user, _ = await self._service.add_user(None, key.name, key.role, name=key.name)
             return Principal(user=user, rate_key=f"key:{key.key_id}")
         token: AccessToken = self._tokens.verify(value)
-        user = await self._service.ensure_user(token.identity, role="guest", name=token.name)
-        if token.room == CHAT_ROOM:
+        if token.is_user_token:
+            user = await self._service.ensure_user(token.identity, role="guest", name=token.name)
             return Principal(user=user, rate_key=f"user:{user.login}")
-        if (token.room, user.login) not in self._joined:
-            await self._service.join_meeting(token.room, user.login)
-            self._joined.add((token.room, user.login))
-        return Principal(user=user, rate_key=f"user:{user.login}", room=token.room)
+        meeting = self._meetings.check(token)  # meeting_ended / removed
+        user = await self._service.ensure_user(token.identity, role="guest", name=token.name)
+        channel_id = self._joined.get((meeting.meeting_id, user.login))
+        if channel_id is None:
+            channel = await self._service.join_meeting(meeting.meeting_id, meeting.room, user.login)
+            if len(self._joined) > 100_000:
+                self._joined.clear()
+            channel_id = self._joined[(meeting.meeting_id, user.login)] = channel.id
+        return Principal(user=user, rate_key=f"user:{user.login}", room=token.room, meeting=meeting.meeting_id,
+                         channel_id=channel_id)

@@ -32,6 +32,8 @@ class Session:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     detached_at: float = 0.0
     closing: bool = False
+    # A meeting token's session: this one channel, never any other the user is added to.
+    scope: str | None = None
 
     def deliver(self, body: str) -> None:
         """`body` is an event's JSON object text; it is sent as {"seq": n, ...body}."""
@@ -53,8 +55,10 @@ class Session:
 
 
 class Hub:
-    def __init__(self, replay_events: int, resume_seconds: float, max_outbox: int = 20_000) -> None:
+    def __init__(self, replay_events: int, resume_seconds: float, max_outbox: int = 20_000,
+                 max_per_user: int = 20) -> None:
         self._replay = replay_events
+        self._max_per_user = max_per_user
         self._resume = resume_seconds
         self._max_outbox = max_outbox
         self._sessions: dict[str, Session] = {}
@@ -62,16 +66,32 @@ class Hub:
 
     # Sessions ---------------------------------------------------------------------------------
 
-    def open(self, login: str, channels: Iterable[str]) -> Session:
-        session = Session(id=new_id("s_"), login=login, channels=set(channels), buffer=deque(maxlen=self._replay))
+    def open(self, login: str, channels: Iterable[str], scope: str | None = None) -> Session:
+        self._make_room_for(login)
+        session = Session(id=new_id("s_"), login=login, channels=set(channels), buffer=deque(maxlen=self._replay),
+                          scope=scope)
         self._sessions[session.id] = session
         for cid in session.channels:
             self._by_channel.setdefault(cid, set()).add(session)
         return session
 
-    def resume(self, session_id: str, login: str, last_seq: int) -> tuple[Session, list[str]] | None:
+    def _make_room_for(self, login: str) -> None:
+        """At most `max_per_user` sessions per user: the oldest goes (detached ones first), so a client that
+        reconnects in a loop without resuming cannot grow the server's memory."""
+        mine = [s for s in self._sessions.values() if s.login == login]
+        if len(mine) < self._max_per_user:
+            return
+        mine.sort(key=lambda s: (s.ws is not None, s.detached_at))
+        for session in mine[: len(mine) - self._max_per_user + 1]:
+            if session.ws is not None and not session.closing:
+                session.closing = True
+                asyncio.ensure_future(session.ws.close(code=4008, message=b"too many sessions"))
+            self.close(session)
+
+    def resume(self, session_id: str, login: str, last_seq: int,
+               scope: str | None = None) -> tuple[Session, list[str]] | None:
         session = self._sessions.get(session_id)
-        if session is None or session.login != login or session.ws is not None:
+        if session is None or session.login != login or session.scope != scope or session.ws is not None:
             return None
         missed = session.missed_since(last_seq)
         if missed is None:
@@ -119,7 +139,7 @@ class Hub:
         if event.get("type") == "members":
             added, removed = set(event.get("added", [])), set(event.get("removed", []))
             for session in self._sessions.values():
-                if session.login in added and cid not in session.channels:
+                if session.login in added and cid not in session.channels and session.scope in (None, cid):
                     session.channels.add(cid)
                     self._by_channel.setdefault(cid, set()).add(session)
             for session in list(self._by_channel.get(cid, ())):

@@ -22,6 +22,7 @@ from chat.errors import (
     MessageRecalled,
     NotMember,
     NotPermitted,
+    QuotaExceeded,
     RecallWindowClosed,
     UserNotFound,
 )
@@ -183,24 +184,25 @@ class ChatService:
 
     # Channels ---------------------------------------------------------------------------------
 
-    async def ensure_meeting_channel(self, room_name: str) -> Channel:
-        """The channel of a meeting room: same name, created on first use (safe to call often)."""
-        existing = await self.store.find_channel(room_name)
+    async def ensure_meeting_channel(self, meeting_id: str, room_name: str) -> Channel:
+        """The channel of one meeting (named by the meeting's id, its topic the room's name), created on first
+        use (safe to call often). A room used again gets a new meeting and so a new, empty channel."""
+        existing = await self.store.find_channel(meeting_id)
         if existing is not None:
             if existing.kind != "meeting":
-                raise ChannelExists(f"a {existing.kind} channel is named {room_name!r}", name=room_name)
+                raise ChannelExists(f"a {existing.kind} channel is named {meeting_id!r}", name=meeting_id)
             return existing
-        channel = Channel(id=new_id("c_"), name=room_name, kind="meeting", created_by=SYSTEM_LOGIN,
-                          created_at=time.time())
+        channel = Channel(id=new_id("c_"), name=meeting_id, kind="meeting", created_by=SYSTEM_LOGIN,
+                          created_at=time.time(), topic=room_name)
         try:
             await self.store.create_channel(channel, [])
         except ChannelExists:
-            return await self.ensure_meeting_channel(room_name)
+            return await self.ensure_meeting_channel(meeting_id, room_name)
         await self.bus.publish({"type": "channel", "channel": channel.id, "data": channel.to_wire()})
         return channel
 
-    async def join_meeting(self, room_name: str, login: str) -> Channel:
-        channel = await self.ensure_meeting_channel(room_name)
+    async def join_meeting(self, meeting_id: str, room_name: str, login: str) -> Channel:
+        channel = await self.ensure_meeting_channel(meeting_id, room_name)
         if not await self.store.is_member(channel.id, login):
             await self._add_members(channel, [login])
         return channel
@@ -327,7 +329,8 @@ class ChatService:
                 raise InvalidField("an attachment is {\"type\": \"file\", \"file_id\"|\"url\"}", field="attachments")
             if isinstance(a.get("file_id"), str):
                 meta = await self.store.get_file(a["file_id"])
-                if meta is None or not await self._may_read_file(actor, meta):
+                # A withdrawn file stays withdrawn: not even an admin re-posts what was recalled.
+                if meta is None or meta.withdrawn or not await self._may_read_file(actor, meta):
                     raise FileNotFound(f"no file {a['file_id']!r}", file_id=a["file_id"])
                 out.append(Attachment(file_id=meta.id, name=meta.name, mime=meta.mime, size=meta.size))
             elif isinstance(a.get("url"), str):
@@ -396,7 +399,7 @@ class ChatService:
         if created:
             for a in attachments:
                 if a.file_id:
-                    await self.store.add_file_channel(a.file_id, channel.id)
+                    await self.store.attach_file(a.file_id, message.id, channel.id, time.time())
         return message, created
 
     async def _insert(self, message: Message) -> tuple[Message, bool]:
@@ -439,8 +442,10 @@ class ChatService:
         if not by_policy:
             await self.get_message(actor, message_id)
         admin = by_policy or allowed(actor, Action.RECALL_ANY, org)
+        carried: list[str] = []
 
         def change(m: Message) -> Message:
+            carried[:] = [a.file_id for a in m.attachments if a.file_id]
             if m.deleted:
                 raise MessageRecalled("already recalled")
             if not admin:
@@ -453,6 +458,8 @@ class ChatService:
                            deleted=True, deleted_by=actor.login, deleted_at=time.time())
 
         updated = await self.store.mutate_message(message_id, change)
+        for file_id in carried:  # its files go with it (only admins still read a withdrawn file)
+            await self.store.detach_file(file_id, updated.id, updated.channel_id)
         await self._publish("recall", updated)
         return updated
 
@@ -594,12 +601,27 @@ class ChatService:
     # Files ------------------------------------------------------------------------------------
 
     async def _may_read_file(self, actor: User, meta: FileMeta) -> bool:
+        if meta.withdrawn:
+            # Every message carrying it was recalled or expired: gone for everyone, its uploader too,
+            # except the admins and owners who answer for legal holds and exports.
+            return actor.role in ("admin", "owner")
         if meta.uploader == actor.login:
             return True
         for cid in meta.channels:
             if await self.store.is_member(cid, actor.login):
                 return True
         return False
+
+    async def upload_allowance(self, actor: User, guest_bytes_per_day: int, now: float) -> int | None:
+        """Bytes a guest may still upload (their files of the last 24 h count); None: no quota.
+
+        Guests come with any meeting link, so what they can make the server store is bounded."""
+        if actor.role != "guest":
+            return None
+        left = guest_bytes_per_day - await self.store.uploaded_bytes(actor.login, now - 86400)
+        if left <= 0:
+            raise QuotaExceeded(f"guests may upload {guest_bytes_per_day} bytes a day", limit=guest_bytes_per_day)
+        return left
 
     async def file_for_download(self, actor: User, file_id: str) -> FileMeta:
         meta = await self.store.get_file(file_id)

@@ -18,12 +18,16 @@ from typing import Any
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from chat.auth import Authenticator, Principal
+from common.errors import OutOfScope
+from identity.appkeys import API_KEYS, MEETINGS, TOKENS
+from identity.meetings import MeetingLedger
 from chat.bus import Bus, LocalBus, RedisBus
 from chat.config import ChatConfig
-from chat.errors import BadMultipart, UserNotFound
-from chat.files import FileVault
+from chat.errors import BadMultipart, FileNotFound, UserNotFound
+from chat.files import FileVault, Staged
 from chat.hub import Hub, Session
-from chat.jobs import reminder_loop, retention_loop
+from chat.jobs import file_sweep_loop, reminder_loop, retention_loop
+from chat.links import FileLinks
 from chat.model import FileMeta, Message, SearchQuery
 from chat.openapi import openapi_document
 from chat.policy import Action, require
@@ -34,12 +38,16 @@ from chat.sqlite_store import SqliteChatStore
 from chat.store import ChatStore
 from identity.apikeys import ApiKeyStore
 from common.config import Config
-from common.errors import InvalidField, RateLimited
+from common.errors import BadRequest, ConveneError, InvalidField, MalformedJson, RateLimited, Unauthorized
+from common.origins import check_origin, refuse_token_in_url
 from identity.secrets_store import load_or_create_secret
 from identity.tokens import TokenIssuer
 from common.wire import read_json_object
 
 CHAT = web.AppKey("chat", ChatService)
+# The chat socket's close code when it did not authenticate (as the signaling socket's).
+CLOSE_UNAUTHORIZED = 4401
+AUTH_FIELDS = {"type", "token", "session", "last_seq"}
 WEB_CHAT_DIR = Path(__file__).resolve().parent.parent / "web" / "chat"
 
 
@@ -74,29 +82,80 @@ def _list_field(body: dict[str, Any], name: str) -> list[str]:
     return value
 
 
+def _auth_frame(data: str) -> tuple[str, str | None, int | None]:
+    """The socket's first frame `{"type": "auth", "token", "session"?, "last_seq"?}` -> its fields."""
+    try:
+        frame = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise MalformedJson("frames are JSON objects") from exc
+    if not isinstance(frame, dict) or frame.get("type") != "auth":
+        raise Unauthorized('the first frame must be {"type": "auth", "token": "<token or API key>"}')
+    unknown = sorted(set(frame) - AUTH_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown fields: {', '.join(unknown)}", fields=unknown)
+    token, session, last_seq = frame.get("token"), frame.get("session"), frame.get("last_seq")
+    if not isinstance(token, str) or not token:
+        raise Unauthorized("token must be the API key or token, as a string")
+    if session is not None and not isinstance(session, str):
+        raise InvalidField("session must be a string", field="session")
+    if last_seq is not None and (not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0):
+        raise InvalidField("last_seq must be a non-negative integer", field="last_seq")
+    return token, session, last_seq
+
+
 class ChatApi:
-    def __init__(self, config: ChatConfig, store: ChatStore, bus: Bus, tokens: TokenIssuer, keys: ApiKeyStore) -> None:
+    def __init__(self, config: ChatConfig, store: ChatStore, bus: Bus, tokens: TokenIssuer, keys: ApiKeyStore,
+                 *, server: Config, links: FileLinks, meetings: MeetingLedger) -> None:
         self.config = config
+        self.server = server  # the server's own Config: WebSocket origins and the auth frame's deadline
+        self.links = links
         self.store = store
         self.bus = bus
         self.service = ChatService(store, bus, config.max_content_chars)
-        self.auth = Authenticator(self.service, tokens, keys)
+        self.auth = Authenticator(self.service, tokens, keys, meetings)
         self.hub = Hub(config.replay_events, config.resume_seconds)
         self.vault = FileVault(config.files_dir)
         self.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
         bus.subscribe(self.hub.dispatch)
 
-    async def _who(self, request: web.Request, write: bool = False, allow_query: bool = False) -> Principal:
-        principal = await self.auth.principal(request, allow_query=allow_query)
+    async def _who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
+        """The caller. Endpoints a meeting token may use say `meeting=True` and then keep it to its channel."""
+        principal = await self.auth.principal(request)
+        if not meeting:
+            principal.unscoped()
         if write:
             self.limiter.take(principal.rate_key)
         return principal
 
+    async def _channel_for(self, p: Principal, ref: str) -> str:
+        """The channel `ref` names; for a meeting token only its own, which the room's name also names."""
+        if not p.scoped or ref == p.channel_id:
+            return ref
+        if ref == p.room or (await self.service.resolve(ref)).id == p.channel_id:
+            return p.channel_id or ref
+        raise OutOfScope("a meeting token reaches only its meeting's channel")
+
+    async def _message_for(self, p: Principal, message_id: str) -> str:
+        if p.scoped:
+            message = await self.store.get_message(message_id)
+            if message is None or message.channel_id != p.channel_id:
+                raise OutOfScope("a meeting token reaches only its meeting's channel")
+        return message_id
+
+    async def _file_for(self, p: Principal, file_id: str) -> FileMeta:
+        meta = await self.service.file_for_download(p.user, file_id)
+        # A meeting token reads the files of its meeting, and what it uploaded and has not posted yet.
+        if p.scoped and p.channel_id not in meta.channels and not (
+                meta.uploader == p.user.login and meta.attached_at is None):
+            raise OutOfScope("a meeting token reaches only its meeting's files")
+        return meta
+
     # Directory --------------------------------------------------------------------------------
 
     async def me(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
-        return web.json_response({"user": p.user.to_wire(), "room": p.room})
+        p = await self._who(request, meeting=True)
+        return web.json_response({"user": p.user.to_wire(), "room": p.room, "meeting": p.meeting,
+                                  "channel": p.channel_id})
 
     async def get_org(self, request: web.Request) -> web.Response:
         await self._who(request)
@@ -138,7 +197,8 @@ class ChatApi:
         if await self.store.get_user(login) is None:
             raise UserNotFound(f"no user {login!r}")
         token = self.auth.mint_user_token(login, ttl)
-        return web.json_response({"token": token, "url": f"/chat?token={token}"}, status=201)
+        # In the fragment: browsers never send it, so it stays out of access logs and proxies.
+        return web.json_response({"token": token, "url": f"/chat#token={token}"}, status=201)
 
     async def departments(self, request: web.Request) -> web.Response:
         p = await self._who(request)
@@ -159,8 +219,8 @@ class ChatApi:
         return web.json_response({**channel.to_wire(), "members": members}, status=201 if created else 200)
 
     async def list_channels(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
-        rows = await self.service.channels(p.user)
+        p = await self._who(request, meeting=True)
+        rows = [m for m in await self.service.channels(p.user) if not p.scoped or m.channel.id == p.channel_id]
         return web.json_response({"channels": [{**m.channel.to_wire(), "last_read": m.last_read,
                                                 "unread": m.unread} for m in rows]})
 
@@ -170,8 +230,8 @@ class ChatApi:
         return web.json_response({"channels": [c.to_wire() for c in await self.store.list_channels("team")]})
 
     async def get_channel(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
-        channel = await self.service.readable(p.user, request.match_info["id"])
+        p = await self._who(request, meeting=True)
+        channel = await self.service.readable(p.user, await self._channel_for(p, request.match_info["id"]))
         return web.json_response({**channel.to_wire(), "members": await self.store.members(channel.id)})
 
     async def patch_channel(self, request: web.Request) -> web.Response:
@@ -193,25 +253,27 @@ class ChatApi:
         return web.json_response({"members": members})
 
     async def list_members(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
-        channel = await self.service.readable(p.user, request.match_info["id"])
+        p = await self._who(request, meeting=True)
+        channel = await self.service.readable(p.user, await self._channel_for(p, request.match_info["id"]))
         return web.json_response({"members": await self.store.members(channel.id)})
 
     async def mark_read(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self._who(request, meeting=True)
+        ref = await self._channel_for(p, request.match_info["id"])
         body = await read_json_object(request, allowed={"ord"})
         ord_ = body.get("ord")
         if not isinstance(ord_, int) or isinstance(ord_, bool) or ord_ < 0:
             raise InvalidField("ord must be a message's ord", field="ord")
-        await self.service.mark_read(p.user, request.match_info["id"], ord_)
+        await self.service.mark_read(p.user, ref, ord_)
         return web.json_response({"ok": True})
 
     async def history(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self._who(request, meeting=True)
+        ref = await self._channel_for(p, request.match_info["id"])
         after = _int(request, "after", None, 0, 2 ** 62)
         before = _int(request, "before", None, 0, 2 ** 62)
         limit = _int(request, "limit", 50, 1, 500) or 50
-        channel, msgs = await self.service.history(p.user, request.match_info["id"], after, before, limit,
+        channel, msgs = await self.service.history(p.user, ref, after, before, limit,
                                                    request.query.get("thread") or None)
         full = len(msgs) >= limit
         return web.json_response({
@@ -224,12 +286,13 @@ class ChatApi:
     # Messages ---------------------------------------------------------------------------------
 
     async def post_message(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self._who(request, write=True, meeting=True)
         body = await read_json_object(request, allowed={"to", "content", "type", "attachments", "thread",
                                                         "client_id", "task"})
         to = body.get("to")
         if not isinstance(to, str) or not to:
             raise InvalidField("to must name a channel (its id or name)", field="to")
+        to = await self._channel_for(p, to)
         attachments = body.get("attachments", [])
         if not isinstance(attachments, list):
             raise InvalidField("attachments must be a list", field="attachments")
@@ -243,11 +306,13 @@ class ChatApi:
         return web.json_response(message.to_wire(), status=201 if created else 200)
 
     async def get_message(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
-        return web.json_response((await self.service.get_message(p.user, request.match_info["id"])).to_wire())
+        p = await self._who(request, meeting=True)
+        message_id = await self._message_for(p, request.match_info["id"])
+        return web.json_response((await self.service.get_message(p.user, message_id)).to_wire())
 
     async def edit_message(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self._who(request, write=True, meeting=True)
+        await self._message_for(p, request.match_info["id"])
         body = await read_json_object(request, allowed={"content"})
         content = _str_field(body, "content")
         if content is None:
@@ -255,24 +320,28 @@ class ChatApi:
         return web.json_response((await self.service.edit(p.user, request.match_info["id"], content)).to_wire())
 
     async def recall_message(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self._who(request, write=True, meeting=True)
+        await self._message_for(p, request.match_info["id"])
         return web.json_response((await self.service.recall(p.user, request.match_info["id"])).to_wire())
 
     async def add_reaction(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self._who(request, write=True, meeting=True)
+        await self._message_for(p, request.match_info["id"])
         body = await read_json_object(request, allowed={"emoji"})
         emoji = _str_field(body, "emoji") or ""
         return web.json_response((await self.service.react(p.user, request.match_info["id"], emoji, True)).to_wire())
 
     async def remove_reaction(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self._who(request, write=True, meeting=True)
+        await self._message_for(p, request.match_info["id"])
         emoji = request.match_info["emoji"]
         return web.json_response((await self.service.react(p.user, request.match_info["id"], emoji, False)).to_wire())
 
     # Tasks, search, sync ----------------------------------------------------------------------
 
     async def patch_task(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self._who(request, write=True, meeting=True)
+        await self._message_for(p, request.match_info["id"])
         body = await read_json_object(request, allowed={"status", "title", "assignee", "due", "note"})
         patch = TaskPatch(status=_str_field(body, "status"), title=_str_field(body, "title"),
                           assignee=_str_field(body, "assignee"), due=parse_time(body.get("due"), "due"),
@@ -317,7 +386,7 @@ class ChatApi:
     # Files ------------------------------------------------------------------------------------
 
     async def upload(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self._who(request, write=True, meeting=True)
         org = await self.service.org()
         require(p.user, Action.UPLOAD, org)
         if not request.content_type.startswith("multipart/"):
@@ -326,26 +395,50 @@ class ChatApi:
             reader = await request.multipart()
         except (ValueError, AssertionError) as exc:
             raise BadMultipart(f"unreadable multipart body: {exc}") from exc
-        metas: list[FileMeta] = []
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader) or part.name != "file":
-                raise BadMultipart("only parts named 'file' are accepted")
-            if len(metas) >= 10:
-                raise BadMultipart("at most 10 files per upload")
-            metas.append(await self.vault.receive(part, p.user.login, org))
-        if not metas:
-            raise BadMultipart("no part named 'file'")
-        for meta in metas:
-            await self.store.put_file(meta)
-        wire = [m.to_wire() for m in metas]
+        allowance = await self.service.upload_allowance(p.user, self.config.guest_upload_bytes_per_day, time.time())
+        staged: list[Staged] = []
+        try:  # every part is checked before any is filed: one refused part stores nothing
+            while True:
+                part = await reader.next()
+                if part is None:
+                    break
+                if not isinstance(part, BodyPartReader) or part.name != "file":
+                    raise BadMultipart("only parts named 'file' are accepted")
+                if len(staged) >= 10:
+                    raise BadMultipart("at most 10 files per upload")
+                left = None if allowance is None else allowance - sum(s.meta.size for s in staged)
+                staged.append(await self.vault.receive(part, p.user.login, org, left))
+            if not staged:
+                raise BadMultipart("no part named 'file'")
+            for s in staged:
+                await self.vault.commit(s)
+                await self.store.put_file(s.meta)
+        finally:
+            for s in staged:
+                await self.vault.discard(s)  # a no-op for the ones filed
+        wire = [s.meta.to_wire() for s in staged]
         return web.json_response({"file": wire[0], "files": wire}, status=201)
 
+    async def file_link(self, request: web.Request) -> web.Response:
+        """A link that downloads this file for a few minutes without a credential (for `<a>` and new tabs)."""
+        p = await self._who(request, write=True, meeting=True)
+        meta = await self._file_for(p, request.match_info["id"])
+        url, expires = self.links.url(meta.id)
+        return web.json_response({"url": url, "expires": expires})
+
     async def download(self, request: web.Request) -> web.StreamResponse:
-        p = await self._who(request, allow_query=True)
-        meta = await self.service.file_for_download(p.user, request.match_info["id"])
+        refuse_token_in_url(request, "send 'Authorization: Bearer …' or ask POST /v1/files/{id}/link for a link")
+        file_id = request.match_info["id"]
+        if "sig" in request.query or "expires" in request.query:
+            # Reading was checked when the link was made; the signature binds it to this file.
+            self.links.verify(file_id, request.query.get("expires", ""), request.query.get("sig", ""))
+            found = await self.store.get_file(file_id)
+            if found is None:
+                raise FileNotFound(f"no file {file_id!r}")
+            meta = found
+        else:
+            p = await self._who(request, meeting=True)
+            meta = await self._file_for(p, file_id)
         path = self.vault.path_of(meta.sha256)
         quoted = urllib.parse.quote(meta.name, safe="")
         return web.FileResponse(path, headers={
@@ -359,20 +452,24 @@ class ChatApi:
     # Live -------------------------------------------------------------------------------------
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        p = await self._who(request, allow_query=True)
+        refuse_token_in_url(request, 'send {"type": "auth", "token": …} as the first frame')
+        check_origin(request, self.server)
         # No per-message deflate: chat frames are small and compressing each one per socket costs fan-out CPU.
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=self.config.max_ws_message_bytes, compress=False)
         await ws.prepare(request)
+        authenticated = await self._socket_auth(ws)
+        if authenticated is None:
+            return ws
+        p, sid, last = authenticated
         cursor = await self.store.current_seq()
         resumed = None
-        sid, last = request.query.get("session"), request.query.get("last_seq", "")
-        if sid and last.isdigit():
-            resumed = self.hub.resume(sid, p.user.login, int(last))
+        if sid is not None and last is not None:
+            resumed = self.hub.resume(sid, p.user.login, last, scope=p.channel_id)
         if resumed is not None:
             session, missed = resumed
         else:
-            channels = await self.store.channel_ids_of(p.user.login)
-            session, missed = self.hub.open(p.user.login, channels), []
+            channels = [p.channel_id] if p.channel_id else await self.store.channel_ids_of(p.user.login)
+            session, missed = self.hub.open(p.user.login, channels, scope=p.channel_id), []
         self.hub.attach(session, ws)
         session.outbox.extend(missed)
         hello = {"type": "hello", "session": session.id, "resumed": resumed is not None,
@@ -393,6 +490,31 @@ class ChatApi:
             if session.ws is ws:
                 self.hub.detach(session)
         return ws
+
+    async def _socket_auth(self, ws: web.WebSocketResponse) -> tuple[Principal, str | None, int | None] | None:
+        """Reads the `auth` frame, which must come first and in time; on failure says why and closes 4401."""
+        try:
+            msg = await ws.receive(timeout=self.server.ws_auth_timeout_seconds)
+        except asyncio.TimeoutError:
+            await self._refuse_socket(ws, Unauthorized("no auth frame in time"))
+            return None
+        if msg.type != WSMsgType.TEXT:
+            if not ws.closed:
+                await self._refuse_socket(ws, Unauthorized("the first frame must be a text auth frame"))
+            return None
+        try:
+            token, sid, last = _auth_frame(msg.data)
+            principal = await self.auth.from_credential(token)
+        except ConveneError as err:
+            await self._refuse_socket(ws, err)
+            return None
+        return principal, sid, last
+
+    @staticmethod
+    async def _refuse_socket(ws: web.WebSocketResponse, err: ConveneError) -> None:
+        with contextlib.suppress(ConnectionError):
+            await ws.send_str(json.dumps({"type": "error", "error": err.to_wire()}))
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=err.code.encode())
 
     async def _on_ws_text(self, session: Session, data: str) -> None:
         def reply(obj: dict[str, Any]) -> None:
@@ -433,6 +555,8 @@ class ChatApi:
         await self.bus.start()
         jobs = [asyncio.create_task(reminder_loop(self.service, self.config.reminder_interval_seconds)),
                 asyncio.create_task(retention_loop(self.service, self.config.retention_interval_seconds)),
+                asyncio.create_task(file_sweep_loop(self.store, self.vault, self.config.unattached_file_seconds,
+                                                    self.config.file_sweep_interval_seconds)),
                 asyncio.create_task(self._expire_sessions())]
         yield
         for job in jobs:
@@ -484,6 +608,7 @@ class ChatApi:
         r.add_get("/v1/sync", self.sync)
         r.add_post("/v1/files", self.upload)
         r.add_get("/v1/files/{id}", self.download)
+        r.add_post("/v1/files/{id}/link", self.file_link)
         r.add_get("/v1/chat/ws", self.websocket)
 
 
@@ -505,8 +630,13 @@ def build_bus(config: ChatConfig) -> Bus:
 def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | None = None) -> ChatApi:
     cfg = chat_config or ChatConfig.from_config(config)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    api = ChatApi(cfg, build_store(cfg), build_bus(cfg), TokenIssuer(load_or_create_secret(cfg.data_dir)),
-                  ApiKeyStore(cfg.data_dir))
+    secret = load_or_create_secret(cfg.data_dir)
+    # The front door's identity state when it has set it up (one ledger, one key store), else our own.
+    tokens = app[TOKENS] if TOKENS in app else TokenIssuer(secret)
+    keys = app[API_KEYS] if API_KEYS in app else ApiKeyStore(cfg.data_dir)
+    meetings = app[MEETINGS] if MEETINGS in app else MeetingLedger(cfg.data_dir)
+    api = ChatApi(cfg, build_store(cfg), build_bus(cfg), tokens, keys, server=config, links=FileLinks(secret),
+                  meetings=meetings)
     app[CHAT] = api.service
     app[CHAT_API] = api
     api.routes(app)

@@ -51,6 +51,16 @@ class Config:
     asr_threads: int = 1
     asr_beam: int = 1
     asr_workers: int = max(1, (os.cpu_count() or 2))
+    # Browser pages on these origins (scheme://host[:port]) may open our WebSockets besides the server's
+    # own; any other Origin is refused (a WebSocket is not bound by the same-origin policy).
+    allowed_origins: tuple[str, ...] = ()
+    # A chat WebSocket must authenticate in its first frame within this long (tokens stay out of URLs).
+    ws_auth_timeout_seconds: float = 10.0
+    # What anonymous callers can cost: guest joins per client address per minute, rooms held at once, and how
+    # long a signaling socket may stay open without joining.
+    guest_joins_per_minute: int = 10
+    max_rooms: int = 1000
+    join_timeout_seconds: float = 10.0
 
     @property
     def url(self) -> str:
@@ -86,7 +96,14 @@ def config_from_env(**overrides: object) -> Config:
         values["guest_rooms"] = env["CONVENE_GUEST_ROOMS"] not in ("0", "false", "no")
     if "CONVENE_ASR_MODEL" in env:
         values["asr_model"] = env["CONVENE_ASR_MODEL"]
+    if "CONVENE_ALLOWED_ORIGINS" in env:
+        values["allowed_origins"] = split_origins(env["CONVENE_ALLOWED_ORIGINS"])
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "data_dir" in values:
         values["data_dir"] = Path(str(values["data_dir"]))
     return Config(**values)  # type: ignore[arg-type]
+
+
+def split_origins(text: str) -> tuple[str, ...]:
+    """`https://a.example,https://b.example:8443` -> its origins (for --allowed-origins and the env)."""
+    return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())

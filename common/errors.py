@@ -89,3 +89,45 @@ class RateLimited(ConveneError):
     def __init__(self, message: str = "", retry_after: float = 1.0, **details: Any) -> None:
         super().__init__(message, retry_after=retry_after, **details)
         self.retry_after = retry_after
+
+
+class MeetingEnded(Forbidden):
+    """The token's meeting is over: its room may hold a new meeting, which this token does not reach."""
+
+    code = "meeting_ended"
+
+
+class InviteOnly(Forbidden):
+    code = "invite_only"
+
+
+class RemovedFromMeeting(Forbidden):
+    """A moderator removed this identity: the tokens it held then do not bring it back into that meeting."""
+
+    code = "removed"
+
+
+class OutOfScope(Forbidden):
+    """A meeting token reaches its own meeting only (signaling, its chat channel, its transcript and notes)."""
+
+    code = "out_of_scope"
+
+
+class OriginRefused(Forbidden):
+    """A browser page from another site tried to open one of our WebSockets (cross-site WebSocket hijacking)."""
+
+    code = "origin_refused"
+
+
+class TokenInUrl(BadRequest):
+    """Credentials in a URL end up in access logs, proxies and browser history: send them elsewhere."""
+
+    code = "token_in_url"
+
+
+class InvalidLink(Unauthorized):
+    code = "invalid_link"
+
+
+class LinkExpired(Unauthorized):
+    code = "link_expired"

@@ -1,4 +1,10 @@
-"""Access tokens: HS256 JWTs naming one identity in one room, with grants and an expiry."""
+"""Access tokens: HS256 JWTs naming one identity, with grants and an expiry.
+
+A token has one scope. A *meeting token* names a room and one meeting of it (a room may hold many meetings over
+time; each start gets a new unguessable id) and reaches only that meeting: its signaling, its chat channel and,
+with the moderator grant, its transcript and notes. A *user token* (room `USER_SCOPE`, no meeting) is a chat
+user's credential.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from common.errors import ExpiredToken, InvalidToken
 
 ALGORITHM = "HS256"
 ISSUER = "convene"
+# The "room" of a user token: no real room has this name (room names start with a letter or digit).
+USER_SCOPE = "@chat"
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,12 @@ class AccessToken:
     name: str = ""
     grants: Grants = field(default_factory=Grants)
     expires_at: float = 0.0
+    meeting: str | None = None
+    issued_at: float = 0.0
+
+    @property
+    def is_user_token(self) -> bool:
+        return self.room == USER_SCOPE
 
 
 class TokenIssuer:
@@ -61,18 +75,24 @@ class TokenIssuer:
         grants: Grants | None = None,
         ttl_seconds: int = 6 * 3600,
         now: float | None = None,
+        meeting: str | None = None,
     ) -> str:
-        issued = int(now if now is not None else time.time())
-        claims = {
+        if (room == USER_SCOPE) != (meeting is None):
+            raise ValueError("a meeting token names its meeting; a user token names none")
+        issued = time.time() if now is None else now
+        claims: dict[str, object] = {
             "iss": ISSUER,
             "sub": identity,
             "name": name or identity,
             "room": room,
             "grants": (grants or Grants()).to_claim(),
+            # iat keeps its fraction: a removal holds tokens issued up to that instant, not a re-invite after it.
             "iat": issued,
-            "nbf": issued - 5,
-            "exp": issued + ttl_seconds,
+            "nbf": int(issued) - 5,
+            "exp": int(issued) + ttl_seconds,
         }
+        if meeting is not None:
+            claims["mtg"] = meeting
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> AccessToken:
@@ -91,10 +111,15 @@ class TokenIssuer:
         identity, room = claims.get("sub"), claims.get("room")
         if not isinstance(identity, str) or not identity or not isinstance(room, str) or not room:
             raise InvalidToken("access token lacks identity or room")
+        meeting = claims.get("mtg")
+        if room != USER_SCOPE and (not isinstance(meeting, str) or not meeting):
+            raise InvalidToken("access token lacks its meeting")
         return AccessToken(
             identity=identity,
             room=room,
             name=str(claims.get("name") or identity),
             grants=Grants.from_claim(claims.get("grants")),
             expires_at=float(claims["exp"]),
+            meeting=meeting if isinstance(meeting, str) else None,
+            issued_at=float(claims.get("iat", 0)),
         )

@@ -28,8 +28,7 @@ from loadtest.proc import cpu_seconds, free_port, pin
 from sfu.rtp import RtpPacket
 from sfu.webrtc import EncodedFrame, PacketPublisherPeer, PacketSubscriberPeer, configure_ice, pre_encode_opus, pre_encode_vp8
 from signaling.client import SignalingClient
-from identity.secrets_store import load_or_create_secret
-from identity.tokens import TokenIssuer
+from identity.meetings import invite
 
 ROOM = "bench"
 
@@ -119,14 +118,13 @@ async def run_case(mode: str, k: int, seconds: float, video: list[EncodedFrame],
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         port = free_port()
-        tokens = TokenIssuer(load_or_create_secret(data_dir))
         proc = start_server(mode, port, data_dir)
         url = f"http://127.0.0.1:{port}"
         stop = asyncio.Event()
         peers: list[tuple[SignalingClient, PacketSubscriberPeer]] = []
         try:
             publisher = PacketPublisherPeer()
-            pub_client = SignalingClient(url, ROOM, tokens.mint(ROOM, "publisher"))
+            pub_client = SignalingClient(url, ROOM, invite(data_dir, ROOM, "publisher"))
             await pub_client.connect()
             v = publisher.add_track("video", "video/VP8")
             a = publisher.add_track("audio", "audio/opus")
@@ -150,7 +148,7 @@ async def run_case(mode: str, k: int, seconds: float, video: list[EncodedFrame],
             for n in range(k):
                 ref: list[SignalingClient] = []
                 sub = PacketSubscriberPeer(counter(ref))
-                client = SignalingClient(url, ROOM, tokens.mint(ROOM, f"sub{n}"), on_offer=answerer(sub))
+                client = SignalingClient(url, ROOM, invite(data_dir, ROOM, f"sub{n}"), on_offer=answerer(sub))
                 ref.append(client)
                 await client.connect()
                 peers.append((client, sub))

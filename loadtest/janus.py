@@ -56,8 +56,7 @@ from sfu.webrtc import (
     pre_encode_vp8,
 )
 from signaling.client import SignalingClient
-from identity.secrets_store import load_or_create_secret
-from identity.tokens import TokenIssuer
+from identity.meetings import invite
 
 LOAD_CORE = 1
 ROOM = "bench"
@@ -87,12 +86,12 @@ class ConveneTarget:
         self.name = "convene"
         self.server = server
         self.url = f"http://{server.address}:{server.port}"
-        self.tokens = TokenIssuer(load_or_create_secret(data_dir))
+        self.data_dir = data_dir
         self.clients: list[SignalingClient] = []
 
     async def _client(self, identity: str, subscriber: PacketSubscriberPeer | None = None) -> SignalingClient:
         on_offer = None if subscriber is None else (lambda sdp, tracks: subscriber.answer(sdp))
-        client = SignalingClient(self.url, ROOM, self.tokens.mint(ROOM, identity), on_offer=on_offer)
+        client = SignalingClient(self.url, ROOM, invite(self.data_dir, ROOM, identity), on_offer=on_offer)
         self.clients.append(client)
         await client.connect()
         return client

@@ -23,8 +23,10 @@ class RoomFull(Exception):
 
 class Room:
     def __init__(self, name: str, captions: bool = True, max_participants: int = 100,
-                 speaker_interval: float = 0.3, loudest_audio: int = 3) -> None:
+                 speaker_interval: float = 0.3, loudest_audio: int = 3, meeting_id: str = "") -> None:
         self.name = name
+        # The occasion this room object serves: a room name is reused, a meeting id never is.
+        self.meeting_id = meeting_id
         self.captions = captions
         self.max_participants = max_participants
         self.created_at = time.time()
@@ -234,6 +236,7 @@ class Room:
     def describe(self, brief: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name,
+            "meeting_id": self.meeting_id,
             "captions": self.captions,
             "max_participants": self.max_participants,
             "created_at": self.created_at,

@@ -11,14 +11,23 @@ from sfu.room import Room
 
 log = logging.getLogger("convene.sfu.rooms")
 
+# A room closed because its process stops has not ended as a meeting: it resumes when the server is back.
+SHUTDOWN_REASON = "server shutting down"
+
 RoomHook = Callable[[Room], None]
 RoomCloseHook = Callable[[Room], Awaitable[None]]
+RoomEndedHook = Callable[[Room, str], None]
+
+
+class TooManyRooms(Exception):
+    pass
 
 
 class RoomRegistry:
     def __init__(self, ice_servers: list[str] | None = None, pli_throttle: float = 0.5,
-                 loudest_audio: int = 3, captions_default: bool = True) -> None:
+                 loudest_audio: int = 3, captions_default: bool = True, max_rooms: int = 1000) -> None:
         self.captions_default = captions_default
+        self.max_rooms = max_rooms
         self.ice_servers = list(ice_servers or [])
         self.pli_throttle = pli_throttle
         self.loudest_audio = loudest_audio
@@ -26,6 +35,8 @@ class RoomRegistry:
         # Sidecars (captions, chat) attach here: called for every new room and before one closes.
         self.on_room_created: list[RoomHook] = []
         self.on_room_closing: list[RoomCloseHook] = []
+        # Called once a room has closed, with the reason (the meeting ledger records the end).
+        self.on_room_ended: list[RoomEndedHook] = []
         self._started = False
         self._reaper: asyncio.Task[None] | None = None
 
@@ -58,12 +69,17 @@ class RoomRegistry:
     def all(self) -> list[Room]:
         return list(self._rooms.values())
 
-    def get_or_create(self, name: str, captions: bool | None = None, max_participants: int = 100) -> tuple[Room, bool]:
+    def get_or_create(self, name: str, captions: bool | None = None, max_participants: int = 100,
+                      meeting_id: str = "") -> tuple[Room, bool]:
+        """The live room of this name, or a new one serving `meeting_id`. A live room always answers, whatever
+        meeting it serves: callers that hold a meeting id compare it with `room.meeting_id`."""
         room = self._rooms.get(name)
         if room is not None:
             return room, False
+        if len(self._rooms) >= self.max_rooms:
+            raise TooManyRooms(f"this server holds at most {self.max_rooms} rooms at once")
         room = Room(name, captions=self.captions_default if captions is None else captions,
-                    max_participants=max_participants, loudest_audio=self.loudest_audio)
+                    max_participants=max_participants, loudest_audio=self.loudest_audio, meeting_id=meeting_id)
         self._rooms[name] = room
         for hook in self.on_room_created:
             try:
@@ -82,10 +98,15 @@ class RoomRegistry:
             except Exception:
                 log.exception("room close hook failed for %s", name)
         room.close(reason)
+        for ended in self.on_room_ended:
+            try:
+                ended(room, reason)
+            except Exception:
+                log.exception("room ended hook failed for %s", name)
         return True
 
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
         for name in list(self._rooms):
-            await self.end(name, reason="server shutting down")
+            await self.end(name, reason=SHUTDOWN_REASON)

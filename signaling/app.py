@@ -12,11 +12,13 @@ from chat.web import setup_chat
 from sfu.rooms import RoomRegistry
 from sfu.workers import PipeServer, RoomDirectory
 from sfu.webrtc import configure_ice
-from signaling import metrics, rest, static, ws
+from signaling import headers, metrics, rest, static, ws
 from signaling.sidecars import attach_sidecars
 from transcribe.web import setup_transcribe
 from identity.apikeys import ApiKeyStore
-from signaling.appkeys import API_KEYS, CONFIG, PIPES, ROOMS, TOKENS
+from identity.meetings import MeetingLedger
+from signaling.appkeys import API_KEYS, CONFIG, MEETINGS, MEETINGS_DESK, PIPES, ROOMS, TOKENS
+from signaling.meetings import Meetings
 from common.config import Config
 from common.private_files import private_dir
 from identity.secrets_store import load_or_create_secret
@@ -34,7 +36,8 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     rooms.start(empty_timeout=config.empty_room_seconds)
     pipes: PipeServer | None = None
     if config.worker_id is not None:
-        pipes = PipeServer(rooms, RoomDirectory(config.data_dir), config.worker_id, config.url)
+        pipes = PipeServer(rooms, RoomDirectory(config.data_dir), config.worker_id, config.url,
+                           secret=load_or_create_secret(config.data_dir))
         await pipes.start()
         app[PIPES] = pipes
     yield
@@ -42,6 +45,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     if pipes is not None:
         await pipes.close()
     await rooms.close()
+    app[MEETINGS].close()
 
 
 def create_app(config: Config) -> web.Application:
@@ -49,13 +53,17 @@ def create_app(config: Config) -> web.Application:
     configure_ice(include_loopback=True)
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[CONFIG] = config
+    headers.setup(app)
     app[TOKENS] = TokenIssuer(load_or_create_secret(config.data_dir))
     app[API_KEYS] = ApiKeyStore(config.data_dir)
     app[ROOMS] = RoomRegistry(
         ice_servers=config.ice_server_urls,
         pli_throttle=config.pli_throttle_seconds,
         captions_default=config.captions_default,
+        max_rooms=config.max_rooms,
     )
+    app[MEETINGS] = MeetingLedger(config.data_dir)
+    app[MEETINGS_DESK] = Meetings(app[MEETINGS], app[ROOMS])
     ws.setup(app)
     rest.setup(app)
     if not config.media_only:

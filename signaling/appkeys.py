@@ -5,12 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from common.config import Config
-from identity.appkeys import API_KEYS, TOKENS
+from common.ratelimit import RateLimiter
+from identity.appkeys import API_KEYS, MEETINGS, TOKENS
 from sfu.rooms import RoomRegistry
 from sfu.workers import PipeServer
+from signaling.meetings import Meetings
 
-__all__ = ["API_KEYS", "CONFIG", "PIPES", "ROOMS", "TOKENS"]
+__all__ = ["API_KEYS", "CONFIG", "GUEST_JOINS", "MEETINGS", "MEETINGS_DESK", "PIPES", "ROOMS", "TOKENS"]
 
 CONFIG = web.AppKey("config", Config)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 PIPES = web.AppKey("pipes", PipeServer)
+MEETINGS_DESK = web.AppKey("meetings_desk", Meetings)
+GUEST_JOINS = web.AppKey("guest_joins", RateLimiter)

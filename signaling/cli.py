@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from common.config import config_from_env
+from common.config import config_from_env, split_origins
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -19,6 +19,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from signaling.access_log import RedactingAccessLogger
     from signaling.app import create_app
 
     worker_id = args.worker_id or ("w0" if args.workers > 1 else None)
@@ -27,6 +28,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         worker_id=worker_id, workers=args.workers, per_worker=args.per_worker, media_only=args.media_only or None,
         asr_model=args.asr_model, asr_language=args.asr_language, asr_threads=args.asr_threads,
         asr_beam=args.asr_beam, captions_default=False if args.no_captions else None,
+        allowed_origins=split_origins(args.allowed_origins) if args.allowed_origins is not None else None,
     )
     logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -40,20 +42,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # What exists now lives as long as the server: keep it out of every later full collection, whose
     # pauses stop all forwarding (~0.5 s at a hundred participants before packet caches held tuples).
     gc.freeze()
-    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=5)
+    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=5,
+                access_log_class=RedactingAccessLogger)
     return 0
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
-    from identity.secrets_store import load_or_create_secret
-    from identity.tokens import Grants, TokenIssuer
+    from common.names import display_name
+    from identity.meetings import invite
+    from identity.tokens import Grants
+    from signaling.rest import valid_room_name
 
     config = config_from_env(data_dir=args.data_dir, public_url=args.url)
-    issuer = TokenIssuer(load_or_create_secret(config.data_dir))
     grants = Grants(moderator=args.moderator, publish=not args.no_publish)
-    token = issuer.mint(args.room, args.identity, name=args.name or args.identity, grants=grants,
-                        ttl_seconds=args.ttl or config.default_token_ttl_seconds)
-    print(f"{config.url}/r/{args.room}?token={token}")
+    token = invite(config.data_dir, valid_room_name(args.room), args.identity,
+                   name=display_name(args.name or args.identity), grants=grants,
+                   ttl_seconds=args.ttl or config.default_token_ttl_seconds)
+    # In the fragment: browsers never send it to a server, so it stays out of access logs.
+    print(f"{config.url}/r/{args.room}#token={token}")
     return 0
 
 
@@ -86,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--asr-threads", type=int, default=None, help="CPU threads per caption inference")
     serve.add_argument("--asr-beam", type=int, default=None, help="beam size (default 1, greedy)")
     serve.add_argument("--no-captions", action="store_true", help="new rooms start with captions off")
+    serve.add_argument("--allowed-origins", default=None,
+                       help="comma-separated origins (https://host[:port]) whose pages may open our WebSockets "
+                            "besides the server's own")
     serve.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("-v", "--verbose", action="store_true")

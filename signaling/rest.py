@@ -1,4 +1,7 @@
-"""REST API for rooms (JSON, Bearer API key): create, list, inspect, delete, mint tokens."""
+"""REST API for rooms (JSON, Bearer API key): create, list, inspect, delete, mint tokens; guest joins.
+
+Rooms made here are invite-only unless created with `"guests": true`; every token names the room's live meeting.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,16 @@ from typing import Any
 
 from aiohttp import web
 
-from signaling.appkeys import CONFIG, PIPES, ROOMS, TOKENS
-from identity.auth import authenticate, require_admin_key
-from common.errors import Forbidden, InvalidField, NotFound
-from identity.tokens import Grants
+from common.errors import Forbidden, InvalidField, InviteOnly, NotFound
+from common.names import display_name
+from common.ratelimit import RateLimiter
 from common.wire import read_json_object
+from identity.auth import authenticate, require_admin_key
+from identity.tokens import Grants
+from signaling.appkeys import CONFIG, GUEST_JOINS, MEETINGS, MEETINGS_DESK, PIPES, ROOMS, TOKENS
 
 ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-IDENTITY = re.compile(r"^[^\x00-\x1f]{1,128}$")
+IDENTITY = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
 
 def valid_room_name(name: object) -> str:
@@ -27,16 +32,20 @@ def valid_room_name(name: object) -> str:
 
 async def create_room(request: web.Request) -> web.Response:
     require_admin_key(request)
-    body = await read_json_object(request, allowed={"name", "captions", "max_participants"})
+    body = await read_json_object(request, allowed={"name", "captions", "max_participants", "guests"})
     name = valid_room_name(body.get("name"))
+    guests = body.get("guests", False)
+    if not isinstance(guests, bool):
+        raise InvalidField("guests must be true or false", field="guests")
     captions = body.get("captions", request.app[CONFIG].captions_default)
     if not isinstance(captions, bool):
         raise InvalidField("captions must be true or false", field="captions")
     max_participants = body.get("max_participants", 100)
     if not isinstance(max_participants, int) or isinstance(max_participants, bool) or not 1 <= max_participants <= 1000:
         raise InvalidField("max_participants must be an integer 1-1000", field="max_participants")
-    room, created = request.app[ROOMS].get_or_create(name, captions=captions, max_participants=max_participants)
-    return web.json_response(room.describe(), status=201 if created else 200)
+    meeting, room, created = request.app[MEETINGS_DESK].open(name, guests, captions=captions,
+                                                             max_participants=max_participants)
+    return web.json_response({**room.describe(), "guests": meeting.guests}, status=201 if created else 200)
 
 
 async def list_rooms(request: web.Request) -> web.Response:
@@ -47,10 +56,10 @@ async def list_rooms(request: web.Request) -> web.Response:
 async def get_room(request: web.Request) -> web.Response:
     name = request.match_info["room"]
     caller = authenticate(request)
-    if not (caller.is_admin_key or (caller.token is not None and caller.token.room == name)):
+    if not (caller.is_admin_key or caller.in_room(name)):
         raise Forbidden("not allowed to see this room")
     room = request.app[ROOMS].get(name)
-    if room is None:
+    if room is None or (caller.meeting is not None and room.meeting_id != caller.meeting.meeting_id):
         raise NotFound(f"no room named {name!r}")
     return web.json_response(room.describe())
 
@@ -60,7 +69,7 @@ async def delete_room(request: web.Request) -> web.Response:
     caller = authenticate(request)
     if not caller.may_moderate(name):
         raise Forbidden("ending a room needs an admin API key or a moderator token")
-    if not await request.app[ROOMS].end(name, reason="ended by API"):
+    if not await request.app[MEETINGS_DESK].end(name, reason="ended by API"):
         raise NotFound(f"no room named {name!r}")
     return web.json_response({"ended": name})
 
@@ -72,9 +81,7 @@ async def create_token(request: web.Request) -> web.Response:
     identity = body.get("identity")
     if not isinstance(identity, str) or not IDENTITY.match(identity):
         raise InvalidField("identity must be a 1-128 character string", field="identity")
-    name = body.get("name", identity)
-    if not isinstance(name, str) or len(name) > 128:
-        raise InvalidField("name must be a string of at most 128 characters", field="name")
+    name = display_name(body.get("name", identity), "name", max_len=128)
     grants_in: Any = body.get("grants", {})
     if not isinstance(grants_in, dict) or not set(grants_in) <= {"publish", "subscribe", "screen_share", "moderator"}:
         raise InvalidField("grants may hold publish, subscribe, screen_share, moderator", field="grants")
@@ -85,8 +92,13 @@ async def create_token(request: web.Request) -> web.Response:
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 10 <= ttl <= 30 * 86400:
         raise InvalidField("ttl must be 10 s to 30 days", field="ttl")
     grants = Grants(**{**Grants().to_claim(), **grants_in})
-    token = request.app[TOKENS].mint(room, identity, name=name, grants=grants, ttl_seconds=ttl)
-    return web.json_response({"token": token, "url": f"{config.url}/r/{room}?token={token}"}, status=201)
+    # An invite for a room with no meeting starts one (invite-only, as rooms made through the API are). Its room
+    # object comes with the first join, so an invite made a day ahead is not ended by the empty-room timeout.
+    meeting, _ = request.app[MEETINGS].live_or_start(room, guests=False)
+    token = request.app[TOKENS].mint(room, identity, name=name, grants=grants, ttl_seconds=ttl,
+                                     meeting=meeting.meeting_id)
+    return web.json_response({"token": token, "url": f"{config.url}/r/{room}#token={token}",
+                              "meeting_id": meeting.meeting_id}, status=201)
 
 
 def setup(app: web.Application) -> None:
@@ -95,33 +107,40 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/v1/rooms/{room}", get_room)
     app.router.add_delete("/v1/rooms/{room}", delete_room)
     app.router.add_post("/v1/rooms/{room}/tokens", create_token)
+    app[GUEST_JOINS] = RateLimiter(app[CONFIG].guest_joins_per_minute / 60.0, app[CONFIG].guest_joins_per_minute)
     setup_guest(app)
 
 
 async def guest_join(request: web.Request) -> web.Response:
-    """`/` asks here for a token: whoever opens a new room becomes its moderator."""
+    """`/` asks here for a token. A room with no meeting starts one, whose opener is its moderator; a live
+    meeting admits guests only when it was opened this way or created with `"guests": true`."""
     config = request.app[CONFIG]
-    if not config.guest_rooms:
-        raise Forbidden("this server admits only invited participants (ask for a link)")
     room_name = valid_room_name(request.match_info["room"])
     body = await read_json_object(request, allowed={"name"})
-    display = body.get("name")
-    if not isinstance(display, str) or not 1 <= len(display.strip()) <= 64:
-        raise InvalidField("name must be 1-64 characters", field="name")
-    rooms = request.app[ROOMS]
-    existed = rooms.get(room_name) is not None
-    rooms.get_or_create(room_name, captions=config.captions_default, max_participants=100)
-    identity = f"guest-{secrets.token_hex(4)}"
-    grants = Grants(moderator=not existed)
-    token = request.app[TOKENS].mint(room_name, identity, name=display.strip(), grants=grants,
-                                     ttl_seconds=config.default_token_ttl_seconds)
-    return web.json_response({"token": token, "url": f"{config.url}/r/{room_name}?token={token}",
-                              "moderator": not existed}, status=201)
+    display = display_name(body.get("name"), "name", max_len=64)
+    # Per client address: anonymous joins create rooms, channels and users, so they are not free.
+    request.app[GUEST_JOINS].take(f"join:{request.remote}")
+    desk = request.app[MEETINGS_DESK]
+    live = desk.ledger.live(room_name)
+    if live is not None and not live.guests:
+        raise InviteOnly("this meeting admits only invited participants (ask for a link)")
+    if live is None and not config.guest_rooms:
+        raise InviteOnly("this server admits only invited participants (ask for a link)")
+    meeting, _, started = desk.open(room_name, guests=True, captions=config.captions_default)
+    identity = f"guest-{secrets.token_hex(6)}"
+    token = request.app[TOKENS].mint(room_name, identity, name=display, grants=Grants(moderator=started),
+                                     ttl_seconds=config.default_token_ttl_seconds, meeting=meeting.meeting_id)
+    return web.json_response({"token": token, "url": f"{config.url}/r/{room_name}#token={token}",
+                              "moderator": started, "meeting_id": meeting.meeting_id}, status=201)
 
 
 async def placement(request: web.Request) -> web.Response:
-    """Which worker a participant of this room should connect its signaling socket to."""
+    """Which worker a participant of this room should connect its signaling socket to (asked with the
+    participant's meeting token: where a room lives is not for anyone to probe)."""
     room = valid_room_name(request.match_info["room"])
+    caller = authenticate(request)
+    if not (caller.is_admin_key or caller.in_room(room)):
+        raise Forbidden("placement needs a token for this room")
     config = request.app[CONFIG]
     ws_path = f"/v1/rooms/{room}/ws"
     pipes = request.app.get(PIPES)

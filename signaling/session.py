@@ -29,9 +29,9 @@ from common.errors import (
     NotFound,
     RateLimited,
     UnknownMessageType,
-    WrongRoom,
 )
 from identity.tokens import AccessToken, TokenIssuer
+from signaling.meetings import Meetings
 
 log = logging.getLogger("convene.signaling.session")
 
@@ -50,10 +50,15 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_ROOM_FULL = 4409
 CLOSE_REMOVED = 4000
+JOIN_CLOSE_CODES = {"room_full": CLOSE_ROOM_FULL, "server_full": CLOSE_ROOM_FULL}
 
 
 class NotJoined(ConveneError):
     code, status = "not_joined", 400
+
+
+class JoinTimeout(ConveneError):
+    code, status = "join_timeout", 408
 
 
 class RoomFullError(ConveneError):
@@ -111,11 +116,14 @@ def apply_subscription_fields(msg: dict[str, Any], prefs: VideoPreferences) -> N
 
 class Session:
     def __init__(self, ws: web.WebSocketResponse, room_name: str, rooms: RoomRegistry, tokens: TokenIssuer,
-                 sessions: dict[str, "Session"], ice_servers: list[str]) -> None:
+                 sessions: dict[str, "Session"], ice_servers: list[str], meetings: Meetings,
+                 join_timeout: float = 10.0) -> None:
         self.ws = ws
         self.room_name = room_name
         self._rooms = rooms
         self._tokens = tokens
+        self._meetings = meetings
+        self._join_timeout = join_timeout
         self._sessions = sessions
         self._ice_servers = ice_servers
         self.token: AccessToken | None = None
@@ -212,11 +220,12 @@ class Session:
 
     # -- life ------------------------------------------------------------------------------------
 
-    async def run(self, query_token: str | None) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._writer = loop.create_task(self._write_loop())
+        # A socket that never joins holds a connection and a task: it gets a few seconds, not forever.
+        deadline = loop.call_later(self._join_timeout, self._join_timed_out)
         try:
-            if query_token:
-                await self._join(query_token)
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._dispatch_text(msg.data)
@@ -227,7 +236,13 @@ class Session:
                 if self._closing:
                     break
         finally:
+            deadline.cancel()
             await self._teardown()
+
+    def _join_timed_out(self) -> None:
+        if self.participant is None and not self._closing:
+            self.send_error(JoinTimeout(f"send 'join' within {self._join_timeout:g} s of connecting"), "join")
+            self.close_soon(CLOSE_UNAUTHORIZED, "join_timeout")
 
     async def _dispatch_text(self, data: str) -> None:
         if len(data) > MAX_SDP_MESSAGE_BYTES:
@@ -275,11 +290,8 @@ class Session:
     async def _join(self, token_text: str, prefs: VideoPreferences | None = None) -> None:
         try:
             token = self._tokens.verify(token_text)
-            if token.room != self.room_name:
-                raise WrongRoom(f"this token is for room {token.room!r}")
-            room, _ = self._rooms.get_or_create(self.room_name)
-            if room.closed:
-                raise NotFound("room has ended")
+            # The token's meeting, live, and this identity not removed from it; else meeting_ended/removed.
+            room = self._meetings.room_for(token, self.room_name)
             participant = Participant(
                 token.identity, token.name,
                 Permissions(publish=token.grants.publish, subscribe=token.grants.subscribe,
@@ -299,8 +311,8 @@ class Session:
                 raise RoomFullError(str(exc)) from exc
         except ConveneError as err:
             self.send_error(err, "join")
-            code = {"room_full": CLOSE_ROOM_FULL, "wrong_room": CLOSE_FORBIDDEN}.get(err.code, CLOSE_UNAUTHORIZED)
-            self.close_soon(code, err.code)
+            self.close_soon(JOIN_CLOSE_CODES.get(err.code, CLOSE_FORBIDDEN if err.status == 403 else CLOSE_UNAUTHORIZED),
+                            err.code)
             return
         self.token, self.room, self.participant = token, room, participant
         self._sessions[participant.id] = self
@@ -489,6 +501,9 @@ class Session:
 
     async def _on_remove_participant(self, msg: dict[str, Any]) -> None:
         target = self._moderated_target(msg)
+        if self.room is not None and self.room.meeting_id:
+            # Before the socket closes: the tokens this identity holds no longer bring it back in.
+            self._meetings.ledger.remove(self.room.meeting_id, target.identity)
         session = self._sessions.get(target.id)
         if session is not None:
             session.send({"type": "removed", "reason": "removed by a moderator"})
@@ -498,7 +513,7 @@ class Session:
 
     async def _on_end_room(self, msg: dict[str, Any]) -> None:
         self._require("moderator")
-        await self._rooms.end(self.room_name, reason="ended by a moderator")
+        await self._meetings.end(self.room_name, reason="ended by a moderator")
 
     async def _on_set_captions(self, msg: dict[str, Any]) -> None:
         assert self.room is not None

@@ -64,19 +64,22 @@ def attach_sidecars(app: web.Application, rooms: RoomRegistry) -> None:
 
     def room_created(room: Room) -> None:
         if TRANSCRIBE in app:
-            captions = app[TRANSCRIBE].open_room(room.name, emit=room.emit, enabled=room.captions)
+            captions = app[TRANSCRIBE].open_room(room.name, emit=room.emit, enabled=room.captions,
+                                                 meeting_id=room.meeting_id or None)
             client = CaptionsClient(room, captions)
             clients[room.name] = client
             room.add_listener(client)
             room.join(client.participant)
         if CHAT in app:
-            task = asyncio.get_running_loop().create_task(meeting_channel(room.name))
+            task = asyncio.get_running_loop().create_task(meeting_channel(room.meeting_id, room.name))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-    async def meeting_channel(name: str) -> None:
+    async def meeting_channel(meeting_id: str, name: str) -> None:
+        if not meeting_id:
+            return  # a room object with no meeting (a pipe's mirror on another worker): chat lives elsewhere
         try:
-            await app[CHAT].ensure_meeting_channel(name)
+            await app[CHAT].ensure_meeting_channel(meeting_id, name)
         except Exception as exc:  # e.g. a team channel already has this name: the meeting has no chat
             log.warning("room %s: no meeting channel: %s", name, exc)
 
@@ -95,7 +98,7 @@ def attach_sidecars(app: web.Application, rooms: RoomRegistry) -> None:
                 return await chat.post_task(channel, title, assignee, due_at, author)
 
             try:
-                posted = await client.captions.publish_notes(post_task, channel=room.name)
+                posted = await client.captions.publish_notes(post_task, channel=room.meeting_id)
                 log.info("room %s: %d action items posted as tasks", room.name, posted)
             except Exception:
                 log.exception("room %s: could not post the action items to chat", room.name)

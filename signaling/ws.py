@@ -6,7 +6,8 @@ import asyncio
 
 from aiohttp import web
 
-from signaling.appkeys import CONFIG, ROOMS, TOKENS
+from common.origins import check_origin, refuse_token_in_url
+from signaling.appkeys import CONFIG, MEETINGS_DESK, ROOMS, TOKENS
 from signaling.rest import valid_room_name
 from signaling.session import Session
 
@@ -18,11 +19,14 @@ HARD_FRAME_LIMIT = 2 * 1024 * 1024
 async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
     room_name = valid_room_name(request.match_info["room"])
     config = request.app[CONFIG]
+    # The token comes in the `join` message only: a URL is written to access logs and proxies.
+    refuse_token_in_url(request, "send it in the first message: {\"type\": \"join\", \"token\": …}")
+    check_origin(request, config)
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
     session = Session(ws, room_name, request.app[ROOMS], request.app[TOKENS], request.app[SESSIONS],
-                      config.ice_server_urls)
-    await session.run(request.query.get("token"))
+                      config.ice_server_urls, request.app[MEETINGS_DESK], join_timeout=config.join_timeout_seconds)
+    await session.run()
     return ws
 
 

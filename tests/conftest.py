@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from signaling.access_log import RedactingAccessLogger
 from signaling.app import create_app
-from signaling.appkeys import API_KEYS, TOKENS
+from signaling.appkeys import API_KEYS, MEETINGS, TOKENS
 from common.config import Config
 from identity.tokens import Grants
 
@@ -31,14 +32,23 @@ class RunningServer:
     api_key: str
 
     def token(self, room: str, identity: str, name: str | None = None, **grants: bool) -> str:
-        return self.app[TOKENS].mint(room, identity, name=name or identity.title(), grants=Grants(**grants))
+        return meeting_token(self.app, room, identity, name=name or identity.title(), grants=Grants(**grants))
+
+
+def meeting_token(app: web.Application, room: str, identity: str, name: str = "", grants: Grants | None = None,
+                  ttl_seconds: int = 6 * 3600, now: float | None = None) -> str:
+    """A token for the room's live meeting on this server (started, open to guests, when it has none)."""
+    meeting, _ = app[MEETINGS].live_or_start(room, guests=True)
+    return app[TOKENS].mint(room, identity, name=name, grants=grants, ttl_seconds=ttl_seconds, now=now,
+                            meeting=meeting.meeting_id)
 
 
 @asynccontextmanager
 async def running_server(config: Config) -> AsyncIterator[RunningServer]:
     """A real Convene server for `config` on its host and port, with an admin API key, until exit."""
     app = create_app(config)
-    runner = web.AppRunner(app, shutdown_timeout=2)
+    # The access logger `convene serve` uses: tests that read the log see what production writes.
+    runner = web.AppRunner(app, shutdown_timeout=2, access_log_class=RedactingAccessLogger)
     await runner.setup()
     await web.TCPSite(runner, config.host, config.port).start()
     _, api_key = app[API_KEYS].create("tests", "admin")

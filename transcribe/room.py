@@ -78,7 +78,7 @@ async def post_action_items(notes: MeetingNotes, post_task: PostTask, channel: s
 
 class RoomTranscriber:
     def __init__(self, room_name: str, engine: AsrEngine, emit: Emit, store: TranscriptStore | None,
-                 enabled: bool = True, started_at: float | None = None) -> None:
+                 enabled: bool = True, started_at: float | None = None, meeting_id: str | None = None) -> None:
         self.room_name = room_name
         self._engine = engine
         self._emit = emit
@@ -87,7 +87,8 @@ class RoomTranscriber:
         self._log = logging.getLogger(f"convene.transcribe.room.{room_name}")
         self._t0_wall = started_at if started_at is not None else time.time()
         self._t0 = time.monotonic() - (time.time() - self._t0_wall)
-        meeting_id = datetime.fromtimestamp(self._t0_wall, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        # The meeting's own id (unguessable) where the room has one; a timestamp for a bare transcriber.
+        meeting_id = meeting_id or datetime.fromtimestamp(self._t0_wall, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.transcript = Transcript(room=room_name, meeting_id=meeting_id, started_at=self._t0_wall)
         self._names: dict[str, str] = {}
         self._sinks: dict[str, AudioSink] = {}

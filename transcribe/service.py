@@ -40,11 +40,12 @@ class TranscribeService:
             self._log.error("loading the speech model failed: %s", task.exception())
             self._warmup = None
 
-    def open_room(self, room_name: str, emit: Emit, enabled: bool = True) -> RoomTranscriber:
+    def open_room(self, room_name: str, emit: Emit, enabled: bool = True,
+                  meeting_id: str | None = None) -> RoomTranscriber:
         """The room's transcriber (one per live meeting); loading the model starts in the background."""
         room = self._rooms.get(room_name)
         if room is None:
-            room = RoomTranscriber(room_name, self.engine, emit, self.store, enabled=enabled)
+            room = RoomTranscriber(room_name, self.engine, emit, self.store, enabled=enabled, meeting_id=meeting_id)
             self._rooms[room_name] = room
             if enabled:
                 self.warm_up()

@@ -20,7 +20,8 @@ from transcribe.service import TranscribeService
 from transcribe.settings import AsrSettings
 
 TRANSCRIBE = web.AppKey("transcribe", TranscribeService)
-_MEETING = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
+# A meeting's id (m_ + 128 random bits), or a timestamp id of transcripts stored before meetings had ids.
+_MEETING = re.compile(r"^(m_[A-Za-z0-9_-]{22}|[0-9]{8}T[0-9]{6}Z)$")
 
 
 def settings_from_config(config: Config) -> AsrSettings:
@@ -28,25 +29,27 @@ def settings_from_config(config: Config) -> AsrSettings:
                        beam=config.asr_beam, workers=config.asr_workers)
 
 
-def _authorise(request: web.Request, room: str) -> None:
-    if not authenticate(request).may_moderate(room):
-        raise Forbidden("transcripts need an admin API key or a moderator token for this room")
-
-
-def _meeting(request: web.Request) -> str | None:
-    meeting = request.query.get("meeting")
-    if meeting is not None and not _MEETING.match(meeting):
-        raise InvalidField("meeting must look like 20261124T150000Z", field="meeting")
-    return meeting
+def _meeting_of(request: web.Request, room: str) -> str | None:
+    """Which meeting's transcript the caller may read: a moderator token reads its own meeting's (never
+    another meeting of the same room); an admin key names one with `?meeting=` or gets the room's latest."""
+    caller = authenticate(request)
+    if caller.is_admin_key:
+        meeting = request.query.get("meeting")
+        if meeting is not None and not _MEETING.match(meeting):
+            raise InvalidField("meeting must be a meeting id", field="meeting")
+        return meeting
+    if not caller.may_moderate(room) or caller.meeting is None:
+        raise Forbidden("transcripts need an admin API key or a moderator token for this meeting")
+    return caller.meeting.meeting_id
 
 
 async def get_transcript(request: web.Request) -> web.Response:
     room = request.match_info["room"]
-    _authorise(request, room)
+    meeting = _meeting_of(request, room)
     fmt = request.query.get("format", "vtt")
     if fmt not in FORMATS:
         raise InvalidField(f"format must be one of {', '.join(FORMATS)}", field="format")
-    transcript = await request.app[TRANSCRIBE].transcript(room, _meeting(request))
+    transcript = await request.app[TRANSCRIBE].transcript(room, meeting)
     if transcript is None:
         raise NotFound(f"no transcript for room {room!r}")
     return web.Response(text=render(transcript, fmt), content_type=FORMATS[fmt], charset="utf-8",
@@ -55,7 +58,7 @@ async def get_transcript(request: web.Request) -> web.Response:
 
 async def get_notes(request: web.Request) -> web.Response:
     room = request.match_info["room"]
-    _authorise(request, room)
+    meeting = _meeting_of(request, room)
     fmt = request.query.get("format", "md")
     if fmt not in ("md", "json"):
         raise InvalidField("format must be md or json", field="format")
@@ -64,7 +67,7 @@ async def get_notes(request: web.Request) -> web.Response:
         meeting_day = date.fromisoformat(day) if day else None
     except ValueError as exc:
         raise InvalidField("date must be YYYY-MM-DD", field="date") from exc
-    transcript = await request.app[TRANSCRIBE].transcript(room, _meeting(request))
+    transcript = await request.app[TRANSCRIBE].transcript(room, meeting)
     if transcript is None:
         raise NotFound(f"no transcript for room {room!r}")
     notes = NotesWriter().write(transcript, meeting_day)

@@ -10,9 +10,11 @@ const VIDEO_SOURCES = { camera: "main", screen: "screen" };
 const AUDIO_SOURCES = { microphone: "main", screen_audio: "screen" };
 
 /** The worker to talk to (a server with several workers places rooms); this server if it can't say. */
-async function placedSignalingUrl(room) {
+async function placedSignalingUrl(room, token) {
   try {
-    const response = await fetch(`/v1/rooms/${encodeURIComponent(room)}/placement`);
+    const response = await fetch(`/v1/rooms/${encodeURIComponent(room)}/placement`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
     if (response.ok) {
       const { ws_url: url } = await response.json();
       if (url) return url;
@@ -51,7 +53,7 @@ export class Call {
   }
 
   async start() {
-    this.signaling = new SignalingClient(await placedSignalingUrl(this.room));
+    this.signaling = new SignalingClient(await placedSignalingUrl(this.room, this.token));
     this.layers = new LayerChooser(this.signaling);
     this.#listen();
     let joined;

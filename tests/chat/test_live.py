@@ -11,8 +11,20 @@ from typing import Any
 import aiohttp
 
 from identity.secrets_store import load_or_create_secret
-from identity.tokens import TokenIssuer
+from identity.meetings import MeetingLedger
+from identity.tokens import USER_SCOPE, TokenIssuer
 from tests.chat.conftest import ChatServer
+
+
+async def connect(chat: ChatServer, token: str, session: str | None = None,
+                  last_seq: int | None = None) -> aiohttp.ClientWebSocketResponse:
+    """Opens the live socket and authenticates in its first frame (resuming `session` when given)."""
+    ws = await chat.session.ws_connect(chat.url + "/v1/chat/ws")
+    auth: dict[str, Any] = {"type": "auth", "token": token}
+    if session is not None:
+        auth.update(session=session, last_seq=last_seq)
+    await ws.send_json(auth)
+    return ws
 
 
 async def recv(ws: aiohttp.ClientWebSocketResponse, kind: str | None = None, timeout: float = 5) -> dict[str, Any]:
@@ -28,7 +40,7 @@ async def test_live_events_resume_and_sync(chat: ChatServer) -> None:
     ann = await chat.user("ann")
     bob = await chat.user("bob")
     ch = await chat.call("POST", "/v1/channels", ann, {"name": "live", "kind": "team", "members": ["bob"]}, expect=201)
-    ws = await chat.session.ws_connect(chat.url + f"/v1/chat/ws?token={bob}")
+    ws = await connect(chat, bob)
     hello = await recv(ws)
     assert hello["type"] == "hello" and hello["resumed"] is False and hello["last_seq"] == 0
     m = await chat.call("POST", "/v1/messages", ann, {"to": "live", "content": "one"}, expect=201)
@@ -38,7 +50,7 @@ async def test_live_events_resume_and_sync(chat: ChatServer) -> None:
     await chat.call("POST", f"/v1/messages/{m['id']}/reactions", ann, {"emoji": "🎉"}, expect=200)
     kinds = [(await recv(ws))["type"] for _ in range(2)]
     assert kinds == ["edit", "reaction"]
-    ann_ws = await chat.session.ws_connect(chat.url + f"/v1/chat/ws?token={ann}")
+    ann_ws = await connect(chat, ann)
     await recv(ann_ws, "hello")
     await ann_ws.send_json({"type": "typing", "channel": ch["id"]})
     typing = await recv(ws)
@@ -50,7 +62,7 @@ async def test_live_events_resume_and_sync(chat: ChatServer) -> None:
     t = await chat.call("POST", "/v1/messages", ann, {"to": "live", "type": "task",
                                                       "task": {"title": "ship", "assignee": "bob"}}, expect=201)
     await chat.call("PATCH", f"/v1/tasks/{t['id']}", bob, {"status": "done"}, expect=200)
-    ws = await chat.session.ws_connect(chat.url + f"/v1/chat/ws?token={bob}&session={hello['session']}&last_seq=4")
+    ws = await connect(chat, bob, hello["session"], 4)
     again = await recv(ws)
     assert again["resumed"] is True and again["session"] == hello["session"]
     replay = [await recv(ws) for _ in range(3)]
@@ -59,7 +71,7 @@ async def test_live_events_resume_and_sync(chat: ChatServer) -> None:
     await ws.close()
 
     # A gap older than the replay buffer (or an unknown session): resumed false, then GET /v1/sync.
-    ws = await chat.session.ws_connect(chat.url + f"/v1/chat/ws?token={bob}&session=s_unknown&last_seq=2")
+    ws = await connect(chat, bob, "s_unknown", 2)
     fresh = await recv(ws)
     assert fresh["resumed"] is False and fresh["session"] != hello["session"]
     got = await chat.call("GET", f"/v1/sync?since={hello['cursor']}", bob, expect=200)
@@ -76,12 +88,12 @@ async def test_replay_buffer_overflow_means_sync(tmp_path: object) -> None:
         ann = await chat.user("ann")
         bob = await chat.user("bob")
         await chat.call("POST", "/v1/channels", ann, {"name": "c", "kind": "team", "members": ["bob"]}, expect=201)
-        ws = await chat.session.ws_connect(chat.url + f"/v1/chat/ws?token={bob}")
+        ws = await connect(chat, bob)
         hello = await recv(ws)
         await ws.close()
         for i in range(5):
             await chat.call("POST", "/v1/messages", ann, {"to": "c", "content": f"m{i}"}, expect=201)
-        ws = await chat.session.ws_connect(chat.url + f"/v1/chat/ws?token={bob}&session={hello['session']}&last_seq=0")
+        ws = await connect(chat, bob, hello["session"], 0)
         assert (await recv(ws))["resumed"] is False
         got = await chat.call("GET", f"/v1/sync?since={hello['cursor']}", bob, expect=200)
         assert [u["content"] for u in got["updated"]] == [f"m{i}" for i in range(5)]
@@ -92,24 +104,29 @@ async def test_replay_buffer_overflow_means_sync(tmp_path: object) -> None:
 
 
 async def test_meeting_token_and_service_api(chat: ChatServer) -> None:
-    issuer = TokenIssuer(load_or_create_secret(chat.api.config.data_dir))
-    carol = issuer.mint("standup", "carol", name="Carol")
-    dave = issuer.mint("standup", "dave")
-    # First post with a meeting token creates the channel lazily and makes the poster a (guest) member.
+    data_dir = chat.api.config.data_dir
+    issuer = TokenIssuer(load_or_create_secret(data_dir))
+    meeting, _ = MeetingLedger(data_dir).live_or_start("standup", guests=True)
+    carol = issuer.mint("standup", "carol", name="Carol", meeting=meeting.meeting_id)
+    dave = issuer.mint("standup", "dave", meeting=meeting.meeting_id)
+    # First post with a meeting token creates the channel lazily and makes the poster a (guest) member; the
+    # room's name names the meeting's channel for its tokens.
     m = await chat.call("POST", "/v1/messages", carol, {"to": "standup", "content": "hi all"}, expect=201)
     me = await chat.call("GET", "/v1/me", carol, expect=200)
-    assert me["user"]["role"] == "guest" and me["room"] == "standup"
-    hist = await chat.call("GET", "/v1/channels/standup/messages", dave, expect=200)
+    assert me["user"]["role"] == "guest" and me["room"] == "standup" and me["meeting"] == meeting.meeting_id
+    hist = await chat.call("GET", f"/v1/channels/{me['channel']}/messages", dave, expect=200)
     assert hist["channel"]["kind"] == "meeting" and [x["id"] for x in hist["messages"]] == [m["id"]]
     await chat.call("POST", "/v1/channels", carol, {"name": "mine", "kind": "team"}, expect=403)
     # The service API for the rooms and captions code.
     service = chat.api.service
-    ch = await service.ensure_meeting_channel("review")
-    assert (await service.ensure_meeting_channel("review")).id == ch.id
+    ch = await service.ensure_meeting_channel("m_review", "review")
+    assert (await service.ensure_meeting_channel("m_review", "review")).id == ch.id and ch.topic == "review"
     due = datetime.now(UTC) + timedelta(days=1)
-    task = await service.post_task("review", "Send the minutes", "carol", due, "captions-bot")
+    task = await service.post_task("m_review", "Send the minutes", "carol", due, "captions-bot")
     assert task.task is not None and task.task.assignee == "carol" and abs((task.task.due or 0) - due.timestamp()) < 1
-    mine = await chat.call("GET", "/v1/tasks?assignee=me", carol, expect=200)
+    # Tasks are listed with a user's own credential; a meeting token does not reach /v1/tasks.
+    await chat.call("GET", "/v1/tasks?assignee=me", carol, expect=403)
+    mine = await chat.call("GET", "/v1/tasks?assignee=me", issuer.mint(USER_SCOPE, "carol"), expect=200)
     assert [x["id"] for x in mine["tasks"]] == [task.id]
 
 
@@ -119,7 +136,7 @@ async def test_sockets_closed_on_shutdown(tmp_path: object) -> None:
     runner, chat = await start_chat_server(tmp_path, None)  # type: ignore[arg-type]
     try:
         ann = await chat.user("ann")
-        ws = await chat.session.ws_connect(chat.url + f"/v1/chat/ws?token={ann}")
+        ws = await connect(chat, ann)
         assert (await recv(ws))["type"] == "hello"
         await runner.cleanup()
         msg = await asyncio.wait_for(ws.receive(), 5)

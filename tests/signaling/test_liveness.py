@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from signaling.appkeys import ROOMS, TOKENS
-from tests.conftest import running_server, server_config
+from tests.conftest import meeting_token, running_server, server_config
 
 
 async def test_dead_socket_is_dropped_and_participant_removed(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ async def test_dead_socket_is_dropped_and_participant_removed(tmp_path: Path) ->
         async with aiohttp.ClientSession() as http:
             # autoping=False: this client never answers the server's pings, like a vanished laptop.
             ws = await http.ws_connect(f"ws://127.0.0.1:{port}/v1/rooms/live/ws", autoping=False)
-            await ws.send_str(json.dumps({"type": "join", "token": app[TOKENS].mint("live", "ghost")}))
+            await ws.send_str(json.dumps({"type": "join", "token": meeting_token(app, "live", "ghost")}))
             joined = json.loads((await ws.receive()).data)
             assert joined["type"] == "joined"
             room = app[ROOMS].get("live")

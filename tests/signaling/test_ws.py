@@ -10,7 +10,7 @@ import pytest
 
 from signaling.appkeys import ROOMS
 from signaling.client import SignalingClient, SignalingError
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, meeting_token
 from tests.sfu.peers import join, make_packet, opus_payload, wait_until
 
 
@@ -48,10 +48,10 @@ async def test_expired_token_is_refused(server: RunningServer) -> None:
     from signaling.appkeys import TOKENS
     import time
 
-    token = server.app[TOKENS].mint("lobby", "old", ttl_seconds=10, now=time.time() - 60)
+    token = meeting_token(server.app, "lobby", "old", ttl_seconds=10, now=time.time() - 60)
     client = SignalingClient(server.url, "lobby", token)
     with pytest.raises(SignalingError) as info:
-        await client.connect(token_in_query=True)
+        await client.connect()
     assert info.value.code == "token_expired"
     await client.close()
 

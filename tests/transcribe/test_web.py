@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 
 from signaling.app import create_app
-from signaling.appkeys import API_KEYS, TOKENS
+from signaling.appkeys import API_KEYS, MEETINGS
 from common.config import Config
 from identity.tokens import Grants
-from tests.conftest import free_port
+from tests.conftest import free_port, meeting_token
 from tests.transcribe.test_formats_notes import parse_srt, parse_vtt, scripted
 from transcribe.caption import Caption
 from transcribe.web import TRANSCRIBE, setup_transcribe
@@ -49,10 +49,12 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_downloads_need_moderator_or_admin(server: Server) -> None:
-    server.app[TRANSCRIBE].store.save(scripted())
-    moderator = server.app[TOKENS].mint("standup", "alice", grants=Grants(moderator=True))
-    member = server.app[TOKENS].mint("standup", "bob", grants=Grants())
-    other_room = server.app[TOKENS].mint("other", "carol", grants=Grants(moderator=True))
+    moderator = meeting_token(server.app, "standup", "alice", grants=Grants(moderator=True))
+    stored = scripted()  # as the meeting this token names stored it
+    stored.meeting_id = server.app[MEETINGS].live("standup").meeting_id
+    server.app[TRANSCRIBE].store.save(stored)
+    member = meeting_token(server.app, "standup", "bob", grants=Grants())
+    other_room = meeting_token(server.app, "other", "carol", grants=Grants(moderator=True))
     url = f"{server.url}/v1/rooms/standup/transcript"
     async with aiohttp.ClientSession() as http:
         async with http.get(url) as r:

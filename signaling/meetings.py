@@ -1,0 +1,74 @@
+"""Meetings as the front door sees them: the durable ledger (identity/) joined to the live rooms (sfu/).
+
+Every entry to a room goes through here. `open` starts a meeting (or finds the live one) and its room;
+`room_for` takes a meeting token to the room serving that meeting (creating the room object on the first join,
+also after a restart, when the meeting was not ended) and refuses a token of a meeting that is over. When a room ends (a moderator, the API, nobody left) its meeting ends in the
+ledger; a room closed only because the process stops keeps its meeting resumable.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from common.errors import ConveneError, MeetingEnded, OutOfScope, WrongRoom
+from identity.meetings import Meeting, MeetingLedger
+from identity.tokens import AccessToken
+from sfu.room import Room
+from sfu.rooms import SHUTDOWN_REASON, RoomRegistry, TooManyRooms
+
+log = logging.getLogger("convene.signaling.meetings")
+
+
+class ServerFull(ConveneError):
+    code, status = "server_full", 503
+
+
+class Meetings:
+    def __init__(self, ledger: MeetingLedger, rooms: RoomRegistry) -> None:
+        self.ledger = ledger
+        self.rooms = rooms
+        rooms.on_room_ended.append(self._room_ended)
+
+    def open(self, room_name: str, guests: bool, captions: bool | None = None,
+             max_participants: int = 100) -> tuple[Meeting, Room, bool]:
+        """The room's live meeting and its room, starting both when there is none (True)."""
+        meeting, started = self.ledger.live_or_start(room_name, guests)
+        room = self._room(meeting, captions, max_participants)
+        return meeting, room, started
+
+    def room_for(self, token: AccessToken, room_name: str) -> Room:
+        """The live room of the token's meeting; `MeetingEnded` when it is over, `RemovedFromMeeting` when a
+        moderator removed this identity."""
+        if token.is_user_token:
+            raise OutOfScope("a chat user token does not reach meetings")
+        if token.room != room_name:
+            raise WrongRoom(f"this token is for room {token.room!r}")
+        meeting = self.ledger.check(token)
+        return self._room(meeting)
+
+    def _room(self, meeting: Meeting, captions: bool | None = None, max_participants: int = 100) -> Room:
+        try:
+            room, created = self.rooms.get_or_create(meeting.room, captions=captions,
+                                                     max_participants=max_participants,
+                                                     meeting_id=meeting.meeting_id)
+        except TooManyRooms as exc:
+            raise ServerFull(str(exc)) from exc
+        if room.meeting_id != meeting.meeting_id:
+            # The ledger says this meeting is live but the room serves another: the room object outlived an
+            # end that another process recorded. The ledger wins for the token's meeting.
+            raise MeetingEnded("this room now holds another meeting")
+        if created:
+            log.info("room %s: serving meeting %s", meeting.room, meeting.meeting_id[:6])
+        return room
+
+    async def end(self, room_name: str, reason: str) -> bool:
+        """Ends the room's meeting for everyone: the live room (if this process has it) and the ledger."""
+        ended_room = await self.rooms.end(room_name, reason=reason)
+        meeting = self.ledger.live(room_name)
+        if meeting is not None:
+            self.ledger.end(meeting.meeting_id, reason)
+        return ended_room or meeting is not None
+
+    def _room_ended(self, room: Room, reason: str) -> None:
+        if reason != SHUTDOWN_REASON and room.meeting_id:
+            self.ledger.end(room.meeting_id, reason)
