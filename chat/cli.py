@@ -65,7 +65,8 @@ def _cmd_token(args: argparse.Namespace) -> int:
         token = TokenIssuer(load_or_create_secret(config.data_dir)).mint(
             CHAT_ROOM, args.login, name=args.login, ttl_seconds=args.ttl)
         base = (args.url or config_from_env().url).rstrip("/")
-        print(f"{base}/chat?token={token}")
+        # In the fragment: browsers never send it to the server, so it stays out of access logs.
+        print(f"{base}/chat#token={token}")
     return _run(args, job)
 
 

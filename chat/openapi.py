@@ -35,6 +35,7 @@ SCHEMAS: dict[str, Any] = {
                 "kind": {"enum": ["meeting", "team", "group", "direct"]}, "created_by": _STR, "topic": _STR,
                 "retention_days": {"type": ["integer", "null"]}, "unread": _INT, "last_read": _INT,
                 "members": _LOGINS}},
+    "FileLink": _obj({"url": _STR, "expires": _INT}, ("url", "expires")),
     "Attachment": {"type": "object", "properties": {"type": {"const": "file"}, "file_id": _STR, "url": _STR,
                                                     "name": _STR, "mime": _STR, "size": _INT}},
     "Task": {"type": "object", "properties": {"title": _STR, "assignee": {"type": ["string", "null"]},
@@ -136,13 +137,24 @@ def openapi_document() -> dict[str, Any]:
         "/v1/files": {"post": {**_op("Upload files (multipart, parts named 'file')", None, status="201"),
                                "requestBody": {"content": {"multipart/form-data": {"schema": {
                                    "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}}}},
-        "/v1/files/{id}": {"get": {"summary": "Download (members of a channel it was posted in, or its uploader)",
-                                   "tags": ["chat"], "parameters": [{"name": "id", "in": "path", "required": True,
-                                                                     "schema": _STR}],
-                                   "responses": {"200": {"description": "the file"}, "404": _ERR}}},
-        "/v1/chat/ws": {"get": {"summary": "WebSocket of live events with per-connection seq and resume "
-                                           "(?token=&session=&last_seq=); see docs/chat-api.md",
-                                "tags": ["chat"], "responses": {"101": {"description": "switching protocols"}}}},
+        "/v1/files/{id}": {"get": {"summary": "Download (members of a channel it was posted in, or its uploader) "
+                                              "with the Authorization header, or through a signed link from "
+                                              "POST /v1/files/{id}/link (expires & sig); ?token= is refused",
+                                   "tags": ["chat"], "security": [{"bearer": []}, {}],
+                                   "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR},
+                                                  {"name": "expires", "in": "query", "schema": _INT},
+                                                  {"name": "sig", "in": "query", "schema": _STR}],
+                                   "responses": {"200": {"description": "the file"}, "400": _ERR, "401": _ERR,
+                                                 "404": _ERR}}},
+        "/v1/files/{id}/link": {"post": _op("A download link for this file without a credential in it, valid "
+                                            "about 5 minutes: {url: /v1/files/{id}?expires=&sig=, expires}",
+                                            "FileLink", params=_ID)},
+        "/v1/chat/ws": {"get": {"summary": "WebSocket of live events with per-connection seq and resume; the first "
+                                           "frame is {type: auth, token, session?, last_seq?} within 10 s (else "
+                                           "close 4401); browsers from other origins get 403; see docs/chat-api.md",
+                                "tags": ["chat"], "security": [],
+                                "responses": {"101": {"description": "switching protocols"}, "400": _ERR,
+                                              "403": _ERR}}},
     }
     return {
         "openapi": "3.1.0",

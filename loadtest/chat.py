@@ -209,7 +209,11 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
             async def listen(login: str, ready: asyncio.Event) -> None:
                 nonlocal received
                 token = issuer.mint(CHAT_ROOM, login, ttl_seconds=3600)
-                async with session.ws_connect(f"{url}/v1/chat/ws?token={token}", max_msg_size=0) as ws:
+                async with session.ws_connect(f"{url}/v1/chat/ws", max_msg_size=0) as ws:
+                    await ws.send_str(json.dumps({"type": "auth", "token": token}))
+                    hello = await ws.receive()  # subscribed once the server says hello
+                    if hello.type != aiohttp.WSMsgType.TEXT or json.loads(hello.data).get("type") != "hello":
+                        raise RuntimeError(f"chat socket refused {login}: {hello.data!r}")
                     ready.set()
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:

@@ -44,17 +44,14 @@ class SignalingClient:
         self.closed = asyncio.Event()
         self.close_code: int | None = None
 
-    async def connect(self, token_in_query: bool = False,
-                      subscriptions: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def connect(self, subscriptions: dict[str, Any] | None = None) -> dict[str, Any]:
         self._session = aiohttp.ClientSession()
-        url = self.url + (f"?token={self.token}" if token_in_query else "")
-        self._ws = await self._session.ws_connect(url, heartbeat=None)
+        self._ws = await self._session.ws_connect(self.url, heartbeat=None)
         self._reader = asyncio.get_running_loop().create_task(self._read())
-        if not token_in_query:
-            join: dict[str, Any] = {"type": "join", "token": self.token}
-            if subscriptions is not None:
-                join["subscriptions"] = subscriptions
-            await self.send(join)
+        join: dict[str, Any] = {"type": "join", "token": self.token}
+        if subscriptions is not None:
+            join["subscriptions"] = subscriptions
+        await self.send(join)
         joined = await self.wait_for("joined", error_ok=False)
         self.joined = joined
         return joined

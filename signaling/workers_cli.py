@@ -15,7 +15,9 @@ from common.config import Config
 def worker_command(config: Config, index: int) -> list[str]:
     return [sys.executable, "-m", "signaling.cli", "serve", "--host", config.host,
             "--port", str(config.port + index), "--data-dir", str(config.data_dir),
-            "--worker-id", f"w{index}", "--per-worker", str(config.per_worker), "--media-only"]
+            "--worker-id", f"w{index}", "--per-worker", str(config.per_worker), "--media-only",
+            # Pages served by the first worker open their signaling socket on this one.
+            "--allowed-origins", ",".join((config.url, *config.allowed_origins))]
 
 
 def spawn_workers(app: web.Application, config: Config) -> None:

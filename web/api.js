@@ -17,10 +17,41 @@ export async function joinRoom(room, name) {
 }
 
 /** The meeting page's address for a token. Built from our own origin: the server's idea of its URL
- * can be wrong behind a proxy. */
+ * can be wrong behind a proxy. The token goes in the fragment, which browsers never send to a server
+ * (so it stays out of access logs and proxies). */
 export function meetingPath(room, token) {
-  const query = token ? `?token=${encodeURIComponent(token)}` : "";
-  return `/r/${encodeURIComponent(room)}${query}`;
+  const fragment = token ? `#token=${encodeURIComponent(token)}` : "";
+  return `/r/${encodeURIComponent(room)}${fragment}`;
+}
+
+const tokenKey = (room) => `convene.token.${room}`;
+
+/** This tab's token for `room`: from the link (`#token=…`, or a legacy `?token=…`), else the one kept
+ * from before a reload. The link's token is kept in sessionStorage and wiped from the address bar, so it
+ * is neither in history nor shown on a shared screen. */
+export function takeToken(room) {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const query = new URLSearchParams(location.search);
+  const fromLink = fragment.get("token") || query.get("token");
+  if (fromLink) rememberToken(room, fromLink);
+  if (fragment.has("token") || query.has("token")) {
+    query.delete("token");
+    const rest = query.toString();
+    history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : ""));
+  }
+  const kept = sessionStorage.getItem(tokenKey(room));
+  // An expired one would only fail the join: a bare invite link then asks for a name again.
+  const exp = kept ? readTokenClaims(kept)?.exp : undefined;
+  if (kept && typeof exp === "number" && exp * 1000 < Date.now()) {
+    sessionStorage.removeItem(tokenKey(room));
+    return null;
+  }
+  return kept;
+}
+
+/** Keeps the token for this tab, so a reload rejoins as the same person. */
+export function rememberToken(room, token) {
+  sessionStorage.setItem(tokenKey(room), token);
 }
 
 /** Reads a JWT's claims without verifying them: only to show the name before joining. */

@@ -1,4 +1,5 @@
 // The meeting page: pre-join, then the call, then the end screen.
+import { takeToken } from "/static/api.js";
 import { Call } from "/static/call.js";
 import { Captions } from "/static/captions.js";
 import { mountChat } from "/static/chat-mount.js";
@@ -98,9 +99,9 @@ async function enterCall(media) {
 }
 
 async function main() {
+  const token = takeToken(room); // first: the address bar loses the token at once
   installDebugHook(() => call);
   wirePanels();
-  const token = new URLSearchParams(location.search).get("token");
   const media = await runPrejoin({ room, token });
   $("rejoin").onclick = async () => {
     // A fresh page is the simplest clean slate: new devices, new connections.

@@ -1,5 +1,5 @@
 // The pre-join screen: who you are, a camera preview, microphone/camera on or off, "Join now".
-import { joinRoom, readTokenClaims } from "/static/api.js";
+import { joinRoom, readTokenClaims, rememberToken } from "/static/api.js";
 import { setIcon } from "/static/icons.js";
 import { openCamera, openMicrophone } from "/static/local-media.js";
 
@@ -76,8 +76,8 @@ async function guestToken(room) {
   try {
     const { token } = await joinRoom(room, name);
     localStorage.setItem("convene.name", name);
-    // Keep the token in the address so a reload rejoins as the same person.
-    history.replaceState(null, "", `${location.pathname}?token=${encodeURIComponent(token)}`);
+    // Kept for this tab (not in the address), so a reload rejoins as the same person.
+    rememberToken(room, token);
     return token;
   } catch (err) {
     $("prejoin-error").textContent = err.message;

@@ -136,7 +136,7 @@ async def join(browser: Browser, server: RunningServer) -> AsyncIterator[Callabl
         await page.goto(f"{server.url}/?room={room}")
         await page.fill("#name", name)
         await page.click("#open")
-        await page.wait_for_url(re.compile(r"/r/.+\?token="))
+        await page.wait_for_url(re.compile(r"/r/[^/?#]+$"))
         await page.click("#join:not([disabled])")
         try:
             await wait_for(lambda: page.evaluate("window.convene.state().joined"), what=f"{name} to join")

@@ -111,7 +111,8 @@ async def test_upload_beyond_json_body_limit(sqlite_chat: ChatServer) -> None:
     ann = await chat.user("ann")
     big = b"%PDF-1.4\n" + bytes(range(256)) * 12_000  # ~3 MiB: multipart is streamed, not capped at 1 MiB
     f = (await upload(chat, ann, "report.pdf", big, "application/pdf"))["file"]
-    async with chat.session.get(chat.url + f"/v1/files/{f['id']}?token={ann}") as r:  # type: ignore[index]
+    async with chat.session.get(chat.url + f"/v1/files/{f['id']}",  # type: ignore[index]
+                                headers={"Authorization": f"Bearer {ann}"}) as r:
         assert r.status == 200 and await r.read() == big
 
 

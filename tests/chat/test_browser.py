@@ -46,7 +46,7 @@ async def test_two_people_chat_live(server: RunningServer, browser: object, tmp_
     async def open_page(login: str):  # type: ignore[no-untyped-def]
         ctx = await browser.new_context(accept_downloads=True)  # type: ignore[attr-defined]
         page = await ctx.new_page()
-        await page.goto(f"{server.url}/chat?token={api.auth.mint_user_token(login, 3600)}")
+        await page.goto(f"{server.url}/chat#token={api.auth.mint_user_token(login, 3600)}")
         await page.wait_for_selector("body[data-ready=true]")
         return page
 

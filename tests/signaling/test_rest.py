@@ -23,7 +23,7 @@ async def test_room_lifecycle_and_token(server: RunningServer) -> None:
                             json={"identity": "carol", "name": "Carol", "grants": {"moderator": True}})
         assert r.status == 201
         body = await r.json()
-        assert body["url"].endswith(f"/r/weekly?token={body['token']}")
+        assert body["url"].endswith(f"/r/weekly#token={body['token']}")  # a fragment: never sent to a server
         r = await http.get(f"{server.url}/v1/rooms/weekly")
         assert r.status == 200
         r = await http.delete(f"{server.url}/v1/rooms/weekly")

@@ -36,21 +36,43 @@ export class ChatClient extends EventTarget {
     return data;
   }
 
-  fileUrl(fileId) {
-    return `${this.base}/v1/files/${encodeURIComponent(fileId)}?token=${encodeURIComponent(this.token)}`;
+  /** A link that opens one file for a few minutes: no credential in it (it is logged and kept in history). */
+  async fileLink(fileId) {
+    const { url } = await this.api("POST", `/v1/files/${encodeURIComponent(fileId)}/link`);
+    return new URL(this.base + url, location.href).href;
+  }
+
+  /** Downloads a file (saved under `name`) through a fresh signed link. */
+  async download(fileId, name) {
+    const a = document.createElement("a");
+    a.href = await this.fileLink(fileId);
+    a.download = name || "";
+    a.rel = "noopener";
+    document.body.append(a);
+    a.click();
+    a.remove();
   }
 
   connect() {
     if (this.closed) return;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const origin = this.base ? this.base.replace(/^http/, "ws") : `${proto}//${location.host}`;
-    let url = `${origin}/v1/chat/ws?token=${encodeURIComponent(this.token)}`;
-    if (this.session) url += `&session=${this.session}&last_seq=${this.lastSeq}`;
-    const ws = new WebSocket(url);
+    // The credential travels in the first frame, never in the URL (URLs end up in access logs).
+    const ws = new WebSocket(`${origin}/v1/chat/ws`);
     this.ws = ws;
+    ws.onopen = () => {
+      const auth = { type: "auth", token: this.token };
+      if (this.session) Object.assign(auth, { session: this.session, last_seq: this.lastSeq });
+      ws.send(JSON.stringify(auth));
+    };
     ws.onmessage = (e) => this._onFrame(JSON.parse(e.data));
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (this.ws !== ws || this.closed) return;
+      if (e.code === 4401) {
+        // Refused credential: retrying with the same one cannot help.
+        this._status("signed out: open your link again");
+        return;
+      }
       this._status("reconnecting…");
       setTimeout(() => this.connect(), this.backoff);
       this.backoff = Math.min(this.backoff * 2, 10000);

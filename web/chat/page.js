@@ -2,9 +2,13 @@
 import { ChatClient } from "/static/chat/client.js";
 import { mountChatPanel } from "/static/chat/panel.js";
 
+// The link carries the token in its fragment (`/chat#token=…`, never sent to the server; a legacy
+// `?token=…` is read once too). It is kept for this tab and wiped from the address bar at once.
 const params = new URLSearchParams(location.search);
-if (params.get("token")) {
-  sessionStorage.setItem("convene-chat-token", params.get("token"));
+const fragment = new URLSearchParams(location.hash.slice(1));
+const fromLink = fragment.get("token") || params.get("token");
+if (fromLink) sessionStorage.setItem("convene-chat-token", fromLink);
+if (fragment.has("token") || params.has("token")) {
   params.delete("token");
   history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : ""));
 }

@@ -91,9 +91,15 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     for (const a of m.attachments || []) {
       const link = el("a", "cv-file");
       link.textContent = `📄 ${a.name}${a.size ? ` (${Math.max(1, Math.round(a.size / 1024))} KiB)` : ""}`;
-      link.href = a.file_id ? client.fileUrl(a.file_id) : a.url;
-      if (a.file_id) link.setAttribute("download", a.name);
-      else link.rel = "noopener noreferrer";
+      if (a.file_id) {
+        // A signed link is asked for on click: the page never holds a URL with a credential in it.
+        link.href = `/v1/files/${encodeURIComponent(a.file_id)}`;
+        link.setAttribute("download", a.name);
+        link.onclick = (e) => { e.preventDefault(); client.download(a.file_id, a.name).catch(showError); };
+      } else {
+        link.href = a.url;
+        link.rel = "noopener noreferrer";
+      }
       li.append(link);
     }
     const reactions = Object.entries(m.reactions || {});

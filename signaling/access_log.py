@@ -1,0 +1,59 @@
+"""The access log without secrets: `token` and `sig` query values are written as `[redacted]`.
+
+Our own clients no longer put credentials in URLs, but an old link (`/r/room?token=…`), a stale client or
+a hand-typed request still may; the log must not keep a 30-day token for whoever reads it later. The
+Referer is redacted too: it repeats the address of the page that made the request.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import urllib.parse
+
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+SECRET_PARAMS = frozenset({"token", "sig", "access_token"})
+REDACTED = "[redacted]"
+
+
+def redact_url(url: str) -> str:
+    """`/v1/files/x?token=abc&a=1` -> `/v1/files/x?token=[redacted]&a=1` (parameter names compared decoded)."""
+    rest, hash_sep, fragment = url.partition("#")
+    base, query_sep, query = rest.partition("?")
+    if query_sep:
+        query = "&".join(_redact_pair(pair) for pair in query.split("&"))
+    if hash_sep:
+        fragment = redact_fragment(fragment)
+    return f"{base}{query_sep}{query}{hash_sep}{fragment}"
+
+
+def _redact_pair(pair: str) -> str:
+    name, _, _ = pair.partition("=")
+    if urllib.parse.unquote_plus(name).strip().lower() in SECRET_PARAMS:
+        return f"{name}={REDACTED}"
+    return pair
+
+
+def redact_fragment(fragment: str) -> str:
+    """Browsers never send a fragment, but a hand-made Referer or request line may carry one."""
+    return REDACTED if any(f"{p}=" in fragment.lower() for p in SECRET_PARAMS) else fragment
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """Combined Log Format, like aiohttp's default, with secret query values redacted."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)  # no line is formatted when it would not be written
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("[%d/%b/%Y:%H:%M:%S +0000]")
+        referer = request.headers.get("Referer", "-")
+        agent = request.headers.get("User-Agent", "-")
+        line = (f'{request.remote or "-"} {now} "{request.method} {redact_url(request.raw_path)} '
+                f'HTTP/{request.version.major}.{request.version.minor}" {response.status} '
+                f'{response.body_length} "{redact_url(referer)}" "{agent}" {time:.6f}s')
+        self.logger.info(line)
