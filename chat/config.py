@@ -25,6 +25,11 @@ class ChatConfig:
     max_content_chars: int = 20_000
     reminder_interval_seconds: float = 30.0
     retention_interval_seconds: float = 3600.0
+    # Uploads never attached to a message are deleted this long after upload, checked this often.
+    unattached_file_seconds: float = 6 * 3600.0
+    file_sweep_interval_seconds: float = 600.0
+    # What one guest (anyone with a meeting link) may upload in 24 h; members are not limited.
+    guest_upload_bytes_per_day: int = 50 * 1024 * 1024
 
     @property
     def db_path(self) -> Path:
@@ -44,5 +49,9 @@ class ChatConfig:
             values["rate_burst"] = int(env["CONVENE_CHAT_BURST"])
         if "CONVENE_CHAT_REMINDER_INTERVAL" in env:
             values["reminder_interval_seconds"] = float(env["CONVENE_CHAT_REMINDER_INTERVAL"])
+        if "CONVENE_CHAT_UNATTACHED_FILE_SECONDS" in env:
+            values["unattached_file_seconds"] = float(env["CONVENE_CHAT_UNATTACHED_FILE_SECONDS"])
+        if "CONVENE_CHAT_GUEST_UPLOAD_BYTES" in env:
+            values["guest_upload_bytes_per_day"] = int(env["CONVENE_CHAT_GUEST_UPLOAD_BYTES"])
         return cls(data_dir=config.data_dir, redis_url=config.redis_url,
                    redis_prefix=env.get("CONVENE_CHAT_REDIS_PREFIX", "convene:chat:"), **values)  # type: ignore[arg-type]

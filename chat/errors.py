@@ -55,3 +55,9 @@ class FileTypeRefused(ConveneError):
 
 class BadMultipart(BadRequest):
     code = "bad_multipart"
+
+
+class QuotaExceeded(ConveneError):
+    """A guest's uploads of the last day reached their quota (ChatConfig.guest_upload_bytes_per_day)."""
+
+    code, status = "quota_exceeded", 413

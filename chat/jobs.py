@@ -1,4 +1,5 @@
-"""Background jobs: task reminders (before the due time and when overdue) and the retention policy."""
+"""Background jobs: task reminders (before the due time and when overdue), the retention policy, and
+the file sweep (uploads never posted, and the blobs no record points at any more)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 import logging
 import time
 
+from chat.files import FileVault
 from chat.service import ChatService
+from chat.store import ChatStore
 
 log = logging.getLogger("convene.chat.jobs")
 
@@ -45,4 +48,35 @@ async def retention_loop(service: ChatService, interval: float) -> None:
             raise
         except Exception:
             log.exception("retention failed")
+        await asyncio.sleep(interval)
+
+
+async def sweep_files(store: ChatStore, vault: FileVault, now: float, max_age: float) -> int:
+    """Deletes uploads never attached to a message within `max_age` seconds, then each blob no
+    remaining record points at, and tmp files of uploads that died midway; returns records deleted."""
+    deleted = 0
+    while True:
+        batch = await store.unattached_files(now - max_age, 200)
+        gone = [m for m in batch if await store.delete_unattached_file(m.id)]
+        deleted += len(gone)
+        for meta in gone:
+            checked = time.time()  # the blob must not be touched after this (an upload of the same bytes)
+            if not await store.sha_in_use(meta.sha256):
+                await vault.remove_blob(meta.sha256, checked)
+        if len(batch) < 200 or not gone:
+            break
+    await vault.sweep_tmp(now - max_age)
+    return deleted
+
+
+async def file_sweep_loop(store: ChatStore, vault: FileVault, max_age: float, interval: float) -> None:
+    while True:
+        try:
+            deleted = await sweep_files(store, vault, time.time(), max_age)
+            if deleted:
+                log.info("file sweep deleted %d uploads never posted", deleted)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("file sweep failed")
         await asyncio.sleep(interval)

@@ -265,22 +265,33 @@ class FileMeta:
     size: int
     uploader: str
     created_at: float
-    channels: tuple[str, ...] = field(default=())  # where it was posted: their members may download it
+    # Channels with a live (not recalled, not expired) message attaching it: their members may download it.
+    channels: tuple[str, ...] = field(default=())
+    attached_at: float | None = None  # first attached to a message; None: an upload never posted
+
+    @property
+    def withdrawn(self) -> bool:
+        """Posted once, and every message that carried it was recalled or expired."""
+        return self.attached_at is not None and not self.channels
 
     def to_wire(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "mime": self.mime, "size": self.size,
                 "sha256": self.sha256, "uploader": self.uploader, "created_at": self.created_at}
 
     def to_store(self) -> dict[str, Any]:
-        return {**self.to_wire(), "channels": list(self.channels)}
+        return {**self.to_wire(), "channels": list(self.channels), "attached_at": self.attached_at}
 
     @classmethod
     def from_store(cls, d: dict[str, Any]) -> FileMeta:
         size = d.get("size", 0)
+        channels = tuple(str(c) for c in d.get("channels", []))
+        created = _float(d, "created_at")
+        attached = _opt_float(d, "attached_at")
         return cls(id=_str(d, "id"), sha256=_str(d, "sha256"), name=_str(d, "name"), mime=_str(d, "mime"),
                    size=size if isinstance(size, int) else 0, uploader=_str(d, "uploader"),
-                   created_at=_float(d, "created_at"),
-                   channels=tuple(str(c) for c in d.get("channels", [])))
+                   created_at=created, channels=channels,
+                   # Stored before attached_at existed: posted somewhere means attached.
+                   attached_at=attached if attached is not None or not channels else created)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,11 @@ Layout (every key under one prefix):
   idem:{author}:{client}   message id of an idempotent send
   ix:{channel}:{term}      sorted set id -> created: the inverted search index (words, CJK chars+bigrams)
   task:u:{login}           sorted set id -> ord: tasks assigned to login; task:due: open tasks -> due
-  users, org, ch:{id}, chname, channels, chm:{id} (login -> last read), uch:{login}, f:{id}, fch:{id}
+  users, org, ch:{id}, chname, channels, chm:{id} (login -> last read), uch:{login}
+  f:{id}                   a file record (JSON); fch:{id} set of channels with a live message carrying it;
+  fref:{id}                hash message id -> channel of the live messages carrying it; fat:{id} attached_at
+  fsha:{sha256}            set of file ids stored as that blob; fup:{login} sorted set "id|size" -> created
+  funatt                   sorted set id -> created of files never attached (the sweep's queue)
 
 Every message write is one Lua script, so a write and its indexes land together and in counter order.
 Durability is Redis's: run it with `appendonly yes` (and `appendfsync always` to survive power loss).
@@ -21,6 +25,7 @@ import asyncio
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -153,6 +158,50 @@ def _task_args(m: Message) -> tuple[str, str, str]:
     return task.assignee or "", "1" if task.is_open else "0", "" if task.due is None else repr(task.due)
 
 
+# ARGV: prefix, file id, message id, channel id, at
+ATTACH_LUA = """
+local p, id, mid, ch, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('EXISTS', p .. 'f:' .. id) == 0 then return 0 end
+redis.call('HSET', p .. 'fref:' .. id, mid, ch)
+redis.call('SADD', p .. 'fch:' .. id, ch)
+redis.call('SETNX', p .. 'fat:' .. id, at)
+redis.call('ZREM', p .. 'funatt', id)
+return 1
+"""
+
+# ARGV: prefix, file id, message id, channel id
+DETACH_LUA = """
+local p, id, mid, ch = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+redis.call('HDEL', p .. 'fref:' .. id, mid)
+for _, other in ipairs(redis.call('HVALS', p .. 'fref:' .. id)) do
+  if other == ch then return 0 end
+end
+redis.call('SREM', p .. 'fch:' .. id, ch)
+return 1
+"""
+
+# ARGV: prefix, file id. Deletes the record and its index entries only while it is still unattached.
+DELETE_UNATTACHED_LUA = """
+local p, id = ARGV[1], ARGV[2]
+local raw = redis.call('GET', p .. 'f:' .. id)
+if not raw then return 0 end
+if redis.call('EXISTS', p .. 'fat:' .. id) == 1 or redis.call('SCARD', p .. 'fch:' .. id) > 0 then return 0 end
+local meta = cjson.decode(raw)
+if meta.attached_at ~= nil and meta.attached_at ~= cjson.null then return 0 end
+-- Stored before attach tracking with channels: it was posted (fch may be empty after a recall).
+if type(meta.channels) == 'table' and #meta.channels > 0 then return 0 end
+redis.call('DEL', p .. 'f:' .. id, p .. 'fch:' .. id, p .. 'fref:' .. id)
+redis.call('ZREM', p .. 'funatt', id)
+redis.call('SREM', p .. 'fsha:' .. meta.sha256, id)
+redis.call('ZREM', p .. 'fup:' .. meta.uploader, id .. '|' .. string.format('%d', meta.size))
+return 1
+"""
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 class RedisChatStore:
     def __init__(self, url: str, prefix: str = "convene:chat:") -> None:
         self._url = url
@@ -174,6 +223,10 @@ class RedisChatStore:
         self._update = self._r.register_script(UPDATE_LUA)
         self._search = self._r.register_script(SEARCH_LUA)
         self._set_read = self._r.register_script(SET_READ_LUA)
+        self._attach = self._r.register_script(ATTACH_LUA)
+        self._detach = self._r.register_script(DETACH_LUA)
+        self._delete_unattached = self._r.register_script(DELETE_UNATTACHED_LUA)
+        await self._index_old_files()
 
     async def close(self) -> None:
         if self._r is not None:
@@ -419,11 +472,33 @@ class RedisChatStore:
 
     # Files ------------------------------------------------------------------------------------
 
+    def _index_file(self, pipe: Any, meta: FileMeta) -> None:
+        pipe.sadd(self._p + "fsha:" + meta.sha256, meta.id)
+        pipe.zadd(self._p + "fup:" + meta.uploader, {f"{meta.id}|{meta.size}": meta.created_at})
+        if meta.attached_at is None and not meta.channels:
+            pipe.zadd(self._p + "funatt", {meta.id: meta.created_at})
+
+    async def _index_old_files(self) -> None:
+        """Once per prefix: the blob, uploader and unattached indexes for records stored before them."""
+        done = self._p + "files:indexed"
+        if await self.r.exists(done):
+            return
+        async for key in self.r.scan_iter(match=_glob_escape(self._p) + "f:*", count=500):
+            meta = await self.get_file(str(key)[len(self._p) + 2:])
+            if meta is not None:
+                async with self.r.pipeline(transaction=False) as pipe:
+                    self._index_file(pipe, meta)
+                    await pipe.execute()
+        await self.r.set(done, "1")
+
     async def put_file(self, meta: FileMeta) -> None:
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.set(self._p + "f:" + meta.id, json.dumps(meta.to_store(), ensure_ascii=False))
             for c in meta.channels:
                 pipe.sadd(self._p + "fch:" + meta.id, c)
+            if meta.attached_at is not None:
+                pipe.set(self._p + "fat:" + meta.id, repr(meta.attached_at))
+            self._index_file(pipe, meta)
             await pipe.execute()
 
     async def get_file(self, file_id: str) -> FileMeta | None:
@@ -432,7 +507,27 @@ class RedisChatStore:
             return None
         meta = FileMeta.from_store(json.loads(raw))
         channels = await self.r.smembers(self._p + "fch:" + file_id)
-        return FileMeta(**{**meta.__dict__, "channels": tuple(sorted(set(meta.channels) | set(channels)))})
+        attached = await self.r.get(self._p + "fat:" + file_id)
+        return replace(meta, channels=tuple(sorted(str(c) for c in channels)),
+                       attached_at=meta.attached_at if attached is None else float(attached))
 
-    async def add_file_channel(self, file_id: str, channel_id: str) -> None:
-        await self.r.sadd(self._p + "fch:" + file_id, channel_id)
+    async def attach_file(self, file_id: str, message_id: str, channel_id: str, at: float) -> None:
+        await self._attach(args=[self._p, file_id, message_id, channel_id, repr(at)])
+
+    async def detach_file(self, file_id: str, message_id: str, channel_id: str) -> None:
+        await self._detach(args=[self._p, file_id, message_id, channel_id])
+
+    async def unattached_files(self, before: float, limit: int) -> list[FileMeta]:
+        ids = await self.r.zrangebyscore(self._p + "funatt", "-inf", f"({before!r}", start=0, num=limit)
+        out = [await self.get_file(str(i)) for i in ids]
+        return [m for m in out if m is not None and m.attached_at is None and not m.channels]
+
+    async def delete_unattached_file(self, file_id: str) -> bool:
+        return bool(await self._delete_unattached(args=[self._p, file_id]))
+
+    async def sha_in_use(self, sha256: str) -> bool:
+        return bool(await self.r.scard(self._p + "fsha:" + sha256))
+
+    async def uploaded_bytes(self, uploader: str, since: float) -> int:
+        entries = await self.r.zrangebyscore(self._p + "fup:" + uploader, repr(since), "+inf")
+        return sum(int(str(e).rpartition("|")[2] or 0) for e in entries)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import unicodedata
 import urllib.parse
+import zipfile
+from pathlib import Path
 
 EXECUTABLE = "application/x-executable"
 OCTET = "application/octet-stream"
@@ -47,8 +49,14 @@ EXTENSIONS: dict[str, str] = {
     "svg": "text/plain", "xml": "text/plain", "html": "text/plain", "htm": "text/plain", "yaml": "text/plain",
     "yml": "text/plain", "ics": "text/plain", "vtt": "text/plain", "srt": "text/plain",
 }
-EXECUTABLE_EXTENSIONS = {"exe", "dll", "msi", "com", "scr", "bat", "cmd", "ps1", "vbs", "sh", "bin", "elf",
-                         "app", "apk", "deb", "rpm", "dmg", "jar", "so", "dylib"}
+# Names Windows, macOS or a desktop would run (or install) on a double click, whatever the content says:
+# script hosts (.js/.wsf/.hta run under wscript/mshta), installers, shortcuts and packages.
+EXECUTABLE_EXTENSIONS = {
+    "exe", "dll", "msi", "msp", "mst", "com", "scr", "pif", "cpl", "bat", "cmd", "ps1", "psm1", "psd1",
+    "vbs", "vbe", "js", "jse", "wsf", "wsh", "wsc", "hta", "sct", "lnk", "url", "reg", "inf", "gadget",
+    "appx", "msix", "msixbundle", "appref-ms", "application", "sh", "bash", "zsh", "csh", "ksh", "command",
+    "bin", "elf", "run", "app", "apk", "deb", "rpm", "dmg", "pkg", "jar", "jnlp", "class", "so", "dylib",
+}
 # Claimed Content-Types that are compatible with a sniffed type beyond equality.
 _COMPATIBLE: dict[str, tuple[str, ...]] = {
     "text/plain": ("text/", "application/json", "application/xml", "image/svg+xml", "application/yaml"),
@@ -62,8 +70,10 @@ _COMPATIBLE: dict[str, tuple[str, ...]] = {
 
 
 def sniff(head: bytes) -> str:
+    # A note that happens to start with "MZ" is text; a DOS/PE header is binary.
+    mz_text = head[:2] == b"MZ" and _plain_text(head)
     for offset, magic, mime in _MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset:offset + len(magic)] == magic and not mz_text:
             return mime
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
@@ -71,18 +81,39 @@ def sniff(head: bytes) -> str:
         return "audio/wav"
     if head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
         return "audio/mpeg"
-    if b"\x00" not in head:
-        try:
-            head.decode("utf-8")
-            return "text/plain"
-        except UnicodeDecodeError as exc:
-            if exc.start >= len(head) - 3:  # a character cut by the end of the sample
-                return "text/plain"
+    if _plain_text(head):
+        # An HTML application runs with the user's rights under mshta, whatever it is called.
+        return EXECUTABLE if _HTA.search(head) else "text/plain"
     return OCTET
 
 
+def _plain_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+        return True
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # a character cut by the end of the sample
+
+
+# "<hta:application" anywhere in the sample (HTAs begin as ordinary HTML, so no fixed offset).
+_HTA = re.compile(rb"<\s*hta:application\b", re.IGNORECASE)
+JAR_MANIFEST = "META-INF/MANIFEST.MF"
+
+
+def is_jar(path: Path) -> bool:
+    """A zip with a Java manifest is a jar: `java -jar` (or a double click) runs it."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.upper() == JAR_MANIFEST for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False  # not a readable zip: nothing Java would run either
+
+
 def extension(name: str) -> str:
-    _, dot, ext = name.rpartition(".")
+    # Windows drops trailing dots and spaces, so "run.exe. " opens as run.exe.
+    _, dot, ext = name.rstrip(". ").rpartition(".")
     return ext.lower() if dot else ""
 
 
@@ -113,14 +144,15 @@ def type_allowed(sniffed: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\/]+')
+# Also the bidi controls: "photo\u202egnp.exe" would show as "photoexe.png".
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\/\u200e\u200f\u202a-\u202e\u2066-\u2069]+')
 
 
 def sanitize_name(raw: str | None) -> str:
     """A display name safe anywhere: no directories, control characters or leading dots; ≤ 200 chars."""
     name = unicodedata.normalize("NFC", urllib.parse.unquote(raw or ""))
     name = re.split(r"[/\\]", name)[-1]
-    name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()
+    name = _UNSAFE.sub("_", name).strip().strip(". ")
     if len(name) > 200:
         stem, dot, ext = name.rpartition(".")
         name = (stem[: 200 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 16 else name[:200]

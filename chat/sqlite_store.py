@@ -55,6 +55,17 @@ CREATE INDEX IF NOT EXISTS messages_thread ON messages (thread, ord) WHERE threa
 CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5(doc, tokenize = 'unicode61 remove_diacritics 0');
 CREATE TABLE IF NOT EXISTS files (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
+# Never attached: no attached_at and (rows from before attached_at existed) no channel either.
+_UNATTACHED = ("json_extract(body, '$.attached_at') IS NULL"
+               " AND COALESCE(json_array_length(body, '$.channels'), 0) = 0")
+SCHEMA += f"""
+CREATE INDEX IF NOT EXISTS files_sha ON files (json_extract(body, '$.sha256'));
+CREATE INDEX IF NOT EXISTS files_uploader ON files (json_extract(body, '$.uploader'),
+    json_extract(body, '$.created_at'));
+CREATE INDEX IF NOT EXISTS files_unattached ON files (json_extract(body, '$.created_at')) WHERE {_UNATTACHED};
+CREATE TABLE IF NOT EXISTS file_refs (file_id TEXT NOT NULL, message_id TEXT NOT NULL, channel_id TEXT NOT NULL,
+    PRIMARY KEY (file_id, message_id));
+"""
 
 _COLS = "body, ord, seq"
 
@@ -428,14 +439,60 @@ class SqliteChatStore:
         row = await self._read(lambda db: db.execute("SELECT body FROM files WHERE id = ?", (file_id,)).fetchone())
         return FileMeta.from_store(json.loads(row[0])) if row else None
 
-    async def add_file_channel(self, file_id: str, channel_id: str) -> None:
+    async def attach_file(self, file_id: str, message_id: str, channel_id: str, at: float) -> None:
         def op(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT body FROM files WHERE id = ?", (file_id,)).fetchone()
             if row is None:
                 return
             body = json.loads(row[0])
+            db.execute("INSERT OR REPLACE INTO file_refs VALUES (?, ?, ?)", (file_id, message_id, channel_id))
             if channel_id not in body.get("channels", []):
                 body["channels"] = [*body.get("channels", []), channel_id]
+            if body.get("attached_at") is None:
+                body["attached_at"] = at
+            db.execute("UPDATE files SET body = ? WHERE id = ?", (json.dumps(body, ensure_ascii=False), file_id))
+
+        await self._write(op)
+
+    async def detach_file(self, file_id: str, message_id: str, channel_id: str) -> None:
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM file_refs WHERE file_id = ? AND message_id = ?", (file_id, message_id))
+            if db.execute("SELECT 1 FROM file_refs WHERE file_id = ? AND channel_id = ? LIMIT 1",
+                          (file_id, channel_id)).fetchone():
+                return  # another live message in that channel still carries it
+            row = db.execute("SELECT body FROM files WHERE id = ?", (file_id,)).fetchone()
+            if row is None:
+                return
+            body = json.loads(row[0])
+            if channel_id in body.get("channels", []):
+                # A record from before attached_at: pin what its channels implied, or it would read as never posted.
+                body["attached_at"] = FileMeta.from_store(body).attached_at
+                body["channels"] = [c for c in body["channels"] if c != channel_id]
                 db.execute("UPDATE files SET body = ? WHERE id = ?", (json.dumps(body, ensure_ascii=False), file_id))
 
         await self._write(op)
+
+    async def unattached_files(self, before: float, limit: int) -> list[FileMeta]:
+        rows = await self._read(lambda db: db.execute(
+            f"SELECT body FROM files WHERE {_UNATTACHED} AND json_extract(body, '$.created_at') < ?"
+            " ORDER BY json_extract(body, '$.created_at') LIMIT ?", (before, limit)).fetchall())
+        return [FileMeta.from_store(json.loads(r[0])) for r in rows]
+
+    async def delete_unattached_file(self, file_id: str) -> bool:
+        def op(db: sqlite3.Connection) -> bool:
+            cur = db.execute(f"DELETE FROM files WHERE id = ? AND {_UNATTACHED}", (file_id,))
+            return cur.rowcount > 0
+
+        return await self._write(op)
+
+    async def sha_in_use(self, sha256: str) -> bool:
+        row = await self._read(lambda db: db.execute(
+            "SELECT 1 FROM files WHERE json_extract(body, '$.sha256') = ? LIMIT 1", (sha256,)).fetchone())
+        return row is not None
+
+    async def uploaded_bytes(self, uploader: str, since: float) -> int:
+        row = await self._read(lambda db: db.execute(
+            "SELECT COALESCE(SUM(json_extract(body, '$.size')), 0) FROM files"
+            " WHERE json_extract(body, '$.uploader') = ? AND json_extract(body, '$.created_at') >= ?",
+            (uploader, since)).fetchone())
+        return int(row[0])

@@ -119,6 +119,32 @@ class ChatStore(Protocol):
     # Files
     async def put_file(self, meta: FileMeta) -> None: ...
 
-    async def get_file(self, file_id: str) -> FileMeta | None: ...
+    async def get_file(self, file_id: str) -> FileMeta | None:
+        """The record with `channels` = channels of its live attaching messages (nothing for a missing id)."""
+        ...
 
-    async def add_file_channel(self, file_id: str, channel_id: str) -> None: ...
+    async def attach_file(self, file_id: str, message_id: str, channel_id: str, at: float) -> None:
+        """Message `message_id` in `channel_id` carries the file: its members may read it. The first
+        attach sets `attached_at`; a missing file is ignored."""
+        ...
+
+    async def detach_file(self, file_id: str, message_id: str, channel_id: str) -> None:
+        """The message is gone (recalled, expired): `channel_id` leaves `channels` unless another live
+        message there still carries the file."""
+        ...
+
+    async def unattached_files(self, before: float, limit: int) -> list[FileMeta]:
+        """Uploads created before `before` that were never attached to a message, oldest first."""
+        ...
+
+    async def delete_unattached_file(self, file_id: str) -> bool:
+        """Deletes the record if it is still unattached (atomically against attach_file); True if deleted."""
+        ...
+
+    async def sha_in_use(self, sha256: str) -> bool:
+        """Whether any file record still points at this blob."""
+        ...
+
+    async def uploaded_bytes(self, uploader: str, since: float) -> int:
+        """Total size of the stored files `uploader` created at or after `since` (the guest quota)."""
+        ...

@@ -174,15 +174,55 @@ async def test_tasks_files_retention(store: ChatStore) -> None:
     meta = FileMeta(id="f_1", sha256="ab" * 32, name="a.txt", mime="text/plain", size=3, uploader="ann",
                     created_at=now)
     await store.put_file(meta)
-    await store.add_file_channel("f_1", c.id)
+    await store.attach_file("f_1", "m_1", c.id, now)
     got = await store.get_file("f_1")
-    assert got is not None and got.channels == (c.id,) and got.name == "a.txt"
+    assert got is not None and got.channels == (c.id,) and got.name == "a.txt" and got.attached_at == now
     assert await store.get_file("f_2") is None
 
     d = await channel(store, "old", ["ann"])
     o1, _ = await store.insert_message(msg(d.id, "ancient", created_at=now - 400 * 86400))
     await store.insert_message(msg(d.id, "recent", created_at=now))
     assert await store.expired_messages(d.id, now - 300 * 86400, 10) == [o1.id]
+
+
+async def test_file_refs_sweep_and_quota(store: ChatStore) -> None:
+    now = time.time()
+
+    def meta(fid: str, sha: str, size: int, age: float = 0.0, uploader: str = "ann") -> FileMeta:
+        return FileMeta(id=fid, sha256=sha * 64, name=f"{fid}.txt", mime="text/plain", size=size,
+                        uploader=uploader, created_at=now - age)
+
+    for m in (meta("f_1", "a", 10, 100), meta("f_2", "a", 20, 100), meta("f_3", "b", 30, 100), meta("f_4", "c", 40),
+              meta("f_5", "d", 50, 100, uploader="bob")):
+        await store.put_file(m)
+    assert await store.uploaded_bytes("ann", now - 200) == 100
+    assert await store.uploaded_bytes("ann", now - 50) == 40
+    # Carried by three messages in two channels; each recall takes only its own message's share.
+    await store.attach_file("f_1", "m_1", "c_1", now)
+    await store.attach_file("f_1", "m_2", "c_1", now + 1)
+    await store.attach_file("f_1", "m_3", "c_2", now + 2)
+    await store.attach_file("f_nope", "m_4", "c_1", now)  # a missing file is ignored
+    assert await store.get_file("f_nope") is None
+    got = await store.get_file("f_1")
+    assert got is not None and got.channels == ("c_1", "c_2") and got.attached_at == now and not got.withdrawn
+    await store.detach_file("f_1", "m_1", "c_1")
+    assert (await store.get_file("f_1")).channels == ("c_1", "c_2")  # type: ignore[union-attr]
+    await store.detach_file("f_1", "m_2", "c_1")
+    assert (await store.get_file("f_1")).channels == ("c_2",)  # type: ignore[union-attr]
+    await store.detach_file("f_1", "m_3", "c_2")
+    gone = await store.get_file("f_1")
+    assert gone is not None and gone.channels == () and gone.withdrawn
+    # The sweep's view: never attached and old enough, oldest first; attached ones are never deleted.
+    assert sorted(m.id for m in await store.unattached_files(now - 50, 10)) == ["f_2", "f_3", "f_5"]
+    assert [m.id for m in await store.unattached_files(now - 50, 1)] in (["f_2"], ["f_3"], ["f_5"])
+    assert not await store.delete_unattached_file("f_1")
+    assert await store.delete_unattached_file("f_2")
+    assert not await store.delete_unattached_file("f_2")
+    assert await store.get_file("f_2") is None and await store.sha_in_use("a" * 64)  # f_1 still uses it
+    assert await store.delete_unattached_file("f_3")
+    assert not await store.sha_in_use("b" * 64) and await store.sha_in_use("c" * 64)
+    assert await store.uploaded_bytes("ann", now - 200) == 50
+    assert [m.id for m in await store.unattached_files(now - 50, 10)] == ["f_5"]
 
 
 async def test_insert_many(store: ChatStore) -> None:
@@ -221,3 +261,46 @@ async def test_two_sqlite_stores_share_one_file(tmp_path: Path) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_file_records_from_before_attach_tracking(tmp_path: Path, redis_server: object) -> None:
+    """Records stored before attached_at and the file indexes existed: posted ones stay attached (never
+    swept), unposted ones are swept, and their blobs count as used."""
+    import json
+    import sqlite3
+
+    import redis.asyncio as aioredis
+
+    now = time.time()
+    old = [{"id": "f_posted", "sha256": "a" * 64, "name": "p.txt", "mime": "text/plain", "size": 5,
+            "uploader": "ann", "created_at": now - 100, "channels": ["c_1"]},
+           {"id": "f_loose", "sha256": "b" * 64, "name": "l.txt", "mime": "text/plain", "size": 7,
+            "uploader": "ann", "created_at": now - 100, "channels": []}]
+    db = tmp_path / "chat.db"
+    sqlite = SqliteChatStore(db)
+    await sqlite.open()
+    await sqlite.close()
+    with sqlite3.connect(db) as raw:
+        raw.executemany("INSERT INTO files VALUES (?, ?)", [(d["id"], json.dumps(d)) for d in old])
+    prefix = f"legacy{secrets.token_hex(4)}:"
+    r = aioredis.Redis.from_url(redis_server.url, decode_responses=True)  # type: ignore[attr-defined]
+    for d in old:
+        await r.set(prefix + "f:" + str(d["id"]), json.dumps(d))
+        for c in d["channels"]:  # type: ignore[attr-defined]
+            await r.sadd(prefix + "fch:" + str(d["id"]), c)
+    await r.aclose()
+    for store in (SqliteChatStore(db), RedisChatStore(redis_server.url, prefix=prefix)):  # type: ignore[attr-defined]
+        await store.open()
+        try:
+            posted = await store.get_file("f_posted")
+            assert posted is not None and posted.attached_at == now - 100 and posted.channels == ("c_1",)
+            assert [m.id for m in await store.unattached_files(now, 10)] == ["f_loose"]
+            assert await store.sha_in_use("a" * 64) and await store.sha_in_use("b" * 64)
+            assert await store.uploaded_bytes("ann", now - 200) == 12
+            await store.detach_file("f_posted", "m_old", "c_1")  # a recall of the message that carried it
+            assert (await store.get_file("f_posted")).withdrawn  # type: ignore[union-attr]
+            assert not await store.delete_unattached_file("f_posted")
+            assert await store.delete_unattached_file("f_loose")
+            assert not await store.sha_in_use("b" * 64)
+        finally:
+            await store.close()
