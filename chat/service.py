@@ -281,6 +281,9 @@ class ChatService:
             raise Forbidden("direct chats keep their two members")
         manager = channel.created_by == actor.login or allowed(actor, Action.MANAGE_ANY_CHANNEL, org)
         is_member = await self.store.is_member(channel.id, actor.login)
+        # The answer lists the members: an outsider may only join a team channel, not read who is in a group.
+        if not (manager or is_member or (channel.kind == "team" and add == [actor.login] and not remove)):
+            raise NotMember(f"you are not a member of {channel.name!r}", channel=channel.id)
         for login in add:
             valid_login(login, "add")
             if await self.store.get_user(login) is None:

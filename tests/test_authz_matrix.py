@@ -1,0 +1,392 @@
+"""The authorization matrix: every route of a real server × every kind of credential → the status it must get.
+
+The table below is the policy (issue #8). The test walks `app.router.routes()` of a running server, so a route
+added without a row fails here, and a row whose route is gone fails too. Path parameters are filled with real
+objects made in setup: a live room and its meeting, a team channel the member key is in, messages, a task and
+files in it and in the meeting's channel.
+
+Policy, in short: the admin API key reaches admin things; member and bot keys reach chat as users of their role;
+a meeting token reaches only its meeting (its room's REST, its chat channel, its messages and files; transcript
+and notes only with the moderator grant); a token of an ended meeting or of a removed participant gets 403
+(`meeting_ended` / `removed`) everywhere; a chat user token is a chat user and reaches no room; without a
+credential everything but the public pages answers 401.
+
+The sockets get their own matrices below: each signaling message type (taken from a live `Session._handlers`)
+× (not joined, participant, moderator), and each chat socket frame type (read from `ChatApi._on_ws_text`).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import json
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from chat.web import ChatApi
+from identity.apikeys import ApiKeyStore
+from signaling.appkeys import API_KEYS
+from signaling.client import SignalingClient
+from signaling.ws import SESSIONS
+from tests.conftest import RunningServer, running_server, server_config
+
+CREDENTIALS = ("admin", "member", "bot", "moderator", "guest", "ended", "removed", "user", "none")
+ROOM = "matrix"
+TEAM = "matrix-team"
+CAROL = "carol"
+
+Expect = dict[str, str]  # credential -> "STATUS[|STATUS…] [code]", e.g. "403 meeting_ended", "200|201"
+
+
+def expect(default: str | None = None, **cells: str) -> Expect:
+    """A row: every credential gets `default` unless named; ended/removed/none get their refusals unless named."""
+    row = {c: default for c in CREDENTIALS if default is not None}
+    row.update({"ended": "403 meeting_ended", "removed": "403 removed", "none": "401 unauthorized"})
+    row.update(cells)
+    missing = [c for c in CREDENTIALS if c not in row]
+    assert not missing, f"row leaves out {missing}"
+    return row
+
+
+PUBLIC = {c: "200" for c in CREDENTIALS}
+# Room REST (identity.auth): a key that is not admin is refused, a chat user token is out of scope.
+ROOM_ADMIN = expect(admin="200", member="403 forbidden", bot="403 forbidden", moderator="403 forbidden",
+                    guest="403 forbidden", user="403 out_of_scope")
+ROOM_MEMBERS = {**ROOM_ADMIN, "moderator": "200", "guest": "200"}
+# Chat endpoints a meeting token does not reach (not `meeting=True` in chat/web.py).
+CHAT_UNSCOPED = expect("200", moderator="403 out_of_scope", guest="403 out_of_scope")
+# The team channel's things: its members (admin, member and bot keys, carol) reach them; meeting tokens don't.
+TEAM_THING = expect("200", moderator="403 out_of_scope", guest="403 out_of_scope")
+# The meeting channel's things: its participants reach them; keys and users who are not in it (the admin key's
+# user neither: reading a channel takes membership, for admins too) don't. What names a thing inside the
+# channel (a message, a file, the channel by its room name) answers 404 to outsiders, as if it did not exist.
+MEETING_THING = expect("200", **{c: "403 not_a_member" for c in ("admin", "member", "bot", "user")})
+TEAM_ITEM = {**TEAM_THING, "moderator": "404", "guest": "404"}
+MEETING_ITEM = expect("200", **{c: "404" for c in ("admin", "member", "bot", "user")})
+# A group channel only carol is in (with its creator, the admin key's user): others reach nothing in it.
+OTHERS_GROUP = expect("403 not_a_member", admin="200", user="200", moderator="403 out_of_scope",
+                      guest="403 out_of_scope")
+
+
+@dataclass
+class Row:
+    expect: Expect
+    body: Any = None  # JSON body; the string "multipart" uploads a file
+    fill: dict[str, str] = field(default_factory=dict)  # path parameter -> a World attribute
+    query: str = ""
+    # Made again before each credential's call (destructive rows): returns path fills and credential overrides.
+    fresh: Callable[["World", str], Awaitable[tuple[dict[str, str], dict[str, str]]]] | None = None
+    websocket: bool = False  # a socket: a plain GET is refused; the socket matrices below cover it
+
+
+async def fresh_room(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    world.counter += 1
+    room = f"doomed-{world.counter}"
+    opener = await world.guest_join(room, "Opener")
+    other = await world.guest_join(room, "Other")
+    assert opener["moderator"] and not other["moderator"]
+    return {"room": room}, {"moderator": opener["token"], "guest": other["token"]}
+
+
+async def fresh_other_room(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A live room whose meeting the moderator and guest tokens are not of."""
+    world.counter += 1
+    room = f"elsewhere-{world.counter}"
+    await world.guest_join(room, "Stranger")
+    return {"room": room}, {}
+
+
+async def fresh_team_message(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    msg = await world.call_ok("POST", "/v1/messages", world.creds["member"], {"to": world.team, "content": "x"})
+    return {"id": msg["id"]}, {}
+
+
+async def fresh_meeting_message(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    msg = await world.call_ok("POST", "/v1/messages", world.creds["guest"], {"to": ROOM, "content": "x"})
+    return {"id": msg["id"]}, {}
+
+
+TABLE: dict[tuple[str, str], list[Row]] = {
+    # Pages and static files: public.
+    ("GET", "/"): [Row(PUBLIC)],
+    ("GET", "/r/{room}"): [Row(PUBLIC)],
+    ("GET", "/chat"): [Row(PUBLIC)],
+    ("GET", "/static"): [Row(PUBLIC)],
+    ("GET", "/v1/openapi.json"): [Row(PUBLIC)],
+    # Rooms.
+    ("POST", "/v1/rooms"): [Row({**ROOM_ADMIN, "admin": "200|201"}, body={"name": "made-by-api"})],
+    ("GET", "/v1/rooms"): [Row(ROOM_ADMIN)],
+    ("GET", "/v1/rooms/{room}"): [Row(ROOM_MEMBERS), Row(ROOM_ADMIN, fill={"room": "other_room"})],
+    ("DELETE", "/v1/rooms/{room}"): [Row({**ROOM_ADMIN, "moderator": "200"}, fresh=fresh_room),
+                                     Row(ROOM_ADMIN, fresh=fresh_other_room)],
+    ("POST", "/v1/rooms/{room}/tokens"): [Row({**ROOM_ADMIN, "admin": "201"}, body={"identity": "dave"})],
+    # Anyone may ask to join a room open to guests: the credential plays no part.
+    ("POST", "/v1/rooms/{room}/join"): [Row({c: "201" for c in CREDENTIALS}, body={"name": "Walk In"})],
+    ("GET", "/v1/rooms/{room}/placement"): [Row(ROOM_MEMBERS), Row(ROOM_ADMIN, fill={"room": "other_room"})],
+    ("GET", "/v1/rooms/{room}/ws"): [Row({}, websocket=True)],
+    ("GET", "/v1/rooms/{room}/transcript"): [Row({**ROOM_ADMIN, "moderator": "200"}),
+                                             Row(ROOM_ADMIN, fill={"room": "other_room"})],
+    ("GET", "/v1/rooms/{room}/notes"): [Row({**ROOM_ADMIN, "moderator": "200"}),
+                                        Row(ROOM_ADMIN, fill={"room": "other_room"})],
+    ("GET", "/v1/metrics"): [Row(ROOM_ADMIN)],
+    ("GET", "/v1/captions/metrics"): [Row(ROOM_ADMIN)],
+    # Chat: directory and organisation.
+    ("GET", "/v1/me"): [Row(expect("200"))],
+    ("GET", "/v1/org"): [Row(CHAT_UNSCOPED)],
+    ("PATCH", "/v1/org"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
+                                "user": "403 not_permitted"}, body={"recall_window_seconds": 600})],
+    ("GET", "/v1/users"): [Row(CHAT_UNSCOPED)],
+    ("POST", "/v1/users"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
+                                 "user": "403 not_permitted", "admin": "200|201"},
+                                body={"login": "erin", "role": "member"})],
+    ("PATCH", "/v1/users/{login}"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
+                                          "user": "403 not_permitted"}, body={"department": "eng"})],
+    ("POST", "/v1/users/{login}/tokens"): [Row({**CHAT_UNSCOPED, "admin": "201", "member": "403 not_permitted",
+                                                "bot": "403 not_permitted", "user": "403 not_permitted"},
+                                               body={"ttl": 3600})],
+    ("GET", "/v1/departments"): [Row(CHAT_UNSCOPED)],
+    # Channels.
+    ("POST", "/v1/channels"): [Row({**CHAT_UNSCOPED, "admin": "200|201", "member": "200|201", "bot": "200|201",
+                                    "user": "200|201"}, body={"kind": "group", "members": [CAROL]})],
+    ("GET", "/v1/channels"): [Row(expect("200"))],
+    ("GET", "/v1/channels/browse"): [Row({**CHAT_UNSCOPED, "bot": "403 not_permitted"})],
+    ("GET", "/v1/channels/{id}"): [Row(TEAM_THING, fill={"id": "team"}),
+                                   Row(MEETING_THING, fill={"id": "meeting_channel"})],
+    ("PATCH", "/v1/channels/{id}"): [Row({**TEAM_THING, "member": "403 not_permitted", "bot": "403 not_permitted",
+                                          "user": "403 not_permitted"}, body={"topic": "matrix"},
+                                         fill={"id": "team"})],
+    ("GET", "/v1/channels/{id}/members"): [Row(TEAM_THING, fill={"id": "team"}),
+                                           Row(OTHERS_GROUP, fill={"id": "group"}),
+                                           Row(MEETING_THING, fill={"id": "meeting_channel"})],
+    ("POST", "/v1/channels/{id}/members"): [Row({**TEAM_THING, "member": "403 not_permitted",
+                                                 "bot": "403 not_permitted", "user": "403 not_permitted"},
+                                                body={"add": ["erin"]}, fill={"id": "team"}),
+                                            Row(OTHERS_GROUP, body={"add": [], "remove": []}, fill={"id": "group"})],
+    ("POST", "/v1/channels/{id}/read"): [Row(TEAM_THING, body={"ord": 1}, fill={"id": "team"}),
+                                         Row(MEETING_THING, body={"ord": 1}, fill={"id": "meeting_channel"})],
+    ("GET", "/v1/channels/{id}/messages"): [Row(TEAM_THING, fill={"id": "team"}),
+                                            Row(MEETING_THING, fill={"id": "meeting_channel"})],
+    # Messages.
+    ("POST", "/v1/messages"): [Row({**TEAM_THING, "admin": "201", "member": "201", "bot": "201", "user": "201"},
+                                   body={"to": TEAM, "content": "hello team"}),
+                               Row({**MEETING_ITEM, "moderator": "201", "guest": "201"},
+                                   body={"to": ROOM, "content": "hello meeting"})],
+    ("GET", "/v1/messages/{id}"): [Row(TEAM_THING, fill={"id": "team_message"}),
+                                   Row(MEETING_ITEM, fill={"id": "meeting_message"})],
+    ("PATCH", "/v1/messages/{id}"): [Row({**TEAM_THING, "admin": "403 not_permitted", "bot": "403 not_permitted",
+                                          "user": "403 not_permitted"}, body={"content": "edited"},
+                                         fill={"id": "team_message"})],
+    ("DELETE", "/v1/messages/{id}"): [Row({**TEAM_THING, "bot": "403 not_permitted", "user": "403 not_permitted"},
+                                          fresh=fresh_team_message),
+                                      Row({**MEETING_ITEM, "moderator": "403 not_permitted"},
+                                          fresh=fresh_meeting_message)],
+    ("POST", "/v1/messages/{id}/reactions"): [Row(TEAM_THING, body={"emoji": "👍"}, fill={"id": "team_message"}),
+                                              Row(MEETING_ITEM, body={"emoji": "👍"},
+                                                  fill={"id": "meeting_message"})],
+    ("DELETE", "/v1/messages/{id}/reactions/{emoji}"): [Row(TEAM_THING, fill={"id": "team_message"}),
+                                                        Row(MEETING_ITEM, fill={"id": "meeting_message"})],
+    # Tasks, search, sync.
+    ("GET", "/v1/tasks"): [Row(CHAT_UNSCOPED)],
+    # Its author and assignee (the member key) and admins change a task; other members of the channel don't.
+    ("PATCH", "/v1/tasks/{id}"): [Row({**TEAM_THING, "bot": "403 not_permitted", "user": "403 not_permitted"},
+                                      body={"status": "in_progress"}, fill={"id": "team_task"})],
+    ("GET", "/v1/search"): [Row(CHAT_UNSCOPED, query="?q=hello")],
+    ("GET", "/v1/sync"): [Row(CHAT_UNSCOPED)],
+    # Files.
+    ("POST", "/v1/files"): [Row(expect("201"), body="multipart")],
+    ("GET", "/v1/files/{id}"): [Row(TEAM_ITEM, fill={"id": "team_file"}),
+                                Row(MEETING_ITEM, fill={"id": "meeting_file"})],
+    ("POST", "/v1/files/{id}/link"): [Row(TEAM_ITEM, fill={"id": "team_file"}),
+                                      Row(MEETING_ITEM, fill={"id": "meeting_file"})],
+    ("GET", "/v1/chat/ws"): [Row({}, websocket=True)],
+}
+
+# Which World attribute fills a path parameter when a row does not say.
+DEFAULT_FILL = {"room": "room", "login": "carol", "emoji": "emoji", "id": "team"}
+
+
+def auth(credential: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"} if credential else {}
+
+
+@dataclass
+class World:
+    server: RunningServer
+    http: aiohttp.ClientSession
+    creds: dict[str, str | None] = field(default_factory=dict)
+    room: str = ROOM
+    carol: str = CAROL
+    emoji: str = "👍"
+    team: str = ""
+    group: str = ""
+    other_room: str = ""
+    meeting_channel: str = ""
+    team_message: str = ""
+    meeting_message: str = ""
+    team_task: str = ""
+    team_file: str = ""
+    meeting_file: str = ""
+    counter: int = 0
+
+    async def call(self, method: str, path: str, credential: str | None, body: Any = None) -> tuple[int, Any]:
+        data: Any = None
+        if body == "multipart":
+            data = aiohttp.FormData()
+            data.add_field("file", b"minutes of the meeting\n", filename="notes.txt", content_type="text/plain")
+            body = None
+        async with self.http.request(method, self.server.url + path, json=body, data=data,
+                                     headers=auth(credential)) as r:
+            text = await r.text()
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = text
+            return r.status, parsed
+
+    async def call_ok(self, method: str, path: str, credential: str | None, body: Any = None) -> Any:
+        status, got = await self.call(method, path, credential, body)
+        assert 200 <= status < 300, (method, path, status, got)
+        return got
+
+    async def guest_join(self, room: str, name: str) -> dict[str, Any]:
+        got: dict[str, Any] = await self.call_ok("POST", f"/v1/rooms/{room}/join", None, {"name": name})
+        return got
+
+    async def post_file(self, credential: str | None, to: str) -> str:
+        uploaded = await self.call_ok("POST", "/v1/files", credential, "multipart")
+        file_id: str = uploaded["file"]["id"]
+        await self.call_ok("POST", "/v1/messages", credential,
+                           {"to": to, "type": "file", "attachments": [{"type": "file", "file_id": file_id}]})
+        return file_id
+
+
+async def removed_token(world: World, moderator: str) -> str:
+    """A participant of the room whom its moderator removed over signaling."""
+    victim = await world.guest_join(ROOM, "Mallory")
+    mod = SignalingClient(world.server.url, ROOM, moderator)
+    target = SignalingClient(world.server.url, ROOM, victim["token"])
+    try:
+        await mod.connect()
+        joined = await target.connect()
+        await mod.send({"type": "remove_participant", "participant_id": joined["participant"]["id"]})
+        await target.wait_for("removed")
+        await asyncio.wait_for(target.closed.wait(), 5)
+    finally:
+        await target.close()
+        await mod.close()
+    token: str = victim["token"]
+    return token
+
+
+async def build_world(server: RunningServer, http: aiohttp.ClientSession) -> World:
+    world = World(server, http)
+    keys: ApiKeyStore = server.app[API_KEYS]
+    _, member = keys.create("member-key", "member")
+    _, bot = keys.create("bot-key", "bot")
+    admin = server.api_key
+    for key in (admin, member, bot):
+        await world.call_ok("GET", "/v1/me", key)  # the key's chat user exists from its first call on
+    for login in (CAROL, "erin"):
+        await world.call_ok("POST", "/v1/users", admin, {"login": login, "role": "member"})
+    user = (await world.call_ok("POST", f"/v1/users/{CAROL}/tokens", admin, {}))["token"]
+
+    opener, guest = await world.guest_join(ROOM, "Mona"), await world.guest_join(ROOM, "Gus")
+    assert opener["moderator"] and not guest["moderator"]
+    moderator = opener["token"]
+    ended = (await world.guest_join("gone", "Old"))["token"]
+    await world.call_ok("DELETE", "/v1/rooms/gone", admin)
+    removed = await removed_token(world, moderator)
+    world.creds = {"admin": admin, "member": member, "bot": bot, "moderator": moderator, "guest": guest["token"],
+                   "ended": ended, "removed": removed, "user": user, "none": None}
+
+    team = await world.call_ok("POST", "/v1/channels", admin, {"name": TEAM, "kind": "team",
+                                                               "members": ["member-key", "bot-key", CAROL]})
+    world.team = team["id"]
+    world.group = (await world.call_ok("POST", "/v1/channels", admin, {"kind": "group", "members": [CAROL]}))["id"]
+    world.other_room = "elsewhere"
+    await world.guest_join(world.other_room, "Stranger")
+    world.meeting_channel = (await world.call_ok("GET", "/v1/me", guest["token"]))["channel"]
+    await world.call_ok("GET", "/v1/me", moderator)  # joins the meeting channel too
+    world.team_message = (await world.call_ok("POST", "/v1/messages", member, {"to": TEAM, "content": "hello"}))["id"]
+    world.meeting_message = (await world.call_ok("POST", "/v1/messages", guest["token"],
+                                                 {"to": ROOM, "content": "hello"}))["id"]
+    world.team_task = (await world.call_ok("POST", "/v1/messages", member, {
+        "to": TEAM, "type": "task", "task": {"title": "ship it", "assignee": "member-key"}}))["id"]
+    world.team_file = await world.post_file(member, TEAM)
+    world.meeting_file = await world.post_file(guest["token"], ROOM)
+    return world
+
+
+def pattern_of(route: web.AbstractRoute) -> str:
+    info = route.resource.get_info() if route.resource is not None else {}
+    return str(info.get("formatter") or info.get("path") or info.get("prefix") or "").rstrip("/") or "/"
+
+
+def walked_routes(app: web.Application) -> set[tuple[str, str]]:
+    """(method, pattern) of every route; HEAD is aiohttp's automatic twin of GET and follows its row."""
+    return {(r.method, pattern_of(r)) for r in app.router.routes() if r.method != "HEAD"}
+
+
+def matches(spec: str, status: int, body: Any) -> bool:
+    statuses, _, code = spec.partition(" ")
+    if str(status) not in statuses.split("|"):
+        return False
+    if code:
+        got = body.get("error", {}).get("code") if isinstance(body, dict) else None
+        return bool(got == code)
+    return True
+
+
+def concrete_path(pattern: str, world: World, fill: dict[str, str], fresh_fill: dict[str, str]) -> str:
+    if pattern == "/static":
+        return "/static/app.css" if (Path(__file__).parent.parent / "web" / "app.css").exists() else \
+            "/static/" + next(p.name for p in (Path(__file__).parent.parent / "web").iterdir() if p.is_file())
+    path = pattern
+    for name in ("room", "login", "emoji", "id"):
+        if "{" + name + "}" in path:
+            value = fresh_fill.get(name) or getattr(world, fill.get(name, DEFAULT_FILL[name]))
+            path = path.replace("{" + name + "}", str(value))
+    return path
+
+
+@pytest.fixture
+async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    monkeypatch.setenv("CONVENE_CHAT_RATE", "1000")
+    monkeypatch.setenv("CONVENE_CHAT_BURST", "1000")
+    async with running_server(server_config(tmp_path / "data", guest_joins_per_minute=10_000)) as server:
+        async with aiohttp.ClientSession() as http:
+            yield await build_world(server, http)
+
+
+async def test_every_route_has_a_row_and_every_credential_gets_what_the_policy_says(world: World) -> None:
+    routes = walked_routes(world.server.app)
+    missing = sorted(routes - set(TABLE))
+    assert not missing, f"routes without a row in the authorization matrix (add one): {missing}"
+    stale = sorted(set(TABLE) - routes)
+    assert not stale, f"rows for routes the server no longer has: {stale}"
+
+    wrong: list[str] = []
+    for (method, pattern), rows in TABLE.items():
+        for row in rows:
+            if row.websocket:
+                status, _ = await world.call(method, concrete_path(pattern, world, row.fill, {}), world.creds["admin"])
+                if status != 400:  # not an upgrade: refused before anything is read
+                    wrong.append(f"{method} {pattern}: a plain GET of a socket got {status}")
+                continue
+            for cred in CREDENTIALS:
+                fresh_fill, overrides = await row.fresh(world, cred) if row.fresh else ({}, {})
+                path = concrete_path(pattern, world, row.fill, fresh_fill) + row.query
+                credential = overrides.get(cred, world.creds[cred])
+                status, body = await world.call(method, path, credential, row.body)
+                if not matches(row.expect[cred], status, body):
+                    code = body.get("error", {}).get("code") if isinstance(body, dict) else None
+                    wrong.append(f"{method} {path} as {cred}: want {row.expect[cred]}, got {status} {code or ''}")
+    assert not wrong, "authorization matrix broken:\n" + "\n".join(wrong)
