@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ import aiohttp
 import pytest
 
 from signaling.access_log import redact_url
-from tests.conftest import RunningServer, running_server, server_config
+from tests.conftest import RunningServer, free_port, running_server, server_config
 
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
@@ -133,3 +137,67 @@ def test_redact_url_keeps_everything_but_secret_values() -> None:
     assert redact_url("/a?token") == "/a?token=[redacted]"
     assert redact_url("https://h/r/x#token=eyJ") == "https://h/r/x#[redacted]"
     assert redact_url("https://h/chat#ch_1") == "https://h/chat#ch_1"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def convene(*args: str, env: dict[str, str] | None = None) -> str:
+    out = subprocess.run([sys.executable, "-m", "signaling.cli", *args], cwd=ROOT, check=True, capture_output=True,
+                         text=True, timeout=60, env={**os.environ, **(env or {})})
+    return out.stdout.strip()
+
+
+def test_cli_links_carry_the_token_in_the_fragment(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    link = convene("token", "standup", "--identity", "alice", "--data-dir", data, "--url", "https://meet.example")
+    assert re.fullmatch(r"https://meet\.example/r/standup#token=eyJ[\w.-]+", link), link
+    convene("users", "add", "ann", "--role", "member", "--data-dir", data)
+    link = convene("users", "token", "ann", "--data-dir", data, "--url", "https://meet.example")
+    assert re.fullmatch(r"https://meet\.example/chat#token=eyJ[\w.-]+", link), link
+
+
+@pytest.mark.slow
+async def test_convene_serve_redacts_its_access_log_and_takes_allowed_origins(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CONVENE_ALLOWED_ORIGINS": "https://env.example"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir",
+                                 str(tmp_path / "data"), "--no-captions", "--allowed-origins",
+                                 "https://flag.example, https://other.example:8443"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                try:
+                    async with session.get(url + "/v1/openapi.json") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert proc.poll() is None, log.read_text()
+                await asyncio.sleep(0.1)
+            async with session.get(url + "/v1/files/f_x?token=eyJsecret.part.two&sig=abc123") as r:
+                assert r.status == 400
+        # The flag wins over the environment (as for every other setting).
+        for origin, status in (("https://flag.example", 101), ("https://other.example:8443", 101),
+                               ("https://env.example", 403), ("https://evil.example", 403)):
+            assert (await handshake(url + "/v1/chat/ws", {"Origin": origin}))[0] == status, origin
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    text = log.read_text()
+    assert "GET /v1/files/f_x?token=[redacted]&sig=[redacted] HTTP/1.1\" 400" in text, text
+    assert "eyJ" not in text and "abc123" not in text
+
+
+def test_allowed_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.config import config_from_env
+
+    monkeypatch.setenv("CONVENE_ALLOWED_ORIGINS", "https://a.example, https://b.example:8443/,")
+    assert config_from_env().allowed_origins == ("https://a.example", "https://b.example:8443")
+    assert config_from_env(allowed_origins=("https://c.example",)).allowed_origins == ("https://c.example",)
+    monkeypatch.delenv("CONVENE_ALLOWED_ORIGINS")
+    assert config_from_env().allowed_origins == ()
