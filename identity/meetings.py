@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import MeetingEnded, RemovedFromMeeting
+from common.private_files import private_sqlite
 from identity.secrets_store import load_or_create_secret
 from identity.tokens import AccessToken, Grants, TokenIssuer
 
@@ -64,8 +65,7 @@ class MeetingLedger:
     """Blocking SQLite, but each call is one indexed statement (tens of µs): cheap enough on the loop."""
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / "meetings.db"
+        self.path = private_sqlite(data_dir / "meetings.db")  # 0600, and so its -wal/-shm
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -9,6 +9,9 @@ and their keyframe requests travel back over the pipe to the worker that holds t
 
 Frames: 1 byte type, 4 bytes length, payload. Type 0: a JSON control message; type 1: a packet,
 2 bytes channel (the remote track) + the RTP packet as received (original SSRC, sequence, timestamp).
+A link starts only after both workers proved the server's secret (sfu/pipe_auth.py). Even so, what
+arrives is checked: a malformed frame closes this pipe (never the worker), and a mirrored participant
+or track may not take an id the room already has.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ import json
 import logging
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sfu.participant import Participant, Permissions
-from sfu.publication import Codec, Publication
-from sfu.room import Room
+from sfu.publication import SOURCES, Codec, Publication
+from sfu.room import Room, RoomFull
 from sfu.rtp import AUDIO_LEVEL_URI, RID_URI, HeaderExtensionsMap, RtpPacket, extensions_map
 
 log = logging.getLogger("convene.sfu.pipe")
@@ -31,6 +34,47 @@ CONTROL, PACKET = 0, 1
 HEADER = struct.Struct("!BI")
 CHANNEL = struct.Struct("!H")
 MAX_FRAME = 1 << 20
+MAX_TEXT = 256  # ids, names and identities a pipe may carry
+T = TypeVar("T")
+
+
+class PipeProtocolError(ValueError):
+    """A frame the other worker never sends when well: the pipe is closed."""
+
+
+def _field(message: dict[str, Any], key: str, kind: type[T]) -> T:
+    value = message.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise PipeProtocolError(f"{message.get('type')}: bad {key!r}")
+    return value
+
+
+def _text(message: dict[str, Any], key: str) -> str:
+    value = _field(message, key, str)
+    if not 0 < len(value) <= MAX_TEXT:
+        raise PipeProtocolError(f"{message.get('type')}: bad {key!r}")
+    return value
+
+
+def _codecs(value: object) -> dict[int, Codec]:
+    if not isinstance(value, list) or not value:
+        raise PipeProtocolError("track: bad 'codecs'")
+    codecs = {}
+    for entry in value:
+        if not (isinstance(entry, list) and len(entry) == 3 and type(entry[0]) is int and 0 <= entry[0] < 128
+                and isinstance(entry[1], str) and "/" in entry[1] and len(entry[1]) <= 64
+                and type(entry[2]) is int and entry[2] > 0):
+            raise PipeProtocolError("track: bad 'codecs'")
+        codecs[entry[0]] = Codec(entry[1], entry[2])
+    return codecs
+
+
+def _layers(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 8 or not all(isinstance(r, str) and 0 < len(r) <= 16 for r in value):
+        raise PipeProtocolError("track: bad 'layers'")
+    return list(value)
 
 
 def pipe_extensions() -> HeaderExtensionsMap:
@@ -51,9 +95,10 @@ class PipeUpTrack:
 
 class PipeLink:
     def __init__(self, room: Room, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 peer: str, on_closed: Callable[["PipeLink"], None] | None = None) -> None:
+                 peer: str, on_closed: Callable[["PipeLink"], None] | None = None, opened_by: str = "") -> None:
         self.room = room
         self.peer = peer
+        self.opened_by = opened_by  # the worker that connected (when both do at once, one link stays)
         self._reader = reader
         self._writer = writer
         self._on_closed = on_closed
@@ -149,62 +194,111 @@ class PipeLink:
             while True:
                 kind, length = HEADER.unpack(await self._reader.readexactly(HEADER.size))
                 if length > MAX_FRAME:
-                    raise ValueError(f"pipe frame of {length} bytes")
+                    raise PipeProtocolError(f"pipe frame of {length} bytes")
                 data = await self._reader.readexactly(length)
                 if kind == PACKET:
                     self._on_packet(data)
                 elif kind == CONTROL:
-                    self._on_control(json.loads(data))
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
-            self._log.info("pipe closed: %s", exc)
+                    self._on_control(self._decode(data))
+                else:
+                    raise PipeProtocolError(f"unknown frame type {kind}")
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            self._log.info("pipe closed: %r", exc)
+        except PipeProtocolError as exc:
+            self._log.warning("malformed pipe frame, closing the pipe: %s", exc)
+        except Exception:
+            # The pipe is the boundary: whatever a peer sends ends this link, never the worker.
+            self._log.exception("pipe failed, closing it")
         finally:
             await self.close()
 
+    @staticmethod
+    def _decode(data: bytes) -> dict[str, Any]:
+        try:
+            message = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PipeProtocolError(f"control frame is not JSON: {exc}") from exc
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise PipeProtocolError("control frame is not a typed object")
+        return message
+
     def _on_packet(self, data: bytes) -> None:
+        if len(data) < CHANNEL.size:
+            raise PipeProtocolError("packet frame without a channel")
         (channel,) = CHANNEL.unpack_from(data)
         publication = self._in_channels.get(channel)
         if publication is None:
             return
+        try:
+            packet = RtpPacket.parse(data[CHANNEL.size:], self._ext)
+        except ValueError as exc:
+            raise PipeProtocolError(f"bad RTP packet on channel {channel}: {exc}") from exc
         self.packets_in += 1
-        publication.on_rtp(RtpPacket.parse(data[CHANNEL.size:], self._ext))
+        publication.on_rtp(packet)
 
     def _on_control(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
+        kind = message["type"]
         if kind == "participant":
-            if message["id"] in self._remote_participants:
-                return
-            remote = Participant(str(message["identity"]), str(message["name"]),
-                                 Permissions(subscribe=False), participant_id=str(message["id"]))
-            remote.pipe = self
-            self._remote_participants[remote.id] = remote
-            self.room.join(remote)
+            self._on_participant(message)
         elif kind == "participant_left":
-            if self._remote_participants.pop(str(message["id"]), None) is not None:
-                self.room.leave(str(message["id"]), reason="left")
+            participant_id = _text(message, "id")
+            if self._remote_participants.pop(participant_id, None) is not None:
+                self.room.leave(participant_id, reason="left")
         elif kind == "track":
-            owner = self._remote_participants.get(str(message["participant_id"]))
-            if owner is None:
-                return
-            codecs = {int(pt): Codec(str(mime), int(clock)) for pt, mime, clock in message["codecs"]}
-            publication = Publication(str(message["id"]), owner.id, str(message["source"]),
-                                      PipeUpTrack(self, str(message["id"])), codecs,
-                                      muted=bool(message.get("muted")), layers=list(message.get("layers") or []))
-            self._in_channels[int(message["channel"])] = publication
-            self.room.publish(owner, publication)
+            self._on_track(message)
         elif kind == "untrack":
+            track_id = _text(message, "id")
             for channel, publication in list(self._in_channels.items()):
-                if publication.id == message["id"]:
+                if publication.id == track_id:
                     del self._in_channels[channel]
                     owner = self._remote_participants.get(publication.participant_id)
                     if owner is not None:
                         self.room.unpublish(owner, publication.id)
         elif kind == "mute":
+            track_id, muted = _text(message, "id"), _field(message, "muted", bool)
             for publication in self._in_channels.values():
                 owner = self._remote_participants.get(publication.participant_id)
-                if publication.id == message["id"] and owner is not None:
-                    self.room.set_muted(owner, publication.id, bool(message["muted"]))
+                if publication.id == track_id and owner is not None:
+                    self.room.set_muted(owner, publication.id, muted)
         elif kind == "keyframe":
-            self._request_local_keyframe(str(message["track_id"]), message.get("ssrc"))
+            ssrc = message.get("ssrc")
+            if ssrc is not None and (type(ssrc) is not int or not 0 <= ssrc < 1 << 32):
+                raise PipeProtocolError("keyframe: bad 'ssrc'")
+            self._request_local_keyframe(_text(message, "track_id"), ssrc)
+        else:
+            self._log.debug("ignoring pipe message %r", kind)
+
+    def _on_participant(self, message: dict[str, Any]) -> None:
+        participant_id = _text(message, "id")
+        identity, name = _text(message, "identity"), _field(message, "name", str)[:MAX_TEXT]
+        if participant_id in self.room.participants:
+            # Never replace or shadow someone already here (a local participant, or one another pipe mirrors).
+            self._log.warning("refused mirrored participant %s: the room already has that id", participant_id)
+            return
+        remote = Participant(identity, name, Permissions(subscribe=False), participant_id=participant_id)
+        remote.pipe = self  # before joining: the join event must not be announced back over pipes
+        try:
+            self.room.join(remote)
+        except RoomFull:
+            self._log.warning("refused mirrored participant %s: the room is full", participant_id)
+            return
+        self._remote_participants[remote.id] = remote
+
+    def _on_track(self, message: dict[str, Any]) -> None:
+        owner = self._remote_participants.get(_text(message, "participant_id"))
+        track_id, channel, source = _text(message, "id"), _field(message, "channel", int), _text(message, "source")
+        if not 0 < channel <= 0xFFFF or source not in SOURCES:
+            raise PipeProtocolError("track: bad 'channel' or 'source'")
+        codecs, layers = _codecs(message.get("codecs")), _layers(message.get("layers"))
+        if owner is None:
+            return
+        if channel in self._in_channels or any(track_id in p.publications for p in self.room.participants.values()):
+            self._log.warning("refused mirrored track %s: its id or channel is taken", track_id)
+            return
+        publication = Publication(track_id, owner.id, source, PipeUpTrack(self, track_id), codecs,
+                                  muted=message.get("muted") is True, layers=layers)
+        self._in_channels[channel] = publication
+        self.room.publish(owner, publication)
 
     def _request_local_keyframe(self, track_id: str, ssrc: object) -> None:
         for participant in self.room.participants.values():

@@ -3,14 +3,14 @@
 Each worker runs a `PipeServer` (TCP, loopback by default) and writes its address, its load and the
 rooms it hosts into a `RoomDirectory` (SQLite in the shared data dir; Redis would do the same across
 machines). When a worker gets a room that other workers already host, it connects a PipeLink to each
-of them; the other side accepts. `least_loaded` places a participant: on a worker that hosts the room
-and has room to spare, else on the least-loaded worker.
+of them; the other side accepts, once both proved the server's secret (sfu/pipe_auth.py: the address
+is on disk, and a pipe carries the room's media and may add participants). `least_loaded` places a
+participant: on a worker that hosts the room and has room to spare, else on the least-loaded worker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.private_files import private_sqlite
-from sfu.pipe import CONTROL, HEADER, PipeLink
+from sfu import pipe_auth
+from sfu.pipe import PipeLink
+from sfu.pipe_auth import HANDSHAKE_SECONDS, PipeAuthError, PipeRoom
 from sfu.room import Room
 from sfu.rooms import RoomRegistry
 
@@ -88,8 +90,12 @@ class PipeServer:
     """This worker's end of the pipes: accepts links, opens links, keeps the directory current."""
 
     def __init__(self, rooms: RoomRegistry, directory: RoomDirectory, worker_id: str, http_url: str,
-                 host: str = "127.0.0.1") -> None:
+                 secret: bytes, host: str = "127.0.0.1", handshake_timeout: float = HANDSHAKE_SECONDS) -> None:
+        if not secret:
+            raise ValueError("pipes need the server secret")
         self.rooms = rooms
+        self._key = pipe_auth.pipe_key(secret)
+        self._handshake_timeout = handshake_timeout
         self.directory = directory
         self.worker_id = worker_id
         self.http_url = http_url
@@ -146,33 +152,51 @@ class PipeServer:
             except OSError as exc:
                 log.warning("cannot reach worker %s for room %s: %s", worker.worker_id, room.name, exc)
                 continue
-            hello = json.dumps({"type": "hello", "room": room.name, "worker_id": self.worker_id}).encode()
-            writer.write(HEADER.pack(CONTROL, len(hello)) + hello)
-            self._add_link(room, reader, writer, worker.worker_id)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            kind, length = HEADER.unpack(await reader.readexactly(HEADER.size))
-            hello = json.loads(await reader.readexactly(length)) if kind == CONTROL and length < 4096 else {}
-        except (asyncio.IncompleteReadError, ValueError, ConnectionError):
-            writer.close()
-            return
-        room_name, peer = hello.get("room"), hello.get("worker_id")
-        if hello.get("type") != "hello" or not isinstance(room_name, str) or not isinstance(peer, str):
-            writer.close()
-            return
-        existing = self.links.get((room_name, peer))
-        if existing is not None:
-            # Both sides connected at once: keep the link opened by the lower worker id.
-            if self.worker_id < peer:
+            try:
+                async with asyncio.timeout(self._handshake_timeout):
+                    await pipe_auth.connect(reader, writer, self._key, PipeRoom(room.name, room.meeting_id),
+                                            self.worker_id, worker.worker_id)
+            except (PipeAuthError, TimeoutError, OSError) as exc:
+                log.warning("no pipe to worker %s for room %s: %r", worker.worker_id, room.name, exc)
+                writer.close()
+                continue
+            if room.closed:
                 writer.close()
                 return
-            await existing.close()
-        room, _ = self.rooms.get_or_create(room_name)
-        self._add_link(room, reader, writer, peer)
+            await self._add_link(room, reader, writer, worker.worker_id, opened_by=self.worker_id)
 
-    def _add_link(self, room: Room, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
-        link = PipeLink(room, reader, writer, peer, on_closed=self._link_closed)
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Nothing is read as a room frame, and no room is created, before the peer proved the key.
+        try:
+            async with asyncio.timeout(self._handshake_timeout):
+                peer = await pipe_auth.accept(reader, writer, self._key, self.worker_id)
+        except (PipeAuthError, TimeoutError, OSError) as exc:
+            log.warning("refused a pipe connection from %s: %r", writer.get_extra_info("peername"), exc)
+            writer.close()
+            return
+        try:
+            room, _ = self.rooms.get_or_create(peer.room.room, meeting_id=peer.room.meeting_id)
+        except Exception:  # the registry may refuse a room (a limit): that closes this pipe, not the server
+            log.exception("no room %s for a pipe from %s", peer.room.room, peer.worker_id)
+            writer.close()
+            return
+        if room.meeting_id != peer.room.meeting_id:
+            # Our room of that name serves another meeting: joining them would mix two meetings' people.
+            log.warning("refused a pipe from %s: room %s serves another meeting here", peer.worker_id, room.name)
+            writer.close()
+            return
+        await self._add_link(room, reader, writer, peer.worker_id, opened_by=peer.worker_id)
+
+    async def _add_link(self, room: Room, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        peer: str, opened_by: str) -> None:
+        existing = self.links.get((room.name, peer))
+        if existing is not None:
+            # Both workers connected at once: both keep the link the lower worker id opened.
+            if existing.opened_by != opened_by and existing.opened_by < opened_by:
+                writer.close()
+                return
+            await existing.close()  # first: its mirrored participants leave before the new link adds them
+        link = PipeLink(room, reader, writer, peer, on_closed=self._link_closed, opened_by=opened_by)
         self.links[(room.name, peer)] = link
         link.start()
         log.info("room %s now spans %s and %s", room.name, self.worker_id, peer)
