@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 
 class PipeProtocolError(ValueError):
-    """A frame the other worker never sends when well: the pipe is closed."""
+    """A frame a well-behaved worker never sends: the pipe is closed (the worker carries on)."""
 
 
 def _field(message: dict[str, Any], key: str, kind: type[T]) -> T:
