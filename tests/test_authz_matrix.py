@@ -332,7 +332,10 @@ def pattern_of(route: web.AbstractRoute) -> str:
 
 def walked_routes(app: web.Application) -> set[tuple[str, str]]:
     """(method, pattern) of every route; HEAD is aiohttp's automatic twin of GET and follows its row."""
-    return {(r.method, pattern_of(r)) for r in app.router.routes() if r.method != "HEAD"}
+    routes = {(r.method, pattern_of(r)) for r in app.router.routes()}
+    heads = {("GET", p) for m, p in routes if m == "HEAD"}
+    assert heads <= routes, f"HEAD routes without their GET: {sorted(heads - routes)}"
+    return {(m, p) for m, p in routes if m != "HEAD"}
 
 
 def matches(spec: str, status: int, body: Any) -> bool:
@@ -390,3 +393,229 @@ async def test_every_route_has_a_row_and_every_credential_gets_what_the_policy_s
                     code = body.get("error", {}).get("code") if isinstance(body, dict) else None
                     wrong.append(f"{method} {path} as {cred}: want {row.expect[cred]}, got {status} {code or ''}")
     assert not wrong, "authorization matrix broken:\n" + "\n".join(wrong)
+
+
+# -- the signaling socket ----------------------------------------------------------------------------------------
+
+SIGNAL_STATES = ("not_joined", "participant", "moderator")
+# A message of each type, and what each state gets: "error CODE", "reply TYPE", "none" (nothing, socket open) or
+# "closed". Moderator-only messages give participants `missing_grant`; before `join` everything is `not_joined`.
+NOT_JOINED = "error not_joined"
+SIGNAL_TABLE: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
+    "publish": ({"sdp": "v=0", "tracks": [{"mid": "0", "source": "microphone"}]},
+                {"participant": "error malformed_sdp", "moderator": "error malformed_sdp"}),
+    "unpublish": ({"track_id": "TR_nope"}, {"participant": "error not_found", "moderator": "error not_found"}),
+    "offer": ({"target": "publisher", "sdp": "v=0"},
+              {"participant": "error malformed_sdp", "moderator": "error malformed_sdp"}),
+    "answer": ({"target": "subscriber", "sdp": "v=0"},
+               {"participant": "error invalid_state", "moderator": "error invalid_state"}),
+    "candidate": ({"target": "publisher", "candidate": None}, {"participant": "none", "moderator": "none"}),
+    "mute": ({"track_id": "TR_nope", "muted": True}, {"participant": "error not_found", "moderator": "error not_found"}),
+    "mute_participant": ({"participant_id": "PA_nope"},
+                         {"participant": "error missing_grant", "moderator": "error not_found"}),
+    "remove_participant": ({"participant_id": "PA_nope"},
+                           {"participant": "error missing_grant", "moderator": "error not_found"}),
+    "end_room": ({}, {"participant": "error missing_grant", "moderator": "reply room_ended"}),
+    "set_captions": ({"enabled": False}, {"participant": "error missing_grant", "moderator": "reply captions"}),
+    "set_subscriptions": ({"max_video": 4}, {"participant": "none", "moderator": "none"}),
+    "leave": ({}, {"participant": "closed", "moderator": "closed"}),
+    "ping": ({"id": "p"}, {"participant": "reply pong", "moderator": "reply pong"}),
+    "join": ({}, {"not_joined": "reply joined", "participant": "error invalid_state", "moderator": "error invalid_state"}),
+}
+
+
+async def live_handlers(world: World) -> set[str]:
+    """The message types a signaling session handles, read from a live session of the running server."""
+    room = f"probe-{id(world)}"
+    token = (await world.guest_join(room, "Probe"))["token"]
+    client = SignalingClient(world.server.url, room, token)
+    try:
+        joined = await client.connect()
+        session = world.server.app[SESSIONS][joined["participant"]["id"]]
+        return set(session._handlers)
+    finally:
+        await client.close()
+
+
+async def signal_outcome(client: SignalingClient, kind: str, message: dict[str, Any], joined: bool) -> list[str]:
+    """What the server answered `message` with: its error codes (ref'd to it), message types and whether the
+    socket closed, up to the pong of a ping sent after it (before join, each message is answered itself)."""
+    start = len(client.messages)
+    await client.send({"type": kind, **message})
+    if joined:
+        await client.send({"type": "ping", "id": "sync"})
+    seen: list[str] = []
+    deadline = asyncio.get_running_loop().time() + 5
+    while asyncio.get_running_loop().time() < deadline:
+        for m in client.messages[start:]:
+            if m.get("type") == "error":
+                seen.append(f"error {m.get('code')}" if m.get("ref") in (kind, None) else "")
+            else:
+                seen.append(f"reply {m.get('type')}")
+        start = len(client.messages)
+        if client.closed.is_set() or (joined and any(s == "reply pong" for s in seen if kind != "ping")) or (
+                not joined and seen) or (kind == "ping" and seen.count("reply pong") >= 2):
+            break
+        await asyncio.sleep(0.02)
+    if client.closed.is_set():
+        seen.append("closed")
+    return seen
+
+
+def signal_matches(spec: str, seen: list[str], kind: str) -> bool:
+    errors = [s for s in seen if s.startswith("error ")]
+    if spec.startswith("error "):
+        return spec in errors
+    if errors:
+        return False
+    if spec == "closed":
+        return "closed" in seen
+    if spec == "none":
+        return "closed" not in seen
+    return spec in seen
+
+
+async def test_every_signaling_message_type_in_every_state(world: World) -> None:
+    handled = await live_handlers(world)
+    assert handled == set(SIGNAL_TABLE), (
+        f"signaling message types without a row: {sorted(handled - set(SIGNAL_TABLE))}; "
+        f"rows without a handler: {sorted(set(SIGNAL_TABLE) - handled)}")
+    wrong: list[str] = []
+    for kind, (message, cells) in SIGNAL_TABLE.items():
+        for state in SIGNAL_STATES:
+            world.counter += 1
+            room = f"sig-{world.counter}"
+            opener = await world.guest_join(room, "Mod")
+            other = await world.guest_join(room, "Pat")
+            token = opener["token"] if state == "moderator" else other["token"]
+            client = SignalingClient(world.server.url, room, token)
+            try:
+                if state == "not_joined":
+                    client._session = aiohttp.ClientSession()
+                    client._ws = await client._session.ws_connect(client.url)
+                    client._reader = asyncio.get_running_loop().create_task(client._read())
+                    body = {**message, "token": token} if kind == "join" else message
+                    seen = await signal_outcome(client, kind, body, joined=False)
+                else:
+                    await client.connect()
+                    seen = await signal_outcome(client, kind, message, joined=True)
+            finally:
+                await client.close()
+            spec = cells.get(state, NOT_JOINED)
+            if not signal_matches(spec, seen, kind):
+                wrong.append(f"{kind} as {state}: want {spec}, got {[s for s in seen if s]}")
+    assert not wrong, "signaling matrix broken:\n" + "\n".join(wrong)
+
+
+# What each credential gets when it joins the room's signaling (the join message's token).
+JOIN_TABLE = {"admin": "error invalid_token", "member": "error invalid_token", "bot": "error invalid_token",
+              "moderator": "reply joined", "guest": "reply joined", "ended": "error meeting_ended",
+              "removed": "error removed", "user": "error out_of_scope", "none": "error invalid_field"}
+
+
+async def test_every_credential_joining_the_signaling_socket(world: World) -> None:
+    wrong: list[str] = []
+    for cred, room in [(c, "gone" if c == "ended" else ROOM) for c in CREDENTIALS] + [("moderator", "elsewhere")]:
+        client = SignalingClient(world.server.url, room, world.creds[cred] or "")
+        try:
+            client._session = aiohttp.ClientSession()
+            client._ws = await client._session.ws_connect(client.url)
+            client._reader = asyncio.get_running_loop().create_task(client._read())
+            token = world.creds[cred]
+            seen = await signal_outcome(client, "join", {"token": token} if token else {}, joined=False)
+        finally:
+            await client.close()
+        want = JOIN_TABLE[cred] if room != "elsewhere" else "error wrong_room"  # its own room only
+        if not signal_matches(want, seen, "join"):
+            wrong.append(f"join {room} as {cred}: want {want}, got {seen}")
+    assert not wrong, "\n".join(wrong)
+
+
+# -- the chat socket -----------------------------------------------------------------------------------------------
+
+def chat_frame_types() -> set[str]:
+    """The frame types `ChatApi._on_ws_text` tells apart (each `kind == "…"` in it)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(ChatApi._on_ws_text)))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "kind":
+            found.update(c.value for c in node.comparators if isinstance(c, ast.Constant) and isinstance(c.value, str))
+    return found
+
+
+CHAT_STATES = ("unauthenticated", "member", "guest")
+# A frame of each type (`channel` filled with the team channel) and what each state gets; before the auth frame
+# anything else closes the socket (4401, unauthorized). A meeting token's socket is its meeting's channel only.
+CHAT_TABLE: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
+    "ping": ({"id": 7}, {"member": "reply pong", "guest": "reply pong"}),
+    # Typing goes to the channel's other members; the typer hears nothing back.
+    "typing": ({"channel": "TEAM"}, {"member": "none", "guest": "error not_a_member"}),
+}
+# And the auth frame itself, per credential: "hello" or the close reason.
+CHAT_AUTH = {"admin": "hello", "member": "hello", "bot": "hello", "moderator": "hello", "guest": "hello",
+             "ended": "meeting_ended", "removed": "removed", "user": "hello", "none": "unauthorized"}
+
+
+async def chat_socket(world: World, token: str | None) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    """Opens the chat socket and sends the auth frame: the socket and "hello" or the refusal's code."""
+    ws = await world.http.ws_connect(world.server.url.replace("http", "ws", 1) + "/v1/chat/ws")
+    if token is not None:
+        await ws.send_str(json.dumps({"type": "auth", "token": token}))
+    msg = await ws.receive(timeout=5)
+    frame = json.loads(msg.data) if msg.type == aiohttp.WSMsgType.TEXT else {}
+    if frame.get("type") == "hello":
+        return ws, "hello"
+    closing = await ws.receive(timeout=5)
+    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and ws.close_code == 4401, closing
+    return ws, str(frame.get("error", {}).get("code"))
+
+
+async def chat_outcome(ws: aiohttp.ClientWebSocketResponse) -> str:
+    """The next frame: "error CODE", "reply TYPE", "none" (the pong of the sync ping sent after) or "closed"."""
+    msg = await ws.receive(timeout=5)
+    if msg.type != aiohttp.WSMsgType.TEXT:
+        return "closed"
+    frame = json.loads(msg.data)
+    if frame.get("type") == "error":
+        return f"error {frame['error']['code']}"
+    if frame.get("type") == "pong" and frame.get("id") == "sync":
+        return "none"
+    return f"reply {frame.get('type')}"
+
+
+async def test_every_credential_authenticating_the_chat_socket(world: World) -> None:
+    wrong = []
+    for cred in CREDENTIALS:
+        ws, got = await chat_socket(world, world.creds[cred] or "")
+        await ws.close()
+        if got != CHAT_AUTH[cred]:
+            wrong.append(f"chat socket auth as {cred}: want {CHAT_AUTH[cred]}, got {got}")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_every_chat_frame_type_in_every_state(world: World) -> None:
+    assert chat_frame_types() == set(CHAT_TABLE), (
+        f"chat frame types without a row: {sorted(chat_frame_types() - set(CHAT_TABLE))}; "
+        f"rows without a frame type: {sorted(set(CHAT_TABLE) - chat_frame_types())}")
+    wrong: list[str] = []
+    frames = {**CHAT_TABLE, "no-such-type": ({}, {"member": "error unknown_message_type",
+                                                  "guest": "error unknown_message_type"})}
+    for kind, (fields, cells) in frames.items():
+        frame = {"type": kind, **{k: world.team if v == "TEAM" else v for k, v in fields.items()}}
+        for state in CHAT_STATES:
+            if state == "unauthenticated":
+                ws = await world.http.ws_connect(world.server.url.replace("http", "ws", 1) + "/v1/chat/ws")
+                await ws.send_str(json.dumps(frame))
+                first = await chat_outcome(ws)
+                after = await chat_outcome(ws)
+                got, want = f"{first} {after} {ws.close_code}", "error unauthorized closed 4401"
+            else:
+                ws, hello = await chat_socket(world, world.creds[state])
+                assert hello == "hello"
+                await ws.send_str(json.dumps(frame))
+                await ws.send_str(json.dumps({"type": "ping", "id": "sync"}))
+                got, want = await chat_outcome(ws), cells[state]
+            await ws.close()
+            if got != want:
+                wrong.append(f"chat frame {kind} as {state}: want {want}, got {got}")
+    assert not wrong, "chat socket matrix broken:\n" + "\n".join(wrong)
