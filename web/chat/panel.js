@@ -1,26 +1,16 @@
 // The chat panel: one channel's timeline with send, edit, recall, threads, tasks, files and search.
 // Used by the meeting page (mountChatPanel(container, {room, token})) and by /chat ({channel, token, client}).
 import { ChatClient } from "/static/chat/client.js";
+import { renderText } from "/static/chat/render.js";
 
-const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-
-export function renderMarkdown(text) {
-  let html = esc(text);
-  html = html.replace(/`([^`\n]+)`/g, "<code>$1</code>");
-  html = html.replace(/\*\*([^*\n]+)\*\*/g, "<strong>$1</strong>");
-  html = html.replace(/(^|[\s(])\*([^*\n]+)\*/g, "$1<em>$2</em>");
-  html = html.replace(/(https?:\/\/[^\s<]+)/g, '<a href="$1" target="_blank" rel="noopener noreferrer">$1</a>');
-  html = html.replace(/(^|[^\w@])@([\w][\w.\-]*[\w]|[\w])/g, '$1<span class="cv-mention">@$2</span>');
-  return html.replace(/\n/g, "<br>");
-}
-
+// Message text becomes DOM nodes in render.js (never HTML); everything else here is set as textContent.
 const time = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 const dateTime = (t) => new Date(t * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
 
-function el(tag, cls, html) {
+function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
-  if (html !== undefined) e.innerHTML = html;
+  if (text !== undefined) e.textContent = text;
   return e;
 }
 
@@ -60,7 +50,8 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
   }
   const ownsClient = !client;
   client = client || new ChatClient(token);
-  const root = el("div", "cv-chat", TEMPLATE);
+  const root = el("div", "cv-chat");
+  root.innerHTML = TEMPLATE; // a constant: no user text
   container.replaceChildren(root);
   const $ = (sel) => root.querySelector(sel);
   const list = $(".cv-messages");
@@ -83,10 +74,18 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       return li;
     }
     const head = el("div", "cv-head");
-    head.innerHTML = `<strong class="cv-author">${esc(m.author)}</strong> <time>${time(m.created_at)}</time>` +
-      (m.edited_at ? ' <span class="cv-edited" title="edited">(edited)</span>' : "");
+    head.append(el("strong", "cv-author", m.author), " ", el("time", "", time(m.created_at)));
+    if (m.edited_at) {
+      const edited = el("span", "cv-edited", "(edited)");
+      edited.title = "edited";
+      head.append(" ", edited);
+    }
     li.append(head);
-    if (m.content) li.append(el("div", "cv-text", renderMarkdown(m.content)));
+    if (m.content) {
+      const text = el("div", "cv-text");
+      text.append(renderText(m.content));
+      li.append(text);
+    }
     if (m.task) li.append(renderTask(m));
     for (const a of m.attachments || []) {
       const link = el("a", "cv-file");
@@ -106,7 +105,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     if (reactions.length) {
       const r = el("div", "cv-reactions");
       for (const [emoji, who] of reactions) {
-        const b = el("button", "cv-reaction", `${esc(emoji)} ${who.length}`);
+        const b = el("button", "cv-reaction", `${emoji} ${who.length}`);
         b.type = "button";
         b.title = who.join(", ");
         b.onclick = () => react(m, emoji, !who.includes(state.me.login));
@@ -138,11 +137,11 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     tick.type = "checkbox";
     tick.checked = t.status === "done";
     tick.onchange = () => client.api("PATCH", `/v1/tasks/${m.id}`, { status: tick.checked ? "done" : "open" }).catch(showError);
-    label.append(tick, el("span", "cv-task-title", esc(t.title)));
+    label.append(tick, el("span", "cv-task-title", t.title));
     box.append(label);
-    const meta = [t.assignee ? `→ @${esc(t.assignee)}` : "", t.due ? `due ${dateTime(t.due)}` : "", t.status.replace("_", " ")];
+    const meta = [t.assignee ? `→ @${t.assignee}` : "", t.due ? `due ${dateTime(t.due)}` : "", t.status.replace("_", " ")];
     box.append(el("div", "cv-task-meta", meta.filter(Boolean).join(" · ")));
-    for (const n of t.notes || []) box.append(el("div", "cv-task-note", `${esc(n.author)}: ${esc(n.text)}`));
+    for (const n of t.notes || []) box.append(el("div", "cv-task-note", `${n.author}: ${n.text}`));
     return box;
   }
 
@@ -273,7 +272,8 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       try {
         const res = await client.api("GET", `/v1/search?q=${encodeURIComponent(q)}&channel=${encodeURIComponent(state.channel.id)}`);
         box.replaceChildren(...(res.messages.length ? res.messages.map((m) => {
-          const item = el("div", "cv-result", `<strong>${esc(m.author)}</strong> ${renderMarkdown(m.content || m.task?.title || "")}`);
+          const item = el("div", "cv-result");
+          item.append(el("strong", "", m.author), " ", renderText(m.content || m.task?.title || ""));
           item.onclick = () => list.querySelector(`li.cv-msg[data-id="${CSS.escape(m.id)}"]`)?.scrollIntoView({ block: "center" });
           return item;
         }) : [el("div", "cv-result cv-none", "No results")]));
@@ -311,7 +311,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     const res = await client.api("GET", `/v1/channels/${state.channel.id}/members`);
     const select = root.querySelector("select[name=assignee]");
     select.replaceChildren(el("option", "", "No assignee"), ...res.members.map((m) => {
-      const o = el("option", "", esc(m));
+      const o = el("option", "", m);
       o.value = m;
       return o;
     }));
