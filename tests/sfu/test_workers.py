@@ -12,8 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from signaling.appkeys import PIPES, TOKENS
-from tests.conftest import free_port, running_server, server_config
+from identity.meetings import invite
+from signaling.appkeys import PIPES
+from tests.conftest import free_port, meeting_token, running_server, server_config
 from tests.sfu.peers import join, make_packet, opus_payload, vp8_payload, wait_until
 
 
@@ -31,13 +32,14 @@ async def two_workers(tmp_path: Path) -> AsyncIterator[list[tuple[web.Applicatio
 
 async def test_room_spanning_two_workers_delivers_media(two_workers: list[tuple[web.Application, str]]) -> None:
     (app1, url1), (app2, url2) = two_workers
-    mint = app1[TOKENS].mint
-    alice = await join(url1, "span", mint("span", "alice", name="Alice"))
+    alice_token = meeting_token(app1, "span", "alice", name="Alice")
+    alice = await join(url1, "span", alice_token)
     # Placement: worker 1 holds its one participant of this room, so the next goes to worker 2.
     async with aiohttp.ClientSession() as http:
-        placed = await (await http.get(f"{url1}/v1/rooms/span/placement")).json()
+        placed = await (await http.get(f"{url1}/v1/rooms/span/placement",
+                                       headers={"Authorization": f"Bearer {alice_token}"})).json()
     assert placed["worker"] == "w2" and placed["ws_url"].startswith(url2.replace("http", "ws"))
-    bob = await join(url2, "span", mint("span", "bob", name="Bob"))
+    bob = await join(url2, "span", meeting_token(app1, "span", "bob", name="Bob"))
     try:
         await wait_until(lambda: ("span", "w1") in app2[PIPES].links or ("span", "w2") in app1[PIPES].links, 5)
         # Each sees the other, though they are on different workers.
@@ -81,8 +83,6 @@ async def test_convene_serve_with_two_worker_processes(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from identity.secrets_store import load_or_create_secret
-    from identity.tokens import TokenIssuer
 
     port = free_port()
     while True:  # the second worker takes the next port
@@ -104,7 +104,8 @@ async def test_convene_serve_with_two_worker_processes(tmp_path: Path) -> None:
             async def placement() -> dict[str, str]:
                 for _ in range(100):
                     try:
-                        r = await http.get(f"http://127.0.0.1:{port}/v1/rooms/big/placement")
+                        r = await http.get(f"http://127.0.0.1:{port}/v1/rooms/big/placement",
+                                           headers={"Authorization": f"Bearer {invite(data, 'big', 'asker')}"})
                         body = await r.json()
                         if body["worker"] is not None:
                             return dict(body)
@@ -114,7 +115,6 @@ async def test_convene_serve_with_two_worker_processes(tmp_path: Path) -> None:
                 raise TimeoutError("server did not start")
 
             await wait_until(lambda: (data / "workers.db").exists(), 20)
-            tokens = TokenIssuer(load_or_create_secret(data))
             first = await placement()
             # Wait until both workers are registered, so placement can spread the room.
             for _ in range(100):
@@ -125,12 +125,12 @@ async def test_convene_serve_with_two_worker_processes(tmp_path: Path) -> None:
                 await asyncio.sleep(0.2)
             first = await placement()
             alice = await join(first["ws_url"].replace("ws", "http", 1).split("/v1/")[0], "big",
-                               tokens.mint("big", "alice"))
+                               invite(data, "big", "alice"))
             peers.append(alice)
             second = await placement()
             assert second["worker"] != first["worker"]
             bob = await join(second["ws_url"].replace("ws", "http", 1).split("/v1/")[0], "big",
-                             tokens.mint("big", "bob"))
+                             invite(data, "big", "bob"))
             peers.append(bob)
             (video,) = await alice.publish(("video", "video/VP8", "camera"))
             await wait_until(lambda: len(bob.client.tracks_by_mid) == 1, 10)
