@@ -85,7 +85,10 @@ def openapi_document() -> dict[str, Any]:
                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/v1/me": {"get": _op("Who the caller is", "User")},
         "/v1/org": {"get": _op("Organisation settings", "Org"),
-                    "patch": _op("Change organisation settings (admins)", "Org", {"type": "object"})},
+                    "patch": _op("Change organisation settings (admins)", "Org", _obj({
+                        "members_create_channels": {"type": "boolean"}, "recall_window_seconds": _INT,
+                        "max_file_bytes": _INT, "allowed_file_types": _LOGINS, "retention_days": _INT,
+                        "remind_before_seconds": _INT}))},
         "/v1/users": {"get": _op("List users"),
                       "post": _op("Add or update a user (admins)", "User",
                                   _obj({"login": _STR, "role": _STR, "department": _STR, "name": _STR}, ("login",)), "201")},

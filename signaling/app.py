@@ -12,7 +12,7 @@ from chat.web import setup_chat
 from sfu.rooms import RoomRegistry
 from sfu.workers import PipeServer, RoomDirectory
 from sfu.webrtc import configure_ice
-from signaling import headers, metrics, rest, static, ws
+from signaling import headers, metrics, openapi, rest, static, ws
 from signaling.sidecars import attach_sidecars
 from transcribe.web import setup_transcribe
 from identity.apikeys import ApiKeyStore
@@ -66,6 +66,7 @@ def create_app(config: Config) -> web.Application:
     app[MEETINGS_DESK] = Meetings(app[MEETINGS], app[ROOMS])
     ws.setup(app)
     rest.setup(app)
+    openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)
     setup_transcribe(app, config)

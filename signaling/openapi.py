@@ -1,0 +1,157 @@
+"""The whole REST surface as one OpenAPI 3.1 document, served at `GET /v1/openapi.json`.
+
+The front door composes it: its own part (rooms, tokens, guest joins, placement, the signaling socket, server
+metrics) here, the captions part from transcribe/openapi.py and, when the server runs chat, chat/openapi.py's
+document. tests/test_openapi.py checks that every route has an operation and every operation a route, and fuzzes
+the document against a running server (schemathesis).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from chat.openapi import openapi_document as chat_document
+from chat.web import CHAT
+from signaling.rest import ROOM_NAME
+from transcribe.openapi import openapi_part as captions_part
+
+PATH = "/v1/openapi.json"
+_S = "#/components/schemas/"
+_STR = {"type": "string"}
+_BOOL = {"type": "boolean"}
+_ERR = {"description": "error ({error: {code, message}}, stable codes)",
+        "content": {"application/json": {"schema": {"$ref": _S + "Error"}}}}
+_ROOM = {"name": "room", "in": "path", "required": True, "schema": {"type": "string", "pattern": ROOM_NAME.pattern}}
+
+
+def _json(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON request body; the handlers refuse fields they do not know (bad_request), hence no extra ones."""
+    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(summary: str, ok: dict[str, Any], status: str = "200", body: dict[str, Any] | None = None,
+        params: list[dict[str, Any]] | None = None, public: bool = False, errors: tuple[str, ...] = ()) -> dict[str, Any]:
+    codes = ("400", "401", "403", "404", "413", "429", *errors)
+    op: dict[str, Any] = {"summary": summary, "tags": ["rooms"],
+                          "responses": {status: ok, **{c: _ERR for c in codes}, "default": _ERR}}
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = body
+    if public:
+        op["security"] = []
+    return op
+
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": _STR, "message": _STR, "details": {"type": "object"}}}}},
+    "Track": {"type": "object", "required": ["id", "kind", "source", "muted"], "properties": {
+        "id": _STR, "kind": {"enum": ["audio", "video"]}, "source": _STR, "muted": _BOOL, "codec": _NULLABLE_STR,
+        "layers": {"type": "array", "items": _STR}}},
+    "Participant": {"type": "object", "required": ["id", "identity", "name"], "properties": {
+        "id": _STR, "identity": _STR, "name": _STR, "tracks": {"type": "array", "items": {"$ref": _S + "Track"}}}},
+    "RoomBrief": {"type": "object", "required": ["name", "captions", "max_participants", "num_participants"],
+                  "properties": {"name": _STR, "meeting_id": _STR, "captions": _BOOL,
+                                 "max_participants": {"type": "integer"}, "created_at": {"type": "number"},
+                                 "num_participants": {"type": "integer"}, "guests": _BOOL}},
+    "Room": {"allOf": [{"$ref": _S + "RoomBrief"}, {"type": "object", "required": ["participants"], "properties": {
+        "participants": {"type": "array", "items": {"$ref": _S + "Participant"}}}}]},
+    "Invite": {"type": "object", "required": ["token", "url", "meeting_id"], "properties": {
+        "token": _STR, "url": _STR, "meeting_id": _STR, "moderator": _BOOL}},
+}
+
+
+def rooms_part() -> dict[str, Any]:
+    grants = {"type": "object", "additionalProperties": False,
+              "properties": {g: _BOOL for g in ("publish", "subscribe", "screen_share", "moderator")}}
+    socket = {"summary": "The signaling WebSocket (docs/signaling.md): the first message is {type: join, token}; "
+                         "browsers from other origins get 403", "tags": ["rooms"], "security": [],
+              "parameters": [_ROOM],
+              "responses": {"101": {"description": "switching protocols"}, "400": _ERR, "403": _ERR}}
+    paths: dict[str, Any] = {
+        PATH: {"get": {"summary": "This document", "tags": ["meta"], "security": [],
+                       "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]},
+                                                  "OpenAPI 3.1")}}},
+        "/v1/rooms": {
+            "post": _op("Open a room (its live meeting, or a new one); invite-only unless guests: true (admin key)",
+                        _json({"$ref": _S + "RoomBrief"}, "the room, already live"), "201",
+                        _body({"name": {"type": "string", "pattern": ROOM_NAME.pattern}, "captions": _BOOL,
+                               "max_participants": {"type": "integer", "minimum": 1, "maximum": 1000},
+                               "guests": _BOOL}, ("name",)), errors=("503",)),
+            "get": _op("Live rooms (admin key)", _json({"type": "object", "required": ["rooms"], "properties": {
+                "rooms": {"type": "array", "items": {"$ref": _S + "RoomBrief"}}}}))},
+        "/v1/rooms/{room}": {
+            "get": _op("A live room and who is in it (admin key, or a token of its meeting)",
+                       _json({"$ref": _S + "Room"}), params=[_ROOM]),
+            "delete": _op("End the room's meeting for everyone (admin key or moderator token)",
+                          _json({"type": "object", "required": ["ended"], "properties": {"ended": _STR}}),
+                          params=[_ROOM])},
+        "/v1/rooms/{room}/tokens": {"post": _op(
+            "Mint an invite (meeting token) for the room's live meeting, starting one if none (admin key)",
+            _json({"$ref": _S + "Invite"}), "201",
+            _body({"identity": {"type": "string", "minLength": 1, "maxLength": 128}, "name": _STR,
+                   "grants": grants, "ttl": {"type": "integer", "minimum": 10, "maximum": 30 * 86400}},
+                  ("identity",)), params=[_ROOM], errors=("503",))},
+        "/v1/rooms/{room}/join": {"post": _op(
+            "Join as a guest (no credential): the first to open a room moderates it; invite-only meetings refuse",
+            _json({"$ref": _S + "Invite"}), "201", _body({"name": {"type": "string", "minLength": 1, "maxLength": 64}},
+                                                         ("name",)),
+            params=[_ROOM], public=True, errors=("503",))},
+        "/v1/rooms/{room}/placement": {"get": _op(
+            "Which worker's signaling socket to connect to (admin key or a token of the room's meeting)",
+            _json({"type": "object", "required": ["worker", "ws_url"], "properties": {
+                "worker": _NULLABLE_STR, "ws_url": _STR}}), params=[_ROOM])},
+        "/v1/rooms/{room}/ws": {"get": socket},
+        "/v1/metrics": {"get": _op("Process and media counters (admin key)", _json({
+            "type": "object", "required": ["process", "media"],
+            "properties": {"process": {"type": "object"}, "media": {"type": "object"}}}))},
+    }
+    return {"paths": paths, "components": {"schemas": SCHEMAS}}
+
+
+def merge(base: dict[str, Any], part: dict[str, Any]) -> None:
+    """Adds `part`'s paths (operation by operation: the base keeps what it has) and component schemas."""
+    for path, operations in part.get("paths", {}).items():
+        target = base["paths"].setdefault(path, {})
+        for method, operation in operations.items():
+            target.setdefault(method, operation)
+    schemas = base["components"]["schemas"]
+    for name, schema in part.get("components", {}).get("schemas", {}).items():
+        schemas.setdefault(name, schema)
+
+
+def openapi_document(with_chat: bool = True) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "Convene API", "version": "1.0.0",
+                 "description": "Rooms, meetings, captions and chat. Authorization: Bearer <API key (cvk_…) | "
+                                "meeting token | chat user token>; errors are {error: {code, message}}."},
+        "components": {"schemas": {}, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {},
+    }
+    merge(doc, rooms_part())
+    merge(doc, captions_part())
+    if with_chat:
+        merge(doc, chat_document())
+    return doc
+
+
+def setup(app: web.Application) -> None:
+    """Registers the document's route; call before chat's setup (which then leaves the path to us)."""
+    async def serve(request: web.Request) -> web.Response:
+        return web.json_response(openapi_document(with_chat=CHAT in request.app))
+
+    app.router.add_get(PATH, serve)
