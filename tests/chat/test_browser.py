@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chat.web import CHAT_API
+from signaling.appkeys import MEETINGS
 from tests.conftest import RunningServer
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -120,7 +121,9 @@ async def test_two_people_chat_live(server: RunningServer, browser: object, tmp_
     await page.wait_for_selector(".cv-chat[data-ready=true]")
     await say(page, "carol joined the standup chat")
     await expect(page.locator(".cv-msg", has_text="carol joined")).to_have_count(1)
-    channel = await api.store.find_channel("standup")
-    assert channel is not None and channel.kind == "meeting"
+    meeting = server.app[MEETINGS].live("standup")
+    assert meeting is not None
+    channel = await api.store.find_channel(meeting.meeting_id)  # the meeting's own channel
+    assert channel is not None and channel.kind == "meeting" and channel.topic == "standup"
     await page.evaluate("window.panel.destroy()")
     assert await page.locator(".cv-chat").count() == 0

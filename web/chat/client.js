@@ -98,7 +98,15 @@ export class ChatClient extends EventTarget {
   async catchUp() {
     let more = true;
     while (more) {
-      const page = await this.api("GET", `/v1/sync?since=${this.cursor}`);
+      let page;
+      try {
+        page = await this.api("GET", `/v1/sync?since=${this.cursor}`);
+      } catch (err) {
+        // A meeting token reaches only its meeting's channel, not /v1/sync: its panel reloads that channel.
+        if (err.status !== 403) throw err;
+        this.dispatchEvent(new CustomEvent("resync"));
+        return;
+      }
       this.cursor = page.next;
       more = page.has_more;
       this.dispatchEvent(new CustomEvent("sync", { detail: page }));

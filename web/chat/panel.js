@@ -294,6 +294,11 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     } else if (ev.type === "members") loadMembers();
   }
 
+  async function loadHistory() {
+    const history = await client.api("GET", `/v1/channels/${state.channel.id}/messages?limit=200`);
+    for (const m of history.messages) upsert(m);
+  }
+
   function onSync(e) {
     for (const m of e.detail.updated) upsert(m);
     for (const d of e.detail.deleted) markRecalled(d.id);
@@ -340,6 +345,10 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
   $(".cv-search").addEventListener("input", (e) => search(e.target.value));
   client.addEventListener("event", onEvent);
   client.addEventListener("sync", onSync);
+  const onResync = () => loadHistory().catch(showError);
+  client.addEventListener("resync", onResync);
+  // In a meeting the panel holds a meeting token, which reaches its channel only: no search across it.
+  if (room && !channel) $(".cv-search").hidden = true;
   const onStatus = (e) => ($(".cv-status").textContent = e.detail);
   client.addEventListener("status", onStatus);
 
@@ -349,8 +358,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       state.channel = await client.api("GET", `/v1/channels/${encodeURIComponent(channel || room)}`);
       root.dataset.channel = state.channel.id;
       if (ownsClient) client.connect();
-      const history = await client.api("GET", `/v1/channels/${state.channel.id}/messages?limit=200`);
-      for (const m of history.messages) upsert(m);
+      await loadHistory();
       list.scrollTop = list.scrollHeight;
       markRead();
       await loadMembers();
@@ -365,6 +373,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       clearInterval(typingTicker);
       client.removeEventListener("event", onEvent);
       client.removeEventListener("sync", onSync);
+      client.removeEventListener("resync", onResync);
       client.removeEventListener("status", onStatus);
       if (ownsClient) client.close();
       root.remove();
