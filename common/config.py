@@ -61,6 +61,9 @@ class Config:
     guest_joins_per_minute: int = 10
     max_rooms: int = 1000
     join_timeout_seconds: float = 10.0
+    # Remote ICE candidates on link-local addresses (169.254/16: cloud metadata, fe80::/10) are refused
+    # unless set (--ice-allow-link-local): a client must not make the server probe them.
+    ice_allow_link_local: bool = False
 
     @property
     def url(self) -> str:

@@ -131,3 +131,9 @@ class InvalidLink(Unauthorized):
 
 class LinkExpired(Unauthorized):
     code = "link_expired"
+
+
+class CandidateRefused(BadRequest):
+    """A trickled ICE candidate the server will not probe (link-local, multicast, not an IP, over the limit)."""
+
+    code = "candidate_refused"

@@ -8,12 +8,20 @@ Only this module and sfu/aiortc_seams.py know aiortc.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc.sdp import candidate_from_sdp
 
 from sfu.aiortc_seams import (
@@ -72,7 +80,95 @@ def parse_sdp(text: str) -> list[MediaLine]:
         raise SdpError(str(exc)) from exc
 
 
-async def add_ice_candidate(pc: ForwardingPeerConnection, candidate: dict[str, Any] | None) -> None:
+# -- remote ICE candidates: the addresses a client may make the server send STUN checks to ------------
+
+# A browser has one or two per network interface (host, server reflexive, relay; IPv4 and IPv6), and
+# with max-bundle one component: 20 is plenty for a real client and bounds what one peer connection
+# makes the server probe (each candidate is a pair checked every few tens of ms until ICE settles).
+MAX_REMOTE_CANDIDATES = 20
+BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+class RefusedCandidate(ValueError):
+    """A remote ICE candidate the server will not use; `reason` says why (for the client's error)."""
+
+    def __init__(self, reason: str, address: str) -> None:
+        super().__init__(f"ICE candidate {address} refused: {reason}")
+        self.reason = reason
+        self.address = address
+
+
+@dataclass(frozen=True)
+class CandidatePolicy:
+    """Which remote candidates a peer connection takes (Config.ice_allow_link_local reaches here)."""
+
+    max_remote: int = MAX_REMOTE_CANDIDATES
+    # Link-local addresses (169.254/16, fe80::/10) include cloud metadata services: off by default.
+    allow_link_local: bool = False
+
+
+@dataclass
+class RemoteCandidates:
+    """One peer connection's remote candidates, trickled and in SDP together, checked by one policy."""
+
+    policy: CandidatePolicy = field(default_factory=CandidatePolicy)
+    accepted: set[tuple[str, int, int, str]] = field(default_factory=set)
+
+    def admit(self, ice: RTCIceCandidate) -> bool:
+        """True: hand it to ICE. False: drop it quietly (not usable by us). RefusedCandidate: bad input."""
+        if ice.protocol.lower() != "udp":
+            return False  # aiortc speaks ICE over UDP only
+        if ice.ip.lower().rstrip(".").endswith(".local"):
+            # An mDNS name (a browser hiding its address): we would have to multicast on the server's
+            # LAN to resolve it; the browser's checks reach us anyway (peer-reflexive candidates).
+            return False
+        address = self._checked_address(ice)
+        key = (str(address), ice.port, ice.component, "udp")
+        if key in self.accepted:
+            return True  # the same candidate again (renegotiation repeats them): free
+        if len(self.accepted) >= self.policy.max_remote:
+            raise RefusedCandidate(f"at most {self.policy.max_remote} candidates per connection", ice.ip)
+        self.accepted.add(key)
+        return True
+
+    def _checked_address(self, ice: RTCIceCandidate) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        try:
+            address = ipaddress.ip_address(ice.ip)
+        except ValueError:
+            raise RefusedCandidate("not an IP address", ice.ip) from None
+        if not 0 < ice.port < 65536:
+            raise RefusedCandidate("bad port", f"{ice.ip}:{ice.port}")
+        plain = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
+        if plain.is_unspecified or plain.is_multicast or plain == BROADCAST:
+            raise RefusedCandidate("not a unicast address", ice.ip)
+        if plain.is_link_local and not self.policy.allow_link_local:
+            raise RefusedCandidate("link-local address", ice.ip)
+        return plain
+
+    def filter_sdp(self, sdp: str) -> str:
+        """The SDP without the candidate lines the policy refuses or drops (silently: logged at debug)."""
+        kept: list[str] = []
+        for line in sdp.splitlines(keepends=True):
+            if line.startswith("a=candidate:") and not self._keep_sdp_line(line):
+                continue
+            kept.append(line)
+        return "".join(kept)
+
+    def _keep_sdp_line(self, line: str) -> bool:
+        try:
+            ice = candidate_from_sdp(line.strip()[len("a=candidate:"):])
+        except Exception:
+            return True  # not ours to judge: aiortc's parser reports a broken SDP as before
+        try:
+            return self.admit(ice)
+        except RefusedCandidate as exc:
+            log.debug("dropped from SDP: %s", exc)
+            return False
+
+
+async def add_ice_candidate(pc: ForwardingPeerConnection, candidate: dict[str, Any] | None,
+                            remote: RemoteCandidates | None = None) -> None:
+    """A trickled candidate: parsed, checked against `remote` (RefusedCandidate), then given to ICE."""
     if candidate is None or not candidate.get("candidate"):
         return  # end of candidates
     line = str(candidate["candidate"])
@@ -82,10 +178,13 @@ async def add_ice_candidate(pc: ForwardingPeerConnection, candidate: dict[str, A
         ice = candidate_from_sdp(line)
     except Exception as exc:
         raise SdpError(f"bad ICE candidate: {exc}") from exc
-    ice.sdpMid = candidate.get("sdpMid")
-    ice.sdpMLineIndex = candidate.get("sdpMLineIndex")
-    if ice.protocol.lower() != "udp":
-        return  # aiortc speaks ICE over UDP only
+    mid, index = candidate.get("sdpMid"), candidate.get("sdpMLineIndex")
+    if mid is None and index is None or not isinstance(mid, (str, type(None))) \
+            or isinstance(index, bool) or not isinstance(index, (int, type(None))):
+        raise SdpError("an ICE candidate needs sdpMid (string) or sdpMLineIndex (integer)")
+    ice.sdpMid, ice.sdpMLineIndex = mid, index
+    if not (remote or RemoteCandidates()).admit(ice):
+        return
     await pc.addIceCandidate(ice)
 
 
@@ -109,8 +208,10 @@ class RtcUpTrack:
 class Publisher:
     """A participant's sending connection: it offers, we answer; each m-line may become a Publication."""
 
-    def __init__(self, ice_servers: list[str], label: str = "") -> None:
+    def __init__(self, ice_servers: list[str], label: str = "",
+                 candidate_policy: CandidatePolicy | None = None) -> None:
         self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers))
+        self.remote_candidates = RemoteCandidates(candidate_policy or CandidatePolicy())
         self._bound: dict[str, tuple[ForwardingReceiver, Publication]] = {}
         self._log = logging.LoggerAdapter(log, {"pub": label})
         self._remb_task: asyncio.Task[None] | None = None
@@ -120,14 +221,17 @@ class Publisher:
     async def answer(self, offer_sdp: str) -> str:
         parse_sdp(offer_sdp)
         self.layers_by_mid = offered_layers(offer_sdp)
+        counted = set(self.remote_candidates.accepted)
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            offer = self.remote_candidates.filter_sdp(offer_sdp)
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
             for transceiver in self.pc.getTransceivers():
                 if transceiver.kind == "audio":
                     prefer_opus_dtx_and_fec(transceiver)
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
         except (ValueError, KeyError, IndexError) as exc:
+            self.remote_candidates.accepted = counted  # a refused offer's candidates take no budget
             raise SdpError(f"offer rejected: {exc}") from exc
         if self._remb_task is None:
             self._remb_task = asyncio.get_running_loop().create_task(self._run_remb())
@@ -177,7 +281,7 @@ class Publisher:
         return set(self._bound)
 
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
-        await add_ice_candidate(self.pc, candidate)
+        await add_ice_candidate(self.pc, candidate, self.remote_candidates)
 
     async def _run_remb(self) -> None:
         # Without transport-cc, the publisher's bandwidth estimate listens to REMB: relay the lowest
@@ -270,8 +374,10 @@ class Subscriber:
     kinds = frozenset({"audio", "video"})
 
     def __init__(self, ice_servers: list[str], on_negotiation_needed: Callable[[], None],
-                 label: str = "", on_table_changed: Callable[[], None] | None = None) -> None:
+                 label: str = "", on_table_changed: Callable[[], None] | None = None,
+                 candidate_policy: CandidatePolicy | None = None) -> None:
         self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers))
+        self.remote_candidates = RemoteCandidates(candidate_policy or CandidatePolicy())
         self._on_negotiation_needed = on_negotiation_needed
         self._on_table_changed = on_table_changed
         self._slots: list[RTCRtpTransceiver] = []
@@ -336,13 +442,16 @@ class Subscriber:
 
     async def apply_answer(self, answer_sdp: str) -> None:
         parse_sdp(answer_sdp)
+        counted = set(self.remote_candidates.accepted)
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+            answer = self.remote_candidates.filter_sdp(answer_sdp)
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         except (ValueError, KeyError, IndexError) as exc:
+            self.remote_candidates.accepted = counted
             raise SdpError(f"answer rejected: {exc}") from exc
 
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
-        await add_ice_candidate(self.pc, candidate)
+        await add_ice_candidate(self.pc, candidate, self.remote_candidates)
 
     async def close(self) -> None:
         if self.closed:

@@ -29,6 +29,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         asr_model=args.asr_model, asr_language=args.asr_language, asr_threads=args.asr_threads,
         asr_beam=args.asr_beam, captions_default=False if args.no_captions else None,
         allowed_origins=split_origins(args.allowed_origins) if args.allowed_origins is not None else None,
+        ice_allow_link_local=args.ice_allow_link_local or None,
     )
     logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allowed-origins", default=None,
                        help="comma-separated origins (https://host[:port]) whose pages may open our WebSockets "
                             "besides the server's own")
+    serve.add_argument("--ice-allow-link-local", action="store_true",
+                       help="accept clients' ICE candidates on link-local addresses (169.254/16, fe80::/10)")
     serve.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("-v", "--verbose", action="store_true")

@@ -16,9 +16,10 @@ from sfu.publication import SOURCES, Publication
 from sfu.room import Room, RoomFull
 from sfu.rooms import RoomRegistry
 from sfu.selection import VideoPreferences
-from sfu.webrtc import Publisher, SdpError, Subscriber, parse_sdp
+from sfu.webrtc import CandidatePolicy, Publisher, RefusedCandidate, SdpError, Subscriber, parse_sdp
 from common.errors import (
     BadRequest,
+    CandidateRefused,
     ConveneError,
     InvalidField,
     InvalidState,
@@ -117,7 +118,7 @@ def apply_subscription_fields(msg: dict[str, Any], prefs: VideoPreferences) -> N
 class Session:
     def __init__(self, ws: web.WebSocketResponse, room_name: str, rooms: RoomRegistry, tokens: TokenIssuer,
                  sessions: dict[str, "Session"], ice_servers: list[str], meetings: Meetings,
-                 join_timeout: float = 10.0) -> None:
+                 join_timeout: float = 10.0, candidate_policy: CandidatePolicy | None = None) -> None:
         self.ws = ws
         self.room_name = room_name
         self._rooms = rooms
@@ -126,6 +127,7 @@ class Session:
         self._join_timeout = join_timeout
         self._sessions = sessions
         self._ice_servers = ice_servers
+        self._candidate_policy = candidate_policy
         self.token: AccessToken | None = None
         self.room: Room | None = None
         self.participant: Participant | None = None
@@ -260,7 +262,9 @@ class Session:
             if not isinstance(msg, dict):
                 raise MalformedJson("a message must be a JSON object")
             kind = msg.get("type")
-            ref = kind if isinstance(kind, str) else None
+            if not isinstance(kind, str):  # else `kind in self._handlers` raises on a list or object
+                raise UnknownMessageType(f"'type' must name a message type, not {json.dumps(kind)[:40]}")
+            ref = kind
             if len(data) > MAX_MESSAGE_BYTES and kind not in SDP_MESSAGES:
                 raise MessageTooLarge(f"{kind!r} messages are limited to {MAX_MESSAGE_BYTES} bytes")
             if self.participant is None:
@@ -301,10 +305,10 @@ class Session:
                 participant.video_preferences = prefs
             label = f"{self.room_name}/{token.identity}"
             subscriber = Subscriber(self._ice_servers, self._negotiation_needed, label=label,
-                                    on_table_changed=self._table_changed)
+                                    on_table_changed=self._table_changed, candidate_policy=self._candidate_policy)
             participant.down = subscriber
             self.subscriber = subscriber
-            self.publisher = Publisher(self._ice_servers, label=label)
+            self.publisher = Publisher(self._ice_servers, label=label, candidate_policy=self._candidate_policy)
             try:
                 room.join(participant)
             except RoomFull as exc:
@@ -463,12 +467,14 @@ class Session:
         candidate = msg.get("candidate")
         if candidate is not None and not isinstance(candidate, dict):
             raise InvalidField("'candidate' must be an object or null", field="candidate")
-        if target == "publisher" and self.publisher is not None:
-            await self.publisher.add_candidate(candidate)
-        elif target == "subscriber" and self.subscriber is not None:
-            await self.subscriber.add_candidate(candidate)
-        else:
+        connection = {"publisher": self.publisher, "subscriber": self.subscriber}.get(target)
+        if connection is None:
             raise InvalidField("target must be 'publisher' or 'subscriber'", field="target")
+        try:
+            await connection.add_candidate(candidate)
+        except RefusedCandidate as exc:
+            # The connection goes on with the candidates it has; the client learns which one and why.
+            raise CandidateRefused(str(exc), target=target, reason=exc.reason, address=exc.address) from None
 
     # -- control ---------------------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ def worker_command(config: Config, index: int) -> list[str]:
             "--port", str(config.port + index), "--data-dir", str(config.data_dir),
             "--worker-id", f"w{index}", "--per-worker", str(config.per_worker), "--media-only",
             # Pages served by the first worker open their signaling socket on this one.
-            "--allowed-origins", ",".join((config.url, *config.allowed_origins))]
+            "--allowed-origins", ",".join((config.url, *config.allowed_origins)),
+            *(["--ice-allow-link-local"] if config.ice_allow_link_local else [])]
 
 
 def spawn_workers(app: web.Application, config: Config) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 from common.origins import check_origin, refuse_token_in_url
 from signaling.appkeys import CONFIG, MEETINGS_DESK, ROOMS, TOKENS
 from signaling.rest import valid_room_name
+from sfu.webrtc import CandidatePolicy
 from signaling.session import Session
 
 SESSIONS = web.AppKey("sessions", dict[str, Session])
@@ -25,7 +26,8 @@ async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
     session = Session(ws, room_name, request.app[ROOMS], request.app[TOKENS], request.app[SESSIONS],
-                      config.ice_server_urls, request.app[MEETINGS_DESK], join_timeout=config.join_timeout_seconds)
+                      config.ice_server_urls, request.app[MEETINGS_DESK], join_timeout=config.join_timeout_seconds,
+                      candidate_policy=CandidatePolicy(allow_link_local=config.ice_allow_link_local))
     await session.run()
     return ws
 

@@ -351,8 +351,9 @@ export class Call {
   }
 
   #serverError(message) {
-    // Errors about an offer reach the publisher's pending negotiation; the rest are worth a notice.
-    if (["publish", "unpublish", "offer"].includes(message.ref)) return;
+    // Errors about an offer reach the publisher's pending negotiation; a refused ICE candidate (say a
+    // link-local address) leaves the call on the others, nothing to tell the user; the rest are worth a notice.
+    if (["publish", "unpublish", "offer", "candidate"].includes(message.ref)) return;
     console.warn("server error", message);
     this.view.notify(message.message || message.code);
   }
