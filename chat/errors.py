@@ -50,7 +50,7 @@ class FileTypeMismatch(ConveneError):
 
 
 class FileTypeRefused(ConveneError):
-    code, status = "file_type_refused", 415
+    code, status = "file_type_refused", 400
 
 
 class BadMultipart(BadRequest):

@@ -53,6 +53,12 @@ SYSTEM_LOGIN = "convene"
 CHANNEL_NAME = re.compile(r"^[\w][\w.\-]{0,63}$")
 LOGIN = re.compile(r"^[\w][\w.@\-]{0,127}$")
 MENTION = re.compile(r"(?<![\w@])@([\w][\w.\-]*[\w]|[\w])")
+# An `@` inside a link is part of the address (https://x.example/@bob/page), not a mention: as the renderer reads it.
+LINK = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
+def mentions_in(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(MENTION.findall(LINK.sub(" ", text))))
 DEPARTMENT = re.compile(r"^[^/\x00-\x1f]{1,64}(/[^/\x00-\x1f]{1,64}){0,15}$")
 
 
@@ -398,7 +404,7 @@ class ChatService:
         message, created = await self._insert(Message(
             id=new_id("m_"), channel_id=channel.id, author=actor.login, type=req.type, content=req.content,
             created_at=time.time(), thread=thread, client_id=req.client_id,
-            mentions=tuple(dict.fromkeys(MENTION.findall(req.content))), attachments=attachments, task=task))
+            mentions=mentions_in(req.content), attachments=attachments, task=task))
         if created:
             for a in attachments:
                 if a.file_id:
@@ -434,7 +440,7 @@ class ChatService:
                 raise NotPermitted("only the author edits a message")
             now = time.time()
             return replace(m, content=content, edits=(*m.edits, Edit(m.content, m.edited_at or m.created_at)),
-                           edited_at=now, mentions=tuple(dict.fromkeys(MENTION.findall(content))))
+                           edited_at=now, mentions=mentions_in(content))
 
         updated = await self.store.mutate_message(message_id, change)
         await self._publish("edit", updated)

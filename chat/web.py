@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from chat.auth import Authenticator, Principal
 from common.errors import OutOfScope
@@ -399,7 +400,10 @@ class ChatApi:
         staged: list[Staged] = []
         try:  # every part is checked before any is filed: one refused part stores nothing
             while True:
-                part = await reader.next()
+                try:
+                    part = await reader.next()
+                except (HttpProcessingError, ValueError) as exc:  # a part's headers that do not parse
+                    raise BadMultipart(f"unreadable multipart body: {exc.__class__.__name__}") from exc
                 if part is None:
                     break
                 if not isinstance(part, BodyPartReader) or part.name != "file":
@@ -433,7 +437,7 @@ class ChatApi:
             # Reading was checked when the link was made; the signature binds it to this file.
             self.links.verify(file_id, request.query.get("expires", ""), request.query.get("sig", ""))
             found = await self.store.get_file(file_id)
-            if found is None:
+            if found is None or found.withdrawn:  # recalled since the link was made
                 raise FileNotFound(f"no file {file_id!r}")
             meta = found
         else:

@@ -16,6 +16,13 @@ async def setup_team(chat: ChatServer) -> tuple[str, str, str]:
     return ann, bob, ch["id"]
 
 
+async def test_an_at_sign_inside_a_link_is_no_mention(chat: ChatServer) -> None:
+    ann, _, cid = await setup_team(chat)
+    linked = await chat.call("POST", "/v1/messages", ann, {"to": cid, "content": "see https://x.example/@bob/page @bob"},
+                             expect=201)
+    assert linked["mentions"] == ["bob"]  # the one outside the link
+
+
 async def test_post_history_idempotent_thread_edit_recall(chat: ChatServer) -> None:
     ann, bob, cid = await setup_team(chat)
     body = {"to": "proj", "content": "hello @bob", "client_id": "c-1"}

@@ -88,9 +88,9 @@ async def test_files_sniffed_sanitised_and_guarded(chat: ChatServer) -> None:
     assert bad["error"]["code"] == "file_type_mismatch"
     bad = await upload(chat, ann, "notes.txt", PNG, "text/plain", expect=415)
     assert bad["error"]["code"] == "file_type_mismatch"
-    bad = await upload(chat, ann, "tool", b"\x7fELF\x02\x01\x01" + bytes(100), expect=415)
+    bad = await upload(chat, ann, "tool", b"\x7fELF\x02\x01\x01" + bytes(100), expect=400)
     assert bad["error"]["code"] == "file_type_refused"
-    bad = await upload(chat, ann, "setup.exe", b"MZ\x90\x00" + bytes(100), expect=415)
+    bad = await upload(chat, ann, "setup.exe", b"MZ\x90\x00" + bytes(100), expect=400)
     assert bad["error"]["code"] == "file_type_refused"
     ok = await upload(chat, ann, "..\\..\\Windows\\win.ini", b"[fonts]\n", "text/plain")
     assert ok["file"]["name"] == "win.ini"  # type: ignore[index]
@@ -98,7 +98,7 @@ async def test_files_sniffed_sanitised_and_guarded(chat: ChatServer) -> None:
     await chat.call("PATCH", "/v1/org", None, {"max_file_bytes": 1000, "allowed_file_types": ["image/*"]}, expect=200)
     bad = await upload(chat, ann, "big.txt", b"a" * 5000, "text/plain", expect=413)
     assert bad["error"]["code"] == "file_too_large"
-    bad = await upload(chat, ann, "small.txt", b"abc", "text/plain", expect=415)
+    bad = await upload(chat, ann, "small.txt", b"abc", "text/plain", expect=400)
     assert bad["error"]["code"] == "file_type_refused"
     bad = await chat.call("POST", "/v1/files", ann, json={"file": "x"}, expect=400)
     assert bad["error"]["code"] == "bad_multipart"

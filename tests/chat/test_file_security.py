@@ -157,14 +157,14 @@ REFUSED = [
 async def test_executables_and_scripts_refused(sqlite_chat: ChatServer, name: str, data: bytes) -> None:
     chat = sqlite_chat
     ann = await chat.user("ann")
-    bad = await upload(chat, ann, [(name, data)], expect=415)
+    bad = await upload(chat, ann, [(name, data)], expect=400)
     assert bad["error"]["code"] == "file_type_refused"
     assert blobs(chat) == set() and tmp_files(chat) == []
 
 
 async def test_one_refused_part_stores_nothing(chat: ChatServer) -> None:
     ann = await chat.user("ann")
-    bad = await upload(chat, ann, [("chart.png", PNG), ("tool.wsf", TEXT)], expect=415)
+    bad = await upload(chat, ann, [("chart.png", PNG), ("tool.wsf", TEXT)], expect=400)
     assert bad["error"]["code"] == "file_type_refused"
     assert blobs(chat) == set() and tmp_files(chat) == []
 
