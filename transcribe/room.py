@@ -164,8 +164,8 @@ class RoomTranscriber:
             if self.transcript.attendees[pid].left is None:
                 self.transcript.leave(pid, round(self.now(), 3))
         self.notes = NotesWriter().write(self.transcript)
-        if self._store is None:
-            return None
+        if self._store is None or not (self.transcript.attendees or self.transcript.captions):
+            return None  # a meeting nobody attended leaves no folder behind (anonymous joins must not pile up)
         return await asyncio.get_running_loop().run_in_executor(None, self._save_all, self.notes)
 
     async def publish_notes(self, post_task: PostTask, channel: str, author_login: str = "convene-captions") -> int:

@@ -89,3 +89,10 @@ async def test_captions_switched_off_decode_nothing(engine: AsrEngine, alice_cli
     room.set_enabled(False)
     assert sink.tap is None
     assert await room.close() is None
+
+
+async def test_a_meeting_nobody_attended_stores_nothing(engine: AsrEngine, tmp_path: Path) -> None:
+    store = TranscriptStore(tmp_path)
+    room = RoomTranscriber("empty", engine, lambda event: None, store, enabled=False, meeting_id="m_" + "a" * 22)
+    assert await room.close() is None
+    assert store.meetings("empty") == [] and not (tmp_path / "transcripts" / "empty").exists()
