@@ -41,8 +41,10 @@ def _body(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, An
 def _op(summary: str, ok: dict[str, Any], status: str = "200", body: dict[str, Any] | None = None,
         params: list[dict[str, Any]] | None = None, public: bool = False, errors: tuple[str, ...] = ()) -> dict[str, Any]:
     codes = ("400", "401", "403", "404", "413", "429", *errors)
+    # A 201 (made) answers 200 with the same body when the thing was there already (rooms, invites).
+    oks = {status: ok, "200": ok} if status == "201" else {status: ok}
     op: dict[str, Any] = {"summary": summary, "tags": ["rooms"],
-                          "responses": {status: ok, **{c: _ERR for c in codes}, "default": _ERR}}
+                          "responses": {**oks, **{c: _ERR for c in codes}, "default": _ERR}}
     if params:
         op["parameters"] = params
     if body is not None:
