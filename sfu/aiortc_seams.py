@@ -49,11 +49,10 @@ from aiortc.rtp import (
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
-    unpack_remb_fci,
     unwrap_rtx,
 )
 
-from sfu.rtp import RtpWriter, abs_send_time
+from sfu.rtp import RtpWriter, abs_send_time, unpack_remb
 
 log = logging.getLogger("convene.sfu.aiortc")
 
@@ -402,7 +401,7 @@ class ForwardingSender(RTCRtpSender):
                 feedback.on_keyframe_request()
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             try:
-                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                bitrate, ssrcs = unpack_remb(packet.fci)  # ValueError only, never struct.error
             except ValueError:
                 return
             if feedback is not None and self._ssrc in ssrcs:
@@ -592,6 +591,14 @@ def parse_media_lines(text: str) -> list[MediaLine]:
         lines.append(MediaLine(mid=media.rtp.muxId, kind=media.kind, direction=media.direction or "sendrecv"))
     if not lines:
         raise ValueError("SDP has no m-lines")
+    mids = [line.mid for line in lines]
+    if len(set(mids)) != len(mids):
+        raise ValueError("two m-lines have the same a=mid")
+    for group in description.group:
+        # aiortc bundles onto the transport of the group's first mid: one naming no m-line leaves the
+        # connection without a transport (AttributeError in createAnswer, and again in close()).
+        if group.semantic == "BUNDLE" and not set(group.items) <= set(mids):
+            raise ValueError("a=group:BUNDLE names a mid no m-line has")
     return lines
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import re
 
 CRLF = "\r\n"
+# RFC 8851 rid-id characters; WebRTC 1.0 caps a rid at 16, which also fits a one-byte RTP header
+# extension element. Anything else in an offer is not a layer we accept (it would be echoed into our
+# answer, the `tracks` table and pipe links as is).
+RID = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
 
 def sdp_sections(sdp: str) -> list[list[str]]:
@@ -41,7 +45,8 @@ def offered_layers(offer_sdp: str) -> dict[str, list[str]]:
             if mid is not None and match:
                 # "h;m;l" or with alternatives "h,h2;l": take the first of each group, skip paused (~).
                 rids = [group.split(",")[0].lstrip("~") for group in match.group(1).split(";")]
-                layers[mid] = [r for r in rids if r in send_rids]
+                valid = [r for r in rids if r in send_rids and RID.fullmatch(r)]
+                layers[mid] = list(dict.fromkeys(valid))  # a rid named twice is one layer
     return {mid: rids for mid, rids in layers.items() if len(rids) > 1}
 
 
