@@ -26,7 +26,7 @@ async def test_a_browser_speaks_and_another_reads_the_captions(join: Any, server
     from playwright.async_api import async_playwright
 
     async with aiohttp.ClientSession() as http:
-        r = await http.post(f"{server.url}/v1/rooms", json={"name": "speech-room", "captions": True},
+        r = await http.post(f"{server.url}/v1/rooms", json={"name": "speech-room", "captions": True, "guests": True},
                             headers={"Authorization": f"Bearer {server.api_key}"})
         assert r.status == 201
     wav = make_speech_wav(SPOKEN, "espeak", tmp_path / "alice.wav", lead_silence=1.0, tail_silence=2.0, rate=48000)
