@@ -587,3 +587,18 @@ def test_joined_socket_answers_with_typed_errors_and_stays_open(live: tuple[Loop
         check()
     finally:
         wire.close()
+
+
+def test_a_type_that_is_not_a_string_is_an_unknown_message_type(live: tuple[Loop, RunningServer]) -> None:
+    """Found by the fuzzer: before join, `{"type": []}` was looked up in the handler table and raised
+    TypeError (unhashable), which the socket reported as internal_error."""
+    loop, server = live
+    wire = Wire(loop, server.url.replace("http", "ws", 1) + "/v1/rooms/lobby/ws")
+    wire.open()
+    try:
+        for kind in ([], {}, ["join"], 5, None):
+            wire.send(json.dumps({"type": kind}))
+            reply = wire.receive()
+            assert (reply["type"], reply["code"]) == ("error", "unknown_message_type"), (kind, reply)
+    finally:
+        wire.close()
