@@ -23,18 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aioice.ice
+import aiortc.rtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock, sdp
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
+    HeaderExtensions,
+    HeaderExtensionsMap,
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
@@ -621,6 +625,36 @@ def include_loopback_candidates() -> None:
     aioice.ice.get_host_addresses = with_loopback
 
 
+# -- parsers that fail with ValueError only ------------------------------------------------------------
+# aiortc's transport drops a datagram whose parsing raises ValueError; any other exception ends its receive
+# loop and the connection dies. Two parsers raise struct.error on input a peer chooses (a header-extension
+# element of the wrong length; a REMB naming more SSRCs than it carries): both are made to raise ValueError.
+
+
+def _value_errors_only(
+    get: Callable[[HeaderExtensionsMap, int, bytes], HeaderExtensions],
+) -> Callable[[HeaderExtensionsMap, int, bytes], HeaderExtensions]:
+    def get_extensions(self: HeaderExtensionsMap, profile: int, value: bytes) -> HeaderExtensions:
+        try:
+            return get(self, profile, value)
+        except struct.error as exc:
+            raise ValueError(f"RTP header extension of the wrong length: {exc}") from exc
+
+    get_extensions.convene_strict = True
+    return get_extensions
+
+
+def harden_aiortc_parsers() -> None:
+    """Idempotent; done when this module is imported."""
+    if not getattr(HeaderExtensionsMap.get, "convene_strict", False):
+        HeaderExtensionsMap.get = _value_errors_only(HeaderExtensionsMap.get)  # type: ignore[method-assign, assignment]
+    # The RTCP router looks it up on the module at each call (`rtp.unpack_remb_fci`).
+    aiortc.rtp.unpack_remb_fci = unpack_remb
+
+
+harden_aiortc_parsers()
+
+
 # -- seam check -----------------------------------------------------------------------------------
 
 
@@ -640,6 +674,8 @@ def check_seams() -> list[str]:
                 problems.append(f"{cls.__name__}.{name} is gone")
     if not hasattr(aioice.ice, "get_host_addresses"):
         problems.append("aioice.ice.get_host_addresses is gone")
+    if not hasattr(aiortc.rtp, "unpack_remb_fci") or not hasattr(HeaderExtensionsMap, "get"):
+        problems.append("aiortc.rtp.unpack_remb_fci or HeaderExtensionsMap.get is gone")
     private_attrs = {
         RTCRtpReceiver: ["_RTCRtpReceiver__codecs", "_RTCRtpReceiver__remote_streams", "_RTCRtpReceiver__rtx_ssrc",
                          "_RTCRtpReceiver__started", "_RTCRtpReceiver__rtcp_task", "_RTCRtpReceiver__rtcp_ssrc",

@@ -7,10 +7,8 @@ and pure, so the room logic never imports aiortc.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 
-import aiortc.rtp
-from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 __all__ = [
     "HeaderExtensionsMap",
@@ -31,8 +29,8 @@ __all__ = [
 # exception ends the transport's receive loop: the connection dies. Two of its parsers raise
 # struct.error on short input that a peer chooses: a header-extension element of the wrong length
 # (abs-send-time, audio level, toffset, transport-cc) and a REMB whose SSRC count exceeds its data.
-# Both are made to raise ValueError, process-wide, when this module is imported (sfu.webrtc and
-# the pipes import it before any packet is parsed).
+# `unpack_remb` below raises ValueError only; sfu/aiortc_seams.py installs it and a ValueError-only
+# header-extension parser into aiortc when it is imported (before any peer connection exists).
 
 
 def unpack_remb(data: bytes) -> tuple[int, list[int]]:
@@ -47,27 +45,6 @@ def unpack_remb(data: bytes) -> tuple[int, list[int]]:
     return mantissa << exponent, list(struct.unpack_from(f"!{count}L", data, 8))
 
 
-def _value_errors_only(
-    get: Callable[[HeaderExtensionsMap, int, bytes], HeaderExtensions],
-) -> Callable[[HeaderExtensionsMap, int, bytes], HeaderExtensions]:
-    def get_extensions(self: HeaderExtensionsMap, profile: int, value: bytes) -> HeaderExtensions:
-        try:
-            return get(self, profile, value)
-        except struct.error as exc:
-            raise ValueError(f"RTP header extension of the wrong length: {exc}") from exc
-
-    get_extensions.convene_strict = True  # type: ignore[attr-defined]
-    return get_extensions
-
-
-def _harden_aiortc_parsers() -> None:
-    if not getattr(HeaderExtensionsMap.get, "convene_strict", False):
-        HeaderExtensionsMap.get = _value_errors_only(HeaderExtensionsMap.get)  # type: ignore[method-assign, assignment]
-    # The RTCP router looks it up on the module at each call (`rtp.unpack_remb_fci`).
-    aiortc.rtp.unpack_remb_fci = unpack_remb
-
-
-_harden_aiortc_parsers()
 
 SEQ_MOD = 1 << 16
 
