@@ -341,7 +341,10 @@ class Session:
             self._sessions.pop(self.participant.id, None)
         for pc in (self.publisher, self.subscriber):
             if pc is not None:
-                await pc.close()
+                try:
+                    await pc.close()
+                except Exception:  # one connection failing to close must not leave the other (or the socket) open
+                    self._log.exception("closing a peer connection failed")
         self._outbox.put_nowait(None)
         if self._writer is not None:
             await asyncio.wait([self._writer], timeout=2)
