@@ -150,3 +150,22 @@ async def sqlite_chat(tmp_path: Path) -> AsyncIterator[ChatServer]:
     finally:
         await server.session.close()
         await runner.cleanup()
+
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """A plain headless Debian Chromium for the chat page tests (no media: see tests/browser for meetings)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    playwright_api = pytest.importorskip("playwright.async_api")
+    async with playwright_api.async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()

@@ -4,7 +4,6 @@ meeting page's panel with a meeting token."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,9 @@ from tests.conftest import RunningServer
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
-CHROMIUM = "/usr/lib/chromium/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check"]
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
-    async with playwright_api.async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @pytest.mark.browser

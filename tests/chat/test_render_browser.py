@@ -4,8 +4,6 @@ in a message is shown as text."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,26 +11,12 @@ import pytest
 from chat.web import CHAT_API
 from tests.conftest import RunningServer
 
-playwright_api = pytest.importorskip("playwright.async_api")
 
-CHROMIUM = "/usr/lib/chromium/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check"]
 
 MESSAGE = ('see https://x.example/@bob/page, ask @bob. <img src=x onerror="window.pwned=1"> '
            "**hi @ann** `@code https://not.a.link` mail bob@example.com")
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
-    async with playwright_api.async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @pytest.mark.browser
