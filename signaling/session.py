@@ -51,6 +51,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_ROOM_FULL = 4409
 CLOSE_REMOVED = 4000
+# The same identity joined again (a client reconnecting, or a second tab): this socket's participant is gone.
+CLOSE_REPLACED = 4001
+# The server is restarting (SIGTERM): the meeting goes on, rejoin with the same token (RFC 6455 1012).
+CLOSE_SERVICE_RESTART = 1012
 JOIN_CLOSE_CODES = {"room_full": CLOSE_ROOM_FULL, "server_full": CLOSE_ROOM_FULL}
 
 
@@ -142,6 +146,7 @@ class Session:
         self._table_pending = False
         self._closing = False
         self._close_code, self._close_message = 1000, ""
+        self._close_task: asyncio.Task[None] | None = None
         self._bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
         self._log: logging.LoggerAdapter[logging.Logger] = logging.LoggerAdapter(log, {"room": room_name})
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
@@ -201,7 +206,20 @@ class Session:
                 await asyncio.wait([self._writer], timeout=2)
             await self.ws.close(code=code, message=message.encode())
 
-        asyncio.get_running_loop().create_task(_close())
+        self._close_task = asyncio.get_running_loop().create_task(_close())
+
+    async def close_for_restart(self) -> None:
+        """The server stops but the meeting does not: the client is told to come back, not that it ended."""
+        self.send({"type": "reconnect", "reason": "server restart"})
+        self.close_soon(CLOSE_SERVICE_RESTART, "server restart")
+        if self._close_task is not None:
+            await asyncio.wait([self._close_task], timeout=3)
+
+    def replaced(self) -> None:
+        """Another socket joined as this identity: this one hears nothing more and closes with 4001."""
+        if self.room is not None:
+            self.room.remove_listener(self)
+        self.close_soon(CLOSE_REPLACED, "replaced")
 
     # -- room events -----------------------------------------------------------------------------
 
@@ -309,6 +327,7 @@ class Session:
             participant.down = subscriber
             self.subscriber = subscriber
             self.publisher = Publisher(self._ice_servers, label=label, candidate_policy=self._candidate_policy)
+            self._replace_identity(room, token.identity)
             try:
                 room.join(participant)
             except RoomFull as exc:
@@ -330,6 +349,20 @@ class Session:
                      "participants": [p.describe() for p in room.visible if p.id != participant.id]},
             "ice_servers": self._ice_servers,
         })
+
+    def _replace_identity(self, room: Room, identity: str) -> None:
+        """One participant per identity: a rejoin (a client reconnecting before the server noticed its old
+        socket died, or a second tab) takes the place of the one there, which leaves first, so the others see
+        `participant_left` (reason `replaced`) then `participant_joined`, never the same person twice.
+        Only participants with a socket here: a mirror of another worker's participant belongs to that worker."""
+        for other in list(room.visible):
+            session = self._sessions.get(other.id)
+            if other.identity != identity or session is None or session is self:
+                continue
+            self._sessions.pop(other.id, None)
+            session.replaced()
+            room.leave(other.id, reason="replaced")
+            self._log.info("identity %s rejoined: replaced participant %s", identity, other.id)
 
     async def _teardown(self) -> None:
         self._closing = True

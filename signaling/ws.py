@@ -33,12 +33,14 @@ async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def close_all(app: web.Application) -> None:
-    """On shutdown: close every signaling socket (1001 going away) so participants leave cleanly."""
+    """On shutdown: every signaling socket gets `reconnect` and closes with 1012 (service restart), so
+    clients rejoin the same meeting when the server is back (rooms closed at shutdown keep their meeting).
+    Runs on `on_shutdown`, before aiohttp cancels the socket handlers; again at cleanup, by then a no-op."""
     sessions = list(app[SESSIONS].values())
-    await asyncio.gather(*(s.ws.close(code=1001, message=b"server shutting down") for s in sessions),
-                         return_exceptions=True)
+    await asyncio.gather(*(s.close_for_restart() for s in sessions), return_exceptions=True)
 
 
 def setup(app: web.Application) -> None:
     app[SESSIONS] = {}
+    app.on_shutdown.append(close_all)
     app.router.add_get("/v1/rooms/{room}/ws", signaling_socket)
