@@ -1,6 +1,7 @@
 // One call: the signaling socket, the two peer connections and the room as we know it. The view
 // (grid, captions, people panel, control bar) is told about every change.
 import { Publisher } from "/static/publisher.js";
+import { Reconnector, finalFailure } from "/static/reconnector.js";
 import { SignalingClient, signalingUrl } from "/static/signaling-client.js";
 import { LayerChooser } from "/static/layers.js";
 import { Subscriber } from "/static/subscriber.js";
@@ -8,6 +9,11 @@ import { openCamera, openMicrophone, openScreen } from "/static/local-media.js";
 
 const VIDEO_SOURCES = { camera: "main", screen: "screen" };
 const AUDIO_SOURCES = { microphone: "main", screen_audio: "screen" };
+// A peer connection "disconnected" this long (ICE found no path back by itself) is rebuilt.
+const ICE_GRACE_MS = 3000;
+// Someone who dropped out (their connection was replaced, or ours was) keeps their tile this long, so that
+// when they are back the grid does not shuffle; then they count as gone.
+const RETURN_GRACE_MS = 20000;
 
 /** The worker to talk to (a server with several workers places rooms); this server if it can't say. */
 async function placedSignalingUrl(room, token) {
@@ -46,6 +52,12 @@ export class Call {
     this.pausedVideos = new Set(); // videos the server holds back from us (last-N in big rooms)
     this.captionsEnabled = false;
     this.ended = null;
+    this.away = new Map(); // identity → {participant, timer}: dropped out, their tile kept for their return
+    this.reconnects = 0; // times we got back in after losing the connection
+    this.lastReconnect = null; // {why, seconds} of the latest, for the page and tests
+    this.reconnector = new Reconnector(() => this.#rejoin(), () => this.#end("Could not reconnect",
+      "The meeting could not be reached for three minutes. Check your network, then rejoin."));
+    this.onNetwork = () => this.#networkChanged();
   }
 
   get moderator() {
@@ -53,39 +65,58 @@ export class Call {
   }
 
   async start() {
-    this.signaling = new SignalingClient(await placedSignalingUrl(this.room, this.token));
-    this.layers = new LayerChooser(this.signaling);
-    this.#listen();
-    let joined;
     try {
-      joined = await this.signaling.connect(this.token);
+      await this.#connect();
     } catch (err) {
       this.#stopLocalMedia(); // the camera light goes off with the failed join
       throw err;
     }
+    window.addEventListener("online", this.onNetwork);
+    window.addEventListener("offline", this.onNetwork);
+    await this.#publishHeldTracks();
+  }
+
+  /** One connection: a signaling socket (joined), a publisher and a subscriber peer connection. */
+  async #connect() {
+    const signaling = new SignalingClient(await placedSignalingUrl(this.room, this.token));
+    if (this.ended) throw new Error("the call has ended");
+    this.signaling = signaling;
+    this.#listen(signaling);
+    const joined = await signaling.connect(this.token);
+    if (this.ended || signaling !== this.signaling) {
+      signaling.abandon();
+      throw new Error("superseded");
+    }
     // No await between here and the end of the constructors below: the subscriber's first offer
     // may be the very next message.
     const iceServers = toIceServers(joined.ice_servers);
+    const previousSelf = this.self;
     this.self = joined.participant;
     this.captionsEnabled = Boolean(joined.room.captions);
-    this.publisher = new Publisher(this.signaling, iceServers);
+    this.layers = new LayerChooser(signaling);
+    this.publisher = new Publisher(signaling, iceServers);
     this.publisher.selfId = this.self.id;
-    this.subscriber = new Subscriber(this.signaling, iceServers, () => this.#syncRemoteMedia());
+    this.subscriber = new Subscriber(signaling, iceServers, () => this.#syncRemoteMedia());
+    this.#watchIce(this.publisher.pc, "sending");
+    this.#watchIce(this.subscriber.pc, "receiving");
+    if (previousSelf) this.view.grid.rekey(previousSelf.id, this.self.id);
     this.#showSelf();
-    for (const participant of joined.room.participants) {
-      if (participant.id !== this.self.id) this.#addParticipant(participant);
-    }
+    this.#adoptRoom(joined.room.participants);
     this.view.changed();
-    await this.#publishInitialTracks();
   }
 
-  #listen() {
-    const on = (type, handler) => this.signaling.on(type, handler);
+  #listen(signaling) {
+    const on = (type, handler) => signaling.on(type, handler);
     on("participant_joined", ({ participant }) => {
+      if (this.#welcomeBack(participant)) return;
       this.#addParticipant(participant);
       this.view.notify(`${participant.name} joined`);
     });
-    on("participant_left", ({ participant_id }) => this.#removeParticipant(participant_id));
+    on("participant_left", ({ participant_id, reason }) => {
+      // A replaced participant is someone reconnecting: they are back in a moment, under a new id.
+      if (reason === "replaced") this.#markAway(participant_id);
+      else this.#removeParticipant(participant_id);
+    });
     on("track_published", ({ participant_id, track }) => this.#trackPublished(participant_id, track));
     on("track_unpublished", ({ participant_id, track_id }) => this.#trackUnpublished(participant_id, track_id));
     on("track_muted", (message) => this.#trackMuted(message));
@@ -102,12 +133,136 @@ export class Call {
     on("candidate", ({ target, candidate }) =>
       (target === "publisher" ? this.publisher : this.subscriber)?.addRemoteCandidate(candidate));
     on("removed", ({ reason }) => this.#end("You were removed from the meeting", reason));
-    on("room_ended", ({ reason }) => this.#end("The meeting has ended", reason));
-    on("error", (message) => this.#serverError(message));
-    on("close", ({ byUs, code }) => {
-      // Before `joined`, start() reports the failure itself (with the server's reason).
-      if (!byUs && this.self) this.#end("You were disconnected", `The connection to the server closed (code ${code}).`);
+    on("room_ended", (message) => {
+      this.view.record?.(message); // the meeting page's record token, for moderators
+      this.#end("The meeting has ended", message.reason);
     });
+    on("reconnect", ({ reason }) => { this.restartNotice = reason || "server restart"; });
+    on("error", (message) => this.#serverError(message));
+    on("close", ({ byUs, code, reason }) => {
+      // Before the first `joined`, start() reports the failure itself; a failed rejoin, the reconnector.
+      if (byUs || this.ended || !this.self || signaling !== this.signaling || this.reconnector.active) return;
+      const final = finalFailure({ closeCode: code, closeReason: reason });
+      if (final) return this.#end(final.title, final.reason);
+      this.#connectionLost(this.restartNotice ? "the server is restarting" : `the connection closed (code ${code})`);
+    });
+  }
+
+  // ---- losing the connection and getting back in
+
+  /** A peer connection that fails (or stays disconnected) means media stopped: rebuild the connection. */
+  #watchIce(pc, label) {
+    let timer = null;
+    pc.addEventListener("connectionstatechange", () => {
+      clearTimeout(timer);
+      if (pc !== this.publisher?.pc && pc !== this.subscriber?.pc) return; // an old connection
+      if (pc.connectionState === "failed") this.#connectionLost(`the ${label} connection failed`);
+      else if (pc.connectionState === "disconnected") {
+        timer = setTimeout(() => {
+          if (pc.connectionState === "disconnected") this.#connectionLost(`the ${label} connection was lost`);
+        }, ICE_GRACE_MS);
+      }
+    });
+  }
+
+  /** The browser went offline or came back (another network): the old paths are gone either way. */
+  #networkChanged() {
+    if (this.ended || !this.self) return;
+    if (this.reconnector.active) {
+      if (navigator.onLine) this.reconnector.retryNow();
+      return;
+    }
+    this.#connectionLost(navigator.onLine ? "the network changed" : "the network is offline");
+  }
+
+  #connectionLost(why) {
+    if (this.ended || this.reconnector.active) return;
+    console.info("reconnecting:", why);
+    this.lostWhy = why;
+    this.#dropConnection();
+    // Everyone stays on screen for now, without media: they are back when we are.
+    for (const participant of [...this.participants.values()]) this.#markAway(participant.id, true);
+    this.reconnector.start();
+    this.view.reconnecting(true, why);
+    this.view.changed();
+  }
+
+  /** Closes the socket and both peer connections but keeps our camera, microphone and screen. */
+  #dropConnection() {
+    this.signaling?.abandon();
+    this.publisher?.close(false);
+    this.subscriber?.close();
+    this.layers?.close();
+    this.publisher = this.subscriber = this.layers = null;
+    this.pausedVideos = new Set();
+    this.goneTracks = new Set();
+  }
+
+  /** One attempt of the reconnector: true when back in. */
+  async #rejoin() {
+    try {
+      await this.#connect();
+    } catch (err) {
+      if (this.ended) return false;
+      const final = finalFailure(err);
+      if (final) {
+        this.#end(final.title, final.reason);
+        return false;
+      }
+      console.info("rejoin failed:", err.message);
+      this.#dropConnection();
+      return false;
+    }
+    const seconds = (Date.now() - this.reconnector.since) / 1000;
+    this.reconnects += 1;
+    this.lastReconnect = { why: this.lostWhy, seconds };
+    this.restartNotice = null;
+    this.view.reconnecting(false);
+    this.view.notify("Reconnected");
+    this.#publishHeldTracks(); // not awaited: the reconnector is done, a lost socket now starts anew
+    return true;
+  }
+
+  /** The room as the server sent it in `joined`: people we knew keep their tiles (by identity), people
+   * who are not there (yet) are away for a while, new people join. */
+  #adoptRoom(list) {
+    for (const participant of list) {
+      if (participant.id === this.self.id) continue;
+      if (!this.#welcomeBack(participant)) this.#addParticipant(participant);
+    }
+  }
+
+  /** Someone who dropped out: their tile stays (without media) until they are back or the grace is over. */
+  #markAway(participantId, quietly = false) {
+    const participant = this.participants.get(participantId);
+    if (!participant) return;
+    this.participants.delete(participantId);
+    for (const kind of ["main", "screen"]) {
+      const tile = this.view.grid.tile(participantId, kind);
+      tile?.setVideoTrack(null);
+      tile?.setAudioTrack(null);
+    }
+    this.view.grid.removeTile(participantId, "screen");
+    clearTimeout(this.away.get(participant.identity)?.timer);
+    const timer = setTimeout(() => {
+      this.away.delete(participant.identity);
+      this.view.grid.removeParticipant(participantId);
+      if (!quietly || !this.reconnector.active) this.view.notify(`${participant.name} left`);
+      this.view.changed();
+    }, RETURN_GRACE_MS);
+    this.away.set(participant.identity, { participant, timer });
+    this.view.changed();
+  }
+
+  /** True when `participant` is someone away coming back: their tile takes the new id. */
+  #welcomeBack(participant) {
+    const away = this.away.get(participant.identity);
+    if (!away) return false;
+    clearTimeout(away.timer);
+    this.away.delete(participant.identity);
+    this.view.grid.rekey(away.participant.id, participant.id);
+    this.#addParticipant(participant);
+    return true;
   }
 
   #showSelf() {
@@ -116,23 +271,37 @@ export class Call {
     tile.setMicMuted(!this.micOn);
   }
 
-  async #publishInitialTracks() {
+  /** Publishes what we hold: at the start, and again after every reconnect (mute state included). */
+  async #publishHeldTracks() {
     const stream = new MediaStream();
     const entries = [];
     if (this.local.microphone) {
       this.local.microphone.enabled = this.micOn;
       entries.push({ source: "microphone", track: this.local.microphone, stream, muted: !this.micOn });
     }
-    if (this.local.camera) entries.push({ source: "camera", track: this.local.camera, stream, muted: false });
+    if (this.camOn && this.local.camera) {
+      entries.push({ source: "camera", track: this.local.camera, stream, muted: false });
+    }
+    const screen = this.local.screen;
+    if (screen) {
+      const screenStream = new MediaStream();
+      entries.push({ source: "screen", track: screen.video, stream: screenStream, muted: false });
+      if (screen.audio) entries.push({ source: "screen_audio", track: screen.audio, stream: screenStream, muted: false });
+    }
     if (entries.length) await this.#tryPublish(entries);
   }
 
   async #tryPublish(entries) {
+    const publisher = this.publisher;
+    if (!publisher) return false; // reconnecting: the next connection publishes what we hold
     try {
-      await this.publisher.publish(entries);
+      await publisher.publish(entries);
       return true;
     } catch (err) {
-      this.view.notify(`Could not publish ${entries.map((e) => e.source).join(" and ")}: ${err.message}`);
+      // A connection dropped meanwhile is not worth a notice: the next one publishes again.
+      if (publisher === this.publisher) {
+        this.view.notify(`Could not publish ${entries.map((e) => e.source).join(" and ")}: ${err.message}`);
+      }
       return false;
     }
   }
@@ -177,7 +346,7 @@ export class Call {
   }
 
   #mutedByModerator(trackId, muted, by) {
-    const mic = this.publisher.published.get("microphone");
+    const mic = this.publisher?.published.get("microphone");
     if (!mic || mic.trackId !== trackId || !muted || !this.micOn) return;
     this.micOn = false;
     this.local.microphone.enabled = false;
@@ -239,7 +408,7 @@ export class Call {
     } else {
       this.micOn = on;
       this.local.microphone.enabled = on; // silence at once; the server then stops forwarding
-      await this.publisher.setMuted("microphone", !on).catch((err) => console.warn(err));
+      await this.publisher?.setMuted("microphone", !on).catch((err) => console.warn(err));
     }
     this.view.grid.tile(this.self.id).setMicMuted(!this.micOn);
     this.view.changed();
@@ -260,7 +429,7 @@ export class Call {
       this.camOn = false;
       return this.view.notify("No camera available");
     }
-    if (this.publisher.published.has("camera")) {
+    if (this.publisher?.published.has("camera")) {
       await this.publisher.replaceTrack("camera", this.local.camera);
       await this.publisher.setMuted("camera", false).catch((err) => console.warn(err));
     } else {
@@ -270,8 +439,8 @@ export class Call {
 
   /** Stops the camera itself (its light goes off) but keeps the transceiver for turning it back on. */
   async #cameraOff() {
-    await this.publisher.setMuted("camera", true).catch((err) => console.warn(err));
-    await this.publisher.replaceTrack("camera", null);
+    await this.publisher?.setMuted("camera", true).catch((err) => console.warn(err));
+    await this.publisher?.replaceTrack("camera", null);
     this.local.camera?.stop();
     this.local.camera = null;
   }
@@ -302,7 +471,7 @@ export class Call {
     this.view.grid.removeTile(this.self.id, "screen");
     this.view.changed();
     for (const source of ["screen", "screen_audio"]) {
-      await this.publisher.unpublish(source).catch((err) => this.view.notify(`Could not stop sharing: ${err.message}`));
+      await this.publisher?.unpublish(source).catch((err) => this.view.notify(`Could not stop sharing: ${err.message}`));
     }
     screen.video.stop();
     screen.audio?.stop();
@@ -329,13 +498,18 @@ export class Call {
   // ---- the end
 
   leave() {
-    this.signaling.leave();
+    this.signaling?.leave();
     this.#end("You left the meeting", "");
   }
 
   #end(title, reason) {
     if (this.ended) return;
     this.ended = { title, reason };
+    this.reconnector.stop();
+    window.removeEventListener("online", this.onNetwork);
+    window.removeEventListener("offline", this.onNetwork);
+    for (const { timer } of this.away.values()) clearTimeout(timer);
+    this.view.reconnecting(false);
     this.publisher?.close();
     this.subscriber?.close();
     this.layers?.close();
@@ -365,11 +539,18 @@ export class Call {
       return { id: p.id, name: p.name, micMuted: !mic || mic.muted, isSelf: false,
         tracks: [...p.tracks.values()] };
     });
+    // Who dropped out is still listed (marked away) until they are back or the grace is over.
+    for (const { participant } of this.away.values()) {
+      people.push({ id: participant.id, name: participant.name, micMuted: true, isSelf: false, away: true, tracks: [] });
+    }
     if (this.self) people.unshift({ id: this.self.id, name: this.self.name, micMuted: !this.micOn, isSelf: true });
     return {
       room: this.room,
       self: this.self && { id: this.self.id, name: this.self.name, moderator: this.moderator },
       joined: Boolean(this.self) && !this.ended,
+      reconnecting: this.reconnector.active,
+      reconnects: this.reconnects,
+      lastReconnect: this.lastReconnect,
       ended: this.ended,
       micOn: this.micOn,
       camOn: this.camOn,

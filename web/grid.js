@@ -4,6 +4,7 @@ import { Tile } from "/static/tile.js";
 
 export class Grid {
   #tiles = new Map(); // "participantId/kind" → Tile
+  #audioOutput = ""; // the speaker chosen for everyone's sound ("" = the system's default)
 
   constructor(stage) {
     this.stage = stage;
@@ -19,6 +20,7 @@ export class Grid {
     let tile = this.tile(participantId, kind);
     if (!tile) {
       tile = new Tile({ participantId, name, kind, isLocal });
+      if (this.#audioOutput) tile.setAudioOutput(this.#audioOutput);
       this.#tiles.set(`${participantId}/${kind}`, tile);
       const parent = kind === "screen" ? this.screens : this.people;
       if (isLocal) parent.prepend(tile.el);
@@ -38,6 +40,19 @@ export class Grid {
     this.#relayout();
   }
 
+  /** Someone back under a new id (they, or we, reconnected) keeps their tiles and their place. */
+  rekey(oldId, newId) {
+    if (oldId === newId) return;
+    for (const kind of ["main", "screen"]) {
+      const tile = this.#tiles.get(`${oldId}/${kind}`);
+      if (!tile) continue;
+      this.#tiles.delete(`${oldId}/${kind}`);
+      tile.participantId = newId;
+      tile.el.dataset.participantId = newId;
+      this.#tiles.set(`${newId}/${kind}`, tile);
+    }
+  }
+
   removeParticipant(participantId) {
     this.removeTile(participantId, "main");
     this.removeTile(participantId, "screen");
@@ -45,6 +60,24 @@ export class Grid {
 
   all() {
     return [...this.#tiles.values()];
+  }
+
+  /** Plays everyone's sound on `deviceId` (a speaker from enumerateDevices), now and for later tiles. */
+  async setAudioOutput(deviceId) {
+    this.#audioOutput = deviceId || "";
+    await Promise.all(this.all().map((tile) => tile.setAudioOutput(this.#audioOutput)));
+  }
+
+  get audioOutput() {
+    return this.#audioOutput;
+  }
+
+  /** Names that depend on the language ("(you)", "(presenting)") are written again after a switch. */
+  relabel() {
+    for (const tile of this.#tiles.values()) {
+      tile.setName(tile.name);
+      tile.setMicMuted(tile.micMuted); // its icon's title
+    }
   }
 
   /** Rings everyone the server lists as speaking; the loudest gets the strong ring. */

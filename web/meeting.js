@@ -1,18 +1,59 @@
 // The meeting page: pre-join, then the call, then the end screen.
-import { takeToken } from "/static/api.js";
+import { readTokenClaims, takeToken } from "/static/api.js";
 import { Call } from "/static/call.js";
 import { Captions } from "/static/captions.js";
 import { mountChat } from "/static/chat-mount.js";
 import { Controls } from "/static/controls.js";
 import { installDebugHook } from "/static/debug-hook.js";
+import { DevicePicker, LevelMeter, switchCallDevice } from "/static/devices.js";
 import { Grid } from "/static/grid.js";
+import { errorText, initPage, onLanguageChange, reasonText, t } from "/static/i18n.js";
+import en from "/static/i18n/en.js";
+import { deviceOf } from "/static/local-media.js";
 import { PeoplePanel } from "/static/people-panel.js";
 import { runPrejoin } from "/static/prejoin.js";
+import { keepRecordToken, recordPath, recordToken } from "/static/records-store.js";
 import { SidePanel } from "/static/side-panel.js";
+
+// This module's own strings (for the message catalogue).
+const TEXT = {
+  openRecord: "Meeting page: transcript and notes",
+};
 
 const $ = (id) => document.getElementById(id);
 const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 let call = null;
+let meetingId = null;
+
+/** The meeting page's pass (a record token), asked for while our meeting token still works: after the end it
+ * answers `meeting_ended` everywhere. Moderators get one; attendees only where the organisation allows, and they
+ * get theirs with `room_ended` instead (no refused request in their console). */
+async function fetchRecordToken(token) {
+  try {
+    const response = await fetch(`/v1/rooms/${encodeURIComponent(room)}/record-token`, {
+      method: "POST", headers: { Authorization: `Bearer ${token}` },
+    });
+    if (!response.ok) return;
+    const body = await response.json();
+    keepRecordToken(body.meeting_id, body.token);
+  } catch {
+    // No page link then; the meeting itself goes on.
+  }
+}
+
+/** The end screen's link to the meeting page, when this browser holds the meeting's record token. */
+function showRecordLink() {
+  let link = $("open-record");
+  if (!link) {
+    link = document.createElement("a");
+    link.id = "open-record";
+    link.className = "btn btn--primary";
+    link.textContent = TEXT.openRecord;
+    $("ended").querySelector(".ended__actions").prepend(link);
+  }
+  link.hidden = !(meetingId && recordToken(meetingId));
+  if (!link.hidden) link.href = recordPath(meetingId);
+}
 
 function notify(text) {
   const toast = $("toast");
@@ -22,14 +63,35 @@ function notify(text) {
   notify.timer = setTimeout(() => (toast.hidden = true), 4000);
 }
 
+// End screens after which the same token can bring you back in (not a removal, not the end of the room).
+const REJOINABLE = ["ended.left", "ended.disconnected", "ended.couldNotReconnect", "ended.replaced"];
+const isRejoinable = (title) => REJOINABLE.some((key) => title === t(key) || title === en[key]);
+
+/** "Reconnecting…" in the top bar while the call gets back in by itself (made here: the page's HTML is
+ * the same for every state, and CSP forbids inline style, so it reuses the bar's pill). */
+function showReconnecting(on, why) {
+  let pill = $("reconnecting");
+  if (!pill) {
+    pill = Object.assign(document.createElement("span"), { id: "reconnecting", className: "pill", hidden: true });
+    pill.setAttribute("role", "status");
+    pill.setAttribute("aria-live", "assertive");
+    $("participant-count").before(pill);
+  }
+  pill.hidden = !on;
+  pill.textContent = on ? "Reconnecting…" : "";
+  pill.title = on && why ? `Reconnecting: ${why}` : "";
+  document.body.classList.toggle("is-reconnecting", Boolean(on));
+}
+
 function showEnded(title, reason) {
   $("call").hidden = true;
   $("ended").hidden = false;
   $("ended-title").textContent = title;
-  $("ended-reason").textContent = reason || "";
+  $("ended-reason").textContent = reasonText(reason);
   // After a removal or the end of the room the same token cannot bring you back in.
-  $("rejoin").hidden = title !== "You left the meeting" && title !== "You were disconnected";
-  document.title = `${title} — Convene`;
+  $("rejoin").hidden = !isRejoinable(title);
+  document.title = t("ended.title", { title });
+  showRecordLink();
 }
 
 /** Keeps the people panel, captions panel and control bar in step with the call. */
@@ -37,11 +99,11 @@ function renderRoom(controls, people) {
   const state = call.snapshot();
   controls.render(state);
   people.render(state.participants, state.self?.moderator);
-  $("participant-count").textContent = `${state.participants.length} in call`;
+  $("participant-count").textContent = t("call.inCall", { count: state.participants.length });
   $("moderator-tools").hidden = !state.self?.moderator;
-  $("captions-status").textContent = state.captionsEnabled ? "Live captions are on." : "Live captions are off.";
+  $("captions-status").textContent = t(state.captionsEnabled ? "captions.on" : "captions.off");
   $("captions-switch").hidden = !state.self?.moderator;
-  $("captions-switch").textContent = `Turn captions ${state.captionsEnabled ? "off" : "on"} for everyone`;
+  $("captions-switch").textContent = t(state.captionsEnabled ? "captions.turnOff" : "captions.turnOn");
 }
 
 function buildView() {
@@ -50,12 +112,15 @@ function buildView() {
     grid.tile(participantId)?.showCaption(text));
   const people = new PeoplePanel($("people-list"), {
     mute: (id) => call.muteParticipant(id),
-    remove: (person) => confirm(`Remove ${person.name} from the meeting?`) && call.removeParticipant(person.id),
+    remove: (person) => confirm(t("people.confirmRemove", { name: person.name })) && call.removeParticipant(person.id),
   });
   let controls = null;
   const view = {
     grid, captions, notify,
     ended: showEnded,
+    // `room_ended` brings a record token to moderators (and attendees where allowed).
+    record: ({ meeting_id: id, record_token: token }) => token && keepRecordToken(id, token),
+    reconnecting: showReconnecting,
     changed: () => controls && renderRoom(controls, people),
     attachControls: (c) => { controls = c; view.changed(); },
   };
@@ -67,6 +132,7 @@ function wirePanels() {
   side.addToggle("people", $("open-people"));
   side.addToggle("captions", $("open-captions"));
   side.addToggle("chat", $("open-chat"));
+  side.addToggle("devices", $("open-devices"));
   $("captions-switch").onclick = () => call.setRoomCaptions(!call.captionsEnabled);
   $("mute-all").onclick = () => {
     for (const participant of call.participants.values()) call.muteParticipant(participant.id);
@@ -75,9 +141,9 @@ function wirePanels() {
     const link = `${location.origin}/r/${encodeURIComponent(room)}`;
     try {
       await navigator.clipboard.writeText(link);
-      notify("Invite link copied");
+      notify(t("call.linkCopied"));
     } catch {
-      prompt("Copy this invite link:", link);
+      prompt(t("call.copyPrompt"), link);
     }
   };
 }
@@ -85,22 +151,69 @@ function wirePanels() {
 async function enterCall(media) {
   $("call").hidden = false;
   $("room-name").textContent = room;
-  document.title = `${room} — Convene`;
+  document.title = t("call.title", { room });
   const view = buildView();
+  if (media.speaker) view.grid.setAudioOutput(media.speaker);
   call = new Call(room, media, view);
   view.attachControls(new Controls(call));
+  onLanguageChange(() => {
+    document.title = t("call.title", { room });
+    view.grid.relabel();
+    view.changed();
+  });
   try {
     await call.start();
   } catch (err) {
-    showEnded("Could not join the meeting", err.message);
+    showEnded(t("ended.couldNotJoin"), errorText(err));
     return;
   }
+  wireCallDevices(view);
+  meetingId = readTokenClaims(media.token)?.mtg || null;
+  if (call.moderator) fetchRecordToken(media.token);
   if (await mountChat($("chat-mount"), { room, token: media.token })) $("open-chat").hidden = false;
 }
 
+/** The devices panel: switch microphone, camera or speaker during the call, no rejoin. */
+function wireCallDevices(view) {
+  const picker = new DevicePicker($("call-devices"), {
+    prefix: "call",
+    current: (kind) => (kind === "audioinput" ? deviceOf(call.local.microphone)
+      : kind === "videoinput" ? deviceOf(call.local.camera) : view.grid.audioOutput),
+    onChoose: async (kind, deviceId) => {
+      try {
+        await switchCallDevice(call, kind, deviceId);
+      } catch (err) {
+        notify(t("devices.switchFailed", { error: err.message }));
+      }
+      meter?.watch(call.local.microphone);
+    },
+  });
+  const meter = picker.meterEl ? new LevelMeter(picker.meterEl) : null;
+  meter?.watch(call.local.microphone);
+  $("open-devices").addEventListener("click", () => {
+    picker.refresh();
+    meter?.watch(call.local.microphone); // the microphone may have been opened since
+  });
+  picker.refresh();
+}
+
+/** For tests and debugging: the sender under a published source, and the devices in use. */
+function extendDebugHook() {
+  Object.assign(window.convene, {
+    sender: (source) => call?.publisher?.published.get(source)?.transceiver.sender ?? null,
+    devices: () => ({
+      microphone: deviceOf(call?.local.microphone), camera: deviceOf(call?.local.camera),
+      speaker: call?.view.grid.audioOutput ?? "",
+      cameraLabel: call?.local.camera?.label ?? "", microphoneLabel: call?.local.microphone?.label ?? "",
+    }),
+  });
+}
+
 async function main() {
+  initPage();
   const token = takeToken(room); // first: the address bar loses the token at once
   installDebugHook(() => call);
+  extendDebugHook();
   wirePanels();
   const media = await runPrejoin({ room, token });
   $("rejoin").onclick = async () => {

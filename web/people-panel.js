@@ -1,4 +1,5 @@
 // The people panel: everyone in the room, their microphone state, and moderator actions.
+import { t } from "/static/i18n.js";
 import { icon } from "/static/icons.js";
 
 function avatar(name) {
@@ -29,7 +30,7 @@ export class PeoplePanel {
     this.actions = actions;
   }
 
-  /** people: [{id, name, micMuted, isSelf}] */
+  /** people: [{id, name, micMuted, isSelf, away?}] */
   render(people, moderator) {
     this.list.replaceChildren(...people.map((person) => this.#row(person, moderator)));
   }
@@ -41,11 +42,12 @@ export class PeoplePanel {
     const name = document.createElement("span");
     name.className = "person__name";
     name.textContent = person.name;
-    if (person.isSelf) name.append(" ", Object.assign(document.createElement("small"), { textContent: "(you)" }));
+    if (person.isSelf) name.append(" ", Object.assign(document.createElement("small"), { textContent: t("people.you") }));
+    if (person.away) name.append(" ", Object.assign(document.createElement("small"), { textContent: "(reconnecting…)" }));
     row.append(avatar(person.name), name, icon(person.micMuted ? "micOff" : "mic"));
-    if (moderator && !person.isSelf) {
-      if (!person.micMuted) row.append(actionButton("micOff", `Mute ${person.name}`, () => this.actions.mute(person.id)));
-      row.append(actionButton("close", `Remove ${person.name} from the meeting`, () => this.actions.remove(person)));
+    if (moderator && !person.isSelf && !person.away) {
+      if (!person.micMuted) row.append(actionButton("micOff", t("people.mute", { name: person.name }), () => this.actions.mute(person.id)));
+      row.append(actionButton("close", t("people.remove", { name: person.name }), () => this.actions.remove(person)));
     }
     return row;
   }

@@ -30,6 +30,8 @@ export class Publisher {
     signaling.on("error", (message) => {
       if (NEGOTIATING_REFS.has(message.ref)) this.#settleAnswer(null, new SignalingError(message));
     });
+    // No answer will come over a closed socket: fail the offer now rather than after the timeout.
+    signaling.on("close", () => this.#settleAnswer(null, new Error("the connection to the server closed")));
     // After the answer to a `publish`, `published` names the track id each of our mids got.
     signaling.on("published", (message) => {
       for (const { mid, track } of message.tracks || []) this.#learnTrackId({ mid, id: track?.id });
@@ -189,8 +191,11 @@ export class Publisher {
     return result;
   }
 
-  close() {
-    for (const entry of this.published.values()) entry.track?.stop();
+  /** Ends this connection. `stopTracks` false keeps the camera, microphone and screen running: a call
+   * that reconnects publishes them again on its next connection. */
+  close(stopTracks = true) {
+    if (stopTracks) for (const entry of this.published.values()) entry.track?.stop();
+    this.#settleAnswer(null, new Error("the connection closed"));
     this.published.clear();
     this.pc.close();
   }
