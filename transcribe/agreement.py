@@ -16,8 +16,11 @@ def normalized(text: str) -> str:
 def without_repetition(words: list[Word], run: int = 4) -> list[Word]:
     """Cuts a hypothesis where it starts repeating itself: Whisper sometimes loops back over what it just said
     (into the silence padded after the buffer), and those words, timed after the committed end, would be
-    committed twice. A verbatim run of `run` words said twice in one buffer is far likelier a loop than speech."""
+    committed twice. A verbatim run of `run` words said twice in one buffer is far likelier a loop than speech.
+    Chinese "words" are single characters, so there the run is twice as long."""
     keys = [normalized(w.text) for w in words]
+    if keys and sum(len(k) == 1 for k in keys) * 2 > len(keys):
+        run *= 2
     seen: dict[tuple[str, ...], int] = {}
     for i in range(len(keys) - run + 1):
         gram = tuple(keys[i:i + run])

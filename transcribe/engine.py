@@ -73,8 +73,8 @@ class AsrEngine:
 
         return await asyncio.get_running_loop().run_in_executor(self._frontend, timed)
 
-    async def recognize(self, audio: np.ndarray, previous_text: str = "") -> Recognition:
-        """Recognises one buffer in the inference pool."""
+    async def recognize(self, audio: np.ndarray, previous_text: str = "", language: str | None = "en") -> Recognition:
+        """Recognises one buffer in the inference pool, in `language` (None: detected on this buffer)."""
         await self.ensure_loaded()
         recognizer = self._recognizer
         assert recognizer is not None
@@ -83,10 +83,35 @@ class AsrEngine:
             self.metrics.started()
             started = time.monotonic()
             try:
-                return recognizer.recognize(audio, previous_text)
+                return recognizer.recognize(audio, previous_text, language)
             finally:
                 self.metrics.finished(time.monotonic() - started, len(audio) / SAMPLE_RATE)
 
+        return await self._submit(job)
+
+    async def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """Whisper's language identification among the configured `auto_languages`, in the inference pool."""
+        await self.ensure_loaded()
+        recognizer = self._recognizer
+        assert recognizer is not None
+
+        def job() -> tuple[str, float]:
+            self.metrics.started()
+            started = time.monotonic()
+            try:
+                return recognizer.detect_language(audio, self.settings.auto_languages)
+            finally:
+                self.metrics.finished(time.monotonic() - started, len(audio) / SAMPLE_RATE)
+
+        return await self._submit(job)
+
+    def language_of(self, requested: str) -> str:
+        """What a stream asking for `requested` is transcribed as (English-only models: always English)."""
+        if self._recognizer is not None:
+            return self._recognizer.language_of(requested)
+        return requested if self.settings.multilingual else "en"
+
+    async def _submit(self, job: Callable[[], T]) -> T:
         self.metrics.queued(1)
         try:
             future = self._pool.submit(job)

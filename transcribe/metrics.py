@@ -17,6 +17,8 @@ class StreamStats:
     rejected: int = 0  # hypotheses dropped (no speech, compression ratio)
     finals: int = 0
     interims: int = 0
+    detections: int = 0  # language identifications (rooms in `auto`)
+    language: str = ""  # what the stream is transcribed as
 
     @property
     def lag_seconds(self) -> float:

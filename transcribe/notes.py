@@ -1,5 +1,5 @@
 """Meeting notes without a network or an LLM: attendance and speaking time, an extractive summary,
-decisions, and action items (owner, due date) found in what people said."""
+decisions, and action items (owner, due date) found in what people said, in English or Chinese."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ STOPWORDS = set(
     "which who will with would you your yes no okay ok thanks thank um uh also can could should all any do "
     "does did not now next first second".split()
 )
-_SENTENCE = re.compile(r"(?<=[.?!])\s+")
+_SENTENCE = re.compile(r"(?<=[.?!])\s+|(?<=[。！？；])\s*")
 _DECISION = re.compile(
     r"\b(we (have )?(decided|agreed|chose|will go with)|(it|this|that) (is|was) (decided|agreed|approved)"
     r"|(is|are|was|were) approved|decision is|let's go with|we('re| are) going with)\b", re.I)
@@ -27,6 +27,16 @@ _SELF = re.compile(r"\b(I will|I'll|I am going to|I'm going to|I can|let me)\s+(
 _NAMED = re.compile(r"\b([A-Z][a-z]+)(?:,)? (?:will|is going to|should|needs to|can|has to)\s+(.+)")
 _ASKED = re.compile(r"\b(?:can|could) ([A-Z][a-z]+)(?:,)? (?:please )?(.+?)\??$")
 _ACTION_ITEM = re.compile(r"\baction item(?: for ([A-Z][a-z]+))?[:,]?\s+(.+)", re.I)
+# Chinese: 决定/确定/同意/批准/通过/敲定 (not 不确定, 没决定 ...); 负责, 跟进, 请…在…之前, 我来/我会.
+_ZH_DECISION = re.compile(r"(?<![不没未])(决定|确定|同意|批准|敲定|定下来)|(?<![不没未])通过了")
+_ZH_NAME = r"[A-Za-z\u4e00-\u9fff·]{1,12}?"
+_ZH_ASKED = re.compile(rf"请({_ZH_NAME})(?:在|于)(.{{1,12}}?)(?:之前|以前|前)[，,]?(.+)")
+_ZH_BY = re.compile(rf"由({_ZH_NAME})(?:来)?(?:负责|跟进)(.*)")
+_ZH_OWNS = re.compile(rf"({_ZH_NAME})(?:来)?(?:负责|跟进)(.+)")
+_ZH_SELF = re.compile(r"我(?:会|来|将|去|负责|跟进)(.+)")
+_ZH_NOT_OWNERS = {"我们", "大家", "你们", "他们", "她们", "这个", "那个", "谁", "有人", "这", "那", "需要", "谁来"}
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+_ZH_FUNCTION = set("的了是在我们你他她它这那个有和就也都要会把被对吧吗呢啊很还又")
 _NOT_OWNERS = {"We", "They", "It", "This", "That", "There", "Everyone", "Somebody", "Someone", "The", "He", "She",
                "You", "What", "Who", "Then", "So", "And", "But", "Also", "First", "Second", "Next", "Thanks"}
 
@@ -103,11 +113,17 @@ def _sentences(segments: list[Segment]) -> list[_Sentence]:
 
 
 def _content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z']+", text.lower()) if w not in STOPWORDS and len(w) > 2]
+    """Content words; Chinese has no spaces, so its content "words" are character pairs without function
+    characters (a cheap stand-in for word segmentation that is enough to score sentences)."""
+    words = [w for w in re.findall(r"[a-z']+", text.lower()) if w not in STOPWORDS and len(w) > 2]
+    for run in _CJK_RUN.findall(text):
+        words += [run[i:i + 2] for i in range(len(run) - 1)
+                  if run[i] not in _ZH_FUNCTION and run[i + 1] not in _ZH_FUNCTION]
+    return words
 
 
 def _clean_task(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip().rstrip(".?!")
+    text = re.sub(r"\s+", " ", text).strip().strip("，,：:").rstrip(".?!。！？；")
     return text[:1].upper() + text[1:] if text else text
 
 
@@ -142,7 +158,7 @@ class NotesWriter:
             duration_seconds=round(max(duration, end), 1),
             attendees=attendees,
             summary=self._summary(sentences),
-            decisions=[f"{s.text} ({s.segment.name})" for s in sentences if _DECISION.search(s.text)],
+            decisions=[f"{s.text} ({s.segment.name})" for s in sentences if _is_decision(s.text)],
             action_items=[item for s in sentences if (item := self._action(s, t, day)) is not None],
         )
 
@@ -154,7 +170,7 @@ class NotesWriter:
             if len(words) < 2:
                 continue
             score = sum(freq[w] for w in set(words)) / (len(words) ** 0.5)
-            if _DECISION.search(s.text):
+            if _is_decision(s.text):
                 score *= 1.5
             scored.append((score, i))
         best = sorted(i for _, i in sorted(scored, reverse=True)[: self._summary_sentences])
@@ -164,8 +180,16 @@ class NotesWriter:
         owner = ""
         task = ""
         attendee_by_first = {a.name.split()[0].lower(): a for a in t.attendees.values() if a.name}
-        m = _ACTION_ITEM.search(s.text)
-        if m:
+        zh = _zh_action(s.text, [a.name for a in t.attendees.values() if a.name])
+        if zh is not None:
+            owner, task = zh
+            if owner == "我":
+                owner = s.segment.name
+            elif owner in _ZH_NOT_OWNERS:
+                owner = ""
+            if not task:
+                return None
+        elif (m := _ACTION_ITEM.search(s.text)) is not None:
             owner, task = (m.group(1) or ""), m.group(2)
         elif (m := _SELF.search(s.text)) is not None:
             owner, task = s.segment.name, m.group(2)
@@ -186,7 +210,42 @@ class NotesWriter:
         elif owner and owner.lower() in attendee_by_first:
             a = attendee_by_first[owner.lower()]
             owner, pid, identity = a.name, a.participant_id, a.identity or None
-        due = resolve_due(task, day)
+        # Chinese says the date before the task (请张三在周五之前…): look in the whole sentence.
+        due = resolve_due(s.text if zh is not None else task, day)
         return ActionItem(owner=owner, owner_participant_id=pid, owner_identity=identity, task=_clean_task(task),
                           due=due.isoformat() if due else None, said_by=s.segment.name, at=round(s.segment.start, 2),
                           sentence=s.text)
+
+
+def _is_decision(text: str) -> bool:
+    return bool(_DECISION.search(text) or _ZH_DECISION.search(text))
+
+
+def _zh_owner(said: str, names: list[str]) -> str:
+    """Who is meant by the words before 负责/跟进 or after 请: Chinese has no spaces, so "所以张三" is read
+    as 张三 when an attendee has that name; a short phrase (a name of 2-3 characters, or an English word) is
+    taken as it is; anything longer is left unassigned rather than guessed."""
+    for name in sorted(names, key=len, reverse=True):
+        if said.endswith(name) or said.lower().endswith(name.lower()):
+            return name
+    said = said.strip("，,。 ")
+    if said in ("我", *_ZH_NOT_OWNERS):
+        return said
+    return said if len(said) <= 3 or re.fullmatch(r"[A-Za-z·]+", said) else ""
+
+
+def _zh_action(text: str, names: list[str]) -> tuple[str, str] | None:
+    """(owner, task) of a Chinese action item: 请X在…之前做Y, 由X负责Y, X负责/跟进Y, 我来/我会Y."""
+    if not _CJK_RUN.search(text):
+        return None
+    if (m := _ZH_ASKED.search(text)) is not None:
+        return _zh_owner(m.group(1), names), m.group(3)
+    if (m := _ZH_BY.search(text)) is not None:
+        # "测试计划由李四负责，月底之前完成": the task is said around 由X负责.
+        parts = [text[: m.start()].strip("，,。 "), m.group(2).strip("，,。 ")]
+        return _zh_owner(m.group(1), names), "，".join(p for p in parts if p)
+    if (m := _ZH_SELF.search(text)) is not None:
+        return "我", m.group(1)
+    if (m := _ZH_OWNS.search(text)) is not None:
+        return _zh_owner(m.group(1), names), m.group(2)
+    return None

@@ -20,6 +20,7 @@ from transcribe.engine import AsrEngine
 from transcribe.formats import render
 from transcribe.notes import MeetingNotes, NotesWriter
 from transcribe.opus_tap import OpusAudioTap, RtpLike
+from transcribe.settings import ROOM_LANGUAGES, room_language
 from transcribe.store import TranscriptStore
 from transcribe.stream import SpeakerStream
 from transcribe.transcript import Transcript
@@ -42,6 +43,8 @@ class RoomCaptions(Protocol):
     def remove_audio(self, publication_id: str) -> None: ...
 
     def set_enabled(self, enabled: bool) -> None: ...
+
+    def set_language(self, language: str) -> None: ...
 
     async def close(self) -> Path | None: ...
 
@@ -78,7 +81,8 @@ async def post_action_items(notes: MeetingNotes, post_task: PostTask, channel: s
 
 class RoomTranscriber:
     def __init__(self, room_name: str, engine: AsrEngine, emit: Emit, store: TranscriptStore | None,
-                 enabled: bool = True, started_at: float | None = None, meeting_id: str | None = None) -> None:
+                 enabled: bool = True, started_at: float | None = None, meeting_id: str | None = None,
+                 language: str | None = None) -> None:
         self.room_name = room_name
         self._engine = engine
         self._emit = emit
@@ -97,10 +101,16 @@ class RoomTranscriber:
         self._save_task: asyncio.Task[None] | None = None
         self._closed = False
         self.notes: MeetingNotes | None = None
+        self._language = room_language(language if language is not None else engine.settings.language)
 
     @property
     def enabled(self) -> bool:
         return self._enabled
+
+    @property
+    def language(self) -> str:
+        """"en", "zh" or "auto" (each speaker's language detected on their first seconds of speech)."""
+        return self._language
 
     def now(self) -> float:
         """Meeting seconds."""
@@ -148,6 +158,16 @@ class RoomTranscriber:
             elif not enabled:
                 self._stop_tap(sink)
 
+    def set_language(self, language: str) -> None:
+        """The room's spoken language (at creation or a moderator's switch mid-meeting): every speaker's next
+        inference uses it; `auto` detects each speaker's language again."""
+        if language not in ROOM_LANGUAGES:
+            raise ValueError(f"room language must be one of {ROOM_LANGUAGES}")
+        self._language = language
+        for sink in self._sinks.values():
+            if sink.tap is not None:
+                sink.tap.stream.set_language(language)
+
     async def close(self) -> Path | None:
         """Finalises every stream, writes transcript and notes to the store; returns their directory."""
         self._closed = True
@@ -179,7 +199,7 @@ class RoomTranscriber:
     def _new_tap(self, publication_id: str, participant_id: str) -> OpusAudioTap:
         name = self._names.get(participant_id, participant_id)
         stream = SpeakerStream(self._engine, publication_id, participant_id, name, self._on_caption,
-                               offset=self.now())
+                               offset=self.now(), language=self._language)
         self._log.info("captioning %s (%s)", publication_id, name)
         return OpusAudioTap(stream)
 

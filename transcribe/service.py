@@ -41,11 +41,13 @@ class TranscribeService:
             self._warmup = None
 
     def open_room(self, room_name: str, emit: Emit, enabled: bool = True,
-                  meeting_id: str | None = None) -> RoomTranscriber:
-        """The room's transcriber (one per live meeting); loading the model starts in the background."""
+                  meeting_id: str | None = None, language: str | None = None) -> RoomTranscriber:
+        """The room's transcriber (one per live meeting); loading the model starts in the background.
+        `language` None: the server's default (`--asr-language`)."""
         room = self._rooms.get(room_name)
         if room is None:
-            room = RoomTranscriber(room_name, self.engine, emit, self.store, enabled=enabled, meeting_id=meeting_id)
+            room = RoomTranscriber(room_name, self.engine, emit, self.store, enabled=enabled, meeting_id=meeting_id,
+                                   language=language)
             self._rooms[room_name] = room
             if enabled:
                 self.warm_up()

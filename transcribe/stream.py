@@ -12,28 +12,27 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from transcribe.agreement import LocalAgreement
-from transcribe.caption import Caption, Word, join_words
+from transcribe.caption import SENTENCE_END, Caption, Word, join_words
 from transcribe.engine import AsrEngine
 from transcribe.recognizer import SAMPLE_RATE
 from transcribe.resample import Resampler
+from transcribe.settings import AUTO
 from transcribe.vad import VoiceDetector, VoicedAudio
 
 CaptionSink = Callable[[Caption], None]
-_SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
 
 
 class SpeakerStream:
     """One per transcribed audio track. `push*` are cheap and called on the event loop."""
 
     def __init__(self, engine: AsrEngine, key: str, participant_id: str, name: str, emit: CaptionSink,
-                 offset: float = 0.0) -> None:
+                 offset: float = 0.0, language: str = "en") -> None:
         self.key = key
         self.participant_id = participant_id
         self.name = name
@@ -64,6 +63,21 @@ class SpeakerStream:
         self._ids = itertools.count(1)
         self._segment_id = self._next_id()
         self._interim_shown = False
+        # The room's language ("en", "zh", or "auto": detected once on this speaker's first seconds of speech).
+        self._language = language
+        self._detected: str | None = None
+        self._caption_language = "" if language == AUTO else engine.language_of(language)
+
+    @property
+    def language(self) -> str:
+        """What this speaker is transcribed as: the room's language, or the one detected ("" until then)."""
+        return self._detected or ("" if self._language == AUTO else self._engine.language_of(self._language))
+
+    def set_language(self, language: str) -> None:
+        """The room's language changed (moderator): the next inference uses it; `auto` detects again."""
+        if language != self._language:
+            self._language = language
+            self._detected = None
 
     # ---- input (event loop, cheap) ----
 
@@ -203,9 +217,13 @@ class SpeakerStream:
             self._reset_utterance()
             return
         audio = np.concatenate(self._buffer)
+        language = await self._language_for(audio, final)
+        if language is None:
+            return  # `auto` and too little speech yet to tell the language: wait for more
         start = self._buffer_start
         self._unrecognized = 0
-        result = await self._engine.recognize(audio, self._prompt())
+        result = await self._engine.recognize(audio, self._prompt(), language)
+        self._caption_language = self._stats.language = result.language
         self._stats.inferences += 1
         self._stats.processed_seconds = max(self._stats.processed_seconds,
                                             self._stats.received_seconds - self._lag_in_pending())
@@ -224,6 +242,22 @@ class SpeakerStream:
         else:
             self._trim()
 
+    async def _language_for(self, audio: np.ndarray, final: bool) -> str | None:
+        """The language to transcribe in. For `auto`, Whisper's detection on the speaker's first
+        `detect_seconds` of speech (or a shorter whole utterance), kept for the rest of the stream."""
+        if self._language != AUTO:
+            return self._language
+        if self._detected is None:
+            needed = int(self._settings.detect_seconds * SAMPLE_RATE)
+            if len(audio) < needed and not final:
+                return None
+            language, probability = await self._engine.detect_language(audio[:needed])
+            self._stats.detections += 1
+            self._log.info("detected language %s (p=%.2f) for %s", language, probability, self.key)
+            self._detected = language
+            self._stats.language = language
+        return self._detected
+
     def _lag_in_pending(self) -> float:
         return sum(
             (d.samples / d.sample_rate) if kind == "frame" else len(d) / c / r if kind == "pcm" else 0.0
@@ -231,12 +265,13 @@ class SpeakerStream:
         )
 
     def _trim(self) -> None:
-        """Keeps the buffer short: cut after the last committed sentence once it is long enough."""
+        """Keeps the buffer short: cut after the last committed sentence once it is long enough (Western or
+        Chinese sentence ends: without 。！？； a Chinese buffer grows to its 24 s cap and costs twice the CPU)."""
         s = self._settings
         length = self._buffer_samples / SAMPLE_RATE
         if length <= s.trim_seconds:
             return
-        ends = [w.end for w in self._utterance_words if _SENTENCE_END.search(w.text.strip())
+        ends = [w.end for w in self._utterance_words if SENTENCE_END.search(w.text.strip())
                 and w.end > self._buffer_start]
         if ends:
             self._trim_to(ends[-1])
@@ -280,6 +315,7 @@ class SpeakerStream:
             end=round(self.offset + words[-1].end, 3) if words else 0.0,
             text=join_words(words),
             final=final,
+            language=self._caption_language,
         )
 
     def _publish(self, committed: list[Word], pending: list[Word], final: bool) -> None:
@@ -298,6 +334,7 @@ class SpeakerStream:
     def _close_interim(self) -> None:
         """An interim the model revised away is closed with an empty final, so clients drop it."""
         if self._interim_shown:
-            self._emit(Caption(self._segment_id, self.participant_id, self.name, 0.0, 0.0, "", True))
+            self._emit(Caption(self._segment_id, self.participant_id, self.name, 0.0, 0.0, "", True,
+                               self._caption_language))
             self._segment_id = self._next_id()
             self._interim_shown = False

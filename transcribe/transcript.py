@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from transcribe.caption import Caption
+from transcribe.caption import SENTENCE_END, Caption, join_text
 
-_SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
 MERGE_GAP_SECONDS = 1.5
 
 
@@ -67,9 +65,9 @@ class Transcript:
             i = open_by.get(c.participant_id)
             if i is not None and i == len(out) - 1:
                 prev = out[i]
-                if c.start - prev.end <= MERGE_GAP_SECONDS and not _SENTENCE_END.search(prev.text):
+                if c.start - prev.end <= MERGE_GAP_SECONDS and not SENTENCE_END.search(prev.text):
                     out[i] = Segment(prev.participant_id, c.name or prev.name, prev.start, max(prev.end, c.end),
-                                     f"{prev.text} {c.text.strip()}")
+                                     join_text(prev.text, c.text))
                     continue
             out.append(Segment(c.participant_id, c.name, c.start, c.end, c.text.strip()))
             open_by[c.participant_id] = len(out) - 1

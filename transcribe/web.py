@@ -15,7 +15,9 @@ from identity.auth import authenticate, require_admin_key
 from common.config import Config
 from common.errors import Forbidden, InvalidField, NotFound
 from transcribe.formats import FORMATS, render
+from identity.appkeys import MEETINGS
 from transcribe.notes import NotesWriter
+from transcribe.records import RECORDS, setup_records
 from transcribe.service import TranscribeService
 from transcribe.settings import AsrSettings
 
@@ -25,8 +27,9 @@ _MEETING = re.compile(r"^(m_[A-Za-z0-9_-]{22}|[0-9]{8}T[0-9]{6}Z)$")
 
 
 def settings_from_config(config: Config) -> AsrSettings:
+    # The joined base model goes to ~/.cache/convene, or the data dir when there is no writable home.
     return AsrSettings(model=config.asr_model, language=config.asr_language, threads=config.asr_threads,
-                       beam=config.asr_beam, workers=config.asr_workers)
+                       beam=config.asr_beam, workers=config.asr_workers, model_cache=config.data_dir / "models")
 
 
 def _meeting_of(request: web.Request, room: str) -> str | None:
@@ -90,9 +93,13 @@ def setup_transcribe(app: web.Application, config: Config) -> TranscribeService:
     app.router.add_get("/v1/rooms/{room}/transcript", get_transcript)
     app.router.add_get("/v1/rooms/{room}/notes", get_notes)
     app.router.add_get("/v1/captions/metrics", get_metrics)
+    if MEETINGS in app:  # the meeting page's REST reads meetings by id from the front door's ledger
+        setup_records(app, service, config.attendees_see_records, config.notes_autopublish_seconds)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         yield
+        if RECORDS in app:
+            app[RECORDS].close()
         await app[TRANSCRIBE].close()
 
     app.cleanup_ctx.append(lifetime)

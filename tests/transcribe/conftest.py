@@ -1,4 +1,8 @@
-"""One caption engine per test session (the model loads once); speech made offline at test time."""
+"""Caption engines per test session (each model loads once, and servers started by tests share the loaded
+model: transcribe.recognizer.shared_model); speech made offline at test time.
+
+`engine` is tiny.en on purpose: the streaming-mechanics tests (interims, trimming, overload, rooms) were
+calibrated on it and run twice as fast; `base_engine` is the default model, for language and accuracy tests."""
 
 from __future__ import annotations
 
@@ -28,6 +32,15 @@ BOB_TEXT = (
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[AsrEngine]:
+    eng = AsrEngine(AsrSettings(model="tiny.en", workers=2))
+    eng.load()
+    yield eng
+    eng.shutdown()
+
+
+@pytest.fixture(scope="session")
+def base_engine() -> Iterator[AsrEngine]:
+    """The default model (multilingual Whisper base), in rooms of any language."""
     eng = AsrEngine(AsrSettings(workers=2))
     eng.load()
     yield eng

@@ -43,7 +43,10 @@ async def test_room_transcriber_two_speakers(engine: AsrEngine, alice_clip: Spee
     directory = await room.close()
 
     assert all(e["type"] == "caption" for e in events)
-    assert set(events[0]) == {"type", "segment_id", "participant_id", "name", "start", "end", "text", "final"}
+    assert set(events[0]) == {"type", "segment_id", "participant_id", "name", "start", "end", "text", "final",
+                              "language", "beta"}
+    # English captions, not labelled beta (only Chinese is, until measured on real speech).
+    assert {(e["language"], e["beta"]) for e in events} == {("en", False)}
     said_a = " ".join(e["text"] for e in events if e["final"] and e["participant_id"] == "PA_a")
     said_b = " ".join(e["text"] for e in events if e["final"] and e["participant_id"] == "PA_b")
     assert word_error_rate(ALICE_TEXT, said_a) < 0.15, said_a
