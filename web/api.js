@@ -11,7 +11,9 @@ export async function joinRoom(room, name) {
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    throw new Error(body?.error?.message || `the server refused (${response.status})`);
+    // The stable code and status travel with the error, so the page can word it in the reader's language.
+    throw Object.assign(new Error(body?.error?.message || `the server refused (${response.status})`),
+      { code: body?.error?.code, status: response.status });
   }
   return body; // {token, url, moderator}
 }

@@ -1,4 +1,5 @@
 // The control bar: microphone, camera, screen, leave, and the moderator's "end meeting".
+import { t } from "/static/i18n.js";
 import { icon, setIcon } from "/static/icons.js";
 import { canShareScreen } from "/static/local-media.js";
 
@@ -42,22 +43,23 @@ export class Controls {
     $("open-captions").append(icon("captions"));
     $("open-people").append(icon("people"));
     $("open-chat").append(icon("chat"));
+    $("open-devices").append(icon("devices"));
     guarded($("toggle-mic"), () => call.setMicrophone(!call.micOn));
     guarded($("toggle-cam"), () => call.setCamera(!call.camOn));
     guarded($("toggle-screen"), () => (call.local.screen ? call.stopScreenShare() : call.startScreenShare()));
     $("leave").onclick = () => call.leave();
     $("end-room").onclick = () => {
-      if (confirm("End the meeting for everyone?")) call.endRoom();
+      if (confirm(t("call.confirmEnd"))) call.endRoom();
     };
   }
 
   render(state) {
     renderToggle($("toggle-mic"), state.micOn,
-      { onIcon: "mic", offIcon: "micOff", onLabel: "Turn off microphone", offLabel: "Turn on microphone" });
+      { onIcon: "mic", offIcon: "micOff", onLabel: t("media.micOff"), offLabel: t("media.micOn") });
     renderToggle($("toggle-cam"), state.camOn,
-      { onIcon: "cam", offIcon: "camOff", onLabel: "Turn off camera", offLabel: "Turn on camera" });
+      { onIcon: "cam", offIcon: "camOff", onLabel: t("media.camOff"), offLabel: t("media.camOn") });
     renderToggle($("toggle-screen"), state.sharingScreen,
-      { onIcon: "screen", offIcon: "screen", onLabel: "Stop presenting", offLabel: "Present your screen" });
+      { onIcon: "screen", offIcon: "screen", onLabel: t("media.stopPresenting"), offLabel: t("media.present") });
     $("end-room").hidden = !state.self?.moderator;
   }
 }

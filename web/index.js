@@ -1,10 +1,11 @@
 // The landing page: room name + your name → a token from the server → the meeting page.
 import { joinRoom, meetingPath, ROOM_NAME } from "/static/api.js";
+import { errorText, initPage, t } from "/static/i18n.js";
 
 const form = document.getElementById("open-meeting");
 const roomInput = document.getElementById("room");
 const nameInput = document.getElementById("name");
-const errorText = document.getElementById("form-error");
+const formError = document.getElementById("form-error");
 const openButton = document.getElementById("open");
 
 /** A readable random room name like "kqz-ftwm-pxa", so "just start a meeting" needs no typing. */
@@ -26,24 +27,25 @@ async function openMeeting(event) {
   const room = roomInput.value.trim();
   const name = nameInput.value.trim();
   if (!ROOM_NAME.test(room)) {
-    errorText.textContent = "Room names use letters, digits, '-', '_' or '.' (up to 64).";
+    formError.textContent = t("landing.badRoom");
     return roomInput.focus();
   }
   if (!name) {
-    errorText.textContent = "Please enter your name.";
+    formError.textContent = t("landing.noName");
     return nameInput.focus();
   }
-  errorText.textContent = "";
+  formError.textContent = "";
   openButton.disabled = true;
   try {
     const { token } = await joinRoom(room, name);
     localStorage.setItem("convene.name", name);
     location.assign(meetingPath(room, token));
   } catch (err) {
-    errorText.textContent = err.message;
+    formError.textContent = errorText(err);
     openButton.disabled = false;
   }
 }
 
+initPage();
 form.addEventListener("submit", openMeeting);
 prefill();

@@ -1,14 +1,19 @@
-// The pre-join screen: who you are, a camera preview, microphone/camera on or off, "Join now".
+// The pre-join screen: who you are, a camera preview, the microphone/camera/speaker to use with a
+// level meter, microphone/camera on or off, "Join now".
 import { joinRoom, readTokenClaims, rememberToken } from "/static/api.js";
+import { DevicePicker, LevelMeter } from "/static/devices.js";
+import { errorText, onLanguageChange, t } from "/static/i18n.js";
 import { setIcon } from "/static/icons.js";
-import { openCamera, openMicrophone } from "/static/local-media.js";
+import { deviceOf, openCamera, openMicrophone, preferredDevice } from "/static/local-media.js";
 
 const $ = (id) => document.getElementById(id);
 
 function showToggle(button, on, device) {
   button.classList.add("round-btn--device");
   button.setAttribute("aria-pressed", String(on));
-  button.setAttribute("aria-label", `Turn ${on ? "off" : "on"} ${device === "mic" ? "microphone" : "camera"}`);
+  const label = t(device === "mic" ? (on ? "media.micOff" : "media.micOn") : (on ? "media.camOff" : "media.camOn"));
+  button.setAttribute("aria-label", label);
+  button.title = label;
   setIcon(button, device === "mic" ? (on ? "mic" : "micOff") : (on ? "cam" : "camOff"));
 }
 
@@ -33,19 +38,52 @@ export async function runPrejoin({ room, token }) {
   const renderPreview = () => {
     preview.srcObject = wanted.cam && media.cam ? new MediaStream([media.cam]) : null;
     $("preview-off").hidden = wanted.cam && Boolean(media.cam);
-    $("preview-off").textContent = media.cam ? "Camera is off" : "No camera found";
+    $("preview-off").dataset.i18n = media.cam ? "prejoin.cameraOff" : "prejoin.noCamera";
+    $("preview-off").textContent = t($("preview-off").dataset.i18n);
+  };
+  const renderToggles = () => {
+    for (const device of ["mic", "cam"]) {
+      $(`preview-${device}`).disabled = !media[device];
+      showToggle($(`preview-${device}`), wanted[device], device);
+    }
   };
   for (const device of ["mic", "cam"]) {
-    const button = $(`preview-${device}`);
-    button.disabled = !media[device];
-    showToggle(button, wanted[device], device);
-    button.onclick = () => {
+    $(`preview-${device}`).onclick = () => {
       wanted[device] = !wanted[device];
-      showToggle(button, wanted[device], device);
+      renderToggles();
       renderPreview();
     };
   }
+  renderToggles();
   renderPreview();
+  const stopTranslating = onLanguageChange(renderToggles);
+
+  // Pickers: a new choice replaces the preview's track at once (the old device is released).
+  const speaker = { id: preferredDevice("audiooutput") };
+  let meter = null;
+  const picker = new DevicePicker($("prejoin-devices"), {
+    prefix: "prejoin",
+    current: (kind) => (kind === "audioinput" ? deviceOf(media.mic) : kind === "videoinput" ? deviceOf(media.cam) : speaker.id),
+    onChoose: async (kind, deviceId) => {
+      $("prejoin-error").textContent = "";
+      if (kind === "audiooutput") speaker.id = deviceId;
+      else if (kind === "audioinput") {
+        media.mic?.stop();
+        media.mic = await openMicrophone(deviceId);
+        meter?.watch(media.mic);
+      } else {
+        media.cam?.stop();
+        media.cam = await openCamera(deviceId);
+        renderPreview();
+      }
+      renderToggles();
+    },
+  });
+  await picker.refresh();
+  if (picker.meterEl) {
+    meter = new LevelMeter(picker.meterEl);
+    meter.watch(media.mic);
+  }
 
   return new Promise((resolve) => {
     $("prejoin-form").onsubmit = async (event) => {
@@ -54,11 +92,15 @@ export async function runPrejoin({ room, token }) {
       if (!joinToken) return;
       $("prejoin").hidden = true;
       preview.srcObject = null;
+      meter?.close();
+      picker.destroy();
+      stopTranslating();
       resolve({
         token: joinToken,
         name: readTokenClaims(joinToken)?.name || "",
-        microphone: media.mic, micOn: wanted.mic,
-        camera: media.cam, camOn: wanted.cam,
+        microphone: media.mic, micOn: wanted.mic && Boolean(media.mic),
+        camera: media.cam, camOn: wanted.cam && Boolean(media.cam),
+        speaker: speaker.id,
       });
     };
     $("join").disabled = false;
@@ -69,7 +111,7 @@ export async function runPrejoin({ room, token }) {
 async function guestToken(room) {
   const name = $("prejoin-name-input").value.trim();
   if (!name) {
-    $("prejoin-error").textContent = "Please enter your name.";
+    $("prejoin-error").textContent = t("landing.noName");
     $("prejoin-name-input").focus();
     return null;
   }
@@ -80,7 +122,7 @@ async function guestToken(room) {
     rememberToken(room, token);
     return token;
   } catch (err) {
-    $("prejoin-error").textContent = err.message;
+    $("prejoin-error").textContent = errorText(err);
     return null;
   }
 }

@@ -1,4 +1,5 @@
 // One tile of the grid: a participant's camera + microphone, or one screen share.
+import { t } from "/static/i18n.js";
 import { setIcon } from "/static/icons.js";
 
 function initials(name) {
@@ -54,7 +55,7 @@ export class Tile {
 
   setName(name) {
     this.name = name;
-    const shown = this.kind === "screen" ? `${name} (presenting)` : this.isLocal ? `${name} (you)` : name;
+    const shown = this.kind === "screen" ? t("tile.presenting", { name }) : this.isLocal ? t("tile.you", { name }) : name;
     this.nameEl.textContent = shown;
     this.el.setAttribute("aria-label", shown);
     this.avatarCircle.textContent = initials(name);
@@ -75,6 +76,16 @@ export class Tile {
     this.audioTrack = track;
     this.audio.srcObject = track ? new MediaStream([track]) : null;
     if (track) this.audio.play().catch(() => {}); // autoplay may need the join click; it had one
+  }
+
+  /** Plays this tile's sound on another speaker (where the browser can: setSinkId). */
+  async setAudioOutput(deviceId) {
+    if (typeof this.audio.setSinkId !== "function") return;
+    try {
+      await this.audio.setSinkId(deviceId || "");
+    } catch (err) {
+      console.warn("setSinkId", err); // e.g. the speaker was unplugged: the sound stays where it was
+    }
   }
 
   setVideoMuted(muted) {
@@ -112,7 +123,7 @@ export class Tile {
     if (micVisible) {
       setIcon(this.micIcon, this.micMuted ? "micOff" : "mic");
       this.micIcon.classList.toggle("tile__mic--off", this.micMuted);
-      this.micIcon.title = this.micMuted ? "Microphone off" : "Microphone on";
+      this.micIcon.title = t(this.micMuted ? "media.micIsOff" : "media.micIsOn");
     }
   }
 
