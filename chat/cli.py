@@ -19,7 +19,8 @@ from identity.tokens import TokenIssuer
 
 
 async def _with_service(args: argparse.Namespace, job: Callable[[ChatService, ChatConfig], Any]) -> Any:
-    config = ChatConfig.from_config(config_from_env(data_dir=args.data_dir, redis_url=args.redis))
+    config = ChatConfig.from_config(config_from_env(data_dir=args.data_dir, redis_url=args.redis,
+                                                        database_url=args.database_url))
     store = build_store(config)
     bus = build_bus(config)
     await store.open()
@@ -77,6 +78,7 @@ def add_users_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     def common(p: argparse.ArgumentParser) -> None:
         add_common(p)
         p.add_argument("--redis", default=None, help="redis://… when the server runs with Redis")
+        p.add_argument("--database-url", default=None, help="postgresql://… when the server runs with PostgreSQL")
 
     add = users_sub.add_parser("add", help="add a user, or change an existing one's role/department")
     add.add_argument("login")

@@ -13,6 +13,8 @@ from common.config import Config
 class ChatConfig:
     data_dir: Path
     redis_url: str | None = None
+    # The durable store (common.config.Config.database_url): None is SQLite in the data dir.
+    database_url: str | None = None
     redis_prefix: str = "convene:chat:"
     # Per caller (API key or user) on writes: a token bucket.
     rate_per_second: float = 20.0
@@ -53,5 +55,5 @@ class ChatConfig:
             values["unattached_file_seconds"] = float(env["CONVENE_CHAT_UNATTACHED_FILE_SECONDS"])
         if "CONVENE_CHAT_GUEST_UPLOAD_BYTES" in env:
             values["guest_upload_bytes_per_day"] = int(env["CONVENE_CHAT_GUEST_UPLOAD_BYTES"])
-        return cls(data_dir=config.data_dir, redis_url=config.redis_url,
+        return cls(data_dir=config.data_dir, redis_url=config.redis_url, database_url=config.database_url,
                    redis_prefix=env.get("CONVENE_CHAT_REDIS_PREFIX", "convene:chat:"), **values)  # type: ignore[arg-type]

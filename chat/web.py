@@ -33,15 +33,15 @@ from chat.model import FileMeta, Message, SearchQuery
 from chat.openapi import openapi_document
 from chat.policy import Action, require
 from common.ratelimit import RateLimiter
-from chat.redis_store import RedisChatStore
 from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_login
-from chat.sqlite_store import SqliteChatStore
+from chat.sql_store import SqlChatStore
 from chat.store import ChatStore
 from identity.apikeys import ApiKeyStore
 from common.config import Config
 from common.errors import BadRequest, ConveneError, InvalidField, MalformedJson, RateLimited, Unauthorized
 from common.origins import check_origin, refuse_token_in_url
 from identity.secrets_store import load_or_create_secret
+from store.database import Database
 from identity.tokens import TokenIssuer
 from common.wire import read_json_object
 
@@ -621,9 +621,8 @@ CHAT_API = web.AppKey("chat_api", ChatApi)
 
 
 def build_store(config: ChatConfig) -> ChatStore:
-    if config.redis_url:
-        return RedisChatStore(config.redis_url, config.redis_prefix)
-    return SqliteChatStore(config.db_path)
+    # One durable store (SQLite in the data dir, or PostgreSQL); --redis only shares the event bus.
+    return SqlChatStore(Database.for_config(config.database_url, config.data_dir))
 
 
 def build_bus(config: ChatConfig) -> Bus:

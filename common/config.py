@@ -64,6 +64,10 @@ class Config:
     # Remote ICE candidates on link-local addresses (169.254/16: cloud metadata, fe80::/10) are refused
     # unless set (--ice-allow-link-local): a client must not make the server probe them.
     ice_allow_link_local: bool = False
+    # The durable store (store/): None is the embedded SQLite file <data_dir>/convene.db; a
+    # postgresql://user@host/db URL (--database-url, CONVENE_DATABASE_URL) shares one database between
+    # several server processes and machines.
+    database_url: str | None = None
 
     @property
     def url(self) -> str:
@@ -101,6 +105,8 @@ def config_from_env(**overrides: object) -> Config:
         values["asr_model"] = env["CONVENE_ASR_MODEL"]
     if "CONVENE_ALLOWED_ORIGINS" in env:
         values["allowed_origins"] = split_origins(env["CONVENE_ALLOWED_ORIGINS"])
+    if "CONVENE_DATABASE_URL" in env:
+        values["database_url"] = env["CONVENE_DATABASE_URL"] or None
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "data_dir" in values:
         values["data_dir"] = Path(str(values["data_dir"]))

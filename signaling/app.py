@@ -24,10 +24,17 @@ from common.private_files import private_dir
 from identity.secrets_store import load_or_create_secret
 from identity.tokens import TokenIssuer
 from common.wire import error_middleware
+from store.migrate import upgrade_database
 
 log = logging.getLogger("convene.app")
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    await upgrade_database(config.database_url, config.data_dir)
+    yield
 
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -68,6 +75,7 @@ def create_app(config: Config) -> web.Application:
     rest.setup(app)
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
+        app.cleanup_ctx.append(_store_ctx)  # migrations first: every part after it finds its tables
         setup_chat(app, config)
     setup_transcribe(app, config)
     attach_sidecars(app, app[ROOMS])

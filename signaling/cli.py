@@ -29,7 +29,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         asr_model=args.asr_model, asr_language=args.asr_language, asr_threads=args.asr_threads,
         asr_beam=args.asr_beam, captions_default=False if args.no_captions else None,
         allowed_origins=split_origins(args.allowed_origins) if args.allowed_origins is not None else None,
-        ice_allow_link_local=args.ice_allow_link_local or None,
+        ice_allow_link_local=args.ice_allow_link_local or None, database_url=args.database_url,
     )
     logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,6 +74,61 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_database(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database-url", default=None,
+                   help="postgresql://user@host/db (default: SQLite in the data dir; env CONVENE_DATABASE_URL)")
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from store.database import Database
+    from store.migrate import current, head, upgrade
+
+    config = config_from_env(data_dir=args.data_dir, database_url=args.database_url)
+
+    async def run() -> str:
+        db = Database.for_config(config.database_url, config.data_dir)
+        await db.open(migrate=False)
+        try:
+            if args.db_command == "upgrade":
+                before, after = await upgrade(db.engine)
+                return f"{before or '(empty)'} -> {after}" if before != after else f"{after} (up to date)"
+            rev = await current(db.engine)
+            return f"{rev or '(empty)'}{' (head)' if rev == head() else ' (head is ' + head() + ')'}"
+        finally:
+            await db.close()
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    try:
+        return parse_port_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_ice(serve: argparse.ArgumentParser) -> None:
+    """ICE on real networks (docs/deploy.md "NAT" and "TURN")."""
+    serve.add_argument("--announce-ip", default=None, metavar="IP",
+                       help="host candidates name this address (the public one of a 1:1 NAT) [CONVENE_ANNOUNCE_IP]")
+    serve.add_argument("--rtc-ips", type=split_list, default=None, metavar="CIDR,…",
+                       help="only these local addresses gather ICE candidates (default: all; 127.0.0.1 only when "
+                            "serving on loopback) [CONVENE_RTC_IPS]")
+    serve.add_argument("--rtc-port-range", type=_port_range, default=None, metavar="FIRST-LAST",
+                       help="UDP ports ICE binds, e.g. 50000-60000 (default: any) [CONVENE_RTC_PORT_RANGE]")
+    serve.add_argument("--turn-url", type=split_list, default=None, metavar="URL,…",
+                       help="TURN servers handed to clients, e.g. turn:HOST:3478?transport=udp,"
+                            "turns:HOST:443?transport=tcp [CONVENE_TURN_URLS]")
+    serve.add_argument("--turn-secret", default=None, metavar="S",
+                       help="the TURN server's use-auth-secret; clients get credentials made from it "
+                            "(better: CONVENE_TURN_SECRET, which ps does not show)")
+    serve.add_argument("--stun-url", default=None, metavar="URL",
+                       help="a STUN server for clients and the server, e.g. stun:HOST:3478 [CONVENE_STUN_URL]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convene", description="Self-hosted meetings")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("-v", "--verbose", action="store_true")
     _add_common(serve)
+    _add_database(serve)
     serve.set_defaults(func=_cmd_serve)
 
     token = sub.add_parser("token", help="print a join URL with an access token")
@@ -122,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", default="admin", choices=["admin", "member", "bot"])
     _add_common(create)
     create.set_defaults(func=_cmd_keys_create)
+
+    db = sub.add_parser("db", help="the durable store: migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    for name, text in (("upgrade", "apply the migrations the database lacks (the server also does on start)"),
+                       ("current", "print the database's migration revision")):
+        cmd = db_sub.add_parser(name, help=text)
+        _add_common(cmd)
+        _add_database(cmd)
+        cmd.set_defaults(func=_cmd_db)
 
     from chat.cli import add_users_parser
 

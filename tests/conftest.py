@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,7 @@ from signaling.app import create_app
 from signaling.appkeys import API_KEYS, MEETINGS, TOKENS
 from common.config import Config
 from identity.tokens import Grants
+from tests.postgres import PostgresServer, start_postgres
 
 
 def free_port() -> int:
@@ -70,3 +71,11 @@ def server_config(data_dir: Path, **overrides: object) -> Config:
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     async with running_server(server_config(tmp_path / "data")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the whole session (tests/postgres.py); use `postgres.create_database()`."""
+    server = start_postgres()
+    yield server
+    server.stop()

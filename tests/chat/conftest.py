@@ -1,5 +1,5 @@
-"""Chat fixtures: a real redis-server on a free port, and a real aiohttp server with the chat sidecar
-on either backend (embedded SQLite or Redis)."""
+"""Chat fixtures: a real redis-server on a free port (the shared event bus), and a real aiohttp server
+with the chat sidecar on either store backend (embedded SQLite, or a real PostgreSQL: tests/postgres.py)."""
 
 from __future__ import annotations
 
@@ -113,11 +113,12 @@ class ChatServer:
             return body
 
 
-async def start_chat_server(tmp: Path, redis_url: str | None, **overrides: Any) -> tuple[web.AppRunner, ChatServer]:
+async def start_chat_server(tmp: Path, redis_url: str | None, database_url: str | None = None,
+                            **overrides: Any) -> tuple[web.AppRunner, ChatServer]:
     data = tmp / "data"
-    config = Config(host="127.0.0.1", port=0, data_dir=data, redis_url=redis_url)
+    config = Config(host="127.0.0.1", port=0, data_dir=data, redis_url=redis_url, database_url=database_url)
     chat_config = ChatConfig(data_dir=data, redis_url=redis_url, redis_prefix=f"t{secrets.token_hex(4)}:",
-                             **overrides)
+                             database_url=database_url, **overrides)
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     setup_chat(app, config, chat_config)
     runner = web.AppRunner(app, shutdown_timeout=2)
@@ -127,14 +128,18 @@ async def start_chat_server(tmp: Path, redis_url: str | None, **overrides: Any) 
     _, key = ApiKeyStore(data).create("ops", "admin")
     session = aiohttp.ClientSession()
     return runner, ChatServer(f"http://127.0.0.1:{port}", app[CHAT_API], key, session,
-                              "redis" if redis_url else "sqlite", app)
+                              "postgres" if database_url else "sqlite", app)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+def database_for(request: pytest.FixtureRequest) -> str | None:
+    """The store a parametrised fixture runs on: None (SQLite in the data dir) or a fresh PostgreSQL database."""
+    return request.getfixturevalue("postgres").create_database() if request.param == "postgres" else None
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 async def chat(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ChatServer]:
-    redis_url = request.getfixturevalue("redis_server").url if request.param == "redis" else None
     overrides = getattr(request, "param_overrides", {})
-    runner, server = await start_chat_server(tmp_path, redis_url, **overrides)
+    runner, server = await start_chat_server(tmp_path, None, database_for(request), **overrides)
     try:
         yield server
     finally:

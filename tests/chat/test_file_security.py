@@ -1,7 +1,7 @@
 """Files cannot outlive their messages, run on a reader's machine, or pile up unbounded:
 recalled and expired messages take their files with them (admins keep them for legal export),
 executables and scripts are refused by content and by name, uploads never posted are swept with
-their blobs, and guests have a daily upload quota. Each on a real server, on both backends."""
+their blobs, and guests have a daily upload quota. Each on a real server, on both store backends (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.chat.conftest import ChatServer, start_chat_server
+from tests.chat.conftest import ChatServer, database_for, start_chat_server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 8
 
@@ -59,8 +59,7 @@ async def post_file(chat: ChatServer, token: str, to: str, file_id: str) -> Any:
 
 
 async def configured(request: pytest.FixtureRequest, tmp_path: Path, **overrides: Any) -> AsyncIterator[ChatServer]:
-    redis_url = request.getfixturevalue("redis_server").url if request.param == "redis" else None
-    runner, server = await start_chat_server(tmp_path, redis_url, **overrides)
+    runner, server = await start_chat_server(tmp_path, None, database_for(request), **overrides)
     try:
         yield server
     finally:
@@ -68,14 +67,14 @@ async def configured(request: pytest.FixtureRequest, tmp_path: Path, **overrides
         await runner.cleanup()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def fast_sweep_chat(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ChatServer]:
     """The sweep runs every 0.2 s and forgets uploads not posted within 1 s."""
     async for server in configured(request, tmp_path, unattached_file_seconds=1.0, file_sweep_interval_seconds=0.2):
         yield server
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def quota_chat(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ChatServer]:
     """Guests may upload 10 000 bytes a day."""
     async for server in configured(request, tmp_path, guest_upload_bytes_per_day=10_000):

@@ -23,15 +23,21 @@ from chat.model import (
     new_id,
 )
 from chat.redis_store import RedisChatStore
+from chat.sql_store import SqlChatStore
 from chat.sqlite_store import SqliteChatStore
 from chat.store import ChatStore
+from store.database import Database
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "sql-sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ChatStore]:
     s: ChatStore
     if request.param == "sqlite":
         s = SqliteChatStore(tmp_path / "chat.db")
+    elif request.param == "sql-sqlite":
+        s = SqlChatStore(Database.for_config(None, tmp_path))
+    elif request.param == "postgres":
+        s = SqlChatStore(Database.for_config(request.getfixturevalue("postgres").create_database(), tmp_path))
     else:
         s = RedisChatStore(request.getfixturevalue("redis_server").url, prefix=f"c{secrets.token_hex(4)}:")
     await s.open()

@@ -1,0 +1,547 @@
+"""The ChatStore on the SQL store layer (store/): one code path for embedded SQLite and PostgreSQL.
+
+Ordering: every message write first bumps the `chat_seq` counter row inside its transaction. The row
+lock that takes (PostgreSQL; SQLite has one writer anyway) is held until commit, so writers of every
+process commit in counter order and "everything with seq > cursor" never skips a change. A retried
+post is stored once: (author, client_id) is unique, the insert does nothing on conflict and the retry
+gets the stored message. Every write touching several tables (a message and its search terms, a file
+and its references) is one transaction (store.database groups them, each in its own savepoint).
+
+Search: a term table (chat/textindex.py says what terms are) read by range scans, so a word finds its
+inflections and longer words; ranked by relevance (exact words before inflections) then recency.
+Inline filters in the query: `from:login`, `in:channel`, `before:DATE`, `after:DATE`, `has:file`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chat.errors import ChannelExists, MessageNotFound
+from chat.model import Channel, FileMeta, Membership, Message, OrgSettings, SearchQuery, User
+from chat.store import Mutation
+from chat.textindex import QueryTerm, index_terms, prefix_end, query_terms, relevance
+from common.errors import InvalidField
+from store.database import Database
+from store.schema import (
+    chat_channels,
+    chat_file_refs,
+    chat_files,
+    chat_members,
+    chat_messages,
+    chat_search_terms,
+    chat_settings,
+    chat_users,
+    counters,
+)
+
+# A result row (typed loosely: Row's type parameters differ between SQLAlchemy 2.0 and 2.1).
+_Row = Any
+SEQ = "chat_seq"
+_LEGACY_REF = "legacy:"  # a file record that named its channels before references existed
+_MSG_COLS = (chat_messages.c.body, chat_messages.c.ord, chat_messages.c.seq)
+
+
+def _message(row: _Row) -> Message:
+    return Message.from_wire(json.loads(row[0])).with_seq(int(row[1]), int(row[2]))
+
+
+def _channel(row: _Row) -> Channel:
+    m = row._mapping
+    return Channel(id=m["id"], name=m["name"], kind=m["kind"], created_by=m["created_by"],
+                   created_at=float(m["created_at"]), topic=m["topic"], retention_days=m["retention_days"])
+
+
+def _channel_values(c: Channel) -> dict[str, Any]:
+    return {"id": c.id, "name": c.name, "kind": c.kind, "created_by": c.created_by, "created_at": c.created_at,
+            "topic": c.topic, "retention_days": c.retention_days}
+
+
+def _message_values(m: Message) -> dict[str, Any]:
+    task = m.task
+    return {"ord": m.ord, "id": m.id, "channel_id": m.channel_id, "author": m.author, "client_id": m.client_id,
+            "seq": m.seq, "type": m.type, "created_at": m.created_at, "deleted": m.deleted, "thread": m.thread,
+            "has_file": any(a.file_id for a in m.attachments),
+            "task_assignee": task.assignee if task else None, "task_status": task.status if task else None,
+            "task_due": task.due if task else None, "body": json.dumps(m.to_wire(), ensure_ascii=False)}
+
+
+def _term_rows(m: Message) -> list[dict[str, Any]]:
+    if m.deleted:
+        return []
+    return [{"term": t, "ord": m.ord, "channel_id": m.channel_id} for t in sorted(index_terms(m.search_text))]
+
+
+def _date(value: str, name: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidField(f"{name}: takes a date like 2025-01-31 or 2025-01-31T09:00", field="q") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+class _Filters:
+    """The `key:value` words of a query, and the words left to search."""
+
+    def __init__(self, text: str) -> None:
+        self.author: str | None = None
+        self.channel: str | None = None
+        self.before: float | None = None
+        self.after: float | None = None
+        self.has_file = False
+        words: list[str] = []
+        for word in text.split():
+            key, sep, value = word.partition(":")
+            key = key.lower()
+            if not sep or not value or key not in ("from", "in", "before", "after", "has"):
+                words.append(word)
+            elif key == "from":
+                self.author = value.lstrip("@")
+            elif key == "in":
+                self.channel = value.lstrip("#")
+            elif key == "before":
+                self.before = _date(value, "before")
+            elif key == "after":
+                self.after = _date(value, "after")
+            elif value.lower() == "file":
+                self.has_file = True
+            else:
+                raise InvalidField("has: takes file", field="q")
+        self.text = " ".join(words)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.author or self.channel or self.before or self.after or self.has_file)
+
+
+class SqlChatStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    def _insert(self, table: Any) -> Any:
+        """INSERT with ON CONFLICT support: the two dialects spell it the same way in SQLAlchemy."""
+        return (postgresql.insert(table) if self.db.dialect == "postgresql" else sqlite.insert(table))
+
+    async def _one(self, stmt: Any) -> _Row | None:
+        async with self.db.read() as conn:
+            return (await conn.execute(stmt)).first()
+
+    async def _all(self, stmt: Any) -> list[_Row]:
+        async with self.db.read() as conn:
+            return list((await conn.execute(stmt)).all())
+
+    # Organisation -----------------------------------------------------------------------------
+
+    async def get_org(self) -> OrgSettings:
+        row = await self._one(select(chat_settings.c.value).where(chat_settings.c.key == "org"))
+        return OrgSettings.from_wire(json.loads(row[0])) if row else OrgSettings()
+
+    async def put_org(self, org: OrgSettings) -> None:
+        value = json.dumps(org.to_wire())
+        stmt = self._insert(chat_settings).values(key="org", value=value)
+        await self.db.write(lambda c: c.execute(stmt.on_conflict_do_update(
+            index_elements=[chat_settings.c.key], set_={"value": value})))
+
+    async def put_user(self, user: User) -> None:
+        values = {"login": user.login, "role": user.role, "name": user.name, "department": user.department,
+                  "created_at": user.created_at}
+        stmt = self._insert(chat_users).values(**values).on_conflict_do_update(
+            index_elements=[chat_users.c.login], set_={k: v for k, v in values.items() if k != "login"})
+        await self.db.write(lambda c: c.execute(stmt))
+
+    @staticmethod
+    def _user(row: _Row) -> User:
+        return User(login=row.login, role=row.role, name=row.name, department=row.department,
+                    created_at=float(row.created_at))
+
+    async def get_user(self, login: str) -> User | None:
+        row = await self._one(select(chat_users).where(chat_users.c.login == login))
+        return self._user(row) if row else None
+
+    async def list_users(self) -> list[User]:
+        return [self._user(r) for r in await self._all(select(chat_users).order_by(chat_users.c.login))]
+
+    # Channels ---------------------------------------------------------------------------------
+
+    async def create_channel(self, channel: Channel, members: Sequence[str]) -> Channel:
+        async def op(conn: AsyncConnection) -> Channel:
+            stored = (await conn.execute(self._insert(chat_channels).values(**_channel_values(channel))
+                                         .on_conflict_do_nothing().returning(chat_channels.c.id))).first()
+            if stored is None:
+                raise ChannelExists(f"a channel named {channel.name!r} exists", name=channel.name)
+            await self._add_members(conn, channel.id, members)
+            return channel
+
+        return await self.db.write(op)
+
+    async def _add_members(self, conn: AsyncConnection, channel_id: str, logins: Sequence[str]) -> None:
+        if logins:
+            rows = [{"channel_id": channel_id, "login": m, "last_read": 0} for m in dict.fromkeys(logins)]
+            await conn.execute(self._insert(chat_members).on_conflict_do_nothing(), rows)
+
+    async def update_channel(self, channel: Channel) -> None:
+        values = _channel_values(channel)
+        del values["id"]
+        await self.db.write(lambda c: c.execute(
+            update(chat_channels).where(chat_channels.c.id == channel.id).values(**values)))
+
+    async def get_channel(self, channel_id: str) -> Channel | None:
+        row = await self._one(select(chat_channels).where(chat_channels.c.id == channel_id))
+        return _channel(row) if row else None
+
+    async def find_channel(self, name: str) -> Channel | None:
+        row = await self._one(select(chat_channels).where(chat_channels.c.name == name))
+        return _channel(row) if row else None
+
+    async def list_channels(self, kind: str | None = None) -> list[Channel]:
+        stmt = select(chat_channels).order_by(chat_channels.c.name)
+        if kind is not None:
+            stmt = stmt.where(chat_channels.c.kind == kind)
+        return [_channel(r) for r in await self._all(stmt)]
+
+    async def add_members(self, channel_id: str, logins: Sequence[str]) -> None:
+        await self.db.write(lambda c: self._add_members(c, channel_id, logins))
+
+    async def remove_members(self, channel_id: str, logins: Sequence[str]) -> None:
+        await self.db.write(lambda c: c.execute(delete(chat_members).where(
+            chat_members.c.channel_id == channel_id, chat_members.c.login.in_(list(logins)))))
+
+    async def members(self, channel_id: str) -> list[str]:
+        rows = await self._all(select(chat_members.c.login).where(chat_members.c.channel_id == channel_id)
+                               .order_by(chat_members.c.login))
+        return [r[0] for r in rows]
+
+    async def is_member(self, channel_id: str, login: str) -> bool:
+        row = await self._one(select(literal(1)).where(chat_members.c.channel_id == channel_id,
+                                                       chat_members.c.login == login))
+        return row is not None
+
+    async def memberships(self, login: str) -> list[Membership]:
+        m, x = chat_members, chat_messages.alias("x")
+        unread = (select(func.count()).where(x.c.channel_id == m.c.channel_id, x.c.ord > m.c.last_read)
+                  .scalar_subquery())
+        stmt = (select(chat_channels, m.c.last_read, unread.label("unread"))
+                .join(m, m.c.channel_id == chat_channels.c.id).where(m.c.login == login)
+                .order_by(chat_channels.c.name))
+        return [Membership(_channel(r), int(r.last_read), int(r.unread)) for r in await self._all(stmt)]
+
+    async def channel_ids_of(self, login: str) -> list[str]:
+        rows = await self._all(select(chat_members.c.channel_id).where(chat_members.c.login == login)
+                               .order_by(chat_members.c.channel_id))
+        return [r[0] for r in rows]
+
+    async def set_read(self, channel_id: str, login: str, ord_: int) -> None:
+        await self.db.write(lambda c: c.execute(update(chat_members).where(
+            chat_members.c.channel_id == channel_id, chat_members.c.login == login,
+            chat_members.c.last_read < ord_).values(last_read=ord_)))
+
+    # Messages ---------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _take_seq(conn: AsyncConnection, n: int) -> int:
+        """Adds n to the counter (locking its row until commit) and returns the value before."""
+        row = (await conn.execute(update(counters).where(counters.c.name == SEQ)
+                                  .values(value=counters.c.value + n).returning(counters.c.value))).first()
+        if row is None:  # a database from before the row was seeded
+            await conn.execute(counters.insert().values(name=SEQ, value=n))
+            return 0
+        return int(row[0]) - n
+
+    async def _insert_batch(self, conn: AsyncConnection, messages: Sequence[Message]) -> list[tuple[Message, bool]]:
+        base = await self._take_seq(conn, len(messages))  # first: the lock, then look for retries
+        keyed = [(m.author, m.client_id) for m in messages if m.client_id is not None]
+        seen: dict[tuple[str, str], Message] = {}
+        if keyed:
+            rows = await conn.execute(select(*_MSG_COLS, chat_messages.c.author, chat_messages.c.client_id).where(
+                tuple_(chat_messages.c.author, chat_messages.c.client_id).in_(list(dict.fromkeys(keyed)))))
+            seen = {(r.author, r.client_id): _message(r) for r in rows}
+        out: list[tuple[Message, bool]] = []
+        new: list[Message] = []
+        for i, m in enumerate(messages):
+            key = (m.author, m.client_id) if m.client_id is not None else None
+            if key is not None and key in seen:
+                out.append((seen[key], False))
+                continue
+            stored = m.with_seq(base + i + 1, base + i + 1)  # a retry leaves a gap: harmless
+            if key is not None:
+                seen[key] = stored
+            new.append(stored)
+            out.append((stored, True))
+        if new:
+            await conn.execute(chat_messages.insert(), [_message_values(m) for m in new])
+            terms = [row for m in new for row in _term_rows(m)]
+            if terms:
+                await conn.execute(chat_search_terms.insert(), terms)
+        return out
+
+    async def insert_message(self, message: Message) -> tuple[Message, bool]:
+        async def op(conn: AsyncConnection) -> tuple[Message, bool]:
+            return (await self._insert_batch(conn, [message]))[0]
+
+        return await self.db.write(op)
+
+    async def insert_many(self, messages: Sequence[Message]) -> int:
+        async def op(conn: AsyncConnection) -> int:
+            return sum(1 for _, created in await self._insert_batch(conn, messages) if created)
+
+        return await self.db.write(op) if messages else 0
+
+    async def get_message(self, message_id: str) -> Message | None:
+        row = await self._one(select(*_MSG_COLS).where(chat_messages.c.id == message_id))
+        return _message(row) if row else None
+
+    async def by_client_id(self, author: str, client_id: str) -> Message | None:
+        row = await self._one(select(*_MSG_COLS).where(chat_messages.c.author == author,
+                                                       chat_messages.c.client_id == client_id))
+        return _message(row) if row else None
+
+    async def mutate_message(self, message_id: str, change: Mutation) -> Message:
+        async def op(conn: AsyncConnection) -> Message:
+            seq = await self._take_seq(conn, 1) + 1
+            row = (await conn.execute(select(*_MSG_COLS).where(chat_messages.c.id == message_id)
+                                      .with_for_update())).first()
+            if row is None:
+                raise MessageNotFound(f"no message {message_id!r}")
+            old = _message(row)
+            new = change(old).with_seq(old.ord, seq)
+            values = _message_values(new)
+            for fixed in ("ord", "id", "channel_id", "author", "client_id", "created_at"):
+                del values[fixed]
+            await conn.execute(update(chat_messages).where(chat_messages.c.ord == old.ord).values(**values))
+            old_terms = {r["term"] for r in _term_rows(old)}
+            new_rows = _term_rows(new)
+            new_terms = {r["term"] for r in new_rows}
+            if old_terms - new_terms:
+                await conn.execute(delete(chat_search_terms).where(
+                    chat_search_terms.c.ord == old.ord, chat_search_terms.c.term.in_(sorted(old_terms - new_terms))))
+            added = [r for r in new_rows if r["term"] not in old_terms]
+            if added:
+                await conn.execute(self._insert(chat_search_terms).on_conflict_do_nothing(), added)
+            return new
+
+        return await self.db.write(op)
+
+    async def history(self, channel_id: str, after: int | None, before: int | None, limit: int,
+                      thread: str | None = None) -> list[Message]:
+        where: list[ColumnElement[bool]] = [chat_messages.c.channel_id == channel_id]
+        if thread is not None:
+            where.append(chat_messages.c.thread == thread)
+        if after is not None:
+            stmt = select(*_MSG_COLS).where(*where, chat_messages.c.ord > after).order_by(chat_messages.c.ord)
+            return [_message(r) for r in await self._all(stmt.limit(limit))]
+        if before is not None:
+            where.append(chat_messages.c.ord < before)
+        stmt = select(*_MSG_COLS).where(*where).order_by(chat_messages.c.ord.desc()).limit(limit)
+        return [_message(r) for r in reversed(await self._all(stmt))]
+
+    async def changes(self, channel_ids: Sequence[str], since: int, limit: int) -> list[Message]:
+        if not channel_ids:
+            return []
+        stmt = (select(*_MSG_COLS).where(chat_messages.c.seq > since, chat_messages.c.channel_id.in_(list(channel_ids)))
+                .order_by(chat_messages.c.seq).limit(limit))
+        return [_message(r) for r in await self._all(stmt)]
+
+    async def current_seq(self) -> int:
+        row = await self._one(select(counters.c.value).where(counters.c.name == SEQ))
+        return int(row[0]) if row else 0
+
+    # Search -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _term_match(q: QueryTerm, channel_ids: list[str]) -> Any:
+        """(ord, weight) of the messages in these channels that hold query term q."""
+        t = chat_search_terms
+        if q.all_of:
+            weight = literal(2) if q.cjk else func.max(case((t.c.term == q.exact, 2), else_=1))
+            return (select(t.c.ord, weight.label("w"))
+                    .where(t.c.term.in_(list(q.all_of)), t.c.channel_id.in_(channel_ids))
+                    .group_by(t.c.ord).having(func.count() == len(q.all_of)))
+        ranges = or_(*(and_(t.c.term >= p, t.c.term < prefix_end(p)) for p in q.prefixes))
+        weight = literal(2) if q.cjk else func.max(case((t.c.term == q.exact, 2), else_=1))
+        return select(t.c.ord, weight.label("w")).where(ranges, t.c.channel_id.in_(channel_ids)).group_by(t.c.ord)
+
+    async def search(self, channel_ids: Sequence[str], query: SearchQuery) -> list[Message]:
+        f = _Filters(query.text)
+        ids = list(channel_ids)
+        if f.channel is not None:
+            found = await self._one(select(chat_channels.c.id).where(
+                or_(chat_channels.c.name == f.channel, chat_channels.c.id == f.channel)))
+            ids = [found[0]] if found is not None and found[0] in ids else []
+        wanted = query_terms(f.text)
+        if not ids or (not wanted and not f.any):
+            return []
+        m = chat_messages
+        where: list[ColumnElement[bool]] = [m.c.deleted.is_(False)]
+        author = query.author or f.author
+        if author is not None:
+            where.append(m.c.author == author)
+        for bound, op in ((query.before, "<"), (f.before, "<"), (query.after, ">"), (f.after, ">")):
+            if bound is not None:
+                where.append(m.c.created_at < bound if op == "<" else m.c.created_at > bound)
+        if f.has_file:
+            where.append(m.c.has_file.is_(True))
+        if not wanted:  # filters only: the newest that pass them
+            stmt = select(*_MSG_COLS).where(*where, m.c.channel_id.in_(ids)).order_by(m.c.ord.desc())
+            return [_message(r) for r in await self._all(stmt.limit(query.limit))]
+        subs = [self._term_match(q, ids).subquery(f"t{i}") for i, q in enumerate(wanted)]
+        score = sum((s.c.w for s in subs[1:]), subs[0].c.w)
+        stmt = select(*_MSG_COLS, score.label("score")).select_from(subs[0])
+        for s in subs[1:]:
+            stmt = stmt.join(s, s.c.ord == subs[0].c.ord)
+        stmt = (stmt.join(m, m.c.ord == subs[0].c.ord).where(*where)
+                .order_by(score.desc(), subs[0].c.ord.desc()).limit(query.limit * 2 + 20))
+        ranked: list[tuple[int, int, Message]] = []
+        for row in await self._all(stmt):
+            message = _message(row)
+            # The index finds candidates; this keeps those whose CJK runs stand together as asked.
+            score_ = relevance(wanted, message.search_text)
+            if score_:
+                ranked.append((score_, message.ord, message))
+        ranked.sort(key=lambda x: (x[0], x[1]), reverse=True)
+        return [x[2] for x in ranked[:query.limit]]
+
+    # Tasks and retention ----------------------------------------------------------------------
+
+    async def tasks_of(self, assignee: str, open_only: bool) -> list[Message]:
+        m = chat_messages
+        stmt = select(*_MSG_COLS).where(m.c.task_assignee == assignee, m.c.deleted.is_(False))
+        if open_only:
+            stmt = stmt.where(m.c.task_status != "done")
+        return [_message(r) for r in await self._all(stmt.order_by(m.c.ord.desc()))]
+
+    async def due_tasks(self, until: float) -> list[Message]:
+        m = chat_messages
+        stmt = (select(*_MSG_COLS).where(m.c.task_status.is_not(None), m.c.task_status != "done",
+                                         m.c.task_due <= until, m.c.deleted.is_(False)).order_by(m.c.task_due))
+        return [_message(r) for r in await self._all(stmt)]
+
+    async def expired_messages(self, channel_id: str, before: float, limit: int) -> list[str]:
+        m = chat_messages
+        stmt = (select(m.c.id).where(m.c.channel_id == channel_id, m.c.deleted.is_(False), m.c.created_at < before)
+                .order_by(m.c.ord).limit(limit))
+        return [r[0] for r in await self._all(stmt)]
+
+    # Files ------------------------------------------------------------------------------------
+
+    async def put_file(self, meta: FileMeta) -> None:
+        attached = meta.attached_at if meta.attached_at is not None or not meta.channels else meta.created_at
+        values = {"id": meta.id, "sha256": meta.sha256, "name": meta.name, "mime": meta.mime, "size": meta.size,
+                  "uploader": meta.uploader, "created_at": meta.created_at, "attached_at": attached}
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(self._insert(chat_files).values(**values).on_conflict_do_update(
+                index_elements=[chat_files.c.id], set_={k: v for k, v in values.items() if k != "id"}))
+            if meta.channels:
+                await conn.execute(self._insert(chat_file_refs).on_conflict_do_nothing(), [
+                    {"file_id": meta.id, "message_id": _LEGACY_REF + c, "channel_id": c} for c in meta.channels])
+
+        await self.db.write(op)
+
+    async def get_file(self, file_id: str) -> FileMeta | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(chat_files).where(chat_files.c.id == file_id))).first()
+            if row is None:
+                return None
+            refs = await conn.execute(select(chat_file_refs.c.channel_id).distinct()
+                                      .where(chat_file_refs.c.file_id == file_id).order_by(chat_file_refs.c.channel_id))
+            channels = tuple(r[0] for r in refs)
+        return self._file(row, channels)
+
+    @staticmethod
+    def _file(row: _Row, channels: tuple[str, ...] = ()) -> FileMeta:
+        return FileMeta(id=row.id, sha256=row.sha256, name=row.name, mime=row.mime, size=int(row.size),
+                        uploader=row.uploader, created_at=float(row.created_at), channels=channels,
+                        attached_at=None if row.attached_at is None else float(row.attached_at))
+
+    async def attach_file(self, file_id: str, message_id: str, channel_id: str, at: float) -> None:
+        async def op(conn: AsyncConnection) -> None:
+            # Locks the record: a sweep deleting it as unattached waits, or has already deleted it.
+            row = (await conn.execute(select(chat_files.c.id).where(chat_files.c.id == file_id)
+                                      .with_for_update())).first()
+            if row is None:
+                return
+            await conn.execute(self._insert(chat_file_refs).values(
+                file_id=file_id, message_id=message_id, channel_id=channel_id).on_conflict_do_update(
+                index_elements=[chat_file_refs.c.file_id, chat_file_refs.c.message_id],
+                set_={"channel_id": channel_id}))
+            await conn.execute(update(chat_files).where(chat_files.c.id == file_id, chat_files.c.attached_at.is_(None))
+                               .values(attached_at=at))
+
+        await self.db.write(op)
+
+    async def detach_file(self, file_id: str, message_id: str, channel_id: str) -> None:
+        r = chat_file_refs
+
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(delete(r).where(r.c.file_id == file_id, r.c.message_id == message_id))
+            # A legacy record's channel goes with the last live message there that carries the file.
+            still = exists().where(r.c.file_id == file_id, r.c.channel_id == channel_id,
+                                   ~r.c.message_id.startswith(_LEGACY_REF))
+            await conn.execute(delete(r).where(r.c.file_id == file_id, r.c.message_id == _LEGACY_REF + channel_id,
+                                               ~still))
+
+        await self.db.write(op)
+
+    async def unattached_files(self, before: float, limit: int) -> list[FileMeta]:
+        f = chat_files
+        stmt = (select(f).where(f.c.attached_at.is_(None), f.c.created_at < before)
+                .order_by(f.c.created_at).limit(limit))
+        return [self._file(r) for r in await self._all(stmt)]
+
+    async def delete_unattached_file(self, file_id: str) -> bool:
+        async def op(conn: AsyncConnection) -> bool:
+            gone = await conn.execute(delete(chat_files).where(chat_files.c.id == file_id,
+                                                               chat_files.c.attached_at.is_(None))
+                                      .returning(chat_files.c.id))
+            return gone.first() is not None
+
+        return await self.db.write(op)
+
+    async def sha_in_use(self, sha256: str) -> bool:
+        return await self._one(select(literal(1)).where(chat_files.c.sha256 == sha256).limit(1)) is not None
+
+    async def uploaded_bytes(self, uploader: str, since: float) -> int:
+        row = await self._one(select(func.coalesce(func.sum(chat_files.c.size), 0)).where(
+            chat_files.c.uploader == uploader, chat_files.c.created_at >= since))
+        return int(row[0]) if row else 0
+
+    # Bulk copy (for an importer of an older store) ---------------------------------------------
+
+    async def replace_message(self, message: Message) -> None:
+        """Stores `message` with the ord and seq it carries (an importer keeps them), and raises the
+        counter past them."""
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(self._insert(chat_messages).values(**_message_values(message)).on_conflict_do_nothing())
+            rows = _term_rows(message)
+            if rows:
+                await conn.execute(self._insert(chat_search_terms).on_conflict_do_nothing(), rows)
+            await conn.execute(update(counters).where(counters.c.name == SEQ, counters.c.value < message.seq)
+                               .values(value=message.seq))
+
+        await self.db.write(op)

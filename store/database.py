@@ -1,0 +1,131 @@
+"""One database per process: the engine, migrations on open, reads on a pool, writes in groups.
+
+Writes go through one task that commits in groups: whatever is queued while a commit runs goes into
+the next transaction, each write in its own SAVEPOINT (one refused write changes nothing). A write's
+future resolves only after its transaction committed. On SQLite this is the only way to write fast
+(one writer at a time, an fsync per commit); on PostgreSQL it saves a commit per write, and several
+processes still write at once (each its own group).
+
+Several stores may share one Database (chat now; identity, workers and transcripts later): `open` and
+`close` are counted, the first open migrates, the last close disposes the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from store.engine import WRITE, create_engine, database_url
+from store.migrate import upgrade
+
+T = TypeVar("T")
+WriteOp = Callable[[AsyncConnection], Awaitable[T]]
+log = logging.getLogger(__name__)
+
+_GROUP = 256  # writes per transaction at most
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: AsyncEngine | None = None
+        self._opened = 0
+        self._queue: asyncio.Queue[tuple[WriteOp[Any], asyncio.Future[Any]] | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_config(cls, configured_url: str | None, data_dir: Path) -> Database:
+        return cls(database_url(configured_url, data_dir))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "database not open"
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def open(self, migrate: bool = True) -> None:
+        self._opened += 1
+        if self._opened > 1:
+            return
+        self._engine = create_engine(self.url)
+        if migrate:
+            before, after = await upgrade(self._engine)
+            if before != after:
+                log.info("database migrated from %s to %s", before, after)
+        self._queue = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
+
+    async def close(self) -> None:
+        self._opened -= 1
+        if self._opened > 0:
+            return
+        if self._writer is not None:
+            await self._queue.put(None)
+            await self._writer
+            self._writer = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def write(self, op: WriteOp[T]) -> T:
+        """Runs `op` in the next group's transaction; its exception (if any) is raised here."""
+        assert self._writer is not None, "database not open"
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put((op, fut))
+        return await fut
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            item = await self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < _GROUP and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[WriteOp[Any], asyncio.Future[Any]]]) -> None:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(**{WRITE: True})
+                async with conn.begin():
+                    for op, fut in batch:
+                        savepoint = await conn.begin_nested()
+                        try:
+                            value = await op(conn)
+                        except Exception as exc:  # noqa: BLE001 - handed to the caller
+                            await savepoint.rollback()
+                            results.append((fut, None, exc))
+                        else:
+                            await savepoint.commit()
+                            results.append((fut, value, None))
+        except Exception as exc:  # noqa: BLE001 - the whole group failed: nothing of it is stored
+            log.warning("a write group of %d failed: %r", len(batch), exc)
+            results = [(fut, None, exc) for _, fut in batch]
+        for fut, value, error in results:
+            if fut.done():
+                continue
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(value)

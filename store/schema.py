@@ -1,0 +1,143 @@
+"""Every durable table, in one MetaData, grouped per concern (add a concern as a new group here plus an
+Alembic revision in migrations/versions; tests/store checks the two agree).
+
+Chat keeps the ids, `ord`s and `seq`s of the old chat.db, so an importer can copy its rows as they are.
+Nested parts of a message that are only ever read whole (edits, reactions, attachments, task notes)
+stay in its JSON `body`; what is queried (author, thread, task assignee/status/due, file attachment,
+search terms) has columns and indexes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Names for constraints, so migrations can refer to them on every backend.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# Chat --------------------------------------------------------------------------------------------
+
+# Named counters. "chat_seq": every chat write takes its next value (a message's ord and seq). The row
+# is updated inside the writing transaction, so on PostgreSQL its lock orders the writers of all
+# processes: transactions commit in counter order and a sync cursor never skips a change.
+counters = Table(
+    "counters", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+chat_settings = Table(
+    "chat_settings", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+)
+
+chat_users = Table(
+    "chat_users", metadata,
+    Column("login", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("department", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False, default=0.0),
+)
+
+chat_channels = Table(
+    "chat_channels", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("created_by", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False, default=0.0),
+    Column("topic", Text, nullable=False, default=""),
+    Column("retention_days", Integer, nullable=True),
+)
+Index("ix_chat_channels_kind", chat_channels.c.kind, chat_channels.c.name)
+
+chat_members = Table(
+    "chat_members", metadata,
+    Column("channel_id", String(64), ForeignKey("chat_channels.id", ondelete="CASCADE"), primary_key=True),
+    Column("login", String(128), primary_key=True),
+    Column("last_read", BigInteger, nullable=False, default=0),
+)
+Index("ix_chat_members_login", chat_members.c.login, chat_members.c.channel_id)
+
+chat_messages = Table(
+    "chat_messages", metadata,
+    Column("ord", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("channel_id", String(64), ForeignKey("chat_channels.id"), nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("client_id", String(128), nullable=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("thread", String(64), nullable=True),
+    Column("has_file", Boolean, nullable=False, default=False),
+    Column("task_assignee", String(128), nullable=True),
+    Column("task_status", String(16), nullable=True),
+    Column("task_due", Float, nullable=True),
+    Column("body", Text, nullable=False),  # Message.to_wire() as JSON
+    # A retried post (same author and client_id) is stored once, whichever process takes it.
+    UniqueConstraint("author", "client_id", name="uq_chat_messages_author_client"),
+)
+Index("ix_chat_messages_channel", chat_messages.c.channel_id, chat_messages.c.ord)
+Index("ix_chat_messages_seq", chat_messages.c.seq)
+Index("ix_chat_messages_thread", chat_messages.c.thread, chat_messages.c.ord)
+Index("ix_chat_messages_assignee", chat_messages.c.task_assignee, chat_messages.c.task_status)
+Index("ix_chat_messages_due", chat_messages.c.task_due)
+
+# The search index: one row per distinct term of a live message. Terms are folded words (a query word
+# matches them by prefix: a range scan), English stems that are not a prefix of their word, and CJK
+# character bigrams plus each CJK run's last character (chat/textindex.py).
+chat_search_terms = Table(
+    "chat_search_terms", metadata,
+    # Compared byte by byte (PostgreSQL's "C" collation; SQLite's default): prefix ranges hold for any script.
+    Column("term", String(64).with_variant(String(64, collation="C"), "postgresql"), primary_key=True),
+    Column("ord", BigInteger, primary_key=True, autoincrement=False),
+    Column("channel_id", String(64), nullable=False),
+)
+
+chat_files = Table(
+    "chat_files", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("mime", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("uploader", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("attached_at", Float, nullable=True),  # first posted; NULL: an upload never posted
+)
+Index("ix_chat_files_sha256", chat_files.c.sha256)
+Index("ix_chat_files_uploader", chat_files.c.uploader, chat_files.c.created_at)
+Index("ix_chat_files_unattached", chat_files.c.attached_at, chat_files.c.created_at)
+
+# Which live message in which channel carries a file: the file's readers are those channels' members.
+chat_file_refs = Table(
+    "chat_file_refs", metadata,
+    Column("file_id", String(64), ForeignKey("chat_files.id", ondelete="CASCADE"), primary_key=True),
+    Column("message_id", String(64), primary_key=True),
+    Column("channel_id", String(64), nullable=False),
+)
+Index("ix_chat_file_refs_channel", chat_file_refs.c.file_id, chat_file_refs.c.channel_id)
+
+CHAT_TABLES = (counters, chat_settings, chat_users, chat_channels, chat_members, chat_messages,
+               chat_search_terms, chat_files, chat_file_refs)
