@@ -14,7 +14,9 @@ so we hook its RTP path at these seams (aiortc 1.16.0, pinned in pyproject.toml)
   It answers RTCP feedback (NACK, PLI/FIR, REMB) through a callback and keeps the private counters that
   aiortc's sender reports read true.
 - `ForwardingPeerConnection` makes RTCPeerConnection build its transceivers with those two classes.
-- `include_loopback_candidates` makes aioice gather 127.0.0.1 too (it leaves loopback out).
+- `install_ice_gathering` decides which addresses gather host candidates (127.0.0.1 only when asked: aioice
+  leaves it out), binds them in a port range, names them by an announced address (1:1 NAT), and gathers a
+  relay from every TURN URL (aiortc passes aioice only the first).
 
 `check_seams()` fails loudly if an aiortc upgrade moves any of them; a test calls it.
 """
@@ -22,14 +24,21 @@ so we hook its RTP path at these seams (aiortc 1.16.0, pinned in pyproject.toml)
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
 import logging
+import random
+import socket
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import aioice
 import aioice.ice
+import aioice.turn
+import aiortc.rtcicetransport
 import aiortc.rtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock, sdp
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
@@ -607,22 +616,246 @@ def parse_media_lines(text: str) -> list[MediaLine]:
 
 
 # -- ICE ------------------------------------------------------------------------------------------
+# aioice 0.13 binds one UDP socket per host address on port 0, names each host candidate by the address it
+# bound, leaves 127.0.0.1 out, and aiortc hands it one TURN URL only (the first of all its ICE servers).
+# A server behind 1:1 NAT, behind a firewall that opens a port range, or an aiortc client that must try
+# TURN over UDP, TCP and TLS needs more. `install_ice_gathering` does it process-wide, at three seams:
+# `aioice.ice.get_host_addresses` (which addresses gather), `aiortc.rtcicetransport.Connection` (our
+# subclass: ports in a range, announced address, a relay per TURN URL) and
+# `aiortc.rtcicetransport.connection_kwargs` (every TURN URL, not just the first).
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def include_loopback_candidates() -> None:
-    """Makes aioice gather 127.0.0.1 as a host candidate too (it skips loopback). Process-wide."""
-    original = aioice.ice.get_host_addresses
-    if getattr(original, "convene_loopback", False):
-        return
+@dataclass(frozen=True)
+class IceGathering:
+    """How this process's peer connections gather host candidates."""
 
-    def with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        addresses: list[str] = list(original(use_ipv4, use_ipv6))
-        if use_ipv4 and "127.0.0.1" not in addresses:
-            addresses.append("127.0.0.1")
-        return addresses
+    include_loopback: bool = True  # gather on 127.0.0.1 too (aioice leaves it out)
+    networks: tuple[IpNetwork, ...] = ()  # only addresses inside these; empty: every address
+    announce_ip: IpAddress | None = None  # host candidates name this address instead (1:1 NAT)
+    port_range: tuple[int, int] | None = None  # host sockets bind a port in [first, last]; None: any
 
-    with_loopback.convene_loopback = True
-    aioice.ice.get_host_addresses = with_loopback
+
+@dataclass(frozen=True)
+class TurnServer:
+    """One TURN URL with its credentials, in the form aioice's Connection takes it."""
+
+    address: tuple[str, int]
+    username: str | None
+    password: str | None
+    ssl: bool
+    transport: str
+
+
+_gathering = IceGathering()
+_aioice_host_addresses = aioice.ice.get_host_addresses
+_aiortc_connection_kwargs = aiortc.rtcicetransport.connection_kwargs
+# aioice 0.13.0's Connection.get_component_candidates, which GatheringConnection replaces: a change upstream
+# must be read and carried over before the check passes again.
+AIOICE_COMPONENT_CANDIDATES_SHA256 = "118597a9fcb703f9"
+
+
+def install_ice_gathering(settings: IceGathering) -> None:
+    """Process-wide (aioice has no per-connection hook for any of it); the last call wins."""
+    global _gathering
+    _gathering = settings
+    aioice.ice.get_host_addresses = _host_addresses
+    aiortc.rtcicetransport.Connection = GatheringConnection
+    aiortc.rtcicetransport.connection_kwargs = _connection_kwargs
+
+
+def ice_gathering() -> IceGathering:
+    return _gathering
+
+
+def _host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    addresses = list(_aioice_host_addresses(use_ipv4, use_ipv6))
+    if _gathering.include_loopback and use_ipv4 and "127.0.0.1" not in addresses:
+        addresses.append("127.0.0.1")
+    if _gathering.networks:
+        addresses = [a for a in addresses if any(ipaddress.ip_address(a) in n for n in _gathering.networks)]
+    return addresses
+
+
+def _connection_kwargs(servers: list[Any]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = _aiortc_connection_kwargs(servers)
+    every = turn_servers(servers)
+    if len(every) > 1:
+        kwargs["more_turn_servers"] = every[1:]  # aiortc's own kwargs already name every[0]
+    return kwargs
+
+
+def turn_servers(servers: list[Any]) -> list[TurnServer]:
+    """Every TURN URL of these RTCIceServers that aioice can use, in order (aiortc's rules, all of them)."""
+    found: list[TurnServer] = []
+    for server in servers:
+        for uri in server.urls if isinstance(server.urls, list) else [server.urls]:
+            if not uri.startswith("turn") or server.credentialType != "password":
+                continue
+            parsed = aiortc.rtcicetransport.parse_stun_turn_uri(uri)
+            secure = parsed["scheme"] == "turns"
+            if parsed["transport"] not in (("tcp",) if secure else ("udp", "tcp")):
+                continue
+            entry = TurnServer((parsed["host"], parsed["port"]), server.username, server.credential, secure,
+                               parsed["transport"])
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+_Datagram = TypeVar("_Datagram", bound=asyncio.DatagramProtocol)
+
+
+async def bind_host_socket(address: str, factory: Callable[[], _Datagram],
+                           port_range: tuple[int, int] | None) -> tuple[asyncio.DatagramTransport, _Datagram]:
+    """A UDP socket on `address`, on a port in `port_range` (random start, then upwards, wrapping)."""
+    loop = asyncio.get_running_loop()
+    if port_range is None:
+        return await loop.create_datagram_endpoint(factory, local_addr=(address, 0))
+    first, last = port_range
+    span = last - first + 1
+    start = random.randrange(span)
+    for step in range(span):
+        port = first + (start + step) % span
+        try:
+            return await loop.create_datagram_endpoint(factory, local_addr=(address, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no free UDP port in {first}-{last} on {address}")
+
+
+class GatheringConnection(aioice.ice.Connection):
+    """aioice's Connection with host sockets bound in the port range, host candidates named by the announced
+    address, and a relayed candidate from every TURN URL (aiortc passes the first, `more_turn_servers` the
+    rest: a client whose UDP is blocked still finds the TCP or TLS one)."""
+
+    def __init__(self, *args: Any, more_turn_servers: list[TurnServer] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.more_turn_servers = list(more_turn_servers or [])
+
+    def _turn_servers(self) -> list[TurnServer]:
+        first = []
+        if self.turn_server:
+            first = [TurnServer(self.turn_server, self.turn_username, self.turn_password, self.turn_ssl,
+                                self.turn_transport)]
+        return first + self.more_turn_servers
+
+    def _host_candidate(self, component: int, bound: tuple[Any, ...]) -> aioice.Candidate:
+        host = str(bound[0])
+        announce = _gathering.announce_ip
+        address = ipaddress.ip_address(host)
+        if announce is not None and not address.is_loopback and address.version == announce.version:
+            # The socket stays on the private address; peers are told the public one the NAT maps to it.
+            host = str(announce)
+        return aioice.Candidate(
+            foundation=aioice.ice.candidate_foundation("host", "udp", host),
+            component=component,
+            transport="udp",
+            priority=aioice.ice.candidate_priority(component, "host"),
+            host=host,
+            port=bound[1],
+            type="host",
+        )
+
+    async def get_component_candidates(self, component: int, addresses: list[str],
+                                       timeout: int = 5) -> list[aioice.Candidate]:
+        # aioice 0.13.0's method (hash in AIOICE_COMPONENT_CANDIDATES_SHA256), changed where commented.
+        candidates = []
+        host_protocols = []
+        for address in addresses:
+            try:
+                # Changed: a port in the configured range, not port 0.
+                transport, protocol = await bind_host_socket(
+                    address, lambda: aioice.ice.StunProtocol(self), _gathering.port_range)
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
+            except OSError as exc:
+                log.warning("ICE: could not bind to %s: %s", address, exc)
+                continue
+            host_protocols.append(protocol)
+            # Changed: the candidate may name the announced address.
+            protocol.local_candidate = self._host_candidate(component, transport.get_extra_info("sockname"))
+            candidates.append(protocol.local_candidate)
+        self._protocols += host_protocols
+
+        tasks: list[asyncio.Task[tuple[aioice.Candidate, Any]]] = []
+        if self.stun_server:
+            for protocol in host_protocols:
+                # The STUN request leaves from the bound address, whatever the candidate announces.
+                if ipaddress.ip_address(protocol.transport.get_extra_info("sockname")[0]).version == 4:
+                    tasks.append(asyncio.create_task(
+                        aioice.ice.server_reflexive_candidate(protocol, self.stun_server)))
+        for turn in self._turn_servers():  # Changed: every TURN URL, not one.
+            tasks.append(asyncio.create_task(aioice.ice.relayed_candidate(
+                component=component,
+                hide_related_address=(self._transport_policy == aioice.ice.TransportPolicy.RELAY),
+                protocol_factory=lambda: aioice.ice.StunProtocol(self),
+                turn_server=turn.address,
+                turn_username=turn.username,
+                turn_password=turn.password,
+                turn_ssl=turn.ssl,
+                turn_transport=turn.transport,
+            )))
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in done:
+                if task.exception() is None:
+                    candidate, relay_protocol = task.result()
+                    candidates.append(candidate)
+                    if relay_protocol is not None:
+                        self._protocols.append(relay_protocol)
+                else:
+                    log.info("ICE: a STUN/TURN server gave no candidate: %s", task.exception())
+            for task in pending:
+                task.cancel()
+        return candidates
+
+
+def nominated_candidate_types(pc: RTCPeerConnection) -> tuple[str, str] | None:
+    """(local, remote) types of the candidate pair ICE nominated for the media transport, e.g. ("relay",
+    "host") through TURN; None before ICE connects. For reports and tests: which path media takes."""
+    transport = connection_transport(pc)
+    if transport is None:
+        return None
+    pair = transport.transport._connection._nominated.get(1)
+    if pair is None:
+        return None
+    return str(pair.local_candidate.type), str(pair.remote_candidate.type)
+
+
+def check_ice_seams() -> list[str]:
+    import hashlib
+    import inspect
+
+    problems = []
+    names = ("get_host_addresses", "StunProtocol", "candidate_foundation", "candidate_priority",
+             "server_reflexive_candidate", "relayed_candidate", "TransportPolicy", "Connection")
+    problems += [f"aioice.ice.{name} is gone" for name in names if not hasattr(aioice.ice, name)]
+    if not hasattr(aioice.turn, "UDP_SOCKET_BUFFER_SIZE"):
+        problems.append("aioice.turn.UDP_SOCKET_BUFFER_SIZE is gone")
+    source = inspect.getsource(aioice.ice.Connection.get_component_candidates)
+    if hashlib.sha256(source.encode()).hexdigest()[:16] != AIOICE_COMPONENT_CANDIDATES_SHA256:
+        problems.append("aioice Connection.get_component_candidates changed: carry it over to GatheringConnection")
+    connection_init = inspect.getsource(aioice.ice.Connection.__init__)
+    for attr in ("self._nominated", "self._protocols", "self._transport_policy", "self.stun_server", "self.turn_server",
+                 "self.turn_username", "self.turn_password", "self.turn_ssl", "self.turn_transport"):
+        if attr not in connection_init:
+            problems.append(f"aioice Connection no longer sets {attr}")
+    if "get_host_addresses(" not in inspect.getsource(aioice.ice.Connection.gather_candidates):
+        problems.append("aioice gather_candidates no longer asks get_host_addresses")
+    gatherer = inspect.getsource(aiortc.rtcicetransport.RTCIceGatherer.__init__)
+    for call in ("connection_kwargs(", "Connection("):
+        if call not in gatherer:
+            problems.append(f"aiortc RTCIceGatherer no longer calls {call}…)")
+    if "self._connection" not in inspect.getsource(aiortc.rtcicetransport.RTCIceTransport.__init__):
+        problems.append("aiortc RTCIceTransport no longer sets self._connection")
+    if not hasattr(aiortc.rtcicetransport, "parse_stun_turn_uri"):
+        problems.append("aiortc.rtcicetransport.parse_stun_turn_uri is gone")
+    return problems
 
 
 # -- parsers that fail with ValueError only ------------------------------------------------------------
@@ -672,8 +905,7 @@ def check_seams() -> list[str]:
         for name in names:
             if not hasattr(cls, name):
                 problems.append(f"{cls.__name__}.{name} is gone")
-    if not hasattr(aioice.ice, "get_host_addresses"):
-        problems.append("aioice.ice.get_host_addresses is gone")
+    problems += check_ice_seams()
     if not hasattr(aiortc.rtp, "unpack_remb_fci") or not hasattr(HeaderExtensionsMap, "get"):
         problems.append("aiortc.rtp.unpack_remb_fci or HeaderExtensionsMap.get is gone")
     private_attrs = {

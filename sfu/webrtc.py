@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,8 @@ from sfu.aiortc_seams import (
     ForwardingSender,
     MediaLine,
     enable_simulcast_extensions,
-    include_loopback_candidates,
+    IceGathering,
+    install_ice_gathering,
     offer_payload_type,
     parse_media_lines,
     prefer_opus_dtx_and_fec,
@@ -57,19 +58,72 @@ class SdpError(ValueError):
     """The SDP does not parse or does not fit the connection."""
 
 
-def configure_ice(include_loopback: bool = True) -> None:
-    """Process-wide WebRTC settings: loopback host candidates, RID extensions for simulcast."""
+LOOPBACK = ipaddress.ip_address("127.0.0.1")
+
+
+class IceConfigError(ValueError):
+    """An ICE setting (announced address, networks, port range) that cannot be used."""
+
+
+def configure_ice(include_loopback: bool = True, announce_ip: str | None = None,
+                  rtc_ips: Sequence[str] = (), port_range: tuple[int, int] | None = None) -> None:
+    """Process-wide WebRTC settings (the last call wins): RID extensions for simulcast, and how host
+    candidates are gathered: on 127.0.0.1 too or not, only on addresses inside `rtc_ips` (CIDRs or single
+    addresses; empty: every address), on ports in `port_range`, named `announce_ip` in SDP (1:1 NAT)."""
     enable_simulcast_extensions()
-    if include_loopback:
-        include_loopback_candidates()
+    install_ice_gathering(ice_gathering_settings(include_loopback, announce_ip, rtc_ips, port_range))
 
 
-def rtc_configuration(ice_servers: list[str]) -> RTCConfiguration:
+def ice_gathering_settings(include_loopback: bool, announce_ip: str | None, rtc_ips: Sequence[str],
+                           port_range: tuple[int, int] | None) -> IceGathering:
+    """Checked settings; IceConfigError names the one that is wrong."""
+    try:
+        networks = tuple(ipaddress.ip_network(text.strip(), strict=False) for text in rtc_ips)
+    except ValueError as exc:
+        raise IceConfigError(f"rtc-ips: {exc}") from None
+    announced = None
+    if announce_ip is not None:
+        try:
+            announced = ipaddress.ip_address(announce_ip.strip())
+        except ValueError:
+            raise IceConfigError(f"announce-ip: {announce_ip!r} is not an IP address") from None
+        if announced.is_unspecified or announced.is_multicast or announced.is_loopback:
+            raise IceConfigError(f"announce-ip: {announced} is not an address a peer can reach")
+    if port_range is not None and not 1 <= port_range[0] <= port_range[1] <= 65535:
+        raise IceConfigError(f"rtc-port-range: {port_range[0]}-{port_range[1]} is not a range of ports")
+    # Named networks decide on their own whether 127.0.0.1 gathers; else the caller does (serving on loopback).
+    loopback = any(LOOPBACK in n for n in networks) if networks else include_loopback
+    return IceGathering(include_loopback=loopback, networks=networks, announce_ip=announced,
+                        port_range=port_range)
+
+
+def loopback_host(host: str) -> bool:
+    """Serving on a loopback address (or `localhost`): peers are on this machine, 127.0.0.1 must gather."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# An ICE server as Config and `joined.ice_servers` give it: a URL, or an RTCIceServer-like object
+# {"urls": str | [str], "username", "credential"} (TURN REST credentials).
+IceServerEntry = str | Mapping[str, Any]
+
+
+def rtc_ice_server(entry: IceServerEntry) -> RTCIceServer:
+    if isinstance(entry, str):
+        return RTCIceServer(urls=entry)
+    return RTCIceServer(urls=entry["urls"], username=entry.get("username"), credential=entry.get("credential"))
+
+
+def rtc_configuration(ice_servers: Sequence[IceServerEntry]) -> RTCConfiguration:
     # aiortc's default is a public STUN server: never reach out unless configured.
     # Max-bundle: every m-line on one transport from the start. With aiortc's default ("balanced"), a
     # second m-line of a kind reuses the first one's transport, and if that transport is later
     # dropped by BUNDLE, the m-line is left on it and never connects.
-    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in ice_servers],
+    return RTCConfiguration(iceServers=[rtc_ice_server(entry) for entry in ice_servers],
                             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 
 
@@ -527,7 +581,7 @@ class PacketWriter:
 class PacketPublisherPeer:
     """Client side of a publisher connection that sends pre-encoded packets (load bots, tests)."""
 
-    def __init__(self, ice_servers: list[str] | None = None) -> None:
+    def __init__(self, ice_servers: Sequence[IceServerEntry] | None = None) -> None:
         self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers or []))
         self.writers: list[PacketWriter] = []
 
@@ -554,7 +608,8 @@ class PacketPublisherPeer:
 class PacketSubscriberPeer:
     """Client side of a subscriber connection that hands on raw packets instead of decoding."""
 
-    def __init__(self, on_packet: Callable[[str, RtpPacket], None], ice_servers: list[str] | None = None) -> None:
+    def __init__(self, on_packet: Callable[[str, RtpPacket], None],
+                 ice_servers: Sequence[IceServerEntry] | None = None) -> None:
         self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers or []))
         self._on_packet = on_packet
 
