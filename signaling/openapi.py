@@ -16,6 +16,7 @@ from chat.openapi import openapi_document as chat_document
 from chat.web import CHAT
 from signaling.rest import ROOM_NAME
 from transcribe.openapi import openapi_part as captions_part
+from transcribe.settings import ROOM_LANGUAGES
 
 PATH = "/v1/openapi.json"
 _S = "#/components/schemas/"
@@ -67,7 +68,8 @@ SCHEMAS: dict[str, Any] = {
     "RoomBrief": {"type": "object", "required": ["name", "captions", "max_participants", "num_participants"],
                   "properties": {"name": _STR, "meeting_id": _STR, "captions": _BOOL,
                                  "max_participants": {"type": "integer"}, "created_at": {"type": "number"},
-                                 "num_participants": {"type": "integer"}, "guests": _BOOL}},
+                                 "num_participants": {"type": "integer"}, "guests": _BOOL,
+                                 "language": {"type": "string"}}},
     "Room": {"allOf": [{"$ref": _S + "RoomBrief"}, {"type": "object", "required": ["participants"], "properties": {
         "participants": {"type": "array", "items": {"$ref": _S + "Participant"}}}}]},
     "Invite": {"type": "object", "required": ["token", "url", "meeting_id"], "properties": {
@@ -91,7 +93,11 @@ def rooms_part() -> dict[str, Any]:
                         _json({"$ref": _S + "RoomBrief"}, "the room, already live"), "201",
                         _body({"name": {"type": "string", "pattern": ROOM_NAME.pattern}, "captions": _BOOL,
                                "max_participants": {"type": "integer", "minimum": 1, "maximum": 1000},
-                               "guests": _BOOL}, ("name",)), errors=("503",)),
+                               "guests": _BOOL,
+                               "language": {"enum": list(ROOM_LANGUAGES), "description":
+                                            "spoken language for captions: en, zh (beta) or auto (detected per "
+                                            "speaker); default: the server's --asr-language"}},
+                              ("name",)), errors=("503",)),
             "get": _op("Live rooms (admin key)", _json({"type": "object", "required": ["rooms"], "properties": {
                 "rooms": {"type": "array", "items": {"$ref": _S + "RoomBrief"}}}}))},
         "/v1/rooms/{room}": {

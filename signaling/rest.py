@@ -19,6 +19,8 @@ from common.wire import read_json_object
 from identity.auth import authenticate, require_admin_key
 from identity.tokens import Grants
 from signaling.appkeys import CONFIG, GUEST_JOINS, MEETINGS, MEETINGS_DESK, PIPES, ROOMS, TOKENS
+from transcribe.settings import ROOM_LANGUAGES, room_language
+from transcribe.web import TRANSCRIBE
 
 ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IDENTITY = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
@@ -32,7 +34,7 @@ def valid_room_name(name: object) -> str:
 
 async def create_room(request: web.Request) -> web.Response:
     require_admin_key(request)
-    body = await read_json_object(request, allowed={"name", "captions", "max_participants", "guests"})
+    body = await read_json_object(request, allowed={"name", "captions", "max_participants", "guests", "language"})
     name = valid_room_name(body.get("name"))
     guests = body.get("guests", False)
     if not isinstance(guests, bool):
@@ -43,9 +45,17 @@ async def create_room(request: web.Request) -> web.Response:
     max_participants = body.get("max_participants", 100)
     if not isinstance(max_participants, int) or isinstance(max_participants, bool) or not 1 <= max_participants <= 1000:
         raise InvalidField("max_participants must be an integer 1-1000", field="max_participants")
+    language = body.get("language")
+    if language is not None and language not in ROOM_LANGUAGES:
+        raise InvalidField(f"language must be one of {', '.join(ROOM_LANGUAGES)}", field="language")
     meeting, room, created = request.app[MEETINGS_DESK].open(name, guests, captions=captions,
                                                              max_participants=max_participants)
-    return web.json_response({**room.describe(), "guests": meeting.guests}, status=201 if created else 200)
+    if language is not None:
+        room.emit({"type": "language", "language": language})  # the room's transcriber (and anyone in it)
+    live = request.app[TRANSCRIBE].live(name) if TRANSCRIBE in request.app else None
+    spoken = live.language if live is not None else language or room_language(request.app[CONFIG].asr_language)
+    return web.json_response({**room.describe(), "guests": meeting.guests, "language": spoken},
+                             status=201 if created else 200)
 
 
 async def list_rooms(request: web.Request) -> web.Response:

@@ -33,6 +33,7 @@ from common.errors import (
 )
 from identity.tokens import AccessToken, TokenIssuer
 from signaling.meetings import Meetings
+from transcribe.settings import ROOM_LANGUAGES
 
 log = logging.getLogger("convene.signaling.session")
 
@@ -160,6 +161,7 @@ class Session:
             "remove_participant": self._on_remove_participant,
             "end_room": self._on_end_room,
             "set_captions": self._on_set_captions,
+            "set_language": self._on_set_language,
             "set_subscriptions": self._on_set_subscriptions,
             "leave": self._on_leave,
             "ping": self._on_ping,
@@ -561,6 +563,15 @@ class Session:
         assert self.room is not None
         self._require("moderator")
         self.room.set_captions(_field(msg, "enabled", bool))
+
+    async def _on_set_language(self, msg: dict[str, Any]) -> None:
+        """The room's spoken language for captions (en, zh, auto); everyone, the transcriber included, is told."""
+        assert self.room is not None and self.participant is not None
+        self._require("moderator")
+        language = _field(msg, "language", str)
+        if language not in ROOM_LANGUAGES:
+            raise InvalidField(f"'language' must be one of {', '.join(ROOM_LANGUAGES)}", field="language")
+        self.room.emit({"type": "language", "language": language, "by": self.participant.id})
 
     async def _on_set_subscriptions(self, msg: dict[str, Any]) -> None:
         """Which videos to receive: at most `max_video` (last-N), `pinned` first, or exactly `video`."""

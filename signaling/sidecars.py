@@ -55,6 +55,8 @@ class CaptionsClient:
             self.captions.remove_audio(str(event["track_id"]))
         elif kind == "captions":
             self.captions.set_enabled(bool(event["enabled"]))
+        elif kind == "language":
+            self.captions.set_language(str(event["language"]))
 
 
 def attach_sidecars(app: web.Application, rooms: RoomRegistry) -> None:

@@ -417,6 +417,7 @@ SIGNAL_TABLE: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
                            {"participant": "error missing_grant", "moderator": "error not_found"}),
     "end_room": ({}, {"participant": "error missing_grant", "moderator": "reply room_ended"}),
     "set_captions": ({"enabled": False}, {"participant": "error missing_grant", "moderator": "reply captions"}),
+    "set_language": ({"language": "zh"}, {"participant": "error missing_grant", "moderator": "reply language"}),
     "set_subscriptions": ({"max_video": 4}, {"participant": "none", "moderator": "none"}),
     "leave": ({}, {"participant": "closed", "moderator": "closed"}),
     "ping": ({"id": "p"}, {"participant": "reply pong", "moderator": "reply pong"}),

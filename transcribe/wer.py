@@ -1,4 +1,5 @@
-"""Word error rate: (substitutions + deletions + insertions) / reference words, on normalised words."""
+"""Word error rate: (substitutions + deletions + insertions) / reference words, on normalised words; character
+error rate the same on characters (for Chinese, which has no spaces to find words by)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
     ref, hyp = words_of(reference), words_of(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return edit_distance(ref, hyp) / len(ref)
+
+
+def characters_of(text: str) -> list[str]:
+    """Letters, digits and CJK characters, lower-cased; punctuation (ASCII or full-width) and spaces dropped."""
+    return [ch for ch in text.lower() if ch.isalnum()]
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    ref, hyp = characters_of(reference), characters_of(hypothesis)
     if not ref:
         return 0.0 if not hyp else 1.0
     return edit_distance(ref, hyp) / len(ref)

@@ -1,7 +1,9 @@
 """Offline test speech: espeak-ng or flite speaks known text into a 16-bit mono WAV (no network).
 
 Reusable by other tests (WebRTC path, browser): `make_speech_wav(text, voice, path, lead_silence)`.
-Voices: "espeak" (espeak-ng en-us), "espeak-gb", "flite" (flite's slt), "flite-awb", "flite-rms".
+Voices: "espeak" (espeak-ng en-us), "espeak-gb", "flite" (flite's slt), "flite-awb", "flite-rms", and
+"espeak-zh": Mandarin from pinyin with tone numbers ("wo3 men5"; Debian's espeak-ng reads Chinese characters
+with `-v cmn` as English-spoken pinyin, so the text is pinyin and the reference is written separately).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ VOICES = {
     "flite": ["flite", "-voice", "slt"],
     "flite-awb": ["flite", "-voice", "awb"],
     "flite-rms": ["flite", "-voice", "rms"],
+    "espeak-zh": ["espeak-ng", "-v", "cmn-latn-pinyin", "-s", "150"],
 }
 
 

@@ -1,6 +1,7 @@
-"""Captions over the real WebRTC path: two stock aiortc peers speak (espeak-ng and flite speech from
-files, Opus-encoded by aiortc) in turn into a room; a third participant receives the caption events
-over signaling. Checks word error rate, interim-then-final, and who said what."""
+"""Captions over the real WebRTC path with the default model (multilingual Whisper base): three stock aiortc
+peers speak (espeak-ng and two flite voices, from files, Opus-encoded by aiortc) in turn into a room; a fourth
+participant receives the caption events over signaling. Checks word error rate per voice, interim-then-final,
+and who said what."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 ALICE = "Good morning everyone. Today we review the project plan and the budget for next quarter."
 BOB = "Thank you Alice. I will send the final report to the whole team before the weekend."
+DAN = "The server room will be closed on Monday for maintenance, so please save your work on Friday evening."
 
 
 async def speak(server: RunningServer, room: str, identity: str, wav: Path) -> tuple[SignalingClient, RTCPeerConnection]:
@@ -41,8 +43,10 @@ async def speak(server: RunningServer, room: str, identity: str, wav: Path) -> t
 
 async def test_captions_arrive_over_webrtc_attributed_to_each_speaker(server: RunningServer, tmp_path: Path) -> None:
     alice_clip = make_speech_wav(ALICE, "espeak", tmp_path / "alice.wav", lead_silence=1.0, rate=48000)
-    # Bob waits for Alice to finish: his file starts with her duration of silence.
+    # Bob waits for Alice to finish, Dan for Bob: their files start with the others' duration of silence.
     bob_clip = make_speech_wav(BOB, "flite", tmp_path / "bob.wav", lead_silence=alice_clip.duration + 1.0,
+                               rate=48000)
+    dan_clip = make_speech_wav(DAN, "flite-awb", tmp_path / "dan.wav", lead_silence=bob_clip.duration + 1.0,
                                rate=48000)
     async with aiohttp.ClientSession() as http:
         r = await http.post(f"{server.url}/v1/rooms", json={"name": "standup", "captions": True},
@@ -50,39 +54,44 @@ async def test_captions_arrive_over_webrtc_attributed_to_each_speaker(server: Ru
         assert r.status == 201 and (await r.json())["captions"] is True
     listener = SignalingClient(server.url, "standup", server.token("standup", "carol"))
     await listener.connect()
-    alice, alice_pc = await speak(server, "standup", "alice", alice_clip.path)
-    bob, bob_pc = await speak(server, "standup", "bob", bob_clip.path)
-    ids = {c.joined["participant"]["id"]: name for c, name in ((alice, "alice"), (bob, "bob"))}  # type: ignore[index]
+    speakers = [await speak(server, "standup", who, clip.path)
+                for who, clip in (("alice", alice_clip), ("bob", bob_clip), ("dan", dan_clip))]
+    ids = {c.joined["participant"]["id"]: name for (c, _), name in zip(speakers, ("alice", "bob", "dan"))}  # type: ignore[index]
     try:
         def finals() -> dict[str, str]:
-            text: dict[str, list[str]] = {"alice": [], "bob": []}
+            text: dict[str, list[str]] = {"alice": [], "bob": [], "dan": []}
             for m in listener.messages:
                 if m.get("type") == "caption" and m["final"] and m["participant_id"] in ids:
                     text[ids[m["participant_id"]]].append(m["text"])
             return {k: " ".join(v) for k, v in text.items()}
 
-        deadline = bob_clip.duration + 30
+        deadline = dan_clip.duration + 30
         try:
-            await wait_until(lambda: word_error_rate(BOB, finals()["bob"]) < 0.3, deadline, interval=0.5)
+            await wait_until(lambda: word_error_rate(DAN, finals()["dan"]) < 0.3, deadline, interval=0.5)
         except TimeoutError:
             raise AssertionError(f"captions so far: {finals()}; metrics: "
                                  f"{server.app[TRANSCRIBE].engine.snapshot()}") from None
         await asyncio.sleep(2.0)  # let the last words settle
         got = finals()
-        alice_wer, bob_wer = word_error_rate(ALICE, got["alice"]), word_error_rate(BOB, got["bob"])
-        print(f"alice WER {alice_wer:.1%}: {got['alice']!r}\nbob WER {bob_wer:.1%}: {got['bob']!r}")
-        assert alice_wer <= 0.2 and bob_wer <= 0.2
-        # Each person's words are attributed to them, not to the other.
-        assert "budget" in got["alice"].lower() and "budget" not in got["bob"].lower()
-        assert "report" in got["bob"].lower() and "report" not in got["alice"].lower()
-        # Interim captions come first and are replaced by a final of the same segment.
+        wers = {who: word_error_rate(ref, got[who]) for who, ref in (("alice", ALICE), ("bob", BOB), ("dan", DAN))}
+        for who, wer in wers.items():
+            print(f"{who} WER {wer:.1%}: {got[who]!r}")
+        # Whisper base measured 0 % on these three voices here, 7.4 % on average over four longer scripts
+        # (loadtest.captions); tiny.en 11.7 %. A bound between the two: base must not regress to tiny.en's.
+        assert all(wer <= 0.15 for wer in wers.values()) and sum(wers.values()) / 3 <= 0.10, wers
+        # Each person's words are attributed to them, not to the others.
+        assert "budget" in got["alice"].lower() and "budget" not in got["bob"].lower() + got["dan"].lower()
+        assert "report" in got["bob"].lower() and "report" not in got["alice"].lower() + got["dan"].lower()
+        assert "maintenance" in got["dan"].lower()
+        # Interim captions come first and are replaced by a final of the same segment; all English, not beta.
         captions: list[dict[str, Any]] = [m for m in listener.messages if m.get("type") == "caption"]
         interim_ids = {m["segment_id"] for m in captions if not m["final"]}
         final_ids = {m["segment_id"] for m in captions if m["final"]}
         assert interim_ids and interim_ids <= final_ids
-        assert all(m["name"] in ("Alice", "Bob") for m in captions)
+        assert all(m["name"] in ("Alice", "Bob", "Dan") for m in captions)
+        assert {(m["language"], m["beta"]) for m in captions} == {("en", False)}
     finally:
-        for client in (listener, alice, bob):
+        await listener.close()
+        for client, pc in speakers:
             await client.close()
-        await alice_pc.close()
-        await bob_pc.close()
+            await pc.close()
