@@ -64,6 +64,15 @@ class Config:
     # Remote ICE candidates on link-local addresses (169.254/16: cloud metadata, fe80::/10) are refused
     # unless set (--ice-allow-link-local): a client must not make the server probe them.
     ice_allow_link_local: bool = False
+    # HTTPS (signaling/tls.py): browsers give camera and microphone only to secure pages, so a server reached
+    # at anything but localhost needs it. A certificate and key in PEM files, or one made once and kept in the
+    # data dir (`--tls self-signed`, which fills in these paths at start).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_self_signed: bool = False
+    # Reverse proxies (CIDRs) whose X-Forwarded-For/-Proto are believed (signaling/proxies.py); from any other
+    # peer those headers are ignored, or anyone could pick the address the guest rate limit counts.
+    trusted_proxies: tuple[str, ...] = ()
     # The durable store (store/): None is the embedded SQLite file <data_dir>/convene.db; a
     # postgresql://user@host/db URL (--database-url, CONVENE_DATABASE_URL) shares one database between
     # several server processes and machines.
@@ -78,7 +87,12 @@ class Config:
             host = "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        """How this process serves: https once it has (or will make) a certificate."""
+        return "https" if self.tls_cert is not None or self.tls_self_signed else "http"
 
     @property
     def ice_server_urls(self) -> list[str]:
@@ -107,12 +121,26 @@ def config_from_env(**overrides: object) -> Config:
         values["allowed_origins"] = split_origins(env["CONVENE_ALLOWED_ORIGINS"])
     if "CONVENE_DATABASE_URL" in env:
         values["database_url"] = env["CONVENE_DATABASE_URL"] or None
+    if "CONVENE_TLS_CERT" in env:
+        values["tls_cert"] = env["CONVENE_TLS_CERT"]
+    if "CONVENE_TLS_KEY" in env:
+        values["tls_key"] = env["CONVENE_TLS_KEY"]
+    if "CONVENE_TLS" in env:
+        values["tls_self_signed"] = env["CONVENE_TLS"] == "self-signed"
+    if "CONVENE_TRUSTED_PROXIES" in env:
+        values["trusted_proxies"] = split_list(env["CONVENE_TRUSTED_PROXIES"])
     values.update({k: v for k, v in overrides.items() if v is not None})
-    if "data_dir" in values:
-        values["data_dir"] = Path(str(values["data_dir"]))
+    for key in ("data_dir", "tls_cert", "tls_key"):
+        if key in values:
+            values[key] = Path(str(values[key]))
     return Config(**values)  # type: ignore[arg-type]
 
 
 def split_origins(text: str) -> tuple[str, ...]:
     """`https://a.example,https://b.example:8443` -> its origins (for --allowed-origins and the env)."""
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """`10.0.0.0/8, 192.168.1.5` -> its items, blanks dropped (for --trusted-proxies and the env)."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())

@@ -137,3 +137,15 @@ class CandidateRefused(BadRequest):
     """A trickled ICE candidate the server will not probe (link-local, multicast, not an IP, over the limit)."""
 
     code = "candidate_refused"
+
+
+class NotReady(ConveneError):
+    """The server is starting, shutting down, or a part joins need is not answering (GET /readyz)."""
+
+    code, status = "not_ready", 503
+
+
+class InvalidConfig(ConveneError):
+    """A setting the server cannot start with (a certificate that does not load, a proxy CIDR that is not one)."""
+
+    code = "invalid_config"

@@ -12,6 +12,10 @@ debs=(python3-venv)
 if [ "$want_test" = 1 ]; then
     debs+=(chromium redis-server espeak-ng flite sox)
 fi
+if [ "$want_test" = 1 ]; then
+    # Network tests (tests/network/): namespaces and veth pairs (ip), a browser trusting a test CA (certutil).
+    debs+=(iproute2 libnss3-tools)
+fi
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

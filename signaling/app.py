@@ -12,7 +12,7 @@ from chat.web import setup_chat
 from sfu.rooms import RoomRegistry
 from sfu.workers import PipeServer, RoomDirectory
 from sfu.webrtc import configure_ice
-from signaling import headers, metrics, openapi, rest, static, ws
+from signaling import headers, health, metrics, openapi, proxies, rest, static, ws
 from signaling.sidecars import attach_sidecars
 from transcribe.web import setup_transcribe
 from identity.apikeys import ApiKeyStore
@@ -58,7 +58,9 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config) -> web.Application:
     private_dir(config.data_dir)  # 0700, also when an older version left it open
     configure_ice(include_loopback=True)
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    # Outermost: every other middleware and handler sees the client's address and scheme, not the proxy's.
+    app = web.Application(middlewares=[*proxies.middlewares(config.trusted_proxies), error_middleware],
+                          client_max_size=1024 * 1024)
     app[CONFIG] = config
     headers.setup(app)
     app[TOKENS] = TokenIssuer(load_or_create_secret(config.data_dir))
@@ -82,4 +84,5 @@ def create_app(config: Config) -> web.Application:
     metrics.setup(app)
     app.cleanup_ctx.append(_rooms_ctx)
     static.setup(app, WEB_DIR)
+    health.setup(app)  # last: ready once every startup hook above has run
     return app

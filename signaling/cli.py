@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from common.config import config_from_env, split_origins
+from common.config import config_from_env, split_list, split_origins
+from common.errors import InvalidConfig
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -21,6 +22,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from signaling.access_log import RedactingAccessLogger
     from signaling.app import create_app
+    from signaling.tls import banner as tls_banner
+    from signaling.tls import prepare as prepare_tls
 
     worker_id = args.worker_id or ("w0" if args.workers > 1 else None)
     config = config_from_env(
@@ -30,21 +33,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         asr_beam=args.asr_beam, captions_default=False if args.no_captions else None,
         allowed_origins=split_origins(args.allowed_origins) if args.allowed_origins is not None else None,
         ice_allow_link_local=args.ice_allow_link_local or None, database_url=args.database_url,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_self_signed=(args.tls == "self-signed") or None,
+        trusted_proxies=split_list(args.trusted_proxies) if args.trusted_proxies is not None else None,
     )
     logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(config)
+    try:
+        tls = prepare_tls(config)
+        if tls is not None:
+            config = tls[0]  # with the certificate's paths: spawned workers load the same files
+        app = create_app(config)  # a --trusted-proxies entry that is no CIDR fails here
+    except InvalidConfig as exc:
+        print(f"convene: {exc.message}", file=sys.stderr)
+        return 2
     if config.workers > 1 and not config.media_only:
         from signaling.workers_cli import spawn_workers
 
         spawn_workers(app, config)
     if not config.media_only:
         print(f"Convene is running. Open {config.url}/ in a browser.", flush=True)
+        if tls is not None:
+            print("\n".join(tls_banner(tls[2])), flush=True)
     # What exists now lives as long as the server: keep it out of every later full collection, whose
     # pauses stop all forwarding (~0.5 s at a hundred participants before packet caches held tuples).
     gc.freeze()
     web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=5,
-                access_log_class=RedactingAccessLogger)
+                access_log_class=RedactingAccessLogger, ssl_context=tls[1] if tls is not None else None)
     return 0
 
 
@@ -153,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "besides the server's own")
     serve.add_argument("--ice-allow-link-local", action="store_true",
                        help="accept clients' ICE candidates on link-local addresses (169.254/16, fe80::/10)")
+    serve.add_argument("--tls-cert", default=None, metavar="FILE",
+                       help="serve https with this PEM certificate (chain) [CONVENE_TLS_CERT]")
+    serve.add_argument("--tls-key", default=None, metavar="FILE", help="its PEM private key [CONVENE_TLS_KEY]")
+    serve.add_argument("--tls", default=None, choices=["self-signed"],
+                       help="self-signed: serve https with a certificate made once and kept in the data dir "
+                            "(its fingerprint is printed) [CONVENE_TLS=self-signed]")
+    serve.add_argument("--trusted-proxies", default=None, metavar="CIDR,…",
+                       help="reverse proxies whose X-Forwarded-For/-Proto are believed (e.g. 127.0.0.1/32); "
+                            "from other peers those headers are ignored [CONVENE_TRUSTED_PROXIES]")
     serve.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("-v", "--verbose", action="store_true")

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from chat.openapi import openapi_document as chat_document
 from chat.web import CHAT
+from signaling.health import HEALTHZ, READYZ
 from signaling.rest import ROOM_NAME
 from transcribe.openapi import openapi_part as captions_part
 from transcribe.settings import ROOM_LANGUAGES
@@ -122,6 +123,16 @@ def rooms_part() -> dict[str, Any]:
             _json({"type": "object", "required": ["worker", "ws_url"], "properties": {
                 "worker": _NULLABLE_STR, "ws_url": _STR}}), params=[_ROOM])},
         "/v1/rooms/{room}/ws": {"get": socket},
+        HEALTHZ: {"get": {"summary": "Liveness: the process answers HTTP (no credential)", "tags": ["meta"],
+                          "security": [], "responses": {"200": _json({
+                              "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+                              "alive")}}},
+        READYZ: {"get": {"summary": "Readiness to take joins: started, not shutting down, the chat store answers; "
+                                    "503 not_ready with details.reason otherwise (no credential)", "tags": ["meta"],
+                         "security": [], "responses": {"200": _json({
+                             "type": "object", "required": ["status", "checks"], "properties": {
+                                 "status": {"const": "ready"}, "checks": {"type": "object"}}}, "ready"),
+                             "503": _ERR}}},
         "/v1/metrics": {"get": _op("Process and media counters (admin key)", _json({
             "type": "object", "required": ["process", "media"],
             "properties": {"process": {"type": "object"}, "media": {"type": "object"}}}))},

@@ -18,7 +18,11 @@ def worker_command(config: Config, index: int) -> list[str]:
             "--worker-id", f"w{index}", "--per-worker", str(config.per_worker), "--media-only",
             # Pages served by the first worker open their signaling socket on this one.
             "--allowed-origins", ",".join((config.url, *config.allowed_origins)),
-            *(["--ice-allow-link-local"] if config.ice_allow_link_local else [])]
+            *(["--ice-allow-link-local"] if config.ice_allow_link_local else []),
+            # The certificate the first worker loaded (or made, when self-signed): browsers reach every worker.
+            *(["--tls-cert", str(config.tls_cert), "--tls-key", str(config.tls_key)]
+              if config.tls_cert is not None and config.tls_key is not None else []),
+            *(["--trusted-proxies", ",".join(config.trusted_proxies)] if config.trusted_proxies else [])]
 
 
 def spawn_workers(app: web.Application, config: Config) -> None:

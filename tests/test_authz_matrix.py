@@ -121,6 +121,9 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("GET", "/chat"): [Row(PUBLIC)],
     ("GET", "/static"): [Row(PUBLIC)],
     ("GET", "/v1/openapi.json"): [Row(PUBLIC)],
+    # Health probes for load balancers and supervisors: public, they tell nothing but whether the server works.
+    ("GET", "/healthz"): [Row(PUBLIC)],
+    ("GET", "/readyz"): [Row(PUBLIC)],
     # Rooms.
     ("POST", "/v1/rooms"): [Row({**ROOM_ADMIN, "admin": "200|201"}, body={"name": "made-by-api"})],
     ("GET", "/v1/rooms"): [Row(ROOM_ADMIN)],

@@ -23,7 +23,7 @@ PAGES = {("GET", "/"), ("GET", "/r/{room}"), ("GET", "/chat"), ("GET", "/static"
 # Operations anyone may call (security []): the document itself, guest joins, the sockets (they authenticate
 # in their first message) and file downloads, which also take a signed link instead of a credential.
 PUBLIC = {("GET", "/v1/openapi.json"), ("POST", "/v1/rooms/{room}/join"), ("GET", "/v1/rooms/{room}/ws"),
-          ("GET", "/v1/chat/ws"), ("GET", "/v1/files/{id}")}
+          ("GET", "/v1/chat/ws"), ("GET", "/v1/files/{id}"), ("GET", "/healthz"), ("GET", "/readyz")}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
