@@ -78,6 +78,20 @@ class Config:
     # several server processes and machines.
     database_url: str | None = None
 
+    # ICE on real networks (docs/deploy.md "NAT" and "TURN"). Host candidates name `announce_ip` instead of the
+    # address their socket is bound to (a server behind 1:1 NAT); only addresses inside `rtc_ips` (CIDRs) gather
+    # (empty: every one; 127.0.0.1 only when serving on loopback); ICE binds UDP ports in `rtc_port_range`
+    # (inclusive; None: any free port).
+    announce_ip: str | None = None
+    rtc_ips: tuple[str, ...] = ()
+    rtc_port_range: tuple[int, int] | None = None
+    # TURN URLs handed to each client at join with time-limited credentials made from `turn_secret` (coturn's
+    # use-auth-secret, signaling/turn.py), valid this long; a STUN URL handed to clients and used by the server.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = field(default=None, repr=False)
+    turn_credential_ttl_seconds: int = 12 * 3600
+    stun_url: str | None = None
+
     @property
     def url(self) -> str:
         if self.public_url:
@@ -129,6 +143,19 @@ def config_from_env(**overrides: object) -> Config:
         values["tls_self_signed"] = env["CONVENE_TLS"] == "self-signed"
     if "CONVENE_TRUSTED_PROXIES" in env:
         values["trusted_proxies"] = split_list(env["CONVENE_TRUSTED_PROXIES"])
+    # ICE (a TURN secret is better given here than as a flag, which `ps` shows to every local user).
+    if "CONVENE_ANNOUNCE_IP" in env:
+        values["announce_ip"] = env["CONVENE_ANNOUNCE_IP"]
+    if "CONVENE_RTC_IPS" in env:
+        values["rtc_ips"] = split_list(env["CONVENE_RTC_IPS"])
+    if "CONVENE_RTC_PORT_RANGE" in env:
+        values["rtc_port_range"] = parse_port_range(env["CONVENE_RTC_PORT_RANGE"])
+    if "CONVENE_TURN_URLS" in env:
+        values["turn_urls"] = split_list(env["CONVENE_TURN_URLS"])
+    if "CONVENE_TURN_SECRET" in env:
+        values["turn_secret"] = env["CONVENE_TURN_SECRET"]
+    if "CONVENE_STUN_URL" in env:
+        values["stun_url"] = env["CONVENE_STUN_URL"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     for key in ("data_dir", "tls_cert", "tls_key"):
         if key in values:
@@ -144,3 +171,14 @@ def split_origins(text: str) -> tuple[str, ...]:
 def split_list(text: str) -> tuple[str, ...]:
     """`10.0.0.0/8, 192.168.1.5` -> its items, blanks dropped (for --trusted-proxies and the env)."""
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """`50000-60000` -> (50000, 60000); ValueError unless 1 <= first <= last <= 65535."""
+    first, sep, last = text.strip().partition("-")
+    if not sep or not first.strip().isdigit() or not last.strip().isdigit():
+        raise ValueError(f"{text!r} is not a port range like 50000-60000")
+    low, high = int(first), int(last)
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"{text!r}: ports are 1-65535, the first no higher than the last")
+    return low, high

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -14,13 +15,18 @@ from loadtest.histogram import Histogram
 from loadtest.layout import Layout
 from loadtest.media import MediaLibrary
 from loadtest.messages import BotSpec, PublisherSummary
+from loadtest.recovery import FINAL_ERRORS, GIVE_UP, final_close, retry_delay
 from loadtest.sdp import compact_answer
 from loadtest.sender import AudioSender, LayeredWriter, VideoSender
 from loadtest.talk import TalkSchedule
 from loadtest.track_stats import TrackStats
 from sfu.rtp import RtpPacket
 from sfu.webrtc import PacketPublisherPeer, PacketSubscriberPeer, PacketWriter
-from signaling.client import SignalingClient
+from signaling.client import SignalingClient, SignalingError
+
+log = logging.getLogger("convene.loadtest.bot")
+# ICE states after which the bot's media is gone until it reconnects.
+DEAD_ICE = frozenset({"failed", "closed"})
 
 
 @dataclass(frozen=True)
@@ -57,21 +63,97 @@ class Bot:
         self._speaker: str | None = None
         self.paused: set[str] = set()  # video track ids the server paused for us (last-N)
         self._last_request: dict[str, Any] | None = None
+        self.token = ""
+        self.participant_ids: list[str] = []  # one per connection: a rejoin is a new participant
+        self.closing = False
+        self.reconnects = 0  # times the bot got back in after losing its connection
+        self.recover_seconds: list[float] = []  # per reconnect: connection lost -> media received again
+        self.failure: str | None = None  # why the bot is out for good (a final close, or it gave up)
+        self._recovery: asyncio.Task[None] | None = None
+        self._lost_at: float | None = None  # when the connection was lost, until media arrives again
 
     # -- joining ---------------------------------------------------------------------------------
 
     async def join(self, token: str, timeout: float = 20.0) -> None:
         started = time.monotonic()
-        self.client = SignalingClient(self.ctx.url, self.ctx.room, token, on_offer=self._on_offer)
+        self.token = token
+        await self._connect(timeout)
+        self.join_seconds = time.monotonic() - started
+        await self.update_layout()
+
+    async def _connect(self, timeout: float) -> None:
+        """A socket (joined) and, when the bot publishes, its media going up."""
+        self.client = SignalingClient(self.ctx.url, self.ctx.room, self.token, on_offer=self._on_offer)
         self.client.on_table = lambda tracks: self._apply_table(tracks, time.monotonic())
         # The layout's last-N from the start, so the first offer has only the slots the layout shows.
         subscriptions = {"max_video": self.ctx.layout.videos}
         joined = await asyncio.wait_for(self.client.connect(subscriptions=subscriptions), timeout)
         self.participant_id = str(joined["participant"]["id"])
+        self.participant_ids.append(self.participant_id)
         if self.spec.publishes:
             await asyncio.wait_for(self._publish(), timeout)
-        self.join_seconds = time.monotonic() - started
-        await self.update_layout()
+
+    # -- losing the connection and getting back in -----------------------------------------------
+
+    def _check_connection(self, now: float) -> None:
+        """A closed socket or a dead peer connection: reconnect (unless the close says we are out)."""
+        client = self.client
+        if client is None or self.closing or self._recovery is not None or self.failure is not None:
+            return
+        ice_dead = (self.publisher.pc.connectionState in DEAD_ICE and self.spec.publishes) or \
+            self.subscriber.pc.connectionState in DEAD_ICE
+        if not client.closed.is_set() and not ice_dead:
+            return
+        if client.closed.is_set() and final_close(client.close_code, client.messages):
+            self.failure = f"out of the meeting (socket closed {client.close_code})"
+            return
+        self._recovery = asyncio.get_running_loop().create_task(self._recover(now))
+
+    async def _recover(self, lost_at: float) -> None:
+        tries = 0
+        try:
+            while not self.closing:
+                if time.monotonic() - lost_at > GIVE_UP:
+                    self.failure = f"gave up reconnecting after {GIVE_UP:.0f} s"
+                    return
+                await asyncio.sleep(retry_delay(tries, self.rng))
+                tries += 1
+                await self._drop_connection()
+                self._lost_at = lost_at  # the first packet on the new connection ends the outage
+                try:
+                    await self._connect(timeout=10.0)
+                except SignalingError as exc:
+                    if exc.code in FINAL_ERRORS:
+                        self.failure = f"rejoin refused: {exc.code}"
+                        return
+                    continue
+                except Exception as exc:  # noqa: BLE001 -- a server still down, a timeout: try again
+                    log.debug("%s: rejoin failed: %s", self.spec.identity, exc)
+                    continue
+                self.reconnects += 1
+                await self.update_layout()
+                return
+        finally:
+            self._recovery = None
+
+    async def _drop_connection(self) -> None:
+        """Closes the socket and both peer connections; what they counted stays in `retired`."""
+        self.video = self.audio = None
+        self.retired.extend(self.tracks.values())
+        self.tracks = {}
+        self.paused = set()
+        self._seen_messages = 0
+        self._last_request = None
+        old = (self.client, self.publisher, self.subscriber)
+        self.client = None
+        self.publisher = PacketPublisherPeer()
+        self.subscriber = PacketSubscriberPeer(self._on_packet)
+        client, publisher, subscriber = old
+        with contextlib.suppress(Exception):
+            if client is not None:
+                await asyncio.wait_for(client.close(), 3)
+            await asyncio.wait_for(publisher.close(), 3)
+            await asyncio.wait_for(subscriber.close(), 3)
 
     async def _publish(self) -> None:
         assert self.client is not None
@@ -124,8 +206,11 @@ class Bot:
     def _on_packet(self, mid: str, packet: RtpPacket) -> None:
         stats = self.tracks.get(mid)
         if stats is not None:
-            stats.add(packet.sequence_number, packet.timestamp, packet.payload, bool(packet.marker),
-                      time.monotonic())
+            now = time.monotonic()
+            stats.add(packet.sequence_number, packet.timestamp, packet.payload, bool(packet.marker), now)
+            if self._lost_at is not None and self.client is not None:
+                self.recover_seconds.append(now - self._lost_at)  # media again after a reconnect
+                self._lost_at = None
 
     def all_tracks(self) -> list[TrackStats]:
         return [*self.retired, *self.tracks.values()]
@@ -138,6 +223,7 @@ class Bot:
 
     def tick(self, now: float) -> None:
         self._read_messages(now)
+        self._check_connection(now)
         if self.video is not None:
             self.video.tick(now)
         if self.audio is not None:
@@ -171,8 +257,8 @@ class Bot:
     async def update_layout(self) -> None:
         """Follows active_speakers and asks for the layout's videos when the choice changes."""
         client = self.client
-        if client is None or client.closed.is_set():
-            return
+        if client is None or client.joined is None or client.closed.is_set():
+            return  # not joined (yet: a reconnect may be under way), or gone
         videos = {track_id: str(t["participant_id"]) for track_id, t in client.room_tracks.items()
                   if t.get("kind") == "video"}
         request = self.ctx.layout.request(videos, self._speaker)
@@ -195,6 +281,11 @@ class Bot:
             late_frames=(self.video.late if self.video else 0) + (self.audio.late if self.audio else 0))
 
     async def close(self) -> None:
+        self.closing = True
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recovery
         if self.client is not None:
             with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
                 await asyncio.wait_for(self.client.send({"type": "leave"}), 2)

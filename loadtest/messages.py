@@ -119,3 +119,6 @@ class WorkerResult:
     tracks: list[TrackSummary]
     publishers: list[PublisherSummary]
     errors: list[str]
+    reconnects: int = 0  # times its bots got back in after losing their connection
+    recover_seconds: list[float] = field(default_factory=list)  # per reconnect: lost -> media received again
+    names: dict[str, str] = field(default_factory=dict)  # every participant id its bots had -> bot identity

@@ -59,6 +59,9 @@ class Summary:
     keyframe_requests: int
     nacks: int
     window_seconds: float
+    reconnects: int = 0  # bots that lost their connection (socket or ICE) and got back in
+    recover_p50_s: float | None = None  # connection lost -> media received again
+    recover_p95_s: float | None = None
 
 
 @dataclass
@@ -109,7 +112,8 @@ def track_rows(tracks: list[TrackSummary], names: dict[str, str]) -> list[TrackR
 
 
 def summarize(tracks: list[TrackSummary], publishers: list[PublisherSummary], window: WindowStats,
-              join_seconds: list[float], participants: int, layout: str, cores: int) -> Summary:
+              join_seconds: list[float], participants: int, layout: str, cores: int, reconnects: int = 0,
+              recover_seconds: list[float] | None = None) -> Summary:
     def latency_of(kind: str) -> float | None:
         h = Histogram()
         for t in tracks:
@@ -134,4 +138,5 @@ def summarize(tracks: list[TrackSummary], publishers: list[PublisherSummary], wi
         server_rss_mb=window.server_rss_max / 2**20 if window.server_rss_max is not None else None,
         generator_cpu=window.generator_cpu, generator_cores=cores,
         keyframe_requests=sum(p.keyframe_requests for p in publishers), nacks=sum(p.nacked for p in publishers),
-        window_seconds=window.seconds)
+        window_seconds=window.seconds, reconnects=reconnects,
+        recover_p50_s=percentile_of(recover_seconds or [], 50), recover_p95_s=percentile_of(recover_seconds or [], 95))

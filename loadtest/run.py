@@ -128,11 +128,15 @@ def _report(settings: LoadSettings, timeline: Timeline, pool: WorkerPool, ramp: 
     publishers = [p for r in results for p in r.publishers]
     joins = [j for _, j in timeline.joins]
     names = {j.participant_id: f"bot-{j.index:03d}" for j in joins}
+    for result in results:  # a bot that reconnected published again as a new participant
+        names.update(result.names)
     last_join = max((t for t, _ in timeline.joins), default=0.0)
     start = last_join + SETTLE if end - (last_join + SETTLE) >= 3 else 0.0
     window = timeline.window(start, end)
     cores = available_cores()
-    summary = summarize(tracks, publishers, window, [j.seconds for j in joins], added, settings.layout, cores)
+    summary = summarize(tracks, publishers, window, [j.seconds for j in joins], added, settings.layout, cores,
+                        reconnects=sum(r.reconnects for r in results),
+                        recover_seconds=[s for r in results for s in r.recover_seconds])
     missing = added - len(joins)
     if ramp is not None:
         breaches = [] if ramp.capacity > 0 else (ramp.steps[0].breaches if ramp.steps else ["no step was judged"])

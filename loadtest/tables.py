@@ -55,6 +55,8 @@ def summary_table(report: Report) -> str:
         ["generator CPU", f"{s.generator_cpu:.0%} of a core ({s.generator_cores} cores available)"],
         ["keyframe requests / NACKed packets (publishers)", f"{s.keyframe_requests} / {s.nacks}"],
         ["judged window", f"{s.window_seconds:.0f} s"],
+        ["reconnects (media again p50 / p95)",
+         f"{s.reconnects} ({fmt(s.recover_p50_s, '.2f')} / {fmt(s.recover_p95_s, '.2f')} s)"],
     ]
     return table(["", "value"], rows)
 

@@ -195,8 +195,12 @@ class Worker:
         for bot in self.bots:
             bot.freeze()
         self._report()
+        self.errors += [f"{b.spec.identity}: {b.failure}" for b in self.bots if b.failure is not None]
         self._send(WorkerResult(self.config.worker, self._track_summaries(),
-                                [p for b in self.bots if (p := b.publisher_summary()) is not None], self.errors))
+                                [p for b in self.bots if (p := b.publisher_summary()) is not None], self.errors,
+                                reconnects=sum(b.reconnects for b in self.bots),
+                                recover_seconds=[s for b in self.bots for s in b.recover_seconds],
+                                names={p: b.spec.identity for b in self.bots for p in b.participant_ids}))
         for task in list(self.joining):
             task.cancel()
         await asyncio.gather(*[self._close(b) for b in self.bots], return_exceptions=True)

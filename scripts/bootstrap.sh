@@ -16,6 +16,10 @@ if [ "$want_test" = 1 ]; then
     # Network tests (tests/network/): namespaces and veth pairs (ip), a browser trusting a test CA (certutil).
     debs+=(iproute2 libnss3-tools)
 fi
+if [ "$want_test" = 1 ]; then
+    # ICE tests (tests/network/test_nat.py, test_turn.py): NAT and blocked UDP (iptables), a TURN server (coturn).
+    debs+=(iptables coturn)
+fi
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +30,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Debian starts coturn's own service on install; the tests start their own, with their own config.
+    if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        $sudo_cmd systemctl disable --now coturn >/dev/null 2>&1 || true
+    fi
 fi
 
 py="${PYTHON:-python3}"

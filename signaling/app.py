@@ -11,9 +11,9 @@ from aiohttp import web
 from chat.web import setup_chat
 from sfu.rooms import RoomRegistry
 from sfu.workers import PipeServer, RoomDirectory
-from sfu.webrtc import configure_ice
 from signaling import headers, health, metrics, openapi, proxies, rest, static, ws
 from signaling.sidecars import attach_sidecars
+from signaling.turn import configure_server_ice
 from transcribe.web import setup_transcribe
 from identity.apikeys import ApiKeyStore
 from identity.meetings import MeetingLedger
@@ -57,7 +57,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config) -> web.Application:
     private_dir(config.data_dir)  # 0700, also when an older version left it open
-    configure_ice(include_loopback=True)
+    configure_server_ice(config)  # ICE gathering: loopback, networks, ports, announced address
     # Outermost: every other middleware and handler sees the client's address and scheme, not the proxy's.
     app = web.Application(middlewares=[*proxies.middlewares(config.trusted_proxies), error_middleware],
                           client_max_size=1024 * 1024)

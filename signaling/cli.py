@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from common.config import config_from_env, split_list, split_origins
+from common.config import config_from_env, parse_port_range, split_list, split_origins
 from common.errors import InvalidConfig
 
 
@@ -35,6 +35,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ice_allow_link_local=args.ice_allow_link_local or None, database_url=args.database_url,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_self_signed=(args.tls == "self-signed") or None,
         trusted_proxies=split_list(args.trusted_proxies) if args.trusted_proxies is not None else None,
+        announce_ip=args.announce_ip, rtc_ips=args.rtc_ips, rtc_port_range=args.rtc_port_range,
+        turn_urls=args.turn_url, turn_secret=args.turn_secret, stun_url=args.stun_url,
     )
     logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -176,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--trusted-proxies", default=None, metavar="CIDR,…",
                        help="reverse proxies whose X-Forwarded-For/-Proto are believed (e.g. 127.0.0.1/32); "
                             "from other peers those headers are ignored [CONVENE_TRUSTED_PROXIES]")
+    _add_ice(serve)
     serve.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("-v", "--verbose", action="store_true")

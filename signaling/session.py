@@ -123,7 +123,8 @@ def apply_subscription_fields(msg: dict[str, Any], prefs: VideoPreferences) -> N
 class Session:
     def __init__(self, ws: web.WebSocketResponse, room_name: str, rooms: RoomRegistry, tokens: TokenIssuer,
                  sessions: dict[str, "Session"], ice_servers: list[str], meetings: Meetings,
-                 join_timeout: float = 10.0, candidate_policy: CandidatePolicy | None = None) -> None:
+                 join_timeout: float = 10.0, candidate_policy: CandidatePolicy | None = None,
+                 client_ice_servers: Callable[[str], list[Any]] | None = None) -> None:
         self.ws = ws
         self.room_name = room_name
         self._rooms = rooms
@@ -132,6 +133,8 @@ class Session:
         self._join_timeout = join_timeout
         self._sessions = sessions
         self._ice_servers = ice_servers
+        # What `joined` hands the client, per identity (TURN credentials name it); else the server's own list.
+        self._client_ice_servers = client_ice_servers
         self._candidate_policy = candidate_policy
         self.token: AccessToken | None = None
         self.room: Room | None = None
@@ -349,7 +352,8 @@ class Session:
                             "grants": token.grants.to_claim()},
             "room": {"name": room.name, "captions": room.captions,
                      "participants": [p.describe() for p in room.visible if p.id != participant.id]},
-            "ice_servers": self._ice_servers,
+            "ice_servers": (self._client_ice_servers(token.identity) if self._client_ice_servers is not None
+                            else self._ice_servers),
         })
 
     def _replace_identity(self, room: Room, identity: str) -> None:

@@ -3,6 +3,7 @@ N-1 media workers on the next ports, sharing the data dir, and stops them when i
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -22,12 +23,38 @@ def worker_command(config: Config, index: int) -> list[str]:
             # The certificate the first worker loaded (or made, when self-signed): browsers reach every worker.
             *(["--tls-cert", str(config.tls_cert), "--tls-key", str(config.tls_key)]
               if config.tls_cert is not None and config.tls_key is not None else []),
-            *(["--trusted-proxies", ",".join(config.trusted_proxies)] if config.trusted_proxies else [])]
+            *(["--trusted-proxies", ",".join(config.trusted_proxies)] if config.trusted_proxies else []),
+            *ice_flags(config)]
+
+
+def ice_flags(config: Config) -> list[str]:
+    """ICE settings for a worker (the TURN secret goes in its environment: see worker_env)."""
+    flags = []
+    if config.announce_ip:
+        flags += ["--announce-ip", config.announce_ip]
+    if config.rtc_ips:
+        flags += ["--rtc-ips", ",".join(config.rtc_ips)]
+    if config.rtc_port_range:
+        flags += ["--rtc-port-range", f"{config.rtc_port_range[0]}-{config.rtc_port_range[1]}"]
+    if config.turn_urls:
+        flags += ["--turn-url", ",".join(config.turn_urls)]
+    if config.stun_url:
+        flags += ["--stun-url", config.stun_url]
+    return flags
+
+
+def worker_env(config: Config) -> dict[str, str]:
+    """This process's environment, with the TURN secret (a command line is readable by every local user)."""
+    env = dict(os.environ)
+    if config.turn_secret:
+        env["CONVENE_TURN_SECRET"] = config.turn_secret
+    return env
 
 
 def spawn_workers(app: web.Application, config: Config) -> None:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        children = [subprocess.Popen(worker_command(config, i)) for i in range(1, config.workers)]
+        children = [subprocess.Popen(worker_command(config, i), env=worker_env(config))
+                    for i in range(1, config.workers)]
         yield
         for child in children:
             child.terminate()

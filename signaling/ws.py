@@ -11,6 +11,7 @@ from signaling.appkeys import CONFIG, MEETINGS_DESK, ROOMS, TOKENS
 from signaling.rest import valid_room_name
 from sfu.webrtc import CandidatePolicy
 from signaling.session import Session
+from signaling.turn import client_ice_servers, server_ice_servers
 
 SESSIONS = web.AppKey("sessions", dict[str, Session])
 # aiohttp closes the socket (1009) above this; up to it we answer `message_too_large` and keep it.
@@ -26,8 +27,10 @@ async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
     session = Session(ws, room_name, request.app[ROOMS], request.app[TOKENS], request.app[SESSIONS],
-                      config.ice_server_urls, request.app[MEETINGS_DESK], join_timeout=config.join_timeout_seconds,
-                      candidate_policy=CandidatePolicy(allow_link_local=config.ice_allow_link_local))
+                      server_ice_servers(config), request.app[MEETINGS_DESK],
+                      join_timeout=config.join_timeout_seconds,
+                      candidate_policy=CandidatePolicy(allow_link_local=config.ice_allow_link_local),
+                      client_ice_servers=lambda identity: client_ice_servers(config, identity))
     await session.run()
     return ws
 

@@ -153,9 +153,9 @@ async def test_both_participants_recover_from_a_killed_server(browser: Any, serv
     before = {p.name: (await p.state())["self"]["id"] for p in (alice, bob)}
 
     served.kill()
-    restarted = time.monotonic()
+    killed = time.monotonic()
     await served.start()
-    up = time.monotonic() - restarted
+    restarted = time.monotonic()  # the 10 s are the clients' (a loaded machine may take seconds to start Python)
     # No click from here on: both pages get back in by themselves.
     for viewer, other in ((alice, "Bob"), (bob, "Alice")):
         left = RECOVERY_LIMIT - (time.monotonic() - restarted)
@@ -165,7 +165,7 @@ async def test_both_participants_recover_from_a_killed_server(browser: Any, serv
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nconsole of {viewer.name}:\n" + "\n".join(viewer.console[-30:])) from None
     recovered = time.monotonic() - restarted
-    print(f"server up {up:.2f} s after the restart began; both see video again after {recovered:.2f} s")
+    print(f"server listening {restarted - killed:.2f} s after the kill; both see video again {recovered:.2f} s later")
     assert recovered < RECOVERY_LIMIT
 
     for person, other in ((alice, "Bob"), (bob, "Alice")):

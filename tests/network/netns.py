@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,7 +184,7 @@ def serve(lab: Lab, short: str, host: str, data_dir: Path, *flags: str, port: in
 
 
 def peer(lab: Lab, short: str, server: LabServer, *args: str, timeout: float = 180.0,
-         env: Sequence[str] = ()) -> list[dict[str, object]]:
+         env: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Runs tests/network/peer.py in namespace `short` (with `env`, NAME=value, set); one result per join."""
     done = lab.exec(short, "env", *env, PYTHON, "-m", "tests.network.peer", "--url", server.url, "--api-key",
                     server.api_key, *args, check=False, timeout=timeout)

@@ -119,6 +119,9 @@ async def one_join(args: argparse.Namespace, session: aiohttp.ClientSession, ind
             result["received"] = len(received)
             if subscribers:
                 result["bob_pair"] = nominated_candidate_types(subscribers[0].pc)
+            if args.hold:
+                print(json.dumps({**result, "holding": args.hold}), flush=True)
+            await asyncio.sleep(args.hold)  # connected meanwhile: the test looks at the server's sockets
     finally:
         for closing in (alice.close(), bob.close(), publisher.close(), *(s.close() for s in subscribers)):
             try:
@@ -144,6 +147,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--joins", type=int, default=1)
     parser.add_argument("--turn", choices=["all", "none", "udp", "tcp", "tls"], default="all")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to connect, and to receive media")
+    parser.add_argument("--hold", type=float, default=0.0, help="seconds to stay connected after media flowed")
     return parser.parse_args(argv)
 
 
