@@ -149,3 +149,9 @@ class InvalidConfig(ConveneError):
     """A setting the server cannot start with (a certificate that does not load, a proxy CIDR that is not one)."""
 
     code = "invalid_config"
+
+
+class NotesPublished(Conflict):
+    """A meeting's action items were posted to its chat already: the notes no longer change, nor post twice."""
+
+    code = "notes_published"

@@ -1,4 +1,5 @@
-"""Who is calling: an API key (REST, operators and bots) or an access token (people in a meeting)."""
+"""Who is calling: an API key (REST, operators and bots) or an access token (people in a meeting); and who reads a
+meeting's record (`record_reader`): an admin key, that meeting's record token, or a live token of that meeting."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from common.errors import Forbidden, OutOfScope, Unauthorized
+from common.errors import Forbidden, NotFound, OutOfScope, Unauthorized
 from identity.apikeys import PREFIX, ApiKey
 from identity.appkeys import API_KEYS, MEETINGS, TOKENS
 from identity.meetings import Meeting
-from identity.tokens import AccessToken
+from identity.tokens import AccessToken, RecordToken
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,56 @@ def require_admin_key(request: web.Request) -> Caller:
     if not caller.is_admin_key:
         raise Forbidden("this endpoint needs an admin API key")
     return caller
+
+
+@dataclass(frozen=True)
+class RecordReader:
+    """Who reads one meeting's record, and whether they may edit and post its notes (its moderators, admins)."""
+
+    meeting: Meeting
+    may_edit: bool
+    identity: str  # the reader's identity ("" for an API key)
+    name: str = ""
+    admin: bool = False
+
+
+def record_reader(request: web.Request, meeting_id: str, attendees_allowed: bool = False) -> RecordReader:
+    """The caller, as a reader of meeting `meeting_id`'s record, live or ended. An admin key reads any; a record
+    token reads its own meeting only (`out_of_scope` for another, even one of the same room); a meeting token of
+    the live meeting reads it while it runs (moderators, or everyone where `attendees_allowed`), as before."""
+    value = bearer(request)
+    ledger = request.app[MEETINGS]
+    if value.startswith(PREFIX):
+        if request.app[API_KEYS].verify(value).role != "admin":
+            raise Forbidden("meeting records need an admin API key, a record token or a meeting token")
+        meeting = ledger.get(meeting_id)
+        if meeting is None:
+            raise NotFound(f"no meeting {meeting_id!r}")
+        return RecordReader(meeting, may_edit=True, identity="", admin=True)
+    tokens = request.app[TOKENS]
+    if tokens.is_record(value):
+        record = tokens.verify_record(value)
+        if record.meeting != meeting_id:
+            raise OutOfScope("a record token reaches only its own meeting's record")
+        meeting = ledger.get(meeting_id)
+        if meeting is None or meeting.room != record.room:
+            raise NotFound(f"no meeting {meeting_id!r}")
+        return RecordReader(meeting, may_edit=record.moderator, identity=record.identity, name=record.name)
+    token = tokens.verify(value)
+    if token.is_user_token:
+        raise OutOfScope("a chat user token does not reach meeting records")
+    live = ledger.check(token)  # meeting_ended / removed: the record token is what outlives the meeting
+    if live.meeting_id != meeting_id:
+        raise OutOfScope("a meeting token reaches only its own meeting")
+    if not token.grants.moderator and not attendees_allowed:
+        raise Forbidden("this meeting's record is for its moderators")
+    return RecordReader(live, may_edit=token.grants.moderator, identity=token.identity, name=token.name)
+
+
+def record_token_of(request: web.Request) -> RecordToken | None:
+    """The caller's record token, if that is what it presented (None for API keys and other tokens)."""
+    value = bearer(request)
+    if value.startswith(PREFIX):
+        return None
+    tokens = request.app[TOKENS]
+    return tokens.verify_record(value) if tokens.is_record(value) else None

@@ -131,6 +131,13 @@ class MeetingLedger:
                                     " ORDER BY started_at DESC LIMIT ?", (room, limit)).fetchall()
         return [_meeting(r) for r in rows]
 
+    def recent(self, limit: int = 100) -> list[Meeting]:
+        """Every room's meetings, newest first (the admin's "my meetings" list)."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {self._COLUMNS} FROM meetings ORDER BY started_at DESC LIMIT ?",
+                                    (limit,)).fetchall()
+        return [_meeting(r) for r in rows]
+
     def remove(self, meeting_id: str, identity: str) -> None:
         """Holds every token of `identity` issued until now out of this meeting (a new invite still works)."""
         with self._lock:

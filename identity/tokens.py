@@ -4,6 +4,11 @@ A token has one scope. A *meeting token* names a room and one meeting of it (a r
 time; each start gets a new unguessable id) and reaches only that meeting: its signaling, its chat channel and,
 with the moderator grant, its transcript and notes. A *user token* (room `USER_SCOPE`, no meeting) is a chat
 user's credential.
+
+A *record token* (claim `use: "record"`) names a room and one meeting too, but reaches only that meeting's record
+(transcript, notes, attendance, the meeting page), live or ended, for weeks; never its signaling or chat. It is
+minted for moderators when their meeting ends (and for attendees where the organisation allows). `verify` refuses
+it and `verify_record` refuses every other token: one kind never stands in for the other.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ from dataclasses import dataclass, field
 
 import jwt
 
-from common.errors import ExpiredToken, InvalidToken
+from common.errors import ExpiredToken, InvalidToken, OutOfScope
 
 ALGORITHM = "HS256"
 ISSUER = "convene"
 # The "room" of a user token: no real room has this name (room names start with a letter or digit).
 USER_SCOPE = "@chat"
+# The `use` claim of a record token; meeting and user tokens carry no `use` claim.
+RECORD_USE = "record"
+RECORD_TTL_SECONDS = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,19 @@ class AccessToken:
         return self.room == USER_SCOPE
 
 
+@dataclass(frozen=True)
+class RecordToken:
+    """Reads one meeting's record: `moderator` may also edit and post its notes."""
+
+    identity: str
+    name: str
+    room: str
+    meeting: str
+    moderator: bool
+    expires_at: float
+    issued_at: float = 0.0
+
+
 class TokenIssuer:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
@@ -95,9 +116,22 @@ class TokenIssuer:
             claims["mtg"] = meeting
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    def verify(self, token: str) -> AccessToken:
+    def mint_record(self, room: str, meeting: str, identity: str, name: str = "", moderator: bool = False,
+                    ttl_seconds: int = RECORD_TTL_SECONDS, now: float | None = None) -> str:
+        """A record token for one meeting (see the module's docstring)."""
+        if room == USER_SCOPE or not meeting:
+            raise ValueError("a record token names a room and its meeting")
+        issued = time.time() if now is None else now
+        claims: dict[str, object] = {
+            "iss": ISSUER, "use": RECORD_USE, "sub": identity, "name": name or identity, "room": room,
+            "mtg": meeting, "moderator": moderator, "iat": issued, "nbf": int(issued) - 5,
+            "exp": int(issued) + ttl_seconds,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def _decode(self, token: str) -> dict[str, object]:
         try:
-            claims = jwt.decode(
+            claims: dict[str, object] = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
@@ -108,6 +142,32 @@ class TokenIssuer:
             raise ExpiredToken("access token expired") from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"access token rejected: {exc}") from exc
+        use = claims.get("use")
+        if use is not None and use != RECORD_USE:
+            raise InvalidToken("access token of an unknown use")
+        return claims
+
+    def is_record(self, token: str) -> bool:
+        """Whether `token` is a valid record token (signature checked); it raises as `verify` does otherwise."""
+        return self._decode(token).get("use") == RECORD_USE
+
+    def verify_record(self, token: str) -> RecordToken:
+        claims = self._decode(token)
+        if claims.get("use") != RECORD_USE:
+            raise OutOfScope("this is not a record token")
+        identity, room, meeting = claims.get("sub"), claims.get("room"), claims.get("mtg")
+        if not all(isinstance(v, str) and v for v in (identity, room, meeting)) or room == USER_SCOPE:
+            raise InvalidToken("record token lacks identity, room or meeting")
+        assert isinstance(identity, str) and isinstance(room, str) and isinstance(meeting, str)
+        return RecordToken(identity=identity, name=str(claims.get("name") or identity), room=room, meeting=meeting,
+                           moderator=claims.get("moderator") is True, expires_at=float(str(claims["exp"])),
+                           issued_at=float(str(claims.get("iat", 0))))
+
+    def verify(self, token: str) -> AccessToken:
+        """A meeting or user token; a record token is refused (`out_of_scope`): it reaches no meeting."""
+        claims = self._decode(token)
+        if claims.get("use") == RECORD_USE:
+            raise OutOfScope("a record token reaches only its meeting's record (transcript, notes)")
         identity, room = claims.get("sub"), claims.get("room")
         if not isinstance(identity, str) or not identity or not isinstance(room, str) or not room:
             raise InvalidToken("access token lacks identity or room")
@@ -119,7 +179,7 @@ class TokenIssuer:
             room=room,
             name=str(claims.get("name") or identity),
             grants=Grants.from_claim(claims.get("grants")),
-            expires_at=float(claims["exp"]),
+            expires_at=float(str(claims["exp"])),
             meeting=meeting if isinstance(meeting, str) else None,
-            issued_at=float(claims.get("iat", 0)),
+            issued_at=float(str(claims.get("iat", 0))),
         )

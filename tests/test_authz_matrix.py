@@ -8,8 +8,9 @@ files in it and in the meeting's channel.
 Policy, in short: the admin API key reaches admin things; member and bot keys reach chat as users of their role;
 a meeting token reaches only its meeting (its room's REST, its chat channel, its messages and files; transcript
 and notes only with the moderator grant); a token of an ended meeting or of a removed participant gets 403
-(`meeting_ended` / `removed`) everywhere; a chat user token is a chat user and reaches no room; without a
-credential everything but the public pages answers 401.
+(`meeting_ended` / `removed`) everywhere; a chat user token is a chat user and reaches no room; a record token
+(the moderator's, of the room's meeting) reaches that meeting's record (`/v1/meetings/{id}…`) and nothing else
+(`out_of_scope`); without a credential everything but the public pages answers 401.
 
 The sockets get their own matrices below: each signaling message type (taken from a live `Session._handlers`)
 × (not joined, participant, moderator), and each chat socket frame type (read from `ChatApi._on_ws_text`).
@@ -38,7 +39,7 @@ from signaling.client import SignalingClient
 from signaling.ws import SESSIONS
 from tests.conftest import RunningServer, running_server, server_config
 
-CREDENTIALS = ("admin", "member", "bot", "moderator", "guest", "ended", "removed", "user", "none")
+CREDENTIALS = ("admin", "member", "bot", "moderator", "guest", "ended", "removed", "user", "record", "none")
 ROOM = "matrix"
 TEAM = "matrix-team"
 CAROL = "carol"
@@ -49,7 +50,8 @@ Expect = dict[str, str]  # credential -> "STATUS[|STATUS…] [code]", e.g. "403 
 def expect(default: str | None = None, **cells: str) -> Expect:
     """A row: every credential gets `default` unless named; ended/removed/none get their refusals unless named."""
     row = {c: default for c in CREDENTIALS if default is not None}
-    row.update({"ended": "403 meeting_ended", "removed": "403 removed", "none": "401 unauthorized"})
+    row.update({"ended": "403 meeting_ended", "removed": "403 removed", "none": "401 unauthorized",
+                "record": "403 out_of_scope"})
     row.update(cells)
     missing = [c for c in CREDENTIALS if c not in row]
     assert not missing, f"row leaves out {missing}"
@@ -74,6 +76,13 @@ MEETING_ITEM = expect("200", **{c: "404" for c in ("admin", "member", "bot", "us
 # A group channel only carol is in (with its creator, the admin key's user): others reach nothing in it.
 OTHERS_GROUP = expect("403 not_a_member", admin="200", user="200", moderator="403 out_of_scope",
                       guest="403 out_of_scope")
+
+# A meeting's record: an admin key, its moderators (live meeting token or record token); attendees only where the
+# organisation allows (not here); member and bot keys are not admins; another meeting's credentials are out of scope.
+RECORD_OWN = expect("200", member="403 forbidden", bot="403 forbidden", guest="403 forbidden",
+                    user="403 out_of_scope", record="200")
+RECORD_OTHER = {**RECORD_OWN, "moderator": "403 out_of_scope", "guest": "403 out_of_scope",
+                "record": "403 out_of_scope"}
 
 
 @dataclass
@@ -118,6 +127,7 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     # Pages and static files: public.
     ("GET", "/"): [Row(PUBLIC)],
     ("GET", "/r/{room}"): [Row(PUBLIC)],
+    ("GET", "/m/{meeting_id}"): [Row(PUBLIC)],
     ("GET", "/chat"): [Row(PUBLIC)],
     ("GET", "/static"): [Row(PUBLIC)],
     ("GET", "/v1/openapi.json"): [Row(PUBLIC)],
@@ -139,6 +149,25 @@ TABLE: dict[tuple[str, str], list[Row]] = {
                                              Row(ROOM_ADMIN, fill={"room": "other_room"})],
     ("GET", "/v1/rooms/{room}/notes"): [Row({**ROOM_ADMIN, "moderator": "200"}),
                                         Row(ROOM_ADMIN, fill={"room": "other_room"})],
+    ("POST", "/v1/rooms/{room}/record-token"): [Row({**ROOM_ADMIN, "admin": "403 forbidden", "moderator": "201"}),
+                                               Row({**ROOM_ADMIN, "admin": "403 forbidden"},
+                                                   fill={"room": "other_room"})],
+    # Meeting records (the meeting page's REST): the room's meeting, and a meeting of another room.
+    ("GET", "/v1/meetings"): [Row(expect("403 out_of_scope", admin="200", member="403 forbidden",
+                                         bot="403 forbidden", record="200", ended="403 out_of_scope",
+                                         removed="403 out_of_scope"))],
+    ("GET", "/v1/meetings/{meeting_id}"): [Row(RECORD_OWN), Row(RECORD_OTHER, fill={"meeting_id": "other_meeting"})],
+    ("GET", "/v1/meetings/{meeting_id}/transcript"): [Row(RECORD_OWN),
+                                                      Row(RECORD_OTHER, fill={"meeting_id": "other_meeting"})],
+    ("GET", "/v1/meetings/{meeting_id}/notes"): [Row(RECORD_OWN),
+                                                 Row(RECORD_OTHER, fill={"meeting_id": "other_meeting"})],
+    ("PUT", "/v1/meetings/{meeting_id}/notes"): [Row(RECORD_OWN, body={"summary": ["matrix"]}),
+                                                 Row(RECORD_OTHER, body={"summary": ["matrix"]},
+                                                     fill={"meeting_id": "other_meeting"})],
+    # The meeting still runs: who gets past the checks learns it may not post yet (409 invalid_state).
+    ("POST", "/v1/meetings/{meeting_id}/notes/publish"): [
+        Row({**RECORD_OWN, **{c: "409 invalid_state" for c in ("admin", "moderator", "record")}}),
+        Row({**RECORD_OTHER, "admin": "409 invalid_state"}, fill={"meeting_id": "other_meeting"})],
     ("GET", "/v1/metrics"): [Row(ROOM_ADMIN)],
     ("GET", "/v1/captions/metrics"): [Row(ROOM_ADMIN)],
     # Chat: directory and organisation.
@@ -213,7 +242,7 @@ TABLE: dict[tuple[str, str], list[Row]] = {
 }
 
 # Which World attribute fills a path parameter when a row does not say.
-DEFAULT_FILL = {"room": "room", "login": "carol", "emoji": "emoji", "id": "team"}
+DEFAULT_FILL = {"room": "room", "login": "carol", "emoji": "emoji", "id": "team", "meeting_id": "meeting_id"}
 
 
 def auth(credential: str | None) -> dict[str, str]:
@@ -231,6 +260,8 @@ class World:
     team: str = ""
     group: str = ""
     other_room: str = ""
+    meeting_id: str = ""  # the room's live meeting
+    other_meeting: str = ""  # other_room's
     meeting_channel: str = ""
     team_message: str = ""
     meeting_message: str = ""
@@ -307,15 +338,18 @@ async def build_world(server: RunningServer, http: aiohttp.ClientSession) -> Wor
     ended = (await world.guest_join("gone", "Old"))["token"]
     await world.call_ok("DELETE", "/v1/rooms/gone", admin)
     removed = await removed_token(world, moderator)
+    world.meeting_id = opener["meeting_id"]
+    # The moderator's record token for the room's meeting (its page's credential once the meeting ends).
+    record = (await world.call_ok("POST", f"/v1/rooms/{ROOM}/record-token", moderator))["token"]
     world.creds = {"admin": admin, "member": member, "bot": bot, "moderator": moderator, "guest": guest["token"],
-                   "ended": ended, "removed": removed, "user": user, "none": None}
+                   "ended": ended, "removed": removed, "user": user, "record": record, "none": None}
 
     team = await world.call_ok("POST", "/v1/channels", admin, {"name": TEAM, "kind": "team",
                                                                "members": ["member-key", "bot-key", CAROL]})
     world.team = team["id"]
     world.group = (await world.call_ok("POST", "/v1/channels", admin, {"kind": "group", "members": [CAROL]}))["id"]
     world.other_room = "elsewhere"
-    await world.guest_join(world.other_room, "Stranger")
+    world.other_meeting = (await world.guest_join(world.other_room, "Stranger"))["meeting_id"]
     world.meeting_channel = (await world.call_ok("GET", "/v1/me", guest["token"]))["channel"]
     await world.call_ok("GET", "/v1/me", moderator)  # joins the meeting channel too
     world.team_message = (await world.call_ok("POST", "/v1/messages", member, {"to": TEAM, "content": "hello"}))["id"]
@@ -356,7 +390,7 @@ def concrete_path(pattern: str, world: World, fill: dict[str, str], fresh_fill: 
         return "/static/app.css" if (Path(__file__).parent.parent / "web" / "app.css").exists() else \
             "/static/" + next(p.name for p in (Path(__file__).parent.parent / "web").iterdir() if p.is_file())
     path = pattern
-    for name in ("room", "login", "emoji", "id"):
+    for name in ("room", "login", "emoji", "id", "meeting_id"):
         if "{" + name + "}" in path:
             value = fresh_fill.get(name) or getattr(world, fill.get(name, DEFAULT_FILL[name]))
             path = path.replace("{" + name + "}", str(value))
@@ -514,7 +548,8 @@ async def test_every_signaling_message_type_in_every_state(world: World) -> None
 # What each credential gets when it joins the room's signaling (the join message's token).
 JOIN_TABLE = {"admin": "error invalid_token", "member": "error invalid_token", "bot": "error invalid_token",
               "moderator": "reply joined", "guest": "reply joined", "ended": "error meeting_ended",
-              "removed": "error removed", "user": "error out_of_scope", "none": "error invalid_field"}
+              "removed": "error removed", "user": "error out_of_scope", "record": "error out_of_scope",
+              "none": "error invalid_field"}
 
 
 async def test_every_credential_joining_the_signaling_socket(world: World) -> None:
@@ -557,7 +592,8 @@ CHAT_TABLE: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
 }
 # And the auth frame itself, per credential: "hello" or the close reason.
 CHAT_AUTH = {"admin": "hello", "member": "hello", "bot": "hello", "moderator": "hello", "guest": "hello",
-             "ended": "meeting_ended", "removed": "removed", "user": "hello", "none": "unauthorized"}
+             "ended": "meeting_ended", "removed": "removed", "user": "hello", "record": "out_of_scope",
+             "none": "unauthorized"}
 
 
 async def chat_socket(world: World, token: str | None) -> tuple[aiohttp.ClientWebSocketResponse, str]:

@@ -14,5 +14,7 @@ export function installDebugHook(getCall) {
     },
     tiles: () => getCall()?.view.grid.all().map((tile) => tile.describe()) ?? [],
     captions: () => getCall()?.view.captions.describe() ?? [],
+    /** The captions panel as the reader sees it: paragraphs, and whether it follows the talk. */
+    captionParagraphs: () => getCall()?.view.captions.paragraphs() ?? { following: true, items: [] },
   };
 }
