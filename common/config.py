@@ -91,6 +91,11 @@ class Config:
     turn_secret: str | None = field(default=None, repr=False)
     turn_credential_ttl_seconds: int = 12 * 3600
     stun_url: str | None = None
+    # Meeting records (the meeting page /m/{id}): attendees, not only moderators, get a record token when a
+    # meeting ends (--attendees-see-records); the notes' action items are posted to the meeting's chat by its
+    # organizer, or by themselves this long after the end if nobody did (0: never; --notes-autopublish-minutes).
+    attendees_see_records: bool = False
+    notes_autopublish_seconds: float = 3600.0
 
     @property
     def url(self) -> str:

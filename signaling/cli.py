@@ -33,6 +33,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         asr_beam=args.asr_beam, captions_default=False if args.no_captions else None,
         allowed_origins=split_origins(args.allowed_origins) if args.allowed_origins is not None else None,
         ice_allow_link_local=args.ice_allow_link_local or None, database_url=args.database_url,
+        attendees_see_records=args.attendees_see_records or None,
+        notes_autopublish_seconds=None if args.notes_autopublish_minutes is None else args.notes_autopublish_minutes * 60,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_self_signed=(args.tls == "self-signed") or None,
         trusted_proxies=split_list(args.trusted_proxies) if args.trusted_proxies is not None else None,
         announce_ip=args.announce_ip, rtc_ips=args.rtc_ips, rtc_port_range=args.rtc_port_range,
@@ -178,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--trusted-proxies", default=None, metavar="CIDR,…",
                        help="reverse proxies whose X-Forwarded-For/-Proto are believed (e.g. 127.0.0.1/32); "
                             "from other peers those headers are ignored [CONVENE_TRUSTED_PROXIES]")
+    serve.add_argument("--attendees-see-records", action="store_true",
+                       help="attendees, not only moderators, get the meeting page (transcript, notes) after a meeting")
+    serve.add_argument("--notes-autopublish-minutes", type=float, default=None, metavar="N",
+                       help="post a meeting's action items to its chat N minutes after it ends unless its "
+                            "organizer did (default 60; 0: never)")
     _add_ice(serve)
     serve.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)

@@ -121,6 +121,9 @@ def apply_subscription_fields(msg: dict[str, Any], prefs: VideoPreferences) -> N
 
 
 class Session:
+    # Whether `room_ended` brings attendees (not only moderators) a record token (Config.attendees_see_records).
+    attendees_see_records = False
+
     def __init__(self, ws: web.WebSocketResponse, room_name: str, rooms: RoomRegistry, tokens: TokenIssuer,
                  sessions: dict[str, "Session"], ice_servers: list[str], meetings: Meetings,
                  join_timeout: float = 10.0, candidate_policy: CandidatePolicy | None = None,
@@ -239,9 +242,23 @@ class Session:
             return
         if kind == "track_published":
             event = {k: v for k, v in event.items() if k != "publication"}
+        if kind == "room_ended":
+            event = self._with_record_token(event)
         self.send(event)
         if kind == "room_ended":
             self.close_soon(1000, "room ended")
+
+    def _with_record_token(self, event: dict[str, Any]) -> dict[str, Any]:
+        """`room_ended` to a moderator (to everyone where attendees see records) carries a record token for the
+        meeting page, since the meeting token stops working now. In this message only, never in a URL."""
+        token, room = self.token, self.room
+        if token is None or room is None or not room.meeting_id:
+            return event
+        if not token.grants.moderator and not self.attendees_see_records:
+            return event
+        record = self._tokens.mint_record(token.room, room.meeting_id, token.identity, name=token.name,
+                                          moderator=token.grants.moderator)
+        return {**event, "meeting_id": room.meeting_id, "record_token": record, "record_page": f"/m/{room.meeting_id}"}
 
     # -- life ------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
                       join_timeout=config.join_timeout_seconds,
                       candidate_policy=CandidatePolicy(allow_link_local=config.ice_allow_link_local),
                       client_ice_servers=lambda identity: client_ice_servers(config, identity))
+    session.attendees_see_records = config.attendees_see_records
     await session.run()
     return ws
 
