@@ -1,6 +1,9 @@
 // The /chat page: team channels, direct chats and groups with unread counts; one panel at a time.
 import { ChatClient } from "/static/chat/client.js";
 import { mountChatPanel } from "/static/chat/panel.js";
+import { errorText, formatDate, initPage, onLanguageChange, t as tr } from "/static/i18n.js";
+
+initPage();
 
 // The link carries the token in its fragment (`/chat#token=…`, never sent to the server; a legacy
 // `?token=…` is read once too). It is kept for this tab and wiped from the address bar at once.
@@ -16,7 +19,11 @@ const token = sessionStorage.getItem("convene-chat-token");
 const $ = (id) => document.getElementById(id);
 
 if (!token) {
-  $("main").innerHTML = "<p class='cv-empty'>Open the link your administrator gave you (<code>convene users token LOGIN</code>).</p>";
+  // Built from nodes: the sentence is translated, the command stays as it is typed.
+  const [before, after] = tr("chat.openLink", { command: "\u0000" }).split("\u0000");
+  const hint = Object.assign(document.createElement("p"), { className: "cv-empty" });
+  hint.append(before, Object.assign(document.createElement("code"), { textContent: "convene users token LOGIN" }), after ?? "");
+  $("main").replaceChildren(hint);
 } else {
   const client = new ChatClient(token);
   const state = { me: null, channels: new Map(), current: null, panel: null };
@@ -55,7 +62,7 @@ if (!token) {
     const res = await client.api("GET", "/v1/tasks?assignee=me");
     $("tasks").replaceChildren(...res.tasks.map((t) => {
       const li = document.createElement("li");
-      li.textContent = t.task.title + (t.task.due ? ` (due ${new Date(t.task.due * 1000).toLocaleDateString()})` : "");
+      li.textContent = t.task.title + (t.task.due ? ` ${tr("chat.dueOn", { date: formatDate(t.task.due) })}` : "");
       li.onclick = () => open(t.channel);
       return li;
     }));
@@ -90,7 +97,7 @@ if (!token) {
       e.target.reset();
       await refresh();
       open(c.id);
-    } catch (err) { alert(err.message); }
+    } catch (err) { alert(errorText(err)); }
   };
   $("new-direct").onsubmit = async (e) => {
     e.preventDefault();
@@ -99,8 +106,9 @@ if (!token) {
       e.target.reset();
       await refresh();
       open(c.id);
-    } catch (err) { alert(err.message); }
+    } catch (err) { alert(errorText(err)); }
   };
+  onLanguageChange(() => refreshTasks().catch(() => {}));
 
   (async () => {
     state.me = (await client.api("GET", "/v1/me")).user;
@@ -111,5 +119,5 @@ if (!token) {
     const wanted = location.hash.slice(1);
     if (wanted && state.channels.has(wanted)) open(wanted);
     document.body.dataset.ready = "true";
-  })().catch((err) => { $("main").textContent = err.message; });
+  })().catch((err) => { $("main").textContent = errorText(err); });
 }

@@ -2,10 +2,13 @@
 // Used by the meeting page (mountChatPanel(container, {room, token})) and by /chat ({channel, token, client}).
 import { ChatClient } from "/static/chat/client.js";
 import { renderText } from "/static/chat/render.js";
+import { errorText, formatDateTime, formatTime, onLanguageChange, t, translatePage } from "/static/i18n.js";
+import { icon } from "/static/icons.js";
 
 // Message text becomes DOM nodes in render.js (never HTML); everything else here is set as textContent.
-const time = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-const dateTime = (t) => new Date(t * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+// Times in the reader's language (Intl.DateTimeFormat, via i18n.js).
+const time = formatTime;
+const dateTime = formatDateTime;
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -16,27 +19,27 @@ function el(tag, cls, text) {
 
 const TEMPLATE = `
   <div class="cv-bar">
-    <input class="cv-search" type="search" placeholder="Search messages" aria-label="Search messages">
+    <input class="cv-search" type="search" placeholder="Search messages" aria-label="Search messages" data-i18n-attr="placeholder:chat.search;aria-label:chat.search">
     <span class="cv-status" aria-live="polite"></span>
   </div>
   <div class="cv-results" hidden></div>
-  <ol class="cv-messages" aria-label="Messages"></ol>
+  <ol class="cv-messages" aria-label="Messages" data-i18n-attr="aria-label:chat.messages"></ol>
   <div class="cv-typing" aria-live="polite"></div>
-  <div class="cv-replying" hidden><span></span> <button type="button" class="cv-cancel-reply" aria-label="Cancel reply">×</button></div>
+  <div class="cv-replying" hidden><span></span> <button type="button" class="cv-cancel-reply" aria-label="Cancel reply" data-i18n-attr="aria-label:chat.cancelReply">×</button></div>
   <form class="cv-composer">
-    <textarea name="content" rows="2" placeholder="Message (Markdown, @mentions)" aria-label="Message"></textarea>
+    <textarea name="content" rows="2" placeholder="Message (Markdown, @mentions)" aria-label="Message" data-i18n-attr="placeholder:chat.messagePlaceholder;aria-label:chat.message"></textarea>
     <div class="cv-tools">
-      <label class="cv-attach">📎<input type="file" name="files" multiple hidden></label>
-      <button type="button" class="cv-task-toggle" aria-expanded="false">Task</button>
+      <label class="cv-attach" title="Attach files" data-i18n-attr="title:chat.attach;aria-label:chat.attach"><input type="file" name="files" multiple hidden></label>
+      <button type="button" class="cv-task-toggle" aria-expanded="false" data-i18n="chat.task">Task</button>
       <span class="cv-pending"></span>
-      <button type="submit" class="cv-send">Send</button>
+      <button type="submit" class="cv-send" data-i18n="chat.send">Send</button>
     </div>
   </form>
   <form class="cv-task-form" hidden>
-    <input name="title" placeholder="Task title" aria-label="Task title" required maxlength="500">
-    <select name="assignee" aria-label="Assignee"><option value="">No assignee</option></select>
-    <input name="due" type="datetime-local" aria-label="Due">
-    <button type="submit" class="cv-task-create">Create task</button>
+    <input name="title" placeholder="Task title" aria-label="Task title" required maxlength="500" data-i18n-attr="placeholder:chat.taskTitle;aria-label:chat.taskTitle">
+    <select name="assignee" aria-label="Assignee" data-i18n-attr="aria-label:chat.assignee"><option value="" data-i18n="chat.noAssignee">No assignee</option></select>
+    <input name="due" type="datetime-local" aria-label="Due" data-i18n-attr="aria-label:chat.due">
+    <button type="submit" class="cv-task-create" data-i18n="chat.createTask">Create task</button>
   </form>
   <div class="cv-error" role="alert" hidden></div>`;
 
@@ -52,14 +55,23 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
   client = client || new ChatClient(token);
   const root = el("div", "cv-chat");
   root.innerHTML = TEMPLATE; // a constant: no user text
+  translatePage(root);
   container.replaceChildren(root);
   const $ = (sel) => root.querySelector(sel);
+  // Our own paperclip (an emoji would need a font the machine may lack: a missing-glyph box). Sized here, as
+  // the /chat page does not load the meeting's stylesheet.
+  const clip = icon("attach");
+  clip.setAttribute("width", "20");
+  clip.setAttribute("height", "20");
+  clip.setAttribute("fill", "currentColor");
+  $(".cv-attach").prepend(clip);
+  $(".cv-attach").setAttribute("aria-label", t("chat.attach"));
   const list = $(".cv-messages");
   const state = { me: null, channel: null, messages: new Map(), replyTo: null, files: [], typing: new Map() };
 
   const showError = (err) => {
     const box = $(".cv-error");
-    box.textContent = err?.message || String(err);
+    box.textContent = err?.code || err?.status ? errorText(err) : err?.message || String(err);
     box.hidden = false;
     setTimeout(() => (box.hidden = true), 5000);
   };
@@ -70,14 +82,14 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     li.dataset.author = m.author;
     if (m.deleted) {
       li.classList.add("cv-recalled");
-      li.append(el("div", "cv-text cv-tombstone", "This message was recalled"));
+      li.append(el("div", "cv-text cv-tombstone", t("chat.recalled")));
       return li;
     }
     const head = el("div", "cv-head");
     head.append(el("strong", "cv-author", m.author), " ", el("time", "", time(m.created_at)));
     if (m.edited_at) {
-      const edited = el("span", "cv-edited", "(edited)");
-      edited.title = "edited";
+      const edited = el("span", "cv-edited", t("chat.edited"));
+      edited.title = t("chat.edited");
       head.append(" ", edited);
     }
     li.append(head);
@@ -89,7 +101,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     if (m.task) li.append(renderTask(m));
     for (const a of m.attachments || []) {
       const link = el("a", "cv-file");
-      link.textContent = `📄 ${a.name}${a.size ? ` (${Math.max(1, Math.round(a.size / 1024))} KiB)` : ""}`;
+      link.textContent = `📄 ${a.size ? t("chat.fileSize", { name: a.name, size: Math.max(1, Math.round(a.size / 1024)) }) : a.name}`;
       if (a.file_id) {
         // A signed link is asked for on click: the page never holds a URL with a credential in it.
         link.href = `/v1/files/${encodeURIComponent(a.file_id)}`;
@@ -119,29 +131,31 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       b.type = "button";
       b.onclick = fn;
       actions.append(b);
+      return b;
     };
-    button("cv-react", "👍", () => react(m, "👍", true));
-    if (!m.thread) button("cv-reply", "Reply", () => setReply(m));
-    if (m.author === state.me.login && m.type !== "task" && m.content) button("cv-edit", "Edit", () => startEdit(li, m));
-    if (m.author === state.me.login || ["admin", "owner"].includes(state.me.role)) button("cv-recall", "Recall", () => recall(m));
+    button("cv-react", "👍", () => react(m, "👍", true)).setAttribute("aria-label", t("chat.react", { emoji: "👍" }));
+    if (!m.thread) button("cv-reply", t("chat.reply"), () => setReply(m));
+    if (m.author === state.me.login && m.type !== "task" && m.content) button("cv-edit", t("chat.edit"), () => startEdit(li, m));
+    if (m.author === state.me.login || ["admin", "owner"].includes(state.me.role)) button("cv-recall", t("chat.recall"), () => recall(m));
     li.append(actions);
     if (!m.thread) li.append(el("ol", "cv-thread"));
     return li;
   }
 
   function renderTask(m) {
-    const t = m.task;
-    const box = el("div", `cv-task cv-task--${t.status}`);
+    const task = m.task;
+    const box = el("div", `cv-task cv-task--${task.status}`);
     const label = el("label", "cv-task-label");
     const tick = el("input", "cv-task-done");
     tick.type = "checkbox";
-    tick.checked = t.status === "done";
+    tick.checked = task.status === "done";
     tick.onchange = () => client.api("PATCH", `/v1/tasks/${m.id}`, { status: tick.checked ? "done" : "open" }).catch(showError);
-    label.append(tick, el("span", "cv-task-title", t.title));
+    label.append(tick, el("span", "cv-task-title", task.title));
     box.append(label);
-    const meta = [t.assignee ? `→ @${t.assignee}` : "", t.due ? `due ${dateTime(t.due)}` : "", t.status.replace("_", " ")];
+    const meta = [task.assignee ? `→ @${task.assignee}` : "", task.due ? t("chat.taskDue", { date: dateTime(task.due) }) : "",
+      t(`chat.status.${task.status}`)];
     box.append(el("div", "cv-task-meta", meta.filter(Boolean).join(" · ")));
-    for (const n of t.notes || []) box.append(el("div", "cv-task-note", `${n.author}: ${n.text}`));
+    for (const n of task.notes || []) box.append(el("div", "cv-task-note", `${n.author}: ${n.text}`));
     return box;
   }
 
@@ -182,7 +196,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     state.replyTo = m;
     const bar = $(".cv-replying");
     bar.hidden = false;
-    bar.querySelector("span").textContent = `Replying to ${m.author}: ${(m.content || m.task?.title || "").slice(0, 60)}`;
+    bar.querySelector("span").textContent = t("chat.replyingTo", { name: m.author, text: (m.content || m.task?.title || "").slice(0, 60) });
     $("textarea").focus();
   }
 
@@ -190,7 +204,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     const text = li.querySelector(".cv-text");
     const box = el("textarea", "cv-edit-box");
     box.value = m.content;
-    const save = el("button", "cv-save", "Save");
+    const save = el("button", "cv-save", t("chat.save"));
     save.type = "button";
     save.onclick = () => client.api("PATCH", `/v1/messages/${m.id}`, { content: box.value }).then(upsert).catch(showError);
     text.replaceWith(box);
@@ -237,7 +251,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
   async function upload(input) {
     const form = new FormData();
     for (const f of input.files) form.append("file", f, f.name);
-    $(".cv-pending").textContent = "uploading…";
+    $(".cv-pending").textContent = t("chat.uploading");
     try {
       const res = await client.api("POST", "/v1/files", form);
       state.files.push(...res.files);
@@ -276,7 +290,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
           item.append(el("strong", "", m.author), " ", renderText(m.content || m.task?.title || ""));
           item.onclick = () => list.querySelector(`li.cv-msg[data-id="${CSS.escape(m.id)}"]`)?.scrollIntoView({ block: "center" });
           return item;
-        }) : [el("div", "cv-result cv-none", "No results")]));
+        }) : [el("div", "cv-result cv-none", t("chat.noResults"))]));
         box.hidden = false;
       } catch (err) { showError(err); }
     }, 200);
@@ -308,14 +322,14 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     const now = Date.now();
     for (const [who, at] of state.typing) if (now - at > 4000) state.typing.delete(who);
     const who = [...state.typing.keys()];
-    $(".cv-typing").textContent = who.length ? `${who.join(", ")} ${who.length > 1 ? "are" : "is"} typing…` : "";
+    $(".cv-typing").textContent = who.length ? t("chat.typing", { names: who.join(", "), count: who.length }) : "";
   }
   const typingTicker = setInterval(renderTyping, 1500);
 
   async function loadMembers() {
     const res = await client.api("GET", `/v1/channels/${state.channel.id}/members`);
     const select = root.querySelector("select[name=assignee]");
-    select.replaceChildren(el("option", "", "No assignee"), ...res.members.map((m) => {
+    select.replaceChildren(el("option", "", t("chat.noAssignee")), ...res.members.map((m) => {
       const o = el("option", "", m);
       o.value = m;
       return o;
@@ -349,8 +363,18 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
   client.addEventListener("resync", onResync);
   // In a meeting the panel holds a meeting token, which reaches its channel only: no search across it.
   if (room && !channel) $(".cv-search").hidden = true;
-  const onStatus = (e) => ($(".cv-status").textContent = e.detail);
+  const STATUS = { live: "chat.live", "reconnecting…": "chat.reconnecting", "signed out: open your link again": "chat.signedOut" };
+  let status = "";
+  const showStatus = () => ($(".cv-status").textContent = STATUS[status] ? t(STATUS[status]) : status);
+  const onStatus = (e) => { status = e.detail; showStatus(); };
   client.addEventListener("status", onStatus);
+  // Another language: the panel's own text, and every message drawn again (buttons, times, tasks).
+  const stopTranslating = onLanguageChange(() => {
+    translatePage(root);
+    showStatus();
+    for (const m of [...state.messages.values()].sort((a, b) => (a.ord ?? 0) - (b.ord ?? 0))) upsert(m);
+    if (state.channel) loadMembers().catch(() => {});
+  });
 
   (async () => {
     try {
@@ -371,6 +395,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
   return {
     destroy() {
       clearInterval(typingTicker);
+      stopTranslating();
       client.removeEventListener("event", onEvent);
       client.removeEventListener("sync", onSync);
       client.removeEventListener("resync", onResync);
