@@ -14,6 +14,7 @@ Inline filters in the query: `from:login`, `in:channel`, `before:DATE`, `after:D
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -137,6 +138,8 @@ class _Filters:
 class SqlChatStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._pending: list[tuple[Message, asyncio.Future[tuple[Message, bool]]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         await self.db.open()
@@ -301,10 +304,39 @@ class SqlChatStore:
         return out
 
     async def insert_message(self, message: Message) -> tuple[Message, bool]:
-        async def op(conn: AsyncConnection) -> tuple[Message, bool]:
-            return (await self._insert_batch(conn, [message]))[0]
+        # Posts arriving together are stored by one write (4 statements for the lot, not per post).
+        fut: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
+        self._pending.append((message, fut))
+        if len(self._pending) == 1:
+            self._flushes.add(task := asyncio.create_task(self._flush_posts()))
+            task.add_done_callback(self._flushes.discard)
+        return await fut
 
-        return await self.db.write(op)
+    async def _flush_posts(self) -> None:
+        taken: list[tuple[Message, asyncio.Future[tuple[Message, bool]]]] = []
+
+        async def op(conn: AsyncConnection) -> list[tuple[Message, bool]]:
+            taken.extend(self._pending)  # posts queued from now on start the next write
+            self._pending = []
+            return await self._insert_batch(conn, [m for m, _ in taken])
+
+        try:
+            results = await self.db.write(op)
+        except Exception:  # noqa: BLE001 - one bad post (a channel just deleted?): store each alone
+            if not taken:  # the group failed before our turn
+                taken.extend(self._pending)
+                self._pending = []
+            for message, fut in taken:
+                try:
+                    alone = await self.db.write(lambda c, m=message: self._insert_batch(c, [m]))  # type: ignore[misc]
+                except Exception as exc:  # noqa: BLE001 - handed to its caller
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(alone[0])
+            return
+        for result, (_, fut) in zip(results, taken):
+            if not fut.done():
+                fut.set_result(result)
 
     async def insert_many(self, messages: Sequence[Message]) -> int:
         async def op(conn: AsyncConnection) -> int:

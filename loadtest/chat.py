@@ -25,18 +25,21 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from chat.auth import CHAT_ROOM
-from chat.model import Channel, Message, User, new_id
+from chat.model import Channel, Message, SearchQuery, User, new_id
 from chat.redis_store import RedisChatStore
+from chat.sql_store import SqlChatStore
 from chat.sqlite_store import SqliteChatStore
 from loadtest.proc import cpu_seconds, free_port
 from chat.store import ChatStore
 from identity.apikeys import ApiKeyStore
 from identity.secrets_store import load_or_create_secret
 from identity.tokens import TokenIssuer
+from store.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 CJK_WORDS = ["项目", "进度", "更新", "完成", "会议", "客户", "需求", "测试", "发布", "周报", "预算", "设计", "上线",
@@ -318,7 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200, help="search queries (default 200)")
     parser.add_argument("--backends", default="sqlite,redis", help="comma-separated: sqlite,redis")
     parser.add_argument("--json", action="store_true", help="print the results as JSON lines too")
+    parser.add_argument("--store-bench", action="store_true",
+                        help="benchmark the stores themselves (fill, writes, search, sync) instead of a server")
+    parser.add_argument("--stores", default="sqlite,postgres", help="with --store-bench: sqlite,postgres")
     args = parser.parse_args(argv)
+    if args.store_bench:
+        stores = [asyncio.run(bench_store(k.strip(), args)) for k in args.stores.split(",") if k.strip()]
+        print_store_results(stores, args.json)
+        return 0
     results = [asyncio.run(run_backend(b.strip(), args)) for b in args.backends.split(",") if b.strip()]
     print(f"{'backend':8} {'sockets':>7} {'rate':>6} {'posts/s':>8} {'delivered':>12} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'history':>9} {'search p50':>10} {'p95':>6} {'p99':>6} {'store MB':>9} {'srv CPU%':>8}")
@@ -329,6 +339,136 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(r.__dict__))
     return 0
+
+
+# The store benchmark: `python -m loadtest.chat --store-bench [--stores old-sqlite,sqlite,postgres]` --------
+#
+# The stores themselves, in this process (no HTTP): bulk fill of H messages, write throughput of single
+# posts (64 at once, each with a client_id, as the API sends them), search p50/p95 per kind of query
+# (CJK word, English prefix, a word with a from: filter) and sync of 10k missed events by 500-event pages.
+
+
+@dataclass
+class StoreResult:
+    store: str
+    cores: int
+    history: int
+    fill_s: float
+    fill_msgs_per_s: float
+    write_msgs_per_s: float
+    search: dict[str, tuple[float, float]]  # kind -> (p50 ms, p95 ms)
+    hits: dict[str, float]  # kind -> mean results per query
+    sync_10k_ms: float
+    storage_mb: float
+
+
+def _prefix_query(vocab: Vocabulary) -> str:
+    word = vocab.words[vocab.rng.randint(20, 1000)]
+    return word[:max(3, len(word) - 2)]
+
+
+def store_queries(kind: str, vocab: Vocabulary) -> SearchQuery:
+    if kind == "cjk":
+        return SearchQuery(vocab.rng.choice(CJK_WORDS), limit=20)
+    if kind == "prefix":
+        return SearchQuery(_prefix_query(vocab), limit=20)
+    # A filter: a common word from one author.
+    return SearchQuery(vocab.words[vocab.rng.randint(0, 50)], author=f"u{vocab.rng.randint(0, 49)}", limit=20)
+
+
+async def _open_store(kind: str, work: Path) -> tuple[ChatStore, Any]:
+    if kind == "old-sqlite":
+        return SqliteChatStore(work / "chat" / "chat.db"), None
+    if kind == "sqlite":
+        return SqlChatStore(Database.for_config(None, work)), None
+    if kind == "postgres":
+        from tests.postgres import start_postgres
+
+        server = start_postgres(fsync=True)  # durable like the SQLite stores (synchronous=FULL)
+        return SqlChatStore(Database.for_config(server.create_database(), work)), server
+    raise SystemExit(f"unknown store {kind!r} (old-sqlite, sqlite, postgres)")
+
+
+async def bench_store(kind: str, args: argparse.Namespace) -> StoreResult:
+    work = Path(tempfile.mkdtemp(prefix=f"convene-store-{kind}-"))
+    store, pg = await _open_store(kind, work)
+    try:
+        await store.open()
+        channels = []
+        for i in range(20):
+            ch = await store.create_channel(Channel(id=new_id("c_"), name=f"h{i}", kind="team"),
+                                            ["searcher"] if i < 10 else [])
+            channels.append(ch.id)
+        print(f"[{kind}] filling {args.history:,} messages…", file=sys.stderr, flush=True)
+        fill_s = await fill_history(store, args.history, channels, random.Random(7))
+
+        vocab = Vocabulary(random.Random(5))
+        posts = 3000
+        started = time.perf_counter()
+        sem = asyncio.Semaphore(64)
+
+        async def post(i: int) -> None:
+            async with sem:
+                await store.insert_message(Message(id=new_id("m_"), channel_id=channels[i % 20], author="poster",
+                                                   type="text", content=vocab.sentence(), created_at=time.time(),
+                                                   client_id=f"p{i}"))
+
+        await asyncio.gather(*(post(i) for i in range(posts)))
+        write_rate = posts / (time.perf_counter() - started)
+
+        mine = channels[:10]
+        search: dict[str, tuple[float, float]] = {}
+        hits: dict[str, float] = {}
+        qvocab = Vocabulary(random.Random(11))
+        for qkind in ("cjk", "prefix", "filter"):
+            times: list[float] = []
+            found = 0
+            for _ in range(args.queries):
+                q = store_queries(qkind, qvocab)
+                t0 = time.perf_counter()
+                found += len(await store.search(mine, q))
+                times.append((time.perf_counter() - t0) * 1000)
+            search[qkind] = (round(percentile(times, 50), 2), round(percentile(times, 95), 2))
+            hits[qkind] = round(found / args.queries, 1)
+
+        since = await store.current_seq()
+        await store.insert_many([Message(id=new_id("m_"), channel_id=mine[i % 10], author="poster", type="text",
+                                         content=vocab.sentence(), created_at=time.time()) for i in range(10_000)])
+        t0 = time.perf_counter()
+        seen = 0
+        while True:
+            page = await store.changes(mine, since, 500)
+            if not page:
+                break
+            seen += len(page)
+            since = page[-1].seq
+        sync_ms = (time.perf_counter() - t0) * 1000
+        assert seen == 10_000, seen
+        await store.close()
+        if pg is not None:
+            size = pg.psql("SELECT pg_database_size(current_database())")  # of the postgres db: use all
+            size_mb = round(float(pg.psql("SELECT sum(pg_database_size(datname)) FROM pg_database")) / 1e6, 1)
+            del size
+        else:
+            size_mb = round(sum(f.stat().st_size for f in work.rglob("*.db*")) / 1e6, 1)
+        return StoreResult(kind, os.cpu_count() or 0, args.history, round(fill_s, 1),
+                           round(args.history / fill_s), round(write_rate), search, hits, round(sync_ms, 1), size_mb)
+    finally:
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_store_results(results: list[StoreResult], as_json: bool) -> None:
+    print(f"{'store':10} {'cores':>5} {'history':>9} {'fill msg/s':>10} {'write msg/s':>11} "
+          f"{'cjk p50/p95':>12} {'prefix p50/p95':>14} {'filter p50/p95':>14} {'sync 10k ms':>11} {'MB':>7}")
+    for r in results:
+        s = {k: f"{v[0]}/{v[1]}" for k, v in r.search.items()}
+        print(f"{r.store:10} {r.cores:>5} {r.history:>9,} {r.fill_msgs_per_s:>10,} {r.write_msgs_per_s:>11,} "
+              f"{s['cjk']:>12} {s['prefix']:>14} {s['filter']:>14} {r.sync_10k_ms:>11} {r.storage_mb:>7}"
+              f"   hits/query {r.hits}")
+        if as_json:
+            print(json.dumps(r.__dict__))
 
 
 if __name__ == "__main__":

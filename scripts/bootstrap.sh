@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Convene needs on a fresh Debian/Ubuntu machine, idempotently:
 # Debian packages (only the missing ones), a venv in .venv and the Python packages.
-# Usage: scripts/bootstrap.sh [--test]   (--test adds chromium, redis, speech tools, test deps)
+# Usage: scripts/bootstrap.sh [--test]   (--test adds chromium, redis, postgresql, speech tools, test deps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,7 @@ want_test=0
 
 debs=(python3-venv)
 if [ "$want_test" = 1 ]; then
-    debs+=(chromium redis-server espeak-ng flite sox)
+    debs+=(chromium redis-server postgresql espeak-ng flite sox)
 fi
 if [ "$want_test" = 1 ]; then
     # Network tests (tests/network/): namespaces and veth pairs (ip), a browser trusting a test CA (certutil).
@@ -19,6 +19,11 @@ fi
 if [ "$want_test" = 1 ]; then
     # ICE tests (tests/network/test_nat.py, test_turn.py): NAT and blocked UDP (iptables), a TURN server (coturn).
     debs+=(iptables coturn)
+fi
+if [ "$want_test" = 1 ]; then
+    # The Firefox browser test (tests/browser/firefox.py drives firefox-esr over WebDriver BiDi; Xvfb gives
+    # it a screen to share); a CJK font so screenshots of the Chinese interface show text, not boxes.
+    debs+=(firefox-esr xvfb fonts-wqy-microhei)
 fi
 missing=()
 for p in "${debs[@]}"; do

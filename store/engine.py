@@ -56,8 +56,10 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     # A writer takes the lock up front: a deferred transaction that reads, then writes after another
-    # process committed, fails at once with SQLITE_BUSY (the busy timeout cannot help it).
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+    # process committed, fails at once with SQLITE_BUSY (the busy timeout cannot help it). Readers run
+    # each statement on its own (autocommit): every statement costs a hop to aiosqlite's thread.
+    if conn.get_execution_options().get(WRITE):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -65,7 +67,8 @@ def create_engine(url: str) -> AsyncEngine:
         path = sqlite_path(url)
         if path is not None:
             private_sqlite(path)  # 0600 before SQLite creates it, so its -wal/-shm are 0600 too
-        engine = create_async_engine(url, pool_size=5, max_overflow=5)
+        # No reset on return: readers hold no transaction, the writer commits or rolls back itself.
+        engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine

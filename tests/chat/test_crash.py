@@ -1,6 +1,6 @@
 """Acknowledged messages survive a crash: SIGKILL `convene serve` in the middle of a stream of posts,
-restart it, and find every message that got a 201 — on the embedded store and on Redis (which is
-killed and restarted too)."""
+restart it, and find every message that got a 201 — on the embedded SQLite store and on a real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.chat.conftest import RedisServer, free_port, start_redis
+from tests.chat.conftest import free_port
+from tests.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,8 +27,11 @@ def convene(*args: str) -> str:
     return out.stdout.strip()
 
 
-async def start_server(port: int, data: Path, redis_url: str | None) -> subprocess.Popen[bytes]:
+async def start_server(port: int, data: Path, database_url: str | None,
+                       redis_url: str | None = None) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir", str(data)]
+    if database_url:
+        cmd += ["--database-url", database_url]
     if redis_url:
         cmd += ["--redis", redis_url]
     env = {**os.environ, "CONVENE_CHAT_RATE": "10000", "CONVENE_CHAT_BURST": "10000", "HF_HUB_OFFLINE": "1"}
@@ -48,66 +52,60 @@ async def start_server(port: int, data: Path, redis_url: str | None) -> subproce
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
-async def test_acknowledged_posts_survive_sigkill(tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_acknowledged_posts_survive_sigkill(tmp_path: Path, backend: str,
+                                                  request: pytest.FixtureRequest) -> None:
     data = tmp_path / "data"
-    redis: RedisServer | None = start_redis(tmp_path / "redis") if backend == "redis" else None
-    redis_url = redis.url if redis else None
-    extra = ["--redis", redis_url] if redis_url else []
+    pg: PostgresServer | None = request.getfixturevalue("postgres") if backend == "postgres" else None
+    database_url = pg.create_database() if pg else None
+    extra = ["--database-url", database_url] if database_url else []
+    key = convene("keys", "create", "--name", "loader", "--role", "bot", "--data-dir", str(data))
+    convene("users", "add", "reader", "--role", "member", "--data-dir", str(data), *extra)
+    port = free_port()
+    proc = await start_server(port, data, database_url)
+    url = f"http://127.0.0.1:{port}"
+    acked: dict[str, str] = {}
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as s:
+        async with s.post(url + "/v1/channels", json={"name": "stream", "kind": "group",
+                                                     "members": ["reader"]}) as r:
+            assert r.status == 201, await r.text()
+
+        async def poster(worker: int) -> None:
+            i = 0
+            while True:
+                cid = f"w{worker}-{i}"
+                try:
+                    async with s.post(url + "/v1/messages", json={"to": "stream", "content": cid,
+                                                                 "client_id": cid}) as r:
+                        if r.status == 201:
+                            acked[cid] = (await r.json())["id"]
+                except (TimeoutError, aiohttp.ClientError):
+                    return
+                i += 1
+
+        tasks = [asyncio.create_task(poster(w)) for w in range(8)]
+        while len(acked) < 300:
+            await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        await asyncio.gather(*tasks)
+    proc = await start_server(port, data, database_url)
     try:
-        key = convene("keys", "create", "--name", "loader", "--role", "bot", "--data-dir", str(data))
-        convene("users", "add", "reader", "--role", "member", "--data-dir", str(data), *extra)
-        port = free_port()
-        proc = await start_server(port, data, redis_url)
-        url = f"http://127.0.0.1:{port}"
-        acked: dict[str, str] = {}
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as s:
-            async with s.post(url + "/v1/channels", json={"name": "stream", "kind": "group",
-                                                         "members": ["reader"]}) as r:
-                assert r.status == 201, await r.text()
-
-            async def poster(worker: int) -> None:
-                i = 0
-                while True:
-                    cid = f"w{worker}-{i}"
-                    try:
-                        async with s.post(url + "/v1/messages", json={"to": "stream", "content": cid,
-                                                                     "client_id": cid}) as r:
-                            if r.status == 201:
-                                acked[cid] = (await r.json())["id"]
-                    except (TimeoutError, aiohttp.ClientError):
-                        return
-                    i += 1
-
-            tasks = [asyncio.create_task(poster(w)) for w in range(8)]
-            while len(acked) < 300:
-                await asyncio.sleep(0.01)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-            await asyncio.gather(*tasks)
-        if redis is not None:
-            redis.stop(kill=True)
-            redis = start_redis(tmp_path / "redis", redis.port)
-        proc = await start_server(port, data, redis_url)
-        try:
-            reader = convene("users", "token", "reader", "--data-dir", str(data), *extra).split("token=")[1]
-            found: dict[str, str] = {}
-            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {reader}"}) as s:
-                after = 0
-                while True:
-                    async with s.get(url + f"/v1/channels/stream/messages?after={after}&limit=500") as r:
-                        page = await r.json()
-                    for m in page["messages"]:
-                        found[m["content"]] = m["id"]
-                    if not page["messages"]:
-                        break
-                    after = page["messages"][-1]["ord"]
-            missing = [c for c in acked if found.get(c) != acked[c]]
-            assert not missing, f"{len(missing)} of {len(acked)} acknowledged messages lost: {missing[:5]}"
-            assert len(acked) >= 300
-        finally:
-            proc.terminate()
-            proc.wait(20)
+        reader = convene("users", "token", "reader", "--data-dir", str(data), *extra).split("token=")[1]
+        found: dict[str, str] = {}
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {reader}"}) as s:
+            after = 0
+            while True:
+                async with s.get(url + f"/v1/channels/stream/messages?after={after}&limit=500") as r:
+                    page = await r.json()
+                for m in page["messages"]:
+                    found[m["content"]] = m["id"]
+                if not page["messages"]:
+                    break
+                after = page["messages"][-1]["ord"]
+        missing = [c for c in acked if found.get(c) != acked[c]]
+        assert not missing, f"{len(missing)} of {len(acked)} acknowledged messages lost: {missing[:5]}"
+        assert len(acked) >= 300
     finally:
-        if redis is not None:
-            redis.stop()
+        proc.terminate()
+        proc.wait(20)

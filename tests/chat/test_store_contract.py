@@ -310,3 +310,44 @@ async def test_file_records_from_before_attach_tracking(tmp_path: Path, redis_se
             assert not await store.sha_in_use("b" * 64)
         finally:
             await store.close()
+
+
+async def test_search_prefixes_inflections_ranking_and_filters(store: ChatStore) -> None:
+    if not isinstance(store, SqlChatStore):
+        pytest.skip("the SQL store's search (the old stores match whole words only)")
+    from chat.model import Attachment
+    from common.errors import InvalidField
+
+    c = await channel(store, "general", ["ann", "bob"])
+    ops = await channel(store, "ops", ["ann"])
+    t0 = time.time()
+    exact, _ = await store.insert_message(msg(c.id, "deploy tonight", created_at=t0 - 300))
+    longer, _ = await store.insert_message(msg(c.id, "the deployment went fine", author="bob", created_at=t0 - 200))
+    approved, _ = await store.insert_message(msg(ops.id, "PR approved by both reviewers", created_at=t0 - 100))
+    filed, _ = await store.insert_message(replace(msg(ops.id, "deployment checklist", created_at=t0), type="file",
+                                                  attachments=(Attachment(file_id="f_1", name="list.pdf"),)))
+    await store.insert_message(msg(c.id, "google it", created_at=t0))
+
+    async def ids(q: str, chans: list[str] | None = None) -> list[str]:
+        return [m.id for m in await store.search(chans or [c.id, ops.id], SearchQuery(q))]
+
+    # Relevance first (the exact word, though older), then recency among equals.
+    assert await ids("deploy") == [exact.id, filed.id, longer.id]
+    assert await ids("deployments") == [filed.id, longer.id, exact.id]  # stem "deploy": all inflections
+    assert await ids("approve") == [approved.id]
+    assert await ids("reviewer") == [approved.id]
+    assert await ids("go") == []  # two letters: whole words only
+    assert await ids("deploy from:bob") == [longer.id]
+    assert await ids("deploy in:ops") == [filed.id]
+    assert await ids("deploy in:ops", [c.id]) == []  # in: never widens the caller's channels
+    assert await ids("deploy has:file") == [filed.id]
+    assert await ids("has:file") == [filed.id]
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0 - 150))
+    assert await ids(f"deploy before:{iso}") == [exact.id, longer.id]
+    assert await ids(f"deploy after:{iso}") == [filed.id]
+    with pytest.raises(InvalidField):
+        await store.search([c.id], SearchQuery("deploy before:yesterday"))
+    # CJK substrings still need their characters together; one character finds them too.
+    zh, _ = await store.insert_message(msg(c.id, "部署完成，评审通过"))
+    assert await ids("部署") == [zh.id] and await ids("评审通过") == [zh.id] and await ids("署") == [zh.id]
+    assert await ids("部完") == []
