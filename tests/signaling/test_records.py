@@ -282,3 +282,27 @@ async def test_action_items_nobody_posted_are_posted_after_the_fallback_delay(
         assert (status, code(body)) == (409, "notes_published")
         status, notes = await call(http, server, "GET", f"/v1/meetings/{m.meeting_id}/notes", to_mod["record_token"])
         assert notes["state"]["published_by"] == "autopublish" and notes["state"]["tasks_posted"] == 1
+
+
+def test_a_record_token_and_a_meeting_token_never_stand_in_for_each_other() -> None:
+    from common.errors import InvalidToken, OutOfScope
+    from identity.tokens import TokenIssuer
+
+    issuer = TokenIssuer(b"k" * 32)
+    record = issuer.mint_record("rec", "m_" + "a" * 22, "alice", name="Alice", moderator=True)
+    meeting = issuer.mint("rec", "alice", meeting="m_" + "a" * 22)
+    assert issuer.verify_record(record).moderator is True
+    assert issuer.verify(meeting).meeting == "m_" + "a" * 22
+    with pytest.raises(OutOfScope):
+        issuer.verify(record)  # signaling, chat and room REST all verify this way
+    with pytest.raises(OutOfScope):
+        issuer.verify_record(meeting)
+    with pytest.raises(InvalidToken):
+        TokenIssuer(b"x" * 32).verify_record(record)  # another server's secret
+    import jwt
+    odd = jwt.encode({"iss": "convene", "use": "admin", "sub": "a", "room": "rec", "mtg": "m_x", "exp": 2**40},
+                     b"k" * 32, algorithm="HS256")
+    with pytest.raises(InvalidToken):
+        issuer.verify(odd)  # an unknown use is no meeting token either
+    with pytest.raises(ValueError):
+        issuer.mint_record("@chat", "m_x", "alice")
