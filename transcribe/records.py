@@ -22,6 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -89,7 +90,7 @@ class MeetingRecords:
     async def transcript(self, meeting: Meeting) -> Transcript | None:
         return await self.service.transcript(meeting.room, meeting.meeting_id)
 
-    def _state_path(self, meeting: Meeting) -> Any:
+    def _state_path(self, meeting: Meeting) -> Path:
         return self.service.store.meeting_dir(meeting.room, meeting.meeting_id) / STATE_FILE
 
     def _load_state(self, meeting: Meeting) -> NotesState:
