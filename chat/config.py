@@ -15,7 +15,7 @@ class ChatConfig:
     redis_url: str | None = None
     # The durable store (common.config.Config.database_url): None is SQLite in the data dir.
     database_url: str | None = None
-    redis_prefix: str = "convene:chat:"
+    redis_prefix: str = "convene:chat:"  # the event bus's channel names (chat.bus.RedisBus)
     # Per caller (API key or user) on writes: a token bucket.
     rate_per_second: float = 20.0
     rate_burst: int = 60
@@ -34,7 +34,8 @@ class ChatConfig:
     guest_upload_bytes_per_day: int = 50 * 1024 * 1024
 
     @property
-    def db_path(self) -> Path:
+    def legacy_db_path(self) -> Path:
+        """The chat.db of releases before the SQL store (what an importer reads)."""
         return self.data_dir / "chat" / "chat.db"
 
     @property

@@ -1,6 +1,6 @@
-"""The ChatStore interface: what the chat service needs from storage. Two backends implement it
-(chat.sqlite_store: embedded default; chat.redis_store: several server processes) and pass one
-contract test suite (tests/chat/test_store_contract.py).
+"""The ChatStore interface: what the chat service needs from storage. chat.sql_store implements it on
+the SQL store layer (store/: embedded SQLite, or PostgreSQL for several processes) and passes the
+contract test suite (tests/chat/test_store_contract.py) on both backends.
 
 Ordering: every write takes the next value of one counter. A message's `ord` is the value when it was
 created (history order); its `seq` the value of its last change (the sync cursor). Writes become
@@ -103,7 +103,8 @@ class ChatStore(Protocol):
     async def current_seq(self) -> int: ...
 
     async def search(self, channel_ids: Sequence[str], query: SearchQuery) -> list[Message]:
-        """Non-recalled messages matching chat.textindex.matches, newest first."""
+        """Non-recalled messages matching the query (chat.textindex.relevance > 0; inline filters from:,
+        in:, before:, after:, has:file), most relevant first, then newest."""
         ...
 
     async def tasks_of(self, assignee: str, open_only: bool) -> list[Message]: ...

@@ -1,6 +1,6 @@
 """Chat benchmark: `python -m loadtest.chat [--sockets N --rate R --duration S --history H]`.
 
-For each backend (embedded SQLite, Redis) it starts a real `convene serve` subprocess on 127.0.0.1,
+For each store backend (embedded SQLite, PostgreSQL) it starts a real `convene serve` subprocess on 127.0.0.1,
 connects N WebSocket clients to one channel, posts at R posts/s for S seconds over HTTP and measures:
 delivery latency (post sent → event received on each socket) p50/p99, posts/s acknowledged, and
 search latency (GET /v1/search) p50/p95/p99 over a generated history of H messages (30% Chinese).
@@ -18,7 +18,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,9 +30,7 @@ import aiohttp
 
 from chat.auth import CHAT_ROOM
 from chat.model import Channel, Message, SearchQuery, User, new_id
-from chat.redis_store import RedisChatStore
 from chat.sql_store import SqlChatStore
-from chat.sqlite_store import SqliteChatStore
 from loadtest.proc import cpu_seconds, free_port
 from chat.store import ChatStore
 from identity.apikeys import ApiKeyStore
@@ -117,36 +114,17 @@ async def fill_history(store: ChatStore, count: int, channels: list[str], rng: r
     return time.perf_counter() - started
 
 
-def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-                             "--appendfsync", "everysec", "--dir", str(directory)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("redis-server did not start")
+def storage_mb(data: Path, pg: Any) -> float:
+    """MB the store takes: the PostgreSQL databases, or the SQLite files."""
+    if pg is not None:
+        return round(float(pg.psql("SELECT sum(pg_database_size(datname)) FROM pg_database")) / 1e6, 1)
+    return round(sum(f.stat().st_size for f in data.rglob("*.db*")) / 1e6, 1)
 
 
-async def measure_storage(data: Path, redis_url: str | None) -> float:
-    """MB the store takes: Redis's used_memory, or the SQLite files."""
-    if redis_url:
-        import redis.asyncio as aioredis
+def start_pg() -> Any:
+    from tests.postgres import start_postgres
 
-        r = aioredis.from_url(redis_url)
-        try:
-            info = await r.info("memory")
-            return round(int(info["used_memory"]) / 1e6, 1)
-        finally:
-            await r.aclose()
-    return round(sum(f.stat().st_size for f in (data / "chat").glob("chat.db*")) / 1e6, 1)
+    return start_postgres(fsync=True)  # durable like SQLite's synchronous=FULL
 
 
 async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -168,15 +146,12 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
     rng = random.Random(7)
     work = Path(tempfile.mkdtemp(prefix=f"convene-bench-{backend}-"))
     data = work / "data"
-    redis_proc = None
-    redis_url = None
-    if backend == "redis":
-        redis_proc, redis_url = start_redis(work)
+    pg = start_pg() if backend == "postgres" else None
+    database_url = pg.create_database() if pg is not None else None
     server = None
     try:
         # Users, the channels and the generated history go straight into the store before the server starts.
-        store: ChatStore = RedisChatStore(redis_url, "convene:chat:") if redis_url else SqliteChatStore(
-            data / "chat" / "chat.db")
+        store: ChatStore = SqlChatStore(Database.for_config(database_url, data))
         await store.open()
         logins = [f"s{i}" for i in range(args.sockets)]
         for login in ["poster", "searcher", *logins]:
@@ -191,15 +166,15 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
         print(f"[{backend}] generating {args.history:,} messages…", file=sys.stderr, flush=True)
         fill_s = await fill_history(store, args.history, history_channels, rng)
         await store.close()
-        storage_mb = await measure_storage(data, redis_url)
+        size_mb = storage_mb(data, pg)
         issuer = TokenIssuer(load_or_create_secret(data))
         ApiKeyStore(data)
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir", str(data)]
-        if redis_url:
-            cmd += ["--redis", redis_url]
+        if database_url:
+            cmd += ["--database-url", database_url]
         env = {**os.environ, "CONVENE_CHAT_RATE": "1000000", "CONVENE_CHAT_BURST": "1000000", "HF_HUB_OFFLINE": "1"}
         server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await wait_up(url, server)
@@ -296,7 +271,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
                       history=args.history, fill_s=round(fill_s, 1),
                       search_p50_ms=round(percentile(search_ms, 50), 1),
                       search_p95_ms=round(percentile(search_ms, 95), 1),
-                      search_p99_ms=round(percentile(search_ms, 99), 1), storage_mb=storage_mb,
+                      search_p99_ms=round(percentile(search_ms, 99), 1), storage_mb=size_mb,
                       server_cpu_pct=round(server_cpu, 1))
     finally:
         if server is not None and server.poll() is None:
@@ -305,9 +280,8 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
                 server.wait(20)
             except subprocess.TimeoutExpired:
                 server.kill()
-        if redis_proc is not None:
-            redis_proc.terminate()
-            redis_proc.wait(10)
+        if pg is not None:
+            pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -319,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of posting (default 5)")
     parser.add_argument("--history", type=int, default=20_000, help="messages of generated history (default 20k)")
     parser.add_argument("--queries", type=int, default=200, help="search queries (default 200)")
-    parser.add_argument("--backends", default="sqlite,redis", help="comma-separated: sqlite,redis")
+    parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
     parser.add_argument("--json", action="store_true", help="print the results as JSON lines too")
     parser.add_argument("--store-bench", action="store_true",
                         help="benchmark the stores themselves (fill, writes, search, sync) instead of a server")
@@ -341,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# The store benchmark: `python -m loadtest.chat --store-bench [--stores old-sqlite,sqlite,postgres]` --------
+# The store benchmark: `python -m loadtest.chat --store-bench [--stores sqlite,postgres]` ----------------------
 #
 # The stores themselves, in this process (no HTTP): bulk fill of H messages, write throughput of single
 # posts (64 at once, each with a client_id, as the API sends them), search p50/p95 per kind of query
@@ -377,16 +351,12 @@ def store_queries(kind: str, vocab: Vocabulary) -> SearchQuery:
 
 
 async def _open_store(kind: str, work: Path) -> tuple[ChatStore, Any]:
-    if kind == "old-sqlite":
-        return SqliteChatStore(work / "chat" / "chat.db"), None
     if kind == "sqlite":
         return SqlChatStore(Database.for_config(None, work)), None
     if kind == "postgres":
-        from tests.postgres import start_postgres
-
-        server = start_postgres(fsync=True)  # durable like the SQLite stores (synchronous=FULL)
+        server = start_pg()
         return SqlChatStore(Database.for_config(server.create_database(), work)), server
-    raise SystemExit(f"unknown store {kind!r} (old-sqlite, sqlite, postgres)")
+    raise SystemExit(f"unknown store {kind!r} (sqlite, postgres)")
 
 
 async def bench_store(kind: str, args: argparse.Namespace) -> StoreResult:
@@ -445,12 +415,7 @@ async def bench_store(kind: str, args: argparse.Namespace) -> StoreResult:
         sync_ms = (time.perf_counter() - t0) * 1000
         assert seen == 10_000, seen
         await store.close()
-        if pg is not None:
-            size = pg.psql("SELECT pg_database_size(current_database())")  # of the postgres db: use all
-            size_mb = round(float(pg.psql("SELECT sum(pg_database_size(datname)) FROM pg_database")) / 1e6, 1)
-            del size
-        else:
-            size_mb = round(sum(f.stat().st_size for f in work.rglob("*.db*")) / 1e6, 1)
+        size_mb = storage_mb(work, pg)
         return StoreResult(kind, os.cpu_count() or 0, args.history, round(fill_s, 1),
                            round(args.history / fill_s), round(write_rate), search, hits, round(sync_ms, 1), size_mb)
     finally:

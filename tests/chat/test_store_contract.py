@@ -1,9 +1,9 @@
-"""One contract, two backends: every ChatStore behaves the same (SQLite file and a real Redis)."""
+"""One contract, two backends: the SQL ChatStore behaves the same on an embedded SQLite file and on a real
+PostgreSQL (tests/postgres.py starts one)."""
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -22,24 +22,18 @@ from chat.model import (
     User,
     new_id,
 )
-from chat.redis_store import RedisChatStore
 from chat.sql_store import SqlChatStore
-from chat.sqlite_store import SqliteChatStore
 from chat.store import ChatStore
 from store.database import Database
 
 
-@pytest.fixture(params=["sqlite", "redis", "sql-sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ChatStore]:
     s: ChatStore
     if request.param == "sqlite":
-        s = SqliteChatStore(tmp_path / "chat.db")
-    elif request.param == "sql-sqlite":
         s = SqlChatStore(Database.for_config(None, tmp_path))
-    elif request.param == "postgres":
-        s = SqlChatStore(Database.for_config(request.getfixturevalue("postgres").create_database(), tmp_path))
     else:
-        s = RedisChatStore(request.getfixturevalue("redis_server").url, prefix=f"c{secrets.token_hex(4)}:")
+        s = SqlChatStore(Database.for_config(request.getfixturevalue("postgres").create_database(), tmp_path))
     await s.open()
     try:
         yield s
@@ -250,9 +244,9 @@ async def test_channel_ids_of(store: ChatStore) -> None:
     assert await store.channel_ids_of("cy") == []
 
 
-async def test_two_sqlite_stores_share_one_file(tmp_path: Path) -> None:
+async def test_two_stores_share_one_sqlite_file(tmp_path: Path) -> None:
     """Two server processes on one data dir: each store has its own writer, the counter stays one."""
-    a, b = SqliteChatStore(tmp_path / "chat.db"), SqliteChatStore(tmp_path / "chat.db")
+    a, b = SqlChatStore(Database.for_config(None, tmp_path)), SqlChatStore(Database.for_config(None, tmp_path))
     await a.open()
     await b.open()
     try:
@@ -269,52 +263,29 @@ async def test_two_sqlite_stores_share_one_file(tmp_path: Path) -> None:
         await b.close()
 
 
-async def test_file_records_from_before_attach_tracking(tmp_path: Path, redis_server: object) -> None:
-    """Records stored before attached_at and the file indexes existed: posted ones stay attached (never
-    swept), unposted ones are swept, and their blobs count as used."""
-    import json
-    import sqlite3
-
-    import redis.asyncio as aioredis
-
+async def test_file_records_naming_their_channels(store: ChatStore) -> None:
+    """A record stored with its channels (as an importer copies ones from before attach tracking) is
+    attached (never swept) until the last message there goes; its blob counts as used."""
     now = time.time()
-    old = [{"id": "f_posted", "sha256": "a" * 64, "name": "p.txt", "mime": "text/plain", "size": 5,
-            "uploader": "ann", "created_at": now - 100, "channels": ["c_1"]},
-           {"id": "f_loose", "sha256": "b" * 64, "name": "l.txt", "mime": "text/plain", "size": 7,
-            "uploader": "ann", "created_at": now - 100, "channels": []}]
-    db = tmp_path / "chat.db"
-    sqlite = SqliteChatStore(db)
-    await sqlite.open()
-    await sqlite.close()
-    with sqlite3.connect(db) as raw:
-        raw.executemany("INSERT INTO files VALUES (?, ?)", [(d["id"], json.dumps(d)) for d in old])
-    prefix = f"legacy{secrets.token_hex(4)}:"
-    r = aioredis.Redis.from_url(redis_server.url, decode_responses=True)  # type: ignore[attr-defined]
-    for d in old:
-        await r.set(prefix + "f:" + str(d["id"]), json.dumps(d))
-        for c in d["channels"]:  # type: ignore[attr-defined]
-            await r.sadd(prefix + "fch:" + str(d["id"]), c)
-    await r.aclose()
-    for store in (SqliteChatStore(db), RedisChatStore(redis_server.url, prefix=prefix)):  # type: ignore[attr-defined]
-        await store.open()
-        try:
-            posted = await store.get_file("f_posted")
-            assert posted is not None and posted.attached_at == now - 100 and posted.channels == ("c_1",)
-            assert [m.id for m in await store.unattached_files(now, 10)] == ["f_loose"]
-            assert await store.sha_in_use("a" * 64) and await store.sha_in_use("b" * 64)
-            assert await store.uploaded_bytes("ann", now - 200) == 12
-            await store.detach_file("f_posted", "m_old", "c_1")  # a recall of the message that carried it
-            assert (await store.get_file("f_posted")).withdrawn  # type: ignore[union-attr]
-            assert not await store.delete_unattached_file("f_posted")
-            assert await store.delete_unattached_file("f_loose")
-            assert not await store.sha_in_use("b" * 64)
-        finally:
-            await store.close()
+    await store.put_file(FileMeta(id="f_posted", sha256="a" * 64, name="p.txt", mime="text/plain", size=5,
+                                  uploader="ann", created_at=now - 100, channels=("c_1",)))
+    await store.put_file(FileMeta(id="f_loose", sha256="b" * 64, name="l.txt", mime="text/plain", size=7,
+                                  uploader="ann", created_at=now - 100))
+    posted = await store.get_file("f_posted")
+    assert posted is not None and posted.attached_at == now - 100 and posted.channels == ("c_1",)
+    assert [m.id for m in await store.unattached_files(now, 10)] == ["f_loose"]
+    assert await store.uploaded_bytes("ann", now - 200) == 12
+    await store.attach_file("f_posted", "m_new", "c_1", now)
+    await store.detach_file("f_posted", "m_old", "c_1")  # another message there still carries it
+    assert (await store.get_file("f_posted")).channels == ("c_1",)  # type: ignore[union-attr]
+    await store.detach_file("f_posted", "m_new", "c_1")
+    assert (await store.get_file("f_posted")).withdrawn  # type: ignore[union-attr]
+    assert not await store.delete_unattached_file("f_posted")
+    assert await store.delete_unattached_file("f_loose")
+    assert not await store.sha_in_use("b" * 64) and await store.sha_in_use("a" * 64)
 
 
 async def test_search_prefixes_inflections_ranking_and_filters(store: ChatStore) -> None:
-    if not isinstance(store, SqlChatStore):
-        pytest.skip("the SQL store's search (the old stores match whole words only)")
     from chat.model import Attachment
     from common.errors import InvalidField
 
