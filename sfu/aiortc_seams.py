@@ -652,8 +652,8 @@ class TurnServer:
 _gathering = IceGathering()
 _aioice_host_addresses = aioice.ice.get_host_addresses
 _aiortc_connection_kwargs = aiortc.rtcicetransport.connection_kwargs
-# aioice 0.13.0's Connection.get_component_candidates, which GatheringConnection replaces: a change upstream
-# must be read and carried over before the check passes again.
+# aioice 0.13.0's Connection.get_component_candidates, which GatheringConnection calls with no host address
+# (so that it gathers only its TURN server's relay): a change upstream must be read before the check passes.
 AIOICE_COMPONENT_CANDIDATES_SHA256 = "118597a9fcb703f9"
 
 
@@ -736,13 +736,6 @@ class GatheringConnection(aioice.ice.Connection):
         super().__init__(*args, **kwargs)
         self.more_turn_servers = list(more_turn_servers or [])
 
-    def _turn_servers(self) -> list[TurnServer]:
-        first = []
-        if self.turn_server:
-            first = [TurnServer(self.turn_server, self.turn_username, self.turn_password, self.turn_ssl,
-                                self.turn_transport)]
-        return first + self.more_turn_servers
-
     def _host_candidate(self, component: int, bound: tuple[Any, ...]) -> aioice.Candidate:
         host = str(bound[0])
         announce = _gathering.announce_ip
@@ -762,57 +755,56 @@ class GatheringConnection(aioice.ice.Connection):
 
     async def get_component_candidates(self, component: int, addresses: list[str],
                                        timeout: int = 5) -> list[aioice.Candidate]:
-        # aioice 0.13.0's method (hash in AIOICE_COMPONENT_CANDIDATES_SHA256), changed where commented.
-        candidates = []
-        host_protocols = []
-        for address in addresses:
-            try:
-                # Changed: a port in the configured range, not port 0.
-                transport, protocol = await bind_host_socket(
-                    address, lambda: aioice.ice.StunProtocol(self), _gathering.port_range)
-                sock = transport.get_extra_info("socket")
-                if sock is not None:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
-            except OSError as exc:
-                log.warning("ICE: could not bind to %s: %s", address, exc)
-                continue
-            host_protocols.append(protocol)
-            # Changed: the candidate may name the announced address.
-            protocol.local_candidate = self._host_candidate(component, transport.get_extra_info("sockname"))
-            candidates.append(protocol.local_candidate)
-        self._protocols += host_protocols
+        """Host candidates from sockets we bind ourselves (a port in the range, named by the announced
+        address); aioice's own method, given no address, adds the relay of the TURN server aiortc gave it;
+        alongside, server-reflexive candidates for our sockets and a relay per further TURN URL."""
+        hosts = [p for p in [await self._bind_host(component, a) for a in addresses] if p is not None]
+        self._protocols += hosts
+        aioice_relay = asyncio.ensure_future(super().get_component_candidates(component, [], timeout))
+        extra = await self._extra_candidates(component, hosts, timeout)
+        return [p.local_candidate for p in hosts] + await aioice_relay + extra
 
-        tasks: list[asyncio.Task[tuple[aioice.Candidate, Any]]] = []
+    async def _bind_host(self, component: int, address: str) -> Any:
+        try:
+            transport, protocol = await bind_host_socket(
+                address, lambda: aioice.ice.StunProtocol(self), _gathering.port_range)
+        except OSError as exc:
+            log.warning("ICE: could not bind to %s: %s", address, exc)
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # as aioice sizes its own sockets: a burst of video must not overflow the buffer
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
+        protocol.local_candidate = self._host_candidate(component, transport.get_extra_info("sockname"))
+        return protocol
+
+    async def _extra_candidates(self, component: int, hosts: list[Any], timeout: int) -> list[aioice.Candidate]:
+        lookups: list[Any] = []
         if self.stun_server:
-            for protocol in host_protocols:
-                # The STUN request leaves from the bound address, whatever the candidate announces.
-                if ipaddress.ip_address(protocol.transport.get_extra_info("sockname")[0]).version == 4:
-                    tasks.append(asyncio.create_task(
-                        aioice.ice.server_reflexive_candidate(protocol, self.stun_server)))
-        for turn in self._turn_servers():  # Changed: every TURN URL, not one.
-            tasks.append(asyncio.create_task(aioice.ice.relayed_candidate(
-                component=component,
-                hide_related_address=(self._transport_policy == aioice.ice.TransportPolicy.RELAY),
-                protocol_factory=lambda: aioice.ice.StunProtocol(self),
-                turn_server=turn.address,
-                turn_username=turn.username,
-                turn_password=turn.password,
-                turn_ssl=turn.ssl,
-                turn_transport=turn.transport,
-            )))
-        if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=timeout)
-            for task in done:
-                if task.exception() is None:
-                    candidate, relay_protocol = task.result()
-                    candidates.append(candidate)
-                    if relay_protocol is not None:
-                        self._protocols.append(relay_protocol)
-                else:
-                    log.info("ICE: a STUN/TURN server gave no candidate: %s", task.exception())
-            for task in pending:
-                task.cancel()
-        return candidates
+            # IPv4 only, as aioice does; the request leaves from the bound address whatever the candidate names.
+            lookups += [aioice.ice.server_reflexive_candidate(p, self.stun_server) for p in hosts
+                        if ipaddress.ip_address(p.transport.get_extra_info("sockname")[0]).version == 4]
+        relay_kind = self._transport_policy == aioice.ice.TransportPolicy.RELAY
+        lookups += [aioice.ice.relayed_candidate(
+            component=component, hide_related_address=relay_kind,
+            protocol_factory=lambda: aioice.ice.StunProtocol(self), turn_server=turn.address,
+            turn_username=turn.username, turn_password=turn.password, turn_ssl=turn.ssl,
+            turn_transport=turn.transport) for turn in self.more_turn_servers]
+        if not lookups:
+            return []
+        tasks = [asyncio.ensure_future(lookup) for lookup in lookups]
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        found = []
+        for task in done:
+            if task.exception() is not None:
+                log.info("ICE: a STUN/TURN server gave no candidate: %s", task.exception())
+                continue
+            candidate, relay_protocol = task.result()
+            found.append(candidate)
+            if relay_protocol is not None:
+                self._protocols.append(relay_protocol)
+        return found
 
 
 def nominated_candidate_types(pc: RTCPeerConnection) -> tuple[str, str] | None:
@@ -839,7 +831,7 @@ def check_ice_seams() -> list[str]:
         problems.append("aioice.turn.UDP_SOCKET_BUFFER_SIZE is gone")
     source = inspect.getsource(aioice.ice.Connection.get_component_candidates)
     if hashlib.sha256(source.encode()).hexdigest()[:16] != AIOICE_COMPONENT_CANDIDATES_SHA256:
-        problems.append("aioice Connection.get_component_candidates changed: carry it over to GatheringConnection")
+        problems.append("aioice Connection.get_component_candidates changed: check GatheringConnection still fits")
     connection_init = inspect.getsource(aioice.ice.Connection.__init__)
     for attr in ("self._nominated", "self._protocols", "self._transport_policy", "self.stun_server", "self.turn_server",
                  "self.turn_username", "self.turn_password", "self.turn_ssl", "self.turn_transport"):
