@@ -38,6 +38,9 @@ async def test_the_organizer_ends_the_meeting_and_downloads_its_vtt_from_the_mee
             page = await context.new_page()
             console: list[str] = []
             page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
+            # On the meeting page: any console error (a CSP refusal, a failed request) counts.
+            page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}")
+                    if msg.type == "error" and "/m/" in page.url else None)
             addresses: list[str] = []
             page.on("framenavigated", lambda frame: addresses.append(frame.url))
             page.on("dialog", lambda dialog: dialog.accept())  # "End the meeting for everyone?"
@@ -75,6 +78,8 @@ async def test_the_organizer_ends_the_meeting_and_downloads_its_vtt_from_the_mee
             # The page: the meeting, its attendance, the transcript with speaker and time, searchable.
             assert "record-room" in await page.inner_text("#meeting-title")
             assert "Alice" in await page.inner_text("#attendance")
+            mine = await page.inner_text("#my-meetings")  # "my meetings": the ones this browser holds a pass for
+            assert "record-room" in mine and "Alice" in mine, mine
             segments = page.locator("#transcript .segment")
             assert await segments.count() >= 1
             assert await segments.first.locator(".segment__speaker").inner_text() == "Alice"
@@ -105,7 +110,7 @@ async def test_the_organizer_ends_the_meeting_and_downloads_its_vtt_from_the_mee
             assert ("Send the quarter budget to finance", 2030) in [(t, y) for t, y in tasks], tasks
 
             # No credential in any address sent to the server (the invite's own #fragment is by design), none at all
-            # in the meeting page's, and no script error.
+            # in the meeting page's, and no script or console error there.
             assert not [a for a in addresses if "eyJ" in a.split("#")[0] or "token=" in a.split("#")[0]], addresses
             assert [a for a in addresses if "/m/" in a] == [f"{server.url}/m/{meeting_id}"], addresses
             assert not console, console
