@@ -36,6 +36,9 @@ PREFS: dict[str, Any] = {
     "media.navigator.permission.disabled": True,
     "media.getusermedia.screensharing.enabled": True,
     "media.autoplay.default": 0,
+    # No sound card or sound server here: without a mock audio backend an AudioContext never leaves
+    # "suspended" (the level meter would read nothing), whatever the autoplay policy says.
+    "media.cubeb.force_mock_context": True,
     "media.autoplay.blocking_policy": 0,
     "media.peerconnection.ice.loopback": True,
     "media.peerconnection.ice.obfuscate_host_addresses": False,

@@ -50,6 +50,10 @@ async def _meet(fox: ff.FirefoxPage, join, server, room: str) -> None:
     await fox.click("#open")
     await wait_for(lambda: _at_meeting(fox), what="Firefox on the meeting page")
     await wait_for(lambda: fox.evaluate("!document.getElementById('join').disabled"), what="Firefox's devices open")
+    # Firefox's pickers list its fake devices, and its level meter hears the fake microphone's tone.
+    assert await fox.evaluate("document.querySelectorAll('#prejoin-camera option').length") >= 1
+    await wait_for(lambda: fox.evaluate("Number(document.getElementById('prejoin-level').dataset.level) > 0.2"),
+                   what="Firefox's level meter to move")
     await fox.click("#join")
     await wait_for(lambda: fox.evaluate("window.convene.state().joined"), what="Firefox to join")
     fiona_id = (await fox.evaluate("window.convene.state()"))["self"]["id"]
