@@ -396,7 +396,10 @@ class SqlChatStore:
         if not channel_ids:
             return []
         stmt = (select(*_MSG_COLS).where(chat_messages.c.seq > since, chat_messages.c.channel_id.in_(list(channel_ids)))
-                .order_by(chat_messages.c.seq).limit(limit))
+                .order_by(chat_messages.c.seq).limit(limit)
+                # A cursor is recent: walk the seq index from it. SQLite's planner otherwise reads every
+                # message of the channels and sorts them, for every page (PostgreSQL picks this itself).
+                .with_hint(chat_messages, "INDEXED BY ix_chat_messages_seq", "sqlite"))
         return [_message(r) for r in await self._all(stmt)]
 
     async def current_seq(self) -> int:
@@ -417,6 +420,23 @@ class SqlChatStore:
         ranges = or_(*(and_(t.c.term >= p, t.c.term < prefix_end(p)) for p in q.prefixes))
         weight = literal(2) if q.cjk else func.max(case((t.c.term == q.exact, 2), else_=1))
         return select(t.c.ord, weight.label("w")).where(ranges, t.c.channel_id.in_(channel_ids)).group_by(t.c.ord)
+
+    async def _exact_newest(self, ids: list[str], wanted: list[QueryTerm], where: list[ColumnElement[bool]],
+                            limit: int) -> list[Message]:
+        """The newest messages holding every query word as written (every bigram of a CJK run): a walk of
+        the first term's postings newest first (the (term, ord) key), which stops at `limit`."""
+        if any(q.cjk and not q.all_of for q in wanted):
+            return []  # one CJK character: only its prefix range finds it
+        exact = list(dict.fromkeys(term for q in wanted for term in (q.all_of or (q.exact,))))
+        t, m = chat_search_terms, chat_messages
+        stmt = (select(*_MSG_COLS).select_from(t).join(m, m.c.ord == t.c.ord)
+                .where(t.c.term == exact[0], t.c.channel_id.in_(ids), *where))
+        for i, term in enumerate(exact[1:]):
+            other = t.alias(f"e{i}")
+            stmt = stmt.where(exists().where(other.c.term == term, other.c.ord == t.c.ord))
+        rows = await self._all(stmt.order_by(t.c.ord.desc()).limit(limit))
+        # Bigrams found apart are no CJK match: those are dropped (the full query then runs).
+        return [msg for msg in map(_message, rows) if relevance(wanted, msg.search_text) == 2 * len(wanted)]
 
     async def search(self, channel_ids: Sequence[str], query: SearchQuery) -> list[Message]:
         f = _Filters(query.text)
@@ -441,6 +461,9 @@ class SqlChatStore:
         if not wanted:  # filters only: the newest that pass them
             stmt = select(*_MSG_COLS).where(*where, m.c.channel_id.in_(ids)).order_by(m.c.ord.desc())
             return [_message(r) for r in await self._all(stmt.limit(query.limit))]
+        exact = await self._exact_newest(ids, wanted, where, query.limit)
+        if len(exact) >= query.limit:  # enough messages hold every word as written: no inflections needed
+            return exact
         subs = [self._term_match(q, ids).subquery(f"t{i}") for i, q in enumerate(wanted)]
         score = sum((s.c.w for s in subs[1:]), subs[0].c.w)
         stmt = select(*_MSG_COLS, score.label("score")).select_from(subs[0])
