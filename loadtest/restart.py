@@ -52,7 +52,14 @@ class Trials:
                 "media_again_p50_s": percentile_of(self.media_again, 50),
                 "media_again_p95_s": percentile_of(self.media_again, 95),
                 "media_again_max_s": max(self.media_again, default=None),
-                "server_up_p50_s": percentile_of(self.server_up, 50)}
+                "server_up_p50_s": percentile_of(self.server_up, 50),
+                # The clients' own part: from the server listening again to media (backoff, join, ICE, keyframe).
+                "after_listening_p50_s": percentile_of(self.after_listening, 50),
+                "after_listening_p95_s": percentile_of(self.after_listening, 95)}
+
+    @property
+    def after_listening(self) -> list[float]:
+        return [m - u for m, u in zip(self.media_again, self.server_up)]
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], limit: float, interval: float = 0.02) -> bool:
@@ -266,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for s in summaries:
         print(f"{s['who']}: {s['trials']} trials ({s['failed']} failed); media again after the kill: "
               f"p50 {_s(s['media_again_p50_s'])}, p95 {_s(s['media_again_p95_s'])}, max {_s(s['media_again_max_s'])}; "
-              f"server listening again p50 {_s(s['server_up_p50_s'])}")
+              f"server listening again p50 {_s(s['server_up_p50_s'])}; from then to media p50 "
+              f"{_s(s['after_listening_p50_s'])}, p95 {_s(s['after_listening_p95_s'])}")
     if args.json is not None:
         args.json.write_text(json.dumps(summaries, indent=1))
     return 0 if all(s["failed"] == 0 and s["trials"] for s in summaries) else 1

@@ -209,3 +209,33 @@ async def test_a_second_tab_with_the_same_invitation_replaces_the_first(
 async def _mic_muted_at(viewer: BrowserParticipant, name: str) -> bool:
     tiles = [t for t in await viewer.tiles() if t["name"] == name and t["kind"] == "main"]
     return len(tiles) == 1 and bool(tiles[0]["micMuted"])
+
+
+async def test_a_network_change_reconnects_at_once_without_a_duplicate(
+        browser: Any, served: ServerProcess, people: list[BrowserParticipant]) -> None:
+    alice = await join_as(browser, people, served.url, "wifi", "Alice")
+    bob = await join_as(browser, people, served.url, "wifi", "Bob")
+    await wait_for(lambda: sees_video_of(bob, "Alice"), timeout=20, what="Alice's video at Bob")
+    old_id = (await alice.state())["self"]["id"]
+    bob_tile = await bob.page.evaluate(
+        "[...document.querySelectorAll('.tile--main')].map((t) => t.getAttribute('aria-label'))")
+    # Alice's network goes away and comes back (another Wi-Fi): her page reconnects at once, by itself.
+    await alice.context.set_offline(True)
+    await wait_for(lambda: alice.page.evaluate("window.convene.state().reconnecting"), what="Reconnecting…")
+    assert await alice.page.is_visible("#reconnecting")
+    assert await alice.page.text_content("#reconnecting") == "Reconnecting…"
+    await alice.context.set_offline(False)
+    await wait_for(lambda: sees_video_of(bob, "Alice"), timeout=15, what="Alice's video at Bob again")
+    await wait_for(lambda: sees_video_of(alice, "Bob"), timeout=15, what="Bob's video at Alice again")
+    state = await alice.state()
+    assert state["reconnects"] == 1 and state["self"]["id"] != old_id
+    assert state["lastReconnect"]["why"] == "the network is offline"
+    # One Alice on the server and at Bob (whether the server saw her old socket close or replaced it).
+    room = served.room("wifi")
+    assert sorted(p["name"] for p in room["participants"]) == ["Alice", "Bob"]
+    bob_state = await bob.state()
+    assert sorted(p["name"] for p in bob_state["participants"]) == ["Alice", "Bob"]
+    assert bob_state["reconnects"] == 0  # Bob never lost anything
+    # Bob's grid is as it was: his own tile, then Alice's.
+    assert await bob.page.evaluate(
+        "[...document.querySelectorAll('.tile--main')].map((t) => t.getAttribute('aria-label'))") == bob_tile
