@@ -1,13 +1,14 @@
 """Caption benchmark: recorded speech played in real time through the Opus tap into the streaming path.
 
-    python -m loadtest.captions [--speakers 1,2,4] [--seconds 25]
+    python -m loadtest.captions [--models tiny.en,base] [--speakers 1,2,4] [--no-chinese]
 
-For N speakers talking at the same time (each their own voice and text, 20 ms Opus packets written at the
-real-time pace), it prints: final-caption latency (the end of a word in the audio → the final caption that
-contains it; word ends come from an offline transcription of the same clip) p50/p95, WER of the live
-captions against the script next to the WER of an offline transcription of the same audio, process CPU
-seconds per audio second, and whether the engine kept up (live: p95 < 3.5 s and no growing lag).
-Speech is made offline with espeak-ng and flite.
+For each model, and N speakers talking at the same time (each their own voice and text, 20 ms Opus packets
+written at the real-time pace), it prints: final-caption latency (the end of a word in the audio → the final
+caption that contains it; word ends come from an offline transcription of the same clip) p50/p95, WER of the
+live captions against the script (mean, and per voice) next to the WER of an offline transcription of the same
+audio, process CPU seconds per audio second (per speaker: the budget is 0.25), and whether the engine kept up
+(live: p95 < 3.5 s and no growing lag). Multilingual models also caption one Mandarin speaker in a `zh` stream
+(CER). Speech is made offline with espeak-ng and flite (Mandarin: espeak-ng from pinyin).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from transcribe.opus_tap import OpusAudioTap  # noqa: E402
 from transcribe.resample import Resampler  # noqa: E402
 from transcribe.settings import AsrSettings  # noqa: E402
 from transcribe.stream import SpeakerStream  # noqa: E402
-from transcribe.wer import word_error_rate, words_of  # noqa: E402
+from transcribe.wer import character_error_rate, characters_of, word_error_rate, words_of  # noqa: E402
 
 SCRIPTS = [
     ("espeak", "Good morning everyone. Thanks for joining the weekly planning meeting. First, the budget for the "
@@ -53,6 +54,16 @@ SCRIPTS = [
                   "version we build for the summer release."),
 ]
 
+# Mandarin (espeak-ng reads pinyin with tone numbers; the reference is the characters).
+ZH_SCRIPT = ("espeak-zh",
+             "da4 jia1 hao3, wo3 men5 kai1 shi3 jin1 tian1 de5 hui4 yi4. zhe4 ge4 xing1 qi1 wo3 men5 xu1 yao4 wan2 "
+             "cheng2 xin1 de5 wang3 zhan4. qing3 ni3 zai4 zhou1 wu3 zhi1 qian2 ba3 bao4 gao4 fa1 gei3 wo3. wo3 men5 "
+             "jue2 ding4 ba3 fa1 bu4 tui1 chi2 dao4 xia4 ge4 yue4. zhang1 san1 fu4 ze2 ce4 shi4 ji4 hua4, yue4 di3 "
+             "zhi1 qian2 wan2 cheng2.",
+             "大家好，我们开始今天的会议。这个星期我们需要完成新的网站。请你在周五之前把报告发给我。我们决定把发布推迟到"
+             "下个月。张三负责测试计划，月底之前完成。")
+BUDGET = 0.25  # CPU-s per audio-s per active speaker
+
 
 def percentile(values: list[float], q: float) -> float:
     if not values:
@@ -66,12 +77,23 @@ def percentile(values: list[float], q: float) -> float:
 @dataclass
 class Speaker:
     clip: SpeechClip
+    voice: str
     offline_words: list[Word]  # word times on the clip's timeline, from one offline pass
     offline_text: str
+    reference: str  # what was said (the clip's text is pinyin for Mandarin)
+    language: str = "en"
+
+    def units(self, text: str) -> list[str]:
+        """What errors are counted on: words, or characters for Chinese."""
+        return characters_of(text) if self.language == "zh" else words_of(text)
+
+    def error_rate(self, text: str) -> float:
+        return (character_error_rate if self.language == "zh" else word_error_rate)(self.reference, text)
 
 
 @dataclass
 class RunResult:
+    model: str
     speakers: int
     latencies: list[float]
     wer_live: float
@@ -80,20 +102,23 @@ class RunResult:
     max_lag: float
     merged: int
     dropped: float
+    per_voice: dict[str, float]
+    language: str = "en"
 
 
-def prepare(directory: Path, count: int, engine: AsrEngine) -> list[Speaker]:
+def prepare(directory: Path, count: int, engine: AsrEngine, zh: bool = False) -> list[Speaker]:
     from transcribe.recognizer import Recognizer
 
     recognizer = Recognizer(engine.settings)
     out = []
-    for i in range(count):
-        voice, text = SCRIPTS[i % len(SCRIPTS)]
-        clip = make_speech_wav(text, voice, directory / f"speaker{i}.wav", lead_silence=0.5, tail_silence=1.5,
-                               rate=48000)
+    scripts = [(ZH_SCRIPT[0], ZH_SCRIPT[1])] if zh else [SCRIPTS[i % len(SCRIPTS)] for i in range(count)]
+    for i, (voice, text) in enumerate(scripts):
+        clip = make_speech_wav(text, voice, directory / f"speaker{i}-{'zh' if zh else 'en'}.wav", lead_silence=0.5,
+                               tail_silence=1.5, rate=48000)
         audio16 = Resampler().pcm(clip.samples, clip.sample_rate)
-        result = recognizer.recognize(audio16[: 16000 * 29])
-        out.append(Speaker(clip, result.words, result.text))
+        language = "zh" if zh else "en"
+        result = recognizer.recognize(audio16[: 16000 * 29], "", language)
+        out.append(Speaker(clip, voice, result.words, result.text, ZH_SCRIPT[2] if zh else text, language))
     return out
 
 
@@ -102,8 +127,8 @@ def word_latencies(captions: list[tuple[float, Caption]], speaker: Speaker, t0: 
     live: list[tuple[str, float]] = []
     for at, c in captions:
         if c.final and c.text:
-            live.extend((w, at) for w in words_of(c.text))
-    offline = [(w, word.end) for word in speaker.offline_words for w in words_of(word.text)]
+            live.extend((w, at) for w in speaker.units(c.text))
+    offline = [(w, word.end) for word in speaker.offline_words for w in speaker.units(word.text)]
     matcher = difflib.SequenceMatcher(a=[w for w, _ in live], b=[w for w, _ in offline], autojunk=False)
     out = []
     for block in matcher.get_matching_blocks():
@@ -119,8 +144,8 @@ async def run(speakers: list[Speaker], engine: AsrEngine) -> RunResult:
     taps = []
     for i, _ in enumerate(speakers):
         sink = per_speaker[i]
-        stream = SpeakerStream(engine, f"bench{len(speakers)}-{i}", f"PA_{i}", f"Speaker {i}",
-                               lambda c, sink=sink: sink.append((time.monotonic(), c)))
+        stream = SpeakerStream(engine, f"bench{len(speakers)}-{speakers[i].language}-{i}", f"PA_{i}", f"Speaker {i}",
+                               lambda c, sink=sink: sink.append((time.monotonic(), c)), language=speakers[i].language)
         taps.append(OpusAudioTap(stream, flush_interval=0.1))
     packet_lists = [opus_rtp_packets(s.clip.samples, ssrc=100 + i) for i, s in enumerate(speakers)]
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -144,12 +169,17 @@ async def run(speakers: list[Speaker], engine: AsrEngine) -> RunResult:
     audio_seconds = sum(s.clip.duration for s in speakers)
     latencies: list[float] = []
     live_wers, offline_wers = [], []
+    per_voice: dict[str, float] = {}
     for sp, caps in zip(speakers, per_speaker):
         latencies += word_latencies(caps, sp, t0)
         live_text = " ".join(c.text for _, c in caps if c.final and c.text)
-        live_wers.append(word_error_rate(sp.clip.text, live_text))
-        offline_wers.append(word_error_rate(sp.clip.text, sp.offline_text))
+        live_wers.append(sp.error_rate(live_text))
+        per_voice[sp.voice] = live_wers[-1]
+        offline_wers.append(sp.error_rate(sp.offline_text))
     return RunResult(
+        model=engine.settings.model_name,
+        language=speakers[0].language,
+        per_voice=per_voice,
         speakers=len(speakers),
         latencies=latencies,
         wer_live=float(np.mean(live_wers)),
@@ -161,15 +191,19 @@ async def run(speakers: list[Speaker], engine: AsrEngine) -> RunResult:
     )
 
 
-async def main_async(counts: list[int], workers: int) -> list[RunResult]:
-    engine = AsrEngine(AsrSettings(workers=workers))
+async def bench_model(model: str, counts: list[int], workers: int, chinese: bool) -> list[RunResult]:
+    engine = AsrEngine(AsrSettings(model=model, workers=workers))
     await engine.ensure_loaded()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        speakers = prepare(Path(tmp), max(counts), engine)
-        for n in counts:
+        runs = [(n, False) for n in counts]
+        if chinese and engine.settings.multilingual:
+            runs.append((1, True))
+        english = prepare(Path(tmp), max(counts), engine)
+        for n, zh in runs:
+            speakers = prepare(Path(tmp), 1, engine, zh=True) if zh else english[:n]
             base = engine.snapshot()
-            result = await run(speakers[:n], engine)
+            result = await run(speakers, engine)
             result.merged -= int(base["merged_chunks"])
             result.dropped -= float(base["dropped_seconds"])
             results.append(result)
@@ -178,26 +212,53 @@ async def main_async(counts: list[int], workers: int) -> list[RunResult]:
     return results
 
 
+async def main_async(counts: list[int], workers: int, models: list[str] | None = None,
+                     chinese: bool = True) -> list[RunResult]:
+    results = []
+    for model in models or ["base"]:
+        results += await bench_model(model, counts, workers, chinese)
+    print_summary(results)
+    return results
+
+
 def print_result(r: RunResult) -> None:
     live = percentile(r.latencies, 0.95) < 3.5 and r.max_lag < 3.0
+    rate = "CER" if r.language == "zh" else "WER"
+    voices = " ".join(f"{v}={e * 100:.1f}%" for v, e in r.per_voice.items())
     print(
-        f"speakers={r.speakers}  latency p50={percentile(r.latencies, 0.5):.2f}s p95={percentile(r.latencies, 0.95):.2f}s"
-        f" (n={len(r.latencies)})  WER live={r.wer_live * 100:.1f}% offline={r.wer_offline * 100:.1f}%"
-        f"  CPU/audio-s={r.cpu_per_audio_second:.3f}  max lag={r.max_lag:.1f}s  merged chunks={r.merged}"
-        f"  dropped={r.dropped:.1f}s  live={'yes' if live else 'no'}",
+        f"model={r.model} lang={r.language} speakers={r.speakers}  latency p50={percentile(r.latencies, 0.5):.2f}s"
+        f" p95={percentile(r.latencies, 0.95):.2f}s (n={len(r.latencies)})  {rate} live={r.wer_live * 100:.1f}%"
+        f" ({voices}) offline={r.wer_offline * 100:.1f}%  CPU/audio-s={r.cpu_per_audio_second:.3f}"
+        f" ({'within' if r.cpu_per_audio_second <= BUDGET else 'OVER'} the {BUDGET} budget)  max lag={r.max_lag:.1f}s"
+        f"  merged chunks={r.merged}  dropped={r.dropped:.1f}s  live={'yes' if live else 'no'}",
         flush=True,
     )
 
 
+def print_summary(results: list[RunResult]) -> None:
+    """A Markdown table of the whole run (for the README)."""
+    print("\n| model | language | speakers at once | latency p50 / p95 | error rate live (offline) | per voice "
+          "| CPU-s per audio-s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        voices = ", ".join(f"{v} {e * 100:.0f}%" for v, e in r.per_voice.items())
+        print(f"| {r.model} | {r.language} | {r.speakers} | {percentile(r.latencies, 0.5):.2f} / "
+              f"{percentile(r.latencies, 0.95):.2f} s | {'CER' if r.language == 'zh' else 'WER'} "
+              f"{r.wer_live * 100:.1f}% ({r.wer_offline * 100:.1f}%) | {voices} | {r.cpu_per_audio_second:.3f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.captions", description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="tiny.en,base", help="comma-separated models (tiny.en, base, a path)")
     parser.add_argument("--speakers", default="1,2,4", help="comma-separated simultaneous speaker counts")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="inference pool size")
+    parser.add_argument("--no-chinese", action="store_true", help="skip the Mandarin (CER) run")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.speakers.split(",") if x]
-    print(f"cores={os.cpu_count()} workers={args.workers} model=bundled tiny.en int8, 1 thread per inference",
+    models = [m for m in args.models.split(",") if m]
+    print(f"cores={os.cpu_count()} workers={args.workers} models={','.join(models)} int8, 1 thread per inference",
           flush=True)
-    asyncio.run(main_async(counts, args.workers))
+    asyncio.run(main_async(counts, args.workers, models, chinese=not args.no_chinese))
     return 0
 
 

@@ -275,8 +275,19 @@ class SpeakerStream:
                 and w.end > self._buffer_start]
         if ends:
             self._trim_to(ends[-1])
+        elif (pause := self._longest_pause()) is not None:
+            # No sentence end (Whisper often leaves Chinese unpunctuated): cut in the longest pause between
+            # committed words rather than let the buffer grow to 18 s (measured 0.40 vs 0.25 CPU-s per audio-s).
+            self._trim_to(pause)
         elif length > s.max_buffer_seconds * 0.75 and self._utterance_words:
             self._trim_to(self._utterance_words[-1].end)
+
+    def _longest_pause(self, at_least: float = 0.3) -> float | None:
+        """The end of the committed word followed by the longest pause (at least `at_least` s), if any."""
+        words = [w for w in self._utterance_words if w.end > self._buffer_start]
+        gaps = [(b.start - a.end, a.end) for a, b in zip(words, words[1:])]
+        best = max(gaps, default=None)
+        return best[1] if best is not None and best[0] >= at_least else None
 
     def _trim_to(self, t: float, dropped: bool = False) -> None:
         cut = int(round((t - self._buffer_start) * SAMPLE_RATE))
