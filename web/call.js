@@ -1,5 +1,6 @@
 // One call: the signaling socket, the two peer connections and the room as we know it. The view
 // (grid, captions, people panel, control bar) is told about every change.
+import { errorText, t } from "/static/i18n.js";
 import { Publisher } from "/static/publisher.js";
 import { Reconnector, finalFailure } from "/static/reconnector.js";
 import { SignalingClient, signalingUrl } from "/static/signaling-client.js";
@@ -110,7 +111,7 @@ export class Call {
     on("participant_joined", ({ participant }) => {
       if (this.#welcomeBack(participant)) return;
       this.#addParticipant(participant);
-      this.view.notify(`${participant.name} joined`);
+      this.view.notify(t("call.joined", { name: participant.name }));
     });
     on("participant_left", ({ participant_id, reason }) => {
       // A replaced participant is someone reconnecting: they are back in a moment, under a new id.
@@ -218,7 +219,7 @@ export class Call {
     this.lastReconnect = { why: this.lostWhy, seconds };
     this.restartNotice = null;
     this.view.reconnecting(false);
-    this.view.notify("Reconnected");
+    this.view.notify(t("call.reconnected"));
     this.#publishHeldTracks(); // not awaited: the reconnector is done, a lost socket now starts anew
     return true;
   }
@@ -247,7 +248,7 @@ export class Call {
     const timer = setTimeout(() => {
       this.away.delete(participant.identity);
       this.view.grid.removeParticipant(participantId);
-      if (!quietly || !this.reconnector.active) this.view.notify(`${participant.name} left`);
+      if (!quietly || !this.reconnector.active) this.view.notify(t("call.left", { name: participant.name }));
       this.view.changed();
     }, RETURN_GRACE_MS);
     this.away.set(participant.identity, { participant, timer });
@@ -300,7 +301,7 @@ export class Call {
     } catch (err) {
       // A connection dropped meanwhile is not worth a notice: the next one publishes again.
       if (publisher === this.publisher) {
-        this.view.notify(`Could not publish ${entries.map((e) => e.source).join(" and ")}: ${err.message}`);
+        this.view.notify(t("call.publishFailed", { what: entries.map((e) => t(`source.${e.source}`)).join(t("and")), error: errorText(err) }));
       }
       return false;
     }
@@ -320,7 +321,7 @@ export class Call {
     if (!participant) return;
     this.participants.delete(participantId);
     this.view.grid.removeParticipant(participantId);
-    this.view.notify(`${participant.name} left`);
+    this.view.notify(t("call.left", { name: participant.name }));
     this.view.changed();
   }
 
@@ -351,8 +352,8 @@ export class Call {
     this.micOn = false;
     this.local.microphone.enabled = false;
     this.view.grid.tile(this.self.id).setMicMuted(true);
-    const moderator = this.participants.get(by)?.name || "A moderator";
-    this.view.notify(`${moderator} muted your microphone`);
+    const moderator = this.participants.get(by)?.name || t("call.aModerator");
+    this.view.notify(t("call.mutedBy", { name: moderator }));
     this.view.changed();
   }
 
@@ -402,7 +403,7 @@ export class Call {
     if (!this.local.microphone) {
       if (!on) return;
       this.local.microphone = await openMicrophone();
-      if (!this.local.microphone) return this.view.notify("No microphone available");
+      if (!this.local.microphone) return this.view.notify(t("call.noMicrophone"));
       this.micOn = true;
       await this.#tryPublish([{ source: "microphone", track: this.local.microphone, stream: new MediaStream() }]);
     } else {
@@ -427,7 +428,7 @@ export class Call {
     this.local.camera = await openCamera();
     if (!this.local.camera) {
       this.camOn = false;
-      return this.view.notify("No camera available");
+      return this.view.notify(t("call.noCamera"));
     }
     if (this.publisher?.published.has("camera")) {
       await this.publisher.replaceTrack("camera", this.local.camera);
@@ -451,7 +452,7 @@ export class Call {
     try {
       screen = await openScreen();
     } catch (err) {
-      return this.view.notify(`Screen sharing was not started (${err.name || err.message})`);
+      return this.view.notify(t("call.shareNotStarted", { reason: err.name || err.message }));
     }
     this.local.screen = screen;
     const stream = new MediaStream();
@@ -471,7 +472,7 @@ export class Call {
     this.view.grid.removeTile(this.self.id, "screen");
     this.view.changed();
     for (const source of ["screen", "screen_audio"]) {
-      await this.publisher?.unpublish(source).catch((err) => this.view.notify(`Could not stop sharing: ${err.message}`));
+      await this.publisher?.unpublish(source).catch((err) => this.view.notify(t("call.shareStopFailed", { error: err.message })));
     }
     screen.video.stop();
     screen.audio?.stop();
@@ -529,7 +530,7 @@ export class Call {
     // link-local address) leaves the call on the others, nothing to tell the user; the rest are worth a notice.
     if (["publish", "unpublish", "offer", "candidate"].includes(message.ref)) return;
     console.warn("server error", message);
-    this.view.notify(message.message || message.code);
+    this.view.notify(errorText(message));
   }
 
   /** The room as this page sees it, for the people panel and tests. */

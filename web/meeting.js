@@ -15,10 +15,6 @@ import { runPrejoin } from "/static/prejoin.js";
 import { keepRecordToken, recordPath, recordToken } from "/static/records-store.js";
 import { SidePanel } from "/static/side-panel.js";
 
-// This module's own strings (for the message catalogue).
-const TEXT = {
-  openRecord: "Meeting page: transcript and notes",
-};
 
 const $ = (id) => document.getElementById(id);
 const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
@@ -48,7 +44,8 @@ function showRecordLink() {
     link = document.createElement("a");
     link.id = "open-record";
     link.className = "btn btn--primary";
-    link.textContent = TEXT.openRecord;
+    link.dataset.i18n = "record.open";
+    link.textContent = t("record.open");
     $("ended").querySelector(".ended__actions").prepend(link);
   }
   link.hidden = !(meetingId && recordToken(meetingId));
@@ -66,6 +63,9 @@ function notify(text) {
 // End screens after which the same token can bring you back in (not a removal, not the end of the room).
 const REJOINABLE = ["ended.left", "ended.disconnected", "ended.couldNotReconnect", "ended.replaced"];
 const isRejoinable = (title) => REJOINABLE.some((key) => title === t(key) || title === en[key]);
+// The call names end screens in English (web/call.js, web/reconnector.js): shown in the reader's language.
+const ENDED_KEYS = new Map(Object.entries(en).filter(([key]) => key.startsWith("ended.")).map(([key, text]) => [text, key]));
+const localTitle = (title) => (ENDED_KEYS.has(title) ? t(ENDED_KEYS.get(title)) : title);
 
 /** "Reconnecting…" in the top bar while the call gets back in by itself (made here: the page's HTML is
  * the same for every state, and CSP forbids inline style, so it reuses the bar's pill). */
@@ -78,19 +78,19 @@ function showReconnecting(on, why) {
     $("participant-count").before(pill);
   }
   pill.hidden = !on;
-  pill.textContent = on ? "Reconnecting…" : "";
-  pill.title = on && why ? `Reconnecting: ${why}` : "";
+  pill.textContent = on ? t("call.reconnecting") : "";
+  pill.title = on && why ? t("call.reconnectingWhy", { why }) : "";
   document.body.classList.toggle("is-reconnecting", Boolean(on));
 }
 
 function showEnded(title, reason) {
   $("call").hidden = true;
   $("ended").hidden = false;
-  $("ended-title").textContent = title;
+  $("ended-title").textContent = localTitle(title);
   $("ended-reason").textContent = reasonText(reason);
   // After a removal or the end of the room the same token cannot bring you back in.
   $("rejoin").hidden = !isRejoinable(title);
-  document.title = t("ended.title", { title });
+  document.title = t("ended.title", { title: localTitle(title) });
   showRecordLink();
 }
 

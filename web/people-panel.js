@@ -43,7 +43,7 @@ export class PeoplePanel {
     name.className = "person__name";
     name.textContent = person.name;
     if (person.isSelf) name.append(" ", Object.assign(document.createElement("small"), { textContent: t("people.you") }));
-    if (person.away) name.append(" ", Object.assign(document.createElement("small"), { textContent: "(reconnecting…)" }));
+    if (person.away) name.append(" ", Object.assign(document.createElement("small"), { textContent: t("people.reconnecting") }));
     row.append(avatar(person.name), name, icon(person.micMuted ? "micOff" : "mic"));
     if (moderator && !person.isSelf && !person.away) {
       if (!person.micMuted) row.append(actionButton("micOff", t("people.mute", { name: person.name }), () => this.actions.mute(person.id)));

@@ -120,6 +120,15 @@ async def test_chinese_browser_gets_a_chinese_interface_and_can_switch_to_englis
         assert await text(other, "h1") == "Start or join a meeting"
         assert await other.evaluate("document.querySelector('.lang-select').value") == "en"
         await other.close()
+
+        # Back to Chinese, then leave: the end screen (named by the call in English) reads in Chinese.
+        await page.select_option(".topbar .lang-select", "zh-CN")
+        await page.click("#leave")
+        await page.wait_for_selector("#ended:not([hidden])")
+        assert await text(page, "#ended-title") == "你已离开会议"
+        assert await text(page, "#rejoin") == "重新加入" and await page.is_visible("#rejoin")
+        assert await page.title() == "你已离开会议 — Convene"
+
         # The one refused request is the invite_only join above (the browser logs every 403).
         assert [e for e in errors if "status of 403" not in e] == [], errors
         assert len(errors) <= 1, errors

@@ -119,6 +119,16 @@ export default {
   "people.reconnecting": "(reconnecting…)",
   "ended.couldNotReconnect": "Could not reconnect",
   "ended.replaced": "You joined from another window",
+  "call.reconnected": "Reconnected",
+  "ended.couldNotRejoin": "Could not rejoin the meeting",
+  "reason.A moderator removed you.": "A moderator removed you.",
+  "reason.This meeting is open in another tab or window with the same invitation.":
+    "This meeting is open in another tab or window with the same invitation.",
+  "reason.Your invitation is no longer valid.": "Your invitation is no longer valid.",
+  "reason.The meeting ended while you were away.": "The meeting ended while you were away.",
+  "reason.Your invitation has expired.": "Your invitation has expired.",
+  "reason.The meeting could not be reached for three minutes. Check your network, then rejoin.":
+    "The meeting could not be reached for three minutes. Check your network, then rejoin.",
   "record.open": "Meeting page: transcript and notes",
 
   // Chat (panel and page)

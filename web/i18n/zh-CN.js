@@ -109,6 +109,16 @@ export default {
   "people.reconnecting": "（正在重新连接…）",
   "ended.couldNotReconnect": "无法重新连接",
   "ended.replaced": "你已在另一个窗口中加入",
+  "call.reconnected": "已重新连接",
+  "ended.couldNotRejoin": "无法重新加入会议",
+  "reason.A moderator removed you.": "主持人将你移出了会议。",
+  "reason.This meeting is open in another tab or window with the same invitation.":
+    "此会议已在另一个使用相同邀请的标签页或窗口中打开。",
+  "reason.Your invitation is no longer valid.": "你的邀请已失效。",
+  "reason.The meeting ended while you were away.": "会议在你离开期间已结束。",
+  "reason.Your invitation has expired.": "你的邀请已过期。",
+  "reason.The meeting could not be reached for three minutes. Check your network, then rejoin.":
+    "三分钟内无法连接到会议。请检查网络后重新加入。",
   "record.open": "会议页面：转写和纪要",
 
   "chat.pageTitle": "Convene 聊天",
