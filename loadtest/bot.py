@@ -21,7 +21,7 @@ from loadtest.sender import AudioSender, LayeredWriter, VideoSender
 from loadtest.talk import TalkSchedule
 from loadtest.track_stats import TrackStats
 from sfu.rtp import RtpPacket
-from sfu.webrtc import PacketPublisherPeer, PacketSubscriberPeer, PacketWriter
+from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer, PacketWriter
 from signaling.client import SignalingClient, SignalingError
 
 log = logging.getLogger("convene.loadtest.bot")

@@ -26,7 +26,9 @@ from typing import Any
 
 from loadtest.proc import cpu_seconds, free_port, pin
 from sfu.rtp import RtpPacket
-from sfu.webrtc import EncodedFrame, PacketPublisherPeer, PacketSubscriberPeer, configure_ice, pre_encode_opus, pre_encode_vp8
+from loadtest.encode import EncodedFrame, pre_encode_opus, pre_encode_vp8
+from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer
+from sfu.webrtc import configure_ice
 from signaling.client import SignalingClient
 from identity.meetings import invite
 

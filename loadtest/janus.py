@@ -46,15 +46,9 @@ from loadtest.janus_servers import (
     start_janus,
 )
 from sfu.rtp import RtpPacket
-from sfu.webrtc import (
-    EncodedFrame,
-    PacketPublisherPeer,
-    PacketSubscriberPeer,
-    PacketWriter,
-    configure_ice,
-    pre_encode_opus,
-    pre_encode_vp8,
-)
+from loadtest.encode import EncodedFrame, pre_encode_opus, pre_encode_vp8
+from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer, PacketWriter
+from sfu.webrtc import configure_ice
 from signaling.client import SignalingClient
 from identity.meetings import invite
 

@@ -17,7 +17,7 @@ from pylibsrtp import Policy, Session
 
 from sfu.forwarder import Forwarder
 from sfu.rtp import HeaderExtensionsMap, RtpPacket, is_keyframe_start
-from sfu.webrtc import pre_encode_vp8
+from loadtest.encode import pre_encode_vp8
 
 
 def per_call_us(fn: Callable[[], object], n: int = 20000) -> float:

@@ -16,7 +16,7 @@ from loadtest.talk import TalkSchedule
 from sfu.aiortc_seams import offer_payload_type
 from sfu.packet_cache import Kept, keep, restore
 from sfu.rtp import RtpPacket
-from sfu.webrtc import PacketWriter
+from loadtest.peers import PacketWriter
 
 SEQ_SPACING = 21845  # simulcast layers start a third of the sequence space apart (see LayeredWriter)
 MAX_CATCH_UP = 3  # frames sent at once when the pacer was late; more are skipped

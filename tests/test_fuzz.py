@@ -43,7 +43,8 @@ from sfu.rtp import (
 )
 from sfu.selection import VideoPreferences
 from sfu.simulcast_sdp import RID, answer_with_simulcast, offer_with_simulcast, offered_layers
-from sfu.webrtc import PacketPublisherPeer, Publisher, SdpError, parse_sdp
+from loadtest.peers import PacketPublisherPeer
+from sfu.webrtc import Publisher, SdpError, parse_sdp
 from signaling.session import LAYERS, _field, apply_subscription_fields
 from transcribe.formats import md_escape
 from tests.conftest import RunningServer, running_server, server_config

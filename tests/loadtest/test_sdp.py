@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from loadtest.sdp import compact_answer
-from sfu.webrtc import PacketSubscriberPeer, Subscriber, configure_ice, parse_sdp
+from loadtest.peers import PacketSubscriberPeer
+from sfu.webrtc import Subscriber, configure_ice, parse_sdp
 
 
 async def test_compact_answer_fits_forty_m_lines_in_a_signaling_message() -> None:

@@ -22,7 +22,8 @@ import aiohttp
 
 from sfu.aiortc_seams import nominated_candidate_types
 from sfu.rtp import RtpPacket
-from sfu.webrtc import PacketPublisherPeer, PacketSubscriberPeer, configure_ice
+from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer
+from sfu.webrtc import configure_ice
 from signaling.client import SignalingClient
 
 

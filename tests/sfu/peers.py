@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sfu.rtp import RtpPacket
-from sfu.webrtc import PacketPublisherPeer, PacketSubscriberPeer, PacketWriter
+from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer, PacketWriter
 from signaling.client import SignalingClient
 
 

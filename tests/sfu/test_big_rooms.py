@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from sfu.rtp import RtpPacket
-from sfu.webrtc import PacketWriter
+from loadtest.peers import PacketWriter
 from tests.conftest import RunningServer
 from tests.sfu.peers import Participant, join, make_packet, wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sfu.webrtc import PacketWriter
+from loadtest.peers import PacketWriter
 from tests.conftest import RunningServer
 from tests.sfu.peers import join, make_packet, vp8_payload, wait_until
 

@@ -17,7 +17,8 @@ import pytest
 
 from common.config import Config, parse_port_range
 from sfu.aiortc_seams import ice_gathering
-from sfu.webrtc import PacketPublisherPeer, configure_ice
+from loadtest.peers import PacketPublisherPeer
+from sfu.webrtc import configure_ice
 from signaling.cli import main as cli_main
 from signaling.client import SignalingClient
 from signaling.turn import configure_server_ice

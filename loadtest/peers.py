@@ -1,0 +1,138 @@
+"""The client side of packet forwarding: aiortc peers that send and receive pre-encoded RTP packets
+without codecs (load bots, benchmarks and tests). The server's sfu/webrtc.py holds none of this."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+from aiortc import RTCRtpTransceiver, RTCSessionDescription
+
+from sfu.aiortc_seams import ForwardingPeerConnection, ForwardingReceiver, offer_payload_type, receiver_of, sender_of
+from sfu.packet_cache import PacketCache
+from sfu.rtp import RtpPacket
+from sfu.simulcast_sdp import offer_with_simulcast
+from sfu.webrtc import IceServerEntry, rtc_configuration
+
+
+class PacketWriter:
+    """Writes pre-encoded RTP payloads on one sendonly transceiver of a client connection
+    (several streams with `layers`: simulcast, lowest first)."""
+
+    def __init__(self, transceiver: RTCRtpTransceiver, kind: str, mime_type: str,
+                 layers: list[str] | None = None) -> None:
+        self.transceiver = transceiver
+        self.sender = sender_of(transceiver)
+        self.kind = kind
+        self.mime_type = mime_type
+        self.layers = list(layers or [])
+        self.layer_ssrcs = [random.getrandbits(32) for _ in self.layers]
+        self.sender.extra_ssrcs = list(self.layer_ssrcs)
+        self.keyframe_requests = 0
+        self.nacked: list[int] = []
+        self.remb: int | None = None
+        self.history = PacketCache(0, 1024)  # what was sent, for NACKs (single-stream writers)
+        self.sender.feedback = self
+
+    @property
+    def mid(self) -> str | None:
+        return self.transceiver.mid
+
+    @property
+    def ready(self) -> bool:
+        return self.sender.started
+
+    @property
+    def ssrc(self) -> int:
+        return int(self.sender._ssrc)
+
+    def write(self, packet: RtpPacket, layer: int | None = None) -> bool:
+        pt = offer_payload_type(self.kind, self.mime_type)
+        if pt is None:
+            return False
+        if layer is not None and self.layers:
+            return self.sender.write(packet, pt, packet.sequence_number, packet.timestamp,
+                                     ssrc=self.layer_ssrcs[layer], rid=self.layers[layer])
+        self.history.put(packet)
+        return self.sender.write(packet, pt, packet.sequence_number, packet.timestamp)
+
+    def on_nack(self, sequence_numbers: list[int]) -> None:
+        self.nacked.extend(sequence_numbers)
+        pt = offer_payload_type(self.kind, self.mime_type)
+        for seq in sequence_numbers:
+            packet = self.history.get(seq)
+            if packet is not None and pt is not None:
+                self.sender.write(packet, pt, seq, packet.timestamp, rtx=True)
+
+    def on_keyframe_request(self) -> None:
+        self.keyframe_requests += 1
+
+    def on_remb(self, bitrate: int) -> None:
+        self.remb = bitrate
+
+
+class PacketPublisherPeer:
+    """Client side of a publisher connection that sends pre-encoded packets (load bots, tests)."""
+
+    def __init__(self, ice_servers: Sequence[IceServerEntry] | None = None) -> None:
+        self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers or []))
+        self.writers: list[PacketWriter] = []
+
+    def add_track(self, kind: str, mime_type: str, layers: list[str] | None = None) -> PacketWriter:
+        transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+        writer = PacketWriter(transceiver, kind, mime_type, layers)
+        self.writers.append(writer)
+        return writer
+
+    async def create_offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        description = self.pc.localDescription
+        assert description is not None
+        layers = {str(w.mid): w.layers for w in self.writers if w.layers and w.mid is not None}
+        return offer_with_simulcast(str(description.sdp), layers)
+
+    async def apply_answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+class PacketSubscriberPeer:
+    """Client side of a subscriber connection that hands on raw packets instead of decoding."""
+
+    def __init__(self, on_packet: Callable[[str, RtpPacket], None],
+                 ice_servers: Sequence[IceServerEntry] | None = None) -> None:
+        self.pc = ForwardingPeerConnection(rtc_configuration(ice_servers or []))
+        self._on_packet = on_packet
+
+    async def answer(self, offer_sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            receiver = receiver_of(transceiver)
+            if receiver.on_packet is None and transceiver.mid is not None:
+                mid = str(transceiver.mid)
+                receiver.on_packet = lambda packet, mid=mid: self._on_packet(mid, packet)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        description = self.pc.localDescription
+        assert description is not None
+        return str(description.sdp)
+
+    def _receiver(self, mid: str) -> ForwardingReceiver | None:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid == mid:
+                receiver = receiver_of(transceiver)
+                return receiver
+        return None
+
+    def request_keyframe(self, mid: str) -> bool:
+        receiver = self._receiver(mid)
+        return receiver is not None and receiver.send_pli()
+
+    def send_nack(self, mid: str, sequence_numbers: list[int]) -> None:
+        receiver = self._receiver(mid)
+        if receiver is not None and receiver.media_ssrc is not None:
+            receiver.send_nack(receiver.media_ssrc, sequence_numbers)
+
+    async def close(self) -> None:
+        await self.pc.close()
