@@ -196,7 +196,9 @@ async def browser_trials(server: LocalServer, trials: int, how: str, out: Callab
                                     interval=0.05):
                     result.media_again.append(time.monotonic() - killed)
                     result.server_up.append(up)
-                    out(f"browser trial {n + 1}: server up {up:.2f} s, video again {result.media_again[-1]:.2f} s")
+                    joined = [await p.evaluate("() => window.convene.state().lastReconnect?.seconds") for p in pages]
+                    out(f"browser trial {n + 1}: server up {up:.2f} s, video again {result.media_again[-1]:.2f} s "
+                        f"(pages joined again {', '.join(f'{j:.2f}' for j in joined if j is not None)} s after the loss)")
                 else:
                     result.failed += 1
                     out(f"browser trial {n + 1}: video not back within {MEDIA_LIMIT:.0f} s")
