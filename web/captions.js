@@ -7,6 +7,8 @@
 // localStorage, applied to the panel and to the lines under the tiles). The list follows the talk while the
 // reader is at its bottom; scrolled up to read, it stays put until they scroll back down (or press "Latest").
 
+import { onLanguageChange, t } from "/static/i18n.js";
+
 const KEEP_SEGMENTS = 300;          // the panel's scrollback
 const TILE_CAPTION_LINGER_MS = 6000; // how long the last words stay under a tile
 const NEW_PARAGRAPH_GAP_S = 8;       // a pause this long starts a new paragraph, even for the same speaker
@@ -14,13 +16,6 @@ const FOLLOW_SLACK_PX = 40;          // this close to the bottom counts as "at t
 const SIZE_KEY = "convene.captionSize";
 const SIZES = ["small", "medium", "large", "x-large"];
 
-// This module's own strings (for the message catalogue).
-const TEXT = {
-  someone: "Someone",
-  size: "Caption size",
-  sizes: { small: "Small", medium: "Medium", large: "Large", "x-large": "Extra large" },
-  latest: "Latest captions",
-};
 
 /** The caption size the reader chose (medium until they choose). */
 export function captionSize() {
@@ -80,7 +75,7 @@ export class Captions {
     item.dataset.participantId = message.participant_id;
     const speaker = document.createElement("span");
     speaker.className = "caption__speaker";
-    speaker.textContent = message.name || TEXT.someone;
+    speaker.textContent = message.name || t("captions.someone");
     const text = document.createElement("div");
     text.className = "caption__text";
     item.append(speaker, text);
@@ -115,13 +110,13 @@ export class Captions {
     bar.className = "captions__tools";
     const label = document.createElement("label");
     label.className = "captions__size";
-    label.append(TEXT.size, " ");
+    const labelText = document.createElement("span");
+    label.append(labelText, " ");
     const select = document.createElement("select");
     select.id = "caption-size";
     for (const size of SIZES) {
       const option = document.createElement("option");
       option.value = size;
-      option.textContent = TEXT.sizes[size];
       select.append(option);
     }
     select.value = captionSize();
@@ -137,8 +132,14 @@ export class Captions {
     this.latest.type = "button";
     this.latest.id = "captions-latest";
     this.latest.className = "btn btn--small captions__latest";
-    this.latest.textContent = TEXT.latest;
     this.latest.hidden = true;
+    const words = () => {
+      labelText.textContent = t("captions.size");
+      for (const option of select.options) option.textContent = t(`captions.size.${option.value}`);
+      this.latest.textContent = t("captions.latest");
+    };
+    words();
+    onLanguageChange(words);
     this.latest.onclick = () => {
       this.#following = true;
       this.latest.hidden = true;

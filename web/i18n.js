@@ -2,8 +2,8 @@
 // languages, or the reader's own choice kept in localStorage), static HTML text by data-i18n, dates and
 // times by Intl, and the server's error codes as messages people read.
 //
-// Static HTML: <h1 data-i18n="landing.heading">…</h1> gets its text; data-i18n-attr="aria-label:key;
-// placeholder:key2" sets attributes. Code that builds text itself listens for changes with
+// Static HTML: <h1 data-i18n="landing.heading">…</h1> gets its text; data-i18n-attr="aria-label:language.label;
+// title:language.label" sets attributes. Code that builds text itself listens for changes with
 // onLanguageChange(fn) and renders again.
 import en from "/static/i18n/en.js";
 import zhCN from "/static/i18n/zh-CN.js";

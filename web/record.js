@@ -1,50 +1,20 @@
 // The meeting page (/m/{meeting_id}): transcript (searchable), downloads, notes (the organizer edits them and
 // posts the action items to the meeting's chat), attendance and speaking time, and the meetings this browser
 // keeps. Every call carries the meeting's record token in the Authorization header; none is ever in a URL.
+import { errorText, formatDateTime, initPage, language, onLanguageChange, t } from "/static/i18n.js";
 import { icon } from "/static/icons.js";
 import { forgetRecordToken, keepRecordToken, recordPath, recordToken, recordTokens } from "/static/records-store.js";
 
-// Every string the page shows (one place, for the message catalogue).
+// Every string the page shows comes from the message catalogue (web/i18n/*.js, keys "record.*").
 const TEXT = {
-  title: (room) => `Meeting: ${room}`,
-  when: (date, duration, live) => `${date} · ${duration}${live ? " · still running" : ""}`,
-  download: (fmt) => `Download ${fmt}`,
-  downloadFailed: "The download failed.",
-  noAccessTitle: "This meeting's record is not available here",
-  noAccess: "This browser holds no pass for this meeting. Its organizer opens it from the meeting's end screen; "
-    + "attendees can when the organisation allows it.",
-  refused: (message) => `The server refused: ${message}`,
-  notes: "Notes",
-  summary: "Summary",
-  decisions: "Decisions",
-  actionItems: "Action items",
-  nothing: "(none)",
-  noNotes: "No notes: nothing was transcribed in this meeting.",
-  task: "Task",
-  owner: "Owner",
-  due: "Due",
-  unassigned: "unassigned",
-  remove: "Remove",
-  addItem: "Add action item",
-  save: "Save notes",
-  saved: "Notes saved",
-  publish: "Post action items to the meeting chat",
-  published: (count, when) => `${count} action item${count === 1 ? "" : "s"} posted to the meeting chat ${when}.`,
-  notPublished: "The action items are not posted yet: edit them, then post them to the meeting chat.",
-  notPublishedReader: "The organizer has not posted the action items yet.",
-  live: "The notes can be edited and posted when the meeting has ended.",
-  linesHint: "One per line",
-  attendance: "Attendance and speaking time",
-  person: "Person",
-  spoke: "Spoke",
-  transcript: "Transcript",
-  search: "Search the transcript",
-  matches: (shown, total) => (shown === total ? `${total} segments` : `${shown} of ${total} segments`),
-  noTranscript: "Nothing was transcribed.",
-  mine: "My meetings",
-  mineEmpty: "No meetings kept in this browser yet.",
+  title: (room) => t("record.title", { room }),
+  when: (date, duration, live) => t(live ? "record.whenLive" : "record.when", { date, duration }),
+  download: (format) => t("record.download", { format }),
+  refused: (err) => t("record.refused", { message: errorText(err) }),
+  published: (count, when) => t("record.published", { count, when }),
+  matches: (shown, total) => (shown === total ? t("record.segments", { count: total })
+    : t("record.segmentsShown", { shown, count: total })),
   mineLine: (date, duration, people) => `${date} · ${duration} · ${people}`,
-  nobody: "no attendees recorded",
 };
 const FORMATS = [["vtt", "VTT"], ["srt", "SRT"], ["txt", "TXT"], ["md", "Markdown"], ["json", "JSON"]];
 
@@ -86,14 +56,14 @@ function toast(text) {
   toast.timer = setTimeout(() => (box.hidden = true), 4000);
 }
 
-const dateTime = (seconds) => new Date(seconds * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-const wallTime = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const dateTime = (seconds) => formatDateTime(seconds);
+const wallTime = (iso) => new Date(iso).toLocaleTimeString(language(), { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
 function duration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
-  return h ? `${h} h ${m} min` : m ? `${m} min ${s % 60} s` : `${s % 60} s`;
+  return h ? t("duration.hm", { h, m }) : m ? t("duration.ms", { m, s: s % 60 }) : t("duration.s", { s });
 }
 
 function offset(seconds) {
@@ -133,7 +103,7 @@ function renderDownloads(meeting, token) {
     const button = el("button", { class: "btn btn--small", type: "button", "data-format": fmt },
       icon("download"), ` ${label}`);
     button.setAttribute("aria-label", TEXT.download(label));
-    button.onclick = () => download(meeting, token, fmt).catch(() => toast(TEXT.downloadFailed));
+    button.onclick = () => download(meeting, token, fmt).catch(() => toast(t("record.downloadFailed")));
     box.append(button);
   }
 }
@@ -154,22 +124,22 @@ async function download(meeting, token, fmt) {
 // -- attendance ------------------------------------------------------------------------------------------------
 
 function renderAttendance(meeting) {
-  $("attendance-title").textContent = TEXT.attendance;
+  $("attendance-title").textContent = t("record.attendance");
   const table = $("attendance");
   const rows = (meeting.speaking?.length ? meeting.speaking : meeting.attendees.map((name) => ({ name, seconds: 0 })))
     .map((person) => el("tr", {}, el("td", { textContent: person.name }),
       el("td", { class: "num", textContent: duration(person.seconds) })));
-  table.replaceChildren(el("thead", {}, el("tr", {}, el("th", { textContent: TEXT.person }),
-    el("th", { textContent: TEXT.spoke }))), el("tbody", {}, ...rows));
+  table.replaceChildren(el("thead", {}, el("tr", {}, el("th", { textContent: t("record.person") }),
+    el("th", { textContent: t("record.spoke") }))), el("tbody", {}, ...rows));
 }
 
 // -- transcript ------------------------------------------------------------------------------------------------
 
 function renderTranscript(segments) {
-  $("transcript-title").textContent = TEXT.transcript;
+  $("transcript-title").textContent = t("record.transcript");
   const search = $("transcript-search");
-  search.placeholder = TEXT.search;
-  search.setAttribute("aria-label", TEXT.search);
+  search.placeholder = t("record.search");
+  search.setAttribute("aria-label", t("record.search"));
   const list = $("transcript");
   const items = segments.map((segment) => {
     const text = el("span", { class: "segment__text", textContent: segment.text });
@@ -181,7 +151,7 @@ function renderTranscript(segments) {
   list.replaceChildren(...items.map((i) => i.item));
   const count = () => {
     const shown = items.filter((i) => !i.item.hidden).length;
-    $("transcript-count").textContent = items.length ? TEXT.matches(shown, items.length) : TEXT.noTranscript;
+    $("transcript-count").textContent = items.length ? TEXT.matches(shown, items.length) : t("record.noTranscript");
   };
   search.oninput = () => {
     const query = search.value.trim().toLowerCase();
@@ -215,46 +185,46 @@ function highlight(node, text, query) {
 
 function listOf(lines) {
   return lines.length ? el("ul", { class: "notes-list" }, ...lines.map((line) => el("li", { textContent: line })))
-    : el("p", { class: "record__note", textContent: TEXT.nothing });
+    : el("p", { class: "record__note", textContent: t("record.nothing") });
 }
 
 function itemLine(item) {
-  const due = item.due ? ` (${TEXT.due.toLowerCase()} ${item.due})` : "";
-  return `${item.owner || TEXT.unassigned}: ${item.task}${due}`;
+  const due = item.due ? ` ${t("record.dueOn", { date: item.due })}` : "";
+  return `${item.owner || t("record.unassigned")}: ${item.task}${due}`;
 }
 
 function renderNotesReadOnly(notes) {
   $("notes").replaceChildren(
-    el("h3", { textContent: TEXT.summary }), listOf(notes.summary),
-    el("h3", { textContent: TEXT.decisions }), listOf(notes.decisions),
-    el("h3", { textContent: TEXT.actionItems }), listOf(notes.action_items.map(itemLine)),
+    el("h3", { textContent: t("record.summary") }), listOf(notes.summary),
+    el("h3", { textContent: t("record.decisions") }), listOf(notes.decisions),
+    el("h3", { textContent: t("record.actionItems") }), listOf(notes.action_items.map(itemLine)),
   );
 }
 
 function itemRow(item, owners) {
   const row = el("div", { class: "item-row" },
-    el("input", { class: "item__task", value: item.task || "", placeholder: TEXT.task, maxLength: 500,
-      "aria-label": TEXT.task }),
-    el("input", { class: "item__owner", value: item.owner || "", placeholder: TEXT.owner, maxLength: 128,
-      "aria-label": TEXT.owner, list: owners.id }),
-    el("input", { class: "item__due", type: "date", value: item.due || "", "aria-label": TEXT.due }),
-    el("button", { class: "btn btn--small", type: "button", textContent: TEXT.remove }));
+    el("input", { class: "item__task", value: item.task || "", placeholder: t("record.task"), maxLength: 500,
+      "aria-label": t("record.task") }),
+    el("input", { class: "item__owner", value: item.owner || "", placeholder: t("record.owner"), maxLength: 128,
+      "aria-label": t("record.owner"), list: owners.id }),
+    el("input", { class: "item__due", type: "date", value: item.due || "", "aria-label": t("record.due") }),
+    el("button", { class: "btn btn--small", type: "button", textContent: t("record.remove") }));
   row.querySelector("button").onclick = () => row.remove();
   return row;
 }
 
 function renderNotesEditor(notes, attendees, onSave, onPublish) {
   const owners = el("datalist", { id: "owner-names" }, ...attendees.map((name) => el("option", { value: name })));
-  const summary = el("textarea", { id: "edit-summary", value: notes.summary.join("\n"), title: TEXT.linesHint });
-  const decisions = el("textarea", { id: "edit-decisions", value: notes.decisions.join("\n"), title: TEXT.linesHint });
+  const summary = el("textarea", { id: "edit-summary", value: notes.summary.join("\n"), title: t("record.linesHint") });
+  const decisions = el("textarea", { id: "edit-decisions", value: notes.decisions.join("\n"), title: t("record.linesHint") });
   const items = el("div", { id: "edit-items", class: "notes-edit" },
     ...notes.action_items.map((item) => itemRow(item, owners)));
-  const add = el("button", { class: "btn btn--small", type: "button", textContent: TEXT.addItem });
+  const add = el("button", { class: "btn btn--small", type: "button", textContent: t("record.addItem") });
   add.onclick = () => items.append(itemRow({}, owners));
   $("notes").replaceChildren(owners,
-    el("label", { class: "notes-edit" }, el("h3", { textContent: TEXT.summary }), summary),
-    el("label", { class: "notes-edit" }, el("h3", { textContent: TEXT.decisions }), decisions),
-    el("h3", { textContent: TEXT.actionItems }), items, add);
+    el("label", { class: "notes-edit" }, el("h3", { textContent: t("record.summary") }), summary),
+    el("label", { class: "notes-edit" }, el("h3", { textContent: t("record.decisions") }), decisions),
+    el("h3", { textContent: t("record.actionItems") }), items, add);
   const lines = (area) => area.value.split("\n").map((l) => l.trim()).filter(Boolean);
   const edit = () => ({
     summary: lines(summary),
@@ -265,45 +235,58 @@ function renderNotesEditor(notes, attendees, onSave, onPublish) {
       due: row.querySelector(".item__due").value || null,
     })).filter((item) => item.task),
   });
-  const save = el("button", { id: "notes-save", class: "btn", type: "button", textContent: TEXT.save });
+  const save = el("button", { id: "notes-save", class: "btn", type: "button", textContent: t("record.save") });
   const publish = el("button", { id: "notes-publish", class: "btn btn--primary", type: "button",
-    textContent: TEXT.publish });
+    textContent: t("record.publish") });
   save.onclick = () => onSave(edit());
   publish.onclick = () => onPublish(edit());
   $("notes-actions").replaceChildren(save, publish);
   $("notes-actions").hidden = false;
+  return edit;
 }
 
+/** What the notes card shows, kept so that a language switch can draw it again (edits included). */
+let shownNotes = null; // {meeting, token, notes, edit: (() => edit) | null}
+
 async function loadNotes(meeting, token) {
-  $("notes-title").textContent = TEXT.notes;
   $("notes-error").textContent = "";
-  let notes;
+  let notes = null;
   try {
     notes = await api(`/v1/meetings/${encodeURIComponent(meetingId)}/notes`, token);
   } catch (err) {
     if (err.status !== 404) throw err;
-    $("notes").replaceChildren(el("p", { class: "record__note", textContent: TEXT.noNotes }));
+  }
+  shownNotes = { meeting, token, notes, edit: null };
+  renderNotes();
+}
+
+function renderNotes() {
+  const { meeting, token, notes } = shownNotes;
+  $("notes-title").textContent = t("record.notes");
+  $("notes-actions").hidden = true;
+  shownNotes.edit = null;
+  if (!notes) {
+    $("notes").replaceChildren(el("p", { class: "record__note", textContent: t("record.noNotes") }));
     return;
   }
   const state = notes.state;
-  $("notes-actions").hidden = true;
   if (state.published_at) {
     $("notes-state").textContent = TEXT.published(state.tasks_posted, dateTime(state.published_at));
   } else if (meeting.live) {
-    $("notes-state").textContent = TEXT.live;
+    $("notes-state").textContent = t("record.live");
   } else {
-    $("notes-state").textContent = meeting.may_edit ? TEXT.notPublished : TEXT.notPublishedReader;
+    $("notes-state").textContent = meeting.may_edit ? t("record.notPublished") : t("record.notPublishedReader");
   }
   if (!meeting.may_edit || state.published_at || meeting.live) {
     renderNotesReadOnly(notes);
     return;
   }
   const path = `/v1/meetings/${encodeURIComponent(meetingId)}/notes`;
-  const failed = (err) => ($("notes-error").textContent = TEXT.refused(err.message));
-  renderNotesEditor(notes, meeting.attendees, async (edit) => {
+  const failed = (err) => ($("notes-error").textContent = TEXT.refused(err));
+  shownNotes.edit = renderNotesEditor(notes, meeting.attendees, async (edit) => {
     try {
       await api(path, token, { method: "PUT", body: edit });
-      toast(TEXT.saved);
+      toast(t("record.saved"));
     } catch (err) {
       failed(err);
     }
@@ -321,7 +304,7 @@ async function loadNotes(meeting, token) {
 // -- my meetings -----------------------------------------------------------------------------------------------
 
 async function renderMine() {
-  $("mine-title").textContent = TEXT.mine;
+  $("mine-title").textContent = t("record.mine");
   const list = $("my-meetings");
   const found = [];
   await Promise.all(recordTokens().map(async ([id, token]) => {
@@ -334,23 +317,29 @@ async function renderMine() {
   }));
   found.sort((a, b) => b.started_at - a.started_at);
   if (!found.length) {
-    list.replaceChildren(el("li", { class: "meta", textContent: TEXT.mineEmpty }));
+    list.replaceChildren(el("li", { class: "meta", textContent: t("record.mineEmpty") }));
     return;
   }
   list.replaceChildren(...found.map((m) => el("li", { class: m.meeting_id === meetingId ? "current" : "" },
     el("a", { href: recordPath(m.meeting_id), textContent: m.room }), " ",
     el("span", { class: "meta", textContent: TEXT.mineLine(dateTime(m.started_at), duration(m.duration_seconds),
-      m.attendees.length ? m.attendees.join(", ") : TEXT.nobody) }))));
+      m.attendees.length ? m.attendees.join(", ") : t("record.nobody")) }))));
 }
 
 // -- the page --------------------------------------------------------------------------------------------------
 
 async function main() {
+  initPage();
   takeFragmentToken();
   const mine = renderMine();
   const token = recordToken(meetingId);
   if (!token) {
-    showMissing(TEXT.noAccessTitle, TEXT.noAccess);
+    const missing = () => showMissing(t("record.noAccessTitle"), t("record.noAccess"));
+    missing();
+    onLanguageChange(() => {
+      missing();
+      renderMine();
+    });
     await mine;
     return;
   }
@@ -359,7 +348,7 @@ async function main() {
     meeting = await api(`/v1/meetings/${encodeURIComponent(meetingId)}`, token);
   } catch (err) {
     if (err.status === 401) forgetRecordToken(meetingId);
-    showMissing(TEXT.noAccessTitle, TEXT.refused(err.message));
+    showMissing(t("record.noAccessTitle"), TEXT.refused(err));
     await mine;
     return;
   }
@@ -374,6 +363,18 @@ async function main() {
   renderTranscript(segments);
   await loadNotes(meeting, token);
   await mine;
+  // A language switch draws the page again in the new language; the search and unsaved edits stay.
+  onLanguageChange(() => {
+    renderHeader(meeting);
+    renderDownloads(meeting, token);
+    renderAttendance(meeting);
+    const query = $("transcript-search").value;
+    renderTranscript(segments);
+    if (query) $("transcript-search").dispatchEvent(new Event("input"));
+    if (shownNotes.edit) shownNotes.notes = { ...shownNotes.notes, ...shownNotes.edit() };
+    renderNotes();
+    renderMine();
+  });
   document.body.dataset.ready = "true"; // for tests: everything above is on the page
 }
 
