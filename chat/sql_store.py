@@ -395,11 +395,12 @@ class SqlChatStore:
     async def changes(self, channel_ids: Sequence[str], since: int, limit: int) -> list[Message]:
         if not channel_ids:
             return []
-        stmt = (select(*_MSG_COLS).where(chat_messages.c.seq > since, chat_messages.c.channel_id.in_(list(channel_ids)))
-                .order_by(chat_messages.c.seq).limit(limit)
-                # A cursor is recent: walk the seq index from it. SQLite's planner otherwise reads every
-                # message of the channels and sorts them, for every page (PostgreSQL picks this itself).
-                .with_hint(chat_messages, "INDEXED BY ix_chat_messages_seq", "sqlite"))
+        # A cursor is recent: walk the seq index from it. Given `channel_id IN (…)` SQLite's planner reads
+        # every message of those channels and sorts them, for every page; `channel_id || ''` keeps it off
+        # the channel index (PostgreSQL walks the seq index either way).
+        stmt = (select(*_MSG_COLS).where(chat_messages.c.seq > since,
+                                         chat_messages.c.channel_id.concat("").in_(list(channel_ids)))
+                .order_by(chat_messages.c.seq).limit(limit))
         return [_message(r) for r in await self._all(stmt)]
 
     async def current_seq(self) -> int:
