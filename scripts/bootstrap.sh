@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-debs=(python3-venv)
+# gcc and the Python headers build the optional compiled send path (sfu/_fastpath.c, through cffi).
+debs=(python3-venv gcc python3-dev)
 if [ "$want_test" = 1 ]; then
     debs+=(chromium redis-server postgresql espeak-ng flite sox)
 fi
@@ -54,4 +55,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         .venv/bin/pip install -q -e .
     fi
     touch "$stamp"
+fi
+# The compiled send path, into the venv (a failure leaves the pure-Python path: logged, not fatal).
+if [ ! -f .venv/.convene-fastpath ] || [ sfu/_fastpath.c -nt .venv/.convene-fastpath ] \
+        || ! .venv/bin/python -c "import _convene_fastpath" 2>/dev/null; then
+    .venv/bin/python -m sfu.fastpath_build && touch .venv/.convene-fastpath || true
 fi

@@ -27,10 +27,12 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import os
 import random
 import socket
 import struct
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -65,7 +67,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
-from sfu.rtp import RtpWriter, abs_send_time, unpack_remb
+from sfu.rtp import RtpWriter, SharedFields, abs_send_time, unpack_remb
 
 log = logging.getLogger("convene.sfu.aiortc")
 
@@ -99,34 +101,313 @@ def send_now(transport: RTCDtlsTransport, data: bytes, rtcp: bool = False) -> bo
     return True
 
 
+# -- the lean send path: the transport's own libsrtp session, in place, on the pair's socket ----------
+# pylibsrtp 1.0.0 (pinned) links libsrtp 2.x statically. Its `lib.srtp_protect(ctx, buf, int *len)` protects in
+# place; libsrtp 3 changed the signature (separate in/out buffers, size_t lengths), so both the version string
+# inside the binding and the function's C type are checked before the path is used (`srtp_problems`).
+PYLIBSRTP_VERSION = "1.0.0"
+LIBSRTP_MAJOR = b"libsrtp2 2."
+SRTP_PROTECT_CTYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+# An RTP packet we send is at most one UDP datagram; libsrtp appends a tag (16 bytes for GCM, 10 for
+# HMAC-SHA1-80) and no MKI: the buffer keeps room for the largest trailer pylibsrtp allows.
+PACKET_ROOM = 1500
+BUFFER_SIZE = PACKET_ROOM + 16 + 128
+
+
+def libsrtp_version() -> str | None:
+    """The libsrtp version pylibsrtp's binding carries (it has no call for it: read its embedded string)."""
+    import re
+
+    import pylibsrtp._binding
+
+    path = pylibsrtp._binding.__file__
+    if path is None:
+        return None
+    with open(path, "rb") as binary:
+        found = re.search(rb"libsrtp\d? (\d+\.\d+\.\d+)", binary.read())
+    return found.group(1).decode() if found else None
+
+
+def srtp_problems() -> list[str]:
+    """What stops the in-place protect path: an unexpected pylibsrtp, libsrtp or `srtp_protect` signature."""
+    import pylibsrtp
+    from pylibsrtp._binding import ffi, lib
+
+    problems = []
+    if pylibsrtp.__version__ != PYLIBSRTP_VERSION:
+        problems.append(f"pylibsrtp {pylibsrtp.__version__} (expected {PYLIBSRTP_VERSION}, pinned)")
+    version = libsrtp_version()
+    if version is None or not version.startswith("2."):
+        problems.append(f"libsrtp {version} inside pylibsrtp (expected 2.x: srtp_protect's signature)")
+    for name in ("srtp_protect", "srtp_protect_rtcp"):
+        ctype = ffi.getctype(ffi.typeof(getattr(lib, name))) if hasattr(lib, name) else "missing"
+        if ctype != SRTP_PROTECT_CTYPE:
+            problems.append(f"pylibsrtp lib.{name} is {ctype}, expected {SRTP_PROTECT_CTYPE}")
+    session_init = _init_source(__import__("pylibsrtp").Session)
+    if "self._srtp = " not in session_init:
+        problems.append("pylibsrtp Session no longer keeps its srtp_t in self._srtp")
+    if "self._tx_srtp" not in inspect_source(RTCDtlsTransport.__init__):
+        problems.append("RTCDtlsTransport no longer sets self._tx_srtp")
+    return problems
+
+
+def inspect_source(obj: Any) -> str:
+    import inspect
+
+    return inspect.getsource(obj)
+
+
+_srtp_checked: list[str] | None = None
+
+
+def lean_send_allowed() -> bool:
+    """Checked once per process (at the first connection); a mismatch is logged loudly and the lean path stays
+    off: packets then go through `Session.protect` and the asyncio transport, as aiortc sends them."""
+    global _srtp_checked
+    if _srtp_checked is None:
+        _srtp_checked = srtp_problems()
+        if _srtp_checked:
+            log.error("SRTP fast path off: %s", "; ".join(_srtp_checked))
+    return not _srtp_checked
+
+
+# "lean": protect in place, send on the pair's socket; "aiortc": Session.protect + the asyncio transport
+# (the path before #14, kept for comparison in tests and benchmarks); "c": the compiled fan-out when built.
+_send_mode = "c"
+
+
+def set_send_mode(mode: str) -> None:
+    """Process-wide; peer connections created afterwards use it (tests compare the paths, benchmarks time them)."""
+    if mode not in ("aiortc", "lean", "c"):
+        raise ValueError(f"send mode {mode!r}: aiortc, lean or c")
+    global _send_mode
+    _send_mode = mode
+
+
+def send_mode() -> str:
+    return _send_mode
+
+
 class RtpPath:
-    """Where one connection's RTP goes, resolved once per nominated ICE pair (the per-packet path
-    then costs a dict lookup and an identity check instead of a chain of properties)."""
+    """Where one connection's packets go: one per DTLS transport, shared by its senders (one buffer).
 
-    __slots__ = ("transport", "_pair", "_send", "_addr", "_protect")
+    The plaintext packet is written into `view`; `send(n)` protects it in place with the transport's own
+    libsrtp session (never a second session with its key: AES-GCM nonces would repeat) and sends it on a
+    duplicate of the nominated pair's socket. When that socket's buffer is full (EAGAIN) packets go through
+    the asyncio transport, which queues them, until its queue drains: the order is kept. A TURN pair's
+    packets always go through the transport (they must be wrapped for the relay). A new nominated pair or a
+    new session is picked up at the next packet.
+    """
 
-    def __init__(self, transport: RTCDtlsTransport) -> None:
+    __slots__ = ("transport", "_pair", "_session", "_ctx", "_sock", "_aio", "_addr", "_queued", "buf", "view",
+                 "_len", "_protect", "mode", "inplace", "lean", "compiled", "_c", "_blocked", "fast_sends", "queued_sends", "dropped", "__weakref__")
+
+    def __init__(self, transport: RTCDtlsTransport, mode: str) -> None:
+        from pylibsrtp._binding import ffi, lib
+
         self.transport = transport
+        self.mode = mode
         self._pair: object = None
-        self._send: Callable[[bytes, tuple[str, int]], None] | None = None
+        self._session: object = None
+        self._ctx: Any = None
+        self._sock: socket.socket | None = None
+        self._aio: Any = None
         self._addr: tuple[str, int] = ("", 0)
-        self._protect: Callable[[bytes], bytes] | None = None
+        self._queued = False
+        self.buf = ffi.new("unsigned char[]", BUFFER_SIZE)
+        self.view = memoryview(ffi.buffer(self.buf))
+        self._len = ffi.new("int *")
+        self._protect = lib.srtp_protect
+        self.inplace = False  # resolved: protect in place with the session's own libsrtp context
+        self.lean = False  # and send on our duplicate of the pair's socket (not a TURN pair)
+        self.compiled = False  # and through the compiled send (built, and the send mode is "c")
+        self._c: tuple[Any, ...] = ()  # the compiled send's fixed arguments for this pair
+        self._blocked = ffi.new("int *")
+        self.fast_sends = 0
+        self.queued_sends = 0
+        self.dropped = 0
+        transport.on("statechange", self._on_state)
 
-    def send(self, data: bytes) -> bool:
+    def _on_state(self) -> None:
+        if self.transport._state in (State.CLOSED, State.FAILED):
+            self._close_socket()
+
+    def _close_socket(self) -> None:
+        # Our duplicate holds the port open: it closes with the connection, not at garbage collection.
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _resolve(self, pair: Any) -> None:
+        self._close_socket()
+        self._pair = pair
+        self._session = self.transport._tx_srtp
+        self._ctx = self._session._srtp[0]
+        self._aio = pair.protocol.transport
+        self._addr = pair.remote_addr
+        self._queued = False
+        self.inplace = self.mode != "aiortc" and lean_send_allowed()
+        # Never past a TURN pair's transport: its packets must be wrapped for the relay.
+        self.lean = self.inplace and pair.local_candidate.type != "relay"
+        sock = self._aio.get_extra_info("socket") if self.lean else None
+        if sock is None:
+            self.lean = False
+            return
+        self._sock = socket.socket(fileno=os.dup(sock.fileno()))
+        self._sock.setblocking(False)
+        self._resolve_compiled()
+
+    def _resolve_compiled(self) -> None:
+        compiled = compiled_send()
+        self.compiled = compiled is not None and self.mode == "c" and self._sock is not None
+        if not self.compiled or compiled is None or self._sock is None:
+            return
+        c_ffi, c_lib, protect = compiled
+        family = self._sock.family
+        address = c_ffi.new("char[]", 128)  # room for a sockaddr_in6
+        length = c_lib.convene_sockaddr(address, family, socket.inet_pton(family, self._addr[0]), self._addr[1])
+        if length < 0:
+            self.compiled = False
+            return
+        # Addresses as plain integers cross from pylibsrtp's cffi module to ours: the same process, same objects.
+        from pylibsrtp._binding import ffi
+
+        ctx = c_ffi.cast("void *", int(ffi.cast("intptr_t", self._ctx)))
+        buf = c_ffi.cast("void *", int(ffi.cast("intptr_t", self.buf)))
+        self._c = (c_lib.convene_send, protect, ctx, self._sock.fileno(), address, length, buf, c_ffi.NULL)
+
+    def ready(self) -> bool:
+        """Connected with a nominated pair (resolved for it); False: drop the packet."""
         transport = self.transport
         if transport._state is not State.CONNECTED:
             return False
         pair = transport.transport._connection._nominated.get(1)
-        if pair is not self._pair:
+        if pair is not self._pair or transport._tx_srtp is not self._session:
             if pair is None:
                 return False
-            self._pair = pair
-            self._send = pair.protocol.transport.sendto
-            self._addr = pair.remote_addr
-            self._protect = transport._tx_srtp.protect
-        assert self._send is not None and self._protect is not None
-        self._send(self._protect(data), self._addr)
+            self._resolve(pair)
         return True
+
+    def load(self, data: bytes) -> int:
+        """Copies a packet built elsewhere (RTX, simulcast bots, padding) into the buffer."""
+        n = len(data)
+        if n > PACKET_ROOM:
+            raise ValueError(f"RTP packet of {n} bytes does not fit a datagram")
+        self.view[:n] = data
+        return n
+
+    def send(self, n: int) -> bool:
+        """Protects and sends the `n` plaintext bytes in `view`; call `ready()` first."""
+        if not self.inplace:
+            self._aio.sendto(self._session.protect(bytes(self.view[:n])), self._addr)
+            return True
+        length = self._len
+        length[0] = n
+        if self._protect(self._ctx, self.buf, length) != 0:
+            self.dropped += 1
+            return False
+        if self._sock is None:  # a TURN pair: the relay's transport wraps it
+            self._aio.sendto(bytes(self.view[:length[0]]), self._addr)
+            return True
+        return self.send_protected(length[0])
+
+    def send_compiled(self, constant: bytes, second: int, seq: int, timestamp: int, ssrc: int,
+                      send_time: bytes | None, level_word: int, padding: int, payload: bytes) -> bool:
+        """Rewrite, protect and send in one C call (`compiled` paths only; ready() first)."""
+        if self._queued and not self._aio.get_write_buffer_size():
+            self._queued = False
+        send, protect, ctx, fd, address, length, buf, null = self._c
+        blocked = self._blocked
+        n = send(protect, ctx, fd, address, length, buf, constant, len(constant), second, seq, timestamp, ssrc,
+                 null if send_time is None else send_time, level_word, padding, payload, len(payload), 0 if self._queued else 1, blocked)
+        if n < 0:
+            self.dropped += 1
+            return False
+        if self._queued or blocked[0]:
+            # Protected in the buffer, not sent: the transport queues it behind what it holds, in order.
+            self._queued = True
+            self.queued_sends += 1
+            self._aio.sendto(bytes(self.view[:n]), self._addr)
+            return True
+        self.fast_sends += 1
+        return True
+
+    def send_protected(self, n: int) -> bool:
+        """Sends the `n` protected bytes in `view` (the compiled fan-out protects them itself)."""
+        if self._queued:
+            if self._aio.get_write_buffer_size():
+                self.queued_sends += 1
+                self._aio.sendto(bytes(self.view[:n]), self._addr)
+                return True
+            self._queued = False
+        sock = self._sock
+        assert sock is not None
+        try:
+            sock.sendto(self.view[:n], self._addr)
+        except BlockingIOError:
+            # The socket buffer is full: the transport queues this and what follows, in order.
+            self._queued = True
+            self.queued_sends += 1
+            self._aio.sendto(bytes(self.view[:n]), self._addr)
+            return True
+        except OSError:
+            self.dropped += 1  # as the asyncio transport does: the peer's ICE consent decides
+            return False
+        self.fast_sends += 1
+        return True
+
+
+_compiled: tuple[Any, Any, Any] | None = None
+_compiled_looked = False
+
+
+def compiled_send() -> tuple[Any, Any, Any] | None:
+    """(ffi, lib, srtp_protect as void *) of the compiled send when it is built (sfu/fastpath_build.py)."""
+    global _compiled, _compiled_looked
+    if not _compiled_looked:
+        _compiled_looked = True
+        try:
+            import _convene_fastpath  # type: ignore[import-not-found]
+        except ImportError:
+            log.info("compiled send path not built (python -m sfu.fastpath_build): the Python path serves")
+        else:
+            from pylibsrtp._binding import ffi, lib
+
+            c_ffi = _convene_fastpath.ffi
+            protect = c_ffi.cast("void *", int(ffi.cast("intptr_t", ffi.addressof(lib, "srtp_protect"))))
+            _compiled = (c_ffi, _convene_fastpath.lib, protect)
+    return _compiled
+
+
+_paths: "weakref.WeakKeyDictionary[RTCDtlsTransport, RtpPath]" = weakref.WeakKeyDictionary()
+
+
+def rtp_path(transport: RTCDtlsTransport, mode: str) -> RtpPath:
+    """The one path (buffer, socket, session) of this transport; `mode` is its connection's send mode."""
+    path = _paths.get(transport)
+    if path is None:
+        path = _paths[transport] = RtpPath(transport, mode)
+    return path
+
+
+def connection_rtp_path(pc: RTCPeerConnection) -> RtpPath | None:
+    """The send path of a connection's media transport once it sent (for reports and tests)."""
+    transport = connection_transport(pc)
+    return _paths.get(transport) if transport is not None else None
+
+
+def tap_plaintext_rtp(pc: RTCPeerConnection, sink: Callable[[bytes], None]) -> None:
+    """Hands `sink` every RTP packet this connection receives, as the bytes SRTP unprotect gave (tests compare
+    what the send paths produced, byte for byte). Call once the connection has its transport."""
+    transport = connection_transport(pc)
+    assert transport is not None
+    handle = transport._handle_rtp_data
+
+    async def tapped(data: bytes, arrival_time_ms: int) -> None:
+        sink(data)
+        await handle(data, arrival_time_ms)
+
+    transport._handle_rtp_data = tapped  # type: ignore[method-assign]
 
 
 async def park(started: asyncio.Event, exited: asyncio.Event) -> None:
@@ -278,6 +559,9 @@ class ForwardingReceiver(RTCRtpReceiver):
 
 # -- sending --------------------------------------------------------------------------------------
 
+# abs-send-time of the packet being fanned out, computed once for all its subscribers.
+_shared = SharedFields()
+
 
 class ForwardingSender(RTCRtpSender):
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
@@ -292,6 +576,7 @@ class ForwardingSender(RTCRtpSender):
         # The media SSRC the last feedback (NACK, PLI) named, for senders of several streams.
         self.feedback_ssrc: int | None = None
         self._path: RtpPath | None = None
+        self.send_mode = _send_mode  # its connection's (ForwardingPeerConnection sets it)
         self._rtx_pt: dict[int, int] = {}  # media payload type -> its RTX payload type
         self._rtx_seq = 0
         self._has_report = False
@@ -365,23 +650,44 @@ class ForwardingSender(RTCRtpSender):
         writer = self._writer
         if writer is None:
             return False
-        if rtx and ssrc is None and payload_type in self._rtx_pt:
-            data = self._rtx_bytes(packet, payload_type, seq, timestamp)
-        else:
-            data = writer.serialize(packet, payload_type, seq, timestamp, self._ssrc if ssrc is None else ssrc,
-                                    abs_send_time(time.time()), rid)
         path = self._path
         if path is None or path.transport is not self.transport:
-            path = self._path = RtpPath(self.transport)
-        if not path.send(data):
+            path = self._path = rtp_path(self.transport, self.send_mode)
+        if not path.ready():
             return False
+        n = 0
+        if path.compiled and not rtx and ssrc is None:
+            found = writer.layout_of(packet)
+            if found is not None:
+                layout, level_word = found
+                send_time = _shared.of(packet, time.time) if layout.with_time else None
+                if not path.send_compiled(layout.constant, (packet.marker << 7) | payload_type, seq, timestamp,
+                                          self._ssrc, send_time, level_word, layout.padding, packet.payload):
+                    return False
+                return self._sent(packet, seq, timestamp, layout.header.size + len(packet.payload), rtx)
+        if path.inplace and not rtx and ssrc is None:
+            n = writer.pack_into(path.view, packet, payload_type, seq, timestamp, self._ssrc,
+                                 _shared.of(packet, time.time))
+        if not n:
+            if rtx and ssrc is None and payload_type in self._rtx_pt:
+                data = self._rtx_bytes(packet, payload_type, seq, timestamp)
+            else:
+                data = writer.serialize(packet, payload_type, seq, timestamp, self._ssrc if ssrc is None else ssrc,
+                                        abs_send_time(time.time()), rid)
+            n = path.load(data)
+        if not path.send(n):
+            return False
+        return self._sent(packet, seq, timestamp, n, rtx)
+
+    def _sent(self, packet: RtpPacket, seq: int, timestamp: int, n: int, rtx: bool) -> bool:
+        """Counts a packet sent (aiortc's sender reports read these counters)."""
         if not self._has_report:
             # Until the publisher's first sender report arrives, map wall clock to this packet.
             self.set_sender_report(clock.current_ntp_time(), timestamp)
         self._RTCRtpSender__packet_count += 1
         self._RTCRtpSender__octet_count += len(packet.payload)
         self.packets_sent += 1
-        self.bytes_sent += len(data)
+        self.bytes_sent += n
         if not rtx:
             self.last_sent = (seq, timestamp, time.monotonic())
         return True
@@ -498,6 +804,10 @@ class ForwardingPeerConnection(RTCPeerConnection):
     rtcp_interval = 1.0
     _rtcp_task: asyncio.Task[None] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.send_mode = _send_mode
+
     async def _run_connection_rtcp(self) -> None:
         import random
 
@@ -528,6 +838,7 @@ class ForwardingPeerConnection(RTCPeerConnection):
         stream_id = transceiver.sender._stream_id
         sender = ForwardingSender(kind, transport)
         sender._stream_id = stream_id
+        sender.send_mode = self.send_mode
         receiver = ForwardingReceiver(kind, transport)
         receiver._set_rtcp_ssrc(sender._ssrc)
         transceiver._RTCRtpTransceiver__sender = sender
@@ -898,6 +1209,16 @@ def check_seams() -> list[str]:
             if not hasattr(cls, name):
                 problems.append(f"{cls.__name__}.{name} is gone")
     problems += check_ice_seams()
+    problems += srtp_problems()
+    pair_init = inspect_source(aioice.ice.CandidatePair.__init__)
+    for attr in ("self.protocol", "self.remote_candidate"):
+        if attr not in pair_init:
+            problems.append(f"aioice CandidatePair no longer sets {attr}")
+    for name in ("remote_addr", "local_candidate"):  # local_candidate.type tells a TURN pair
+        if not isinstance(getattr(aioice.ice.CandidatePair, name, None), property):
+            problems.append(f"aioice CandidatePair.{name} is gone")
+    if not hasattr(RTCDtlsTransport, "on") or "statechange" not in inspect_source(RTCDtlsTransport._set_state):
+        problems.append("RTCDtlsTransport no longer emits statechange")
     if not hasattr(aiortc.rtp, "unpack_remb_fci") or not hasattr(HeaderExtensionsMap, "get"):
         problems.append("aiortc.rtp.unpack_remb_fci or HeaderExtensionsMap.get is gone")
     private_attrs = {

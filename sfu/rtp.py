@@ -7,12 +7,15 @@ and pure, so the room logic never imports aiortc.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import NamedTuple
 
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 __all__ = [
     "HeaderExtensionsMap",
     "RtpWriter",
+    "SharedFields",
     "abs_send_time",
     "extensions_map",
     "RtpPacket",
@@ -138,6 +141,33 @@ def abs_send_time(now: float) -> int:
     return int((now + NTP_UNIX_OFFSET) * 262144) & 0xFFFFFF
 
 
+class Layout(NamedTuple):
+    """One header shape of an outgoing stream: the fixed header and extension block as a Struct, the block's
+    constant bytes (profile, length, MID element, abs-send-time id) and its zero padding."""
+
+    header: struct.Struct
+    constant: bytes
+    padding: int
+    with_time: bool  # an abs-send-time element follows the constant bytes
+
+
+class SharedFields:
+    """What every subscriber's copy of a packet shares, computed once per packet: the fan-out writes one
+    packet to many subscribers in a row, so the last packet seen is the one asked about."""
+
+    __slots__ = ("_packet", "send_time")
+
+    def __init__(self) -> None:
+        self._packet: RtpPacket | None = None
+        self.send_time = b"\x00\x00\x00"
+
+    def of(self, packet: RtpPacket, now: Callable[[], float]) -> bytes:
+        if packet is not self._packet:
+            self._packet = packet  # held: its id cannot be reused by a later packet while we compare
+            self.send_time = abs_send_time(now()).to_bytes(3, "big")
+        return self.send_time
+
+
 class RtpWriter:
     """Serializes forwarded packets for one outgoing stream, faster than RtpPacket.serialize: the
     MID element is prepared once, and only abs-send-time, the audio level and a RID are added per packet.
@@ -151,6 +181,61 @@ class RtpWriter:
         self._abs_id = abs_send_time_id
         self._level_id = audio_level_id
         self._rid_id = rid_id
+        # `pack_into` layouts, with and without the audio level: the fixed header, then the extension block
+        # whose constant part (profile, length, MID element, abs-send-time id) is prepared here. Same bytes
+        # as `serialize`, element for element.
+        self._layouts: tuple[Layout, Layout] | None = None
+        if mid_bytes or abs_send_time_id:  # else no extension block: serialize does it (never negotiated so)
+            self._layouts = (self._layout(False), self._layout(True))
+
+    def _layout(self, level: bool) -> "Layout":
+        with_time = bool(self._abs_id)  # audio m-lines negotiate no abs-send-time
+        elements = len(self._mid_element) + (4 if with_time else 0) + (2 if level and self._level_id else 0)
+        padding = -elements % 4
+        constant = struct.pack("!HH", 0xBEDE, (elements + padding) >> 2) + self._mid_element \
+            + (bytes(((self._abs_id << 4) | 2,)) if with_time else b"")
+        tail = ("3s" if with_time else "") + ("H" if level and self._level_id else "")
+        return Layout(struct.Struct(f"!BBHLL{len(constant)}s{tail}{padding}x"), constant, padding, with_time)
+
+    def layout_of(self, packet: RtpPacket) -> tuple["Layout", int] | None:
+        """For the compiled path: the packet's layout and its audio-level element as a 16-bit word (-1: none);
+        None when the packet needs `serialize`."""
+        layouts = self._layouts
+        if layouts is None or packet.csrc or packet.padding_size:
+            return None
+        level = packet.extensions.audio_level
+        if level is not None and self._level_id:
+            return layouts[1], (self._level_id << 12) | (0x80 if level[0] else 0) | (level[1] & 0x7F)
+        return layouts[0], -1
+
+    def pack_into(self, buffer: memoryview, packet: RtpPacket, payload_type: int, seq: int, timestamp: int,
+                  ssrc: int, send_time: bytes) -> int:
+        """Writes what `serialize` returns (without a RID) into `buffer` and returns its length; 0 when this
+        packet needs `serialize` (CSRCs, padding, no extension negotiated). `send_time`: the 3 bytes of
+        abs-send-time, computed once per packet for all subscribers (`SharedFields`)."""
+        layouts = self._layouts
+        if layouts is None or packet.csrc or packet.padding_size:
+            return 0
+        level = packet.extensions.audio_level
+        second = (packet.marker << 7) | payload_type
+        if level is not None and self._level_id:
+            shape = layouts[1]
+            word = (self._level_id << 12) | (0x80 if level[0] else 0) | (level[1] & 0x7F)
+            if shape.with_time:
+                shape.header.pack_into(buffer, 0, 0x90, second, seq, timestamp, ssrc, shape.constant, send_time, word)
+            else:
+                shape.header.pack_into(buffer, 0, 0x90, second, seq, timestamp, ssrc, shape.constant, word)
+        else:
+            shape = layouts[0]
+            if shape.with_time:
+                shape.header.pack_into(buffer, 0, 0x90, second, seq, timestamp, ssrc, shape.constant, send_time)
+            else:
+                shape.header.pack_into(buffer, 0, 0x90, second, seq, timestamp, ssrc, shape.constant)
+        layout = shape.header
+        start = layout.size
+        end = start + len(packet.payload)
+        buffer[start:end] = packet.payload
+        return end
 
     def serialize(self, packet: RtpPacket, payload_type: int, seq: int, timestamp: int, ssrc: int,
                   send_time: int, rid: str | None = None) -> bytes:

@@ -1,0 +1,56 @@
+"""Builds the optional compiled send path (sfu/_fastpath.c) with the system C compiler, through cffi, into
+the virtual environment as the module `_convene_fastpath`. scripts/bootstrap.sh runs it after installing;
+without it (no compiler, a failed build) the pure-Python path is used.
+
+Usage: python -m sfu.fastpath_build
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+MODULE = "_convene_fastpath"
+SOURCE = Path(__file__).with_name("_fastpath.c")
+CDEF = """
+int convene_sockaddr(void *out, int family, const char *ip, int port);
+int convene_send(void *protect, void *ctx, int fd, void *addr, int addrlen,
+                 void *buf, const char *constant, int constant_len,
+                 int second, unsigned int seq, unsigned int ts, unsigned int ssrc,
+                 const char *send_time, int level_word, int pad,
+                 const char *payload, int payload_len, int send, int *blocked);
+"""
+
+
+def build(target_dir: Path | None = None) -> Path:
+    """Compiles the module and copies it into `target_dir` (default: the venv's site-packages)."""
+    import cffi  # type: ignore[import-untyped]
+
+    ffi = cffi.FFI()
+    ffi.cdef(CDEF)
+    source = SOURCE.read_text(encoding="utf-8")
+    ffi.set_source(MODULE, source, extra_compile_args=["-O2"])
+    target = Path(target_dir or sysconfig.get_paths()["platlib"])
+    with tempfile.TemporaryDirectory() as tmp:
+        built = Path(ffi.compile(tmpdir=tmp, verbose=False))
+        target.mkdir(parents=True, exist_ok=True)
+        destination = target / built.name
+        shutil.copyfile(built, destination)
+    return destination
+
+
+def main() -> int:
+    try:
+        path = build(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
+    except Exception as exc:  # no compiler or headers: the Python path serves
+        print(f"fastpath: not built ({exc}); the pure-Python send path will be used", file=sys.stderr)
+        return 1
+    print(f"fastpath: built {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
