@@ -656,6 +656,8 @@ class ForwardingSender(RTCRtpSender):
         if not path.ready():
             return False
         n = 0
+        # Sender reports count what went out on our media SSRC: not RTX's SSRC, not a bot's layer SSRCs.
+        on_media_ssrc = ssrc is None and not (rtx and payload_type in self._rtx_pt)
         if path.compiled and not rtx and ssrc is None:
             found = writer.layout_of(packet)
             if found is not None:
@@ -664,7 +666,7 @@ class ForwardingSender(RTCRtpSender):
                 if not path.send_compiled(layout.constant, (packet.marker << 7) | payload_type, seq, timestamp,
                                           self._ssrc, send_time, level_word, layout.padding, packet.payload):
                     return False
-                return self._sent(packet, seq, timestamp, layout.header.size + len(packet.payload), rtx)
+                return self._sent(packet, seq, timestamp, layout.header.size + len(packet.payload), rtx, True)
         if path.inplace and not rtx and ssrc is None:
             n = writer.pack_into(path.view, packet, payload_type, seq, timestamp, self._ssrc,
                                  _shared.of(packet, time.time))
@@ -677,15 +679,16 @@ class ForwardingSender(RTCRtpSender):
             n = path.load(data)
         if not path.send(n):
             return False
-        return self._sent(packet, seq, timestamp, n, rtx)
+        return self._sent(packet, seq, timestamp, n, rtx, on_media_ssrc)
 
-    def _sent(self, packet: RtpPacket, seq: int, timestamp: int, n: int, rtx: bool) -> bool:
-        """Counts a packet sent (aiortc's sender reports read these counters)."""
+    def _sent(self, packet: RtpPacket, seq: int, timestamp: int, n: int, rtx: bool, on_media_ssrc: bool) -> bool:
+        """Counts a packet sent (aiortc's sender reports read the private counters: payload octets, RFC 3550)."""
         if not self._has_report:
             # Until the publisher's first sender report arrives, map wall clock to this packet.
             self.set_sender_report(clock.current_ntp_time(), timestamp)
-        self._RTCRtpSender__packet_count += 1
-        self._RTCRtpSender__octet_count += len(packet.payload)
+        if on_media_ssrc:
+            self._RTCRtpSender__packet_count += 1
+            self._RTCRtpSender__octet_count += len(packet.payload)
         self.packets_sent += 1
         self.bytes_sent += n
         if not rtx:

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from sfu.aiortc_seams import nominated_candidate_types
+from sfu.aiortc_seams import connection_rtp_path, nominated_candidate_types
 from sfu.rtp import RtpPacket
 from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer
 from sfu.webrtc import configure_ice
@@ -118,6 +118,8 @@ async def one_join(args: argparse.Namespace, session: aiohttp.ClientSession, ind
                 sequence, timestamp = sequence + 1, timestamp + 960
                 await asyncio.sleep(0.02)
             result["received"] = len(received)
+            path = connection_rtp_path(publisher.pc)  # #14: alice's send path (own socket or the transport)
+            result["own_socket"] = path.lean if path is not None else None
             if subscribers:
                 result["bob_pair"] = nominated_candidate_types(subscribers[0].pc)
             if args.hold:

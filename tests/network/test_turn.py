@@ -86,9 +86,10 @@ def test_udp_blocked_client_connects_through_coturn_over_tcp_and_tls(
     for result in [*direct, *over_tcp, *over_tls, every]:
         assert result["connected"], result
         assert result["received"] >= 25, result
-    assert all(r["pair"] == ["host", "host"] for r in direct), direct
+    assert all(r["pair"] == ["host", "host"] and r["own_socket"] for r in direct), direct
     for result in [*over_tcp, *over_tls, every]:
         assert result["pair"] == ["relay", "host"], result  # alice -> coturn -> server
+        assert result["own_socket"] is False, result  # a relay pair's packets are wrapped by its transport
         assert result["bob_pair"] == ["relay", "host"], result
     figures = {"direct_p50_s": p50(direct), "turn_tcp_p50_s": p50(over_tcp), "turn_tls_p50_s": p50(over_tls),
                "turn_all_urls_s": every["join_s"], "joins": JOINS}

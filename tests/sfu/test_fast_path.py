@@ -199,3 +199,89 @@ async def test_the_three_paths_deliver_the_same_bytes_across_a_wrap_and_a_layer_
         stop.set()
         for participant in (alice, *subscribers.values()):
             await participant.close()
+
+
+RTX = offer_payload_type("video", "video/rtx")
+
+
+def server_paths(mode: str, *clients: Participant) -> list[aiortc_seams.RtpPath]:
+    """The server's live send paths in `mode` that sent (the clients' own connections left out)."""
+    own = {connection_rtp_path(pc) for c in clients for pc in (c.publisher.pc, c.subscriber.pc)}
+    return [p for p in list(aiortc_seams._paths.values())
+            if p.mode == mode and p not in own and p.fast_sends + p.queued_sends and p.transport.state == "connected"]
+
+
+async def remote_sender_counts(bob: Participant, mid: str) -> tuple[int, int] | None:
+    for transceiver in bob.subscriber.pc.getTransceivers():
+        if transceiver.mid == mid:
+            for stats in (await transceiver.receiver.getStats()).values():
+                if stats.type == "remote-outbound-rtp":
+                    return int(stats.packetsSent), int(stats.bytesSent)
+    return None
+
+
+@pytest.mark.parametrize("mode", ["lean", "c"])
+async def test_nacks_rtx_sender_reports_and_a_new_pair_on_the_fast_path(server: RunningServer, mode: str) -> None:
+    room = f"nack-{mode}"
+    alice = await join(server.url, room, server.token(room, "alice"))
+    set_send_mode(mode)
+    bob = await join(server.url, room, server.token(room, "bob"))
+    set_send_mode("c")
+    try:
+        (video,) = await alice.publish(("video", "video/VP8", "camera"))
+        await wait_until(lambda: len(bob.client.tracks_by_mid) == 1, 10)
+        await wait_until(lambda: bob.subscriber.pc.connectionState == "connected", 10)
+        mid = next(iter(bob.client.tracks_by_mid))
+        plaintext = tap(bob)
+        seq = 65500  # through the wrap
+
+        async def stream(count: int) -> None:
+            nonlocal seq
+            for _ in range(count):
+                video.write(make_packet(seq, 3000 * seq, bytes([0x10, 0x00 if seq % 30 == 0 else 0x01])
+                                        + os.urandom(500), marker=True))
+                seq = (seq + 1) % 65536
+                await asyncio.sleep(0.01)
+
+        await stream(120)
+        await wait_until(lambda: len(bob.received[mid]) > 40, 5)
+        [path] = server_paths(mode, alice, bob)
+        assert path.lean and path.compiled == (mode == "c") and path.fast_sends > 40
+        # A NACK is answered from the server's history over RTX, while the fast path carries the media.
+        target = bob.received[mid][-10]
+        before = len(plaintext)
+        bob.subscriber.send_nack(mid, [target.sequence_number])
+        await wait_until(lambda: any(RtpPacket.parse(d).payload_type == RTX for d in plaintext[before:]), 5)
+        rtx = next(RtpPacket.parse(d) for d in plaintext[before:] if RtpPacket.parse(d).payload_type == RTX)
+        assert rtx.payload[:2] == target.sequence_number.to_bytes(2, "big") and rtx.payload[2:] == target.payload
+        # Sender reports count exactly the media packets and payload octets bob got on the media SSRC (the RTX
+        # packet is on its own SSRC). The stream stops, so the next report holds the final count.
+        media = [RtpPacket.parse(d) for d in plaintext]
+        ssrc = bob.received[mid][-1].ssrc
+        await asyncio.sleep(0.2)
+        want = (sum(1 for p in media if p.ssrc == ssrc),
+                sum(len(p.payload) for p in media if p.ssrc == ssrc))
+        got = None
+        for _ in range(40):
+            got = await remote_sender_counts(bob, mid)
+            if got == want:
+                break
+            await asyncio.sleep(0.1)
+        assert got == want
+        # The nominated pair changes (as after a consent failure and a new nomination): the path resolves the new
+        # pair, its own socket with it, and bob keeps receiving.
+        connection = path.transport.transport._connection
+        old = connection._nominated[1]
+        new = aioice.ice.CandidatePair(old.protocol, old.remote_candidate)
+        new.nominated = True
+        new.state = aioice.ice.CandidatePair.State.SUCCEEDED
+        connection._nominated[1] = new
+        old_socket = path._sock
+        count = len(bob.received[mid])
+        await stream(60)
+        await wait_until(lambda: len(bob.received[mid]) > count + 40, 5)
+        assert path._pair is new and path._sock is not old_socket and path.lean
+        assert old_socket is not None and old_socket.fileno() == -1  # the old duplicate is closed
+    finally:
+        await alice.close()
+        await bob.close()
