@@ -62,17 +62,14 @@ class CaseResult:
         return self.video_frames_out / self.subscribers / self.seconds
 
 
-
-
-
-
-
-
 def start_server(mode: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    if mode == "forwarding":
+    if mode.startswith("forwarding"):
         # Captions off: this measures forwarding (captions have their own benchmark, loadtest.captions).
-        cmd = [sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-               "--no-captions"]
+        serve = ["serve", "--port", str(port), "--data-dir", str(data_dir), "--no-captions"]
+        # forwarding-aiortc / -lean / -c: one send path of the fan-out (#14); plain "forwarding": the default.
+        path = mode.partition("-")[2]
+        cmd = [sys.executable, "-m", "loadtest.send_path_server", path, *serve] if path else \
+            [sys.executable, "-m", "signaling.cli", *serve]
     else:
         cmd = [sys.executable, "-m", "loadtest.relay_baseline", "--port", str(port), "--secret-dir", str(data_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -196,10 +193,13 @@ def print_table(results: list[CaseResult]) -> None:
               f"{r.packets_per_cpu_second:,.0f} | {r.us_per_packet:.1f} | {r.fps_per_subscriber:.1f} |")
     print("\nratio (MediaRelay µs per packet / forwarding µs per packet):")
     by = {(r.mode, r.subscribers): r for r in results}
+    forwarding = sorted({r.mode for r in results if r.mode.startswith("forwarding")})
     for k in sorted({r.subscribers for r in results}):
-        f, m = by.get(("forwarding", k)), by.get(("mediarelay", k))
-        if f and m:
-            print(f"  K={k}: {m.us_per_packet / f.us_per_packet:.1f}x")
+        m = by.get(("mediarelay", k))
+        for mode in forwarding:
+            f = by.get((mode, k))
+            if f and m:
+                print(f"  K={k} {mode}: {m.us_per_packet / f.us_per_packet:.1f}x")
 
 
 async def main_async(ks: list[int], seconds: float, modes: list[str]) -> list[CaseResult]:
@@ -221,7 +221,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", default="1,5,20", help="comma-separated K values")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window per case")
-    parser.add_argument("--modes", default="forwarding,mediarelay")
+    parser.add_argument("--modes", default="forwarding,mediarelay",
+                        help="forwarding (the default send path), forwarding-aiortc, forwarding-lean, forwarding-c, "
+                             "mediarelay")
     args = parser.parse_args()
     results = asyncio.run(main_async([int(k) for k in args.subscribers.split(",")], args.seconds,
                                      args.modes.split(",")))
