@@ -79,7 +79,7 @@ class Authenticator:
         if value.startswith(PREFIX):
             key = await self._api_key(value)
             user = await self._service.store.get_user(key.name)
-            if user is None or user.role != key.role:
+            if user is None:  # a key's user is made once; its stored role is never rewritten from the key
                 user, _ = await self._service.add_user(None, key.name, key.role, name=key.name)
             return Principal(user=user, rate_key=f"key:{key.key_id}")
         token: AccessToken = self._tokens.verify(value)

@@ -67,6 +67,15 @@ def require(user: User, action: Action, org: OrgSettings) -> None:
                            action=action.value, role=user.role)
 
 
+# Who stands above whom: nobody acts on (mints a token for, changes the role of) someone ranked higher.
+RANK = {"guest": 0, "bot": 1, "member": 1, "admin": 2, "owner": 3}
+
+
+def outranked_by(actor: User, role: str) -> bool:
+    """True when `role` stands above the actor's own."""
+    return RANK.get(role, 0) > RANK.get(actor.role, 0)
+
+
 def may_grant(actor: User, new_role: str) -> bool:
     """Only admins change roles; only an owner makes owners."""
     if actor.role == "owner":

@@ -43,7 +43,7 @@ from chat.model import (
     User,
     new_id,
 )
-from chat.policy import Action, allowed, may_grant, require
+from chat.policy import Action, allowed, may_grant, outranked_by, require
 from chat.sniff import sanitize_name
 from chat.store import ChatStore
 from common.errors import BadRequest, Forbidden, InvalidField
@@ -153,8 +153,8 @@ class ChatService:
         existing = await self.store.get_user(login)
         if existing is not None and actor is not None and existing.role != role:
             require(actor, Action.CHANGE_ROLES, await self.org())
-            if existing.role == "owner" and actor.role != "owner":
-                raise NotPermitted("only an owner changes an owner's role")
+        if existing is not None and actor is not None and outranked_by(actor, existing.role):
+            raise NotPermitted(f"a {actor.role} may not change a {existing.role}")
         user = User(login=login, role=role, name=name or (existing.name if existing else login),
                     department=department or (existing.department if existing else ""),
                     created_at=existing.created_at if existing else time.time())

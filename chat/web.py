@@ -24,14 +24,14 @@ from identity.appkeys import API_KEYS, MEETINGS, TOKENS
 from identity.meetings import MeetingLedger
 from chat.bus import Bus, LocalBus, RedisBus
 from chat.config import ChatConfig
-from chat.errors import BadMultipart, FileNotFound, UserNotFound
+from chat.errors import BadMultipart, FileNotFound, NotPermitted, UserNotFound
 from chat.files import FileVault, Staged
 from chat.hub import Hub, Session
 from chat.jobs import file_sweep_loop, reminder_loop, retention_loop
 from chat.links import FileLinks
 from chat.model import FileMeta, Message, SearchQuery
 from chat.openapi import openapi_document
-from chat.policy import Action, require
+from chat.policy import Action, outranked_by, require
 from common.ratelimit import RateLimiter
 from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_login
 from chat.sql_store import SqlChatStore
@@ -195,8 +195,11 @@ class ChatApi:
         if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= 365 * 86400:
             raise InvalidField("ttl must be 60 s to 365 days", field="ttl")
         login = request.match_info["login"]
-        if await self.store.get_user(login) is None:
+        target = await self.store.get_user(login)
+        if target is None:
             raise UserNotFound(f"no user {login!r}")
+        if outranked_by(p.user, target.role):
+            raise NotPermitted(f"a {p.user.role} may not mint a token for a {target.role}")
         token = self.auth.mint_user_token(login, ttl)
         # In the fragment: browsers never send it, so it stays out of access logs and proxies.
         return web.json_response({"token": token, "url": f"/chat#token={token}"}, status=201)

@@ -103,6 +103,23 @@ async def test_roles_table_enforced(chat: ChatServer) -> None:
     assert key_user["user"]["login"] == "ops" and key_user["user"]["role"] == "admin"
 
 
+async def test_nobody_acts_on_a_higher_role_and_keys_do_not_rewrite_roles(chat: ChatServer) -> None:
+    await chat.user("olga", role="owner")
+    adam = await chat.user("adam", role="admin")
+    # An admin can neither mint a token for an owner nor change an owner's role (or name, or department).
+    err = await chat.call("POST", "/v1/users/olga/tokens", adam, {}, expect=403)
+    assert err["error"]["code"] == "not_permitted"
+    await chat.call("PATCH", "/v1/users/olga", adam, {"role": "member"}, expect=403)
+    await chat.call("PATCH", "/v1/users/olga", adam, {"department": "eng"}, expect=403)
+    # The owner (here the operator's key made an owner) still can.
+    await chat.call("POST", "/v1/users/adam/tokens", await chat.user("olga", role="owner"), {}, expect=201)
+    # The API key's user is demoted; its next call does not undo that.
+    await chat.call("GET", "/v1/me", None, expect=200)
+    await chat.call("PATCH", "/v1/users/ops", await chat.user("olga", role="owner"), {"role": "member"}, expect=200)
+    me = await chat.call("GET", "/v1/me", None, expect=200)
+    assert me["user"]["role"] == "member"
+
+
 async def test_tasks_reminders_and_my_tasks(chat: ChatServer) -> None:
     ann, bob, cid = await setup_team(chat)
     due = time.time() + 120
