@@ -40,6 +40,8 @@ class Room:
         self.speaker_history: list[str] = []  # most recent speaker first
         self._join_order: dict[str, int] = {}
         self._joins = 0
+        # Whether anyone (not a hidden client like captions) ever joined: a meeting nobody attended leaves no trace.
+        self.attended = False
         self.closed = False
         self._log = logging.LoggerAdapter(log, {"room": name})
 
@@ -70,6 +72,8 @@ class Room:
             raise RoomFull(f"room {self.name} is full ({self.max_participants})")
         self.participants[participant.id] = participant
         self._joins += 1
+        if not participant.hidden:
+            self.attended = True
         self._join_order[participant.id] = self._joins
         for other in self.participants.values():
             for publication in other.publications.values():

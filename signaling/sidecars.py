@@ -18,7 +18,7 @@ from sfu.local import LocalDown
 from sfu.participant import Participant, Permissions
 from sfu.room import Room
 from sfu.rooms import SHUTDOWN_REASON, RoomRegistry
-from signaling.appkeys import CONFIG
+from signaling.appkeys import CONFIG, MEETINGS
 from transcribe.records import RECORDS, meeting_page
 from transcribe.room import AudioSink, RoomTranscriber
 from transcribe.web import TRANSCRIBE
@@ -79,18 +79,8 @@ def attach_sidecars(app: web.Application, rooms: RoomRegistry) -> None:
             clients[room.name] = client
             room.add_listener(client)
             room.join(client.participant)
-        if CHAT in app:
-            task = asyncio.get_running_loop().create_task(meeting_channel(room.meeting_id, room.name))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    async def meeting_channel(meeting_id: str, name: str) -> None:
-        if not meeting_id:
-            return  # a room object with no meeting (a pipe's mirror on another worker): chat lives elsewhere
-        try:
-            await app[CHAT].ensure_meeting_channel(meeting_id, name)
-        except Exception as exc:  # e.g. a team channel already has this name: the meeting has no chat
-            log.warning("room %s: no meeting channel: %s", name, exc)
+        # The meeting's chat channel is made when someone first uses chat (chat/auth.py joins it), not here: a
+        # meeting nobody attended (anonymous joins that never connect) leaves no channel behind.
 
     async def room_closing(room: Room) -> None:
         client = clients.pop(room.name, None)
@@ -101,7 +91,7 @@ def attach_sidecars(app: web.Application, rooms: RoomRegistry) -> None:
     def room_ended(room: Room, reason: str) -> None:
         """A meeting that is over (not one paused by a restart): its chat gets the meeting page's link, and the
         action items wait for the organizer (posted by themselves after `notes_autopublish_seconds`)."""
-        if reason == SHUTDOWN_REASON or not room.meeting_id:
+        if reason == SHUTDOWN_REASON or not room.meeting_id or not room.attended:
             return
         if RECORDS in app and CHAT in app:
             app[RECORDS].schedule_autopublish(room.meeting_id)
@@ -128,6 +118,9 @@ def attach_sidecars(app: web.Application, rooms: RoomRegistry) -> None:
         async def post_task(channel: str, title: str, assignee: str | None, due: str | None, author: str) -> object:
             # Notes give due dates as ISO days; a task is due at the end of that day (UTC).
             due_at = datetime.fromisoformat(due).replace(hour=23, minute=59, tzinfo=timezone.utc) if due else None
+            meeting = app[MEETINGS].get(channel) if MEETINGS in app else None
+            if meeting is not None:  # nobody may have chatted: the channel comes with the first post
+                await chat.ensure_meeting_channel(meeting.meeting_id, meeting.room)
             return await chat.post_task(channel, title, assignee, due_at, author)
 
         app[RECORDS].poster = post_task

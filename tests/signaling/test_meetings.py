@@ -216,3 +216,20 @@ async def test_a_socket_that_never_joins_is_closed(tmp_path: Path) -> None:
         await asyncio.sleep(1.5)
         assert not client.closed.is_set()
         await client.close()
+
+
+async def test_meetings_nobody_attended_leave_nothing_behind(server: RunningServer) -> None:
+    """Anonymous joins that never open the meeting: no chat channel, no chat user, no transcript folder."""
+    from chat.web import CHAT
+
+    chat = server.app[CHAT]
+    users_before = {u.login for u in await chat.store.list_users()}
+    async with aiohttp.ClientSession() as http:
+        for i in range(3):
+            await guest(http, server, f"drive-by{i}", "Bot")
+        for i in range(3):
+            status, _ = await call(http, "DELETE", f"{server.url}/v1/rooms/drive-by{i}", server.api_key)
+            assert status == 200
+    assert await chat.store.list_channels("meeting") == []
+    assert {u.login for u in await chat.store.list_users()} == users_before
+    assert not (server.data_dir / "transcripts").exists() or not any((server.data_dir / "transcripts").iterdir())
