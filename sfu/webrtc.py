@@ -414,6 +414,10 @@ class RtcDownTrack:
         self.sender.on_started = None
 
 
+# Which of a person's audio and video belong together on a slot pair (lip sync).
+SOURCE_FAMILY = {"microphone": "main", "camera": "main", "screen_audio": "screen", "screen": "screen"}
+
+
 class Subscriber:
     """A participant's receiving connection (the room's `Down`): we offer, the client answers.
 
@@ -443,22 +447,83 @@ class Subscriber:
     def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> RtcDownTrack | None:
         if self.closed:
             return None
-        idle = [t for t in self._slots if t.kind == kind and t not in self._tracks]
-        # A negotiated slot carries the track at once; a new one waits for the next offer and answer.
-        transceiver = next((t for t in idle if t.mid is not None), idle[0] if idle else None)
-        if transceiver is None:
-            transceiver = self.pc.addTransceiver(kind, direction="sendonly")
-            # Its own stream per slot: a browser lip-syncs the tracks of one stream, and a slot's partner
-            # changes as it is handed from person to person.
-            slot = f"{kind}-{len(self._slots)}"
-            sender_of(transceiver).set_msid(f"{self._stream_id}/{slot}", slot)
-            self._slots.append(transceiver)
-            self._on_negotiation_needed()
+        transceiver = self._idle_slot(kind, participant_id, source)
+        if transceiver is None or self._partner_of_new_slot(kind, participant_id, source):
+            transceiver = self._new_slot(kind, up_to=self._partner_index(kind, participant_id, source))
         track = RtcDownTrack(transceiver, kind, track_id, participant_id, source)
         self._tracks[transceiver] = track
         if transceiver.mid is not None:
             self._table_changed()
         return track
+
+    # -- slot pairs: lip sync ----------------------------------------------------------------------
+    #
+    # A browser plays an audio and a video track in sync (libwebrtc's RtpStreamsSynchronizer, from the
+    # senders' RTCP reports) only when the SDP puts them in one stream (the same a=msid stream id). A slot's
+    # msid is fixed by negotiation, while the person it carries changes. So slots come in pairs: audio slot i
+    # and video slot i share the stream "pair-i", and a person's voice and camera are put on the two slots
+    # of one pair whenever they can be. The pair then plays in sync; a track on a slot whose partner carries
+    # someone else (or nothing) plays as before, on its own.
+
+    def _slots_of(self, kind: str) -> list[RTCRtpTransceiver]:
+        return [t for t in self._slots if t.kind == kind]
+
+    def _partner(self, transceiver: RTCRtpTransceiver) -> RtcDownTrack | None:
+        """What the other slot of this slot's pair carries now."""
+        index = self._slots_of(transceiver.kind).index(transceiver)
+        others = self._slots_of("video" if transceiver.kind == "audio" else "audio")
+        return self._tracks.get(others[index]) if index < len(others) else None
+
+    def _idle_slot(self, kind: str, participant_id: str, source: str) -> RTCRtpTransceiver | None:
+        """An idle slot of `kind`: first the partner of this person's matching track (the pair plays in sync),
+        then one whose partner is free (kept for this person's other track), then any; negotiated ones first
+        (they carry the track at once; a new one waits for the next offer and answer)."""
+        family = SOURCE_FAMILY.get(source, source)
+
+        def rank(item: tuple[int, RTCRtpTransceiver]) -> tuple[int, int, int]:
+            index, transceiver = item
+            partner = self._partner(transceiver)
+            if partner is None:
+                pairing = 1
+            elif partner.participant_id == participant_id and SOURCE_FAMILY.get(partner.source) == family:
+                pairing = 0
+            else:
+                pairing = 2
+            return (pairing, 0 if transceiver.mid is not None else 1, index)
+
+        idle = [(i, t) for i, t in enumerate(self._slots_of(kind)) if t not in self._tracks]
+        return min(idle, key=rank)[1] if idle else None
+
+    def _partner_index(self, kind: str, participant_id: str, source: str) -> int | None:
+        """The pair index of the slot carrying this person's other track of the same family (voice for a
+        camera, camera for a voice), if any."""
+        family = SOURCE_FAMILY.get(source, source)
+        other = "video" if kind == "audio" else "audio"
+        for index, transceiver in enumerate(self._slots_of(other)):
+            track = self._tracks.get(transceiver)
+            if track is not None and track.participant_id == participant_id \
+                    and SOURCE_FAMILY.get(track.source) == family:
+                return index
+        return None
+
+    def _partner_of_new_slot(self, kind: str, participant_id: str, source: str) -> bool:
+        """True when this person's other track sits on a pair this kind has no slot for yet: a new slot
+        (with any idle ones below it) completes that pair. The connection then has at most as many slots of
+        one kind as of the other; each is negotiated once, as any new slot."""
+        index = self._partner_index(kind, participant_id, source)
+        return index is not None and index >= len(self._slots_of(kind))
+
+    def _new_slot(self, kind: str, up_to: int | None = None) -> RTCRtpTransceiver:
+        """A new slot of `kind` (with idle ones before it, up to pair `up_to`)."""
+        while True:
+            transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+            index = len(self._slots_of(kind))
+            sender_of(transceiver).set_msid(f"{self._stream_id}/pair-{index}", f"{kind}-{index}")
+            self._slots.append(transceiver)
+            if up_to is None or index >= up_to:
+                break
+        self._on_negotiation_needed()
+        return transceiver
 
     def remove_track(self, track: Any) -> None:
         if not isinstance(track, RtcDownTrack):

@@ -77,6 +77,11 @@ export class Subscriber {
         frameHeight: stat.frameHeight,
         totalSamplesReceived: stat.totalSamplesReceived,
         totalAudioEnergy: stat.totalAudioEnergy,
+        // When this track's current sample plays, in the sender's NTP time (ms): a person's audio and video
+        // agree when Chromium synchronises them (see sfu/webrtc.py, slot pairs).
+        estimatedPlayoutTimestamp: stat.estimatedPlayoutTimestamp,
+        jitterBufferDelay: stat.jitterBufferDelay,
+        jitterBufferEmittedCount: stat.jitterBufferEmittedCount,
       });
     });
     return result;
