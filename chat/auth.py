@@ -8,7 +8,6 @@ someone a moderator removed, reaches nothing at all.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from identity.tokens import USER_SCOPE, AccessToken, TokenIssuer
 
 # Kept for callers that mint user tokens by this name.
 CHAT_ROOM = USER_SCOPE
+KEY_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,10 @@ class Authenticator:
                  meetings: MeetingLedger) -> None:
         self._service = service
         self._tokens = tokens
-        self._keys = keys
-        self._meetings = meetings
+        self.keys = keys
+        self.meetings = meetings
+        # Verified keys for at most KEY_CACHE_SECONDS: a burst of requests with one key reads the store once,
+        # and a key revoked anywhere stops working here within that second.
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._joined: dict[tuple[str, str], str] = {}  # (meeting, login) -> channel id
 
@@ -61,10 +63,10 @@ class Authenticator:
         hit = self._key_cache.get(presented)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        key = await asyncio.to_thread(self._keys.verify, presented)
+        key = await self.keys.verify(presented)
         if len(self._key_cache) > 10_000:
             self._key_cache.clear()
-        self._key_cache[presented] = (time.monotonic() + 60.0, key)
+        self._key_cache[presented] = (time.monotonic() + KEY_CACHE_SECONDS, key)
         return key
 
     async def principal(self, request: web.Request) -> Principal:
@@ -86,7 +88,7 @@ class Authenticator:
         if token.is_user_token:
             user = await self._service.ensure_user(token.identity, role="guest", name=token.name)
             return Principal(user=user, rate_key=f"user:{user.login}")
-        meeting = self._meetings.check(token)  # meeting_ended / removed
+        meeting = await self.meetings.check(token)  # meeting_ended / removed
         user = await self._service.ensure_user(token.identity, role="guest", name=token.name)
         channel_id = self._joined.get((meeting.meeting_id, user.login))
         if channel_id is None:

@@ -20,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from chat.auth import Authenticator, Principal
 from common.errors import OutOfScope
-from identity.appkeys import API_KEYS, MEETINGS, TOKENS
+from identity.appkeys import API_KEYS, DATABASE, MEETINGS, TOKENS
 from identity.meetings import MeetingLedger
 from chat.bus import Bus, LocalBus, RedisBus
 from chat.config import ChatConfig
@@ -640,9 +640,10 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     secret = load_or_create_secret(cfg.data_dir)
     # The front door's identity state when it has set it up (one ledger, one key store), else our own.
     tokens = app[TOKENS] if TOKENS in app else TokenIssuer(secret)
-    keys = app[API_KEYS] if API_KEYS in app else ApiKeyStore(cfg.data_dir)
-    meetings = app[MEETINGS] if MEETINGS in app else MeetingLedger(cfg.data_dir)
-    api = ChatApi(cfg, build_store(cfg), build_bus(cfg), tokens, keys, server=config, links=FileLinks(secret),
+    db = app[DATABASE] if DATABASE in app else Database.for_config(cfg.database_url, cfg.data_dir)
+    keys = app[API_KEYS] if API_KEYS in app else ApiKeyStore(db)
+    meetings = app[MEETINGS] if MEETINGS in app else MeetingLedger(db)
+    api = ChatApi(cfg, SqlChatStore(db), build_bus(cfg), tokens, keys, server=config, links=FileLinks(secret),
                   meetings=meetings)
     app[CHAT] = api.service
     app[CHAT_API] = api

@@ -1,6 +1,8 @@
-"""API keys for the REST API: `cvk_<id>_<secret>`, stored as SHA-256 hashes in the data dir.
+"""API keys for the REST API: `cvk_<id>_<secret>`, kept in the store (`api_keys`) as SHA-256 hashes.
 
-A key acts as a named (bot) user with a role; the chat sidecar maps it to a user of that name.
+A key acts as a named (bot) user with a role; the chat sidecar maps it to a user of that name. A revoked key
+keeps its row (name, role, when it was made and revoked) and authenticates nowhere: every check reads the
+store, so a revocation made by any process holds in every process at once.
 """
 
 from __future__ import annotations
@@ -8,16 +10,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from common.errors import InvalidField, Unauthorized
-from common.private_files import private_sqlite
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from common.errors import InvalidField, NotFound, Unauthorized
+from store.database import Database
+from store.schema import api_keys
 
 ROLES = ("admin", "member", "bot")
 PREFIX = "cvk_"
+_KEY_ID_LEN = 12  # hex digits
 
 
 @dataclass(frozen=True)
@@ -26,53 +32,69 @@ class ApiKey:
     name: str
     role: str
     created_at: float
+    revoked_at: float | None = None
+
+    def to_wire(self) -> dict[str, object]:
+        return {"id": self.key_id, "name": self.name, "role": self.role, "created_at": self.created_at,
+                "revoked_at": self.revoked_at}
 
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _key(row: Any) -> ApiKey:
+    return ApiKey(key_id=row.key_id, name=row.name, role=row.role, created_at=float(row.created_at),
+                  revoked_at=None if row.revoked_at is None else float(row.revoked_at))
+
+
 class ApiKeyStore:
-    def __init__(self, data_dir: Path) -> None:
-        self._path = private_sqlite(data_dir / "keys.db")
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
-                " role TEXT NOT NULL, secret_hash TEXT NOT NULL, created_at REAL NOT NULL)"
-            )
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=10)
-
-    def create(self, name: str, role: str = "admin") -> tuple[ApiKey, str]:
+    async def create(self, name: str, role: str = "admin") -> tuple[ApiKey, str]:
         """Returns the key and its full secret string, which is shown once and never stored."""
         if role not in ROLES:
             raise InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
         if not name or len(name) > 64:
             raise InvalidField("name must be 1-64 characters", field="name")
-        key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(24)
-        key = ApiKey(key_id=key_id, name=name, role=role, created_at=time.time())
-        with self._connect() as db:
-            db.execute(
-                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?)",
-                (key.key_id, key.name, key.role, _hash(secret), key.created_at),
-            )
-        return key, f"{PREFIX}{key_id}_{secret}"
+        key = ApiKey(key_id=secrets.token_hex(_KEY_ID_LEN // 2), name=name, role=role, created_at=time.time())
+        await self.insert(key, _hash(secret))
+        return key, f"{PREFIX}{key.key_id}_{secret}"
 
-    def verify(self, presented: str) -> ApiKey:
+    async def insert(self, key: ApiKey, secret_hash: str) -> None:
+        """Stores a key whose secret is known only by its hash (the importer of an old keys.db)."""
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(api_keys.insert().values(
+                key_id=key.key_id, name=key.name, role=key.role, secret_hash=secret_hash,
+                created_at=key.created_at, revoked_at=key.revoked_at))
+        await self.db.write(op)
+
+    async def verify(self, presented: str) -> ApiKey:
         if not presented.startswith(PREFIX) or presented.count("_") < 2:
             raise Unauthorized("not an API key")
         key_id, _, secret = presented[len(PREFIX):].partition("_")
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT name, role, secret_hash, created_at FROM api_keys WHERE key_id = ?", (key_id,)
-            ).fetchone()
-        if row is None or not hmac.compare_digest(row[2], _hash(secret)):
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
+        if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
             raise Unauthorized("unknown API key")
-        return ApiKey(key_id=key_id, name=row[0], role=row[1], created_at=row[3])
+        if row.revoked_at is not None:
+            raise Unauthorized("this API key was revoked")
+        return _key(row)
 
-    def list(self) -> list[ApiKey]:
-        with self._connect() as db:
-            rows = db.execute("SELECT key_id, name, role, created_at FROM api_keys").fetchall()
-        return [ApiKey(key_id=r[0], name=r[1], role=r[2], created_at=r[3]) for r in rows]
+    async def list(self) -> list[ApiKey]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(api_keys).order_by(api_keys.c.created_at))).all()
+        return [_key(r) for r in rows]
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        """Revokes a key (idempotent: revoking a revoked key keeps its first revocation time)."""
+        async def op(conn: AsyncConnection) -> Any:
+            await conn.execute(update(api_keys).where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                               .values(revoked_at=time.time()))
+            return (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
+        row = await self.db.write(op)
+        if row is None:
+            raise NotFound(f"no API key {key_id!r}")
+        return _key(row)

@@ -42,19 +42,19 @@ def bearer(request: web.Request) -> str:
     return value.strip()
 
 
-def authenticate(request: web.Request) -> Caller:
+async def authenticate(request: web.Request) -> Caller:
     """An API key, or a meeting token whose meeting is live and that was not removed from it."""
     value = bearer(request)
     if value.startswith(PREFIX):
-        return Caller(api_key=request.app[API_KEYS].verify(value))
+        return Caller(api_key=await request.app[API_KEYS].verify(value))
     token = request.app[TOKENS].verify(value)
     if token.is_user_token:
         raise OutOfScope("a chat user token does not reach rooms")
-    return Caller(token=token, meeting=request.app[MEETINGS].check(token))
+    return Caller(token=token, meeting=await request.app[MEETINGS].check(token))
 
 
-def require_admin_key(request: web.Request) -> Caller:
-    caller = authenticate(request)
+async def require_admin_key(request: web.Request) -> Caller:
+    caller = await authenticate(request)
     if not caller.is_admin_key:
         raise Forbidden("this endpoint needs an admin API key")
     return caller
@@ -71,16 +71,16 @@ class RecordReader:
     admin: bool = False
 
 
-def record_reader(request: web.Request, meeting_id: str, attendees_allowed: bool = False) -> RecordReader:
+async def record_reader(request: web.Request, meeting_id: str, attendees_allowed: bool = False) -> RecordReader:
     """The caller, as a reader of meeting `meeting_id`'s record, live or ended. An admin key reads any; a record
     token reads its own meeting only (`out_of_scope` for another, even one of the same room); a meeting token of
     the live meeting reads it while it runs (moderators, or everyone where `attendees_allowed`), as before."""
     value = bearer(request)
     ledger = request.app[MEETINGS]
     if value.startswith(PREFIX):
-        if request.app[API_KEYS].verify(value).role != "admin":
+        if (await request.app[API_KEYS].verify(value)).role != "admin":
             raise Forbidden("meeting records need an admin API key, a record token or a meeting token")
-        meeting = ledger.get(meeting_id)
+        meeting = await ledger.get(meeting_id)
         if meeting is None:
             raise NotFound(f"no meeting {meeting_id!r}")
         return RecordReader(meeting, may_edit=True, identity="", admin=True)
@@ -89,14 +89,14 @@ def record_reader(request: web.Request, meeting_id: str, attendees_allowed: bool
         record = tokens.verify_record(value)
         if record.meeting != meeting_id:
             raise OutOfScope("a record token reaches only its own meeting's record")
-        meeting = ledger.get(meeting_id)
+        meeting = await ledger.get(meeting_id)
         if meeting is None or meeting.room != record.room:
             raise NotFound(f"no meeting {meeting_id!r}")
         return RecordReader(meeting, may_edit=record.moderator, identity=record.identity, name=record.name)
     token = tokens.verify(value)
     if token.is_user_token:
         raise OutOfScope("a chat user token does not reach meeting records")
-    live = ledger.check(token)  # meeting_ended / removed: the record token is what outlives the meeting
+    live = await ledger.check(token)  # meeting_ended / removed: the record token is what outlives the meeting
     if live.meeting_id != meeting_id:
         raise OutOfScope("a meeting token reaches only its own meeting")
     if not token.grants.moderator and not attendees_allowed:

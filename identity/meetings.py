@@ -2,35 +2,33 @@
 
 A room is a name; a meeting is one occasion in it, with an id nobody can guess (128 random bits). Tokens name
 the meeting, so a token of a meeting that ended reaches nothing, even when the room's name is used again. The
-ledger is durable (SQLite in the data dir, shared by the worker processes and the CLI): after a restart a
-meeting that was not ended can be resumed with the tokens people hold, and an ended one stays ended.
+ledger is durable (the store's `meetings` and `meeting_removals`, shared by every server process and the CLI):
+after a restart a meeting that was not ended can be resumed with the tokens people hold, and an ended one stays
+ended. Every call reads the store; only "ended" is remembered in the process, because it never changes back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import MeetingEnded, RemovedFromMeeting
-from common.private_files import private_sqlite
 from identity.secrets_store import load_or_create_secret
 from identity.tokens import AccessToken, Grants, TokenIssuer
+from store.database import Database
+from store.schema import meeting_removals, meetings
 
 log = logging.getLogger("convene.identity.meetings")
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meetings (meeting_id TEXT PRIMARY KEY, room TEXT NOT NULL,"
-    " started_at REAL NOT NULL, guests INTEGER NOT NULL, ended_at REAL, end_reason TEXT NOT NULL DEFAULT '')",
-    "CREATE INDEX IF NOT EXISTS meetings_by_room ON meetings (room, started_at)",
-    # One row per removed identity: tokens issued up to `removed_at` no longer join that meeting.
-    "CREATE TABLE IF NOT EXISTS removals (meeting_id TEXT NOT NULL, identity TEXT NOT NULL,"
-    " removed_at REAL NOT NULL, PRIMARY KEY (meeting_id, identity))",
-)
 
 
 def new_meeting_id() -> str:
@@ -55,122 +53,153 @@ class Meeting:
                 "ended_at": self.ended_at, "guests": self.guests}
 
 
-def _meeting(row: tuple[object, ...]) -> Meeting:
-    return Meeting(meeting_id=str(row[0]), room=str(row[1]), started_at=float(row[2]),  # type: ignore[arg-type]
-                   guests=bool(row[3]), ended_at=None if row[4] is None else float(row[4]),  # type: ignore[arg-type]
-                   end_reason=str(row[5] or ""))
+def _meeting(row: Any) -> Meeting:
+    return Meeting(meeting_id=row.meeting_id, room=row.room, started_at=float(row.started_at),
+                   guests=bool(row.guests), ended_at=None if row.ended_at is None else float(row.ended_at),
+                   end_reason=row.end_reason or "")
+
+
+def _live_of(room: str) -> Any:
+    return (select(meetings).where(meetings.c.room == room, meetings.c.ended_at.is_(None))
+            .order_by(meetings.c.started_at.desc()).limit(1))
 
 
 class MeetingLedger:
-    """Blocking SQLite, but each call is one indexed statement (tens of µs): cheap enough on the loop."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = private_sqlite(data_dir / "meetings.db")  # 0600, and so its -wal/-shm
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        for statement in _SCHEMA:
-            self._db.execute(statement)
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._ended: set[str] = set()  # an ended meeting never comes back: safe to remember
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    async def _one(self, stmt: Any) -> Meeting | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(stmt)).first()
+        return _meeting(row) if row is not None else None
 
-    _COLUMNS = "meeting_id, room, started_at, guests, ended_at, end_reason"
+    async def _many(self, stmt: Any) -> list[Meeting]:
+        async with self.db.read() as conn:
+            return [_meeting(r) for r in (await conn.execute(stmt)).all()]
 
-    def get(self, meeting_id: str) -> Meeting | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {self._COLUMNS} FROM meetings WHERE meeting_id = ?",
-                                   (meeting_id,)).fetchone()
-        return _meeting(row) if row else None
+    async def get(self, meeting_id: str) -> Meeting | None:
+        return await self._one(select(meetings).where(meetings.c.meeting_id == meeting_id))
 
-    def live(self, room: str) -> Meeting | None:
+    async def live(self, room: str) -> Meeting | None:
         """The room's meeting that has not ended, if any."""
-        with self._lock:
-            row = self._db.execute(f"SELECT {self._COLUMNS} FROM meetings WHERE room = ? AND ended_at IS NULL"
-                                   " ORDER BY started_at DESC LIMIT 1", (room,)).fetchone()
-        return _meeting(row) if row else None
+        return await self._one(_live_of(room))
 
-    def live_or_start(self, room: str, guests: bool) -> tuple[Meeting, bool]:
-        """The room's live meeting, or a new one (True). One transaction: two processes agree on one meeting."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+    async def live_or_start(self, room: str, guests: bool) -> tuple[Meeting, bool]:
+        """The room's live meeting, or a new one (True). Processes agree on one: the store holds at most one
+        live meeting per room (a unique index), so a second process's insert fails and it reads the first's."""
+        async def op(conn: AsyncConnection) -> tuple[Meeting, bool]:
+            row = (await conn.execute(_live_of(room))).first()
+            if row is not None:
+                return _meeting(row), False
+            meeting = Meeting(new_meeting_id(), room, time.time(), guests)
+            await conn.execute(meetings.insert().values(meeting_id=meeting.meeting_id, room=room,
+                                                        started_at=meeting.started_at, guests=guests, end_reason=""))
+            return meeting, True
+
+        for _ in range(3):
             try:
-                row = self._db.execute(f"SELECT {self._COLUMNS} FROM meetings WHERE room = ? AND ended_at IS NULL"
-                                       " ORDER BY started_at DESC LIMIT 1", (room,)).fetchone()
-                if row is not None:
-                    self._db.execute("COMMIT")
-                    return _meeting(row), False
-                meeting = Meeting(new_meeting_id(), room, time.time(), guests)
-                self._db.execute("INSERT INTO meetings (meeting_id, room, started_at, guests) VALUES (?, ?, ?, ?)",
-                                 (meeting.meeting_id, room, meeting.started_at, int(guests)))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        log.info("room %s: meeting %s started", room, meeting.meeting_id[:6])
-        return meeting, True
+                meeting, started = await self.db.write(op)
+            except IntegrityError:
+                continue  # another process started it between our read and our insert: read theirs
+            if started:
+                log.info("room %s: meeting %s started", room, meeting.meeting_id[:6])
+            return meeting, started
+        raise RuntimeError(f"room {room}: no live meeting after three tries")
 
-    def end(self, meeting_id: str, reason: str) -> bool:
-        """Idempotent; True when this call ended it."""
-        with self._lock:
-            cursor = self._db.execute("UPDATE meetings SET ended_at = ?, end_reason = ? WHERE meeting_id = ?"
-                                      " AND ended_at IS NULL", (time.time(), reason, meeting_id))
+    def ended_here(self, meeting_id: str) -> None:
+        """This process refuses the meeting's tokens from now on (its store write may still be on its way)."""
         self._ended.add(meeting_id)
-        return cursor.rowcount > 0
 
-    def unended(self) -> list[Meeting]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {self._COLUMNS} FROM meetings WHERE ended_at IS NULL").fetchall()
-        return [_meeting(r) for r in rows]
+    async def end(self, meeting_id: str, reason: str) -> bool:
+        """Idempotent; True when this call ended it."""
+        self._ended.add(meeting_id)
+        async def op(conn: AsyncConnection) -> bool:
+            result = await conn.execute(update(meetings).where(meetings.c.meeting_id == meeting_id,
+                                                               meetings.c.ended_at.is_(None))
+                                        .values(ended_at=time.time(), end_reason=reason))
+            return bool(result.rowcount)
+        ended = await self.db.write(op)
+        self._ended.add(meeting_id)
+        return ended
 
-    def of_room(self, room: str, limit: int = 100) -> list[Meeting]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {self._COLUMNS} FROM meetings WHERE room = ?"
-                                    " ORDER BY started_at DESC LIMIT ?", (room, limit)).fetchall()
-        return [_meeting(r) for r in rows]
+    async def unended(self) -> list[Meeting]:
+        return await self._many(select(meetings).where(meetings.c.ended_at.is_(None)))
 
-    def recent(self, limit: int = 100) -> list[Meeting]:
+    async def of_room(self, room: str, limit: int = 100) -> list[Meeting]:
+        return await self._many(select(meetings).where(meetings.c.room == room)
+                                .order_by(meetings.c.started_at.desc()).limit(limit))
+
+    async def recent(self, limit: int = 100) -> list[Meeting]:
         """Every room's meetings, newest first (the admin's "my meetings" list)."""
-        with self._lock:
-            rows = self._db.execute(f"SELECT {self._COLUMNS} FROM meetings ORDER BY started_at DESC LIMIT ?",
-                                    (limit,)).fetchall()
-        return [_meeting(r) for r in rows]
+        return await self._many(select(meetings).order_by(meetings.c.started_at.desc()).limit(limit))
 
-    def remove(self, meeting_id: str, identity: str) -> None:
+    async def remove(self, meeting_id: str, identity: str) -> None:
         """Holds every token of `identity` issued until now out of this meeting (a new invite still works)."""
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO removals VALUES (?, ?, ?)", (meeting_id, identity, time.time()))
+        async def op(conn: AsyncConnection) -> None:
+            now = time.time()
+            done = await conn.execute(update(meeting_removals).where(
+                meeting_removals.c.meeting_id == meeting_id, meeting_removals.c.identity == identity)
+                .values(removed_at=now))
+            if not done.rowcount:
+                await conn.execute(meeting_removals.insert().values(meeting_id=meeting_id, identity=identity,
+                                                                    removed_at=now))
+        await self.db.write(op)
 
-    def check(self, token: AccessToken) -> Meeting:
+    async def check(self, token: AccessToken) -> Meeting:
         """The live meeting a meeting token reaches; `MeetingEnded` or `RemovedFromMeeting` otherwise."""
         meeting_id = token.meeting or ""
         if meeting_id in self._ended:
             raise MeetingEnded("this meeting has ended")
-        meeting = self.get(meeting_id)
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(meetings).where(meetings.c.meeting_id == meeting_id))).first()
+            removed = None if row is None else (await conn.execute(
+                select(meeting_removals.c.removed_at).where(meeting_removals.c.meeting_id == meeting_id,
+                                                            meeting_removals.c.identity == token.identity))).first()
+        meeting = _meeting(row) if row is not None else None
         if meeting is None or meeting.room != token.room:
             raise MeetingEnded("this meeting does not exist (or has ended)")
         if not meeting.live:
             self._ended.add(meeting_id)
             raise MeetingEnded("this meeting has ended")
-        with self._lock:
-            row = self._db.execute("SELECT removed_at FROM removals WHERE meeting_id = ? AND identity = ?",
-                                   (meeting_id, token.identity)).fetchone()
-        if row is not None and token.issued_at <= float(row[0]):
+        if removed is not None and token.issued_at <= float(removed[0]):
             raise RemovedFromMeeting("a moderator removed you from this meeting")
         return meeting
 
 
-def invite(data_dir: Path, room: str, identity: str, name: str = "", grants: Grants | None = None,
-           ttl_seconds: int = 6 * 3600) -> str:
+async def invite_async(data_dir: Path, room: str, identity: str, name: str = "", grants: Grants | None = None,
+                       ttl_seconds: int = 6 * 3600, database_url: str | None = None) -> str:
     """A token for the room's live meeting (started, invite-only, when there is none), made without a running
-    server: the ledger and the secret are in the data dir (`convene token`, the benchmarks)."""
-    ledger = MeetingLedger(data_dir)
+    server: the ledger is in the store and the secret in the data dir (`convene token`, the benchmarks)."""
+    db = Database.for_config(database_url, data_dir)
+    await db.open()
     try:
-        meeting, _ = ledger.live_or_start(room, guests=False)
+        meeting, _ = await MeetingLedger(db).live_or_start(room, guests=False)
     finally:
-        ledger.close()
+        await db.close()
     issuer = TokenIssuer(load_or_create_secret(data_dir))
     return issuer.mint(room, identity, name=name or identity, grants=grants, ttl_seconds=ttl_seconds,
                        meeting=meeting.meeting_id)
+
+
+def invite(data_dir: Path, room: str, identity: str, name: str = "", grants: Grants | None = None,
+           ttl_seconds: int = 6 * 3600, database_url: str | None = None) -> str:
+    """`invite_async` for synchronous callers, also from inside a running event loop (the benchmarks call it
+    between awaits): it runs on a thread of its own with its own loop, and blocks the caller as the old
+    SQLite file did."""
+    result: list[str] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(invite_async(data_dir, room, identity, name, grants, ttl_seconds,
+                                                   database_url)))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="convene-invite")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]

@@ -24,17 +24,22 @@ from common.private_files import private_dir
 from identity.secrets_store import load_or_create_secret
 from identity.tokens import TokenIssuer
 from common.wire import error_middleware
-from store.migrate import upgrade_database
+from identity.appkeys import DATABASE
+from store.database import Database
 
 log = logging.getLogger("convene.app")
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
-async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    await upgrade_database(config.database_url, config.data_dir)
-    yield
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    # First in, last out: opening migrates, so every part after it finds its tables; it closes after them all.
+    db = app[DATABASE]
+    await db.open()
+    try:
+        yield
+    finally:
+        await db.close()
 
 
 async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -52,7 +57,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     if pipes is not None:
         await pipes.close()
     await rooms.close()
-    app[MEETINGS].close()
+    await app[MEETINGS_DESK].drain()
 
 
 def create_app(config: Config) -> web.Application:
@@ -62,22 +67,23 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[*proxies.middlewares(config.trusted_proxies), error_middleware],
                           client_max_size=1024 * 1024)
     app[CONFIG] = config
+    app[DATABASE] = Database.for_config(config.database_url, config.data_dir)
+    app.cleanup_ctx.append(_database_ctx)
     headers.setup(app)
     app[TOKENS] = TokenIssuer(load_or_create_secret(config.data_dir))
-    app[API_KEYS] = ApiKeyStore(config.data_dir)
+    app[API_KEYS] = ApiKeyStore(app[DATABASE])
     app[ROOMS] = RoomRegistry(
         ice_servers=config.ice_server_urls,
         pli_throttle=config.pli_throttle_seconds,
         captions_default=config.captions_default,
         max_rooms=config.max_rooms,
     )
-    app[MEETINGS] = MeetingLedger(config.data_dir)
+    app[MEETINGS] = MeetingLedger(app[DATABASE])
     app[MEETINGS_DESK] = Meetings(app[MEETINGS], app[ROOMS])
     ws.setup(app)
     rest.setup(app)
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
-        app.cleanup_ctx.append(_store_ctx)  # migrations first: every part after it finds its tables
         setup_chat(app, config)
     setup_transcribe(app, config)
     attach_sidecars(app, app[ROOMS])

@@ -1,4 +1,4 @@
-"""`convene` command line: serve, token, keys."""
+"""`convene` command line: serve, token, keys (create, list, revoke), db, users, loadtest."""
 
 from __future__ import annotations
 
@@ -72,23 +72,64 @@ def _cmd_token(args: argparse.Namespace) -> int:
     from identity.tokens import Grants
     from signaling.rest import valid_room_name
 
-    config = config_from_env(data_dir=args.data_dir, public_url=args.url)
+    config = config_from_env(data_dir=args.data_dir, public_url=args.url, database_url=args.database_url)
     grants = Grants(moderator=args.moderator, publish=not args.no_publish)
     token = invite(config.data_dir, valid_room_name(args.room), args.identity,
                    name=display_name(args.name or args.identity), grants=grants,
-                   ttl_seconds=args.ttl or config.default_token_ttl_seconds)
+                   ttl_seconds=args.ttl or config.default_token_ttl_seconds, database_url=config.database_url)
     # In the fragment: browsers never send it to a server, so it stays out of access logs.
     print(f"{config.url}/r/{args.room}#token={token}")
     return 0
 
 
-def _cmd_keys_create(args: argparse.Namespace) -> int:
-    from identity.apikeys import ApiKeyStore
+def _with_keys(args: argparse.Namespace, use: Any) -> Any:
+    """Runs `use(ApiKeyStore)` on the configured store (opened, migrated, closed)."""
+    import asyncio
 
-    config = config_from_env(data_dir=args.data_dir)
-    key, secret = ApiKeyStore(config.data_dir).create(args.name, args.role)
+    from identity.apikeys import ApiKeyStore
+    from store.database import Database
+
+    config = config_from_env(data_dir=args.data_dir, database_url=args.database_url)
+
+    async def run() -> Any:
+        db = Database.for_config(config.database_url, config.data_dir)
+        await db.open()
+        try:
+            return await use(ApiKeyStore(db))
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    key, secret = _with_keys(args, lambda keys: keys.create(args.name, args.role))
     print(secret)
     print(f"(key {key.key_id} for '{key.name}', role {key.role}; shown once, keep it safe)", file=sys.stderr)
+    return 0
+
+
+def _cmd_keys_list(args: argparse.Namespace) -> int:
+    import time
+
+    def when(t: float | None) -> str:
+        return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+
+    for key in _with_keys(args, lambda keys: keys.list()):
+        state = "active" if key.revoked_at is None else f"revoked {when(key.revoked_at)}"
+        print(f"{key.key_id}\t{key.name}\t{key.role}\tcreated {when(key.created_at)}\t{state}")
+    return 0
+
+
+def _cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from common.errors import NotFound
+
+    try:
+        key = _with_keys(args, lambda keys: keys.revoke(args.key_id))
+    except NotFound as exc:
+        print(f"convene: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"revoked key {key.key_id} ('{key.name}', role {key.role})")
     return 0
 
 
@@ -202,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=None, help="seconds the token is valid")
     token.add_argument("--url", default=None, help="server URL for the printed link")
     _add_common(token)
+    _add_database(token)
     token.set_defaults(func=_cmd_token)
 
     keys = sub.add_parser("keys", help="manage REST API keys")
@@ -210,7 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--role", default="admin", choices=["admin", "member", "bot"])
     _add_common(create)
+    _add_database(create)
     create.set_defaults(func=_cmd_keys_create)
+    listing = keys_sub.add_parser("list", help="list API keys (ids, names, roles, whether revoked; never secrets)")
+    _add_common(listing)
+    _add_database(listing)
+    listing.set_defaults(func=_cmd_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke an API key: it stops working everywhere within a second")
+    revoke.add_argument("key_id")
+    _add_common(revoke)
+    _add_database(revoke)
+    revoke.set_defaults(func=_cmd_keys_revoke)
 
     db = sub.add_parser("db", help="the durable store: migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True)

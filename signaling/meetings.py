@@ -8,6 +8,7 @@ ledger; a room closed only because the process stops keeps its meeting resumable
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from common.errors import ConveneError, MeetingEnded, OutOfScope, WrongRoom
@@ -27,23 +28,24 @@ class Meetings:
     def __init__(self, ledger: MeetingLedger, rooms: RoomRegistry) -> None:
         self.ledger = ledger
         self.rooms = rooms
+        self._ending: set[asyncio.Task[bool]] = set()  # ledger writes of rooms that ended
         rooms.on_room_ended.append(self._room_ended)
 
-    def open(self, room_name: str, guests: bool, captions: bool | None = None,
+    async def open(self, room_name: str, guests: bool, captions: bool | None = None,
              max_participants: int = 100) -> tuple[Meeting, Room, bool]:
         """The room's live meeting and its room, starting both when there is none (True)."""
-        meeting, started = self.ledger.live_or_start(room_name, guests)
+        meeting, started = await self.ledger.live_or_start(room_name, guests)
         room = self._room(meeting, captions, max_participants)
         return meeting, room, started
 
-    def room_for(self, token: AccessToken, room_name: str) -> Room:
+    async def room_for(self, token: AccessToken, room_name: str) -> Room:
         """The live room of the token's meeting; `MeetingEnded` when it is over, `RemovedFromMeeting` when a
         moderator removed this identity."""
         if token.is_user_token:
             raise OutOfScope("a chat user token does not reach meetings")
         if token.room != room_name:
             raise WrongRoom(f"this token is for room {token.room!r}")
-        meeting = self.ledger.check(token)
+        meeting = await self.ledger.check(token)
         return self._room(meeting)
 
     def _room(self, meeting: Meeting, captions: bool | None = None, max_participants: int = 100) -> Room:
@@ -63,12 +65,23 @@ class Meetings:
 
     async def end(self, room_name: str, reason: str) -> bool:
         """Ends the room's meeting for everyone: the live room (if this process has it) and the ledger."""
-        ended_room = await self.rooms.end(room_name, reason=reason)
-        meeting = self.ledger.live(room_name)
+        # The ledger first: once the room's sockets close, its meeting is over in the store for every process.
+        meeting = await self.ledger.live(room_name)
         if meeting is not None:
-            self.ledger.end(meeting.meeting_id, reason)
+            await self.ledger.end(meeting.meeting_id, reason)
+        ended_room = await self.rooms.end(room_name, reason=reason)
         return ended_room or meeting is not None
 
     def _room_ended(self, room: Room, reason: str) -> None:
         if reason != SHUTDOWN_REASON and room.meeting_id:
-            self.ledger.end(room.meeting_id, reason)
+            # Called from the room registry, not awaited: the ledger refuses the meeting's tokens in this process
+            # at once (its "ended" set) and the store write follows; `drain` waits for it before the store closes.
+            self.ledger.ended_here(room.meeting_id)
+            task = asyncio.get_running_loop().create_task(self.ledger.end(room.meeting_id, reason))
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
+    async def drain(self) -> None:
+        """Waits for the ledger writes of rooms that ended (before the store closes)."""
+        if self._ending:
+            await asyncio.gather(*self._ending, return_exceptions=True)

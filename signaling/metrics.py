@@ -55,7 +55,7 @@ def media_stats(app: web.Application) -> dict[str, Any]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    require_admin_key(request)
+    await require_admin_key(request)
     return web.json_response({"process": process_stats(), "media": media_stats(request.app)})
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from chat.openapi import openapi_document as chat_document
 from chat.web import CHAT
 from signaling.health import HEALTHZ, READYZ
-from signaling.rest import ROOM_NAME
+from signaling.rest import KEY_ID, ROOM_NAME
 from transcribe.openapi import openapi_part as captions_part
 from transcribe.settings import ROOM_LANGUAGES
 
@@ -73,6 +73,9 @@ SCHEMAS: dict[str, Any] = {
                                  "language": {"type": "string"}}},
     "Room": {"allOf": [{"$ref": _S + "RoomBrief"}, {"type": "object", "required": ["participants"], "properties": {
         "participants": {"type": "array", "items": {"$ref": _S + "Participant"}}}}]},
+    "ApiKey": {"type": "object", "required": ["id", "name", "role", "created_at", "revoked_at"], "properties": {
+        "id": _STR, "name": _STR, "role": {"enum": ["admin", "member", "bot"]}, "created_at": {"type": "number"},
+        "revoked_at": {"type": ["number", "null"]}}},
     "Invite": {"type": "object", "required": ["token", "url", "meeting_id"], "properties": {
         "token": _STR, "url": _STR, "meeting_id": _STR, "moderator": _BOOL}},
 }
@@ -123,6 +126,11 @@ def rooms_part() -> dict[str, Any]:
             _json({"type": "object", "required": ["worker", "ws_url"], "properties": {
                 "worker": _NULLABLE_STR, "ws_url": _STR}}), params=[_ROOM])},
         "/v1/rooms/{room}/ws": {"get": socket},
+        "/v1/keys/{key_id}": {"delete": {**_op(
+            "Revoke an API key: it authenticates nowhere (every process) within a second (admin key)",
+            _json({"$ref": _S + "ApiKey"}, "the key, revoked (revoking again keeps the first time)"),
+            params=[{"name": "key_id", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": KEY_ID.pattern}}]), "tags": ["keys"]}},
         HEALTHZ: {"get": {"summary": "Liveness: the process answers HTTP (no credential)", "tags": ["meta"],
                           "security": [], "responses": {"200": _json({
                               "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},

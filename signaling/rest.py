@@ -18,7 +18,7 @@ from common.ratelimit import RateLimiter
 from common.wire import read_json_object
 from identity.auth import authenticate, require_admin_key
 from identity.tokens import Grants
-from signaling.appkeys import CONFIG, GUEST_JOINS, MEETINGS, MEETINGS_DESK, PIPES, ROOMS, TOKENS
+from signaling.appkeys import API_KEYS, CONFIG, GUEST_JOINS, MEETINGS, MEETINGS_DESK, PIPES, ROOMS, TOKENS
 from transcribe.settings import ROOM_LANGUAGES, room_language
 from transcribe.web import TRANSCRIBE
 
@@ -33,7 +33,7 @@ def valid_room_name(name: object) -> str:
 
 
 async def create_room(request: web.Request) -> web.Response:
-    require_admin_key(request)
+    await require_admin_key(request)
     body = await read_json_object(request, allowed={"name", "captions", "max_participants", "guests", "language"})
     name = valid_room_name(body.get("name"))
     guests = body.get("guests", False)
@@ -48,7 +48,7 @@ async def create_room(request: web.Request) -> web.Response:
     language = body.get("language")
     if language is not None and language not in ROOM_LANGUAGES:
         raise InvalidField(f"language must be one of {', '.join(ROOM_LANGUAGES)}", field="language")
-    meeting, room, created = request.app[MEETINGS_DESK].open(name, guests, captions=captions,
+    meeting, room, created = await request.app[MEETINGS_DESK].open(name, guests, captions=captions,
                                                              max_participants=max_participants)
     if language is not None:
         room.emit({"type": "language", "language": language})  # the room's transcriber (and anyone in it)
@@ -59,13 +59,13 @@ async def create_room(request: web.Request) -> web.Response:
 
 
 async def list_rooms(request: web.Request) -> web.Response:
-    require_admin_key(request)
+    await require_admin_key(request)
     return web.json_response({"rooms": [r.describe(brief=True) for r in request.app[ROOMS].all()]})
 
 
 async def get_room(request: web.Request) -> web.Response:
     name = request.match_info["room"]
-    caller = authenticate(request)
+    caller = await authenticate(request)
     if not (caller.is_admin_key or caller.in_room(name)):
         raise Forbidden("not allowed to see this room")
     room = request.app[ROOMS].get(name)
@@ -76,7 +76,7 @@ async def get_room(request: web.Request) -> web.Response:
 
 async def delete_room(request: web.Request) -> web.Response:
     name = request.match_info["room"]
-    caller = authenticate(request)
+    caller = await authenticate(request)
     if not caller.may_moderate(name):
         raise Forbidden("ending a room needs an admin API key or a moderator token")
     if not await request.app[MEETINGS_DESK].end(name, reason="ended by API"):
@@ -85,7 +85,7 @@ async def delete_room(request: web.Request) -> web.Response:
 
 
 async def create_token(request: web.Request) -> web.Response:
-    require_admin_key(request)
+    await require_admin_key(request)
     room = valid_room_name(request.match_info["room"])
     body = await read_json_object(request, allowed={"identity", "name", "grants", "ttl"})
     identity = body.get("identity")
@@ -104,14 +104,28 @@ async def create_token(request: web.Request) -> web.Response:
     grants = Grants(**{**Grants().to_claim(), **grants_in})
     # An invite for a room with no meeting starts one (invite-only, as rooms made through the API are). Its room
     # object comes with the first join, so an invite made a day ahead is not ended by the empty-room timeout.
-    meeting, _ = request.app[MEETINGS].live_or_start(room, guests=False)
+    meeting, _ = await request.app[MEETINGS].live_or_start(room, guests=False)
     token = request.app[TOKENS].mint(room, identity, name=name, grants=grants, ttl_seconds=ttl,
                                      meeting=meeting.meeting_id)
     return web.json_response({"token": token, "url": f"{config.url}/r/{room}#token={token}",
                               "meeting_id": meeting.meeting_id}, status=201)
 
 
+KEY_ID = re.compile(r"^[0-9a-f]{1,32}$")
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    """Revokes an API key (an admin key; also the caller's own): every process refuses it within a second."""
+    await require_admin_key(request)
+    key_id = request.match_info["key_id"]
+    if not KEY_ID.match(key_id):
+        raise InvalidField("key id must be the hex id `convene keys list` shows", field="key_id")
+    key = await request.app[API_KEYS].revoke(key_id)
+    return web.json_response(key.to_wire())
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_delete("/v1/keys/{key_id}", revoke_key)
     app.router.add_post("/v1/rooms", create_room)
     app.router.add_get("/v1/rooms", list_rooms)
     app.router.add_get("/v1/rooms/{room}", get_room)
@@ -131,12 +145,12 @@ async def guest_join(request: web.Request) -> web.Response:
     # Per client address: anonymous joins create rooms, channels and users, so they are not free.
     request.app[GUEST_JOINS].take(f"join:{request.remote}")
     desk = request.app[MEETINGS_DESK]
-    live = desk.ledger.live(room_name)
+    live = await desk.ledger.live(room_name)
     if live is not None and not live.guests:
         raise InviteOnly("this meeting admits only invited participants (ask for a link)")
     if live is None and not config.guest_rooms:
         raise InviteOnly("this server admits only invited participants (ask for a link)")
-    meeting, _, started = desk.open(room_name, guests=True, captions=config.captions_default)
+    meeting, _, started = await desk.open(room_name, guests=True, captions=config.captions_default)
     identity = f"guest-{secrets.token_hex(6)}"
     token = request.app[TOKENS].mint(room_name, identity, name=display, grants=Grants(moderator=started),
                                      ttl_seconds=config.default_token_ttl_seconds, meeting=meeting.meeting_id)
@@ -148,7 +162,7 @@ async def placement(request: web.Request) -> web.Response:
     """Which worker a participant of this room should connect its signaling socket to (asked with the
     participant's meeting token: where a room lives is not for anyone to probe)."""
     room = valid_room_name(request.match_info["room"])
-    caller = authenticate(request)
+    caller = await authenticate(request)
     if not (caller.is_admin_key or caller.in_room(room)):
         raise Forbidden("placement needs a token for this room")
     config = request.app[CONFIG]

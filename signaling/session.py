@@ -335,7 +335,7 @@ class Session:
         try:
             token = self._tokens.verify(token_text)
             # The token's meeting, live, and this identity not removed from it; else meeting_ended/removed.
-            room = self._meetings.room_for(token, self.room_name)
+            room = await self._meetings.room_for(token, self.room_name)
             participant = Participant(
                 token.identity, token.name,
                 Permissions(publish=token.grants.publish, subscribe=token.grants.subscribe,
@@ -568,7 +568,7 @@ class Session:
         target = self._moderated_target(msg)
         if self.room is not None and self.room.meeting_id:
             # Before the socket closes: the tokens this identity holds no longer bring it back in.
-            self._meetings.ledger.remove(self.room.meeting_id, target.identity)
+            await self._meetings.ledger.remove(self.room.meeting_id, target.identity)
         session = self._sessions.get(target.id)
         if session is not None:
             session.send({"type": "removed", "reason": "removed by a moderator"})

@@ -118,7 +118,7 @@ def attach_sidecars(app: web.Application, rooms: RoomRegistry) -> None:
         async def post_task(channel: str, title: str, assignee: str | None, due: str | None, author: str) -> object:
             # Notes give due dates as ISO days; a task is due at the end of that day (UTC).
             due_at = datetime.fromisoformat(due).replace(hour=23, minute=59, tzinfo=timezone.utc) if due else None
-            meeting = app[MEETINGS].get(channel) if MEETINGS in app else None
+            meeting = await app[MEETINGS].get(channel) if MEETINGS in app else None
             if meeting is not None:  # nobody may have chatted: the channel comes with the first post
                 await chat.ensure_meeting_channel(meeting.meeting_id, meeting.room)
             return await chat.post_task(channel, title, assignee, due_at, author)

@@ -141,3 +141,64 @@ Index("ix_chat_file_refs_channel", chat_file_refs.c.file_id, chat_file_refs.c.ch
 
 CHAT_TABLES = (counters, chat_settings, chat_users, chat_channels, chat_members, chat_messages,
                chat_search_terms, chat_files, chat_file_refs)
+
+# Identity ----------------------------------------------------------------------------------------
+
+# REST API keys `cvk_<key_id>_<secret>`: only the secret's SHA-256 is kept. A revoked key keeps its row
+# (who had it, when it stopped) and no longer authenticates.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+# The meeting ledger: every meeting a room has held. At most one live (not ended) meeting per room, kept
+# by a partial unique index, so processes that start a room's meeting at once agree on one.
+meetings = Table(
+    "meetings", metadata,
+    Column("meeting_id", String(64), primary_key=True),
+    Column("room", String(128), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("guests", Boolean, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("end_reason", Text, nullable=False, default=""),
+)
+Index("ix_meetings_room", meetings.c.room, meetings.c.started_at)
+Index("ix_meetings_started", meetings.c.started_at)
+Index("uq_meetings_live_room", meetings.c.room, unique=True,
+      sqlite_where=meetings.c.ended_at.is_(None), postgresql_where=meetings.c.ended_at.is_(None))
+
+# Who a moderator removed from a meeting: that identity's tokens issued up to `removed_at` no longer join.
+meeting_removals = Table(
+    "meeting_removals", metadata,
+    Column("meeting_id", String(64), ForeignKey("meetings.meeting_id", ondelete="CASCADE"), primary_key=True),
+    Column("identity", String(128), primary_key=True),
+    Column("removed_at", Float, nullable=False),
+)
+
+# Media workers ------------------------------------------------------------------------------------
+
+# Which worker process is alive (seen within a few seconds), where its pipe listens, and its load.
+sfu_workers = Table(
+    "sfu_workers", metadata,
+    Column("worker_id", String(64), primary_key=True),
+    Column("http_url", Text, nullable=False),
+    Column("pipe_host", Text, nullable=False),
+    Column("pipe_port", Integer, nullable=False),
+    Column("participants", Integer, nullable=False),
+    Column("seen", Float, nullable=False),
+)
+
+# Which worker hosts which room (a room may span several workers, joined by pipes).
+sfu_room_hosts = Table(
+    "sfu_room_hosts", metadata,
+    Column("room", String(128), primary_key=True),
+    Column("worker_id", String(64), primary_key=True),
+)
+Index("ix_sfu_room_hosts_worker", sfu_room_hosts.c.worker_id)
+
+CORE_TABLES = (api_keys, meetings, meeting_removals, sfu_workers, sfu_room_hosts)

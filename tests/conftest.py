@@ -32,14 +32,14 @@ class RunningServer:
     data_dir: Path
     api_key: str
 
-    def token(self, room: str, identity: str, name: str | None = None, **grants: bool) -> str:
-        return meeting_token(self.app, room, identity, name=name or identity.title(), grants=Grants(**grants))
+    async def token(self, room: str, identity: str, name: str | None = None, **grants: bool) -> str:
+        return await meeting_token(self.app, room, identity, name=name or identity.title(), grants=Grants(**grants))
 
 
-def meeting_token(app: web.Application, room: str, identity: str, name: str = "", grants: Grants | None = None,
+async def meeting_token(app: web.Application, room: str, identity: str, name: str = "", grants: Grants | None = None,
                   ttl_seconds: int = 6 * 3600, now: float | None = None) -> str:
     """A token for the room's live meeting on this server (started, open to guests, when it has none)."""
-    meeting, _ = app[MEETINGS].live_or_start(room, guests=True)
+    meeting, _ = await app[MEETINGS].live_or_start(room, guests=True)
     return app[TOKENS].mint(room, identity, name=name, grants=grants, ttl_seconds=ttl_seconds, now=now,
                             meeting=meeting.meeting_id)
 
@@ -52,7 +52,7 @@ async def running_server(config: Config) -> AsyncIterator[RunningServer]:
     runner = web.AppRunner(app, shutdown_timeout=2, access_log_class=RedactingAccessLogger)
     await runner.setup()
     await web.TCPSite(runner, config.host, config.port).start()
-    _, api_key = app[API_KEYS].create("tests", "admin")
+    _, api_key = await app[API_KEYS].create("tests", "admin")
     try:
         yield RunningServer(app=app, url=f"http://{config.host}:{config.port}", data_dir=config.data_dir,
                             api_key=api_key)

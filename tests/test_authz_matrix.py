@@ -123,6 +123,12 @@ async def fresh_meeting_message(world: "World", cred: str) -> tuple[dict[str, st
     return {"id": msg["id"]}, {}
 
 
+async def fresh_key(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A key made for this call alone (revoking it is destructive)."""
+    key, _ = await world.server.app[API_KEYS].create(f"doomed-key-{cred}", "bot")
+    return {"key_id": key.key_id}, {}
+
+
 TABLE: dict[tuple[str, str], list[Row]] = {
     # Pages and static files: public.
     ("GET", "/"): [Row(PUBLIC)],
@@ -135,6 +141,7 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("GET", "/healthz"): [Row(PUBLIC)],
     ("GET", "/readyz"): [Row(PUBLIC)],
     # Rooms.
+    ("DELETE", "/v1/keys/{key_id}"): [Row(ROOM_ADMIN, fresh=fresh_key)],
     ("POST", "/v1/rooms"): [Row({**ROOM_ADMIN, "admin": "200|201"}, body={"name": "made-by-api"})],
     ("GET", "/v1/rooms"): [Row(ROOM_ADMIN)],
     ("GET", "/v1/rooms/{room}"): [Row(ROOM_MEMBERS), Row(ROOM_ADMIN, fill={"room": "other_room"})],
@@ -242,7 +249,7 @@ TABLE: dict[tuple[str, str], list[Row]] = {
 }
 
 # Which World attribute fills a path parameter when a row does not say.
-DEFAULT_FILL = {"room": "room", "login": "carol", "emoji": "emoji", "id": "team", "meeting_id": "meeting_id"}
+DEFAULT_FILL = {"key_id": "key_id", "room": "room", "login": "carol", "emoji": "emoji", "id": "team", "meeting_id": "meeting_id"}
 
 
 def auth(credential: str | None) -> dict[str, str]:
@@ -323,8 +330,8 @@ async def removed_token(world: World, moderator: str) -> str:
 async def build_world(server: RunningServer, http: aiohttp.ClientSession) -> World:
     world = World(server, http)
     keys: ApiKeyStore = server.app[API_KEYS]
-    _, member = keys.create("member-key", "member")
-    _, bot = keys.create("bot-key", "bot")
+    _, member = await keys.create("member-key", "member")
+    _, bot = await keys.create("bot-key", "bot")
     admin = server.api_key
     for key in (admin, member, bot):
         await world.call_ok("GET", "/v1/me", key)  # the key's chat user exists from its first call on
@@ -390,7 +397,7 @@ def concrete_path(pattern: str, world: World, fill: dict[str, str], fresh_fill: 
         return "/static/app.css" if (Path(__file__).parent.parent / "web" / "app.css").exists() else \
             "/static/" + next(p.name for p in (Path(__file__).parent.parent / "web").iterdir() if p.is_file())
     path = pattern
-    for name in ("room", "login", "emoji", "id", "meeting_id"):
+    for name in ("key_id", "room", "login", "emoji", "id", "meeting_id"):
         if "{" + name + "}" in path:
             value = fresh_fill.get(name) or getattr(world, fill.get(name, DEFAULT_FILL[name]))
             path = path.replace("{" + name + "}", str(value))

@@ -576,7 +576,7 @@ def test_joined_socket_answers_with_typed_errors_and_stays_open(live: tuple[Loop
                 assert reply["code"] in codes, (frame, reply)
 
     try:
-        wire.send(json.dumps({"type": "join", "token": server.token("lobby", "fuzzer")}))
+        wire.send(json.dumps({"type": "join", "token": loop.run(server.token("lobby", "fuzzer"))}))
         assert wire.receive()["type"] == "joined"
         offer = base_offer()  # what the deep messages mutate: their offers renegotiate this one
         mids = re.findall(r"a=mid:(\S+)", offer)

@@ -174,7 +174,7 @@ class MeetingRecords:
 
     async def _autopublish(self, meeting_id: str) -> None:
         await asyncio.sleep(self.autopublish_seconds)
-        meeting = self.ledger.get(meeting_id)
+        meeting = await self.ledger.get(meeting_id)
         if meeting is None:
             return
         try:
@@ -246,13 +246,13 @@ def _apply_edit(notes: MeetingNotes, transcript: Transcript, edit: dict[str, Any
 RECORDS = web.AppKey("meeting_records", MeetingRecords)
 
 
-def _reader(request: web.Request) -> RecordReader:
+async def _reader(request: web.Request) -> RecordReader:
     records = request.app[RECORDS]
-    return record_reader(request, request.match_info["meeting_id"], attendees_allowed=records.attendees_allowed)
+    return await record_reader(request, request.match_info["meeting_id"], attendees_allowed=records.attendees_allowed)
 
 
-def _editor(request: web.Request) -> RecordReader:
-    reader = _reader(request)
+async def _editor(request: web.Request) -> RecordReader:
+    reader = await _reader(request)
     if not reader.may_edit:
         raise Forbidden("only the meeting's organizer (a moderator) edits and posts its notes")
     return reader
@@ -266,22 +266,22 @@ async def list_meetings(request: web.Request) -> web.Response:
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST:
         raise InvalidField(f"limit must be 1-{MAX_LIST}", field="limit")
     if value.startswith(PREFIX):
-        if request.app[API_KEYS].verify(value).role != "admin":
+        if (await request.app[API_KEYS].verify(value)).role != "admin":
             raise Forbidden("listing meetings needs an admin API key or a record token")
-        meetings = await asyncio.to_thread(request.app[MEETINGS].recent, int(raw_limit))
+        meetings = await request.app[MEETINGS].recent(int(raw_limit))
     else:
         tokens = request.app[TOKENS]
         if not tokens.is_record(value):
             tokens.verify(value)  # an invalid or expired one says so
             raise OutOfScope("a meeting's record is listed with its record token")
         record = tokens.verify_record(value)
-        found = request.app[MEETINGS].get(record.meeting)
+        found = await request.app[MEETINGS].get(record.meeting)
         meetings = [found] if found is not None and found.room == record.room else []
     return web.json_response({"meetings": [await records.summary(m) for m in meetings]})
 
 
 async def get_meeting(request: web.Request) -> web.Response:
-    reader = _reader(request)
+    reader = await _reader(request)
     records = request.app[RECORDS]
     summary = await records.summary(reader.meeting)
     transcript = await records.transcript(reader.meeting)
@@ -295,7 +295,7 @@ async def get_meeting(request: web.Request) -> web.Response:
 
 
 async def get_transcript(request: web.Request) -> web.Response:
-    reader = _reader(request)
+    reader = await _reader(request)
     fmt = request.query.get("format", "vtt")
     if fmt not in FORMATS:
         raise InvalidField(f"format must be one of {', '.join(FORMATS)}", field="format")
@@ -317,7 +317,7 @@ def _notes_response(request: web.Request, notes: MeetingNotes, state: NotesState
 
 
 async def get_notes(request: web.Request) -> web.Response:
-    reader = _reader(request)
+    reader = await _reader(request)
     if request.query.get("format", "json") not in ("md", "json"):
         raise InvalidField("format must be md or json", field="format")
     notes, state = await request.app[RECORDS].notes(reader.meeting)
@@ -325,7 +325,7 @@ async def get_notes(request: web.Request) -> web.Response:
 
 
 async def put_notes(request: web.Request) -> web.Response:
-    reader = _editor(request)
+    reader = await _editor(request)
     body = await read_json_object(request, allowed={"summary", "decisions", "action_items"})
     edit = validate_edit(body)
     notes, state = await request.app[RECORDS].save_edit(reader.meeting, edit, by=reader.name or reader.identity)
@@ -333,7 +333,7 @@ async def put_notes(request: web.Request) -> web.Response:
 
 
 async def publish_notes(request: web.Request) -> web.Response:
-    reader = _editor(request)
+    reader = await _editor(request)
     state = await request.app[RECORDS].publish(reader.meeting, by=reader.name or reader.identity)
     return web.json_response(state.to_wire())
 
@@ -341,7 +341,7 @@ async def publish_notes(request: web.Request) -> web.Response:
 async def create_record_token(request: web.Request) -> web.Response:
     """A record token for the caller's live meeting: the page's credential after the meeting ends."""
     room = request.match_info["room"]
-    caller = authenticate(request)
+    caller = await authenticate(request)
     records = request.app[RECORDS]
     if caller.token is None or caller.meeting is None or caller.token.room != room:
         raise Forbidden("a record token is made for a participant's own live meeting (send its meeting token)")

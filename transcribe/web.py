@@ -32,10 +32,10 @@ def settings_from_config(config: Config) -> AsrSettings:
                        beam=config.asr_beam, workers=config.asr_workers, model_cache=config.data_dir / "models")
 
 
-def _meeting_of(request: web.Request, room: str) -> str | None:
+async def _meeting_of(request: web.Request, room: str) -> str | None:
     """Which meeting's transcript the caller may read: a moderator token reads its own meeting's (never
     another meeting of the same room); an admin key names one with `?meeting=` or gets the room's latest."""
-    caller = authenticate(request)
+    caller = await authenticate(request)
     if caller.is_admin_key:
         meeting = request.query.get("meeting")
         if meeting is not None and not _MEETING.match(meeting):
@@ -48,7 +48,7 @@ def _meeting_of(request: web.Request, room: str) -> str | None:
 
 async def get_transcript(request: web.Request) -> web.Response:
     room = request.match_info["room"]
-    meeting = _meeting_of(request, room)
+    meeting = await _meeting_of(request, room)
     fmt = request.query.get("format", "vtt")
     if fmt not in FORMATS:
         raise InvalidField(f"format must be one of {', '.join(FORMATS)}", field="format")
@@ -61,7 +61,7 @@ async def get_transcript(request: web.Request) -> web.Response:
 
 async def get_notes(request: web.Request) -> web.Response:
     room = request.match_info["room"]
-    meeting = _meeting_of(request, room)
+    meeting = await _meeting_of(request, room)
     fmt = request.query.get("format", "md")
     if fmt not in ("md", "json"):
         raise InvalidField("format must be md or json", field="format")
@@ -80,7 +80,7 @@ async def get_notes(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    require_admin_key(request)
+    await require_admin_key(request)
     service = request.app[TRANSCRIBE]
     return web.json_response({"rooms": service.live_rooms(), **service.engine.snapshot()})
 

@@ -141,10 +141,10 @@ class LateTransport:
 class ClipPublisher:
     """An aiortc participant that publishes the clip as its camera and microphone."""
 
-    def __init__(self, server: RunningServer, room: str) -> None:
+    def __init__(self, server: RunningServer, room: str, token: str) -> None:
         self.pub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.sub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.client = SignalingClient(server.url, room, server.token(room, "clip", name="Clip"), on_offer=self._answer)
+        self.client = SignalingClient(server.url, room, token, on_offer=self._answer)
 
     async def _answer(self, sdp: str, tracks: dict[str, Any]) -> str:
         await self.sub.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
@@ -246,7 +246,7 @@ def offsets_ms(flashes: list[float], beeps: list[float]) -> list[tuple[float, fl
 
 async def measure(viewer: BrowserParticipant, server: RunningServer, room: str,
                   video_late: float) -> dict[str, Any]:
-    publisher = ClipPublisher(server, room)
+    publisher = ClipPublisher(server, room, await server.token(room, "clip", name="Clip"))
     try:
         pid = await publisher.publish(video_late)
 

@@ -94,7 +94,7 @@ async def test_a_whole_session_leaves_no_secret_in_logs_or_address_bars(
     # storage (the address bar has no token to give).
     bob_ctx = await browser.new_context(permissions=["camera", "microphone"])
     bob = await bob_ctx.new_page()
-    await bob.goto(f"{server.url}/r/{room}#token={server.token(room, 'bob', 'Bob')}")
+    await bob.goto(f"{server.url}/r/{room}#token={await server.token(room, 'bob', 'Bob')}")
     await expect(bob.locator("#prejoin-name")).to_have_text("Bob")
     assert_no_token_in(bob)
     await bob.reload()
@@ -107,7 +107,7 @@ async def test_a_whole_session_leaves_no_secret_in_logs_or_address_bars(
     # A legacy ?token= link still works once, and leaves the address bar too.
     carol_ctx = await browser.new_context(permissions=["camera", "microphone"])
     carol = await carol_ctx.new_page()
-    await carol.goto(f"{server.url}/r/{room}?token={server.token(room, 'carol', 'Carol')}")
+    await carol.goto(f"{server.url}/r/{room}?token={await server.token(room, 'carol', 'Carol')}")
     await expect(carol.locator("#prejoin-name")).to_have_text("Carol")
     assert_no_token_in(carol)
 

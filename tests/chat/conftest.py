@@ -19,7 +19,6 @@ from aiohttp import web
 
 from chat.config import ChatConfig
 from chat.web import CHAT_API, ChatApi, setup_chat
-from identity.apikeys import ApiKeyStore
 from common.config import Config
 from common.wire import error_middleware
 
@@ -125,7 +124,7 @@ async def start_chat_server(tmp: Path, redis_url: str | None, database_url: str 
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    _, key = ApiKeyStore(data).create("ops", "admin")
+    _, key = await app[CHAT_API].auth.keys.create("ops", "admin")
     session = aiohttp.ClientSession()
     return runner, ChatServer(f"http://127.0.0.1:{port}", app[CHAT_API], key, session,
                               "postgres" if database_url else "sqlite", app)

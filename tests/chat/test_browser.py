@@ -98,7 +98,7 @@ async def test_two_people_chat_live(server: RunningServer, browser: object, tmp_
     meeting = await browser.new_context()  # type: ignore[attr-defined]
     page = await meeting.new_page()
     await page.goto(f"{server.url}/chat")
-    token = server.token("standup", "carol")
+    token = await server.token("standup", "carol")
     await page.evaluate("""async (token) => {
         const { mountChatPanel } = await import('/static/chat/panel.js');
         document.body.innerHTML = '<div id="m" style="height:600px"></div>';
@@ -107,7 +107,7 @@ async def test_two_people_chat_live(server: RunningServer, browser: object, tmp_
     await page.wait_for_selector(".cv-chat[data-ready=true]")
     await say(page, "carol joined the standup chat")
     await expect(page.locator(".cv-msg", has_text="carol joined")).to_have_count(1)
-    meeting = server.app[MEETINGS].live("standup")
+    meeting = await server.app[MEETINGS].live("standup")
     assert meeting is not None
     channel = await api.store.find_channel(meeting.meeting_id)  # the meeting's own channel
     assert channel is not None and channel.kind == "meeting" and channel.topic == "standup"

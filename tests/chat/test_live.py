@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 
 from identity.secrets_store import load_or_create_secret
-from identity.meetings import MeetingLedger
 from identity.tokens import USER_SCOPE, TokenIssuer
 from tests.chat.conftest import ChatServer
 
@@ -106,7 +105,7 @@ async def test_replay_buffer_overflow_means_sync(tmp_path: object) -> None:
 async def test_meeting_token_and_service_api(chat: ChatServer) -> None:
     data_dir = chat.api.config.data_dir
     issuer = TokenIssuer(load_or_create_secret(data_dir))
-    meeting, _ = MeetingLedger(data_dir).live_or_start("standup", guests=True)
+    meeting, _ = await chat.api.auth.meetings.live_or_start("standup", guests=True)
     carol = issuer.mint("standup", "carol", name="Carol", meeting=meeting.meeting_id)
     dave = issuer.mint("standup", "dave", meeting=meeting.meeting_id)
     # First post with a meeting token creates the channel lazily and makes the poster a (guest) member; the

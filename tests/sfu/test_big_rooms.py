@@ -52,9 +52,9 @@ def continuous(packets: list[RtpPacket]) -> bool:
 
 async def test_last_n_slots_switch_on_a_keyframe_with_continuous_sequence(server: RunningServer) -> None:
     room = "lastn"
-    viewer = await join(server.url, room, server.token(room, "viewer"))
+    viewer = await join(server.url, room, await server.token(room, "viewer"))
     await viewer.client.send({"type": "set_subscriptions", "max_video": 2})
-    publishers = [await join(server.url, room, server.token(room, f"p{i}")) for i in range(4)]
+    publishers = [await join(server.url, room, await server.token(room, f"p{i}")) for i in range(4)]
     stop = asyncio.Event()
     try:
         writers = [(await p.publish(("video", "video/VP8", "camera")))[0] for p in publishers]
@@ -97,12 +97,12 @@ async def test_last_n_slots_switch_on_a_keyframe_with_continuous_sequence(server
 
 async def test_joins_do_not_renegotiate_a_subscriber_whose_slots_exist(server: RunningServer) -> None:
     room = "manyjoins"
-    viewer = await join(server.url, room, server.token(room, "viewer"))
+    viewer = await join(server.url, room, await server.token(room, "viewer"))
     await viewer.client.send({"type": "set_subscriptions", "max_video": 2})
     people: list[Participant] = []
     try:
         for i in range(8):
-            person = await join(server.url, room, server.token(room, f"p{i}"))
+            person = await join(server.url, room, await server.token(room, f"p{i}"))
             people.append(person)
             await person.publish(("audio", "audio/opus", "microphone"), ("video", "video/VP8", "camera"))
             if i == 3:  # two video and three audio slots exist by now
@@ -120,8 +120,8 @@ async def test_joins_do_not_renegotiate_a_subscriber_whose_slots_exist(server: R
 
 async def test_only_the_loudest_three_are_forwarded(server: RunningServer) -> None:
     room = "loud"
-    talkers = [await join(server.url, room, server.token(room, f"t{i}")) for i in range(5)]
-    listener = await join(server.url, room, server.token(room, "listener"))
+    talkers = [await join(server.url, room, await server.token(room, f"t{i}")) for i in range(5)]
+    listener = await join(server.url, room, await server.token(room, "listener"))
     try:
         mics = [(await t.publish(("audio", "audio/opus", "microphone")))[0] for t in talkers]
         track_index: dict[str, int] = {}

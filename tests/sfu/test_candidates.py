@@ -42,7 +42,7 @@ def accepted(server: RunningServer, who: Participant, target: str = "publisher")
 
 
 async def test_the_21st_candidate_is_refused_and_the_session_goes_on(server: RunningServer) -> None:
-    alice = await join(server.url, "cands", server.token("cands", "alice"))
+    alice = await join(server.url, "cands", await server.token("cands", "alice"))
     try:
         await alice.publish(("audio", "audio/opus", "microphone"))  # its offer's own candidates count too
         from_sdp = len(accepted(server, alice))
@@ -66,7 +66,7 @@ async def test_the_21st_candidate_is_refused_and_the_session_goes_on(server: Run
 
 
 async def test_addresses_the_server_must_not_probe_are_refused(server: RunningServer) -> None:
-    alice = await join(server.url, "lan", server.token("lan", "alice"))
+    alice = await join(server.url, "lan", await server.token("lan", "alice"))
     try:
         await alice.publish(("audio", "audio/opus", "microphone"))
         before = set(accepted(server, alice))
@@ -104,8 +104,8 @@ async def test_addresses_the_server_must_not_probe_are_refused(server: RunningSe
 async def test_an_offer_sdp_is_filtered_silently_and_media_still_flows(server: RunningServer) -> None:
     """Candidates inside an offer go by the same rules without an error: link-local and mDNS lines are
     left out, the budget caps the rest; the real candidates before them connect and media arrives."""
-    alice = await join(server.url, "sdp", server.token("sdp", "alice"))
-    bob = await join(server.url, "sdp", server.token("sdp", "bob"))
+    alice = await join(server.url, "sdp", await server.token("sdp", "alice"))
+    bob = await join(server.url, "sdp", await server.token("sdp", "bob"))
     try:
         writer = alice.publisher.add_track("audio", "audio/opus")
         offer = await alice.publisher.create_offer()
@@ -140,7 +140,7 @@ async def test_an_offer_sdp_is_filtered_silently_and_media_still_flows(server: R
 
 async def test_link_local_is_taken_when_the_server_allows_it(tmp_path: Path) -> None:
     async with running_server(server_config(tmp_path / "data", ice_allow_link_local=True)) as server:
-        alice = await join(server.url, "ll", server.token("ll", "alice"))
+        alice = await join(server.url, "ll", await server.token("ll", "alice"))
         try:
             assert await trickle(alice.client, host_candidate("169.254.10.20", 50000)) is None
             assert await trickle(alice.client, host_candidate("fe80::1", 50000)) is None

@@ -122,11 +122,11 @@ def deltas(packets: list[bytes]) -> list[tuple[int, int]]:
 async def test_the_three_paths_deliver_the_same_bytes_across_a_wrap_and_a_layer_switch(
         server: RunningServer) -> None:
     room = "paths"
-    alice = await join(server.url, room, server.token(room, "alice"))
+    alice = await join(server.url, room, await server.token(room, "alice"))
     subscribers: dict[str, Participant] = {}
     for mode in ("aiortc", "lean", "c"):
         set_send_mode(mode)  # the server's connection for this subscriber is made at its join
-        subscribers[mode] = await join(server.url, room, server.token(room, f"sub-{mode}"))
+        subscribers[mode] = await join(server.url, room, await server.token(room, f"sub-{mode}"))
     set_send_mode("c")
     stop = asyncio.Event()
     try:
@@ -223,9 +223,9 @@ async def remote_sender_counts(bob: Participant, mid: str) -> tuple[int, int] | 
 @pytest.mark.parametrize("mode", ["lean", "c"])
 async def test_nacks_rtx_sender_reports_and_a_new_pair_on_the_fast_path(server: RunningServer, mode: str) -> None:
     room = f"nack-{mode}"
-    alice = await join(server.url, room, server.token(room, "alice"))
+    alice = await join(server.url, room, await server.token(room, "alice"))
     set_send_mode(mode)
-    bob = await join(server.url, room, server.token(room, "bob"))
+    bob = await join(server.url, room, await server.token(room, "bob"))
     set_send_mode("c")
     try:
         (video,) = await alice.publish(("video", "video/VP8", "camera"))
@@ -285,3 +285,65 @@ async def test_nacks_rtx_sender_reports_and_a_new_pair_on_the_fast_path(server: 
     finally:
         await alice.close()
         await bob.close()
+
+
+# -- cheap joins ---------------------------------------------------------------------------------------
+
+
+async def test_one_dtls_certificate_per_process_rotated_daily(server: RunningServer) -> None:
+    room = "cert"
+    alice = await join(server.url, room, await server.token(room, "alice"))
+    bob = await join(server.url, room, await server.token(room, "bob"))
+    try:
+        await alice.publish(("audio", "audio/opus", "microphone"))
+        await wait_until(lambda: bob.subscriber.pc.remoteDescription is not None, 10)
+        # The server's offer to bob and its answer to alice name the same certificate; media flows (DTLS is up).
+        answer_sdp = alice.publisher.pc.remoteDescription.sdp
+        offer_sdp = bob.subscriber.pc.remoteDescription.sdp
+        fingerprint = next(line for line in answer_sdp.splitlines() if line.startswith("a=fingerprint:sha-256"))
+        assert fingerprint in offer_sdp.splitlines()
+    finally:
+        await alice.close()
+        await bob.close()
+    first = aiortc_seams.SharedCertificate.generateCertificate()
+    assert aiortc_seams.SharedCertificate.generateCertificate() is first
+    aiortc_seams.SharedCertificate._made_at -= aiortc_seams.CERTIFICATE_LIFETIME + 1  # a day later
+    second = aiortc_seams.SharedCertificate.generateCertificate()
+    assert second is not first
+    assert second.getFingerprints() != first.getFingerprints()
+
+
+def test_a_checked_sdp_is_parsed_once_and_handed_over_once() -> None:
+    from aiortc import sdp
+
+    offer = asyncio.run(offer_text())
+    aiortc_seams.parse_media_lines(offer)
+    handed = sdp.SessionDescription.parse(offer)  # what setRemoteDescription would call
+    again = sdp.SessionDescription.parse(offer)
+    assert handed is not again and str(handed) == str(again)  # the checked parse is given once only
+
+
+async def offer_text() -> str:
+    from loadtest.peers import PacketPublisherPeer
+
+    peer = PacketPublisherPeer()
+    peer.add_track("audio", "audio/opus")
+    peer.add_track("video", "video/VP8")
+    try:
+        return await peer.create_offer()
+    finally:
+        await peer.close()
+
+
+def test_negotiated_codecs_are_deep_copies() -> None:
+    import copy
+
+    from aiortc.codecs import CODECS
+
+    for codec in [*CODECS["audio"], *CODECS["video"]]:
+        copied = copy.deepcopy(codec)
+        assert copied == codec and copied is not codec
+        copied.parameters["x"] = 1
+        if copied.rtcpFeedback:
+            copied.rtcpFeedback[0].type = "changed"
+        assert "x" not in codec.parameters and all(f.type != "changed" for f in codec.rtcpFeedback)

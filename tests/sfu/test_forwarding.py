@@ -15,8 +15,8 @@ def test_aiortc_seams_are_where_we_expect() -> None:
 
 
 async def test_packets_arrive_bit_identical_with_rewritten_headers(server: RunningServer) -> None:
-    alice = await join(server.url, "fwd", server.token("fwd", "alice"))
-    bob = await join(server.url, "fwd", server.token("fwd", "bob"))
+    alice = await join(server.url, "fwd", await server.token("fwd", "alice"))
+    bob = await join(server.url, "fwd", await server.token("fwd", "bob"))
     try:
         video, audio = await alice.publish(("video", "video/VP8", "camera"), ("audio", "audio/opus", "microphone"))
         await wait_until(lambda: len(bob.client.tracks_by_mid) == 2, 10)
@@ -76,8 +76,8 @@ async def test_packets_arrive_bit_identical_with_rewritten_headers(server: Runni
 
 
 async def test_pli_reaches_publisher_and_nack_is_answered_from_cache(server: RunningServer) -> None:
-    alice = await join(server.url, "fb", server.token("fb", "alice"))
-    bob = await join(server.url, "fb", server.token("fb", "bob"))
+    alice = await join(server.url, "fb", await server.token("fb", "alice"))
+    bob = await join(server.url, "fb", await server.token("fb", "bob"))
     try:
         (video,) = await alice.publish(("video", "video/VP8", "camera"))
         await wait_until(lambda: len(bob.client.tracks_by_mid) == 1, 10)
@@ -115,10 +115,10 @@ async def test_pli_reaches_publisher_and_nack_is_answered_from_cache(server: Run
 async def test_third_joiner_gets_every_track_of_two_earlier_publishers(server: RunningServer) -> None:
     # Regression: a first subscriber offer with audio, video, audio, video m-lines. With aiortc's
     # default "balanced" bundling the second video m-line kept a transport that bundling discarded.
-    early = [await join(server.url, "three", server.token("three", name)) for name in ("alice", "bob")]
+    early = [await join(server.url, "three", await server.token("three", name)) for name in ("alice", "bob")]
     writers = [await p.publish(("audio", "audio/opus", "microphone"), ("video", "video/VP8", "camera"))
                for p in early]
-    carol = await join(server.url, "three", server.token("three", "carol"))
+    carol = await join(server.url, "three", await server.token("three", "carol"))
     try:
         await wait_until(lambda: len(carol.client.tracks_by_mid) == 4, 10)
         for i in range(300):
@@ -139,8 +139,8 @@ async def test_third_joiner_gets_every_track_of_two_earlier_publishers(server: R
 async def test_reused_m_line_continues_the_stream_of_its_ssrc(server: RunningServer) -> None:
     # A browser discards frames when one SSRC's sequence jumps back: a new track on a reused
     # subscriber m-line must carry on where the previous one stopped.
-    alice = await join(server.url, "reuse", server.token("reuse", "alice"))
-    bob = await join(server.url, "reuse", server.token("reuse", "bob"))
+    alice = await join(server.url, "reuse", await server.token("reuse", "alice"))
+    bob = await join(server.url, "reuse", await server.token("reuse", "bob"))
     try:
         async def stream(writer: object, frames: int, base: int) -> None:
             for i in range(frames):

@@ -85,8 +85,8 @@ class StockPeer:
 
 
 async def test_stock_webrtc_peers_decode_forwarded_media_and_renegotiate(server: RunningServer) -> None:
-    alice = StockPeer(server.url, "interop", server.token("interop", "alice"))
-    bob = StockPeer(server.url, "interop", server.token("interop", "bob"))
+    alice = StockPeer(server.url, "interop", await server.token("interop", "alice"))
+    bob = StockPeer(server.url, "interop", await server.token("interop", "bob"))
     await alice.client.connect()
     await bob.client.connect()
     try:

@@ -26,7 +26,7 @@ class Collect:
 
 
 async def test_local_listener_hears_all_audio_and_no_video(server: RunningServer) -> None:
-    talkers = [await join(server.url, "cap", server.token("cap", f"t{i}")) for i in range(4)]
+    talkers = [await join(server.url, "cap", await server.token("cap", f"t{i}")) for i in range(4)]
     sinks: dict[str, Collect] = {}
 
     def accept(kind: str, track_id: str, participant_id: str, source: str) -> Collect | None:

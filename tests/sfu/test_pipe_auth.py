@@ -92,7 +92,7 @@ class Worker:
 async def worker(tmp_path: Path) -> AsyncIterator[Worker]:
     data = tmp_path / "data"
     async with running_server(server_config(data, worker_id="w1")) as server:
-        alice = await join(server.url, "span", server.token("span", "alice", name="Alice"))
+        alice = await join(server.url, "span", await server.token("span", "alice", name="Alice"))
         try:
             # What any local process can read: the pipe address in the data dir's directory.
             (info,) = RoomDirectory(data).workers()

@@ -27,8 +27,8 @@ async def send_layers(writer: PacketWriter, stop: asyncio.Event) -> None:
 
 
 async def test_subscriber_switches_layers_on_keyframes_only(server: RunningServer) -> None:
-    alice = await join(server.url, "sim", server.token("sim", "alice"))
-    bob = await join(server.url, "sim", server.token("sim", "bob"))
+    alice = await join(server.url, "sim", await server.token("sim", "alice"))
+    bob = await join(server.url, "sim", await server.token("sim", "bob"))
     stop = asyncio.Event()
     try:
         writer = alice.publisher.add_track("video", "video/VP8", layers=LAYERS)

@@ -32,14 +32,14 @@ async def two_workers(tmp_path: Path) -> AsyncIterator[list[tuple[web.Applicatio
 
 async def test_room_spanning_two_workers_delivers_media(two_workers: list[tuple[web.Application, str]]) -> None:
     (app1, url1), (app2, url2) = two_workers
-    alice_token = meeting_token(app1, "span", "alice", name="Alice")
+    alice_token = await meeting_token(app1, "span", "alice", name="Alice")
     alice = await join(url1, "span", alice_token)
     # Placement: worker 1 holds its one participant of this room, so the next goes to worker 2.
     async with aiohttp.ClientSession() as http:
         placed = await (await http.get(f"{url1}/v1/rooms/span/placement",
                                        headers={"Authorization": f"Bearer {alice_token}"})).json()
     assert placed["worker"] == "w2" and placed["ws_url"].startswith(url2.replace("http", "ws"))
-    bob = await join(url2, "span", meeting_token(app1, "span", "bob", name="Bob"))
+    bob = await join(url2, "span", await meeting_token(app1, "span", "bob", name="Bob"))
     try:
         await wait_until(lambda: ("span", "w1") in app2[PIPES].links or ("span", "w2") in app1[PIPES].links, 5)
         # Each sees the other, though they are on different workers.

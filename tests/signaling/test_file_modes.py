@@ -45,7 +45,7 @@ def loose_modes(data: Path) -> list[str]:
 async def test_server_data_is_private_after_a_meeting_chat_upload_and_api_key(tmp_path: Path) -> None:
     data = tmp_path / "data"
     async with running_server(server_config(data, worker_id="w1")) as server:  # running_server made an API key
-        peer = await join(server.url, "standup", server.token("standup", "alice"))
+        peer = await join(server.url, "standup", await server.token("standup", "alice"))
         try:
             await wait_until(lambda: server.app is not None and (data / "workers.db").exists(), 5)
             headers = {"Authorization": f"Bearer {server.api_key}"}

@@ -83,7 +83,7 @@ async def test_joined_hands_each_client_its_own_turn_credentials(tmp_path: Path)
                                                          "turns:turn.example:443?transport=tcp"),
                            turn_secret="s3cret", stun_url="stun:turn.example:3478")
     async with running_server(config) as server:
-        client = SignalingClient(server.url, "r", server.token("r", "alice"))
+        client = SignalingClient(server.url, "r", await server.token("r", "alice"))
         joined = await client.connect()
         await client.close()
     stun, turn = joined["ice_servers"]

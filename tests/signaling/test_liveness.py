@@ -19,7 +19,7 @@ async def test_dead_socket_is_dropped_and_participant_removed(tmp_path: Path) ->
         async with aiohttp.ClientSession() as http:
             # autoping=False: this client never answers the server's pings, like a vanished laptop.
             ws = await http.ws_connect(f"ws://127.0.0.1:{port}/v1/rooms/live/ws", autoping=False)
-            await ws.send_str(json.dumps({"type": "join", "token": meeting_token(app, "live", "ghost")}))
+            await ws.send_str(json.dumps({"type": "join", "token": await meeting_token(app, "live", "ghost")}))
             joined = json.loads((await ws.receive()).data)
             assert joined["type"] == "joined"
             room = app[ROOMS].get("live")

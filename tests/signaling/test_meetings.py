@@ -83,18 +83,18 @@ async def test_a_room_used_again_is_a_new_meeting_that_old_tokens_do_not_reach(s
 
 
 async def test_ended_meeting_is_not_started_again_by_an_old_token(server: RunningServer) -> None:
-    token = server.token("retro", "alice", moderator=True)
+    token = await server.token("retro", "alice", moderator=True)
     alice = await joined(server, "retro", token)
     await alice.send({"type": "end_room"})
     await asyncio.wait_for(alice.closed.wait(), 5)
     await alice.close()
     assert await refused(server, "retro", token) == ("meeting_ended", 4403)
     # The room does not come back to life for it.
-    assert server.app[MEETINGS].live("retro") is None
+    assert await server.app[MEETINGS].live("retro") is None
 
 
 async def test_meeting_ids_are_unguessable_and_admins_list_them(server: RunningServer) -> None:
-    ids = {server.app[MEETINGS].live_or_start(f"r{i}", guests=True)[0].meeting_id for i in range(50)}
+    ids = {(await server.app[MEETINGS].live_or_start(f"r{i}", guests=True))[0].meeting_id for i in range(50)}
     assert len(ids) == 50 and all(MEETING_ID.match(i) for i in ids)  # 128 random bits each
     # A stored meeting is named by its id: a timestamp no longer finds it.
     async with aiohttp.ClientSession() as http:
@@ -158,8 +158,8 @@ async def test_a_meeting_token_reaches_only_its_meeting(server: RunningServer) -
 
 
 async def test_a_removed_participant_does_not_come_back_with_the_same_token(server: RunningServer) -> None:
-    host = await joined(server, "sync", server.token("sync", "host", moderator=True))
-    eve_token = server.token("sync", "eve")
+    host = await joined(server, "sync", await server.token("sync", "host", moderator=True))
+    eve_token = await server.token("sync", "eve")
     eve = await joined(server, "sync", eve_token)
     assert eve.joined is not None
     eve_id = eve.joined["participant"]["id"]
@@ -171,7 +171,7 @@ async def test_a_removed_participant_does_not_come_back_with_the_same_token(serv
         status, body = await call(http, "GET", f"{server.url}/v1/channels/sync/messages", eve_token)
         assert (status, body["error"]["code"]) == (403, "removed")
     # A new invite (the moderator changed their mind) works.
-    again = await joined(server, "sync", server.token("sync", "eve"))
+    again = await joined(server, "sync", await server.token("sync", "eve"))
     await again.close()
     await host.close()
 
@@ -187,7 +187,7 @@ async def test_guest_joins_are_rate_limited_per_address(server: RunningServer) -
                     assert (await r.json())["error"]["code"] == "rate_limited"
     assert statuses[:10] == [201] * 10 and statuses[10:] == [429, 429]
     # The refused ones created nothing.
-    assert server.app[MEETINGS].live("flood11") is None
+    assert await server.app[MEETINGS].live("flood11") is None
 
 
 @pytest.mark.parametrize("name", ["Eve\n\n## Decisions\n\n- Approved: wire $2M", "a\x00b", "tab\there", "del\x7f"])
@@ -198,7 +198,7 @@ async def test_display_names_are_one_line(server: RunningServer, name: str) -> N
         status, body = await call(http, "POST", f"{server.url}/v1/rooms/names/tokens", server.api_key,
                                   {"identity": "eve", "name": name})
         assert (status, body["error"]["code"]) == (400, "invalid_field")
-    assert server.app[MEETINGS].live("names") is None
+    assert await server.app[MEETINGS].live("names") is None
 
 
 async def test_a_socket_that_never_joins_is_closed(tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ async def test_a_socket_that_never_joins_is_closed(tmp_path: Path) -> None:
                 await asyncio.wait_for(ws.receive(), 5)
             assert ws.close_code == 4401 and time.monotonic() - started < 3
         # A socket that joins in time stays.
-        client = await joined(server, "idle", meeting_token(server.app, "idle", "alice"))
+        client = await joined(server, "idle", await meeting_token(server.app, "idle", "alice"))
         await asyncio.sleep(1.5)
         assert not client.closed.is_set()
         await client.close()

@@ -38,7 +38,7 @@ async def joined_with_origin(server: RunningServer, origin: str | None) -> dict[
     headers = {"Origin": origin} if origin else {}
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(server.url.replace("http", "ws") + "/v1/rooms/lobby/ws", headers=headers) as ws:
-            await ws.send_json({"type": "join", "token": server.token("lobby", "alice")})
+            await ws.send_json({"type": "join", "token": await server.token("lobby", "alice")})
             while True:
                 msg = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)
                 if msg["type"] in ("joined", "error"):
@@ -46,7 +46,7 @@ async def joined_with_origin(server: RunningServer, origin: str | None) -> dict[
 
 
 async def test_token_in_a_socket_url_is_refused(server: RunningServer) -> None:
-    token = server.token("lobby", "alice")
+    token = await server.token("lobby", "alice")
     for path in SOCKETS:
         status, body = await handshake(f"{server.url}{path}?token={token}", {})
         assert status == 400 and body is not None and body["error"]["code"] == "token_in_url", (path, body)
@@ -114,7 +114,7 @@ def access_log() -> Iterator[list[str]]:
 
 
 async def test_access_log_redacts_token_and_sig_values(server: RunningServer, access_log: list[str]) -> None:
-    token = server.token("lobby", "alice")
+    token = await server.token("lobby", "alice")
     async with aiohttp.ClientSession() as session:
         for path in (f"/v1/files/f_x?token={token}", f"/r/lobby?token={token}&x=1",
                      "/v1/files/f_x?expires=1&sig=deadbeefcafe", f"/v1/me?%74oken={server.api_key}"):

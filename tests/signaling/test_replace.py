@@ -14,9 +14,9 @@ from tests.sfu.peers import join
 
 
 async def test_joining_twice_as_the_same_identity_leaves_one_participant(server: RunningServer) -> None:
-    token = server.token("twice", "alice")
+    token = await server.token("twice", "alice")
     alice = await join(server.url, "twice", token)
-    bob = await join(server.url, "twice", server.token("twice", "bob"))
+    bob = await join(server.url, "twice", await server.token("twice", "bob"))
     again = None
     try:
         await alice.publish(("audio", "audio/opus", "microphone"))
@@ -52,8 +52,8 @@ async def test_joining_twice_as_the_same_identity_leaves_one_participant(server:
 
 
 async def test_other_identities_are_not_replaced(server: RunningServer) -> None:
-    alice = await join(server.url, "two", server.token("two", "alice"))
-    bob = await join(server.url, "two", server.token("two", "bob"))
+    alice = await join(server.url, "two", await server.token("two", "alice"))
+    bob = await join(server.url, "two", await server.token("two", "bob"))
     try:
         await asyncio.sleep(0.2)
         assert not alice.client.closed.is_set() and not bob.client.closed.is_set()
@@ -66,7 +66,7 @@ async def test_other_identities_are_not_replaced(server: RunningServer) -> None:
 async def test_a_stopping_server_says_reconnect_and_the_meeting_goes_on(tmp_path: Path) -> None:
     config = server_config(tmp_path / "data")
     async with running_server(config) as first:
-        token = first.token("standup", "alice")
+        token = await first.token("standup", "alice")
         client = SignalingClient(first.url, "standup", token)
         await client.connect()
     # Leaving the context stops the server as SIGTERM does (aiohttp's shutdown, then cleanup).

@@ -52,7 +52,7 @@ async def test_bad_requests_get_stable_codes_and_change_nothing(server: RunningS
         r = await http.get(f"{server.url}/v1/rooms", headers=h)
         assert (await r.json())["rooms"] == []  # nothing was created by the bad requests
         # A meeting token is not an API key: it may see its own room, not list or create rooms.
-        token = server.token("mine", "alice")
+        token = await server.token("mine", "alice")
         r = await http.get(f"{server.url}/v1/rooms", headers=auth(token))
         assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
 

@@ -17,7 +17,7 @@ from tests.sfu.peers import join, make_packet, opus_payload, wait_until
 async def test_join_errors_close_the_socket_with_a_code(server: RunningServer) -> None:
     cases = [
         ("not-a-token", "invalid_token", 4401),
-        (server.token("other-room", "alice"), "wrong_room", 4403),
+        (await server.token("other-room", "alice"), "wrong_room", 4403),
     ]
     for token, code, close_code in cases:
         client = SignalingClient(server.url, "lobby", token)
@@ -32,7 +32,7 @@ async def test_join_errors_close_the_socket_with_a_code(server: RunningServer) -
 async def test_join_with_bad_subscriptions_is_refused_and_the_socket_kept(server: RunningServer) -> None:
     """`subscriptions` in `join` is checked like `set_subscriptions`: a bad value joins nobody, says why,
     and the same socket can then join with good ones (whose last-N the server applies)."""
-    client = SignalingClient(server.url, "lobby", server.token("lobby", "alice"))
+    client = SignalingClient(server.url, "lobby", await server.token("lobby", "alice"))
     with pytest.raises(SignalingError) as info:
         await client.connect(subscriptions={"max_video": 500})
     assert info.value.code == "invalid_field" and not client.closed.is_set()
@@ -48,7 +48,7 @@ async def test_expired_token_is_refused(server: RunningServer) -> None:
     from signaling.appkeys import TOKENS
     import time
 
-    token = meeting_token(server.app, "lobby", "old", ttl_seconds=10, now=time.time() - 60)
+    token = await meeting_token(server.app, "lobby", "old", ttl_seconds=10, now=time.time() - 60)
     client = SignalingClient(server.url, "lobby", token)
     with pytest.raises(SignalingError) as info:
         await client.connect()
@@ -57,7 +57,7 @@ async def test_expired_token_is_refused(server: RunningServer) -> None:
 
 
 async def test_malformed_messages_get_errors_and_keep_the_socket(server: RunningServer) -> None:
-    client = SignalingClient(server.url, "lobby", server.token("lobby", "alice"))
+    client = SignalingClient(server.url, "lobby", await server.token("lobby", "alice"))
     await client.connect()
     try:
         async def error_for(raw: str) -> str:
@@ -89,7 +89,7 @@ async def test_malformed_messages_get_errors_and_keep_the_socket(server: Running
 
 
 async def test_flood_is_rate_limited(server: RunningServer) -> None:
-    client = SignalingClient(server.url, "lobby", server.token("lobby", "flood"))
+    client = SignalingClient(server.url, "lobby", await server.token("lobby", "flood"))
     await client.connect()
     try:
         for i in range(400):
@@ -106,14 +106,14 @@ async def test_flood_is_rate_limited(server: RunningServer) -> None:
 
 
 async def test_viewer_without_publish_grant_cannot_publish(server: RunningServer) -> None:
-    viewer = await join(server.url, "talk", server.token("talk", "viewer", publish=False))
+    viewer = await join(server.url, "talk", await server.token("talk", "viewer", publish=False))
     try:
         with pytest.raises(SignalingError) as info:
             await viewer.publish(("audio", "audio/opus", "microphone"))
         assert info.value.code == "missing_grant"
     finally:
         await viewer.close()
-    noscreen = await join(server.url, "talk", server.token("talk", "ns", screen_share=False))
+    noscreen = await join(server.url, "talk", await server.token("talk", "ns", screen_share=False))
     try:
         with pytest.raises(SignalingError) as info:
             await noscreen.publish(("video", "video/VP8", "screen"))
@@ -123,8 +123,8 @@ async def test_viewer_without_publish_grant_cannot_publish(server: RunningServer
 
 
 async def test_leaving_removes_tracks_from_others(server: RunningServer) -> None:
-    alice = await join(server.url, "bye", server.token("bye", "alice"))
-    bob = await join(server.url, "bye", server.token("bye", "bob"))
+    alice = await join(server.url, "bye", await server.token("bye", "alice"))
+    bob = await join(server.url, "bye", await server.token("bye", "bob"))
     try:
         await bob.client.wait_for("participant_joined", timeout=5) if False else None
         await alice.client.wait_for("participant_joined", lambda m: m["participant"]["identity"] == "bob")
@@ -148,9 +148,9 @@ async def test_leaving_removes_tracks_from_others(server: RunningServer) -> None
 
 
 async def test_moderator_mutes_removes_and_ends(server: RunningServer) -> None:
-    mod = await join(server.url, "mod", server.token("mod", "boss", moderator=True))
-    alice = await join(server.url, "mod", server.token("mod", "alice"))
-    carol = await join(server.url, "mod", server.token("mod", "carol"))
+    mod = await join(server.url, "mod", await server.token("mod", "boss", moderator=True))
+    alice = await join(server.url, "mod", await server.token("mod", "alice"))
+    carol = await join(server.url, "mod", await server.token("mod", "carol"))
     try:
         (mic,) = await alice.publish(("audio", "audio/opus", "microphone"))
         await mod.client.send({"type": "mute_participant", "participant_id": alice.id})
@@ -174,8 +174,8 @@ async def test_moderator_mutes_removes_and_ends(server: RunningServer) -> None:
 
 
 async def test_active_speakers_follow_audio_levels(server: RunningServer) -> None:
-    alice = await join(server.url, "spk", server.token("spk", "alice"))
-    bob = await join(server.url, "spk", server.token("spk", "bob"))
+    alice = await join(server.url, "spk", await server.token("spk", "alice"))
+    bob = await join(server.url, "spk", await server.token("spk", "bob"))
     try:
         (a_mic,) = await alice.publish(("audio", "audio/opus", "microphone"))
         (b_mic,) = await bob.publish(("audio", "audio/opus", "microphone"))

@@ -37,7 +37,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     runner = web.AppRunner(app, shutdown_timeout=2)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    _, admin = app[API_KEYS].create("tests", "admin")
+    _, admin = await app[API_KEYS].create("tests", "admin")
     try:
         yield Server(app, f"http://127.0.0.1:{port}", admin)
     finally:
@@ -49,12 +49,12 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_downloads_need_moderator_or_admin(server: Server) -> None:
-    moderator = meeting_token(server.app, "standup", "alice", grants=Grants(moderator=True))
+    moderator = await meeting_token(server.app, "standup", "alice", grants=Grants(moderator=True))
     stored = scripted()  # as the meeting this token names stored it
-    stored.meeting_id = server.app[MEETINGS].live("standup").meeting_id
+    stored.meeting_id = (await server.app[MEETINGS].live("standup")).meeting_id
     server.app[TRANSCRIBE].store.save(stored)
-    member = meeting_token(server.app, "standup", "bob", grants=Grants())
-    other_room = meeting_token(server.app, "other", "carol", grants=Grants(moderator=True))
+    member = await meeting_token(server.app, "standup", "bob", grants=Grants())
+    other_room = await meeting_token(server.app, "other", "carol", grants=Grants(moderator=True))
     url = f"{server.url}/v1/rooms/standup/transcript"
     async with aiohttp.ClientSession() as http:
         async with http.get(url) as r:

@@ -29,7 +29,7 @@ DAN = "The server room will be closed on Monday for maintenance, so please save 
 
 
 async def speak(server: RunningServer, room: str, identity: str, wav: Path) -> tuple[SignalingClient, RTCPeerConnection]:
-    client = SignalingClient(server.url, room, server.token(room, identity, name=identity.title()))
+    client = SignalingClient(server.url, room, await server.token(room, identity, name=identity.title()))
     await client.connect()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     player = MediaPlayer(str(wav))
@@ -52,7 +52,7 @@ async def test_captions_arrive_over_webrtc_attributed_to_each_speaker(server: Ru
         r = await http.post(f"{server.url}/v1/rooms", json={"name": "standup", "captions": True},
                             headers={"Authorization": f"Bearer {server.api_key}"})
         assert r.status == 201 and (await r.json())["captions"] is True
-    listener = SignalingClient(server.url, "standup", server.token("standup", "carol"))
+    listener = SignalingClient(server.url, "standup", await server.token("standup", "carol"))
     await listener.connect()
     speakers = [await speak(server, "standup", who, clip.path)
                 for who, clip in (("alice", alice_clip), ("bob", bob_clip), ("dan", dan_clip))]

@@ -61,7 +61,7 @@ async def test_a_chinese_room_captions_mandarin_in_simplified_characters(server:
     status, room = await create_room(server, {"name": "zhongwen", "captions": True, "language": "zh"})
     assert status == 201 and room["language"] == "zh"
     clip = make_speech_wav(ZH_PINYIN, "espeak-zh", tmp_path / "zh.wav", lead_silence=1.0, rate=48000)
-    listener = SignalingClient(server.url, "zhongwen", server.token("zhongwen", "carol"))
+    listener = SignalingClient(server.url, "zhongwen", await server.token("zhongwen", "carol"))
     await listener.connect()
     speaker, pc = await speak(server, "zhongwen", "li", clip.path)
     ids = {speaker.joined["participant"]["id"]: "li"}  # type: ignore[index]
@@ -93,7 +93,7 @@ async def test_a_chinese_room_captions_mandarin_in_simplified_characters(server:
 async def test_an_auto_room_detects_each_speakers_language(server: RunningServer, tmp_path: Path) -> None:
     status, room = await create_room(server, {"name": "mixed", "captions": True})
     assert status == 201 and room["language"] == "en"  # the server's default (--asr-language)
-    moderator = SignalingClient(server.url, "mixed", server.token("mixed", "carol", moderator=True))
+    moderator = SignalingClient(server.url, "mixed", await server.token("mixed", "carol", moderator=True))
     await moderator.connect()
     # Mid-meeting (the room is live, the moderator in it): everyone is told, the transcriber too.
     await moderator.request({"type": "set_language", "language": "auto"}, "language")
@@ -135,8 +135,8 @@ async def test_room_language_is_checked_and_only_a_moderator_changes_it(server: 
     assert server.app[TRANSCRIBE].live("lang") is None  # nothing was opened
     status, room = await create_room(server, {"name": "lang", "captions": False, "language": "auto"})
     assert status == 201 and room["language"] == "auto"
-    guest = SignalingClient(server.url, "lang", server.token("lang", "bob"))
-    moderator = SignalingClient(server.url, "lang", server.token("lang", "carol", moderator=True))
+    guest = SignalingClient(server.url, "lang", await server.token("lang", "bob"))
+    moderator = SignalingClient(server.url, "lang", await server.token("lang", "carol", moderator=True))
     await guest.connect()
     await moderator.connect()
     try:
