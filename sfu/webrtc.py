@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc import clock
 from aiortc.sdp import candidate_from_sdp
 
 from sfu.aiortc_seams import (
@@ -258,6 +260,37 @@ class RtcUpTrack:
         self._receiver.send_pli(ssrc)
 
 
+NTP_MOD = 1 << 64
+
+
+class PublisherClock:
+    """Puts one publisher's RTCP sender reports on the server's clock.
+
+    A sender report maps a stream's RTP time to the sender's wall clock (NTP); a browser synchronises the
+    audio and video of one a=msid stream by it. We forward the mapping to each subscriber, so the clock in
+    it is the publisher's, and publishers' clocks differ (a machine off by seconds is common). Within one
+    person that cancels out, but a slot pair carries one person only while slots allow (sfu/webrtc.py,
+    Subscriber); a pair that briefly carries two people, or a slot handed from one person to another, would
+    be synchronised across two clocks. On the server's clock every person agrees to within their network
+    delays. One offset per publisher connection, the same for its audio and video, keeps a person's own sync
+    exact: the smallest (server time at arrival - reported time) of the last reports, i.e. the clock offset
+    plus the quickest report's one-way delay."""
+
+    WINDOW = 16  # reports (a few seconds of a camera and a microphone): follows drift, forgets a slow path
+
+    def __init__(self) -> None:
+        self._samples: deque[int] = deque(maxlen=self.WINDOW)
+
+    def to_server(self, ntp_timestamp: int, now: int | None = None) -> int:
+        """The report's NTP time on the server's clock (64-bit NTP, like the input)."""
+        arrived = clock.current_ntp_time() if now is None else now
+        delta = (arrived - ntp_timestamp) % NTP_MOD
+        if delta >= NTP_MOD // 2:
+            delta -= NTP_MOD  # the publisher's clock is ahead of ours
+        self._samples.append(delta)
+        return (ntp_timestamp + min(self._samples)) % NTP_MOD
+
+
 class Publisher:
     """A participant's sending connection: it offers, we answer; each m-line may become a Publication."""
 
@@ -269,6 +302,7 @@ class Publisher:
         self._log = logging.LoggerAdapter(log, {"pub": label})
         self._remb_task: asyncio.Task[None] | None = None
         self.layers_by_mid: dict[str, list[str]] = {}
+        self.clock = PublisherClock()
         self.closed = False
 
     async def answer(self, offer_sdp: str) -> str:
@@ -321,7 +355,11 @@ class Publisher:
         assert transceiver is not None
         receiver = receiver_of(transceiver)
         receiver.on_packet = publication.on_rtp
-        receiver.on_sender_report = publication.on_sender_report
+
+        def on_sender_report(ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
+            publication.on_sender_report(ssrc, self.clock.to_server(ntp_timestamp), rtp_timestamp)
+
+        receiver.on_sender_report = on_sender_report
         self._bound[mid] = (receiver, publication)
 
     def unbind(self, mid: str) -> None:
