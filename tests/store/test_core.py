@@ -1,0 +1,163 @@
+"""The core tables on SQLite and a real PostgreSQL: API keys (revoked anywhere, refused everywhere within a
+second: rooms REST, chat, the CLI's list), and the meeting ledger shared by several processes (each its own
+Database here, as each server process has)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from common.errors import MeetingEnded, RemovedFromMeeting, Unauthorized
+from identity.apikeys import ApiKeyStore
+from identity.meetings import MeetingLedger
+from identity.tokens import TokenIssuer
+from signaling.appkeys import CONFIG
+from store.database import Database
+from tests.conftest import RunningServer, running_server, server_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    return request.getfixturevalue("postgres").create_database() if request.param == "postgres" else None
+
+
+@pytest.fixture
+async def server(tmp_path: Path, database_url: str | None) -> AsyncIterator[RunningServer]:
+    async with running_server(server_config(tmp_path / "data", database_url=database_url)) as running:
+        yield running
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "signaling.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def where(server: RunningServer) -> list[str]:
+    url = server.app[CONFIG].database_url
+    return ["--data-dir", str(server.data_dir), *(["--database-url", url] if url else [])]
+
+
+async def status(http: aiohttp.ClientSession, url: str, key: str) -> tuple[int, str]:
+    async with http.get(url, headers={"Authorization": f"Bearer {key}"}) as r:
+        body = await r.json(content_type=None)
+        return r.status, body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
+
+
+async def test_a_revoked_key_fails_everywhere_within_a_second(server: RunningServer) -> None:
+    # Made by the CLI (another process, the same store), revoked over REST, listed by the CLI.
+    made = cli("keys", "create", "--name", "deploy-bot", "--role", "admin", *where(server))
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    key_id = key.split("_")[1]
+    async with aiohttp.ClientSession() as http:
+        # Both sides read it: the rooms REST (identity) and chat (which caches a verified key briefly).
+        assert await status(http, f"{server.url}/v1/rooms", key) == (200, "")
+        assert await status(http, f"{server.url}/v1/me", key) == (200, "")
+        # Bad input changes nothing.
+        async with http.delete(f"{server.url}/v1/keys/NOT-HEX", headers={"Authorization": f"Bearer {key}"}) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_field"
+        async with http.delete(f"{server.url}/v1/keys/abcdef", headers={"Authorization": f"Bearer {key}"}) as r:
+            assert r.status == 404
+        assert await status(http, f"{server.url}/v1/me", key) == (200, "")
+
+        async with http.delete(f"{server.url}/v1/keys/{key_id}",
+                               headers={"Authorization": f"Bearer {server.api_key}"}) as r:
+            assert r.status == 200
+            revoked = await r.json()
+        assert revoked["id"] == key_id and revoked["name"] == "deploy-bot" and revoked["revoked_at"] is not None
+        revoked_at = time.monotonic()
+        assert await status(http, f"{server.url}/v1/rooms", key) == (401, "unauthorized")
+        while await status(http, f"{server.url}/v1/me", key) != (401, "unauthorized"):
+            assert time.monotonic() - revoked_at < 1.5, "chat still takes a revoked key after a second"
+            await asyncio.sleep(0.05)
+        # The server's own key is untouched; revoking again keeps the first time.
+        assert await status(http, f"{server.url}/v1/me", server.api_key) == (200, "")
+        async with http.delete(f"{server.url}/v1/keys/{key_id}",
+                               headers={"Authorization": f"Bearer {server.api_key}"}) as r:
+            assert (await r.json())["revoked_at"] == revoked["revoked_at"]
+
+    listed = cli("keys", "list", *where(server))
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split("\t")[0]: line for line in listed.stdout.splitlines()}
+    assert "revoked" in rows[key_id] and "deploy-bot" in rows[key_id]
+    assert sum("active" in line for line in rows.values()) == 1  # the server's test key
+    assert key.split("_", 2)[2] not in listed.stdout  # never a secret
+
+
+async def test_keys_revoked_by_the_cli_are_refused_by_a_running_server(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        assert await status(http, f"{server.url}/v1/me", server.api_key) == (200, "")
+        key_id = server.api_key.split("_")[1]
+        done = cli("keys", "revoke", key_id, *where(server))
+        assert done.returncode == 0 and key_id in done.stdout, done.stderr
+        await asyncio.sleep(1.05)
+        assert await status(http, f"{server.url}/v1/me", server.api_key) == (401, "unauthorized")
+        assert await status(http, f"{server.url}/v1/rooms", server.api_key) == (401, "unauthorized")
+    assert cli("keys", "revoke", "0123456789ab", *where(server)).returncode == 1
+
+
+async def test_processes_share_the_ledger_and_agree_on_one_meeting(tmp_path: Path, database_url: str | None) -> None:
+    dbs = [Database.for_config(database_url, tmp_path) for _ in range(3)]
+    for db in dbs:
+        await db.open()
+    try:
+        ledgers = [MeetingLedger(db) for db in dbs]
+        started = await asyncio.gather(*(ledger.live_or_start(f"room{i % 4}", guests=True)
+                                         for i in range(24) for ledger in ledgers))
+        per_room: dict[str, set[str]] = {m.room: set() for m, _ in started}
+        for one, _ in started:
+            per_room[one.room].add(one.meeting_id)
+        assert all(len(ids) == 1 for ids in per_room.values()), per_room
+        assert sum(1 for _, new in started if new) == 4
+
+        issuer = TokenIssuer(b"k" * 32)
+        meeting = await ledgers[0].live("room0")
+        assert meeting is not None
+        alice = issuer.mint("room0", "alice", meeting=meeting.meeting_id)
+        assert (await ledgers[1].check(issuer.verify(alice))).meeting_id == meeting.meeting_id
+        # Removed in one process: refused in another; a token issued later still joins.
+        await ledgers[0].remove(meeting.meeting_id, "alice")
+        with pytest.raises(RemovedFromMeeting):
+            await ledgers[2].check(issuer.verify(alice))
+        await asyncio.sleep(1.1)  # tokens carry whole seconds
+        later = issuer.mint("room0", "alice", meeting=meeting.meeting_id)
+        assert (await ledgers[2].check(issuer.verify(later))).meeting_id == meeting.meeting_id
+        # Ended in one process: ended in all, and the room starts a new meeting.
+        assert await ledgers[1].end(meeting.meeting_id, "test") is True
+        assert await ledgers[2].end(meeting.meeting_id, "again") is False
+        with pytest.raises(MeetingEnded):
+            await ledgers[0].check(issuer.verify(later))
+        fresh, new = await ledgers[0].live_or_start("room0", guests=False)
+        assert new and fresh.meeting_id != meeting.meeting_id
+        assert [m.meeting_id for m in await ledgers[2].of_room("room0")] == [fresh.meeting_id, meeting.meeting_id]
+        assert (await ledgers[2].get(meeting.meeting_id)).end_reason == "test"  # type: ignore[union-attr]
+    finally:
+        for db in dbs:
+            await db.close()
+
+
+async def test_api_keys_in_the_store(tmp_path: Path, database_url: str | None) -> None:
+    db = Database.for_config(database_url, tmp_path)
+    await db.open()
+    try:
+        keys = ApiKeyStore(db)
+        key, secret = await keys.create("ops", "member")
+        assert (await keys.verify(secret)) == key
+        for wrong in (secret[:-1] + ("A" if secret[-1] != "A" else "B"), "cvk_nothing", "nope"):
+            with pytest.raises(Unauthorized):
+                await keys.verify(wrong)
+        await keys.revoke(key.key_id)
+        with pytest.raises(Unauthorized):
+            await keys.verify(secret)
+        assert [k.key_id for k in await keys.list()] == [key.key_id]
+    finally:
+        await db.close()
