@@ -25,6 +25,7 @@ from identity.secrets_store import load_or_create_secret
 from identity.tokens import TokenIssuer
 from common.wire import error_middleware
 from identity.appkeys import DATABASE
+from signaling.legacy_import import import_legacy
 from store.database import Database
 
 log = logging.getLogger("convene.app")
@@ -37,6 +38,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     db = app[DATABASE]
     await db.open()
     try:
+        if not app[CONFIG].media_only:  # the front process; spawned media workers start after it
+            await import_legacy(db, app[CONFIG].data_dir)  # a data dir of a release before the store, once
         yield
     finally:
         await db.close()

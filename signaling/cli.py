@@ -141,6 +141,7 @@ def _add_database(p: argparse.ArgumentParser) -> None:
 def _cmd_db(args: argparse.Namespace) -> int:
     import asyncio
 
+    from signaling.legacy_import import import_legacy
     from store.database import Database
     from store.migrate import current, head, upgrade
 
@@ -152,7 +153,9 @@ def _cmd_db(args: argparse.Namespace) -> int:
         try:
             if args.db_command == "upgrade":
                 before, after = await upgrade(db.engine)
-                return f"{before or '(empty)'} -> {after}" if before != after else f"{after} (up to date)"
+                said = f"{before or '(empty)'} -> {after}" if before != after else f"{after} (up to date)"
+                imported = await import_legacy(db, config.data_dir)
+                return said + (f"\n{imported.summary()}" if imported else "")
             rev = await current(db.engine)
             return f"{rev or '(empty)'}{' (head)' if rev == head() else ' (head is ' + head() + ')'}"
         finally:
