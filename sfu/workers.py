@@ -1,10 +1,10 @@
 """Several worker processes, one room: a directory of who hosts which room, and the pipes between them.
 
 Each worker runs a `PipeServer` (TCP, loopback by default) and writes its address, its load and the
-rooms it hosts into a `RoomDirectory` (SQLite in the shared data dir; Redis would do the same across
-machines). When a worker gets a room that other workers already host, it connects a PipeLink to each
+rooms it hosts into a `RoomDirectory` (the front door keeps it in the store: SQLite in the shared data dir, or
+PostgreSQL across machines). When a worker gets a room that other workers already host, it connects a PipeLink to each
 of them; the other side accepts, once both proved the server's secret (sfu/pipe_auth.py: the address
-is on disk, and a pipe carries the room's media and may add participants). `least_loaded` places a
+is in the directory, and a pipe carries the room's media and may add participants). `least_loaded` places a
 participant: on a worker that hosts the room and has room to spare, else on the least-loaded worker.
 """
 
@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any, Protocol
 
-from common.private_files import private_sqlite
 from sfu import pipe_auth
 from sfu.pipe import PipeLink
 from sfu.pipe_auth import HANDSHAKE_SECONDS, PipeAuthError, PipeRoom
@@ -38,52 +37,60 @@ class WorkerInfo:
     participants: int
 
 
-class RoomDirectory:
-    def __init__(self, data_dir: Path) -> None:
-        self._path = private_sqlite(data_dir / "workers.db")
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS workers (worker_id TEXT PRIMARY KEY, http_url TEXT,"
-                       " pipe_host TEXT, pipe_port INTEGER, participants INTEGER, seen REAL)")
-            db.execute("CREATE TABLE IF NOT EXISTS hosts (room TEXT, worker_id TEXT, PRIMARY KEY (room, worker_id))")
+class RoomDirectory(Protocol):
+    """Who hosts which room and where each live worker's pipe listens, shared by the worker processes.
 
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=10)
+    The front door gives each PipeServer one (signaling/room_directory.py keeps it in the store, so the
+    processes of one server, or of several machines on one PostgreSQL, see each other); `MemoryRoomDirectory`
+    serves one process and tests. A worker not seen for STALE_SECONDS is gone."""
 
-    def announce(self, worker: WorkerInfo) -> None:
-        with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?, ?, ?)",
-                       (worker.worker_id, worker.http_url, worker.pipe_host, worker.pipe_port,
-                        worker.participants, time.time()))
+    async def announce(self, worker: WorkerInfo) -> None: ...
+    async def withdraw(self, worker_id: str) -> None: ...
+    async def host(self, room: str, worker_id: str) -> None: ...
+    async def unhost(self, room: str, worker_id: str) -> None: ...
+    async def workers(self) -> list[WorkerInfo]: ...
+    async def hosts_of(self, room: str) -> list[WorkerInfo]: ...
 
-    def withdraw(self, worker_id: str) -> None:
-        with self._db() as db:
-            db.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
-            db.execute("DELETE FROM hosts WHERE worker_id = ?", (worker_id,))
 
-    def host(self, room: str, worker_id: str) -> None:
-        with self._db() as db:
-            db.execute("INSERT OR IGNORE INTO hosts VALUES (?, ?)", (room, worker_id))
+async def least_loaded(directory: RoomDirectory, room: str, per_worker: int,
+                       here: WorkerInfo | None = None) -> WorkerInfo | None:
+    """Where the next participant of `room` should go: a worker hosting it with room to spare, else the least
+    loaded one. `here` is the asking worker as it is now: its own count is never stale (its announcement is
+    written by a task of its own, a moment after a join)."""
+    def fresh(workers: list[WorkerInfo]) -> list[WorkerInfo]:
+        return [here if here is not None and w.worker_id == here.worker_id else w for w in workers]
 
-    def unhost(self, room: str, worker_id: str) -> None:
-        with self._db() as db:
-            db.execute("DELETE FROM hosts WHERE room = ? AND worker_id = ?", (room, worker_id))
+    hosting = [w for w in fresh(await directory.hosts_of(room)) if w.participants < per_worker]
+    candidates = hosting or fresh(await directory.workers())
+    return min(candidates, key=lambda w: (w.participants, w.worker_id), default=None)
 
-    def workers(self) -> list[WorkerInfo]:
-        with self._db() as db:
-            rows = db.execute("SELECT worker_id, http_url, pipe_host, pipe_port, participants FROM workers"
-                              " WHERE seen > ?", (time.time() - STALE_SECONDS,)).fetchall()
-        return [WorkerInfo(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
 
-    def hosts_of(self, room: str) -> list[WorkerInfo]:
-        hosting = {row[0] for row in self._db().execute("SELECT worker_id FROM hosts WHERE room = ?", (room,))}
-        return [w for w in self.workers() if w.worker_id in hosting]
+class MemoryRoomDirectory:
+    """A RoomDirectory in this process's memory (one process, or tests of the pipes)."""
 
-    def least_loaded(self, room: str, per_worker: int) -> WorkerInfo | None:
-        """Where the next participant of `room` should go."""
-        hosting = [w for w in self.hosts_of(room) if w.participants < per_worker]
-        candidates = hosting or self.workers()
-        return min(candidates, key=lambda w: (w.participants, w.worker_id), default=None)
+    def __init__(self) -> None:
+        self._workers: dict[str, tuple[WorkerInfo, float]] = {}
+        self._hosts: set[tuple[str, str]] = set()
+
+    async def announce(self, worker: WorkerInfo) -> None:
+        self._workers[worker.worker_id] = (worker, time.time())
+
+    async def withdraw(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+        self._hosts = {(r, w) for r, w in self._hosts if w != worker_id}
+
+    async def host(self, room: str, worker_id: str) -> None:
+        self._hosts.add((room, worker_id))
+
+    async def unhost(self, room: str, worker_id: str) -> None:
+        self._hosts.discard((room, worker_id))
+
+    async def workers(self) -> list[WorkerInfo]:
+        fresh = time.time() - STALE_SECONDS
+        return [w for w, seen in self._workers.values() if seen > fresh]
+
+    async def hosts_of(self, room: str) -> list[WorkerInfo]:
+        return [w for w in await self.workers() if (room, w.worker_id) in self._hosts]
 
 
 class PipeServer:
@@ -105,46 +112,62 @@ class PipeServer:
         self._server: asyncio.Server | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._announcing = False  # an announcement is queued: later load changes ride on it
         rooms.on_room_created.append(self._room_created)
         rooms.on_room_closing.append(self._room_closing)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
-        self._announce()
+        await self._announce()
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
 
-    def _announce(self) -> None:
+    def info(self) -> WorkerInfo:
+        """This worker as it is now (its load: participants connected here, not those mirrored by pipes)."""
         load = sum(len([p for p in r.visible if p.pipe is None]) for r in self.rooms.all())
-        self.directory.announce(WorkerInfo(self.worker_id, self.http_url, self.host, self.port, load))
+        return WorkerInfo(self.worker_id, self.http_url, self.host, self.port, load)
+
+    async def _announce(self) -> None:
+        self._announcing = False
+        await self.directory.announce(self.info())
 
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(2.0)
-            await asyncio.to_thread(self._announce)
+            try:
+                await self._announce()
+            except Exception:  # the store away for a moment: the next beat tries again
+                log.exception("worker %s: announcing failed", self.worker_id)
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- rooms -----------------------------------------------------------------------------------
 
     def on_room_event(self, event: dict[str, object]) -> None:
         # Keep our load in the directory current, so placement never reads a stale count.
-        if event.get("type") in ("participant_joined", "participant_left"):
-            self._announce()
+        if event.get("type") in ("participant_joined", "participant_left") and not self._announcing:
+            self._announcing = True
+            self._spawn(self._announce())
 
     def _room_created(self, room: Room) -> None:
-        self.directory.host(room.name, self.worker_id)
         room.add_listener(self)
-        task = asyncio.get_running_loop().create_task(self._connect_room(room))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._host_and_connect(room))
+
+    async def _host_and_connect(self, room: Room) -> None:
+        await self.directory.host(room.name, self.worker_id)
+        await self._connect_room(room)
 
     async def _room_closing(self, room: Room) -> None:
-        self.directory.unhost(room.name, self.worker_id)
+        await self.directory.unhost(room.name, self.worker_id)
         for (name, peer), link in list(self.links.items()):
             if name == room.name:
                 await link.close()
 
     async def _connect_room(self, room: Room) -> None:
-        for worker in self.directory.hosts_of(room.name):
+        for worker in await self.directory.hosts_of(room.name):
             if worker.worker_id == self.worker_id or (room.name, worker.worker_id) in self.links:
                 continue
             try:
@@ -212,4 +235,6 @@ class PipeServer:
             await link.close()
         if self._server is not None:
             self._server.close()
-        self.directory.withdraw(self.worker_id)
+        for task in list(self._tasks):
+            task.cancel()
+        await self.directory.withdraw(self.worker_id)

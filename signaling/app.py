@@ -10,7 +10,7 @@ from aiohttp import web
 
 from chat.web import setup_chat
 from sfu.rooms import RoomRegistry
-from sfu.workers import PipeServer, RoomDirectory
+from sfu.workers import PipeServer
 from signaling import headers, health, metrics, openapi, proxies, rest, static, ws
 from signaling.sidecars import attach_sidecars
 from signaling.turn import configure_server_ice
@@ -26,6 +26,7 @@ from identity.tokens import TokenIssuer
 from common.wire import error_middleware
 from identity.appkeys import DATABASE
 from signaling.legacy_import import import_legacy
+from signaling.room_directory import StoreRoomDirectory
 from store.database import Database
 
 log = logging.getLogger("convene.app")
@@ -51,7 +52,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     rooms.start(empty_timeout=config.empty_room_seconds)
     pipes: PipeServer | None = None
     if config.worker_id is not None:
-        pipes = PipeServer(rooms, RoomDirectory(config.data_dir), config.worker_id, config.url,
+        pipes = PipeServer(rooms, StoreRoomDirectory(app[DATABASE]), config.worker_id, config.url,
                            secret=load_or_create_secret(config.data_dir))
         await pipes.start()
         app[PIPES] = pipes

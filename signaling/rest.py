@@ -5,7 +5,6 @@ Rooms made here are invite-only unless created with `"guests": true`; every toke
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from typing import Any
@@ -19,6 +18,7 @@ from common.wire import read_json_object
 from identity.auth import authenticate, require_admin_key
 from identity.tokens import Grants
 from signaling.appkeys import API_KEYS, CONFIG, GUEST_JOINS, MEETINGS, MEETINGS_DESK, PIPES, ROOMS, TOKENS
+from sfu.workers import least_loaded
 from transcribe.settings import ROOM_LANGUAGES, room_language
 from transcribe.web import TRANSCRIBE
 
@@ -170,7 +170,7 @@ async def placement(request: web.Request) -> web.Response:
     pipes = request.app.get(PIPES)
     if pipes is None:
         return web.json_response({"worker": None, "ws_url": config.url.replace("http", "ws", 1) + ws_path})
-    worker = await asyncio.to_thread(pipes.directory.least_loaded, room, config.per_worker)
+    worker = await least_loaded(pipes.directory, room, config.per_worker, here=pipes.info())
     base = worker.http_url if worker is not None else config.url
     return web.json_response({"worker": worker.worker_id if worker else config.worker_id,
                               "ws_url": base.replace("http", "ws", 1) + ws_path})

@@ -13,6 +13,8 @@ import pytest
 from aiohttp import web
 
 from identity.meetings import invite
+from signaling.room_directory import StoreRoomDirectory
+from store.database import Database
 from signaling.appkeys import PIPES
 from tests.conftest import free_port, meeting_token, running_server, server_config
 from tests.sfu.peers import join, make_packet, opus_payload, vp8_payload, wait_until
@@ -114,15 +116,18 @@ async def test_convene_serve_with_two_worker_processes(tmp_path: Path) -> None:
                     await asyncio.sleep(0.2)
                 raise TimeoutError("server did not start")
 
-            await wait_until(lambda: (data / "workers.db").exists(), 20)
             first = await placement()
-            # Wait until both workers are registered, so placement can spread the room.
-            for _ in range(100):
-                from sfu.workers import RoomDirectory
-
-                if len(RoomDirectory(data).workers()) == 2:
-                    break
-                await asyncio.sleep(0.2)
+            # Wait until both workers are registered (in the store, as the server's processes see it), so
+            # placement can spread the room.
+            db = Database.for_config(None, data)
+            await db.open()
+            try:
+                for _ in range(100):
+                    if len(await StoreRoomDirectory(db).workers()) == 2:
+                        break
+                    await asyncio.sleep(0.2)
+            finally:
+                await db.close()
             first = await placement()
             alice = await join(first["ws_url"].replace("ws", "http", 1).split("/v1/")[0], "big",
                                invite(data, "big", "alice"))

@@ -18,7 +18,9 @@ from common.errors import MeetingEnded, RemovedFromMeeting, Unauthorized
 from identity.apikeys import ApiKeyStore
 from identity.meetings import MeetingLedger
 from identity.tokens import TokenIssuer
+from sfu.workers import WorkerInfo, least_loaded
 from signaling.appkeys import CONFIG
+from signaling.room_directory import StoreRoomDirectory
 from store.database import Database
 from tests.conftest import RunningServer, running_server, server_config
 
@@ -161,3 +163,29 @@ async def test_api_keys_in_the_store(tmp_path: Path, database_url: str | None) -
         assert [k.key_id for k in await keys.list()] == [key.key_id]
     finally:
         await db.close()
+
+
+async def test_the_room_directory_is_shared_through_the_store(tmp_path: Path, database_url: str | None) -> None:
+    dbs = [Database.for_config(database_url, tmp_path) for _ in range(2)]
+    for db in dbs:
+        await db.open()
+    try:
+        one, two = StoreRoomDirectory(dbs[0]), StoreRoomDirectory(dbs[1])
+        await one.announce(WorkerInfo("w1", "http://127.0.0.1:1", "127.0.0.1", 7001, 1))
+        await two.announce(WorkerInfo("w2", "http://127.0.0.1:2", "127.0.0.1", 7002, 0))
+        await one.announce(WorkerInfo("w1", "http://127.0.0.1:1", "127.0.0.1", 7001, 3))  # load changed
+        await one.host("span", "w1")
+        await one.host("span", "w1")  # idempotent
+        assert [(w.worker_id, w.participants) for w in await two.workers()] == [("w1", 3), ("w2", 0)]
+        assert [w.worker_id for w in await two.hosts_of("span")] == ["w1"]
+        # w1 hosts the room but is full: the next participant goes to the least loaded worker.
+        assert (await least_loaded(two, "span", per_worker=3)).worker_id == "w2"  # type: ignore[union-attr]
+        assert (await least_loaded(two, "span", per_worker=5)).worker_id == "w1"  # type: ignore[union-attr]
+        await one.unhost("span", "w1")
+        assert await two.hosts_of("span") == []
+        await one.host("span", "w1")
+        await one.withdraw("w1")
+        assert [w.worker_id for w in await two.workers()] == ["w2"] and await two.hosts_of("span") == []
+    finally:
+        for db in dbs:
+            await db.close()
