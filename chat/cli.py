@@ -14,7 +14,7 @@ from chat.service import ChatService
 from chat.web import build_bus, build_store
 from common.config import config_from_env
 from common.errors import ConveneError
-from identity.secrets_store import load_or_create_secret
+from identity.secrets_store import server_secret
 from identity.tokens import TokenIssuer
 
 
@@ -63,7 +63,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
         if await service.store.get_user(args.login) is None:
             raise UserNotFound(f"no user {args.login!r} (add it with `convene users add`)")
-        token = TokenIssuer(load_or_create_secret(config.data_dir)).mint(
+        token = TokenIssuer(server_secret(config.data_dir, config_from_env().token_secret_file)).mint(
             CHAT_ROOM, args.login, name=args.login, ttl_seconds=args.ttl)
         base = (args.url or config_from_env().url).rstrip("/")
         # In the fragment: browsers never send it to the server, so it stays out of access logs.

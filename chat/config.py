@@ -15,6 +15,8 @@ class ChatConfig:
     redis_url: str | None = None
     # The durable store (common.config.Config.database_url): None is SQLite in the data dir.
     database_url: str | None = None
+    # Where file blobs are kept (common.config.Config.files_dir): None is <data_dir>/chat/files.
+    shared_files_dir: Path | None = None
     redis_prefix: str = "convene:chat:"  # the event bus's channel names (chat.bus.RedisBus)
     # Per caller (API key or user) on writes: a token bucket.
     rate_per_second: float = 20.0
@@ -40,7 +42,7 @@ class ChatConfig:
 
     @property
     def files_dir(self) -> Path:
-        return self.data_dir / "chat" / "files"
+        return self.shared_files_dir if self.shared_files_dir is not None else self.data_dir / "chat" / "files"
 
     @classmethod
     def from_config(cls, config: Config) -> ChatConfig:
@@ -57,4 +59,4 @@ class ChatConfig:
         if "CONVENE_CHAT_GUEST_UPLOAD_BYTES" in env:
             values["guest_upload_bytes_per_day"] = int(env["CONVENE_CHAT_GUEST_UPLOAD_BYTES"])
         return cls(data_dir=config.data_dir, redis_url=config.redis_url, database_url=config.database_url,
-                   redis_prefix=env.get("CONVENE_CHAT_REDIS_PREFIX", "convene:chat:"), **values)  # type: ignore[arg-type]
+                   shared_files_dir=config.files_dir, redis_prefix=env.get("CONVENE_CHAT_REDIS_PREFIX", "convene:chat:"), **values)  # type: ignore[arg-type]

@@ -40,7 +40,7 @@ from identity.apikeys import ApiKeyStore
 from common.config import Config
 from common.errors import BadRequest, ConveneError, InvalidField, MalformedJson, RateLimited, Unauthorized
 from common.origins import check_origin, refuse_token_in_url
-from identity.secrets_store import load_or_create_secret
+from identity.secrets_store import server_secret
 from store.database import Database
 from identity.tokens import TokenIssuer
 from common.wire import read_json_object
@@ -637,7 +637,7 @@ def build_bus(config: ChatConfig) -> Bus:
 def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | None = None) -> ChatApi:
     cfg = chat_config or ChatConfig.from_config(config)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    secret = load_or_create_secret(cfg.data_dir)
+    secret = server_secret(cfg.data_dir, config.token_secret_file)
     # The front door's identity state when it has set it up (one ledger, one key store), else our own.
     tokens = app[TOKENS] if TOKENS in app else TokenIssuer(secret)
     db = app[DATABASE] if DATABASE in app else Database.for_config(cfg.database_url, cfg.data_dir)

@@ -96,6 +96,13 @@ class Config:
     # organizer, or by themselves this long after the end if nobody did (0: never; --notes-autopublish-minutes).
     attendees_see_records: bool = False
     notes_autopublish_seconds: float = 3600.0
+    # The token secret (signs access tokens, file links, pipe handshakes): None keeps it in <data_dir>/token_secret,
+    # made once (0600). Servers that share one PostgreSQL on several machines point this at one shared file
+    # (--token-secret-file, CONVENE_TOKEN_SECRET_FILE; 64 hex digits), so a token minted by one is good on all.
+    token_secret_file: Path | None = None
+    # Chat file blobs (content-addressed): None is <data_dir>/chat/files; a shared directory (NFS, a volume) for
+    # several machines (--files-dir, CONVENE_FILES_DIR). The files' records are in the store.
+    files_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -161,8 +168,12 @@ def config_from_env(**overrides: object) -> Config:
         values["turn_secret"] = env["CONVENE_TURN_SECRET"]
     if "CONVENE_STUN_URL" in env:
         values["stun_url"] = env["CONVENE_STUN_URL"]
+    if "CONVENE_TOKEN_SECRET_FILE" in env:
+        values["token_secret_file"] = env["CONVENE_TOKEN_SECRET_FILE"] or None
+    if "CONVENE_FILES_DIR" in env:
+        values["files_dir"] = env["CONVENE_FILES_DIR"] or None
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("data_dir", "tls_cert", "tls_key"):
+    for key in ("data_dir", "tls_cert", "tls_key", "token_secret_file", "files_dir"):
         if key in values:
             values[key] = Path(str(values[key]))
     return Config(**values)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import MeetingEnded, RemovedFromMeeting
-from identity.secrets_store import load_or_create_secret
+from identity.secrets_store import server_secret
 from identity.tokens import AccessToken, Grants, TokenIssuer
 from store.database import Database
 from store.schema import meeting_removals, meetings
@@ -168,7 +168,8 @@ class MeetingLedger:
 
 
 async def invite_async(data_dir: Path, room: str, identity: str, name: str = "", grants: Grants | None = None,
-                       ttl_seconds: int = 6 * 3600, database_url: str | None = None) -> str:
+                       ttl_seconds: int = 6 * 3600, database_url: str | None = None,
+                       secret_file: Path | None = None) -> str:
     """A token for the room's live meeting (started, invite-only, when there is none), made without a running
     server: the ledger is in the store and the secret in the data dir (`convene token`, the benchmarks)."""
     db = Database.for_config(database_url, data_dir)
@@ -177,13 +178,13 @@ async def invite_async(data_dir: Path, room: str, identity: str, name: str = "",
         meeting, _ = await MeetingLedger(db).live_or_start(room, guests=False)
     finally:
         await db.close()
-    issuer = TokenIssuer(load_or_create_secret(data_dir))
+    issuer = TokenIssuer(server_secret(data_dir, secret_file))
     return issuer.mint(room, identity, name=name or identity, grants=grants, ttl_seconds=ttl_seconds,
                        meeting=meeting.meeting_id)
 
 
 def invite(data_dir: Path, room: str, identity: str, name: str = "", grants: Grants | None = None,
-           ttl_seconds: int = 6 * 3600, database_url: str | None = None) -> str:
+           ttl_seconds: int = 6 * 3600, database_url: str | None = None, secret_file: Path | None = None) -> str:
     """`invite_async` for synchronous callers, also from inside a running event loop (the benchmarks call it
     between awaits): it runs on a thread of its own with its own loop, and blocks the caller as the old
     SQLite file did."""
@@ -193,7 +194,7 @@ def invite(data_dir: Path, room: str, identity: str, name: str = "", grants: Gra
     def run() -> None:
         try:
             result.append(asyncio.run(invite_async(data_dir, room, identity, name, grants, ttl_seconds,
-                                                   database_url)))
+                                                   database_url, secret_file)))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(exc)
 

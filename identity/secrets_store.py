@@ -1,4 +1,5 @@
-"""The server's signing secret, created once and kept in the data dir (mode 0600)."""
+"""The server's signing secret: created once and kept in the data dir (mode 0600), or read from a file the
+operator gives (`--token-secret-file`: several machines on one PostgreSQL share it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,22 @@ import os
 import secrets
 from pathlib import Path
 
+from common.errors import InvalidConfig
 from common.private_files import private_dir, private_file
+
+
+def server_secret(data_dir: Path, secret_file: Path | None = None) -> bytes:
+    """The configured secret file (64+ hex digits, 32+ bytes), else the data dir's own one."""
+    if secret_file is None:
+        return load_or_create_secret(data_dir)
+    try:
+        value = bytes.fromhex(secret_file.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise InvalidConfig(f"token secret file {secret_file}: {exc}", field="token_secret_file") from None
+    if len(value) < 32:
+        raise InvalidConfig("the token secret file must hold at least 64 hex digits (32 bytes)",
+                            field="token_secret_file")
+    return value
 
 
 def load_or_create_secret(data_dir: Path, name: str = "token_secret") -> bytes:

@@ -21,7 +21,7 @@ from signaling.appkeys import API_KEYS, CONFIG, MEETINGS, MEETINGS_DESK, PIPES, 
 from signaling.meetings import Meetings
 from common.config import Config
 from common.private_files import private_dir
-from identity.secrets_store import load_or_create_secret
+from identity.secrets_store import server_secret
 from identity.tokens import TokenIssuer
 from common.wire import error_middleware
 from identity.appkeys import DATABASE
@@ -53,7 +53,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     pipes: PipeServer | None = None
     if config.worker_id is not None:
         pipes = PipeServer(rooms, StoreRoomDirectory(app[DATABASE]), config.worker_id, config.url,
-                           secret=load_or_create_secret(config.data_dir))
+                           secret=server_secret(config.data_dir, config.token_secret_file))
         await pipes.start()
         app[PIPES] = pipes
     yield
@@ -74,7 +74,7 @@ def create_app(config: Config) -> web.Application:
     app[DATABASE] = Database.for_config(config.database_url, config.data_dir)
     app.cleanup_ctx.append(_database_ctx)
     headers.setup(app)
-    app[TOKENS] = TokenIssuer(load_or_create_secret(config.data_dir))
+    app[TOKENS] = TokenIssuer(server_secret(config.data_dir, config.token_secret_file))
     app[API_KEYS] = ApiKeyStore(app[DATABASE])
     app[ROOMS] = RoomRegistry(
         ice_servers=config.ice_server_urls,

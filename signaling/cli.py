@@ -33,6 +33,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         asr_beam=args.asr_beam, captions_default=False if args.no_captions else None,
         allowed_origins=split_origins(args.allowed_origins) if args.allowed_origins is not None else None,
         ice_allow_link_local=args.ice_allow_link_local or None, database_url=args.database_url,
+        token_secret_file=args.token_secret_file, files_dir=args.files_dir,
         attendees_see_records=args.attendees_see_records or None,
         notes_autopublish_seconds=None if args.notes_autopublish_minutes is None else args.notes_autopublish_minutes * 60,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_self_signed=(args.tls == "self-signed") or None,
@@ -72,11 +73,13 @@ def _cmd_token(args: argparse.Namespace) -> int:
     from identity.tokens import Grants
     from signaling.rest import valid_room_name
 
-    config = config_from_env(data_dir=args.data_dir, public_url=args.url, database_url=args.database_url)
+    config = config_from_env(data_dir=args.data_dir, public_url=args.url, database_url=args.database_url,
+                             token_secret_file=args.token_secret_file)
     grants = Grants(moderator=args.moderator, publish=not args.no_publish)
     token = invite(config.data_dir, valid_room_name(args.room), args.identity,
                    name=display_name(args.name or args.identity), grants=grants,
-                   ttl_seconds=args.ttl or config.default_token_ttl_seconds, database_url=config.database_url)
+                   ttl_seconds=args.ttl or config.default_token_ttl_seconds, database_url=config.database_url,
+                   secret_file=config.token_secret_file)
     # In the fragment: browsers never send it to a server, so it stays out of access logs.
     print(f"{config.url}/r/{args.room}#token={token}")
     return 0
@@ -136,6 +139,12 @@ def _cmd_keys_revoke(args: argparse.Namespace) -> int:
 def _add_database(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", default=None,
                    help="postgresql://user@host/db (default: SQLite in the data dir; env CONVENE_DATABASE_URL)")
+
+
+def _add_secret(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token-secret-file", default=None,
+                   help="the token secret (64 hex digits) shared by several machines (default: made once in the "
+                        "data dir; env CONVENE_TOKEN_SECRET_FILE)")
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
@@ -235,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-v", "--verbose", action="store_true")
     _add_common(serve)
     _add_database(serve)
+    _add_secret(serve)
+    serve.add_argument("--files-dir", default=None,
+                       help="chat file blobs (default: <data dir>/chat/files); a shared directory for several "
+                            "machines (env CONVENE_FILES_DIR)")
     serve.set_defaults(func=_cmd_serve)
 
     token = sub.add_parser("token", help="print a join URL with an access token")
@@ -247,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--url", default=None, help="server URL for the printed link")
     _add_common(token)
     _add_database(token)
+    _add_secret(token)
     token.set_defaults(func=_cmd_token)
 
     keys = sub.add_parser("keys", help="manage REST API keys")

@@ -44,10 +44,19 @@ def ice_flags(config: Config) -> list[str]:
 
 
 def worker_env(config: Config) -> dict[str, str]:
-    """This process's environment, with the TURN secret (a command line is readable by every local user)."""
+    """This process's environment, with the TURN secret, the database URL and the secret file (a command line is
+    readable by every local user)."""
     env = dict(os.environ)
     if config.turn_secret:
         env["CONVENE_TURN_SECRET"] = config.turn_secret
+    # One store, one secret for all workers: the meeting ledger and room directory live in the store. A database
+    # URL may carry a password, so it goes here too, not on the command line.
+    if config.database_url:
+        env["CONVENE_DATABASE_URL"] = config.database_url
+    if config.token_secret_file is not None:
+        env["CONVENE_TOKEN_SECRET_FILE"] = str(config.token_secret_file)
+    if config.files_dir is not None:
+        env["CONVENE_FILES_DIR"] = str(config.files_dir)
     return env
 
 

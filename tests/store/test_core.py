@@ -5,6 +5,7 @@ Database here, as each server process has)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from signaling.appkeys import CONFIG
 from signaling.room_directory import StoreRoomDirectory
 from store.database import Database
 from tests.conftest import RunningServer, running_server, server_config
+from tests.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -189,3 +191,41 @@ async def test_the_room_directory_is_shared_through_the_store(tmp_path: Path, da
     finally:
         for db in dbs:
             await db.close()
+
+
+async def test_two_machines_on_one_postgresql_share_keys_meetings_tokens_and_files(
+        tmp_path: Path, postgres: PostgresServer) -> None:
+    """Two servers with data dirs of their own, one database, one secret file and one files dir: a key, a
+    meeting token and a file made on one are good on the other."""
+    url = postgres.create_database()
+    secret = tmp_path / "shared" / "token_secret"
+    secret.parent.mkdir()
+    secret.write_text(secrets.token_hex(32))
+    files = tmp_path / "shared" / "files"
+    configs = [server_config(tmp_path / name, database_url=url, token_secret_file=secret, files_dir=files)
+               for name in ("a", "b")]
+    async with running_server(configs[0]) as a, running_server(configs[1]) as b, aiohttp.ClientSession() as http:
+        token = await a.token("shared", "alice", moderator=True)
+        assert await status(http, f"{b.url}/v1/me", a.api_key) == (200, "")
+        async with http.get(f"{b.url}/v1/me", headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 200 and (await r.json())["meeting"] is not None
+        form = aiohttp.FormData()
+        form.add_field("file", b"shared bytes", filename="s.txt", content_type="text/plain")
+        async with http.post(f"{a.url}/v1/files", data=form, headers={"Authorization": f"Bearer {token}"}) as r:
+            file_id = (await r.json())["file"]["id"]
+        async with http.post(f"{a.url}/v1/messages", headers={"Authorization": f"Bearer {token}"},
+                             json={"to": "shared", "type": "file",
+                                   "attachments": [{"type": "file", "file_id": file_id}]}) as r:
+            assert r.status == 201
+        async with http.get(f"{b.url}/v1/files/{file_id}", headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 200 and await r.read() == b"shared bytes"
+    assert not (tmp_path / "a" / "token_secret").exists() and not (tmp_path / "b" / "token_secret").exists()
+    assert not (tmp_path / "a" / "chat" / "files").exists()
+
+
+def test_a_bad_token_secret_file_is_refused(tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    short.write_text("abcd")
+    for path in (short, tmp_path / "missing"):
+        done = cli("token", "r", "--identity", "x", "--data-dir", str(tmp_path / "d"), "--token-secret-file", str(path))
+        assert done.returncode != 0 and "token secret" in done.stderr
