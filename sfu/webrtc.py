@@ -485,9 +485,7 @@ class Subscriber:
     def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> RtcDownTrack | None:
         if self.closed:
             return None
-        transceiver = self._idle_slot(kind, participant_id, source)
-        if transceiver is None or self._partner_of_new_slot(kind, participant_id, source):
-            transceiver = self._new_slot(kind, up_to=self._partner_index(kind, participant_id, source))
+        transceiver = self._slot_for(kind, participant_id, source)
         track = RtcDownTrack(transceiver, kind, track_id, participant_id, source)
         self._tracks[transceiver] = track
         if transceiver.mid is not None:
@@ -499,66 +497,70 @@ class Subscriber:
     # A browser plays an audio and a video track in sync (libwebrtc's RtpStreamsSynchronizer, from the
     # senders' RTCP reports) only when the SDP puts them in one stream (the same a=msid stream id). A slot's
     # msid is fixed by negotiation, while the person it carries changes. So slots come in pairs: audio slot i
-    # and video slot i share the stream "pair-i", and a person's voice and camera are put on the two slots
-    # of one pair whenever they can be. The pair then plays in sync; a track on a slot whose partner carries
-    # someone else (or nothing) plays as before, on its own.
+    # and video slot i share the stream "pair-i". A pair carries one person at a time: their voice and camera
+    # (or screen sound and screen), or one of the two with the other slot idle, never two people. A track
+    # goes on the partner of its person's other track; else on a slot whose partner is idle; else a new pair
+    # is made (negotiated once, like any new slot). So each person received takes one pair, and a connection
+    # has at most as many pairs as people it receives at once (last-N cameras plus the loudest few voices
+    # that have no camera among them); in a steady meeting no speaker change renegotiates.
 
     def _slots_of(self, kind: str) -> list[RTCRtpTransceiver]:
         return [t for t in self._slots if t.kind == kind]
 
-    def _partner(self, transceiver: RTCRtpTransceiver) -> RtcDownTrack | None:
-        """What the other slot of this slot's pair carries now."""
-        index = self._slots_of(transceiver.kind).index(transceiver)
-        others = self._slots_of("video" if transceiver.kind == "audio" else "audio")
+    def _partner(self, kind: str, index: int) -> RtcDownTrack | None:
+        """What the other slot of pair `index` carries now (None: idle, or not made)."""
+        others = self._slots_of("video" if kind == "audio" else "audio")
         return self._tracks.get(others[index]) if index < len(others) else None
 
+    @staticmethod
+    def _same(track: RtcDownTrack, participant_id: str, source: str) -> bool:
+        return track.participant_id == participant_id \
+            and SOURCE_FAMILY.get(track.source) == SOURCE_FAMILY.get(source, source)
+
     def _idle_slot(self, kind: str, participant_id: str, source: str) -> RTCRtpTransceiver | None:
-        """An idle slot of `kind`: first the partner of this person's matching track (the pair plays in sync),
-        then one whose partner is free (kept for this person's other track), then any; negotiated ones first
-        (they carry the track at once; a new one waits for the next offer and answer)."""
-        family = SOURCE_FAMILY.get(source, source)
+        """An idle slot of `kind` this track may take: the partner of its person's other track, else one whose
+        partner is idle; negotiated ones first (they carry it at once; a new one waits for an answer)."""
+        best: tuple[int, int, int] | None = None
+        chosen = None
+        for index, transceiver in enumerate(self._slots_of(kind)):
+            if transceiver in self._tracks:
+                continue
+            partner = self._partner(kind, index)
+            if partner is not None and not self._same(partner, participant_id, source):
+                continue  # someone else's pair
+            rank = (0 if partner is not None else 1, 0 if transceiver.mid is not None else 1, index)
+            if best is None or rank < best:
+                best, chosen = rank, transceiver
+        return chosen
 
-        def rank(item: tuple[int, RTCRtpTransceiver]) -> tuple[int, int, int]:
-            index, transceiver = item
-            partner = self._partner(transceiver)
-            if partner is None:
-                pairing = 1
-            elif partner.participant_id == participant_id and SOURCE_FAMILY.get(partner.source) == family:
-                pairing = 0
-            else:
-                pairing = 2
-            return (pairing, 0 if transceiver.mid is not None else 1, index)
-
-        idle = [(i, t) for i, t in enumerate(self._slots_of(kind)) if t not in self._tracks]
-        return min(idle, key=rank)[1] if idle else None
-
-    def _partner_index(self, kind: str, participant_id: str, source: str) -> int | None:
-        """The pair index of the slot carrying this person's other track of the same family (voice for a
-        camera, camera for a voice), if any."""
-        family = SOURCE_FAMILY.get(source, source)
-        other = "video" if kind == "audio" else "audio"
-        for index, transceiver in enumerate(self._slots_of(other)):
+    def _pair_for_new_slot(self, kind: str, participant_id: str, source: str) -> int:
+        """The pair a new slot of `kind` must complete: the one holding its person's other track when that pair
+        has no slot of this kind yet, else the first pair past this kind's slots that nobody else holds."""
+        others = self._slots_of("video" if kind == "audio" else "audio")
+        for index, transceiver in enumerate(others):
             track = self._tracks.get(transceiver)
-            if track is not None and track.participant_id == participant_id \
-                    and SOURCE_FAMILY.get(track.source) == family:
-                return index
-        return None
+            if track is not None and self._same(track, participant_id, source):
+                if index >= len(self._slots_of(kind)):
+                    return index
+                break
+        index = len(self._slots_of(kind))
+        while self._partner(kind, index) is not None:
+            index += 1
+        return index
 
-    def _partner_of_new_slot(self, kind: str, participant_id: str, source: str) -> bool:
-        """True when this person's other track sits on a pair this kind has no slot for yet: a new slot
-        (with any idle ones below it) completes that pair. The connection then has at most as many slots of
-        one kind as of the other; each is negotiated once, as any new slot."""
-        index = self._partner_index(kind, participant_id, source)
-        return index is not None and index >= len(self._slots_of(kind))
-
-    def _new_slot(self, kind: str, up_to: int | None = None) -> RTCRtpTransceiver:
-        """A new slot of `kind` (with idle ones before it, up to pair `up_to`)."""
+    def _slot_for(self, kind: str, participant_id: str, source: str) -> RTCRtpTransceiver:
+        transceiver = self._idle_slot(kind, participant_id, source)
+        pair = self._pair_for_new_slot(kind, participant_id, source)
+        partner = self._partner(kind, pair)
+        if transceiver is not None and not (partner is not None and self._same(partner, participant_id, source)):
+            return transceiver
+        # A new slot, with idle ones before it (each the free half of someone else's pair, kept for them).
         while True:
             transceiver = self.pc.addTransceiver(kind, direction="sendonly")
             index = len(self._slots_of(kind))
             sender_of(transceiver).set_msid(f"{self._stream_id}/pair-{index}", f"{kind}-{index}")
             self._slots.append(transceiver)
-            if up_to is None or index >= up_to:
+            if index >= pair:
                 break
         self._on_negotiation_needed()
         return transceiver

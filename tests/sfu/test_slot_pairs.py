@@ -86,3 +86,33 @@ async def test_a_voice_whose_camera_is_on_a_later_pair_completes_that_pair() -> 
         assert streams[("P2", "camera")] == streams[("P2", "microphone")]
     finally:
         await subscriber.close()
+
+
+async def test_a_voice_without_a_camera_never_takes_someone_elses_pair() -> None:
+    """Q's voice pauses (the loudest-few gate closes) and S, whose camera is not received, starts talking: S
+    gets a slot of its own, and when Q talks again Q's voice goes back beside Q's camera."""
+    subscriber = Subscriber([], lambda: None, label="sub")
+    try:
+        subscriber.add_track("video", "TR_pc", "P", "camera")
+        subscriber.add_track("video", "TR_qc", "Q", "camera")
+        subscriber.add_track("audio", "TR_pm", "P", "microphone")
+        q_mic = subscriber.add_track("audio", "TR_qm", "Q", "microphone")
+        await stream_of(subscriber)
+        subscriber.remove_track(q_mic)
+        s_mic = subscriber.add_track("audio", "TR_sm", "S", "microphone")
+        q_mic = subscriber.add_track("audio", "TR_qm", "Q", "microphone")
+        streams = await stream_of(subscriber)
+        assert streams[("Q", "camera")] == streams[("Q", "microphone")]
+        assert streams[("P", "camera")] == streams[("P", "microphone")]
+        assert streams[("S", "microphone")] not in {streams[("P", "camera")], streams[("Q", "camera")]}
+        # In a steady meeting the pairs are there: the same again renegotiates nothing.
+        slots = len(subscriber.pc.getTransceivers())
+        subscriber.remove_track(s_mic)
+        subscriber.remove_track(q_mic)
+        subscriber.add_track("audio", "TR_sm", "S", "microphone")
+        subscriber.add_track("audio", "TR_qm", "Q", "microphone")
+        streams = await stream_of(subscriber)
+        assert len(subscriber.pc.getTransceivers()) == slots
+        assert streams[("Q", "camera")] == streams[("Q", "microphone")]
+    finally:
+        await subscriber.close()
