@@ -49,6 +49,11 @@ class Database:
         return self._engine
 
     @property
+    def open_count(self) -> int:
+        """How many users hold it open (the engine lives while this is above 0)."""
+        return self._opened
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 

@@ -52,13 +52,16 @@ async def test_not_ready_until_started_and_once_shutting_down_while_still_alive(
 
 
 async def test_a_chat_store_that_is_not_open_makes_the_server_not_ready_until_it_is_again(server: RunningServer) -> None:
-    store = server.app[CHAT].store
-    await store.close()  # as when its database went away: reads fail
+    db = server.app[CHAT].store.db
+    users = db.open_count
+    for _ in range(users):  # every user closes it, as when the database went away: reads fail
+        await db.close()
     try:
         status, body = await probe(server.url, "/readyz")
         assert status == 503 and body["error"]["code"] == "not_ready", body
         assert body["error"]["details"] == {"reason": "chat store unavailable"}
         assert (await probe(server.url, "/healthz"))[0] == 200
     finally:
-        await store.open()
+        for _ in range(users):
+            await db.open()
     assert (await probe(server.url, "/readyz"))[0] == 200
