@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,7 +31,9 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -59,6 +62,15 @@ _Row = Any
 SEQ = "chat_seq"
 _LEGACY_REF = "legacy:"  # a file record that named its channels before references existed
 _MSG_COLS = (chat_messages.c.body, chat_messages.c.ord, chat_messages.c.seq)
+# Search plans (see SqlChatStore.search): a word with fewer postings than _RARE is ranked from its
+# postings; postings are counted up to _COUNT_CAP; the newest-first walk starts with at least
+# _WALK_FIRST messages, grows its window ×4 and gives up after _WALK_BUDGET messages.
+_RARE = 3000
+_COUNT_CAP = 50_000
+_WALK_FIRST = 2048
+_WALK_BUDGET = 300_000
+_TERMS_PER_MESSAGE = 8
+_MERGE_WORDS = 64  # a query word covering at most this many distinct terms is walked term by term  # about, in chat text: turns a posting count into a share of messages
 
 
 def _message(row: _Row) -> Message:
@@ -76,7 +88,7 @@ def _channel_values(c: Channel) -> dict[str, Any]:
             "topic": c.topic, "retention_days": c.retention_days}
 
 
-def _message_values(m: Message) -> dict[str, Any]:
+def message_values(m: Message) -> dict[str, Any]:
     task = m.task
     return {"ord": m.ord, "id": m.id, "channel_id": m.channel_id, "author": m.author, "client_id": m.client_id,
             "seq": m.seq, "type": m.type, "created_at": m.created_at, "deleted": m.deleted, "thread": m.thread,
@@ -85,7 +97,7 @@ def _message_values(m: Message) -> dict[str, Any]:
             "task_due": task.due if task else None, "body": json.dumps(m.to_wire(), ensure_ascii=False)}
 
 
-def _term_rows(m: Message) -> list[dict[str, Any]]:
+def term_rows_of(m: Message) -> list[dict[str, Any]]:
     if m.deleted:
         return []
     return [{"term": t, "ord": m.ord, "channel_id": m.channel_id} for t in sorted(index_terms(m.search_text))]
@@ -133,6 +145,69 @@ class _Filters:
     @property
     def any(self) -> bool:
         return bool(self.author or self.channel or self.before or self.after or self.has_file)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """A search's filters on the message: as SQLAlchemy expressions, or as text on alias `m`."""
+
+    author: str | None
+    before: list[float]
+    after: list[float]
+    has_file: bool
+
+    def expressions(self) -> list[ColumnElement[bool]]:
+        m = chat_messages
+        out: list[ColumnElement[bool]] = [m.c.deleted.is_(False)]
+        if self.author is not None:
+            out.append(m.c.author == self.author)
+        out.extend(m.c.created_at < b for b in self.before)
+        out.extend(m.c.created_at > a for a in self.after)
+        if self.has_file:
+            out.append(m.c.has_file.is_(True))
+        return out
+
+    def sql(self, sql: _Text) -> list[str]:
+        out = [f"m.deleted = {sql.bind(False)}"]
+        if self.author is not None:
+            out.append(f"m.author = {sql.bind(self.author)}")
+        out.extend(f"m.created_at < {sql.bind(b)}" for b in self.before)
+        out.extend(f"m.created_at > {sql.bind(a)}" for a in self.after)
+        if self.has_file:
+            out.append(f"m.has_file = {sql.bind(True)}")
+        return out
+
+
+class _Text:
+    """Binds for a statement written as text."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        name = f"b{len(self.params)}"
+        self.params[name] = value
+        return ":" + name
+
+    def binds(self, values: Sequence[Any]) -> str:
+        return ", ".join(self.bind(v) for v in values)
+
+    def match(self, q: QueryTerm, alias: str) -> str:
+        """Postings row `alias` is one of q's terms."""
+        if q.all_of:
+            return f"{alias}.term IN ({self.binds(q.all_of)})"
+        ranges = [f"({alias}.term >= {self.bind(p)} AND {alias}.term < {self.bind(prefix_end(p))})"
+                  for p in q.prefixes]
+        return "(" + " OR ".join(ranges) + ")"
+
+
+# The distinct terms in [p, e): each step one index seek for the next term (at most cap + 1 of them).
+_SKIP_SCAN = """WITH RECURSIVE v(term, n) AS (
+  SELECT min(term), 1 FROM chat_search_terms WHERE term >= :p AND term < :e
+  UNION ALL
+  SELECT (SELECT min(x.term) FROM chat_search_terms x WHERE x.term > v.term AND x.term < :e), v.n + 1
+  FROM v WHERE v.term IS NOT NULL AND v.n <= :cap)
+SELECT term FROM v WHERE term IS NOT NULL"""
 
 
 class SqlChatStore:
@@ -297,8 +372,8 @@ class SqlChatStore:
             new.append(stored)
             out.append((stored, True))
         if new:
-            await conn.execute(chat_messages.insert(), [_message_values(m) for m in new])
-            terms = [row for m in new for row in _term_rows(m)]
+            await conn.execute(chat_messages.insert(), [message_values(m) for m in new])
+            terms = [row for m in new for row in term_rows_of(m)]
             if terms:
                 await conn.execute(chat_search_terms.insert(), terms)
         return out
@@ -362,12 +437,12 @@ class SqlChatStore:
                 raise MessageNotFound(f"no message {message_id!r}")
             old = _message(row)
             new = change(old).with_seq(old.ord, seq)
-            values = _message_values(new)
+            values = message_values(new)
             for fixed in ("ord", "id", "channel_id", "author", "client_id", "created_at"):
                 del values[fixed]
             await conn.execute(update(chat_messages).where(chat_messages.c.ord == old.ord).values(**values))
-            old_terms = {r["term"] for r in _term_rows(old)}
-            new_rows = _term_rows(new)
+            old_terms = {r["term"] for r in term_rows_of(old)}
+            new_rows = term_rows_of(new)
             new_terms = {r["term"] for r in new_rows}
             if old_terms - new_terms:
                 await conn.execute(delete(chat_search_terms).where(
@@ -408,19 +483,34 @@ class SqlChatStore:
         return int(row[0]) if row else 0
 
     # Search -----------------------------------------------------------------------------------
+    #
+    # 1. Every query word as written, newest first (a walk of the first exact term's postings): when that
+    #    fills the page, nothing ranks higher. Otherwise it found *all* exact matches.
+    # 2. A query word with few postings (its prefix range or rarest bigram under _RARE): its postings are
+    #    the candidates, each scored by one (ord, term) probe per word and ranked in full.
+    # 3. Every word common: walk the messages newest first in ord windows (each a bounded range scan on
+    #    both backends), keep those holding every word, stop when the page is full. A single word then
+    #    ranks exactly (the exact matches are all in step 1, the rest weigh the same); for several common
+    #    words the ranking covers the newest matches (2 × limit + 20), see docs/chat.md.
 
     @staticmethod
-    def _term_match(q: QueryTerm, channel_ids: list[str]) -> Any:
-        """(ord, weight) of the messages in these channels that hold query term q."""
-        t = chat_search_terms
+    def _match(q: QueryTerm, t: Any) -> ColumnElement[bool]:
+        """Postings row `t` is one of q's terms (a bigram of a CJK run, or in one of a word's ranges)."""
         if q.all_of:
-            weight = literal(2) if q.cjk else func.max(case((t.c.term == q.exact, 2), else_=1))
-            return (select(t.c.ord, weight.label("w"))
-                    .where(t.c.term.in_(list(q.all_of)), t.c.channel_id.in_(channel_ids))
-                    .group_by(t.c.ord).having(func.count() == len(q.all_of)))
-        ranges = or_(*(and_(t.c.term >= p, t.c.term < prefix_end(p)) for p in q.prefixes))
-        weight = literal(2) if q.cjk else func.max(case((t.c.term == q.exact, 2), else_=1))
-        return select(t.c.ord, weight.label("w")).where(ranges, t.c.channel_id.in_(channel_ids)).group_by(t.c.ord)
+            found: ColumnElement[bool] = t.c.term.in_(list(q.all_of))
+            return found
+        return or_(*(and_(t.c.term >= p, t.c.term < prefix_end(p)) for p in q.prefixes))
+
+    def _weight(self, q: QueryTerm, ord_: Any, i: int) -> Any:
+        """2 or 1 when message `ord_` holds q (exact or inflected), NULL when it does not: index probes."""
+        t = chat_search_terms.alias(f"w{i}")
+        if q.all_of:
+            held = select(func.count()).where(t.c.ord == ord_, self._match(q, t)).scalar_subquery()
+            return case((held == len(q.all_of), 2), else_=None)
+        if q.cjk:
+            return case((exists().where(t.c.ord == ord_, self._match(q, t)), 2), else_=None)
+        return (select(func.max(case((t.c.term == q.exact, 2), else_=1)))
+                .where(t.c.ord == ord_, self._match(q, t)).scalar_subquery())
 
     async def _exact_newest(self, ids: list[str], wanted: list[QueryTerm], where: list[ColumnElement[bool]],
                             limit: int) -> list[Message]:
@@ -439,6 +529,157 @@ class SqlChatStore:
         # Bigrams found apart are no CJK match: those are dropped (the full query then runs).
         return [msg for msg in map(_message, rows) if relevance(wanted, msg.search_text) == 2 * len(wanted)]
 
+    async def _postings(self, wanted: list[QueryTerm]) -> list[int]:
+        """Per query word, how many postings could match it, counted up to _COUNT_CAP (index ranges only)."""
+        t = chat_search_terms
+        parts: list[Any] = []
+        for q in wanted:
+            pieces = [t.c.term == g for g in q.all_of] or [self._match(q, t)]
+            parts.extend(select(func.count()).select_from(select(literal(1)).where(p).limit(_COUNT_CAP).subquery())
+                         .scalar_subquery() for p in pieces)
+        row = await self._one(select(*parts))
+        assert row is not None
+        counts, k = [], 0
+        for q in wanted:
+            n = len(q.all_of) or 1
+            counts.append(min(int(v) for v in row[k:k + n]))
+            k += n
+        return counts
+
+    async def _ranked(self, ids: list[str], wanted: list[QueryTerm], driver: int,
+                      where: list[ColumnElement[bool]], limit: int) -> list[Message]:
+        """Candidates: the driver word's postings (few); each scored per word, the best fetched."""
+        t, m, q = chat_search_terms, chat_messages, wanted[driver]
+        rarest = (t.c.term == min(q.all_of)) if q.all_of else self._match(q, t)
+        cands = select(t.c.ord).where(rarest, t.c.channel_id.in_(ids)).distinct().subquery("d")
+        weights = [self._weight(w, m.c.ord, i).label(f"s{i}") for i, w in enumerate(wanted)]
+        stmt = select(m.c.ord, *weights).select_from(cands).join(m, m.c.ord == cands.c.ord).where(*where)
+        scored = []
+        for row in await self._all(stmt):
+            ws = row[1:]
+            if all(w is not None for w in ws):
+                scored.append((sum(int(w) for w in ws), int(row[0])))
+        scored.sort(reverse=True)
+        return await self._by_ord([o for _, o in scored[:limit * 2 + 20]])
+
+    async def _by_ord(self, ords: list[int]) -> list[Message]:
+        if not ords:
+            return []
+        return [_message(r) for r in await self._all(select(*_MSG_COLS).where(chat_messages.c.ord.in_(ords)))]
+
+    async def _walk(self, ids: list[str], wanted: list[QueryTerm], counts: list[int],
+                    where: list[ColumnElement[bool]], want: int) -> list[Message] | None:
+        """The newest `want` messages holding every word, by ord windows from the newest; None when the
+        walk passes _WALK_BUDGET messages (the caller then ranks the candidates in full)."""
+        m = chat_messages
+        top = (await self._one(select(func.max(m.c.ord))))
+        hi = int(top[0]) + 1 if top and top[0] is not None else 0
+        # The first window: about twice the ords that should hold `want` matches at the driver's density.
+        density = max(min(counts), 1) / max(hi * _TERMS_PER_MESSAGE, 1)
+        window = max(_WALK_FIRST, int(want * 2 / max(density, 1e-9)))
+        found: list[Message] = []
+        walked = 0
+        while hi > 0 and len(found) < want:
+            if walked >= _WALK_BUDGET:
+                return None
+            lo = max(0, hi - window)
+            checks = []
+            for i, q in enumerate(wanted):
+                t = chat_search_terms.alias(f"x{i}")
+                inside = [t.c.ord == m.c.ord, t.c.ord >= lo, t.c.ord < hi]  # the window bounds any plan
+                if q.all_of and len(q.all_of) > 1:
+                    held = select(func.count()).where(*inside, self._match(q, t)).scalar_subquery()
+                    checks.append(held == len(q.all_of))
+                else:
+                    checks.append(exists().where(*inside, self._match(q, t)))
+            # `channel_id || ''`: SQLite would otherwise read the window through the channel index per channel.
+            stmt = (select(*_MSG_COLS).where(m.c.ord >= lo, m.c.ord < hi, m.c.channel_id.concat("").in_(ids),
+                                             *where, *checks)
+                    .order_by(m.c.ord.desc()).limit(want - len(found)))
+            found.extend(_message(r) for r in await self._all(stmt))
+            walked += hi - lo
+            hi = lo
+            window *= 4
+        return found
+
+    async def _words_under(self, prefixes: tuple[str, ...]) -> list[str] | None:
+        """The distinct terms starting with any of `prefixes` (one index seek each: a recursive skip
+        scan), or None when there are more than _MERGE_WORDS."""
+        out: list[str] = []
+        for p in prefixes:
+            rows = await self._all(text(_SKIP_SCAN).bindparams(p=p, e=prefix_end(p), cap=_MERGE_WORDS))
+            out.extend(r[0] for r in rows)
+            if len(out) > _MERGE_WORDS:
+                return None
+        return list(dict.fromkeys(out))
+
+    async def _merge(self, ids: list[str], wanted: list[QueryTerm], driver: int, words: list[str], f: _Where,
+                     want: int) -> list[Message]:
+        """The newest `want` messages holding every query word: each of the driver word's terms walked
+        newest first (its (term, ord) postings) to a depth, merged. Below the highest last ord of a list
+        that reached the depth, a list may hide newer matches: when fewer than `want` lie above it, the
+        walk goes 4 times deeper."""
+        depth = max(8, 2 * want // max(len(words), 1))
+        while True:
+            rows = await self._all(self._term_lists(ids, wanted, driver, words, f, depth))
+            per: dict[int, list[int]] = {}
+            for ord_, i in rows:
+                per.setdefault(int(i), []).append(int(ord_))
+            cut = max((min(o) for o in per.values() if len(o) >= depth), default=0)
+            above = sorted({o for o in (x for ords in per.values() for x in ords) if o >= cut}, reverse=True)
+            if len(above) >= want or cut == 0:
+                return await self._by_ord(above[:want])
+            depth *= 4
+
+    @staticmethod
+    def _term_lists(ids: list[str], wanted: list[QueryTerm], driver: int, words: list[str], f: _Where,
+                    depth: int) -> Any:
+        """(ord, list number): the newest `depth` matches in each of `words`' postings. Written as text:
+        building dozens of aliased SQLAlchemy subqueries costs more than running them."""
+        sql = _Text()
+        conds = [f"t.channel_id IN ({sql.binds(ids)})", *f.sql(sql)]
+        for j, other in enumerate(wanted):
+            if j == driver:
+                continue
+            match = sql.match(other, f"o{j}")
+            if other.all_of and len(other.all_of) > 1:
+                conds.append(f"(SELECT count(*) FROM chat_search_terms o{j} WHERE o{j}.ord = t.ord AND {match})"
+                             f" = {len(other.all_of)}")
+            else:
+                conds.append(f"EXISTS (SELECT 1 FROM chat_search_terms o{j} WHERE o{j}.ord = t.ord AND {match})")
+        rest = " AND ".join(conds)
+        lists = [f"SELECT * FROM (SELECT t.ord AS ord, {i} AS i FROM chat_search_terms t "
+                 f"JOIN chat_messages m ON m.ord = t.ord WHERE t.term = {sql.bind(word)} AND {rest} "
+                 f"ORDER BY t.ord DESC LIMIT {int(depth)}) AS l{i}" for i, word in enumerate(words)]
+        return text(" UNION ALL ".join(lists)).bindparams(**sql.params)
+
+    async def _pool(self, ids: list[str], wanted: list[QueryTerm], where: list[ColumnElement[bool]], f: _Where,
+                    limit: int, want: int) -> list[Message]:
+        """Candidates past the exact matches: merged newest-first term walks when the driver word (a CJK
+        run's first bigram, else the word with the fewest distinct terms) has few terms; otherwise the
+        postings of the rarest word ranked in full, or a newest-first walk over the messages."""
+        lists: list[tuple[int, list[str]]] = []
+        for i, q in enumerate(wanted):
+            if q.all_of:
+                lists.append((0, [q.all_of[0]]))
+                continue
+            under = await self._words_under(q.prefixes)
+            if under is not None:
+                lists.append((len(under), under))
+            else:
+                lists.append((_MERGE_WORDS + 1, []))
+        size, driver = min((n, i) for i, (n, _) in enumerate(lists))
+        if size == 0:  # a word no message holds
+            return []
+        if size <= _MERGE_WORDS:
+            return await self._merge(ids, wanted, driver, lists[driver][1], f, want)
+        counts = await self._postings(wanted)
+        driver = counts.index(min(counts))
+        pool: list[Message] | None = None
+        if counts[driver] >= _RARE:
+            pool = await self._walk(ids, wanted, counts, where, want)
+        return pool if pool is not None else await self._ranked(ids, wanted, driver, where, limit)
+
     async def search(self, channel_ids: Sequence[str], query: SearchQuery) -> list[Message]:
         f = _Filters(query.text)
         ids = list(channel_ids)
@@ -450,37 +691,28 @@ class SqlChatStore:
         if not ids or (not wanted and not f.any):
             return []
         m = chat_messages
-        where: list[ColumnElement[bool]] = [m.c.deleted.is_(False)]
-        author = query.author or f.author
-        if author is not None:
-            where.append(m.c.author == author)
-        for bound, op in ((query.before, "<"), (f.before, "<"), (query.after, ">"), (f.after, ">")):
-            if bound is not None:
-                where.append(m.c.created_at < bound if op == "<" else m.c.created_at > bound)
-        if f.has_file:
-            where.append(m.c.has_file.is_(True))
+        filters = _Where(query.author or f.author, [b for b in (query.before, f.before) if b is not None],
+                         [a for a in (query.after, f.after) if a is not None], f.has_file)
+        where = filters.expressions()
         if not wanted:  # filters only: the newest that pass them
             stmt = select(*_MSG_COLS).where(*where, m.c.channel_id.in_(ids)).order_by(m.c.ord.desc())
             return [_message(r) for r in await self._all(stmt.limit(query.limit))]
         exact = await self._exact_newest(ids, wanted, where, query.limit)
         if len(exact) >= query.limit:  # enough messages hold every word as written: no inflections needed
             return exact
-        subs = [self._term_match(q, ids).subquery(f"t{i}") for i, q in enumerate(wanted)]
-        score = sum((s.c.w for s in subs[1:]), subs[0].c.w)
-        stmt = select(*_MSG_COLS, score.label("score")).select_from(subs[0])
-        for s in subs[1:]:
-            stmt = stmt.join(s, s.c.ord == subs[0].c.ord)
-        stmt = (stmt.join(m, m.c.ord == subs[0].c.ord).where(*where)
-                .order_by(score.desc(), subs[0].c.ord.desc()).limit(query.limit * 2 + 20))
-        ranked: list[tuple[int, int, Message]] = []
-        for row in await self._all(stmt):
-            message = _message(row)
+        # Enough candidates to rank: a single plain word ranks exactly from the newest `limit` past the
+        # exact ones; CJK runs (bigrams found apart are dropped) and several words take more.
+        plain = len(wanted) == 1 and not wanted[0].cjk
+        want = (query.limit if plain else query.limit * 2 + 20) + len(exact)
+        pool = await self._pool(ids, wanted, where, filters, query.limit, want)
+        ranked: dict[int, tuple[int, Message]] = {}
+        for message in [*exact, *pool]:
             # The index finds candidates; this keeps those whose CJK runs stand together as asked.
-            score_ = relevance(wanted, message.search_text)
-            if score_:
-                ranked.append((score_, message.ord, message))
-        ranked.sort(key=lambda x: (x[0], x[1]), reverse=True)
-        return [x[2] for x in ranked[:query.limit]]
+            score = relevance(wanted, message.search_text)
+            if score:
+                ranked[message.ord] = (score, message)
+        best = sorted(ranked.items(), key=lambda x: (x[1][0], x[0]), reverse=True)
+        return [x[1][1] for x in best[:query.limit]]
 
     # Tasks and retention ----------------------------------------------------------------------
 
@@ -593,8 +825,8 @@ class SqlChatStore:
         """Stores `message` with the ord and seq it carries (an importer keeps them), and raises the
         counter past them."""
         async def op(conn: AsyncConnection) -> None:
-            await conn.execute(self._insert(chat_messages).values(**_message_values(message)).on_conflict_do_nothing())
-            rows = _term_rows(message)
+            await conn.execute(self._insert(chat_messages).values(**message_values(message)).on_conflict_do_nothing())
+            rows = term_rows_of(message)
             if rows:
                 await conn.execute(self._insert(chat_search_terms).on_conflict_do_nothing(), rows)
             await conn.execute(update(counters).where(counters.c.name == SEQ, counters.c.value < message.seq)

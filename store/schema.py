@@ -114,6 +114,8 @@ chat_search_terms = Table(
     Column("ord", BigInteger, primary_key=True, autoincrement=False),
     Column("channel_id", String(64), nullable=False),
 )
+# A message's terms by one probe: search walks messages newest first and checks each against the query.
+Index("ix_chat_search_terms_ord", chat_search_terms.c.ord, chat_search_terms.c.term)
 
 chat_files = Table(
     "chat_files", metadata,

@@ -322,3 +322,57 @@ async def test_search_prefixes_inflections_ranking_and_filters(store: ChatStore)
     zh, _ = await store.insert_message(msg(c.id, "部署完成，评审通过"))
     assert await ids("部署") == [zh.id] and await ids("评审通过") == [zh.id] and await ids("署") == [zh.id]
     assert await ids("部完") == []
+
+
+async def test_search_plans_rank_like_a_full_scan(store: ChatStore) -> None:
+    """Every search plan (term lists merged newest first, the full ranking of a rare word's postings and the
+    newest-first walk over messages, chosen by how many terms and postings a word has) returns what ranking
+    every message would: relevance, then recency; only the caller's channels; filters applied."""
+    import random
+
+    from chat.textindex import query_terms, relevance
+
+    rng = random.Random(3)
+    mine = await channel(store, "mine", ["ann"])
+    other = await channel(store, "other", ["ann"])
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    # "dep" + two letters: up to 676 distinct words under "dep", more than a term-by-term merge takes.
+    vocab = ["dep" + a + b for a in letters for b in letters[:8]] + ["dep", "depot", "deploy", "deployment", "zebra"]
+    corpus: list[Message] = []
+
+    async def add(n: int) -> None:
+        batch = []
+        for _ in range(n):
+            words = rng.choices(vocab, k=3) + ["filler"]
+            batch.append(msg(rng.choice([mine.id, other.id]), " ".join(words), author=rng.choice(["ann", "bob"]),
+                             created_at=time.time()))
+        await store.insert_many(batch)
+        corpus.extend(await store.history(mine.id, None, None, 100_000) + await store.history(other.id, None, None,
+                                                                                               100_000))
+
+    async def check(q: str, author: str | None = None, limit: int = 20) -> None:
+        wanted = query_terms(q)
+        live = {m.ord: m for m in corpus if m.channel_id == mine.id and (author is None or m.author == author)}
+        expect = sorted(((relevance(wanted, m.search_text), o) for o, m in live.items()), reverse=True)
+        expect_ords = [o for score, o in expect if score][:limit]
+        got = await store.search([mine.id], SearchQuery(q, author=author, limit=limit))
+        assert [m.ord for m in got] == expect_ords, q
+
+    await add(600)  # few postings per word: "dep" (hundreds of words) ranks its postings in full
+    for q in ("dep", "depab", "deploy", "depot", "deployments", "zebra"):
+        await check(q)
+    await check("dep", author="bob")
+    await check("deploy", author="ann", limit=5)
+    corpus.clear()
+    await add(1500)  # thousands of postings under "dep": a newest-first walk over the messages
+    for q in ("dep", "depc", "deploy"):
+        await check(q)
+    await check("dep", author="bob", limit=50)
+    # Several words: every result holds all of them, ranked by relevance then recency among themselves.
+    for q in ("zebra dep", "deploy dep", "zebra deploy"):
+        wanted = query_terms(q)
+        held = [m for m in corpus if m.channel_id == mine.id and relevance(wanted, m.search_text)]
+        got = await store.search([mine.id], SearchQuery(q, limit=20))
+        scores = [(relevance(wanted, m.search_text), m.ord) for m in got]
+        assert len(got) == min(20, len(held)) and all(s for s, _ in scores), q
+        assert scores == sorted(scores, reverse=True) and {m.channel_id for m in got} <= {mine.id}
