@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiortc.exceptions import InvalidStateError
+
 from identity.meetings import invite
 from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer
 from loadtest.proc import cpu_seconds, free_port, pin
@@ -92,7 +94,10 @@ class Bot:
         self.received += 1
 
     async def _answer(self, sdp: str, tracks: dict[str, Any]) -> str:
-        return await self.subscriber.answer(sdp)
+        try:
+            return await self.subscriber.answer(sdp)
+        except InvalidStateError:
+            return ""  # an offer that arrived as the bot left: nothing to answer
 
     async def join(self) -> None:
         await self.client.connect()

@@ -40,12 +40,22 @@ from typing import Any, Protocol, TypeVar
 import aioice
 import aioice.ice
 import aioice.turn
+import aiortc.rtcdtlstransport
 import aiortc.rtcicetransport
+import aiortc.rtcpeerconnection
 import aiortc.rtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock, sdp
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
-from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtcdtlstransport import (
+    RTCCertificate,
+    RTCDtlsFingerprint,
+    RTCDtlsTransport,
+    RtpRouter,
+    State,
+    generate_certificate,
+)
+from cryptography.hazmat.primitives.asymmetric import ec
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     HeaderExtensions,
@@ -426,7 +436,11 @@ async def park(started: asyncio.Event, exited: asyncio.Event) -> None:
 
 class ForwardingReceiver(RTCRtpReceiver):
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
-        super().__init__(kind, transport)
+        # Built as an audio receiver, then named by its kind: a video RTCRtpReceiver makes a receive-side bandwidth
+        # estimator (thousands of rate buckets, ~1 ms per receiver: every m-line of a join) and a jitter buffer
+        # that a forwarding receiver never uses (`_handle_rtp_packet` and `receive` are ours).
+        super().__init__("audio", transport)
+        self._RTCRtpReceiver__kind = kind
         self.kind = kind
         self.on_packet: Callable[[RtpPacket], None] | None = None
         self.on_sender_report: Callable[[int, int, int], None] | None = None
@@ -904,7 +918,7 @@ class MediaLine:
 def parse_media_lines(text: str) -> list[MediaLine]:
     """Parses an SDP without touching any connection; raises ValueError when it is not usable."""
     try:
-        description = sdp.SessionDescription.parse(text)
+        description = _aiortc_sdp_parse(text)
     except Exception as exc:  # aiortc's parser raises many types on garbage
         raise ValueError(f"SDP does not parse: {exc}") from exc
     lines = []
@@ -926,6 +940,9 @@ def parse_media_lines(text: str) -> list[MediaLine]:
         # connection without a transport (AttributeError in createAnswer, and again in close()).
         if group.semantic == "BUNDLE" and not set(group.items) <= set(mids):
             raise ValueError("a=group:BUNDLE names a mid no m-line has")
+    # Only read here: aiortc's set*Description takes this parse of the same text instead of parsing again.
+    _checked_sdp.clear()
+    _checked_sdp[text] = description
     return lines
 
 
@@ -1194,6 +1211,97 @@ def harden_aiortc_parsers() -> None:
 harden_aiortc_parsers()
 
 
+# -- cheap joins --------------------------------------------------------------------------------------
+# A join costs the server two peer connections and, in a growing room, a renegotiation of everyone's
+# subscriber connection. aiortc makes a DTLS certificate per RTCPeerConnection, computes its three
+# fingerprints again each time it writes an SDP, parses every SDP we already parsed to check it, and deep-copies
+# each codec it negotiates. `install_cheap_joins` (done at import) makes each of these cheap.
+
+# A browser keeps one certificate per origin for its peer connections; we keep one per process and make a new
+# one a day (aiortc's are valid for 30 days from the day before they are made).
+CERTIFICATE_LIFETIME = 24 * 3600.0
+
+
+class SharedCertificate(RTCCertificate):
+    """RTCPeerConnection calls `generateCertificate()` once per connection: it gets the process's certificate."""
+
+    _current: "SharedCertificate | None" = None
+    _made_at = 0.0
+
+    def __init__(self, key: Any, cert: Any) -> None:
+        super().__init__(key=key, cert=cert)
+        self._fingerprints: list[RTCDtlsFingerprint] | None = None
+
+    @classmethod
+    def generateCertificate(cls) -> "SharedCertificate":  # noqa: N802 - aiortc's name
+        now = time.monotonic()
+        current = cls._current
+        if current is None or now - cls._made_at > CERTIFICATE_LIFETIME:
+            key = ec.generate_private_key(ec.SECP256R1())
+            current = cls._current = cls(key=key, cert=generate_certificate(key))
+            cls._made_at = now
+        return current
+
+    def getFingerprints(self) -> list[RTCDtlsFingerprint]:  # noqa: N802 - aiortc's name
+        """The SHA-256 fingerprint only, as browsers announce (aiortc writes three, into every m-line of every SDP,
+        which both ends then parse), computed once (aiortc asks at every SDP it writes)."""
+        if self._fingerprints is None:
+            self._fingerprints = [f for f in super().getFingerprints() if f.algorithm == "sha-256"]
+        return list(self._fingerprints)
+
+
+# The SDP `parse_media_lines` just checked, for aiortc's own parse of the same text (set*Description): one
+# entry, taken once, so aiortc never shares a description object with anyone.
+_checked_sdp: dict[str, sdp.SessionDescription] = {}
+_aiortc_sdp_parse = sdp.SessionDescription.parse
+
+
+def _parse_once(cls: type, text: str) -> sdp.SessionDescription:
+    description = _checked_sdp.pop(text, None)
+    return description if description is not None else _aiortc_sdp_parse(text)
+
+
+def _copy_codec(self: RTCRtpCodecParameters, memo: dict[int, Any]) -> RTCRtpCodecParameters:
+    """copy.deepcopy of a codec as aiortc's negotiation makes it, without the generic machinery: its fields are
+    strings and numbers, a list of feedback entries (strings) and a dict of strings and numbers."""
+    return RTCRtpCodecParameters(mimeType=self.mimeType, clockRate=self.clockRate, channels=self.channels,
+                                 payloadType=self.payloadType,
+                                 rtcpFeedback=[RTCRtcpFeedback(type=f.type, parameter=f.parameter)
+                                               for f in self.rtcpFeedback],
+                                 parameters=dict(self.parameters))
+
+
+def install_cheap_joins() -> None:
+    """Idempotent; done when this module is imported."""
+    aiortc.rtcpeerconnection.RTCCertificate = SharedCertificate
+    sdp.SessionDescription.parse = classmethod(_parse_once)  # type: ignore[method-assign, assignment]
+    RTCRtpCodecParameters.__deepcopy__ = _copy_codec
+
+
+def check_join_seams() -> list[str]:
+    import dataclasses
+
+    problems = []
+    if "RTCCertificate.generateCertificate()" not in inspect_source(RTCPeerConnection.__init__):
+        problems.append("RTCPeerConnection no longer calls RTCCertificate.generateCertificate()")
+    if "certificate_digest(self._cert" not in inspect_source(RTCCertificate.getFingerprints):
+        problems.append("RTCCertificate.getFingerprints no longer digests self._cert")
+    if "sha-256" not in aiortc.rtcdtlstransport.X509_DIGEST_ALGORITHMS:
+        problems.append("aiortc no longer offers sha-256 fingerprints")
+    for method in (RTCPeerConnection.setLocalDescription, RTCPeerConnection.setRemoteDescription):
+        if "sdp.SessionDescription.parse(" not in inspect_source(method):
+            problems.append(f"RTCPeerConnection.{method.__name__} no longer parses with SessionDescription.parse")
+    codec_fields = {f.name for f in dataclasses.fields(RTCRtpCodecParameters)}
+    if codec_fields != {"mimeType", "clockRate", "channels", "payloadType", "rtcpFeedback", "parameters"}:
+        problems.append(f"RTCRtpCodecParameters has other fields now ({sorted(codec_fields)}): check _copy_codec")
+    if {f.name for f in dataclasses.fields(RTCRtcpFeedback)} != {"type", "parameter"}:
+        problems.append("RTCRtcpFeedback has other fields now: check _copy_codec")
+    return problems
+
+
+install_cheap_joins()
+
+
 # -- seam check -----------------------------------------------------------------------------------
 
 
@@ -1213,6 +1321,7 @@ def check_seams() -> list[str]:
                 problems.append(f"{cls.__name__}.{name} is gone")
     problems += check_ice_seams()
     problems += srtp_problems()
+    problems += check_join_seams()
     pair_init = inspect_source(aioice.ice.CandidatePair.__init__)
     for attr in ("self.protocol", "self.remote_candidate"):
         if attr not in pair_init:
@@ -1225,7 +1334,7 @@ def check_seams() -> list[str]:
     if not hasattr(aiortc.rtp, "unpack_remb_fci") or not hasattr(HeaderExtensionsMap, "get"):
         problems.append("aiortc.rtp.unpack_remb_fci or HeaderExtensionsMap.get is gone")
     private_attrs = {
-        RTCRtpReceiver: ["_RTCRtpReceiver__codecs", "_RTCRtpReceiver__remote_streams", "_RTCRtpReceiver__rtx_ssrc",
+        RTCRtpReceiver: ["_RTCRtpReceiver__kind", "_RTCRtpReceiver__codecs", "_RTCRtpReceiver__remote_streams", "_RTCRtpReceiver__rtx_ssrc",
                          "_RTCRtpReceiver__started", "_RTCRtpReceiver__rtcp_task", "_RTCRtpReceiver__rtcp_ssrc",
                          "_RTCRtpReceiver__rtcp_started", "_RTCRtpReceiver__rtcp_exited", "_RTCRtpReceiver__lsr",
                          "_RTCRtpReceiver__lsr_time"],

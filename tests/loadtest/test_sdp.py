@@ -18,7 +18,8 @@ async def test_compact_answer_fits_forty_m_lines_in_a_signaling_message() -> Non
         offer, _ = await server_side.create_offer()
         full = await bot.answer(offer)
         compact = compact_answer(full)
-        assert len(full) > 64 * 1024 > 3 * len(compact)
+        # aiortc's own answer is ~50 KiB with one fingerprint per m-line (#14), ~70 KiB with its three.
+        assert len(full) > 2 * len(compact) and 64 * 1024 > 3 * len(compact)
         lines = parse_sdp(compact)
         assert [m.mid for m in lines] == [str(i) for i in range(40)]
         assert all(m.direction == "recvonly" for m in lines)
