@@ -66,6 +66,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config) -> web.Application:
     private_dir(config.data_dir)  # 0700, also when an older version left it open
+    private_dir(config.data_dir / "chat")  # chat's part (its blobs, unless --files-dir): 0700 as well
     configure_server_ice(config)  # ICE gathering: loopback, networks, ports, announced address
     # Outermost: every other middleware and handler sees the client's address and scheme, not the proxy's.
     app = web.Application(middlewares=[*proxies.middlewares(config.trusted_proxies), error_middleware],
