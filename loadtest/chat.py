@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -30,13 +32,15 @@ import aiohttp
 
 from chat.auth import CHAT_ROOM
 from chat.model import Channel, Message, SearchQuery, User, new_id
-from chat.sql_store import SqlChatStore
+from chat.sql_store import SqlChatStore, message_values, term_rows_of
 from loadtest.proc import cpu_seconds, free_port
 from chat.store import ChatStore
 from identity.apikeys import ApiKeyStore
 from identity.secrets_store import load_or_create_secret
 from identity.tokens import TokenIssuer
 from store.database import Database
+from store.engine import DB_FILE
+from store.schema import chat_messages, chat_search_terms
 
 ROOT = Path(__file__).resolve().parent.parent
 CJK_WORDS = ["项目", "进度", "更新", "完成", "会议", "客户", "需求", "测试", "发布", "周报", "预算", "设计", "上线",
@@ -76,18 +80,21 @@ class Result:
 
 class Vocabulary:
     def __init__(self, rng: random.Random, size: int = 5000) -> None:
+        # One word list for every Vocabulary (history and queries alike); `rng` picks from it.
         syllables = ["ka", "lo", "mi", "ren", "to", "sa", "vi", "dor", "pel", "qu", "an", "zy", "bro", "fen", "ti"]
         words: set[str] = set()
+        pick = random.Random(7)
         while len(words) < size:
-            words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+            words.add("".join(pick.choice(syllables) for _ in range(pick.randint(2, 4))))
         self.words = sorted(words)
         self.weights = [1.0 / (i + 1) for i in range(len(self.words))]  # Zipf
+        self.cum_weights = list(itertools.accumulate(self.weights))  # once, not per sentence
         self.rng = rng
 
     def sentence(self) -> str:
         if self.rng.random() < 0.3:
             return "".join(self.rng.choice(CJK_WORDS) for _ in range(self.rng.randint(2, 6))) + f"：完成{self.rng.randint(1, 99)}%"
-        return " ".join(self.rng.choices(self.words, self.weights, k=self.rng.randint(4, 14)))
+        return " ".join(self.rng.choices(self.words, cum_weights=self.cum_weights, k=self.rng.randint(4, 14)))
 
     def query(self) -> str:
         r = self.rng.random()
@@ -112,6 +119,91 @@ async def fill_history(store: ChatStore, count: int, channels: list[str], rng: r
         if offset and offset % 100_000 == 0:
             print(f"  … {offset:,} messages ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     return time.perf_counter() - started
+
+
+# Bulk fill (the store benchmark): rows built in a process pool, written by each backend's bulk path
+# (SQLite: one executemany transaction per chunk; PostgreSQL: COPY), ords 1..count in order.
+
+_CHUNK = 20_000
+
+
+def _chunk_rows(job: tuple[int, int, int, list[str], float]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    start, stop, count, channels, now = job
+    vocab = Vocabulary(random.Random(start * 7919 + 7))
+    msg_rows: list[tuple[Any, ...]] = []
+    term_rows: list[tuple[Any, ...]] = []
+    for i in range(start, stop):
+        m = Message(id=new_id("m_"), channel_id=channels[i % len(channels)], author=f"u{i % 50}", type="text",
+                    content=vocab.sentence(), created_at=now - (count - i) * 5.0).with_seq(i + 1, i + 1)
+        values = message_values(m)
+        msg_rows.append(tuple(values[c.name] for c in chat_messages.c))
+        term_rows.extend((t["term"], t["ord"], t["channel_id"]) for t in term_rows_of(m))
+    term_rows.sort()  # in primary-key order: the (term, ord) b-tree is written in runs
+    return msg_rows, term_rows
+
+
+async def bulk_fill(pg_url: str | None, work: Path, count: int, channels: list[str]) -> float:
+    """Writes `count` generated messages with their search terms; returns the seconds it took."""
+    started = time.perf_counter()
+    now = time.time()
+    jobs = [(a, min(count, a + _CHUNK), count, channels, now) for a in range(0, count, _CHUNK)]
+    msg_cols = [c.name for c in chat_messages.c]
+    term_cols = [c.name for c in chat_search_terms.c]
+    with multiprocessing.get_context("fork").Pool(max(1, (os.cpu_count() or 2))) as pool:
+        chunks = pool.imap(_chunk_rows, jobs)
+        if pg_url is None:
+            import sqlite3
+
+            db = sqlite3.connect(work / DB_FILE, isolation_level=None)
+            # Fill only: no fsync per transaction and a big page cache (the server keeps synchronous=FULL).
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute("PRAGMA cache_size=-1000000")
+            insert_m = f"INSERT INTO chat_messages ({','.join(msg_cols)}) VALUES ({','.join('?' * len(msg_cols))})"
+            insert_t = f"INSERT INTO chat_search_terms ({','.join(term_cols)}) VALUES (?,?,?)"
+            done = 0
+            for msg_rows, term_rows in chunks:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(insert_m, msg_rows)
+                db.executemany(insert_t, term_rows)
+                db.execute("UPDATE counters SET value = ? WHERE name = 'chat_seq'", (done + len(msg_rows),))
+                db.execute("COMMIT")
+                done += len(msg_rows)
+                _progress(done, started)
+            db.close()
+        else:
+            import asyncpg  # type: ignore[import-untyped]
+
+            conn = await asyncpg.connect(pg_url)
+            try:
+                done = 0
+                for msg_rows, term_rows in chunks:
+                    async with conn.transaction():
+                        await conn.copy_records_to_table("chat_messages", records=msg_rows, columns=msg_cols)
+                        await conn.copy_records_to_table("chat_search_terms", records=term_rows, columns=term_cols)
+                        await conn.execute("UPDATE counters SET value = $1 WHERE name = 'chat_seq'",
+                                           done + len(msg_rows))
+                    done += len(msg_rows)
+                    _progress(done, started)
+                # What autovacuum would do after a bulk load: planner statistics, the visibility map.
+                await conn.execute("VACUUM ANALYZE chat_messages")
+                await conn.execute("VACUUM ANALYZE chat_search_terms")
+            finally:
+                await conn.close()
+    return time.perf_counter() - started
+
+
+def _progress(done: int, started: float) -> None:
+    if done % 100_000 == 0:
+        print(f"  … {done:,} messages ({time.perf_counter() - started:.0f} s, load {loadavg()})",
+              file=sys.stderr, flush=True)
+
+
+def loadavg() -> str:
+    """The 1-minute load average (the machine is shared: the figures say how busy it was)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
 
 
 def storage_mb(data: Path, pg: Any) -> float:
@@ -317,9 +409,12 @@ def main(argv: list[str] | None = None) -> int:
 
 # The store benchmark: `python -m loadtest.chat --store-bench [--stores sqlite,postgres]` ----------------------
 #
-# The stores themselves, in this process (no HTTP): bulk fill of H messages, write throughput of single
-# posts (64 at once, each with a client_id, as the API sends them), search p50/p95 per kind of query
-# (CJK word, English prefix, a word with a from: filter) and sync of 10k missed events by 500-event pages.
+# The stores themselves, in this process (no HTTP), SQLite and PostgreSQL in one run: bulk fill of H
+# messages (rows and search terms built in a process pool; SQLite executemany in 20k-message transactions,
+# PostgreSQL COPY, then VACUUM ANALYZE as autovacuum would), write throughput of single posts (64 at once,
+# each with a client_id, as the API sends them), search p50/p95 per kind of query (CJK word, English
+# prefix, a word with an author filter) and sync of 10k missed events by 500-event pages. Every phase
+# notes the 1-minute load average: the machine may be shared. `--history 1000000` is the issue's size.
 
 
 @dataclass
@@ -334,6 +429,7 @@ class StoreResult:
     hits: dict[str, float]  # kind -> mean results per query
     sync_10k_ms: float
     storage_mb: float
+    load: str  # 1-minute load averages: start, after the fill, after each search kind, at the end
 
 
 def _prefix_query(vocab: Vocabulary) -> str:
@@ -350,18 +446,20 @@ def store_queries(kind: str, vocab: Vocabulary) -> SearchQuery:
     return SearchQuery(vocab.words[vocab.rng.randint(0, 50)], author=f"u{vocab.rng.randint(0, 49)}", limit=20)
 
 
-async def _open_store(kind: str, work: Path) -> tuple[ChatStore, Any]:
+async def _open_store(kind: str, work: Path) -> tuple[SqlChatStore, Any, str | None]:
     if kind == "sqlite":
-        return SqlChatStore(Database.for_config(None, work)), None
+        return SqlChatStore(Database.for_config(None, work)), None, None
     if kind == "postgres":
         server = start_pg()
-        return SqlChatStore(Database.for_config(server.create_database(), work)), server
+        url = server.create_database()
+        return SqlChatStore(Database.for_config(url, work)), server, url
     raise SystemExit(f"unknown store {kind!r} (sqlite, postgres)")
 
 
 async def bench_store(kind: str, args: argparse.Namespace) -> StoreResult:
     work = Path(tempfile.mkdtemp(prefix=f"convene-store-{kind}-"))
-    store, pg = await _open_store(kind, work)
+    store, pg, pg_url = await _open_store(kind, work)
+    loads = [loadavg()]
     try:
         await store.open()
         channels = []
@@ -370,7 +468,8 @@ async def bench_store(kind: str, args: argparse.Namespace) -> StoreResult:
                                             ["searcher"] if i < 10 else [])
             channels.append(ch.id)
         print(f"[{kind}] filling {args.history:,} messages…", file=sys.stderr, flush=True)
-        fill_s = await fill_history(store, args.history, channels, random.Random(7))
+        fill_s = await bulk_fill(pg_url, work, args.history, channels)
+        loads.append(loadavg())
 
         vocab = Vocabulary(random.Random(5))
         posts = 3000
@@ -400,6 +499,7 @@ async def bench_store(kind: str, args: argparse.Namespace) -> StoreResult:
                 times.append((time.perf_counter() - t0) * 1000)
             search[qkind] = (round(percentile(times, 50), 2), round(percentile(times, 95), 2))
             hits[qkind] = round(found / args.queries, 1)
+            loads.append(loadavg())
 
         since = await store.current_seq()
         await store.insert_many([Message(id=new_id("m_"), channel_id=mine[i % 10], author="poster", type="text",
@@ -416,8 +516,10 @@ async def bench_store(kind: str, args: argparse.Namespace) -> StoreResult:
         assert seen == 10_000, seen
         await store.close()
         size_mb = storage_mb(work, pg)
+        loads.append(loadavg())
         return StoreResult(kind, os.cpu_count() or 0, args.history, round(fill_s, 1),
-                           round(args.history / fill_s), round(write_rate), search, hits, round(sync_ms, 1), size_mb)
+                           round(args.history / fill_s), round(write_rate), search, hits, round(sync_ms, 1), size_mb,
+                           " ".join(loads))
     finally:
         if pg is not None:
             pg.stop()
@@ -431,7 +533,7 @@ def print_store_results(results: list[StoreResult], as_json: bool) -> None:
         s = {k: f"{v[0]}/{v[1]}" for k, v in r.search.items()}
         print(f"{r.store:10} {r.cores:>5} {r.history:>9,} {r.fill_msgs_per_s:>10,} {r.write_msgs_per_s:>11,} "
               f"{s['cjk']:>12} {s['prefix']:>14} {s['filter']:>14} {r.sync_10k_ms:>11} {r.storage_mb:>7}"
-              f"   hits/query {r.hits}")
+              f"   hits/query {r.hits}   load {r.load}")
         if as_json:
             print(json.dumps(r.__dict__))
 
