@@ -59,7 +59,9 @@ CONNECT_TIMEOUT = 20.0  # per connection
 FLOW_TIMEOUT = 30.0  # until every subscriber receives video
 WARM_UP = 2.0
 INSTALL_HINT = "apt-get install -y janus iproute2 (and run as root: it needs `ip netns`)"
-SERVERS = {"convene": None, "janus": None, "janus-el1": 1}  # name -> Janus event_loops
+# name -> Janus event_loops; convene-<path>: Convene with one fan-out send path (aiortc, lean, c), #14
+SERVERS = {"convene": None, "convene-aiortc": None, "convene-lean": None, "convene-c": None, "janus": None,
+           "janus-el1": 1}
 
 
 class Target(Protocol):
@@ -76,8 +78,8 @@ class Target(Protocol):
 
 
 class ConveneTarget:
-    def __init__(self, server: ServerProcess, data_dir: Path) -> None:
-        self.name = "convene"
+    def __init__(self, server: ServerProcess, data_dir: Path, name: str = "convene") -> None:
+        self.name = name
         self.server = server
         self.url = f"http://{server.address}:{server.port}"
         self.data_dir = data_dir
@@ -181,8 +183,8 @@ class Lab:
 
     def start(self, name: str) -> tuple[ServerProcess, Path]:
         folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.folder))
-        if name == "convene":
-            server = start_convene(self.netns, folder)
+        if name.startswith("convene"):
+            server = start_convene(self.netns, folder, name.partition("-")[2] or None)
         else:
             server = start_janus(self.netns, folder, SERVERS[name])
         self.servers.append(server)
@@ -204,8 +206,8 @@ async def start_target(lab: Lab, name: str) -> Target:
     server, folder = await asyncio.to_thread(lab.start, name)
     if server.affinity() != {SERVER_CORE} and (os.cpu_count() or 1) > 1:
         print(f"  warning: {name} threads may run on cores {sorted(server.affinity())}", flush=True)
-    if name == "convene":
-        return ConveneTarget(server, folder)
+    if name.startswith("convene"):
+        return ConveneTarget(server, folder, name)
     return JanusTarget(server, name)
 
 
@@ -276,9 +278,9 @@ def print_table(results: list[CaseResult]) -> None:
     print(f"\ncores: {os.cpu_count()}; servers in a network namespace behind a veth, pinned to core "
           f"{SERVER_CORE}, load on core {LOAD_CORE}; one publisher VP8 640x360@30 + Opus\n")
     print("| K | server | CPU s per media s | packets in/s | packets out/s | µs per forwarded packet "
-          "| video fps per subscriber | µs ratio to Convene |")
+          "| video fps per subscriber | µs ratio to Janus event_loops=1 |")
     print("|---|---|---|---|---|---|---|---|")
-    base = {r.subscribers: r for r in results if r.mode == "convene"}
+    base = {r.subscribers: r for r in results if r.mode == "janus-el1"}
     for r in results:
         ref = base.get(r.subscribers)
         ratio = f"{r.us_per_packet / ref.us_per_packet:.2f}" if ref and ref is not r and ref.us_per_packet else "—"
@@ -354,7 +356,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown servers: {', '.join(unknown)}")
     missing = janus_available()
-    if missing and any(s != "convene" for s in servers):
+    if missing and any(not s.startswith("convene") for s in servers):
         unavailable(missing)
         return
     results = run([int(k) for k in args.subscribers.split(",")], args.seconds, servers, args.timeout)

@@ -149,10 +149,12 @@ def start_janus(netns: Netns, folder: Path, event_loops: int | None) -> ServerPr
     return started(ServerProcess("janus", argv, netns.inner_address, JANUS_PORT, folder / "janus.log"))
 
 
-def start_convene(netns: Netns, data_dir: Path) -> ServerProcess:
-    argv = netns.command([sys.executable, "-m", "signaling.cli", "serve", "--host", netns.inner_address,
-                          "--port", str(CONVENE_PORT), "--data-dir", str(data_dir), "--no-captions"],
-                         core=SERVER_CORE)
+def start_convene(netns: Netns, data_dir: Path, send_path: str | None = None) -> ServerProcess:
+    """`send_path`: one of the fan-out's send paths (aiortc, lean, c: loadtest.send_path_server); None: the default."""
+    serve = ["serve", "--host", netns.inner_address, "--port", str(CONVENE_PORT), "--data-dir", str(data_dir),
+             "--no-captions"]
+    program = ["-m", "loadtest.send_path_server", send_path] if send_path else ["-m", "signaling.cli"]
+    argv = netns.command([sys.executable, *program, *serve], core=SERVER_CORE)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return started(ServerProcess("convene", argv, netns.inner_address, CONVENE_PORT, data_dir / "convene.log", env))
 
