@@ -66,7 +66,7 @@ _MSG_COLS = (chat_messages.c.body, chat_messages.c.ord, chat_messages.c.seq)
 # postings; postings are counted up to _COUNT_CAP; the newest-first walk starts with at least
 # _WALK_FIRST messages, grows its window ×4 and gives up after _WALK_BUDGET messages.
 _RARE = 3000
-_COUNT_CAP = 50_000
+_COUNT_CAP = 10_000
 _WALK_FIRST = 2048
 _WALK_BUDGET = 300_000
 _TERMS_PER_MESSAGE = 8
@@ -575,8 +575,9 @@ class SqlChatStore:
         top = (await self._one(select(func.max(m.c.ord))))
         hi = int(top[0]) + 1 if top and top[0] is not None else 0
         # The first window: about twice the ords that should hold `want` matches at the driver's density.
+        # (A count that reached the cap says only "common": start small.)
         density = max(min(counts), 1) / max(hi * _TERMS_PER_MESSAGE, 1)
-        window = max(_WALK_FIRST, int(want * 2 / max(density, 1e-9)))
+        window = _WALK_FIRST if min(counts) >= _COUNT_CAP else max(_WALK_FIRST, int(want * 2 / max(density, 1e-9)))
         found: list[Message] = []
         walked = 0
         while hi > 0 and len(found) < want:
@@ -616,24 +617,29 @@ class SqlChatStore:
     async def _merge(self, ids: list[str], wanted: list[QueryTerm], driver: int, words: list[str], f: _Where,
                      want: int) -> list[Message]:
         """The newest `want` messages holding every query word: each of the driver word's terms walked
-        newest first (its (term, ord) postings) to a depth, merged. Below the highest last ord of a list
-        that reached the depth, a list may hide newer matches: when fewer than `want` lie above it, the
-        walk goes 4 times deeper."""
+        newest first (its (term, ord) postings), merged. A list that returned all it was asked for may hold
+        more below its last ord (its frontier); the result is final once `want` messages lie above every
+        such frontier. Otherwise the lists whose frontier is still above the `want`-th newest found so far
+        go on from there, 4 times deeper."""
         depth = max(8, 2 * want // max(len(words), 1))
+        found: set[int] = set()
+        going: dict[int, int | None] = dict.fromkeys(range(len(words)))  # list -> its frontier (None: top)
         while True:
-            rows = await self._all(self._term_lists(ids, wanted, driver, words, f, depth))
-            per: dict[int, list[int]] = {}
+            rows = await self._all(self._term_lists(ids, wanted, driver, words, going, f, depth))
+            got: dict[int, list[int]] = {i: [] for i in going}
             for ord_, i in rows:
-                per.setdefault(int(i), []).append(int(ord_))
-            cut = max((min(o) for o in per.values() if len(o) >= depth), default=0)
-            above = sorted({o for o in (x for ords in per.values() for x in ords) if o >= cut}, reverse=True)
-            if len(above) >= want or cut == 0:
-                return await self._by_ord(above[:want])
+                got[int(i)].append(int(ord_))
+            found.update(o for ords in got.values() for o in ords)
+            newest = sorted(found, reverse=True)
+            floor = newest[want - 1] if len(newest) >= want else 0
+            going = {i: min(ords) for i, ords in got.items() if len(ords) >= depth and min(ords) > floor}
+            if not going:
+                return await self._by_ord(newest[:want])
             depth *= 4
 
     @staticmethod
-    def _term_lists(ids: list[str], wanted: list[QueryTerm], driver: int, words: list[str], f: _Where,
-                    depth: int) -> Any:
+    def _term_lists(ids: list[str], wanted: list[QueryTerm], driver: int, words: list[str],
+                    going: dict[int, int | None], f: _Where, depth: int) -> Any:
         """(ord, list number): the newest `depth` matches in each of `words`' postings. Written as text:
         building dozens of aliased SQLAlchemy subqueries costs more than running them."""
         sql = _Text()
@@ -649,8 +655,9 @@ class SqlChatStore:
                 conds.append(f"EXISTS (SELECT 1 FROM chat_search_terms o{j} WHERE o{j}.ord = t.ord AND {match})")
         rest = " AND ".join(conds)
         lists = [f"SELECT * FROM (SELECT t.ord AS ord, {i} AS i FROM chat_search_terms t "
-                 f"JOIN chat_messages m ON m.ord = t.ord WHERE t.term = {sql.bind(word)} AND {rest} "
-                 f"ORDER BY t.ord DESC LIMIT {int(depth)}) AS l{i}" for i, word in enumerate(words)]
+                 f"JOIN chat_messages m ON m.ord = t.ord WHERE t.term = {sql.bind(words[i])} AND {rest}"
+                 + ("" if below is None else f" AND t.ord < {int(below)}")
+                 + f" ORDER BY t.ord DESC LIMIT {int(depth)}) AS l{i}" for i, below in going.items()]
         return text(" UNION ALL ".join(lists)).bindparams(**sql.params)
 
     async def _pool(self, ids: list[str], wanted: list[QueryTerm], where: list[ColumnElement[bool]], f: _Where,
