@@ -3,12 +3,13 @@
 
 What it reads (each file only if it is there): `chat/chat.db` (org settings, users, channels with their members
 and read marks, every message with its id, ord, seq, edits, reactions, thread, task and attachments, file
-records), `keys.db` (API keys: only their hashes, as before) and `meetings.db` (the meeting ledger of the
-release just before the store). Each file, once copied, is renamed `<name>.imported` (with its -wal/-shm), so a
-second start imports nothing and the old file stays for whoever wants to look. `workers.db` (where live
-workers listened: nothing to keep) is renamed without copying. What stays where it was: file blobs
-(`chat/files`, `--files-dir`), the token secret (`token_secret`) and transcripts (`transcripts/`): the new
-release reads them in place.
+records), `keys.db` (API keys: only their hashes, as before), `meetings.db` (the meeting ledger of the
+release just before the store) and `transcripts/<room>/<meeting>/` (transcript.json and the notes' state;
+the rendered files there are not needed: every format is rendered from the transcript). Each, once copied, is
+renamed `<name>.imported` (a database with its -wal/-shm), so a second start imports nothing and the old
+files stay for whoever wants to look. `workers.db` (where live workers listened: nothing to keep) is renamed
+without copying. What stays where it was: file blobs (`chat/files`, `--files-dir`) and the token secret
+(`token_secret`, unless `--token-secret-file` names another).
 
 Copies are idempotent (rows already there are kept), so an import that stopped half-way runs again whole.
 """
@@ -31,6 +32,9 @@ from chat.sql_store import SqlChatStore
 from identity.apikeys import ApiKey, ApiKeyStore
 from store.database import Database
 from store.schema import api_keys, counters, meeting_removals, meetings
+from transcribe.records import STATE_FILE
+from transcribe.store import TranscriptStore
+from transcribe.transcript import Transcript
 
 log = logging.getLogger("convene.upgrade")
 
@@ -46,6 +50,7 @@ class Imported:
     files: int = 0
     keys: int = 0
     meetings: int = 0
+    transcripts: int = 0
     renamed: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -53,7 +58,7 @@ class Imported:
 
     def summary(self) -> str:
         return (f"imported {self.users} users, {self.channels} channels, {self.messages} messages, {self.files} files,"
-                f" {self.keys} API keys, {self.meetings} meetings from {', '.join(self.renamed)}")
+                f" {self.keys} API keys, {self.meetings} meetings, {self.transcripts} transcripts from {', '.join(self.renamed)}")
 
 
 def _read(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -153,6 +158,27 @@ async def _import_meetings(path: Path, db: Database, done: Imported) -> None:
         await db.write(removal)
 
 
+async def _import_transcripts(root: Path, db: Database, done: Imported) -> None:
+    store = TranscriptStore(db)
+    for path in sorted(root.glob("*/*/transcript.json")):
+        room, meeting_id = path.parent.parent.name, path.parent.name
+        try:
+            transcript = Transcript.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("transcript %s not imported: %r", path, exc)
+            continue
+        if (transcript.room, transcript.meeting_id) != (room, meeting_id):
+            log.warning("transcript %s not imported: it names room %r meeting %r", path, transcript.room,
+                        transcript.meeting_id)
+            continue
+        if await store.aload(room, meeting_id) is None:
+            await store.asave(transcript)
+        state = path.parent / STATE_FILE
+        if state.is_file() and await store.load_state(room, meeting_id) is None:
+            await store.save_state(room, meeting_id, json.loads(state.read_text(encoding="utf-8")))
+        done.transcripts += 1
+
+
 async def import_legacy(db: Database, data_dir: Path) -> Imported:
     """Copies the old files of `data_dir` into the open store `db`, then renames them (see the module doc)."""
     done = Imported()
@@ -162,6 +188,10 @@ async def import_legacy(db: Database, data_dir: Path) -> Imported:
         if path.is_file():
             await step(path, db, done)
             _retire(path, done)
+    transcripts = data_dir / "transcripts"
+    if transcripts.is_dir():
+        await _import_transcripts(transcripts, db, done)
+        _retire(transcripts, done)
     workers = data_dir / "workers.db"
     if workers.is_file():
         _retire(workers, done)

@@ -38,6 +38,8 @@ class Database:
         self._opened = 0
         self._queue: asyncio.Queue[tuple[WriteOp[Any], asyncio.Future[Any]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        # The loop it was opened on: its connections belong to it (blocking callers on threads hand work to it).
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def for_config(cls, configured_url: str | None, data_dir: Path) -> Database:
@@ -62,6 +64,7 @@ class Database:
         if self._opened > 1:
             return
         self._engine = create_engine(self.url)
+        self.loop = asyncio.get_running_loop()
         if migrate:
             before, after = await upgrade(self._engine)
             if before != after:

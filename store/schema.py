@@ -203,4 +203,29 @@ sfu_room_hosts = Table(
 )
 Index("ix_sfu_room_hosts_worker", sfu_room_hosts.c.worker_id)
 
-CORE_TABLES = (api_keys, meetings, meeting_removals, sfu_workers, sfu_room_hosts)
+# Transcripts and notes ---------------------------------------------------------------------------
+
+# One meeting's transcript: its attendance and final captions as the Transcript's JSON (always read whole);
+# the formats people download (VTT, SRT, text, Markdown) and the notes are rendered from it on request. Keyed
+# by room and meeting: meetings of releases before the ledger were named by their start time, per room.
+transcripts = Table(
+    "transcripts", metadata,
+    Column("room", String(128), primary_key=True),
+    Column("meeting_id", String(64), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("saved_at", Float, nullable=False),
+    Column("body", Text, nullable=False),
+)
+Index("ix_transcripts_room", transcripts.c.room, transcripts.c.started_at)
+
+# The notes' state: the organizer's edit laid over the generated notes, and whether (when, by whom) the
+# action items were posted to chat (JSON).
+meeting_notes = Table(
+    "meeting_notes", metadata,
+    Column("room", String(128), primary_key=True),
+    Column("meeting_id", String(64), primary_key=True),
+    Column("updated_at", Float, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+CORE_TABLES = (api_keys, meetings, meeting_removals, sfu_workers, sfu_room_hosts, transcripts, meeting_notes)

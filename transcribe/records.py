@@ -17,19 +17,16 @@ they stand (edited or not) are posted by `autopublish`, so tasks are not lost to
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from common.errors import Forbidden, InvalidField, InvalidState, NotFound, NotesPublished, OutOfScope
 from common.names import UNSAFE_CHARS
-from common.private_files import private_dir, private_file
 from common.wire import read_json_object
 from identity.apikeys import PREFIX
 from identity.appkeys import API_KEYS, MEETINGS, TOKENS
@@ -90,27 +87,14 @@ class MeetingRecords:
     async def transcript(self, meeting: Meeting) -> Transcript | None:
         return await self.service.transcript(meeting.room, meeting.meeting_id)
 
-    def _state_path(self, meeting: Meeting) -> Path:
-        return self.service.store.meeting_dir(meeting.room, meeting.meeting_id) / STATE_FILE
-
-    def _load_state(self, meeting: Meeting) -> NotesState:
-        path = self._state_path(meeting)
-        if not path.is_file():
-            return NotesState()
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return NotesState(**{k: v for k, v in data.items() if k in NotesState.__dataclass_fields__})
-
-    def _save_state(self, meeting: Meeting, state: NotesState) -> None:
-        directory = self.service.store.meeting_dir(meeting.room, meeting.meeting_id)
-        private_dir(self.service.store.root)
-        private_dir(directory.parent)
-        private_dir(directory)
-        tmp = private_file(directory / f".{STATE_FILE}.tmp")
-        tmp.write_text(json.dumps(state.__dict__, indent=1), encoding="utf-8")
-        tmp.replace(directory / STATE_FILE)
+    async def _save_state(self, meeting: Meeting, state: NotesState) -> None:
+        await self.service.store.save_state(meeting.room, meeting.meeting_id, dict(state.__dict__))
 
     async def state(self, meeting: Meeting) -> NotesState:
-        return await asyncio.to_thread(self._load_state, meeting)
+        data = await self.service.store.load_state(meeting.room, meeting.meeting_id)
+        if data is None:
+            return NotesState()
+        return NotesState(**{k: v for k, v in data.items() if k in NotesState.__dataclass_fields__})
 
     async def notes(self, meeting: Meeting, day: date | None = None) -> tuple[MeetingNotes, NotesState]:
         """The notes as they stand: generated from the transcript, with the organizer's edit laid over them."""
@@ -145,7 +129,7 @@ class MeetingRecords:
             if await self.transcript(meeting) is None:
                 raise NotFound("this meeting has no transcript (nobody attended, or it was not kept)")
             state.edited, state.edited_by = edit, by
-            await asyncio.to_thread(self._save_state, meeting, state)
+            await self._save_state(meeting, state)
         return await self.notes(meeting)
 
     async def publish(self, meeting: Meeting, by: str) -> NotesState:
@@ -160,7 +144,7 @@ class MeetingRecords:
                 raise NotesPublished("the action items were posted already")
             posted = await post_action_items(notes, self.poster, channel=meeting.meeting_id, author_login=TASK_AUTHOR)
             state.published_at, state.published_by, state.tasks_posted = time.time(), by, posted
-            await asyncio.to_thread(self._save_state, meeting, state)
+            await self._save_state(meeting, state)
         log.info("meeting %s: %d action items posted by %s", meeting.meeting_id[:6], posted, by or "an admin")
         return state
 

@@ -12,12 +12,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Protocol
 
 from transcribe.caption import Caption
 from transcribe.engine import AsrEngine
-from transcribe.formats import render
 from transcribe.notes import MeetingNotes, NotesWriter
 from transcribe.opus_tap import OpusAudioTap, RtpLike
 from transcribe.settings import ROOM_LANGUAGES, room_language
@@ -46,7 +44,7 @@ class RoomCaptions(Protocol):
 
     def set_language(self, language: str) -> None: ...
 
-    async def close(self) -> Path | None: ...
+    async def close(self) -> str | None: ...
 
 
 @dataclass
@@ -168,8 +166,8 @@ class RoomTranscriber:
             if sink.tap is not None:
                 sink.tap.stream.set_language(language)
 
-    async def close(self) -> Path | None:
-        """Finalises every stream, writes transcript and notes to the store; returns their directory."""
+    async def close(self) -> str | None:
+        """Finalises every stream, writes the transcript to the store; returns its meeting id."""
         self._closed = True
         for sink in list(self._sinks.values()):
             self._stop_tap(sink)
@@ -235,10 +233,7 @@ class RoomTranscriber:
         self._save_task = asyncio.get_running_loop().create_task(
             asyncio.to_thread(lambda: None if store.save(snapshot) is None else None))
 
-    def _save_all(self, notes: MeetingNotes) -> Path:
+    def _save_all(self, notes: MeetingNotes) -> str:
+        # The formats and the notes are rendered from the stored transcript when asked for.
         assert self._store is not None
-        t = self.transcript
-        files = {f"transcript.{fmt}": render(t, fmt) for fmt in ("vtt", "srt", "txt", "md")}
-        files["notes.md"] = notes.to_markdown()
-        files["notes.json"] = notes.to_json()
-        return self._store.save(t, files)
+        return self._store.save(self.transcript)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from transcribe.engine import AsrEngine
 from transcribe.room import Emit, RoomTranscriber
@@ -14,9 +13,9 @@ from transcribe.transcript import Transcript
 
 
 class TranscribeService:
-    def __init__(self, settings: AsrSettings, data_dir: Path) -> None:
+    def __init__(self, settings: AsrSettings, store: TranscriptStore) -> None:
         self.settings = settings
-        self.store = TranscriptStore(data_dir)
+        self.store = store
         self._engine: AsrEngine | None = None
         self._rooms: dict[str, RoomTranscriber] = {}
         self._warmup: asyncio.Task[None] | None = None
@@ -59,7 +58,7 @@ class TranscribeService:
     def live(self, room_name: str) -> RoomTranscriber | None:
         return self._rooms.get(room_name)
 
-    async def close_room(self, room_name: str) -> Path | None:
+    async def close_room(self, room_name: str) -> str | None:
         """Ends the meeting's transcript: finalises, stores transcript and notes."""
         room = self._rooms.pop(room_name, None)
         return await room.close() if room is not None else None
@@ -69,7 +68,7 @@ class TranscribeService:
         live = self._rooms.get(room_name)
         if live is not None and (meeting_id is None or meeting_id == live.transcript.meeting_id):
             return Transcript.from_dict(live.transcript.to_dict())
-        return await asyncio.get_running_loop().run_in_executor(None, self.store.load, room_name, meeting_id)
+        return await self.store.aload(room_name, meeting_id)
 
     async def close(self) -> None:
         for name in list(self._rooms):

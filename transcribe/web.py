@@ -15,10 +15,12 @@ from identity.auth import authenticate, require_admin_key
 from common.config import Config
 from common.errors import Forbidden, InvalidField, NotFound
 from transcribe.formats import FORMATS, render
-from identity.appkeys import MEETINGS
+from identity.appkeys import DATABASE, MEETINGS
 from transcribe.notes import NotesWriter
 from transcribe.records import RECORDS, setup_records
+from store.database import Database
 from transcribe.service import TranscribeService
+from transcribe.store import TranscriptStore
 from transcribe.settings import AsrSettings
 
 TRANSCRIBE = web.AppKey("transcribe", TranscribeService)
@@ -88,7 +90,10 @@ async def get_metrics(request: web.Request) -> web.Response:
 def setup_transcribe(app: web.Application, config: Config) -> TranscribeService:
     """Registers the routes and the caption service (kept in `app[TRANSCRIBE]`); the model loads lazily in a
     thread on first use, and app cleanup finalises live transcripts and stops the inference pool."""
-    service = TranscribeService(settings_from_config(config), config.data_dir)
+    # The front door's store when it set one up (it opens and closes it), else one of our own.
+    own_db = None if DATABASE in app else Database.for_config(config.database_url, config.data_dir)
+    db = app[DATABASE] if own_db is None else own_db
+    service = TranscribeService(settings_from_config(config), TranscriptStore(db))
     app[TRANSCRIBE] = service
     app.router.add_get("/v1/rooms/{room}/transcript", get_transcript)
     app.router.add_get("/v1/rooms/{room}/notes", get_notes)
@@ -97,10 +102,14 @@ def setup_transcribe(app: web.Application, config: Config) -> TranscribeService:
         setup_records(app, service, config.attendees_see_records, config.notes_autopublish_seconds)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        if own_db is not None:
+            await own_db.open()
         yield
         if RECORDS in app:
             app[RECORDS].close()
         await app[TRANSCRIBE].close()
+        if own_db is not None:
+            await own_db.close()
 
     app.cleanup_ctx.append(lifetime)
     return service

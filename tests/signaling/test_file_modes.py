@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import running_server, server_config
 from tests.sfu.peers import join
-from transcribe.store import TranscriptStore
+from transcribe.web import TRANSCRIBE
 from transcribe.transcript import Transcript
 
 
@@ -60,13 +60,13 @@ async def test_server_data_is_private_after_a_meeting_chat_upload_and_api_key(tm
                                     json={"to": "general", "content": "see the notes",
                                           "attachments": [{"type": "file", "file_id": file_id}]})
                 assert r.status == 201, await r.text()
-            # The transcript a meeting leaves, written by the store the transcriber uses.
-            TranscriptStore(data).save(Transcript("standup", "m1", time.time()), {"transcript.vtt": "WEBVTT\n"})
+            # The transcript a meeting leaves, written by the store the transcriber uses (a table in convene.db).
+            await server.app[TRANSCRIBE].store.asave(Transcript("standup", "m1", time.time()))
         finally:
             await peer.close()
         made = {p.name for p in data.rglob("*")}
-        # One store file (keys, meetings, the workers' directory and chat are tables in it), the secret, a transcript.
-        assert {"token_secret", "convene.db", "transcript.json", "transcript.vtt"} <= made
+        # One store file (keys, meetings, the workers' directory, chat and transcripts are tables in it), the secret.
+        assert {"token_secret", "convene.db"} <= made and "transcripts" not in made
         assert any(len(p.name) == 64 for p in (data / "chat" / "files").rglob("*") if p.is_file())  # the upload
         assert any(n.endswith("-wal") for n in made)  # SQLite's side files are covered too
         assert loose_modes(data) == []

@@ -25,6 +25,9 @@ from signaling.room_directory import StoreRoomDirectory
 from store.database import Database
 from tests.conftest import RunningServer, running_server, server_config
 from tests.postgres import PostgresServer
+from transcribe.caption import Caption
+from transcribe.store import TranscriptStore
+from transcribe.transcript import Transcript
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -229,3 +232,32 @@ def test_a_bad_token_secret_file_is_refused(tmp_path: Path) -> None:
     for path in (short, tmp_path / "missing"):
         done = cli("token", "r", "--identity", "x", "--data-dir", str(tmp_path / "d"), "--token-secret-file", str(path))
         assert done.returncode != 0 and "token secret" in done.stderr
+
+
+async def test_transcripts_and_notes_state_in_the_store(tmp_path: Path, database_url: str | None) -> None:
+    db = Database.for_config(database_url, tmp_path)
+    await db.open()
+    try:
+        store = TranscriptStore(db)
+        first = Transcript("standup", "20261124T150000Z", 1_000.0)
+        first.attend("p1", "Alice", identity="alice", at=1_000.0)
+        first.add(Caption("s1", "p1", "Alice", 1.0, 2.0, "we ship on friday", True))
+        second = Transcript("standup", "m_" + "b" * 22, 2_000.0)
+        second.add(Caption("s1", "p1", "Bob", 1.0, 2.0, "周报发了", True))
+        # The transcriber saves from a thread; a second save of the same meeting replaces it.
+        await asyncio.to_thread(store.save, first)
+        await store.asave(second)
+        await store.asave(second)
+        assert await store.ameetings("standup") == [first.meeting_id, second.meeting_id]
+        assert (await store.aload("standup")).captions[0].text == "周报发了"  # type: ignore[union-attr]
+        again = await store.aload("standup", first.meeting_id)
+        assert again is not None and again.to_dict() == first.to_dict()
+        assert await store.aload("other") is None and await store.aload("standup", "../x") is None
+        assert await store.load_state("standup", first.meeting_id) is None
+        await store.save_state("standup", first.meeting_id, {"edited": {"summary": ["s"]}, "edited_by": "alice"})
+        await store.save_state("standup", first.meeting_id, {"edited": None, "published_at": 5.0})
+        assert await store.load_state("standup", first.meeting_id) == {"edited": None, "published_at": 5.0}
+        with pytest.raises(ValueError):
+            await store.asave(Transcript("../etc", "m1", 0.0))
+    finally:
+        await db.close()

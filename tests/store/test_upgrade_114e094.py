@@ -83,6 +83,7 @@ async def test_a_114e094_data_dir_is_imported_once_and_served(tmp_path: Path, da
     # Renamed: a second start (and `convene db upgrade`) imports nothing, and nothing is doubled.
     assert not (data / "chat" / "chat.db").exists() and (data / "chat" / "chat.db.imported").exists()
     assert not (data / "keys.db").exists() and (data / "keys.db.imported").exists()
+    assert not (data / "transcripts").exists() and (data / "transcripts.imported").is_dir()
     async with running_server(config) as server, aiohttp.ClientSession() as http:
         assert not await import_legacy(server.app[DATABASE], data)
         history = await get(http, f"{server.url}/v1/channels/{expected['channel']}/messages?limit=50", key)

@@ -3,6 +3,7 @@ due dates, and text from people adds no cue, heading or list item to any format.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter
@@ -10,9 +11,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from markdown_it import MarkdownIt
 
 from common.names import one_line
+from store.database import Database
 from transcribe.caption import Caption
 from transcribe.due_date import resolve_due
 from transcribe.formats import md_escape, render
@@ -142,13 +145,25 @@ def test_due_dates_relative_to_the_meeting() -> None:
     assert resolve_due("no date here", tuesday) is None
 
 
-def test_store_survives_a_restart(tmp_path: Path) -> None:
-    TranscriptStore(tmp_path).save(scripted(), {"transcript.vtt": render(scripted(), "vtt")})
-    again = TranscriptStore(tmp_path)  # a new process would build a new store over the same data dir
-    loaded = again.load("standup")
-    assert loaded is not None and loaded.segments() == scripted().segments()
-    assert (tmp_path / "transcripts" / "standup" / "20261124T150000Z" / "transcript.vtt").is_file()
-    assert again.load("other") is None and again.load("../etc") is None
+async def test_store_survives_a_restart(tmp_path: Path) -> None:
+    db = Database.for_config(None, tmp_path)
+    await db.open()
+    # The room transcriber saves from a thread: the blocking face runs on the store's loop.
+    assert await asyncio.to_thread(TranscriptStore(db).save, scripted()) == scripted().meeting_id
+    await db.close()
+    again_db = Database.for_config(None, tmp_path)  # a new process opens the same store
+    await again_db.open()
+    try:
+        again = TranscriptStore(again_db)
+        loaded = await again.aload("standup")
+        assert loaded is not None and loaded.segments() == scripted().segments()
+        assert await asyncio.to_thread(again.meetings, "standup") == [scripted().meeting_id]
+        assert render(loaded, "vtt") == render(scripted(), "vtt")  # every format, rendered on request
+        assert await again.aload("other") is None and await again.aload("../etc") is None
+        with pytest.raises(RuntimeError):  # blocking on the loop would stall it: refused
+            again.load("standup")
+    finally:
+        await again_db.close()
 
 
 # --- Text from people never adds structure (issue #8: "names are one line") ------------------------

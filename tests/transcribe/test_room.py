@@ -11,7 +11,9 @@ import numpy as np
 from tests.transcribe.conftest import ALICE_TEXT, BOB_TEXT
 from tests.transcribe.opus_rtp import opus_rtp_packets
 from tests.transcribe.speech import SpeechClip
+from store.database import Database
 from transcribe.engine import AsrEngine
+from transcribe.formats import render
 from transcribe.room import RoomTranscriber
 from transcribe.store import TranscriptStore
 from transcribe.wer import word_error_rate
@@ -20,7 +22,9 @@ from transcribe.wer import word_error_rate
 async def test_room_transcriber_two_speakers(engine: AsrEngine, alice_clip: SpeechClip, bob_clip: SpeechClip,
                                              tmp_path: Path) -> None:
     events: list[dict[str, Any]] = []
-    store = TranscriptStore(tmp_path)
+    db = Database.for_config(None, tmp_path)
+    await db.open()
+    store = TranscriptStore(db)
     room = RoomTranscriber("standup", engine, events.append, store)
     room.on_participant("PA_a", "Alice", identity="alice")
     room.on_participant("PA_b", "Bob", identity="bob")
@@ -40,7 +44,7 @@ async def test_room_transcriber_two_speakers(engine: AsrEngine, alice_clip: Spee
             await sink_a.tap.drain()
             await sink_b.tap.drain()
     sink_b.close()  # Bob unpublishes: his stream is finalised
-    directory = await room.close()
+    stored_as = await room.close()
 
     assert all(e["type"] == "caption" for e in events)
     assert set(events[0]) == {"type", "segment_id", "participant_id", "name", "start", "end", "text", "final",
@@ -53,13 +57,16 @@ async def test_room_transcriber_two_speakers(engine: AsrEngine, alice_clip: Spee
     assert word_error_rate(BOB_TEXT, said_b) < 0.2, said_b
     assert {e["name"] for e in events if e["participant_id"] == "PA_b"} == {"Bob"}
 
-    assert directory is not None and directory.parent == tmp_path / "transcripts" / "standup"
-    for name in ("transcript.json", "transcript.vtt", "transcript.srt", "transcript.txt", "transcript.md",
-                 "notes.md", "notes.json"):
-        assert (directory / name).is_file(), name
-    assert "<v Bob>" in (directory / "transcript.vtt").read_text()
-    reloaded = TranscriptStore(tmp_path).load("standup")
+    assert stored_as == room.transcript.meeting_id
+    # In the store: a new process (another Database on the same file) reads it, and renders every format.
+    again = Database.for_config(None, tmp_path)
+    await again.open()
+    reloaded = await TranscriptStore(again).aload("standup")
+    await again.close()
+    await db.close()
     assert reloaded is not None and len(reloaded.captions) == len(room.transcript.captions)
+    assert "<v Bob>" in render(reloaded, "vtt")
+    assert not (tmp_path / "transcripts").exists()
 
     notes = room.notes
     assert notes is not None
@@ -95,7 +102,13 @@ async def test_captions_switched_off_decode_nothing(engine: AsrEngine, alice_cli
 
 
 async def test_a_meeting_nobody_attended_stores_nothing(engine: AsrEngine, tmp_path: Path) -> None:
-    store = TranscriptStore(tmp_path)
-    room = RoomTranscriber("empty", engine, lambda event: None, store, enabled=False, meeting_id="m_" + "a" * 22)
-    assert await room.close() is None
-    assert store.meetings("empty") == [] and not (tmp_path / "transcripts" / "empty").exists()
+    db = Database.for_config(None, tmp_path)
+    await db.open()
+    try:
+        store = TranscriptStore(db)
+        room = RoomTranscriber("empty", engine, lambda event: None, store, enabled=False,
+                               meeting_id="m_" + "a" * 22)
+        assert await room.close() is None
+        assert await store.ameetings("empty") == []
+    finally:
+        await db.close()

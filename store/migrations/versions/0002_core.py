@@ -1,4 +1,5 @@
-"""Core tables beside chat: API keys, the meeting ledger and its removals, the media workers' room directory.
+"""Core tables beside chat: API keys, the meeting ledger and its removals, the media workers' room directory,
+transcripts and the notes' state.
 
 Revision ID: 0002_core
 Revises: 0001_chat
@@ -67,8 +68,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("room", "worker_id", name="pk_sfu_room_hosts"),
     )
     op.create_index("ix_sfu_room_hosts_worker", "sfu_room_hosts", ["worker_id"])
+    op.create_table(
+        "transcripts",
+        sa.Column("room", sa.String(128), nullable=False),
+        sa.Column("meeting_id", sa.String(64), nullable=False),
+        sa.Column("started_at", sa.Float(), nullable=False),
+        sa.Column("saved_at", sa.Float(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("room", "meeting_id", name="pk_transcripts"),
+    )
+    op.create_index("ix_transcripts_room", "transcripts", ["room", "started_at"])
+    op.create_table(
+        "meeting_notes",
+        sa.Column("room", sa.String(128), nullable=False),
+        sa.Column("meeting_id", sa.String(64), nullable=False),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("room", "meeting_id", name="pk_meeting_notes"),
+    )
 
 
 def downgrade() -> None:
-    for table in ("sfu_room_hosts", "sfu_workers", "meeting_removals", "meetings", "api_keys"):
+    for table in ("meeting_notes", "transcripts", "sfu_room_hosts", "sfu_workers", "meeting_removals", "meetings", "api_keys"):
         op.drop_table(table)
