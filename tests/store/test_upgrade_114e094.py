@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ from identity.appkeys import DATABASE
 from signaling.legacy_import import import_legacy
 from tests.conftest import running_server, server_config
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "datadir-114e094"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "datadir-114e094"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -88,3 +91,18 @@ async def test_a_114e094_data_dir_is_imported_once_and_served(tmp_path: Path, da
         assert not await import_legacy(server.app[DATABASE], data)
         history = await get(http, f"{server.url}/v1/channels/{expected['channel']}/messages?limit=50", key)
         assert [m["id"] for m in history["messages"]] == [*ids, posted["id"]]
+
+
+def test_convene_db_upgrade_imports_a_114e094_data_dir_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURE / "data", data)
+
+    def db_upgrade() -> str:
+        done = subprocess.run([sys.executable, "-m", "signaling.cli", "db", "upgrade", "--data-dir", str(data)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = db_upgrade()
+    assert "imported 3 users, 1 channels, 6 messages, 1 files, 1 API keys, 0 meetings, 1 transcripts" in first
+    assert "imported" not in db_upgrade()  # the old files were renamed: nothing twice
