@@ -210,6 +210,7 @@ async def test_two_machines_on_one_postgresql_share_keys_meetings_tokens_and_fil
     async with running_server(configs[0]) as a, running_server(configs[1]) as b, aiohttp.ClientSession() as http:
         token = await a.token("shared", "alice", moderator=True)
         assert await status(http, f"{b.url}/v1/me", a.api_key) == (200, "")
+        assert await status(http, f"{b.url}/v1/me", b.api_key) == (200, "")  # cached there from now on
         async with http.get(f"{b.url}/v1/me", headers={"Authorization": f"Bearer {token}"}) as r:
             assert r.status == 200 and (await r.json())["meeting"] is not None
         form = aiohttp.FormData()
@@ -222,6 +223,15 @@ async def test_two_machines_on_one_postgresql_share_keys_meetings_tokens_and_fil
             assert r.status == 201
         async with http.get(f"{b.url}/v1/files/{file_id}", headers={"Authorization": f"Bearer {token}"}) as r:
             assert r.status == 200 and await r.read() == b"shared bytes"
+        # A key revoked on one machine is refused by the other within a second (chat there had it cached).
+        async with http.delete(f"{a.url}/v1/keys/{b.api_key.split('_')[1]}",
+                               headers={"Authorization": f"Bearer {a.api_key}"}) as r:
+            assert r.status == 200
+        revoked_at = time.monotonic()
+        while await status(http, f"{b.url}/v1/me", b.api_key) != (401, "unauthorized"):
+            assert time.monotonic() - revoked_at < 1.5
+            await asyncio.sleep(0.05)
+        assert await status(http, f"{b.url}/v1/rooms", b.api_key) == (401, "unauthorized")
     assert not (tmp_path / "a" / "token_secret").exists() and not (tmp_path / "b" / "token_secret").exists()
     assert not (tmp_path / "a" / "chat" / "files").exists()
 
