@@ -97,6 +97,9 @@ class MeetingLedger:
                                                         started_at=meeting.started_at, guests=guests, end_reason=""))
             return meeting, True
 
+        found = await self.live(room)  # the common case (a meeting going on) reads, and waits for no writer
+        if found is not None:
+            return found, False
         for _ in range(3):
             try:
                 meeting, started = await self.db.write(op)
