@@ -35,7 +35,6 @@ from chat.model import Channel, Message, SearchQuery, User, new_id
 from chat.sql_store import SqlChatStore, message_values, term_rows_of
 from loadtest.proc import cpu_seconds, free_port
 from chat.store import ChatStore
-from identity.apikeys import ApiKeyStore
 from identity.secrets_store import load_or_create_secret
 from identity.tokens import TokenIssuer
 from store.database import Database
@@ -260,7 +259,6 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
         await store.close()
         size_mb = storage_mb(data, pg)
         issuer = TokenIssuer(load_or_create_secret(data))
-        ApiKeyStore(data)
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"

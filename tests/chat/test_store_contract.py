@@ -376,3 +376,23 @@ async def test_search_plans_rank_like_a_full_scan(store: ChatStore) -> None:
         scores = [(relevance(wanted, m.search_text), m.ord) for m in got]
         assert len(got) == min(20, len(held)) and all(s for s, _ in scores), q
         assert scores == sorted(scores, reverse=True) and {m.channel_id for m in got} <= {mine.id}
+
+
+async def test_benchmark_bulk_fill_writes_what_the_store_reads(store: ChatStore) -> None:
+    """`python -m loadtest.chat --store-bench` fills past the store (executemany / COPY): its rows must be
+    rows the store reads, searches and continues from."""
+    from loadtest.chat import bulk_fill
+    from store.engine import sqlite_path
+
+    assert isinstance(store, SqlChatStore)
+    chans = [(await channel(store, f"h{i}", ["ann"])).id for i in range(3)]
+    path = sqlite_path(store.db.url)
+    pg_url = None if path is not None else store.db.url.replace("postgresql+asyncpg://", "postgresql://")
+    await bulk_fill(pg_url, path.parent if path is not None else Path("."), 900, chans)
+    assert await store.current_seq() == 900
+    history = await store.history(chans[0], None, None, 1000)
+    assert [m.ord for m in history] == list(range(1, 901, 3))
+    assert len(await store.search(chans, SearchQuery("完成", limit=5))) == 5
+    new, created = await store.insert_message(msg(chans[1], "after the fill"))
+    assert created and new.ord == 901
+    assert [m.id for m in await store.search(chans, SearchQuery("fill"))] == [new.id]
