@@ -645,8 +645,8 @@ class SqlChatStore:
         sql = _Text()
         conds = [f"t.channel_id IN ({sql.binds(ids)})", *f.sql(sql)]
         for j, other in enumerate(wanted):
-            if j == driver:
-                continue
+            if j == driver and len(other.all_of) < 2:
+                continue  # the list's own term is the driver word
             match = sql.match(other, f"o{j}")
             if other.all_of and len(other.all_of) > 1:
                 conds.append(f"(SELECT count(*) FROM chat_search_terms o{j} WHERE o{j}.ord = t.ord AND {match})"
@@ -662,13 +662,19 @@ class SqlChatStore:
 
     async def _pool(self, ids: list[str], wanted: list[QueryTerm], where: list[ColumnElement[bool]], f: _Where,
                     limit: int, want: int) -> list[Message]:
-        """Candidates past the exact matches: merged newest-first term walks when the driver word (a CJK
-        run's first bigram, else the word with the fewest distinct terms) has few terms; otherwise the
-        postings of the rarest word ranked in full, or a newest-first walk over the messages."""
+        """Candidates past the exact matches. Several words, one of them with few postings: those ranked
+        in full. Otherwise merged newest-first term walks when the driver word (a CJK run: its first
+        bigram; else the word with the fewest distinct terms) has few terms; else the postings of the
+        rarest word ranked in full, or a newest-first walk over the messages."""
+        if len(wanted) > 1:
+            # Several words: the full ranking (exact) when one word has few postings.
+            counts = await self._postings(wanted)
+            if min(counts) < _RARE:
+                return await self._ranked(ids, wanted, counts.index(min(counts)), where, limit)
         lists: list[tuple[int, list[str]]] = []
         for i, q in enumerate(wanted):
-            if q.all_of:
-                lists.append((0, [q.all_of[0]]))
+            if q.all_of:  # one list: the first bigram's (the others are checked on each posting)
+                lists.append((1, [q.all_of[0]]))
                 continue
             under = await self._words_under(q.prefixes)
             if under is not None:

@@ -322,6 +322,11 @@ async def test_search_prefixes_inflections_ranking_and_filters(store: ChatStore)
     zh, _ = await store.insert_message(msg(c.id, "部署完成，评审通过"))
     assert await ids("部署") == [zh.id] and await ids("评审通过") == [zh.id] and await ids("署") == [zh.id]
     assert await ids("部完") == []
+    # Newer messages holding a run's bigrams apart do not hide an older one holding the run.
+    apart = [msg(c.id, "部署 署完 完成") for _ in range(60)]  # more than a page (50)
+    together, _ = await store.insert_message(msg(c.id, "部署完成了", created_at=t0 - 1000))
+    await store.insert_many(apart)
+    assert await ids("部署完成") == [together.id, zh.id]  # newest first (ord), as stored
 
 
 async def test_search_plans_rank_like_a_full_scan(store: ChatStore) -> None:
@@ -363,13 +368,15 @@ async def test_search_plans_rank_like_a_full_scan(store: ChatStore) -> None:
         await check(q)
     await check("dep", author="bob")
     await check("deploy", author="ann", limit=5)
+    for q in ("zebra dep", "deploy dep", "zebra deploy"):
+        await check(q)  # one word with few postings: ranked in full, like every message would be
     corpus.clear()
     await add(1500)  # thousands of postings under "dep": a newest-first walk over the messages
     for q in ("dep", "depc", "deploy"):
         await check(q)
     await check("dep", author="bob", limit=50)
     # Several words: every result holds all of them, ranked by relevance then recency among themselves.
-    for q in ("zebra dep", "deploy dep", "zebra deploy"):
+    for q in ("dep depa", "deploy dep"):
         wanted = query_terms(q)
         held = [m for m in corpus if m.channel_id == mine.id and relevance(wanted, m.search_text)]
         got = await store.search([mine.id], SearchQuery(q, limit=20))
