@@ -2,12 +2,14 @@
 
 Writes go through one task that commits in groups: whatever is queued while a commit runs goes into
 the next transaction, each write in its own SAVEPOINT (one refused write changes nothing). A write's
-future resolves only after its transaction committed. On SQLite this is the only way to write fast
-(one writer at a time, an fsync per commit); on PostgreSQL it saves a commit per write, and several
+future resolves only after its transaction committed. When PostgreSQL aborts a group for a deadlock or a
+serialization failure with another process's group (the same rows taken in other orders), the group is
+rolled back whole and runs again a moment later (up to five times). On SQLite this is the only way to
+write fast (one writer at a time, an fsync per commit); on PostgreSQL it saves a commit per write, and several
 processes still write at once (each its own group).
 
-Several stores may share one Database (chat now; identity, workers and transcripts later): `open` and
-`close` are counted, the first open migrates, the last close disposes the engine.
+The stores of one process share one Database (chat, API keys, the meeting ledger, the workers' directory,
+transcripts): `open` and `close` are counted, the first open migrates, the last close disposes the engine.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +32,8 @@ WriteOp = Callable[[AsyncConnection], Awaitable[T]]
 log = logging.getLogger(__name__)
 
 _GROUP = 256  # writes per transaction at most
+_RETRIES = 5
+_RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
 class Database:
@@ -111,25 +116,44 @@ class Database:
                 batch.append(nxt)
             await self._commit(batch)
 
+    @staticmethod
+    async def _run_one(conn: AsyncConnection, op: WriteOp[Any], fut: asyncio.Future[Any],
+                       ) -> tuple[asyncio.Future[Any], Any, BaseException | None]:
+        """One write in its savepoint; a deadlock or serialization failure aborts the whole group (_Conflict)."""
+        savepoint = await conn.begin_nested()
+        try:
+            value = await op(conn)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            await savepoint.rollback()
+            if getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE:
+                raise _Conflict(exc) from exc
+            return fut, None, exc
+        await savepoint.commit()
+        return fut, value, None
+
     async def _commit(self, batch: list[tuple[WriteOp[Any], asyncio.Future[Any]]]) -> None:
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execution_options(**{WRITE: True})
-                async with conn.begin():
-                    for op, fut in batch:
-                        savepoint = await conn.begin_nested()
-                        try:
-                            value = await op(conn)
-                        except Exception as exc:  # noqa: BLE001 - handed to the caller
-                            await savepoint.rollback()
-                            results.append((fut, None, exc))
-                        else:
-                            await savepoint.commit()
-                            results.append((fut, value, None))
-        except Exception as exc:  # noqa: BLE001 - the whole group failed: nothing of it is stored
-            log.warning("a write group of %d failed: %r", len(batch), exc)
-            results = [(fut, None, exc) for _, fut in batch]
+        for attempt in range(_RETRIES):
+            results = []
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execution_options(**{WRITE: True})
+                    async with conn.begin():
+                        for op, fut in batch:
+                            results.append(await self._run_one(conn, op, fut))
+            except _Conflict as conflict:
+                # PostgreSQL aborted this group for another process's, which took the same rows in another order
+                # (two rooms' live meetings, say). Rolled back whole, so it runs again whole, a little later.
+                if attempt < _RETRIES - 1:
+                    log.info("a write group of %d met %r; running it again", len(batch), conflict.error)
+                    await asyncio.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+                    continue
+                log.warning("a write group of %d failed: %r", len(batch), conflict.error)
+                results = [(fut, None, conflict.error) for _, fut in batch]
+            except Exception as exc:  # noqa: BLE001 - the whole group failed: nothing of it is stored
+                log.warning("a write group of %d failed: %r", len(batch), exc)
+                results = [(fut, None, exc) for _, fut in batch]
+            break
         for fut, value, error in results:
             if fut.done():
                 continue
@@ -137,3 +161,9 @@ class Database:
                 fut.set_exception(error)
             else:
                 fut.set_result(value)
+
+
+class _Conflict(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
