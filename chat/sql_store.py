@@ -486,12 +486,14 @@ class SqlChatStore:
     #
     # 1. Every query word as written, newest first (a walk of the first exact term's postings): when that
     #    fills the page, nothing ranks higher. Otherwise it found *all* exact matches.
-    # 2. A query word with few postings (its prefix range or rarest bigram under _RARE): its postings are
-    #    the candidates, each scored by one (ord, term) probe per word and ranked in full.
-    # 3. Every word common: walk the messages newest first in ord windows (each a bounded range scan on
-    #    both backends), keep those holding every word, stop when the page is full. A single word then
-    #    ranks exactly (the exact matches are all in step 1, the rest weigh the same); for several common
-    #    words the ranking covers the newest matches (2 × limit + 20), see docs/chat.md.
+    # 2. Several words, one with few postings (< _RARE): its postings are the candidates, each scored by
+    #    one (ord, term) probe per word and ranked in full.
+    # 3. Otherwise the driver word's distinct terms (a skip scan; at most _MERGE_WORDS) are walked newest
+    #    first, each on its own (term, ord) postings, and merged with an early stop (_merge).
+    # 4. A word under more terms than that: its postings ranked in full when few, else a walk over the
+    #    messages newest first in ord windows (each a bounded range scan on both backends).
+    # A single word ranks exactly (its exact matches are all in step 1, the rest weigh the same); several
+    # common words rank the newest 2 × limit + 20 messages holding them all, see docs/chat.md.
 
     @staticmethod
     def _match(q: QueryTerm, t: Any) -> ColumnElement[bool]:
