@@ -59,7 +59,7 @@ async def test_acknowledged_posts_survive_sigkill(tmp_path: Path, backend: str,
     pg: PostgresServer | None = request.getfixturevalue("postgres") if backend == "postgres" else None
     database_url = pg.create_database() if pg else None
     extra = ["--database-url", database_url] if database_url else []
-    key = convene("keys", "create", "--name", "loader", "--role", "bot", "--data-dir", str(data))
+    key = convene("keys", "create", "--name", "loader", "--role", "bot", "--data-dir", str(data), *extra)
     convene("users", "add", "reader", "--role", "member", "--data-dir", str(data), *extra)
     port = free_port()
     proc = await start_server(port, data, database_url)

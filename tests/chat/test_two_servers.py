@@ -33,7 +33,7 @@ async def _history(s: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
 async def test_two_servers_one_postgres(tmp_path: Path, postgres: PostgresServer, redis_server: RedisServer) -> None:
     data = tmp_path / "data"
     db = postgres.create_database()
-    key = convene("keys", "create", "--name", "poster", "--role", "bot", "--data-dir", str(data))
+    key = convene("keys", "create", "--name", "poster", "--role", "bot", "--data-dir", str(data), "--database-url", db)
     convene("users", "add", "reader", "--role", "member", "--data-dir", str(data), "--database-url", db)
     ports = [free_port(), free_port()]
     procs: list[subprocess.Popen[bytes]] = []
