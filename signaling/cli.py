@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--per-worker", type=int, default=None,
                        help="participants of one room a worker takes before the room spans to another")
     serve.add_argument("--asr-model", default=None,
-                       help="faster-whisper model name or path (default: the bundled tiny.en)")
+                       help="base (default: multilingual Whisper base), tiny.en (English only, half the CPU), or a model path")
     serve.add_argument("--asr-language", default=None, help="spoken language, e.g. en (default en)")
     serve.add_argument("--asr-threads", type=int, default=None, help="CPU threads per caption inference")
     serve.add_argument("--asr-beam", type=int, default=None, help="beam size (default 1, greedy)")
