@@ -78,6 +78,22 @@ def _month_day(day: date, month: int, dom: int) -> date | None:
     return None
 
 
+def _relative_day(kind: str, meeting_day: date) -> date | None:
+    """The due dates English and Chinese phrases share (today, tomorrow, month end, end of the week)."""
+    if kind == "today":
+        return meeting_day
+    if kind == "tomorrow":
+        return meeting_day + timedelta(days=1)
+    if kind == "day_after_tomorrow":
+        return meeting_day + timedelta(days=2)
+    if kind == "month_end":
+        return meeting_day.replace(day=calendar.monthrange(meeting_day.year, meeting_day.month)[1])
+    if kind == "week_end":
+        friday = meeting_day + timedelta(days=(4 - meeting_day.weekday()) % 7)
+        return friday if meeting_day.weekday() <= 4 else meeting_day
+    return None
+
+
 def resolve_due_zh(text: str, meeting_day: date) -> date | None:
     """The first Chinese due date phrase in `text` (周五, 下周一, 12月5日, 月底, 三天内, ...)."""
     next_monday = meeting_day + timedelta(days=7 - meeting_day.weekday())
@@ -85,17 +101,9 @@ def resolve_due_zh(text: str, meeting_day: date) -> date | None:
         m = pattern.search(text)
         if not m:
             continue
-        if kind == "today":
-            return meeting_day
-        if kind == "tomorrow":
-            return meeting_day + timedelta(days=1)
-        if kind == "day_after_tomorrow":
-            return meeting_day + timedelta(days=2)
-        if kind == "month_end":
-            return meeting_day.replace(day=calendar.monthrange(meeting_day.year, meeting_day.month)[1])
-        if kind == "week_end":
-            friday = meeting_day + timedelta(days=(4 - meeting_day.weekday()) % 7)
-            return friday if meeting_day.weekday() <= 4 else meeting_day
+        shared = _relative_day(kind, meeting_day)
+        if shared is not None:
+            return shared
         if kind == "next_week_day":
             return next_monday + timedelta(days=ZH_WEEKDAYS[m.group(1)])
         if kind == "next_week":
@@ -126,15 +134,9 @@ def resolve_due(text: str, meeting_day: date) -> date | None:
         m = pattern.search(lowered)
         if not m:
             continue
-        if kind == "today":
-            return meeting_day
-        if kind == "tomorrow":
-            return meeting_day + timedelta(days=1)
-        if kind == "month_end":
-            return meeting_day.replace(day=calendar.monthrange(meeting_day.year, meeting_day.month)[1])
-        if kind == "week_end":
-            friday = meeting_day + timedelta(days=(4 - meeting_day.weekday()) % 7)
-            return friday if meeting_day.weekday() <= 4 else meeting_day
+        shared = _relative_day(kind, meeting_day)
+        if shared is not None:
+            return shared
         next_monday = meeting_day + timedelta(days=7 - meeting_day.weekday())
         if kind in ("next_weekday_of_week", "weekday_next_week"):
             return next_monday + timedelta(days=WEEKDAYS[m.group(1)])
