@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.proc import cpu_seconds, free_port, pin
+from loadtest.proc import cpu_seconds, free_port, pin, wait_listening
 from sfu.rtp import RtpPacket
 from loadtest.encode import EncodedFrame, pre_encode_opus, pre_encode_vp8
 from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer
@@ -75,15 +74,8 @@ def start_server(mode: str, port: int, data_dir: Path) -> subprocess.Popen[bytes
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pin(proc.pid, 0)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{mode} server did not start")
+    wait_listening(proc, port, f"{mode} server")
+    return proc
 
 
 class Replayer:

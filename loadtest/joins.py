@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from aiortc.exceptions import InvalidStateError
 
 from identity.meetings import invite
 from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer
-from loadtest.proc import cpu_seconds, free_port, pin
+from loadtest.proc import cpu_seconds, free_port, pin, wait_listening
 from sfu.rtp import RtpPacket
 from sfu.webrtc import configure_ice
 from signaling.client import SignalingClient
@@ -69,15 +68,8 @@ def start_server(port: int, data_dir: Path, profile: Path | None, log: Path | No
     output = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=output, stderr=output)
     pin(proc.pid, 0)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    wait_listening(proc, port, "server")
+    return proc
 
 
 class Bot:
