@@ -11,9 +11,11 @@ from typing import Any
 from chat.config import ChatConfig
 from chat.model import ROLES
 from chat.service import ChatService
+from chat.sql_store import SqlChatStore
 from chat.web import build_bus, build_store
 from common.config import config_from_env
 from common.errors import ConveneError
+from identity.passwords import AccountStore, check_password_text
 from identity.secrets_store import server_secret
 from identity.tokens import TokenIssuer
 
@@ -41,11 +43,51 @@ def _run(args: argparse.Namespace, job: Callable[[ChatService, ChatConfig], Any]
     return 0
 
 
+def _accounts(service: ChatService) -> AccountStore:
+    # The accounts live in the same durable store as the chat users.
+    assert isinstance(service.store, SqlChatStore)
+    return AccountStore(service.store.db)
+
+
+def _read_password() -> str | None:
+    """One line from stdin (never argv: argv shows in `ps` and shell history), or None after printing why."""
+    text = sys.stdin.readline().rstrip("\r\n")
+    try:
+        return check_password_text(text)
+    except ConveneError as err:
+        print(f"convene: {err.code}: {err.message}", file=sys.stderr)
+        return None
+
+
 def _cmd_add(args: argparse.Namespace) -> int:
+    password = _read_password() if args.password_stdin else None
+    if args.password_stdin and password is None:
+        return 2
+
     async def job(service: ChatService, config: ChatConfig) -> None:
-        user, created = await service.add_user(None, args.login, args.role, args.department or "", args.name or "")
+        existing = await service.store.get_user(args.login)
+        role = args.role or (existing.role if existing else "member")
+        user, created = await service.add_user(None, args.login, role, args.department or "", args.name or "")
+        if password is not None:
+            await _accounts(service).set_password(user.login, password)
         print(f"{'added' if created else 'updated'} {user.login} ({user.role}"
-              f"{', ' + user.department if user.department else ''})")
+              f"{', ' + user.department if user.department else ''})"
+              f"{' with a password' if password is not None else ''}")
+    return _run(args, job)
+
+
+def _cmd_set_password(args: argparse.Namespace) -> int:
+    password = _read_password()
+    if password is None:
+        return 2
+
+    async def job(service: ChatService, config: ChatConfig) -> None:
+        from chat.errors import UserNotFound
+
+        if await service.store.get_user(args.login) is None:
+            raise UserNotFound(f"no user {args.login!r} (add it with `convene users add`)")
+        await _accounts(service).set_password(args.login, password)
+        print(f"password set for {args.login}")
     return _run(args, job)
 
 
@@ -82,11 +124,19 @@ def add_users_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
 
     add = users_sub.add_parser("add", help="add a user, or change an existing one's role/department")
     add.add_argument("login")
-    add.add_argument("--role", required=True, choices=list(ROLES))
+    add.add_argument("--role", default=None, choices=list(ROLES),
+                     help="role (default: the user's current role; member for a new user)")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="also set a sign-in password, read as one line from stdin")
     add.add_argument("--department", default=None, help="a path in the department tree, e.g. engineering/media")
     add.add_argument("--name", default=None, help="display name")
     common(add)
     add.set_defaults(func=_cmd_add)
+
+    setpw = users_sub.add_parser("set-password", help="set a user's sign-in password (one line read from stdin)")
+    setpw.add_argument("login")
+    common(setpw)
+    setpw.set_defaults(func=_cmd_set_password)
 
     lst = users_sub.add_parser("list", help="list users")
     common(lst)

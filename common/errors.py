@@ -155,3 +155,8 @@ class NotesPublished(Conflict):
     """A meeting's action items were posted to its chat already: the notes no longer change, nor post twice."""
 
     code = "notes_published"
+
+
+class InvalidCredentials(Unauthorized):
+    """Sign-in refused: the same answer for an unknown login, a wrong password and a disabled account."""
+    code = "invalid_credentials"

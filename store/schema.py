@@ -229,3 +229,18 @@ meeting_notes = Table(
 )
 
 CORE_TABLES = (api_keys, meetings, meeting_removals, sfu_workers, sfu_room_hosts, transcripts, meeting_notes)
+
+
+# Accounts ----------------------------------------------------------------------------------------
+
+# Sign-in credentials, one row per login (identity/passwords.py). password_hash is an argon2id string (NULL:
+# no local password). token_epoch is bumped to revoke every session and user token of the login at once;
+# active False refuses sign-in.
+accounts = Table(
+    "accounts", metadata,
+    Column("login", String(128), primary_key=True),
+    Column("password_hash", Text, nullable=True),
+    Column("token_epoch", Integer, nullable=False, default=0),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("updated_at", Float, nullable=False, default=0.0),
+)
