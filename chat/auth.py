@@ -15,9 +15,10 @@ from aiohttp import web
 
 from chat.model import User
 from chat.service import ChatService
-from common.errors import OutOfScope, Unauthorized
+from common.errors import CsrfRequired, OutOfScope, Unauthorized
 from identity.apikeys import PREFIX, ApiKey, ApiKeyStore
 from identity.meetings import MeetingLedger
+from identity.signin import CSRF_HEADER, SESSION_COOKIE, csrf_ok
 from identity.tokens import USER_SCOPE, AccessToken, TokenIssuer
 
 # Kept for callers that mint user tokens by this name.
@@ -32,6 +33,7 @@ class Principal:
     room: str | None = None
     meeting: str | None = None
     channel_id: str | None = None  # a meeting token's one channel; None: not scoped to a meeting
+    session: str | None = None  # the session cookie's token, when that is what authenticated the caller
 
     @property
     def scoped(self) -> bool:
@@ -55,6 +57,7 @@ class Authenticator:
         # and a key revoked anywhere stops working here within that second.
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._joined: dict[tuple[str, str], str] = {}  # (meeting, login) -> channel id
+        self.csrf_secret: bytes = b""  # set by setup_chat (the server secret); empty: sessions refused
 
     def mint_user_token(self, login: str, ttl_seconds: int) -> str:
         return self._tokens.mint(USER_SCOPE, login, name=login, ttl_seconds=ttl_seconds)
@@ -71,11 +74,24 @@ class Authenticator:
 
     async def principal(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
+        if not header and request.cookies.get(SESSION_COOKIE):
+            return await self.from_session(request, request.cookies[SESSION_COOKIE])
         scheme, _, value = header.partition(" ")
         value = value.strip()
         if scheme.lower() != "bearer" or not value:
             raise Unauthorized("missing 'Authorization: Bearer <API key or token>' header")
         return await self.from_credential(value)
+
+    async def from_session(self, request: web.Request, session: str) -> Principal:
+        """The session cookie: a user token only (never a meeting token or key); writes also need its CSRF header,
+        which another origin's page cannot read, so a cross-site form post is refused."""
+        if not self.csrf_secret or not self._tokens.verify(session).is_user_token:
+            raise Unauthorized("not a session")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok(
+                self.csrf_secret, session, request.headers.get(CSRF_HEADER)):
+            raise CsrfRequired(f"a write with the session cookie needs the {CSRF_HEADER} header from sign-in")
+        principal = await self.from_credential(session)
+        return Principal(user=principal.user, rate_key=principal.rate_key, session=session)
 
     async def from_credential(self, value: str) -> Principal:
         if value.startswith(PREFIX):

@@ -84,6 +84,11 @@ def openapi_document() -> dict[str, Any]:
         "/v1/openapi.json": {"get": {"summary": "This document", "tags": ["chat"], "security": [],
                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/v1/me": {"get": _op("Who the caller is", "User")},
+        "/v1/auth/login": {"post": {**_op("Sign in with a login and password: a session cookie (HttpOnly, SameSite=Lax)"
+                                          " and the same session as a bearer token, with its CSRF token", None,
+                                          _obj({"login": _STR, "password": _STR}, ("login", "password"))),
+                                      "security": []}},
+        "/v1/auth/logout": {"post": {**_op("Sign out: drops the session cookie"), "security": []}},
         "/v1/org": {"get": _op("Organisation settings", "Org"),
                     "patch": _op("Change organisation settings (admins)", "Org", _obj({
                         "members_create_channels": {"type": "boolean"}, "recall_window_seconds": _INT,

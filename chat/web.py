@@ -43,6 +43,9 @@ from common.origins import check_origin, refuse_token_in_url
 from identity.secrets_store import server_secret
 from store.database import Database
 from identity.tokens import TokenIssuer
+from identity.passwords import AccountStore
+from identity.signin import SESSION_COOKIE, SESSION_SECONDS, Lockout, csrf_token
+from common.errors import InvalidCredentials
 from common.wire import read_json_object
 
 CHAT = web.AppKey("chat", ChatService)
@@ -117,6 +120,8 @@ class ChatApi:
         self.hub = Hub(config.replay_events, config.resume_seconds)
         self.vault = FileVault(config.files_dir)
         self.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
+        self.accounts: AccountStore | None = None  # set by setup_chat (sign-in needs the SQL store)
+        self.lockout = Lockout()
         bus.subscribe(self.hub.dispatch)
 
     async def _who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
@@ -155,8 +160,46 @@ class ChatApi:
 
     async def me(self, request: web.Request) -> web.Response:
         p = await self._who(request, meeting=True)
-        return web.json_response({"user": p.user.to_wire(), "room": p.room, "meeting": p.meeting,
-                                  "channel": p.channel_id})
+        out: dict[str, Any] = {"user": p.user.to_wire(), "room": p.room, "meeting": p.meeting,
+                               "channel": p.channel_id}
+        if p.session is not None:  # the page signed in by cookie reads its CSRF token here after a reload
+            out["csrf"] = csrf_token(self.auth.csrf_secret, p.session)
+        return web.json_response(out)
+
+    # Sign-in ----------------------------------------------------------------------------------
+
+    async def login(self, request: web.Request) -> web.Response:
+        body = await read_json_object(request, allowed={"login", "password"})
+        login, password = body.get("login"), body.get("password")
+        if not isinstance(login, str) or not 1 <= len(login) <= 128:
+            raise InvalidField("login must be a string of 1-128 characters", field="login")
+        if not isinstance(password, str) or not password:
+            raise InvalidField("password must be a non-empty string", field="password")
+        keys = (f"login:{login.lower()}", f"addr:{request.remote or '-'}")
+        self.lockout.check(*keys)
+        user = await self.store.get_user(login)
+        try:
+            if self.accounts is None:
+                raise InvalidCredentials("wrong login or password")
+            await self.accounts.verify(login, password)  # one argon2 check, also for unknown logins
+            if user is None:
+                raise InvalidCredentials("wrong login or password")
+        except InvalidCredentials:
+            self.lockout.failed(*keys)
+            raise
+        self.lockout.succeeded(keys[0])
+        token = self.auth.mint_user_token(user.login, SESSION_SECONDS)
+        response = web.json_response({"token": token, "user": user.to_wire(),
+                                      "csrf": csrf_token(self.auth.csrf_secret, token)})
+        response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
+                            samesite="Lax", secure=request.secure)
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        """Drops the session cookie (the session is a signed token: it is not remembered server-side)."""
+        response = web.json_response({"ok": True})
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
 
     async def get_org(self, request: web.Request) -> web.Response:
         await self._who(request)
@@ -588,6 +631,8 @@ class ChatApi:
             r.add_get("/v1/openapi.json", self.openapi)
         r.add_get("/chat", self.page)
         r.add_get("/v1/me", self.me)
+        r.add_post("/v1/auth/login", self.login)
+        r.add_post("/v1/auth/logout", self.logout)
         r.add_get("/v1/org", self.get_org)
         r.add_patch("/v1/org", self.patch_org)
         r.add_get("/v1/users", self.list_users)
@@ -645,6 +690,8 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     meetings = app[MEETINGS] if MEETINGS in app else MeetingLedger(db)
     api = ChatApi(cfg, SqlChatStore(db), build_bus(cfg), tokens, keys, server=config, links=FileLinks(secret),
                   meetings=meetings)
+    api.accounts = AccountStore(db)
+    api.auth.csrf_secret = secret
     app[CHAT] = api.service
     app[CHAT_API] = api
     api.routes(app)

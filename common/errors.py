@@ -160,3 +160,13 @@ class NotesPublished(Conflict):
 class InvalidCredentials(Unauthorized):
     """Sign-in refused: the same answer for an unknown login, a wrong password and a disabled account."""
     code = "invalid_credentials"
+
+
+class TooManyAttempts(RateLimited):
+    """Sign-in refused after too many failures for the account or from the address (Retry-After says when)."""
+    code = "too_many_attempts"
+
+
+class CsrfRequired(Forbidden):
+    """A write authenticated by the session cookie without the session's X-CSRF-Token header."""
+    code = "csrf_required"
