@@ -15,9 +15,10 @@ from aiohttp import web
 
 from chat.model import User
 from chat.service import ChatService
-from common.errors import CsrfRequired, OutOfScope, Unauthorized
+from common.errors import CsrfRequired, OutOfScope, TokenRevoked, Unauthorized
 from identity.apikeys import PREFIX, ApiKey, ApiKeyStore
 from identity.meetings import MeetingLedger
+from identity.passwords import AccountStore
 from identity.signin import CSRF_HEADER, SESSION_COOKIE, csrf_ok
 from identity.tokens import USER_SCOPE, AccessToken, TokenIssuer
 
@@ -57,10 +58,22 @@ class Authenticator:
         # and a key revoked anywhere stops working here within that second.
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._joined: dict[tuple[str, str], str] = {}  # (meeting, login) -> channel id
+        self.accounts: AccountStore | None = None  # set by setup_chat: user tokens are checked against it
         self.csrf_secret: bytes = b""  # set by setup_chat (the server secret); empty: sessions refused
 
-    def mint_user_token(self, login: str, ttl_seconds: int) -> str:
-        return self._tokens.mint(USER_SCOPE, login, name=login, ttl_seconds=ttl_seconds)
+    def mint_user_token(self, login: str, ttl_seconds: int, epoch: int = 0) -> str:
+        """`epoch`: the account's current token epoch (0 for a login without an account row)."""
+        return self._tokens.mint(USER_SCOPE, login, name=login, ttl_seconds=ttl_seconds, epoch=epoch)
+
+    async def current_epoch(self, login: str) -> int:
+        account = None if self.accounts is None else await self.accounts.get(login)
+        return 0 if account is None else account.token_epoch
+
+    async def _check_not_revoked(self, token: AccessToken) -> None:
+        """Read on every request (one primary-key read), so a deactivation in any process holds at once."""
+        account = None if self.accounts is None else await self.accounts.get(token.identity)
+        if account is not None and (not account.active or token.epoch != account.token_epoch):
+            raise TokenRevoked("this account was deactivated; sign in again")
 
     async def _api_key(self, presented: str) -> ApiKey:
         hit = self._key_cache.get(presented)
@@ -102,6 +115,7 @@ class Authenticator:
             return Principal(user=user, rate_key=f"key:{key.key_id}")
         token: AccessToken = self._tokens.verify(value)
         if token.is_user_token:
+            await self._check_not_revoked(token)
             user = await self._service.ensure_user(token.identity, role="guest", name=token.name)
             return Principal(user=user, rate_key=f"user:{user.login}")
         meeting = await self.meetings.check(token)  # meeting_ended / removed

@@ -105,11 +105,25 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
         if await service.store.get_user(args.login) is None:
             raise UserNotFound(f"no user {args.login!r} (add it with `convene users add`)")
+        account = await _accounts(service).get(args.login)
         token = TokenIssuer(server_secret(config.data_dir, config_from_env().token_secret_file)).mint(
-            CHAT_ROOM, args.login, name=args.login, ttl_seconds=args.ttl)
+            CHAT_ROOM, args.login, name=args.login, ttl_seconds=args.ttl,
+            epoch=0 if account is None else account.token_epoch)
         base = (args.url or config_from_env().url).rstrip("/")
         # In the fragment: browsers never send it to the server, so it stays out of access logs.
         print(f"{base}/chat#token={token}")
+    return _run(args, job)
+
+
+def _cmd_disable(args: argparse.Namespace) -> int:
+    async def job(service: ChatService, config: ChatConfig) -> None:
+        from chat.errors import UserNotFound
+
+        if await service.store.get_user(args.login) is None:
+            raise UserNotFound(f"no user {args.login!r}")
+        account = await _accounts(service).disable(args.login)
+        # Running servers see the change on their next request and close the user's chat sockets within a second.
+        print(f"disabled {args.login} (token epoch {account.token_epoch})")
     return _run(args, job)
 
 
@@ -137,6 +151,11 @@ def add_users_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     setpw.add_argument("login")
     common(setpw)
     setpw.set_defaults(func=_cmd_set_password)
+
+    disable = users_sub.add_parser("disable", help="deactivate a user: sign-in refused, sessions and tokens end")
+    disable.add_argument("login")
+    common(disable)
+    disable.set_defaults(func=_cmd_disable)
 
     lst = users_sub.add_parser("list", help="list users")
     common(lst)

@@ -124,6 +124,15 @@ class Hub:
         for session in [s for s in self._sessions.values() if s.ws is None and s.detached_at < cutoff]:
             self.close(session)
 
+    def end_login(self, login: str, code: int, reason: bytes) -> int:
+        """Ends every session of `login` (none can resume) and closes its sockets with `code`; returns how many."""
+        ended = [s for s in self._sessions.values() if s.login == login]
+        for session in ended:
+            if session.ws is not None:
+                asyncio.ensure_future(session.ws.close(code=code, message=reason))
+            self.close(session)
+        return len(ended)
+
     def sockets(self) -> list[web.WebSocketResponse]:
         return [s.ws for s in self._sessions.values() if s.ws is not None]
 

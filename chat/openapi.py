@@ -102,6 +102,9 @@ def openapi_document() -> dict[str, Any]:
                                            params=(("login", "path", "string"),))},
         "/v1/users/{login}/tokens": {"post": _op("Issue a chat token for a user (admins)", None, _obj({"ttl": _INT}),
                                                  "201", (("login", "path", "string"),))},
+        "/v1/users/{login}/deactivate": {"post": _op(
+            "Deactivate a user (admins): sign-in refused, their sessions and user tokens fail, their chat sockets"
+            " close with 4410", None, params=(("login", "path", "string"),))},
         "/v1/departments": {"get": _op("The department tree")},
         "/v1/channels": {"get": _op("Channels the caller is in, with unread counts"),
                          "post": _op("Create a team channel, group or direct chat", "Channel",

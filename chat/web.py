@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -51,6 +52,9 @@ from common.wire import read_json_object
 CHAT = web.AppKey("chat", ChatService)
 # The chat socket's close code when it did not authenticate (as the signaling socket's).
 CLOSE_UNAUTHORIZED = 4401
+log = logging.getLogger(__name__)
+CLOSE_DEACTIVATED = 4410  # the account was deactivated: do not reconnect with the same credential
+DEACTIVATION_POLL_SECONDS = 0.5
 AUTH_FIELDS = {"type", "token", "session", "last_seq"}
 WEB_CHAT_DIR = Path(__file__).resolve().parent.parent / "web" / "chat"
 
@@ -181,14 +185,14 @@ class ChatApi:
         try:
             if self.accounts is None:
                 raise InvalidCredentials("wrong login or password")
-            await self.accounts.verify(login, password)  # one argon2 check, also for unknown logins
+            account = await self.accounts.verify(login, password)  # one argon2 check, also for unknown logins
             if user is None:
                 raise InvalidCredentials("wrong login or password")
         except InvalidCredentials:
             self.lockout.failed(*keys)
             raise
         self.lockout.succeeded(keys[0])
-        token = self.auth.mint_user_token(user.login, SESSION_SECONDS)
+        token = self.auth.mint_user_token(user.login, SESSION_SECONDS, account.token_epoch)
         response = web.json_response({"token": token, "user": user.to_wire(),
                                       "csrf": csrf_token(self.auth.csrf_secret, token)})
         response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
@@ -243,9 +247,25 @@ class ChatApi:
             raise UserNotFound(f"no user {login!r}")
         if outranked_by(p.user, target.role):
             raise NotPermitted(f"a {p.user.role} may not mint a token for a {target.role}")
-        token = self.auth.mint_user_token(login, ttl)
+        token = self.auth.mint_user_token(login, ttl, await self.auth.current_epoch(login))
         # In the fragment: browsers never send it, so it stays out of access logs and proxies.
         return web.json_response({"token": token, "url": f"/chat#token={token}"}, status=201)
+
+    async def deactivate_user(self, request: web.Request) -> web.Response:
+        """Ends a person's access: sign-in refused, every session and user token fails on its next request, and
+        their live chat sockets close (4410) here at once and in other processes within a poll."""
+        p = await self._who(request, write=True)
+        require(p.user, Action.MANAGE_USERS, await self.service.org())
+        login = request.match_info["login"]
+        target = await self.store.get_user(login)
+        if target is None:
+            raise UserNotFound(f"no user {login!r}")
+        if outranked_by(p.user, target.role) or login == p.user.login:
+            raise NotPermitted(f"a {p.user.role} may not deactivate this {target.role}")
+        assert self.accounts is not None
+        account = await self.accounts.disable(login)
+        closed = self.hub.end_login(login, CLOSE_DEACTIVATED, b"deactivated")
+        return web.json_response({"login": login, "active": account.active, "sockets_closed": closed})
 
     async def departments(self, request: web.Request) -> web.Response:
         p = await self._who(request)
@@ -607,7 +627,8 @@ class ChatApi:
                 asyncio.create_task(retention_loop(self.service, self.config.retention_interval_seconds)),
                 asyncio.create_task(file_sweep_loop(self.store, self.vault, self.config.unattached_file_seconds,
                                                     self.config.file_sweep_interval_seconds)),
-                asyncio.create_task(self._expire_sessions())]
+                asyncio.create_task(self._expire_sessions()),
+                asyncio.create_task(self._close_deactivated())]
         yield
         for job in jobs:
             job.cancel()
@@ -615,6 +636,23 @@ class ChatApi:
         await self.close_sockets(app)
         await self.bus.stop()
         await self.store.close()
+
+    async def _close_deactivated(self) -> None:
+        """Deactivations made elsewhere (another process, `convene users disable`) close this process's sockets."""
+        since = time.time() - 5
+        while True:
+            await asyncio.sleep(DEACTIVATION_POLL_SECONDS)
+            if self.accounts is None:
+                continue
+            checked = time.time()
+            try:
+                logins = await self.accounts.deactivated_since(since)
+            except Exception:  # noqa: BLE001 - a store hiccup must not end the loop; the next poll retries
+                log.exception("deactivation poll failed")
+                continue
+            for login in logins:
+                self.hub.end_login(login, CLOSE_DEACTIVATED, b"deactivated")
+            since = checked - 2  # overlap: a row committed with a slightly earlier clock is still seen
 
     async def _expire_sessions(self) -> None:
         while True:
@@ -639,6 +677,7 @@ class ChatApi:
         r.add_post("/v1/users", self.add_user)
         r.add_patch("/v1/users/{login}", self.patch_user)
         r.add_post("/v1/users/{login}/tokens", self.user_token)
+        r.add_post("/v1/users/{login}/deactivate", self.deactivate_user)
         r.add_get("/v1/departments", self.departments)
         r.add_post("/v1/channels", self.create_channel)
         r.add_get("/v1/channels", self.list_channels)
@@ -692,6 +731,7 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
                   meetings=meetings)
     api.accounts = AccountStore(db)
     api.auth.csrf_secret = secret
+    api.auth.accounts = api.accounts
     app[CHAT] = api.service
     app[CHAT_API] = api
     api.routes(app)

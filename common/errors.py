@@ -170,3 +170,8 @@ class TooManyAttempts(RateLimited):
 class CsrfRequired(Forbidden):
     """A write authenticated by the session cookie without the session's X-CSRF-Token header."""
     code = "csrf_required"
+
+
+class TokenRevoked(Unauthorized):
+    """A user token or session of an account that was deactivated (its token epoch moved on)."""
+    code = "token_revoked"

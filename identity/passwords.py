@@ -102,3 +102,10 @@ class AccountStore:
                                                             active=False, updated_at=now))
             return (await conn.execute(select(accounts).where(accounts.c.login == login))).first()
         return _account(await self.db.write(op))
+
+    async def deactivated_since(self, since: float) -> list[str]:
+        """Logins deactivated (rows changed and inactive) after `since` (wall clock, so other processes count)."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(accounts.c.login).where(
+                accounts.c.updated_at > since, accounts.c.active.is_(False)))).all()
+        return [r.login for r in rows]

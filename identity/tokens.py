@@ -65,6 +65,7 @@ class AccessToken:
     expires_at: float = 0.0
     meeting: str | None = None
     issued_at: float = 0.0
+    epoch: int = 0  # a user token's account token epoch at minting (identity/passwords.py); 0 when absent
 
     @property
     def is_user_token(self) -> bool:
@@ -97,6 +98,7 @@ class TokenIssuer:
         ttl_seconds: int = 6 * 3600,
         now: float | None = None,
         meeting: str | None = None,
+        epoch: int = 0,
     ) -> str:
         if (room == USER_SCOPE) != (meeting is None):
             raise ValueError("a meeting token names its meeting; a user token names none")
@@ -114,6 +116,8 @@ class TokenIssuer:
         }
         if meeting is not None:
             claims["mtg"] = meeting
+        if epoch:
+            claims["ep"] = epoch  # deactivating the account bumps its epoch: this token then fails
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def mint_record(self, room: str, meeting: str, identity: str, name: str = "", moderator: bool = False,
@@ -182,4 +186,5 @@ class TokenIssuer:
             expires_at=float(str(claims["exp"])),
             meeting=meeting if isinstance(meeting, str) else None,
             issued_at=float(str(claims.get("iat", 0))),
+            epoch=epoch if isinstance(epoch := claims.get("ep", 0), int) and not isinstance(epoch, bool) else -1,
         )

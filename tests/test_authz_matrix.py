@@ -96,6 +96,14 @@ class Row:
     websocket: bool = False  # a socket: a plain GET is refused; the socket matrices below cover it
 
 
+async def fresh_doomed_user(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A member to deactivate, made again for each credential (deactivating carol would end the matrix's user)."""
+    world.counter += 1
+    login = f"doomed{world.counter}"
+    await world.call_ok("POST", "/v1/users", world.creds["admin"], {"login": login, "role": "member"})
+    return {"login": login}, {}
+
+
 async def fresh_room(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
     world.counter += 1
     room = f"doomed-{world.counter}"
@@ -195,6 +203,9 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("POST", "/v1/users/{login}/tokens"): [Row({**CHAT_UNSCOPED, "admin": "201", "member": "403 not_permitted",
                                                 "bot": "403 not_permitted", "user": "403 not_permitted"},
                                                body={"ttl": 3600})],
+    ("POST", "/v1/users/{login}/deactivate"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted",
+                                                    "bot": "403 not_permitted", "user": "403 not_permitted"},
+                                                   fresh=fresh_doomed_user)],
     ("GET", "/v1/departments"): [Row(CHAT_UNSCOPED)],
     # Channels.
     ("POST", "/v1/channels"): [Row({**CHAT_UNSCOPED, "admin": "200|201", "member": "200|201", "bot": "200|201",
