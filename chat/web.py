@@ -32,7 +32,7 @@ from chat.jobs import file_sweep_loop, reminder_loop, retention_loop
 from chat.links import FileLinks
 from chat.model import FileMeta, Message, SearchQuery
 from chat.openapi import openapi_document
-from chat.policy import Action, outranked_by, require
+from chat.policy import Action, allowed, outranked_by, require
 from common.ratelimit import RateLimiter
 from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_login
 from chat.sql_store import SqlChatStore
@@ -166,6 +166,11 @@ class ChatApi:
         p = await self._who(request, meeting=True)
         out: dict[str, Any] = {"user": p.user.to_wire(), "room": p.room, "meeting": p.meeting,
                                "channel": p.channel_id}
+        if not p.scoped:  # a meeting token's answer stays as it was: it holds none of the chat role's powers
+            org = await self.service.org()
+            out.update(login=p.user.login, name=p.user.name, role=p.user.role,
+                       department=[part for part in p.user.department.split("/") if part],
+                       permissions=sorted(a.value for a in Action if allowed(p.user, a, org)))
         if p.session is not None:  # the page signed in by cookie reads its CSRF token here after a reload
             out["csrf"] = csrf_token(self.auth.csrf_secret, p.session)
         return web.json_response(out)

@@ -104,3 +104,17 @@ async def test_a_forged_cookie_is_not_a_session(chat: ChatServer) -> None:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(chat.url + "/v1/me", headers={"Cookie": "convene_session=forged"}) as r:
             assert r.status == 401
+
+
+async def test_me_lists_the_permissions_the_role_holds(chat: ChatServer) -> None:
+    await signed_up(chat, "dana")
+    member = await chat.call("GET", "/v1/me", chat.token("dana"), expect=200)
+    assert (member["login"], member["name"], member["role"], member["department"]) == (
+        "dana", "Dana", "member", ["eng", "web"])
+    admin = await chat.call("GET", "/v1/me", await chat.user("ada", role="admin"), expect=200)
+    assert "manage_users" in admin["permissions"] and "manage_users" not in member["permissions"]
+    assert set(member["permissions"]) < set(admin["permissions"])
+    # Organisation settings change what members hold (group creation off for members).
+    await chat.call("PATCH", "/v1/org", json={"members_create_channels": False}, expect=200)
+    after = await chat.call("GET", "/v1/me", chat.token("dana"), expect=200)
+    assert set(after["permissions"]) < set(member["permissions"])
