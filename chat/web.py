@@ -620,6 +620,9 @@ class ChatApi:
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
 
+    async def signin_page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_CHAT_DIR.parent / "signin.html", headers={"Cache-Control": "no-store"})
+
     async def page(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(WEB_CHAT_DIR / "chat.html", headers={"Cache-Control": "no-store"})
 
@@ -673,6 +676,7 @@ class ChatApi:
         if not any(res.canonical == "/v1/openapi.json" for res in r.resources()):  # the front door's covers chat too
             r.add_get("/v1/openapi.json", self.openapi)
         r.add_get("/chat", self.page)
+        r.add_get("/signin", self.signin_page)
         r.add_get("/v1/me", self.me)
         r.add_post("/v1/auth/login", self.login)
         r.add_post("/v1/auth/logout", self.logout)

@@ -143,6 +143,7 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("GET", "/r/{room}"): [Row(PUBLIC)],
     ("GET", "/m/{meeting_id}"): [Row(PUBLIC)],
     ("GET", "/chat"): [Row(PUBLIC)],
+    ("GET", "/signin"): [Row(PUBLIC)],
     ("GET", "/static"): [Row(PUBLIC)],
     ("GET", "/v1/openapi.json"): [Row(PUBLIC)],
     # Health probes for load balancers and supervisors: public, they tell nothing but whether the server works.

@@ -274,4 +274,16 @@ export default {
   "error.file_type_refused": "Programs and scripts cannot be shared.",
   "error.quota_exceeded": "Your upload quota for today is used up.",
   "error.internal_error": "The server had a problem. Try again.",
+
+  // Sign-in
+  "signin.title": "Convene — sign in",
+  "signin.heading": "Sign in",
+  "signin.login": "Login",
+  "signin.password": "Password",
+  "signin.submit": "Sign in",
+  "signin.missing": "Please enter your login and password.",
+  "error.invalid_credentials": "Wrong login or password.",
+  "error.too_many_attempts": "Too many failed sign-ins. Please try again later.",
+  "error.csrf_required": "Please reload the page and try again.",
+  "error.token_revoked": "Your account was deactivated.",
 };

@@ -257,4 +257,16 @@ export default {
   "error.file_type_refused": "不能共享程序和脚本。",
   "error.quota_exceeded": "你今天的上传额度已用完。",
   "error.internal_error": "服务器出现问题，请重试。",
+
+  // Sign-in
+  "signin.title": "Convene — 登录",
+  "signin.heading": "登录",
+  "signin.login": "账号",
+  "signin.password": "密码",
+  "signin.submit": "登录",
+  "signin.missing": "请输入账号和密码。",
+  "error.invalid_credentials": "账号或密码错误。",
+  "error.too_many_attempts": "登录失败次数过多，请稍后再试。",
+  "error.csrf_required": "请刷新页面后重试。",
+  "error.token_revoked": "你的账号已被停用。",
 };
