@@ -61,9 +61,14 @@ class Authenticator:
         self.accounts: AccountStore | None = None  # set by setup_chat: user tokens are checked against it
         self.csrf_secret: bytes = b""  # set by setup_chat (the server secret); empty: sessions refused
 
-    def mint_user_token(self, login: str, ttl_seconds: int, epoch: int = 0) -> str:
-        """`epoch`: the account's current token epoch (0 for a login without an account row)."""
-        return self._tokens.mint(USER_SCOPE, login, name=login, ttl_seconds=ttl_seconds, epoch=epoch)
+    def mint_user_token(self, login: str, ttl_seconds: int, epoch: int = 0, session: str | None = None) -> str:
+        """`epoch`: the account's current token epoch (0 for a login without an account row); `session`: the
+        sign-in session's id, which sign-out ends."""
+        return self._tokens.mint(USER_SCOPE, login, name=login, ttl_seconds=ttl_seconds, epoch=epoch,
+                                 session=session)
+
+    def verify(self, token: str) -> AccessToken:
+        return self._tokens.verify(token)
 
     async def current_epoch(self, login: str) -> int:
         account = None if self.accounts is None else await self.accounts.get(login)
@@ -74,6 +79,9 @@ class Authenticator:
         account = None if self.accounts is None else await self.accounts.get(token.identity)
         if account is not None and (not account.active or token.epoch != account.token_epoch):
             raise TokenRevoked("this account was deactivated; sign in again")
+        if token.session is not None and self.accounts is not None and await self.accounts.session_ended(
+                token.session):
+            raise Unauthorized("this session was signed out")
 
     async def _api_key(self, presented: str) -> ApiKey:
         hit = self._key_cache.get(presented)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -197,7 +198,8 @@ class ChatApi:
             self.lockout.failed(*keys)
             raise
         self.lockout.succeeded(keys[0])
-        token = self.auth.mint_user_token(user.login, SESSION_SECONDS, account.token_epoch)
+        token = self.auth.mint_user_token(user.login, SESSION_SECONDS, account.token_epoch,
+                                          session=secrets.token_urlsafe(16))
         response = web.json_response({"token": token, "user": user.to_wire(),
                                       "csrf": csrf_token(self.auth.csrf_secret, token)})
         response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
@@ -205,7 +207,14 @@ class ChatApi:
         return response
 
     async def logout(self, request: web.Request) -> web.Response:
-        """Drops the session cookie (the session is a signed token: it is not remembered server-side)."""
+        """Ends the session (the cookie's, or a session token sent as bearer) in every process, and drops the
+        cookie. Without a session it only drops the cookie: signing out twice is not an error."""
+        header = request.headers.get("Authorization", "")
+        presented = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE)
+        with contextlib.suppress(ConveneError):
+            token = self.auth.verify(presented or "")
+            if token.session is not None and self.accounts is not None:
+                await self.accounts.end_session(token.session, token.expires_at)
         response = web.json_response({"ok": True})
         response.del_cookie(SESSION_COOKIE, path="/")
         return response

@@ -15,12 +15,12 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import InvalidCredentials, InvalidField
 from store.database import Database
-from store.schema import accounts
+from store.schema import accounts, ended_sessions
 
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Checked when the login has no password, so the answer takes as long as a real check.
@@ -109,3 +109,16 @@ class AccountStore:
             rows = (await conn.execute(select(accounts.c.login).where(
                 accounts.c.updated_at > since, accounts.c.active.is_(False)))).all()
         return [r.login for r in rows]
+
+    async def end_session(self, sid: str, expires_at: float) -> None:
+        """Sign-out: the session `sid` authenticates nowhere from now on (in every process)."""
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(delete(ended_sessions).where(ended_sessions.c.expires_at < time.time()))
+            if (await conn.execute(select(ended_sessions.c.sid).where(ended_sessions.c.sid == sid))).first() is None:
+                await conn.execute(ended_sessions.insert().values(sid=sid, expires_at=expires_at))
+        await self.db.write(op)
+
+    async def session_ended(self, sid: str) -> bool:
+        async with self.db.read() as conn:
+            return (await conn.execute(select(ended_sessions.c.sid).where(ended_sessions.c.sid == sid))).first() \
+                is not None

@@ -66,6 +66,7 @@ class AccessToken:
     meeting: str | None = None
     issued_at: float = 0.0
     epoch: int = 0  # a user token's account token epoch at minting (identity/passwords.py); 0 when absent
+    session: str | None = None  # a sign-in session's id (sign-out ends it); None for other tokens
 
     @property
     def is_user_token(self) -> bool:
@@ -99,6 +100,7 @@ class TokenIssuer:
         now: float | None = None,
         meeting: str | None = None,
         epoch: int = 0,
+        session: str | None = None,
     ) -> str:
         if (room == USER_SCOPE) != (meeting is None):
             raise ValueError("a meeting token names its meeting; a user token names none")
@@ -116,6 +118,8 @@ class TokenIssuer:
         }
         if meeting is not None:
             claims["mtg"] = meeting
+        if session is not None:
+            claims["sid"] = session
         if epoch:
             claims["ep"] = epoch  # deactivating the account bumps its epoch: this token then fails
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
@@ -186,5 +190,6 @@ class TokenIssuer:
             expires_at=float(str(claims["exp"])),
             meeting=meeting if isinstance(meeting, str) else None,
             issued_at=float(str(claims.get("iat", 0))),
+            session=sid if isinstance(sid := claims.get("sid"), str) and sid else None,
             epoch=epoch if isinstance(epoch := claims.get("ep", 0), int) and not isinstance(epoch, bool) else -1,
         )

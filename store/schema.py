@@ -244,3 +244,11 @@ accounts = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("updated_at", Float, nullable=False, default=0.0),
 )
+
+# Sessions ended by sign-out before they expire (identity/passwords.py): a session token's `sid` listed here
+# authenticates nowhere. Rows past expires_at are pruned (the token has expired by then anyway).
+ended_sessions = Table(
+    "ended_sessions", metadata,
+    Column("sid", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+)

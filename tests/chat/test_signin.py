@@ -60,6 +60,15 @@ async def test_sign_in_sets_a_session_cookie_that_reads_and_writes_with_csrf(cha
         assert status == 200 and "convene_session=" in resp.headers["Set-Cookie"]
         async with http.get(chat.url + "/v1/me") as r:
             assert r.status == 401
+        # The session itself has ended, not just the cookie: its token, replayed, is refused.
+        refused = await chat.call("GET", "/v1/me", body["token"], expect=401)
+        assert refused["error"]["code"] == "unauthorized"
+        async with http.get(chat.url + "/v1/me", headers={"Cookie": f"convene_session={body['token']}"}) as r:
+            assert r.status == 401
+        # A second sign-in is a new session, unaffected.
+        status, again, _ = await post(http, chat.url + "/v1/auth/login", {"login": "dana", "password": PASSWORD})
+        assert status == 200 and again["token"] != body["token"]
+        await chat.call("GET", "/v1/me", again["token"], expect=200)
 
 
 async def test_wrong_password_and_unknown_login_get_one_answer_then_lockout(chat: ChatServer) -> None:
