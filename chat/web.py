@@ -56,7 +56,7 @@ CLOSE_UNAUTHORIZED = 4401
 log = logging.getLogger(__name__)
 CLOSE_DEACTIVATED = 4410  # the account was deactivated: do not reconnect with the same credential
 DEACTIVATION_POLL_SECONDS = 0.5
-AUTH_FIELDS = {"type", "token", "session", "last_seq"}
+AUTH_FIELDS = {"type", "token", "session", "last_seq", "cookie"}
 WEB_CHAT_DIR = Path(__file__).resolve().parent.parent / "web" / "chat"
 
 
@@ -91,8 +91,10 @@ def _list_field(body: dict[str, Any], name: str) -> list[str]:
     return value
 
 
-def _auth_frame(data: str) -> tuple[str, str | None, int | None]:
-    """The socket's first frame `{"type": "auth", "token", "session"?, "last_seq"?}` -> its fields."""
+def _auth_frame(data: str, cookie: str | None = None) -> tuple[str, str | None, int | None]:
+    """The socket's first frame `{"type": "auth", "token", "session"?, "last_seq"?}` -> its fields. A page signed
+    in by cookie sends `"cookie": true` instead of a token: the upgrade request's session cookie is used (its
+    Origin was checked, so another site's page cannot open a socket with it)."""
     try:
         frame = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -103,6 +105,10 @@ def _auth_frame(data: str) -> tuple[str, str | None, int | None]:
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(unknown)}", fields=unknown)
     token, session, last_seq = frame.get("token"), frame.get("session"), frame.get("last_seq")
+    if token is None and frame.get("cookie") is True:
+        token = cookie
+        if not token:
+            raise Unauthorized("no session cookie: sign in first")
     if not isinstance(token, str) or not token:
         raise Unauthorized("token must be the API key or token, as a string")
     if session is not None and not isinstance(session, str):
@@ -541,7 +547,7 @@ class ChatApi:
         # No per-message deflate: chat frames are small and compressing each one per socket costs fan-out CPU.
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=self.config.max_ws_message_bytes, compress=False)
         await ws.prepare(request)
-        authenticated = await self._socket_auth(ws)
+        authenticated = await self._socket_auth(ws, request.cookies.get(SESSION_COOKIE))
         if authenticated is None:
             return ws
         p, sid, last = authenticated
@@ -575,7 +581,8 @@ class ChatApi:
                 self.hub.detach(session)
         return ws
 
-    async def _socket_auth(self, ws: web.WebSocketResponse) -> tuple[Principal, str | None, int | None] | None:
+    async def _socket_auth(self, ws: web.WebSocketResponse,
+                           cookie: str | None = None) -> tuple[Principal, str | None, int | None] | None:
         """Reads the `auth` frame, which must come first and in time; on failure says why and closes 4401."""
         try:
             msg = await ws.receive(timeout=self.server.ws_auth_timeout_seconds)
@@ -587,7 +594,9 @@ class ChatApi:
                 await self._refuse_socket(ws, Unauthorized("the first frame must be a text auth frame"))
             return None
         try:
-            token, sid, last = _auth_frame(msg.data)
+            token, sid, last = _auth_frame(msg.data, cookie)
+            if token == cookie and not self.auth.verify(token).is_user_token:
+                raise Unauthorized("the session cookie holds no session")
             principal = await self.auth.from_credential(token)
         except ConveneError as err:
             await self._refuse_socket(ws, err)

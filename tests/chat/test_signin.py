@@ -127,3 +127,18 @@ async def test_me_lists_the_permissions_the_role_holds(chat: ChatServer) -> None
     await chat.call("PATCH", "/v1/org", json={"members_create_channels": False}, expect=200)
     after = await chat.call("GET", "/v1/me", chat.token("dana"), expect=200)
     assert set(after["permissions"]) < set(member["permissions"])
+
+
+async def test_the_live_socket_signs_in_with_the_session_cookie(chat: ChatServer) -> None:
+    await signed_up(chat, "dana")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.ws_connect(chat.url + "/v1/chat/ws") as ws:  # no cookie yet
+            await ws.send_json({"type": "auth", "cookie": True})
+            refused = await ws.receive_json(timeout=5)
+            assert refused["error"]["code"] == "unauthorized"
+        status, _, _ = await post(http, chat.url + "/v1/auth/login", {"login": "dana", "password": PASSWORD})
+        assert status == 200
+        async with http.ws_connect(chat.url + "/v1/chat/ws") as ws:
+            await ws.send_json({"type": "auth", "cookie": True})
+            hello = await ws.receive_json(timeout=5)
+            assert hello["type"] == "hello" and hello["user"]["login"] == "dana"

@@ -42,5 +42,19 @@ async def test_sign_in_opens_chat(server: RunningServer, browser: Any) -> None:
     await expect(page.locator("li[data-name='atelier']")).to_have_count(1)
     cookies = {c["name"]: c for c in await ctx.cookies()}
     assert cookies["convene_session"]["httpOnly"] and cookies["convene_session"]["sameSite"] == "Lax"
+
+    # A new tab has no token of its own (sessionStorage is per tab): the session cookie signs it in, the live
+    # socket opens with it, and a message posted there (a write: it needs the CSRF header) arrives.
+    tab = await ctx.new_page()
+    await tab.goto(f"{server.url}/chat")
+    await tab.wait_for_selector("body[data-ready=true]")
+    await expect(tab.locator("#me")).to_have_text("Mona Lisa")
+    await tab.click("li[data-name='atelier'] a")
+    await tab.wait_for_selector(".cv-chat[data-ready=true]")
+    await tab.fill(".cv-composer textarea", "from the cookie tab")
+    await tab.press(".cv-composer textarea", "Enter")
+    await expect(tab.locator(".cv-msg", has_text="from the cookie tab")).to_have_count(1)
+    channel = await api.service.resolve("atelier")
+    assert [m.content for m in (await api.store.history(channel.id, None, None, 10))] == ["from the cookie tab"]
     assert not [p for p in problems if "401" not in p], problems
     await ctx.close()

@@ -10,9 +10,11 @@ export class ChatError extends Error {
 }
 
 export class ChatClient extends EventTarget {
-  constructor(token, base = "") {
+  // `token` null: the page is signed in by the session cookie; writes then send `csrf` (from /v1/me).
+  constructor(token, base = "", csrf = null) {
     super();
     this.token = token;
+    this.csrf = csrf;
     this.base = base;
     this.session = null;
     this.lastSeq = 0;
@@ -23,14 +25,15 @@ export class ChatClient extends EventTarget {
   }
 
   async api(method, path, body) {
-    const headers = { Authorization: `Bearer ${this.token}` };
+    const headers = this.token ? { Authorization: `Bearer ${this.token}` } : {};
+    if (!this.token && this.csrf && method !== "GET") headers["X-CSRF-Token"] = this.csrf;
     let payload;
     if (body instanceof FormData) payload = body;
     else if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       payload = JSON.stringify(body);
     }
-    const resp = await fetch(this.base + path, { method, headers, body: payload });
+    const resp = await fetch(this.base + path, { method, headers, body: payload, credentials: "same-origin" });
     const data = resp.headers.get("content-type")?.includes("json") ? await resp.json() : null;
     if (!resp.ok) throw new ChatError(resp.status, data);
     return data;
@@ -61,14 +64,14 @@ export class ChatClient extends EventTarget {
     const ws = new WebSocket(`${origin}/v1/chat/ws`);
     this.ws = ws;
     ws.onopen = () => {
-      const auth = { type: "auth", token: this.token };
+      const auth = this.token ? { type: "auth", token: this.token } : { type: "auth", cookie: true };
       if (this.session) Object.assign(auth, { session: this.session, last_seq: this.lastSeq });
       ws.send(JSON.stringify(auth));
     };
     ws.onmessage = (e) => this._onFrame(JSON.parse(e.data));
     ws.onclose = (e) => {
       if (this.ws !== ws || this.closed) return;
-      if (e.code === 4401) {
+      if (e.code === 4401 || e.code === 4410) {
         // Refused credential: retrying with the same one cannot help.
         this._status("signed out: open your link again");
         return;

@@ -18,14 +18,28 @@ if (fragment.has("token") || params.has("token")) {
 const token = sessionStorage.getItem("convene-chat-token");
 const $ = (id) => document.getElementById(id);
 
-if (!token) {
+// Without a token from a link or the sign-in page, a session cookie (from /signin, in another tab) may do.
+async function cookieSession() {
+  try {
+    const resp = await fetch("/v1/me", { credentials: "same-origin" });
+    const me = resp.ok ? await resp.json() : null;
+    return me?.csrf ? me : null;
+  } catch {
+    return null;
+  }
+}
+const session = token ? null : await cookieSession();
+
+if (!token && !session) {
   // Built from nodes: the sentence is translated, the command stays as it is typed.
   const [before, after] = tr("chat.openLink", { command: "\u0000" }).split("\u0000");
   const hint = Object.assign(document.createElement("p"), { className: "cv-empty" });
   hint.append(before, Object.assign(document.createElement("code"), { textContent: "convene users token LOGIN" }), after ?? "");
-  $("main").replaceChildren(hint);
+  const signin = Object.assign(document.createElement("a"), { href: "/signin", textContent: tr("signin.heading") });
+  $("main").replaceChildren(hint, Object.assign(document.createElement("p"), { className: "cv-empty" }));
+  $("main").lastChild.append(signin);
 } else {
-  const client = new ChatClient(token);
+  const client = new ChatClient(token, "", session?.csrf ?? null);
   const state = { me: null, channels: new Map(), current: null, panel: null };
 
   const label = (c) => c.kind === "direct" ? c.name.replace(/^dm:/, "").split(":").filter((x) => x !== state.me.login).join(", ") || c.name : `#${c.name}`;
