@@ -83,7 +83,9 @@ class SignalingClient:
                         try:
                             await self.send({"type": "answer", "target": "subscriber", "sdp": answer})
                         except ConnectionError:
-                            break  # closing: nobody needs the answer any more
+                            # The server is closing: nobody needs the answer, but what it sent before closing
+                            # (e.g. `removed`) is still to be read, and the close frame with its code ends the loop.
+                            pass
                 async with self._changed:
                     self.messages.append(data)
                     self._changed.notify_all()
