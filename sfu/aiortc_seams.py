@@ -183,7 +183,9 @@ def lean_send_allowed() -> bool:
 
 # "lean": protect in place, send on the pair's socket; "aiortc": Session.protect + the asyncio transport
 # (the path before #14, kept for comparison in tests and benchmarks); "c": the compiled fan-out when built.
-_send_mode = "c"
+# The default is "lean": once in CI the compiled path delivered two packets out of order at the EAGAIN hand-over
+# (tests/sfu/test_fast_path.py, mode c); until that is found, it is used only when asked for.
+_send_mode = "lean"
 
 
 def set_send_mode(mode: str) -> None:
