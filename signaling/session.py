@@ -224,9 +224,13 @@ class Session:
             await asyncio.wait([self._close_task], timeout=3)
 
     def replaced(self) -> None:
-        """Another socket joined as this identity: this one hears nothing more and closes with 4001."""
+        """Another socket joined as this identity: this one hears nothing more and closes with 4001.
+        The `replaced` message goes first because a browser reports the close code only once TCP is closed,
+        which is after our teardown has closed its peer connections; seeing those fail first, it would
+        reconnect and take the place back from the new tab."""
         if self.room is not None:
             self.room.remove_listener(self)
+        self.send({"type": "replaced"})
         self.close_soon(CLOSE_REPLACED, "replaced")
 
     # -- room events -----------------------------------------------------------------------------

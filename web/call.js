@@ -138,6 +138,11 @@ export class Call {
       this.view.record?.(message); // the meeting page's record token, for moderators
       this.#end("The meeting has ended", message.reason);
     });
+    // Before the socket's close (4001), which the browser reports after our peer connections fail.
+    on("replaced", () => {
+      const final = finalFailure({ closeCode: 4001 });
+      this.#end(final.title, final.reason);
+    });
     on("reconnect", ({ reason }) => { this.restartNotice = reason || "server restart"; });
     on("error", (message) => this.#serverError(message));
     on("close", ({ byUs, code, reason }) => {

@@ -27,6 +27,7 @@ async def test_joining_twice_as_the_same_identity_leaves_one_participant(server:
         # The first socket is closed with the replaced code; the new one saw only Bob in the room.
         await asyncio.wait_for(alice.client.closed.wait(), 5)
         assert alice.client.close_code == CLOSE_REPLACED
+        assert alice.client.messages[-1]["type"] == "replaced"  # said before the close, which browsers see late
         assert again.id != first_id
         assert [p["identity"] for p in again.client.joined["room"]["participants"]] == ["bob"]  # type: ignore[index]
         # Bob saw the old one leave (with its track) before the new one joined: never two Alices.
