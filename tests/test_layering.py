@@ -11,12 +11,14 @@ FRONT_DOOR = "signaling"
 ALLOWED: dict[str, set[str]] = {
     "common": set(),
     "store": {"common"},
-    "identity": {"common", "store"},
+    "audit": {"common", "store"},
+    "identity": {"common", "store", "audit"},
     "sfu": {"common"},
-    "transcribe": {"common", "identity", "sfu", "store"},
-    "chat": {"common", "identity", "store"},
+    "transcribe": {"common", "identity", "sfu", "store", "audit"},
+    "chat": {"common", "identity", "store", "audit"},
+    "integrations": {"common", "identity", "store", "audit", "chat"},
 }
-OURS = {"common", "identity", "sfu", "signaling", "transcribe", "chat", "loadtest", "store"}
+OURS = {"common", "identity", "sfu", "signaling", "transcribe", "chat", "loadtest", "store", "audit", "integrations"}
 
 
 def imported_packages(path: Path) -> set[str]:
