@@ -252,3 +252,25 @@ ended_sessions = Table(
     Column("sid", String(64), primary_key=True),
     Column("expires_at", Float, nullable=False),
 )
+
+# Audit -------------------------------------------------------------------------------------------
+
+# The audit log (audit/): append-only, one row per event. `event` is the event as canonical JSON (sorted keys,
+# no spaces, UTF-8) and carries its own seq; hash = SHA-256(prev_hash ‖ event) in hex, the first row's
+# prev_hash being 64 zeros, so an edited, deleted or reordered row breaks the chain (`convene audit verify`).
+# Appends take the "audit_seq" counter row in the same transaction, which orders writers of every process.
+# at / event_type / actor repeat fields of `event` for the reader's filters (verify checks they agree).
+audit_log = Table(
+    "audit_log", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("at", Float, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("event", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_log_at", audit_log.c.at)
+Index("ix_audit_log_event_type", audit_log.c.event_type, audit_log.c.seq)
+Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.seq)
