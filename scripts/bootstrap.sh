@@ -22,6 +22,10 @@ if [ "$want_test" = 1 ]; then
     debs+=(iptables coturn)
 fi
 if [ "$want_test" = 1 ]; then
+    # LDAP tests (tests/identity/slapd.py) start their own OpenLDAP server and load it with ldapadd.
+    debs+=(slapd ldap-utils)
+fi
+if [ "$want_test" = 1 ]; then
     # The Firefox browser test (tests/browser/firefox.py drives firefox-esr over WebDriver BiDi; Xvfb gives
     # it a screen to share); a CJK font so screenshots of the Chinese interface show text, not boxes.
     debs+=(firefox-esr xvfb fonts-wqy-microhei)
