@@ -32,7 +32,11 @@ def upgrade() -> None:
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
     op.create_index("ix_audit_log_event_type", "audit_log", ["event_type", "seq"])
     op.create_index("ix_audit_log_actor", "audit_log", ["actor", "seq"])
+    # The chain's counter: appends bump it (its row lock orders appenders); verify compares it to the last row.
+    op.bulk_insert(sa.table("counters", sa.column("name", sa.String), sa.column("value", sa.BigInteger)),
+                   [{"name": "audit_seq", "value": 0}])
 
 
 def downgrade() -> None:
+    op.execute(sa.text("DELETE FROM counters WHERE name = 'audit_seq'"))
     op.drop_table("audit_log")
