@@ -274,3 +274,44 @@ audit_log = Table(
 Index("ix_audit_log_at", audit_log.c.at)
 Index("ix_audit_log_event_type", audit_log.c.event_type, audit_log.c.seq)
 Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.seq)
+
+# Webhooks (integrations/) ------------------------------------------------------------------------
+
+# Incoming webhooks, Git receivers (GitHub, GitLab) and outgoing webhooks, one row each. Each posts as its own bot
+# user (bot_login, role bot). An incoming hook's URL secret is kept only as its SHA-256 (secret_hash); the shared
+# secret of a Git receiver or an outgoing hook is never stored: it is HMAC(server secret, id + salt), so a copy of
+# the database alone signs nothing. channel_id NULL: an outgoing hook listening on every team channel (its
+# trigger_words, a JSON list, then say which messages).
+hooks = Table(
+    "hooks", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("kind", String(16), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("channel_id", String(64), nullable=True),
+    Column("owner", String(128), nullable=False),
+    Column("bot_login", String(128), nullable=False),
+    Column("secret_hash", String(64), nullable=True),
+    Column("salt", String(64), nullable=True),
+    Column("url", Text, nullable=True),
+    Column("trigger_words", Text, nullable=False, default="[]"),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_hooks_kind", hooks.c.kind, hooks.c.channel_id)
+
+# What a hook received or sent: a Git delivery id (X-GitHub-Delivery, X-Gitlab-Event-UUID) taken once, so a
+# redelivery posts nothing; an outgoing hook's post id, taken by the one process that sends it, with how that went
+# (status sending|ok|failed, attempts, the last error), which GET /v1/hooks/{id} shows its owner.
+hook_deliveries = Table(
+    "hook_deliveries", metadata,
+    Column("hook_id", String(32), ForeignKey("hooks.id", ondelete="CASCADE"), primary_key=True),
+    Column("delivery_id", String(128), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_hook_deliveries_recent", hook_deliveries.c.hook_id, hook_deliveries.c.updated_at)
+Index("ix_hook_deliveries_created", hook_deliveries.c.created_at)
