@@ -275,6 +275,64 @@ Index("ix_audit_log_at", audit_log.c.at)
 Index("ix_audit_log_event_type", audit_log.c.event_type, audit_log.c.seq)
 Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.seq)
 
+# Bots, slash commands, interactive messages (integrations/) ----------------------------------------
+
+# A bot is a chat user (role bot) made by someone (its owner) with POST /v1/bots; while the owner's account is
+# inactive the bot's API keys authenticate nowhere. signing_secret signs what the server sends the bot's
+# integration URL (button clicks on its messages).
+bots = Table(
+    "bots", metadata,
+    Column("login", String(128), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("owner", String(128), nullable=False),
+    Column("signing_secret", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_bots_owner", bots.c.owner)
+
+# Slash commands: `/trigger args` in chat POSTs to url, signed with secret (integrations/signing.py).
+slash_commands = Table(
+    "slash_commands", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("trigger", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("org_id", "trigger", name="uq_slash_commands_trigger"),
+)
+
+# One invocation of a slash command: its response_url is /v1/commands/responses/{id}/{secret}; only the
+# secret's SHA-256 is kept. `uses` counts accepted responses (at most 5, before expires_at).
+command_invocations = Table(
+    "command_invocations", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("command_id", String(32), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("user_login", String(128), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("uses", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+Index("ix_command_invocations_expires", command_invocations.c.expires_at)
+
+# The server-side half of a message with buttons: where clicks go (url), what the poster wants back (context,
+# JSON), each button's value (actions, JSON). None of it is ever sent to clients.
+message_actions = Table(
+    "message_actions", metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("bot", String(128), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("context", Text, nullable=False),
+    Column("actions", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 # Webhooks (integrations/) ------------------------------------------------------------------------
 
 # Incoming webhooks, Git receivers (GitHub, GitLab) and outgoing webhooks, one row each. Each posts as its own bot
