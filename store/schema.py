@@ -56,6 +56,18 @@ chat_users = Table(
     Column("name", Text, nullable=False, default=""),
     Column("department", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False, default=0.0),
+    # The profile a directory sync keeps (chat/directory_sync.py); local users keep "" until someone sets them.
+    Column("email", Text, nullable=False, server_default=""),
+    Column("title", Text, nullable=False, server_default=""),
+    # Where the user comes from: "local" (convene users add, the REST API) or "ldap" (the directory sync).
+    Column("source", String(16), nullable=False, server_default="local"),
+    # The directory's stable id for the entry (entryUUID / objectGUID, else its DN); NULL for local users.
+    Column("external_id", String(255), nullable=True),
+    # Whether the directory lists the user as enabled (NULL: not a directory user). A sync that deactivated the
+    # account sets it False, and only then may a later sync reactivate it; a deactivation by an admin stays.
+    Column("directory_active", Boolean, nullable=True),
+    # Last profile change by the directory sync (a sync that changes nothing leaves it alone).
+    Column("updated_at", Float, nullable=False, server_default="0"),
 )
 
 chat_channels = Table(
