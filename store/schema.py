@@ -385,3 +385,44 @@ hook_deliveries = Table(
 )
 Index("ix_hook_deliveries_recent", hook_deliveries.c.hook_id, hook_deliveries.c.updated_at)
 Index("ix_hook_deliveries_created", hook_deliveries.c.created_at)
+
+# Scheduled posts ---------------------------------------------------------------------------------
+
+# Posts a user scheduled (integrations/scheduled_store.py): one-shot (rule_kind NULL, start = the instant) or
+# recurring (rule_kind rrule|cron, rule, IANA timezone, start = DTSTART). status scheduled|done|cancelled;
+# next_run is the due instant while scheduled. A scheduler claims a due row by moving next_run on with
+# UPDATE … WHERE id AND next_run AND status (one process wins), then records the outcome in last_* and
+# a scheduled_post_runs row (its key (post_id, due_at) refuses a second run of the same occurrence).
+scheduled_posts = Table(
+    "scheduled_posts", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("author", String(128), nullable=False),
+    Column("channel_id", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("rule_kind", String(8), nullable=True),
+    Column("rule", Text, nullable=True),
+    Column("timezone", String(64), nullable=True),
+    Column("start", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("next_run", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("runs", Integer, nullable=False, server_default="0"),
+    Column("last_run_at", Float, nullable=True),
+    Column("last_outcome", String(16), nullable=True),
+    Column("last_error_code", String(64), nullable=True),
+    Column("last_message_id", String(64), nullable=True),
+)
+Index("ix_scheduled_posts_status", scheduled_posts.c.status, scheduled_posts.c.next_run)
+Index("ix_scheduled_posts_author", scheduled_posts.c.author, scheduled_posts.c.created_at)
+
+scheduled_post_runs = Table(
+    "scheduled_post_runs", metadata,
+    Column("post_id", String(64), primary_key=True),
+    Column("due_at", Float, primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("ran_at", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("message_id", String(64), nullable=True),
+)
