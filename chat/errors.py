@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from common.errors import BadRequest, Conflict, ConveneError, Forbidden, NotFound
+from common.errors import NotPermitted as NotPermitted  # lives in common (identity raises it); importable here too
 
 
 class NotMember(Forbidden):
     code = "not_a_member"
-
-
-class NotPermitted(Forbidden):
-    code = "not_permitted"
 
 
 class RecallWindowClosed(Forbidden):

@@ -43,7 +43,7 @@ from chat.model import (
     User,
     new_id,
 )
-from chat.policy import Action, allowed, may_grant, outranked_by, require
+from identity.permissions import Action, allowed, may_grant, outranked_by, require
 from chat.sniff import sanitize_name
 from chat.store import ChatStore
 from common.errors import BadRequest, Forbidden, InvalidField

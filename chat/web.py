@@ -33,7 +33,7 @@ from chat.jobs import file_sweep_loop, reminder_loop, retention_loop
 from chat.links import FileLinks
 from chat.model import FileMeta, Message, SearchQuery
 from chat.openapi import openapi_document
-from chat.policy import Action, allowed, outranked_by, require
+from identity.permissions import Action, allowed, outranked_by, require
 from common.ratelimit import RateLimiter
 from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_login
 from chat.sql_store import SqlChatStore

@@ -145,6 +145,13 @@ class NotReady(ConveneError):
     code, status = "not_ready", 503
 
 
+class DirectoryUnavailable(ConveneError):
+    """The company directory (LDAP / AD) did not answer, or refused the service account: sign-in of directory
+    users waits for it; local accounts still sign in."""
+
+    code, status = "directory_unavailable", 503
+
+
 class InvalidConfig(ConveneError):
     """A setting the server cannot start with (a certificate that does not load, a proxy CIDR that is not one)."""
 
@@ -175,3 +182,52 @@ class CsrfRequired(Forbidden):
 class TokenRevoked(Unauthorized):
     """A user token or session of an account that was deactivated (its token epoch moved on)."""
     code = "token_revoked"
+
+
+class NotPermitted(Forbidden):
+    """The caller's role does not hold the permission (identity/permissions.py); details name it."""
+    code = "not_permitted"
+
+
+# OpenID Connect sign-in (identity/oidc.py) -----------------------------------------------------------------
+
+class OidcNotConfigured(NotFound):
+    """Single sign-on was asked for, but the server has no --oidc-issuer / --oidc-client-id."""
+    code = "oidc_not_configured"
+
+
+class OidcStateMismatch(BadRequest):
+    """The callback's state is not the one this browser's sign-in started with (or that sign-in expired)."""
+    code = "oidc_state_mismatch"
+
+
+class OidcFailed(Unauthorized):
+    """The provider's answer did not prove who signed in: the code was refused, or the ID token's signature,
+    issuer, audience, expiry or nonce was wrong."""
+    code = "oidc_failed"
+
+
+class OidcDenied(Unauthorized):
+    """The provider ended the sign-in with an error (the person refused consent, or may not use this app)."""
+    code = "oidc_denied"
+
+
+class OidcClaimInvalid(Unauthorized):
+    """The provider's claims name no usable login (missing, or not 1-128 letters, digits, '.', '@', '-', '_')."""
+    code = "oidc_claim_invalid"
+
+
+class OidcSubjectMismatch(Forbidden):
+    """The login is bound to another subject of this provider (a reused user name), or the subject to another
+    login; an administrator must sort it out."""
+    code = "oidc_subject_mismatch"
+
+
+class OidcUnavailable(ConveneError):
+    """The provider's discovery document, keys or token endpoint could not be reached."""
+    code, status = "oidc_unavailable", 503
+
+
+class AccountDisabled(Forbidden):
+    """The identity provider vouched for a person whose account here is deactivated."""
+    code = "account_disabled"

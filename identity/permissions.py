@@ -1,11 +1,23 @@
-"""What each role may do: one table. Every endpoint asks `require(user, action, org)`."""
+"""What each role may do: one table. Every endpoint asks `require(user, action, org)`.
+
+It lives in identity because signaling, chat and transcribe all ask it (it was chat/policy.py). `user` is
+anything with a `role`; `org` anything with the organisation's settings flags as attributes.
+"""
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any, Protocol
 
-from chat.errors import NotPermitted
-from chat.model import OrgSettings, User
+from common.errors import NotPermitted
+
+
+class User(Protocol):
+    @property
+    def role(self) -> str: ...
+
+
+OrgSettings = Any
 
 
 class Action(str, Enum):
