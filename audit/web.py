@@ -1,0 +1,100 @@
+"""`GET /v1/audit?since=&until=&event=&actor=&format=`: the log, streamed as NDJSON (default) or CSV.
+
+NDJSON: one row per line, `{"seq", "prev_hash", "hash", "event": {...}}`, the event exactly as stored (canonical
+JSON), so a reader can re-serialise it (sorted keys, no spaces, UTF-8) and check each hash itself. CSV: one row
+per event with the fields flattened; `before` and `after` stay JSON; a cell that a spreadsheet would run as a
+formula (=, +, -, @ first) is prefixed with a quote. Who may read is decided by the front door (`authorize`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from audit.chain import StoredRow
+from audit.log import AuditLog, Query
+from common.errors import InvalidField
+
+PARAMS = {"since", "until", "event", "actor", "format"}
+CSV_COLUMNS = ("seq", "time", "event", "actor", "credential", "address", "client", "object_type", "object_id",
+               "before", "after", "org_id", "prev_hash", "hash")
+Authorize = Callable[[web.Request], Awaitable[None]]
+
+
+def _time(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidField(f"{name} is a time like 2026-12-01T09:00:00Z or Unix seconds", field=name) from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def parse_query(request: web.Request) -> tuple[Query, str]:
+    unknown = sorted(set(request.query) - PARAMS)
+    if unknown:
+        raise InvalidField(f"unknown parameters: {', '.join(unknown)}", field=unknown[0])
+    fmt = request.query.get("format", "ndjson")
+    if fmt not in ("ndjson", "csv"):
+        raise InvalidField("format is ndjson or csv", field="format")
+    text = {name: request.query.get(name) or None for name in ("event", "actor")}
+    for name, value in text.items():
+        if value is not None and len(value) > 128:
+            raise InvalidField(f"{name} is at most 128 characters", field=name)
+    return Query(since=_time(request, "since"), until=_time(request, "until"), event=text["event"],
+                 actor=text["actor"]), fmt
+
+
+def ndjson_line(row: StoredRow) -> str:
+    return f'{{"seq":{row.seq},"prev_hash":"{row.prev_hash}","hash":"{row.hash}","event":{row.event}}}\n'
+
+
+def _cell(value: str) -> str:
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def csv_rows(rows: list[StoredRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for row in rows:
+        doc = json.loads(row.event)
+        actor, obj = doc.get("actor") or {}, doc.get("object") or {}
+        values = (row.seq, doc.get("time", ""), row.event_type, row.actor, actor.get("credential", ""),
+                  actor.get("address", ""), actor.get("client", ""), obj.get("type", ""), obj.get("id", ""),
+                  json.dumps(doc.get("before"), ensure_ascii=False, sort_keys=True),
+                  json.dumps(doc.get("after"), ensure_ascii=False, sort_keys=True), doc.get("org_id", ""),
+                  row.prev_hash, row.hash)
+        writer.writerow([v if isinstance(v, int) else _cell(str(v)) for v in values])
+    return out.getvalue()
+
+
+def audit_handler(log: AuditLog, authorize: Authorize) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def read_audit(request: web.Request) -> web.StreamResponse:
+        await authorize(request)
+        query, fmt = parse_query(request)  # errors before the stream starts: they still get their status
+        response = web.StreamResponse(headers={"Cache-Control": "no-store"})
+        response.content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
+        response.charset = "utf-8"
+        if fmt == "csv":
+            response.headers["Content-Disposition"] = 'attachment; filename="audit.csv"'
+        await response.prepare(request)
+        if fmt == "csv":
+            await response.write(",".join(CSV_COLUMNS).encode() + b"\r\n")
+        async for rows in log.rows(query):
+            text = csv_rows(rows) if fmt == "csv" else "".join(ndjson_line(r) for r in rows)
+            await response.write(text.encode("utf-8"))
+        await response.write_eof()
+        return response
+
+    return read_audit
