@@ -11,7 +11,7 @@ from aiohttp import web
 from chat.web import setup_chat
 from sfu.rooms import RoomRegistry
 from sfu.workers import PipeServer
-from signaling import headers, health, metrics, openapi, proxies, rest, static, ws
+from signaling import headers, health, member_join, metrics, openapi, proxies, rest, static, ws
 from signaling.sidecars import attach_sidecars
 from signaling.turn import configure_server_ice
 from transcribe.web import setup_transcribe
@@ -87,6 +87,7 @@ def create_app(config: Config) -> web.Application:
     app[MEETINGS_DESK] = Meetings(app[MEETINGS], app[ROOMS])
     ws.setup(app)
     rest.setup(app)
+    member_join.setup(app)  # signed-in people join as themselves
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)

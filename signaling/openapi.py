@@ -121,6 +121,14 @@ def rooms_part() -> dict[str, Any]:
             _json({"$ref": _S + "Invite"}), "201", _body({"name": {"type": "string", "minLength": 1, "maxLength": 64}},
                                                          ("name",)),
             params=[_ROOM], public=True, errors=("503",))},
+        "/v1/rooms/{room}/join-as-member": {"post": _op(
+            "Join as oneself (a signed-in person: session cookie + X-CSRF-Token, or a user token): a meeting token "
+            "for the caller's login and name, in the body only; starting a meeting takes start_meeting; the "
+            "starter and admins moderate. API keys: 403 forbidden; meeting and record tokens: 403 out_of_scope",
+            _json({"type": "object", "required": ["token", "room", "meeting_id", "moderator", "started"],
+                   "properties": {"token": _STR, "room": _STR, "meeting_id": _STR, "moderator": _BOOL,
+                                  "started": _BOOL, "identity": _STR, "name": _STR}}), "201",
+            params=[_ROOM], errors=("503",))},
         "/v1/rooms/{room}/placement": {"get": _op(
             "Which worker's signaling socket to connect to (admin key or a token of the room's meeting)",
             _json({"type": "object", "required": ["worker", "ws_url"], "properties": {

@@ -159,6 +159,12 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("POST", "/v1/rooms/{room}/tokens"): [Row({**ROOM_ADMIN, "admin": "201"}, body={"identity": "dave"})],
     # Anyone may ask to join a room open to guests: the credential plays no part.
     ("POST", "/v1/rooms/{room}/join"): [Row({c: "201" for c in CREDENTIALS}, body={"name": "Walk In"})],
+    # Signed-in people only (a session, or a user token): keys mint invites instead, meeting and record tokens are
+    # out of scope. A fresh room: joining puts carol in its meeting's channel, which other rows keep her out of.
+    ("POST", "/v1/rooms/{room}/join-as-member"): [Row(expect(
+        admin="403 forbidden", member="403 forbidden", bot="403 forbidden", moderator="403 out_of_scope",
+        guest="403 out_of_scope", ended="403 out_of_scope", removed="403 out_of_scope", user="201"),
+        fresh=fresh_other_room)],
     ("GET", "/v1/rooms/{room}/placement"): [Row(ROOM_MEMBERS), Row(ROOM_ADMIN, fill={"room": "other_room"})],
     ("GET", "/v1/rooms/{room}/ws"): [Row({}, websocket=True)],
     ("GET", "/v1/rooms/{room}/transcript"): [Row({**ROOM_ADMIN, "moderator": "200"}),
