@@ -1,4 +1,4 @@
-"""`convene` command line: serve, token, keys (create, list, revoke), db, users, loadtest."""
+"""`convene` command line: serve, token, keys (create, list, revoke), db, audit (verify), users, loadtest."""
 
 from __future__ import annotations
 
@@ -174,6 +174,32 @@ def _cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Exit 0: the audit chain is intact; 1: the first bad row is named (edited, deleted or reordered)."""
+    import asyncio
+
+    from audit.log import AuditLog
+    from audit.verify import verify_log
+    from store.database import Database
+
+    config = config_from_env(data_dir=args.data_dir, database_url=args.database_url)
+
+    async def run() -> Any:
+        db = Database.for_config(config.database_url, config.data_dir)
+        await db.open()
+        try:
+            return await verify_log(AuditLog(db))
+        finally:
+            await db.close()
+
+    verdict = asyncio.run(run())
+    if verdict.ok:
+        print(f"audit log intact: {verdict.rows} rows")
+        return 0
+    print(f"audit log BROKEN at row {verdict.bad_seq}: {verdict.reason} ({verdict.rows} rows before it intact)")
+    return 1
+
+
 def _port_range(text: str) -> tuple[int, int]:
     try:
         return parse_port_range(text)
@@ -289,6 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(cmd)
         _add_database(cmd)
         cmd.set_defaults(func=_cmd_db)
+
+    audit = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the audit log's hash chain: exit 0 intact, 1 names the "
+                                                 "first edited, deleted or reordered row")
+    _add_common(verify)
+    _add_database(verify)
+    verify.set_defaults(func=_cmd_audit_verify)
 
     from chat.cli import add_users_parser
 
