@@ -426,3 +426,19 @@ scheduled_post_runs = Table(
     Column("error_code", String(64), nullable=True),
     Column("message_id", String(64), nullable=True),
 )
+
+# OpenID Connect ----------------------------------------------------------------------------------
+
+# Which subject of which provider signs in as which login (identity/oidc_links.py). The first sign-in binds
+# them; afterwards another subject asserting the same login (a user name the provider gave to someone new) is
+# refused, and so is the same subject asserting another login.
+oidc_identities = Table(
+    "oidc_identities", metadata,
+    Column("issuer", String(512), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("login", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_sign_in", Float, nullable=False),
+    UniqueConstraint("issuer", "login", name="uq_oidc_identities_login"),
+)
