@@ -442,3 +442,14 @@ oidc_identities = Table(
     Column("last_sign_in", Float, nullable=False),
     UniqueConstraint("issuer", "login", name="uq_oidc_identities_login"),
 )
+
+# Permissions (#10): an organisation's override of one row of the permission table (identity/permissions.py):
+# the roles that hold it there, as a JSON list. A row absent here holds its documented default.
+org_permissions = Table(
+    "org_permissions", metadata,
+    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("permission", String(64), primary_key=True),
+    Column("roles", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
