@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from common.origins import check_origin, refuse_token_in_url
 from identity.secrets_store import server_secret
 from store.database import Database
 from identity.tokens import TokenIssuer
-from identity.passwords import AccountStore
+from identity.passwords import Account, AccountStore
 from identity.signin import SESSION_COOKIE, SESSION_SECONDS, Lockout, csrf_token
 from common.errors import InvalidCredentials
 from common.wire import read_json_object
@@ -133,6 +133,9 @@ class ChatApi:
         self.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
         self.accounts: AccountStore | None = None  # set by setup_chat (sign-in needs the SQL store)
         self.lockout = Lockout()
+        # Called with the login on every deactivation here, beside closing the chat sockets: the front door
+        # closes the person's meeting sockets (which chat does not know); each returns how many it closed.
+        self.deactivation_listeners: list[Callable[[str], int]] = []
         bus.subscribe(self.hub.dispatch)
 
     async def _who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
@@ -282,10 +285,19 @@ class ChatApi:
             raise UserNotFound(f"no user {login!r}")
         if outranked_by(p.user, target.role) or login == p.user.login:
             raise NotPermitted(f"a {p.user.role} may not deactivate this {target.role}")
+        account, closed = await self.end_access(login)
+        return web.json_response({"login": login, "active": account.active, "sockets_closed": closed})
+
+    async def end_access(self, login: str) -> tuple[Account, int]:
+        """Deactivation, the one path for the admin's POST and the directory sync: sign-in refused, the token
+        epoch bumped (every session and user token fails), and the live sockets here closed with 4410 (chat's,
+        the meeting sockets through the listeners); other processes close theirs within a poll."""
         assert self.accounts is not None
         account = await self.accounts.disable(login)
         closed = self.hub.end_login(login, CLOSE_DEACTIVATED, b"deactivated")
-        return web.json_response({"login": login, "active": account.active, "sockets_closed": closed})
+        for listener in self.deactivation_listeners:
+            closed += listener(login)
+        return account, closed
 
     async def departments(self, request: web.Request) -> web.Response:
         p = await self._who(request)

@@ -103,6 +103,12 @@ class AccountStore:
             return (await conn.execute(select(accounts).where(accounts.c.login == login))).first()
         return _account(await self.db.write(op))
 
+    async def enable(self, login: str) -> None:
+        """Lets an inactive account sign in again (the directory enabled it again). The token epoch stays bumped:
+        sessions and tokens from before the deactivation stay dead."""
+        await self.db.write(lambda conn: conn.execute(update(accounts).where(
+            accounts.c.login == login, accounts.c.active.is_(False)).values(active=True, updated_at=time.time())))
+
     async def deactivated_since(self, since: float) -> list[str]:
         """Logins deactivated (rows changed and inactive) after `since` (wall clock, so other processes count)."""
         async with self.db.read() as conn:
