@@ -156,8 +156,11 @@ class Hub:
                     session.deliver(text)
                     session.channels.discard(cid)
                     self._by_channel[cid].discard(session)
+        to = event.get("to")  # an ephemeral: for that one user's sessions in the channel, nobody else's
         for session in list(self._by_channel.get(cid, ())):
             if event.get("type") == "typing" and event.get("user") == session.login:
+                continue
+            if to is not None and session.login != to:
                 continue
             session.deliver(text)
             if len(session.outbox) > self._max_outbox and session.ws is not None and not session.closing:

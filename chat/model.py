@@ -189,6 +189,26 @@ class Edit:
 
 
 @dataclass(frozen=True)
+class Button:
+    """A button on an interactive message, as clients see it. Its value, and where clicks go, stay on the server
+    (integrations/interactive.py keeps them)."""
+
+    action_id: str
+    text: str
+    style: str | None = None  # "primary" | "danger"
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"action_id": self.action_id, "text": self.text}
+        if self.style:
+            d["style"] = self.style
+        return d
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Button:
+        return cls(action_id=_str(d, "action_id"), text=_str(d, "text"), style=_opt_str(d, "style"))
+
+
+@dataclass(frozen=True)
 class Message:
     """One entry of a channel's timeline. `ord` orders history; `seq` is the last change (sync cursor)."""
 
@@ -211,6 +231,7 @@ class Message:
     deleted: bool = False
     deleted_by: str | None = None
     deleted_at: float | None = None
+    actions: tuple[Button, ...] = ()  # buttons (interactive messages); "actions" is on the wire only when some
 
     def with_seq(self, ord_: int, seq: int) -> Message:
         return replace(self, ord=ord_, seq=seq)
@@ -233,6 +254,7 @@ class Message:
             "reactions": {emoji: list(who) for emoji, who in self.reactions},
             "edits": [e.to_wire() for e in self.edits], "edited_at": self.edited_at,
             "deleted": self.deleted, "deleted_by": self.deleted_by, "deleted_at": self.deleted_at,
+            **({"actions": [b.to_wire() for b in self.actions]} if self.actions else {}),
         }
 
     @classmethod
@@ -253,6 +275,7 @@ class Message:
                         for e in d.get("edits", []) if isinstance(e, dict)),
             edited_at=_opt_float(d, "edited_at"), deleted=bool(d.get("deleted", False)),
             deleted_by=_opt_str(d, "deleted_by"), deleted_at=_opt_float(d, "deleted_at"),
+            actions=tuple(Button.from_wire(b) for b in d.get("actions", []) if isinstance(b, dict)),
         )
 
 

@@ -31,6 +31,7 @@ from chat.model import (
     ROLES,
     TASK_STATUSES,
     Attachment,
+    Button,
     Channel,
     Edit,
     FileMeta,
@@ -98,6 +99,7 @@ class PostRequest:
     thread: str | None = None
     client_id: str | None = None
     task: dict[str, Any] | None = None
+    actions: tuple[Button, ...] = ()  # buttons: integrations/interactive.py validates them and keeps their values
 
 
 @dataclass(frozen=True)
@@ -404,7 +406,7 @@ class ChatService:
         message, created = await self._insert(Message(
             id=new_id("m_"), channel_id=channel.id, author=actor.login, type=req.type, content=req.content,
             created_at=time.time(), thread=thread, client_id=req.client_id,
-            mentions=mentions_in(req.content), attachments=attachments, task=task))
+            mentions=mentions_in(req.content), attachments=attachments, task=task, actions=req.actions))
         if created:
             for a in attachments:
                 if a.file_id:
@@ -463,7 +465,7 @@ class ChatService:
                 if time.time() - m.created_at > org.recall_window_seconds:
                     raise RecallWindowClosed(f"messages may be recalled within {org.recall_window_seconds} s",
                                              window_seconds=org.recall_window_seconds)
-            return replace(m, content="", attachments=(), task=None, edits=(), mentions=(), reactions=(),
+            return replace(m, content="", attachments=(), task=None, edits=(), mentions=(), reactions=(), actions=(),
                            deleted=True, deleted_by=actor.login, deleted_at=time.time())
 
         updated = await self.store.mutate_message(message_id, change)
@@ -471,6 +473,41 @@ class ChatService:
             await self.store.detach_file(file_id, updated.id, updated.channel_id)
         await self._publish("recall", updated)
         return updated
+
+    async def replace_by_integration(self, message_id: str, content: str, actions: tuple[Button, ...]) -> Message:
+        """An integration's answer to a button click replaces its message's text and buttons, for everyone (the
+        ordinary `edit` event). The caller checked that the message carries that integration's buttons."""
+        if len(content) > self._max_content or not content.strip():
+            raise InvalidField(f"text must be 1-{self._max_content} characters", field="text")
+
+        def change(m: Message) -> Message:
+            if m.deleted:
+                raise MessageRecalled("this message was recalled")
+            return replace(m, content=content, actions=actions, edited_at=time.time(), mentions=mentions_in(content))
+
+        updated = await self.store.mutate_message(message_id, change)
+        await self._publish("edit", updated)
+        return updated
+
+    async def send_ephemeral(self, login: str, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Something only `login` sees, in a channel: an `ephemeral` event to that user's sockets alone (the hub
+        delivers events with `to` to that login only). Never stored: a client that was offline does not get it."""
+        ephemeral = {"id": new_id("e_"), "channel": channel_id, "created_at": time.time(), **body}
+        await self.bus.publish({"type": "ephemeral", "channel": channel_id, "to": login, "ephemeral": ephemeral})
+        return ephemeral
+
+    async def post_as_bot(self, bot_login: str, bot_name: str, channel_id: str, content: str) -> Message:
+        """A post by a server-side bot (a slash command's answer): the bot user is made, and added to the
+        channel, on first use."""
+        if len(content) > self._max_content or not content.strip():
+            raise InvalidField(f"text must be 1-{self._max_content} characters", field="text")
+        await self.ensure_user(bot_login, role="bot", name=bot_name)
+        if not await self.store.is_member(channel_id, bot_login):
+            await self.store.add_members(channel_id, [bot_login])
+        message, _ = await self._insert(Message(id=new_id("m_"), channel_id=channel_id, author=bot_login,
+                                                type="text", content=content, created_at=time.time(),
+                                                mentions=mentions_in(content)))
+        return message
 
     async def react(self, actor: User, message_id: str, emoji: str, on: bool) -> Message:
         await self.get_message(actor, message_id)
