@@ -103,6 +103,26 @@ class Config:
     # Chat file blobs (content-addressed): None is <data_dir>/chat/files; a shared directory (NFS, a volume) for
     # several machines (--files-dir, CONVENE_FILES_DIR). The files' records are in the store.
     files_dir: Path | None = None
+    # The company directory (LDAP / Active Directory; identity/directory.py). None: no directory. ldap:// is
+    # upgraded with StartTLS, ldaps:// is TLS from the start; the server's certificate is checked against
+    # ldap_ca_file (PEM) or the system's CAs. The bind password comes from CONVENE_LDAP_BIND_PASSWORD or
+    # --ldap-bind-password and is never shown (repr) or logged. Attribute settings name fallbacks with
+    # commas: the first attribute an entry has wins ("displayName,cn").
+    ldap_url: str | None = None
+    ldap_bind_dn: str | None = None
+    ldap_bind_password: str | None = field(default=None, repr=False)
+    ldap_base_dn: str = ""
+    ldap_user_filter: str = "(objectClass=inetOrgPerson)"
+    ldap_attr_login: str = "uid"
+    ldap_attr_name: str = "displayName,cn"
+    ldap_attr_email: str = "mail"
+    ldap_attr_department: str = "departmentNumber,ou"
+    ldap_attr_title: str = "title"
+    ldap_ca_file: Path | None = None
+    # A TOML file mapping directory groups to roles and channels (chat/group_map.py); None: groups ignored.
+    ldap_group_map: Path | None = None
+    # How often the server syncs users from the directory (0: only on POST /v1/admin/ldap/sync, convene ldap sync).
+    ldap_sync_interval_seconds: float = 3600.0
 
     @property
     def url(self) -> str:
@@ -172,8 +192,14 @@ def config_from_env(**overrides: object) -> Config:
         values["token_secret_file"] = env["CONVENE_TOKEN_SECRET_FILE"] or None
     if "CONVENE_FILES_DIR" in env:
         values["files_dir"] = env["CONVENE_FILES_DIR"] or None
+    # LDAP: a bind password belongs here rather than in a flag, which `ps` shows to every local user.
+    for name in ("url", "bind_dn", "bind_password"):
+        if f"CONVENE_LDAP_{name.upper()}" in env:
+            values[f"ldap_{name}"] = env[f"CONVENE_LDAP_{name.upper()}"] or None
+    if "CONVENE_LDAP_BASE_DN" in env:
+        values["ldap_base_dn"] = env["CONVENE_LDAP_BASE_DN"]
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("data_dir", "tls_cert", "tls_key", "token_secret_file", "files_dir"):
+    for key in ("data_dir", "tls_cert", "tls_key", "token_secret_file", "files_dir", "ldap_ca_file", "ldap_group_map"):
         if key in values:
             values[key] = Path(str(values[key]))
     return Config(**values)  # type: ignore[arg-type]

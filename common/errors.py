@@ -152,6 +152,12 @@ class DirectoryUnavailable(ConveneError):
     code, status = "directory_unavailable", 503
 
 
+class DirectoryNotConfigured(Conflict):
+    """A directory operation on a server started without --ldap-url."""
+
+    code = "directory_not_configured"
+
+
 class InvalidConfig(ConveneError):
     """A setting the server cannot start with (a certificate that does not load, a proxy CIDR that is not one)."""
 

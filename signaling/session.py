@@ -54,6 +54,8 @@ CLOSE_ROOM_FULL = 4409
 CLOSE_REMOVED = 4000
 # The same identity joined again (a client reconnecting, or a second tab): this socket's participant is gone.
 CLOSE_REPLACED = 4001
+# The person's account was deactivated (an admin, `convene users disable`, the directory sync): as chat's 4410.
+CLOSE_DEACTIVATED = 4410
 # The server is restarting (SIGTERM): the meeting goes on, rejoin with the same token (RFC 6455 1012).
 CLOSE_SERVICE_RESTART = 1012
 JOIN_CLOSE_CODES = {"room_full": CLOSE_ROOM_FULL, "server_full": CLOSE_ROOM_FULL}
@@ -232,6 +234,15 @@ class Session:
             self.room.remove_listener(self)
         self.send({"type": "replaced"})
         self.close_soon(CLOSE_REPLACED, "replaced")
+
+    def deactivated(self) -> None:
+        """The account behind this socket was deactivated: it leaves the meeting and closes with 4410, after an
+        `account_disabled` message (as `replaced`: a browser sees the close code only after TCP ends, by when
+        its failed peer connections would have made it reconnect)."""
+        if self.room is not None:
+            self.room.remove_listener(self)
+        self.send({"type": "account_disabled"})
+        self.close_soon(CLOSE_DEACTIVATED, "deactivated")
 
     # -- room events -----------------------------------------------------------------------------
 

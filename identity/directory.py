@@ -1,0 +1,244 @@
+"""The company directory (LDAP / Active Directory): its users, its groups, and whether a password is a user's.
+
+ldap3 is synchronous, so every method here blocks: callers run them on a thread (`asyncio.to_thread`). Each call
+opens its own connection (StartTLS on ldap://, TLS from the start on ldaps://, the certificate checked), binds
+as the service account to search, and for a sign-in binds once more as the user. Nothing is shared between
+threads, and a directory that does not answer costs at most `timeout` seconds per call.
+
+Every value a person typed reaches a filter only escaped (RFC 4515): a login of `*)(uid=*` matches no one.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
+
+from common.config import Config
+from common.errors import DirectoryUnavailable, InvalidConfig, InvalidCredentials
+
+log = logging.getLogger(__name__)
+
+ACCOUNTDISABLE = 0x2  # Active Directory's userAccountControl bit for a disabled account
+PAGE_SIZE = 500  # OpenLDAP's default size limit is 500, AD's page limit 1000: page every listing
+GROUP_MEMBER_ATTRS = ("member", "uniqueMember", "memberUid")
+
+
+def _names(spec: str) -> tuple[str, ...]:
+    """"displayName,cn" -> ("displayName", "cn"): attribute fallbacks, the first an entry has wins."""
+    return tuple(part.strip() for part in spec.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    url: str
+    bind_dn: str | None
+    bind_password: str | None = field(repr=False)
+    base_dn: str
+    user_filter: str
+    attr_login: tuple[str, ...]
+    attr_name: tuple[str, ...]
+    attr_email: tuple[str, ...]
+    attr_department: tuple[str, ...]
+    attr_title: tuple[str, ...]
+    ca_file: Path | None = None
+    timeout: int = 5  # seconds (ldap3 packs it into a socket option: an int)
+
+    @classmethod
+    def from_config(cls, config: Config) -> DirectorySettings | None:
+        if not config.ldap_url:
+            return None
+        if not config.ldap_url.lower().startswith(("ldap://", "ldaps://")):
+            raise InvalidConfig("--ldap-url must be ldap://HOST[:PORT] (StartTLS) or ldaps://HOST[:PORT]")
+        if not config.ldap_base_dn:
+            raise InvalidConfig("--ldap-base-dn is needed with --ldap-url")
+        return cls(url=config.ldap_url, bind_dn=config.ldap_bind_dn, bind_password=config.ldap_bind_password,
+                   base_dn=config.ldap_base_dn, user_filter=config.ldap_user_filter,
+                   attr_login=_names(config.ldap_attr_login), attr_name=_names(config.ldap_attr_name),
+                   attr_email=_names(config.ldap_attr_email),
+                   attr_department=_names(config.ldap_attr_department),
+                   attr_title=_names(config.ldap_attr_title), ca_file=config.ldap_ca_file)
+
+    @property
+    def attributes(self) -> list[str]:
+        wanted = [*self.attr_login, *self.attr_name, *self.attr_email, *self.attr_department, *self.attr_title,
+                  "userAccountControl", "entryUUID", "objectGUID"]
+        return list(dict.fromkeys(wanted))
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    dn: str
+    external_id: str  # entryUUID (OpenLDAP) or objectGUID (AD), else the DN
+    login: str
+    name: str
+    email: str
+    department: str  # a path: "研发部/前端组"
+    title: str
+    disabled: bool  # AD's ACCOUNTDISABLE bit
+
+
+def normalize_dn(dn: str) -> str:
+    """A DN as groups list it and as searches return it compare equal: case and spaces after separators aside."""
+    return ",".join(part.strip() for part in dn.lower().split(","))
+
+
+def user_filter(base_filter: str, login_attr: str, login: str) -> str:
+    """The configured filter AND login_attr=login, the login escaped per RFC 4515."""
+    inner = base_filter if base_filter.startswith("(") else f"({base_filter})"
+    return f"(&{inner}({login_attr}={escape_filter_chars(login)}))"
+
+
+def _first(attrs: dict[str, Any], names: tuple[str, ...]) -> str:
+    lowered = {k.lower(): v for k, v in attrs.items()}
+    for name in names:
+        value = lowered.get(name.lower())
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if value not in (None, ""):
+            return str(value).strip()
+    return ""
+
+
+def _external_id(attrs: dict[str, Any], raw: dict[str, Any], dn: str) -> str:
+    guid = raw.get("objectGUID") or raw.get("objectguid")
+    if guid and isinstance(guid[0], bytes) and len(guid[0]) == 16:
+        return str(uuid.UUID(bytes_le=guid[0]))
+    return _first(attrs, ("entryUUID",)) or dn
+
+
+def _disabled(attrs: dict[str, Any]) -> bool:
+    text = _first(attrs, ("userAccountControl",))
+    try:
+        return bool(int(text) & ACCOUNTDISABLE) if text else False
+    except ValueError:
+        return False
+
+
+class Directory:
+    def __init__(self, settings: DirectorySettings) -> None:
+        self.settings = settings
+        secure = settings.url.lower().startswith("ldaps://")
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, version=ssl.PROTOCOL_TLS_CLIENT,
+                        ca_certs_file=str(settings.ca_file) if settings.ca_file else None)
+        self._server = ldap3.Server(settings.url, use_ssl=secure, tls=tls, get_info=ldap3.NONE,
+                                    connect_timeout=settings.timeout)
+        self._starttls = not secure
+
+    def _open(self, dn: str | None, password: str | None) -> Any:
+        """A connection over TLS, bound as `dn`; None when the directory refuses that password (for the service
+        account a DirectoryUnavailable: a wrong bind password is the operator's problem, not the user's)."""
+        conn = ldap3.Connection(self._server, user=dn, password=password, auto_bind=ldap3.AUTO_BIND_NONE,
+                                read_only=True, receive_timeout=self.settings.timeout, raise_exceptions=False)
+        try:
+            conn.open()
+            if self._starttls and not conn.start_tls():
+                raise DirectoryUnavailable("the directory refused StartTLS")
+            if conn.bind():
+                return conn
+        except LDAPException as exc:
+            conn.unbind()
+            log.warning("directory %s: %s", self.settings.url, type(exc).__name__)
+            raise DirectoryUnavailable("the directory is not answering") from exc
+        conn.unbind()
+        return None
+
+    def _service(self) -> Any:
+        conn = self._open(self.settings.bind_dn, self.settings.bind_password)
+        if conn is None:
+            log.error("directory %s refused the service account's bind (check --ldap-bind-dn and its password)",
+                      self.settings.url)
+            raise DirectoryUnavailable("the directory refused the service account")
+        return conn
+
+    def _user(self, entry: dict[str, Any]) -> DirectoryUser:
+        attrs, raw, dn = entry.get("attributes") or {}, entry.get("raw_attributes") or {}, str(entry["dn"])
+        s = self.settings
+        department = "/".join(p.strip() for p in _first(attrs, s.attr_department).split("/") if p.strip())
+        return DirectoryUser(dn=dn, external_id=_external_id(attrs, raw, dn), login=_first(attrs, s.attr_login),
+                             name=_first(attrs, s.attr_name), email=_first(attrs, s.attr_email),
+                             department=department, title=_first(attrs, s.attr_title), disabled=_disabled(attrs))
+
+    def find(self, login: str) -> DirectoryUser | None:
+        """The one entry that matches the filter with this login, or None (none, or ambiguous)."""
+        conn = self._service()
+        try:
+            found: list[DirectoryUser] = []
+            for name in self.settings.attr_login:
+                ok = conn.search(self.settings.base_dn, user_filter(self.settings.user_filter, name, login),
+                                 ldap3.SUBTREE, attributes=self.settings.attributes, size_limit=2)
+                if not ok and conn.result.get("result") not in (0, 4, 32):  # 4: size limit, 32: no such object
+                    raise DirectoryUnavailable("the directory search failed")
+                found = [self._user(e) for e in conn.response or [] if e.get("type") == "searchResEntry"]
+                if found:
+                    break
+            return found[0] if len(found) == 1 else None
+        except LDAPException as exc:
+            raise DirectoryUnavailable("the directory is not answering") from exc
+        finally:
+            conn.unbind()
+
+    def authenticate(self, login: str, password: str) -> DirectoryUser:
+        """The user whose password this is. InvalidCredentials, alike, for a login the filter does not match
+        (unknown, or no longer matching), a disabled account and a wrong password; DirectoryUnavailable when
+        the directory does not answer."""
+        user = self.find(login)
+        if user is None or user.disabled or not password:  # an empty password is an anonymous bind: never
+            raise InvalidCredentials("wrong login or password")
+        conn = self._open(user.dn, password)
+        if conn is None:
+            raise InvalidCredentials("wrong login or password")
+        conn.unbind()
+        return user
+
+    def users(self) -> Iterator[DirectoryUser]:
+        """Every entry the filter matches (disabled ones included, with `disabled` set), page by page."""
+        conn = self._service()
+        try:
+            pages = conn.extend.standard.paged_search(
+                self.settings.base_dn, self.settings.user_filter, ldap3.SUBTREE,
+                attributes=self.settings.attributes, paged_size=PAGE_SIZE, generator=True)
+            for entry in pages:
+                if entry.get("type") == "searchResEntry":
+                    yield self._user(entry)
+            if conn.result.get("result") not in (0, None):
+                raise DirectoryUnavailable(f"the directory listing failed: {conn.result.get('description')}")
+        except LDAPException as exc:
+            raise DirectoryUnavailable("the directory is not answering") from exc
+        finally:
+            conn.unbind()
+
+    def group_members(self, group_dns: list[str]) -> dict[str, set[str]]:
+        """Each group's members, as normalized DNs (member, uniqueMember) and plain logins (memberUid). A group
+        that is not there has no members."""
+        conn = self._service()
+        out: dict[str, set[str]] = {}
+        try:
+            for dn in group_dns:
+                members: set[str] = set()
+                if conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(GROUP_MEMBER_ATTRS)):
+                    for entry in conn.response or []:
+                        attrs = {k.lower(): v for k, v in (entry.get("attributes") or {}).items()}
+                        for name in GROUP_MEMBER_ATTRS:
+                            values = attrs.get(name.lower()) or []
+                            for value in values if isinstance(values, list) else [values]:
+                                text = value.decode() if isinstance(value, bytes) else str(value)
+                                members.add(normalize_dn(text) if "=" in text else text.lower())
+                elif conn.result.get("result") != 32:  # 32: no such object
+                    raise DirectoryUnavailable(f"reading group {dn!r} failed: {conn.result.get('description')}")
+                out[normalize_dn(dn)] = members
+            return out
+        except LDAPException as exc:
+            raise DirectoryUnavailable("the directory is not answering") from exc
+        finally:
+            conn.unbind()
