@@ -103,6 +103,10 @@ class Config:
     # Chat file blobs (content-addressed): None is <data_dir>/chat/files; a shared directory (NFS, a volume) for
     # several machines (--files-dir, CONVENE_FILES_DIR). The files' records are in the store.
     files_dir: Path | None = None
+    # Outgoing webhooks reach public addresses only: a hook must not make the server POST into its own network
+    # (metadata services, loopback admin ports). --hooks-allow-private (CONVENE_HOOKS_ALLOW_PRIVATE=1) lifts that
+    # for receivers on the company network.
+    hooks_allow_private: bool = False
     # The company directory (LDAP / Active Directory; identity/directory.py). None: no directory. ldap:// is
     # upgraded with StartTLS, ldaps:// is TLS from the start; the server's certificate is checked against
     # ldap_ca_file (PEM) or the system's CAs. The bind password comes from CONVENE_LDAP_BIND_PASSWORD or
@@ -192,6 +196,8 @@ def config_from_env(**overrides: object) -> Config:
         values["token_secret_file"] = env["CONVENE_TOKEN_SECRET_FILE"] or None
     if "CONVENE_FILES_DIR" in env:
         values["files_dir"] = env["CONVENE_FILES_DIR"] or None
+    if "CONVENE_HOOKS_ALLOW_PRIVATE" in env:
+        values["hooks_allow_private"] = env["CONVENE_HOOKS_ALLOW_PRIVATE"] not in ("", "0", "false", "no")
     # LDAP: a bind password belongs here rather than in a flag, which `ps` shows to every local user.
     for name in ("url", "bind_dn", "bind_password"):
         if f"CONVENE_LDAP_{name.upper()}" in env:

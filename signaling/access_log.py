@@ -2,13 +2,15 @@
 
 Our own clients no longer put credentials in URLs, but an old link (`/r/room?token=…`), a stale client or
 a hand-typed request still may; the log must not keep a 30-day token for whoever reads it later. The
-Referer is redacted too: it repeats the address of the page that made the request.
+Referer is redacted too: it repeats the address of the page that made the request. An incoming webhook's URL
+keeps its secret in the path (Slack's convention): that last segment is written as `[redacted]` as well.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import re
 import urllib.parse
 
 from aiohttp.abc import AbstractAccessLogger
@@ -17,12 +19,16 @@ from aiohttp.web_response import StreamResponse
 
 SECRET_PARAMS = frozenset({"token", "sig", "access_token"})
 REDACTED = "[redacted]"
+# Secrets that are path segments by convention (Slack's incoming-webhook URLs): the segment after the public id.
+SECRET_PATHS = (re.compile(r"(/v1/hooks/incoming/[^/?#]*/)[^/?#]+"),)
 
 
 def redact_url(url: str) -> str:
     """`/v1/files/x?token=abc&a=1` -> `/v1/files/x?token=[redacted]&a=1` (parameter names compared decoded)."""
     rest, hash_sep, fragment = url.partition("#")
     base, query_sep, query = rest.partition("?")
+    for pattern in SECRET_PATHS:
+        base = pattern.sub(lambda m: m.group(1) + REDACTED, base)
     if query_sep:
         query = "&".join(_redact_pair(pair) for pair in query.split("&"))
     if hash_sep:

@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chat.web import setup_chat
+from integrations.web import setup_integrations
 from sfu.rooms import RoomRegistry
 from sfu.workers import PipeServer
 from signaling import headers, health, member_join, metrics, openapi, proxies, rest, static, ws
@@ -91,6 +92,7 @@ def create_app(config: Config) -> web.Application:
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)
+        setup_integrations(app, config)  # webhooks: after chat, which they post through
     setup_transcribe(app, config)
     attach_sidecars(app, app[ROOMS])
     metrics.setup(app)

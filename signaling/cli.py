@@ -33,6 +33,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         asr_beam=args.asr_beam, captions_default=False if args.no_captions else None,
         allowed_origins=split_origins(args.allowed_origins) if args.allowed_origins is not None else None,
         ice_allow_link_local=args.ice_allow_link_local or None, database_url=args.database_url,
+        hooks_allow_private=args.hooks_allow_private or None,
         token_secret_file=args.token_secret_file, files_dir=args.files_dir,
         attendees_see_records=args.attendees_see_records or None,
         notes_autopublish_seconds=None if args.notes_autopublish_minutes is None else args.notes_autopublish_minutes * 60,
@@ -250,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "besides the server's own")
     serve.add_argument("--ice-allow-link-local", action="store_true",
                        help="accept clients' ICE candidates on link-local addresses (169.254/16, fe80::/10)")
+    serve.add_argument("--hooks-allow-private", action="store_true",
+                       help="let outgoing webhooks reach private, loopback and link-local addresses "
+                            "[CONVENE_HOOKS_ALLOW_PRIVATE=1]")
     serve.add_argument("--tls-cert", default=None, metavar="FILE",
                        help="serve https with this PEM certificate (chain) [CONVENE_TLS_CERT]")
     serve.add_argument("--tls-key", default=None, metavar="FILE", help="its PEM private key [CONVENE_TLS_KEY]")

@@ -1,0 +1,54 @@
+"""Shared pieces of the Git receivers' posts: Markdown links with safe labels, commit lists, first lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_COMMITS = 5
+MAX_BODY_CHARS = 300
+
+
+def s(obj: Any, *path: str) -> str:
+    """The string at `obj[path[0]][path[1]]…`, or "" when any step is missing or not what it should be."""
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj if isinstance(obj, str) else ""
+
+
+def label(text: str) -> str:
+    """Text for inside `[…]`: brackets and newlines would end or break the link."""
+    return " ".join(text.replace("[", "(").replace("]", ")").split())
+
+
+def link(text: str, url: str) -> str:
+    return f"[{label(text)}]({url})" if url.startswith(("https://", "http://")) else label(text)
+
+
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def excerpt(text: str) -> str:
+    """The start of an issue's or request's description, as a quote."""
+    body = text.strip()
+    if not body:
+        return ""
+    if len(body) > MAX_BODY_CHARS:
+        body = body[:MAX_BODY_CHARS].rstrip() + "…"
+    return "\n".join(f"> {line}" for line in body.splitlines())
+
+
+def commit_lines(commits: list[dict[str, str]], total: int) -> list[str]:
+    """`- [abc1234](url) message — author` for the first few commits, then how many more."""
+    lines = [f"- {link(c['id'][:7], c['url'])} {label(first_line(c['message']))} — {label(c['author'])}"
+             for c in commits[:MAX_COMMITS]]
+    if total > len(lines):
+        lines.append(f"- … and {total - len(lines)} more")
+    return lines
+
+
+def branch_of(ref: str) -> tuple[str, str]:
+    """`refs/heads/main` -> ("branch", "main"); `refs/tags/v1` -> ("tag", "v1")."""
+    if ref.startswith("refs/tags/"):
+        return "tag", ref[len("refs/tags/"):]
+    return "branch", ref.removeprefix("refs/heads/")

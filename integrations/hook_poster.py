@@ -1,0 +1,68 @@
+"""How a hook speaks in chat: as its own bot user (role bot, named after the hook), a member of its channel.
+
+Posts go through ChatService.post like anyone's (the role table, membership, the content limit, the bus), so a
+hook's bot removed from its channel stops posting there (not_a_member) until someone adds it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from chat.model import Channel, Message, User
+from chat.service import ChatService, PostRequest
+from integrations.hook_store import Hook
+
+log = logging.getLogger(__name__)
+
+BOT_PREFIX = "hook-"
+OWNER_NOTICE_SECONDS = 600.0  # at most one failure notice per hook this often: a dead receiver is not a DM flood
+
+
+def bot_login(hook_id: str) -> str:
+    return f"{BOT_PREFIX}{hook_id}"
+
+
+def is_hook_bot(login: str) -> bool:
+    return login.startswith(BOT_PREFIX)
+
+
+def fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HookPoster:
+    def __init__(self, chat: ChatService, max_chars: int = 20_000) -> None:
+        self.chat = chat
+        self.max_chars = max_chars
+        self._noticed: dict[str, float] = {}
+
+    async def bot_for(self, hook_id: str, name: str) -> User:
+        """The hook's bot user, made on first use (a name change of the hook later renames it)."""
+        user, _ = await self.chat.add_user(None, bot_login(hook_id), "bot", name=name)
+        return user
+
+    async def join(self, bot: User, channel: Channel) -> None:
+        if not await self.chat.store.is_member(channel.id, bot.login):
+            await self.chat.store.add_members(channel.id, [bot.login])
+            await self.chat.bus.publish({"type": "members", "channel": channel.id, "added": [bot.login],
+                                         "removed": []})
+
+    async def post(self, hook: Hook, channel_id: str, text: str, username: str | None = None) -> Message:
+        bot = await self.chat.store.get_user(hook.bot_login) or await self.bot_for(hook.id, hook.name)
+        if username:
+            # Who the sender says it is, shown above the text (the author stays the hook's bot: no impersonation).
+            text = f"**{username}** · _via {hook.name}_\n{text}"
+        message, _ = await self.chat.post(bot, PostRequest(to=channel_id, content=fit(text, self.max_chars)))
+        return message
+
+    async def notify_owner(self, hook: Hook, text: str) -> bool:
+        """A direct message from the hook's bot to its owner (failures of an outgoing hook), rate-limited."""
+        now = time.monotonic()
+        if now - self._noticed.get(hook.id, -OWNER_NOTICE_SECONDS) < OWNER_NOTICE_SECONDS:
+            return False
+        self._noticed[hook.id] = now
+        bot = await self.chat.store.get_user(hook.bot_login) or await self.bot_for(hook.id, hook.name)
+        channel, _ = await self.chat.direct_channel(bot.login, hook.owner)
+        await self.chat.post(bot, PostRequest(to=channel.id, content=fit(text, self.max_chars)))
+        return True

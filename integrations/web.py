@@ -1,0 +1,292 @@
+"""The webhooks' HTTP surface.
+
+Managing (the `manage_integrations` permission; Authorization as for the rest of the API):
+    POST   /v1/hooks/incoming  {"channel", "name"}                      -> 201 {id, url, …}  (the URL once)
+    POST   /v1/hooks/github    {"channel", "name"}                      -> 201 {id, url, secret, …}  (once)
+    POST   /v1/hooks/gitlab    {"channel", "name"}                      -> 201 {id, url, secret, …}  (once)
+    POST   /v1/hooks/outgoing  {"name", "url", "channel"?, "trigger_words"?} -> 201 {id, secret, …}  (once)
+    GET    /v1/hooks[?kind=]   -> {"hooks": […]};  GET /v1/hooks/{id} -> the hook and its recent deliveries
+    DELETE /v1/hooks/{id}
+Receiving (no Authorization: the URL, the signature or the token is the credential):
+    POST /v1/hooks/incoming/{id}/{secret}  a Slack message (JSON or form `payload=`)  -> 200 text/plain "ok"
+    POST /v1/hooks/github/{id}             X-Hub-Signature-256, X-GitHub-Event, X-GitHub-Delivery
+    POST /v1/hooks/gitlab/{id}             X-Gitlab-Token, X-Gitlab-Event, Idempotency-Key / X-Gitlab-Event-UUID
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from audit.appkeys import AUDIT
+from audit.event import AuditEvent
+from audit.recorder import Recorder
+from chat.auth import Principal
+from chat.service import ChatService
+from chat.web import CHAT_API, ChatApi
+from common.config import Config
+from common.errors import InvalidField
+from common.ratelimit import RateLimiter
+from common.wire import read_json_object
+from identity.appkeys import DATABASE
+from identity.secrets_store import server_secret
+from integrations.access import require_manage
+from integrations.address_guard import check_url
+from integrations.errors import HookNotFound, InvalidPayload
+from integrations.github import github_post
+from integrations.gitlab import gitlab_post
+from integrations.hook_poster import HookPoster, bot_login
+from integrations.hook_secrets import (
+    new_salt,
+    new_url_secret,
+    shared_secret,
+    url_secret_hash,
+    url_secret_matches,
+)
+from integrations.hook_store import Hook, HookStore
+from integrations.outgoing import OutgoingHooks
+from integrations.signing import verify_github, verify_token
+from integrations.slack_message import parse_body, read_message
+
+log = logging.getLogger(__name__)
+
+HOOK_RATE_PER_SECOND = 1.0  # Slack's limit for incoming webhooks: about one message a second, short bursts allowed
+HOOK_BURST = 20
+MAX_TRIGGER_WORDS = 20
+DELIVERY_DAYS = 7  # Git delivery ids and outgoing outcomes are kept this long
+
+
+def _name(body: dict[str, Any]) -> str:
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
+        raise InvalidField("name must be 1-64 characters", field="name")
+    return " ".join(name.split())
+
+
+def _triggers(body: dict[str, Any]) -> tuple[str, ...]:
+    words = body.get("trigger_words", [])
+    if not isinstance(words, list) or len(words) > MAX_TRIGGER_WORDS or not all(
+            isinstance(w, str) and 1 <= len(w) <= 64 and not any(c.isspace() for c in w) for w in words):
+        raise InvalidField(f"trigger_words is a list of at most {MAX_TRIGGER_WORDS} words (no spaces)",
+                           field="trigger_words")
+    return tuple(dict.fromkeys(words))
+
+
+class IntegrationsApi:
+    def __init__(self, chat_api: ChatApi, hooks: HookStore, secret_key: bytes, config: Config,
+                 audit: Recorder | None) -> None:
+        self.chat_api = chat_api
+        self.chat: ChatService = chat_api.service
+        self.hooks = hooks
+        self._secret = secret_key  # the server secret: hooks' shared secrets are derived from it
+        self.public_url = config.url
+        self.audit = audit
+        self.poster = HookPoster(self.chat, chat_api.config.max_content_chars)
+        self.outgoing = OutgoingHooks(hooks, self.chat, self.poster, secret_key, config.hooks_allow_private)
+        self.limiter = RateLimiter(HOOK_RATE_PER_SECOND, HOOK_BURST)
+        self.allow_private = config.hooks_allow_private
+
+    async def _manager(self, request: web.Request) -> Principal:
+        p = (await self.chat_api.auth.principal(request)).unscoped()
+        if request.method != "GET":
+            self.chat_api.limiter.take(p.rate_key)
+        require_manage(p.user)
+        return p
+
+    async def _hook(self, hook_id: str, kind: str | None = None) -> Hook:
+        hook = await self.hooks.get(hook_id) if len(hook_id) <= 32 else None
+        if hook is None or (kind is not None and hook.kind != kind):
+            raise HookNotFound(f"no {kind or ''} hook {hook_id!r}".replace("  ", " "))
+        return hook
+
+    async def _audit(self, event: str, hook: Hook, actor: str) -> None:
+        if self.audit is not None:
+            state = {k: v for k, v in hook.to_wire().items() if k != "created_at"}
+            await self.audit.record(AuditEvent(event=event, object_type="hook", object_id=hook.id, actor=actor,
+                                               before=state if event.endswith("delete") else None,
+                                               after=None if event.endswith("delete") else state))
+
+    # Managing ---------------------------------------------------------------------------------
+
+    async def _make(self, p: Principal, kind: str, name: str, channel_ref: str | None, **extra: Any) -> Hook:
+        channel_id = None
+        if channel_ref is not None:
+            channel = await self.chat.readable(p.user, channel_ref)  # the maker is in it (404 / not_a_member)
+            channel_id = channel.id
+        hook_id = secrets.token_hex(6)
+        hook = Hook(id=hook_id, kind=kind, name=name, channel_id=channel_id, owner=p.user.login,
+                    bot_login=bot_login(hook_id), created_at=time.time(), **extra)
+        bot = await self.poster.bot_for(hook.id, name)
+        if channel_ref is not None:
+            await self.poster.join(bot, await self.chat.resolve(channel_ref))
+        await self.hooks.insert(hook)
+        await self._audit("hook.create", hook, p.user.login)
+        return hook
+
+    def _channel_field(self, body: dict[str, Any], required: bool = True) -> str | None:
+        channel = body.get("channel")
+        if channel is None and not required:
+            return None
+        if not isinstance(channel, str) or not channel:
+            raise InvalidField("channel must name a channel (its id or name)", field="channel")
+        return channel
+
+    async def create_incoming(self, request: web.Request) -> web.Response:
+        p = await self._manager(request)
+        body = await read_json_object(request, allowed={"channel", "name"})
+        secret = new_url_secret()
+        hook = await self._make(p, "incoming", _name(body), self._channel_field(body),
+                                secret_hash=url_secret_hash(secret))
+        url = f"{self.public_url}/v1/hooks/incoming/{hook.id}/{secret}"
+        return web.json_response({**hook.to_wire(), "url": url}, status=201)
+
+    async def _create_git(self, request: web.Request, kind: str) -> web.Response:
+        p = await self._manager(request)
+        body = await read_json_object(request, allowed={"channel", "name"})
+        salt = new_salt()
+        hook = await self._make(p, kind, _name(body), self._channel_field(body), salt=salt)
+        return web.json_response({**hook.to_wire(), "url": f"{self.public_url}/v1/hooks/{kind}/{hook.id}",
+                                  "secret": shared_secret(self._secret, hook.id, salt)}, status=201)
+
+    async def create_github(self, request: web.Request) -> web.Response:
+        return await self._create_git(request, "github")
+
+    async def create_gitlab(self, request: web.Request) -> web.Response:
+        return await self._create_git(request, "gitlab")
+
+    async def create_outgoing(self, request: web.Request) -> web.Response:
+        p = await self._manager(request)
+        body = await read_json_object(request, allowed={"channel", "name", "url", "trigger_words"})
+        name, url = _name(body), check_url(body.get("url"), self.allow_private)
+        channel, triggers = self._channel_field(body, required=False), _triggers(body)
+        if channel is None and not triggers:
+            raise InvalidField("an outgoing hook needs a channel, trigger words, or both", field="trigger_words")
+        salt = new_salt()
+        hook = await self._make(p, "outgoing", name, channel, salt=salt, url=url, trigger_words=triggers)
+        return web.json_response({**hook.to_wire(), "secret": shared_secret(self._secret, hook.id, salt)},
+                                 status=201)
+
+    async def list_hooks(self, request: web.Request) -> web.Response:
+        await self._manager(request)
+        kind = request.query.get("kind") or None
+        if kind is not None and kind not in ("incoming", "github", "gitlab", "outgoing"):
+            raise InvalidField("kind is incoming, github, gitlab or outgoing", field="kind")
+        return web.json_response({"hooks": [h.to_wire() for h in await self.hooks.list(kind)]})
+
+    async def get_hook(self, request: web.Request) -> web.Response:
+        await self._manager(request)
+        hook = await self._hook(request.match_info["id"])
+        deliveries = [d.to_wire() for d in await self.hooks.recent(hook.id)]
+        failed = [d for d in deliveries if d["status"] == "failed" or d["error"]]
+        return web.json_response({**hook.to_wire(), "deliveries": deliveries,
+                                  "last_error": failed[0] if failed else None})
+
+    async def delete_hook(self, request: web.Request) -> web.Response:
+        p = await self._manager(request)
+        hook = await self._hook(request.match_info["id"])
+        await self.hooks.delete(hook.id)
+        await self._audit("hook.delete", hook, p.user.login)
+        return web.json_response({"id": hook.id, "deleted": True})
+
+    # Receiving --------------------------------------------------------------------------------
+
+    async def receive_incoming(self, request: web.Request) -> web.Response:
+        hook = await self._hook(request.match_info["id"], "incoming")
+        if not url_secret_matches(request.match_info["secret"], hook.secret_hash):
+            raise HookNotFound("no such incoming webhook")  # as an unknown id: the URL is the credential
+        self.limiter.take(f"hook:{hook.id}")
+        body = await request.read()
+        message = read_message(parse_body(body, request.content_type))
+        assert hook.channel_id is not None
+        await self.poster.post(hook, hook.channel_id, message.text, message.username)
+        return web.Response(text="ok", content_type="text/plain")
+
+    async def _git_delivery(self, request: web.Request, kind: str) -> tuple[Hook, bytes, dict[str, Any]]:
+        hook = await self._hook(request.match_info["id"], kind)
+        body = await request.read()
+        assert hook.salt is not None
+        secret = shared_secret(self._secret, hook.id, hook.salt)
+        if kind == "github":
+            verify_github(secret, body, request.headers.get("X-Hub-Signature-256"))
+        else:
+            verify_token(secret, request.headers.get("X-Gitlab-Token"))
+        # Counted after the signature: a flood of forged deliveries does not use up the real sender's allowance.
+        self.limiter.take(f"hook:{hook.id}")
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidPayload("the delivery is not JSON (set the content type to application/json)") from exc
+        if not isinstance(payload, dict):
+            raise InvalidPayload("the delivery is a JSON object")
+        return hook, body, payload
+
+    async def _post_once(self, hook: Hook, delivery_id: str | None, text: str | None) -> web.Response:
+        if text is None:
+            return web.json_response({"ok": True, "posted": False})
+        if delivery_id:
+            if not await self.hooks.claim(hook.id, f"git:{delivery_id[:100]}", "received"):
+                return web.json_response({"ok": True, "posted": False, "duplicate": True})
+        assert hook.channel_id is not None
+        try:
+            await self.poster.post(hook, hook.channel_id, text)
+        except Exception:
+            if delivery_id:  # not posted: a redelivery may try again
+                await self.hooks.release(hook.id, f"git:{delivery_id[:100]}")
+            raise
+        return web.json_response({"ok": True, "posted": True})
+
+    async def receive_github(self, request: web.Request) -> web.Response:
+        hook, _, payload = await self._git_delivery(request, "github")
+        event = request.headers.get("X-GitHub-Event", "")
+        return await self._post_once(hook, request.headers.get("X-GitHub-Delivery"), github_post(event, payload))
+
+    async def receive_gitlab(self, request: web.Request) -> web.Response:
+        hook, _, payload = await self._git_delivery(request, "gitlab")
+        event = request.headers.get("X-Gitlab-Event", "")
+        delivery = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID")
+        return await self._post_once(hook, delivery, gitlab_post(event, payload))
+
+    # Lifecycle --------------------------------------------------------------------------------
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.outgoing.start()
+        self.chat.bus.subscribe(self.outgoing.on_event)
+        try:
+            await self.hooks.prune(time.time() - DELIVERY_DAYS * 86400)
+        except Exception:  # noqa: BLE001 - pruning is housekeeping: the server starts without it
+            log.exception("pruning old hook deliveries failed")
+        yield
+        await self.outgoing.stop()
+
+    def routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_post("/v1/hooks/incoming", self.create_incoming)
+        r.add_post("/v1/hooks/github", self.create_github)
+        r.add_post("/v1/hooks/gitlab", self.create_gitlab)
+        r.add_post("/v1/hooks/outgoing", self.create_outgoing)
+        r.add_get("/v1/hooks", self.list_hooks)
+        r.add_get("/v1/hooks/{id}", self.get_hook)
+        r.add_delete("/v1/hooks/{id}", self.delete_hook)
+        r.add_post("/v1/hooks/incoming/{id}/{secret}", self.receive_incoming)
+        r.add_post("/v1/hooks/github/{id}", self.receive_github)
+        r.add_post("/v1/hooks/gitlab/{id}", self.receive_gitlab)
+
+
+INTEGRATIONS = web.AppKey("integrations", IntegrationsApi)
+
+
+def setup_integrations(app: web.Application, config: Config) -> IntegrationsApi:
+    """Mounts the webhooks on the server's app (after chat, whose service, credentials and store they use)."""
+    secret = server_secret(config.data_dir, config.token_secret_file)
+    api = IntegrationsApi(app[CHAT_API], HookStore(app[DATABASE]), secret, config,
+                          app[AUDIT] if AUDIT in app else None)
+    app[INTEGRATIONS] = api
+    api.routes(app)
+    app.cleanup_ctx.append(api.lifecycle)
+    return api
