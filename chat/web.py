@@ -31,7 +31,7 @@ from chat.files import FileVault, Staged
 from chat.hub import Hub, Session
 from chat.jobs import file_sweep_loop, reminder_loop, retention_loop
 from chat.links import FileLinks
-from chat.model import FileMeta, Message, SearchQuery
+from chat.model import FileMeta, Message, SearchQuery, User
 from chat.openapi import openapi_document
 from identity.permissions import Action, allowed, outranked_by, require
 from common.ratelimit import RateLimiter
@@ -136,6 +136,9 @@ class ChatApi:
         # Called with the login on every deactivation here, beside closing the chat sockets: the front door
         # closes the person's meeting sockets (which chat does not know); each returns how many it closed.
         self.deactivation_listeners: list[Callable[[str], int]] = []
+        # Set when a directory (LDAP / AD) is configured (chat/directory_web.py): (login, password) -> the user and
+        # their token epoch, by a bind as the user; logins with a local password never reach it.
+        self.directory_login: Callable[[str, str], Awaitable[tuple[User, int]]] | None = None
         bus.subscribe(self.hub.dispatch)
 
     async def _who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
@@ -200,20 +203,28 @@ class ChatApi:
         try:
             if self.accounts is None:
                 raise InvalidCredentials("wrong login or password")
-            account = await self.accounts.verify(login, password)  # one argon2 check, also for unknown logins
-            if user is None:
-                raise InvalidCredentials("wrong login or password")
+            if self.directory_login is not None and not await self._has_local_password(login):
+                user, epoch = await self.directory_login(login, password)  # may be 503 directory_unavailable
+            else:
+                account = await self.accounts.verify(login, password)  # one argon2 check, also for unknown logins
+                if user is None:
+                    raise InvalidCredentials("wrong login or password")
+                epoch = account.token_epoch
         except InvalidCredentials:
             self.lockout.failed(*keys)
             raise
         self.lockout.succeeded(keys[0])
-        token = self.auth.mint_user_token(user.login, SESSION_SECONDS, account.token_epoch,
+        token = self.auth.mint_user_token(user.login, SESSION_SECONDS, epoch,
                                           session=secrets.token_urlsafe(16))
         response = web.json_response({"token": token, "user": user.to_wire(),
                                       "csrf": csrf_token(self.auth.csrf_secret, token)})
         response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
                             samesite="Lax", secure=request.secure)
         return response
+
+    async def _has_local_password(self, login: str) -> bool:
+        account = None if self.accounts is None else await self.accounts.get(login)
+        return account is not None and account.has_password
 
     async def logout(self, request: web.Request) -> web.Response:
         """Ends the session (the cookie's, or a session token sent as bearer) in every process, and drops the

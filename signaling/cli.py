@@ -18,6 +18,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from chat.directory_cli import ldap_overrides
+
     from aiohttp import web
 
     from signaling.access_log import RedactingAccessLogger
@@ -41,6 +43,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         trusted_proxies=split_list(args.trusted_proxies) if args.trusted_proxies is not None else None,
         announce_ip=args.announce_ip, rtc_ips=args.rtc_ips, rtc_port_range=args.rtc_port_range,
         turn_urls=args.turn_url, turn_secret=args.turn_secret, stun_url=args.stun_url,
+        **ldap_overrides(args),
     )
     logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -269,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="post a meeting's action items to its chat N minutes after it ends unless its "
                             "organizer did (default 60; 0: never)")
     _add_ice(serve)
+    from chat.directory_cli import add_ldap_arguments, add_ldap_parser
+
+    add_ldap_arguments(serve)
     serve.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("-v", "--verbose", action="store_true")
@@ -331,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     from chat.cli import add_users_parser
 
     add_users_parser(sub, _add_common)
+    add_ldap_parser(sub, _add_common)
 
     from loadtest.cli import add_arguments as add_loadtest_arguments
     from loadtest.cli import run_from_args as run_loadtest

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from chat.web import CHAT_API
 from identity.appkeys import DATABASE
 from identity.passwords import AccountStore
 from signaling.ws import SESSIONS
@@ -62,4 +63,7 @@ async def _poll_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
+    """After setup_chat: chat's deactivations close this process's meeting sockets at once; the poll does the rest."""
+    if CHAT_API in app:
+        app[CHAT_API].deactivation_listeners.append(lambda login: close_meeting_sockets(app, login))
     app.cleanup_ctx.append(_poll_ctx)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from common.errors import ConveneError, MeetingEnded, OutOfScope, WrongRoom
+from common.errors import ConveneError, MeetingEnded, OutOfScope, TokenRevoked, WrongRoom
 from identity.meetings import Meeting, MeetingLedger
+from identity.passwords import AccountStore
 from identity.tokens import AccessToken
 from sfu.room import Room
 from sfu.rooms import SHUTDOWN_REASON, RoomRegistry, TooManyRooms
@@ -28,6 +29,7 @@ class Meetings:
     def __init__(self, ledger: MeetingLedger, rooms: RoomRegistry) -> None:
         self.ledger = ledger
         self.rooms = rooms
+        self.accounts = AccountStore(ledger.db)  # a deactivated person's meeting tokens join nothing
         self._ending: set[asyncio.Task[bool]] = set()  # ledger writes of rooms that ended
         rooms.on_room_ended.append(self._room_ended)
 
@@ -46,6 +48,9 @@ class Meetings:
         if token.room != room_name:
             raise WrongRoom(f"this token is for room {token.room!r}")
         meeting = await self.ledger.check(token)
+        account = await self.accounts.get(token.identity)
+        if account is not None and not account.active:
+            raise TokenRevoked("this account was deactivated")
         return self._room(meeting)
 
     def _room(self, meeting: Meeting, captions: bool | None = None, max_participants: int = 100) -> Room:

@@ -58,7 +58,7 @@ CLOSE_REPLACED = 4001
 CLOSE_DEACTIVATED = 4410
 # The server is restarting (SIGTERM): the meeting goes on, rejoin with the same token (RFC 6455 1012).
 CLOSE_SERVICE_RESTART = 1012
-JOIN_CLOSE_CODES = {"room_full": CLOSE_ROOM_FULL, "server_full": CLOSE_ROOM_FULL}
+JOIN_CLOSE_CODES = {"room_full": CLOSE_ROOM_FULL, "server_full": CLOSE_ROOM_FULL, "token_revoked": CLOSE_DEACTIVATED}
 
 
 class NotJoined(ConveneError):

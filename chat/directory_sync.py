@@ -1,0 +1,309 @@
+"""The directory sync: people, departments, roles and synced channels follow the company directory (LDAP / AD).
+
+One run lists every entry the filter matches (identity/directory.py, on a thread) and the mapped groups' members,
+reads every user row once, and writes only what differs: new people are created, changed profiles updated,
+and people who left the filter or carry AD's ACCOUNTDISABLE bit are deactivated through the same path as
+`POST /v1/users/{login}/deactivate` (token epoch bumped, live chat and meeting sockets closed with 4410). A run in
+which nothing changed writes nothing. Users made locally (source "local", or with a local password) are never
+touched: local admins keep working when the directory is down or misconfigured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chat.model import Channel, User, new_id
+from chat.service import DEPARTMENT, LOGIN, SYSTEM_LOGIN, ChatService
+from common.errors import ConveneError, DirectoryUnavailable, InvalidCredentials
+from identity.directory import Directory, DirectoryUser, normalize_dn
+from identity.group_map import GroupMap
+from identity.passwords import AccountStore
+from store.database import Database
+from store.schema import accounts, chat_users
+
+log = logging.getLogger(__name__)
+
+BATCH = 500  # rows per write: one transaction stays short, the group-commit writer keeps serving others
+PROFILE = ("role", "name", "email", "title", "department", "external_id", "directory_active", "source")
+Deactivate = Callable[[str], Awaitable[Any]]
+
+
+@dataclass
+class SyncReport:
+    created: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # entries left alone: a local account of that login, an invalid login, a duplicate
+    members_added: int = 0
+    members_removed: int = 0
+    writes: int = 0  # rows written (users, accounts, memberships): 0 when nothing changed
+    errors: list[str] = field(default_factory=list)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {"created": self.created, "updated": self.updated, "deactivated": self.deactivated,
+                "unchanged": self.unchanged}
+
+    def to_wire(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["errors"] = self.errors[:20]  # the first few say what is wrong; the count says how much
+        out["error_count"] = len(self.errors)
+        out["seconds"] = round(self.finished_at - self.started_at, 3)
+        return out
+
+
+@dataclass(frozen=True)
+class _Row:
+    login: str
+    role: str
+    name: str
+    email: str
+    title: str
+    department: str
+    external_id: str | None
+    directory_active: bool | None
+    source: str
+
+
+def _wanted(entry: DirectoryUser, role: str, report: SyncReport) -> dict[str, Any]:
+    department = entry.department
+    if department and not DEPARTMENT.match(department):
+        report.errors.append(f"{entry.login}: department {department[:80]!r} is not a path; left empty")
+        department = ""
+    return {"login": entry.login, "role": role, "name": (entry.name or entry.login)[:128],
+            "email": entry.email[:320], "title": entry.title[:128], "department": department,
+            "external_id": entry.external_id[:255], "directory_active": not entry.disabled, "source": "ldap"}
+
+
+class DirectorySync:
+    def __init__(self, directory: Directory, group_map: GroupMap, db: Database, service: ChatService,
+                 accounts: AccountStore, deactivate: Deactivate) -> None:
+        self.directory = directory
+        self.group_map = group_map
+        self.db = db
+        self.service = service
+        self.accounts = accounts
+        self.deactivate = deactivate  # the shared deactivation path (ChatApi.end_access, or the CLI's)
+        self._lock = asyncio.Lock()
+        self.last: SyncReport | None = None
+        self.last_error: str | None = None
+        self.running = False
+
+    # -- sign-in ---------------------------------------------------------------------------------
+
+    async def admit(self, login: str, password: str) -> tuple[User, int]:
+        """A directory sign-in: binds as the user (DirectoryUnavailable / InvalidCredentials), then makes their
+        user row if the sync has not yet (role member until it runs), and returns the user and the account's
+        token epoch. A deactivated account stays refused until a sync finds it enabled again."""
+        entry = await asyncio.to_thread(self.directory.authenticate, login, password)
+        if not LOGIN.match(entry.login):
+            raise InvalidCredentials("wrong login or password")
+        account = await self.accounts.get(entry.login)
+        if account is not None and not account.active:
+            raise InvalidCredentials("wrong login or password")
+        existing = await self._rows([entry.login])
+        if entry.login not in existing:
+            await self._insert([_wanted(entry, "member", SyncReport())], time.time())
+        user = await self.service.store.get_user(entry.login)
+        assert user is not None
+        return user, 0 if account is None else account.token_epoch
+
+    # -- sync ------------------------------------------------------------------------------------
+
+    async def run(self) -> SyncReport:
+        async with self._lock:
+            self.running = True
+            report = SyncReport(started_at=time.time())
+            try:
+                await self._run(report)
+            except ConveneError as exc:
+                self.last_error = f"{exc.code}: {exc.message}"
+                report.errors.append(self.last_error)
+                raise
+            else:
+                self.last_error = None
+            finally:
+                report.finished_at = time.time()
+                self.last, self.running = report, False
+                log.info("directory sync: %s in %.1f s (%d errors)", report.counts(),
+                         report.finished_at - report.started_at, len(report.errors))
+            return report
+
+    async def _run(self, report: SyncReport) -> None:
+        entries = await asyncio.to_thread(lambda: list(self.directory.users()))
+        dns = self.group_map.group_dns
+        groups = await asyncio.to_thread(self.directory.group_members, dns) if dns else {}
+        current = await self._rows(None)
+        local_passwords = await self._local_password_logins()
+        seen: set[str] = set()
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        to_deactivate: list[str] = []
+        to_enable: list[str] = []
+        members_of: dict[str, set[str]] = {}
+        for entry in entries:
+            if not LOGIN.match(entry.login) or entry.login in seen:
+                report.skipped += 1
+                report.errors.append(f"{entry.dn}: login {entry.login!r} is invalid or appears twice")
+                continue
+            seen.add(entry.login)
+            row = current.get(entry.login)
+            if entry.login in local_passwords or (row is not None and row.role == "bot"):
+                report.skipped += 1  # a local account (or a bot) of the same login: not the directory's to manage
+                continue
+            in_groups = {dn for dn, members in groups.items()
+                         if normalize_dn(entry.dn) in members or entry.login.lower() in members}
+            if not entry.disabled:
+                members_of[entry.login] = in_groups
+            wanted = _wanted(entry, self._role(row, in_groups), report)
+            if row is None:
+                if not entry.disabled:  # a disabled entry never seen before: nothing to make, nothing to end
+                    inserts.append(wanted)
+                    report.created += 1
+                continue
+            changed = any(getattr(row, k) != wanted[k] for k in PROFILE)
+            if changed:
+                updates.append(wanted)
+            if entry.disabled and row.directory_active is not False:
+                to_deactivate.append(entry.login)  # counted as deactivated once it is done
+            elif not entry.disabled and row.directory_active is False:
+                to_enable.append(entry.login)
+                report.updated += 1
+            elif changed:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        gone = [r.login for r in current.values()
+                if r.source == "ldap" and r.login not in seen and r.directory_active is not False]
+        now = time.time()
+        report.writes += await self._insert(inserts, now)
+        report.writes += await self._update(updates, now)
+        report.writes += await self._mark_gone(gone, now)
+        for login in to_enable:
+            await self.accounts.enable(login)
+            report.writes += 1
+        for login in [*to_deactivate, *gone]:
+            await self.deactivate(login)  # the admin's path: epoch bumped, sockets closed
+            report.deactivated += 1
+            report.writes += 1
+        await self._sync_channels(members_of, report)
+
+    def _role(self, row: _Row | None, in_groups: set[str]) -> str:
+        if row is not None and row.role in ("owner", "bot"):
+            return row.role  # the directory never demotes an owner nor turns a bot into a person
+        if self.group_map.maps_roles:
+            return self.group_map.role_for(in_groups)
+        return row.role if row is not None else "member"
+
+    # -- reads and writes ------------------------------------------------------------------------
+
+    async def _rows(self, logins: list[str] | None) -> dict[str, _Row]:
+        c = chat_users.c
+        stmt = select(c.login, c.role, c.name, c.email, c.title, c.department, c.external_id, c.directory_active,
+                      c.source)
+        if logins is not None:
+            stmt = stmt.where(c.login.in_(logins))
+        async with self.db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {r.login: _Row(login=r.login, role=r.role, name=r.name, email=r.email, title=r.title,
+                              department=r.department, external_id=r.external_id,
+                              directory_active=None if r.directory_active is None else bool(r.directory_active),
+                              source=r.source) for r in rows}
+
+    async def _local_password_logins(self) -> set[str]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(accounts.c.login).where(accounts.c.password_hash.is_not(None)))).all()
+        return {r.login for r in rows}
+
+    async def _batched(self, stmt: Any, rows: list[dict[str, Any]]) -> int:
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start:start + BATCH]
+
+            async def op(conn: AsyncConnection, chunk: list[dict[str, Any]] = chunk) -> None:
+                await conn.execute(stmt, chunk)
+            await self.db.write(op)
+        return len(rows)
+
+    async def _insert(self, rows: list[dict[str, Any]], now: float) -> int:
+        values = [{**r, "source": "ldap", "created_at": now, "updated_at": now} for r in rows]
+        return await self._batched(chat_users.insert(), values)
+
+    async def _update(self, rows: list[dict[str, Any]], now: float) -> int:
+        c = chat_users.c
+        stmt = (update(chat_users).where(c.login == bindparam("b_login"))
+                .values({k: bindparam(f"b_{k}") for k in (*PROFILE, "updated_at")}))
+        values = [{f"b_{k}": v for k, v in {**r, "updated_at": now}.items()} for r in rows]
+        return await self._batched(stmt, values)
+
+    async def _mark_gone(self, logins: list[str], now: float) -> int:
+        stmt = (update(chat_users).where(chat_users.c.login == bindparam("b_login"))
+                .values(directory_active=False, updated_at=now))
+        return await self._batched(stmt, [{"b_login": login} for login in logins])
+
+    # -- channels --------------------------------------------------------------------------------
+
+    async def _sync_channels(self, members_of: dict[str, set[str]], report: SyncReport) -> None:
+        """Each mapped channel gets the members of its groups; a synced one also loses everyone else."""
+        store = self.service.store
+        for name, (group_dns, synced) in self.group_map.channels().items():
+            wanted = {login for login, groups in members_of.items() if groups & group_dns}
+            channel = await store.find_channel(name)
+            if channel is None:
+                channel = await self._create_channel(name)
+                report.writes += 1
+            elif channel.kind != "team":
+                report.errors.append(f"channel {name!r} is a {channel.kind} channel; the group map fills team ones")
+                continue
+            present = set(await store.members(channel.id))
+            add = sorted(wanted - present)
+            remove = sorted(present - wanted) if synced else []
+            if add:
+                await store.add_members(channel.id, add)
+            if remove:
+                await store.remove_members(channel.id, remove)
+            if add or remove:
+                await self.service.bus.publish({"type": "members", "channel": channel.id, "added": add,
+                                                "removed": remove})
+            report.members_added += len(add)
+            report.members_removed += len(remove)
+            report.writes += len(add) + len(remove)
+
+    async def _create_channel(self, name: str) -> Channel:
+        channel = Channel(id=new_id("c_"), name=name, kind="team", created_by=SYSTEM_LOGIN, created_at=time.time(),
+                          topic="")
+        await self.service.store.create_channel(channel, [])
+        await self.service.bus.publish({"type": "channel", "channel": channel.id, "data": channel.to_wire()})
+        return channel
+
+
+async def sync_loop(sync: DirectorySync, interval_seconds: float, first_delay: float = 5.0) -> None:
+    """Runs the sync soon after start, then every interval; a failed run is logged and retried next time."""
+    await asyncio.sleep(first_delay)
+    while True:
+        try:
+            await sync.run()
+        except DirectoryUnavailable as exc:
+            log.warning("directory sync failed: %s", exc.message)
+        except Exception:  # noqa: BLE001 - one bad run must not end the loop
+            log.exception("directory sync failed")
+        await asyncio.sleep(interval_seconds)
+
+
+def describe(sync: DirectorySync | None, url: str | None, interval_seconds: float) -> dict[str, Any]:
+    """GET /v1/admin/ldap/status: whether a directory is set, the last run (counts, errors), and the schedule."""
+    if sync is None:
+        return {"configured": False}
+    return {"configured": True, "url": url, "interval_seconds": interval_seconds, "running": sync.running,
+            "last_run": None if sync.last is None else sync.last.to_wire(), "last_error": sync.last_error,
+            "groups_mapped": len(sync.group_map.rules)}
+
