@@ -10,7 +10,9 @@ from aiohttp import web
 
 from chat.web import setup_chat
 from integrations.web import setup_integrations
+from chat.directory_web import setup_directory
 from sfu.rooms import RoomRegistry
+from signaling import deactivation
 from sfu.workers import PipeServer
 from signaling import headers, health, member_join, metrics, openapi, proxies, rest, static, ws
 from signaling.sidecars import attach_sidecars
@@ -92,7 +94,9 @@ def create_app(config: Config) -> web.Application:
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)
+        setup_directory(app, config)  # LDAP / AD sign-in and sync: after chat, whose users it keeps
         setup_integrations(app, config)  # webhooks: after chat, which they post through
+    deactivation.setup(app)  # a deactivated person's meeting sockets close (4410), also in media workers
     setup_transcribe(app, config)
     attach_sidecars(app, app[ROOMS])
     metrics.setup(app)
