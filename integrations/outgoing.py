@@ -178,8 +178,10 @@ class OutgoingHooks:
         except AddressRefused as exc:
             return None, str(exc), False
         except (aiohttp.ClientError, OSError) as exc:
-            refused = isinstance(getattr(exc, "os_error", None), AddressRefused)  # another try resolves the same
-            return None, f"{exc.__class__.__name__}: {exc}", not refused
+            cause = getattr(exc, "os_error", None)
+            if isinstance(cause, AddressRefused):  # another try resolves the same
+                return None, f"refused: {cause}", False
+            return None, f"{exc.__class__.__name__}: {exc}", True
         except Exception as exc:  # noqa: BLE001 - e.g. the URL no longer passes the address rules
             return None, f"{exc.__class__.__name__}: {exc}", False
 
