@@ -44,7 +44,8 @@ from chat.model import (
     User,
     new_id,
 )
-from identity.permissions import Action, allowed, may_grant, outranked_by, require
+from identity.permission_store import PermissionStore
+from identity.permissions import Action, PermissionTable, allowed, may_grant, outranked_by, require
 from chat.sniff import sanitize_name
 from chat.store import ChatStore
 from common.errors import BadRequest, Forbidden, InvalidField
@@ -120,16 +121,39 @@ class SyncResult:
     has_more: bool
 
 
+def org_flags(org: OrgSettings) -> dict[str, bool]:
+    """The settings the permission table's defaults depend on (identity/permissions.py CONDITIONS)."""
+    return {"members_create_channels": org.members_create_channels}
+
+
 class ChatService:
     def __init__(self, store: ChatStore, bus: Bus, max_content_chars: int = 20_000) -> None:
         self.store = store
         self.bus = bus
         self._max_content = max_content_chars
+        # The organisation's permission table (setup_chat gives the server's; None: the defaults under the
+        # stored settings, for the CLI's jobs).
+        self.permissions: PermissionStore | None = None
 
     # Users ------------------------------------------------------------------------------------
 
     async def org(self) -> OrgSettings:
-        return await self.store.get_org()
+        """The settings. `members_create_channels` as read says whether members hold create_team_channel: an
+        override of that row in the permission table decides it then."""
+        stored = await self.store.get_org()
+        if self.permissions is None:
+            return stored
+        table = await self.permissions.table()
+        return replace(stored, members_create_channels=table.holds("member", Action.CREATE_TEAM_CHANNEL))
+
+    async def table(self) -> PermissionTable:
+        """The permission table every check here asks (identity/permissions.py)."""
+        if self.permissions is None:
+            return PermissionTable(flags=org_flags(await self.store.get_org()))
+        return await self.permissions.table()
+
+    async def holds(self, actor: User, permission: Action) -> bool:
+        return allowed(actor, permission, await self.table())
 
     async def ensure_user(self, login: str, role: str = "member", name: str = "") -> User:
         user = await self.store.get_user(login)
@@ -149,12 +173,12 @@ class ChatService:
         if department and not DEPARTMENT.match(department):
             raise InvalidField("department is a path like 'engineering/media'", field="department")
         if actor is not None:
-            require(actor, Action.MANAGE_USERS, await self.org())
+            require(actor, Action.MANAGE_USERS, await self.table())
             if not may_grant(actor, role):
                 raise NotPermitted(f"{actor.role} may not make a user {role}")
         existing = await self.store.get_user(login)
         if existing is not None and actor is not None and existing.role != role:
-            require(actor, Action.CHANGE_ROLES, await self.org())
+            require(actor, Action.CHANGE_ROLES, await self.table())
         if existing is not None and actor is not None and outranked_by(actor, existing.role):
             raise NotPermitted(f"a {actor.role} may not change a {existing.role}")
         user = User(login=login, role=role, name=name or (existing.name if existing else login),
@@ -175,7 +199,7 @@ class ChatService:
                                     name or existing.name))[0]
 
     async def departments(self, actor: User) -> dict[str, Any]:
-        require(actor, Action.READ_DIRECTORY, await self.org())
+        require(actor, Action.READ_DIRECTORY, await self.table())
         root: dict[str, Any] = {"name": "", "path": "", "users": [], "children": {}}
         for user in await self.store.list_users():
             node = root
@@ -217,7 +241,7 @@ class ChatService:
 
     async def create_channel(self, actor: User, name: str | None, kind: str, members: list[str],
                              topic: str = "") -> tuple[Channel, bool]:
-        org = await self.org()
+        org = await self.table()
         if kind not in ("team", "group", "direct"):
             raise InvalidField("kind must be team, group or direct (meeting channels come with rooms)", field="kind")
         for m in members:
@@ -283,7 +307,7 @@ class ChatService:
         await self.bus.publish({"type": "members", "channel": channel.id, "added": logins, "removed": []})
 
     async def change_members(self, actor: User, ref: str, add: list[str], remove: list[str]) -> list[str]:
-        org = await self.org()
+        org = await self.table()
         channel = await self.resolve(ref)
         if channel.kind == "direct":
             raise Forbidden("direct chats keep their two members")
@@ -314,7 +338,7 @@ class ChatService:
     async def update_channel(self, actor: User, ref: str, topic: str | None,
                              retention_days: int | None, clear_retention: bool) -> Channel:
         channel = await self.resolve(ref)
-        org = await self.org()
+        org = await self.table()
         if not (channel.created_by == actor.login or allowed(actor, Action.MANAGE_ANY_CHANNEL, org)):
             raise NotPermitted("only the channel's creator or an admin changes it")
         if retention_days is not None or clear_retention:
@@ -376,7 +400,7 @@ class ChatService:
             raise InvalidField(f"{login!r} is not a member of this channel", field="task.assignee")
 
     async def post(self, actor: User, req: PostRequest) -> tuple[Message, bool]:
-        require(actor, Action.POST, await self.org())
+        require(actor, Action.POST, await self.table())
         channel = await self.readable(actor, req.to)
         if req.type not in MESSAGE_TYPES:
             raise InvalidField("type must be text, task or file", field="type")
@@ -452,7 +476,7 @@ class ChatService:
         org = await self.org()
         if not by_policy:
             await self.get_message(actor, message_id)
-        admin = by_policy or allowed(actor, Action.RECALL_ANY, org)
+        admin = by_policy or allowed(actor, Action.RECALL_ANY, await self.table())
         carried: list[str] = []
 
         def change(m: Message) -> Message:
@@ -552,7 +576,7 @@ class ChatService:
         message = await self.get_message(actor, message_id)
         if message.task is None:
             raise MessageNotFound(f"message {message_id!r} is not a task")
-        org = await self.org()
+        org = await self.table()
         if not (actor.login in (message.author, message.task.assignee) or allowed(actor, Action.MANAGE_ANY_CHANNEL, org)):
             raise NotPermitted("only the task's author, its assignee or an admin changes it")
         if patch.status is not None and patch.status not in TASK_STATUSES:
@@ -583,7 +607,7 @@ class ChatService:
     async def tasks(self, actor: User, assignee: str, open_only: bool) -> list[Message]:
         login = actor.login if assignee == "me" else assignee
         if login != actor.login:
-            require(actor, Action.READ_DIRECTORY, await self.org())
+            require(actor, Action.READ_DIRECTORY, await self.table())
         mine = set(await self.store.channel_ids_of(actor.login))
         return [t for t in await self.store.tasks_of(login, open_only) if t.channel_id in mine]
 
@@ -699,8 +723,20 @@ class ChatService:
                         pass
         return count
 
+    async def _members_create_channels(self, actor: User, on: bool) -> None:
+        """The setting as written: where the organisation overrode create_team_channel, members join or leave
+        that row, so the setting and the table never disagree."""
+        if self.permissions is None:
+            return
+        self.permissions.forget()
+        table = await self.permissions.table()
+        override = table.overrides.get(Action.CREATE_TEAM_CHANNEL)
+        if override is not None and ("member" in override) != on:
+            roles = override | {"member"} if on else override - {"member"}
+            await self.permissions.change(actor, actor.login, {Action.CREATE_TEAM_CHANNEL: roles})
+
     async def patch_org(self, actor: User, changes: dict[str, Any]) -> OrgSettings:
-        require(actor, Action.EDIT_ORG, await self.org())
+        require(actor, Action.EDIT_ORG, await self.table())
         current = (await self.org()).to_wire()
         for key, value in changes.items():
             if key == "allowed_file_types":
@@ -714,4 +750,6 @@ class ChatService:
             current[key] = value
         org = OrgSettings.from_wire(current)
         await self.store.put_org(org)
+        if "members_create_channels" in changes:
+            await self._members_create_channels(actor, org.members_create_channels)
         return org

@@ -33,7 +33,8 @@ from chat.jobs import file_sweep_loop, reminder_loop, retention_loop
 from chat.links import FileLinks
 from chat.model import FileMeta, Message, SearchQuery, User
 from chat.openapi import openapi_document
-from identity.permissions import Action, allowed, outranked_by, require
+from chat.permissions_web import attach_permissions
+from identity.permissions import Action, outranked_by, require
 from common.ratelimit import RateLimiter
 from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_login
 from chat.sql_store import SqlChatStore
@@ -180,10 +181,10 @@ class ChatApi:
         out: dict[str, Any] = {"user": p.user.to_wire(), "room": p.room, "meeting": p.meeting,
                                "channel": p.channel_id}
         if not p.scoped:  # a meeting token's answer stays as it was: it holds none of the chat role's powers
-            org = await self.service.org()
+            table = await self.service.table()
             out.update(login=p.user.login, name=p.user.name, role=p.user.role,
                        department=[part for part in p.user.department.split("/") if part],
-                       permissions=sorted(a.value for a in Action if allowed(p.user, a, org)))
+                       permissions=table.held_by(p.user))
         if p.session is not None:  # the page signed in by cookie reads its CSRF token here after a reload
             out["csrf"] = csrf_token(self.auth.csrf_secret, p.session)
         return web.json_response(out)
@@ -250,7 +251,7 @@ class ChatApi:
 
     async def list_users(self, request: web.Request) -> web.Response:
         p = await self._who(request)
-        require(p.user, Action.READ_DIRECTORY, await self.service.org())
+        require(p.user, Action.READ_DIRECTORY, await self.service.table())
         return web.json_response({"users": [u.to_wire() for u in await self.store.list_users()]})
 
     async def add_user(self, request: web.Request) -> web.Response:
@@ -270,7 +271,7 @@ class ChatApi:
 
     async def user_token(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True)
-        require(p.user, Action.MANAGE_USERS, await self.service.org())
+        require(p.user, Action.MANAGE_USERS, await self.service.table())
         body = await read_json_object(request, allowed={"ttl"})
         ttl = body.get("ttl", 30 * 86400)
         if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= 365 * 86400:
@@ -289,7 +290,7 @@ class ChatApi:
         """Ends a person's access: sign-in refused, every session and user token fails on its next request, and
         their live chat sockets close (4410) here at once and in other processes within a poll."""
         p = await self._who(request, write=True)
-        require(p.user, Action.MANAGE_USERS, await self.service.org())
+        require(p.user, Action.MANAGE_USERS, await self.service.table())
         login = request.match_info["login"]
         target = await self.store.get_user(login)
         if target is None:
@@ -336,7 +337,7 @@ class ChatApi:
 
     async def browse_channels(self, request: web.Request) -> web.Response:
         p = await self._who(request)
-        require(p.user, Action.JOIN_TEAM_CHANNEL, await self.service.org())
+        require(p.user, Action.JOIN_TEAM_CHANNEL, await self.service.table())
         return web.json_response({"channels": [c.to_wire() for c in await self.store.list_channels("team")]})
 
     async def get_channel(self, request: web.Request) -> web.Response:
@@ -498,7 +499,7 @@ class ChatApi:
     async def upload(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True, meeting=True)
         org = await self.service.org()
-        require(p.user, Action.UPLOAD, org)
+        require(p.user, Action.UPLOAD_FILES, await self.service.table())
         if not request.content_type.startswith("multipart/"):
             raise BadMultipart("upload files as multipart/form-data in a part named 'file'")
         try:
@@ -782,6 +783,7 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     api.accounts = AccountStore(db)
     api.auth.csrf_secret = secret
     api.auth.accounts = api.accounts
+    attach_permissions(app, api, db)
     app[CHAT] = api.service
     app[CHAT_API] = api
     api.routes(app)

@@ -6,11 +6,14 @@ from aiohttp import web
 
 from identity.apikeys import ApiKeyStore
 from identity.meetings import MeetingLedger
+from identity.permission_store import PermissionStore
 from identity.tokens import TokenIssuer
 from store.database import Database
 
 TOKENS = web.AppKey("tokens", TokenIssuer)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 MEETINGS = web.AppKey("meetings", MeetingLedger)
+# The organisations' permission tables: `await app[PERMISSIONS].require(principal, "read_audit")`.
+PERMISSIONS = web.AppKey("permissions", PermissionStore)
 # The process's one store (opened first, closed last by the front door; chat and identity share it).
 DATABASE = web.AppKey("database", Database)
