@@ -17,6 +17,7 @@ from chat.model import User
 from chat.service import ChatService
 from common.errors import CsrfRequired, OutOfScope, TokenRevoked, Unauthorized
 from identity.apikeys import PREFIX, ApiKey, ApiKeyStore
+from identity.bots import BotRegistry
 from identity.meetings import MeetingLedger
 from identity.passwords import AccountStore
 from identity.signin import CSRF_HEADER, SESSION_COOKIE, csrf_ok
@@ -60,6 +61,7 @@ class Authenticator:
         self._joined: dict[tuple[str, str], str] = {}  # (meeting, login) -> channel id
         self.accounts: AccountStore | None = None  # set by setup_chat: user tokens are checked against it
         self.csrf_secret: bytes = b""  # set by setup_chat (the server secret); empty: sessions refused
+        self.bots: BotRegistry | None = None  # set by setup_chat: a bot's keys fail while its owner is inactive
 
     def mint_user_token(self, login: str, ttl_seconds: int, epoch: int = 0, session: str | None = None) -> str:
         """`epoch`: the account's current token epoch (0 for a login without an account row); `session`: the
@@ -88,6 +90,8 @@ class Authenticator:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         key = await self.keys.verify(presented)
+        if self.bots is not None:
+            await self.bots.check(key.name)  # bot_disabled: its owner was deactivated
         if len(self._key_cache) > 10_000:
             self._key_cache.clear()
         self._key_cache[presented] = (time.monotonic() + KEY_CACHE_SECONDS, key)

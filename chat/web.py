@@ -40,6 +40,7 @@ from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_
 from chat.sql_store import SqlChatStore
 from chat.store import ChatStore
 from identity.apikeys import ApiKeyStore
+from identity.bots import BotRegistry
 from common.config import Config
 from common.errors import BadRequest, ConveneError, InvalidField, MalformedJson, RateLimited, Unauthorized
 from common.origins import check_origin, refuse_token_in_url
@@ -59,6 +60,11 @@ CLOSE_DEACTIVATED = 4410  # the account was deactivated: do not reconnect with t
 DEACTIVATION_POLL_SECONDS = 0.5
 AUTH_FIELDS = {"type", "token", "session", "last_seq", "cookie"}
 WEB_CHAT_DIR = Path(__file__).resolve().parent.parent / "web" / "chat"
+# Set by integrations/ (which chat does not import). A post whose content starts with "/": the hook's answer
+# (202) when it names a slash command, None to post it as text. A button click from the socket: (login, the
+# socket's meeting scope, message id, action id) -> the click's outcome.
+CommandHook = Callable[[Principal, str, str], Awaitable[dict[str, Any] | None]]
+ActionHook = Callable[[str, str | None, str, str], Awaitable[dict[str, Any]]]
 
 
 def _int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
@@ -140,6 +146,9 @@ class ChatApi:
         # Set when a directory (LDAP / AD) is configured (chat/directory_web.py): (login, password) -> the user and
         # their token epoch, by a bind as the user; logins with a local password never reach it.
         self.directory_login: Callable[[str, str], Awaitable[tuple[User, int]]] | None = None
+        self.command_hook: CommandHook | None = None
+        self.action_hook: ActionHook | None = None
+        self._clicks: set[asyncio.Task[None]] = set()  # button clicks from sockets, running
         bus.subscribe(self.hub.dispatch)
 
     async def _who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
@@ -307,6 +316,7 @@ class ChatApi:
         assert self.accounts is not None
         account = await self.accounts.disable(login)
         closed = self.hub.end_login(login, CLOSE_DEACTIVATED, b"deactivated")
+        closed += await self._end_bots_of(login)
         for listener in self.deactivation_listeners:
             closed += listener(login)
         return account, closed
@@ -404,6 +414,12 @@ class ChatApi:
         if not isinstance(to, str) or not to:
             raise InvalidField("to must name a channel (its id or name)", field="to")
         to = await self._channel_for(p, to)
+        content = body.get("content")
+        if (self.command_hook is not None and isinstance(content, str) and content.startswith("/")
+                and body.get("type", "text") == "text"):
+            outcome = await self.command_hook(p, to, content)  # `/name args`: never posted as text
+            if outcome is not None:
+                return web.json_response(outcome, status=202)
         attachments = body.get("attachments", [])
         if not isinstance(attachments, list):
             raise InvalidField("attachments must be a list", field="attachments")
@@ -656,8 +672,40 @@ class ChatApi:
                 await self.bus.publish({"type": "typing", "channel": channel, "user": session.login})
             else:
                 reply({"type": "error", "error": {"code": "not_a_member", "message": "not in that channel"}})
+        elif kind == "action":
+            self._click(session, frame, reply)
         else:
             reply({"type": "error", "error": {"code": "unknown_message_type", "message": f"unknown type {kind!r}"}})
+
+    def _click(self, session: Session, frame: dict[str, Any], reply: Callable[[dict[str, Any]], None]) -> None:
+        """`{"type": "action", "message_id", "action_id"}`: a button click. It runs beside the socket's reading
+        (the integration has up to 3 s to answer); its outcome comes back as `action_result` or `error`."""
+        message_id, action_id = frame.get("message_id"), frame.get("action_id")
+        if not isinstance(message_id, str) or not message_id or not isinstance(action_id, str) or not action_id:
+            reply({"type": "error", "error": {"code": "invalid_field",
+                                              "message": "an action frame needs message_id and action_id"}})
+            return
+        hook = self.action_hook
+        if hook is None:
+            reply({"type": "error", "error": {"code": "not_found", "message": "this server has no integrations"}})
+            return
+        try:
+            self.limiter.take(f"user:{session.login}")
+        except RateLimited as err:
+            reply({"type": "error", "error": err.to_wire()})
+            return
+
+        async def run() -> None:
+            try:
+                outcome = await hook(session.login, session.scope, message_id, action_id)
+            except ConveneError as err:
+                reply({"type": "error", "error": err.to_wire(), "message_id": message_id})
+                return
+            reply({"type": "action_result", "message_id": message_id, "action_id": action_id, **outcome})
+
+        task = asyncio.create_task(run())
+        self._clicks.add(task)
+        task.add_done_callback(self._clicks.discard)
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
@@ -702,7 +750,16 @@ class ChatApi:
                 continue
             for login in logins:
                 self.hub.end_login(login, CLOSE_DEACTIVATED, b"deactivated")
+                with contextlib.suppress(Exception):  # the bots' keys fail anyway; this only closes their sockets
+                    await self._end_bots_of(login)
             since = checked - 2  # overlap: a row committed with a slightly earlier clock is still seen
+
+    async def _end_bots_of(self, owner: str) -> int:
+        """Closes the live sockets of the bots `owner` made (their keys already fail: bot_disabled)."""
+        if self.auth.bots is None:
+            return 0
+        return sum(self.hub.end_login(bot, CLOSE_DEACTIVATED, b"owner deactivated")
+                   for bot in await self.auth.bots.owned_by(owner))
 
     async def _expire_sessions(self) -> None:
         while True:
@@ -783,6 +840,7 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     api.accounts = AccountStore(db)
     api.auth.csrf_secret = secret
     api.auth.accounts = api.accounts
+    api.auth.bots = BotRegistry(db)
     attach_permissions(app, api, db)
     app[CHAT] = api.service
     app[CHAT_API] = api

@@ -1,0 +1,167 @@
+"""REST for bots, slash commands and interactive messages (issue #11), mounted next to chat's.
+
+    POST   /v1/bots                                 make a bot owned by the caller: its API key and signing secret
+    GET    /v1/bots                                 the bots and their owners
+    POST   /v1/commands                             register a slash command: its id and signing secret
+    GET    /v1/commands                             the commands (never their secrets)
+    DELETE /v1/commands/{id}
+    POST   /v1/commands/responses/{id}/{secret}     a command's response_url (a capability: no other credential)
+    POST   /v1/interactive/messages                 a bot posts a message with buttons
+    POST   /v1/messages/{id}/actions/{action_id}    a click (the chat socket's `action` frame does the same)
+
+Managing bots and commands takes the manage_integrations permission. Chat calls back into this package through
+two hooks it exposes (ChatApi.command_hook, ChatApi.action_hook): chat does not import integrations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from chat.auth import Principal
+from chat.service import valid_login
+from chat.web import CHAT_API, ChatApi
+from common.config import Config
+from common.errors import InvalidField
+from common.wire import read_json_object
+from identity.appkeys import API_KEYS, DATABASE
+from identity.bots import BotExists, BotRegistry
+from identity.permissions import Action, require
+from integrations.commands import CommandStore, valid_trigger
+from integrations.interactive import Interactive, InteractiveStore
+from integrations.outbound import Outbound
+from integrations.slash import SlashCommands
+
+log = logging.getLogger(__name__)
+
+RESPONSE_PATH = "/v1/commands/responses/{id}/{secret}"
+
+
+class InteractionApi:
+    def __init__(self, chat: ChatApi, config: Config, outbound: Outbound, bots: BotRegistry,
+                 commands: CommandStore, interactive: Interactive) -> None:
+        self.chat = chat
+        self.config = config
+        self.outbound = outbound
+        self.bots = bots
+        self.commands = commands
+        self.slash = SlashCommands(commands, chat.service, outbound, config.url)
+        self.interactive = interactive
+
+    async def _who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
+        principal = await self.chat.auth.principal(request)
+        if not meeting:
+            principal.unscoped()
+        if write:
+            self.chat.limiter.take(principal.rate_key)
+        return principal
+
+    async def _manager(self, request: web.Request, write: bool = False) -> Principal:
+        p = await self._who(request, write=write)
+        require(p.user, Action.MANAGE_INTEGRATIONS, await self.chat.service.table())
+        return p
+
+    # Bots -------------------------------------------------------------------------------------
+
+    async def create_bot(self, request: web.Request) -> web.Response:
+        p = await self._manager(request, write=True)
+        body = await read_json_object(request, allowed={"login", "name"})
+        login = valid_login(body.get("login"))
+        name = body.get("name", login)
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 128:
+            raise InvalidField("name is 1-128 characters", field="name")
+        existing = await self.chat.store.get_user(login)
+        if existing is not None and existing.role != "bot":
+            raise BotExists(f"{login!r} is a {existing.role}, not a bot", login=login)
+        bot, signing_secret = await self.bots.create(login, p.user.login)
+        await self.chat.service.add_user(None, login, "bot", name=name.strip())
+        key, secret = await request.app[API_KEYS].create(login, "bot")
+        return web.json_response({**bot.to_wire(), "name": name.strip(), "key_id": key.key_id, "key": secret,
+                                  "signing_secret": signing_secret}, status=201)
+
+    async def list_bots(self, request: web.Request) -> web.Response:
+        await self._manager(request)
+        return web.json_response({"bots": [b.to_wire() for b in await self.bots.all()]})
+
+    # Slash commands ---------------------------------------------------------------------------
+
+    async def create_command(self, request: web.Request) -> web.Response:
+        p = await self._manager(request, write=True)
+        body = await read_json_object(request, allowed={"trigger", "url", "description"})
+        trigger = valid_trigger(body.get("trigger"))
+        url = self.outbound.check_url(body.get("url"))
+        description = body.get("description", "")
+        if not isinstance(description, str) or len(description) > 500:
+            raise InvalidField("description is at most 500 characters", field="description")
+        command = await self.commands.create(trigger, url, description, p.user.login)
+        return web.json_response({**command.to_wire(), "secret": command.secret}, status=201)
+
+    async def list_commands(self, request: web.Request) -> web.Response:
+        await self._manager(request)
+        return web.json_response({"commands": [c.to_wire() for c in await self.commands.list()]})
+
+    async def delete_command(self, request: web.Request) -> web.Response:
+        await self._manager(request, write=True)
+        await self.commands.delete(request.match_info["id"])
+        return web.json_response({"ok": True})
+
+    async def respond(self, request: web.Request) -> web.Response:
+        """The response_url: the path's secret is the credential (the access log redacts it)."""
+        self.chat.limiter.take(f"response_url:{request.match_info['id']}")
+        body = await read_json_object(request)
+        outcome = await self.slash.respond(request.match_info["id"], request.match_info["secret"], body)
+        return web.json_response(outcome)
+
+    # Interactive messages ---------------------------------------------------------------------
+
+    async def post_interactive(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True)
+        body = await read_json_object(request, allowed={"to", "content", "actions", "url", "context", "thread"})
+        message = await self.interactive.post(p, body)
+        return web.json_response(message.to_wire(), status=201)
+
+    async def click(self, request: web.Request) -> web.Response:
+        p = await self._who(request, write=True, meeting=True)
+        outcome = await self.interactive.click(p.user.login, p.channel_id, request.match_info["id"],
+                                               request.match_info["action_id"])
+        return web.json_response(outcome)
+
+    # Wiring -----------------------------------------------------------------------------------
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.outbound.start()
+        yield
+        await self.outbound.close()
+
+    def routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_post("/v1/bots", self.create_bot)
+        r.add_get("/v1/bots", self.list_bots)
+        r.add_post("/v1/commands", self.create_command)
+        r.add_get("/v1/commands", self.list_commands)
+        r.add_delete("/v1/commands/{id}", self.delete_command)
+        r.add_post(RESPONSE_PATH, self.respond)
+        r.add_post("/v1/interactive/messages", self.post_interactive)
+        r.add_post("/v1/messages/{id}/actions/{action_id}", self.click)
+
+
+INTERACTIONS = web.AppKey("interactions", InteractionApi)
+
+
+def setup_interactions(app: web.Application, config: Config) -> InteractionApi:
+    """Mounts bots, slash commands and interactive messages; call after setup_chat."""
+    chat = app[CHAT_API]
+    db = app[DATABASE]
+    outbound = Outbound(allow_private=config.hooks_allow_private)
+    bots = chat.auth.bots or BotRegistry(db)
+    interactive = Interactive(InteractiveStore(db), chat.service, outbound, bots)
+    api = InteractionApi(chat, config, outbound, bots, CommandStore(db), interactive)
+    chat.command_hook = api.slash.run
+    chat.action_hook = interactive.click
+    app[INTERACTIONS] = api
+    api.routes(app)
+    app.cleanup_ctx.append(api.lifecycle)
+    return api
+
