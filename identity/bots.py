@@ -75,7 +75,7 @@ class BotRegistry:
             row = (await conn.execute(select(bots.c.signing_secret).where(bots.c.login == login))).first()
         return None if row is None else str(row.signing_secret)
 
-    async def list(self) -> list[Bot]:
+    async def all(self) -> list[Bot]:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(bots).order_by(bots.c.created_at))).all()
         return [Bot(login=r.login, owner=r.owner, created_at=float(r.created_at)) for r in rows]
