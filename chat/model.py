@@ -47,10 +47,14 @@ class User:
     name: str = ""
     department: str = ""  # a path in the department tree, e.g. "engineering/media"
     created_at: float = 0.0
+    email: str = ""  # kept by the directory sync (chat/directory_sync.py); "" for local users until set
+    title: str = ""
+    source: str = "local"  # "ldap": made and kept by the directory sync
 
     def to_wire(self) -> dict[str, Any]:
         return {"login": self.login, "role": self.role, "name": self.name or self.login,
-                "department": self.department, "created_at": self.created_at}
+                "department": self.department, "created_at": self.created_at, "email": self.email,
+                "title": self.title, "source": self.source}
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> User:

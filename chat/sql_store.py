@@ -256,7 +256,7 @@ class SqlChatStore:
     @staticmethod
     def _user(row: _Row) -> User:
         return User(login=row.login, role=row.role, name=row.name, department=row.department,
-                    created_at=float(row.created_at))
+                    created_at=float(row.created_at), email=row.email, title=row.title, source=row.source)
 
     async def get_user(self, login: str) -> User | None:
         row = await self._one(select(chat_users).where(chat_users.c.login == login))

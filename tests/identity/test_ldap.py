@@ -1,0 +1,256 @@
+"""LDAP / AD against a real directory (Debian's slapd, started per test with StartTLS, tests/identity/slapd.py):
+sign-in by a bind as the user, filter injection, the sync's counts, the department tree, group mapping (roles
+and a synced channel), a second sync writing nothing, a directory that is down (503, local admins still sign in),
+and a deactivation in the directory closing a live chat socket and a live meeting socket within 1 s."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from chat.web import CHAT_API
+from store.schema import accounts, chat_members, chat_users
+from identity.appkeys import DATABASE
+from tests.conftest import RunningServer, running_server, server_config
+from tests.identity.slapd import SERVICE_DN, SERVICE_PW, SUFFIX, Slapd, group_ldif, person_ldif, start_slapd
+
+ROOT = Path(__file__).resolve().parents[2]
+PW = {"alice": "alice-password-1", "bob": "bob-password-22", "carol": "carol-password-3", "dave": "dave-password-44"}
+GROUP_MAP = f"""
+[[group]]
+dn = "cn=convene-admins,ou=groups,{SUFFIX}"
+role = "admin"
+
+[[group]]
+dn = "cn=frontend,ou=groups,{SUFFIX}"
+channels = ["frontend"]
+synced = true
+
+[[group]]
+dn = "cn=backend,ou=groups,{SUFFIX}"
+channels = ["backend"]
+"""
+
+
+def directory_ldif() -> str:
+    return (person_ldif("alice", PW["alice"], "Alice 王", "研发部/前端组", "前端工程师", "alice@example.org")
+            + person_ldif("bob", PW["bob"], "Bob 李", "研发部/后端组", "Engineer", "bob@example.org")
+            + person_ldif("carol", PW["carol"], "Carol", "市场部", uac=514)  # AD: ACCOUNTDISABLE set
+            + person_ldif("dave", PW["dave"], "Dave", "研发部/前端组", uac=512)  # AD: a normal account
+            + group_ldif("convene-admins", ["alice"]) + group_ldif("frontend", ["alice", "dave"])
+            + group_ldif("backend", ["bob"]))
+
+
+@pytest.fixture
+def slapd(tmp_path: Path) -> Iterator[Slapd]:
+    server = start_slapd(tmp_path, directory_ldif())
+    yield server
+    server.stop()
+
+
+def ldap_settings(slapd: Slapd, tmp_path: Path) -> dict[str, Any]:
+    group_map = tmp_path / "groups.toml"
+    group_map.write_text(GROUP_MAP)
+    return {"ldap_url": slapd.url, "ldap_bind_dn": SERVICE_DN, "ldap_bind_password": SERVICE_PW,
+            "ldap_base_dn": SUFFIX, "ldap_ca_file": slapd.ca_file, "ldap_group_map": group_map,
+            "ldap_sync_interval_seconds": 0}
+
+
+@pytest.fixture
+async def server(slapd: Slapd, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with running_server(server_config(tmp_path / "data", **ldap_settings(slapd, tmp_path))) as running:
+        yield running
+
+
+async def call(server: RunningServer, method: str, path: str, token: str | None = None, body: Any = None,
+               expect: int | None = None) -> Any:
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, server.url + path, json=body,
+                                headers={"Authorization": f"Bearer {token or server.api_key}"}) as r:
+            got = await r.json()
+            assert expect is None or r.status == expect, (r.status, got)
+            return got
+
+
+async def sign_in(server: RunningServer, login: str, password: str) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.url + "/v1/auth/login", json={"login": login, "password": password}) as r:
+            return r.status, await r.json()
+
+
+async def snapshot(server: RunningServer) -> list[Any]:
+    """Every row the sync may write: users (with updated_at), accounts, channel memberships."""
+    async with server.app[DATABASE].read() as conn:
+        users = (await conn.execute(select(chat_users).order_by(chat_users.c.login))).all()
+        accts = (await conn.execute(select(accounts).order_by(accounts.c.login))).all()
+        members = (await conn.execute(select(chat_members).order_by(chat_members.c.channel_id,
+                                                                    chat_members.c.login))).all()
+    return [list(map(tuple, users)), list(map(tuple, accts)), list(map(tuple, members))]
+
+
+async def test_sign_in_binds_as_the_user_and_refuses_injection(server: RunningServer) -> None:
+    status, body = await sign_in(server, "alice", PW["alice"])
+    assert status == 200, body
+    assert body["user"]["login"] == "alice" and body["user"]["name"] == "Alice 王"
+    me = await call(server, "GET", "/v1/me", body["token"], expect=200)
+    assert me["login"] == "alice" and me["department"] == ["研发部", "前端组"]
+    wrong = await sign_in(server, "alice", "not-her-password")
+    unknown = await sign_in(server, "nobody", "whatever-password")
+    assert wrong[0] == unknown[0] == 401
+    assert wrong[1]["error"]["code"] == unknown[1]["error"]["code"] == "invalid_credentials"
+    # AD's ACCOUNTDISABLE: carol's right password is refused, before any sync.
+    assert (await sign_in(server, "carol", PW["carol"]))[0] == 401
+    assert (await sign_in(server, "dave", PW["dave"]))[0] == 200
+
+
+async def test_filter_injection_signs_nobody_in(server: RunningServer) -> None:
+    # RFC 4515: the login is a value, never filter syntax; none of these finds anyone to bind as (at most 4
+    # here: the fifth failure from one address in 15 minutes is 429 too_many_attempts).
+    for login in ("*)(uid=*", "*", "alice)(|(uid=*", "al*"):
+        status, body = await sign_in(server, login, PW["alice"])
+        assert (status, body["error"]["code"]) == (401, "invalid_credentials"), login
+
+
+async def test_sync_counts_tree_groups_and_a_second_sync_writes_nothing(server: RunningServer,
+                                                                        slapd: Slapd) -> None:
+    api = server.app[CHAT_API]
+    await api.service.add_user(None, "eve", "member")  # a local user, put in both mapped channels by hand
+    first = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    assert {k: first[k] for k in ("created", "updated", "deactivated", "unchanged")} == {
+        "created": 3, "updated": 0, "deactivated": 0, "unchanged": 0}  # carol is disabled: not made
+    users = {u["login"]: u for u in (await call(server, "GET", "/v1/users", expect=200))["users"]}
+    assert users["alice"]["role"] == "admin" and users["bob"]["role"] == "member" and "carol" not in users
+    tree = await call(server, "GET", "/v1/departments", expect=200)
+    rd = next(c for c in tree["children"] if c["name"] == "研发部")
+    assert {c["name"]: sorted(c["users"]) for c in rd["children"]} == {"前端组": ["alice", "dave"], "后端组": ["bob"]}
+    frontend = await api.service.resolve("frontend")
+    backend = await api.service.resolve("backend")
+    assert await api.store.members(frontend.id) == ["alice", "dave"]
+    assert await api.store.members(backend.id) == ["bob"]
+    await api.store.add_members(frontend.id, ["eve"])
+    await api.store.add_members(backend.id, ["eve"])
+
+    second = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    assert {k: second[k] for k in ("created", "updated", "deactivated", "unchanged")} == {
+        "created": 0, "updated": 0, "deactivated": 0, "unchanged": 3}
+    assert await api.store.members(frontend.id) == ["alice", "dave"]  # synced: eve, not in the group, is out
+    assert await api.store.members(backend.id) == ["bob", "eve"]  # not synced: members are only added
+
+    before = await snapshot(server)
+    third = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    assert third["unchanged"] == 3 and third["created"] == third["updated"] == third["deactivated"] == 0
+    assert await snapshot(server) == before  # nothing written: not a row, not an updated_at
+    status = await call(server, "GET", "/v1/admin/ldap/status", expect=200)
+    assert status["configured"] and status["last_run"]["writes"] == 0 and status["last_run"]["unchanged"] == 3
+
+    await asyncio.to_thread(slapd.modify, f"dn: uid=bob,ou=people,{SUFFIX}\nchangetype: modify\n"
+                                          "replace: title\ntitle: Staff Engineer\n")
+    fourth = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    assert (fourth["updated"], fourth["unchanged"]) == (1, 2)
+    assert (await api.store.get_user("bob")).title == "Staff Engineer"  # type: ignore[union-attr]
+
+
+async def test_directory_down_is_503_and_local_admins_still_sign_in(server: RunningServer, slapd: Slapd) -> None:
+    api = server.app[CHAT_API]
+    await api.service.add_user(None, "root", "owner")
+    await api.accounts.set_password("root", "local-admin-password")
+    slapd.stop()
+    status, body = await sign_in(server, "alice", PW["alice"])
+    assert (status, body["error"]["code"]) == (503, "directory_unavailable")
+    status, body = await sign_in(server, "root", "local-admin-password")
+    assert status == 200 and body["user"]["login"] == "root"
+    failed = await call(server, "POST", "/v1/admin/ldap/sync", body["token"], expect=503)
+    assert failed["error"]["code"] == "directory_unavailable"
+    status_now = await call(server, "GET", "/v1/admin/ldap/status", body["token"], expect=200)
+    assert status_now["last_error"].startswith("directory_unavailable")
+
+
+async def _closed(ws: aiohttp.ClientWebSocketResponse, start: float) -> tuple[int | None, float, list[str]]:
+    seen: list[str] = []
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), 2.0)
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            seen.append(json.loads(msg.data)["type"])
+            continue
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+            code = msg.data if msg.type == aiohttp.WSMsgType.CLOSE else ws.close_code
+            return code, time.monotonic() - start, seen
+
+
+async def test_leaving_the_directory_closes_chat_and_meeting_sockets(server: RunningServer, slapd: Slapd) -> None:
+    await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    status, body = await sign_in(server, "alice", PW["alice"])
+    assert status == 200
+    async with aiohttp.ClientSession() as http:
+        chat_ws = await http.ws_connect(server.url + "/v1/chat/ws")
+        await chat_ws.send_json({"type": "auth", "token": body["token"]})
+        assert json.loads((await chat_ws.receive(timeout=5)).data)["type"] == "hello"
+        meet_ws = await http.ws_connect(server.url + "/v1/rooms/standup/ws")
+        await meet_ws.send_json({"type": "join", "token": await server.token("standup", "alice")})
+        assert json.loads((await meet_ws.receive(timeout=5)).data)["type"] == "joined"
+
+        # Alice leaves the directory; a sync (the admin's button) ends her access.
+        await asyncio.to_thread(slapd.modify, f"dn: uid=alice,ou=people,{SUFFIX}\nchangetype: delete\n")
+        start = time.monotonic()
+        answer = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+        assert answer["deactivated"] == 1
+        (chat_code, chat_took, _), (meet_code, meet_took, meet_seen) = await asyncio.gather(
+            _closed(chat_ws, start), _closed(meet_ws, start))
+        assert chat_code == 4410 and chat_took < 1.0, (chat_code, chat_took)
+        assert meet_code == 4410 and meet_took < 1.0, (meet_code, meet_took)
+        assert "account_disabled" in meet_seen
+        got = await call(server, "GET", "/v1/me", body["token"], expect=401)
+        assert got["error"]["code"] == "token_revoked"
+        # Her meeting tokens join nothing any more.
+        again = await http.ws_connect(server.url + "/v1/rooms/standup/ws")
+        await again.send_json({"type": "join", "token": await server.token("standup", "alice")})
+        code, _, seen = await _closed(again, time.monotonic())
+        assert code == 4410 and "error" in seen
+        await again.close()
+
+
+async def test_ad_disabled_bit_deactivates_on_sync_and_enabling_again_restores(server: RunningServer,
+                                                                              slapd: Slapd) -> None:
+    await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    assert (await sign_in(server, "dave", PW["dave"]))[0] == 200
+    await asyncio.to_thread(slapd.modify, f"dn: uid=dave,ou=people,{SUFFIX}\nchangetype: modify\n"
+                                          "replace: userAccountControl\nuserAccountControl: 514\n")
+    assert (await sign_in(server, "dave", PW["dave"]))[0] == 401  # refused before any sync
+    answer = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    assert (answer["deactivated"], answer["unchanged"]) == (1, 2)
+    api = server.app[CHAT_API]
+    assert not (await api.accounts.get("dave")).active  # type: ignore[union-attr]
+    frontend = await api.service.resolve("frontend")
+    assert await api.store.members(frontend.id) == ["alice"]  # out of the synced channel too
+    await asyncio.to_thread(slapd.modify, f"dn: uid=dave,ou=people,{SUFFIX}\nchangetype: modify\n"
+                                          "replace: userAccountControl\nuserAccountControl: 512\n")
+    answer = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    assert answer["updated"] == 1
+    assert (await sign_in(server, "dave", PW["dave"]))[0] == 200
+
+
+async def test_cli_sync_prints_counts(slapd: Slapd, tmp_path: Path) -> None:
+    settings = ldap_settings(slapd, tmp_path)
+    args = [sys.executable, "-m", "signaling.cli", "ldap", "sync", "--data-dir", str(tmp_path / "data"),
+            "--ldap-url", slapd.url, "--ldap-bind-dn", SERVICE_DN, "--ldap-base-dn", SUFFIX,
+            "--ldap-ca-file", str(slapd.ca_file), "--ldap-group-map", str(settings["ldap_group_map"])]
+    env = {"CONVENE_LDAP_BIND_PASSWORD": SERVICE_PW, "PATH": "/usr/bin:/bin"}
+    done = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True, cwd=ROOT, env=env,
+                                   timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["created"] == 3
+    assert SERVICE_PW not in done.stdout + done.stderr
+    again = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True, cwd=ROOT, env=env,
+                                    timeout=60)
+    counts = json.loads(again.stdout)
+    assert (counts["created"], counts["updated"], counts["unchanged"]) == (0, 0, 3)
