@@ -99,6 +99,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       li.append(text);
     }
     if (m.task) li.append(renderTask(m));
+    if (m.actions?.length) li.append(renderButtons(m));
     for (const a of m.attachments || []) {
       const link = el("a", "cv-file");
       link.textContent = `📄 ${a.size ? t("chat.fileSize", { name: a.name, size: Math.max(1, Math.round(a.size / 1024)) }) : a.name}`;
@@ -140,6 +141,47 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     li.append(actions);
     if (!m.thread) li.append(el("ol", "cv-thread"));
     return li;
+  }
+
+  // An interactive message's buttons (a bot's approval request): a click goes to the server, which asks the
+  // integration; its answer comes back as the message updated for everyone, or as a note for us alone.
+  function renderButtons(m) {
+    const box = el("div", "cv-buttons");
+    for (const a of m.actions) {
+      const b = el("button", `cv-button${a.style ? ` cv-button--${a.style}` : ""}`, a.text);
+      b.type = "button";
+      b.dataset.actionId = a.action_id;
+      b.onclick = async () => {
+        const all = [...box.querySelectorAll("button")];
+        all.forEach((x) => (x.disabled = true));
+        try {
+          const out = await client.api("POST", `/v1/messages/${encodeURIComponent(m.id)}/actions/${encodeURIComponent(a.action_id)}`);
+          if (out.message) upsert(out.message);
+          if (out.ephemeral) showEphemeral(out.ephemeral);
+        } catch (err) { showError(err); }
+        finally { all.forEach((x) => (x.disabled = false)); }
+      };
+      box.append(b);
+    }
+    return box;
+  }
+
+  // What only this user sees (a slash command's answer or error, an integration's reply to a click): drawn in
+  // the timeline, never stored; it is gone after a reload. The socket and the REST answer may both bring it.
+  const shownEphemerals = new Set();
+  function showEphemeral(e) {
+    if (!e || shownEphemerals.has(e.id) || (state.channel && e.channel !== state.channel.id)) return;
+    shownEphemerals.add(e.id);
+    const li = el("li", `cv-msg cv-ephemeral${e.error ? " cv-ephemeral--error" : ""}`);
+    li.dataset.ephemeral = e.id;
+    const head = el("div", "cv-head");
+    head.append(el("strong", "cv-author", e.command || t("chat.system")), " ", el("span", "cv-only-you", t("chat.onlyYou")),
+      " ", el("time", "", time(e.created_at)));
+    const text = el("div", "cv-text");
+    text.append(renderText(e.text || ""));
+    li.append(head, text);
+    list.append(li);
+    list.scrollTop = list.scrollHeight;
   }
 
   function renderTask(m) {
@@ -238,7 +280,8 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
         try { sent = await client.api("POST", "/v1/messages", body); break; }
         catch (err) { if (attempt >= 2 || (err.status && err.status < 500)) throw err; }
       }
-      upsert(sent);
+      if (sent.command) showEphemeral(sent.ephemeral); // a slash command: its answers come as events
+      else upsert(sent);
       area.value = "";
       state.files = [];
       $(".cv-pending").textContent = "";
@@ -306,6 +349,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       state.typing.set(ev.user, Date.now());
       renderTyping();
     } else if (ev.type === "members") loadMembers();
+    else if (ev.type === "ephemeral") showEphemeral(ev.ephemeral);
   }
 
   async function loadHistory() {

@@ -160,6 +160,8 @@ export default {
   "chat.createTask": "Create task",
   "chat.recalled": "This message was recalled",
   "chat.edited": "(edited)",
+  "chat.onlyYou": "Only visible to you",
+  "chat.system": "Convene",
   "chat.reply": "Reply",
   "chat.edit": "Edit",
   "chat.recall": "Recall",

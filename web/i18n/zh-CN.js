@@ -149,6 +149,8 @@ export default {
   "chat.createTask": "创建任务",
   "chat.recalled": "此消息已撤回",
   "chat.edited": "（已编辑）",
+  "chat.onlyYou": "仅你可见",
+  "chat.system": "Convene",
   "chat.reply": "回复",
   "chat.edit": "编辑",
   "chat.recall": "撤回",
