@@ -1,0 +1,170 @@
+"""Single sign-on through the organisation's OpenID Connect provider, and what the sign-in page offers.
+
+- `GET /v1/auth/methods` (public): `{"password": true, "oidc": bool}`, so /signin shows "Sign in with SSO"
+  only where it works.
+- `GET /v1/auth/oidc/start`: 302 to the provider with state, nonce and an S256 PKCE challenge; the three
+  secrets travel in a sealed, short-lived HttpOnly cookie (identity/oidc_flow.py).
+- `GET /v1/auth/oidc/callback?code&state`: checks the state against the cookie, redeems the code, verifies the
+  ID token (identity/oidc.py), binds the provider's subject to the login (identity/oidc_links.py), creates the
+  user as a member on first sign-in or refreshes their profile (never their role, except a meeting guest of
+  that name becoming a member), refuses a deactivated account, and starts the same session as a password
+  sign-in (cookie + CSRF), then 302 to the home page /. A browser that fails lands on `/signin?error=<code>`;
+  a client that does not ask for HTML gets the typed JSON error. The access log never writes this route's query.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+
+from aiohttp import web
+
+from chat.model import User
+from chat.web import CHAT_API, ChatApi
+from common.errors import (AccountDisabled, ConveneError, InvalidField, NotReady, OidcClaimInvalid, OidcDenied,
+                           OidcNotConfigured)
+from common.ratelimit import RateLimiter
+from chat.service import valid_login
+from identity.appkeys import DATABASE
+from identity.oidc import CALLBACK_PATH, OidcClient, OidcIdentity, OidcSettings
+from identity.oidc_flow import FLOW_COOKIE, FLOW_PATH, FLOW_SECONDS, FlowSealer, PendingFlow
+from identity.oidc_links import OidcLinks
+from identity.secrets_store import server_secret
+from identity.signin import set_session_cookie
+from signaling.appkeys import CONFIG
+
+log = logging.getLogger("convene.signaling.oidc")
+
+START_PATH = "/v1/auth/oidc/start"
+AFTER_SIGN_IN = "/"  # the home page (meetings, channels, tasks), where a password sign-in goes too
+# Each start and callback may cost a request to the provider: a few per minute per address is plenty for people.
+STARTS_PER_SECOND, STARTS_BURST = 0.5, 10
+
+
+class OidcRoutes:
+    def __init__(self, client: OidcClient | None, sealer: FlowSealer, links: OidcLinks) -> None:
+        self.client = client
+        self.sealer = sealer
+        self.links = links
+        self.limiter = RateLimiter(STARTS_PER_SECOND, STARTS_BURST)
+
+    def _client(self) -> OidcClient:
+        if self.client is None:
+            raise OidcNotConfigured("single sign-on is not configured on this server")
+        return self.client
+
+    async def methods(self, request: web.Request) -> web.Response:
+        return web.json_response({"password": True, "oidc": self.client is not None})
+
+    async def start(self, request: web.Request) -> web.Response:
+        client = self._client()
+        self.limiter.take(f"oidc:{request.remote or '-'}")
+        flow = PendingFlow.start()
+        location = await client.authorization_url(flow)
+        response = _redirect(location)
+        response.set_cookie(FLOW_COOKIE, self.sealer.seal(flow), max_age=FLOW_SECONDS, path=FLOW_PATH,
+                            httponly=True, samesite="Lax", secure=request.secure)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def callback(self, request: web.Request) -> web.Response:
+        try:
+            response = await self._finish(request)
+        except ConveneError as exc:
+            if "text/html" not in request.headers.get("Accept", ""):
+                raise
+            log.info("single sign-on refused: %s", exc.code)
+            response = _redirect("/signin?" + urllib.parse.urlencode({"error": exc.code}))
+        response.del_cookie(FLOW_COOKIE, path=FLOW_PATH)  # one callback per start, success or not
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"  # the code is in this page's address
+        return response
+
+    async def _finish(self, request: web.Request) -> web.Response:
+        client = self._client()
+        self.limiter.take(f"oidc:{request.remote or '-'}")
+        flow = self.sealer.open(request.cookies.get(FLOW_COOKIE))
+        self.sealer.check_state(flow, request.query.get("state"))
+        if "error" in request.query:  # RFC 6749 §4.1.2.1: the provider ended it (refused consent, …)
+            raise OidcDenied(f"the identity provider refused: {request.query['error'][:64]}")
+        code = request.query.get("code")
+        if not code or len(code) > 2048:
+            raise OidcDenied("the identity provider's answer has no code")
+        issuer = request.query.get("iss")  # RFC 9207: when sent, it must be the provider we asked
+        if issuer is not None and issuer.rstrip("/") != client.settings.issuer:
+            raise OidcDenied("the answer comes from another identity provider")
+        identity = await client.identity(code, flow)
+        api = _chat_api(request)
+        login, epoch = await self._sign_in(api, identity)
+        token = api.open_session(login, epoch)
+        response = _redirect(AFTER_SIGN_IN)
+        set_session_cookie(response, token, secure=request.secure)
+        log.info("single sign-on: %s signed in", login)
+        return response
+
+    async def _sign_in(self, api: ChatApi, identity: OidcIdentity) -> tuple[str, int]:
+        """The account the identity signs in as (created or refreshed) and its token epoch."""
+        try:
+            login = valid_login(identity.login)
+        except InvalidField:
+            raise OidcClaimInvalid("the identity provider's login is not 1-128 letters, digits, '.', '@', '-' "
+                                   "or '_'") from None
+        if api.accounts is None:
+            raise NotReady("signing in needs the account store")
+        existing, user = await api.accounts.get(login), await api.store.get_user(login)
+        # Checked before anything is bound or written.
+        if existing is not None and not existing.active:
+            raise AccountDisabled(f"the account {login!r} is deactivated")
+        if user is not None and user.role == "bot":
+            raise OidcClaimInvalid("the identity provider's login names a bot of this server")
+        await self.links.bind(identity.issuer, identity.subject, login)
+        account = existing or await api.accounts.ensure(login)
+        await api.store.put_user(_profile(user, identity, login))
+        return login, account.token_epoch
+
+
+def _profile(user: User | None, identity: OidcIdentity, login: str) -> User:
+    """A new member, or the stored user with the provider's name and department (an empty claim keeps ours).
+    The role stays as stored: a credential never sets it. A guest (a meeting joiner who typed this name) whom
+    the organisation's provider vouches for becomes a member."""
+    if user is None:
+        return User(login=login, role="member", name=identity.name, department=identity.department,
+                    created_at=time.time())
+    return User(login=login, role="member" if user.role == "guest" else user.role,
+                name=identity.name or user.name, department=identity.department or user.department,
+                created_at=user.created_at)
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location})
+
+
+def _chat_api(request: web.Request) -> ChatApi:
+    if CHAT_API not in request.app:
+        raise NotReady("signing in needs the chat part of the server, which this process does not run")
+    return request.app[CHAT_API]
+
+
+def _client_for(app: web.Application) -> OidcClient | None:
+    settings = OidcSettings.from_config(app[CONFIG])
+    if settings is None:
+        return None
+    client = OidcClient(settings)
+    log.info("single sign-on through %s as client %s (redirect URI %s)", settings.issuer, settings.client_id,
+             settings.redirect_uri)
+
+    async def close(_: web.Application) -> None:
+        await client.close()
+    app.on_cleanup.append(close)
+    return client
+
+
+def setup(app: web.Application) -> None:
+    config = app[CONFIG]
+    client = _client_for(app)
+    routes = OidcRoutes(client, FlowSealer(server_secret(config.data_dir, config.token_secret_file)),
+                        OidcLinks(app[DATABASE]))
+    app.router.add_get("/v1/auth/methods", routes.methods)
+    app.router.add_get(START_PATH, routes.start)
+    app.router.add_get(CALLBACK_PATH, routes.callback)
