@@ -142,6 +142,11 @@ class Hub:
     # Events -----------------------------------------------------------------------------------
 
     def dispatch(self, event: dict[str, Any], text: str) -> None:
+        if event.get("type") == "permissions":  # the organisation's table changed: every person's socket hears
+            for session in list(self._sessions.values()):
+                if session.scope is None:
+                    session.deliver(text)
+            return
         cid = event.get("channel")
         if not isinstance(cid, str):
             return

@@ -18,7 +18,7 @@ from chat.service import org_flags
 from common.wire import read_json_object
 from identity.appkeys import PERMISSIONS
 from identity.permission_store import DEFAULT_ORG, PermissionStore
-from identity.permissions import Permission, parse_changes, require
+from identity.permissions import ROLES, Permission, parse_changes, require
 from store.database import Database
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ class PermissionsApi:
                 "org.permissions", "org", DEFAULT_ORG, actor=p.user.login,
                 before={n: sorted(before.roles(Permission(n))) for n in names},
                 after={n: sorted(after.roles(Permission(n))) for n in names}))
+        # Open pages show or hide their buttons at once: each picks its role's list.
+        await self.api.bus.publish({"type": "permissions", "org": DEFAULT_ORG,
+                                    "roles": {role: after.held_by(role) for role in ROLES}})
         return web.json_response(after.to_wire())
 
 

@@ -22,6 +22,8 @@ from chat.model import User
 from chat.web import CHAT_API
 from common.errors import Forbidden, NotReady, OutOfScope
 from identity.apikeys import PREFIX
+from identity.appkeys import PERMISSIONS
+from identity.permissions import Permission
 from identity.signin import SESSION_COOKIE
 from identity.tokens import Grants
 from signaling.appkeys import CONFIG, GUEST_JOINS, MEETINGS_DESK, TOKENS
@@ -52,11 +54,9 @@ async def signed_in_person(request: web.Request) -> Principal:
     return await auth.from_credential(value)
 
 
-def check_may_start_meeting(user: User) -> None:
-    """The `start_meeting` permission's call site. The organisation's permission table (identity/permissions.py)
-    is being built alongside; until it is wired here, people with the member role or above may start one."""
-    if user.role not in MEMBER_ROLES:
-        raise NotPermitted(f"role {user.role!r} may not start a meeting", action="start_meeting", role=user.role)
+async def check_may_start_meeting(request: web.Request, user: User) -> None:
+    """The organisation's start_meeting row (identity/permissions.py; PUT /v1/admin/permissions)."""
+    await request.app[PERMISSIONS].require(user, Permission.START_MEETING)
 
 
 async def join_as_member(request: web.Request) -> web.Response:
@@ -69,7 +69,7 @@ async def join_as_member(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     desk = request.app[MEETINGS_DESK]
     if await desk.ledger.live(room_name) is None:
-        check_may_start_meeting(user)
+        await check_may_start_meeting(request, user)
     # A meeting members start is invite-only for anonymous guests: they come with a link a moderator makes.
     meeting, _, started = await desk.open(room_name, guests=False, captions=config.captions_default)
     moderator = started or user.role in MODERATING_ROLES

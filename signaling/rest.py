@@ -17,6 +17,8 @@ from common.ratelimit import RateLimiter
 from common.wire import read_json_object
 from identity.auth import authenticate, require_admin_key
 from identity.tokens import Grants
+from identity.permissions import Permission
+from signaling.room_access import admin_key_or_person, check_person_invite, opener_token, require_also
 from signaling.appkeys import API_KEYS, CONFIG, GUEST_JOINS, MEETINGS, MEETINGS_DESK, PIPES, ROOMS, TOKENS
 from sfu.workers import least_loaded
 from transcribe.settings import ROOM_LANGUAGES, room_language
@@ -33,12 +35,16 @@ def valid_room_name(name: object) -> str:
 
 
 async def create_room(request: web.Request) -> web.Response:
-    await require_admin_key(request)
+    """An admin key, or a signed-in person holding start_meeting (and invite_guests for `"guests": true`), who
+    gets a moderator token for it in the answer."""
+    person = await admin_key_or_person(request, Permission.START_MEETING)
     body = await read_json_object(request, allowed={"name", "captions", "max_participants", "guests", "language"})
     name = valid_room_name(body.get("name"))
     guests = body.get("guests", False)
     if not isinstance(guests, bool):
         raise InvalidField("guests must be true or false", field="guests")
+    if guests:
+        await require_also(request, person, Permission.INVITE_GUESTS)
     captions = body.get("captions", request.app[CONFIG].captions_default)
     if not isinstance(captions, bool):
         raise InvalidField("captions must be true or false", field="captions")
@@ -54,8 +60,10 @@ async def create_room(request: web.Request) -> web.Response:
         room.emit({"type": "language", "language": language})  # the room's transcriber (and anyone in it)
     live = request.app[TRANSCRIBE].live(name) if TRANSCRIBE in request.app else None
     spoken = live.language if live is not None else language or room_language(request.app[CONFIG].asr_language)
-    return web.json_response({**room.describe(), "guests": meeting.guests, "language": spoken},
-                             status=201 if created else 200)
+    out = {**room.describe(), "guests": meeting.guests, "language": spoken}
+    if person is not None and created:  # only who started it: a live meeting's moderation is not for the asking
+        out.update(opener_token(request, person, name, meeting.meeting_id))
+    return web.json_response(out, status=201 if created else 200)
 
 
 async def list_rooms(request: web.Request) -> web.Response:
@@ -85,7 +93,8 @@ async def delete_room(request: web.Request) -> web.Response:
 
 
 async def create_token(request: web.Request) -> web.Response:
-    await require_admin_key(request)
+    """An invite: an admin key's for anyone, or a signed-in person's (invite_guests) for a guest."""
+    person = await admin_key_or_person(request, Permission.INVITE_GUESTS)
     room = valid_room_name(request.match_info["room"])
     body = await read_json_object(request, allowed={"identity", "name", "grants", "ttl"})
     identity = body.get("identity")
@@ -102,6 +111,8 @@ async def create_token(request: web.Request) -> web.Response:
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 10 <= ttl <= 30 * 86400:
         raise InvalidField("ttl must be 10 s to 30 days", field="ttl")
     grants = Grants(**{**Grants().to_claim(), **grants_in})
+    if person is not None:
+        await check_person_invite(request, person, identity, grants.moderator, room)
     # An invite for a room with no meeting starts one (invite-only, as rooms made through the API are). Its room
     # object comes with the first join, so an invite made a day ahead is not ended by the empty-room timeout.
     meeting, _ = await request.app[MEETINGS].live_or_start(room, guests=False)
