@@ -24,6 +24,11 @@ fi
 if [ "$want_test" = 1 ]; then
     # LDAP tests (tests/identity/slapd.py) start their own OpenLDAP server and load it with ldapadd.
     debs+=(slapd ldap-utils)
+    # OIDC tests (tests/identity/oidc_idp.py) run a real OpenID provider (oidc-provider from npm, pinned by
+    # tests/identity/oidc_provider/package-lock.json, installed with npm ci on first use) on Node. A Node that
+    # came with its own npm (NodeSource) is kept: Debian's npm package would fight it.
+    command -v node >/dev/null || debs+=(nodejs)
+    command -v npm >/dev/null || debs+=(npm)
 fi
 if [ "$want_test" = 1 ]; then
     # The Firefox browser test (tests/browser/firefox.py drives firefox-esr over WebDriver BiDi; Xvfb gives
