@@ -14,7 +14,7 @@ from chat.directory_web import setup_directory
 from sfu.rooms import RoomRegistry
 from signaling import deactivation
 from sfu.workers import PipeServer
-from signaling import headers, health, member_join, metrics, openapi, proxies, rest, static, ws
+from signaling import headers, health, member_join, metrics, openapi, proxies, rest, session_probe, static, ws
 from signaling.sidecars import attach_sidecars
 from signaling.turn import configure_server_ice
 from transcribe.web import setup_transcribe
@@ -91,6 +91,7 @@ def create_app(config: Config) -> web.Application:
     ws.setup(app)
     rest.setup(app)
     member_join.setup(app)  # signed-in people join as themselves
+    session_probe.setup(app)  # pages that work signed in or not ask here
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)

@@ -129,6 +129,11 @@ def rooms_part() -> dict[str, Any]:
                    "properties": {"token": _STR, "room": _STR, "meeting_id": _STR, "moderator": _BOOL,
                                   "started": _BOOL, "identity": _STR, "name": _STR}}), "201",
             params=[_ROOM], errors=("503",))},
+        "/v1/auth/session": {"get": {**_op(
+            "Whether this browser is signed in (the session cookie only; bearer credentials change nothing): "
+            "200 {signed_in} either way, so pages that work both ways ask without an error",
+            _json({"type": "object", "required": ["signed_in"], "properties": {"signed_in": _BOOL}}),
+            public=True), "tags": ["auth"]}},
         "/v1/rooms/{room}/placement": {"get": _op(
             "Which worker's signaling socket to connect to (admin key or a token of the room's meeting)",
             _json({"type": "object", "required": ["worker", "ws_url"], "properties": {

@@ -144,6 +144,9 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("GET", "/m/{meeting_id}"): [Row(PUBLIC)],
     ("GET", "/chat"): [Row(PUBLIC)],
     ("GET", "/signin"): [Row(PUBLIC)],
+    ("GET", "/admin"): [Row(PUBLIC)],  # the page; its data APIs check the caller
+    # Whether this browser is signed in: only the session cookie counts, bearer credentials change nothing.
+    ("GET", "/v1/auth/session"): [Row(PUBLIC)],
     ("GET", "/static"): [Row(PUBLIC)],
     ("GET", "/v1/openapi.json"): [Row(PUBLIC)],
     # Health probes for load balancers and supervisors: public, they tell nothing but whether the server works.

@@ -2,6 +2,13 @@
 
 export const ROOM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/** A readable random room name like "kqz-ftwm-pxa", so "just start a meeting" needs no typing. */
+export function randomRoomName() {
+  const letters = "abcdefghijkmnopqrstuvwxyz";
+  const pick = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => letters[b % letters.length]).join("");
+  return `${pick(3)}-${pick(4)}-${pick(3)}`;
+}
+
 /** Asks the server for a guest token: opens the room if it is new (and makes us its moderator). */
 export async function joinRoom(room, name) {
   const response = await fetch(`/v1/rooms/${encodeURIComponent(room)}/join`, {

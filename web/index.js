@@ -1,19 +1,15 @@
-// The landing page: room name + your name → a token from the server → the meeting page.
-import { joinRoom, meetingPath, ROOM_NAME } from "/static/api.js";
+// The landing page: room name + your name → a token from the server → the meeting page. A signed-in person gets
+// their home page here instead (home.js).
+import { joinRoom, meetingPath, randomRoomName, ROOM_NAME } from "/static/api.js";
+import { showHome } from "/static/home.js";
 import { errorText, initPage, t } from "/static/i18n.js";
+import { currentPerson } from "/static/session.js";
 
 const form = document.getElementById("open-meeting");
 const roomInput = document.getElementById("room");
 const nameInput = document.getElementById("name");
 const formError = document.getElementById("form-error");
 const openButton = document.getElementById("open");
-
-/** A readable random room name like "kqz-ftwm-pxa", so "just start a meeting" needs no typing. */
-function randomRoomName() {
-  const letters = "abcdefghijkmnopqrstuvwxyz";
-  const pick = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => letters[b % letters.length]).join("");
-  return `${pick(3)}-${pick(4)}-${pick(3)}`;
-}
 
 function prefill() {
   const params = new URLSearchParams(location.search);
@@ -49,3 +45,5 @@ async function openMeeting(event) {
 initPage();
 form.addEventListener("submit", openMeeting);
 prefill();
+// The form works at once; a signed-in person's home replaces it as soon as the server says who is here.
+currentPerson().then((person) => person && showHome(person));

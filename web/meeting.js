@@ -12,6 +12,7 @@ import en from "/static/i18n/en.js";
 import { deviceOf } from "/static/local-media.js";
 import { PeoplePanel } from "/static/people-panel.js";
 import { runPrejoin } from "/static/prejoin.js";
+import { memberToken } from "/static/session.js";
 import { keepRecordToken, recordPath, recordToken } from "/static/records-store.js";
 import { SidePanel } from "/static/side-panel.js";
 
@@ -211,10 +212,12 @@ function extendDebugHook() {
 
 async function main() {
   initPage();
-  const token = takeToken(room); // first: the address bar loses the token at once
+  const linked = takeToken(room); // first: the address bar loses the token at once
   installDebugHook(() => call);
   extendDebugHook();
   wirePanels();
+  // A bare link (/r/room): a signed-in person gets a token of their own from the server, no name to type.
+  const token = linked || (await memberToken(room));
   const media = await runPrejoin({ room, token });
   $("rejoin").onclick = async () => {
     // A fresh page is the simplest clean slate: new devices, new connections.

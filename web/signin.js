@@ -1,4 +1,4 @@
-// The sign-in page: posts the form to /v1/auth/login (which also sets the session cookie) and opens /chat.
+// The sign-in page: posts the form to /v1/auth/login (which also sets the session cookie) and opens the home page.
 // The chat page talks to the server with a bearer token and authenticates its socket with it, so the token
 // from the answer is kept for this tab, where the `/chat#token=` link would have put it.
 import { errorText, initPage, t } from "/static/i18n.js";
@@ -29,7 +29,7 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     sessionStorage.setItem("convene-chat-token", body.token);
-    location.assign("/chat");
+    location.assign("/"); // the home page: meetings, channels, tasks
   } catch (err) {
     error.textContent = errorText(err);
   } finally {
