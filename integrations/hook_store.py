@@ -92,7 +92,7 @@ class HookStore:
             row = (await conn.execute(select(hooks).where(hooks.c.id == hook_id))).first()
         return None if row is None else _hook(row)
 
-    async def list(self, kind: str | None = None) -> list[Hook]:
+    async def list_hooks(self, kind: str | None = None) -> list[Hook]:
         query = select(hooks).order_by(hooks.c.created_at)
         if kind is not None:
             query = query.where(hooks.c.kind == kind)

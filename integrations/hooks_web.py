@@ -78,7 +78,7 @@ def _triggers(body: dict[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(words))
 
 
-class IntegrationsApi:
+class HooksApi:
     def __init__(self, chat_api: ChatApi, hooks: HookStore, secret_key: bytes, config: Config,
                  audit: Recorder | None) -> None:
         self.chat_api = chat_api
@@ -177,7 +177,7 @@ class IntegrationsApi:
         kind = request.query.get("kind") or None
         if kind is not None and kind not in ("incoming", "github", "gitlab", "outgoing"):
             raise InvalidField("kind is incoming, github, gitlab or outgoing", field="kind")
-        return web.json_response({"hooks": [h.to_wire() for h in await self.hooks.list(kind)]})
+        return web.json_response({"hooks": [h.to_wire() for h in await self.hooks.list_hooks(kind)]})
 
     async def get_hook(self, request: web.Request) -> web.Response:
         await self._manager(request)
@@ -278,15 +278,15 @@ class IntegrationsApi:
         r.add_post("/v1/hooks/gitlab/{id}", self.receive_gitlab)
 
 
-INTEGRATIONS = web.AppKey("integrations", IntegrationsApi)
+HOOKS = web.AppKey("hooks", HooksApi)
 
 
-def setup_integrations(app: web.Application, config: Config) -> IntegrationsApi:
+def setup_hooks(app: web.Application, config: Config) -> HooksApi:
     """Mounts the webhooks on the server's app (after chat, whose service, credentials and store they use)."""
     secret = server_secret(config.data_dir, config.token_secret_file)
-    api = IntegrationsApi(app[CHAT_API], HookStore(app[DATABASE]), secret, config,
+    api = HooksApi(app[CHAT_API], HookStore(app[DATABASE]), secret, config,
                           app[AUDIT] if AUDIT in app else None)
-    app[INTEGRATIONS] = api
+    app[HOOKS] = api
     api.routes(app)
     app.cleanup_ctx.append(api.lifecycle)
     return api

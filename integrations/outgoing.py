@@ -100,7 +100,7 @@ class OutgoingHooks:
     async def _outgoing(self) -> list[Hook]:
         stamp, hooks = self._cache
         if time.monotonic() - stamp > CACHE_SECONDS:
-            hooks = await self.hooks.list("outgoing")
+            hooks = await self.hooks.list_hooks("outgoing")
             self._cache = (time.monotonic(), hooks)
         return hooks
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chat.web import setup_chat
-from integrations.web import setup_integrations
+from integrations.hooks_web import setup_hooks
 from chat.directory_web import setup_directory
 from sfu.rooms import RoomRegistry
 from signaling import deactivation
@@ -96,7 +96,7 @@ def create_app(config: Config) -> web.Application:
     if not config.media_only:
         setup_chat(app, config)
         setup_directory(app, config)  # LDAP / AD sign-in and sync: after chat, whose users it keeps
-        setup_integrations(app, config)  # webhooks: after chat, which they post through
+        setup_hooks(app, config)  # webhooks: after chat, which they post through
     deactivation.setup(app)  # a deactivated person's meeting sockets close (4410), also in media workers
     setup_transcribe(app, config)
     attach_sidecars(app, app[ROOMS])

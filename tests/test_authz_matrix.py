@@ -137,6 +137,45 @@ async def fresh_key(world: "World", cred: str) -> tuple[dict[str, str], dict[str
     return {"key_id": key.key_id}, {}
 
 
+def fresh_hook(kind: str) -> Callable[["World", str], Awaitable[tuple[dict[str, str], dict[str, str]]]]:
+    """A hook of `kind` in the team channel, made by the admin key for this call alone (its id, and an incoming
+    hook's URL secret)."""
+    async def make(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+        world.counter += 1
+        body = {"channel": world.team, "name": f"matrix {kind} {world.counter}"}
+        if kind == "outgoing":
+            body["url"] = "https://hooks.example/matrix"
+        made = await world.call_ok("POST", f"/v1/hooks/{kind}", world.creds["admin"], body)
+        return {"id": made["id"], "secret": made["url"].rsplit("/", 1)[1]}, {}
+    return make
+
+
+# Webhooks: managing them takes manage_integrations (owners and admins by default); meeting tokens are out of scope.
+MANAGE_HOOKS = {**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted", "user": "403 not_permitted"}
+MAKE_HOOK = {**MANAGE_HOOKS, "admin": "201"}
+
+
+async def fresh_command(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A slash command made by the admin key for this call alone (deleting it is destructive)."""
+    world.counter += 1
+    made = await world.call_ok("POST", "/v1/commands", world.creds["admin"],
+                               {"trigger": f"doomed{world.counter}", "url": "https://hooks.example/command"})
+    return {"id": made["id"]}, {}
+
+
+async def no_response_url(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    return {"id": "inv_0000000000000000", "secret": "not-the-secret"}, {}
+
+
+async def team_message_button(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    return {"id": world.team_message, "action_id": "approve"}, {}
+
+
+# Interactive messages: only bots made with POST /v1/bots (an owner, a signing secret) post buttons; the matrix's
+# keys are not such bots. A click needs membership of the message's channel (the team message has no buttons).
+BUTTON_POST = {**CHAT_UNSCOPED, **{c: "403 not_permitted" for c in ("admin", "member", "bot", "user")}}
+CLICK = expect("404 action_not_found", moderator="404 message_not_found", guest="404 message_not_found")
+
 TABLE: dict[tuple[str, str], list[Row]] = {
     # Pages and static files: public.
     ("GET", "/"): [Row(PUBLIC)],
@@ -217,13 +256,6 @@ TABLE: dict[tuple[str, str], list[Row]] = {
                                                     "bot": "403 not_permitted", "user": "403 not_permitted"},
                                                    fresh=fresh_doomed_user)],
     ("GET", "/v1/departments"): [Row(CHAT_UNSCOPED)],
-    # The directory (LDAP / AD): admins only (an admin key, a signed-in admin or owner). The matrix server has no
-    # directory, so a sync is 409 directory_not_configured and the status says configured: false.
-    ("POST", "/v1/admin/ldap/sync"): [Row({**CHAT_UNSCOPED, "admin": "409 directory_not_configured",
-                                           "member": "403 forbidden", "bot": "403 forbidden",
-                                           "user": "403 forbidden"})],
-    ("GET", "/v1/admin/ldap/status"): [Row({**CHAT_UNSCOPED, "member": "403 forbidden", "bot": "403 forbidden",
-                                            "user": "403 forbidden"})],
     # Channels.
     ("POST", "/v1/channels"): [Row({**CHAT_UNSCOPED, "admin": "200|201", "member": "200|201", "bot": "200|201",
                                     "user": "200|201"}, body={"kind": "group", "members": [CAROL]})],
@@ -278,6 +310,22 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("POST", "/v1/files/{id}/link"): [Row(TEAM_ITEM, fill={"id": "team_file"}),
                                       Row(MEETING_ITEM, fill={"id": "meeting_file"})],
     ("GET", "/v1/chat/ws"): [Row({}, websocket=True)],
+    # Webhooks. Managing them: manage_integrations.
+    ("POST", "/v1/hooks/incoming"): [Row(MAKE_HOOK, body={"channel": TEAM, "name": "matrix"})],
+    ("POST", "/v1/hooks/github"): [Row(MAKE_HOOK, body={"channel": TEAM, "name": "matrix"})],
+    ("POST", "/v1/hooks/gitlab"): [Row(MAKE_HOOK, body={"channel": TEAM, "name": "matrix"})],
+    ("POST", "/v1/hooks/outgoing"): [Row(MAKE_HOOK, body={"channel": TEAM, "name": "matrix",
+                                                          "url": "https://hooks.example/matrix"})],
+    ("GET", "/v1/hooks"): [Row(MANAGE_HOOKS)],
+    ("GET", "/v1/hooks/{id}"): [Row(MANAGE_HOOKS, fresh=fresh_hook("outgoing"))],
+    ("DELETE", "/v1/hooks/{id}"): [Row(MANAGE_HOOKS, fresh=fresh_hook("incoming"))],
+    # Receiving: the URL's secret, or the delivery's signature or token, is the credential; a bearer changes nothing.
+    ("POST", "/v1/hooks/incoming/{id}/{secret}"): [Row({c: "200" for c in CREDENTIALS}, body={"text": "matrix"},
+                                                       fresh=fresh_hook("incoming"))],
+    ("POST", "/v1/hooks/github/{id}"): [Row({c: "401 invalid_signature" for c in CREDENTIALS}, body={},
+                                            fresh=fresh_hook("github"))],
+    ("POST", "/v1/hooks/gitlab/{id}"): [Row({c: "401 invalid_signature" for c in CREDENTIALS}, body={},
+                                            fresh=fresh_hook("gitlab"))],
 }
 
 # Which World attribute fills a path parameter when a row does not say.
@@ -429,7 +477,7 @@ def concrete_path(pattern: str, world: World, fill: dict[str, str], fresh_fill: 
         return "/static/app.css" if (Path(__file__).parent.parent / "web" / "app.css").exists() else \
             "/static/" + next(p.name for p in (Path(__file__).parent.parent / "web").iterdir() if p.is_file())
     path = pattern
-    for name in ("key_id", "room", "login", "emoji", "id", "meeting_id"):
+    for name in ("key_id", "room", "login", "emoji", "id", "meeting_id", "secret"):
         if "{" + name + "}" in path:
             value = fresh_fill.get(name) or getattr(world, fill.get(name, DEFAULT_FILL[name]))
             path = path.replace("{" + name + "}", str(value))

@@ -25,7 +25,10 @@ PAGES = {("GET", "/"), ("GET", "/r/{room}"), ("GET", "/m/{meeting_id}"), ("GET",
 # in their first message), sign-in and file downloads, which also take a signed link instead of a credential.
 PUBLIC = {("GET", "/v1/openapi.json"), ("GET", "/v1/auth/session"), ("POST", "/v1/rooms/{room}/join"), ("GET", "/v1/rooms/{room}/ws"),
           ("GET", "/v1/chat/ws"), ("GET", "/v1/files/{id}"), ("GET", "/healthz"), ("GET", "/readyz"),
-          ("POST", "/v1/auth/login"), ("POST", "/v1/auth/logout")}  # sign-in takes a password, not a credential
+          ("POST", "/v1/auth/login"), ("POST", "/v1/auth/logout"),  # sign-in takes a password, not a credential
+          # Webhook receivers: the URL's secret, the signature or the token is the credential, not a bearer.
+          ("POST", "/v1/hooks/incoming/{id}/{secret}"), ("POST", "/v1/hooks/github/{id}"),
+          ("POST", "/v1/hooks/gitlab/{id}")}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from integrations import signing
-from integrations.web import INTEGRATIONS
+from integrations.hooks_web import HOOKS
 from signaling.appkeys import API_KEYS
 from tests.conftest import RunningServer, running_server, server_config
 from tests.integrations.hooks_helpers import Receiver, call, messages, team_channel
@@ -58,7 +58,7 @@ async def test_a_trigger_word_sends_a_signed_payload_and_the_reply_is_posted_bac
         await post(server, key, channel, "no trigger here")
         _, message = await post(server, key, channel, "!deploy api")
         await asyncio.wait_for(receiver.arrived.wait(), 5)
-        await server.app[INTEGRATIONS].outgoing.idle()
+        await server.app[HOOKS].outgoing.idle()
     [seen] = receiver.seen
     # What a receiver does: check the signature and the age with the shared secret.
     signing.verify_headers(hook["secret"], seen.headers, seen.body)
@@ -102,7 +102,7 @@ async def _ok() -> web.StreamResponse:
 
 
 async def test_a_slow_receiver_times_out_off_the_request_path_and_the_owner_sees_it(server: RunningServer) -> None:
-    outgoing = server.app[INTEGRATIONS].outgoing
+    outgoing = server.app[HOOKS].outgoing
     outgoing.timeout, outgoing.attempts, outgoing.backoff = 0.5, 3, 0.05
 
     async def slow(request: web.Request, body: bytes) -> web.StreamResponse:
@@ -134,7 +134,7 @@ async def test_a_slow_receiver_times_out_off_the_request_path_and_the_owner_sees
 
 
 async def test_a_4xx_is_not_retried_and_a_5xx_is(server: RunningServer) -> None:
-    outgoing = server.app[INTEGRATIONS].outgoing
+    outgoing = server.app[HOOKS].outgoing
     outgoing.attempts, outgoing.backoff = 3, 0.05
     answers = iter([503, 200])
 
@@ -171,7 +171,7 @@ async def test_only_http_urls_and_by_default_only_public_addresses(tmp_path: Pat
                                                                            "channel": channel})
             assert status == 400 and body["error"]["code"] == "invalid_field", (url, body)
         # A name is checked when it is resolved: localhost resolves to loopback only, so nothing is sent.
-        outgoing = server.app[INTEGRATIONS].outgoing
+        outgoing = server.app[HOOKS].outgoing
         async with Receiver(lambda r, b: _ok()) as receiver:
             port = receiver.url.split(":")[2].split("/")[0]
             status, hook = await call(server, "POST", "/v1/hooks/outgoing", {
