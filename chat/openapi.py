@@ -27,7 +27,8 @@ SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
         "code": _STR, "message": _STR, "details": {"type": "object"}}, "required": ["code", "message"]}}},
     "User": {"type": "object", "properties": {"login": _STR, "role": {"enum": ["owner", "admin", "member", "guest", "bot"]},
-                                              "name": _STR, "department": _STR, "created_at": {"type": "number"}}},
+                                              "name": _STR, "department": _STR, "created_at": {"type": "number"},
+                                              "email": _STR, "title": _STR, "source": {"enum": ["local", "ldap"]}}},
     "Org": {"type": "object", "properties": {"members_create_channels": {"type": "boolean"},
             "recall_window_seconds": _INT, "max_file_bytes": _INT, "allowed_file_types": {"type": "array", "items": _STR},
             "retention_days": _INT, "remind_before_seconds": _INT}},
@@ -107,6 +108,14 @@ def openapi_document() -> dict[str, Any]:
             "Deactivate a user (admins): sign-in refused, their sessions and user tokens fail, their chat sockets"
             " close with 4410", None, params=(("login", "path", "string"),))},
         "/v1/departments": {"get": _op("The department tree")},
+        "/v1/admin/ldap/sync": {"post": {**_op(
+            "Sync users, departments, roles and synced channels from the directory now (admins): counts of users"
+            " created, updated, deactivated and unchanged; 409 directory_not_configured without --ldap-url, 503"
+            " directory_unavailable when it does not answer", tag="admin"),
+            "responses": {**_op("", tag="admin")["responses"], "409": _ERR, "503": _ERR}}},
+        "/v1/admin/ldap/status": {"get": _op(
+            "The directory sync (admins): configured or not, the last run (counts, errors, seconds), the last"
+            " error, the interval", tag="admin")},
         "/v1/channels": {"get": _op("Channels the caller is in, with unread counts"),
                          "post": _op("Create a team channel, group or direct chat", "Channel",
                                      _obj({"name": _STR, "kind": {"enum": ["team", "group", "direct"]},
