@@ -96,7 +96,7 @@ class HooksApi:
         p = (await self.chat_api.auth.principal(request)).unscoped()
         if request.method != "GET":
             self.chat_api.limiter.take(p.rate_key)
-        require_manage(p.user)
+        await require_manage(self.chat, p.user)
         return p
 
     async def _hook(self, hook_id: str, kind: str | None = None) -> Hook:

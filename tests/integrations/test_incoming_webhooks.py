@@ -146,6 +146,16 @@ async def test_making_hooks_takes_manage_integrations_and_deleting_one_ends_its_
     assert (status, body) == (200, {"id": hook["id"], "deleted": True})
     assert (await send(hook["url"], json={"text": "after delete"}))[0] == 404
     assert await messages(server, channel) == []
+    # An organisation that gives members the permission lets them make hooks (in channels they are in).
+    status, _ = await call(server, "PUT", "/v1/admin/permissions", {"manage_integrations": ["owner", "admin", "member"]})
+    assert status == 200
+    status, body = await call(server, "POST", "/v1/hooks/incoming", {"channel": channel, "name": "x"},
+                              key=member_key)
+    assert status == 403 and body["error"]["code"] == "not_a_member"
+    await call(server, "POST", f"/v1/channels/{channel}/members", {"add": ["member-key"]})
+    status, body = await call(server, "POST", "/v1/hooks/incoming", {"channel": channel, "name": "x"},
+                              key=member_key)
+    assert status == 201 and body["owner"] == "member-key"
 
 
 async def test_a_flood_beyond_the_hooks_rate_is_refused_with_429(server: RunningServer) -> None:
