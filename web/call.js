@@ -143,6 +143,11 @@ export class Call {
       const final = finalFailure({ closeCode: 4001 });
       this.#end(final.title, final.reason);
     });
+    // Before the close (4410): the account was deactivated; a retry would only be refused.
+    on("account_disabled", () => {
+      const final = finalFailure({ closeCode: 4410 });
+      this.#end(final.title, final.reason);
+    });
     on("reconnect", ({ reason }) => { this.restartNotice = reason || "server restart"; });
     on("error", (message) => this.#serverError(message));
     on("close", ({ byUs, code, reason }) => {

@@ -12,6 +12,7 @@ const FINAL_CLOSE = {
   4001: { title: "You joined from another window",
     reason: "This meeting is open in another tab or window with the same invitation." },
   4401: { title: "Could not rejoin the meeting", reason: "Your invitation is no longer valid." },
+  4410: { title: "Your account was deactivated", reason: "Your access to this organisation has ended." },
 };
 
 // Join error codes that mean the same: the token, the meeting or our place in it is gone.
@@ -22,6 +23,7 @@ const FINAL_ERRORS = {
   token_expired: { title: "Could not rejoin the meeting", reason: "Your invitation has expired." },
   wrong_room: FINAL_CLOSE[4401],
   out_of_scope: FINAL_CLOSE[4401],
+  token_revoked: FINAL_CLOSE[4410],
 };
 
 /** {title, reason} when a lost connection or a failed rejoin must not be retried, else null.

@@ -199,6 +199,7 @@ export default {
   "people.reconnecting": "(reconnecting…)",
   "ended.couldNotReconnect": "Could not reconnect",
   "ended.replaced": "You joined from another window",
+  "ended.deactivated": "Your account was deactivated",
   "call.reconnected": "Reconnected",
   "ended.couldNotRejoin": "Could not rejoin the meeting",
   "reason.A moderator removed you.": "A moderator removed you.",
@@ -207,6 +208,7 @@ export default {
   "reason.Your invitation is no longer valid.": "Your invitation is no longer valid.",
   "reason.The meeting ended while you were away.": "The meeting ended while you were away.",
   "reason.Your invitation has expired.": "Your invitation has expired.",
+  "reason.Your access to this organisation has ended.": "Your access to this organisation has ended.",
   "reason.The meeting could not be reached for three minutes. Check your network, then rejoin.":
     "The meeting could not be reached for three minutes. Check your network, then rejoin.",
   "record.open": "Meeting page: transcript and notes",

@@ -189,6 +189,7 @@ export default {
   "people.reconnecting": "（正在重新连接…）",
   "ended.couldNotReconnect": "无法重新连接",
   "ended.replaced": "你已在另一个窗口中加入",
+  "ended.deactivated": "你的账号已被停用",
   "call.reconnected": "已重新连接",
   "ended.couldNotRejoin": "无法重新加入会议",
   "reason.A moderator removed you.": "主持人将你移出了会议。",
@@ -197,6 +198,7 @@ export default {
   "reason.Your invitation is no longer valid.": "你的邀请已失效。",
   "reason.The meeting ended while you were away.": "会议在你离开期间已结束。",
   "reason.Your invitation has expired.": "你的邀请已过期。",
+  "reason.Your access to this organisation has ended.": "你在本组织的访问权限已终止。",
   "reason.The meeting could not be reached for three minutes. Check your network, then rejoin.":
     "三分钟内无法连接到会议。请检查网络后重新加入。",
   "record.open": "会议页面：转写和纪要",
