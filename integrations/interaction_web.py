@@ -110,7 +110,9 @@ class InteractionApi:
     async def respond(self, request: web.Request) -> web.Response:
         """The response_url: the path's secret is the credential (the access log redacts it)."""
         self.chat.limiter.take(f"response_url:{request.match_info['id']}")
-        body = await read_json_object(request)
+        # Slack's flags are accepted and ignored: an answer here never replaces or deletes the command's post.
+        body = await read_json_object(request, allowed={"text", "response_type", "replace_original",
+                                                        "delete_original", "mrkdwn"})
         outcome = await self.slash.respond(request.match_info["id"], request.match_info["secret"], body)
         return web.json_response(outcome)
 

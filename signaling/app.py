@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chat.web import setup_chat
+from integrations.interaction_web import setup_interactions
 from integrations.hooks_web import setup_hooks
 from chat.directory_web import setup_directory
 from sfu.rooms import RoomRegistry
@@ -95,6 +96,7 @@ def create_app(config: Config) -> web.Application:
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)
+        setup_interactions(app, config)  # bots, slash commands, buttons: after chat, whose hooks it sets
         setup_directory(app, config)  # LDAP / AD sign-in and sync: after chat, whose users it keeps
         setup_hooks(app, config)  # webhooks: after chat, which they post through
     deactivation.setup(app)  # a deactivated person's meeting sockets close (4410), also in media workers

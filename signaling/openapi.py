@@ -14,6 +14,7 @@ from aiohttp import web
 
 from chat.openapi import openapi_document as chat_document
 from chat.web import CHAT
+from integrations.interaction_openapi import openapi_part as interactions_part
 from integrations.hooks_openapi import openapi_part as hooks_part
 from signaling.health import HEALTHZ, READYZ
 from signaling.rest import KEY_ID, ROOM_NAME
@@ -187,6 +188,7 @@ def openapi_document(with_chat: bool = True) -> dict[str, Any]:
     merge(doc, captions_part())
     if with_chat:
         merge(doc, chat_document())
+        merge(doc, interactions_part())
         merge(doc, hooks_part())
     return doc
 
