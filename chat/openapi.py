@@ -22,6 +22,7 @@ _STR = {"type": "string"}
 _INT = {"type": "integer"}
 _TIME = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
 _LOGINS = {"type": "array", "items": _STR}
+_ROLES = {"type": "array", "items": {"enum": ["owner", "admin", "member", "bot", "guest"]}}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
@@ -37,6 +38,10 @@ SCHEMAS: dict[str, Any] = {
                 "retention_days": {"type": ["integer", "null"]}, "unread": _INT, "last_read": _INT,
                 "members": _LOGINS}},
     "FileLink": _obj({"url": _STR, "expires": _INT}, ("url", "expires")),
+    "PermissionTable": {"type": "object", "properties": {"org": _STR, "roles": _ROLES, "permissions": {
+        "type": "array", "items": {"type": "object", "properties": {
+            "name": _STR, "roles": _ROLES, "default": _ROLES, "overridden": {"type": "boolean"},
+            "editable": {"type": "boolean"}}}}}},
     "Attachment": {"type": "object", "properties": {"type": {"const": "file"}, "file_id": _STR, "url": _STR,
                                                     "name": _STR, "mime": _STR, "size": _INT}},
     "Task": {"type": "object", "properties": {"title": _STR, "assignee": {"type": ["string", "null"]},
@@ -108,6 +113,18 @@ def openapi_document() -> dict[str, Any]:
             "Deactivate a user (admins): sign-in refused, their sessions and user tokens fail, their chat sockets"
             " close with 4410", None, params=(("login", "path", "string"),))},
         "/v1/departments": {"get": _op("The department tree")},
+        "/v1/admin/permissions": {
+            "get": _op("The organisation's permission table (owners, admins): each permission, the roles that hold it,"
+                       " its default, whether the organisation overrode it and whether it may", "PermissionTable",
+                       tag="admin"),
+            "put": _op("Set rows of the permission table (owners, admins): a list of roles sets a row, null puts it"
+                       " back to its default; all or nothing. Nobody changes a row for a role above their own;"
+                       " owners and admins keep manage_users", "PermissionTable",
+                       {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+                           name: {"oneOf": [_ROLES, {"type": "null"}]} for name in (
+                               "create_group", "create_team_channel", "start_meeting", "invite_guests",
+                               "upload_files", "manage_integrations", "read_audit", "manage_users")}},
+                       tag="admin")},
         "/v1/admin/ldap/sync": {"post": {**_op(
             "Sync users, departments, roles and synced channels from the directory now (admins): counts of users"
             " created, updated, deactivated and unchanged; 409 directory_not_configured without --ldap-url, 503"

@@ -95,7 +95,9 @@ def rooms_part() -> dict[str, Any]:
                        "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]},
                                                   "OpenAPI 3.1")}}},
         "/v1/rooms": {
-            "post": _op("Open a room (its live meeting, or a new one); invite-only unless guests: true (admin key)",
+            "post": _op("Open a room (its live meeting, or a new one); invite-only unless guests: true (admin key, or a"
+                        " signed-in person holding start_meeting, and invite_guests for guests: true, who gets"
+                        " token and identity: a moderator token when they started it)",
                         _json({"$ref": _S + "RoomBrief"}, "the room, already live"), "201",
                         _body({"name": {"type": "string", "pattern": ROOM_NAME.pattern}, "captions": _BOOL,
                                "max_participants": {"type": "integer", "minimum": 1, "maximum": 1000},
@@ -113,7 +115,9 @@ def rooms_part() -> dict[str, Any]:
                           _json({"type": "object", "required": ["ended"], "properties": {"ended": _STR}}),
                           params=[_ROOM])},
         "/v1/rooms/{room}/tokens": {"post": _op(
-            "Mint an invite (meeting token) for the room's live meeting, starting one if none (admin key)",
+            "Mint an invite (meeting token) for the room's live meeting, starting one if none (admin key; or a"
+            " signed-in person holding invite_guests, for a guest: no account holder's identity, no moderator"
+            " grant, start_meeting too when no meeting is live)",
             _json({"$ref": _S + "Invite"}), "201",
             _body({"identity": {"type": "string", "minLength": 1, "maxLength": 128}, "name": _STR,
                    "grants": grants, "ttl": {"type": "integer", "minimum": 10, "maximum": 30 * 86400}},

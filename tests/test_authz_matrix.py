@@ -215,12 +215,15 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("GET", "/readyz"): [Row(PUBLIC)],
     # Rooms.
     ("DELETE", "/v1/keys/{key_id}"): [Row(ROOM_ADMIN, fresh=fresh_key)],
-    ("POST", "/v1/rooms"): [Row({**ROOM_ADMIN, "admin": "200|201"}, body={"name": "made-by-api"})],
+    # Signed-in people (the user token: carol, a member) start meetings and invite guests where their role holds
+    # start_meeting / invite_guests (identity/permissions.py); other keys and meeting tokens are refused as before.
+    ("POST", "/v1/rooms"): [Row({**ROOM_ADMIN, "admin": "200|201", "user": "200|201"}, body={"name": "made-by-api"})],
     ("GET", "/v1/rooms"): [Row(ROOM_ADMIN)],
     ("GET", "/v1/rooms/{room}"): [Row(ROOM_MEMBERS), Row(ROOM_ADMIN, fill={"room": "other_room"})],
     ("DELETE", "/v1/rooms/{room}"): [Row({**ROOM_ADMIN, "moderator": "200"}, fresh=fresh_room),
                                      Row(ROOM_ADMIN, fresh=fresh_other_room)],
-    ("POST", "/v1/rooms/{room}/tokens"): [Row({**ROOM_ADMIN, "admin": "201"}, body={"identity": "dave"})],
+    ("POST", "/v1/rooms/{room}/tokens"): [Row({**ROOM_ADMIN, "admin": "201", "user": "201"},
+                                              body={"identity": "dave"})],
     # Anyone may ask to join a room open to guests: the credential plays no part.
     ("POST", "/v1/rooms/{room}/join"): [Row({c: "201" for c in CREDENTIALS}, body={"name": "Walk In"})],
     # Signed-in people only (a session, or a user token): keys mint invites instead, meeting and record tokens are
@@ -263,6 +266,11 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("POST", "/v1/auth/login"): [Row({c: "400 invalid_field" for c in CREDENTIALS}, body={"login": "carol"})],
     ("POST", "/v1/auth/logout"): [Row(PUBLIC, body={})],
     ("GET", "/v1/org"): [Row(CHAT_UNSCOPED)],
+    # The organisation's permission table: for those who hold edit_org (owners, admins).
+    ("GET", "/v1/admin/permissions"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
+                                            "user": "403 not_permitted"})],
+    ("PUT", "/v1/admin/permissions"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
+                                            "user": "403 not_permitted"}, body={"create_group": None})],
     ("PATCH", "/v1/org"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
                                 "user": "403 not_permitted"}, body={"recall_window_seconds": 600})],
     ("GET", "/v1/users"): [Row(CHAT_UNSCOPED)],
