@@ -193,6 +193,7 @@ class ChatApi:
             table = await self.service.table()
             out.update(login=p.user.login, name=p.user.name, role=p.user.role,
                        department=[part for part in p.user.department.split("/") if part],
+                       email=p.user.email, title=p.user.title,
                        permissions=table.held_by(p.user))
         if p.session is not None:  # the page signed in by cookie reads its CSRF token here after a reload
             out["csrf"] = csrf_token(self.auth.csrf_secret, p.session)

@@ -104,6 +104,7 @@ async def test_sign_in_binds_as_the_user_and_refuses_injection(server: RunningSe
     assert body["user"]["login"] == "alice" and body["user"]["name"] == "Alice 王"
     me = await call(server, "GET", "/v1/me", body["token"], expect=200)
     assert me["login"] == "alice" and me["department"] == ["研发部", "前端组"]
+    assert (me["email"], me["title"], me["user"]["source"]) == ("alice@example.org", "前端工程师", "ldap")
     wrong = await sign_in(server, "alice", "not-her-password")
     unknown = await sign_in(server, "nobody", "whatever-password")
     assert wrong[0] == unknown[0] == 401
@@ -158,6 +159,20 @@ async def test_sync_counts_tree_groups_and_a_second_sync_writes_nothing(server: 
     fourth = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
     assert (fourth["updated"], fourth["unchanged"]) == (1, 2)
     assert (await api.store.get_user("bob")).title == "Staff Engineer"  # type: ignore[union-attr]
+
+
+async def test_admin_routes_take_a_signed_in_admin_not_a_member(server: RunningServer) -> None:
+    await call(server, "POST", "/v1/admin/ldap/sync", expect=200)  # alice becomes admin through her group
+    for login, sync_status in (("alice", 200), ("bob", 403)):
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.post(server.url + "/v1/auth/login", json={"login": login, "password": PW[login]}) as r:
+                csrf = (await r.json())["csrf"]
+            async with http.post(server.url + "/v1/admin/ldap/sync", headers={"X-CSRF-Token": csrf}) as r:
+                assert r.status == sync_status, (login, await r.text())
+            async with http.get(server.url + "/v1/admin/ldap/status") as r:
+                assert r.status == sync_status
+                if r.status == 403:
+                    assert (await r.json())["error"]["code"] == "forbidden"
 
 
 async def test_directory_down_is_503_and_local_admins_still_sign_in(server: RunningServer, slapd: Slapd) -> None:
