@@ -39,7 +39,10 @@ class Visits:
         # A token as a parameter (`?token=`, `#token=`) or any JWT anywhere (a path such as /record-token is fine).
         leaked = [u for u in self.urls if re.search(r"[?#&]token=", u, re.I) or JWT.search(u)]
         assert not leaked, f"tokens in URLs: {leaked}"
-        assert not [line for line in self.console if line.startswith("pageerror")], self.console
+        # Under the server's CSP (no inline script or style): no errors, warnings or policy reports on any page.
+        problems = [line for line in self.console if line.startswith(("error:", "warning:", "pageerror"))
+                    or "Content Security Policy" in line]
+        assert not problems, self.console
 
 
 async def people(server: RunningServer) -> dict[str, Any]:
