@@ -42,10 +42,15 @@ def check_url(url: object, allow_private: bool, field: str = "url") -> str:
     """The URL if hooks may send to it, else InvalidField."""
     if not isinstance(url, str) or len(url) > MAX_URL:
         raise InvalidField(f"{field} must be an http(s) URL of at most {MAX_URL} characters", field=field)
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # "http://[nope" and the like
+        raise InvalidField(f"{field} must be an http(s) URL", field=field) from exc
+    if parts.scheme not in ("http", "https") or not host or parts.username or parts.password or \
+            any(c.isspace() for c in url):
         raise InvalidField(f"{field} must be an http(s) URL with a host and no credentials", field=field)
-    literal = literal_address(parts.hostname)
+    literal = literal_address(host)
     if literal is not None and not allow_private and not public_address(literal):
         raise InvalidField(f"{field} names a private address; the server sends hooks to public ones only",
                            field=field)

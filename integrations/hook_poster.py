@@ -42,6 +42,9 @@ class HookPoster:
         user, _ = await self.chat.add_user(None, bot_login(hook_id), "bot", name=name)
         return user
 
+    async def bot(self, hook: Hook) -> User:
+        return await self.chat.store.get_user(hook.bot_login) or await self.bot_for(hook.id, hook.name)
+
     async def join(self, bot: User, channel: Channel) -> None:
         if not await self.chat.store.is_member(channel.id, bot.login):
             await self.chat.store.add_members(channel.id, [bot.login])
@@ -49,7 +52,7 @@ class HookPoster:
                                          "removed": []})
 
     async def post(self, hook: Hook, channel_id: str, text: str, username: str | None = None) -> Message:
-        bot = await self.chat.store.get_user(hook.bot_login) or await self.bot_for(hook.id, hook.name)
+        bot = await self.bot(hook)
         if username:
             # Who the sender says it is, shown above the text (the author stays the hook's bot: no impersonation).
             text = f"**{username}** · _via {hook.name}_\n{text}"
@@ -62,7 +65,7 @@ class HookPoster:
         if now - self._noticed.get(hook.id, -OWNER_NOTICE_SECONDS) < OWNER_NOTICE_SECONDS:
             return False
         self._noticed[hook.id] = now
-        bot = await self.chat.store.get_user(hook.bot_login) or await self.bot_for(hook.id, hook.name)
+        bot = await self.bot(hook)
         channel, _ = await self.chat.direct_channel(bot.login, hook.owner)
         await self.chat.post(bot, PostRequest(to=channel.id, content=fit(text, self.max_chars)))
         return True

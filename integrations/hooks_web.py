@@ -15,6 +15,7 @@ Receiving (no Authorization: the URL, the signature or the token is the credenti
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -32,6 +33,7 @@ from chat.service import ChatService
 from chat.web import CHAT_API, ChatApi
 from common.config import Config
 from common.errors import InvalidField
+from common.names import display_name
 from common.ratelimit import RateLimiter
 from common.wire import read_json_object
 from identity.appkeys import DATABASE
@@ -60,13 +62,11 @@ HOOK_RATE_PER_SECOND = 1.0  # Slack's limit for incoming webhooks: about one mes
 HOOK_BURST = 20
 MAX_TRIGGER_WORDS = 20
 DELIVERY_DAYS = 7  # Git delivery ids and outgoing outcomes are kept this long
+PRUNE_INTERVAL_SECONDS = 6 * 3600.0
 
 
 def _name(body: dict[str, Any]) -> str:
-    name = body.get("name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
-        raise InvalidField("name must be 1-64 characters", field="name")
-    return " ".join(name.split())
+    return display_name(body.get("name"), "name", max_len=64)  # one line: it names the hook's bot too
 
 
 def _triggers(body: dict[str, Any]) -> tuple[str, ...]:
@@ -254,14 +254,21 @@ class HooksApi:
 
     # Lifecycle --------------------------------------------------------------------------------
 
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                await self.hooks.prune(time.time() - DELIVERY_DAYS * 86400)
+            except Exception:  # noqa: BLE001 - housekeeping: the next round tries again
+                log.exception("pruning old hook deliveries failed")
+            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         await self.outgoing.start()
         self.chat.bus.subscribe(self.outgoing.on_event)
-        try:
-            await self.hooks.prune(time.time() - DELIVERY_DAYS * 86400)
-        except Exception:  # noqa: BLE001 - pruning is housekeeping: the server starts without it
-            log.exception("pruning old hook deliveries failed")
+        pruning = asyncio.create_task(self._prune_loop())
         yield
+        pruning.cancel()
+        await asyncio.gather(pruning, return_exceptions=True)
         await self.outgoing.stop()
 
     def routes(self, app: web.Application) -> None:

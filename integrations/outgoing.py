@@ -147,6 +147,8 @@ class OutgoingHooks:
             if not error:
                 await self.hooks.record(hook.id, delivery, "ok", attempt, "")
                 if reply:
+                    if hook.channel_id is None:  # a hook on trigger words answers in any team channel: it joins
+                        await self.poster.join(await self.poster.bot(hook), channel)
                     await self.poster.post(hook, channel.id, reply)
                 return
             await self.hooks.record(hook.id, delivery, "sending", attempt, error)

@@ -15,6 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from common.names import one_line
 from integrations.errors import InvalidPayload, NoText
 
 FIELDS = {"text", "username", "attachments", "blocks"}
@@ -23,6 +24,7 @@ IGNORED = {"icon_emoji", "icon_url", "channel", "mrkdwn", "unfurl_links", "unfur
            "thread_ts", "as_user", "response_type", "replace_original", "delete_original", "type"}
 MAX_BODY = 256 * 1024
 MAX_USERNAME = 80
+_MARKS = re.compile(r"[*_`~\[\]<>#|\\]")
 _LINK = re.compile(r"<((?:https?|mailto):[^|>\s]+)(?:\|([^>]*))?>")
 
 
@@ -70,7 +72,8 @@ def read_message(payload: dict[str, Any]) -> IncomingMessage:
     rendered = "\n\n".join(p for p in parts if p.strip())
     if not rendered.strip():
         raise NoText("the message has no text, attachments or blocks to show")
-    name = " ".join((username or "").split()) or None  # one line
+    # One line, without the controls and Markdown marks that could make it read as another sender or the server.
+    name = " ".join(_MARKS.sub("", one_line(username or "")).split()) or None
     return IncomingMessage(text=rendered, username=name)
 
 

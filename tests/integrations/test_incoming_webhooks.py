@@ -144,6 +144,15 @@ async def test_making_hooks_takes_manage_integrations_and_deleting_one_ends_its_
     assert status == 403
     status, body = await call(server, "DELETE", f"/v1/hooks/{hook['id']}")
     assert (status, body) == (200, {"id": hook["id"], "deleted": True})
+    # Both are in the audit log, by the admin key's user, without the secret.
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {server.api_key}"}) as http:
+        async with http.get(f"{server.url}/v1/audit") as r:
+            assert r.status == 200
+            events = [json.loads(line)["event"] for line in (await r.text()).splitlines() if line]
+    audited = [(e["event"], e["object"], e["actor"]["login"]) for e in events if e["event"].startswith("hook.")]
+    assert audited == [("hook.create", {"id": hook["id"], "type": "hook"}, "tests"),
+                       ("hook.delete", {"id": hook["id"], "type": "hook"}, "tests")], events
+    assert hook["url"].rsplit("/", 1)[1] not in json.dumps(events)
     assert (await send(hook["url"], json={"text": "after delete"}))[0] == 404
     assert await messages(server, channel) == []
     # An organisation that gives members the permission lets them make hooks (in channels they are in).

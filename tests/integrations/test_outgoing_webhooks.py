@@ -185,3 +185,21 @@ async def test_only_http_urls_and_by_default_only_public_addresses(tmp_path: Pat
         # Neither a channel nor trigger words: refused.
         status, body = await call(server, "POST", "/v1/hooks/outgoing", {"name": "x", "url": "https://example.com/"})
         assert status == 400 and body["error"]["code"] == "invalid_field"
+
+
+async def test_trigger_words_alone_listen_in_team_channels_only(server: RunningServer) -> None:
+    team = await team_channel(server, "anywhere")
+    key = await member(server, team)
+    status, group = await call(server, "POST", "/v1/channels", {"kind": "group", "members": ["mia"]}, key=key)
+    assert status == 201
+    async with Receiver(pong) as receiver:
+        status, hook = await call(server, "POST", "/v1/hooks/outgoing",
+                                  {"name": "Anywhere", "url": receiver.url, "trigger_words": ["!deploy", "!ship"]})
+        assert status == 201 and hook["channel"] is None
+        await post(server, key, group["id"], "!deploy secrets")  # a private group: not the hook owner's to read
+        await post(server, key, team, "!ship web")
+        await asyncio.wait_for(receiver.arrived.wait(), 5)
+        await server.app[HOOKS].outgoing.idle()
+    assert [json.loads(s.body)["trigger_word"] for s in receiver.seen] == ["!ship"]
+    # The reply lands in the team channel; the hook's bot joined it to answer.
+    assert [(m["author"], m["content"]) for m in await messages(server, team)][-1] == (hook["bot"], "deploying web")
