@@ -82,6 +82,14 @@ def _op(summary: str, ok: str | None = None, body: dict[str, Any] | None = None,
     return op
 
 
+def _command_run(op: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/messages also answers 202 when the post was a slash command (integrations/slash.py)."""
+    op["responses"]["202"] = {"description": "a slash command ran (CommandOutcome: command, invocation, "
+                                             "response_type, message or ephemeral, error)",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}
+    return op
+
+
 _ID = (("id", "path", "string"),)
 
 
@@ -151,8 +159,10 @@ def openapi_document() -> dict[str, Any]:
             "History: after=<cursor> pages forward; before=<cursor> (or nothing) gives the latest page", None,
             params=(*_ID, ("after", "query", "string"), ("before", "query", "string"), ("limit", "query", "integer"),
                     ("thread", "query", "string")))},
-        "/v1/messages": {"post": _op("Post a text, task or file message (idempotent with client_id)", "Message",
-                                     _ref("PostMessage"), "201")},
+        "/v1/messages": {"post": _command_run(_op(
+            "Post a text, task or file message (idempotent with client_id). Content `/trigger args` that names a "
+            "slash command runs it instead: 202 with what happened, nothing posted as text", "Message",
+            _ref("PostMessage"), "201"))},
         "/v1/messages/{id}": {"get": _op("A message", "Message", params=_ID),
                               "patch": _op("Edit (author); the old text is kept in edits", "Message",
                                            _obj({"content": _STR}, ("content",)), params=_ID),

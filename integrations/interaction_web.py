@@ -24,7 +24,7 @@ from chat.auth import Principal
 from chat.service import valid_login
 from chat.web import CHAT_API, ChatApi
 from common.config import Config
-from common.errors import InvalidField
+from common.errors import ConveneError, InvalidField
 from common.wire import read_json_object
 from identity.appkeys import API_KEYS, DATABASE
 from identity.bots import BotExists, BotRegistry
@@ -113,7 +113,13 @@ class InteractionApi:
         # Slack's flags are accepted and ignored: an answer here never replaces or deletes the command's post.
         body = await read_json_object(request, allowed={"text", "response_type", "replace_original",
                                                         "delete_original", "mrkdwn"})
-        outcome = await self.slash.respond(request.match_info["id"], request.match_info["secret"], body)
+        try:
+            outcome = await self.slash.respond(request.match_info["id"], request.match_info["secret"], body)
+        except ConveneError:
+            raise
+        except Exception as exc:  # the error middleware would log the path, and the path holds the secret
+            log.exception("response_url %s failed", request.match_info["id"])
+            raise ConveneError("internal error") from exc
         return web.json_response(outcome)
 
     # Interactive messages ---------------------------------------------------------------------
