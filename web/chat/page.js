@@ -42,6 +42,14 @@ if (!token && !session) {
   const client = new ChatClient(token, "", session?.csrf ?? null);
   const state = { me: null, channels: new Map(), current: null, panel: null };
 
+  // What the caller may not do is not offered (the server refuses it anyway): body classes the stylesheet reads,
+  // from GET /v1/me and, when an admin changes the table, from the socket's `permissions` frame.
+  const GATED = ["create_group", "create_team_channel", "upload_files"];
+  function showPermitted(permissions) {
+    if (!Array.isArray(permissions)) return;  // a meeting token's answer lists none: nothing is hidden
+    for (const p of GATED) document.body.classList.toggle(`cv-lacks-${p}`, !permissions.includes(p));
+  }
+
   const label = (c) => c.kind === "direct" ? c.name.replace(/^dm:/, "").split(":").filter((x) => x !== state.me.login).join(", ") || c.name : `#${c.name}`;
 
   function render() {
@@ -99,6 +107,7 @@ if (!token && !session) {
       c.unread = (c.unread || 0) + 1;
       render();
     }
+    if (ev.type === "permissions" && state.role) showPermitted(ev.roles?.[state.role]);
     if (ev.type === "members" || (ev.type === "channel" && !c)) refresh();
     if (ev.type === "task" || (ev.type === "message" && ev.message.task)) refreshTasks();
   });
@@ -122,10 +131,23 @@ if (!token && !session) {
       open(c.id);
     } catch (err) { alert(errorText(err)); }
   };
+  $("new-group").onsubmit = async (e) => {
+    e.preventDefault();
+    const members = e.target.members.value.split(/[,\s]+/).filter(Boolean);
+    try {
+      const c = await client.api("POST", "/v1/channels", { kind: "group", members });
+      e.target.reset();
+      await refresh();
+      open(c.id);
+    } catch (err) { alert(errorText(err)); }
+  };
   onLanguageChange(() => refreshTasks().catch(() => {}));
 
   (async () => {
-    state.me = (await client.api("GET", "/v1/me")).user;
+    const me = await client.api("GET", "/v1/me");
+    state.me = me.user;
+    state.role = me.role;
+    showPermitted(me.permissions);
     $("me").textContent = state.me.name || state.me.login;
     await refresh();
     await refreshTasks();

@@ -222,6 +222,8 @@ export default {
   "chat.direct": "Direct chats",
   "chat.login": "login",
   "chat.newDirectLabel": "Start a direct chat with",
+  "chat.newGroupMembers": "logins, comma-separated",
+  "chat.newGroupLabel": "New group with (logins, comma-separated)",
   "chat.groups": "Groups & meetings",
   "chat.myTasks": "My open tasks",
   "chat.pick": "Pick a channel.",

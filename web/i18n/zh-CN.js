@@ -211,6 +211,8 @@ export default {
   "chat.direct": "私聊",
   "chat.login": "登录名",
   "chat.newDirectLabel": "发起私聊",
+  "chat.newGroupMembers": "登录名，用逗号分隔",
+  "chat.newGroupLabel": "新建群组（成员登录名，用逗号分隔）",
   "chat.groups": "群组和会议",
   "chat.myTasks": "我的待办任务",
   "chat.pick": "请选择一个频道。",
