@@ -11,11 +11,13 @@ from aiohttp import web
 from chat.web import setup_chat
 from integrations.interaction_web import setup_interactions
 from integrations.hooks_web import setup_hooks
+from integrations.scheduled_web import setup_scheduled_posts
 from chat.directory_web import setup_directory
 from sfu.rooms import RoomRegistry
 from signaling import deactivation
 from sfu.workers import PipeServer
-from signaling import headers, health, member_join, metrics, openapi, proxies, rest, session_probe, static, ws
+from signaling import (headers, health, member_join, metrics, openapi, prometheus, proxies, rest, session_probe,
+                       static, ws)
 from signaling.sidecars import attach_sidecars
 from signaling.turn import configure_server_ice
 from transcribe.web import setup_transcribe
@@ -98,11 +100,13 @@ def create_app(config: Config) -> web.Application:
         setup_chat(app, config)
         setup_interactions(app, config)  # bots, slash commands, buttons: after chat, whose hooks it sets
         setup_directory(app, config)  # LDAP / AD sign-in and sync: after chat, whose users it keeps
+        setup_scheduled_posts(app)  # after chat: it posts through it
         setup_hooks(app, config)  # webhooks: after chat, which they post through
     deactivation.setup(app)  # a deactivated person's meeting sockets close (4410), also in media workers
     setup_transcribe(app, config)
     attach_sidecars(app, app[ROOMS])
     metrics.setup(app)
+    prometheus.setup(app)  # GET /metrics; after chat and transcribe, whose bus and engine it hooks
     app.cleanup_ctx.append(_rooms_ctx)
     static.setup(app, WEB_DIR)
     health.setup(app)  # last: ready once every startup hook above has run

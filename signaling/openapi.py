@@ -14,6 +14,7 @@ from aiohttp import web
 
 from chat.openapi import openapi_document as chat_document
 from chat.web import CHAT
+from integrations.scheduled_openapi import openapi_part as scheduled_posts_part
 from integrations.interaction_openapi import openapi_part as interactions_part
 from integrations.hooks_openapi import openapi_part as hooks_part
 from signaling.health import HEALTHZ, READYZ
@@ -163,6 +164,12 @@ def rooms_part() -> dict[str, Any]:
         "/v1/metrics": {"get": _op("Process and media counters (admin key)", _json({
             "type": "object", "required": ["process", "media"],
             "properties": {"process": {"type": "object"}, "media": {"type": "object"}}}))},
+        "/metrics": {"get": {**_op(
+            "Prometheus metrics in the text exposition format (admin key): convene_* request durations by route "
+            "template, sockets, chat messages, rooms, participants, forwarded packets and bytes, caption lag, "
+            "database time, process; no user, room or channel in any label",
+            {"description": "ok", "content": {"text/plain": {"schema": {"type": "string"}}}}),
+            "tags": ["metrics"]}},
     }
     return {"paths": paths, "components": {"schemas": SCHEMAS}}
 
@@ -192,6 +199,7 @@ def openapi_document(with_chat: bool = True) -> dict[str, Any]:
     merge(doc, captions_part())
     if with_chat:
         merge(doc, chat_document())
+        merge(doc, scheduled_posts_part())
         merge(doc, interactions_part())
         merge(doc, hooks_part())
     return doc

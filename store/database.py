@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +46,9 @@ class Database:
         self._writer: asyncio.Task[None] | None = None
         # The loop it was opened on: its connections belong to it (blocking callers on threads hand work to it).
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Told ("read" | "write", seconds) after each read (connection held) and write (queued until committed):
+        # the Prometheus histogram of database time (signaling/prometheus.py). Two clock reads when set.
+        self.timer: Callable[[str, float], None] | None = None
 
     @classmethod
     def for_config(cls, configured_url: str | None, data_dir: Path) -> Database:
@@ -91,15 +95,25 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            yield conn
+        timer, started = self.timer, time.perf_counter()
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        finally:
+            if timer is not None:
+                timer("read", time.perf_counter() - started)
 
     async def write(self, op: WriteOp[T]) -> T:
         """Runs `op` in the next group's transaction; its exception (if any) is raised here."""
         assert self._writer is not None, "database not open"
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        timer, started = self.timer, time.perf_counter()
         await self._queue.put((op, fut))
-        return await fut
+        try:
+            return await fut
+        finally:
+            if timer is not None:
+                timer("write", time.perf_counter() - started)
 
     async def _write_loop(self) -> None:
         stopping = False

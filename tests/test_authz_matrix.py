@@ -198,6 +198,56 @@ async def team_message_button(world: "World", cred: str) -> tuple[dict[str, str]
 BUTTON_POST = {**CHAT_UNSCOPED, **{c: "403 not_permitted" for c in ("admin", "member", "bot", "user")}}
 CLICK = expect("404 action_not_found", moderator="404 message_not_found", guest="404 message_not_found")
 
+async def fresh_scheduled_post(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A post the member key scheduled in the team channel, far ahead (cancelling it is destructive)."""
+    post = await world.call_ok("POST", "/v1/scheduled_posts", world.creds["member"],
+                               {"channel": world.team, "text": "later", "at": "2999-01-01T00:00:00Z"})
+    return {"id": post["id"]}, {}
+
+
+# Scheduled posts (integrations/scheduled_web.py): chat users schedule into channels they are in; the author and
+# admins reach a post, others get 404 as if it did not exist; meeting tokens are out of scope.
+SCHEDULED_OWN = {**CHAT_UNSCOPED, "bot": "404 scheduled_post_not_found", "user": "404 scheduled_post_not_found"}
+
+def fresh_hook(kind: str) -> Callable[["World", str], Awaitable[tuple[dict[str, str], dict[str, str]]]]:
+    """A hook of `kind` in the team channel, made by the admin key for this call alone (its id, and an incoming
+    hook's URL secret)."""
+    async def make(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+        world.counter += 1
+        body = {"channel": world.team, "name": f"matrix {kind} {world.counter}"}
+        if kind == "outgoing":
+            body["url"] = "https://hooks.example/matrix"
+        made = await world.call_ok("POST", f"/v1/hooks/{kind}", world.creds["admin"], body)
+        return {"id": made["id"], "secret": made["url"].rsplit("/", 1)[1]}, {}
+    return make
+
+
+# Webhooks: managing them takes manage_integrations (owners and admins by default); meeting tokens are out of scope.
+MANAGE_HOOKS = {**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted", "user": "403 not_permitted"}
+MAKE_HOOK = {**MANAGE_HOOKS, "admin": "201"}
+
+
+async def fresh_command(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A slash command made by the admin key for this call alone (deleting it is destructive)."""
+    world.counter += 1
+    made = await world.call_ok("POST", "/v1/commands", world.creds["admin"],
+                               {"trigger": f"doomed{world.counter}", "url": "https://hooks.example/command"})
+    return {"id": made["id"]}, {}
+
+
+async def no_response_url(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    return {"id": "inv_0000000000000000", "secret": "not-the-secret"}, {}
+
+
+async def team_message_button(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    return {"id": world.team_message, "action_id": "approve"}, {}
+
+
+# Interactive messages: only bots made with POST /v1/bots (an owner, a signing secret) post buttons; the matrix's
+# keys are not such bots. A click needs membership of the message's channel (the team message has no buttons).
+BUTTON_POST = {**CHAT_UNSCOPED, **{c: "403 not_permitted" for c in ("admin", "member", "bot", "user")}}
+CLICK = expect("404 action_not_found", moderator="404 message_not_found", guest="404 message_not_found")
+
 TABLE: dict[tuple[str, str], list[Row]] = {
     # Pages and static files: public.
     ("GET", "/"): [Row(PUBLIC)],
@@ -258,6 +308,8 @@ TABLE: dict[tuple[str, str], list[Row]] = {
         Row({**RECORD_OWN, **{c: "409 invalid_state" for c in ("admin", "moderator", "record")}}),
         Row({**RECORD_OTHER, "admin": "409 invalid_state"}, fill={"meeting_id": "other_meeting"})],
     ("GET", "/v1/metrics"): [Row(ROOM_ADMIN)],
+    # Prometheus (signaling/prometheus.py): the admin key, as the JSON metrics above.
+    ("GET", "/metrics"): [Row(ROOM_ADMIN)],
     ("GET", "/v1/captions/metrics"): [Row(ROOM_ADMIN)],
     # Chat: directory and organisation.
     ("GET", "/v1/me"): [Row(expect("200"))],
@@ -347,6 +399,12 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("POST", "/v1/files/{id}/link"): [Row(TEAM_ITEM, fill={"id": "team_file"}),
                                       Row(MEETING_ITEM, fill={"id": "meeting_file"})],
     ("GET", "/v1/chat/ws"): [Row({}, websocket=True)],
+    # Scheduled posts.
+    ("POST", "/v1/scheduled_posts"): [Row({**TEAM_THING, "admin": "201", "member": "201", "bot": "201", "user": "201"},
+                                          body={"channel": TEAM, "text": "later", "at": "2999-01-01T00:00:00Z"})],
+    ("GET", "/v1/scheduled_posts"): [Row(CHAT_UNSCOPED)],
+    ("GET", "/v1/scheduled_posts/{id}"): [Row(SCHEDULED_OWN, fresh=fresh_scheduled_post)],
+    ("DELETE", "/v1/scheduled_posts/{id}"): [Row(SCHEDULED_OWN, fresh=fresh_scheduled_post)],
     # Webhooks. Managing them: manage_integrations.
     ("POST", "/v1/hooks/incoming"): [Row(MAKE_HOOK, body={"channel": TEAM, "name": "matrix"})],
     ("POST", "/v1/hooks/github"): [Row(MAKE_HOOK, body={"channel": TEAM, "name": "matrix"})],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,6 +45,12 @@ class Metrics:
         self._workers = workers
         self._stats = EngineStats()
         self._closed_streams = StreamStats()
+        # Told each stream's lag after each inference (the Prometheus histogram, signaling/prometheus.py).
+        self.lag_observers: list[Callable[[float], None]] = []
+
+    def observe_lag(self, seconds: float) -> None:
+        for observe in self.lag_observers:
+            observe(seconds)
 
     def queued(self, delta: int) -> None:
         with self._lock:

@@ -227,6 +227,7 @@ class SpeakerStream:
         self._stats.inferences += 1
         self._stats.processed_seconds = max(self._stats.processed_seconds,
                                             self._stats.received_seconds - self._lag_in_pending())
+        self._engine.metrics.observe_lag(self._stats.lag_seconds)
         words = [w.shifted(start) for w in result.words]
         self._log.debug("recognized %.2f-%.2f final=%s rejected=%r: %s", start, start + len(audio) / SAMPLE_RATE, final, result.rejected, result.text)
         if result.rejected and result.rejected != "empty":

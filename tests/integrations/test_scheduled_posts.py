@@ -1,0 +1,189 @@
+"""Scheduled and recurring posts on a real server: a one-time post arrives when due, recurring posts are listed
+with their next run, a cancelled post never arrives, the author's permission is checked again at send time
+(a run fails with `not_a_member` after the author left the channel, `user_deactivated` after deactivation), and
+admins see everyone's while members see their own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import RunningServer, running_server, server_config
+
+
+def iso_in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+class Client:
+    def __init__(self, server: RunningServer, http: aiohttp.ClientSession) -> None:
+        self.server = server
+        self.http = http
+
+    async def call(self, method: str, path: str, key: str, body: Any = None, expect: int = 200) -> Any:
+        async with self.http.request(method, self.server.url + path, json=body,
+                                     headers={"Authorization": f"Bearer {key}"}) as r:
+            got = await r.json()
+            assert r.status == expect, (method, path, r.status, got)
+            return got
+
+    async def user(self, login: str) -> str:
+        admin = self.server.api_key
+        await self.call("POST", "/v1/users", admin, {"login": login, "role": "member"}, expect=201)
+        token: str = (await self.call("POST", f"/v1/users/{login}/tokens", admin, {}, expect=201))["token"]
+        return token
+
+    async def history(self, key: str, channel: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = (await self.call("GET", f"/v1/channels/{channel}/messages", key))["messages"]
+        return messages
+
+    async def until(self, key: str, post_id: str, runs: int, timeout: float = 8.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            post: dict[str, Any] = await self.call("GET", f"/v1/scheduled_posts/{post_id}", key)
+            if post["runs"] >= runs and post["last_run"] is not None:
+                return post
+            assert time.monotonic() < deadline, f"no run of {post_id} within {timeout}s: {post}"
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> Any:
+    async with running_server(server_config(tmp_path / "data")) as server:
+        async with aiohttp.ClientSession() as http:
+            yield Client(server, http)
+
+
+async def team(c: Client, name: str, members: list[str]) -> str:
+    made = await c.call("POST", "/v1/channels", c.server.api_key, {"kind": "team", "name": name, "members": members},
+                        expect=201)
+    channel_id: str = made["id"]
+    return channel_id
+
+
+async def test_a_one_time_post_arrives_when_due_and_its_outcome_is_stored(client: Client) -> None:
+    alice = await client.user("alice")
+    channel = await team(client, "standup", ["alice"])
+    made = await client.call("POST", "/v1/scheduled_posts", alice,
+                             {"channel": "standup", "text": "stand-up in 5", "at": iso_in(1.0)}, expect=201)
+    assert made["status"] == "scheduled" and made["recurrence"] is None and made["last_run"] is None
+    assert made["next_run"] == pytest.approx(time.time() + 1.0, abs=1.0)
+    assert not [m for m in await client.history(alice, channel) if m["content"] == "stand-up in 5"]
+
+    post = await client.until(alice, made["id"], runs=1)
+    assert post["status"] == "done" and post["next_run"] is None
+    assert post["last_run"]["outcome"] == "sent" and post["last_run"]["error_code"] is None
+    sent = [m for m in await client.history(alice, channel) if m["content"] == "stand-up in 5"]
+    assert len(sent) == 1 and sent[0]["author"] == "alice" and sent[0]["id"] == post["last_run"]["message_id"]
+    assert sent[0]["created_at"] >= made["next_run"]
+    assert [r["outcome"] for r in post["history"]] == ["sent"]
+    # Done: cancelling it now is refused, and it is not sent again.
+    await client.call("DELETE", f"/v1/scheduled_posts/{made['id']}", alice, expect=409)
+    await asyncio.sleep(1.2)
+    assert len([m for m in await client.history(alice, channel) if m["content"] == "stand-up in 5"]) == 1
+
+
+async def test_recurring_posts_list_their_next_run_and_cancel(client: Client) -> None:
+    bob = await client.user("bob")
+    await team(client, "leaderboard", ["bob"])
+    made = await client.call("POST", "/v1/scheduled_posts", bob,
+                             {"channel": "leaderboard", "text": "today's leaderboard", "cron": "0 18 * * 1-5",
+                              "timezone": "Asia/Shanghai"}, expect=201)
+    assert made["recurrence"] == {"kind": "cron", "rule": "0 18 * * 1-5", "timezone": "Asia/Shanghai"}
+    next_local = datetime.fromtimestamp(made["next_run"], ZoneInfo("Asia/Shanghai"))
+    assert (next_local.hour, next_local.minute) == (18, 0) and next_local.weekday() < 5
+    assert made["next_run"] > time.time()
+    weekly = await client.call("POST", "/v1/scheduled_posts", bob,
+                               {"channel": "leaderboard", "text": "weekly", "timezone": "Europe/Berlin",
+                                "rrule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"}, expect=201)
+    listed = (await client.call("GET", "/v1/scheduled_posts", bob))["scheduled_posts"]
+    assert {p["id"] for p in listed} == {made["id"], weekly["id"]}
+    assert all(p["next_run"] and p["last_run"] is None for p in listed)
+
+    cancelled = await client.call("DELETE", f"/v1/scheduled_posts/{made['id']}", bob)
+    assert cancelled["status"] == "cancelled" and cancelled["next_run"] is None
+    await client.call("DELETE", f"/v1/scheduled_posts/{made['id']}", bob, expect=409)
+
+
+async def test_a_cancelled_post_never_arrives(client: Client) -> None:
+    cleo = await client.user("cleo")
+    channel = await team(client, "cancelled", ["cleo"])
+    made = await client.call("POST", "/v1/scheduled_posts", cleo,
+                             {"channel": channel, "text": "never", "at": iso_in(1.0)}, expect=201)
+    await client.call("DELETE", f"/v1/scheduled_posts/{made['id']}", cleo)
+    await asyncio.sleep(2.0)
+    assert not [m for m in await client.history(cleo, channel) if m["content"] == "never"]
+    post = await client.call("GET", f"/v1/scheduled_posts/{made['id']}", cleo)
+    assert post["status"] == "cancelled" and post["runs"] == 0 and post["history"] == []
+
+
+async def test_permission_is_checked_again_when_the_post_is_sent(client: Client) -> None:
+    admin = client.server.api_key
+    dana, eve = await client.user("dana"), await client.user("eve")
+    channel = await team(client, "ops", ["dana", "eve"])
+    left = await client.call("POST", "/v1/scheduled_posts", dana,
+                             {"channel": "ops", "text": "from a leaver", "at": iso_in(1.0)}, expect=201)
+    gone = await client.call("POST", "/v1/scheduled_posts", eve,
+                             {"channel": "ops", "text": "from a deactivated user", "at": iso_in(1.0)}, expect=201)
+    await client.call("POST", f"/v1/channels/{channel}/members", admin, {"remove": ["dana"]})
+    await client.call("POST", "/v1/users/eve/deactivate", admin)
+
+    left_post = await client.until(admin, left["id"], runs=1)
+    assert left_post["last_run"] == {**left_post["last_run"], "outcome": "failed", "error_code": "not_a_member",
+                                     "message_id": None}
+    gone_post = await client.until(admin, gone["id"], runs=1)
+    assert gone_post["last_run"]["outcome"] == "failed"
+    assert gone_post["last_run"]["error_code"] == "user_deactivated"
+    contents = {m["content"] for m in await client.history(admin, channel)}
+    assert not contents & {"from a leaver", "from a deactivated user"}
+    # The failed runs show in the author's list as the last outcome.
+    mine = (await client.call("GET", "/v1/scheduled_posts", dana))["scheduled_posts"]
+    assert [(p["id"], p["last_run"]["error_code"]) for p in mine] == [(left["id"], "not_a_member")]
+
+
+async def test_members_see_their_own_and_admins_see_all(client: Client) -> None:
+    admin = client.server.api_key
+    fay, gil = await client.user("fay"), await client.user("gil")
+    await team(client, "shared", ["fay", "gil"])
+    faye = await client.call("POST", "/v1/scheduled_posts", fay,
+                             {"channel": "shared", "text": "fay's", "at": iso_in(3600)}, expect=201)
+    await client.call("POST", "/v1/scheduled_posts", gil,
+                      {"channel": "shared", "text": "gil's", "at": iso_in(3600)}, expect=201)
+    assert [p["text"] for p in (await client.call("GET", "/v1/scheduled_posts", fay))["scheduled_posts"]] == ["fay's"]
+    assert {p["text"] for p in (await client.call("GET", "/v1/scheduled_posts", admin))["scheduled_posts"]} == {
+        "fay's", "gil's"}
+    # Another member's post does not exist for gil; an admin may cancel it.
+    await client.call("GET", f"/v1/scheduled_posts/{faye['id']}", gil, expect=404)
+    await client.call("DELETE", f"/v1/scheduled_posts/{faye['id']}", gil, expect=404)
+    assert (await client.call("DELETE", f"/v1/scheduled_posts/{faye['id']}", admin))["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"channel": "x", "text": "t"}, "at"),
+    ({"channel": "x", "text": "t", "at": "2026-12-01T18:00:00"}, "at"),  # no offset
+    ({"channel": "x", "text": "t", "at": "2001-01-01T00:00:00Z"}, "at"),  # past
+    ({"channel": "x", "text": "", "at": "2999-01-01T00:00:00Z"}, "text"),
+    ({"channel": "x", "text": "t", "cron": "0 18 * * 1-5", "rrule": "FREQ=DAILY"}, "cron"),
+    ({"channel": "x", "text": "t", "cron": "0 18 * * 1-5", "timezone": "Nowhere/Else"}, "timezone"),
+    ({"channel": "x", "text": "t", "rrule": "FREQ=DAILY;COUNT=1", "at": "2001-01-01T00:00:00Z"}, "rrule"),
+])
+async def test_bad_requests_are_refused_with_the_field(client: Client, body: dict[str, Any], field: str) -> None:
+    hal = await client.user("hal")
+    got = await client.call("POST", "/v1/scheduled_posts", hal, body, expect=400)
+    assert got["error"]["code"] == "invalid_field" and got["error"]["details"]["field"] == field
+    assert (await client.call("GET", "/v1/scheduled_posts", hal))["scheduled_posts"] == []
+
+
+async def test_a_channel_one_is_not_in_is_refused_when_scheduling(client: Client) -> None:
+    ivy = await client.user("ivy")
+    await team(client, "closed-circle", [])
+    got = await client.call("POST", "/v1/scheduled_posts", ivy,
+                            {"channel": "closed-circle", "text": "t", "at": iso_in(60)}, expect=403)
+    assert got["error"]["code"] == "not_a_member"
