@@ -48,7 +48,7 @@ from identity.secrets_store import server_secret
 from store.database import Database
 from identity.tokens import TokenIssuer
 from identity.passwords import Account, AccountStore
-from identity.signin import SESSION_COOKIE, SESSION_SECONDS, Lockout, csrf_token
+from identity.signin import SESSION_COOKIE, SESSION_SECONDS, Lockout, csrf_token, set_session_cookie
 from common.errors import InvalidCredentials
 from common.wire import read_json_object
 
@@ -225,13 +225,16 @@ class ChatApi:
             self.lockout.failed(*keys)
             raise
         self.lockout.succeeded(keys[0])
-        token = self.auth.mint_user_token(user.login, SESSION_SECONDS, epoch,
-                                          session=secrets.token_urlsafe(16))
+        token = self.open_session(user.login, epoch)
         response = web.json_response({"token": token, "user": user.to_wire(),
                                       "csrf": csrf_token(self.auth.csrf_secret, token)})
-        response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
-                            samesite="Lax", secure=request.secure)
+        set_session_cookie(response, token, secure=request.secure)
         return response
+
+    def open_session(self, login: str, token_epoch: int) -> str:
+        """A new sign-in session for `login` (password or single sign-on): a session token with its own id,
+        which sign-out ends. The caller puts it in the cookie (identity.signin.set_session_cookie)."""
+        return self.auth.mint_user_token(login, SESSION_SECONDS, token_epoch, session=secrets.token_urlsafe(16))
 
     async def _has_local_password(self, login: str) -> bool:
         account = None if self.accounts is None else await self.accounts.get(login)

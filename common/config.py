@@ -127,6 +127,19 @@ class Config:
     ldap_group_map: Path | None = None
     # How often the server syncs users from the directory (0: only on POST /v1/admin/ldap/sync, convene ldap sync).
     ldap_sync_interval_seconds: float = 3600.0
+    # OpenID Connect single sign-on (identity/oidc.py): on when issuer and client id are set. The client secret
+    # comes from CONVENE_OIDC_CLIENT_SECRET or --oidc-client-secret and is never shown (repr) or logged. The
+    # claim settings name which ID-token / userinfo claims give the login and the profile, like the LDAP
+    # attributes; the provider's redirect URI to register is {public url}/v1/auth/oidc/callback.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_scopes: tuple[str, ...] = ("openid", "profile", "email")
+    oidc_claim_login: str = "preferred_username"
+    oidc_claim_name: str = "name"
+    oidc_claim_email: str = "email"
+    oidc_claim_department: str = "department"
+    oidc_claim_title: str = "title"
 
     @property
     def url(self) -> str:
@@ -202,6 +215,10 @@ def config_from_env(**overrides: object) -> Config:
     for name in ("url", "bind_dn", "bind_password"):
         if f"CONVENE_LDAP_{name.upper()}" in env:
             values[f"ldap_{name}"] = env[f"CONVENE_LDAP_{name.upper()}"] or None
+    # OIDC: the client secret belongs here rather than in a flag, for the same reason.
+    for name in ("issuer", "client_id", "client_secret"):
+        if f"CONVENE_OIDC_{name.upper()}" in env:
+            values[f"oidc_{name}"] = env[f"CONVENE_OIDC_{name.upper()}"] or None
     if "CONVENE_LDAP_BASE_DN" in env:
         values["ldap_base_dn"] = env["CONVENE_LDAP_BASE_DN"]
     values.update({k: v for k, v in overrides.items() if v is not None})

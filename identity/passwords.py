@@ -64,6 +64,19 @@ class AccountStore:
             row = (await conn.execute(select(accounts).where(accounts.c.login == login))).first()
         return None if row is None else _account(row)
 
+    async def ensure(self, login: str) -> Account:
+        """The login's account, made (active, no password) when it has none: someone an identity provider
+        vouches for gets a token epoch, so deactivating them ends their sessions."""
+        async def op(conn: AsyncConnection) -> Any:
+            query = select(accounts).where(accounts.c.login == login)
+            row = (await conn.execute(query)).first()
+            if row is None:
+                await conn.execute(accounts.insert().values(login=login, password_hash=None, token_epoch=0,
+                                                            active=True, updated_at=time.time()))
+                row = (await conn.execute(query)).first()
+            return row
+        return _account(await self.db.write(op))
+
     async def set_password(self, login: str, password: str) -> Account:
         """Sets (or replaces) a login's password; makes the account row if there is none. The hash is computed
         before the write, off the write queue."""

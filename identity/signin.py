@@ -15,6 +15,8 @@ import hmac
 import time
 from collections import deque
 
+from aiohttp.web import StreamResponse
+
 from common.errors import TooManyAttempts
 
 SESSION_COOKIE = "convene_session"
@@ -22,6 +24,13 @@ CSRF_HEADER = "X-CSRF-Token"
 SESSION_SECONDS = 12 * 3600
 MAX_FAILURES = 5
 WINDOW_SECONDS = 15 * 60
+
+
+def set_session_cookie(response: StreamResponse, token: str, *, secure: bool) -> None:
+    """The session cookie, as every way of signing in sets it: HttpOnly (no script reads it), SameSite=Lax
+    (another site's form post does not carry it), Secure when served over TLS."""
+    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
+                        samesite="Lax", secure=secure)
 
 
 def csrf_token(secret: bytes, session: str) -> str:

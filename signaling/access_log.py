@@ -1,4 +1,5 @@
-"""The access log without secrets: `token` and `sig` query values are written as `[redacted]`.
+"""The access log without secrets: `token` and `sig` query values are written as `[redacted]`, and so is the
+whole query of the OpenID Connect callback (its authorization code).
 
 Our own clients no longer put credentials in URLs, but an old link (`/r/room?token=…`), a stale client or
 a hand-typed request still may; the log must not keep a 30-day token for whoever reads it later. The
@@ -20,9 +21,10 @@ from aiohttp.web_response import StreamResponse
 SECRET_PARAMS = frozenset({"token", "sig", "access_token"})
 REDACTED = "[redacted]"
 # Secrets that are path segments by convention (Slack's incoming-webhook URLs): the segment after the public id.
-SECRET_PATHS = (re.compile(r"(/v1/hooks/incoming/[^/?#]*/)[^/?#]+"),
-                # A slash command's response_url (integrations/slash.py): /v1/commands/responses/{id}/{secret}.
-                re.compile(r"(/v1/commands/responses/[^/?#]*/)[^/?#]+"))
+SECRET_PATHS = (re.compile(r"(/v1/hooks/incoming/[^/?#]*/)[^/?#]+"),)
+# Routes whose whole query is secret by protocol: the OpenID Connect callback carries the authorization code
+# (and state) in its address; none of it is written.
+QUERYLESS_PATHS = frozenset({"/v1/auth/oidc/callback"})
 
 
 def redact_url(url: str) -> str:
@@ -31,11 +33,19 @@ def redact_url(url: str) -> str:
     base, query_sep, query = rest.partition("?")
     for pattern in SECRET_PATHS:
         base = pattern.sub(lambda m: m.group(1) + REDACTED, base)
-    if query_sep:
+    if query_sep and _path_of(base) in QUERYLESS_PATHS:
+        query = REDACTED
+    elif query_sep:
         query = "&".join(_redact_pair(pair) for pair in query.split("&"))
     if hash_sep:
         fragment = redact_fragment(fragment)
     return f"{base}{query_sep}{query}{hash_sep}{fragment}"
+
+
+def _path_of(base: str) -> str:
+    """The path of a request target or of a full URL (a Referer), decoded, without a trailing slash."""
+    path = urllib.parse.urlsplit(base).path if "://" in base else base
+    return urllib.parse.unquote(path).rstrip("/")
 
 
 def _redact_pair(pair: str) -> str:

@@ -9,7 +9,6 @@ from pathlib import Path
 from aiohttp import web
 
 from chat.web import setup_chat
-from integrations.interaction_web import setup_interactions
 from integrations.hooks_web import setup_hooks
 from integrations.scheduled_web import setup_scheduled_posts
 from chat.directory_web import setup_directory
@@ -18,6 +17,7 @@ from signaling import deactivation
 from sfu.workers import PipeServer
 from signaling import (headers, health, member_join, metrics, openapi, prometheus, proxies, rest, session_probe,
                        static, ws)
+from signaling import oidc_routes
 from signaling.sidecars import attach_sidecars
 from signaling.turn import configure_server_ice
 from transcribe.web import setup_transcribe
@@ -98,7 +98,7 @@ def create_app(config: Config) -> web.Application:
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)
-        setup_interactions(app, config)  # bots, slash commands, buttons: after chat, whose hooks it sets
+        oidc_routes.setup(app)  # single sign-on: after chat, whose sessions it starts
         setup_directory(app, config)  # LDAP / AD sign-in and sync: after chat, whose users it keeps
         setup_scheduled_posts(app)  # after chat: it posts through it
         setup_hooks(app, config)  # webhooks: after chat, which they post through

@@ -44,6 +44,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         announce_ip=args.announce_ip, rtc_ips=args.rtc_ips, rtc_port_range=args.rtc_port_range,
         turn_urls=args.turn_url, turn_secret=args.turn_secret, stun_url=args.stun_url,
         **ldap_overrides(args),
+        **_oidc_values(args),
     )
     logging.basicConfig(level=logging.INFO if not args.verbose else logging.DEBUG,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -230,6 +231,30 @@ def _add_ice(serve: argparse.ArgumentParser) -> None:
                        help="a STUN server for clients and the server, e.g. stun:HOST:3478 [CONVENE_STUN_URL]")
 
 
+def _add_oidc(serve: argparse.ArgumentParser) -> None:
+    """Single sign-on through an OpenID Connect provider (identity/oidc.py)."""
+    serve.add_argument("--oidc-issuer", default=None, metavar="URL",
+                       help="the provider's issuer, e.g. https://login.example.com/realms/corp; its "
+                            "/.well-known/openid-configuration is read [CONVENE_OIDC_ISSUER]")
+    serve.add_argument("--oidc-client-id", default=None, metavar="ID",
+                       help="this server's client id at the provider, whose redirect URI is "
+                            "<public URL>/v1/auth/oidc/callback [CONVENE_OIDC_CLIENT_ID]")
+    serve.add_argument("--oidc-client-secret", default=None, metavar="S",
+                       help="its client secret (better: CONVENE_OIDC_CLIENT_SECRET, which ps does not show)")
+    serve.add_argument("--oidc-scopes", type=split_list, default=None, metavar="SCOPE,…",
+                       help="scopes asked for (default openid,profile,email; openid is always asked)")
+    for field, default in (("login", "preferred_username"), ("name", "name"), ("email", "email"),
+                           ("department", "department"), ("title", "title")):
+        serve.add_argument(f"--oidc-claim-{field}", default=None, metavar="CLAIM",
+                           help=f"the ID-token or userinfo claim giving the {field} (default {default})")
+
+
+def _oidc_values(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("issuer", "client_id", "client_secret", "scopes", "claim_login", "claim_name", "claim_email",
+             "claim_department", "claim_title")
+    return {f"oidc_{name}": getattr(args, f"oidc_{name}") for name in names}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convene", description="Self-hosted meetings")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -275,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     from chat.directory_cli import add_ldap_arguments, add_ldap_parser
 
     add_ldap_arguments(serve)
+    _add_oidc(serve)
     serve.add_argument("--worker-id", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--media-only", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("-v", "--verbose", action="store_true")

@@ -15,7 +15,6 @@ from aiohttp import web
 from chat.openapi import openapi_document as chat_document
 from chat.web import CHAT
 from integrations.scheduled_openapi import openapi_part as scheduled_posts_part
-from integrations.interaction_openapi import openapi_part as interactions_part
 from integrations.hooks_openapi import openapi_part as hooks_part
 from signaling.health import HEALTHZ, READYZ
 from signaling.rest import KEY_ID, ROOM_NAME
@@ -174,6 +173,34 @@ def rooms_part() -> dict[str, Any]:
     return {"paths": paths, "components": {"schemas": SCHEMAS}}
 
 
+def sso_part() -> dict[str, Any]:
+    """Sign-in methods and single sign-on (signaling/oidc_routes.py): served where chat is (it starts sessions)."""
+    paths: dict[str, Any] = {
+        "/v1/auth/methods": {"get": {**_op(
+            "How people can sign in here: a password always; single sign-on (OpenID Connect) when configured",
+            _json({"type": "object", "required": ["password", "oidc"], "properties": {
+                "password": _BOOL, "oidc": _BOOL}}), public=True), "tags": ["auth"]}},
+        "/v1/auth/oidc/start": {"get": {**_op(
+            "Single sign-on: 302 to the identity provider (state, nonce, S256 PKCE challenge), with a sealed "
+            "HttpOnly flow cookie for the callback; 404 oidc_not_configured without --oidc-issuer",
+            {"description": "to the provider's authorization endpoint", "headers": {"Location": {"schema": _STR}}},
+            "302", public=True, errors=("503",)), "tags": ["auth"]}},
+        "/v1/auth/oidc/callback": {"get": {**_op(
+            "Where the provider sends the browser back: the code is redeemed (PKCE), the ID token verified "
+            "(JWKS signature, issuer, audience, expiry, nonce), the user created as a member or refreshed, and the "
+            "session cookie set as by a password sign-in; 302 to /. A browser (Accept: text/html) that fails "
+            "is sent to /signin?error=<code>; other clients get the error: oidc_state_mismatch, oidc_failed, "
+            "oidc_denied, oidc_claim_invalid, oidc_subject_mismatch, account_disabled, oidc_unavailable. The "
+            "access log never writes this route's query",
+            {"description": "signed in: to / (or, for a browser, to /signin?error=<code>)",
+             "headers": {"Location": {"schema": _STR}, "Set-Cookie": {"schema": _STR}}}, "302",
+            params=[{"name": n, "in": "query", "required": False, "schema": _STR}
+                    for n in ("code", "state", "iss", "error")], public=True, errors=("503",)),
+            "tags": ["auth"]}},
+    }
+    return {"paths": paths}
+
+
 def merge(base: dict[str, Any], part: dict[str, Any]) -> None:
     """Adds `part`'s paths (operation by operation: the base keeps what it has) and component schemas."""
     for path, operations in part.get("paths", {}).items():
@@ -200,7 +227,7 @@ def openapi_document(with_chat: bool = True) -> dict[str, Any]:
     if with_chat:
         merge(doc, chat_document())
         merge(doc, scheduled_posts_part())
-        merge(doc, interactions_part())
+        merge(doc, sso_part())
         merge(doc, hooks_part())
     return doc
 

@@ -176,28 +176,6 @@ async def team_message_button(world: "World", cred: str) -> tuple[dict[str, str]
 BUTTON_POST = {**CHAT_UNSCOPED, **{c: "403 not_permitted" for c in ("admin", "member", "bot", "user")}}
 CLICK = expect("404 action_not_found", moderator="404 message_not_found", guest="404 message_not_found")
 
-
-async def fresh_command(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
-    """A slash command made by the admin key for this call alone (deleting it is destructive)."""
-    world.counter += 1
-    made = await world.call_ok("POST", "/v1/commands", world.creds["admin"],
-                               {"trigger": f"doomed{world.counter}", "url": "https://hooks.example/command"})
-    return {"id": made["id"]}, {}
-
-
-async def no_response_url(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
-    return {"id": "inv_0000000000000000", "secret": "not-the-secret"}, {}
-
-
-async def team_message_button(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
-    return {"id": world.team_message, "action_id": "approve"}, {}
-
-
-# Interactive messages: only bots made with POST /v1/bots (an owner, a signing secret) post buttons; the matrix's
-# keys are not such bots. A click needs membership of the message's channel (the team message has no buttons).
-BUTTON_POST = {**CHAT_UNSCOPED, **{c: "403 not_permitted" for c in ("admin", "member", "bot", "user")}}
-CLICK = expect("404 action_not_found", moderator="404 message_not_found", guest="404 message_not_found")
-
 async def fresh_scheduled_post(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
     """A post the member key scheduled in the team channel, far ahead (cancelling it is destructive)."""
     post = await world.call_ok("POST", "/v1/scheduled_posts", world.creds["member"],
@@ -258,6 +236,10 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("GET", "/admin"): [Row(PUBLIC)],  # the page; its data APIs check the caller
     # Whether this browser is signed in: only the session cookie counts, bearer credentials change nothing.
     ("GET", "/v1/auth/session"): [Row(PUBLIC)],
+    ("GET", "/v1/auth/methods"): [Row(PUBLIC)],
+    # Single sign-on is not configured here (tests/identity/test_oidc.py runs it against a real provider).
+    ("GET", "/v1/auth/oidc/start"): [Row({c: "404 oidc_not_configured" for c in CREDENTIALS})],
+    ("GET", "/v1/auth/oidc/callback"): [Row({c: "404 oidc_not_configured" for c in CREDENTIALS})],
     ("GET", "/static"): [Row(PUBLIC)],
     ("GET", "/v1/openapi.json"): [Row(PUBLIC)],
     # Health probes for load balancers and supervisors: public, they tell nothing but whether the server works.
@@ -421,19 +403,6 @@ TABLE: dict[tuple[str, str], list[Row]] = {
                                             fresh=fresh_hook("github"))],
     ("POST", "/v1/hooks/gitlab/{id}"): [Row({c: "401 invalid_signature" for c in CREDENTIALS}, body={},
                                             fresh=fresh_hook("gitlab"))],
-    # Bots, slash commands, interactive messages (integrations/interaction_web.py).
-    ("POST", "/v1/bots"): [Row(MAKE_HOOK, body={"login": "matrix-bot", "name": "Matrix"})],
-    ("GET", "/v1/bots"): [Row(MANAGE_HOOKS)],
-    ("POST", "/v1/commands"): [Row(MAKE_HOOK, body={"trigger": "matrix", "url": "https://hooks.example/command"})],
-    ("GET", "/v1/commands"): [Row(MANAGE_HOOKS)],
-    ("DELETE", "/v1/commands/{id}"): [Row(MANAGE_HOOKS, fresh=fresh_command)],
-    # A response_url is its own credential: a bearer changes nothing, a wrong one is not found.
-    ("POST", "/v1/commands/responses/{id}/{secret}"): [
-        Row({c: "404 response_url_not_found" for c in CREDENTIALS}, body={"text": "matrix"}, fresh=no_response_url)],
-    ("POST", "/v1/interactive/messages"): [Row(BUTTON_POST, body={
-        "to": TEAM, "content": "approve?", "url": "https://hooks.example/click",
-        "actions": [{"action_id": "approve", "text": "Approve"}]})],
-    ("POST", "/v1/messages/{id}/actions/{action_id}"): [Row(CLICK, fresh=team_message_button)],
 }
 
 # Which World attribute fills a path parameter when a row does not say.
@@ -585,7 +554,7 @@ def concrete_path(pattern: str, world: World, fill: dict[str, str], fresh_fill: 
         return "/static/app.css" if (Path(__file__).parent.parent / "web" / "app.css").exists() else \
             "/static/" + next(p.name for p in (Path(__file__).parent.parent / "web").iterdir() if p.is_file())
     path = pattern
-    for name in ("key_id", "room", "login", "emoji", "id", "meeting_id", "secret", "action_id"):
+    for name in ("key_id", "room", "login", "emoji", "id", "meeting_id", "secret"):
         if "{" + name + "}" in path:
             value = fresh_fill.get(name) or getattr(world, fill.get(name, DEFAULT_FILL[name]))
             path = path.replace("{" + name + "}", str(value))
@@ -784,8 +753,6 @@ CHAT_TABLE: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "ping": ({"id": 7}, {"member": "reply pong", "guest": "reply pong"}),
     # Typing goes to the channel's other members; the typer hears nothing back.
     "typing": ({"channel": "TEAM"}, {"member": "none", "guest": "error not_a_member"}),
-    # A button click: message_id and action_id are required (tests/integrations cover clicks that reach a bot).
-    "action": ({}, {"member": "error invalid_field", "guest": "error invalid_field"}),
 }
 # And the auth frame itself, per credential: "hello" or the close reason.
 CHAT_AUTH = {"admin": "hello", "member": "hello", "bot": "hello", "moderator": "hello", "guest": "hello",

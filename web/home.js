@@ -4,6 +4,7 @@
 // server answers is kept for the tab (sessionStorage), so the meeting's address carries none.
 import { randomRoomName, rememberToken, ROOM_NAME } from "/static/api.js";
 import { errorText, formatDate, formatDateTime, onLanguageChange, t } from "/static/i18n.js";
+import { recordPath, recordToken } from "/static/records-store.js";
 import { call, holds, isAdmin, joinAsMember, signOut } from "/static/session.js";
 
 const $ = (id) => document.getElementById(id);
@@ -44,7 +45,11 @@ function meetingItem(channel) {
   const when = el("span", { className: "home__when", textContent: formatDateTime(channel.created_at) });
   const chat = el("a", { href: `/chat#${encodeURIComponent(channel.id)}`, textContent: t("home.meetingChat"),
     className: "home__secondary" });
-  const li = el("li", { className: "home__item" }, open, when, chat, unreadBadge(channel.unread));
+  // The transcript and notes, where this browser holds the meeting's record token (moderators get one).
+  const notes = recordToken(channel.name)
+    ? el("a", { href: recordPath(channel.name), textContent: t("home.meetingNotes"), className: "home__secondary" })
+    : "";
+  const li = el("li", { className: "home__item" }, open, when, chat, notes, unreadBadge(channel.unread));
   li.dataset.meeting = channel.name;
   return li;
 }

@@ -36,3 +36,22 @@ form.addEventListener("submit", async (event) => {
     button.disabled = false;
   }
 });
+
+// Single sign-on: the button shows only where the server has an identity provider; a failed sign-in comes back
+// here as /signin?error=<code>, said in the reader's language.
+async function offerSso() {
+  try {
+    const resp = await fetch("/v1/auth/methods", { credentials: "same-origin" });
+    const methods = resp.ok ? await resp.json() : {};
+    document.getElementById("sso").hidden = !methods.oidc;
+  } catch {
+    // No answer: the password form still works.
+  }
+}
+
+const ssoError = new URLSearchParams(location.search).get("error");
+if (ssoError && /^[a-z_]{1,64}$/.test(ssoError)) {
+  error.textContent = errorText({ code: ssoError });
+  history.replaceState(null, "", "/signin");
+}
+offerSso();

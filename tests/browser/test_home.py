@@ -139,6 +139,9 @@ async def test_sign_in_home_channel_and_a_meeting_without_tokens_in_links(browse
             await ben_page.wait_for_selector(f'#recent-meetings li[data-meeting="{live.meeting_id}"]')
         finally:
             await ben_page.context.close()
+        # Ann moderated: her browser holds the meeting's record token, so her home page links its notes page.
+        await ann.goto(f"{server.url}/")
+        await ann.wait_for_selector(f'#recent-meetings li[data-meeting="{live.meeting_id}"] a[href="/m/{live.meeting_id}"]')
         visits.assert_no_tokens()
         assert any(f"/r/{room}" in u for u in visits.urls)
     finally:

@@ -31,6 +31,7 @@ export default {
   "home.recent": "Recent",
   "home.noMeetings": "No meetings yet.",
   "home.meetingChat": "chat",
+  "home.meetingNotes": "notes",
   "home.channels": "Channels",
   "home.noChannels": "No channels yet.",
   "home.direct": "Direct messages",

@@ -29,6 +29,7 @@ export default {
   "home.recent": "最近",
   "home.noMeetings": "还没有会议。",
   "home.meetingChat": "聊天",
+  "home.meetingNotes": "纪要",
   "home.channels": "频道",
   "home.noChannels": "还没有频道。",
   "home.direct": "私信",
