@@ -16,10 +16,13 @@ two hooks it exposes (ChatApi.command_hook, ChatApi.action_hook): chat does not 
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from audit import AuditEvent, Recorder
+from audit.appkeys import AUDIT
 from chat.auth import Principal
 from chat.service import valid_login
 from chat.web import CHAT_API, ChatApi
@@ -41,8 +44,9 @@ RESPONSE_PATH = "/v1/commands/responses/{id}/{secret}"
 
 class InteractionApi:
     def __init__(self, chat: ChatApi, config: Config, outbound: Outbound, bots: BotRegistry,
-                 commands: CommandStore, interactive: Interactive) -> None:
+                 commands: CommandStore, interactive: Interactive, audit: Recorder) -> None:
         self.chat = chat
+        self.audit = audit
         self.config = config
         self.outbound = outbound
         self.bots = bots
@@ -78,6 +82,8 @@ class InteractionApi:
         bot, signing_secret = await self.bots.create(login, p.user.login)
         await self.chat.service.add_user(None, login, "bot", name=name.strip())
         key, secret = await request.app[API_KEYS].create(login, "bot")
+        await self.audit.record(AuditEvent("bot.create", "bot", login, after={"owner": p.user.login,
+                                                                             "key_id": key.key_id}))
         return web.json_response({**bot.to_wire(), "name": name.strip(), "key_id": key.key_id, "key": secret,
                                   "signing_secret": signing_secret}, status=201)
 
@@ -96,6 +102,8 @@ class InteractionApi:
         if not isinstance(description, str) or len(description) > 500:
             raise InvalidField("description is at most 500 characters", field="description")
         command = await self.commands.create(trigger, url, description, p.user.login)
+        await self.audit.record(AuditEvent("command.create", "command", command.id,
+                                           after={"trigger": trigger, "url_host": _host(url)}))
         return web.json_response({**command.to_wire(), "secret": command.secret}, status=201)
 
     async def list_commands(self, request: web.Request) -> web.Response:
@@ -104,7 +112,10 @@ class InteractionApi:
 
     async def delete_command(self, request: web.Request) -> web.Response:
         await self._manager(request, write=True)
+        command = await self.commands.get(request.match_info["id"])
         await self.commands.delete(request.match_info["id"])
+        await self.audit.record(AuditEvent("command.delete", "command", request.match_info["id"],
+                                           before={"trigger": command.trigger} if command else None))
         return web.json_response({"ok": True})
 
     async def respond(self, request: web.Request) -> web.Response:
@@ -155,6 +166,11 @@ class InteractionApi:
         r.add_post("/v1/messages/{id}/actions/{action_id}", self.click)
 
 
+def _host(url: str) -> str:
+    """What the audit log keeps of an integration URL: its host (a path or query may carry a token)."""
+    return urllib.parse.urlsplit(url).hostname or ""
+
+
 INTERACTIONS = web.AppKey("interactions", InteractionApi)
 
 
@@ -165,7 +181,8 @@ def setup_interactions(app: web.Application, config: Config) -> InteractionApi:
     outbound = Outbound(allow_private=config.hooks_allow_private)
     bots = chat.auth.bots or BotRegistry(db)
     interactive = Interactive(InteractiveStore(db), chat.service, outbound, bots)
-    api = InteractionApi(chat, config, outbound, bots, CommandStore(db), interactive)
+    audit = app[AUDIT] if AUDIT in app else Recorder.on(db)
+    api = InteractionApi(chat, config, outbound, bots, CommandStore(db), interactive, audit)
     chat.command_hook = api.slash.run
     chat.action_hook = interactive.click
     app[INTERACTIONS] = api

@@ -14,10 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
-from identity.appkeys import API_KEYS
+from identity.appkeys import API_KEYS, DATABASE
 from integrations.signing import verify_headers
 from signaling.access_log import redact_url
+from store.schema import audit_log
 from tests.conftest import RunningServer, running_server, server_config
 from tests.integrations.hooks_helpers import Receiver, call, messages, team_channel
 
@@ -189,6 +191,10 @@ async def test_commands_are_managed_by_holders_of_manage_integrations(server: Ru
     assert status == 200
     status, plain = await call(server, "POST", "/v1/messages", {"to": channel, "content": "/lookup now"})
     assert status == 201 and plain["content"] == "/lookup now"  # no such command any more: plain text
+    async with server.app[DATABASE].read() as conn:  # both changes are in the audit log, by the admin key's user
+        rows = (await conn.execute(select(audit_log.c.event_type, audit_log.c.actor).where(
+            audit_log.c.event_type.in_(["command.create", "command.delete"])).order_by(audit_log.c.seq))).all()
+    assert [tuple(r) for r in rows] == [("command.create", "tests"), ("command.delete", "tests")]
 
 
 async def test_a_bot_is_disabled_when_its_owner_is_deactivated(server: RunningServer) -> None:
