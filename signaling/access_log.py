@@ -21,7 +21,9 @@ from aiohttp.web_response import StreamResponse
 SECRET_PARAMS = frozenset({"token", "sig", "access_token"})
 REDACTED = "[redacted]"
 # Secrets that are path segments by convention (Slack's incoming-webhook URLs): the segment after the public id.
-SECRET_PATHS = (re.compile(r"(/v1/hooks/incoming/[^/?#]*/)[^/?#]+"),)
+SECRET_PATHS = (re.compile(r"(/v1/hooks/incoming/[^/?#]*/)[^/?#]+"),
+                # A slash command's response_url (integrations/slash.py): /v1/commands/responses/{id}/{secret}.
+                re.compile(r"(/v1/commands/responses/[^/?#]*/)[^/?#]+"))
 # Routes whose whole query is secret by protocol: the OpenID Connect callback carries the authorization code
 # (and state) in its address; none of it is written.
 QUERYLESS_PATHS = frozenset({"/v1/auth/oidc/callback"})

@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chat.web import setup_chat
+from integrations.interaction_web import setup_interactions
 from integrations.hooks_web import setup_hooks
 from integrations.scheduled_web import setup_scheduled_posts
 from chat.directory_web import setup_directory
@@ -98,6 +99,7 @@ def create_app(config: Config) -> web.Application:
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)
+        setup_interactions(app, config)  # bots, slash commands, buttons: after chat, whose hooks it sets
         oidc_routes.setup(app)  # single sign-on: after chat, whose sessions it starts
         setup_directory(app, config)  # LDAP / AD sign-in and sync: after chat, whose users it keeps
         setup_scheduled_posts(app)  # after chat: it posts through it

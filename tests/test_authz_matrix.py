@@ -403,6 +403,19 @@ TABLE: dict[tuple[str, str], list[Row]] = {
                                             fresh=fresh_hook("github"))],
     ("POST", "/v1/hooks/gitlab/{id}"): [Row({c: "401 invalid_signature" for c in CREDENTIALS}, body={},
                                             fresh=fresh_hook("gitlab"))],
+    # Bots, slash commands, interactive messages (integrations/interaction_web.py).
+    ("POST", "/v1/bots"): [Row(MAKE_HOOK, body={"login": "matrix-bot", "name": "Matrix"})],
+    ("GET", "/v1/bots"): [Row(MANAGE_HOOKS)],
+    ("POST", "/v1/commands"): [Row(MAKE_HOOK, body={"trigger": "matrix", "url": "https://hooks.example/command"})],
+    ("GET", "/v1/commands"): [Row(MANAGE_HOOKS)],
+    ("DELETE", "/v1/commands/{id}"): [Row(MANAGE_HOOKS, fresh=fresh_command)],
+    # A response_url is its own credential: a bearer changes nothing, a wrong one is not found.
+    ("POST", "/v1/commands/responses/{id}/{secret}"): [
+        Row({c: "404 response_url_not_found" for c in CREDENTIALS}, body={"text": "matrix"}, fresh=no_response_url)],
+    ("POST", "/v1/interactive/messages"): [Row(BUTTON_POST, body={
+        "to": TEAM, "content": "approve?", "url": "https://hooks.example/click",
+        "actions": [{"action_id": "approve", "text": "Approve"}]})],
+    ("POST", "/v1/messages/{id}/actions/{action_id}"): [Row(CLICK, fresh=team_message_button)],
 }
 
 # Which World attribute fills a path parameter when a row does not say.
@@ -554,7 +567,7 @@ def concrete_path(pattern: str, world: World, fill: dict[str, str], fresh_fill: 
         return "/static/app.css" if (Path(__file__).parent.parent / "web" / "app.css").exists() else \
             "/static/" + next(p.name for p in (Path(__file__).parent.parent / "web").iterdir() if p.is_file())
     path = pattern
-    for name in ("key_id", "room", "login", "emoji", "id", "meeting_id", "secret"):
+    for name in ("key_id", "room", "login", "emoji", "id", "meeting_id", "secret", "action_id"):
         if "{" + name + "}" in path:
             value = fresh_fill.get(name) or getattr(world, fill.get(name, DEFAULT_FILL[name]))
             path = path.replace("{" + name + "}", str(value))
@@ -753,6 +766,8 @@ CHAT_TABLE: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "ping": ({"id": 7}, {"member": "reply pong", "guest": "reply pong"}),
     # Typing goes to the channel's other members; the typer hears nothing back.
     "typing": ({"channel": "TEAM"}, {"member": "none", "guest": "error not_a_member"}),
+    # A button click: message_id and action_id are required (tests/integrations cover clicks that reach a bot).
+    "action": ({}, {"member": "error invalid_field", "guest": "error invalid_field"}),
 }
 # And the auth frame itself, per credential: "hello" or the close reason.
 CHAT_AUTH = {"admin": "hello", "member": "hello", "bot": "hello", "moderator": "hello", "guest": "hello",
