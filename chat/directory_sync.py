@@ -34,6 +34,14 @@ log = logging.getLogger(__name__)
 BATCH = 500  # rows per write: one transaction stays short, the group-commit writer keeps serving others
 PROFILE = ("role", "name", "email", "title", "department", "external_id", "directory_active", "source")
 Deactivate = Callable[[str], Awaitable[Any]]
+# A run that would deactivate more than this share of the directory's people (and more than MASS_MIN of them)
+# stops before writing: an empty or short listing (a wrong base DN or filter, a directory restoring a backup)
+# must not end everyone's access. An admin who means it deactivates them by other means.
+MASS_SHARE, MASS_MIN = 0.5, 5
+
+
+class MassDeactivation(ConveneError):
+    code, status = "sync_refused", 409
 
 
 @dataclass
@@ -185,6 +193,11 @@ class DirectorySync:
                 report.unchanged += 1
         gone = [r.login for r in current.values()
                 if r.source == "ldap" and r.login not in seen and r.directory_active is not False]
+        ending = len(to_deactivate) + len(gone)
+        known = sum(1 for r in current.values() if r.source == "ldap" and r.directory_active is not False)
+        if ending > MASS_MIN and ending > MASS_SHARE * known:
+            raise MassDeactivation(f"this sync would deactivate {ending} of {known} directory users; nothing was "
+                                   "changed (check --ldap-base-dn and --ldap-user-filter)")
         now = time.time()
         report.writes += await self._insert(inserts, now)
         report.writes += await self._update(updates, now)

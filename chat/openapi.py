@@ -135,8 +135,9 @@ def openapi_document() -> dict[str, Any]:
                        tag="admin")},
         "/v1/admin/ldap/sync": {"post": {**_op(
             "Sync users, departments, roles and synced channels from the directory now (admins): counts of users"
-            " created, updated, deactivated and unchanged; 409 directory_not_configured without --ldap-url, 503"
-            " directory_unavailable when it does not answer", tag="admin"),
+            " created, updated, deactivated and unchanged; 409 directory_not_configured without --ldap-url, 409"
+            " sync_refused when it would deactivate most directory users at once (nothing written), 503"
+            " directory_unavailable when it does not answer or cuts the listing short", tag="admin"),
             "responses": {**_op("", tag="admin")["responses"], "409": _ERR, "503": _ERR}}},
         "/v1/admin/ldap/status": {"get": _op(
             "The directory sync (admins): configured or not, the last run (counts, errors, seconds), the last"

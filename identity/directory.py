@@ -211,6 +211,10 @@ class Directory:
             for entry in pages:
                 if entry.get("type") == "searchResEntry":
                     yield self._user(entry)
+            # A listing cut short is never taken for the whole directory: the sync would deactivate the rest.
+            if conn.result.get("result") == 4:
+                raise DirectoryUnavailable("the directory's size limit cut the listing short: let the service "
+                                           "account read more (OpenLDAP: limits ... size.prtotal=unlimited)")
             if conn.result.get("result") not in (0, None):
                 raise DirectoryUnavailable(f"the directory listing failed: {conn.result.get('description')}")
         except LDAPException as exc:

@@ -55,6 +55,9 @@ directory {dir}/db
 maxsize 1073741824
 index objectClass eq
 index uid,sAMAccountName eq
+# The sync lists every person in pages; OpenLDAP caps even paged searches at 500 entries in total unless the
+# searching account may read more (production directories need the same line for their service account).
+limits dn.exact="{service_dn}" size.soft=unlimited size.hard=unlimited size.prtotal=unlimited
 access to attrs=userPassword by anonymous auth by self write by * none
 access to * by * read
 """
@@ -191,7 +194,7 @@ def start_slapd(tmp: Path, ldif: str) -> Slapd:
     _certificates(d)
     (d / "ad.schema").write_text(AD_SCHEMA)
     conf = d / "slapd.conf"
-    conf.write_text(SLAPD_CONF.format(dir=d, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW))
+    conf.write_text(SLAPD_CONF.format(dir=d, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW, service_dn=SERVICE_DN))
     (d / "data.ldif").write_text(base_ldif() + ldif, encoding="utf-8")
     subprocess.run(["slapadd", "-q", "-f", str(conf), "-l", str(d / "data.ldif")], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

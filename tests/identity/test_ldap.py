@@ -269,3 +269,18 @@ async def test_cli_sync_prints_counts(slapd: Slapd, tmp_path: Path) -> None:
                                     timeout=60)
     counts = json.loads(again.stdout)
     assert (counts["created"], counts["updated"], counts["unchanged"]) == (0, 0, 3)
+
+
+async def test_a_sync_that_would_deactivate_most_people_changes_nothing(server: RunningServer, slapd: Slapd) -> None:
+    extra = [f"temp{i}" for i in range(7)]
+    await asyncio.to_thread(slapd.modify, "".join(
+        f"dn: uid={u},ou=people,{SUFFIX}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {u}\ncn: {u}\n"
+        f"sn: {u}\nuserPassword: {u}-password\n\n" for u in extra))
+    assert (await call(server, "POST", "/v1/admin/ldap/sync", expect=200))["created"] == 10
+    # A wrong filter or base DN looks like this: most people gone at once. The sync refuses and writes nothing.
+    await asyncio.to_thread(slapd.modify, "".join(
+        f"dn: uid={u},ou=people,{SUFFIX}\nchangetype: delete\n\n" for u in [*extra, "alice"]))
+    before = await snapshot(server)
+    refused = await call(server, "POST", "/v1/admin/ldap/sync", expect=409)
+    assert refused["error"]["code"] == "sync_refused"
+    assert await snapshot(server) == before
