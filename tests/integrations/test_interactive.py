@@ -23,9 +23,11 @@ SECRET_CONTEXT = "ctx-do-not-leak"
 SECRET_VALUE = "expense-7-value"
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(server_config(tmp_path, hooks_allow_private=True)) as running:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A real server on either store backend, allowed to call integrations on loopback."""
+    url = request.getfixturevalue("postgres").create_database() if request.param == "postgres" else None
+    async with running_server(server_config(tmp_path, hooks_allow_private=True, database_url=url)) as running:
         yield running
 
 

@@ -24,9 +24,11 @@ from tests.conftest import RunningServer, running_server, server_config
 from tests.integrations.hooks_helpers import Receiver, call, messages, team_channel
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(server_config(tmp_path, hooks_allow_private=True)) as running:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A real server on either store backend, allowed to call integrations on loopback."""
+    url = request.getfixturevalue("postgres").create_database() if request.param == "postgres" else None
+    async with running_server(server_config(tmp_path, hooks_allow_private=True, database_url=url)) as running:
         yield running
 
 
