@@ -284,3 +284,23 @@ async def test_a_sync_that_would_deactivate_most_people_changes_nothing(server: 
     refused = await call(server, "POST", "/v1/admin/ldap/sync", expect=409)
     assert refused["error"]["code"] == "sync_refused"
     assert await snapshot(server) == before
+
+
+async def test_active_directory_login_attribute(slapd: Slapd, tmp_path: Path) -> None:
+    """AD's settings: sAMAccountName as the login, userAccountControl's ACCOUNTDISABLE refusing the account."""
+    from common.config import Config
+    from common.errors import InvalidCredentials
+    from identity.directory import Directory, DirectorySettings
+
+    config = Config(data_dir=tmp_path, **{**ldap_settings(slapd, tmp_path), "ldap_attr_login": "sAMAccountName",
+                                          "ldap_user_filter": "(objectClass=adAccount)"})
+    settings = DirectorySettings.from_config(config)
+    assert settings is not None and "bind_password" not in repr(settings) and SERVICE_PW not in repr(config)
+    directory = Directory(settings)
+    dave = await asyncio.to_thread(directory.authenticate, "DAVE", PW["dave"])  # AD logins ignore case
+    assert (dave.login, dave.department, dave.disabled) == ("dave", "研发部/前端组", False)
+    for login, password in (("carol", PW["carol"]), ("alice", PW["alice"])):  # disabled; not an AD account
+        with pytest.raises(InvalidCredentials):
+            await asyncio.to_thread(directory.authenticate, login, password)
+    listed = {u.login: u.disabled for u in await asyncio.to_thread(lambda: list(directory.users()))}
+    assert listed == {"carol": True, "dave": False}
