@@ -14,7 +14,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from identity.appkeys import DATABASE
+from integrations.scheduled_web import SCHEDULER
+from store.schema import scheduled_posts
 from tests.conftest import RunningServer, running_server, server_config
 
 
@@ -187,3 +192,30 @@ async def test_a_channel_one_is_not_in_is_refused_when_scheduling(client: Client
     got = await client.call("POST", "/v1/scheduled_posts", ivy,
                             {"channel": "closed-circle", "text": "t", "at": iso_in(60)}, expect=403)
     assert got["error"]["code"] == "not_a_member"
+
+
+async def test_after_downtime_a_recurring_post_sends_its_latest_missed_occurrence_once(client: Client) -> None:
+    jon = await client.user("jon")
+    channel = await team(client, "reports", ["jon"])
+    made = await client.call("POST", "/v1/scheduled_posts", jon,
+                             {"channel": "reports", "text": "weekday report", "cron": "0 18 * * 1-5",
+                              "timezone": "Asia/Shanghai"}, expect=201)
+    # As if the server had been down for a week: its due time lies seven days back, five weekdays missed since.
+    week_ago = made["next_run"] - 7 * 86400
+    db = client.server.app[DATABASE]
+
+    async def rewind(conn: AsyncConnection) -> None:
+        await conn.execute(update(scheduled_posts).where(scheduled_posts.c.id == made["id"]).values(
+            next_run=week_ago, start=week_ago - 86400))
+    await db.write(rewind)
+    client.server.app[SCHEDULER].wake()
+
+    post = await client.until(jon, made["id"], runs=1)
+    await asyncio.sleep(1.5)  # a catch-up burst would have landed by now
+    sent = [m for m in await client.history(jon, channel) if m["content"] == "weekday report"]
+    assert len(sent) == 1
+    (run,) = (await client.call("GET", f"/v1/scheduled_posts/{made['id']}", jon))["history"]
+    latest = datetime.fromtimestamp(run["due_at"], ZoneInfo("Asia/Shanghai"))
+    assert (latest.hour, latest.minute) == (18, 0) and latest.weekday() < 5
+    assert made["next_run"] - 86400 * 4 <= run["due_at"] < time.time()  # the latest one missed, not the first
+    assert post["status"] == "scheduled" and post["next_run"] == made["next_run"]  # goes on as planned
