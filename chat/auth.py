@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from audit import note_caller
 from chat.model import User
 from chat.service import ChatService
 from common.errors import CsrfRequired, OutOfScope, TokenRevoked, Unauthorized
@@ -40,6 +41,13 @@ class Principal:
     @property
     def scoped(self) -> bool:
         return self.channel_id is not None
+
+    @property
+    def credential_kind(self) -> str:
+        """What authenticated it, as the audit log says: `key:<key id>`, session, meeting_token or user_token."""
+        if self.rate_key.startswith("key:"):
+            return self.rate_key
+        return "session" if self.session is not None else "meeting_token" if self.scoped else "user_token"
 
     def unscoped(self) -> "Principal":
         """This principal, for an endpoint a meeting token does not reach (`OutOfScope` if it is one)."""
@@ -98,6 +106,11 @@ class Authenticator:
         return key
 
     async def principal(self, request: web.Request) -> Principal:
+        found = await self._principal(request)
+        note_caller(found.user.login, found.credential_kind)  # the audit log's actor for this request
+        return found
+
+    async def _principal(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
         if not header and request.cookies.get(SESSION_COOKIE):
             return await self.from_session(request, request.cookies[SESSION_COOKIE])

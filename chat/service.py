@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from audit import AuditEvent, Recorder, content_digest
 from chat.bus import Bus
 from chat.errors import (
     ChannelExists,
@@ -131,6 +132,7 @@ class ChatService:
         self.store = store
         self.bus = bus
         self._max_content = max_content_chars
+        self.audit = Recorder.off()  # setup_chat gives it the store's audit log (docs/audit.md lists the events)
         # The organisation's permission table (setup_chat gives the server's; None: the defaults under the
         # stored settings, for the CLI's jobs).
         self.permissions: PermissionStore | None = None
@@ -185,7 +187,20 @@ class ChatService:
                     department=department or (existing.department if existing else ""),
                     created_at=existing.created_at if existing else time.time())
         await self.store.put_user(user)
+        await self._audit_user(existing, user)
         return user, existing is None
+
+    async def _audit_user(self, before: User | None, after: User) -> None:
+        fields = ("role", "department", "name")
+        old = {f: getattr(before, f) for f in fields} if before else None
+        new = {f: getattr(after, f) for f in fields}
+        if old is None:
+            await self.audit.record(AuditEvent("user.create", "user", after.login, after=new))
+        elif old != new:
+            changed = [f for f in fields if old[f] != new[f]]
+            await self.audit.record(AuditEvent("user.role" if "role" in changed else "user.update", "user",
+                                               after.login, before={f: old[f] for f in changed},
+                                               after={f: new[f] for f in changed}))
 
     async def patch_user(self, actor: User, login: str, role: str | None, department: str | None,
                          name: str | None) -> User:
@@ -265,6 +280,8 @@ class ChatService:
         channel = Channel(id=new_id("c_"), name=name, kind=kind, created_by=actor.login,
                           created_at=time.time(), topic=topic)
         await self.store.create_channel(channel, everyone)
+        await self.audit.record(AuditEvent("channel.create", "channel", channel.id, actor=actor.login, after={
+            "name": name, "kind": kind, "topic": topic, "members": everyone}))
         await self.bus.publish({"type": "channel", "channel": channel.id, "data": channel.to_wire()})
         await self.bus.publish({"type": "members", "channel": channel.id, "added": everyone, "removed": []})
         return channel, True
@@ -330,8 +347,12 @@ class ChatService:
                 raise NotPermitted("only the channel's creator or an admin removes others")
         if add:
             await self.store.add_members(channel.id, add)
+            await self.audit.record(AuditEvent("member.add", "channel", channel.id, actor=actor.login,
+                                               after={"logins": add}))
         if remove:
             await self.store.remove_members(channel.id, remove)
+            await self.audit.record(AuditEvent("member.remove", "channel", channel.id, actor=actor.login,
+                                               before={"logins": remove}))
         await self.bus.publish({"type": "members", "channel": channel.id, "added": add, "removed": remove})
         return await self.store.members(channel.id)
 
@@ -347,6 +368,11 @@ class ChatService:
                           retention_days=None if clear_retention else (
                               retention_days if retention_days is not None else channel.retention_days))
         await self.store.update_channel(updated)
+        for field_, event in (("topic", "channel.topic"), ("retention_days", "channel.retention")):
+            if getattr(channel, field_) != getattr(updated, field_):
+                await self.audit.record(AuditEvent(event, "channel", channel.id, actor=actor.login,
+                                                   before={field_: getattr(channel, field_)},
+                                                   after={field_: getattr(updated, field_)}))
         await self.bus.publish({"type": "channel", "channel": channel.id, "data": updated.to_wire()})
         return updated
 
@@ -478,9 +504,11 @@ class ChatService:
             await self.get_message(actor, message_id)
         admin = by_policy or allowed(actor, Action.RECALL_ANY, await self.table())
         carried: list[str] = []
+        was: list[Message] = []
 
         def change(m: Message) -> Message:
             carried[:] = [a.file_id for a in m.attachments if a.file_id]
+            was[:] = [m]
             if m.deleted:
                 raise MessageRecalled("already recalled")
             if not admin:
@@ -495,8 +523,19 @@ class ChatService:
         updated = await self.store.mutate_message(message_id, change)
         for file_id in carried:  # its files go with it (only admins still read a withdrawn file)
             await self.store.detach_file(file_id, updated.id, updated.channel_id)
+        if not by_policy:  # retention's recalls are audited as counts by its job, not one by one
+            await self._audit_recall(actor, was[0], updated)
         await self._publish("recall", updated)
         return updated
+
+    async def _audit_recall(self, actor: User, before: Message, after: Message) -> None:
+        """A hash of what was said, never the words: the log must not keep what a recall took back."""
+        await self.audit.record(AuditEvent(
+            "message.recall" if before.author == actor.login else "message.delete", "message", before.id,
+            actor=actor.login,
+            before={"author": before.author, "channel": before.channel_id, "content_sha256": content_digest(
+                before.content), "files": [a.file_id for a in before.attachments if a.file_id]},
+            after={"deleted": True, "deleted_by": after.deleted_by}))
 
     async def replace_by_integration(self, message_id: str, content: str, actions: tuple[Button, ...]) -> Message:
         """An integration's answer to a button click replaces its message's text and buttons, for everyone (the
@@ -748,8 +787,14 @@ class ChatService:
             elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidField(f"{key} must be a non-negative integer", field=key)
             current[key] = value
+        before = (await self.org()).to_wire()
         org = OrgSettings.from_wire(current)
         await self.store.put_org(org)
         if "members_create_channels" in changes:
             await self._members_create_channels(actor, org.members_create_channels)
+        changed = sorted(k for k, v in org.to_wire().items() if before.get(k) != v)
+        if changed:
+            await self.audit.record(AuditEvent("org.settings", "org", "default", actor=actor.login,
+                                               before={k: before.get(k) for k in changed},
+                                               after={k: org.to_wire()[k] for k in changed}))
         return org

@@ -20,6 +20,8 @@ from typing import Any
 from aiohttp import BodyPartReader, WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from audit import AuditEvent, Recorder
+from audit.appkeys import AUDIT
 from chat.auth import Authenticator, Principal
 from common.errors import OutOfScope
 from identity.appkeys import API_KEYS, DATABASE, MEETINGS, TOKENS
@@ -296,6 +298,7 @@ class ChatApi:
         if outranked_by(p.user, target.role):
             raise NotPermitted(f"a {p.user.role} may not mint a token for a {target.role}")
         token = self.auth.mint_user_token(login, ttl, await self.auth.current_epoch(login))
+        await self.service.audit.record(AuditEvent("user_token.create", "user", login, after={"ttl": ttl}))
         # In the fragment: browsers never send it, so it stays out of access logs and proxies.
         return web.json_response({"token": token, "url": f"/chat#token={token}"}, status=201)
 
@@ -842,6 +845,7 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     api = ChatApi(cfg, SqlChatStore(db), build_bus(cfg), tokens, keys, server=config, links=FileLinks(secret),
                   meetings=meetings)
     api.accounts = AccountStore(db)
+    api.service.audit = app[AUDIT] if AUDIT in app else Recorder.on(db)
     api.auth.csrf_secret = secret
     api.auth.accounts = api.accounts
     api.auth.bots = BotRegistry(db)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from audit import AuditEvent, Recorder
 from common.errors import InvalidField, NotFound, Unauthorized
 from store.database import Database
 from store.schema import api_keys
@@ -51,6 +52,7 @@ def _key(row: Any) -> ApiKey:
 class ApiKeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.audit = Recorder.on(db)
 
     async def create(self, name: str, role: str = "admin") -> tuple[ApiKey, str]:
         """Returns the key and its full secret string, which is shown once and never stored."""
@@ -61,6 +63,8 @@ class ApiKeyStore:
         secret = secrets.token_urlsafe(24)
         key = ApiKey(key_id=secrets.token_hex(_KEY_ID_LEN // 2), name=name, role=role, created_at=time.time())
         await self.insert(key, _hash(secret))
+        await self.audit.record(AuditEvent("api_key.create", "api_key", key.key_id,
+                                           after={"name": name, "role": role}))
         return key, f"{PREFIX}{key.key_id}_{secret}"
 
     async def insert(self, key: ApiKey, secret_hash: str) -> None:
@@ -90,11 +94,16 @@ class ApiKeyStore:
 
     async def revoke(self, key_id: str) -> ApiKey:
         """Revokes a key (idempotent: revoking a revoked key keeps its first revocation time)."""
-        async def op(conn: AsyncConnection) -> Any:
-            await conn.execute(update(api_keys).where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-                               .values(revoked_at=time.time()))
-            return (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
-        row = await self.db.write(op)
+        async def op(conn: AsyncConnection) -> tuple[Any, int]:
+            done = await conn.execute(update(api_keys).where(api_keys.c.key_id == key_id,
+                                                             api_keys.c.revoked_at.is_(None))
+                                      .values(revoked_at=time.time()))
+            return (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first(), done.rowcount
+        row, revoked_now = await self.db.write(op)
         if row is None:
             raise NotFound(f"no API key {key_id!r}")
-        return _key(row)
+        key = _key(row)
+        if revoked_now:
+            await self.audit.record(AuditEvent("api_key.revoke", "api_key", key_id, before={"revoked": False},
+                                               after={"revoked": True, "name": key.name, "role": key.role}))
+        return key

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from audit import note_caller
 from common.errors import Forbidden, NotFound, OutOfScope, Unauthorized
 from identity.apikeys import PREFIX, ApiKey
 from identity.appkeys import API_KEYS, MEETINGS, TOKENS
@@ -46,11 +47,15 @@ async def authenticate(request: web.Request) -> Caller:
     """An API key, or a meeting token whose meeting is live and that was not removed from it."""
     value = bearer(request)
     if value.startswith(PREFIX):
-        return Caller(api_key=await request.app[API_KEYS].verify(value))
+        key = await request.app[API_KEYS].verify(value)
+        note_caller(key.name, f"key:{key.key_id}")  # the audit log's actor for what this request does
+        return Caller(api_key=key)
     token = request.app[TOKENS].verify(value)
     if token.is_user_token:
         raise OutOfScope("a chat user token does not reach rooms")
-    return Caller(token=token, meeting=await request.app[MEETINGS].check(token))
+    caller = Caller(token=token, meeting=await request.app[MEETINGS].check(token))
+    note_caller(token.identity, "meeting_token")
+    return caller
 
 
 async def require_admin_key(request: web.Request) -> Caller:

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from audit import AuditEvent, Recorder
 from common.errors import MeetingEnded, RemovedFromMeeting
 from identity.secrets_store import server_secret
 from identity.tokens import AccessToken, Grants, TokenIssuer
@@ -68,6 +69,7 @@ class MeetingLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._ended: set[str] = set()  # an ended meeting never comes back: safe to remember
+        self.audit = Recorder.on(db)  # meeting start and end; the front door's moderator actions use it too
 
     async def _one(self, stmt: Any) -> Meeting | None:
         async with self.db.read() as conn:
@@ -107,6 +109,8 @@ class MeetingLedger:
                 continue  # another process started it between our read and our insert: read theirs
             if started:
                 log.info("room %s: meeting %s started", room, meeting.meeting_id[:6])
+                await self.audit.record(AuditEvent("meeting.start", "meeting", meeting.meeting_id,
+                                                   after={"room": room, "guests": guests}))
             return meeting, started
         raise RuntimeError(f"room {room}: no live meeting after three tries")
 
@@ -124,6 +128,8 @@ class MeetingLedger:
             return bool(result.rowcount)
         ended = await self.db.write(op)
         self._ended.add(meeting_id)
+        if ended:
+            await self.audit.record(AuditEvent("meeting.end", "meeting", meeting_id, after={"reason": reason}))
         return ended
 
     async def unended(self) -> list[Meeting]:

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import InvalidCredentials, InvalidField
+from audit import AuditEvent, Recorder
 from store.database import Database
 from store.schema import accounts, ended_sessions
 
@@ -58,6 +59,7 @@ def _matches(stored: str | None, password: str) -> bool:
 class AccountStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.audit = Recorder.on(db)
 
     async def get(self, login: str) -> Account | None:
         async with self.db.read() as conn:
@@ -114,13 +116,19 @@ class AccountStore:
                 await conn.execute(accounts.insert().values(login=login, password_hash=None, token_epoch=1,
                                                             active=False, updated_at=now))
             return (await conn.execute(select(accounts).where(accounts.c.login == login))).first()
-        return _account(await self.db.write(op))
+        account = _account(await self.db.write(op))
+        await self.audit.record(AuditEvent("user.deactivate", "user", login, after={
+            "active": False, "token_epoch": account.token_epoch}))
+        return account
 
     async def enable(self, login: str) -> None:
         """Lets an inactive account sign in again (the directory enabled it again). The token epoch stays bumped:
         sessions and tokens from before the deactivation stay dead."""
-        await self.db.write(lambda conn: conn.execute(update(accounts).where(
+        done = await self.db.write(lambda conn: conn.execute(update(accounts).where(
             accounts.c.login == login, accounts.c.active.is_(False)).values(active=True, updated_at=time.time())))
+        if done.rowcount:
+            await self.audit.record(AuditEvent("user.activate", "user", login, before={"active": False},
+                                               after={"active": True}))
 
     async def deactivated_since(self, since: float) -> list[str]:
         """Logins deactivated (rows changed and inactive) after `since` (wall clock, so other processes count)."""

@@ -31,6 +31,10 @@ from common.private_files import private_dir
 from identity.secrets_store import server_secret
 from identity.tokens import TokenIssuer
 from common.wire import error_middleware
+from audit import Recorder
+from audit.appkeys import AUDIT
+from audit.origin import origin_middleware
+from signaling.audit_api import setup_audit
 from identity.appkeys import DATABASE
 from signaling.legacy_import import import_legacy
 from signaling.room_directory import StoreRoomDirectory
@@ -76,13 +80,15 @@ def create_app(config: Config) -> web.Application:
     private_dir(config.data_dir / "chat")  # chat's part (its blobs, unless --files-dir): 0700 as well
     configure_server_ice(config)  # ICE gathering: loopback, networks, ports, announced address
     # Outermost: every other middleware and handler sees the client's address and scheme, not the proxy's.
-    app = web.Application(middlewares=[*proxies.middlewares(config.trusted_proxies), error_middleware],
+    app = web.Application(middlewares=[*proxies.middlewares(config.trusted_proxies), origin_middleware,
+                                       error_middleware],
                           client_max_size=1024 * 1024)
     app[CONFIG] = config
     app[DATABASE] = Database.for_config(config.database_url, config.data_dir)
     app.cleanup_ctx.append(_database_ctx)
     headers.setup(app)
     app[TOKENS] = TokenIssuer(server_secret(config.data_dir, config.token_secret_file))
+    app[AUDIT] = Recorder.on(app[DATABASE])  # the audit log (audit/): who did what, hash-chained
     app[API_KEYS] = ApiKeyStore(app[DATABASE])
     app[ROOMS] = RoomRegistry(
         ice_servers=config.ice_server_urls,
@@ -102,6 +108,7 @@ def create_app(config: Config) -> web.Application:
         setup_interactions(app, config)  # bots, slash commands, buttons: after chat, whose hooks it sets
         oidc_routes.setup(app)  # single sign-on: after chat, whose sessions it starts
         setup_directory(app, config)  # LDAP / AD sign-in and sync: after chat, whose users it keeps
+        setup_audit(app)
         setup_scheduled_posts(app)  # after chat: it posts through it
         setup_hooks(app, config)  # webhooks: after chat, which they post through
     deactivation.setup(app)  # a deactivated person's meeting sockets close (4410), also in media workers

@@ -17,6 +17,7 @@ from chat.web import CHAT
 from integrations.scheduled_openapi import openapi_part as scheduled_posts_part
 from integrations.interaction_openapi import openapi_part as interactions_part
 from integrations.hooks_openapi import openapi_part as hooks_part
+from signaling.audit_api import openapi_part as audit_part
 from signaling.health import HEALTHZ, READYZ
 from signaling.rest import KEY_ID, ROOM_NAME
 from transcribe.openapi import openapi_part as captions_part
@@ -229,6 +230,7 @@ def openapi_document(with_chat: bool = True) -> dict[str, Any]:
         merge(doc, chat_document())
         merge(doc, scheduled_posts_part())
         merge(doc, interactions_part())
+        merge(doc, audit_part())
         merge(doc, sso_part())
         merge(doc, hooks_part())
     return doc

@@ -7,9 +7,12 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from audit import AuditEvent, note_caller
 
 from sfu.participant import Participant, Permissions, new_id
 from sfu.publication import SOURCES, Publication
@@ -351,6 +354,7 @@ class Session:
             token = self._tokens.verify(token_text)
             # The token's meeting, live, and this identity not removed from it; else meeting_ended/removed.
             room = await self._meetings.room_for(token, self.room_name)
+            note_caller(token.identity, "meeting_token")  # who this socket's actions are, in the audit log
             participant = Participant(
                 token.identity, token.name,
                 Permissions(publish=token.grants.publish, subscribe=token.grants.subscribe,
@@ -574,10 +578,11 @@ class Session:
         if track_id is not None:
             if not self.room.set_muted(target, track_id, True, by=self.participant.id):
                 raise NotFound(f"{target.name} publishes no track {track_id!r}")
-            return
-        for publication in list(target.publications.values()):
-            if publication.kind == "audio":
-                self.room.set_muted(target, publication.id, True, by=self.participant.id)
+        else:
+            for publication in list(target.publications.values()):
+                if publication.kind == "audio":
+                    self.room.set_muted(target, publication.id, True, by=self.participant.id)
+        await self._moderated("meeting.mute", target, {"muted": True, "track": track_id or "audio"})
 
     async def _on_remove_participant(self, msg: dict[str, Any]) -> None:
         target = self._moderated_target(msg)
@@ -590,6 +595,17 @@ class Session:
             session.close_soon(CLOSE_REMOVED, "removed")
         if self.room is not None:
             self.room.leave(target.id, reason="removed")
+        await self._moderated("meeting.remove", target, {"removed": True})
+
+    async def _audit(self, event: AuditEvent) -> None:
+        """Moderator actions go to the audit log (the ledger's recorder: same store), the moderator as actor."""
+        actor = self.token.identity if self.token is not None else None
+        await self._meetings.ledger.audit.record(replace(event, actor=actor))
+
+    async def _moderated(self, name: str, target: Participant, after: dict[str, Any]) -> None:
+        assert self.room is not None
+        await self._audit(AuditEvent(name, "participant", target.identity, after={
+            **after, "meeting": self.room.meeting_id or "", "room": self.room_name}))
 
     async def _on_end_room(self, msg: dict[str, Any]) -> None:
         self._require("moderator")
@@ -598,7 +614,12 @@ class Session:
     async def _on_set_captions(self, msg: dict[str, Any]) -> None:
         assert self.room is not None
         self._require("moderator")
-        self.room.set_captions(_field(msg, "enabled", bool))
+        enabled = _field(msg, "enabled", bool)
+        before = self.room.captions
+        self.room.set_captions(enabled)
+        await self._audit(AuditEvent("captions.on" if enabled else "captions.off", "meeting",
+                                     self.room.meeting_id or self.room_name, before={"captions": before},
+                                     after={"captions": enabled}))
 
     async def _on_set_language(self, msg: dict[str, Any]) -> None:
         """The room's spoken language for captions (en, zh, auto); everyone, the transcriber included, is told."""

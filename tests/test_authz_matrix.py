@@ -320,6 +320,9 @@ TABLE: dict[tuple[str, str], list[Row]] = {
                                                     "bot": "403 not_permitted", "user": "403 not_permitted"},
                                                    fresh=fresh_doomed_user)],
     ("GET", "/v1/departments"): [Row(CHAT_UNSCOPED)],
+    # The audit log: read_audit (owners and admins by default); meeting tokens are out of scope.
+    ("GET", "/v1/audit"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
+                                "user": "403 not_permitted"})],
     # The directory (LDAP / AD): admins only (an admin key, a signed-in admin or owner). The matrix server has no
     # directory, so a sync is 409 directory_not_configured and the status says configured: false.
     ("POST", "/v1/admin/ldap/sync"): [Row({**CHAT_UNSCOPED, "admin": "409 directory_not_configured",
