@@ -111,9 +111,35 @@ def _with_keys(args: argparse.Namespace, use: Any) -> Any:
 
 
 def _cmd_keys_create(args: argparse.Namespace) -> int:
-    key, secret = _with_keys(args, lambda keys: keys.create(args.name, args.role))
+    if args.owner and args.role != "bot":
+        print("--owner is for bot keys (--role bot)", file=sys.stderr)
+        return 2
+    signing: list[str] = []
+
+    async def make(keys: Any) -> Any:
+        if args.owner:  # the bot's owner: while that account is deactivated, the bot's keys fail (bot_disabled)
+            from sqlalchemy import select
+
+            from identity.bots import BotRegistry
+            from store.schema import chat_users
+            async with keys.db.read() as conn:
+                known = (await conn.execute(select(chat_users.c.login).where(chat_users.c.login == args.owner))).first()
+            if known is None:
+                raise SystemExit(f"no user {args.owner!r} to own the bot (convene users add {args.owner})")
+            bots = BotRegistry(keys.db)
+            bot = await bots.get(args.name)
+            if bot is None:
+                signing.append((await bots.create(args.name, args.owner))[1])
+            elif bot.owner != args.owner:
+                raise SystemExit(f"{args.name!r} is already a bot of {bot.owner!r}")
+        return await keys.create(args.name, args.role)
+
+    key, secret = _with_keys(args, make)
     print(secret)
     print(f"(key {key.key_id} for '{key.name}', role {key.role}; shown once, keep it safe)", file=sys.stderr)
+    if signing:
+        print(f"(owner {args.owner}; signing secret for its integration URLs, shown once: {signing[0]})",
+              file=sys.stderr)
     return 0
 
 
@@ -330,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create an API key (printed once)")
     create.add_argument("--name", required=True)
     create.add_argument("--role", default="admin", choices=["admin", "member", "bot"])
+    create.add_argument("--owner", help="a bot key's owner (a login): the bot stops working while the owner is "
+                                        "deactivated, as a bot made with POST /v1/bots")
     _add_common(create)
     _add_database(create)
     create.set_defaults(func=_cmd_keys_create)
@@ -363,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chat.cli import add_users_parser
 
     add_users_parser(sub, _add_common)
+    from chat.permissions_cli import add_permissions_parser
+
+    add_permissions_parser(sub, _add_common)
     add_ldap_parser(sub, _add_common)
 
     from loadtest.cli import add_arguments as add_loadtest_arguments
@@ -377,7 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args: Any = parser.parse_args(argv)
-    return int(args.func(args))
+    if args.command in ("serve", "loadtest"):
+        return int(args.func(args))
+    from audit import acting, operator_origin
+
+    with acting(operator_origin()):  # what the operator changes here (keys, users) is theirs in the audit log
+        return int(args.func(args))
 
 
 if __name__ == "__main__":
