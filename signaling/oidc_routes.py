@@ -6,8 +6,9 @@
   secrets travel in a sealed, short-lived HttpOnly cookie (identity/oidc_flow.py).
 - `GET /v1/auth/oidc/callback?code&state`: checks the state against the cookie, redeems the code, verifies the
   ID token (identity/oidc.py), binds the provider's subject to the login (identity/oidc_links.py), creates the
-  user as a member on first sign-in or refreshes their profile (never their role, except a meeting guest of
-  that name becoming a member), refuses a deactivated account, and starts the same session as a password
+  user as a member on first sign-in or refreshes their profile (identity/oidc_users.py; never their role, except
+  a meeting guest of that name becoming a member), refuses a deactivated account or a bot's login, and starts
+  the same session as a password
   sign-in (cookie + CSRF), then 302 to the home page /. A browser that fails lands on `/signin?error=<code>`;
   a client that does not ask for HTML gets the typed JSON error. The access log never writes this route's query.
 """
@@ -15,12 +16,10 @@
 from __future__ import annotations
 
 import logging
-import time
 import urllib.parse
 
 from aiohttp import web
 
-from chat.model import User
 from chat.web import CHAT_API, ChatApi
 from common.errors import (AccountDisabled, ConveneError, InvalidField, NotReady, OidcClaimInvalid, OidcDenied,
                            OidcNotConfigured)
@@ -30,6 +29,7 @@ from identity.appkeys import DATABASE
 from identity.oidc import CALLBACK_PATH, OidcClient, OidcIdentity, OidcSettings
 from identity.oidc_flow import FLOW_COOKIE, FLOW_PATH, FLOW_SECONDS, FlowSealer, PendingFlow
 from identity.oidc_links import OidcLinks
+from identity.oidc_users import OidcUsers
 from identity.secrets_store import server_secret
 from identity.signin import set_session_cookie
 from signaling.appkeys import CONFIG
@@ -43,10 +43,11 @@ STARTS_PER_SECOND, STARTS_BURST = 0.5, 10
 
 
 class OidcRoutes:
-    def __init__(self, client: OidcClient | None, sealer: FlowSealer, links: OidcLinks) -> None:
+    def __init__(self, client: OidcClient | None, sealer: FlowSealer, links: OidcLinks, users: OidcUsers) -> None:
         self.client = client
         self.sealer = sealer
         self.links = links
+        self.users = users
         self.limiter = RateLimiter(STARTS_PER_SECOND, STARTS_BURST)
 
     def _client(self) -> OidcClient:
@@ -120,20 +121,8 @@ class OidcRoutes:
             raise OidcClaimInvalid("the identity provider's login names a bot of this server")
         await self.links.bind(identity.issuer, identity.subject, login)
         account = existing or await api.accounts.ensure(login)
-        await api.store.put_user(_profile(user, identity, login))
+        await self.users.admit(login, identity)
         return login, account.token_epoch
-
-
-def _profile(user: User | None, identity: OidcIdentity, login: str) -> User:
-    """A new member, or the stored user with the provider's name and department (an empty claim keeps ours).
-    The role stays as stored: a credential never sets it. A guest (a meeting joiner who typed this name) whom
-    the organisation's provider vouches for becomes a member."""
-    if user is None:
-        return User(login=login, role="member", name=identity.name, department=identity.department,
-                    created_at=time.time())
-    return User(login=login, role="member" if user.role == "guest" else user.role,
-                name=identity.name or user.name, department=identity.department or user.department,
-                created_at=user.created_at)
 
 
 def _redirect(location: str) -> web.Response:
@@ -164,7 +153,7 @@ def setup(app: web.Application) -> None:
     config = app[CONFIG]
     client = _client_for(app)
     routes = OidcRoutes(client, FlowSealer(server_secret(config.data_dir, config.token_secret_file)),
-                        OidcLinks(app[DATABASE]))
+                        OidcLinks(app[DATABASE]), OidcUsers(app[DATABASE]))
     app.router.add_get("/v1/auth/methods", routes.methods)
     app.router.add_get(START_PATH, routes.start)
     app.router.add_get(CALLBACK_PATH, routes.callback)

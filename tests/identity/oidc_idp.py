@@ -41,6 +41,7 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
                      "department": "Sales", "title": "Account manager"},
     "sub-newalice-0003": {"preferred_username": "alice", "name": "Another Alice", "email": "a2@example.com"},
     "sub-badname-0004": {"preferred_username": "no spaces allowed", "name": "Bad Name"},
+    "sub-robot-0005": {"preferred_username": "robot", "name": "Not a bot"},
 }
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from yarl import URL
 
 from common.errors import OidcFailed
@@ -129,6 +130,8 @@ async def test_sso_signs_in_a_new_member_with_a_working_session(tmp_path: Path, 
             assert resp.status == 200, me
         assert me["login"] == "alice" and me["role"] == "member" and me["name"] == "Alice Wong"
         assert me["department"] == ["研发部", "前端组"] and me["csrf"]
+        assert (me["user"]["email"], me["user"]["title"], me["user"]["source"]) == (
+            "alice@example.com", "Engineer", "oidc")
         # A write with the cookie needs the CSRF token, as after a password sign-in.
         async with http.post(sso.server.url + "/v1/auth/logout", headers={"X-CSRF-Token": me["csrf"]}) as resp:
             assert resp.status == 200
@@ -154,6 +157,19 @@ async def test_second_sign_in_keeps_the_role_and_refreshes_the_profile(tmp_path:
             assert (await sso.sign_in(http, "sub-alice-0001")).status == 302
         row = await _user_row(sso, "alice")
         assert row.role == "admin" and row.name == "Alice Wong"  # role kept, name from the provider
+
+        # A meeting guest who typed "bob" becomes the member bob; a user the directory keeps stays as it says.
+        async def rows(conn: AsyncConnection) -> None:
+            await conn.execute(chat_users.insert().values(login="bob", role="guest", name="Bobby", created_at=1.0))
+            await conn.execute(update(chat_users).where(chat_users.c.login == "alice").values(
+                source="ldap", name="Alice (directory)"))
+        await sso.server.app[DATABASE].write(rows)
+        for subject in ("sub-bob-0002", "sub-alice-0001"):
+            async with sso.browser() as http:
+                assert (await sso.sign_in(http, subject)).status == 302
+        bob, alice = await _user_row(sso, "bob"), await _user_row(sso, "alice")
+        assert (bob.role, bob.name, bob.title) == ("member", "Bob Li", "Account manager")
+        assert (alice.role, alice.name, alice.source) == ("admin", "Alice (directory)", "ldap")
 
 
 async def test_tampered_or_missing_state_is_refused(tmp_path: Path) -> None:
@@ -209,6 +225,12 @@ async def test_reused_user_name_and_bad_login_claims_are_refused(tmp_path: Path)
             resp = await sso.sign_in(http, "sub-badname-0004", Accept="text/html")
             assert resp.headers["Location"] == "/signin?error=oidc_claim_invalid"
         assert await _user_row(sso, "no spaces allowed") is None
+        await sso.server.app[DATABASE].write(lambda conn: conn.execute(chat_users.insert().values(
+            login="robot", role="bot", name="Robot", created_at=1.0)))
+        async with sso.browser() as http:  # a bot's login is not a person's
+            resp = await sso.sign_in(http, "sub-robot-0005", Accept="text/html")
+            assert resp.headers["Location"] == "/signin?error=oidc_claim_invalid"
+        assert (await _user_row(sso, "robot")).name == "Robot"
 
 
 async def test_without_oidc_configured_the_routes_say_so(server: RunningServer) -> None:

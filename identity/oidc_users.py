@@ -1,0 +1,69 @@
+"""The user row of someone the OpenID provider vouches for (table `chat_users`), made or refreshed at sign-in.
+
+- New: a member, `source` "oidc", with the provider's name, email, department path and title.
+- Known: the provider's non-empty claims refresh name, email, department and title, and the role stays as
+  stored (a credential never sets it), except that a meeting guest of that login (someone who typed the name to
+  join a meeting) becomes a member: the organisation's provider says this is one of its people.
+- A user the directory sync keeps (`source` "ldap") is left as the directory says: it is the authority.
+
+One write transaction reads and writes the row, so two first sign-ins at once make one user.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from identity.oidc import OidcIdentity
+from store.database import Database
+from store.schema import chat_users
+
+SOURCE = "oidc"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def one_line(text: str, limit: int) -> str:
+    """A claim as one line of at most `limit` characters: notes and transcripts show names."""
+    return " ".join(_CONTROL.sub(" ", text).split())[:limit]
+
+
+def department_path(text: str) -> str:
+    """`研发部 / 前端组` -> `研发部/前端组`: the path's parts, trimmed, empty ones dropped."""
+    return "/".join(p for p in (one_line(part, 64) for part in text.split("/")) if p)[:256]
+
+
+def _profile(identity: OidcIdentity) -> dict[str, str]:
+    wanted = {"name": one_line(identity.name, 128), "email": one_line(identity.email, 254),
+              "department": department_path(identity.department), "title": one_line(identity.title, 128)}
+    return {k: v for k, v in wanted.items() if v}  # a claim the provider did not give keeps what we have
+
+
+class OidcUsers:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def admit(self, login: str, identity: OidcIdentity) -> bool:
+        """Makes or refreshes `login`'s row from the identity; True when it was made."""
+        profile = _profile(identity)
+
+        async def op(conn: AsyncConnection) -> Any:
+            row = (await conn.execute(select(chat_users).where(chat_users.c.login == login))).first()
+            now = time.time()
+            if row is None:
+                await conn.execute(chat_users.insert().values(
+                    login=login, role="member", created_at=now, source=SOURCE, updated_at=now,
+                    **{"name": "", "department": "", "email": "", "title": "", **profile}))
+                return True
+            changes: dict[str, Any] = {} if row.source == "ldap" else {
+                k: v for k, v in profile.items() if getattr(row, k) != v}
+            if row.role == "guest":
+                changes["role"] = "member"
+            if changes:
+                await conn.execute(update(chat_users).where(chat_users.c.login == login)
+                                   .values(updated_at=now, **changes))
+            return False
+        return bool(await self.db.write(op))
