@@ -315,3 +315,25 @@ async def test_open_sockets_hear_the_new_table_and_rest_follows_it(org: Org, nam
     finally:
         for ws in sockets.values():
             await ws.close()
+
+
+async def test_the_operator_sets_a_row_from_the_cli_and_the_server_follows(tmp_path: Path) -> None:
+    """`convene permissions set create_group owner admin` on the server's data directory: ordinary staff cannot
+    create groups once the server reads the table; `--default` gives it back; manage_users stays with admins."""
+    from signaling.cli import main as cli_main
+
+    data = str(tmp_path / "data")
+    assert await asyncio.to_thread(cli_main, ["permissions", "set", "create_group", "owner", "admin",
+                                              "--data-dir", data]) == 0
+    assert await asyncio.to_thread(cli_main, ["permissions", "set", "manage_users", "owner",
+                                              "--data-dir", data]) == 2
+    async with running_server(server_config(tmp_path / "data")) as server:
+        async with aiohttp.ClientSession() as http:
+            org = await setup_org(server, http)
+            status, body = await _create_group(org, "member")
+            assert (status, body["error"]["details"]["permission"]) == (403, "create_group")
+            assert (await _create_group(org, "admin"))[0] == 201
+            assert await asyncio.to_thread(cli_main, ["permissions", "set", "create_group", "--default",
+                                                      "--data-dir", data]) == 0
+            await asyncio.sleep(1.2)  # another process's change: read within a second
+            assert (await _create_group(org, "member"))[0] == 201
