@@ -132,6 +132,9 @@ class ChatService:
         self.store = store
         self.bus = bus
         self._max_content = max_content_chars
+        # The organisation's permission table (setup_chat gives the server's; None: the defaults under the
+        # stored settings, for the CLI's jobs).
+        self.permissions: PermissionStore | None = None
         self.audit = Recorder.off()  # setup_chat gives it the store's audit log (docs/audit.md lists the events)
         # The organisation's permission table (setup_chat gives the server's; None: the defaults under the
         # stored settings, for the CLI's jobs).
@@ -772,7 +775,10 @@ class ChatService:
         override = table.overrides.get(Action.CREATE_TEAM_CHANNEL)
         if override is not None and ("member" in override) != on:
             roles = override | {"member"} if on else override - {"member"}
-            await self.permissions.change(actor, actor.login, {Action.CREATE_TEAM_CHANNEL: roles})
+            table = await self.permissions.change(actor, actor.login, {Action.CREATE_TEAM_CHANNEL: roles})
+        # Open pages follow, as after PUT /v1/admin/permissions.
+        await self.bus.publish({"type": "permissions", "org": table.org_id,
+                                "roles": {role: table.held_by(role) for role in ROLES}})
 
     async def patch_org(self, actor: User, changes: dict[str, Any]) -> OrgSettings:
         require(actor, Action.EDIT_ORG, await self.table())

@@ -288,7 +288,7 @@ async def next_of_type(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: 
             return frame
 
 
-@pytest.mark.parametrize("name", ["staff_cannot_create_groups", "locked_down"])
+@pytest.mark.parametrize("name", ["staff_cannot_create_groups", "members_create_no_channels", "locked_down"])
 async def test_open_sockets_hear_the_new_table_and_rest_follows_it(org: Org, name: str) -> None:
     """Every person's live chat socket gets the table as it now is (each role's list), at once; a meeting
     token's socket (scoped to its meeting) does not; and what the frame says is what REST then does."""
@@ -302,7 +302,10 @@ async def test_open_sockets_hear_the_new_table_and_rest_follows_it(org: Org, nam
         assert (await next_of_type(ws, "hello"))["type"] == "hello"
         sockets[who] = ws
     try:
-        await org.ok("PUT", "/v1/admin/permissions", "owner", scenario.put)
+        if scenario.put is not None:
+            await org.ok("PUT", "/v1/admin/permissions", "owner", scenario.put)
+        if scenario.org is not None:
+            await org.ok("PATCH", "/v1/org", "owner", scenario.org)
         for role in ROLES:
             frame = await next_of_type(sockets[role], "permissions")
             held = set(frame["roles"][role]) & set(DEFAULTS)
