@@ -136,9 +136,6 @@ class ChatService:
         # stored settings, for the CLI's jobs).
         self.permissions: PermissionStore | None = None
         self.audit = Recorder.off()  # setup_chat gives it the store's audit log (docs/audit.md lists the events)
-        # The organisation's permission table (setup_chat gives the server's; None: the defaults under the
-        # stored settings, for the CLI's jobs).
-        self.permissions: PermissionStore | None = None
 
     # Users ------------------------------------------------------------------------------------
 
