@@ -98,9 +98,9 @@ def user_filter(base_filter: str, login_attr: str, login: str) -> str:
 
 
 def _first(attrs: dict[str, Any], names: tuple[str, ...]) -> str:
-    lowered = {k.lower(): v for k, v in attrs.items()}
+    """The first of `names` the entry has, as text; `attrs` is keyed in lower case (see Directory._user)."""
     for name in names:
-        value = lowered.get(name.lower())
+        value = attrs.get(name.lower())
         if isinstance(value, list):
             value = value[0] if value else None
         if isinstance(value, bytes):
@@ -162,7 +162,8 @@ class Directory:
         return conn
 
     def _user(self, entry: dict[str, Any]) -> DirectoryUser:
-        attrs, raw, dn = entry.get("attributes") or {}, entry.get("raw_attributes") or {}, str(entry["dn"])
+        raw, dn = entry.get("raw_attributes") or {}, str(entry["dn"])
+        attrs = {k.lower(): v for k, v in (entry.get("attributes") or {}).items()}  # names are case-insensitive
         s = self.settings
         department = "/".join(p.strip() for p in _first(attrs, s.attr_department).split("/") if p.strip())
         return DirectoryUser(dn=dn, external_id=_external_id(attrs, raw, dn), login=_first(attrs, s.attr_login),
