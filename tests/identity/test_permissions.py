@@ -163,6 +163,15 @@ async def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
             yield await setup_org(server, http)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def org_on(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Org]:
+    """The organisation on either store backend (a real PostgreSQL from tests/postgres.py for the second)."""
+    url = request.getfixturevalue("postgres").create_database() if request.param == "postgres" else None
+    async with running_server(server_config(tmp_path / "data", database_url=url)) as server:
+        async with aiohttp.ClientSession() as http:
+            yield await setup_org(server, http)
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 async def test_role_by_permission_under_each_setting_on_rest(org: Org, name: str) -> None:
     scenario = SCENARIOS[name]
@@ -193,7 +202,8 @@ async def test_role_by_permission_under_each_setting_on_rest(org: Org, name: str
     assert not wrong, f"scenario {name}:\n" + "\n".join(wrong)
 
 
-async def test_the_table_shows_defaults_and_overrides_and_one_put_resets_a_row(org: Org) -> None:
+async def test_the_table_shows_defaults_and_overrides_and_one_put_resets_a_row(org_on: Org) -> None:
+    org = org_on
     table = await org.ok("GET", "/v1/admin/permissions", "admin")
     rows = {r["name"]: r for r in table["permissions"]}
     assert {n for n, r in rows.items() if r["editable"]} == set(DEFAULTS)
@@ -242,7 +252,8 @@ async def test_an_admin_does_not_grant_owners_what_they_lack(org: Org) -> None:
     assert (status, body["error"]["code"]) == (403, "not_permitted")
 
 
-async def test_a_refused_row_changes_none(org: Org) -> None:
+async def test_a_refused_row_changes_none(org_on: Org) -> None:
+    org = org_on
     status, _ = await org.call("PUT", "/v1/admin/permissions", "owner",
                                {"create_group": ["owner", "admin"], "manage_users": ["owner"]})
     assert status == 400
