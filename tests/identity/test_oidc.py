@@ -9,9 +9,8 @@ made from its real answers.
 from __future__ import annotations
 
 import asyncio
-import logging
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from identity.oidc_flow import FLOW_COOKIE, PendingFlow
 from identity.signin import SESSION_COOKIE
 from store.schema import chat_users, oidc_identities
 from tests.conftest import RunningServer, free_port, running_server, server_config
+from tests.signaling.test_no_secrets import access_log  # noqa: F401 (the fixture: every access log line)
 from tests.identity.oidc_idp import (CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, Provider,
                                      oidc_provider, sign_in_at_provider, signing_key)
 
@@ -69,25 +69,6 @@ async def sso_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Sso]:
                                oidc_client_secret=CLIENT_SECRET, oidc_scopes=SCOPES, **overrides)
         async with running_server(config) as server:
             yield Sso(server, provider)
-
-
-@pytest.fixture
-def access_log() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    logger = logging.getLogger("aiohttp.access")
-    handler, level = Keep(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield lines
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def _cookie(http: aiohttp.ClientSession, name: str) -> str | None:
