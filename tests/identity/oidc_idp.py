@@ -120,13 +120,15 @@ async def oidc_provider(tmp: Path, redirect_uris: list[str], key: dict[str, Any]
 
 
 _FORM = re.compile(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', re.S | re.I)
+_ABORT = re.compile(r'<a href="([^"]+/abort)"')
 _HIDDEN = re.compile(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', re.I)
 
 
 async def sign_in_at_provider(http: aiohttp.ClientSession, authorize_url: str, subject: str,
-                              callback_prefix: str) -> str:
-    """Follows the provider's redirects, fills its login form with `subject` and accepts its consent form,
-    until it sends the browser to `callback_prefix`; returns that address (not requested)."""
+                              callback_prefix: str, cancel: bool = False) -> str:
+    """Follows the provider's redirects, fills its login form with `subject` and accepts its consent form (or,
+    with `cancel`, follows its Cancel link), until it sends the browser to `callback_prefix`; returns that
+    address (not requested)."""
     url = authorize_url
     for _ in range(12):
         if url.startswith(callback_prefix):
@@ -137,6 +139,10 @@ async def sign_in_at_provider(http: aiohttp.ClientSession, authorize_url: str, s
                 continue
             page = await resp.text()
             assert resp.status == 200, f"provider answered {resp.status}: {page[:300]}"
+        abort = _ABORT.search(page)
+        if cancel and abort:
+            url = urllib.parse.urljoin(url, abort.group(1))
+            continue
         url = await _submit_form(http, url, page, subject)
     raise AssertionError("the provider never sent the browser back")
 

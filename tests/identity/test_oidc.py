@@ -214,6 +214,18 @@ async def test_reused_user_name_and_bad_login_claims_are_refused(tmp_path: Path)
         assert (await _user_row(sso, "robot")).name == "Robot"
 
 
+async def test_a_sign_in_cancelled_at_the_provider_is_refused(tmp_path: Path) -> None:
+    async with sso_server(tmp_path) as sso, sso.browser() as http:
+        async with http.get(sso.server.url + "/v1/auth/oidc/start", allow_redirects=False) as resp:
+            location = resp.headers["Location"]
+        callback = await sign_in_at_provider(http, location, "sub-alice-0001", sso.server.url + CALLBACK,
+                                             cancel=True)
+        assert "error=access_denied" in callback
+        async with http.get(callback, allow_redirects=False, headers={"Accept": "text/html"}) as resp:
+            assert resp.headers["Location"] == "/signin?error=oidc_denied"
+        assert _cookie(http, SESSION_COOKIE) is None and await _user_row(sso, "alice") is None
+
+
 async def test_without_oidc_configured_the_routes_say_so(server: RunningServer) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(server.url + "/v1/auth/methods") as resp:
