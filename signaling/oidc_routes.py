@@ -38,8 +38,9 @@ log = logging.getLogger("convene.signaling.oidc")
 
 START_PATH = "/v1/auth/oidc/start"
 AFTER_SIGN_IN = "/"  # the home page (meetings, channels, tasks), where a password sign-in goes too
-# Each start and callback may cost a request to the provider: a few per minute per address is plenty for people.
-STARTS_PER_SECOND, STARTS_BURST = 0.5, 10
+# Each start and callback may cost a request to the provider. Per client address, which an office behind one NAT
+# shares: a morning's sign-ins pass (60 at once, then 5 a second), a loop hammering the provider does not.
+STARTS_PER_SECOND, STARTS_BURST = 5.0, 60
 
 
 class OidcRoutes:
