@@ -14,12 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from identity.appkeys import API_KEYS, DATABASE
 from integrations.signing import verify_headers
 from signaling.access_log import redact_url
-from store.schema import audit_log
+from store.schema import audit_log, command_invocations
 from tests.conftest import RunningServer, running_server, server_config
 from tests.integrations.hooks_helpers import Receiver, call, messages, team_channel
 
@@ -173,6 +173,13 @@ async def test_response_url_works_five_times_then_410(server: RunningServer, cap
         assert status == 404 and got["error"]["code"] == "response_url_not_found"
         status, got = await respond({"response_type": "shout", "text": "x"})
         assert status == 400 and got["error"]["code"] == "invalid_field"
+        # Another run's URL, unused but past its 30 minutes, is gone too.
+        status, _ = await call(server, "POST", "/v1/messages", {"to": channel, "content": "/build again"})
+        later = form_of(receiver.seen[-1].body)["response_url"]
+        await server.app[DATABASE].write(lambda conn: conn.execute(update(command_invocations).where(
+            command_invocations.c.id == later.rsplit("/", 2)[-2]).values(expires_at=time.time() - 1)))
+        status, got = await respond({"text": "too late"}, later)
+        assert status == 410 and got["error"]["code"] == "response_url_expired", got
     # The secret is kept out of the access log.
     assert secret not in redact_url(f"/v1/commands/responses/{inv_id}/{secret}")
     assert redact_url(f"/v1/commands/responses/{inv_id}/{secret}") == f"/v1/commands/responses/{inv_id}/[redacted]"
