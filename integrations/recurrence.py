@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from dateutil.rrule import rrule, rrulestr
 
 from common.errors import InvalidField
@@ -25,6 +25,9 @@ from common.errors import InvalidField
 KINDS = ("rrule", "cron")
 # Finer rules would post more than once a minute (and make iterating from DTSTART slow): cron's minute is the floor.
 _FREQUENCIES = {"YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY"}
+# What a posting schedule needs; the rest (BYSETPOS, BYWEEKNO, BYYEARDAY, BYEASTER, BYSECOND) is refused.
+_RRULE_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "WKST", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYHOUR", "BYMINUTE"}
+_DAYS_IN_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
 MAX_RULE_CHARS = 500
 
 
@@ -74,7 +77,10 @@ class Recurrence:
                 if found is None:
                     return None
             else:
-                found = croniter(self.rule, wall).get_next(datetime)
+                try:
+                    found = croniter(self.rule, wall).get_next(datetime)
+                except CroniterBadDateError:  # a day that never comes (0 0 30 2 *)
+                    return None
             at = _instant(found, tz)
             if at > after:
                 return at
@@ -89,31 +95,72 @@ class Recurrence:
             found = self._rrule().before(wall, inc=True)
         else:
             # croniter's get_prev is strictly before: step one second past `instant` to include it.
-            found = croniter(self.rule, wall + timedelta(seconds=1)).get_prev(datetime)
+            try:
+                found = croniter(self.rule, wall + timedelta(seconds=1)).get_prev(datetime)
+            except CroniterBadDateError:
+                return None
         if found is None:
             return None
         at = _instant(found, tz)
         return at if not_before <= at <= instant else None
 
 
+def _rrule_parts(text: str) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for item in text.upper().split(";"):
+        key, sep, value = item.partition("=")
+        if not sep or key in parts:
+            raise InvalidField(f"rrule part {item!r} is not KEY=VALUE (once each)", field="rrule")
+        parts[key] = value
+    return parts
+
+
+def _ints(value: str | None) -> list[int]:
+    return [int(v) for v in value.split(",")] if value else []
+
+
+def _check_rrule_is_reachable(parts: dict[str, str], start: float, tz: ZoneInfo) -> None:
+    """Refuses rules that can never occur, before anything iterates them: dateutil looks for the next occurrence
+    period by period up to the year 9999, which takes tens of seconds of CPU for an hourly rule that never matches
+    (BYMONTH=2;BYMONTHDAY=30, or an INTERVAL that never lands on the wanted weekday or month)."""
+    unknown = sorted(set(parts) - _RRULE_PARTS)
+    if unknown:
+        raise InvalidField(f"rrule parts {', '.join(unknown)} are not supported here", field="rrule")
+    if parts.get("FREQ") not in _FREQUENCIES:
+        raise InvalidField("rrule FREQ must be HOURLY or coarser (use cron for minutes)", field="rrule")
+    interval = int(parts.get("INTERVAL", "1") or "1")
+    if interval > 1 and parts["FREQ"] in ("HOURLY", "DAILY"):
+        raise InvalidField("rrule INTERVAL is for WEEKLY, MONTHLY and YEARLY (list BYHOUR or BYDAY instead)",
+                           field="rrule")
+    months = _ints(parts.get("BYMONTH")) or list(range(1, 13))
+    days = _ints(parts.get("BYMONTHDAY"))
+    if days and not any(abs(d) <= _DAYS_IN_MONTH[m] for m in months for d in days):
+        raise InvalidField("rrule BYMONTHDAY never falls in its BYMONTH", field="rrule")
+    if parts["FREQ"] == "MONTHLY" and interval > 1 and "BYMONTH" in parts:
+        first = _wall(start, tz).month - 1
+        reachable = {(first + i * interval) % 12 + 1 for i in range(12)}
+        if not reachable & set(months):
+            raise InvalidField("rrule INTERVAL never reaches its BYMONTH", field="rrule")
+
+
 def parse(kind: str, rule: object, timezone_name: object, start: float) -> Recurrence:
     """A checked Recurrence (InvalidField naming the bad field otherwise)."""
-    zone(timezone_name)
+    tz = zone(timezone_name)
     assert isinstance(timezone_name, str)
     if not isinstance(rule, str) or not 1 <= len(rule) <= MAX_RULE_CHARS:
         raise InvalidField(f"{kind} must be a string of 1-{MAX_RULE_CHARS} characters", field=kind)
     text = rule.strip()
     if kind == "rrule":
         text = text.removeprefix("RRULE:")
-        if "\n" in text or "DTSTART" in text.upper() or ":" in text:
+        if "\n" in text or ":" in text:
             raise InvalidField("rrule is one RRULE line without DTSTART (the post's at is its start)", field=kind)
         try:
+            _check_rrule_is_reachable(_rrule_parts(text), start, tz)
             parsed = rrulestr(text, dtstart=datetime(2000, 1, 1))
         except (ValueError, TypeError) as exc:
             raise InvalidField(f"rrule: {exc}", field=kind) from exc
-        freq = re.search(r"(?:^|;)FREQ=([A-Z]+)", text.upper())
-        if not isinstance(parsed, rrule) or freq is None or freq.group(1) not in _FREQUENCIES:
-            raise InvalidField("rrule FREQ must be HOURLY or coarser (use cron for minutes)", field=kind)
+        if not isinstance(parsed, rrule):
+            raise InvalidField("rrule must be one rule", field=kind)
     else:
         if len(text.split()) != 5 or not croniter.is_valid(text):
             raise InvalidField("cron must be 5 fields: minute hour day-of-month month day-of-week", field=kind)

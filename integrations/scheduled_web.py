@@ -97,7 +97,7 @@ class ScheduledPostsApi:
             start = at if at is not None else local_midnight(now, zone if isinstance(zone, str) else "UTC")
             recurrence = parse(rule_kind, body[rule_kind], zone, start)
             rule = recurrence.rule
-            first = recurrence.next_after(max(now, start - 1e-6))
+            first = await asyncio.to_thread(recurrence.next_after, max(now, start - 1e-6))  # CPU work
             if first is None:
                 raise InvalidField(f"{rule_kind} has no occurrence after now", field=rule_kind)
             next_run = first

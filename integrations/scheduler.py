@@ -27,6 +27,7 @@ from integrations.schedule_errors import AuthorGone, UserDeactivated
 from integrations.scheduled_store import FAILED, SENT, Run, ScheduledPost, ScheduledStore
 
 log = logging.getLogger(__name__)
+BATCH = 100  # due posts read per tick
 
 
 def recurrence_of(post: ScheduledPost) -> Recurrence | None:
@@ -88,23 +89,29 @@ class Scheduler:
     async def run(self) -> None:
         while True:
             delay = self.poll_seconds
+            self._wake.clear()  # before reading: a post scheduled during the tick wakes the next wait at once
             try:
-                await self.tick()
+                if await self.tick() >= BATCH:
+                    delay = 0.0  # a backlog (after downtime): the next batch at once
                 earliest = await self.store.earliest()
-                if earliest is not None:
-                    delay = min(delay, max(0.0, earliest - self.clock()))
+                # Sooner when the next post falls due before the next poll. One still due after the tick is
+                # another process's or cannot be sent: it waits for the poll rather than spinning the loop.
+                if earliest is not None and earliest > self.clock():
+                    delay = min(delay, earliest - self.clock())
             except Exception:  # noqa: BLE001 - a store hiccup must not end the loop; the next poll retries
                 log.exception("scheduler tick failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     async def tick(self) -> int:
-        """Sends what is due now; returns how many runs this process made."""
-        made = 0
-        for post in await self.store.due(self.clock()):
-            made += await self.fire(post)
-        return made
+        """Sends what is due now (BATCH at most); returns how many due posts it looked at."""
+        due = await self.store.due(self.clock(), BATCH)
+        for post in due:
+            try:
+                await self.fire(post)
+            except Exception:  # noqa: BLE001 - one post that cannot be planned must not hold up the others
+                log.exception("scheduled post %s could not be sent", post.id)
+        return len(due)
 
     async def fire(self, post: ScheduledPost) -> int:
         now = self.clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -80,7 +81,28 @@ def test_after_downtime_a_recurring_post_sends_only_its_latest_missed_occurrence
     ("cron", "* * *", "UTC"), ("cron", "0 0 * * * *", "UTC"), ("cron", "61 * * * *", "UTC"),
     ("rrule", "FREQ=MINUTELY", "UTC"), ("rrule", "FREQ=SECONDLY", "UTC"), ("rrule", "BYHOUR=3", "UTC"),
     ("rrule", "DTSTART:20200101T000000\nRRULE:FREQ=DAILY", "UTC"), ("rrule", "FREQ=DAILY;BYHOUR=99", "UTC"),
-    ("cron", "0 18 * * 1-5", "Mars/Olympus"), ("cron", "0 18 * * 1-5", 8)])
+    ("cron", "0 18 * * 1-5", "Mars/Olympus"), ("cron", "0 18 * * 1-5", 8),
+    # Rules that never occur are refused before anything iterates them (dateutil would search to the year 9999).
+    ("rrule", "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30", "UTC"), ("rrule", "FREQ=DAILY;INTERVAL=7;BYDAY=MO", "UTC"),
+    ("rrule", "FREQ=MONTHLY;INTERVAL=12;BYMONTH=2", "UTC"), ("rrule", "FREQ=YEARLY;BYSETPOS=1;BYDAY=MO", "UTC"),
+    ("rrule", "FREQ=DAILY;FREQ=WEEKLY", "UTC"), ("rrule", "FREQ=WEEKLY;INTERVAL=x", "UTC")])
 def test_bad_rules_and_zones_are_refused(kind: str, rule: str, zone: object) -> None:
     with pytest.raises(InvalidField):
         parse(kind, rule, zone, 0.0)
+
+
+def test_a_cron_day_that_never_comes_has_no_occurrence_and_costs_nothing() -> None:
+    rec = parse("cron", "0 0 30 2 *", "UTC", 0.0)
+    started = time.perf_counter()
+    assert rec.next_after(1_800_000_000.0) is None and rec.latest_until(1_800_000_000.0, 0.0) is None
+    assert time.perf_counter() - started < 0.5
+
+
+def test_sparse_but_real_rules_are_found_quickly() -> None:
+    started = time.perf_counter()
+    leap_monday = parse("rrule", "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYHOUR=9", "UTC", 1_800_000_000.0)
+    found = leap_monday.next_after(1_800_000_000.0)
+    assert found is not None and local(found, ZoneInfo("UTC")).strftime("%m-%d %a %H") == "02-29 Mon 09"
+    quarterly = parse("rrule", "FREQ=MONTHLY;INTERVAL=3;BYMONTHDAY=1;BYHOUR=9", "UTC", 1_800_000_000.0)
+    assert quarterly.next_after(1_800_000_000.0) is not None
+    assert time.perf_counter() - started < 2.0

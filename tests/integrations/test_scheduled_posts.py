@@ -178,6 +178,8 @@ async def test_members_see_their_own_and_admins_see_all(client: Client) -> None:
     ({"channel": "x", "text": "t", "cron": "0 18 * * 1-5", "rrule": "FREQ=DAILY"}, "cron"),
     ({"channel": "x", "text": "t", "cron": "0 18 * * 1-5", "timezone": "Nowhere/Else"}, "timezone"),
     ({"channel": "x", "text": "t", "rrule": "FREQ=DAILY;COUNT=1", "at": "2001-01-01T00:00:00Z"}, "rrule"),
+    ({"channel": "x", "text": "t", "cron": "0 0 30 2 *"}, "cron"),  # February 30th never comes
+    ({"channel": "x", "text": "t", "rrule": "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30"}, "rrule"),
 ])
 async def test_bad_requests_are_refused_with_the_field(client: Client, body: dict[str, Any], field: str) -> None:
     hal = await client.user("hal")
