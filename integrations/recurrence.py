@@ -143,6 +143,17 @@ def _check_rrule_is_reachable(parts: dict[str, str], start: float, tz: ZoneInfo)
             raise InvalidField("rrule INTERVAL never reaches its BYMONTH", field="rrule")
 
 
+def _local_until(text: str, tz: ZoneInfo) -> str:
+    """An UTC UNTIL (RFC 5545's form, `…Z`) as the zone's wall time, which the rule is read on."""
+    def local(match: re.Match[str]) -> str:
+        instant = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=ZoneInfo("UTC"))
+        return "UNTIL=" + instant.astimezone(tz).strftime("%Y%m%dT%H%M%S")
+    try:
+        return re.sub(r"UNTIL=(\d{8}T\d{6})Z", local, text, flags=re.IGNORECASE)
+    except ValueError as exc:
+        raise InvalidField(f"rrule UNTIL: {exc}", field="rrule") from exc
+
+
 def parse(kind: str, rule: object, timezone_name: object, start: float) -> Recurrence:
     """A checked Recurrence (InvalidField naming the bad field otherwise)."""
     tz = zone(timezone_name)
@@ -151,7 +162,7 @@ def parse(kind: str, rule: object, timezone_name: object, start: float) -> Recur
         raise InvalidField(f"{kind} must be a string of 1-{MAX_RULE_CHARS} characters", field=kind)
     text = rule.strip()
     if kind == "rrule":
-        text = text.removeprefix("RRULE:")
+        text = _local_until(text.removeprefix("RRULE:"), tz)
         if "\n" in text or ":" in text:
             raise InvalidField("rrule is one RRULE line without DTSTART (the post's at is its start)", field=kind)
         try:

@@ -106,3 +106,11 @@ def test_sparse_but_real_rules_are_found_quickly() -> None:
     quarterly = parse("rrule", "FREQ=MONTHLY;INTERVAL=3;BYMONTHDAY=1;BYHOUR=9", "UTC", 1_800_000_000.0)
     assert quarterly.next_after(1_800_000_000.0) is not None
     assert time.perf_counter() - started < 2.0
+
+
+def test_until_in_utc_is_read_as_the_instant_it_names() -> None:
+    start = datetime(2026, 12, 1, tzinfo=SHANGHAI).timestamp()
+    # 10:00 UTC on Dec 3rd is 18:00 in Shanghai: the 18:00 post of that day is the last one.
+    rec = parse("rrule", "FREQ=DAILY;BYHOUR=18;UNTIL=20261203T100000Z", "Asia/Shanghai", start)
+    assert [local(t, SHANGHAI).day for t in occurrences(rec.next_after, start, 3)[:3]] == [1, 2, 3]
+    assert rec.next_after(datetime(2026, 12, 3, 18, tzinfo=SHANGHAI).timestamp()) is None
