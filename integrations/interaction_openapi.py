@@ -5,26 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-_S = "#/components/schemas/"
-_STR = {"type": "string"}
+# The webhooks' part's helpers: one way to write a body schema, an answer and an error in integrations/.
+from integrations.hooks_openapi import _ERR, _S, _STR, _json, _obj
+
 _NUM = {"type": "number"}
-_ERR = {"description": "error ({error: {code, message}}, stable codes)",
-        "content": {"application/json": {"schema": {"$ref": _S + "Error"}}}}
 
 
 def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": _STR}
-
-
-def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
-    if required:
-        out["required"] = list(required)
-    return out
-
-
-def _json(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _op(summary: str, ok: dict[str, Any], status: str = "200", body: dict[str, Any] | None = None,
