@@ -25,7 +25,7 @@ import aiohttp
 import jwt
 
 from common.config import Config
-from common.errors import OidcClaimInvalid, OidcFailed, OidcUnavailable
+from common.errors import InvalidConfig, OidcClaimInvalid, OidcFailed, OidcUnavailable
 from identity.oidc_flow import PendingFlow
 
 log = logging.getLogger("convene.oidc")
@@ -60,12 +60,20 @@ class OidcSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> OidcSettings | None:
-        """None when single sign-on is not configured (no issuer or no client id)."""
+        """None when single sign-on is not configured (no issuer or no client id); InvalidConfig when the issuer
+        is not https (plain http only on loopback: the code and tokens would cross the network in clear)."""
         if not config.oidc_issuer or not config.oidc_client_id:
             return None
+        issuer = urllib.parse.urlsplit(config.oidc_issuer)
+        loopback = issuer.hostname in ("localhost", "127.0.0.1", "::1")
+        if issuer.scheme != "https" and not (issuer.scheme == "http" and loopback) or not issuer.hostname:
+            raise InvalidConfig(f"--oidc-issuer must be an https:// URL, not {config.oidc_issuer!r}")
+        if not config.oidc_client_secret:
+            raise InvalidConfig("--oidc-client-id needs its secret: CONVENE_OIDC_CLIENT_SECRET or "
+                                "--oidc-client-secret")
         scopes = tuple(dict.fromkeys(("openid", *config.oidc_scopes)))  # openid first, always, once
         return cls(issuer=config.oidc_issuer.rstrip("/"), client_id=config.oidc_client_id,
-                   client_secret=config.oidc_client_secret or "", redirect_uri=config.url + CALLBACK_PATH,
+                   client_secret=config.oidc_client_secret, redirect_uri=config.url + CALLBACK_PATH,
                    scopes=scopes, claims=ClaimNames(
                        login=config.oidc_claim_login, name=config.oidc_claim_name, email=config.oidc_claim_email,
                        department=config.oidc_claim_department, title=config.oidc_claim_title))
