@@ -30,7 +30,9 @@ PUBLIC = {("GET", "/v1/openapi.json"), ("GET", "/v1/auth/session"), ("POST", "/v
           ("GET", "/v1/auth/methods"), ("GET", "/v1/auth/oidc/start"), ("GET", "/v1/auth/oidc/callback"),
           # Webhook receivers: the URL's secret, the signature or the token is the credential, not a bearer.
           ("POST", "/v1/hooks/incoming/{id}/{secret}"), ("POST", "/v1/hooks/github/{id}"),
-          ("POST", "/v1/hooks/gitlab/{id}")}
+          ("POST", "/v1/hooks/gitlab/{id}"),
+          # A slash command's response_url: the URL (its secret) is the credential.
+          ("POST", "/v1/commands/responses/{id}/{secret}")}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
