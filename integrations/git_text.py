@@ -15,6 +15,18 @@ def s(obj: Any, *path: str) -> str:
     return obj if isinstance(obj, str) else ""
 
 
+def obj(parent: Any, key: str) -> dict[str, Any]:
+    """`parent[key]` when both are objects, else {} (a payload of another shape renders less, never crashes)."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def objs(parent: Any, key: str) -> list[dict[str, Any]]:
+    """The objects in the list `parent[key]` (nothing when it is not a list)."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def label(text: str) -> str:
     """Text for inside `[…]`: brackets and newlines would end or break the link."""
     return " ".join(text.replace("[", "(").replace("]", ")").split())

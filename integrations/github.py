@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.git_text import branch_of, commit_lines, excerpt, label, link, s
+from integrations.git_text import branch_of, commit_lines, excerpt, label, link, obj, objs, s
 
 PR_ACTIONS = {"opened", "closed", "reopened", "ready_for_review"}
 ISSUE_ACTIONS = {"opened", "closed", "reopened"}
@@ -20,7 +20,7 @@ def github_post(event: str, payload: dict[str, Any]) -> str | None:
     if event == "push":
         return _push(payload, repo, who)
     if event == "pull_request" and s(payload, "action") in PR_ACTIONS:
-        pr = payload.get("pull_request") or {}
+        pr = obj(payload, "pull_request")
         action = "merged" if s(payload, "action") == "closed" and pr.get("merged") else s(payload, "action")
         title = link(f"#{pr.get('number', '?')} {s(pr, 'title')}", s(pr, "html_url"))
         line = f"{who} {action.replace('_', ' ')} pull request {title} in {repo}"
@@ -29,13 +29,13 @@ def github_post(event: str, payload: dict[str, Any]) -> str | None:
             return "\n".join(p for p in (line, excerpt(s(pr, "body"))) if p)
         return line
     if event == "issues" and s(payload, "action") in ISSUE_ACTIONS:
-        issue = payload.get("issue") or {}
+        issue = obj(payload, "issue")
         title = link(f"#{issue.get('number', '?')} {s(issue, 'title')}", s(issue, "html_url"))
         line = f"{who} {s(payload, 'action')} issue {title} in {repo}"
         body = excerpt(s(issue, "body")) if s(payload, "action") == "opened" else ""
         return "\n".join(p for p in (line, body) if p)
     if event == "release" and s(payload, "action") == "published":
-        release = payload.get("release") or {}
+        release = obj(payload, "release")
         name = s(release, "name") or s(release, "tag_name")
         kind = "pre-release" if release.get("prerelease") else "release"
         return f"{who} published {kind} {link(name, s(release, 'html_url'))} of {repo}"
@@ -51,7 +51,7 @@ def _push(payload: dict[str, Any], repo: str, who: str) -> str | None:
         return f"{who} pushed tag {ref_link} to {repo}"
     commits = [{"id": s(c, "id"), "url": s(c, "url"), "message": s(c, "message"),
                 "author": s(c, "author", "username") or s(c, "author", "name")}
-               for c in payload.get("commits") or [] if isinstance(c, dict)]
+               for c in objs(payload, "commits")]
     if not commits:
         return f"{who} created branch {ref_link} in {repo}" if payload.get("created") else None
     count = f"{len(commits)} commit{'s' if len(commits) != 1 else ''}"

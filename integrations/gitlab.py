@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.git_text import branch_of, commit_lines, excerpt, label, link, s
+from integrations.git_text import branch_of, commit_lines, excerpt, label, link, obj, objs, s
 
 MR_ACTIONS = {"open": "opened", "close": "closed", "reopen": "reopened", "merge": "merged"}
 ISSUE_ACTIONS = {"open": "opened", "close": "closed", "reopen": "reopened"}
@@ -17,7 +17,7 @@ ISSUE_ACTIONS = {"open": "opened", "close": "closed", "reopen": "reopened"}
 def gitlab_post(event: str, payload: dict[str, Any]) -> str | None:
     repo = link(s(payload, "project", "path_with_namespace"), s(payload, "project", "web_url"))
     who = f"**{label(s(payload, 'user', 'username') or s(payload, 'user_username') or 'someone')}**"
-    attrs = payload.get("object_attributes") or {}
+    attrs = obj(payload, "object_attributes")
     if event in ("Push Hook", "Tag Push Hook"):
         return _push(payload, repo, who)
     if event == "Merge Request Hook" and s(attrs, "action") in MR_ACTIONS:
@@ -48,7 +48,7 @@ def _push(payload: dict[str, Any], repo: str, who: str) -> str | None:
     if kind == "tag":
         return f"{who} pushed tag {ref_link} to {repo}"
     commits = [{"id": s(c, "id"), "url": s(c, "url"), "message": s(c, "message"), "author": s(c, "author", "name")}
-               for c in payload.get("commits") or [] if isinstance(c, dict)]
+               for c in objs(payload, "commits")]
     total = payload.get("total_commits_count")
     total = total if isinstance(total, int) and total >= len(commits) else len(commits)
     if not commits:

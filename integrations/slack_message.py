@@ -90,6 +90,11 @@ def _str(obj: dict[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _list(obj: dict[str, Any], key: str) -> list[Any]:
+    value = obj.get(key)
+    return value if isinstance(value, list) else []
+
+
 def _text_of(obj: Any) -> str:
     """A Block Kit text object (`{"type": "mrkdwn"|"plain_text", "text"}`) or a plain string."""
     if isinstance(obj, str):
@@ -109,7 +114,7 @@ def render_attachment(a: dict[str, Any]) -> str:
         lines.append(f"**[{title}]({link})**" if link else f"**{title}**")
     if _str(a, "text"):
         lines.append(slack_to_markdown(_str(a, "text")))
-    for f in a.get("fields") or []:
+    for f in _list(a, "fields"):
         if isinstance(f, dict) and (_str(f, "title") or _str(f, "value")):
             lines.append(f"**{_str(f, 'title')}**: {slack_to_markdown(_str(f, 'value'))}".strip())
     if _str(a, "image_url"):
@@ -130,9 +135,9 @@ def render_blocks(blocks: list[dict[str, Any]]) -> str:
         elif kind == "section":
             if b.get("text"):
                 lines.append(_text_of(b.get("text")))
-            lines.extend(f"- {_text_of(f)}" for f in b.get("fields") or [] if _text_of(f))
+            lines.extend(f"- {_text_of(f)}" for f in _list(b, "fields") if _text_of(f))
         elif kind == "context":
-            parts = [_text_of(e) for e in b.get("elements") or [] if isinstance(e, dict) and e.get("type") != "image"]
+            parts = [_text_of(e) for e in _list(b, "elements") if isinstance(e, dict) and e.get("type") != "image"]
             if any(parts):
                 lines.append("_" + " · ".join(p for p in parts if p) + "_")
         elif kind == "divider":
