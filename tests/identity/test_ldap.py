@@ -304,3 +304,37 @@ async def test_active_directory_login_attribute(slapd: Slapd, tmp_path: Path) ->
             await asyncio.to_thread(directory.authenticate, login, password)
     listed = {u.login: u.disabled for u in await asyncio.to_thread(lambda: list(directory.users()))}
     assert listed == {"carol": True, "dave": False}
+
+
+async def test_cli_sync_closes_a_meeting_socket_in_the_running_server(server: RunningServer, slapd: Slapd,
+                                                                      tmp_path: Path) -> None:
+    """Another process deactivates (convene ldap sync): the server's 0.5 s poll closes the meeting socket (4410)."""
+    await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    settings = ldap_settings(slapd, tmp_path)
+    async with aiohttp.ClientSession() as http:
+        meet_ws = await http.ws_connect(server.url + "/v1/rooms/review/ws")
+        await meet_ws.send_json({"type": "join", "token": await server.token("review", "bob")})
+        assert json.loads((await meet_ws.receive(timeout=5)).data)["type"] == "joined"
+        await asyncio.to_thread(slapd.modify, f"dn: uid=bob,ou=people,{SUFFIX}\nchangetype: delete\n")
+        args = [sys.executable, "-m", "signaling.cli", "ldap", "sync", "--data-dir", str(server.data_dir),
+                "--ldap-url", slapd.url, "--ldap-bind-dn", SERVICE_DN, "--ldap-base-dn", SUFFIX,
+                "--ldap-ca-file", str(slapd.ca_file), "--ldap-group-map", str(settings["ldap_group_map"])]
+        env = {"CONVENE_LDAP_BIND_PASSWORD": SERVICE_PW, "PATH": "/usr/bin:/bin"}
+        done = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True, cwd=ROOT, env=env,
+                                       timeout=60)
+        assert done.returncode == 0 and json.loads(done.stdout)["deactivated"] == 1, done.stderr
+        code, took, seen = await _closed(meet_ws, time.monotonic())
+        assert code == 4410 and took < 1.0 and "account_disabled" in seen, (code, took, seen)
+
+
+async def test_the_server_syncs_on_its_own(slapd: Slapd, tmp_path: Path) -> None:
+    settings = {**ldap_settings(slapd, tmp_path), "ldap_sync_interval_seconds": 3600}
+    async with running_server(server_config(tmp_path / "data", **settings)) as running:
+        async def synced() -> bool:
+            return (await call(running, "GET", "/v1/admin/ldap/status", expect=200))["last_run"] is not None
+        deadline = time.monotonic() + 15
+        while not await synced():
+            assert time.monotonic() < deadline, "no sync within 15 s of start"
+            await asyncio.sleep(0.5)
+        status = await call(running, "GET", "/v1/admin/ldap/status", expect=200)
+        assert status["last_run"]["created"] == 3 and status["interval_seconds"] == 3600
