@@ -49,6 +49,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
         $sudo_cmd systemctl disable --now coturn >/dev/null 2>&1 || true
     fi
+    # The same for slapd (a directory on port 389 nobody asked for); tests/identity/slapd.py starts its own.
+    if [[ " ${missing[*]} " == *" slapd "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        $sudo_cmd systemctl disable --now slapd >/dev/null 2>&1 || true
+    fi
 fi
 
 py="${PYTHON:-python3}"
