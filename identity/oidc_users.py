@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from audit import AuditEvent, Recorder
 from identity.oidc import OidcIdentity
 from store.database import Database
 from store.schema import chat_users
@@ -45,19 +46,21 @@ def _profile(identity: OidcIdentity) -> dict[str, str]:
 class OidcUsers:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.audit = Recorder.on(db)
 
     async def admit(self, login: str, identity: OidcIdentity) -> bool:
-        """Makes or refreshes `login`'s row from the identity; True when it was made."""
+        """Makes or refreshes `login`'s row from the identity; True when it was made. Both are audited
+        (user.create, user.update, user.role), the person signing in as the actor."""
         profile = _profile(identity)
 
-        async def op(conn: AsyncConnection) -> Any:
+        async def op(conn: AsyncConnection) -> tuple[dict[str, Any] | None, dict[str, Any]]:
             row = (await conn.execute(select(chat_users).where(chat_users.c.login == login))).first()
             now = time.time()
             if row is None:
-                await conn.execute(chat_users.insert().values(
-                    login=login, role="member", created_at=now, source=SOURCE, updated_at=now,
-                    **{"name": "", "department": "", "email": "", "title": "", **profile}))
-                return True
+                made = {"role": "member", "source": SOURCE, "name": "", "department": "", "email": "", "title": "",
+                        **profile}
+                await conn.execute(chat_users.insert().values(login=login, created_at=now, updated_at=now, **made))
+                return None, made
             changes: dict[str, Any] = {} if row.source == "ldap" else {
                 k: v for k, v in profile.items() if getattr(row, k) != v}
             if row.role == "guest":
@@ -65,5 +68,11 @@ class OidcUsers:
             if changes:
                 await conn.execute(update(chat_users).where(chat_users.c.login == login)
                                    .values(updated_at=now, **changes))
-            return False
-        return bool(await self.db.write(op))
+            return {k: getattr(row, k) for k in changes}, changes
+        before, after = await self.db.write(op)
+        if before is None:
+            await self.audit.record(AuditEvent("user.create", "user", login, after=after, actor=login))
+        elif after:
+            event = "user.role" if "role" in after else "user.update"
+            await self.audit.record(AuditEvent(event, "user", login, before=before, after=after, actor=login))
+        return before is None

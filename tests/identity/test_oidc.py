@@ -9,6 +9,7 @@ made from its real answers.
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -151,6 +152,14 @@ async def test_second_sign_in_keeps_the_role_and_refreshes_the_profile(tmp_path:
         bob, alice = await _user_row(sso, "bob"), await _user_row(sso, "alice")
         assert (bob.role, bob.name, bob.title) == ("member", "Bob Li", "Account manager")
         assert (alice.role, alice.name, alice.source) == ("admin", "Alice (directory)", "ldap")
+        # Who was made and changed by signing in is in the audit log, the person as the actor.
+        async with aiohttp.ClientSession() as admin, admin.get(
+                sso.server.url + "/v1/audit", headers={"Authorization": f"Bearer {sso.server.api_key}"}) as resp:
+            events = [json.loads(line)["event"] for line in (await resp.text()).splitlines()]
+        made = [e for e in events if e["event"] == "user.create" and e["object"]["id"] == "alice"]
+        assert len(made) == 1 and made[0]["actor"]["login"] == "alice" and made[0]["after"]["source"] == "oidc"
+        promoted = [e for e in events if e["event"] == "user.role" and e["object"]["id"] == "bob"]
+        assert promoted and promoted[0]["before"]["role"] == "guest" and promoted[0]["after"]["role"] == "member"
 
 
 async def test_tampered_or_missing_state_is_refused(tmp_path: Path) -> None:
