@@ -40,7 +40,8 @@ def add_ldap_arguments(p: argparse.ArgumentParser) -> None:
     for name, default in (("login", "uid; sAMAccountName for AD"), ("name", "displayName,cn"), ("email", "mail"),
                           ("department", "departmentNumber,ou; a path like 研发部/前端组"), ("title", "title")):
         g.add_argument(f"--ldap-attr-{name}", default=None, metavar="ATTR[,ATTR]",
-                       help=f"attribute of the {name} (default {default}); commas list fallbacks")
+                       help=f"attribute of the {name} (default {default}); commas list fallbacks"
+                            + ("; dn: the entry's ou= path" if name == "department" else ""))
     g.add_argument("--ldap-group-map", default=None, metavar="FILE",
                    help="TOML mapping directory groups to roles and channels")
     g.add_argument("--ldap-sync-interval", type=float, default=None, metavar="MINUTES",

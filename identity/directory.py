@@ -110,6 +110,15 @@ def _first(attrs: dict[str, Any], names: tuple[str, ...]) -> str:
     return ""
 
 
+def ou_path(dn: str, base_dn: str) -> str:
+    """The department path an entry's place in the tree gives: its ou= parts below the base DN, outermost first
+    ("uid=a,ou=前端组,ou=研发部,dc=example,dc=org" -> "研发部/前端组")."""
+    parts = [p.strip() for p in dn.split(",")]
+    base = len([p for p in base_dn.split(",") if p.strip()])
+    below = parts[1:len(parts) - base] if base else parts[1:]
+    return "/".join(p.split("=", 1)[1].strip() for p in reversed(below) if p.lower().startswith("ou="))
+
+
 def _external_id(attrs: dict[str, Any], raw: dict[str, Any], dn: str) -> str:
     guid = raw.get("objectGUID") or raw.get("objectguid")
     if guid and isinstance(guid[0], bytes) and len(guid[0]) == 16:
@@ -165,7 +174,12 @@ class Directory:
         raw, dn = entry.get("raw_attributes") or {}, str(entry["dn"])
         attrs = {k.lower(): v for k, v in (entry.get("attributes") or {}).items()}  # names are case-insensitive
         s = self.settings
-        department = "/".join(p.strip() for p in _first(attrs, s.attr_department).split("/") if p.strip())
+        department = ""
+        for name in s.attr_department:  # "dn": the entry's ou= path (AD keeps departments as OUs)
+            department = ou_path(dn, s.base_dn) if name.lower() == "dn" else _first(attrs, (name,))
+            if department:
+                break
+        department = "/".join(p.strip() for p in department.split("/") if p.strip())
         return DirectoryUser(dn=dn, external_id=_external_id(attrs, raw, dn), login=_first(attrs, s.attr_login),
                              name=_first(attrs, s.attr_name), email=_first(attrs, s.attr_email),
                              department=department, title=_first(attrs, s.attr_title), disabled=_disabled(attrs))

@@ -338,3 +338,34 @@ async def test_the_server_syncs_on_its_own(slapd: Slapd, tmp_path: Path) -> None
             await asyncio.sleep(0.5)
         status = await call(running, "GET", "/v1/admin/ldap/status", expect=200)
         assert status["last_run"]["created"] == 3 and status["interval_seconds"] == 3600
+
+
+async def test_department_from_the_entrys_place_in_the_tree(slapd: Slapd, tmp_path: Path) -> None:
+    """--ldap-attr-department dn: AD keeps departments as OUs; the path below the base DN becomes the tree."""
+    from common.config import Config
+    from identity.directory import Directory, DirectorySettings
+
+    await asyncio.to_thread(slapd.modify, f"""dn: ou=研发部,{SUFFIX}
+changetype: add
+objectClass: organizationalUnit
+ou: 研发部
+
+dn: ou=前端组,ou=研发部,{SUFFIX}
+changetype: add
+objectClass: organizationalUnit
+ou: 前端组
+
+dn: uid=zoe,ou=前端组,ou=研发部,{SUFFIX}
+changetype: add
+objectClass: inetOrgPerson
+uid: zoe
+cn: Zoe
+sn: Zoe
+userPassword: zoe-password-1
+
+""")
+    config = Config(data_dir=tmp_path, **{**ldap_settings(slapd, tmp_path), "ldap_attr_department": "dn"})
+    settings = DirectorySettings.from_config(config)
+    assert settings is not None
+    listed = {u.login: u.department for u in await asyncio.to_thread(lambda: list(Directory(settings).users()))}
+    assert listed["zoe"] == "研发部/前端组" and listed["alice"] == "people"
