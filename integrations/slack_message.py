@@ -22,7 +22,7 @@ FIELDS = {"text", "username", "attachments", "blocks"}
 # Slack fields that change only how Slack draws the message (or where, which the hook's channel decides here).
 IGNORED = {"icon_emoji", "icon_url", "channel", "mrkdwn", "unfurl_links", "unfurl_media", "link_names", "parse",
            "thread_ts", "as_user", "response_type", "replace_original", "delete_original", "type"}
-MAX_BODY = 256 * 1024
+MAX_BODY = 1024 * 1024  # the server's request size limit as well
 MAX_USERNAME = 80
 _MARKS = re.compile(r"[*_`~\[\]<>#|\\]")
 _LINK = re.compile(r"<((?:https?|mailto):[^|>\s]+)(?:\|([^>]*))?>")
@@ -34,8 +34,9 @@ class IncomingMessage:
     username: str | None = None
 
 
-def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
-    """The payload object of a JSON body or of a form's `payload` field."""
+def parse_body(body: bytes, content_type: str, allow_any: bool = False) -> dict[str, Any]:
+    """The payload object of a JSON body or of a form's `payload` field; only a Slack message's fields unless
+    `allow_any` (a Git host's delivery)."""
     if len(body) > MAX_BODY:
         raise InvalidPayload(f"the payload may be at most {MAX_BODY // 1024} KiB")
     try:
@@ -50,7 +51,7 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         raise InvalidPayload("the payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise InvalidPayload("the payload is a JSON object")
-    unknown = sorted(set(payload) - FIELDS - IGNORED)
+    unknown = [] if allow_any else sorted(set(payload) - FIELDS - IGNORED)
     if unknown:
         raise InvalidPayload(f"unknown fields: {', '.join(unknown)}", fields=unknown)
     return payload

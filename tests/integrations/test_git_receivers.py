@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,19 @@ async def test_github_events_become_readable_posts_with_links(server: RunningSer
     assert posts[3] == ("**octocat** published release [Widgets 1.4](https://github.com/acme/widgets/releases/tag/v1.4.0)"
                         " of [acme/widgets](https://github.com/acme/widgets)")
     assert posts[4].startswith("**octocat** merged pull request [#42 Add retries")
+
+
+async def test_githubs_form_encoded_deliveries_post_too(server: RunningServer) -> None:
+    channel = await team_channel(server, "formish")
+    hook = await make(server, "github", channel)
+    body = urllib.parse.urlencode({"payload": json.dumps(RELEASE)}).encode()
+    mac = hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(hook["url"], data=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded", "X-GitHub-Event": "release",
+                "X-GitHub-Delivery": "f-1", "X-Hub-Signature-256": f"sha256={mac}"}) as r:
+            assert (r.status, await r.json()) == (200, {"ok": True, "posted": True})
+    assert "Widgets 1.4" in (await messages(server, channel))[0]["content"]
 
 
 async def test_a_wrong_signature_is_401_and_posts_nothing(server: RunningServer) -> None:
