@@ -30,6 +30,7 @@ from identity.oidc_flow import FLOW_COOKIE, PendingFlow
 from identity.signin import SESSION_COOKIE
 from store.schema import chat_users, oidc_identities
 from tests.conftest import RunningServer, free_port, running_server, server_config
+from tests.postgres import PostgresServer
 from tests.signaling.test_no_secrets import access_log  # noqa: F401 (the fixture: every access log line)
 from tests.identity.oidc_idp import (CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, Provider,
                                      oidc_provider, sign_in_at_provider, signing_key)
@@ -160,6 +161,22 @@ async def test_second_sign_in_keeps_the_role_and_refreshes_the_profile(tmp_path:
         assert len(made) == 1 and made[0]["actor"]["login"] == "alice" and made[0]["after"]["source"] == "oidc"
         promoted = [e for e in events if e["event"] == "user.role" and e["object"]["id"] == "bob"]
         assert promoted and promoted[0]["before"]["role"] == "guest" and promoted[0]["after"]["role"] == "member"
+
+
+async def test_sso_on_postgresql_binds_and_signs_in_once_per_subject(tmp_path: Path, postgres: PostgresServer) -> None:
+    async with sso_server(tmp_path, database_url=postgres.create_database()) as sso:
+        for _ in range(2):
+            async with sso.browser() as http:
+                assert (await sso.sign_in(http, "sub-bob-0002")).status == 302
+                async with http.get(sso.server.url + "/v1/me") as resp:
+                    assert (await resp.json())["login"] == "bob"
+        async with sso.browser() as http:
+            resp = await sso.sign_in(http, "sub-alice-0001")
+            assert resp.status == 302
+        async with sso.server.app[DATABASE].read() as conn:
+            links = (await conn.execute(select(oidc_identities.c.subject, oidc_identities.c.login)
+                                        .order_by(oidc_identities.c.login))).all()
+        assert [tuple(r) for r in links] == [("sub-alice-0001", "alice"), ("sub-bob-0002", "bob")]
 
 
 async def test_tampered_or_missing_state_is_refused(tmp_path: Path) -> None:
