@@ -132,3 +132,25 @@ async def test_a_slow_integration_tells_the_clicker(server: RunningServer) -> No
         assert ephemeral["error"]["code"] == "integration_timeout" and ephemeral["message_id"] == posted["id"]
         result = await next_frame(ws, "action_result")
         assert result["outcome"] == "error"
+
+
+async def test_a_click_on_a_disabled_bots_message_sends_nothing(server: RunningServer) -> None:
+    async def integration(request: web.Request, body: bytes) -> web.StreamResponse:
+        return web.json_response({"text": "should not be asked"})
+
+    channel = await team_channel(server, "owned")
+    status, _ = await call(server, "POST", "/v1/users", {"login": "alice", "role": "admin"})
+    assert status in (200, 201)
+    _, minted = await call(server, "POST", "/v1/users/alice/tokens", {"ttl": 3600})
+    async with Receiver(integration) as receiver:
+        status, bot = await call(server, "POST", "/v1/bots", {"login": "alicebot"}, key=minted["token"])
+        assert status == 201, bot
+        await call(server, "POST", f"/v1/channels/{channel}/members", {"add": ["alicebot"]})
+        status, posted = await call(server, "POST", "/v1/interactive/messages",
+                                    approval_request(channel, receiver.url), key=bot["key"])
+        assert status == 201
+        status, _ = await call(server, "POST", "/v1/users/alice/deactivate")
+        assert status == 200
+        status, got = await call(server, "POST", f"/v1/messages/{posted['id']}/actions/approve")
+        assert status == 403 and got["error"]["code"] == "bot_disabled", got
+        assert receiver.seen == []
