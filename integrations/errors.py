@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.errors import BadRequest, NotFound
+from common.errors import BadRequest, Forbidden, NotFound
 
 
 class InvalidPayload(BadRequest):
@@ -19,3 +19,9 @@ class NoText(BadRequest):
 
 class HookNotFound(NotFound):
     code = "hook_not_found"
+
+
+class HookDisabled(Forbidden):
+    """The hook's owner was deactivated: what they set up stops with their access (delete or remake the hook)."""
+
+    code = "hook_disabled"

@@ -11,6 +11,7 @@ import time
 
 from chat.model import Channel, Message, User
 from chat.service import ChatService, PostRequest
+from identity.passwords import AccountStore
 from integrations.hook_store import Hook
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,16 @@ def fit(text: str, limit: int) -> str:
 
 
 class HookPoster:
-    def __init__(self, chat: ChatService, max_chars: int = 20_000) -> None:
+    def __init__(self, chat: ChatService, max_chars: int = 20_000, accounts: AccountStore | None = None) -> None:
         self.chat = chat
         self.max_chars = max_chars
+        self.accounts = accounts
         self._noticed: dict[str, float] = {}
+
+    async def owner_active(self, hook: Hook) -> bool:
+        """False once the hook's owner is deactivated (an API key's user, which has no account, stays active)."""
+        account = None if self.accounts is None else await self.accounts.get(hook.owner)
+        return account is None or account.active
 
     async def bot_for(self, hook_id: str, name: str) -> User:
         """The hook's bot user, made on first use (a name change of the hook later renames it)."""

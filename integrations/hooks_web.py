@@ -39,7 +39,7 @@ from identity.appkeys import DATABASE
 from identity.secrets_store import server_secret
 from integrations.access import require_manage
 from integrations.address_guard import check_url
-from integrations.errors import HookNotFound
+from integrations.errors import HookDisabled, HookNotFound
 from integrations.github import github_post
 from integrations.gitlab import gitlab_post
 from integrations.hook_poster import HookPoster, bot_login
@@ -86,7 +86,7 @@ class HooksApi:
         self._secret = secret_key  # the server secret: hooks' shared secrets are derived from it
         self.public_url = config.url
         self.audit = audit
-        self.poster = HookPoster(self.chat, chat_api.config.max_content_chars)
+        self.poster = HookPoster(self.chat, chat_api.config.max_content_chars, chat_api.accounts)
         self.outgoing = OutgoingHooks(hooks, self.chat, self.poster, secret_key, config.hooks_allow_private)
         self.limiter = RateLimiter(HOOK_RATE_PER_SECOND, HOOK_BURST)
         self.allow_private = config.hooks_allow_private
@@ -102,6 +102,12 @@ class HooksApi:
         hook = await self.hooks.get(hook_id) if len(hook_id) <= 32 else None
         if hook is None or (kind is not None and hook.kind != kind):
             raise HookNotFound(f"no {kind or ''} hook {hook_id!r}".replace("  ", " "))
+        return hook
+
+    async def _live(self, hook: Hook) -> Hook:
+        """A receiver's hook, refused once its owner is deactivated (checked after the credential)."""
+        if not await self.poster.owner_active(hook):
+            raise HookDisabled("this hook's owner was deactivated")
         return hook
 
     async def _audit(self, event: str, hook: Hook, actor: str) -> None:
@@ -125,6 +131,7 @@ class HooksApi:
         if channel_ref is not None:
             await self.poster.join(bot, await self.chat.resolve(channel_ref))
         await self.hooks.insert(hook)
+        self.outgoing.forget()
         await self._audit("hook.create", hook, p.user.login)
         return hook
 
@@ -190,6 +197,7 @@ class HooksApi:
         p = await self._manager(request)
         hook = await self._hook(request.match_info["id"])
         await self.hooks.delete(hook.id)
+        self.outgoing.forget()
         await self._audit("hook.delete", hook, p.user.login)
         return web.json_response({"id": hook.id, "deleted": True})
 
@@ -199,6 +207,7 @@ class HooksApi:
         hook = await self._hook(request.match_info["id"], "incoming")
         if not url_secret_matches(request.match_info["secret"], hook.secret_hash):
             raise HookNotFound("no such incoming webhook")  # as an unknown id: the URL is the credential
+        await self._live(hook)
         self.limiter.take(f"hook:{hook.id}")
         body = await request.read()
         message = read_message(parse_body(body, request.content_type))
@@ -215,6 +224,7 @@ class HooksApi:
             verify_github(secret, body, request.headers.get("X-Hub-Signature-256"))
         else:
             verify_token(secret, request.headers.get("X-Gitlab-Token"))
+        await self._live(hook)
         # Counted after the signature: a flood of forged deliveries does not use up the real sender's allowance.
         self.limiter.take(f"hook:{hook.id}")
         # GitHub's "application/x-www-form-urlencoded" setting sends the same JSON as the form field payload=.

@@ -97,6 +97,10 @@ class OutgoingHooks:
         while self._tasks:
             await asyncio.wait(list(self._tasks))
 
+    def forget(self) -> None:
+        """A hook was made or deleted here: read them again on the next message."""
+        self._cache = (0.0, [])
+
     async def _outgoing(self) -> list[Hook]:
         stamp, hooks = self._cache
         if time.monotonic() - stamp > CACHE_SECONDS:
@@ -116,6 +120,8 @@ class OutgoingHooks:
                     continue
                 channel = channel or await self.chat.store.get_channel(str(message.get("channel")))
                 if channel is None or not await self._owner_reaches(hook, channel):
+                    continue
+                if not await self.poster.owner_active(hook):
                     continue
                 if await self.hooks.claim(hook.id, f"post:{message.get('id')}", "sending"):
                     await self._deliver(hook, channel, message, trigger)

@@ -180,3 +180,28 @@ async def test_a_flood_beyond_the_hooks_rate_is_refused_with_429(server: Running
     assert statuses[:20] == [200] * 20, statuses
     assert statuses.count(429) >= 15, statuses
     assert len(await messages(server, channel)) == statuses.count(200)
+
+
+async def test_a_deactivated_owners_hooks_stop(server: RunningServer) -> None:
+    status, _ = await call(server, "POST", "/v1/users", {"login": "ops", "role": "admin"})
+    assert status in (200, 201)
+    status, minted = await call(server, "POST", "/v1/users/ops/tokens", {"ttl": 3600})
+    assert status == 201
+    ops = minted["token"]
+    channel = await team_channel(server, "ops-alerts")
+    await call(server, "POST", f"/v1/channels/{channel}/members", {"add": ["ops"]})
+    status, hook = await call(server, "POST", "/v1/hooks/incoming", {"channel": channel, "name": "Ops"}, key=ops)
+    assert status == 201 and hook["owner"] == "ops"
+    status, git = await call(server, "POST", "/v1/hooks/gitlab", {"channel": channel, "name": "Ops git"}, key=ops)
+    assert status == 201
+    assert (await send(hook["url"], json={"text": "before"}))[0] == 200
+    status, _ = await call(server, "POST", "/v1/users/ops/deactivate")
+    assert status == 200
+    status, _, text = await send(hook["url"], json={"text": "after"})
+    assert status == 403 and json.loads(text)["error"]["code"] == "hook_disabled"
+    status, _, text = await send(git["url"], json={"object_kind": "push"}, headers={
+        "X-Gitlab-Token": git["secret"], "X-Gitlab-Event": "Push Hook"})
+    assert status == 403 and json.loads(text)["error"]["code"] == "hook_disabled"
+    status, _, _ = await send(git["url"], json={}, headers={"X-Gitlab-Token": "wrong", "X-Gitlab-Event": "Push Hook"})
+    assert status == 401  # the credential is checked first: a stranger learns nothing about the owner
+    assert [m["content"] for m in await messages(server, channel)] == ["before"]

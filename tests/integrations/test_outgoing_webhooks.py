@@ -203,3 +203,21 @@ async def test_trigger_words_alone_listen_in_team_channels_only(server: RunningS
     assert [json.loads(s.body)["trigger_word"] for s in receiver.seen] == ["!ship"]
     # The reply lands in the team channel; the hook's bot joined it to answer.
     assert [(m["author"], m["content"]) for m in await messages(server, team)][-1] == (hook["bot"], "deploying web")
+
+
+async def test_a_deactivated_owners_outgoing_hook_sends_nothing(server: RunningServer) -> None:
+    await call(server, "POST", "/v1/users", {"login": "ops", "role": "admin"})
+    _, minted = await call(server, "POST", "/v1/users/ops/tokens", {"ttl": 3600})
+    channel = await team_channel(server, "after-hours")
+    key = await member(server, channel)
+    await call(server, "POST", f"/v1/channels/{channel}/members", {"add": ["ops"]})
+    async with Receiver(lambda r, b: _ok()) as receiver:
+        status, _ = await call(server, "POST", "/v1/hooks/outgoing", {"name": "Ops", "url": receiver.url,
+                                                                        "channel": channel}, key=minted["token"])
+        assert status == 201
+        await post(server, key, channel, "while ops is here")
+        await asyncio.wait_for(receiver.arrived.wait(), 5)
+        await call(server, "POST", "/v1/users/ops/deactivate")
+        await post(server, key, channel, "after ops left")
+        await server.app[HOOKS].outgoing.idle()
+    assert [json.loads(s.body)["text"] for s in receiver.seen] == ["while ops is here"]
