@@ -30,10 +30,10 @@ from identity.oidc_flow import FLOW_COOKIE, PendingFlow
 from identity.signin import SESSION_COOKIE
 from store.schema import chat_users, oidc_identities
 from tests.conftest import RunningServer, free_port, running_server, server_config
-from tests.postgres import PostgresServer
-from tests.signaling.test_no_secrets import access_log  # noqa: F401 (the fixture: every access log line)
 from tests.identity.oidc_idp import (CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, Provider,
                                      oidc_provider, sign_in_at_provider, signing_key)
+from tests.postgres import PostgresServer
+from tests.signaling.test_no_secrets import access_log  # noqa: F401 (the fixture: every access log line)
 
 pytestmark = pytest.mark.slow
 CALLBACK = "/v1/auth/oidc/callback"
