@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import Conflict, ConveneError, InvalidField, NotFound
@@ -116,7 +116,7 @@ class CommandStore:
             taken = (await conn.execute(select(slash_commands.c.id).where(slash_commands.c.trigger == trigger))).first()
             if taken is not None:
                 return "exists"
-            count = len((await conn.execute(select(slash_commands.c.id))).all())
+            count = (await conn.execute(select(func.count()).select_from(slash_commands))).scalar_one()
             if count >= MAX_COMMANDS:
                 return "full"
             await conn.execute(slash_commands.insert().values(
