@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat.model import Channel, User, new_id
@@ -248,8 +249,10 @@ class DirectorySync:
         return len(rows)
 
     async def _insert(self, rows: list[dict[str, Any]], now: float) -> int:
+        """New users; one made meanwhile by a sign-in (or another process's sync) is left as it is."""
         values = [{**r, "source": "ldap", "created_at": now, "updated_at": now} for r in rows]
-        return await self._batched(chat_users.insert(), values)
+        dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        return await self._batched(dialect_insert(chat_users).on_conflict_do_nothing(), values)
 
     async def _update(self, rows: list[dict[str, Any]], now: float) -> int:
         c = chat_users.c

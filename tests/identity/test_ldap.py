@@ -369,3 +369,15 @@ userPassword: zoe-password-1
     assert settings is not None
     listed = {u.login: u.department for u in await asyncio.to_thread(lambda: list(Directory(settings).users()))}
     assert listed["zoe"] == "研发部/前端组" and listed["alice"] == "people"
+
+
+async def test_sign_ins_during_a_sync_make_each_user_once(server: RunningServer) -> None:
+    """A first sign-in makes the user (role member until the sync); sign-ins racing a sync conflict with nothing."""
+    results = await asyncio.gather(sign_in(server, "alice", PW["alice"]), sign_in(server, "bob", PW["bob"]),
+                                   call(server, "POST", "/v1/admin/ldap/sync"), sign_in(server, "dave", PW["dave"]))
+    assert [r[0] for r in results[:2]] + [results[3][0]] == [200, 200, 200]
+    assert "error" not in results[2], results[2]
+    again = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    assert again["created"] == 0 and again["created"] + again["updated"] + again["unchanged"] == 3
+    users = {u["login"]: u["role"] for u in (await call(server, "GET", "/v1/users", expect=200))["users"]}
+    assert users["alice"] == "admin" and users["bob"] == users["dave"] == "member"
