@@ -381,3 +381,23 @@ async def test_sign_ins_during_a_sync_make_each_user_once(server: RunningServer)
     assert again["created"] == 0 and again["created"] + again["updated"] + again["unchanged"] == 3
     users = {u["login"]: u["role"] for u in (await call(server, "GET", "/v1/users", expect=200))["users"]}
     assert users["alice"] == "admin" and users["bob"] == users["dave"] == "member"
+
+
+async def test_sync_on_postgresql(slapd: Slapd, tmp_path: Path, postgres: Any) -> None:
+    """The same code path on PostgreSQL: counts, a second sync writing nothing, a deactivation, a re-enable."""
+    settings = {**ldap_settings(slapd, tmp_path), "database_url": postgres.create_database()}
+    async with running_server(server_config(tmp_path / "data", **settings)) as pg:
+        assert (await sign_in(pg, "bob", PW["bob"]))[0] == 200  # made by sign-in, before any sync
+        first = await call(pg, "POST", "/v1/admin/ldap/sync", expect=200)
+        assert (first["created"], first["updated"], first["unchanged"]) == (2, 0, 1)
+        before = await snapshot(pg)
+        second = await call(pg, "POST", "/v1/admin/ldap/sync", expect=200)
+        assert (second["created"], second["updated"], second["deactivated"], second["unchanged"]) == (0, 0, 0, 3)
+        assert await snapshot(pg) == before
+        await asyncio.to_thread(slapd.modify, f"dn: uid=dave,ou=people,{SUFFIX}\nchangetype: modify\n"
+                                              "replace: userAccountControl\nuserAccountControl: 514\n")
+        assert (await call(pg, "POST", "/v1/admin/ldap/sync", expect=200))["deactivated"] == 1
+        await asyncio.to_thread(slapd.modify, f"dn: uid=dave,ou=people,{SUFFIX}\nchangetype: modify\n"
+                                              "replace: userAccountControl\nuserAccountControl: 512\n")
+        assert (await call(pg, "POST", "/v1/admin/ldap/sync", expect=200))["updated"] == 1
+        assert (await sign_in(pg, "dave", PW["dave"]))[0] == 200
