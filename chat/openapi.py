@@ -98,8 +98,11 @@ def openapi_document() -> dict[str, Any]:
         "/v1/openapi.json": {"get": {"summary": "This document", "tags": ["chat"], "security": [],
                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/v1/me": {"get": _op("Who the caller is: user, and for people (not meeting tokens) login, name, role,"
-                              " department path and the permissions they hold; csrf when signed in by cookie")},
-        "/v1/auth/login": {"post": {**_op("Sign in with a login and password: a session cookie (HttpOnly, SameSite=Lax)"
+                              " department path, email, title and the permissions they hold; csrf when signed in"
+                              " by cookie")},
+        "/v1/auth/login": {"post": {**_op("Sign in with a login and password (a local password, else a bind as the"
+                                          " user against the directory when one is set; 503 directory_unavailable"
+                                          " when it does not answer): a session cookie (HttpOnly, SameSite=Lax)"
                                           " and the same session as a bearer token, with its CSRF token", None,
                                           _obj({"login": _STR, "password": _STR}, ("login", "password"))),
                                       "security": []}},
