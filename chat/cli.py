@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from audit import Recorder
 from chat.config import ChatConfig
 from chat.model import ROLES
 from chat.service import ChatService
@@ -27,8 +28,11 @@ async def _with_service(args: argparse.Namespace, job: Callable[[ChatService, Ch
     bus = build_bus(config)
     await store.open()
     await bus.start()
+    service = ChatService(store, bus)
+    if isinstance(store, SqlChatStore):
+        service.audit = Recorder.on(store.db)  # users added or changed here are in the audit log (the operator's)
     try:
-        return await job(ChatService(store, bus), config)
+        return await job(service, config)
     finally:
         await bus.stop()
         await store.close()
