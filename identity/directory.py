@@ -10,8 +10,10 @@ Every value a person typed reaches a filter only escaped (RFC 4515): a login of 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -143,6 +145,8 @@ class Directory:
         self._server = ldap3.Server(settings.url, use_ssl=secure, tls=tls, get_info=ldap3.NONE,
                                     connect_timeout=settings.timeout)
         self._starttls = not secure
+        self._searcher: Any = None  # the service connection sign-ins search with (find)
+        self._searcher_lock = threading.Lock()
 
     def _open(self, dn: str | None, password: str | None) -> Any:
         """A connection over TLS, bound as `dn`; None when the directory refuses that password (for the service
@@ -184,24 +188,39 @@ class Directory:
                              name=_first(attrs, s.attr_name), email=_first(attrs, s.attr_email),
                              department=department, title=_first(attrs, s.attr_title), disabled=_disabled(attrs))
 
+    def _find_with(self, conn: Any, login: str) -> DirectoryUser | None:
+        found: list[DirectoryUser] = []
+        for name in self.settings.attr_login:
+            ok = conn.search(self.settings.base_dn, user_filter(self.settings.user_filter, name, login),
+                             ldap3.SUBTREE, attributes=self.settings.attributes, size_limit=2)
+            if not ok and conn.result.get("result") not in (0, 4, 32):  # 4: size limit, 32: no such object
+                raise DirectoryUnavailable("the directory search failed")
+            found = [self._user(e) for e in conn.response or [] if e.get("type") == "searchResEntry"]
+            if found:
+                break
+        return found[0] if len(found) == 1 else None
+
     def find(self, login: str) -> DirectoryUser | None:
-        """The one entry that matches the filter with this login, or None (none, or ambiguous)."""
-        conn = self._service()
-        try:
-            found: list[DirectoryUser] = []
-            for name in self.settings.attr_login:
-                ok = conn.search(self.settings.base_dn, user_filter(self.settings.user_filter, name, login),
-                                 ldap3.SUBTREE, attributes=self.settings.attributes, size_limit=2)
-                if not ok and conn.result.get("result") not in (0, 4, 32):  # 4: size limit, 32: no such object
-                    raise DirectoryUnavailable("the directory search failed")
-                found = [self._user(e) for e in conn.response or [] if e.get("type") == "searchResEntry"]
-                if found:
-                    break
-            return found[0] if len(found) == 1 else None
-        except LDAPException as exc:
-            raise DirectoryUnavailable("the directory is not answering") from exc
-        finally:
-            conn.unbind()
+        """The one entry that matches the filter with this login, or None (none, or ambiguous). Sign-ins share
+        one service connection (one TLS handshake and bind saved on each), one search at a time; a connection
+        the directory dropped meanwhile is opened again once."""
+        with self._searcher_lock:
+            for retry in (False, True):
+                reused = self._searcher is not None
+                try:
+                    if self._searcher is None:
+                        self._searcher = self._service()
+                    return self._find_with(self._searcher, login)
+                except (LDAPException, DirectoryUnavailable) as exc:
+                    if self._searcher is not None:
+                        with contextlib.suppress(LDAPException):
+                            self._searcher.unbind()
+                    self._searcher = None
+                    if retry or not reused:
+                        if isinstance(exc, DirectoryUnavailable):
+                            raise
+                        raise DirectoryUnavailable("the directory is not answering") from exc
+        raise AssertionError("unreachable")
 
     def authenticate(self, login: str, password: str) -> DirectoryUser:
         """The user whose password this is. InvalidCredentials, alike, for a login the filter does not match

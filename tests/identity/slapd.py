@@ -109,6 +109,14 @@ class Slapd:
         subprocess.run(["ldapmodify", "-ZZ", "-x", "-H", self.url, "-D", ROOT_DN, "-w", ROOT_PW],
                        input=ldif.encode(), check=True, env=self._client_env(), stdout=subprocess.DEVNULL)
 
+    def restart(self) -> None:
+        """Stops slapd and starts it again on the same port and data: its clients' connections drop."""
+        self.stop()
+        self.process = subprocess.Popen(["slapd", "-d", "0", "-f", str(self.dir / "slapd.conf"), "-h",
+                                         f"ldap://127.0.0.1:{self.port}/"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_listening(self.port, self.process)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
