@@ -78,6 +78,10 @@ def setup_directory(app: web.Application, config: Config) -> DirectorySync | Non
     if sync is None:
         return None
     app[DIRECTORY_SYNC] = sync
+
+    async def close_directory(app: web.Application) -> None:
+        await asyncio.to_thread(sync.directory.close)
+    app.on_cleanup.append(close_directory)
     api.directory_login = sync.admit
     if config.ldap_sync_interval_seconds > 0:
         app.cleanup_ctx.append(_sync_ctx(sync, config.ldap_sync_interval_seconds))

@@ -188,6 +188,14 @@ class Directory:
                              name=_first(attrs, s.attr_name), email=_first(attrs, s.attr_email),
                              department=department, title=_first(attrs, s.attr_title), disabled=_disabled(attrs))
 
+    def close(self) -> None:
+        """Ends the kept search connection (at shutdown)."""
+        with self._searcher_lock:
+            if self._searcher is not None:
+                with contextlib.suppress(LDAPException):
+                    self._searcher.unbind()
+                self._searcher = None
+
     def _find_with(self, conn: Any, login: str) -> DirectoryUser | None:
         found: list[DirectoryUser] = []
         for name in self.settings.attr_login:
