@@ -17,6 +17,7 @@ from integrations.hook_store import Hook
 log = logging.getLogger(__name__)
 
 BOT_PREFIX = "hook-"
+OWNER_CACHE_SECONDS = 1.0
 OWNER_NOTICE_SECONDS = 600.0  # at most one failure notice per hook this often: a dead receiver is not a DM flood
 
 
@@ -38,11 +39,20 @@ class HookPoster:
         self.max_chars = max_chars
         self.accounts = accounts
         self._noticed: dict[str, float] = {}
+        self._owners: dict[str, tuple[float, bool]] = {}  # owner -> (until, active)
 
-    async def owner_active(self, hook: Hook) -> bool:
-        """False once the hook's owner is deactivated (an API key's user, which has no account, stays active)."""
+    async def owner_active(self, hook: Hook, cached: bool = False) -> bool:
+        """False once the hook's owner is deactivated (an API key's user, which has no account, stays active).
+        `cached`: read at most once a second per owner (outgoing hooks of a busy channel, per message)."""
+        hit = self._owners.get(hook.owner)
+        if cached and hit is not None and hit[0] > time.monotonic():
+            return hit[1]
         account = None if self.accounts is None else await self.accounts.get(hook.owner)
-        return account is None or account.active
+        active = account is None or account.active
+        if len(self._owners) > 10_000:
+            self._owners.clear()
+        self._owners[hook.owner] = (time.monotonic() + OWNER_CACHE_SECONDS, active)
+        return active
 
     async def bot_for(self, hook_id: str, name: str) -> User:
         """The hook's bot user, made on first use (a name change of the hook later renames it)."""

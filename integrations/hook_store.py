@@ -127,12 +127,29 @@ class HookStore:
                                                              hook_deliveries.c.delivery_id == delivery_id))
         await self.db.write(op)
 
-    async def record(self, hook_id: str, delivery_id: str, status: str, attempts: int, error: str) -> None:
+    async def save(self, deliveries: list[Delivery]) -> None:
+        """Writes many deliveries' outcomes in one write: each row updated, or inserted when nobody claimed it
+        (a single process does not claim: no other process sees its messages)."""
         async def op(conn: AsyncConnection) -> None:
-            await conn.execute(update(hook_deliveries).where(
-                hook_deliveries.c.hook_id == hook_id, hook_deliveries.c.delivery_id == delivery_id).values(
-                status=status, attempts=attempts, error=error[:2000], updated_at=time.time()))
-        await self.db.write(op)
+            live = set((await conn.execute(select(hooks.c.id).where(
+                hooks.c.id.in_({d.hook_id for d in deliveries})))).scalars())  # a hook deleted meanwhile: dropped
+            rows = [d for d in deliveries if d.hook_id in live]
+            claimed = {(r.hook_id, r.delivery_id) for r in (await conn.execute(
+                select(hook_deliveries.c.hook_id, hook_deliveries.c.delivery_id).where(
+                    hook_deliveries.c.hook_id.in_(live),
+                    hook_deliveries.c.delivery_id.in_({d.delivery_id for d in rows})))).all()}
+            for d in rows:
+                if (d.hook_id, d.delivery_id) in claimed:
+                    await conn.execute(update(hook_deliveries).where(
+                        hook_deliveries.c.hook_id == d.hook_id, hook_deliveries.c.delivery_id == d.delivery_id).values(
+                        status=d.status, attempts=d.attempts, error=d.error[:2000], updated_at=d.updated_at))
+            new = [{"hook_id": d.hook_id, "delivery_id": d.delivery_id, "status": d.status, "attempts": d.attempts,
+                    "error": d.error[:2000], "created_at": d.created_at, "updated_at": d.updated_at}
+                   for d in rows if (d.hook_id, d.delivery_id) not in claimed]
+            if new:
+                await conn.execute(hook_deliveries.insert(), new)  # one statement for the lot
+        if deliveries:
+            await self.db.write(op)
 
     async def recent(self, hook_id: str, limit: int = 20) -> list[Delivery]:
         async with self.db.read() as conn:

@@ -87,7 +87,8 @@ class HooksApi:
         self.public_url = config.url
         self.audit = audit
         self.poster = HookPoster(self.chat, chat_api.config.max_content_chars, chat_api.accounts)
-        self.outgoing = OutgoingHooks(hooks, self.chat, self.poster, secret_key, config.hooks_allow_private)
+        self.outgoing = OutgoingHooks(hooks, self.chat, self.poster, secret_key, config.hooks_allow_private,
+                                      shared=chat_api.config.redis_url is not None)
         self.limiter = RateLimiter(HOOK_RATE_PER_SECOND, HOOK_BURST)
         self.allow_private = config.hooks_allow_private
 
@@ -188,6 +189,7 @@ class HooksApi:
     async def get_hook(self, request: web.Request) -> web.Response:
         await self._manager(request)
         hook = await self._hook(request.match_info["id"])
+        await self.outgoing.flush()  # this process's latest outcomes first
         deliveries = [d.to_wire() for d in await self.hooks.recent(hook.id)]
         failed = [d for d in deliveries if d["status"] == "failed" or d["error"]]
         return web.json_response({**hook.to_wire(), "deliveries": deliveries,

@@ -7,8 +7,11 @@ integrations/signing.py):
     {"org", "team_id", "channel_id", "channel_name", "timestamp" (ms), "user_id", "user_name", "post_id", "text",
      "trigger_word", "file_ids"}
 
-Sending never holds up the post: the bus listener only starts a task. The one process that first records the
-(hook, post) delivery in the store sends it (with several server processes every one sees the event). Each try
+Sending never holds up the post: the bus listener only starts a task. With several server processes on one Redis
+bus every process sees the message: the one that first records the (hook, post) delivery in the store sends it.
+A single process claims nothing (no other sees its messages). Outcomes are written in batches (every half second,
+and before GET /v1/hooks/{id} reads them), not one write per delivery: deliveries share the store's writer with
+the posts. Each try
 waits `timeout` seconds at most; a network error, a timeout, a 5xx, 408 or 429 is tried again, up to `attempts`
 tries with backoff (1 s, 2 s, …); another 4xx is final. The outcome (ok / failed, tries, the last error) is kept
 in hook_deliveries and shown by GET /v1/hooks/{id}; a failure is also told to the owner by a direct message from
@@ -31,11 +34,12 @@ from chat.service import ChatService
 from integrations.address_guard import AddressRefused, GuardedResolver, check_url
 from integrations.hook_poster import HookPoster, is_hook_bot
 from integrations.hook_secrets import shared_secret
-from integrations.hook_store import Hook, HookStore
+from integrations.hook_store import Delivery, Hook, HookStore
 from integrations.signing import sign
 
 log = logging.getLogger(__name__)
 
+FLUSH_SECONDS = 0.5
 CACHE_SECONDS = 2.0  # a hook made or deleted in any process is seen within this long
 MAX_REPLY_BYTES = 64 * 1024
 RETRYABLE = {408, 429}
@@ -52,12 +56,15 @@ def trigger_of(hook: Hook, text: str) -> str | None:
 
 class OutgoingHooks:
     def __init__(self, hooks: HookStore, chat: ChatService, poster: HookPoster, server_secret: bytes,
-                 allow_private: bool) -> None:
+                 allow_private: bool, shared: bool = False) -> None:
         self.hooks = hooks
         self.chat = chat
         self.poster = poster
         self._secret = server_secret
         self.allow_private = allow_private
+        self.shared = shared  # other processes see the same messages (a Redis bus): claim each delivery first
+        self._outcomes: dict[tuple[str, str], Delivery] = {}
+        self._flushing: asyncio.Task[None] | None = None
         self.timeout = 5.0
         self.attempts = 3
         self.backoff = 1.0
@@ -74,6 +81,9 @@ class OutgoingHooks:
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
+        if self._flushing is not None:
+            self._flushing.cancel()
+        await self.flush()
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -93,9 +103,30 @@ class OutgoingHooks:
         task.add_done_callback(self._tasks.discard)
 
     async def idle(self) -> None:
-        """Waits until every send started so far has finished (tests, shutdown)."""
+        """Waits until every send started so far has finished and its outcome is stored (tests, shutdown)."""
         while self._tasks:
             await asyncio.wait(list(self._tasks))
+        await self.flush()
+
+    def _note(self, hook: Hook, delivery: str, status: str, attempts: int, error: str) -> None:
+        now = time.time()
+        earlier = self._outcomes.get((hook.id, delivery))
+        self._outcomes[(hook.id, delivery)] = Delivery(hook.id, delivery, status, attempts, error,
+                                                       earlier.created_at if earlier else now, now)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Stores the outcomes noted so far (one write)."""
+        batch, self._outcomes = list(self._outcomes.values()), {}
+        try:
+            await self.hooks.save(batch)
+        except Exception:  # noqa: BLE001 - the outcomes are lost, the sends are not: log and go on
+            log.exception("storing %d outgoing webhook outcomes failed", len(batch))
 
     def forget(self) -> None:
         """A hook was made or deleted here: read them again on the next message."""
@@ -121,9 +152,9 @@ class OutgoingHooks:
                 channel = channel or await self.chat.store.get_channel(str(message.get("channel")))
                 if channel is None or not await self._owner_reaches(hook, channel):
                     continue
-                if not await self.poster.owner_active(hook):
+                if not await self.poster.owner_active(hook, cached=True):
                     continue
-                if await self.hooks.claim(hook.id, f"post:{message.get('id')}", "sending"):
+                if not self.shared or await self.hooks.claim(hook.id, f"post:{message.get('id')}", "sending"):
                     await self._deliver(hook, channel, message, trigger)
         except asyncio.CancelledError:
             raise
@@ -151,17 +182,17 @@ class OutgoingHooks:
         for attempt in range(1, self.attempts + 1):
             reply, error, retry = await self._try(hook, body)
             if not error:
-                await self.hooks.record(hook.id, delivery, "ok", attempt, "")
+                self._note(hook, delivery, "ok", attempt, "")
                 if reply:
                     if hook.channel_id is None:  # a hook on trigger words answers in any team channel: it joins
                         await self.poster.join(await self.poster.bot(hook), channel)
                     await self.poster.post(hook, channel.id, reply)
                 return
-            await self.hooks.record(hook.id, delivery, "sending", attempt, error)
+            self._note(hook, delivery, "sending", attempt, error)
             if not retry or attempt == self.attempts:
                 break
             await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-        await self.hooks.record(hook.id, delivery, "failed", attempt, error)
+        self._note(hook, delivery, "failed", attempt, error)
         log.warning("outgoing webhook %s gave up on post %s after %d tries: %s", hook.id, message.get("id"),
                     attempt, error)
         with contextlib.suppress(Exception):  # the notice is best effort: the status endpoint has it anyway
