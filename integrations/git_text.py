@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 MAX_COMMITS = 5
@@ -64,3 +65,28 @@ def branch_of(ref: str) -> tuple[str, str]:
     if ref.startswith("refs/tags/"):
         return "tag", ref[len("refs/tags/"):]
     return "branch", ref.removeprefix("refs/heads/")
+
+
+@dataclass(frozen=True)
+class Change:
+    """A pull or merge request, or an issue, as either host describes it."""
+
+    who: str  # already formatted (bold)
+    action: str  # opened, closed, merged, reopened, ready for review
+    noun: str  # "pull request", "merge request", "issue"
+    title: str  # already a link
+    repo: str  # already a link
+    body: str = ""
+    source: str = ""  # a request's branches
+    target: str = ""
+
+
+def change_post(c: Change) -> str:
+    """`**who** opened pull request [#12 Title](url) in [org/repo](url) (`from` → `to`)` and, when opened, the start
+    of its description as a quote."""
+    line = f"{c.who} {c.action} {c.noun} {c.title} in {c.repo}"
+    if c.action != "opened":
+        return line
+    if c.source or c.target:
+        line += f" (`{label(c.source)}` → `{label(c.target)}`)"
+    return "\n".join(p for p in (line, excerpt(c.body)) if p)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.git_text import branch_of, commit_lines, excerpt, label, link, obj, objs, s
+from integrations.git_text import Change, branch_of, change_post, commit_lines, label, link, obj, objs, s
 
 PR_ACTIONS = {"opened", "closed", "reopened", "ready_for_review"}
 ISSUE_ACTIONS = {"opened", "closed", "reopened"}
@@ -23,17 +23,12 @@ def github_post(event: str, payload: dict[str, Any]) -> str | None:
         pr = obj(payload, "pull_request")
         action = "merged" if s(payload, "action") == "closed" and pr.get("merged") else s(payload, "action")
         title = link(f"#{pr.get('number', '?')} {s(pr, 'title')}", s(pr, "html_url"))
-        line = f"{who} {action.replace('_', ' ')} pull request {title} in {repo}"
-        if action == "opened":
-            line += f" (`{label(s(pr, 'head', 'ref'))}` → `{label(s(pr, 'base', 'ref'))}`)"
-            return "\n".join(p for p in (line, excerpt(s(pr, "body"))) if p)
-        return line
+        return change_post(Change(who, action.replace("_", " "), "pull request", title, repo, s(pr, "body"),
+                                  s(pr, "head", "ref"), s(pr, "base", "ref")))
     if event == "issues" and s(payload, "action") in ISSUE_ACTIONS:
         issue = obj(payload, "issue")
         title = link(f"#{issue.get('number', '?')} {s(issue, 'title')}", s(issue, "html_url"))
-        line = f"{who} {s(payload, 'action')} issue {title} in {repo}"
-        body = excerpt(s(issue, "body")) if s(payload, "action") == "opened" else ""
-        return "\n".join(p for p in (line, body) if p)
+        return change_post(Change(who, s(payload, "action"), "issue", title, repo, s(issue, "body")))
     if event == "release" and s(payload, "action") == "published":
         release = obj(payload, "release")
         name = s(release, "name") or s(release, "tag_name")

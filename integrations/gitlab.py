@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.git_text import branch_of, commit_lines, excerpt, label, link, obj, objs, s
+from integrations.git_text import Change, branch_of, change_post, commit_lines, label, link, obj, objs, s
 
 MR_ACTIONS = {"open": "opened", "close": "closed", "reopen": "reopened", "merge": "merged"}
 ISSUE_ACTIONS = {"open": "opened", "close": "closed", "reopen": "reopened"}
@@ -23,16 +23,12 @@ def gitlab_post(event: str, payload: dict[str, Any]) -> str | None:
     if event == "Merge Request Hook" and s(attrs, "action") in MR_ACTIONS:
         action = MR_ACTIONS[s(attrs, "action")]
         title = link(f"!{attrs.get('iid', '?')} {s(attrs, 'title')}", s(attrs, "url"))
-        line = f"{who} {action} merge request {title} in {repo}"
-        if action == "opened":
-            line += f" (`{label(s(attrs, 'source_branch'))}` → `{label(s(attrs, 'target_branch'))}`)"
-            return "\n".join(p for p in (line, excerpt(s(attrs, "description"))) if p)
-        return line
+        return change_post(Change(who, action, "merge request", title, repo, s(attrs, "description"),
+                                  s(attrs, "source_branch"), s(attrs, "target_branch")))
     if event == "Issue Hook" and s(attrs, "action") in ISSUE_ACTIONS:
         action = ISSUE_ACTIONS[s(attrs, "action")]
         title = link(f"#{attrs.get('iid', '?')} {s(attrs, 'title')}", s(attrs, "url"))
-        body = excerpt(s(attrs, "description")) if action == "opened" else ""
-        return "\n".join(p for p in (f"{who} {action} issue {title} in {repo}", body) if p)
+        return change_post(Change(who, action, "issue", title, repo, s(attrs, "description")))
     if event == "Release Hook" and s(payload, "action") == "create":
         name = s(payload, "name") or s(payload, "tag")
         return f"Release {link(name, s(payload, 'url'))} published in {repo}"
