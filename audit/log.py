@@ -1,12 +1,13 @@
 """The audit_log table: appends that keep one chain across processes, pages for readers, the whole for verify.
 
-An append bumps the `audit_seq` counter row first, inside its transaction: on PostgreSQL that row's lock
+An append bumps the `audit_seq` counter row first (by as many events as it appends), inside its transaction: on PostgreSQL that row's lock
 orders the appenders of every process until commit (the pattern of chat_seq), on SQLite the write lock does;
 then it reads the last row's hash and inserts. So two processes never both chain from the same row.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from store.schema import audit_log, counters
 
 SEQ = "audit_seq"
 PAGE = 2000
+_BATCH = 500  # appends per write at most
 
 
 @dataclass(frozen=True)
@@ -36,38 +38,75 @@ def _stored(row: Any) -> StoredRow:
                      event=row.event, prev_hash=row.prev_hash, hash=row.hash)
 
 
-async def _take_seq(conn: AsyncConnection) -> int:
-    """The next seq; the counter row stays locked until this transaction ends."""
+async def _take_seqs(conn: AsyncConnection, n: int) -> int:
+    """Adds n to the counter and returns the first of the n seqs; the row stays locked until this transaction
+    ends."""
     row = (await conn.execute(update(counters).where(counters.c.name == SEQ)
-                              .values(value=counters.c.value + 1).returning(counters.c.value))).first()
+                              .values(value=counters.c.value + n).returning(counters.c.value))).first()
     if row is None:  # a database whose migration did not seed it (it does): the first append seeds it
-        await conn.execute(counters.insert().values(name=SEQ, value=1))
+        await conn.execute(counters.insert().values(name=SEQ, value=n))
         return 1
-    return int(row[0])
+    return int(row[0]) - n + 1
+
+
+@dataclass
+class _Pending:
+    document: dict[str, Any]
+    at: float
+    event: AuditEvent
+    actor: str
+    done: asyncio.Future[int]
 
 
 class AuditLog:
+    """Appends queue up while a write is under way and go together in the next one (one counter bump, one read
+    of the last hash, one insert for all of them): a statement costs a hop to the driver's thread, so a burst
+    of events costs about what one does."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def append(self, event: AuditEvent, origin: Origin, actor: str) -> int:
         """Stores the event as the chain's next row; returns its seq."""
         document = event_document(0, event, origin, actor)
         at = parse_iso_time(document["time"])  # the column says what the event says (ms)
         canonical_json(document)  # refuses (TypeError/ValueError) what JSON cannot hold, before taking a seq
+        pending = _Pending(document, at, event, actor, asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="audit-append")
+        return await pending.done
 
-        async def op(conn: AsyncConnection) -> int:
-            seq = await _take_seq(conn)
-            prev = (await conn.execute(select(audit_log.c.hash).where(audit_log.c.seq < seq)
-                                       .order_by(audit_log.c.seq.desc()).limit(1))).scalar()
-            prev_hash = prev or GENESIS
-            text = canonical_json({**document, "seq": seq})
-            await conn.execute(audit_log.insert().values(
-                seq=seq, org_id=event.org_id, at=at, event_type=event.event, actor=actor,
-                event=text, prev_hash=prev_hash, hash=chain_hash(prev_hash, text)))
-            return seq
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
+            try:
+                first = await self.db.write(lambda conn: self._insert(conn, batch))
+            except Exception as exc:  # noqa: BLE001 - every waiter gets it
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+                continue
+            for n, p in enumerate(batch):
+                if not p.done.done():
+                    p.done.set_result(first + n)
 
-        return await self.db.write(op)
+    @staticmethod
+    async def _insert(conn: AsyncConnection, batch: list[_Pending]) -> int:
+        first = await _take_seqs(conn, len(batch))
+        prev = (await conn.execute(select(audit_log.c.hash).where(audit_log.c.seq < first)
+                                   .order_by(audit_log.c.seq.desc()).limit(1))).scalar()
+        prev_hash, rows = prev or GENESIS, []
+        for n, p in enumerate(batch):
+            text = canonical_json({**p.document, "seq": first + n})
+            digest = chain_hash(prev_hash, text)
+            rows.append({"seq": first + n, "org_id": p.event.org_id, "at": p.at, "event_type": p.event.event,
+                         "actor": p.actor, "event": text, "prev_hash": prev_hash, "hash": digest})
+            prev_hash = digest
+        await conn.execute(audit_log.insert(), rows)
+        return first
 
     async def counter(self) -> int:
         async with self.db.read() as conn:
