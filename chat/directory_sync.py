@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -94,6 +94,13 @@ class _Plan:
     members_of: dict[str, set[str]] = field(default_factory=dict)  # enabled people -> their mapped groups
 
 
+def _rows_by_login(rows: Sequence[Any]) -> dict[str, _Row]:
+    return {r.login: _Row(login=r.login, role=r.role, name=r.name, email=r.email, title=r.title,
+                          department=r.department, external_id=r.external_id,
+                          directory_active=None if r.directory_active is None else bool(r.directory_active),
+                          source=r.source) for r in rows}
+
+
 def _wanted(entry: DirectoryUser, role: str, report: SyncReport) -> dict[str, Any]:
     department = entry.department
     if department and not DEPARTMENT.match(department):
@@ -159,7 +166,7 @@ class DirectorySync:
             return report
 
     async def _run(self, report: SyncReport) -> None:
-        entries = await asyncio.to_thread(lambda: list(self.directory.users()))
+        entries = await asyncio.to_thread(self.directory.users)
         dns = self.group_map.group_dns
         groups = await asyncio.to_thread(self.directory.group_members, dns) if dns else {}
         current = await self._rows(None)
@@ -242,10 +249,8 @@ class DirectorySync:
             stmt = stmt.where(c.login.in_(logins))
         async with self.db.read() as conn:
             rows = (await conn.execute(stmt)).all()
-        return {r.login: _Row(login=r.login, role=r.role, name=r.name, email=r.email, title=r.title,
-                              department=r.department, external_id=r.external_id,
-                              directory_active=None if r.directory_active is None else bool(r.directory_active),
-                              source=r.source) for r in rows}
+        return await asyncio.to_thread(_rows_by_login, rows)  # 10,000 of them: ~70 ms, off the event loop
+
 
     async def _local_password_logins(self) -> set[str]:
         async with self.db.read() as conn:
