@@ -252,12 +252,21 @@ class Directory:
         the directory does not answer."""
         user = self.find(login)
         if user is None or user.disabled or not password:  # an empty password is an anonymous bind: never
+            self._bind_as_nobody(password)
             raise InvalidCredentials("wrong login or password")
         conn = self._open(user.dn, password)
         if conn is None:
             raise InvalidCredentials("wrong login or password")
         conn.unbind()
         return user
+
+    def _bind_as_nobody(self, password: str) -> None:
+        """The work of a wrong password (a connection, StartTLS, a refused bind) for a login that has no entry, so
+        an unknown login answers in the same time as a known one and timing does not tell which logins exist."""
+        with contextlib.suppress(DirectoryUnavailable, LDAPException):
+            conn = self._open(f"cn=convene-no-such-user,{self.settings.base_dn}", password or "-")
+            if conn is not None:
+                conn.unbind()
 
     def users(self) -> list[DirectoryUser]:
         """Every entry the filter matches (disabled ones included, with `disabled` set), read page by page."""

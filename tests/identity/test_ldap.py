@@ -404,3 +404,28 @@ async def test_sync_on_postgresql(slapd: Slapd, tmp_path: Path, postgres: Any) -
                                               "replace: userAccountControl\nuserAccountControl: 512\n")
         assert (await call(pg, "POST", "/v1/admin/ldap/sync", expect=200))["updated"] == 1
         assert (await sign_in(pg, "dave", PW["dave"]))[0] == 200
+
+
+async def test_an_unknown_login_takes_as_long_as_a_wrong_password(slapd: Slapd, tmp_path: Path) -> None:
+    """Timing does not tell which logins exist: an unknown login does the work of a wrong password's bind."""
+    from common.config import Config
+    from common.errors import InvalidCredentials
+    from identity.directory import Directory, DirectorySettings
+
+    settings = DirectorySettings.from_config(Config(data_dir=tmp_path, **ldap_settings(slapd, tmp_path)))
+    assert settings is not None
+    directory = Directory(settings)
+
+    def median_ms(login: str) -> float:
+        times = []
+        for _ in range(15):
+            start = time.perf_counter()
+            with pytest.raises(InvalidCredentials):
+                directory.authenticate(login, "not-the-password")
+            times.append(time.perf_counter() - start)
+        return sorted(times)[len(times) // 2] * 1000
+
+    wrong, unknown = await asyncio.to_thread(median_ms, "alice"), await asyncio.to_thread(median_ms, "nobody")
+    print(f"median sign-in: wrong password {wrong:.1f} ms, unknown login {unknown:.1f} ms")
+    assert 0.6 < unknown / wrong < 1.6, (wrong, unknown)
+    directory.close()
