@@ -12,33 +12,18 @@ import csv
 import io
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 
 from aiohttp import web
 
 from audit.chain import StoredRow
 from audit.log import AuditLog, Query
 from common.errors import InvalidField
+from common.times import parse_time
 
 PARAMS = {"since", "until", "event", "actor", "format"}
 CSV_COLUMNS = ("seq", "time", "event", "actor", "credential", "address", "client", "object_type", "object_id",
                "before", "after", "org_id", "prev_hash", "hash")
 Authorize = Callable[[web.Request], Awaitable[None]]
-
-
-def _time(request: web.Request, name: str) -> float | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidField(f"{name} is a time like 2026-12-01T09:00:00Z or Unix seconds", field=name) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def parse_query(request: web.Request) -> tuple[Query, str]:
@@ -52,7 +37,8 @@ def parse_query(request: web.Request) -> tuple[Query, str]:
     for name, value in text.items():
         if value is not None and len(value) > 128:
             raise InvalidField(f"{name} is at most 128 characters", field=name)
-    return Query(since=_time(request, "since"), until=_time(request, "until"), event=text["event"],
+    return Query(since=parse_time(request.query.get("since") or None, "since"),
+                 until=parse_time(request.query.get("until") or None, "until"), event=text["event"],
                  actor=text["actor"]), fmt
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from audit import AuditEvent, Recorder, content_digest
@@ -51,6 +51,7 @@ from chat.sniff import sanitize_name
 from chat.store import ChatStore
 from common.errors import BadRequest, Forbidden, InvalidField
 from common.names import display_name
+from common.times import parse_time
 
 SYSTEM_LOGIN = "convene"
 CHANNEL_NAME = re.compile(r"^[\w][\w.\-]{0,63}$")
@@ -69,27 +70,6 @@ def valid_login(login: object, field: str = "login") -> str:
     if not isinstance(login, str) or not LOGIN.match(login):
         raise InvalidField(f"{field} must be 1-128 letters, digits, '.', '@', '-' or '_'", field=field)
     return login
-
-
-def parse_time(value: object, field: str) -> float | None:
-    """ISO 8601 (with or without offset; naive means UTC) or Unix seconds."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise InvalidField(f"{field} must be ISO 8601 or Unix seconds", field=field) from exc
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        return dt.timestamp()
-    raise InvalidField(f"{field} must be ISO 8601 or Unix seconds", field=field)
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,13 @@ from chat.openapi import openapi_document
 from chat.permissions_web import attach_permissions
 from identity.permissions import Action, outranked_by, require
 from common.ratelimit import RateLimiter
-from chat.service import ChatService, PostRequest, TaskPatch, parse_time, valid_login
+from chat.service import ChatService, PostRequest, TaskPatch, valid_login
 from chat.sql_store import SqlChatStore
 from chat.store import ChatStore
 from identity.apikeys import ApiKeyStore
 from identity.bots import BotRegistry
 from common.config import Config
+from common.times import parse_time
 from common.errors import BadRequest, ConveneError, InvalidField, MalformedJson, RateLimited, Unauthorized
 from common.origins import check_origin, refuse_token_in_url
 from identity.secrets_store import server_secret

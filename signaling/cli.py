@@ -90,11 +90,10 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_keys(args: argparse.Namespace, use: Any) -> Any:
-    """Runs `use(ApiKeyStore)` on the configured store (opened, migrated, closed)."""
+def _with_database(args: argparse.Namespace, use: Any) -> Any:
+    """Runs `use(Database)` on the configured store (opened, migrated, closed)."""
     import asyncio
 
-    from identity.apikeys import ApiKeyStore
     from store.database import Database
 
     config = config_from_env(data_dir=args.data_dir, database_url=args.database_url)
@@ -103,11 +102,18 @@ def _with_keys(args: argparse.Namespace, use: Any) -> Any:
         db = Database.for_config(config.database_url, config.data_dir)
         await db.open()
         try:
-            return await use(ApiKeyStore(db))
+            return await use(db)
         finally:
             await db.close()
 
     return asyncio.run(run())
+
+
+def _with_keys(args: argparse.Namespace, use: Any) -> Any:
+    """Runs `use(ApiKeyStore)` on the configured store."""
+    from identity.apikeys import ApiKeyStore
+
+    return _with_database(args, lambda db: use(ApiKeyStore(db)))
 
 
 def _cmd_keys_create(args: argparse.Namespace) -> int:
@@ -207,23 +213,10 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     """Exit 0: the audit chain is intact; 1: the first bad row is named (edited, deleted or reordered)."""
-    import asyncio
-
     from audit.log import AuditLog
     from audit.verify import verify_log
-    from store.database import Database
 
-    config = config_from_env(data_dir=args.data_dir, database_url=args.database_url)
-
-    async def run() -> Any:
-        db = Database.for_config(config.database_url, config.data_dir)
-        await db.open()
-        try:
-            return await verify_log(AuditLog(db))
-        finally:
-            await db.close()
-
-    verdict = asyncio.run(run())
+    verdict = _with_database(args, lambda db: verify_log(AuditLog(db)))
     if verdict.ok:
         print(f"audit log intact: {verdict.rows} rows")
         return 0
