@@ -14,6 +14,7 @@ import aiohttp
 
 from audit.chain import GENESIS, chain_hash
 from audit.event import canonical_json
+from chat.web import CHAT_API
 from signaling.appkeys import API_KEYS
 from tests.conftest import RunningServer
 from tests.sfu.peers import join
@@ -185,3 +186,22 @@ async def test_meeting_start_end_moderation_and_captions_are_recorded(server: Ru
     assert end["after"] == {"reason": "ended by a moderator"}
 
 
+
+
+async def test_a_signed_in_persons_change_names_the_session(server: RunningServer) -> None:
+    api_ = server.app[CHAT_API]
+    await api_.service.add_user(None, "olga", "admin")
+    assert api_.accounts is not None
+    await api_.accounts.set_password("olga", "correct horse battery")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"User-Agent": UA}) as http:
+        async with http.post(server.url + "/v1/auth/login",
+                             json={"login": "olga", "password": "correct horse battery"}) as r:
+            csrf = (await r.json())["csrf"]
+        async with http.patch(server.url + "/v1/org", json={"recall_window_seconds": 60},
+                              headers={"X-CSRF-Token": csrf}) as r:
+            assert r.status == 200
+        async with http.get(server.url + "/v1/audit", params={"event": "org.settings"}) as r:
+            (line,) = [json.loads(t) for t in (await r.text()).splitlines()]
+    assert line["event"]["actor"] == {"login": "olga", "credential": "session", "address": "127.0.0.1",
+                                      "client": UA}
+    assert line["event"]["after"] == {"recall_window_seconds": 60}
