@@ -16,6 +16,7 @@ from store.engine import create_engine, database_url
 from tests.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # a dozen `convene` processes
 PROCESSES, EACH = 3, 120
 
 APPENDER = """

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from audit.log import AuditLog
 from store.database import Database
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # four `convene` processes
 
 
 def convene(*args: str) -> subprocess.CompletedProcess[str]:
