@@ -103,10 +103,6 @@ class Config:
     # Chat file blobs (content-addressed): None is <data_dir>/chat/files; a shared directory (NFS, a volume) for
     # several machines (--files-dir, CONVENE_FILES_DIR). The files' records are in the store.
     files_dir: Path | None = None
-    # Outgoing webhooks reach public addresses only: a hook must not make the server POST into its own network
-    # (metadata services, loopback admin ports). --hooks-allow-private (CONVENE_HOOKS_ALLOW_PRIVATE=1) lifts that
-    # for receivers on the company network.
-    hooks_allow_private: bool = False
     # The company directory (LDAP / Active Directory; identity/directory.py). None: no directory. ldap:// is
     # upgraded with StartTLS, ldaps:// is TLS from the start; the server's certificate is checked against
     # ldap_ca_file (PEM) or the system's CAs. The bind password comes from CONVENE_LDAP_BIND_PASSWORD or
@@ -127,6 +123,10 @@ class Config:
     ldap_group_map: Path | None = None
     # How often the server syncs users from the directory (0: only on POST /v1/admin/ldap/sync, convene ldap sync).
     ldap_sync_interval_seconds: float = 3600.0
+    # Outgoing webhooks reach public addresses only: a hook must not make the server POST into its own network
+    # (metadata services, loopback admin ports). --hooks-allow-private (CONVENE_HOOKS_ALLOW_PRIVATE=1) lifts that
+    # for receivers on the company network.
+    hooks_allow_private: bool = False
     # OpenID Connect single sign-on (identity/oidc.py): on when issuer and client id are set. The client secret
     # comes from CONVENE_OIDC_CLIENT_SECRET or --oidc-client-secret and is never shown (repr) or logged. The
     # claim settings name which ID-token / userinfo claims give the login and the profile, like the LDAP

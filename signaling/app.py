@@ -9,9 +9,9 @@ from pathlib import Path
 from aiohttp import web
 
 from chat.web import setup_chat
-from integrations.interaction_web import setup_interactions
 from integrations.hooks_web import setup_hooks
 from integrations.scheduled_web import setup_scheduled_posts
+from integrations.interaction_web import setup_interactions
 from chat.directory_web import setup_directory
 from sfu.rooms import RoomRegistry
 from signaling import deactivation
@@ -105,12 +105,12 @@ def create_app(config: Config) -> web.Application:
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)
-        setup_interactions(app, config)  # bots, slash commands, buttons: after chat, whose hooks it sets
-        oidc_routes.setup(app)  # single sign-on: after chat, whose sessions it starts
         setup_directory(app, config)  # LDAP / AD sign-in and sync: after chat, whose users it keeps
+        oidc_routes.setup(app)  # single sign-on: after chat, whose sessions it starts
         setup_audit(app)
         setup_scheduled_posts(app)  # after chat: it posts through it
         setup_hooks(app, config)  # webhooks: after chat, which they post through
+        setup_interactions(app, config)  # bots, slash commands, buttons: after chat, whose hooks it sets
     deactivation.setup(app)  # a deactivated person's meeting sockets close (4410), also in media workers
     setup_transcribe(app, config)
     attach_sidecars(app, app[ROOMS])

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from chat.openapi import openapi_document as chat_document
 from chat.web import CHAT
+from integrations.hooks_openapi import openapi_part as hooks_part
 from integrations.scheduled_openapi import openapi_part as scheduled_posts_part
 from integrations.interaction_openapi import openapi_part as interactions_part
-from integrations.hooks_openapi import openapi_part as hooks_part
 from signaling.audit_api import openapi_part as audit_part
 from signaling.health import HEALTHZ, READYZ
 from signaling.rest import KEY_ID, ROOM_NAME
@@ -228,11 +228,11 @@ def openapi_document(with_chat: bool = True) -> dict[str, Any]:
     merge(doc, captions_part())
     if with_chat:
         merge(doc, chat_document())
+        merge(doc, sso_part())
+        merge(doc, hooks_part())
         merge(doc, scheduled_posts_part())
         merge(doc, interactions_part())
         merge(doc, audit_part())
-        merge(doc, sso_part())
-        merge(doc, hooks_part())
     return doc
 
 

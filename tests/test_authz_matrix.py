@@ -137,45 +137,6 @@ async def fresh_key(world: "World", cred: str) -> tuple[dict[str, str], dict[str
     return {"key_id": key.key_id}, {}
 
 
-def fresh_hook(kind: str) -> Callable[["World", str], Awaitable[tuple[dict[str, str], dict[str, str]]]]:
-    """A hook of `kind` in the team channel, made by the admin key for this call alone (its id, and an incoming
-    hook's URL secret)."""
-    async def make(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
-        world.counter += 1
-        body = {"channel": world.team, "name": f"matrix {kind} {world.counter}"}
-        if kind == "outgoing":
-            body["url"] = "https://hooks.example/matrix"
-        made = await world.call_ok("POST", f"/v1/hooks/{kind}", world.creds["admin"], body)
-        return {"id": made["id"], "secret": made["url"].rsplit("/", 1)[1]}, {}
-    return make
-
-
-# Webhooks: managing them takes manage_integrations (owners and admins by default); meeting tokens are out of scope.
-MANAGE_HOOKS = {**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted", "user": "403 not_permitted"}
-MAKE_HOOK = {**MANAGE_HOOKS, "admin": "201"}
-
-
-async def fresh_command(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
-    """A slash command made by the admin key for this call alone (deleting it is destructive)."""
-    world.counter += 1
-    made = await world.call_ok("POST", "/v1/commands", world.creds["admin"],
-                               {"trigger": f"doomed{world.counter}", "url": "https://hooks.example/command"})
-    return {"id": made["id"]}, {}
-
-
-async def no_response_url(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
-    return {"id": "inv_0000000000000000", "secret": "not-the-secret"}, {}
-
-
-async def team_message_button(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
-    return {"id": world.team_message, "action_id": "approve"}, {}
-
-
-# Interactive messages: only bots made with POST /v1/bots (an owner, a signing secret) post buttons; the matrix's
-# keys are not such bots. A click needs membership of the message's channel (the team message has no buttons).
-BUTTON_POST = {**CHAT_UNSCOPED, **{c: "403 not_permitted" for c in ("admin", "member", "bot", "user")}}
-CLICK = expect("404 action_not_found", moderator="404 message_not_found", guest="404 message_not_found")
-
 async def fresh_scheduled_post(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
     """A post the member key scheduled in the team channel, far ahead (cancelling it is destructive)."""
     post = await world.call_ok("POST", "/v1/scheduled_posts", world.creds["member"],
@@ -320,9 +281,6 @@ TABLE: dict[tuple[str, str], list[Row]] = {
                                                     "bot": "403 not_permitted", "user": "403 not_permitted"},
                                                    fresh=fresh_doomed_user)],
     ("GET", "/v1/departments"): [Row(CHAT_UNSCOPED)],
-    # The audit log: read_audit (owners and admins by default); meeting tokens are out of scope.
-    ("GET", "/v1/audit"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
-                                "user": "403 not_permitted"})],
     # The directory (LDAP / AD): admins only (an admin key, a signed-in admin or owner). The matrix server has no
     # directory, so a sync is 409 directory_not_configured and the status says configured: false.
     ("POST", "/v1/admin/ldap/sync"): [Row({**CHAT_UNSCOPED, "admin": "409 directory_not_configured",
@@ -330,6 +288,9 @@ TABLE: dict[tuple[str, str], list[Row]] = {
                                            "user": "403 forbidden"})],
     ("GET", "/v1/admin/ldap/status"): [Row({**CHAT_UNSCOPED, "member": "403 forbidden", "bot": "403 forbidden",
                                             "user": "403 forbidden"})],
+    # The audit log: read_audit (owners and admins by default); meeting tokens are out of scope.
+    ("GET", "/v1/audit"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
+                                "user": "403 not_permitted"})],
     # Channels.
     ("POST", "/v1/channels"): [Row({**CHAT_UNSCOPED, "admin": "200|201", "member": "200|201", "bot": "200|201",
                                     "user": "200|201"}, body={"kind": "group", "members": [CAROL]})],
@@ -384,12 +345,6 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("POST", "/v1/files/{id}/link"): [Row(TEAM_ITEM, fill={"id": "team_file"}),
                                       Row(MEETING_ITEM, fill={"id": "meeting_file"})],
     ("GET", "/v1/chat/ws"): [Row({}, websocket=True)],
-    # Scheduled posts.
-    ("POST", "/v1/scheduled_posts"): [Row({**TEAM_THING, "admin": "201", "member": "201", "bot": "201", "user": "201"},
-                                          body={"channel": TEAM, "text": "later", "at": "2999-01-01T00:00:00Z"})],
-    ("GET", "/v1/scheduled_posts"): [Row(CHAT_UNSCOPED)],
-    ("GET", "/v1/scheduled_posts/{id}"): [Row(SCHEDULED_OWN, fresh=fresh_scheduled_post)],
-    ("DELETE", "/v1/scheduled_posts/{id}"): [Row(SCHEDULED_OWN, fresh=fresh_scheduled_post)],
     # Webhooks. Managing them: manage_integrations.
     ("POST", "/v1/hooks/incoming"): [Row(MAKE_HOOK, body={"channel": TEAM, "name": "matrix"})],
     ("POST", "/v1/hooks/github"): [Row(MAKE_HOOK, body={"channel": TEAM, "name": "matrix"})],
@@ -419,6 +374,12 @@ TABLE: dict[tuple[str, str], list[Row]] = {
         "to": TEAM, "content": "approve?", "url": "https://hooks.example/click",
         "actions": [{"action_id": "approve", "text": "Approve"}]})],
     ("POST", "/v1/messages/{id}/actions/{action_id}"): [Row(CLICK, fresh=team_message_button)],
+    # Scheduled posts.
+    ("POST", "/v1/scheduled_posts"): [Row({**TEAM_THING, "admin": "201", "member": "201", "bot": "201", "user": "201"},
+                                          body={"channel": TEAM, "text": "later", "at": "2999-01-01T00:00:00Z"})],
+    ("GET", "/v1/scheduled_posts"): [Row(CHAT_UNSCOPED)],
+    ("GET", "/v1/scheduled_posts/{id}"): [Row(SCHEDULED_OWN, fresh=fresh_scheduled_post)],
+    ("DELETE", "/v1/scheduled_posts/{id}"): [Row(SCHEDULED_OWN, fresh=fresh_scheduled_post)],
 }
 
 # Which World attribute fills a path parameter when a row does not say.
