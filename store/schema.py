@@ -79,6 +79,7 @@ chat_channels = Table(
     Column("created_at", Float, nullable=False, default=0.0),
     Column("topic", Text, nullable=False, default=""),
     Column("retention_days", Integer, nullable=True),
+    Column("archived_at", Float, nullable=True),  # archived: read-only (NULL: open)
 )
 Index("ix_chat_channels_kind", chat_channels.c.kind, chat_channels.c.name)
 
@@ -152,6 +153,7 @@ chat_file_refs = Table(
     Column("channel_id", String(64), nullable=False),
 )
 Index("ix_chat_file_refs_channel", chat_file_refs.c.file_id, chat_file_refs.c.channel_id)
+Index("ix_chat_file_refs_message", chat_file_refs.c.message_id)  # retention deletes a message's references
 
 CHAT_TABLES = (counters, chat_settings, chat_users, chat_channels, chat_members, chat_messages,
                chat_search_terms, chat_files, chat_file_refs)
@@ -453,3 +455,44 @@ org_permissions = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(128), nullable=False),
 )
+
+# Retention and legal hold (#11, docs/retention.md): a hold keeps the messages of its users (as authors) and
+# channels, and their files, through retention and recall until it is lifted (lifted_at set; the row stays).
+# users and channels are JSON lists.
+legal_holds = Table(
+    "legal_holds", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("name", Text, nullable=False),
+    Column("users", Text, nullable=False),
+    Column("channels", Text, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("lifted_at", Float, nullable=True),
+    Column("lifted_by", String(128), nullable=True),
+)
+Index("ix_legal_holds_org_id", legal_holds.c.org_id, legal_holds.c.lifted_at)
+
+# What a recall took from a held message (Message.to_wire() as JSON): users no longer see it, admins' legal
+# export still reads it. Retention deletes a copy once no hold keeps it and it is older than the policy.
+held_copies = Table(
+    "held_copies", metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("channel_id", String(64), nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("recalled_at", Float, nullable=False),
+    Column("recalled_by", String(128), nullable=False),
+    Column("body", Text, nullable=False),
+)
+Index("ix_held_copies_channel_id", held_copies.c.channel_id, held_copies.c.created_at)
+
+# The files of a held copy: kept (and readable by admins) while the copy is.
+held_files = Table(
+    "held_files", metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("file_id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+)
+Index("ix_held_files_file_id", held_files.c.file_id)
