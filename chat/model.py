@@ -235,6 +235,7 @@ class Message:
     deleted: bool = False
     deleted_by: str | None = None
     deleted_at: float | None = None
+    via: str | None = None  # how it was posted (web | api; usage analytics); stored, never on the wire
     actions: tuple[Button, ...] = ()  # buttons (interactive messages); "actions" is on the wire only when some
 
     def with_seq(self, ord_: int, seq: int) -> Message:

@@ -81,6 +81,7 @@ class PostRequest:
     thread: str | None = None
     client_id: str | None = None
     task: dict[str, Any] | None = None
+    via: str | None = None  # web | api: what authenticated the post (usage analytics)
     actions: tuple[Button, ...] = ()  # buttons: integrations/interactive.py validates them and keeps their values
 
 
@@ -435,7 +436,7 @@ class ChatService:
             thread = root.thread or root.id
         message, created = await self._insert(Message(
             id=new_id("m_"), channel_id=channel.id, author=actor.login, type=req.type, content=req.content,
-            created_at=time.time(), thread=thread, client_id=req.client_id,
+            created_at=time.time(), thread=thread, client_id=req.client_id, via=req.via,
             mentions=mentions_in(req.content), attachments=attachments, task=task, actions=req.actions))
         if created:
             for a in attachments:

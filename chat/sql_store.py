@@ -94,7 +94,7 @@ def message_values(m: Message) -> dict[str, Any]:
             "seq": m.seq, "type": m.type, "created_at": m.created_at, "deleted": m.deleted, "thread": m.thread,
             "has_file": any(a.file_id for a in m.attachments),
             "task_assignee": task.assignee if task else None, "task_status": task.status if task else None,
-            "task_due": task.due if task else None, "body": json.dumps(m.to_wire(), ensure_ascii=False)}
+            "task_due": task.due if task else None, "via": m.via, "body": json.dumps(m.to_wire(), ensure_ascii=False)}
 
 
 def term_rows_of(m: Message) -> list[dict[str, Any]]:
@@ -438,7 +438,7 @@ class SqlChatStore:
             old = _message(row)
             new = change(old).with_seq(old.ord, seq)
             values = message_values(new)
-            for fixed in ("ord", "id", "channel_id", "author", "client_id", "created_at"):
+            for fixed in ("ord", "id", "channel_id", "author", "client_id", "created_at", "via"):
                 del values[fixed]
             await conn.execute(update(chat_messages).where(chat_messages.c.ord == old.ord).values(**values))
             old_terms = {r["term"] for r in term_rows_of(old)}

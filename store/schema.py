@@ -108,6 +108,9 @@ chat_messages = Table(
     Column("task_status", String(16), nullable=True),
     Column("task_due", Float, nullable=True),
     Column("body", Text, nullable=False),  # Message.to_wire() as JSON
+    # How it was posted (usage analytics): web (a session, user or meeting token) or api (an API key); NULL
+    # for messages stored by the server itself or before revision 0014.
+    Column("via", String(16), nullable=True),
     # A retried post (same author and client_id) is stored once, whichever process takes it.
     UniqueConstraint("author", "client_id", name="uq_chat_messages_author_client"),
 )
@@ -116,6 +119,7 @@ Index("ix_chat_messages_seq", chat_messages.c.seq)
 Index("ix_chat_messages_thread", chat_messages.c.thread, chat_messages.c.ord)
 Index("ix_chat_messages_assignee", chat_messages.c.task_assignee, chat_messages.c.task_status)
 Index("ix_chat_messages_due", chat_messages.c.task_due)
+Index("ix_chat_messages_created", chat_messages.c.created_at)  # a day's messages (usage rollups)
 
 # The search index: one row per distinct term of a live message. Terms are folded words (a query word
 # matches them by prefix: a range scan), English stems that are not a prefix of their word, and CJK
@@ -454,6 +458,37 @@ org_permissions = Table(
     Column("roles", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(128), nullable=False),
+)
+
+# Usage analytics (stats/) -------------------------------------------------------------------------
+
+# Daily rollups: one row per (org, UTC day "YYYY-MM-DD", metric, dimension; "" when the metric has none).
+# A day is recomputed by deleting its rows and inserting the new ones in one transaction.
+usage_daily = Table(
+    "usage_daily", metadata,
+    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("day", String(10), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("dimension", String(64), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("computed_at", Float, nullable=False),
+)
+
+# Who used chat or meetings on a UTC day (one row per login and day, written at most once per process per day).
+user_activity = Table(
+    "user_activity", metadata,
+    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("day", String(10), primary_key=True),
+    Column("login", String(128), primary_key=True),
+)
+
+# Who joined which meeting (its ledger id), first join only: the rollups' participants per meeting.
+meeting_participants = Table(
+    "meeting_participants", metadata,
+    Column("meeting_id", String(64), primary_key=True),
+    Column("identity", String(128), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("joined_at", Float, nullable=False),
 )
 
 # Retention and legal hold (#11, docs/retention.md): a hold keeps the messages of its users (as authors) and
