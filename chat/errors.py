@@ -38,6 +38,12 @@ class MessageRecalled(Conflict):
     code = "message_recalled"
 
 
+class ChannelArchived(Conflict):
+    """The channel is archived: read-only until unarchived (POST /v1/channels/{id}/unarchive)."""
+
+    code = "channel_archived"
+
+
 class FileTooLarge(ConveneError):
     code, status = "file_too_large", 413
 
@@ -58,3 +64,10 @@ class QuotaExceeded(ConveneError):
     """A guest's uploads of the last day reached their quota (ChatConfig.guest_upload_bytes_per_day)."""
 
     code, status = "quota_exceeded", 413
+
+
+class ImportUnreadable(BadRequest):
+    """An import file (convene JSONL or a Slack export) that cannot be read: nothing after the bad part is
+    imported; what came before stays (a second run after fixing it creates only the rest)."""
+
+    code = "import_unreadable"

@@ -121,6 +121,33 @@ class FileVault:
         """Files a staged upload by its hash (before its record is stored: see the class comment)."""
         await asyncio.to_thread(self._locked, self._file_away, staged.tmp, staged.meta.sha256)
 
+    async def adopt(self, source: Callable[[], BinaryIO], sha256: str | None = None) -> tuple[str, int, bytes]:
+        """Files the bytes `source()` opens (an import's blob), by their hash; returns (sha256, size, first
+        bytes for sniffing). With `sha256` given, content that does not hash to it is refused (ValueError) and
+        nothing is filed."""
+        tmp = self._root / "tmp" / secrets.token_hex(12)
+
+        def copy() -> _Sink:
+            with source() as src:
+                sink = _Sink(tmp, tmp.open("wb"), hashlib.sha256())
+                try:
+                    while chunk := src.read(CHUNK):
+                        sink.write(chunk)
+                    sink.finish()
+                finally:
+                    sink.handle.close()
+            return sink
+
+        try:
+            sink = await asyncio.to_thread(copy)
+            digest = sink.digest.hexdigest()
+            if sha256 is not None and digest != sha256:
+                raise ValueError(f"content hashes to {digest}, not {sha256}")
+            await asyncio.to_thread(self._locked, self._file_away, tmp, digest)
+        finally:
+            await asyncio.to_thread(tmp.unlink, True)  # gone already when filed
+        return digest, sink.size, sink.head
+
     async def discard(self, staged: Staged) -> None:
         await asyncio.to_thread(staged.tmp.unlink, True)
 

@@ -224,6 +224,51 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _with_chat_files(args: argparse.Namespace, use: Any) -> Any:
+    """Runs `use(Database, FileVault, Recorder)`: the store, the file vault and the operator's audit recorder."""
+    from pathlib import Path
+
+    from audit import Recorder
+    from chat.config import ChatConfig
+    from chat.files import FileVault
+
+    config = config_from_env(data_dir=args.data_dir, database_url=args.database_url,
+                             files_dir=Path(args.files_dir) if args.files_dir else None)
+    vault = FileVault(ChatConfig.from_config(config).files_dir)
+    return _with_database(args, lambda db: use(db, vault, Recorder.on(db)))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """`convene export --out FILE`: versioned JSONL plus FILE.files/ (docs/export.md)."""
+    from pathlib import Path
+
+    from chat.export import export_store, files_dir_of
+
+    out = Path(args.out)
+    counts = _with_chat_files(args, lambda db, vault, recorder: export_store(db, vault, out, recorder))
+    print(f"exported to {out} (files in {files_dir_of(out)}): {counts.summary()}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    """`convene import FILE` (our export) or `convene import --slack EXPORT.zip`: idempotent, prints counts."""
+    from pathlib import Path
+
+    from chat.import_jsonl import import_file
+    from chat.slack_import import import_slack
+    from common.errors import ConveneError
+
+    run = import_slack if args.slack else import_file
+    try:
+        counts = _with_chat_files(args, lambda db, vault, recorder: run(db, vault, Path(args.file), recorder))
+    except ConveneError as exc:
+        print(f"convene: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    print("\n".join(counts.lines()))
+    print(f"imported {counts.created_total()} new records in {counts.seconds:.1f} s")
+    return 0
+
+
 def _port_range(text: str) -> tuple[int, int]:
     try:
         return parse_port_range(text)
@@ -380,6 +425,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(verify)
     _add_database(verify)
     verify.set_defaults(func=_cmd_audit_verify)
+
+    files_help = "where file blobs are kept (default: <data dir>/chat/files; env CONVENE_FILES_DIR)"
+    export = sub.add_parser("export", help="write every user, channel, message, task and file as JSONL (docs/export.md)")
+    export.add_argument("--out", required=True, help="the JSONL file; file contents go to OUT.files/")
+    import_ = sub.add_parser("import", help="read an export (or with --slack a Slack export zip); a second run "
+                                            "creates nothing")
+    import_.add_argument("file", help="a `convene export` JSONL file, or with --slack Slack's export zip")
+    import_.add_argument("--slack", action="store_true", help="FILE is a Slack workspace export (.zip)")
+    for cmd, func in ((export, _cmd_export), (import_, _cmd_import)):
+        _add_common(cmd)
+        _add_database(cmd)
+        cmd.add_argument("--files-dir", default=None, help=files_help)
+        cmd.set_defaults(func=func)
 
     from chat.cli import add_users_parser
 
