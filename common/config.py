@@ -123,6 +123,9 @@ class Config:
     ldap_group_map: Path | None = None
     # How often the server syncs users from the directory (0: only on POST /v1/admin/ldap/sync, convene ldap sync).
     ldap_sync_interval_seconds: float = 3600.0
+    # How often the usage rollups of today and yesterday are recomputed (stats/job.py; 0: only by
+    # `convene stats backfill`).
+    stats_rollup_seconds: float = 3600.0
     # Outgoing webhooks reach public addresses only: a hook must not make the server POST into its own network
     # (metadata services, loopback admin ports). --hooks-allow-private (CONVENE_HOOKS_ALLOW_PRIVATE=1) lifts that
     # for receivers on the company network.
@@ -140,6 +143,10 @@ class Config:
     oidc_claim_email: str = "email"
     oidc_claim_department: str = "department"
     oidc_claim_title: str = "title"
+    # A first SSO sign-in whose login is already an account SSO did not make is refused (oidc_account_exists):
+    # the provider's user names are not ours to trust. --oidc-link-existing lets it take over such an account
+    # when that has no password and is not owner or admin (e.g. people the directory sync or an import made).
+    oidc_link_existing: bool = False
 
     @property
     def url(self) -> str:

@@ -229,6 +229,13 @@ class OidcSubjectMismatch(Forbidden):
     code = "oidc_subject_mismatch"
 
 
+class OidcAccountExists(Forbidden):
+    """The provider's login names an account this server already has that SSO did not make (a local, directory
+    or guest account, or any account with a password or the owner or admin role): signing in would take it over.
+    An operator may allow linking non-privileged ones with --oidc-link-existing."""
+    code = "oidc_account_exists"
+
+
 class OidcUnavailable(ConveneError):
     """The provider's discovery document, keys or token endpoint could not be reached."""
     code, status = "oidc_unavailable", 503

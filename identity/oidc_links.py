@@ -23,6 +23,13 @@ class OidcLinks:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def is_bound(self, issuer: str, subject: str, login: str) -> bool:
+        """Whether this subject already signs in as this login (not its first sign-in)."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(oidc_identities.c.login).where(
+                oidc_identities.c.issuer == issuer, oidc_identities.c.subject == subject))).first()
+        return row is not None and row.login == login
+
     async def bind(self, issuer: str, subject: str, login: str) -> bool:
         """Binds (issuer, subject) to login on first sign-in, or checks the existing binding; True when new.
         One write transaction, so two first sign-ins at once cannot both bind."""

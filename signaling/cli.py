@@ -311,11 +311,14 @@ def _add_oidc(serve: argparse.ArgumentParser) -> None:
                            ("department", "department"), ("title", "title")):
         serve.add_argument(f"--oidc-claim-{field}", default=None, metavar="CLAIM",
                            help=f"the ID-token or userinfo claim giving the {field} (default {default})")
+    serve.add_argument("--oidc-link-existing", action="store_true", default=None,
+                       help="let a first SSO sign-in take over an existing account of the same login that SSO "
+                            "did not make (never one with a password, nor an owner or admin)")
 
 
 def _oidc_values(args: argparse.Namespace) -> dict[str, Any]:
     names = ("issuer", "client_id", "client_secret", "scopes", "claim_login", "claim_name", "claim_email",
-             "claim_department", "claim_title")
+             "claim_department", "claim_title", "link_existing")
     return {f"oidc_{name}": getattr(args, f"oidc_{name}") for name in names}
 
 

@@ -6,8 +6,9 @@
   secrets travel in a sealed, short-lived HttpOnly cookie (identity/oidc_flow.py).
 - `GET /v1/auth/oidc/callback?code&state`: checks the state against the cookie, redeems the code, verifies the
   ID token (identity/oidc.py), binds the provider's subject to the login (identity/oidc_links.py), creates the
-  user as a member on first sign-in or refreshes their profile (identity/oidc_users.py; never their role, except
-  a meeting guest of that name becoming a member), refuses a deactivated account or a bot's login, and starts
+  user as a member on first sign-in or refreshes their profile (identity/oidc_users.py; never their role), refuses
+  a first sign-in whose login is an account SSO did not make (`oidc_account_exists`; --oidc-link-existing links
+  those without a password or the owner/admin role), a deactivated account or a bot's login, and starts
   the same session as a password
   sign-in (cookie + CSRF), then 302 to the home page /. A browser that fails lands on `/signin?error=<code>`;
   a client that does not ask for HTML gets the typed JSON error. The access log never writes this route's query.
@@ -21,15 +22,17 @@ import urllib.parse
 from aiohttp import web
 
 from chat.web import CHAT_API, ChatApi
-from common.errors import (AccountDisabled, ConveneError, InvalidField, NotReady, OidcClaimInvalid, OidcDenied,
-                           OidcNotConfigured)
+from common.errors import (AccountDisabled, ConveneError, InvalidField, NotReady, OidcAccountExists,
+                           OidcClaimInvalid, OidcDenied, OidcNotConfigured)
 from common.ratelimit import RateLimiter
 from chat.service import valid_login
 from identity.appkeys import DATABASE
 from identity.oidc import CALLBACK_PATH, OidcClient, OidcIdentity, OidcSettings
 from identity.oidc_flow import FLOW_COOKIE, FLOW_PATH, FLOW_SECONDS, FlowSealer, PendingFlow
 from identity.oidc_links import OidcLinks
-from identity.oidc_users import OidcUsers
+from identity.oidc_users import SOURCE, OidcUsers
+from identity.passwords import Account
+from chat.model import User
 from identity.secrets_store import server_secret
 from identity.signin import set_session_cookie
 from signaling.appkeys import CONFIG
@@ -44,8 +47,10 @@ STARTS_PER_SECOND, STARTS_BURST = 5.0, 60
 
 
 class OidcRoutes:
-    def __init__(self, client: OidcClient | None, sealer: FlowSealer, links: OidcLinks, users: OidcUsers) -> None:
+    def __init__(self, client: OidcClient | None, sealer: FlowSealer, links: OidcLinks, users: OidcUsers,
+                 link_existing: bool = False) -> None:
         self.client = client
+        self.link_existing = link_existing
         self.sealer = sealer
         self.links = links
         self.users = users
@@ -120,10 +125,27 @@ class OidcRoutes:
             raise AccountDisabled(f"the account {login!r} is deactivated")
         if user is not None and user.role == "bot":
             raise OidcClaimInvalid("the identity provider's login names a bot of this server")
+        if (existing is not None or user is not None) and not await self.links.is_bound(
+                identity.issuer, identity.subject, login):
+            self._may_take_over(login, existing, user)
         await self.links.bind(identity.issuer, identity.subject, login)
         account = existing or await api.accounts.ensure(login)
         await self.users.admit(login, identity)
         return login, account.token_epoch
+
+
+    def _may_take_over(self, login: str, account: Account | None, user: User | None) -> None:
+        """A first sign-in whose login is already an account: refused unless SSO made it, since the provider's
+        `preferred_username` would otherwise hand its user the local owner `admin`, a directory person or a
+        guest's squatted name. --oidc-link-existing allows it, but never for a password or the owner/admin role."""
+        privileged = (account is not None and account.has_password) or (
+            user is not None and user.role in ("owner", "admin"))
+        made_by_sso = user is not None and user.source == SOURCE
+        if privileged or not (made_by_sso or self.link_existing):
+            log.warning("single sign-on refused: %r is an existing account (source %s)", login,
+                        user.source if user is not None else "account only")
+            raise OidcAccountExists(f"the account {login!r} already exists on this server; an administrator "
+                                    "must link it")
 
 
 def _redirect(location: str) -> web.Response:
@@ -154,7 +176,7 @@ def setup(app: web.Application) -> None:
     config = app[CONFIG]
     client = _client_for(app)
     routes = OidcRoutes(client, FlowSealer(server_secret(config.data_dir, config.token_secret_file)),
-                        OidcLinks(app[DATABASE]), OidcUsers(app[DATABASE]))
+                        OidcLinks(app[DATABASE]), OidcUsers(app[DATABASE]), config.oidc_link_existing)
     app.router.add_get("/v1/auth/methods", routes.methods)
     app.router.add_get(START_PATH, routes.start)
     app.router.add_get(CALLBACK_PATH, routes.callback)

@@ -192,7 +192,8 @@ def sso_part() -> dict[str, Any]:
             "(JWKS signature, issuer, audience, expiry, nonce), the user created as a member or refreshed, and the "
             "session cookie set as by a password sign-in; 302 to /. A browser (Accept: text/html) that fails "
             "is sent to /signin?error=<code>; other clients get the error: oidc_state_mismatch, oidc_failed, "
-            "oidc_denied, oidc_claim_invalid, oidc_subject_mismatch, account_disabled, oidc_unavailable. The "
+            "oidc_denied, oidc_claim_invalid, oidc_subject_mismatch, oidc_account_exists, account_disabled, "
+            "oidc_unavailable. The "
             "access log never writes this route's query",
             {"description": "signed in: to / (or, for a browser, to /signin?error=<code>)",
              "headers": {"Location": {"schema": _STR}, "Set-Cookie": {"schema": _STR}}}, "302",

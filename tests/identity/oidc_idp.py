@@ -42,6 +42,8 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     "sub-newalice-0003": {"preferred_username": "alice", "name": "Another Alice", "email": "a2@example.com"},
     "sub-badname-0004": {"preferred_username": "no spaces allowed", "name": "Bad Name"},
     "sub-robot-0005": {"preferred_username": "robot", "name": "Not a bot"},
+    "sub-admin-0006": {"preferred_username": "admin", "name": "Not the owner"},
+    "sub-carol-0007": {"preferred_username": "carol", "name": "Carol Chen"},
 }
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from yarl import URL
 
+from chat.web import CHAT_API
 from common.errors import OidcFailed
 from identity.appkeys import DATABASE
 from identity.oidc import OidcClient, OidcSettings
@@ -141,17 +142,12 @@ async def test_second_sign_in_keeps_the_role_and_refreshes_the_profile(tmp_path:
         row = await _user_row(sso, "alice")
         assert row.role == "admin" and row.name == "Alice Wong"  # role kept, name from the provider
 
-        # A meeting guest who typed "bob" becomes the member bob; a user the directory keeps stays as it says.
-        async def rows(conn: AsyncConnection) -> None:
-            await conn.execute(chat_users.insert().values(login="bob", role="guest", name="Bobby", created_at=1.0))
-            await conn.execute(update(chat_users).where(chat_users.c.login == "alice").values(
-                source="ldap", name="Alice (directory)"))
-        await sso.server.app[DATABASE].write(rows)
-        for subject in ("sub-bob-0002", "sub-alice-0001"):
-            async with sso.browser() as http:
-                assert (await sso.sign_in(http, subject)).status == 302
-        bob, alice = await _user_row(sso, "bob"), await _user_row(sso, "alice")
-        assert (bob.role, bob.name, bob.title) == ("member", "Bob Li", "Account manager")
+        # A user the directory keeps stays as it says.
+        await sso.server.app[DATABASE].write(lambda conn: conn.execute(update(chat_users).where(
+            chat_users.c.login == "alice").values(source="ldap", name="Alice (directory)")))
+        async with sso.browser() as http:
+            assert (await sso.sign_in(http, "sub-alice-0001")).status == 302
+        alice = await _user_row(sso, "alice")
         assert (alice.role, alice.name, alice.source) == ("admin", "Alice (directory)", "ldap")
         # Who was made and changed by signing in is in the audit log, the person as the actor.
         async with aiohttp.ClientSession() as admin, admin.get(
@@ -159,8 +155,59 @@ async def test_second_sign_in_keeps_the_role_and_refreshes_the_profile(tmp_path:
             events = [json.loads(line)["event"] for line in (await resp.text()).splitlines()]
         made = [e for e in events if e["event"] == "user.create" and e["object"]["id"] == "alice"]
         assert len(made) == 1 and made[0]["actor"]["login"] == "alice" and made[0]["after"]["source"] == "oidc"
-        promoted = [e for e in events if e["event"] == "user.role" and e["object"]["id"] == "bob"]
-        assert promoted and promoted[0]["before"]["role"] == "guest" and promoted[0]["after"]["role"] == "member"
+
+
+async def _local_owner(sso: Sso, login: str) -> None:
+    """An owner with a local password, as `convene users add --role owner` makes."""
+    api = sso.server.app[CHAT_API]
+    await api.service.add_user(None, login, "owner", "", "")
+    assert api.accounts is not None
+    await api.accounts.set_password(login, "owner-password-123456")
+
+
+async def _existing_rows(conn: AsyncConnection) -> None:
+    """bob: a guest row SSO did not make; carol: a directory person."""
+    await conn.execute(chat_users.insert().values(login="bob", role="guest", name="Bobby", created_at=1.0))
+    await conn.execute(chat_users.insert().values(login="carol", role="member", name="Carol", source="ldap",
+                                                  created_at=1.0))
+
+
+async def test_first_sign_in_never_takes_over_an_existing_account(tmp_path: Path) -> None:
+    """The provider's `preferred_username` "admin" must not become the local owner admin, nor "bob" a guest row
+    someone squatted, nor "carol" the directory's person: oidc_account_exists, nothing bound, no session."""
+    async with sso_server(tmp_path) as sso:
+        # The owner `admin` with a local password (as `convene users add` makes).
+        await _local_owner(sso, "admin")
+        await sso.server.app[DATABASE].write(_existing_rows)
+        for subject in ("sub-admin-0006", "sub-bob-0002", "sub-carol-0007"):
+            async with sso.browser() as http:
+                resp = await sso.sign_in(http, subject, Accept="text/html")
+                assert resp.headers["Location"] == "/signin?error=oidc_account_exists", subject
+                assert _cookie(http, SESSION_COOKIE) is None
+            async with sso.browser() as http:  # the JSON client gets the typed error
+                resp = await sso.sign_in(http, subject)
+                assert resp.status == 403
+        async with sso.server.app[DATABASE].read() as conn:
+            assert (await conn.execute(select(oidc_identities))).first() is None
+        assert (await _user_row(sso, "bob")).role == "guest"
+        assert (await _user_row(sso, "admin")).role == "owner"
+
+
+async def test_link_existing_opt_in_links_plain_accounts_but_never_privileged_ones(tmp_path: Path) -> None:
+    async with sso_server(tmp_path, oidc_link_existing=True) as sso:
+        await _local_owner(sso, "admin")
+        await sso.server.app[DATABASE].write(_existing_rows)
+        async with sso.browser() as http:
+            resp = await sso.sign_in(http, "sub-admin-0006", Accept="text/html")
+            assert resp.headers["Location"] == "/signin?error=oidc_account_exists"
+        for subject, login in (("sub-bob-0002", "bob"), ("sub-carol-0007", "carol")):
+            async with sso.browser() as http:
+                assert (await sso.sign_in(http, subject)).status == 302
+                async with http.get(sso.server.url + "/v1/me") as me:
+                    assert (await me.json())["login"] == login
+        bob, carol = await _user_row(sso, "bob"), await _user_row(sso, "carol")
+        assert (bob.role, bob.name, bob.title) == ("member", "Bob Li", "Account manager")  # the guest promoted
+        assert (carol.source, carol.name) == ("ldap", "Carol")  # the directory stays the authority
 
 
 async def test_sso_on_postgresql_binds_and_signs_in_once_per_subject(tmp_path: Path, postgres: PostgresServer) -> None:
