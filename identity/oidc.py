@@ -26,6 +26,7 @@ import jwt
 
 from common.config import Config
 from common.errors import InvalidConfig, OidcClaimInvalid, OidcFailed, OidcUnavailable
+from common.http_body import BodyTooLarge, read_capped
 from identity.oidc_flow import PendingFlow
 
 log = logging.getLogger("convene.oidc")
@@ -149,9 +150,11 @@ class OidcClient:
     async def _get_json(self, url: str, what: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
         try:
             async with self._session().get(url, headers=headers, allow_redirects=False) as resp:
-                body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
-                if resp.status != 200 or len(body) > MAX_DOCUMENT_BYTES:
+                if resp.status != 200:
                     raise OidcUnavailable(f"the provider's {what} answered HTTP {resp.status}")
+                body = await read_capped(resp, MAX_DOCUMENT_BYTES)
+        except BodyTooLarge:
+            raise OidcUnavailable(f"the provider's {what} is over {MAX_DOCUMENT_BYTES} bytes") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("OIDC %s unreachable: %s", what, type(exc).__name__)
             raise OidcUnavailable(f"the provider's {what} cannot be reached") from None
@@ -236,8 +239,10 @@ class OidcClient:
         try:
             async with self._session().post(meta.token_endpoint, data=form, auth=auth,
                                             allow_redirects=False) as resp:
-                body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
+                body = await read_capped(resp, MAX_DOCUMENT_BYTES)
                 status = resp.status
+        except BodyTooLarge:
+            raise OidcFailed(f"the provider's token endpoint answered over {MAX_DOCUMENT_BYTES} bytes") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("OIDC token endpoint unreachable: %s", type(exc).__name__)
             raise OidcUnavailable("the provider's token endpoint cannot be reached") from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from common.errors import ConveneError
+from common.http_body import BodyTooLarge, read_capped
 from integrations.address_guard import AddressRefused, GuardedResolver, check_url
 from integrations.signing import sign
 
@@ -69,15 +70,15 @@ class Outbound:
         try:
             async with asyncio.timeout(self.timeout):
                 async with self._http.post(url, data=body, headers=headers, allow_redirects=False) as response:
-                    data = await response.content.read(MAX_ANSWER_BYTES + 1)
+                    data = await read_capped(response, MAX_ANSWER_BYTES)
                     answer = Answer(response.status, data, response.headers.get("Content-Type", ""))
+        except BodyTooLarge as exc:
+            raise IntegrationFailed(f"the integration's answer is over {MAX_ANSWER_BYTES} bytes") from exc
         except TimeoutError as exc:
             raise IntegrationTimeout(f"the integration did not answer within {self.timeout:g} s") from exc
         except (aiohttp.ClientError, AddressRefused, OSError) as exc:
             log.info("integration call failed: %s", exc.__class__.__name__)  # never the URL: it may hold a token
             raise IntegrationFailed(f"the integration could not be reached ({exc.__class__.__name__})") from exc
-        if len(answer.body) > MAX_ANSWER_BYTES:
-            raise IntegrationFailed(f"the integration's answer is over {MAX_ANSWER_BYTES} bytes")
         if not 200 <= answer.status < 300:
             raise IntegrationFailed(f"the integration answered HTTP {answer.status}", status=answer.status)
         return answer

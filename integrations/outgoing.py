@@ -31,6 +31,7 @@ import aiohttp
 
 from chat.model import Channel
 from chat.service import ChatService
+from common.http_body import BodyTooLarge, read_capped
 from integrations.address_guard import AddressRefused, GuardedResolver, check_url
 from integrations.hook_poster import HookPoster, is_hook_bot
 from integrations.hook_secrets import shared_secret
@@ -208,10 +209,12 @@ class OutgoingHooks:
             check_url(hook.url, self.allow_private)
             async with self._http.post(hook.url, data=body, headers=headers, allow_redirects=False,
                                        timeout=aiohttp.ClientTimeout(total=self.timeout)) as r:
-                raw = await r.content.read(MAX_REPLY_BYTES)
                 if not 200 <= r.status < 300:
                     return None, f"HTTP {r.status}", r.status >= 500 or r.status in RETRYABLE
+                raw = await read_capped(r, MAX_REPLY_BYTES)
                 return _reply_text(raw, r.content_type), "", False
+        except BodyTooLarge:
+            return None, f"the reply is over {MAX_REPLY_BYTES} bytes", False
         except asyncio.TimeoutError:
             return None, f"no answer within {self.timeout:g} s", True
         except AddressRefused as exc:
