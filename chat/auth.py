@@ -9,6 +9,7 @@ someone a moderator removed, reaches nothing at all.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -49,6 +50,12 @@ class Principal:
             return self.rate_key
         return "session" if self.session is not None else "meeting_token" if self.scoped else "user_token"
 
+    @property
+    def via(self) -> str:
+        """How a post of this caller came (usage analytics): api for an API key, else web (the browser's
+        session, user and meeting tokens)."""
+        return "api" if self.rate_key.startswith("key:") else "web"
+
     def unscoped(self) -> "Principal":
         """This principal, for an endpoint a meeting token does not reach (`OutOfScope` if it is one)."""
         if self.scoped:
@@ -70,6 +77,9 @@ class Authenticator:
         self.accounts: AccountStore | None = None  # set by setup_chat: user tokens are checked against it
         self.csrf_secret: bytes = b""  # set by setup_chat (the server secret); empty: sessions refused
         self.bots: BotRegistry | None = None  # set by setup_chat: a bot's keys fail while its owner is inactive
+        # Called with the login of each person (not a bot) a request or chat socket authenticates: usage
+        # analytics' active users (stats/activity.py, a set lookup per call).
+        self.on_active: Callable[[str], None] | None = None
 
     def mint_user_token(self, login: str, ttl_seconds: int, epoch: int = 0, session: str | None = None) -> str:
         """`epoch`: the account's current token epoch (0 for a login without an account row); `session`: the
@@ -108,7 +118,12 @@ class Authenticator:
     async def principal(self, request: web.Request) -> Principal:
         found = await self._principal(request)
         note_caller(found.user.login, found.credential_kind)  # the audit log's actor for this request
+        self.note_active(found)
         return found
+
+    def note_active(self, found: Principal) -> None:
+        if self.on_active is not None and found.user.role != "bot":
+            self.on_active(found.user.login)
 
     async def _principal(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")

@@ -436,7 +436,7 @@ class ChatApi:
             raise InvalidField("task must be an object", field="task")
         req = PostRequest(to=to, type=_str_field(body, "type", "text") or "text",
                           content=_str_field(body, "content", "") or "", attachments=tuple(attachments),
-                          thread=_str_field(body, "thread"), client_id=_str_field(body, "client_id"), task=task)
+                          thread=_str_field(body, "thread"), client_id=_str_field(body, "client_id"), task=task, via=p.via)
         message, created = await self.service.post(p.user, req)
         return web.json_response(message.to_wire(), status=201 if created else 200)
 
@@ -646,6 +646,7 @@ class ChatApi:
             if token == cookie and not self.auth.verify(token).is_user_token:
                 raise Unauthorized("the session cookie holds no session")
             principal = await self.auth.from_credential(token)
+            self.auth.note_active(principal)
         except ConveneError as err:
             await self._refuse_socket(ws, err)
             return None

@@ -41,6 +41,7 @@ class Permission(str, Enum):
     UPLOAD_FILES = "upload_files"
     MANAGE_INTEGRATIONS = "manage_integrations"  # webhooks and bots
     READ_AUDIT = "read_audit"
+    READ_STATS = "read_stats"  # usage analytics (GET /v1/admin/stats, /admin/stats)
     MANAGE_USERS = "manage_users"  # add users, change departments, issue user tokens, deactivate
     # Fixed rows.
     READ_DIRECTORY = "read_directory"  # list users and departments
@@ -58,7 +59,7 @@ Action = Permission
 
 EDITABLE = (Permission.CREATE_GROUP, Permission.CREATE_TEAM_CHANNEL, Permission.START_MEETING,
             Permission.INVITE_GUESTS, Permission.UPLOAD_FILES, Permission.MANAGE_INTEGRATIONS,
-            Permission.READ_AUDIT, Permission.MANAGE_USERS)
+            Permission.READ_AUDIT, Permission.MANAGE_USERS, Permission.READ_STATS)
 
 _STAFF = frozenset({"owner", "admin"})
 _PEOPLE = _STAFF | {"member"}
@@ -73,6 +74,7 @@ DEFAULTS: dict[Permission, frozenset[str]] = {
     Permission.UPLOAD_FILES: _EVERYONE,  # guests: in their meeting's channel only (their token reaches no other)
     Permission.MANAGE_INTEGRATIONS: _STAFF,
     Permission.READ_AUDIT: _STAFF,
+    Permission.READ_STATS: _STAFF,
     Permission.MANAGE_USERS: _STAFF,
     Permission.READ_DIRECTORY: _ACCOUNTS,
     Permission.CREATE_DIRECT: _ACCOUNTS,

@@ -35,6 +35,7 @@ from audit import Recorder
 from audit.appkeys import AUDIT
 from audit.origin import origin_middleware
 from signaling.audit_api import setup_audit
+from signaling.stats_api import setup_stats
 from identity.appkeys import DATABASE
 from signaling.legacy_import import import_legacy
 from signaling.room_directory import StoreRoomDirectory
@@ -112,6 +113,7 @@ def create_app(config: Config) -> web.Application:
         setup_hooks(app, config)  # webhooks: after chat, which they post through
         setup_interactions(app, config)  # bots, slash commands, buttons: after chat, whose hooks it sets
     deactivation.setup(app)  # a deactivated person's meeting sockets close (4410), also in media workers
+    setup_stats(app, WEB_DIR)  # usage analytics: after chat and the meetings desk, whose callers it counts
     setup_transcribe(app, config)
     attach_sidecars(app, app[ROOMS])
     metrics.setup(app)

@@ -36,6 +36,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         allowed_origins=split_origins(args.allowed_origins) if args.allowed_origins is not None else None,
         ice_allow_link_local=args.ice_allow_link_local or None, database_url=args.database_url,
         hooks_allow_private=args.hooks_allow_private or None,
+        stats_rollup_seconds=None if args.stats_rollup_minutes is None else args.stats_rollup_minutes * 60,
         token_secret_file=args.token_secret_file, files_dir=args.files_dir,
         attendees_see_records=args.attendees_see_records or None,
         notes_autopublish_seconds=None if args.notes_autopublish_minutes is None else args.notes_autopublish_minutes * 60,
@@ -363,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--notes-autopublish-minutes", type=float, default=None, metavar="N",
                        help="post a meeting's action items to its chat N minutes after it ends unless its "
                             "organizer did (default 60; 0: never)")
+    serve.add_argument("--stats-rollup-minutes", type=float, default=None, metavar="N",
+                       help="recompute today's and yesterday's usage analytics every N minutes (default 60; "
+                            "0: only by `convene stats backfill`)")
     _add_ice(serve)
     from chat.directory_cli import add_ldap_arguments, add_ldap_parser
 
@@ -449,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_permissions_parser(sub, _add_common)
     add_ldap_parser(sub, _add_common)
+
+    from signaling.stats_cli import add_stats_parser
+
+    add_stats_parser(sub, _add_common, _add_database, _with_database)
 
     from loadtest.cli import add_arguments as add_loadtest_arguments
     from loadtest.cli import run_from_args as run_loadtest

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from common.errors import ConveneError, MeetingEnded, OutOfScope, TokenRevoked, WrongRoom
 from identity.meetings import Meeting, MeetingLedger
@@ -32,6 +33,8 @@ class Meetings:
         self.accounts = AccountStore(ledger.db)  # a deactivated person's meeting tokens join nothing
         self._ending: set[asyncio.Task[bool]] = set()  # ledger writes of rooms that ended
         rooms.on_room_ended.append(self._room_ended)
+        # Called with (meeting id, identity) on each admitted join: usage analytics' participants (stats/).
+        self.on_join: Callable[[str, str], None] | None = None
 
     async def open(self, room_name: str, guests: bool, captions: bool | None = None,
              max_participants: int = 100) -> tuple[Meeting, Room, bool]:
@@ -51,7 +54,10 @@ class Meetings:
         account = await self.accounts.get(token.identity)
         if account is not None and not account.active:
             raise TokenRevoked("this account was deactivated")
-        return self._room(meeting)
+        room = self._room(meeting)
+        if self.on_join is not None:
+            self.on_join(meeting.meeting_id, token.identity)
+        return room
 
     def _room(self, meeting: Meeting, captions: bool | None = None, max_participants: int = 100) -> Room:
         try:

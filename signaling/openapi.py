@@ -18,6 +18,7 @@ from integrations.hooks_openapi import openapi_part as hooks_part
 from integrations.scheduled_openapi import openapi_part as scheduled_posts_part
 from integrations.interaction_openapi import openapi_part as interactions_part
 from signaling.audit_api import openapi_part as audit_part
+from signaling.stats_api import openapi_part as stats_part
 from signaling.health import HEALTHZ, READYZ
 from signaling.rest import KEY_ID, ROOM_NAME
 from transcribe.openapi import openapi_part as captions_part
@@ -234,6 +235,7 @@ def openapi_document(with_chat: bool = True) -> dict[str, Any]:
         merge(doc, scheduled_posts_part())
         merge(doc, interactions_part())
         merge(doc, audit_part())
+        merge(doc, stats_part())
     return doc
 
 

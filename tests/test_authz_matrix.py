@@ -195,6 +195,7 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("GET", "/chat"): [Row(PUBLIC)],
     ("GET", "/signin"): [Row(PUBLIC)],
     ("GET", "/admin"): [Row(PUBLIC)],  # the page; its data APIs check the caller
+    ("GET", "/admin/stats"): [Row(PUBLIC)],  # the analytics page; GET /v1/admin/stats checks the caller
     # Whether this browser is signed in: only the session cookie counts, bearer credentials change nothing.
     ("GET", "/v1/auth/session"): [Row(PUBLIC)],
     ("GET", "/v1/auth/methods"): [Row(PUBLIC)],
@@ -288,6 +289,9 @@ TABLE: dict[tuple[str, str], list[Row]] = {
                                            "user": "403 forbidden"})],
     ("GET", "/v1/admin/ldap/status"): [Row({**CHAT_UNSCOPED, "member": "403 forbidden", "bot": "403 forbidden",
                                             "user": "403 forbidden"})],
+    # Usage analytics: read_stats (owners and admins by default); meeting tokens are out of scope.
+    ("GET", "/v1/admin/stats"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
+                                      "user": "403 not_permitted"})],
     # The audit log: read_audit (owners and admins by default); meeting tokens are out of scope.
     ("GET", "/v1/audit"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
                                 "user": "403 not_permitted"})],

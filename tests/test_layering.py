@@ -12,13 +12,14 @@ ALLOWED: dict[str, set[str]] = {
     "common": set(),
     "store": {"common"},
     "audit": {"common", "store"},
+    "stats": {"common", "store"},
     "identity": {"common", "store", "audit"},
     "sfu": {"common"},
     "transcribe": {"common", "identity", "sfu", "store", "audit"},
     "chat": {"common", "identity", "store", "audit"},
     "integrations": {"common", "identity", "store", "audit", "chat"},
 }
-OURS = {"common", "identity", "sfu", "signaling", "transcribe", "chat", "loadtest", "store", "audit", "integrations"}
+OURS = {"common", "identity", "sfu", "signaling", "transcribe", "chat", "loadtest", "store", "audit", "integrations", "stats"}
 
 
 def imported_packages(path: Path) -> set[str]:

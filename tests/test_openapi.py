@@ -20,7 +20,7 @@ from tests.conftest import RunningServer, running_server, server_config
 from tests.test_authz_matrix import walked_routes
 
 PAGES = {("GET", "/"), ("GET", "/r/{room}"), ("GET", "/m/{meeting_id}"), ("GET", "/chat"), ("GET", "/signin"), ("GET", "/static"),
-         ("GET", "/admin")}
+         ("GET", "/admin"), ("GET", "/admin/stats")}
 # Operations anyone may call (security []): the document itself, guest joins, the sockets (they authenticate
 # in their first message), sign-in and file downloads, which also take a signed link instead of a credential.
 PUBLIC = {("GET", "/v1/openapi.json"), ("GET", "/v1/auth/session"), ("POST", "/v1/rooms/{room}/join"), ("GET", "/v1/rooms/{room}/ws"),

@@ -1,0 +1,190 @@
+"""One UTC day of the store, rolled up into usage_daily rows (docs/analytics.md lists the metrics).
+
+Recomputing a day replaces its rows: the delete and the inserts run in one transaction, so a backfill run twice
+leaves the same rows, and a reader never sees a day half written. Active users come from user_activity, which
+the rollup first completes with the day's posters and meeting participants (insert-or-ignore), so the weekly
+and monthly counts read one small table instead of a month of messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import Float, and_, case, delete, distinct, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stats.days import span
+from stats.sql import insert_ignoring
+from store.database import Database
+from store.schema import (
+    chat_channels,
+    chat_files,
+    chat_messages,
+    chat_users,
+    hooks,
+    meeting_participants,
+    meetings,
+    transcripts,
+    usage_daily,
+    user_activity,
+)
+
+log = logging.getLogger("convene.stats.rollup")
+
+ORG = "default"  # every table is one organisation's until organisations arrive
+CLIENTS = ("web", "api", "bot", "webhook", "scheduled", "system", "other")
+# chat's SYSTEM_LOGIN, the server's own voice (task reminders, meeting channel notices): stats does not import
+# chat (tests/stats checks the two agree).
+SYSTEM_LOGIN = "convene"
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    dimension: str
+    value: float
+
+
+def _client(author: str, via: str | None, role: str | None, hook: bool, scheduled: bool) -> str:
+    if author == SYSTEM_LOGIN:
+        return "system"
+    if hook:
+        return "webhook"
+    if role == "bot":
+        return "bot"  # bots' API keys, slash command replies, interactive posts
+    if scheduled:
+        return "scheduled"
+    return via if via in ("web", "api") else "other"
+
+
+async def _messages(conn: AsyncConnection, start: float, end: float) -> list[Row]:
+    m = chat_messages
+    is_hook = case((m.c.author.in_(select(hooks.c.bot_login)), 1), else_=0)
+    is_sched = case((m.c.client_id.like("sched:%"), 1), else_=0)
+    system = case((m.c.author == SYSTEM_LOGIN, SYSTEM_LOGIN), else_="")
+    stmt = (select(chat_channels.c.kind, system.label("author"), m.c.via, chat_users.c.role, is_hook.label("hook"),
+                   is_sched.label("sched"), func.count().label("n"))
+            .select_from(m.join(chat_channels, chat_channels.c.id == m.c.channel_id)
+                         .outerjoin(chat_users, chat_users.c.login == m.c.author))
+            .where(m.c.created_at >= start, m.c.created_at < end)
+            .group_by(chat_channels.c.kind, system, m.c.via, chat_users.c.role, is_hook, is_sched))
+    by_kind: Counter[str] = Counter()
+    by_client: Counter[str] = Counter({c: 0 for c in CLIENTS})
+    for r in await conn.execute(stmt):
+        by_kind[r.kind] += r.n
+        by_client[_client(r.author, r.via, r.role, bool(r.hook), bool(r.sched))] += r.n
+    rows = [Row("messages", "", float(sum(by_kind.values())))]
+    rows += [Row("messages_by_kind", k, float(n)) for k, n in sorted(by_kind.items())]
+    rows += [Row("messages_by_client", c, float(n)) for c, n in sorted(by_client.items())]
+    return rows
+
+
+async def _people_of_day(conn: AsyncConnection, start: float, end: float) -> set[str]:
+    """People (not bots) who posted or joined a meeting in the day: activity a request may not have noted
+    (imported history, a day before analytics, another process that crashed before its flush)."""
+    posters = await conn.execute(
+        select(chat_messages.c.author).distinct()
+        .select_from(chat_messages.outerjoin(chat_users, chat_users.c.login == chat_messages.c.author))
+        .where(chat_messages.c.created_at >= start, chat_messages.c.created_at < end,
+               chat_messages.c.author != SYSTEM_LOGIN, or_(chat_users.c.role.is_(None), chat_users.c.role != "bot")))
+    joined = await conn.execute(select(meeting_participants.c.identity).distinct().where(
+        meeting_participants.c.joined_at >= start, meeting_participants.c.joined_at < end))
+    return {r[0] for r in posters} | {r[0] for r in joined}
+
+
+async def _active(conn: AsyncConnection, day: date) -> list[Row]:
+    rows = []
+    for name, length in (("dau", 1), ("wau", 7), ("mau", 30)):
+        first = (day - timedelta(days=length - 1)).isoformat()
+        n = (await conn.execute(select(func.count(distinct(user_activity.c.login))).where(
+            user_activity.c.org_id == ORG, user_activity.c.day >= first,
+            user_activity.c.day <= day.isoformat()))).scalar_one()
+        rows.append(Row("active_users", name, float(n)))
+    return rows
+
+
+async def _meetings(conn: AsyncConnection, start: float, end: float, now: float) -> list[Row]:
+    held = (await conn.execute(select(func.count()).select_from(meetings).where(
+        meetings.c.started_at >= start, meetings.c.started_at < end))).scalar_one()
+    # Minutes of meetings in the day: each meeting's overlap with it (a live one counts up to now).
+    until = func.coalesce(meetings.c.ended_at, literal(now, Float))
+    overlapping = await conn.execute(select(meetings.c.started_at, until.label("until")).where(
+        meetings.c.started_at < end, or_(meetings.c.ended_at.is_(None), meetings.c.ended_at > start)))
+    seconds = sum(max(0.0, min(float(r.until), end) - max(float(r.started_at), start)) for r in overlapping)
+    started = select(meetings.c.meeting_id).where(meetings.c.started_at >= start, meetings.c.started_at < end)
+    joins, people = (await conn.execute(select(
+        func.count(), func.count(distinct(meeting_participants.c.identity))).where(
+        meeting_participants.c.meeting_id.in_(started)))).one()
+    return [Row("meetings", "", float(held)), Row("meeting_minutes", "", round(seconds / 60.0, 2)),
+            Row("meeting_participants", "", float(joins)), Row("meeting_people", "", float(people))]
+
+
+def _caption_seconds(bodies: list[str]) -> float:
+    total = 0.0
+    for body in bodies:
+        try:
+            captions = json.loads(body).get("captions", [])
+            total += sum(max(0.0, float(c["end"]) - float(c["start"])) for c in captions)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("a transcript's captions could not be read; left out of caption minutes")
+    return total
+
+
+async def _captions(conn: AsyncConnection, start: float, end: float) -> list[Row]:
+    """Spoken time captioned (final captions' spans) in meetings that started in the day."""
+    bodies = [r.body for r in await conn.execute(select(transcripts.c.body).where(
+        transcripts.c.started_at >= start, transcripts.c.started_at < end))]
+    seconds = await asyncio.to_thread(_caption_seconds, bodies) if bodies else 0.0
+    return [Row("caption_minutes", "", round(seconds / 60.0, 2))]
+
+
+async def _files(conn: AsyncConnection, start: float, end: float) -> list[Row]:
+    count, size = (await conn.execute(select(func.count(), func.coalesce(func.sum(chat_files.c.size), 0)).where(
+        chat_files.c.created_at >= start, chat_files.c.created_at < end))).one()
+    return [Row("files", "", float(count)), Row("file_bytes", "", float(size))]
+
+
+async def compute_day(db: Database, day: date, now: float | None = None) -> list[Row]:
+    """The day's rows (completing user_activity with the day's posters and participants first)."""
+    now = time.time() if now is None else now
+    start, end = span(day)
+    async with db.read() as conn:
+        people = await _people_of_day(conn, start, end)
+    if people:
+        rows = [{"org_id": ORG, "day": day.isoformat(), "login": login} for login in sorted(people)]
+
+        async def note(conn: AsyncConnection) -> None:
+            await conn.execute(insert_ignoring(db, user_activity), rows)
+
+        await db.write(note)
+    async with db.read() as conn:
+        return [*await _active(conn, day), *await _messages(conn, start, end),
+                *await _meetings(conn, start, end, now), *await _captions(conn, start, end),
+                *await _files(conn, start, end)]
+
+
+async def write_day(db: Database, day: date, rows: list[Row], now: float | None = None) -> None:
+    """Replaces the day's rows in one transaction."""
+    at = time.time() if now is None else now
+    values = [{"org_id": ORG, "day": day.isoformat(), "metric": r.metric, "dimension": r.dimension,
+               "value": r.value, "computed_at": at} for r in rows]
+
+    async def op(conn: AsyncConnection) -> None:
+        await conn.execute(delete(usage_daily).where(and_(usage_daily.c.org_id == ORG,
+                                                          usage_daily.c.day == day.isoformat())))
+        if values:
+            await conn.execute(usage_daily.insert(), values)
+
+    await db.write(op)
+
+
+async def roll_up_day(db: Database, day: date, now: float | None = None) -> list[Row]:
+    rows = await compute_day(db, day, now)
+    await write_day(db, day, rows, now)
+    return rows
