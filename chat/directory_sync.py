@@ -111,6 +111,18 @@ def _wanted(entry: DirectoryUser, role: str, report: SyncReport) -> dict[str, An
             "external_id": entry.external_id[:255], "directory_active": not entry.disabled, "source": "ldap"}
 
 
+def _directory_may_admit(row: _Row, entry: DirectoryUser) -> bool:
+    """Whether a directory entry may sign in as this existing row: only a row the directory sync keeps (never a
+    local, SSO, guest or bot row), and only the same entry when the row remembers which (a recycled uid is not
+    the person whose history the row holds)."""
+    return row.role != "bot" and row.source == "ldap" and _same_entry(row, entry)
+
+
+def _same_entry(row: _Row, entry: DirectoryUser) -> bool:
+    """False when the row remembers another directory entry than this one (entryUUID / objectGUID / DN)."""
+    return not row.external_id or not entry.external_id or row.external_id == entry.external_id[:255]
+
+
 class DirectorySync:
     def __init__(self, directory: Directory, group_map: GroupMap, db: Database, service: ChatService,
                  accounts: AccountStore, deactivate: Deactivate) -> None:
@@ -134,11 +146,18 @@ class DirectorySync:
         entry = await asyncio.to_thread(self.directory.authenticate, login, password)
         if not LOGIN.match(entry.login):
             raise InvalidCredentials("wrong login or password")
+        # From here on the directory's own spelling of the login: the directory may match `ADMIN` or another
+        # attribute's value to the entry `admin`, which must not reach a local account of that name.
         account = await self.accounts.get(entry.login)
-        if account is not None and not account.active:
+        if account is not None and (not account.active or account.has_password):
             raise InvalidCredentials("wrong login or password")
         existing = await self._rows([entry.login])
-        if entry.login not in existing:
+        row = existing.get(entry.login)
+        if row is not None and not _directory_may_admit(row, entry):
+            log.warning("directory sign-in of %r refused: the login is a %s account of this server", entry.login,
+                        row.source if row.source != "ldap" else "different directory entry's")
+            raise InvalidCredentials("wrong login or password")
+        if row is None:
             await self._insert([_wanted(entry, "member", SyncReport())], time.time())
         user = await self.service.store.get_user(entry.login)
         assert user is not None
@@ -205,6 +224,11 @@ class DirectorySync:
             row = current.get(entry.login)
             if entry.login in local_passwords or (row is not None and row.role == "bot"):
                 report.skipped += 1  # a local account (or a bot) of the same login: not the directory's to manage
+                continue
+            if row is not None and not _same_entry(row, entry):
+                report.skipped += 1  # a recycled login: the row's history belongs to the entry it remembers
+                report.errors.append(f"{entry.dn}: login {entry.login!r} belongs to another directory entry "
+                                     f"({(row.external_id or "")[:80]!r}); left alone until an administrator sorts it out")
                 continue
             dn = normalize_dn(entry.dn)
             in_groups = {g for g, members in groups.items() if dn in members or entry.login.lower() in members}

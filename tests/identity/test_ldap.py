@@ -429,3 +429,46 @@ async def test_an_unknown_login_takes_as_long_as_a_wrong_password(slapd: Slapd, 
     print(f"median sign-in: wrong password {wrong:.1f} ms, unknown login {unknown:.1f} ms")
     assert 0.6 < unknown / wrong < 1.6, (wrong, unknown)
     directory.close()
+
+
+async def test_directory_sign_in_never_reaches_a_local_guest_or_bot_account(slapd: Slapd, tmp_path: Path) -> None:
+    """The directory matches `ADMIN` to its entry `admin`: that must not sign in as the local owner admin (who
+    has a password), nor as a local or guest row of the directory's login, nor as a bot."""
+    await asyncio.to_thread(slapd.modify, "\n".join(
+        "dn: uid={0},ou=people,{1}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {0}\ncn: {0}\nsn: {0}\n"
+        "userPassword: dir-{0}-password\n".format(uid, SUFFIX) for uid in ("admin", "erin", "gus", "robot")))
+    async with running_server(server_config(tmp_path / "data", **ldap_settings(slapd, tmp_path))) as server:
+        api = server.app[CHAT_API]
+        await api.service.add_user(None, "admin", "owner")
+        assert api.accounts is not None
+        await api.accounts.set_password("admin", "the-owners-local-password")
+        await api.service.add_user(None, "erin", "member")  # a local person with no password (yet)
+        await api.service.add_user(None, "gus", "guest")
+        await api.service.add_user(None, "robot", "bot")
+        for i, login in enumerate(("ADMIN", "Admin", "admin", "erin", "ERIN", "gus", "robot", "Robot")):
+            # Each from its own loopback address, below the per-address lockout.
+            connector = aiohttp.TCPConnector(local_addr=(f"127.0.0.{10 + i}", 0))
+            async with aiohttp.ClientSession(connector=connector) as http, http.post(
+                    server.url + "/v1/auth/login",
+                    json={"login": login, "password": f"dir-{login.lower()}-password"}) as r:
+                status, body = r.status, await r.json()
+            assert (status, body["error"]["code"]) == (401, "invalid_credentials"), login
+        assert (await sign_in(server, "admin", "the-owners-local-password"))[0] == 200  # the owner still can
+        status, body = await sign_in(server, "ALICE", PW["alice"])  # a directory person, any case: their row
+        assert status == 200 and body["user"]["login"] == "alice"
+        users = {u["login"]: u for u in (await call(server, "GET", "/v1/users", expect=200))["users"]}
+        assert (users["admin"]["role"], users["erin"]["source"], users["gus"]["role"]) == ("owner", "local", "guest")
+
+
+async def test_a_recycled_login_does_not_inherit_the_previous_persons_row(server: RunningServer) -> None:
+    """The row remembers its entry's entryUUID: another entry now called `bob` is skipped by the sync (and said
+    so in the status) and refused at sign-in, rather than handed bob's history."""
+    await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    await server.app[DATABASE].write(lambda conn: conn.execute(
+        chat_users.update().where(chat_users.c.login == "bob").values(external_id="the-previous-bob's-uuid")))
+    report = await call(server, "POST", "/v1/admin/ldap/sync", expect=200)
+    assert report["unchanged"] == 2 and any("another directory entry" in e for e in report["errors"])
+    status = await call(server, "GET", "/v1/admin/ldap/status", expect=200)
+    assert any("'bob'" in e and "another directory entry" in e for e in status["last_run"]["errors"])
+    assert (await sign_in(server, "bob", PW["bob"]))[0] == 401
+    assert (await sign_in(server, "alice", PW["alice"]))[0] == 200
