@@ -90,8 +90,8 @@ async def answers(c: Client, ids: dict[str, str]) -> dict[str, Any]:
     return _drop(out, {"ord", "seq", "last_read", "unread", "next", "prev", "cursor"})
 
 
-async def audit_events(data: Path) -> list[dict[str, Any]]:
-    db = Database.for_config(None, data)
+async def audit_events(data: Path, url: str | None = None) -> list[dict[str, Any]]:
+    db = Database.for_config(url, data)
     await db.open()
     try:
         return [json.loads(r.event) async for rows in AuditLog(db).rows() for r in rows]
@@ -103,8 +103,13 @@ async def run_cli(*args: str) -> int:
     return await asyncio.to_thread(convene, list(args))  # its own event loop, on a thread
 
 
-async def test_export_then_import_answers_the_same(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("target", ["sqlite", "postgres"])
+async def test_export_then_import_answers_the_same(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   request: pytest.FixtureRequest, target: str) -> None:
+    """From SQLite into an empty SQLite, or an empty PostgreSQL."""
     before_dir, after_dir, out = tmp_path / "before", tmp_path / "after", tmp_path / "out" / "convene.jsonl"
+    url = request.getfixturevalue("postgres").create_database() if target == "postgres" else None
+    to = ["--data-dir", str(after_dir), *(["--database-url", url] if url else [])]
     out.parent.mkdir()
     async with aiohttp.ClientSession() as session:
         async with running_server(server_config(before_dir)) as server:
@@ -121,10 +126,10 @@ async def test_export_then_import_answers_the_same(tmp_path: Path, capsys: pytes
         assert kinds == sorted(kinds, key=order.index)  # Mattermost's bulk order
         assert (out.parent / "convene.jsonl.files").is_dir()
 
-        assert await run_cli("import", str(out), "--data-dir", str(after_dir)) == 0
+        assert await run_cli("import", str(out), *to) == 0
         first = capsys.readouterr().out
         assert "messages: 6 created, 0 existing" in first and "files: 1 created" in first, first
-        async with running_server(server_config(after_dir)) as server:
+        async with running_server(server_config(after_dir, database_url=url)) as server:
             after = await answers(Client(session, server.url, server.api_key), ids)
 
     before_users = [u for u in before["users"]]
@@ -133,13 +138,13 @@ async def test_export_then_import_answers_the_same(tmp_path: Path, capsys: pytes
     assert before["file"] == PNG
     assert [m["content"] for m in before["thread"]][-1] == "friday"
 
-    assert await run_cli("import", str(out), "--data-dir", str(after_dir)) == 0
+    assert await run_cli("import", str(out), *to) == 0
     second = capsys.readouterr().out
     assert "imported 0 new records" in second and "messages: 0 created, 6 existing" in second, second
 
     exported = [e for e in await audit_events(before_dir) if e["event"] == "export.run"]
     assert len(exported) == 1 and exported[0]["after"]["messages"] == 6
-    imported = [e for e in await audit_events(after_dir) if e["event"] == "import.run"]
+    imported = [e for e in await audit_events(after_dir, url) if e["event"] == "import.run"]
     assert [e["after"]["messages"]["created"] for e in imported] == [6, 0]
     assert imported[0]["actor"]["credential"] == "cli"
 
