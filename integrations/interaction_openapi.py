@@ -62,7 +62,8 @@ def openapi_part() -> dict[str, Any]:
             "post": _op(f"Make a bot (a chat user of role bot) owned by the caller ({manage}): its API key and the "
                         "secret that signs what the server sends its integration URLs, both shown once. While the "
                         "owner's account is deactivated the bot's keys answer 401 bot_disabled and its sockets "
-                        "close (4410)", _json({"$ref": _S + "Bot"}), "201",
+                        "close (4410). The login must be new: an existing user's answers 409 login_taken, "
+                        "'convene' and the hook-, hook_ and cmd_ prefixes 409 login_reserved", _json({"$ref": _S + "Bot"}), "201",
                         _obj({"login": _STR, "name": _STR}, ("login",))),
             "get": _op(f"The bots and their owners ({manage})",
                        _json({"type": "object", "properties": {"bots": {"type": "array",

@@ -24,13 +24,13 @@ from aiohttp import web
 from audit import AuditEvent, Recorder
 from audit.appkeys import AUDIT
 from chat.auth import Principal
-from chat.service import valid_login
+from chat.service import SYSTEM_LOGIN, valid_login
 from chat.web import CHAT_API, ChatApi
 from common.config import Config
-from common.errors import ConveneError, InvalidField
+from common.errors import Conflict, ConveneError, InvalidField
 from common.wire import read_json_object
 from identity.appkeys import API_KEYS, DATABASE
-from identity.bots import BotExists, BotRegistry
+from identity.bots import BotRegistry
 from identity.permissions import Action, require
 from integrations.commands import CommandStore, valid_trigger
 from integrations.interactive import Interactive, InteractiveStore
@@ -40,6 +40,26 @@ from integrations.slash import SlashCommands
 log = logging.getLogger(__name__)
 
 RESPONSE_PATH = "/v1/commands/responses/{id}/{secret}"
+# Logins the server makes for itself: the system user, webhooks' bots (hook-<id>; hook_ kept for older ones) and
+# slash commands' bots (cmd_<trigger>). Nobody makes a bot under them, now or before the server does.
+RESERVED_PREFIXES = ("hook-", "hook_", "cmd_")
+
+
+class LoginTaken(Conflict):
+    """A bot is made under a new login only: an existing user's (a person, another bot, the system's) is refused,
+    so a key for it cannot be minted this way."""
+
+    code = "login_taken"
+
+
+class LoginReserved(LoginTaken):
+    code = "login_reserved"
+
+
+def check_bot_login(login: str) -> None:
+    if login == SYSTEM_LOGIN or login.startswith(RESERVED_PREFIXES):
+        raise LoginReserved(f"{login!r} is reserved for the server's own users", login=login)
+
 
 
 class InteractionApi:
@@ -76,9 +96,9 @@ class InteractionApi:
         name = body.get("name", login)
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 128:
             raise InvalidField("name is 1-128 characters", field="name")
-        existing = await self.chat.store.get_user(login)
-        if existing is not None and existing.role != "bot":
-            raise BotExists(f"{login!r} is a {existing.role}, not a bot", login=login)
+        check_bot_login(login)
+        if await self.chat.store.get_user(login) is not None:
+            raise LoginTaken(f"{login!r} is already a user", login=login)
         bot, signing_secret = await self.bots.create(login, p.user.login)
         await self.chat.service.add_user(None, login, "bot", name=name.strip())
         key, secret = await request.app[API_KEYS].create(login, "bot")
