@@ -66,18 +66,20 @@ def _receiver(kind: str) -> dict[str, Any]:
 def openapi_part() -> dict[str, Any]:
     manage = "(manage_integrations)"
     paths: dict[str, Any] = {
-        "/v1/hooks": {"get": _op(f"The organisation's hooks {manage}; kind= filters",
+        "/v1/hooks": {"get": _op(f"The hooks the caller may see {manage}: owners and admins see all, others their own; kind= filters",
                                  _json({"type": "object", "properties": {"hooks": {
                                      "type": "array", "items": {"$ref": _S + "Hook"}}}}),
                                  params=[{"name": "kind", "in": "query", "required": False,
                                           "schema": {"enum": ["incoming", "github", "gitlab", "outgoing"]}}])},
         "/v1/hooks/{id}": {
-            "get": _op(f"A hook and its recent deliveries; last_error is the latest failed one {manage}",
+            "get": _op(f"A hook and its recent deliveries; last_error is the latest failed one {manage}; "
+                       "another's hook answers 404 hook_not_found unless the caller is an owner or admin",
                        _json({"allOf": [{"$ref": _S + "Hook"}, {"type": "object", "properties": {
                            "deliveries": {"type": "array", "items": {"$ref": _S + "HookDelivery"}},
                            "last_error": {"oneOf": [{"$ref": _S + "HookDelivery"}, {"type": "null"}]}}}]}),
                        params=[_ID]),
-            "delete": _op(f"Delete a hook: its URL, secret and bot stop working {manage}",
+            "delete": _op(f"Delete a hook: its URL, secret and bot stop working {manage}; by its maker or a role ranked "
+                          "above the maker's (403 not_permitted)",
                           _json(_obj({"id": _STR, "deleted": {"type": "boolean"}})), params=[_ID])},
         "/v1/hooks/incoming": {"post": _op(
             f"Make an incoming webhook for a channel the caller is in {manage}: its url (shown once) takes "

@@ -31,13 +31,13 @@ from chat.auth import Principal
 from chat.service import ChatService
 from chat.web import CHAT_API, ChatApi
 from common.config import Config
-from common.errors import InvalidField
+from common.errors import InvalidField, NotPermitted
 from common.names import display_name
 from common.ratelimit import RateLimiter
 from common.wire import read_json_object
 from identity.appkeys import DATABASE
 from identity.secrets_store import server_secret
-from integrations.access import require_manage
+from integrations.access import may_remove, require_manage, sees
 from integrations.address_guard import check_url
 from integrations.errors import HookDisabled, HookNotFound
 from integrations.github import github_post
@@ -103,6 +103,14 @@ class HooksApi:
         hook = await self.hooks.get(hook_id) if len(hook_id) <= 32 else None
         if hook is None or (kind is not None and hook.kind != kind):
             raise HookNotFound(f"no {kind or ''} hook {hook_id!r}".replace("  ", " "))
+        return hook
+
+    async def _managed(self, p: Principal, hook_id: str) -> Hook:
+        """A hook the caller may see; others' answer 404, as if they did not exist (an outgoing URL may hold a
+        token)."""
+        hook = await self._hook(hook_id)
+        if not sees(p.user, hook.owner):
+            raise HookNotFound(f"no hook {hook_id!r}")
         return hook
 
     async def _live(self, hook: Hook) -> Hook:
@@ -180,15 +188,16 @@ class HooksApi:
                                  status=201)
 
     async def list_hooks(self, request: web.Request) -> web.Response:
-        await self._manager(request)
+        p = await self._manager(request)
         kind = request.query.get("kind") or None
         if kind is not None and kind not in ("incoming", "github", "gitlab", "outgoing"):
             raise InvalidField("kind is incoming, github, gitlab or outgoing", field="kind")
-        return web.json_response({"hooks": [h.to_wire() for h in await self.hooks.list_hooks(kind)]})
+        listed = [h for h in await self.hooks.list_hooks(kind) if sees(p.user, h.owner)]
+        return web.json_response({"hooks": [h.to_wire() for h in listed]})
 
     async def get_hook(self, request: web.Request) -> web.Response:
-        await self._manager(request)
-        hook = await self._hook(request.match_info["id"])
+        p = await self._manager(request)
+        hook = await self._managed(p, request.match_info["id"])
         await self.outgoing.flush()  # this process's latest outcomes first
         deliveries = [d.to_wire() for d in await self.hooks.recent(hook.id)]
         failed = [d for d in deliveries if d["status"] == "failed" or d["error"]]
@@ -197,7 +206,9 @@ class HooksApi:
 
     async def delete_hook(self, request: web.Request) -> web.Response:
         p = await self._manager(request)
-        hook = await self._hook(request.match_info["id"])
+        hook = await self._managed(p, request.match_info["id"])
+        if not await may_remove(self.chat, p.user, hook.owner):
+            raise NotPermitted(f"only {hook.owner} or someone ranked above them deletes this hook")
         await self.hooks.delete(hook.id)
         self.outgoing.forget()
         await self._audit("hook.delete", hook, p.user.login)

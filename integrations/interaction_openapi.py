@@ -78,10 +78,11 @@ def openapi_part() -> dict[str, Any]:
                               "url": {"type": "string", "format": "uri"}, "description": {"type": "string",
                                                                                           "maxLength": 500}},
                              ("trigger", "url"))),
-            "get": _op(f"The slash commands, without their secrets ({manage})",
+            "get": _op(f"The slash commands, without their secrets ({manage}): owners and admins see all, others their own",
                        _json({"type": "object", "properties": {"commands": {
                            "type": "array", "items": {"$ref": _S + "SlashCommand"}}}}))},
-        "/v1/commands/{id}": {"delete": _op(f"Delete a slash command and its response URLs ({manage})",
+        "/v1/commands/{id}": {"delete": _op(f"Delete a slash command and its response URLs ({manage}): by its maker or a role "
+                                            "ranked above the maker's (403 not_permitted)",
                                             _json({"type": "object", "properties": {"ok": {"type": "boolean"}}}),
                                             params=[_path("id")])},
         "/v1/commands/responses/{id}/{secret}": {"post": _op(

@@ -27,12 +27,13 @@ from chat.auth import Principal
 from chat.service import SYSTEM_LOGIN, valid_login
 from chat.web import CHAT_API, ChatApi
 from common.config import Config
-from common.errors import Conflict, ConveneError, InvalidField
+from common.errors import Conflict, ConveneError, InvalidField, NotPermitted
 from common.wire import read_json_object
 from identity.appkeys import API_KEYS, DATABASE
 from identity.bots import BotRegistry
 from identity.permissions import Action, require
-from integrations.commands import CommandStore, valid_trigger
+from integrations.access import may_remove, sees
+from integrations.commands import CommandNotFound, CommandStore, valid_trigger
 from integrations.interactive import Interactive, InteractiveStore
 from integrations.outbound import Outbound
 from integrations.slash import SlashCommands
@@ -59,7 +60,6 @@ class LoginReserved(LoginTaken):
 def check_bot_login(login: str) -> None:
     if login == SYSTEM_LOGIN or login.startswith(RESERVED_PREFIXES):
         raise LoginReserved(f"{login!r} is reserved for the server's own users", login=login)
-
 
 
 class InteractionApi:
@@ -127,15 +127,20 @@ class InteractionApi:
         return web.json_response({**command.to_wire(), "secret": command.secret}, status=201)
 
     async def list_commands(self, request: web.Request) -> web.Response:
-        await self._manager(request)
-        return web.json_response({"commands": [c.to_wire() for c in await self.commands.list()]})
+        p = await self._manager(request)
+        listed = [c for c in await self.commands.list() if sees(p.user, c.created_by)]
+        return web.json_response({"commands": [c.to_wire() for c in listed]})
 
     async def delete_command(self, request: web.Request) -> web.Response:
-        await self._manager(request, write=True)
+        p = await self._manager(request, write=True)
         command = await self.commands.get(request.match_info["id"])
-        await self.commands.delete(request.match_info["id"])
-        await self.audit.record(AuditEvent("command.delete", "command", request.match_info["id"],
-                                           before={"trigger": command.trigger} if command else None))
+        if command is None or not sees(p.user, command.created_by):  # others' answer as if they did not exist
+            raise CommandNotFound(f"no command {request.match_info['id']!r}")
+        if not await may_remove(self.chat.service, p.user, command.created_by):
+            raise NotPermitted(f"only {command.created_by} or someone ranked above them deletes this command")
+        await self.commands.delete(command.id)
+        await self.audit.record(AuditEvent("command.delete", "command", command.id,
+                                           before={"trigger": command.trigger}))
         return web.json_response({"ok": True})
 
     async def respond(self, request: web.Request) -> web.Response:

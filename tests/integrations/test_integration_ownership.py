@@ -52,3 +52,62 @@ async def test_a_bot_is_never_made_over_an_existing_or_reserved_login(server: Ru
     assert status == 409 and code(got) == "login_taken", got
     status, listing = await call(server, "GET", "/v1/bots")
     assert [b["login"] for b in listing["bots"]] == ["helper"]
+
+
+async def test_hooks_and_commands_are_their_makers(server: RunningServer) -> None:
+    channel = await team_channel(server, "owned")
+    status, _ = await call(server, "PUT", "/v1/admin/permissions",
+                           {"manage_integrations": ["owner", "admin", "member"]})
+    assert status == 200
+    mia = await user_token(server, "mia", "member", channel)
+    max_ = await user_token(server, "max", "member", channel)
+    ada = await user_token(server, "ada", "admin", channel)
+
+    status, by_key = await call(server, "POST", "/v1/hooks/outgoing",
+                                {"name": "k", "channel": channel, "url": "http://127.0.0.1:9/key?token=k"})
+    assert status == 201
+    status, by_mia = await call(server, "POST", "/v1/hooks/outgoing",
+                                {"name": "m", "channel": channel, "url": "http://127.0.0.1:9/mia?token=m"}, key=mia)
+    assert status == 201, by_mia
+    status, cmd_key = await call(server, "POST", "/v1/commands", {"trigger": "keycmd", "url": "http://127.0.0.1:9/k"})
+    assert status == 201
+    status, cmd_mia = await call(server, "POST", "/v1/commands", {"trigger": "miacmd", "url": "http://127.0.0.1:9/m"},
+                                 key=mia)
+    assert status == 201
+
+    # A member sees and reaches only their own.
+    _, listed = await call(server, "GET", "/v1/hooks", key=max_)
+    assert listed["hooks"] == []
+    _, listed = await call(server, "GET", "/v1/hooks", key=mia)
+    assert [h["id"] for h in listed["hooks"]] == [by_mia["id"]]
+    _, listed = await call(server, "GET", "/v1/commands", key=max_)
+    assert listed["commands"] == []
+    _, listed = await call(server, "GET", "/v1/commands", key=mia)
+    assert [c["id"] for c in listed["commands"]] == [cmd_mia["id"]]
+    for hook_id in (by_key["id"], by_mia["id"]):
+        for method in ("GET", "DELETE"):
+            status, got = await call(server, method, f"/v1/hooks/{hook_id}", key=max_)
+            assert status == 404 and code(got) == "hook_not_found", (method, got)
+    status, got = await call(server, "DELETE", f"/v1/commands/{cmd_mia['id']}", key=max_)
+    assert status == 404 and code(got) == "command_not_found"
+    status, got = await call(server, "DELETE", f"/v1/hooks/{by_key['id']}", key=mia)
+    assert status == 404
+
+    # Admins see everyone's; they remove a member's, not another admin's.
+    _, listed = await call(server, "GET", "/v1/hooks", key=ada)
+    assert {h["id"] for h in listed["hooks"]} == {by_key["id"], by_mia["id"]}
+    status, got = await call(server, "GET", f"/v1/hooks/{by_mia['id']}", key=ada)
+    assert status == 200 and got["url"].endswith("token=m")
+    status, got = await call(server, "DELETE", f"/v1/hooks/{by_key['id']}", key=ada)
+    assert status == 403 and code(got) == "not_permitted", got
+    status, got = await call(server, "DELETE", f"/v1/commands/{cmd_key['id']}", key=ada)
+    assert status == 403 and code(got) == "not_permitted", got
+    status, _ = await call(server, "DELETE", f"/v1/hooks/{by_mia['id']}", key=ada)
+    assert status == 200
+    status, _ = await call(server, "DELETE", f"/v1/commands/{cmd_mia['id']}", key=ada)
+    assert status == 200
+    # The maker removes their own.
+    status, _ = await call(server, "DELETE", f"/v1/hooks/{by_key['id']}")
+    assert status == 200
+    status, _ = await call(server, "DELETE", f"/v1/commands/{cmd_key['id']}")
+    assert status == 200
