@@ -423,8 +423,11 @@ class ChatApi:
             raise InvalidField("to must name a channel (its id or name)", field="to")
         to = await self._channel_for(p, to)
         content = body.get("content")
-        if (self.command_hook is not None and isinstance(content, str) and content.startswith("/")
-                and body.get("type", "text") == "text"):
+        # Slash commands are for chat users: a meeting token's caller or a guest posts `/…` as plain text (no
+        # integration is called on their behalf), and a command is a post, so it needs the posting permission.
+        if (self.command_hook is not None and not p.scoped and p.user.role != "guest" and isinstance(content, str)
+                and content.startswith("/") and body.get("type", "text") == "text"):
+            require(p.user, Action.POST, await self.service.table())
             outcome = await self.command_hook(p, to, content)  # `/name args`: never posted as text
             if outcome is not None:
                 return web.json_response(outcome, status=202)

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tests.conftest import RunningServer, running_server, server_config
-from tests.integrations.hooks_helpers import call, team_channel
+from tests.integrations.hooks_helpers import Receiver, call, team_channel
 
 
 @pytest.fixture
@@ -111,3 +112,19 @@ async def test_hooks_and_commands_are_their_makers(server: RunningServer) -> Non
     assert status == 200
     status, _ = await call(server, "DELETE", f"/v1/commands/{cmd_key['id']}")
     assert status == 200
+
+
+async def test_meeting_tokens_post_slashes_as_text(server: RunningServer) -> None:
+    """A meeting token's caller (a guest here) never runs a slash command: the line is posted as text and the
+    integration is not called on their behalf."""
+    async def answer(request: web.Request, body: bytes) -> web.StreamResponse:
+        return web.json_response({"text": "ran"})
+
+    async with Receiver(answer) as receiver:
+        status, _ = await call(server, "POST", "/v1/commands", {"trigger": "deploy", "url": receiver.url})
+        assert status == 201
+        guest = await server.token("standup", "visitor-1")
+        status, posted = await call(server, "POST", "/v1/messages", {"to": "standup", "content": "/deploy prod"},
+                                    key=guest)
+        assert status == 201 and posted["content"] == "/deploy prod", posted
+        assert receiver.seen == []
