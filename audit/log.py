@@ -79,11 +79,30 @@ class AuditLog:
             self._flusher = asyncio.create_task(self._flush(), name="audit-append")
         return await pending.done
 
+    async def close(self, timeout: float = 5.0) -> None:
+        """Waits (up to `timeout` s) for the appends queued to be written, then stops the writer task: nothing of
+        it outlives the app (its waiters get CancelledError if the store never answered)."""
+        flusher = self._flusher
+        if flusher is None:
+            return
+        await asyncio.wait([flusher], timeout=timeout)
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+        for pending in self._pending:
+            if not pending.done.done():
+                pending.done.cancel()
+        self._pending = []
+        self._flusher = None
+
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
             try:
                 first = await self.db.write(lambda conn: self._insert(conn, batch))
+            except asyncio.CancelledError:  # close(): the batch's waiters learn it was not written
+                for p in batch:
+                    p.done.cancel()
+                raise
             except Exception as exc:  # noqa: BLE001 - every waiter gets it
                 for p in batch:
                     if not p.done.done():

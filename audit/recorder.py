@@ -34,6 +34,11 @@ class Recorder:
         """Records nothing (a component built without a store, in a unit test)."""
         return cls(None)
 
+    async def close(self) -> None:
+        """Writes what is queued and stops the log's writer (the app's cleanup, before the store closes)."""
+        if self._log is not None:
+            await self._log.close()
+
     async def record(self, event: AuditEvent) -> int | None:
         """Appends the event; returns its seq (None: not recorded)."""
         if not EVENT_NAME.match(event.event) or len(event.event) > 64:

@@ -743,9 +743,17 @@ class ChatApi:
         for job in jobs:
             job.cancel()
         await asyncio.wait(jobs, timeout=5)  # bounded: shutdown never hangs on a job
+        await self.cancel_clicks()
         await self.close_sockets(app)
         await self.bus.stop()
         await self.store.close()
+
+    async def cancel_clicks(self) -> None:
+        """Stops the button clicks still running (their integrations' answers would reach closed sockets)."""
+        clicks = list(self._clicks)
+        for click in clicks:
+            click.cancel()
+        await asyncio.gather(*clicks, return_exceptions=True)
 
     async def _close_deactivated(self) -> None:
         """Deactivations made elsewhere (another process, `convene users disable`) close this process's sockets."""

@@ -55,6 +55,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
             await import_legacy(db, app[CONFIG].data_dir)  # a data dir of a release before the store, once
         yield
     finally:
+        if AUDIT in app:
+            await app[AUDIT].close()  # queued audit appends are written (or given up) while the store is open
         await db.close()
 
 
