@@ -79,6 +79,8 @@ chat_channels = Table(
     Column("created_at", Float, nullable=False, default=0.0),
     Column("topic", Text, nullable=False, default=""),
     Column("retention_days", Integer, nullable=True),
+    # The channel's own watermark setting (off | important | all); NULL: the organisation's (docs/watermark.md).
+    Column("watermark", String(16), nullable=True),
     Column("archived_at", Float, nullable=True),  # archived: read-only (NULL: open)
 )
 Index("ix_chat_channels_kind", chat_channels.c.kind, chat_channels.c.name)

@@ -257,6 +257,9 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("GET", "/v1/captions/metrics"): [Row(ROOM_ADMIN)],
     # Chat: directory and organisation.
     ("GET", "/v1/me"): [Row(expect("200"))],
+    # Watermark tamper reports: anyone a page draws the watermark for (meeting tokens too); the audit row is rate
+    # limited per person, the answer is 200 either way.
+    ("POST", "/v1/watermark/tamper"): [Row(expect("200"), body={"page": "chat", "what": "removed"})],
     # Sign-in: open to everyone (a credential changes nothing); an incomplete form is refused before any check, so
     # the matrix's calls from one address never count as failed sign-ins (tests/chat/test_signin.py covers those).
     ("POST", "/v1/auth/login"): [Row({c: "400 invalid_field" for c in CREDENTIALS}, body={"login": "carol"})],

@@ -15,6 +15,7 @@ import { runPrejoin } from "/static/prejoin.js";
 import { memberToken } from "/static/session.js";
 import { keepRecordToken, recordPath, recordToken } from "/static/records-store.js";
 import { SidePanel } from "/static/side-panel.js";
+import { Watermark } from "/static/watermark.js";
 
 
 const $ = (id) => document.getElementById(id);
@@ -157,6 +158,7 @@ async function enterCall(media) {
   if (media.speaker) view.grid.setAudioOutput(media.speaker);
   call = new Call(room, media, view);
   view.attachControls(new Controls(call));
+  watermarkStage(media.token); // at once, beside the join: the stage is covered before the first video arrives
   onLanguageChange(() => {
     document.title = t("call.title", { room });
     view.grid.relabel();
@@ -172,6 +174,27 @@ async function enterCall(media) {
   meetingId = readTokenClaims(media.token)?.mtg || null;
   if (call.moderator) fetchRecordToken(media.token);
   if (await mountChat($("chat-mount"), { room, token: media.token })) $("open-chat").hidden = false;
+}
+
+/** The watermark over the stage (people, remote video, screen shares): the viewer's identity from GET /v1/me with
+ * the meeting token. Drawn when the meeting channel's setting (else the org's) is "important" or "all": a meeting
+ * has no per-message flag, so its stage counts as important content. Without the chat service there is no
+ * setting to read and nothing is drawn. */
+async function watermarkStage(token) {
+  try {
+    const response = await fetch("/v1/me", { headers: { Authorization: `Bearer ${token}` } });
+    if (!response.ok) return;
+    const me = await response.json();
+    $("stage").dataset.watermark = me.watermark || "off";
+    if (!me.watermark || me.watermark === "off" || !me.watermark_text) return;
+    const report = (what) => fetch("/v1/watermark/tamper", {
+      method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ page: "meeting", what }),
+    });
+    new Watermark({ text: me.watermark_text, report }).cover($("stage"));
+  } catch (err) {
+    console.info("watermark setting not available", err?.message || err);
+  }
 }
 
 /** The devices panel: switch microphone, camera or speaker during the call, no rejoin. */

@@ -4,6 +4,7 @@ import { ChatClient } from "/static/chat/client.js";
 import { renderText } from "/static/chat/render.js";
 import { errorText, formatDateTime, formatTime, onLanguageChange, t, translatePage } from "/static/i18n.js";
 import { icon } from "/static/icons.js";
+import { Watermark, effectiveMode } from "/static/watermark.js";
 
 // Message text becomes DOM nodes in render.js (never HTML); everything else here is set as textContent.
 // Times in the reader's language (Intl.DateTimeFormat, via i18n.js).
@@ -31,6 +32,7 @@ const TEMPLATE = `
     <div class="cv-tools">
       <label class="cv-attach" title="Attach files" data-i18n-attr="title:chat.attach;aria-label:chat.attach"><input type="file" name="files" multiple hidden></label>
       <button type="button" class="cv-task-toggle" aria-expanded="false" data-i18n="chat.task">Task</button>
+      <label class="cv-important-toggle"><input type="checkbox" name="important"> <span data-i18n="chat.important">Important</span></label>
       <span class="cv-pending"></span>
       <button type="submit" class="cv-send" data-i18n="chat.send">Send</button>
     </div>
@@ -68,6 +70,24 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
   $(".cv-attach").setAttribute("aria-label", t("chat.attach"));
   const list = $(".cv-messages");
   const state = { me: null, channel: null, messages: new Map(), replyTo: null, files: [], typing: new Map() };
+  // The watermark in force here (docs/watermark.md): GET /v1/me gives the text and the org's setting (a meeting
+  // token's: its channel's), the channel may have its own. "all" covers the panel, "important" each flagged message.
+  const mark = { me: null, mode: "off", layer: null };
+
+  function applyWatermark() {
+    const mode = mark.me ? effectiveMode(state.channel, mark.me) : "off";
+    root.dataset.watermark = mode;
+    if (mode === mark.mode && mark.layer) return;
+    mark.layer?.destroy();
+    mark.layer = null;
+    mark.mode = mode;
+    if (mode === "off" || !mark.me.watermark_text) return;
+    const page = room && !channel ? "meeting" : "chat";
+    mark.layer = new Watermark({ text: mark.me.watermark_text,
+      report: (what) => client.api("POST", "/v1/watermark/tamper", { page, what }) });
+    if (mode === "all") mark.layer.cover(root);
+    else for (const li of list.querySelectorAll("li.cv-important")) mark.layer.cover(li);
+  }
 
   const showError = (err) => {
     const box = $(".cv-error");
@@ -87,6 +107,10 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     }
     const head = el("div", "cv-head");
     head.append(el("strong", "cv-author", m.author), " ", el("time", "", time(m.created_at)));
+    if (m.important) {
+      li.classList.add("cv-important");
+      head.append(" ", el("span", "cv-important-mark", `★ ${t("chat.importantMark")}`));
+    }
     if (m.edited_at) {
       const edited = el("span", "cv-edited", t("chat.edited"));
       edited.title = t("chat.edited");
@@ -137,6 +161,10 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     button("cv-react", "👍", () => react(m, "👍", true)).setAttribute("aria-label", t("chat.react", { emoji: "👍" }));
     if (!m.thread) button("cv-reply", t("chat.reply"), () => setReply(m));
     if (m.author === state.me.login && m.type !== "task" && m.content) button("cv-edit", t("chat.edit"), () => startEdit(li, m));
+    if (m.author === state.me.login) {
+      button("cv-flag", t(m.important ? "chat.unmarkImportant" : "chat.markImportant"), () =>
+        client.api("PATCH", `/v1/messages/${m.id}`, { important: !m.important }).then(upsert).catch(showError));
+    }
     if (m.author === state.me.login || ["admin", "owner"].includes(state.me.role)) button("cv-recall", t("chat.recall"), () => recall(m));
     li.append(actions);
     if (!m.thread) li.append(el("ol", "cv-thread"));
@@ -205,6 +233,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
     if (m.channel !== state.channel.id) return;
     state.messages.set(m.id, m);
     const fresh = renderMessage(m);
+    if (mark.mode === "important" && m.important && !m.deleted) queueMicrotask(() => mark.layer?.cover(fresh));
     const old = list.querySelector(`li.cv-msg[data-id="${CSS.escape(m.id)}"]`);
     if (old) {
       const thread = old.querySelector(":scope > ol.cv-thread");
@@ -272,6 +301,8 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       body.attachments = state.files.map((f) => ({ type: "file", file_id: f.id }));
     }
     if (state.replyTo) body.thread = state.replyTo.id;
+    const important = root.querySelector("input[name=important]");
+    if (important.checked) body.important = true;
     $(".cv-send").disabled = true;
     try {
       // The same client_id on a retry can never post twice.
@@ -283,6 +314,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       if (sent.command) showEphemeral(sent.ephemeral); // a slash command: its answers come as events
       else upsert(sent);
       area.value = "";
+      important.checked = false;
       state.files = [];
       $(".cv-pending").textContent = "";
       state.replyTo = null;
@@ -349,6 +381,10 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       state.typing.set(ev.user, Date.now());
       renderTyping();
     } else if (ev.type === "members") loadMembers();
+    else if (ev.type === "channel" && ev.data) {
+      state.channel = { ...state.channel, ...ev.data };
+      applyWatermark();
+    }
     else if (ev.type === "ephemeral") showEphemeral(ev.ephemeral);
   }
 
@@ -422,9 +458,11 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
 
   (async () => {
     try {
-      state.me = (await client.api("GET", "/v1/me")).user;
+      mark.me = await client.api("GET", "/v1/me");
+      state.me = mark.me.user;
       state.channel = await client.api("GET", `/v1/channels/${encodeURIComponent(channel || room)}`);
       root.dataset.channel = state.channel.id;
+      applyWatermark();
       if (ownsClient) client.connect();
       await loadHistory();
       list.scrollTop = list.scrollHeight;
@@ -439,6 +477,7 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
   return {
     destroy() {
       clearInterval(typingTicker);
+      mark.layer?.destroy();
       stopTranslating();
       client.removeEventListener("event", onEvent);
       client.removeEventListener("sync", onSync);
