@@ -28,7 +28,7 @@ class ChatConfig:
     # Longest text accepted in a message (characters).
     max_content_chars: int = 20_000
     reminder_interval_seconds: float = 30.0
-    retention_interval_seconds: float = 3600.0
+    retention_interval_seconds: float = 86400.0  # the retention job: daily (chat/retention.py)
     # Uploads never attached to a message are deleted this long after upload, checked this often.
     unattached_file_seconds: float = 6 * 3600.0
     file_sweep_interval_seconds: float = 600.0

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from audit import AuditEvent
 from chat.model import Channel, User, new_id
 from chat.service import DEPARTMENT, LOGIN, SYSTEM_LOGIN, ChatService
 from common.errors import ConveneError, DirectoryUnavailable, InvalidCredentials
@@ -182,7 +183,15 @@ class DirectorySync:
                 self.last, self.running = report, False
                 log.info("directory sync: %s in %.1f s (%d errors)", report.counts(),
                          report.finished_at - report.started_at, len(report.errors))
+                await self._audit(report)
             return report
+
+    async def _audit(self, report: SyncReport) -> None:
+        """One `directory.sync` event per run, with its counts (docs/audit.md): who came, changed and left."""
+        await self.service.audit.record(AuditEvent(
+            "directory.sync", "directory", self.directory.settings.url,
+            after={**report.counts(), "errors": len(report.errors),
+                   "seconds": round(report.finished_at - report.started_at, 3)}))
 
     async def _run(self, report: SyncReport) -> None:
         entries = await asyncio.to_thread(self.directory.users)

@@ -8,6 +8,7 @@ import logging
 import time
 
 from chat.files import FileVault
+from chat.retention import Retention
 from chat.service import ChatService
 from chat.store import ChatStore
 
@@ -38,12 +39,13 @@ async def reminder_loop(service: ChatService, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-async def retention_loop(service: ChatService, interval: float) -> None:
+async def retention_loop(retention: Retention, interval: float, first_delay: float = 300.0) -> None:
+    """Deletes what the retention policies let go (chat/retention.py): a few minutes after start (a server that
+    restarts often still runs it; start-up stays quick), then every `interval` (a day)."""
+    await asyncio.sleep(min(first_delay, interval))
     while True:
         try:
-            purged = await service.apply_retention(time.time())
-            if purged:
-                log.info("retention recalled %d old messages", purged)
+            await retention.run()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -16,6 +16,7 @@ from typing import Any
 from audit import AuditEvent, Recorder, content_digest
 from chat.bus import Bus
 from chat.errors import (
+    ChannelArchived,
     ChannelExists,
     ChannelNotFound,
     FileNotFound,
@@ -27,11 +28,11 @@ from chat.errors import (
     RecallWindowClosed,
     UserNotFound,
 )
+from chat.legal_hold import HoldStore
 from chat.model import (
     MESSAGE_TYPES,
     ROLES,
     TASK_STATUSES,
-    WATERMARK_MODES,
     Attachment,
     Button,
     Channel,
@@ -84,14 +85,6 @@ class PostRequest:
     task: dict[str, Any] | None = None
     via: str | None = None  # web | api: what authenticated the post (usage analytics)
     actions: tuple[Button, ...] = ()  # buttons: integrations/interactive.py validates them and keeps their values
-    important: bool = False  # the author flags it (a watermark setting of "important" draws over it)
-
-
-@dataclass(frozen=True)
-class ChannelWatermark:
-    """A change of a channel's watermark setting: a mode, or None to follow the organisation's again."""
-
-    mode: str | None
 
 
 @dataclass(frozen=True)
@@ -126,6 +119,8 @@ class ChatService:
         # stored settings, for the CLI's jobs).
         self.permissions: PermissionStore | None = None
         self.audit = Recorder.off()  # setup_chat gives it the store's audit log (docs/audit.md lists the events)
+        # Legal holds (chat/legal_hold.py): a recall of a held message keeps its original there. setup_chat sets it.
+        self.legal_holds: HoldStore | None = None
 
     # Users ------------------------------------------------------------------------------------
 
@@ -347,23 +342,18 @@ class ChatService:
         return await self.store.members(channel.id)
 
     async def update_channel(self, actor: User, ref: str, topic: str | None,
-                             retention_days: int | None, clear_retention: bool,
-                             watermark: ChannelWatermark | None = None) -> Channel:
-        """`watermark`: the channel's own watermark setting (a mode, or None to follow the org's), when changed;
-        like retention it is the organisation's policy, so it needs edit_org."""
+                             retention_days: int | None, clear_retention: bool) -> Channel:
         channel = await self.resolve(ref)
         org = await self.table()
         if not (channel.created_by == actor.login or allowed(actor, Action.MANAGE_ANY_CHANNEL, org)):
             raise NotPermitted("only the channel's creator or an admin changes it")
-        if retention_days is not None or clear_retention or watermark is not None:
+        if retention_days is not None or clear_retention:
             require(actor, Action.EDIT_ORG, org)
         updated = replace(channel, topic=topic if topic is not None else channel.topic,
                           retention_days=None if clear_retention else (
-                              retention_days if retention_days is not None else channel.retention_days),
-                          watermark=channel.watermark if watermark is None else watermark.mode)
+                              retention_days if retention_days is not None else channel.retention_days))
         await self.store.update_channel(updated)
-        for field_, event in (("topic", "channel.topic"), ("retention_days", "channel.retention"),
-                              ("watermark", "channel.watermark")):
+        for field_, event in (("topic", "channel.topic"), ("retention_days", "channel.retention")):
             if getattr(channel, field_) != getattr(updated, field_):
                 await self.audit.record(AuditEvent(event, "channel", channel.id, actor=actor.login,
                                                    before={field_: getattr(channel, field_)},
@@ -423,6 +413,8 @@ class ChatService:
     async def post(self, actor: User, req: PostRequest) -> tuple[Message, bool]:
         require(actor, Action.POST, await self.table())
         channel = await self.readable(actor, req.to)
+        if channel.archived_at is not None:
+            raise ChannelArchived(f"{channel.name!r} is archived: read-only", channel=channel.id)
         if req.type not in MESSAGE_TYPES:
             raise InvalidField("type must be text, task or file", field="type")
         if len(req.content) > self._max_content:
@@ -451,8 +443,7 @@ class ChatService:
         message, created = await self._insert(Message(
             id=new_id("m_"), channel_id=channel.id, author=actor.login, type=req.type, content=req.content,
             created_at=time.time(), thread=thread, client_id=req.client_id, via=req.via,
-            mentions=mentions_in(req.content), attachments=attachments, task=task, actions=req.actions,
-            important=req.important))
+            mentions=mentions_in(req.content), attachments=attachments, task=task, actions=req.actions))
         if created:
             for a in attachments:
                 if a.file_id:
@@ -494,21 +485,6 @@ class ChatService:
         await self._publish("edit", updated)
         return updated
 
-    async def set_important(self, actor: User, message_id: str, important: bool) -> Message:
-        """Flags a message important (or not): its author only, as for an edit; the change is an `edit` event."""
-        await self.get_message(actor, message_id)
-
-        def change(m: Message) -> Message:
-            if m.deleted:
-                raise MessageRecalled("this message was recalled")
-            if m.author != actor.login:
-                raise NotPermitted("only the author marks a message important")
-            return replace(m, important=important)
-
-        updated = await self.store.mutate_message(message_id, change)
-        await self._publish("edit", updated)
-        return updated
-
     async def recall(self, actor: User, message_id: str, by_policy: bool = False) -> Message:
         org = await self.org()
         if not by_policy:
@@ -529,9 +505,12 @@ class ChatService:
                     raise RecallWindowClosed(f"messages may be recalled within {org.recall_window_seconds} s",
                                              window_seconds=org.recall_window_seconds)
             return replace(m, content="", attachments=(), task=None, edits=(), mentions=(), reactions=(), actions=(),
-                           important=False, deleted=True, deleted_by=actor.login, deleted_at=time.time())
+                           deleted=True, deleted_by=actor.login, deleted_at=time.time())
 
         updated = await self.store.mutate_message(message_id, change)
+        holds = self.legal_holds
+        if holds is not None and (await holds.held()).covers(was[0].author, was[0].channel_id):
+            await holds.keep_copy(was[0], actor.login)  # hidden from users, kept for the hold
         for file_id in carried:  # its files go with it (only admins still read a withdrawn file)
             await self.store.detach_file(file_id, updated.id, updated.channel_id)
         if not by_policy:  # retention's recalls are audited as counts by its job, not one by one
@@ -749,30 +728,6 @@ class ChatService:
             raise FileNotFound(f"no file {file_id!r}")
         return meta
 
-    # Retention --------------------------------------------------------------------------------
-
-    async def apply_retention(self, now: float) -> int:
-        """Recalls (tombstones) everything older than each channel's retention; returns how many."""
-        org = await self.org()
-        system = User(login=SYSTEM_LOGIN, role="bot")
-        count = 0
-        for channel in await self.store.list_channels():
-            days = channel.retention_days if channel.retention_days is not None else org.retention_days
-            if days <= 0:
-                continue
-            cutoff = now - days * 86400
-            while True:
-                ids = await self.store.expired_messages(channel.id, cutoff, 500)
-                if not ids:
-                    break
-                for mid in ids:
-                    try:
-                        await self.recall(system, mid, by_policy=True)
-                        count += 1
-                    except MessageRecalled:
-                        pass
-        return count
-
     async def _members_create_channels(self, actor: User, on: bool) -> None:
         """The setting as written: where the organisation overrode create_team_channel, members join or leave
         that row, so the setting and the table never disagree."""
@@ -798,9 +753,6 @@ class ChatService:
             elif key == "members_create_channels":
                 if not isinstance(value, bool):
                     raise InvalidField(f"{key} must be true or false", field=key)
-            elif key == "watermark":
-                if value not in WATERMARK_MODES:
-                    raise InvalidField("watermark is off, important or all", field=key)
             elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidField(f"{key} must be a non-negative integer", field=key)
             current[key] = value

@@ -453,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_permissions_parser(sub, _add_common)
     add_ldap_parser(sub, _add_common)
+    from chat.retention_cli import add_retention_parser
+
+    add_retention_parser(sub, _add_common)
 
     from signaling.stats_cli import add_stats_parser
 

@@ -144,6 +144,31 @@ async def fresh_scheduled_post(world: "World", cred: str) -> tuple[dict[str, str
     return {"id": post["id"]}, {}
 
 
+async def fresh_channel(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A team channel the admin key's user made, for this call alone (archiving is destructive)."""
+    world.counter += 1
+    made = await world.call_ok("POST", "/v1/channels", world.creds["admin"],
+                               {"name": f"archivable-{world.counter}", "kind": "team"})
+    return {"id": made["id"]}, {}
+
+
+async def fresh_archived_channel(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    fill, _ = await fresh_channel(world, cred)
+    await world.call_ok("POST", f"/v1/channels/{fill['id']}/archive", world.creds["admin"])
+    return fill, {}
+
+
+async def fresh_legal_hold(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A legal hold on carol, placed by the admin key for this call alone (lifting it is destructive)."""
+    hold = await world.call_ok("POST", "/v1/admin/legal_holds", world.creds["admin"],
+                               {"name": f"matrix {cred}", "users": [CAROL]})
+    return {"id": hold["id"]}, {}
+
+
+# Retention and legal holds: edit_org (owners and admins); archive and unarchive: the channel's creator (here the
+# admin key's user) or manage_any_channel. Meeting tokens are out of scope.
+EDIT_ORG = {**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted", "user": "403 not_permitted"}
+
 # Scheduled posts (integrations/scheduled_web.py): chat users schedule into channels they are in; the author and
 # admins reach a post, others get 404 as if it did not exist; meeting tokens are out of scope.
 SCHEDULED_OWN = {**CHAT_UNSCOPED, "bot": "404 scheduled_post_not_found", "user": "404 scheduled_post_not_found"}
@@ -308,6 +333,13 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("PATCH", "/v1/channels/{id}"): [Row({**TEAM_THING, "member": "403 not_permitted", "bot": "403 not_permitted",
                                           "user": "403 not_permitted"}, body={"topic": "matrix"},
                                          fill={"id": "team"})],
+    ("POST", "/v1/channels/{id}/archive"): [Row(EDIT_ORG, fresh=fresh_channel)],
+    ("POST", "/v1/channels/{id}/unarchive"): [Row(EDIT_ORG, fresh=fresh_archived_channel)],
+    ("POST", "/v1/admin/legal_holds"): [Row({**EDIT_ORG, "admin": "201"}, body={"name": "matrix", "users": [CAROL]})],
+    ("GET", "/v1/admin/legal_holds"): [Row(EDIT_ORG)],
+    ("DELETE", "/v1/admin/legal_holds/{id}"): [Row(EDIT_ORG, fresh=fresh_legal_hold)],
+    ("GET", "/v1/admin/legal_holds/{id}/messages"): [Row(EDIT_ORG, fresh=fresh_legal_hold)],
+    ("POST", "/v1/admin/retention/run"): [Row(EDIT_ORG)],
     ("GET", "/v1/channels/{id}/members"): [Row(TEAM_THING, fill={"id": "team"}),
                                            Row(OTHERS_GROUP, fill={"id": "group"}),
                                            Row(MEETING_THING, fill={"id": "meeting_channel"})],

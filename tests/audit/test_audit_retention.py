@@ -1,5 +1,5 @@
-"""Audit rows are exempt from message retention: the retention job recalls old messages and leaves every audit
-row (older than its cutoff too) as it was, the chain intact."""
+"""Audit rows are exempt from message retention: the retention job deletes old messages and leaves every audit
+row (older than its cutoff too) as it was, the chain intact; it adds one `retention.run` event with its counts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import aiohttp
 
 from audit.log import AuditLog
 from audit.verify import verify_log
-from chat.web import CHAT
+from chat.web import CHAT_API
 from identity.appkeys import DATABASE
 from tests.conftest import RunningServer
 
@@ -36,9 +36,12 @@ async def test_retention_recalls_messages_and_leaves_the_audit_log_alone(server:
     before = await all_rows(log)
     assert any('"message.recall"' in event for _, event, _ in before)
 
-    # Three days on: every message and every audit row is past the one-day cutoff.
-    purged = await server.app[CHAT].apply_retention(time.time() + 3 * 86400)
-    assert purged == 5
-    assert await all_rows(log) == before  # nothing deleted, edited or added per recalled message
+    # Three days on: every message (the recalled one's tombstone too) and every audit row is past the cutoff.
+    report = await server.app[CHAT_API].retention.run(time.time() + 3 * 86400)
+    assert report.messages == 6
+    after = await all_rows(log)
+    assert after[:len(before)] == before  # nothing deleted or edited, nothing added per message
+    assert [event for _, event, _ in after[len(before):]] == [
+        next(e for _, e, _ in after[len(before):] if '"retention.run"' in e)]
     verdict = await verify_log(log)
-    assert verdict.ok and verdict.rows == len(before)
+    assert verdict.ok and verdict.rows == len(before) + 1

@@ -116,12 +116,17 @@ async def test_expired_message_takes_its_file(chat: ChatServer) -> None:
     f = (await upload(chat, ann, [("notes.txt", b"minutes of the board")]))["file"]
     await post_file(chat, ann, cid, f["id"])
     assert (await download(chat, bob, f["id"]))[0] == 200
-    # The org keeps 183 days: a year from now the retention job expires the message.
-    assert await chat.api.service.apply_retention(time.time() + 365 * 86400) >= 1
-    for who in (bob, ann):
+    sha = hashlib.sha256(b"minutes of the board").hexdigest()
+    blob = chat.api.config.files_dir / sha[:2] / sha
+    os.utime(blob, (time.time() - 30, time.time() - 30))  # not touched since long before the run
+    # The org keeps 183 days: a year from now the retention job deletes the message, its file and its blob.
+    assert chat.api.retention is not None
+    report = await chat.api.retention.run(time.time() + 365 * 86400)
+    assert (report.messages, report.files, report.bytes, report.blobs) == (1, 1, 20, 1)
+    for who in (bob, ann, None):  # admins too: deleted, not withdrawn
         status, body = await download(chat, who, f["id"])
         assert status == 404 and body["error"]["code"] == "file_not_found"
-    assert await download(chat, None, f["id"]) == (200, b"minutes of the board")
+    assert not blob.exists()
 
 
 # Executables and scripts ------------------------------------------------------------------------
