@@ -14,6 +14,9 @@ ROLES = ("owner", "admin", "member", "guest", "bot")
 CHANNEL_KINDS = ("meeting", "team", "group", "direct")
 MESSAGE_TYPES = ("text", "task", "file")
 TASK_STATUSES = ("open", "in_progress", "done")
+# Where the viewer's identity is drawn over content (docs/watermark.md): nowhere, over important messages (and the
+# meeting stage), or over everything.
+WATERMARK_MODES = ("off", "important", "all")
 
 
 def new_id(prefix: str) -> str:
@@ -73,6 +76,7 @@ class OrgSettings:
     allowed_file_types: tuple[str, ...] = ()
     retention_days: int = 183
     remind_before_seconds: int = 3600
+    watermark: str = "off"  # WATERMARK_MODES; a channel's own setting replaces it there
 
     def to_wire(self) -> dict[str, Any]:
         return {"members_create_channels": self.members_create_channels,
@@ -80,7 +84,7 @@ class OrgSettings:
                 "max_file_bytes": self.max_file_bytes,
                 "allowed_file_types": list(self.allowed_file_types),
                 "retention_days": self.retention_days,
-                "remind_before_seconds": self.remind_before_seconds}
+                "remind_before_seconds": self.remind_before_seconds, "watermark": self.watermark}
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> OrgSettings:
@@ -93,6 +97,7 @@ class OrgSettings:
             allowed_file_types=tuple(str(t) for t in types) if isinstance(types, list) else (),
             retention_days=int(d.get("retention_days", base.retention_days)),
             remind_before_seconds=int(d.get("remind_before_seconds", base.remind_before_seconds)),
+            watermark=d["watermark"] if d.get("watermark") in WATERMARK_MODES else base.watermark,
         )
 
 
@@ -105,12 +110,14 @@ class Channel:
     created_at: float = 0.0
     topic: str = ""
     retention_days: int | None = None  # None: the org's policy
+    watermark: str | None = None  # WATERMARK_MODES; None: the org's setting
     archived_at: float | None = None  # archived (read-only) since; None: open
 
     def to_wire(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "kind": self.kind, "created_by": self.created_by,
                 "created_at": self.created_at, "topic": self.topic, "retention_days": self.retention_days,
-                "archived": self.archived_at is not None, "archived_at": self.archived_at}
+                "watermark": self.watermark, "archived": self.archived_at is not None,
+                "archived_at": self.archived_at}
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Channel:
@@ -118,6 +125,7 @@ class Channel:
         return cls(id=_str(d, "id"), name=_str(d, "name"), kind=_str(d, "kind", "team"),
                    created_by=_str(d, "created_by"), created_at=_float(d, "created_at"),
                    topic=_str(d, "topic"), retention_days=rd if isinstance(rd, int) else None,
+                   watermark=d["watermark"] if d.get("watermark") in WATERMARK_MODES else None,
                    archived_at=_opt_float(d, "archived_at"))
 
 
@@ -240,6 +248,7 @@ class Message:
     deleted_at: float | None = None
     via: str | None = None  # how it was posted (web | api; usage analytics); stored, never on the wire
     actions: tuple[Button, ...] = ()  # buttons (interactive messages); "actions" is on the wire only when some
+    important: bool = False  # flagged by its author; "important" is on the wire only when true (docs/watermark.md)
 
     def with_seq(self, ord_: int, seq: int) -> Message:
         return replace(self, ord=ord_, seq=seq)
@@ -263,6 +272,7 @@ class Message:
             "edits": [e.to_wire() for e in self.edits], "edited_at": self.edited_at,
             "deleted": self.deleted, "deleted_by": self.deleted_by, "deleted_at": self.deleted_at,
             **({"actions": [b.to_wire() for b in self.actions]} if self.actions else {}),
+            **({"important": True} if self.important else {}),
         }
 
     @classmethod
@@ -284,6 +294,7 @@ class Message:
             edited_at=_opt_float(d, "edited_at"), deleted=bool(d.get("deleted", False)),
             deleted_by=_opt_str(d, "deleted_by"), deleted_at=_opt_float(d, "deleted_at"),
             actions=tuple(Button.from_wire(b) for b in d.get("actions", []) if isinstance(b, dict)),
+            important=d.get("important") is True,
         )
 
 

@@ -23,6 +23,7 @@ _INT = {"type": "integer"}
 _TIME = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
 _LOGINS = {"type": "array", "items": _STR}
 _ROLES = {"type": "array", "items": {"enum": ["owner", "admin", "member", "bot", "guest"]}}
+_WATERMARK = {"enum": ["off", "important", "all"]}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
@@ -32,10 +33,11 @@ SCHEMAS: dict[str, Any] = {
                                               "email": _STR, "title": _STR, "source": {"enum": ["local", "ldap"]}}},
     "Org": {"type": "object", "properties": {"members_create_channels": {"type": "boolean"},
             "recall_window_seconds": _INT, "max_file_bytes": _INT, "allowed_file_types": {"type": "array", "items": _STR},
-            "retention_days": _INT, "remind_before_seconds": _INT}},
+            "retention_days": _INT, "remind_before_seconds": _INT, "watermark": _WATERMARK}},
     "Channel": {"type": "object", "properties": {"id": _STR, "name": _STR,
                 "kind": {"enum": ["meeting", "team", "group", "direct"]}, "created_by": _STR, "topic": _STR,
                 "retention_days": {"type": ["integer", "null"]}, "unread": _INT, "last_read": _INT,
+                "watermark": {"enum": ["off", "important", "all", None]},
                 "archived": {"type": "boolean"}, "archived_at": {"type": ["number", "null"]},
                 "members": _LOGINS}},
     "LegalHold": {"type": "object", "properties": {
@@ -61,14 +63,15 @@ SCHEMAS: dict[str, Any] = {
         "attachments": {"type": "array", "items": _ref("Attachment")}, "task": {"oneOf": [_ref("Task"), {"type": "null"}]},
         "reactions": {"type": "object", "additionalProperties": _LOGINS},
         "edits": {"type": "array", "items": {"type": "object"}}, "edited_at": {"type": ["number", "null"]},
-        "deleted": {"type": "boolean"}, "deleted_by": {"type": ["string", "null"]}}},
+        "deleted": {"type": "boolean"}, "deleted_by": {"type": ["string", "null"]},
+        "important": {"type": "boolean", "description": "present (true) only when the author flagged it"}}},
     "File": {"type": "object", "properties": {"id": _STR, "name": _STR, "mime": _STR, "size": _INT, "sha256": _STR,
                                               "uploader": _STR}},
     "PostMessage": _obj({"to": _STR, "content": _STR, "type": {"enum": ["text", "task", "file"]},
                          "attachments": {"type": "array", "items": {"type": "object", "properties": {
                              "type": {"const": "file"}, "file_id": _STR, "url": {"type": "string", "format": "uri"},
                              "name": _STR}}},
-                         "thread": _STR, "client_id": _STR,
+                         "thread": _STR, "client_id": _STR, "important": {"type": "boolean"},
                          "task": _obj({"title": _STR, "assignee": _STR, "due": _TIME,
                                        "status": {"enum": ["open", "in_progress", "done"]}}, ("title",))}, ("to",)),
 }
@@ -106,7 +109,12 @@ def openapi_document() -> dict[str, Any]:
                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/v1/me": {"get": _op("Who the caller is: user, and for people (not meeting tokens) login, name, role,"
                               " department path, email, title and the permissions they hold; csrf when signed in"
-                              " by cookie")},
+                              " by cookie; watermark (off|important|all: the org's setting, for a meeting token its"
+                              " meeting channel's) and watermark_text (name · login · date, from the credential)")},
+        "/v1/watermark/tamper": {"post": _op(
+            "The page's watermark overlay was removed or restyled (it draws it again): recorded in the audit log as"
+            " watermark.tamper at most once a minute per person; answers {recorded}", None,
+            _obj({"page": {"enum": ["chat", "meeting"]}, "what": {"type": "string", "maxLength": 64}}, ("page",)))},
         "/v1/auth/login": {"post": {**_op("Sign in with a login and password (a local password, else a bind as the"
                                           " user against the directory when one is set; 503 directory_unavailable"
                                           " when it does not answer): a session cookie (HttpOnly, SameSite=Lax)"
@@ -118,7 +126,7 @@ def openapi_document() -> dict[str, Any]:
                     "patch": _op("Change organisation settings (admins)", "Org", _obj({
                         "members_create_channels": {"type": "boolean"}, "recall_window_seconds": _INT,
                         "max_file_bytes": _INT, "allowed_file_types": _LOGINS, "retention_days": _INT,
-                        "remind_before_seconds": _INT}))},
+                        "remind_before_seconds": _INT, "watermark": _WATERMARK}))},
         "/v1/users": {"get": _op("List users"),
                       "post": _op("Add or update a user (admins)", "User",
                                   _obj({"login": _STR, "role": _STR, "department": _STR, "name": _STR}, ("login",)), "201")},
@@ -158,11 +166,14 @@ def openapi_document() -> dict[str, Any]:
                                            "members": _LOGINS, "topic": _STR}), "201")},
         "/v1/channels/browse": {"get": _op("Team channels one may join")},
         "/v1/channels/{id}": {"get": _op("A channel (id or name) and its members", "Channel", params=_ID),
-                              "patch": _op("Change name, topic or retention (retention: edit_org). A new name"
+                              "patch": _op("Change name, topic, retention or watermark (retention and watermark:"
+                                           " edit_org; null puts them back to the organisation's). A new name"
                                            " (team and group channels; creator or manage_any_channel) is the"
                                            " audit event channel.rename; 409 channel_exists when taken",
-                                           "Channel", _obj({"name": _STR, "topic": _STR,
-                                                            "retention_days": {"type": ["integer", "null"]}}),
+                                           "Channel",
+                                           _obj({"name": _STR, "topic": _STR,
+                                                 "retention_days": {"type": ["integer", "null"]},
+                                                 "watermark": {"enum": ["off", "important", "all", None]}}),
                                            params=_ID)},
         "/v1/channels/{id}/archive": {"post": {**_op(
             "Archive a team or group channel (its creator or manage_any_channel): read-only, posts answer 409"
@@ -202,8 +213,10 @@ def openapi_document() -> dict[str, Any]:
             "slash command runs it instead: 202 with what happened, nothing posted as text", "Message",
             _ref("PostMessage"), "201"))},
         "/v1/messages/{id}": {"get": _op("A message", "Message", params=_ID),
-                              "patch": _op("Edit (author); the old text is kept in edits", "Message",
-                                           _obj({"content": _STR}, ("content",)), params=_ID),
+                              "patch": _op("Edit (author): new content (the old text is kept in edits) and/or the"
+                                           " important flag", "Message",
+                                           {**_obj({"content": _STR, "important": {"type": "boolean"}}),
+                                            "minProperties": 1}, params=_ID),
                               "delete": _op("Recall: the author within the org's window, admins any time; "
                                             "leaves a tombstone", "Message", params=_ID)},
         "/v1/messages/{id}/reactions": {"post": _op("React", "Message", _obj({"emoji": _STR}, ("emoji",)), params=_ID)},

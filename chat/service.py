@@ -33,6 +33,7 @@ from chat.model import (
     MESSAGE_TYPES,
     ROLES,
     TASK_STATUSES,
+    WATERMARK_MODES,
     Attachment,
     Button,
     Channel,
@@ -85,6 +86,14 @@ class PostRequest:
     task: dict[str, Any] | None = None
     via: str | None = None  # web | api: what authenticated the post (usage analytics)
     actions: tuple[Button, ...] = ()  # buttons: integrations/interactive.py validates them and keeps their values
+    important: bool = False  # the author flags it (a watermark setting of "important" draws over it)
+
+
+@dataclass(frozen=True)
+class ChannelWatermark:
+    """A change of a channel's watermark setting: a mode, or None to follow the organisation's again."""
+
+    mode: str | None
 
 
 @dataclass(frozen=True)
@@ -342,18 +351,23 @@ class ChatService:
         return await self.store.members(channel.id)
 
     async def update_channel(self, actor: User, ref: str, topic: str | None,
-                             retention_days: int | None, clear_retention: bool) -> Channel:
+                             retention_days: int | None, clear_retention: bool,
+                             watermark: ChannelWatermark | None = None) -> Channel:
+        """`watermark`: the channel's own watermark setting (a mode, or None to follow the org's), when changed;
+        like retention it is the organisation's policy, so it needs edit_org."""
         channel = await self.resolve(ref)
         org = await self.table()
         if not (channel.created_by == actor.login or allowed(actor, Action.MANAGE_ANY_CHANNEL, org)):
             raise NotPermitted("only the channel's creator or an admin changes it")
-        if retention_days is not None or clear_retention:
+        if retention_days is not None or clear_retention or watermark is not None:
             require(actor, Action.EDIT_ORG, org)
         updated = replace(channel, topic=topic if topic is not None else channel.topic,
                           retention_days=None if clear_retention else (
-                              retention_days if retention_days is not None else channel.retention_days))
+                              retention_days if retention_days is not None else channel.retention_days),
+                          watermark=channel.watermark if watermark is None else watermark.mode)
         await self.store.update_channel(updated)
-        for field_, event in (("topic", "channel.topic"), ("retention_days", "channel.retention")):
+        for field_, event in (("topic", "channel.topic"), ("retention_days", "channel.retention"),
+                              ("watermark", "channel.watermark")):
             if getattr(channel, field_) != getattr(updated, field_):
                 await self.audit.record(AuditEvent(event, "channel", channel.id, actor=actor.login,
                                                    before={field_: getattr(channel, field_)},
@@ -443,7 +457,8 @@ class ChatService:
         message, created = await self._insert(Message(
             id=new_id("m_"), channel_id=channel.id, author=actor.login, type=req.type, content=req.content,
             created_at=time.time(), thread=thread, client_id=req.client_id, via=req.via,
-            mentions=mentions_in(req.content), attachments=attachments, task=task, actions=req.actions))
+            mentions=mentions_in(req.content), attachments=attachments, task=task, actions=req.actions,
+            important=req.important))
         if created:
             for a in attachments:
                 if a.file_id:
@@ -485,6 +500,21 @@ class ChatService:
         await self._publish("edit", updated)
         return updated
 
+    async def set_important(self, actor: User, message_id: str, important: bool) -> Message:
+        """Flags a message important (or not): its author only, as for an edit; the change is an `edit` event."""
+        await self.get_message(actor, message_id)
+
+        def change(m: Message) -> Message:
+            if m.deleted:
+                raise MessageRecalled("this message was recalled")
+            if m.author != actor.login:
+                raise NotPermitted("only the author marks a message important")
+            return replace(m, important=important)
+
+        updated = await self.store.mutate_message(message_id, change)
+        await self._publish("edit", updated)
+        return updated
+
     async def recall(self, actor: User, message_id: str, by_policy: bool = False) -> Message:
         org = await self.org()
         if not by_policy:
@@ -505,7 +535,7 @@ class ChatService:
                     raise RecallWindowClosed(f"messages may be recalled within {org.recall_window_seconds} s",
                                              window_seconds=org.recall_window_seconds)
             return replace(m, content="", attachments=(), task=None, edits=(), mentions=(), reactions=(), actions=(),
-                           deleted=True, deleted_by=actor.login, deleted_at=time.time())
+                           important=False, deleted=True, deleted_by=actor.login, deleted_at=time.time())
 
         updated = await self.store.mutate_message(message_id, change)
         holds = self.legal_holds
@@ -753,6 +783,9 @@ class ChatService:
             elif key == "members_create_channels":
                 if not isinstance(value, bool):
                     raise InvalidField(f"{key} must be true or false", field=key)
+            elif key == "watermark":
+                if value not in WATERMARK_MODES:
+                    raise InvalidField("watermark is off, important or all", field=key)
             elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidField(f"{key} must be a non-negative integer", field=key)
             current[key] = value

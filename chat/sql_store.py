@@ -81,12 +81,13 @@ def _channel(row: _Row) -> Channel:
     m = row._mapping
     return Channel(id=m["id"], name=m["name"], kind=m["kind"], created_by=m["created_by"],
                    created_at=float(m["created_at"]), topic=m["topic"], retention_days=m["retention_days"],
-                   archived_at=m["archived_at"])
+                   watermark=m["watermark"], archived_at=m["archived_at"])
 
 
 def _channel_values(c: Channel) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "kind": c.kind, "created_by": c.created_by, "created_at": c.created_at,
-            "topic": c.topic, "retention_days": c.retention_days, "archived_at": c.archived_at}
+            "topic": c.topic, "retention_days": c.retention_days, "watermark": c.watermark,
+            "archived_at": c.archived_at}
 
 
 def message_values(m: Message) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from chat.permissions_web import attach_permissions
 from identity.permissions import Action, outranked_by, require
 from common.ratelimit import RateLimiter
 from chat.service import ChatService, PostRequest, TaskPatch, valid_login
+from chat.watermark import WatermarkApi, channel_watermark, important_flag
 from chat.sql_store import SqlChatStore
 from chat.store import ChatStore
 from identity.apikeys import ApiKeyStore
@@ -157,6 +158,7 @@ class ChatApi:
         self.command_hook: CommandHook | None = None
         self.action_hook: ActionHook | None = None
         self._clicks: set[asyncio.Task[None]] = set()  # button clicks from sockets, running
+        self.watermark = WatermarkApi(self)
         bus.subscribe(self.hub.dispatch)
 
     async def _who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
@@ -203,6 +205,7 @@ class ChatApi:
                        department=[part for part in p.user.department.split("/") if part],
                        email=p.user.email, title=p.user.title,
                        permissions=table.held_by(p.user))
+        out.update(await self.watermark.for_viewer(p))  # watermark (the setting here) and watermark_text
         if p.session is not None:  # the page signed in by cookie reads its CSRF token here after a reload
             out["csrf"] = csrf_token(self.auth.csrf_secret, p.session)
         return web.json_response(out)
@@ -370,7 +373,7 @@ class ChatApi:
 
     async def patch_channel(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True)
-        body = await read_json_object(request, allowed={"topic", "retention_days", "name"})
+        body = await read_json_object(request, allowed={"topic", "retention_days", "watermark", "name"})
         if "name" in body:  # a rename (channel.rename in the audit log): then the other fields, if any
             await ChannelAdmin(self.service).rename(p.user, request.match_info["id"], body["name"])
         retention = body.get("retention_days")
@@ -378,7 +381,8 @@ class ChatApi:
             raise InvalidField("retention_days must be a non-negative integer or null", field="retention_days")
         topic = _str_field(body, "topic")
         channel = await self.service.update_channel(p.user, request.match_info["id"], topic, retention,
-                                                    "retention_days" in body and retention is None)
+                                                    "retention_days" in body and retention is None,
+                                                    channel_watermark(body))
         return web.json_response(channel.to_wire())
 
     async def change_members(self, request: web.Request) -> web.Response:
@@ -424,14 +428,17 @@ class ChatApi:
     async def post_message(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True, meeting=True)
         body = await read_json_object(request, allowed={"to", "content", "type", "attachments", "thread",
-                                                        "client_id", "task"})
+                                                        "client_id", "task", "important"})
         to = body.get("to")
         if not isinstance(to, str) or not to:
             raise InvalidField("to must name a channel (its id or name)", field="to")
         to = await self._channel_for(p, to)
         content = body.get("content")
-        if (self.command_hook is not None and isinstance(content, str) and content.startswith("/")
-                and body.get("type", "text") == "text"):
+        # Slash commands are for chat users: a meeting token's caller or a guest posts `/…` as plain text (no
+        # integration is called on their behalf), and a command is a post, so it needs the posting permission.
+        if (self.command_hook is not None and not p.scoped and p.user.role != "guest" and isinstance(content, str)
+                and content.startswith("/") and body.get("type", "text") == "text"):
+            require(p.user, Action.POST, await self.service.table())
             outcome = await self.command_hook(p, to, content)  # `/name args`: never posted as text
             if outcome is not None:
                 return web.json_response(outcome, status=202)
@@ -443,7 +450,8 @@ class ChatApi:
             raise InvalidField("task must be an object", field="task")
         req = PostRequest(to=to, type=_str_field(body, "type", "text") or "text",
                           content=_str_field(body, "content", "") or "", attachments=tuple(attachments),
-                          thread=_str_field(body, "thread"), client_id=_str_field(body, "client_id"), task=task, via=p.via)
+                          thread=_str_field(body, "thread"), client_id=_str_field(body, "client_id"), task=task, via=p.via,
+                          important=important_flag(body, default=False) is True)
         message, created = await self.service.post(p.user, req)
         return web.json_response(message.to_wire(), status=201 if created else 200)
 
@@ -455,11 +463,18 @@ class ChatApi:
     async def edit_message(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True, meeting=True)
         await self._message_for(p, request.match_info["id"])
-        body = await read_json_object(request, allowed={"content"})
+        body = await read_json_object(request, allowed={"content", "important"})
         content = _str_field(body, "content")
-        if content is None:
-            raise InvalidField("content is required", field="content")
-        return web.json_response((await self.service.edit(p.user, request.match_info["id"], content)).to_wire())
+        important = important_flag(body, default=None)
+        if content is None and important is None:
+            raise InvalidField("content (or important) is required", field="content")
+        message = None
+        if content is not None:
+            message = await self.service.edit(p.user, request.match_info["id"], content)
+        if important is not None:
+            message = await self.service.set_important(p.user, request.match_info["id"], important)
+        assert message is not None
+        return web.json_response(message.to_wire())
 
     async def recall_message(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True, meeting=True)
@@ -748,9 +763,17 @@ class ChatApi:
         for job in jobs:
             job.cancel()
         await asyncio.wait(jobs, timeout=5)  # bounded: shutdown never hangs on a job
+        await self.cancel_clicks()
         await self.close_sockets(app)
         await self.bus.stop()
         await self.store.close()
+
+    async def cancel_clicks(self) -> None:
+        """Stops the button clicks still running (their integrations' answers would reach closed sockets)."""
+        clicks = list(self._clicks)
+        for click in clicks:
+            click.cancel()
+        await asyncio.gather(*clicks, return_exceptions=True)
 
     async def _close_deactivated(self) -> None:
         """Deactivations made elsewhere (another process, `convene users disable`) close this process's sockets."""
@@ -819,6 +842,7 @@ class ChatApi:
         r.add_delete("/v1/messages/{id}", self.recall_message)
         r.add_post("/v1/messages/{id}/reactions", self.add_reaction)
         r.add_delete("/v1/messages/{id}/reactions/{emoji}", self.remove_reaction)
+        r.add_post("/v1/watermark/tamper", self.watermark.tamper)
         r.add_patch("/v1/tasks/{id}", self.patch_task)
         r.add_get("/v1/tasks", self.list_tasks)
         r.add_get("/v1/search", self.search)
