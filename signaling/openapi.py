@@ -82,7 +82,7 @@ SCHEMAS: dict[str, Any] = {
         "id": _STR, "name": _STR, "role": {"enum": ["admin", "member", "bot"]}, "created_at": {"type": "number"},
         "revoked_at": {"type": ["number", "null"]}}},
     "Invite": {"type": "object", "required": ["token", "url", "meeting_id"], "properties": {
-        "token": _STR, "url": _STR, "meeting_id": _STR, "moderator": _BOOL}},
+        "token": _STR, "url": _STR, "meeting_id": _STR, "moderator": _BOOL, "identity": _STR}},
 }
 
 
@@ -118,9 +118,10 @@ def rooms_part() -> dict[str, Any]:
                           _json({"type": "object", "required": ["ended"], "properties": {"ended": _STR}}),
                           params=[_ROOM])},
         "/v1/rooms/{room}/tokens": {"post": _op(
-            "Mint an invite (meeting token) for the room's live meeting, starting one if none (admin key; or a"
-            " signed-in person holding invite_guests, for a guest: no account holder's identity, no moderator"
-            " grant, start_meeting too when no meeting is live)",
+            "Mint an invite (meeting token) for the room's live meeting, starting one if none (admin key, with the"
+            " identity it names; or a signed-in person holding invite_guests, for a guest: the identity is made"
+            " by the server, guest-<16 hex>, and the identity asked for is only the default display name; no"
+            " moderator grant, start_meeting too when no meeting is live)",
             _json({"$ref": _S + "Invite"}), "201",
             _body({"identity": {"type": "string", "minLength": 1, "maxLength": 128}, "name": _STR,
                    "grants": grants, "ttl": {"type": "integer", "minimum": 10, "maximum": 30 * 86400}},

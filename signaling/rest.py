@@ -18,7 +18,8 @@ from common.wire import read_json_object
 from identity.auth import authenticate, require_admin_key
 from identity.tokens import Grants
 from identity.permissions import Permission
-from signaling.room_access import admin_key_or_person, check_person_invite, opener_token, require_also
+from signaling.room_access import (admin_key_or_person, check_person_invite, guest_identity, opener_token,
+                                   require_also)
 from signaling.appkeys import API_KEYS, CONFIG, GUEST_JOINS, MEETINGS, MEETINGS_DESK, PIPES, ROOMS, TOKENS
 from sfu.workers import least_loaded
 from transcribe.settings import ROOM_LANGUAGES, room_language
@@ -112,14 +113,17 @@ async def create_token(request: web.Request) -> web.Response:
         raise InvalidField("ttl must be 10 s to 30 days", field="ttl")
     grants = Grants(**{**Grants().to_claim(), **grants_in})
     if person is not None:
-        await check_person_invite(request, person, identity, grants.moderator, room)
+        # A person invites a guest, never a login: the guest's identity is made here (the text asked for is only
+        # the name shown), so an invite cannot become `ceo`'s meeting token or squat a login chat would keep.
+        await check_person_invite(request, person, grants.moderator, room)
+        identity = guest_identity()
     # An invite for a room with no meeting starts one (invite-only, as rooms made through the API are). Its room
     # object comes with the first join, so an invite made a day ahead is not ended by the empty-room timeout.
     meeting, _ = await request.app[MEETINGS].live_or_start(room, guests=False)
     token = request.app[TOKENS].mint(room, identity, name=name, grants=grants, ttl_seconds=ttl,
                                      meeting=meeting.meeting_id)
     return web.json_response({"token": token, "url": f"{config.url}/r/{room}#token={token}",
-                              "meeting_id": meeting.meeting_id}, status=201)
+                              "meeting_id": meeting.meeting_id, "identity": identity}, status=201)
 
 
 KEY_ID = re.compile(r"^[0-9a-f]{1,32}$")

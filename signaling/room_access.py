@@ -8,6 +8,7 @@ opens only for credentials that name a person.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -57,17 +58,19 @@ async def require_also(request: web.Request, person: Principal | None, permissio
         require(person.user, permission, await request.app[PERMISSIONS].table())
 
 
-async def check_person_invite(request: web.Request, person: Principal, identity: str, moderator: bool,
-                              room: str) -> None:
-    """A person's invite is for a guest: it names no one who has an account (a meeting token acts as the user its
-    identity names) and grants no moderation; inviting to a room with no meeting starts one (start_meeting)."""
+async def check_person_invite(request: web.Request, person: Principal, moderator: bool, room: str) -> None:
+    """A person's invite is for a guest (guest_identity): it grants no moderation; inviting to a room with no
+    meeting starts one (start_meeting)."""
     if moderator:
         raise NotPermitted("invites made by people do not grant moderation", permission="invite_guests")
-    if await request.app[CHAT_API].store.get_user(identity) is not None:
-        raise NotPermitted(f"{identity!r} has an account: they join as themselves, not through an invite",
-                           permission="invite_guests")
     if await request.app[MEETINGS].live(room) is None:
         await require_also(request, person, Permission.START_MEETING)
+
+
+def guest_identity() -> str:
+    """The identity of a guest a person invites: `guest-` and 64 random bits, never a login someone typed (a
+    meeting token acts as the user its identity names, and chat keeps a guest row under it)."""
+    return f"guest-{secrets.token_hex(8)}"
 
 
 def opener_token(request: web.Request, person: Principal, room: str, meeting_id: str) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 
 from chat.web import CHAT, CHAT_API
@@ -273,10 +275,21 @@ async def test_the_org_setting_and_the_row_agree(org: Org) -> None:
 
 
 async def test_a_person_invite_is_for_a_guest(org: Org) -> None:
-    """A member's invite names no account holder and grants no moderation; an admin key's still may."""
-    for body in ({"identity": "ada"}, {"identity": "visitor", "grants": {"moderator": True}}):
-        status, answer = await org.call("POST", f"/v1/rooms/{org.lobby}/tokens", "member", body)
-        assert (status, answer["error"]["code"]) == (403, "not_permitted"), body
+    """A member's invite is for a guest: the server makes its identity (what was asked for is only the name shown,
+    so it cannot be `ceo`'s meeting token, nor squat a login), and it grants no moderation. An admin key's
+    invite still names its identity."""
+    status, answer = await org.call("POST", f"/v1/rooms/{org.lobby}/tokens", "member",
+                                    {"identity": "visitor", "grants": {"moderator": True}})
+    assert (status, answer["error"]["code"]) == (403, "not_permitted")
+    seen = set()
+    for body in ({"identity": "ada"}, {"identity": "ceo", "name": "The CEO"}):
+        invite = await org.ok("POST", f"/v1/rooms/{org.lobby}/tokens", "member", body)
+        assert re.fullmatch(r"guest-[0-9a-f]{16}", invite["identity"]) and invite["identity"] not in seen
+        seen.add(invite["identity"])
+        claims = jwt.decode(invite["token"], options={"verify_signature": False})
+        assert claims["sub"] == invite["identity"] and claims["name"] == body.get("name", body["identity"])
+    by_key = await org.ok("POST", f"/v1/rooms/{org.lobby}/tokens", None, {"identity": "ceo"})
+    assert by_key["identity"] == "ceo"
     started = await org.ok("POST", "/v1/rooms", "member", {"name": "standup"})
     assert started["token"] and started["identity"] == "mel"
     again = await org.ok("POST", "/v1/rooms", "admin", {"name": "standup"})  # live already: no moderator token
