@@ -14,9 +14,11 @@ _ID = {"name": "id", "in": "path", "required": True, "schema": _STR}
 
 SCHEMAS: dict[str, Any] = {
     "ScheduledPost": {"type": "object", "required": [
-        "id", "author", "channel", "text", "at", "recurrence", "status", "next_run", "created_at", "runs", "last_run"],
+        "id", "author", "channel", "at", "recurrence", "status", "next_run", "created_at", "runs", "last_run"],
         "properties": {
-            "id": _STR, "author": _STR, "channel": _STR, "text": _STR, "at": _NUM_OR_NULL,
+            "id": _STR, "author": _STR, "channel": _STR, "at": _NUM_OR_NULL,
+            "text": {"type": "string", "description": "absent on another user's post in a channel the caller "
+                                                      "(an admin) is not a member of"},
             "recurrence": {"type": ["object", "null"], "properties": {
                 "kind": {"enum": ["rrule", "cron"]}, "rule": _STR, "timezone": _STR}},
             "status": {"enum": ["scheduled", "done", "cancelled"]}, "next_run": _NUM_OR_NULL,

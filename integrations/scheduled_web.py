@@ -3,8 +3,9 @@ scheduler task of this process (started and stopped with the app).
 
 Who: chat users (API keys, user tokens, the sign-in session), never meeting tokens (out_of_scope). A post is
 scheduled into a channel its author is a member of and may post in (checked now and again at send time). Each
-user sees and cancels their own; admins (manage_any_channel) see and cancel everyone's. Others' posts answer
-404 scheduled_post_not_found, as if they did not exist.
+user sees and cancels their own; admins (manage_any_channel) see and cancel everyone's, but the text of another's
+post only when they are a member of its channel (else the post comes without `text`: a DM or private group's
+words are not the admin's to read). Others' posts answer 404 scheduled_post_not_found, as if they did not exist.
 """
 
 from __future__ import annotations
@@ -71,6 +72,19 @@ class ScheduledPostsApi:
             raise ScheduledPostNotFound(f"no scheduled post {post_id!r}")
         return post
 
+    async def _shown(self, p: Principal, posts: list[ScheduledPost]) -> list[dict[str, Any]]:
+        """The posts as the caller sees them: another's without `text` unless the caller is in its channel."""
+        if all(post.author == p.user.login for post in posts):
+            return [post.to_wire() for post in posts]
+        mine = {m.channel.id for m in await self.chat.service.channels(p.user)}
+        shown = []
+        for post in posts:
+            wire = post.to_wire()
+            if post.author != p.user.login and post.channel_id not in mine:
+                del wire["text"]
+            shown.append(wire)
+        return shown
+
     async def _new_post(self, p: Principal, body: dict[str, Any], now: float) -> ScheduledPost:
         text = body.get("text")
         limit = self.chat.config.max_content_chars
@@ -121,13 +135,13 @@ class ScheduledPostsApi:
         p = await self._who(request)
         author = None if await self._is_admin(p) else p.user.login
         posts = await self.store.listed(author)
-        return web.json_response({"scheduled_posts": [post.to_wire() for post in posts]})
+        return web.json_response({"scheduled_posts": await self._shown(p, posts)})
 
     async def get(self, request: web.Request) -> web.Response:
         p = await self._who(request)
         post = await self._visible(p, request.match_info["id"])
         runs = await self.store.runs(post.id)
-        return web.json_response({**post.to_wire(), "history": [r.to_wire() for r in runs]})
+        return web.json_response({**(await self._shown(p, [post]))[0], "history": [r.to_wire() for r in runs]})
 
     async def cancel(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True)
@@ -136,7 +150,7 @@ class ScheduledPostsApi:
             raise InvalidState(f"this scheduled post is {post.status}, not waiting")
         cancelled = await self.store.get(post.id)
         assert cancelled is not None
-        return web.json_response(cancelled.to_wire())
+        return web.json_response((await self._shown(p, [cancelled]))[0])
 
 
 def setup_scheduled_posts(app: web.Application, poll_seconds: float = 1.0) -> None:

@@ -221,3 +221,21 @@ async def test_after_downtime_a_recurring_post_sends_its_latest_missed_occurrenc
     assert (latest.hour, latest.minute) == (18, 0) and latest.weekday() < 5
     assert made["next_run"] - 86400 * 4 <= run["due_at"] < time.time()  # the latest one missed, not the first
     assert post["status"] == "scheduled" and post["next_run"] == made["next_run"]  # goes on as planned
+
+
+async def test_admins_see_no_text_of_posts_in_channels_they_are_not_in(client: Client) -> None:
+    admin = client.server.api_key
+    fay, _ = await client.user("fay"), await client.user("gil")
+    group = await client.call("POST", "/v1/channels", fay, {"kind": "group", "name": "fay-gil", "members": ["gil"]},
+                              expect=201)
+    private = await client.call("POST", "/v1/scheduled_posts", fay,
+                                {"channel": group["id"], "text": "our secret plan", "at": iso_in(3600)}, expect=201)
+    assert private["text"] == "our secret plan"  # the author sees their own text
+    listed = (await client.call("GET", "/v1/scheduled_posts", admin))["scheduled_posts"]
+    assert [p["id"] for p in listed] == [private["id"]] and "text" not in listed[0]
+    assert listed[0]["author"] == "fay" and listed[0]["channel"] == group["id"]
+    got = await client.call("GET", f"/v1/scheduled_posts/{private['id']}", admin)
+    assert "text" not in got and got["status"] == "scheduled"
+    cancelled = await client.call("DELETE", f"/v1/scheduled_posts/{private['id']}", admin)
+    assert cancelled["status"] == "cancelled" and "text" not in cancelled
+    assert (await client.call("GET", f"/v1/scheduled_posts/{private['id']}", fay))["text"] == "our secret plan"
