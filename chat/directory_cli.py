@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from audit import Recorder
 from chat.bus import LocalBus
 from chat.directory_sync import DirectorySync
 from chat.service import ChatService
@@ -69,6 +70,7 @@ async def _sync(args: argparse.Namespace) -> dict[str, Any]:
     try:
         accounts = AccountStore(db)
         service = ChatService(SqlChatStore(db), LocalBus())
+        service.audit = Recorder.on(db)  # the run's directory.sync event, and deactivations, as the operator's
         sync = DirectorySync(Directory(settings), load_group_map(config.ldap_group_map), db, service, accounts,
                              accounts.disable)
         report = await sync.run()
