@@ -386,6 +386,15 @@ export function mountChatPanel(container, { room, channel, token, client } = {})
       applyWatermark();
     }
     else if (ev.type === "ephemeral") showEphemeral(ev.ephemeral);
+    else if (ev.type === "expired") dropExpired(ev.ids || []);
+  }
+
+  // Retention deleted these messages (docs/retention.md): gone from the timeline, no tombstone.
+  function dropExpired(ids) {
+    for (const id of ids) {
+      state.messages.delete(id);
+      list.querySelector(`li.cv-msg[data-id="${CSS.escape(id)}"]`)?.remove();
+    }
   }
 
   async function loadHistory() {
