@@ -26,8 +26,29 @@ class AddressRefused(OSError):
     """The URL's host is (or resolves only to) an address outgoing hooks may not reach."""
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052 well-known, RFC 8215 local use),
+# IPv4-translated ::ffff:0:0:0/96 (SIIT) and the deprecated IPv4-compatible ::/96. Python 3.11 calls some of them global whatever the IPv4 inside.
+_V4_IN_LOW_BITS = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"),
+                   ipaddress.IPv6Network("::ffff:0:0:0/96"), ipaddress.IPv6Network("::/96"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (mapped, 6to4, NAT64, IPv4-compatible), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _V4_IN_LOW_BITS) and int(ip) > 1:  # not :: nor ::1, judged as IPv6 below
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None and not public_address(str(inner)):
+            return False  # the packet ends up at a private IPv4 address, whatever the IPv6 wrapper's class
     return ip.is_global and not ip.is_multicast
 
 
