@@ -63,39 +63,47 @@ def _client(author: str, via: str | None, role: str | None, hook: bool, schedule
     return via if via in ("web", "api") else "other"
 
 
-async def _messages(conn: AsyncConnection, start: float, end: float) -> list[Row]:
+@dataclass(frozen=True)
+class DayMessages:
+    rows: list[Row]
+    posters: set[str]  # people (not bots, not the server) who posted
+
+
+async def _messages(conn: AsyncConnection, start: float, end: float) -> DayMessages:
+    """One scan of the day's messages, grouped by raw columns (author, channel, via, scheduled); channel kinds,
+    bots and hooks' bot users are small lookups done here, so the database joins nothing per message."""
     m = chat_messages
-    is_hook = case((m.c.author.in_(select(hooks.c.bot_login)), 1), else_=0)
     is_sched = case((m.c.client_id.like("sched:%"), 1), else_=0)
-    system = case((m.c.author == SYSTEM_LOGIN, SYSTEM_LOGIN), else_="")
-    stmt = (select(chat_channels.c.kind, system.label("author"), m.c.via, chat_users.c.role, is_hook.label("hook"),
-                   is_sched.label("sched"), func.count().label("n"))
-            .select_from(m.join(chat_channels, chat_channels.c.id == m.c.channel_id)
-                         .outerjoin(chat_users, chat_users.c.login == m.c.author))
-            .where(m.c.created_at >= start, m.c.created_at < end)
-            .group_by(chat_channels.c.kind, system, m.c.via, chat_users.c.role, is_hook, is_sched))
+    groups = (await conn.execute(
+        select(m.c.author, m.c.channel_id, m.c.via, is_sched.label("sched"), func.count().label("n"))
+        .where(m.c.created_at >= start, m.c.created_at < end)
+        .group_by(m.c.author, m.c.channel_id, m.c.via, is_sched))).all()
+    channels = {g.channel_id for g in groups}
+    kinds = {r.id: r.kind for r in await conn.execute(
+        select(chat_channels.c.id, chat_channels.c.kind).where(chat_channels.c.id.in_(sorted(channels))))} \
+        if len(channels) <= 1000 else {r.id: r.kind for r in await conn.execute(
+            select(chat_channels.c.id, chat_channels.c.kind))}
+    bots = {r.login for r in await conn.execute(select(chat_users.c.login).where(chat_users.c.role == "bot"))}
+    hook_users = {r.bot_login for r in await conn.execute(select(hooks.c.bot_login))}
     by_kind: Counter[str] = Counter()
     by_client: Counter[str] = Counter({c: 0 for c in CLIENTS})
-    for r in await conn.execute(stmt):
-        by_kind[r.kind] += r.n
-        by_client[_client(r.author, r.via, r.role, bool(r.hook), bool(r.sched))] += r.n
+    posters: set[str] = set()
+    for g in groups:
+        by_kind[kinds.get(g.channel_id, "unknown")] += g.n
+        by_client[_client(g.author, g.via, "bot" if g.author in bots else None, g.author in hook_users,
+                          bool(g.sched))] += g.n
+        if g.author not in bots and g.author != SYSTEM_LOGIN:
+            posters.add(g.author)
     rows = [Row("messages", "", float(sum(by_kind.values())))]
     rows += [Row("messages_by_kind", k, float(n)) for k, n in sorted(by_kind.items())]
     rows += [Row("messages_by_client", c, float(n)) for c, n in sorted(by_client.items())]
-    return rows
+    return DayMessages(rows, posters)
 
 
-async def _people_of_day(conn: AsyncConnection, start: float, end: float) -> set[str]:
-    """People (not bots) who posted or joined a meeting in the day: activity a request may not have noted
-    (imported history, a day before analytics, another process that crashed before its flush)."""
-    posters = await conn.execute(
-        select(chat_messages.c.author).distinct()
-        .select_from(chat_messages.outerjoin(chat_users, chat_users.c.login == chat_messages.c.author))
-        .where(chat_messages.c.created_at >= start, chat_messages.c.created_at < end,
-               chat_messages.c.author != SYSTEM_LOGIN, or_(chat_users.c.role.is_(None), chat_users.c.role != "bot")))
+async def _participants_of_day(conn: AsyncConnection, start: float, end: float) -> set[str]:
     joined = await conn.execute(select(meeting_participants.c.identity).distinct().where(
         meeting_participants.c.joined_at >= start, meeting_participants.c.joined_at < end))
-    return {r[0] for r in posters} | {r[0] for r in joined}
+    return {r[0] for r in joined}
 
 
 async def _active(conn: AsyncConnection, day: date) -> list[Row]:
@@ -151,11 +159,14 @@ async def _files(conn: AsyncConnection, start: float, end: float) -> list[Row]:
 
 
 async def compute_day(db: Database, day: date, now: float | None = None) -> list[Row]:
-    """The day's rows (completing user_activity with the day's posters and participants first)."""
+    """The day's rows. user_activity is completed first with the day's posters and meeting participants
+    (activity a request may not have noted: imported history, days before analytics, a process that stopped
+    before its flush), so the active counts read one table."""
     now = time.time() if now is None else now
     start, end = span(day)
     async with db.read() as conn:
-        people = await _people_of_day(conn, start, end)
+        messages = await _messages(conn, start, end)
+        people = messages.posters | await _participants_of_day(conn, start, end)
     if people:
         rows = [{"org_id": ORG, "day": day.isoformat(), "login": login} for login in sorted(people)]
 
@@ -164,9 +175,8 @@ async def compute_day(db: Database, day: date, now: float | None = None) -> list
 
         await db.write(note)
     async with db.read() as conn:
-        return [*await _active(conn, day), *await _messages(conn, start, end),
-                *await _meetings(conn, start, end, now), *await _captions(conn, start, end),
-                *await _files(conn, start, end)]
+        return [*await _active(conn, day), *messages.rows, *await _meetings(conn, start, end, now),
+                *await _captions(conn, start, end), *await _files(conn, start, end)]
 
 
 async def write_day(db: Database, day: date, rows: list[Row], now: float | None = None) -> None:
