@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from common.errors import BadRequest, ConveneError, MalformedJson, MessageTooLarge, RateLimited
+from common.redact import redact_url
 
 log = logging.getLogger("convene.wire")
 
@@ -37,7 +38,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # Redacted as in the access log: an incoming webhook's address holds its secret.
+        log.exception("unhandled error on %s %s", request.method, redact_url(request.raw_path))
         return web.json_response({"error": {"code": "internal_error", "message": "internal error"}}, status=500)
 
 
