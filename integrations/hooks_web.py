@@ -16,6 +16,7 @@ Receiving (no Authorization: the URL, the signature or the token is the credenti
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -75,6 +76,10 @@ def _triggers(body: dict[str, Any]) -> tuple[str, ...]:
         raise InvalidField(f"trigger_words is a list of at most {MAX_TRIGGER_WORDS} words (no spaces)",
                            field="trigger_words")
     return tuple(dict.fromkeys(words))
+
+
+def _delivery_keys(delivery_id: str | None) -> list[str]:
+    return [f"git:{delivery_id[:100]}"] if delivery_id else []
 
 
 class HooksApi:
@@ -243,31 +248,39 @@ class HooksApi:
         # GitHub's "application/x-www-form-urlencoded" setting sends the same JSON as the form field payload=.
         return hook, body, parse_body(body, request.content_type, allow_any=True)
 
-    async def _post_once(self, hook: Hook, delivery_id: str | None, text: str | None) -> web.Response:
+    async def _post_once(self, hook: Hook, keys: list[str], text: str | None) -> web.Response:
+        """Posts `text` unless a delivery with any of `keys` was posted already (each key is claimed)."""
         if text is None:
             return web.json_response({"ok": True, "posted": False})
-        if delivery_id:
-            if not await self.hooks.claim(hook.id, f"git:{delivery_id[:100]}", "received"):
+        taken: list[str] = []
+        for key in keys:
+            if not await self.hooks.claim(hook.id, key, "received"):
+                for mine in taken:  # nothing posted: leave no half claim behind
+                    await self.hooks.release(hook.id, mine)
                 return web.json_response({"ok": True, "posted": False, "duplicate": True})
+            taken.append(key)
         assert hook.channel_id is not None
         try:
             await self.poster.post(hook, hook.channel_id, text)
         except Exception:
-            if delivery_id:  # not posted: a redelivery may try again
-                await self.hooks.release(hook.id, f"git:{delivery_id[:100]}")
+            for key in taken:  # not posted: a redelivery may try again
+                await self.hooks.release(hook.id, key)
             raise
         return web.json_response({"ok": True, "posted": True})
 
     async def receive_github(self, request: web.Request) -> web.Response:
-        hook, _, payload = await self._git_delivery(request, "github")
+        hook, body, payload = await self._git_delivery(request, "github")
         event = request.headers.get("X-GitHub-Event", "")
-        return await self._post_once(hook, request.headers.get("X-GitHub-Delivery"), github_post(event, payload))
+        # X-GitHub-Delivery is not signed: a replayed body under a new id is caught by the body's own digest.
+        keys = _delivery_keys(request.headers.get("X-GitHub-Delivery"))
+        keys.append(f"body:{hashlib.sha256(body).hexdigest()}")
+        return await self._post_once(hook, keys, github_post(event, payload))
 
     async def receive_gitlab(self, request: web.Request) -> web.Response:
         hook, _, payload = await self._git_delivery(request, "gitlab")
         event = request.headers.get("X-Gitlab-Event", "")
         delivery = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID")
-        return await self._post_once(hook, delivery, gitlab_post(event, payload))
+        return await self._post_once(hook, _delivery_keys(delivery), gitlab_post(event, payload))
 
     # Lifecycle --------------------------------------------------------------------------------
 

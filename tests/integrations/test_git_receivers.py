@@ -167,6 +167,19 @@ async def gitlab(hook: dict[str, Any], event: str, payload: dict[str, Any], key:
             return r.status, await r.json()
 
 
+async def test_a_replayed_body_under_a_new_delivery_id_posts_once(server: RunningServer) -> None:
+    """X-GitHub-Delivery is not covered by the signature: whoever saw one signed delivery could resend it under
+    fresh ids. The body's digest is claimed too."""
+    channel = await team_channel(server, "replay")
+    hook = await make(server, "github", channel)
+    assert await github(hook, "issues", ISSUE, "first-id") == (200, {"ok": True, "posted": True})
+    for forged in ("second-id", "third-id"):
+        assert await github(hook, "issues", ISSUE, forged) == (200, {"ok": True, "posted": False, "duplicate": True})
+    assert await github(hook, "issues", {**ISSUE, "action": "reopened"}, "fourth-id") == (
+        200, {"ok": True, "posted": True})  # another event: posted
+    assert len(await messages(server, channel)) == 2
+
+
 async def test_gitlab_deliveries_check_the_token_post_once_and_read_well(server: RunningServer) -> None:
     channel = await team_channel(server, "gizmo")
     hook = await make(server, "gitlab", channel)
