@@ -224,3 +224,18 @@ async def test_retention_cli_runs_the_job(sqlite_chat: ChatServer, tmp_path: Any
     assert json.loads(out)["messages"] == 1
     runs = await audit_events(chat, "retention.run")
     assert runs[-1]["actor"]["login"].startswith("operator:")
+
+
+async def test_a_scheduled_post_into_an_archived_channel_fails_with_channel_archived(chat: ChatServer) -> None:
+    """The scheduled-post runner posts through ChatService.post and stores the error code it raises."""
+    from identity.passwords import AccountStore
+    from integrations.scheduled_store import ScheduledPost
+    from integrations.scheduler import ChatSender
+
+    ann, _, cid = await team(chat, "daily")
+    await chat.call("POST", f"/v1/channels/{cid}/archive", ann, expect=200)
+    now = time.time()
+    post = ScheduledPost(id="sp_archived", author="ann", channel_id=cid, text="leaderboard", rule_kind=None,
+                         rule=None, timezone=None, start=now, status="scheduled", next_run=now, created_at=now)
+    run = await ChatSender(chat.api.service, AccountStore(chat.api.store.db)).send(post, now, now)  # type: ignore[attr-defined]
+    assert (run.outcome, run.error_code, run.message_id) == ("failed", "channel_archived", None)
