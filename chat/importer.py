@@ -204,22 +204,24 @@ class Loader:
 
     async def _messages(self, values: list[dict[str, Any]]) -> None:
         tally = self.counts.of("messages")
-        messages: list[Message] = []
+        async with self.db.read() as conn:  # a second run stops here: nothing more is parsed
+            there = {r[0] for r in await conn.execute(select(chat_messages.c.id).where(
+                chat_messages.c.id.in_([v.get("id") for v in values if isinstance(v.get("id"), str)])))}
+        new: list[Message] = []
         for v in values:
+            if v.get("id") in there:
+                tally.existing += 1
+                continue
             channel = self.channel_ids.get(str(v.get("channel")))
             m = Message.from_wire(v)
             if channel is None or not m.id or not LOGIN.match(m.author):
                 tally.skipped += 1
                 continue
-            messages.append(replace(m, channel_id=channel, ord=0, seq=0))
-        async with self.db.read() as conn:
-            there = {r[0] for r in await conn.execute(select(chat_messages.c.id).where(
-                chat_messages.c.id.in_([m.id for m in messages])))}
-        new = [m for m in messages if m.id not in there]
+            new.append(replace(m, channel_id=channel, ord=0, seq=0))
         created = await self.store.insert_many(new)  # a message whose (author, client id) is there: existing
         self.new_tasks.update(m.id for m in new if m.task is not None)
         tally.created += created
-        tally.existing += len(messages) - created
+        tally.existing += len(new) - created
 
     async def _tasks(self, values: list[dict[str, Any]]) -> None:
         """Tasks are messages (they came with them); the records say which, for the counts."""
