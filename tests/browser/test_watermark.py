@@ -94,12 +94,19 @@ async def test_chat_overlay_shows_the_session_login_takes_no_clicks_and_comes_ba
 
         # Deleting the node: it is back within a second.
         started = time.monotonic()
-        await page.evaluate("(s) => document.querySelector(s).remove()", OVERLAY)
-        await page.wait_for_selector(OVERLAY, state="attached", timeout=1000)
+        in_page_ms = await page.evaluate("""async (s) => {
+            const t0 = performance.now();
+            document.querySelector(s).remove();
+            await Promise.resolve();  // the MutationObserver's callback runs at this microtask checkpoint
+            while (!document.querySelector(s)) await new Promise((r) => setTimeout(r, 5));
+            return performance.now() - t0;
+        }""", OVERLAY)
         back_after = time.monotonic() - started
+        assert in_page_ms < 1000 and back_after < 1.0, (in_page_ms, back_after)
         again = await overlay(page)
         assert again is not None and again["text"] == drawn["text"] and again["tampered"] == 1
-        print(f"overlay redrawn {back_after * 1000:.0f} ms after its removal")
+        print(f"overlay redrawn {in_page_ms:.1f} ms after its removal (in the page; {back_after * 1000:.0f} ms "
+              "seen from the test)")
 
         # Restyled (hidden, made transparent, pushed under): put right within a second each time.
         for script in ("el.style.display = 'none'", "el.style.setProperty('opacity', '0', 'important')",
