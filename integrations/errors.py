@@ -25,3 +25,9 @@ class HookDisabled(Forbidden):
     """The hook's owner was deactivated: what they set up stops with their access (delete or remake the hook)."""
 
     code = "hook_disabled"
+
+
+class HookOwnerLeft(HookDisabled):
+    """The hook's owner is no longer a member of its channel: the hook posts only where its owner may."""
+
+    code = "hook_owner_left"

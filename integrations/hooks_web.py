@@ -40,7 +40,7 @@ from identity.appkeys import DATABASE
 from identity.secrets_store import server_secret
 from integrations.access import may_remove, require_manage, sees
 from integrations.address_guard import check_url
-from integrations.errors import HookDisabled, HookNotFound
+from integrations.errors import HookDisabled, HookNotFound, HookOwnerLeft
 from integrations.github import github_post
 from integrations.gitlab import gitlab_post
 from integrations.hook_poster import HookPoster, bot_login
@@ -119,9 +119,12 @@ class HooksApi:
         return hook
 
     async def _live(self, hook: Hook) -> Hook:
-        """A receiver's hook, refused once its owner is deactivated (checked after the credential)."""
+        """A receiver's hook, refused once its owner is deactivated or has left its channel (checked after the
+        credential)."""
         if not await self.poster.owner_active(hook):
             raise HookDisabled("this hook's owner was deactivated")
+        if hook.channel_id is not None and not await self.chat.store.is_member(hook.channel_id, hook.owner):
+            raise HookOwnerLeft("this hook's owner is no longer a member of its channel")
         return hook
 
     async def _audit(self, event: str, hook: Hook, actor: str) -> None:

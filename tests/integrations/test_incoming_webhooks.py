@@ -205,3 +205,25 @@ async def test_a_deactivated_owners_hooks_stop(server: RunningServer) -> None:
     status, _, _ = await send(git["url"], json={}, headers={"X-Gitlab-Token": "wrong", "X-Gitlab-Event": "Push Hook"})
     assert status == 401  # the credential is checked first: a stranger learns nothing about the owner
     assert [m["content"] for m in await messages(server, channel)] == ["before"]
+
+
+async def test_hooks_stop_when_their_owner_leaves_the_channel(server: RunningServer) -> None:
+    status, _ = await call(server, "POST", "/v1/users", {"login": "ops", "role": "admin"})
+    assert status in (200, 201)
+    status, minted = await call(server, "POST", "/v1/users/ops/tokens", {"ttl": 3600})
+    ops = minted["token"]
+    channel = await team_channel(server, "ops-leaving")
+    await call(server, "POST", f"/v1/channels/{channel}/members", {"add": ["ops"]})
+    status, hook = await call(server, "POST", "/v1/hooks/incoming", {"channel": channel, "name": "Ops"}, key=ops)
+    assert status == 201
+    status, git = await call(server, "POST", "/v1/hooks/gitlab", {"channel": channel, "name": "Ops git"}, key=ops)
+    assert status == 201
+    assert (await send(hook["url"], json={"text": "before"}))[0] == 200
+    status, _ = await call(server, "POST", f"/v1/channels/{channel}/members", {"remove": ["ops"]})
+    assert status == 200
+    status, _, text = await send(hook["url"], json={"text": "after"})
+    assert status == 403 and json.loads(text)["error"]["code"] == "hook_owner_left", text
+    status, _, text = await send(git["url"], json={"object_kind": "push"}, headers={
+        "X-Gitlab-Token": git["secret"], "X-Gitlab-Event": "Push Hook"})
+    assert status == 403 and json.loads(text)["error"]["code"] == "hook_owner_left", text
+    assert [m["content"] for m in await messages(server, channel)] == ["before"]
