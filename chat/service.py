@@ -482,8 +482,16 @@ class ChatService:
             raise MessageNotFound(f"no message {message_id!r}")
         return message
 
+    async def _writable(self, actor: User, message_id: str) -> Message:
+        """A message the caller reads, in a channel that is not archived (archived channels are read-only)."""
+        message = await self.get_message(actor, message_id)
+        channel = await self.store.get_channel(message.channel_id)
+        if channel is not None and channel.archived_at is not None:
+            raise ChannelArchived(f"{channel.name!r} is archived: read-only", channel=channel.id)
+        return message
+
     async def edit(self, actor: User, message_id: str, content: str) -> Message:
-        await self.get_message(actor, message_id)
+        await self._writable(actor, message_id)
         if len(content) > self._max_content or not content.strip():
             raise InvalidField(f"content must be 1-{self._max_content} characters", field="content")
 
@@ -502,7 +510,7 @@ class ChatService:
 
     async def set_important(self, actor: User, message_id: str, important: bool) -> Message:
         """Flags a message important (or not): its author only, as for an edit; the change is an `edit` event."""
-        await self.get_message(actor, message_id)
+        await self._writable(actor, message_id)
 
         def change(m: Message) -> Message:
             if m.deleted:
@@ -593,7 +601,7 @@ class ChatService:
         return message
 
     async def react(self, actor: User, message_id: str, emoji: str, on: bool) -> Message:
-        await self.get_message(actor, message_id)
+        await self._writable(actor, message_id)
         if not 1 <= len(emoji) <= 32 or any(c.isspace() for c in emoji):
             raise InvalidField("emoji must be 1-32 characters without spaces", field="emoji")
 
@@ -632,7 +640,7 @@ class ChatService:
         return message
 
     async def update_task(self, actor: User, message_id: str, patch: TaskPatch) -> Message:
-        message = await self.get_message(actor, message_id)
+        message = await self._writable(actor, message_id)
         if message.task is None:
             raise MessageNotFound(f"message {message_id!r} is not a task")
         org = await self.table()

@@ -176,6 +176,7 @@ async def test_legal_hold_keeps_through_retention_and_recall_until_lifted(chat: 
 
 async def test_archived_channel_refuses_posts_and_rename_is_audited(chat: ChatServer) -> None:
     ann, bob, cid = await team(chat, "launch")
+    said = await chat.call("POST", "/v1/messages", bob, {"to": cid, "content": "before the archive"}, expect=201)
     refused = await chat.call("POST", f"/v1/channels/{cid}/archive", bob, expect=403)
     assert refused["error"]["code"] == "not_permitted"
     archived = await chat.call("POST", f"/v1/channels/{cid}/archive", ann, expect=200)
@@ -183,6 +184,10 @@ async def test_archived_channel_refuses_posts_and_rename_is_audited(chat: ChatSe
     for who in (ann, bob):
         err = await chat.call("POST", "/v1/messages", who, {"to": cid, "content": "still here?"}, expect=409)
         assert err["error"]["code"] == "channel_archived"
+    # Read-only: no edits or reactions either.
+    edit = await chat.call("PATCH", f"/v1/messages/{said['id']}", bob, {"content": "changed"}, expect=409)
+    assert edit["error"]["code"] == "channel_archived"
+    await chat.call("POST", f"/v1/messages/{said['id']}/reactions", ann, {"emoji": "👍"}, expect=409)
     listed = await chat.call("GET", "/v1/channels", bob, expect=200)
     assert [c["archived"] for c in listed["channels"] if c["id"] == cid] == [True]
     await chat.call("GET", f"/v1/channels/{cid}/messages", bob, expect=200)  # still readable
