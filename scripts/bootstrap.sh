@@ -25,7 +25,7 @@ if [ "$want_test" = 1 ]; then
     # LDAP tests (tests/identity/slapd.py) start their own OpenLDAP server and load it with ldapadd.
     debs+=(slapd ldap-utils)
     # OIDC tests (tests/identity/oidc_idp.py) run a real OpenID provider (oidc-provider from npm, pinned by
-    # tests/identity/oidc_provider/package-lock.json, installed with npm ci on first use) on Node. A Node that
+    # tests/identity/oidc_provider/package-lock.json, installed with npm ci below) on Node. A Node that
     # came with its own npm (NodeSource) is kept: Debian's npm package would fight it.
     command -v node >/dev/null || debs+=(nodejs)
     command -v npm >/dev/null || debs+=(npm)
@@ -73,4 +73,20 @@ fi
 if [ ! -f .venv/.convene-fastpath ] || [ sfu/_fastpath.c -nt .venv/.convene-fastpath ] \
         || ! .venv/bin/python -c "import _convene_fastpath" 2>/dev/null; then
     .venv/bin/python -m sfu.fastpath_build && touch .venv/.convene-fastpath || true
+fi
+# The OIDC tests' provider (tests/identity/oidc_idp.py): npm ci from the pinned lock file into the test cache,
+# in the directory the tests look for (named by the lock file's hash), so tests never install while running.
+# Built in a staging directory and renamed into place: a concurrent run never sees half an install.
+if [ "$want_test" = 1 ]; then
+    cache="${CONVENE_TEST_CACHE:-$HOME/.cache/convene-tests}"
+    lock=tests/identity/oidc_provider/package-lock.json
+    target="$cache/oidc-provider-$(sha256sum "$lock" | cut -c1-16)"
+    if [ ! -f "$target/node_modules/oidc-provider/package.json" ]; then
+        mkdir -p "$cache"
+        staging="$(mktemp -d "$target.tmp.XXXXXX")"
+        cp tests/identity/oidc_provider/package.json "$lock" "$staging/"
+        echo "bootstrap: npm ci for the OIDC test provider into $target" >&2
+        (cd "$staging" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        mv -T "$staging" "$target" 2>/dev/null || rm -rf "$staging"  # another run got there first: keep theirs
+    fi
 fi

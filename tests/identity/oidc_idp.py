@@ -1,7 +1,7 @@
 """A real OpenID Connect provider for tests: panva's oidc-provider (OpenID certified) on Node, on loopback.
 
-`npm ci` installs the pinned package (tests/identity/oidc_provider/package-lock.json) once into a cache dir
-keyed by the lock file's hash; each test starts its own provider process with its own config (clients,
+scripts/bootstrap.sh --test installs the pinned package (tests/identity/oidc_provider/package-lock.json) with
+`npm ci` into a cache dir keyed by the lock file's hash (here only as a fallback when it did not run); each test starts its own provider process with its own config (clients,
 accounts, signing key) and stops it afterwards. `sign_in_at_provider` walks a browser's way through the
 provider's login and consent pages with a real HTTP client and returns the address of our callback.
 """
@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,24 +49,39 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
 
 
 def provider_dir() -> Path:
-    """The provider script with its node_modules, installed once per lock file (npm ci, no scripts)."""
+    """The provider script with its node_modules, installed once per lock file by scripts/bootstrap.sh --test
+    (npm ci into the same cache dir); here only when the bootstrap did not run (a developer's machine)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         raise RuntimeError("the OIDC tests need node and npm (scripts/bootstrap.sh --test installs them)")
     lock = (HERE / "package-lock.json").read_bytes()
     target = CACHE / f"oidc-provider-{hashlib.sha256(lock).hexdigest()[:16]}"
     if not (target / "node_modules" / "oidc-provider" / "package.json").exists():
-        staging = target.with_name(target.name + f".tmp{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        _install(npm, target)
+    # The script may change without the lock: replaced whole, so a concurrent test never reads half of it.
+    staged = target / f"provider.mjs.tmp{os.getpid()}"
+    shutil.copy(HERE / "provider.mjs", staged)
+    os.replace(staged, target / "provider.mjs")
+    return target
+
+
+def _install(npm: str, target: Path) -> None:
+    """npm ci into a staging dir, renamed into place; if another process got there first its install is kept
+    and ours discarded (a live target is never removed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".tmp", dir=target.parent))
+    try:
         for name in ("package.json", "package-lock.json"):
             shutil.copy(HERE / name, staging / name)
         subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
                        cwd=staging, check=True, timeout=300)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-    shutil.copy(HERE / "provider.mjs", target / "provider.mjs")  # the script may change without the lock
-    return target
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "node_modules" / "oidc-provider" / "package.json").exists():
+                raise RuntimeError(f"{target} exists but holds no oidc-provider; remove it and rerun") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def signing_key() -> dict[str, Any]:
