@@ -55,16 +55,22 @@ def sign(secret: str | bytes, body: bytes, now: float | None = None) -> dict[str
     return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature(secret, timestamp, body)}
 
 
+def _same(presented: str | None, expected: str) -> bool:
+    """Constant-time comparison of a header's value. aiohttp hands odd header bytes over as lone surrogates, which
+    `.encode()` refuses: anything not ASCII is simply no match (401, never 500)."""
+    return presented is not None and presented.isascii() and hmac.compare_digest(presented.encode(), expected.encode())
+
+
 def verify(secret: str | bytes, timestamp: str | None, body: bytes, presented: str | None,
            now: float | None = None, max_age: float = MAX_AGE_SECONDS) -> None:
     """Raises InvalidSignature or StaleRequest unless `presented` signs `body` at `timestamp` with `secret` and the
     timestamp is within `max_age` seconds of `now`. The age is checked first: a replay is refused as stale even
     when its signature is good."""
-    if not timestamp or not timestamp.isdigit():
+    if not timestamp or not timestamp.isascii() or not timestamp.isdigit():  # "²".isdigit(), yet int() refuses it
         raise InvalidSignature(f"missing or malformed {TIMESTAMP_HEADER}")
     if abs((time.time() if now is None else now) - int(timestamp)) > max_age:
         raise StaleRequest(f"{TIMESTAMP_HEADER} is more than {int(max_age)} s away: refused as a possible replay")
-    if not presented or not hmac.compare_digest(presented.encode(), signature(secret, timestamp, body).encode()):
+    if not _same(presented, signature(secret, timestamp, body)):
         raise InvalidSignature("the signature does not match")
 
 
@@ -77,12 +83,12 @@ def verify_headers(secret: str | bytes, headers: Mapping[str, str], body: bytes,
 def verify_github(secret: str | bytes, body: bytes, presented: str | None) -> None:
     """GitHub's `X-Hub-Signature-256: sha256=<hex>` over the raw body."""
     expected = f"sha256={_mac(secret, body)}"
-    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+    if not _same(presented, expected):
         raise InvalidSignature("X-Hub-Signature-256 does not match")
 
 
 def verify_token(expected: str, presented: str | None) -> None:
     """A shared token sent as is (GitLab's X-Gitlab-Token), compared in constant time."""
-    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+    if not _same(presented, expected):
         raise InvalidSignature("X-Gitlab-Token does not match")
 

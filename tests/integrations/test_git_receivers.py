@@ -4,6 +4,7 @@ posts nothing; a redelivery (same delivery id) posts once."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -200,3 +201,26 @@ async def test_gitlab_deliveries_check_the_token_post_once_and_read_well(server:
     other = await make(server, "github", channel)
     status, _ = await gitlab({**hook, "url": hook["url"].replace(hook["id"], other["id"])}, "Push Hook", GL_PUSH, "k-3")
     assert status == 404
+
+
+async def raw_post(url: str, header: bytes) -> int:
+    """A POST with a header holding bytes that are not UTF-8 (an HTTP client library would not send them)."""
+    parts = urllib.parse.urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    body = b"{}"
+    writer.write(b"POST " + parts.path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + header + b"\r\nX-GitHub-Event: push\r\nX-Gitlab-Event: Push Hook\r\nConnection: close\r\n"
+                 + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    return int(status_line.split()[1])
+
+
+async def test_signature_headers_with_odd_bytes_are_401_not_500(server: RunningServer) -> None:
+    channel = await team_channel(server, "odd-bytes")
+    github_hook, gitlab_hook = await make(server, "github", channel), await make(server, "gitlab", channel)
+    assert await raw_post(github_hook["url"], b"X-Hub-Signature-256: sha256=\xff\xfe\xc3") == 401
+    assert await raw_post(gitlab_hook["url"], b"X-Gitlab-Token: \xff\xfetoken") == 401
+    assert await raw_post(gitlab_hook["url"], "X-Gitlab-Token: t\u00f6ken".encode()) == 401
+    assert await messages(server, channel) == []
