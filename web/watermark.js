@@ -1,7 +1,7 @@
 // The watermark (docs/watermark.md): the viewer's own identity ("name · login · date", from GET /v1/me, never
 // from the address or the page) tiled over what they see, in an overlay that takes no clicks.
 //
-// The text is drawn rotated on a canvas, once; the canvas becomes the overlay's background image (a data: URL,
+// The text is drawn rotated on a canvas, once; the canvas becomes the overlay's background image (a blob: URL,
 // which the CSP's img-src allows), repeated. Every style is set through CSSOM with !important (the CSP forbids
 // inline style attributes, not element.style). If the overlay is removed, hidden, moved or restyled, a
 // MutationObserver (on the overlay and its host) or the periodic check draws it again at once and calls
@@ -48,6 +48,14 @@ export function drawTile(text, dark = true) {
   return canvas.toDataURL("image/png");
 }
 
+/** A data: URL as a blob: URL (the CSP's img-src allows both). The overlay's style then holds a short URL rather
+ * than ~20 KB of base64, which every check would read back and compare (1.5 ms per overlay instead of 0.05). */
+function blobUrl(dataUrl) {
+  const [head, body] = dataUrl.split(",", 2);
+  const bytes = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));
+  return URL.createObjectURL(new Blob([bytes], { type: head.slice(5).split(";")[0] }));
+}
+
 /** Overlays over any number of hosts (the chat panel, each important message, the meeting stage), one text. */
 export class Watermark {
   #overlays = new Map(); // host -> overlay element
@@ -55,12 +63,14 @@ export class Watermark {
   #timer;
   #lastReport = -Infinity;
   #image;
+  #url;
 
   constructor({ text, report = () => {}, dark = true }) {
     this.text = String(text || "");
     this.report = report;
     this.tampered = 0;
-    this.#image = `url("${drawTile(this.text, dark)}")`;
+    this.#url = blobUrl(drawTile(this.text, dark));
+    this.#image = `url("${this.#url}")`;
     this.#observer = new MutationObserver((records) => this.#onMutations(records));
     this.#timer = setInterval(() => this.check(), CHECK_EVERY_MS);
   }
@@ -93,6 +103,7 @@ export class Watermark {
     this.#observer.disconnect();
     for (const overlay of this.#overlays.values()) overlay.remove();
     this.#overlays.clear();
+    URL.revokeObjectURL(this.#url);
   }
 
   #draw(host, overlay) {

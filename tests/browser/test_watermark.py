@@ -76,7 +76,7 @@ async def test_chat_overlay_shows_the_session_login_takes_no_clicks_and_comes_ba
         assert drawn is not None
         assert drawn["text"] == f"Wanda Mark · wanda · {day}"
         assert drawn["pointerEvents"] == "none" and drawn["display"] == "block" and drawn["opacity"] == "1"
-        assert drawn["image"].startswith('url("data:image/png'), drawn
+        assert drawn["image"].startswith('url("blob:'), drawn
         assert drawn["rect"] == drawn["host"] and drawn["last"], drawn  # it covers the whole panel, on top
         assert await page.get_attribute(".cv-chat", "data-watermark") == "all"
         await page.wait_for_timeout(1000)
