@@ -10,10 +10,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stats.days import day_of
+from stats.days import day_of, span
 from stats.sql import insert_ignoring
 from store.database import Database
 from store.schema import user_activity
@@ -28,15 +29,18 @@ class ActivityRecorder:
         self._db = db
         self._clock = clock
         self._day = ""
+        self._day_span = (0.0, 0.0)  # the current day's first instant and the next day's
         self._seen: set[str] = set()
         self._pending: set[tuple[str, str]] = set()
         self._flush: asyncio.Task[None] | None = None
 
     def touch(self, login: str) -> None:
         """`login` was active now (an authenticated request of a person, a meeting join)."""
-        day = day_of(self._clock())
-        if day != self._day:
-            self._day, self._seen = day, set()
+        now = self._clock()
+        if not self._day_span[0] <= now < self._day_span[1]:  # a new day (a comparison, not a date, per call)
+            self._day, self._seen = day_of(now), set()
+            self._day_span = span(date.fromisoformat(self._day))
+        day = self._day
         if login in self._seen:
             return
         self._seen.add(login)

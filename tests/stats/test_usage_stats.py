@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 import chat.service
+import integrations.hook_poster
 import stats.rollup
 from identity.appkeys import DATABASE
 from store.database import Database
@@ -29,8 +30,9 @@ from tests.stats.seed import call, seed
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_stats_names_the_servers_own_voice_as_chat_does() -> None:
+def test_stats_names_the_servers_own_voice_and_hook_users_as_chat_and_integrations_do() -> None:
     assert stats.rollup.SYSTEM_LOGIN == chat.service.SYSTEM_LOGIN
+    assert stats.rollup.HOOK_PREFIX == integrations.hook_poster.BOT_PREFIX
 
 
 async def backfill(data_dir: Path, first: str, last: str, database_url: str | None = None) -> str:
