@@ -40,7 +40,7 @@ from chat.links import FileLinks
 from chat.model import FileMeta, Message, SearchQuery, User
 from chat.openapi import openapi_document
 from chat.permissions_web import attach_permissions
-from identity.permissions import Action, outranked_by, require
+from identity.permissions import Action, outranked_by, outranks, require
 from common.ratelimit import RateLimiter
 from chat.service import ChatService, PostRequest, TaskPatch, valid_login
 from chat.watermark import WatermarkApi, channel_watermark, important_flag
@@ -304,7 +304,11 @@ class ChatApi:
         target = await self.store.get_user(login)
         if target is None:
             raise UserNotFound(f"no user {login!r}")
-        if outranked_by(p.user, target.role):
+        # A user token acts as its user: a person mints one only for someone ranked strictly below them (a member
+        # with manage_users may not become a peer), or for themselves. The operator's admin API key keeps minting
+        # up to admins.
+        lower = outranks(p.user, target.role) or login == p.user.login or p.credential_kind.startswith("key:")
+        if outranked_by(p.user, target.role) or not lower:
             raise NotPermitted(f"a {p.user.role} may not mint a token for a {target.role}")
         token = self.auth.mint_user_token(login, ttl, await self.auth.current_epoch(login))
         await self.service.audit.record(AuditEvent("user_token.create", "user", login, after={"ttl": ttl}))

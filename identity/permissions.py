@@ -91,6 +91,10 @@ CONDITIONS: dict[tuple[Permission, str], str] = {
 }
 # Rows in which these roles always stay: nobody locks the organisation out of managing its people.
 PINNED: dict[Permission, frozenset[str]] = {Permission.MANAGE_USERS: _STAFF}
+# Rows that make their holder staff: never for a guest (a meeting visitor) or a bot (a program's key).
+STAFF_GRADE = frozenset({Permission.MANAGE_USERS, Permission.READ_AUDIT, Permission.MANAGE_INTEGRATIONS,
+                         Permission.EDIT_ORG})
+NEVER_STAFF = frozenset({"guest", "bot"})
 
 
 class HasRole(Protocol):
@@ -190,7 +194,8 @@ def parse_changes(body: Mapping[str, Any]) -> dict[Permission, frozenset[str] | 
 
 def check_changes(actor: RoleHolder, table: PermissionTable,
                   changes: Mapping[Permission, frozenset[str] | None]) -> None:
-    """Nobody grants (or takes away) a permission for a role ranked above their own; pinned roles stay."""
+    """Nobody grants (or takes away) a permission for a role ranked above their own; pinned roles stay; staff-grade
+    rows (STAFF_GRADE) are never given to a guest or a bot."""
     rank = RANK.get(role_of(actor), 0)
     for permission, new in changes.items():
         after = table.default_roles(permission) if new is None else new
@@ -199,6 +204,9 @@ def check_changes(actor: RoleHolder, table: PermissionTable,
         if above:
             raise NotPermitted(f"a {role_of(actor)} may not change {permission.value} for {', '.join(above)}",
                                permission=permission.value, role=role_of(actor))
+        barred = sorted(after & NEVER_STAFF) if permission in STAFF_GRADE else []
+        if barred:
+            raise InvalidField(f"{permission.value} is never given to {', '.join(barred)}", field=permission.value)
         lost = sorted(PINNED.get(permission, frozenset()) - after)
         if lost:
             raise InvalidField(f"{permission.value} always stays with {', '.join(lost)} (no lock-out)",
@@ -220,6 +228,11 @@ def decode_roles(raw: str) -> frozenset[str]:
 def outranked_by(actor: RoleHolder, role: str) -> bool:
     """True when `role` stands above the actor's own."""
     return RANK.get(role, 0) > RANK.get(role_of(actor), 0)
+
+
+def outranks(actor: RoleHolder, role: str) -> bool:
+    """True when the actor's role stands strictly above `role` (acting as someone needs this, not equal rank)."""
+    return RANK.get(role_of(actor), 0) > RANK.get(role, 0)
 
 
 def may_grant(actor: RoleHolder, new_role: str) -> bool:

@@ -364,3 +364,30 @@ async def test_the_operator_sets_a_row_from_the_cli_and_the_server_follows(tmp_p
                                                       "--data-dir", data]) == 0
             await asyncio.sleep(1.2)  # another process's change: read within a second
             assert (await _create_group(org, "member"))[0] == 201
+
+
+async def test_staff_rows_are_never_given_to_guests_or_bots(org: Org) -> None:
+    for row, roles in (("manage_users", ["owner", "admin", "bot"]), ("read_audit", ["owner", "admin", "guest"]),
+                       ("manage_integrations", ["owner", "admin", "bot"])):
+        status, body = await org.call("PUT", "/v1/admin/permissions", "owner", {row: roles})
+        assert (status, body["error"]["code"], body["error"]["details"]["field"]) == (400, "invalid_field", row)
+    table = await org.ok("GET", "/v1/admin/permissions", "owner")
+    rows = {r["name"]: set(r["roles"]) for r in table["permissions"]}
+    assert rows["manage_users"] == rows["read_audit"] == rows["manage_integrations"] == {"owner", "admin"}
+
+
+async def test_user_tokens_are_minted_only_for_lower_ranks(org: Org) -> None:
+    """A user token acts as its user: with manage_users a member still may not become a peer, nor an admin
+    another admin; the operator's admin key keeps minting up to admins."""
+    service = org.server.app[CHAT_API].service
+    await service.add_user(None, "max", "member")
+    await service.add_user(None, "abe", "admin")
+    await org.ok("PUT", "/v1/admin/permissions", "owner", {"manage_users": ["owner", "admin", "member"]})
+    for role, login, status in (("member", "max", 403), ("member", "ada", 403), ("member", "gus", 201),
+                                ("member", "mel", 201), ("admin", "abe", 403), ("admin", "olive", 403),
+                                ("admin", "max", 201), ("owner", "ada", 201), (None, "abe", 201),
+                                (None, "olive", 403)):
+        got, body = await org.call("POST", f"/v1/users/{login}/tokens", role, {"ttl": 600})
+        assert got == status, (role, login, got, body)
+        if status == 403:
+            assert body["error"]["code"] == "not_permitted"
