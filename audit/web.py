@@ -46,8 +46,13 @@ def ndjson_line(row: StoredRow) -> str:
     return f'{{"seq":{row.seq},"prev_hash":"{row.prev_hash}","hash":"{row.hash}","event":{row.event}}}\n'
 
 
+# A cell a spreadsheet would run as a formula: these first characters (OWASP's list; a tab or carriage return
+# before one is skipped by some spreadsheets, so those lead a formula too).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    return "'" + value if value[:1] in FORMULA_STARTS else value
 
 
 def csv_rows(rows: list[StoredRow]) -> str:
