@@ -2,8 +2,9 @@
 
 - New: a member, `source` "oidc", with the provider's name, email, department path and title.
 - Known: the provider's non-empty claims refresh name, email, department and title, and the role stays as
-  stored (a credential never sets it), except that a meeting guest of that login (someone who typed the name to
-  join a meeting) becomes a member: the organisation's provider says this is one of its people.
+  stored (a credential never sets it), except that a guest row of that login becomes a member: the
+  organisation's provider says this is one of its people. (A first sign-in reaches a row SSO did not make only
+  with --oidc-link-existing: signaling/oidc_routes.py refuses it otherwise.)
 - A user the directory sync keeps (`source` "ldap") is left as the directory says: it is the authority.
 
 One write transaction reads and writes the row, so two first sign-ins at once make one user.
