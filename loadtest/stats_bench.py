@@ -49,12 +49,14 @@ async def fill(db: Database, first: date, days: int, per_day: int) -> None:
     for d in range(days):
         start, _ = span(first + timedelta(days=d))
         rows = []
-        for _ in range(per_day):
+        # Messages are stored in the order they are posted, so a day's rows lie together in the table.
+        times = sorted(start + rnd.random() * 86400 for _ in range(per_day))
+        for at in times:
             ord_ += 1
             who = f"bot{rnd.randrange(5)}" if rnd.random() < 0.05 else f"u{rnd.randrange(PEOPLE)}"
             rows.append({"ord": ord_, "id": f"m{ord_}", "channel_id": f"c{rnd.randrange(CHANNELS)}", "author": who,
                          "client_id": f"sched:x:{ord_}" if rnd.random() < 0.01 else None, "seq": ord_,
-                         "type": "text", "created_at": start + rnd.random() * 86400, "body": "{}",
+                         "type": "text", "created_at": at, "body": "{}",
                          "via": rnd.choice(("web", "web", "api"))})
         await _insert(db, chat_messages, rows)
         await _insert(db, meetings, [{"meeting_id": f"mt{d}_{k}", "room": f"r{k}", "started_at": start + k * 400,

@@ -15,10 +15,14 @@ def day_of(instant: float) -> str:
 
 
 def parse_day(text: str, field: str) -> date:
+    """A day from 1970 to 9998 (so a default range before it, or a day after it, stays a date)."""
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except (TypeError, ValueError):
         raise InvalidField(f"{field} takes a day like 2026-12-01", field=field) from None
+    if not 1970 <= day.year <= 9998:
+        raise InvalidField(f"{field} must be a day from 1970 on", field=field)
+    return day
 
 
 def span(day: date) -> tuple[float, float]:

@@ -120,6 +120,7 @@ async def test_the_stats_api_answers_series_and_csv_to_read_stats_only(seeded_se
         await call(http, server, "GET", "/v1/admin/stats", params={"from": "2020-01-01", "to": "2026-12-01"},
                    expect=400)
         await call(http, server, "GET", "/v1/admin/stats", params={"from": "yesterday"}, expect=400)
+        await call(http, server, "GET", "/v1/admin/stats", params={"to": "0001-01-01"}, expect=400)
         await call(http, server, "GET", "/v1/admin/stats", params={"since": "2026-12-01"}, expect=400)
         member = await call(http, server, "POST", "/v1/users/ann/tokens", json={"ttl": 600})
         refused = await call(http, server, "GET", "/v1/admin/stats", member["token"], expect=403)
