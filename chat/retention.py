@@ -14,6 +14,7 @@ policy). Each run records one `retention.run` audit event with its counts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -62,6 +63,7 @@ class RetentionReport:
 class _Batch:
     ids: list[str]
     file_ids: list[str]
+    done: bool = False  # nothing left to look at
 
 
 class RetentionStore:
@@ -79,7 +81,7 @@ class RetentionStore:
                 stmt = stmt.where(m.c.author.not_in(sorted(spare)))
             rows = list(await conn.execute(stmt.order_by(m.c.ord).limit(limit)))
             if not rows:
-                return _Batch([], [])
+                return _Batch([], [], done=True)
             ords = [int(r.ord) for r in rows]
             ids = [r.id for r in rows]
             r = chat_file_refs
@@ -87,8 +89,9 @@ class RetentionStore:
             await conn.execute(delete(chat_search_terms).where(chat_search_terms.c.ord.in_(ords)))
             await conn.execute(delete(r).where(r.c.message_id.in_(ids)))
             await conn.execute(delete(message_actions).where(message_actions.c.message_id.in_(ids)))
-            await conn.execute(delete(m).where(m.c.ord.in_(ords)))
-            return _Batch(ids, files)
+            # What this transaction deleted (another process's run may have taken some first).
+            gone = [r[0] for r in await conn.execute(delete(m).where(m.c.ord.in_(ords)).returning(m.c.id))]
+            return _Batch(gone, files) if gone else _Batch([], [])
 
         return await self.db.write(op)
 
@@ -162,8 +165,13 @@ class Retention:
         self.holds = HoldStore(db)
         self.vault = vault
         self.batch = batch
+        self._lock = asyncio.Lock()  # one run at a time here: the daily job and POST /v1/admin/retention/run
 
     async def run(self, now: float | None = None) -> RetentionReport:
+        async with self._lock:
+            return await self._run(now)
+
+    async def _run(self, now: float | None) -> RetentionReport:
         started = time.time()
         now = started if now is None else now
         report = RetentionReport()
@@ -188,12 +196,13 @@ class Retention:
             return
         while True:
             batch = await self.store.delete_expired(channel.id, cutoff, held.users, self.batch)
-            if not batch.ids:
+            if batch.done:
                 break
             report.messages += len(batch.ids)
             await self._files(batch.file_ids, report)
-            await self.service.bus.publish({"type": "expired", "channel": channel.id, "ids": batch.ids,
-                                            "before": cutoff})
+            if batch.ids:
+                await self.service.bus.publish({"type": "expired", "channel": channel.id, "ids": batch.ids,
+                                                "before": cutoff})
         while True:
             copies = await self.store.delete_copies(channel.id, cutoff, held.users, self.batch)
             if not copies.ids:
