@@ -58,7 +58,8 @@ class LoginReserved(LoginTaken):
 
 
 def check_bot_login(login: str) -> None:
-    if login == SYSTEM_LOGIN or login.startswith(RESERVED_PREFIXES):
+    lowered = login.lower()  # "Convene" or "HOOK-…" would pass for the server's own in a channel
+    if lowered == SYSTEM_LOGIN or lowered.startswith(RESERVED_PREFIXES):
         raise LoginReserved(f"{login!r} is reserved for the server's own users", login=login)
 
 

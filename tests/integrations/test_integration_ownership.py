@@ -42,7 +42,7 @@ async def test_a_bot_is_never_made_over_an_existing_or_reserved_login(server: Ru
     assert status == 201
     await call(server, "POST", "/v1/commands", {"trigger": "deploy", "url": "http://127.0.0.1:9/x"})
     await user_token(server, "carol", "member")
-    for login in ("convene", hook["bot"], "hook_old", "cmd_deploy", "cmd_other"):
+    for login in ("convene", "Convene", hook["bot"], "HOOK-x", "hook_old", "cmd_deploy", "cmd_other"):
         status, got = await call(server, "POST", "/v1/bots", {"login": login})
         assert status == 409 and code(got) == "login_reserved", (login, got)
     status, got = await call(server, "POST", "/v1/bots", {"login": "carol"})
