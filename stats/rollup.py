@@ -21,7 +21,7 @@ from sqlalchemy import Float, and_, case, delete, distinct, func, literal, or_, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stats.days import span
-from stats.sql import insert_ignoring
+from stats.sql import insert_ignoring, insert_replacing
 from store.database import Database
 from store.schema import (
     chat_channels,
@@ -203,7 +203,10 @@ async def write_day(db: Database, day: date, rows: list[Row], now: float | None 
         await conn.execute(delete(usage_daily).where(and_(usage_daily.c.org_id == ORG,
                                                           usage_daily.c.day == day.isoformat())))
         if values:
-            await conn.execute(usage_daily.insert(), values)
+            # Replacing on conflict: a second recompute of the day racing this one (the job in another process,
+            # a backfill) on PostgreSQL deletes before this commits and inserts after it; its rows win, whole.
+            await conn.execute(insert_replacing(db, usage_daily, ["org_id", "day", "metric", "dimension"],
+                                                ["value", "computed_at"]), values)
 
     await db.write(op)
 

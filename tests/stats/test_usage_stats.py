@@ -22,6 +22,7 @@ import chat.service
 import integrations.hook_poster
 import stats.rollup
 from identity.appkeys import DATABASE
+from stats.rollup import roll_up_day
 from store.database import Database
 from store.schema import usage_daily
 from tests.conftest import RunningServer, running_server, server_config
@@ -71,6 +72,15 @@ async def test_backfill_counts_the_day_and_twice_gives_the_same_rows(seeded_serv
     assert first
     await backfill(data_dir, today, today, url)
     assert await stored_rows(server.app[DATABASE]) == first  # idempotent: the day's rows replaced, not added
+    # Two processes recomputing the day at once (the job and a backfill): neither fails, the rows stay the same.
+    other = Database.for_config(url, data_dir)
+    await other.open()
+    try:
+        day = datetime.now(timezone.utc).date()
+        await asyncio.gather(*(roll_up_day(db, day) for db in (server.app[DATABASE], other, other)))
+    finally:
+        await other.close()
+    assert await stored_rows(server.app[DATABASE]) == first
 
     value = {(metric, dim): v for _, day, metric, dim, v in first if day == today}
     assert value[("messages_by_client", "web")] == seeded.session_posts
