@@ -237,7 +237,8 @@ class DirectorySync:
             if row is not None and not _same_entry(row, entry):
                 report.skipped += 1  # a recycled login: the row's history belongs to the entry it remembers
                 report.errors.append(f"{entry.dn}: login {entry.login!r} belongs to another directory entry "
-                                     f"({(row.external_id or '')[:80]!r}); left alone until an administrator sorts it out")
+                                     f"({(row.external_id or '')[:80]!r}); left alone until an administrator "
+                                     "sorts it out")
                 continue
             dn = normalize_dn(entry.dn)
             in_groups = {g for g, members in groups.items() if dn in members or entry.login.lower() in members}

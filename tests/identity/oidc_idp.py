@@ -1,8 +1,9 @@
 """A real OpenID Connect provider for tests: panva's oidc-provider (OpenID certified) on Node, on loopback.
 
 scripts/bootstrap.sh --test installs the pinned package (tests/identity/oidc_provider/package-lock.json) with
-`npm ci` into a cache dir keyed by the lock file's hash (here only as a fallback when it did not run); each test starts its own provider process with its own config (clients,
-accounts, signing key) and stops it afterwards. `sign_in_at_provider` walks a browser's way through the
+`npm ci` into a cache dir keyed by the lock file's hash (here only as a fallback when it did not run); each
+test starts its own provider process with its own config (clients, accounts, signing key) and stops it
+afterwards. `sign_in_at_provider` walks a browser's way through the
 provider's login and consent pages with a real HTTP client and returns the address of our callback.
 """
 
