@@ -92,8 +92,8 @@ CONDITIONS: dict[tuple[Permission, str], str] = {
 # Rows in which these roles always stay: nobody locks the organisation out of managing its people.
 PINNED: dict[Permission, frozenset[str]] = {Permission.MANAGE_USERS: _STAFF}
 # Rows that make their holder staff: never for a guest (a meeting visitor) or a bot (a program's key).
-STAFF_GRADE = frozenset({Permission.MANAGE_USERS, Permission.READ_AUDIT, Permission.MANAGE_INTEGRATIONS,
-                         Permission.EDIT_ORG})
+STAFF_GRADE = frozenset({Permission.MANAGE_USERS, Permission.READ_AUDIT, Permission.READ_STATS,
+                         Permission.MANAGE_INTEGRATIONS, Permission.EDIT_ORG})
 NEVER_STAFF = frozenset({"guest", "bot"})
 
 

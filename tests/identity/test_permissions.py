@@ -37,6 +37,7 @@ DEFAULTS: dict[str, set[str]] = {
     "upload_files": EVERYONE,
     "manage_integrations": {"owner", "admin"},
     "read_audit": {"owner", "admin"},
+    "read_stats": {"owner", "admin"},
     "manage_users": {"owner", "admin"},
 }
 
