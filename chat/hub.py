@@ -133,6 +133,9 @@ class Hub:
             self.close(session)
         return len(ended)
 
+    def sessions_of(self, login: str) -> int:
+        return sum(1 for s in self._sessions.values() if s.login == login)
+
     def sockets(self) -> list[web.WebSocketResponse]:
         return [s.ws for s in self._sessions.values() if s.ws is not None]
 

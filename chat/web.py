@@ -334,8 +334,11 @@ class ChatApi:
         epoch bumped (every session and user token fails), and the live sockets here closed with 4410 (chat's,
         the meeting sockets through the listeners); other processes close theirs within a poll."""
         assert self.accounts is not None
+        # Counted before: while the account is being disabled, this process's deactivation poll may see it and
+        # close the sockets first; they are closed either way.
+        open_before = self.hub.sessions_of(login)
         account = await self.accounts.disable(login)
-        closed = self.hub.end_login(login, CLOSE_DEACTIVATED, b"deactivated")
+        closed = max(open_before, self.hub.end_login(login, CLOSE_DEACTIVATED, b"deactivated"))
         closed += await self._end_bots_of(login)
         for listener in self.deactivation_listeners:
             closed += listener(login)

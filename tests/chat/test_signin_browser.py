@@ -36,7 +36,8 @@ async def test_sign_in_opens_chat(server: RunningServer, browser: Any) -> None:
     assert not [p for p in problems if "401" not in p], problems  # the refused sign-in's 401 is logged
     await page.fill("#password", "correct horse battery")
     await page.click("#signin-submit")
-    await page.wait_for_url(f"{server.url}/chat")
+    await page.wait_for_url(f"{server.url}/")  # the home page, which links to chat
+    await page.goto(f"{server.url}/chat")
     await page.wait_for_selector("body[data-ready=true]")
     await expect(page.locator("#me")).to_have_text("Mona Lisa")
     await expect(page.locator("li[data-name='atelier']")).to_have_count(1)
