@@ -54,6 +54,8 @@ chat_users = Table(
     Column("login", String(128), primary_key=True),
     Column("role", String(16), nullable=False),
     Column("name", Text, nullable=False, default=""),
+    # The user's organisation (organisations below). Logins stay unique across organisations.
+    Column("org_id", String(64), nullable=False, server_default="default"),
     Column("department", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False, default=0.0),
     # The profile a directory sync keeps (chat/directory_sync.py); local users keep "" until someone sets them.
@@ -73,6 +75,9 @@ chat_users = Table(
 chat_channels = Table(
     "chat_channels", metadata,
     Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    # Unique; a channel of an organisation other than `default` is stored as `org~name` (identity/orgs.py),
+    # so names are unique per organisation and each organisation's channel reads back as plain `name`.
     Column("name", Text, nullable=False, unique=True),
     Column("kind", String(16), nullable=False),
     Column("created_by", Text, nullable=False, default=""),
@@ -140,6 +145,7 @@ chat_files = Table(
     "chat_files", metadata,
     Column("id", String(64), primary_key=True),
     Column("sha256", String(64), nullable=False),
+    Column("org_id", String(64), nullable=False, server_default="default"),
     Column("name", Text, nullable=False),
     Column("mime", Text, nullable=False),
     Column("size", BigInteger, nullable=False),
@@ -171,6 +177,7 @@ CHAT_TABLES = (counters, chat_settings, chat_users, chat_channels, chat_members,
 api_keys = Table(
     "api_keys", metadata,
     Column("key_id", String(32), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
     Column("name", Text, nullable=False),
     Column("role", String(16), nullable=False),
     Column("secret_hash", String(64), nullable=False),
@@ -183,6 +190,7 @@ api_keys = Table(
 meetings = Table(
     "meetings", metadata,
     Column("meeting_id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
     Column("room", String(128), nullable=False),
     Column("started_at", Float, nullable=False),
     Column("guests", Boolean, nullable=False),
@@ -533,3 +541,23 @@ held_files = Table(
     Column("org_id", String(64), nullable=False, server_default="default"),
 )
 Index("ix_held_files_file_id", held_files.c.file_id)
+
+
+# Organisations (tenants, #10) ----------------------------------------------------------------------
+
+# Every organisation but the built-in `default` (which has no row and serves every Host not listed below).
+# Rows of other tables carry their organisation in org_id; messages, members and transcripts belong to the
+# organisation of their channel or meeting (whose room is stored as `org~room`, see identity/orgs.py).
+organisations = Table(
+    "organisations", metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Which Host name (lower case, without port) serves which organisation.
+organisation_hosts = Table(
+    "organisation_hosts", metadata,
+    Column("host", String(255), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organisations.org_id", ondelete="CASCADE"), nullable=False),
+)
