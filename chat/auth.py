@@ -17,10 +17,11 @@ from aiohttp import web
 from audit import note_caller
 from chat.model import User
 from chat.service import ChatService
-from common.errors import CsrfRequired, OutOfScope, TokenRevoked, Unauthorized
+from common.errors import CsrfRequired, NotFound, OutOfScope, TokenRevoked, Unauthorized
 from identity.apikeys import PREFIX, ApiKey, ApiKeyStore
 from identity.bots import BotRegistry
 from identity.meetings import MeetingLedger
+from identity.orgs import DEFAULT_ORG, request_org
 from identity.passwords import AccountStore
 from identity.signin import CSRF_HEADER, SESSION_COOKIE, csrf_ok
 from identity.tokens import USER_SCOPE, AccessToken, TokenIssuer
@@ -38,6 +39,11 @@ class Principal:
     meeting: str | None = None
     channel_id: str | None = None  # a meeting token's one channel; None: not scoped to a meeting
     session: str | None = None  # the session cookie's token, when that is what authenticated the caller
+
+    @property
+    def org(self) -> str:
+        """The caller's organisation (its credential's, which `from_credential` checked is its user's)."""
+        return self.user.org
 
     @property
     def scoped(self) -> bool:
@@ -63,6 +69,11 @@ class Principal:
         return self
 
 
+def _same_org(found: str, org: str) -> None:
+    if found != org:
+        raise NotFound("no such user")
+
+
 class Authenticator:
     def __init__(self, service: ChatService, tokens: TokenIssuer, keys: ApiKeyStore,
                  meetings: MeetingLedger) -> None:
@@ -81,11 +92,12 @@ class Authenticator:
         # analytics' active users (stats/activity.py, a set lookup per call).
         self.on_active: Callable[[str], None] | None = None
 
-    def mint_user_token(self, login: str, ttl_seconds: int, epoch: int = 0, session: str | None = None) -> str:
+    def mint_user_token(self, login: str, ttl_seconds: int, epoch: int = 0, session: str | None = None,
+                        org: str = DEFAULT_ORG) -> str:
         """`epoch`: the account's current token epoch (0 for a login without an account row); `session`: the
-        sign-in session's id, which sign-out ends."""
+        sign-in session's id, which sign-out ends; `org`: the user's organisation, at whose Hosts alone it works."""
         return self._tokens.mint(USER_SCOPE, login, name=login, ttl_seconds=ttl_seconds, epoch=epoch,
-                                 session=session)
+                                 session=session, org=org)
 
     def verify(self, token: str) -> AccessToken:
         return self._tokens.verify(token)
@@ -133,7 +145,7 @@ class Authenticator:
         value = value.strip()
         if scheme.lower() != "bearer" or not value:
             raise Unauthorized("missing 'Authorization: Bearer <API key or token>' header")
-        return await self.from_credential(value)
+        return await self.from_credential(value, request_org(request))
 
     async def from_session(self, request: web.Request, session: str) -> Principal:
         """The session cookie: a user token only (never a meeting token or key); writes also need its CSRF header,
@@ -143,23 +155,32 @@ class Authenticator:
         if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok(
                 self.csrf_secret, session, request.headers.get(CSRF_HEADER)):
             raise CsrfRequired(f"a write with the session cookie needs the {CSRF_HEADER} header from sign-in")
-        principal = await self.from_credential(session)
+        principal = await self.from_credential(session, request_org(request))
         return Principal(user=principal.user, rate_key=principal.rate_key, session=session)
 
-    async def from_credential(self, value: str) -> Principal:
+    async def from_credential(self, value: str, org: str) -> Principal:
+        """The caller a credential names, at a Host of organisation `org`: a credential of another organisation
+        (or whose user belongs to another one) is `404 not_found`, as if nothing were there."""
         if value.startswith(PREFIX):
             key = await self._api_key(value)
+            _same_org(key.org, org)
             user = await self._service.store.get_user(key.name)
             if user is None:  # a key's user is made once; its stored role is never rewritten from the key
-                user, _ = await self._service.add_user(None, key.name, key.role, name=key.name)
+                user, _ = await self._service.add_user(None, key.name, key.role, name=key.name, org=key.org)
+            _same_org(user.org, org)
             return Principal(user=user, rate_key=f"key:{key.key_id}")
         token: AccessToken = self._tokens.verify(value)
+        _same_org(token.org, org)
         if token.is_user_token:
             await self._check_not_revoked(token)
-            user = await self._service.ensure_user(token.identity, role="guest", name=token.name)
+            user = await self._service.ensure_user(token.identity, role="guest", name=token.name, org=token.org)
+            _same_org(user.org, org)
             return Principal(user=user, rate_key=f"user:{user.login}")
         meeting = await self.meetings.check(token)  # meeting_ended / removed
-        user = await self._service.ensure_user(token.identity, role="guest", name=token.name)
+        user = await self._service.ensure_user(token.identity, role="guest", name=token.name, org=token.org)
+        # Logins are unique across organisations: an invite naming another organisation's login reaches no
+        # chat here (its membership would show that user this meeting's channel at their own Host).
+        _same_org(user.org, org)
         channel_id = self._joined.get((meeting.meeting_id, user.login))
         if channel_id is None:
             channel = await self._service.join_meeting(meeting.meeting_id, meeting.room, user.login)

@@ -69,12 +69,20 @@ def _cmd_add(args: argparse.Namespace) -> int:
         return 2
 
     async def job(service: ChatService, config: ChatConfig) -> None:
+        from chat.errors import UserNotFound
+        from identity.orgs import OrgDirectory
+
         existing = await service.store.get_user(args.login)
+        org = args.org or (existing.org if existing else "default")
+        if not await OrgDirectory(service.store.db).exists(org):  # type: ignore[attr-defined]
+            raise UserNotFound(f"no organisation {org!r} (add it with `convene orgs add`)")
         role = args.role or (existing.role if existing else "member")
-        user, created = await service.add_user(None, args.login, role, args.department or "", args.name or "")
+        user, created = await service.add_user(None, args.login, role, args.department or "", args.name or "",
+                                               org=org)
         if password is not None:
             await _accounts(service).set_password(user.login, password)
         print(f"{'added' if created else 'updated'} {user.login} ({user.role}"
+              f"{', organisation ' + user.org if user.org != 'default' else ''}"
               f"{', ' + user.department if user.department else ''})"
               f"{' with a password' if password is not None else ''}")
     return _run(args, job)
@@ -107,12 +115,13 @@ def _cmd_token(args: argparse.Namespace) -> int:
         from chat.auth import CHAT_ROOM
         from chat.errors import UserNotFound
 
-        if await service.store.get_user(args.login) is None:
+        user = await service.store.get_user(args.login)
+        if user is None:
             raise UserNotFound(f"no user {args.login!r} (add it with `convene users add`)")
         account = await _accounts(service).get(args.login)
         token = TokenIssuer(server_secret(config.data_dir, config_from_env().token_secret_file)).mint(
             CHAT_ROOM, args.login, name=args.login, ttl_seconds=args.ttl,
-            epoch=0 if account is None else account.token_epoch)
+            epoch=0 if account is None else account.token_epoch, org=user.org)
         base = (args.url or config_from_env().url).rstrip("/")
         # In the fragment: browsers never send it to the server, so it stays out of access logs.
         print(f"{base}/chat#token={token}")
@@ -148,6 +157,8 @@ def add_users_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
                      help="also set a sign-in password, read as one line from stdin")
     add.add_argument("--department", default=None, help="a path in the department tree, e.g. engineering/media")
     add.add_argument("--name", default=None, help="display name")
+    add.add_argument("--org", default=None, help="a new user's organisation (convene orgs add; default: default); "
+                                                 "logins are unique across organisations")
     common(add)
     add.set_defaults(func=_cmd_add)
 

@@ -53,6 +53,7 @@ class User:
     email: str = ""  # kept by the directory sync (chat/directory_sync.py); "" for local users until set
     title: str = ""
     source: str = "local"  # "ldap": made and kept by the directory sync
+    org: str = "default"  # the organisation (identity/orgs.py); fixed when the user is made
 
     def to_wire(self) -> dict[str, Any]:
         return {"login": self.login, "role": self.role, "name": self.name or self.login,
@@ -112,6 +113,7 @@ class Channel:
     retention_days: int | None = None  # None: the org's policy
     watermark: str | None = None  # WATERMARK_MODES; None: the org's setting
     archived_at: float | None = None  # archived (read-only) since; None: open
+    org: str = "default"  # its organisation; `name` is the plain name, unique within it
 
     def to_wire(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "kind": self.kind, "created_by": self.created_by,
@@ -310,6 +312,7 @@ class FileMeta:
     # Channels with a live (not recalled, not expired) message attaching it: their members may download it.
     channels: tuple[str, ...] = field(default=())
     attached_at: float | None = None  # first attached to a message; None: an upload never posted
+    org: str = "default"  # the uploader's organisation
 
     @property
     def withdrawn(self) -> bool:

@@ -31,25 +31,25 @@ class PermissionsApi:
 
     async def get(self, request: web.Request) -> web.Response:
         p = await self.api._who(request)
-        table = await self.store.table(DEFAULT_ORG)
+        table = await self.store.table(p.org)  # the caller's organisation's table
         require(p.user, Permission.EDIT_ORG, table)
         return web.json_response(table.to_wire())
 
     async def put(self, request: web.Request) -> web.Response:
         p = await self.api._who(request, write=True)
-        require(p.user, Permission.EDIT_ORG, await self.store.table(DEFAULT_ORG))
+        require(p.user, Permission.EDIT_ORG, await self.store.table(p.org))
         body = await read_json_object(request, allowed={name.value for name in Permission})
         changes = parse_changes(body)
-        before = await self.store.table(DEFAULT_ORG)
-        after = await self.store.change(p.user, p.user.login, changes, DEFAULT_ORG)
+        before = await self.store.table(p.org)
+        after = await self.store.change(p.user, p.user.login, changes, p.org)
         names = sorted(c.value for c in changes)
         if AUDIT in request.app:  # the front door's audit log (docs/audit.md)
             await request.app[AUDIT].record(AuditEvent(
-                "org.permissions", "org", DEFAULT_ORG, actor=p.user.login,
+                "org.permissions", "org", p.org, actor=p.user.login,
                 before={n: sorted(before.roles(Permission(n))) for n in names},
                 after={n: sorted(after.roles(Permission(n))) for n in names}))
         # Open pages show or hide their buttons at once: each picks its role's list.
-        await self.api.bus.publish({"type": "permissions", "org": DEFAULT_ORG,
+        await self.api.bus.publish({"type": "permissions", "org": p.org,
                                     "roles": {role: after.held_by(role) for role in ROLES}})
         return web.json_response(after.to_wire())
 
@@ -61,7 +61,7 @@ def attach_permissions(app: web.Application, api: ChatApi, db: Database) -> Perm
     app[PERMISSIONS] = store
 
     async def flags(org_id: str) -> dict[str, bool]:
-        return org_flags(await api.store.get_org())
+        return org_flags(await api.store.get_org(org_id))
 
     store.flags = flags
     api.service.permissions = store

@@ -52,7 +52,8 @@ from identity.permission_store import PermissionStore
 from identity.permissions import Action, PermissionTable, allowed, may_grant, outranked_by, require
 from chat.sniff import sanitize_name
 from chat.store import ChatStore
-from common.errors import BadRequest, Forbidden, InvalidField
+from common.errors import BadRequest, Conflict, Forbidden, InvalidField
+from identity.orgs import DEFAULT_ORG, unqualify
 from common.names import display_name
 from common.times import parse_time
 
@@ -133,35 +134,44 @@ class ChatService:
 
     # Users ------------------------------------------------------------------------------------
 
-    async def org(self) -> OrgSettings:
-        """The settings. `members_create_channels` as read says whether members hold create_team_channel: an
-        override of that row in the permission table decides it then."""
-        stored = await self.store.get_org()
+    async def org(self, org_id: str = DEFAULT_ORG) -> OrgSettings:
+        """Organisation `org_id`'s settings. `members_create_channels` as read says whether members hold
+        create_team_channel: an override of that row in the permission table decides it then."""
+        stored = await self.store.get_org(org_id)
         if self.permissions is None:
             return stored
-        table = await self.permissions.table()
+        table = await self.permissions.table(org_id)
         return replace(stored, members_create_channels=table.holds("member", Action.CREATE_TEAM_CHANNEL))
 
-    async def table(self) -> PermissionTable:
-        """The permission table every check here asks (identity/permissions.py)."""
+    async def table(self, org_id: str = DEFAULT_ORG) -> PermissionTable:
+        """Organisation `org_id`'s permission table, which every check here asks (identity/permissions.py)."""
         if self.permissions is None:
-            return PermissionTable(flags=org_flags(await self.store.get_org()))
-        return await self.permissions.table()
+            return PermissionTable(org_id, flags=org_flags(await self.store.get_org(org_id)))
+        return await self.permissions.table(org_id)
 
     async def holds(self, actor: User, permission: Action) -> bool:
-        return allowed(actor, permission, await self.table())
+        return allowed(actor, permission, await self.table(actor.org))
 
-    async def ensure_user(self, login: str, role: str = "member", name: str = "") -> User:
+    async def ensure_user(self, login: str, role: str = "member", name: str = "", org: str = DEFAULT_ORG) -> User:
+        """The user `login`, made (in organisation `org`) if there is none. Logins are unique across
+        organisations: the user found may belong to another one, which the caller checks where it matters."""
         user = await self.store.get_user(login)
         if user is None:
-            user = User(login=login, role=role, name=name or login, created_at=time.time())
+            user = User(login=login, role=role, name=name or login, created_at=time.time(), org=org)
             await self.store.put_user(user)
         return user
 
+    async def user_in(self, org: str, login: str) -> User | None:
+        """The user `login` of organisation `org`; None also when the login belongs to another organisation."""
+        user = await self.store.get_user(login)
+        return user if user is not None and user.org == org else None
+
     async def add_user(self, actor: User | None, login: str, role: str, department: str = "",
-                       name: str = "") -> tuple[User, bool]:
-        """Creates or updates a user (actor None: the operator's CLI). `name` "" keeps the current one."""
+                       name: str = "", org: str | None = None) -> tuple[User, bool]:
+        """Creates or updates a user (actor None: the operator's CLI). `name` "" keeps the current one. The user
+        is of the actor's organisation (the CLI's: `org`, else the default one)."""
         valid_login(login)
+        org = actor.org if actor is not None else org or DEFAULT_ORG
         if name:
             name = display_name(name, "name", max_len=128)  # one line: names reach notes and transcripts
         if role not in ROLES:
@@ -169,17 +179,20 @@ class ChatService:
         if department and not DEPARTMENT.match(department):
             raise InvalidField("department is a path like 'engineering/media'", field="department")
         if actor is not None:
-            require(actor, Action.MANAGE_USERS, await self.table())
+            require(actor, Action.MANAGE_USERS, await self.table(actor.org))
             if not may_grant(actor, role):
                 raise NotPermitted(f"{actor.role} may not make a user {role}")
         existing = await self.store.get_user(login)
+        if existing is not None and existing.org != org:
+            # Logins are unique across organisations (a sign-in names no organisation besides its Host).
+            raise Conflict(f"the login {login!r} is taken")
         if existing is not None and actor is not None and existing.role != role:
-            require(actor, Action.CHANGE_ROLES, await self.table())
+            require(actor, Action.CHANGE_ROLES, await self.table(actor.org))
         if existing is not None and actor is not None and outranked_by(actor, existing.role):
             raise NotPermitted(f"a {actor.role} may not change a {existing.role}")
         user = User(login=login, role=role, name=name or (existing.name if existing else login),
                     department=department or (existing.department if existing else ""),
-                    created_at=existing.created_at if existing else time.time())
+                    created_at=existing.created_at if existing else time.time(), org=org)
         await self.store.put_user(user)
         await self._audit_user(existing, user)
         return user, existing is None
@@ -200,7 +213,7 @@ class ChatService:
                          name: str | None) -> User:
         if name:  # None and "" keep the current name, as in add_user
             name = display_name(name, "name", max_len=128)
-        existing = await self.store.get_user(login)
+        existing = await self.user_in(actor.org, login)
         if existing is None:
             raise UserNotFound(f"no user {login!r}")
         return (await self.add_user(actor, login, role or existing.role,
@@ -208,9 +221,9 @@ class ChatService:
                                     name or existing.name))[0]
 
     async def departments(self, actor: User) -> dict[str, Any]:
-        require(actor, Action.READ_DIRECTORY, await self.table())
+        require(actor, Action.READ_DIRECTORY, await self.table(actor.org))
         root: dict[str, Any] = {"name": "", "path": "", "users": [], "children": {}}
-        for user in await self.store.list_users():
+        for user in await self.store.list_users(actor.org):
             node = root
             path = ""
             for part in [p for p in user.department.split("/") if p]:
@@ -227,14 +240,16 @@ class ChatService:
 
     async def ensure_meeting_channel(self, meeting_id: str, room_name: str) -> Channel:
         """The channel of one meeting (named by the meeting's id, its topic the room's name), created on first
-        use (safe to call often). A room used again gets a new meeting and so a new, empty channel."""
-        existing = await self.store.find_channel(meeting_id)
+        use (safe to call often). A room used again gets a new meeting and so a new, empty channel. `room_name`
+        is the server-internal one (`org~room` outside the default organisation): the channel is that one's."""
+        org, topic = unqualify(room_name)
+        existing = await self.store.find_channel(meeting_id, org)
         if existing is not None:
             if existing.kind != "meeting":
                 raise ChannelExists(f"a {existing.kind} channel is named {meeting_id!r}", name=meeting_id)
             return existing
         channel = Channel(id=new_id("c_"), name=meeting_id, kind="meeting", created_by=SYSTEM_LOGIN,
-                          created_at=time.time(), topic=room_name)
+                          created_at=time.time(), topic=topic, org=org)
         try:
             await self.store.create_channel(channel, [])
         except ChannelExists:
@@ -250,12 +265,12 @@ class ChatService:
 
     async def create_channel(self, actor: User, name: str | None, kind: str, members: list[str],
                              topic: str = "") -> tuple[Channel, bool]:
-        org = await self.table()
+        org = await self.table(actor.org)
         if kind not in ("team", "group", "direct"):
             raise InvalidField("kind must be team, group or direct (meeting channels come with rooms)", field="kind")
         for m in members:
             valid_login(m, "members")
-            if await self.store.get_user(m) is None:
+            if await self.user_in(actor.org, m) is None:
                 raise UserNotFound(f"no user {m!r}", login=m)
         everyone = sorted({actor.login, *members})
         if kind == "direct":
@@ -263,7 +278,7 @@ class ChatService:
             others = [m for m in everyone if m != actor.login]
             if len(others) != 1:
                 raise InvalidField("a direct chat has exactly one other member", field="members")
-            return await self.direct_channel(actor.login, others[0])
+            return await self.direct_channel(actor.login, others[0], actor.org)
         if kind == "group":
             require(actor, Action.CREATE_GROUP, org)
             name = name or f"group-{new_id('')[:10]}"
@@ -272,7 +287,7 @@ class ChatService:
         if not isinstance(name, str) or not CHANNEL_NAME.match(name):
             raise InvalidField("name must be 1-64 letters, digits, '.', '-' or '_'", field="name")
         channel = Channel(id=new_id("c_"), name=name, kind=kind, created_by=actor.login,
-                          created_at=time.time(), topic=topic)
+                          created_at=time.time(), topic=topic, org=actor.org)
         await self.store.create_channel(channel, everyone)
         await self.audit.record(AuditEvent("channel.create", "channel", channel.id, actor=actor.login, after={
             "name": name, "kind": kind, "topic": topic, "members": everyone}))
@@ -280,32 +295,34 @@ class ChatService:
         await self.bus.publish({"type": "members", "channel": channel.id, "added": everyone, "removed": []})
         return channel, True
 
-    async def direct_channel(self, a: str, b: str) -> tuple[Channel, bool]:
+    async def direct_channel(self, a: str, b: str, org: str = DEFAULT_ORG) -> tuple[Channel, bool]:
         pair = sorted({a, b})
         name = "dm:" + ":".join(pair)
-        existing = await self.store.find_channel(name)
+        existing = await self.store.find_channel(name, org)
         if existing is not None:
             return existing, False
-        channel = Channel(id=new_id("c_"), name=name, kind="direct", created_by=a, created_at=time.time())
+        channel = Channel(id=new_id("c_"), name=name, kind="direct", created_by=a, created_at=time.time(), org=org)
         try:
             await self.store.create_channel(channel, pair)
         except ChannelExists:
-            found = await self.store.find_channel(name)
+            found = await self.store.find_channel(name, org)
             assert found is not None
             return found, False
         await self.bus.publish({"type": "channel", "channel": channel.id, "data": channel.to_wire()})
         await self.bus.publish({"type": "members", "channel": channel.id, "added": pair, "removed": []})
         return channel, True
 
-    async def resolve(self, ref: str) -> Channel:
+    async def resolve(self, ref: str, org: str | None = None) -> Channel:
+        """A channel by id or name, of organisation `org` (another's is not found; None: by id of any, for the
+        server's own parts, by name of the default organisation)."""
         channel = await self.store.get_channel(ref) if ref.startswith("c_") else None
-        channel = channel or await self.store.find_channel(ref)
-        if channel is None:
+        channel = channel or await self.store.find_channel(ref, org or DEFAULT_ORG)
+        if channel is None or (org is not None and channel.org != org):
             raise ChannelNotFound(f"no channel {ref!r}", channel=ref)
         return channel
 
     async def readable(self, actor: User, ref: str) -> Channel:
-        channel = await self.resolve(ref)
+        channel = await self.resolve(ref, actor.org)
         if not await self.store.is_member(channel.id, actor.login):
             raise NotMember(f"you are not a member of {channel.name!r}", channel=channel.id)
         return channel
@@ -318,8 +335,8 @@ class ChatService:
         await self.bus.publish({"type": "members", "channel": channel.id, "added": logins, "removed": []})
 
     async def change_members(self, actor: User, ref: str, add: list[str], remove: list[str]) -> list[str]:
-        org = await self.table()
-        channel = await self.resolve(ref)
+        org = await self.table(actor.org)
+        channel = await self.resolve(ref, actor.org)
         if channel.kind == "direct":
             raise Forbidden("direct chats keep their two members")
         manager = channel.created_by == actor.login or allowed(actor, Action.MANAGE_ANY_CHANNEL, org)
@@ -329,7 +346,7 @@ class ChatService:
             raise NotMember(f"you are not a member of {channel.name!r}", channel=channel.id)
         for login in add:
             valid_login(login, "add")
-            if await self.store.get_user(login) is None:
+            if await self.user_in(actor.org, login) is None:
                 raise UserNotFound(f"no user {login!r}", login=login)
         for login in add:
             if login == actor.login and channel.kind == "team" and allowed(actor, Action.JOIN_TEAM_CHANNEL, org):
@@ -355,8 +372,8 @@ class ChatService:
                              watermark: ChannelWatermark | None = None) -> Channel:
         """`watermark`: the channel's own watermark setting (a mode, or None to follow the org's), when changed;
         like retention it is the organisation's policy, so it needs edit_org."""
-        channel = await self.resolve(ref)
-        org = await self.table()
+        channel = await self.resolve(ref, actor.org)
+        org = await self.table(actor.org)
         if not (channel.created_by == actor.login or allowed(actor, Action.MANAGE_ANY_CHANNEL, org)):
             raise NotPermitted("only the channel's creator or an admin changes it")
         if retention_days is not None or clear_retention or watermark is not None:
@@ -425,7 +442,7 @@ class ChatService:
             raise InvalidField(f"{login!r} is not a member of this channel", field="task.assignee")
 
     async def post(self, actor: User, req: PostRequest) -> tuple[Message, bool]:
-        require(actor, Action.POST, await self.table())
+        require(actor, Action.POST, await self.table(actor.org))
         channel = await self.readable(actor, req.to)
         if channel.archived_at is not None:
             raise ChannelArchived(f"{channel.name!r} is archived: read-only", channel=channel.id)
@@ -524,10 +541,10 @@ class ChatService:
         return updated
 
     async def recall(self, actor: User, message_id: str, by_policy: bool = False) -> Message:
-        org = await self.org()
+        org = await self.org(actor.org)
         if not by_policy:
             await self.get_message(actor, message_id)
-        admin = by_policy or allowed(actor, Action.RECALL_ANY, await self.table())
+        admin = by_policy or allowed(actor, Action.RECALL_ANY, await self.table(actor.org))
         carried: list[str] = []
         was: list[Message] = []
 
@@ -643,7 +660,7 @@ class ChatService:
         message = await self._writable(actor, message_id)
         if message.task is None:
             raise MessageNotFound(f"message {message_id!r} is not a task")
-        org = await self.table()
+        org = await self.table(actor.org)
         if not (actor.login in (message.author, message.task.assignee) or allowed(actor, Action.MANAGE_ANY_CHANNEL, org)):
             raise NotPermitted("only the task's author, its assignee or an admin changes it")
         if patch.status is not None and patch.status not in TASK_STATUSES:
@@ -674,7 +691,7 @@ class ChatService:
     async def tasks(self, actor: User, assignee: str, open_only: bool) -> list[Message]:
         login = actor.login if assignee == "me" else assignee
         if login != actor.login:
-            require(actor, Action.READ_DIRECTORY, await self.table())
+            require(actor, Action.READ_DIRECTORY, await self.table(actor.org))
         mine = set(await self.store.channel_ids_of(actor.login))
         return [t for t in await self.store.tasks_of(login, open_only) if t.channel_id in mine]
 
@@ -704,7 +721,7 @@ class ChatService:
                                    content=text, created_at=time.time(), thread=updated.id,
                                    mentions=(task.assignee,) if task.assignee else ()))
         if task.assignee:
-            dm, _ = await self.direct_channel(SYSTEM_LOGIN, task.assignee)
+            dm, _ = await self.direct_channel(SYSTEM_LOGIN, task.assignee, channel.org)
             await self._insert(Message(id=new_id("m_"), channel_id=dm.id, author=SYSTEM_LOGIN, type="text",
                                        content=f"{text} (in #{channel.name})", created_at=time.time()))
         return True
@@ -738,6 +755,8 @@ class ChatService:
     # Files ------------------------------------------------------------------------------------
 
     async def _may_read_file(self, actor: User, meta: FileMeta) -> bool:
+        if meta.org != actor.org:
+            return False  # another organisation's file is not there, for its admins neither
         if meta.withdrawn:
             # Every message carrying it was recalled or expired: gone for everyone, its uploader too,
             # except the admins and owners who answer for legal holds and exports.
@@ -771,8 +790,8 @@ class ChatService:
         that row, so the setting and the table never disagree."""
         if self.permissions is None:
             return
-        self.permissions.forget()
-        table = await self.permissions.table()
+        self.permissions.forget(actor.org)
+        table = await self.permissions.table(actor.org)
         override = table.overrides.get(Action.CREATE_TEAM_CHANNEL)
         if override is not None and ("member" in override) != on:
             roles = override | {"member"} if on else override - {"member"}
@@ -782,8 +801,8 @@ class ChatService:
                                 "roles": {role: table.held_by(role) for role in ROLES}})
 
     async def patch_org(self, actor: User, changes: dict[str, Any]) -> OrgSettings:
-        require(actor, Action.EDIT_ORG, await self.table())
-        current = (await self.org()).to_wire()
+        require(actor, Action.EDIT_ORG, await self.table(actor.org))
+        current = (await self.org(actor.org)).to_wire()
         for key, value in changes.items():
             if key == "allowed_file_types":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -797,14 +816,14 @@ class ChatService:
             elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise InvalidField(f"{key} must be a non-negative integer", field=key)
             current[key] = value
-        before = (await self.org()).to_wire()
+        before = (await self.org(actor.org)).to_wire()
         org = OrgSettings.from_wire(current)
-        await self.store.put_org(org)
+        await self.store.put_org(org, actor.org)
         if "members_create_channels" in changes:
             await self._members_create_channels(actor, org.members_create_channels)
         changed = sorted(k for k, v in org.to_wire().items() if before.get(k) != v)
         if changed:
-            await self.audit.record(AuditEvent("org.settings", "org", "default", actor=actor.login,
+            await self.audit.record(AuditEvent("org.settings", "org", actor.org, actor=actor.login,
                                                before={k: before.get(k) for k in changed},
                                                after={k: org.to_wire()[k] for k in changed}))
         return org

@@ -44,6 +44,7 @@ from chat.model import Channel, FileMeta, Membership, Message, OrgSettings, Sear
 from chat.store import Mutation
 from chat.textindex import QueryTerm, index_terms, prefix_end, query_terms, relevance
 from common.errors import InvalidField
+from identity.orgs import DEFAULT_ORG, SEPARATOR, plain, qualify
 from store.database import Database
 from store.schema import (
     chat_channels,
@@ -77,17 +78,24 @@ def _message(row: _Row) -> Message:
     return Message.from_wire(json.loads(row[0])).with_seq(int(row[1]), int(row[2]))
 
 
+def _settings_key(org_id: str) -> str:
+    """The organisation's settings row: `org` (the default organisation's, as before), else `org:<org id>`."""
+    return "org" if org_id == DEFAULT_ORG else f"org:{org_id}"
+
+
 def _channel(row: _Row) -> Channel:
     m = row._mapping
-    return Channel(id=m["id"], name=m["name"], kind=m["kind"], created_by=m["created_by"],
+    return Channel(id=m["id"], name=plain(m["name"]), kind=m["kind"], created_by=m["created_by"],
                    created_at=float(m["created_at"]), topic=m["topic"], retention_days=m["retention_days"],
-                   watermark=m["watermark"], archived_at=m["archived_at"])
+                   watermark=m["watermark"], archived_at=m["archived_at"], org=m["org_id"])
 
 
 def _channel_values(c: Channel) -> dict[str, Any]:
-    return {"id": c.id, "name": c.name, "kind": c.kind, "created_by": c.created_by, "created_at": c.created_at,
-            "topic": c.topic, "retention_days": c.retention_days, "watermark": c.watermark,
-            "archived_at": c.archived_at}
+    # The stored name is `org~name` outside the default organisation: the table's one unique name stays unique
+    # per organisation (identity/orgs.py), and `_channel` gives the plain name back.
+    return {"id": c.id, "name": qualify(c.org, c.name), "kind": c.kind, "created_by": c.created_by,
+            "created_at": c.created_at, "topic": c.topic, "retention_days": c.retention_days, "watermark": c.watermark,
+            "archived_at": c.archived_at, "org_id": c.org}
 
 
 def message_values(m: Message) -> dict[str, Any]:
@@ -238,34 +246,38 @@ class SqlChatStore:
 
     # Organisation -----------------------------------------------------------------------------
 
-    async def get_org(self) -> OrgSettings:
-        row = await self._one(select(chat_settings.c.value).where(chat_settings.c.key == "org"))
+    async def get_org(self, org_id: str = DEFAULT_ORG) -> OrgSettings:
+        row = await self._one(select(chat_settings.c.value).where(chat_settings.c.key == _settings_key(org_id)))
         return OrgSettings.from_wire(json.loads(row[0])) if row else OrgSettings()
 
-    async def put_org(self, org: OrgSettings) -> None:
+    async def put_org(self, org: OrgSettings, org_id: str = DEFAULT_ORG) -> None:
         value = json.dumps(org.to_wire())
-        stmt = self._insert(chat_settings).values(key="org", value=value)
+        stmt = self._insert(chat_settings).values(key=_settings_key(org_id), value=value)
         await self.db.write(lambda c: c.execute(stmt.on_conflict_do_update(
             index_elements=[chat_settings.c.key], set_={"value": value})))
 
     async def put_user(self, user: User) -> None:
         values = {"login": user.login, "role": user.role, "name": user.name, "department": user.department,
                   "created_at": user.created_at}
-        stmt = self._insert(chat_users).values(**values).on_conflict_do_update(
+        # A user's organisation is set when the row is made and never changed by an update.
+        stmt = self._insert(chat_users).values(**values, org_id=user.org).on_conflict_do_update(
             index_elements=[chat_users.c.login], set_={k: v for k, v in values.items() if k != "login"})
         await self.db.write(lambda c: c.execute(stmt))
 
     @staticmethod
     def _user(row: _Row) -> User:
         return User(login=row.login, role=row.role, name=row.name, department=row.department,
-                    created_at=float(row.created_at), email=row.email, title=row.title, source=row.source)
+                    created_at=float(row.created_at), email=row.email, title=row.title, source=row.source,
+                    org=row.org_id)
 
     async def get_user(self, login: str) -> User | None:
         row = await self._one(select(chat_users).where(chat_users.c.login == login))
         return self._user(row) if row else None
 
-    async def list_users(self) -> list[User]:
-        return [self._user(r) for r in await self._all(select(chat_users).order_by(chat_users.c.login))]
+    async def list_users(self, org: str | None = None) -> list[User]:
+        """The users of organisation `org` (None: of every organisation, for the server's own jobs)."""
+        stmt = select(chat_users) if org is None else select(chat_users).where(chat_users.c.org_id == org)
+        return [self._user(r) for r in await self._all(stmt.order_by(chat_users.c.login))]
 
     # Channels ---------------------------------------------------------------------------------
 
@@ -295,14 +307,17 @@ class SqlChatStore:
         row = await self._one(select(chat_channels).where(chat_channels.c.id == channel_id))
         return _channel(row) if row else None
 
-    async def find_channel(self, name: str) -> Channel | None:
-        row = await self._one(select(chat_channels).where(chat_channels.c.name == name))
+    async def find_channel(self, name: str, org: str = DEFAULT_ORG) -> Channel | None:
+        row = await self._one(select(chat_channels).where(chat_channels.c.name == qualify(org, name)))
         return _channel(row) if row else None
 
-    async def list_channels(self, kind: str | None = None) -> list[Channel]:
+    async def list_channels(self, kind: str | None = None, org: str | None = None) -> list[Channel]:
+        """Channels (of `kind`; of organisation `org`, None: of every organisation)."""
         stmt = select(chat_channels).order_by(chat_channels.c.name)
         if kind is not None:
             stmt = stmt.where(chat_channels.c.kind == kind)
+        if org is not None:
+            stmt = stmt.where(chat_channels.c.org_id == org)
         return [_channel(r) for r in await self._all(stmt)]
 
     async def add_members(self, channel_id: str, logins: Sequence[str]) -> None:
@@ -701,9 +716,12 @@ class SqlChatStore:
         f = _Filters(query.text)
         ids = list(channel_ids)
         if f.channel is not None:
-            found = await self._one(select(chat_channels.c.id).where(
-                or_(chat_channels.c.name == f.channel, chat_channels.c.id == f.channel)))
-            ids = [found[0]] if found is not None and found[0] in ids else []
+            # `in:name` names a channel of the caller's organisation: the one of that plain name among theirs.
+            found = await self._all(select(chat_channels.c.id).where(or_(
+                chat_channels.c.name == f.channel, chat_channels.c.name.endswith(SEPARATOR + f.channel,
+                                                                                 autoescape=True),
+                chat_channels.c.id == f.channel)))
+            ids = [r[0] for r in found if r[0] in ids][:1]
         wanted = query_terms(f.text)
         if not ids or (not wanted and not f.any):
             return []
@@ -757,7 +775,8 @@ class SqlChatStore:
     async def put_file(self, meta: FileMeta) -> None:
         attached = meta.attached_at if meta.attached_at is not None or not meta.channels else meta.created_at
         values = {"id": meta.id, "sha256": meta.sha256, "name": meta.name, "mime": meta.mime, "size": meta.size,
-                  "uploader": meta.uploader, "created_at": meta.created_at, "attached_at": attached}
+                  "uploader": meta.uploader, "created_at": meta.created_at, "attached_at": attached,
+                  "org_id": meta.org}
 
         async def op(conn: AsyncConnection) -> None:
             await conn.execute(self._insert(chat_files).values(**values).on_conflict_do_update(
@@ -782,7 +801,7 @@ class SqlChatStore:
     def _file(row: _Row, channels: tuple[str, ...] = ()) -> FileMeta:
         return FileMeta(id=row.id, sha256=row.sha256, name=row.name, mime=row.mime, size=int(row.size),
                         uploader=row.uploader, created_at=float(row.created_at), channels=channels,
-                        attached_at=None if row.attached_at is None else float(row.attached_at))
+                        attached_at=None if row.attached_at is None else float(row.attached_at), org=row.org_id)
 
     async def attach_file(self, file_id: str, message_id: str, channel_id: str, at: float) -> None:
         async def op(conn: AsyncConnection) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 import time
+from dataclasses import replace
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from chat.auth import Authenticator, Principal
 from common.errors import OutOfScope
 from identity.appkeys import API_KEYS, DATABASE, MEETINGS, TOKENS
 from identity.meetings import MeetingLedger
+from identity.orgs import DEFAULT_ORG, plain, request_org
 from chat.bus import Bus, LocalBus, RedisBus
 from chat.config import ChatConfig
 from chat.errors import BadMultipart, FileNotFound, NotPermitted, UserNotFound
@@ -174,7 +176,7 @@ class ChatApi:
         """The channel `ref` names; for a meeting token only its own, which the room's name also names."""
         if not p.scoped or ref == p.channel_id:
             return ref
-        if ref == p.room or (await self.service.resolve(ref)).id == p.channel_id:
+        if ref == plain(p.room or "") or (await self.service.resolve(ref, p.org)).id == p.channel_id:
             return p.channel_id or ref
         raise OutOfScope("a meeting token reaches only its meeting's channel")
 
@@ -197,11 +199,11 @@ class ChatApi:
 
     async def me(self, request: web.Request) -> web.Response:
         p = await self._who(request, meeting=True)
-        out: dict[str, Any] = {"user": p.user.to_wire(), "room": p.room, "meeting": p.meeting,
+        out: dict[str, Any] = {"user": p.user.to_wire(), "room": p.room and plain(p.room), "meeting": p.meeting,
                                "channel": p.channel_id}
         if not p.scoped:  # a meeting token's answer stays as it was: it holds none of the chat role's powers
-            table = await self.service.table()
-            out.update(login=p.user.login, name=p.user.name, role=p.user.role,
+            table = await self.service.table(p.org)
+            out.update(org=p.org, login=p.user.login, name=p.user.name, role=p.user.role,
                        department=[part for part in p.user.department.split("/") if part],
                        email=p.user.email, title=p.user.title,
                        permissions=table.held_by(p.user))
@@ -221,11 +223,14 @@ class ChatApi:
             raise InvalidField("password must be a non-empty string", field="password")
         keys = (f"login:{login.lower()}", f"addr:{request.remote or '-'}")
         self.lockout.check(*keys)
-        user = await self.store.get_user(login)
+        org = request_org(request)
+        user = await self.service.user_in(org, login)  # another organisation's login signs in only at its Host
         try:
             if self.accounts is None:
                 raise InvalidCredentials("wrong login or password")
-            if self.directory_login is not None and not await self._has_local_password(login):
+            # The directory (LDAP/AD) is the default organisation's: other organisations sign in with passwords.
+            if (self.directory_login is not None and org == DEFAULT_ORG
+                    and not await self._has_local_password(login)):
                 user, epoch = await self.directory_login(login, password)  # may be 503 directory_unavailable
             else:
                 account = await self.accounts.verify(login, password)  # one argon2 check, also for unknown logins
@@ -236,16 +241,17 @@ class ChatApi:
             self.lockout.failed(*keys)
             raise
         self.lockout.succeeded(keys[0])
-        token = self.open_session(user.login, epoch)
+        token = self.open_session(user.login, epoch, user.org)
         response = web.json_response({"token": token, "user": user.to_wire(),
                                       "csrf": csrf_token(self.auth.csrf_secret, token)})
         set_session_cookie(response, token, secure=request.secure)
         return response
 
-    def open_session(self, login: str, token_epoch: int) -> str:
+    def open_session(self, login: str, token_epoch: int, org: str = DEFAULT_ORG) -> str:
         """A new sign-in session for `login` (password or single sign-on): a session token with its own id,
         which sign-out ends. The caller puts it in the cookie (identity.signin.set_session_cookie)."""
-        return self.auth.mint_user_token(login, SESSION_SECONDS, token_epoch, session=secrets.token_urlsafe(16))
+        return self.auth.mint_user_token(login, SESSION_SECONDS, token_epoch, session=secrets.token_urlsafe(16),
+                                         org=org)
 
     async def _has_local_password(self, login: str) -> bool:
         account = None if self.accounts is None else await self.accounts.get(login)
@@ -265,18 +271,18 @@ class ChatApi:
         return response
 
     async def get_org(self, request: web.Request) -> web.Response:
-        await self._who(request)
-        return web.json_response((await self.service.org()).to_wire())
+        p = await self._who(request)
+        return web.json_response((await self.service.org(p.org)).to_wire())
 
     async def patch_org(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True)
-        body = await read_json_object(request, allowed=set((await self.service.org()).to_wire()))
+        body = await read_json_object(request, allowed=set((await self.service.org(p.org)).to_wire()))
         return web.json_response((await self.service.patch_org(p.user, body)).to_wire())
 
     async def list_users(self, request: web.Request) -> web.Response:
         p = await self._who(request)
-        require(p.user, Action.READ_DIRECTORY, await self.service.table())
-        return web.json_response({"users": [u.to_wire() for u in await self.store.list_users()]})
+        require(p.user, Action.READ_DIRECTORY, await self.service.table(p.org))
+        return web.json_response({"users": [u.to_wire() for u in await self.store.list_users(p.org)]})
 
     async def add_user(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True)
@@ -295,13 +301,13 @@ class ChatApi:
 
     async def user_token(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True)
-        require(p.user, Action.MANAGE_USERS, await self.service.table())
+        require(p.user, Action.MANAGE_USERS, await self.service.table(p.org))
         body = await read_json_object(request, allowed={"ttl"})
         ttl = body.get("ttl", 30 * 86400)
         if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= 365 * 86400:
             raise InvalidField("ttl must be 60 s to 365 days", field="ttl")
         login = request.match_info["login"]
-        target = await self.store.get_user(login)
+        target = await self.service.user_in(p.org, login)
         if target is None:
             raise UserNotFound(f"no user {login!r}")
         # A user token acts as its user: a person mints one only for someone ranked strictly below them (a member
@@ -310,7 +316,7 @@ class ChatApi:
         lower = outranks(p.user, target.role) or login == p.user.login or p.credential_kind.startswith("key:")
         if outranked_by(p.user, target.role) or not lower:
             raise NotPermitted(f"a {p.user.role} may not mint a token for a {target.role}")
-        token = self.auth.mint_user_token(login, ttl, await self.auth.current_epoch(login))
+        token = self.auth.mint_user_token(login, ttl, await self.auth.current_epoch(login), org=target.org)
         await self.service.audit.record(AuditEvent("user_token.create", "user", login, after={"ttl": ttl}))
         # In the fragment: browsers never send it, so it stays out of access logs and proxies.
         return web.json_response({"token": token, "url": f"/chat#token={token}"}, status=201)
@@ -319,9 +325,9 @@ class ChatApi:
         """Ends a person's access: sign-in refused, every session and user token fails on its next request, and
         their live chat sockets close (4410) here at once and in other processes within a poll."""
         p = await self._who(request, write=True)
-        require(p.user, Action.MANAGE_USERS, await self.service.table())
+        require(p.user, Action.MANAGE_USERS, await self.service.table(p.org))
         login = request.match_info["login"]
-        target = await self.store.get_user(login)
+        target = await self.service.user_in(p.org, login)
         if target is None:
             raise UserNotFound(f"no user {login!r}")
         if outranked_by(p.user, target.role) or login == p.user.login:
@@ -370,8 +376,8 @@ class ChatApi:
 
     async def browse_channels(self, request: web.Request) -> web.Response:
         p = await self._who(request)
-        require(p.user, Action.JOIN_TEAM_CHANNEL, await self.service.table())
-        return web.json_response({"channels": [c.to_wire() for c in await self.store.list_channels("team")]})
+        require(p.user, Action.JOIN_TEAM_CHANNEL, await self.service.table(p.org))
+        return web.json_response({"channels": [c.to_wire() for c in await self.store.list_channels("team", p.org)]})
 
     async def get_channel(self, request: web.Request) -> web.Response:
         p = await self._who(request, meeting=True)
@@ -551,8 +557,8 @@ class ChatApi:
 
     async def upload(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True, meeting=True)
-        org = await self.service.org()
-        require(p.user, Action.UPLOAD_FILES, await self.service.table())
+        org = await self.service.org(p.org)
+        require(p.user, Action.UPLOAD_FILES, await self.service.table(p.org))
         if not request.content_type.startswith("multipart/"):
             raise BadMultipart("upload files as multipart/form-data in a part named 'file'")
         try:
@@ -574,7 +580,8 @@ class ChatApi:
                 if len(staged) >= 10:
                     raise BadMultipart("at most 10 files per upload")
                 left = None if allowance is None else allowance - sum(s.meta.size for s in staged)
-                staged.append(await self.vault.receive(part, p.user.login, org, left))
+                one = await self.vault.receive(part, p.user.login, org, left)
+                staged.append(replace(one, meta=replace(one.meta, org=p.org)))  # the uploader's organisation
             if not staged:
                 raise BadMultipart("no part named 'file'")
             for s in staged:
@@ -600,7 +607,8 @@ class ChatApi:
             # Reading was checked when the link was made; the signature binds it to this file.
             self.links.verify(file_id, request.query.get("expires", ""), request.query.get("sig", ""))
             found = await self.store.get_file(file_id)
-            if found is None or found.withdrawn:  # recalled since the link was made
+            # Recalled since the link was made, or another organisation's file (the link works at its Host only).
+            if found is None or found.withdrawn or found.org != request_org(request):
                 raise FileNotFound(f"no file {file_id!r}")
             meta = found
         else:
@@ -624,7 +632,7 @@ class ChatApi:
         # No per-message deflate: chat frames are small and compressing each one per socket costs fan-out CPU.
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=self.config.max_ws_message_bytes, compress=False)
         await ws.prepare(request)
-        authenticated = await self._socket_auth(ws, request.cookies.get(SESSION_COOKIE))
+        authenticated = await self._socket_auth(ws, request_org(request), request.cookies.get(SESSION_COOKIE))
         if authenticated is None:
             return ws
         p, sid, last = authenticated
@@ -658,7 +666,7 @@ class ChatApi:
                 self.hub.detach(session)
         return ws
 
-    async def _socket_auth(self, ws: web.WebSocketResponse,
+    async def _socket_auth(self, ws: web.WebSocketResponse, org: str,
                            cookie: str | None = None) -> tuple[Principal, str | None, int | None] | None:
         """Reads the `auth` frame, which must come first and in time; on failure says why and closes 4401."""
         try:
@@ -674,7 +682,7 @@ class ChatApi:
             token, sid, last = _auth_frame(msg.data, cookie)
             if token == cookie and not self.auth.verify(token).is_user_token:
                 raise Unauthorized("the session cookie holds no session")
-            principal = await self.auth.from_credential(token)
+            principal = await self.auth.from_credential(token, org)
             self.auth.note_active(principal)
         except ConveneError as err:
             await self._refuse_socket(ws, err)

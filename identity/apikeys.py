@@ -34,6 +34,7 @@ class ApiKey:
     role: str
     created_at: float
     revoked_at: float | None = None
+    org: str = "default"  # the organisation the key belongs to (identity/orgs.py); it works at its Hosts only
 
     def to_wire(self) -> dict[str, object]:
         return {"id": self.key_id, "name": self.name, "role": self.role, "created_at": self.created_at,
@@ -46,7 +47,7 @@ def _hash(secret: str) -> str:
 
 def _key(row: Any) -> ApiKey:
     return ApiKey(key_id=row.key_id, name=row.name, role=row.role, created_at=float(row.created_at),
-                  revoked_at=None if row.revoked_at is None else float(row.revoked_at))
+                  revoked_at=None if row.revoked_at is None else float(row.revoked_at), org=str(row.org_id))
 
 
 class ApiKeyStore:
@@ -54,14 +55,15 @@ class ApiKeyStore:
         self.db = db
         self.audit = Recorder.on(db)
 
-    async def create(self, name: str, role: str = "admin") -> tuple[ApiKey, str]:
+    async def create(self, name: str, role: str = "admin", org: str = "default") -> tuple[ApiKey, str]:
         """Returns the key and its full secret string, which is shown once and never stored."""
         if role not in ROLES:
             raise InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
         if not name or len(name) > 64:
             raise InvalidField("name must be 1-64 characters", field="name")
         secret = secrets.token_urlsafe(24)
-        key = ApiKey(key_id=secrets.token_hex(_KEY_ID_LEN // 2), name=name, role=role, created_at=time.time())
+        key = ApiKey(key_id=secrets.token_hex(_KEY_ID_LEN // 2), name=name, role=role, created_at=time.time(),
+                     org=org)
         await self.insert(key, _hash(secret))
         await self.audit.record(AuditEvent("api_key.create", "api_key", key.key_id,
                                            after={"name": name, "role": role}))
@@ -72,7 +74,7 @@ class ApiKeyStore:
         async def op(conn: AsyncConnection) -> None:
             await conn.execute(api_keys.insert().values(
                 key_id=key.key_id, name=key.name, role=key.role, secret_hash=secret_hash,
-                created_at=key.created_at, revoked_at=key.revoked_at))
+                created_at=key.created_at, revoked_at=key.revoked_at, org_id=key.org))
         await self.db.write(op)
 
     async def verify(self, presented: str) -> ApiKey:

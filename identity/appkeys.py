@@ -6,6 +6,7 @@ from aiohttp import web
 
 from identity.apikeys import ApiKeyStore
 from identity.meetings import MeetingLedger
+from identity.orgs import OrgDirectory
 from identity.permission_store import PermissionStore
 from identity.tokens import TokenIssuer
 from store.database import Database
@@ -17,3 +18,5 @@ MEETINGS = web.AppKey("meetings", MeetingLedger)
 PERMISSIONS = web.AppKey("permissions", PermissionStore)
 # The process's one store (opened first, closed last by the front door; chat and identity share it).
 DATABASE = web.AppKey("database", Database)
+# The organisations and their Host names (identity/orgs.py); the front door resolves each request's with it.
+ORGS = web.AppKey("orgs", OrgDirectory)

@@ -12,6 +12,7 @@ from common.errors import Forbidden, NotFound, OutOfScope, Unauthorized
 from identity.apikeys import PREFIX, ApiKey
 from identity.appkeys import API_KEYS, MEETINGS, TOKENS
 from identity.meetings import Meeting
+from identity.orgs import same_org
 from identity.tokens import AccessToken, RecordToken
 
 
@@ -48,9 +49,11 @@ async def authenticate(request: web.Request) -> Caller:
     value = bearer(request)
     if value.startswith(PREFIX):
         key = await request.app[API_KEYS].verify(value)
+        same_org(request, key.org, "API key")  # another organisation's key: as if it did not exist
         note_caller(key.name, f"key:{key.key_id}")  # the audit log's actor for what this request does
         return Caller(api_key=key)
     token = request.app[TOKENS].verify(value)
+    same_org(request, token.org, "meeting")
     if token.is_user_token:
         raise OutOfScope("a chat user token does not reach rooms")
     caller = Caller(token=token, meeting=await request.app[MEETINGS].check(token))
@@ -83,15 +86,18 @@ async def record_reader(request: web.Request, meeting_id: str, attendees_allowed
     value = bearer(request)
     ledger = request.app[MEETINGS]
     if value.startswith(PREFIX):
-        if (await request.app[API_KEYS].verify(value)).role != "admin":
+        key = await request.app[API_KEYS].verify(value)
+        same_org(request, key.org, "meeting")
+        if key.role != "admin":
             raise Forbidden("meeting records need an admin API key, a record token or a meeting token")
         meeting = await ledger.get(meeting_id)
-        if meeting is None:
+        if meeting is None or meeting.org != key.org:
             raise NotFound(f"no meeting {meeting_id!r}")
         return RecordReader(meeting, may_edit=True, identity="", admin=True)
     tokens = request.app[TOKENS]
     if tokens.is_record(value):
         record = tokens.verify_record(value)
+        same_org(request, record.org, "meeting")
         if record.meeting != meeting_id:
             raise OutOfScope("a record token reaches only its own meeting's record")
         meeting = await ledger.get(meeting_id)
@@ -99,6 +105,7 @@ async def record_reader(request: web.Request, meeting_id: str, attendees_allowed
             raise NotFound(f"no meeting {meeting_id!r}")
         return RecordReader(meeting, may_edit=record.moderator, identity=record.identity, name=record.name)
     token = tokens.verify(value)
+    same_org(request, token.org, "meeting")
     if token.is_user_token:
         raise OutOfScope("a chat user token does not reach meeting records")
     live = await ledger.check(token)  # meeting_ended / removed: the record token is what outlives the meeting

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit import AuditEvent, Recorder
 from common.errors import MeetingEnded, RemovedFromMeeting
+from identity.orgs import org_of, plain
 from identity.secrets_store import server_secret
 from identity.tokens import AccessToken, Grants, TokenIssuer
 from store.database import Database
@@ -49,8 +50,13 @@ class Meeting:
     def live(self) -> bool:
         return self.ended_at is None
 
+    @property
+    def org(self) -> str:
+        """Its organisation: `room` is the server-internal name, `org~room` outside `default` (identity/orgs.py)."""
+        return org_of(self.room)
+
     def to_wire(self) -> dict[str, object]:
-        return {"meeting_id": self.meeting_id, "room": self.room, "started_at": self.started_at,
+        return {"meeting_id": self.meeting_id, "room": plain(self.room), "started_at": self.started_at,
                 "ended_at": self.ended_at, "guests": self.guests}
 
 
@@ -95,7 +101,7 @@ class MeetingLedger:
             if row is not None:
                 return _meeting(row), False
             meeting = Meeting(new_meeting_id(), room, time.time(), guests)
-            await conn.execute(meetings.insert().values(meeting_id=meeting.meeting_id, room=room,
+            await conn.execute(meetings.insert().values(meeting_id=meeting.meeting_id, room=room, org_id=org_of(room),
                                                         started_at=meeting.started_at, guests=guests, end_reason=""))
             return meeting, True
 
@@ -139,9 +145,10 @@ class MeetingLedger:
         return await self._many(select(meetings).where(meetings.c.room == room)
                                 .order_by(meetings.c.started_at.desc()).limit(limit))
 
-    async def recent(self, limit: int = 100) -> list[Meeting]:
-        """Every room's meetings, newest first (the admin's "my meetings" list)."""
-        return await self._many(select(meetings).order_by(meetings.c.started_at.desc()).limit(limit))
+    async def recent(self, limit: int = 100, org: str | None = None) -> list[Meeting]:
+        """Every room's meetings (of organisation `org`; None: of all), newest first (the admin's list)."""
+        stmt = select(meetings) if org is None else select(meetings).where(meetings.c.org_id == org)
+        return await self._many(stmt.order_by(meetings.c.started_at.desc()).limit(limit))
 
     async def remove(self, meeting_id: str, identity: str) -> None:
         """Holds every token of `identity` issued until now out of this meeting (a new invite still works)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import jwt
 
 from common.errors import ExpiredToken, InvalidToken, OutOfScope
+from identity.orgs import org_of
 
 ALGORITHM = "HS256"
 ISSUER = "convene"
@@ -27,6 +28,8 @@ USER_SCOPE = "@chat"
 # The `use` claim of a record token; meeting and user tokens carry no `use` claim.
 RECORD_USE = "record"
 RECORD_TTL_SECONDS = 30 * 86400
+# The organisation of a token without an `org` claim (tokens minted before organisations, and `default`'s own).
+DEFAULT_ORG = "default"
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class AccessToken:
     issued_at: float = 0.0
     epoch: int = 0  # a user token's account token epoch at minting (identity/passwords.py); 0 when absent
     session: str | None = None  # a sign-in session's id (sign-out ends it); None for other tokens
+    org: str = DEFAULT_ORG  # the organisation it was minted for: it reaches nothing at another's Host
 
     @property
     def is_user_token(self) -> bool:
@@ -84,6 +88,7 @@ class RecordToken:
     moderator: bool
     expires_at: float
     issued_at: float = 0.0
+    org: str = DEFAULT_ORG
 
 
 class TokenIssuer:
@@ -101,6 +106,7 @@ class TokenIssuer:
         meeting: str | None = None,
         epoch: int = 0,
         session: str | None = None,
+        org: str = DEFAULT_ORG,
     ) -> str:
         if (room == USER_SCOPE) != (meeting is None):
             raise ValueError("a meeting token names its meeting; a user token names none")
@@ -120,12 +126,16 @@ class TokenIssuer:
             claims["mtg"] = meeting
         if session is not None:
             claims["sid"] = session
+        org = org if org != DEFAULT_ORG else org_of(room)  # a room of an organisation is `org~room`
+        if org != DEFAULT_ORG:
+            claims["org"] = org
         if epoch:
             claims["ep"] = epoch  # deactivating the account bumps its epoch: this token then fails
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def mint_record(self, room: str, meeting: str, identity: str, name: str = "", moderator: bool = False,
-                    ttl_seconds: int = RECORD_TTL_SECONDS, now: float | None = None) -> str:
+                    ttl_seconds: int = RECORD_TTL_SECONDS, now: float | None = None,
+                    org: str = DEFAULT_ORG) -> str:
         """A record token for one meeting (see the module's docstring)."""
         if room == USER_SCOPE or not meeting:
             raise ValueError("a record token names a room and its meeting")
@@ -135,6 +145,9 @@ class TokenIssuer:
             "mtg": meeting, "moderator": moderator, "iat": issued, "nbf": int(issued) - 5,
             "exp": int(issued) + ttl_seconds,
         }
+        org = org if org != DEFAULT_ORG else org_of(room)
+        if org != DEFAULT_ORG:
+            claims["org"] = org
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def _decode(self, token: str) -> dict[str, object]:
@@ -169,7 +182,7 @@ class TokenIssuer:
         assert isinstance(identity, str) and isinstance(room, str) and isinstance(meeting, str)
         return RecordToken(identity=identity, name=str(claims.get("name") or identity), room=room, meeting=meeting,
                            moderator=claims.get("moderator") is True, expires_at=float(str(claims["exp"])),
-                           issued_at=float(str(claims.get("iat", 0))))
+                           issued_at=float(str(claims.get("iat", 0))), org=_org(claims))
 
     def verify(self, token: str) -> AccessToken:
         """A meeting or user token; a record token is refused (`out_of_scope`): it reaches no meeting."""
@@ -192,4 +205,12 @@ class TokenIssuer:
             issued_at=float(str(claims.get("iat", 0))),
             session=sid if isinstance(sid := claims.get("sid"), str) and sid else None,
             epoch=epoch if isinstance(epoch := claims.get("ep", 0), int) and not isinstance(epoch, bool) else -1,
+            org=_org(claims),
         )
+
+
+def _org(claims: dict[str, object]) -> str:
+    org = claims.get("org", DEFAULT_ORG)
+    if not isinstance(org, str) or not org:
+        raise InvalidToken("access token of no organisation")
+    return org

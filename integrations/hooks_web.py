@@ -146,7 +146,7 @@ class HooksApi:
                     bot_login=bot_login(hook_id), created_at=time.time(), **extra)
         bot = await self.poster.bot_for(hook.id, name)
         if channel_ref is not None:
-            await self.poster.join(bot, await self.chat.resolve(channel_ref))
+            await self.poster.join(bot, await self.chat.resolve(channel_ref, p.org))
         await self.hooks.insert(hook)
         self.outgoing.forget()
         await self._audit("hook.create", hook, p.user.login)

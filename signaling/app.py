@@ -36,7 +36,8 @@ from audit.appkeys import AUDIT
 from audit.origin import origin_middleware
 from signaling.audit_api import setup_audit
 from signaling.stats_api import setup_stats
-from identity.appkeys import DATABASE
+from identity.appkeys import DATABASE, ORGS
+from identity.orgs import OrgDirectory, org_middleware
 from signaling.legacy_import import import_legacy
 from signaling.room_directory import StoreRoomDirectory
 from store.database import Database
@@ -82,12 +83,16 @@ def create_app(config: Config) -> web.Application:
     private_dir(config.data_dir)  # 0700, also when an older version left it open
     private_dir(config.data_dir / "chat")  # chat's part (its blobs, unless --files-dir): 0700 as well
     configure_server_ice(config)  # ICE gathering: loopback, networks, ports, announced address
-    # Outermost: every other middleware and handler sees the client's address and scheme, not the proxy's.
-    app = web.Application(middlewares=[*proxies.middlewares(config.trusted_proxies), origin_middleware,
-                                       error_middleware],
+    database = Database.for_config(config.database_url, config.data_dir)
+    orgs = OrgDirectory(database)
+    # Outermost: every other middleware and handler sees the client's address, scheme and Host, not the proxy's;
+    # then the request's organisation, from that Host (identity/orgs.py).
+    app = web.Application(middlewares=[*proxies.middlewares(config.trusted_proxies), org_middleware(orgs),
+                                       origin_middleware, error_middleware],
                           client_max_size=1024 * 1024)
     app[CONFIG] = config
-    app[DATABASE] = Database.for_config(config.database_url, config.data_dir)
+    app[DATABASE] = database
+    app[ORGS] = orgs
     app.cleanup_ctx.append(_database_ctx)
     headers.setup(app)
     app[TOKENS] = TokenIssuer(server_secret(config.data_dir, config.token_secret_file))

@@ -139,7 +139,12 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
                 signing.append((await bots.create(args.name, args.owner))[1])
             elif bot.owner != args.owner:
                 raise SystemExit(f"{args.name!r} is already a bot of {bot.owner!r}")
-        return await keys.create(args.name, args.role)
+        if args.org != "default":
+            from identity.orgs import OrgDirectory
+
+            if not await OrgDirectory(keys.db).exists(args.org):
+                raise SystemExit(f"no organisation {args.org!r} (convene orgs add {args.org} --host HOST)")
+        return await keys.create(args.name, args.role, org=args.org)
 
     key, secret = _with_keys(args, make)
     print(secret)
@@ -403,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", default="admin", choices=["admin", "member", "bot"])
     create.add_argument("--owner", help="a bot key's owner (a login): the bot stops working while the owner is "
                                         "deactivated, as a bot made with POST /v1/bots")
+    create.add_argument("--org", default="default", help="the organisation the key belongs to (default: default)")
     _add_common(create)
     _add_database(create)
     create.set_defaults(func=_cmd_keys_create)
@@ -460,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     from signaling.stats_cli import add_stats_parser
 
     add_stats_parser(sub, _add_common, _add_database, _with_database)
+    from signaling.orgs_cli import add_orgs_parser
+
+    add_orgs_parser(sub, _add_common, _add_database)
 
     from loadtest.cli import add_arguments as add_loadtest_arguments
     from loadtest.cli import run_from_args as run_loadtest

@@ -27,6 +27,7 @@ from identity.permissions import Permission
 from identity.signin import SESSION_COOKIE
 from identity.tokens import Grants
 from signaling.appkeys import CONFIG, GUEST_JOINS, MEETINGS_DESK, TOKENS
+from identity.orgs import org_name, plain, request_org
 from signaling.rest import valid_room_name
 
 log = logging.getLogger("convene.signaling.member_join")
@@ -51,16 +52,16 @@ async def signed_in_person(request: web.Request) -> Principal:
         raise Forbidden("joining as a member needs a signed-in person (a session or a user token), not an API key")
     if not request.app[TOKENS].verify(value).is_user_token:  # a record token raises out_of_scope itself
         raise OutOfScope("a meeting token joins only its own meeting, through the signaling socket")
-    return await auth.from_credential(value)
+    return await auth.from_credential(value, request_org(request))
 
 
 async def check_may_start_meeting(request: web.Request, user: User) -> None:
     """The organisation's start_meeting row (identity/permissions.py; PUT /v1/admin/permissions)."""
-    await request.app[PERMISSIONS].require(user, Permission.START_MEETING)
+    await request.app[PERMISSIONS].require(user, Permission.START_MEETING, user.org)
 
 
 async def join_as_member(request: web.Request) -> web.Response:
-    room_name = valid_room_name(request.match_info["room"])
+    room_name = org_name(request, valid_room_name(request.match_info["room"]))
     person = await signed_in_person(request)
     user = person.user
     if user.role not in MEMBER_ROLES:  # guests come through invite links; bots through API-minted tokens
@@ -79,7 +80,7 @@ async def join_as_member(request: web.Request) -> web.Response:
     if CHAT_API in request.app:  # the meeting is on the member's home page from now on, through its channel
         await request.app[CHAT_API].service.join_meeting(meeting.meeting_id, room_name, user.login)
     log.info("room %s: %s joined as a member%s", room_name, user.login, " (started it)" if started else "")
-    return web.json_response({"token": token, "room": room_name, "meeting_id": meeting.meeting_id,
+    return web.json_response({"token": token, "room": plain(room_name), "meeting_id": meeting.meeting_id,
                               "moderator": moderator, "started": started, "identity": user.login, "name": name},
                              status=201)
 

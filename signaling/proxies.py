@@ -9,7 +9,8 @@ the connection comes from a network in `--trusted-proxies`; from any other peer 
 `X-Forwarded-For` is read right to left (each proxy appends the address it saw): the client is the first
 address, from the right, that is not itself a trusted proxy. `X-Forwarded-Proto`: the value the nearest proxy
 set (the last one), `http` or `https` only. `Host` is taken as the proxy passes it (nginx needs
-`proxy_set_header Host $host`); `X-Forwarded-Host` and `Forwarded` (RFC 7239) are not read.
+`proxy_set_header Host $host`), or from a trusted proxy's `X-Forwarded-Host` (its last value) where it sends one:
+the Host picks the request's organisation (identity/orgs.py). `Forwarded` (RFC 7239) is not read.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def middleware(networks: tuple[Network, ...]) -> Middleware:
             return await handler(request)
         remote = client_address(peer, request.headers.getall("X-Forwarded-For", []), networks) or peer
         scheme = forwarded_scheme(request.headers.getall("X-Forwarded-Proto", [])) or request.scheme
-        return await handler(request.clone(remote=remote, scheme=scheme))
+        forwarded_hosts = [h.strip() for v in request.headers.getall("X-Forwarded-Host", []) for h in v.split(",")]
+        host = forwarded_hosts[-1] if forwarded_hosts and forwarded_hosts[-1] else request.host
+        return await handler(request.clone(remote=remote, scheme=scheme, host=host))
 
     return from_proxy
 

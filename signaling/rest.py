@@ -16,6 +16,7 @@ from common.names import display_name
 from common.ratelimit import RateLimiter
 from common.wire import read_json_object
 from identity.auth import authenticate, require_admin_key
+from identity.orgs import DEFAULT_ORG, org_name, org_of, plain, request_org
 from identity.tokens import Grants
 from identity.permissions import Permission
 from signaling.room_access import (admin_key_or_person, check_person_invite, guest_identity, opener_token,
@@ -35,12 +36,23 @@ def valid_room_name(name: object) -> str:
     return name
 
 
+def public(described: dict[str, Any]) -> dict[str, Any]:
+    """A room as clients see it: its plain name, without the organisation the server keeps it under."""
+    return {**described, "name": plain(described["name"])}
+
+
+def base_url(request: web.Request) -> str:
+    """Links for the request's organisation: the configured public URL, or the organisation's own Host."""
+    config = request.app[CONFIG]
+    return config.url if request_org(request) == DEFAULT_ORG else f"{request.scheme}://{request.host}"
+
+
 async def create_room(request: web.Request) -> web.Response:
     """An admin key, or a signed-in person holding start_meeting (and invite_guests for `"guests": true`), who
     gets a moderator token for it in the answer."""
     person = await admin_key_or_person(request, Permission.START_MEETING)
     body = await read_json_object(request, allowed={"name", "captions", "max_participants", "guests", "language"})
-    name = valid_room_name(body.get("name"))
+    name = org_name(request, valid_room_name(body.get("name")))
     guests = body.get("guests", False)
     if not isinstance(guests, bool):
         raise InvalidField("guests must be true or false", field="guests")
@@ -61,7 +73,7 @@ async def create_room(request: web.Request) -> web.Response:
         room.emit({"type": "language", "language": language})  # the room's transcriber (and anyone in it)
     live = request.app[TRANSCRIBE].live(name) if TRANSCRIBE in request.app else None
     spoken = live.language if live is not None else language or room_language(request.app[CONFIG].asr_language)
-    out = {**room.describe(), "guests": meeting.guests, "language": spoken}
+    out = {**public(room.describe()), "guests": meeting.guests, "language": spoken}
     if person is not None and created:  # only who started it: a live meeting's moderation is not for the asking
         out.update(opener_token(request, person, name, meeting.meeting_id))
     return web.json_response(out, status=201 if created else 200)
@@ -69,34 +81,36 @@ async def create_room(request: web.Request) -> web.Response:
 
 async def list_rooms(request: web.Request) -> web.Response:
     await require_admin_key(request)
-    return web.json_response({"rooms": [r.describe(brief=True) for r in request.app[ROOMS].all()]})
+    org = request_org(request)
+    return web.json_response({"rooms": [public(r.describe(brief=True)) for r in request.app[ROOMS].all()
+                                        if org_of(r.name) == org]})
 
 
 async def get_room(request: web.Request) -> web.Response:
-    name = request.match_info["room"]
+    name = org_name(request, request.match_info["room"])
     caller = await authenticate(request)
     if not (caller.is_admin_key or caller.in_room(name)):
         raise Forbidden("not allowed to see this room")
     room = request.app[ROOMS].get(name)
     if room is None or (caller.meeting is not None and room.meeting_id != caller.meeting.meeting_id):
-        raise NotFound(f"no room named {name!r}")
-    return web.json_response(room.describe())
+        raise NotFound(f"no room named {plain(name)!r}")
+    return web.json_response(public(room.describe()))
 
 
 async def delete_room(request: web.Request) -> web.Response:
-    name = request.match_info["room"]
+    name = org_name(request, request.match_info["room"])
     caller = await authenticate(request)
     if not caller.may_moderate(name):
         raise Forbidden("ending a room needs an admin API key or a moderator token")
     if not await request.app[MEETINGS_DESK].end(name, reason="ended by API"):
-        raise NotFound(f"no room named {name!r}")
-    return web.json_response({"ended": name})
+        raise NotFound(f"no room named {plain(name)!r}")
+    return web.json_response({"ended": plain(name)})
 
 
 async def create_token(request: web.Request) -> web.Response:
     """An invite: an admin key's for anyone, or a signed-in person's (invite_guests) for a guest."""
     person = await admin_key_or_person(request, Permission.INVITE_GUESTS)
-    room = valid_room_name(request.match_info["room"])
+    room = org_name(request, valid_room_name(request.match_info["room"]))
     body = await read_json_object(request, allowed={"identity", "name", "grants", "ttl"})
     identity = body.get("identity")
     if not isinstance(identity, str) or not IDENTITY.match(identity):
@@ -122,7 +136,7 @@ async def create_token(request: web.Request) -> web.Response:
     meeting, _ = await request.app[MEETINGS].live_or_start(room, guests=False)
     token = request.app[TOKENS].mint(room, identity, name=name, grants=grants, ttl_seconds=ttl,
                                      meeting=meeting.meeting_id)
-    return web.json_response({"token": token, "url": f"{config.url}/r/{room}#token={token}",
+    return web.json_response({"token": token, "url": f"{base_url(request)}/r/{plain(room)}#token={token}",
                               "meeting_id": meeting.meeting_id, "identity": identity}, status=201)
 
 
@@ -154,7 +168,7 @@ async def guest_join(request: web.Request) -> web.Response:
     """`/` asks here for a token. A room with no meeting starts one, whose opener is its moderator; a live
     meeting admits guests only when it was opened this way or created with `"guests": true`."""
     config = request.app[CONFIG]
-    room_name = valid_room_name(request.match_info["room"])
+    room_name = org_name(request, valid_room_name(request.match_info["room"]))
     body = await read_json_object(request, allowed={"name"})
     display = display_name(body.get("name"), "name", max_len=64)
     # Per client address: anonymous joins create rooms, channels and users, so they are not free.
@@ -169,19 +183,19 @@ async def guest_join(request: web.Request) -> web.Response:
     identity = f"guest-{secrets.token_hex(6)}"
     token = request.app[TOKENS].mint(room_name, identity, name=display, grants=Grants(moderator=started),
                                      ttl_seconds=config.default_token_ttl_seconds, meeting=meeting.meeting_id)
-    return web.json_response({"token": token, "url": f"{config.url}/r/{room_name}#token={token}",
+    return web.json_response({"token": token, "url": f"{base_url(request)}/r/{plain(room_name)}#token={token}",
                               "moderator": started, "meeting_id": meeting.meeting_id}, status=201)
 
 
 async def placement(request: web.Request) -> web.Response:
     """Which worker a participant of this room should connect its signaling socket to (asked with the
     participant's meeting token: where a room lives is not for anyone to probe)."""
-    room = valid_room_name(request.match_info["room"])
+    room = org_name(request, valid_room_name(request.match_info["room"]))
     caller = await authenticate(request)
     if not (caller.is_admin_key or caller.in_room(room)):
         raise Forbidden("placement needs a token for this room")
     config = request.app[CONFIG]
-    ws_path = f"/v1/rooms/{room}/ws"
+    ws_path = f"/v1/rooms/{plain(room)}/ws"
     pipes = request.app.get(PIPES)
     if pipes is None:
         return web.json_response({"worker": None, "ws_url": config.url.replace("http", "ws", 1) + ws_path})

@@ -46,7 +46,7 @@ async def admin_key_or_person(request: web.Request, *permissions: Permission) ->
     api = request.app[CHAT_API]
     person = (await api.auth.principal(request)).unscoped()
     api.limiter.take(person.rate_key)  # each call may start a meeting: as costly as a chat write
-    table = await request.app[PERMISSIONS].table()
+    table = await request.app[PERMISSIONS].table(person.org)
     for permission in permissions:
         require(person.user, permission, table)
     return person
@@ -55,7 +55,7 @@ async def admin_key_or_person(request: web.Request, *permissions: Permission) ->
 async def require_also(request: web.Request, person: Principal | None, permission: Permission) -> None:
     """A person needs `permission` too for what they asked (admin keys hold everything)."""
     if person is not None:
-        require(person.user, permission, await request.app[PERMISSIONS].table())
+        require(person.user, permission, await request.app[PERMISSIONS].table(person.org))
 
 
 async def check_person_invite(request: web.Request, person: Principal, moderator: bool, room: str) -> None:

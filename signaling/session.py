@@ -34,6 +34,7 @@ from common.errors import (
     RateLimited,
     UnknownMessageType,
 )
+from identity.orgs import plain
 from identity.tokens import AccessToken, TokenIssuer
 from signaling.meetings import Meetings
 from transcribe.settings import ROOM_LANGUAGES
@@ -386,7 +387,7 @@ class Session:
             "type": "joined",
             "participant": {"id": participant.id, "identity": token.identity, "name": token.name,
                             "grants": token.grants.to_claim()},
-            "room": {"name": room.name, "captions": room.captions,
+            "room": {"name": plain(room.name), "captions": room.captions,
                      "participants": [p.describe() for p in room.visible if p.id != participant.id]},
             "ice_servers": (self._client_ice_servers(token.identity) if self._client_ice_servers is not None
                             else self._ice_servers),

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from common.origins import check_origin, refuse_token_in_url
 from signaling.appkeys import CONFIG, MEETINGS_DESK, ROOMS, TOKENS
+from identity.orgs import org_name
 from signaling.rest import valid_room_name
 from sfu.webrtc import CandidatePolicy
 from signaling.session import Session
@@ -19,7 +20,9 @@ HARD_FRAME_LIMIT = 2 * 1024 * 1024
 
 
 async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
-    room_name = valid_room_name(request.match_info["room"])
+    # The room inside the server: `org~room` for an organisation's room (a token of another organisation's room
+    # then names another room and is refused at join).
+    room_name = org_name(request, valid_room_name(request.match_info["room"]))
     config = request.app[CONFIG]
     # The token comes in the `join` message only: a URL is written to access logs and proxies.
     refuse_token_in_url(request, "send it in the first message: {\"type\": \"join\", \"token\": …}")

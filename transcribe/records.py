@@ -32,6 +32,7 @@ from identity.apikeys import PREFIX
 from identity.appkeys import API_KEYS, MEETINGS, TOKENS
 from identity.auth import RecordReader, authenticate, bearer, record_reader
 from identity.meetings import Meeting, MeetingLedger
+from identity.orgs import same_org
 from identity.tokens import RECORD_TTL_SECONDS
 from transcribe.formats import FORMATS, render
 from transcribe.notes import ActionItem, MeetingNotes, NotesWriter
@@ -250,15 +251,18 @@ async def list_meetings(request: web.Request) -> web.Response:
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST:
         raise InvalidField(f"limit must be 1-{MAX_LIST}", field="limit")
     if value.startswith(PREFIX):
-        if (await request.app[API_KEYS].verify(value)).role != "admin":
+        key = await request.app[API_KEYS].verify(value)
+        same_org(request, key.org, "meeting")
+        if key.role != "admin":
             raise Forbidden("listing meetings needs an admin API key or a record token")
-        meetings = await request.app[MEETINGS].recent(int(raw_limit))
+        meetings = await request.app[MEETINGS].recent(int(raw_limit), org=key.org)
     else:
         tokens = request.app[TOKENS]
         if not tokens.is_record(value):
             tokens.verify(value)  # an invalid or expired one says so
             raise OutOfScope("a meeting's record is listed with its record token")
         record = tokens.verify_record(value)
+        same_org(request, record.org, "meeting")
         found = await request.app[MEETINGS].get(record.meeting)
         meetings = [found] if found is not None and found.room == record.room else []
     return web.json_response({"meetings": [await records.summary(m) for m in meetings]})

@@ -12,6 +12,7 @@ from datetime import date
 from aiohttp import web
 
 from identity.auth import authenticate, require_admin_key
+from identity.orgs import org_name, plain
 from common.config import Config
 from common.errors import Forbidden, InvalidField, NotFound
 from transcribe.formats import FORMATS, render
@@ -49,20 +50,21 @@ async def _meeting_of(request: web.Request, room: str) -> str | None:
 
 
 async def get_transcript(request: web.Request) -> web.Response:
-    room = request.match_info["room"]
+    room = org_name(request, request.match_info["room"])  # `org~room` outside the default organisation
     meeting = await _meeting_of(request, room)
     fmt = request.query.get("format", "vtt")
     if fmt not in FORMATS:
         raise InvalidField(f"format must be one of {', '.join(FORMATS)}", field="format")
     transcript = await request.app[TRANSCRIBE].transcript(room, meeting)
     if transcript is None:
-        raise NotFound(f"no transcript for room {room!r}")
+        raise NotFound(f"no transcript for room {plain(room)!r}")
     return web.Response(text=render(transcript, fmt), content_type=FORMATS[fmt], charset="utf-8",
-                        headers={"Content-Disposition": f'inline; filename="{room}-{transcript.meeting_id}.{fmt}"'})
+                        headers={"Content-Disposition":
+                                 f'inline; filename="{plain(room)}-{transcript.meeting_id}.{fmt}"'})
 
 
 async def get_notes(request: web.Request) -> web.Response:
-    room = request.match_info["room"]
+    room = org_name(request, request.match_info["room"])  # `org~room` outside the default organisation
     meeting = await _meeting_of(request, room)
     fmt = request.query.get("format", "md")
     if fmt not in ("md", "json"):
@@ -74,7 +76,7 @@ async def get_notes(request: web.Request) -> web.Response:
         raise InvalidField("date must be YYYY-MM-DD", field="date") from exc
     transcript = await request.app[TRANSCRIBE].transcript(room, meeting)
     if transcript is None:
-        raise NotFound(f"no transcript for room {room!r}")
+        raise NotFound(f"no transcript for room {plain(room)!r}")
     notes = NotesWriter().write(transcript, meeting_day)
     if fmt == "json":
         return web.Response(text=notes.to_json(), content_type="application/json", charset="utf-8")
