@@ -34,7 +34,7 @@ SEPARATOR = "~"
 ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?$")
 CACHE_SECONDS = 2.0
-_REQUEST_KEY = "convene.org"
+_REQUEST_KEY = web.RequestKey("org", str)
 
 
 def valid_org_id(value: object) -> str:
@@ -73,8 +73,7 @@ def org_of(stored: str) -> str:
 
 def request_org(request: web.Request) -> str:
     """The organisation the request's Host names (`default` before the middleware ran or where none is set)."""
-    org = request.get(_REQUEST_KEY)
-    return org if isinstance(org, str) else DEFAULT_ORG
+    return request.get(_REQUEST_KEY, DEFAULT_ORG)
 
 
 def org_name(request: web.Request, name: str) -> str:

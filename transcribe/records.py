@@ -32,7 +32,7 @@ from identity.apikeys import PREFIX
 from identity.appkeys import API_KEYS, MEETINGS, TOKENS
 from identity.auth import RecordReader, authenticate, bearer, record_reader
 from identity.meetings import Meeting, MeetingLedger
-from identity.orgs import same_org
+from identity.orgs import org_name, plain, same_org
 from identity.tokens import RECORD_TTL_SECONDS
 from transcribe.formats import FORMATS, render
 from transcribe.notes import ActionItem, MeetingNotes, NotesWriter
@@ -292,7 +292,7 @@ async def get_transcript(request: web.Request) -> web.Response:
         raise NotFound("this meeting has no transcript")
     day = time.strftime("%Y-%m-%d", time.gmtime(reader.meeting.started_at))
     return web.Response(text=render(transcript, fmt), content_type=FORMATS[fmt], charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{reader.meeting.room}-{day}.{fmt}"',
+                        headers={"Content-Disposition": f'attachment; filename="{plain(reader.meeting.room)}-{day}.{fmt}"',
                                  "Cache-Control": "no-store"})
 
 
@@ -328,7 +328,7 @@ async def publish_notes(request: web.Request) -> web.Response:
 
 async def create_record_token(request: web.Request) -> web.Response:
     """A record token for the caller's live meeting: the page's credential after the meeting ends."""
-    room = request.match_info["room"]
+    room = org_name(request, request.match_info["room"])  # `org~room` outside the default organisation
     caller = await authenticate(request)
     records = request.app[RECORDS]
     if caller.token is None or caller.meeting is None or caller.token.room != room:
