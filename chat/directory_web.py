@@ -18,6 +18,7 @@ from chat.auth import Principal
 from chat.directory_sync import DirectorySync, describe, sync_loop
 from common.config import Config
 from common.errors import DirectoryNotConfigured, Forbidden
+from identity.orgs import DEFAULT_ORG
 from identity.directory import Directory, DirectorySettings
 from identity.group_map import load_group_map
 
@@ -34,6 +35,8 @@ def require_admin(p: Principal) -> None:
     """Routes under /v1/admin: an admin API key, or a signed-in admin or owner."""
     if p.user.role not in ADMIN_ROLES:
         raise Forbidden("this endpoint needs the admin role")
+    if p.org != DEFAULT_ORG:  # the one configured directory fills the default organisation
+        raise Forbidden("the directory connection is the default organisation's")
 
 
 class DirectoryAdmin:

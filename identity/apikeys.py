@@ -94,13 +94,17 @@ class ApiKeyStore:
             rows = (await conn.execute(select(api_keys).order_by(api_keys.c.created_at))).all()
         return [_key(r) for r in rows]
 
-    async def revoke(self, key_id: str) -> ApiKey:
-        """Revokes a key (idempotent: revoking a revoked key keeps its first revocation time)."""
+    async def revoke(self, key_id: str, org: str | None = None) -> ApiKey:
+        """Revokes a key (idempotent: revoking a revoked key keeps its first revocation time); of organisation
+        `org` only, when given (another's is not found)."""
+        mine = api_keys.c.key_id == key_id
+        if org is not None:
+            mine = mine & (api_keys.c.org_id == org)
+
         async def op(conn: AsyncConnection) -> tuple[Any, int]:
-            done = await conn.execute(update(api_keys).where(api_keys.c.key_id == key_id,
-                                                             api_keys.c.revoked_at.is_(None))
+            done = await conn.execute(update(api_keys).where(mine, api_keys.c.revoked_at.is_(None))
                                       .values(revoked_at=time.time()))
-            return (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first(), done.rowcount
+            return (await conn.execute(select(api_keys).where(mine))).first(), done.rowcount
         row, revoked_now = await self.db.write(op)
         if row is None:
             raise NotFound(f"no API key {key_id!r}")

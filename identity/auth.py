@@ -12,7 +12,7 @@ from common.errors import Forbidden, NotFound, OutOfScope, Unauthorized
 from identity.apikeys import PREFIX, ApiKey
 from identity.appkeys import API_KEYS, MEETINGS, TOKENS
 from identity.meetings import Meeting
-from identity.orgs import same_org
+from identity.orgs import DEFAULT_ORG, same_org
 from identity.tokens import AccessToken, RecordToken
 
 
@@ -65,6 +65,15 @@ async def require_admin_key(request: web.Request) -> Caller:
     caller = await authenticate(request)
     if not caller.is_admin_key:
         raise Forbidden("this endpoint needs an admin API key")
+    return caller
+
+
+async def require_server_admin_key(request: web.Request) -> Caller:
+    """Server-wide views (metrics, every live room): an admin key of the default organisation, which runs the
+    server; another organisation's admins see only their own organisation."""
+    caller = await require_admin_key(request)
+    if caller.api_key is None or caller.api_key.org != DEFAULT_ORG:
+        raise Forbidden("server-wide views need an admin API key of the default organisation")
     return caller
 
 

@@ -73,7 +73,8 @@ def org_of(stored: str) -> str:
 
 def request_org(request: web.Request) -> str:
     """The organisation the request's Host names (`default` before the middleware ran or where none is set)."""
-    return request.get(_REQUEST_KEY, DEFAULT_ORG)
+    org = request.get(_REQUEST_KEY)
+    return org if isinstance(org, str) else DEFAULT_ORG
 
 
 def org_name(request: web.Request, name: str) -> str:

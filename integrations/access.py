@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from chat.model import User
 from chat.service import ChatService
+from common.errors import Forbidden
+from identity.orgs import DEFAULT_ORG
 from identity.permissions import Permission, outranked_by, require
 
 SEE_ALL_ROLES = frozenset({"owner", "admin"})
@@ -14,7 +16,14 @@ SEE_ALL_ROLES = frozenset({"owner", "admin"})
 
 async def require_manage(chat: ChatService, user: User) -> None:
     """403 not_permitted unless the user's role holds manage_integrations."""
-    require(user, Permission.MANAGE_INTEGRATIONS, await chat.table())
+    require(user, Permission.MANAGE_INTEGRATIONS, await chat.table(user.org))
+    default_org_only(user)
+
+
+def default_org_only(user: User) -> None:
+    """Hooks, bots and commands are not yet kept apart per organisation: only the default one manages them."""
+    if user.org != DEFAULT_ORG:
+        raise Forbidden("integrations are the default organisation's for now")
 
 
 def sees(user: User, maker: str) -> bool:

@@ -32,7 +32,7 @@ from common.wire import read_json_object
 from identity.appkeys import API_KEYS, DATABASE
 from identity.bots import BotRegistry
 from identity.permissions import Action, require
-from integrations.access import may_remove, sees
+from integrations.access import default_org_only, may_remove, sees
 from integrations.commands import CommandNotFound, CommandStore, valid_trigger
 from integrations.interactive import Interactive, InteractiveStore
 from integrations.outbound import Outbound
@@ -85,7 +85,8 @@ class InteractionApi:
 
     async def _manager(self, request: web.Request, write: bool = False) -> Principal:
         p = await self._who(request, write=write)
-        require(p.user, Action.MANAGE_INTEGRATIONS, await self.chat.service.table())
+        require(p.user, Action.MANAGE_INTEGRATIONS, await self.chat.service.table(p.org))
+        default_org_only(p.user)
         return p
 
     # Bots -------------------------------------------------------------------------------------

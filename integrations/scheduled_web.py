@@ -115,7 +115,7 @@ class ScheduledPostsApi:
             if first is None:
                 raise InvalidField(f"{rule_kind} has no occurrence after now", field=rule_kind)
             next_run = first
-        require(p.user, Action.POST, await self.chat.service.table())
+        require(p.user, Action.POST, await self.chat.service.table(p.org))
         target = await self.chat.service.readable(p.user, channel)  # a member now (and again when it is sent)
         return ScheduledPost(id=new_post_id(), author=p.user.login, channel_id=target.id, text=text,
                              rule_kind=rule_kind, rule=rule, timezone=zone if rule_kind else None, start=start,

@@ -12,8 +12,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from common.errors import ConveneError, MeetingEnded, OutOfScope, TokenRevoked, WrongRoom
+from common.errors import ConveneError, MeetingEnded, NotFound, OutOfScope, TokenRevoked, WrongRoom
 from identity.meetings import Meeting, MeetingLedger
+from identity.orgs import org_of, plain
 from identity.passwords import AccountStore
 from identity.tokens import AccessToken
 from sfu.room import Room
@@ -48,8 +49,10 @@ class Meetings:
         moderator removed this identity."""
         if token.is_user_token:
             raise OutOfScope("a chat user token does not reach meetings")
+        if token.org != org_of(room_name):  # another organisation's meeting is not there (identity/orgs.py)
+            raise NotFound("no such meeting")
         if token.room != room_name:
-            raise WrongRoom(f"this token is for room {token.room!r}")
+            raise WrongRoom(f"this token is for room {plain(token.room)!r}")
         meeting = await self.ledger.check(token)
         account = await self.accounts.get(token.identity)
         if account is not None and not account.active:

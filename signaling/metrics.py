@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from signaling.appkeys import ROOMS
-from identity.auth import require_admin_key
+from identity.auth import require_server_admin_key
 
 STARTED = "metrics_started"
 
@@ -55,7 +55,7 @@ def media_stats(app: web.Application) -> dict[str, Any]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    await require_admin_key(request)
+    await require_server_admin_key(request)  # server-wide: the default organisation's admins
     return web.json_response({"process": process_stats(), "media": media_stats(request.app)})
 
 

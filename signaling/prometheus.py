@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from chat.web import CHAT_API
 from identity.appkeys import DATABASE
-from identity.auth import require_admin_key
+from identity.auth import require_server_admin_key
 from signaling.appkeys import ROOMS
 from signaling.ws import SESSIONS
 from transcribe.web import TRANSCRIBE
@@ -164,7 +164,7 @@ async def _channel_kind(app: web.Application, channel_id: str) -> str:
 
 
 async def scrape(request: web.Request) -> web.Response:
-    await require_admin_key(request)
+    await require_server_admin_key(request)  # server-wide: the default organisation's admins
     app = request.app
     metrics = app[PROMETHEUS]
     if CHAT_API in app:

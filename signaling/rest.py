@@ -149,7 +149,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     key_id = request.match_info["key_id"]
     if not KEY_ID.match(key_id):
         raise InvalidField("key id must be the hex id `convene keys list` shows", field="key_id")
-    key = await request.app[API_KEYS].revoke(key_id)
+    key = await request.app[API_KEYS].revoke(key_id, org=request_org(request))  # the organisation's own keys
     return web.json_response(key.to_wire())
 
 

@@ -11,7 +11,7 @@ from datetime import date
 
 from aiohttp import web
 
-from identity.auth import authenticate, require_admin_key
+from identity.auth import authenticate, require_server_admin_key
 from identity.orgs import org_name, plain
 from common.config import Config
 from common.errors import Forbidden, InvalidField, NotFound
@@ -84,7 +84,7 @@ async def get_notes(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    await require_admin_key(request)
+    await require_server_admin_key(request)  # server-wide: the default organisation's admins
     service = request.app[TRANSCRIBE]
     return web.json_response({"rooms": service.live_rooms(), **service.engine.snapshot()})
 

@@ -205,6 +205,19 @@ async def test_a_credential_of_one_organisation_is_not_found_at_the_other(
         assert resp.status == 404
     async with client.session.get(client.server.url + "/v1/me", headers={"Host": acme.host, **jar_headers}) as resp:
         assert resp.status == 200
+    # The sockets: acme's meeting token joins no room at globex's Host, acme's user token opens no chat there.
+    ws_url = client.server.url.replace("http", "ws", 1)
+    async with client.session.ws_connect(ws_url + "/v1/rooms/standup/ws", headers={"Host": globex.host}) as ws:
+        await ws.send_json({"type": "join", "token": acme.meeting_token})
+        refused = await ws.receive_json(timeout=10)
+        assert (refused["type"], refused["code"]) == ("error", "not_found")
+    async with client.session.ws_connect(ws_url + "/v1/chat/ws", headers={"Host": globex.host}) as ws:
+        await ws.send_json({"type": "auth", "token": acme.token})
+        refused = await ws.receive_json(timeout=10)
+        assert refused["error"]["code"] == "not_found"
+    async with client.session.ws_connect(ws_url + "/v1/chat/ws", headers={"Host": acme.host}) as ws:
+        await ws.send_json({"type": "auth", "token": acme.token})
+        assert (await ws.receive_json(timeout=10))["type"] == "hello"
     # Signing in names no organisation but the Host's: alice has no account at globex.
     wrong = await client.call("POST", "/v1/auth/login", globex.host, None, 401,
                               json={"login": acme.owner, "password": PASSWORD})
