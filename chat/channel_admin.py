@@ -26,9 +26,9 @@ class ChannelAdmin:
         self.service = service
 
     async def _managed(self, actor: User, ref: str) -> Channel:
-        channel = await self.service.resolve(ref)
+        channel = await self.service.resolve(ref, actor.org)
         if not (channel.created_by == actor.login
-                or allowed(actor, Action.MANAGE_ANY_CHANNEL, await self.service.table())):
+                or allowed(actor, Action.MANAGE_ANY_CHANNEL, await self.service.table(actor.org))):
             raise NotPermitted("only the channel's creator or a holder of manage_any_channel changes it")
         if channel.kind not in ("team", "group"):
             raise InvalidState(f"a {channel.kind} channel keeps its name and stays open", kind=channel.kind)
@@ -40,7 +40,7 @@ class ChannelAdmin:
         channel = await self._managed(actor, ref)
         if name == channel.name:
             return channel
-        if await self.service.store.find_channel(name) is not None:
+        if await self.service.store.find_channel(name, actor.org) is not None:
             raise ChannelExists(f"a channel named {name!r} exists", name=name)
         renamed = replace(channel, name=name)
         try:

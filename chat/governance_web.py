@@ -22,9 +22,10 @@ from chat.errors import UserNotFound
 from chat.legal_hold import HoldStore
 from chat.retention import Retention
 from chat.service import valid_login
-from common.errors import InvalidField, NotFound
+from common.errors import Forbidden, InvalidField, NotFound
 from common.names import display_name
 from common.wire import read_json_object
+from identity.orgs import DEFAULT_ORG
 from identity.permissions import Action, require
 
 if TYPE_CHECKING:
@@ -46,7 +47,9 @@ class GovernanceApi:
 
     async def _admin(self, request: web.Request, write: bool = False) -> str:
         p = await self.api._who(request, write=write)
-        require(p.user, Action.EDIT_ORG, await self.api.service.table())
+        require(p.user, Action.EDIT_ORG, await self.api.service.table(p.org))
+        if p.org != DEFAULT_ORG:  # holds and retention runs are not yet kept apart per organisation
+            raise Forbidden("legal holds and retention runs are the default organisation's for now")
         return p.user.login
 
     async def _targets(self, body: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -176,9 +176,13 @@ class Retention:
         now = started if now is None else now
         report = RetentionReport()
         org = await self.service.org()
+        settings = {"default": org}  # each organisation's retention policy, for its channels
         held = await self.holds.held()
         for channel in await self.service.store.list_channels():
-            days = channel.retention_days if channel.retention_days is not None else org.retention_days
+            if channel.org not in settings:
+                settings[channel.org] = await self.service.org(channel.org)
+            policy = settings[channel.org].retention_days
+            days = channel.retention_days if channel.retention_days is not None else policy
             if days > 0:
                 report.channels += 1
                 await self._channel(channel, now - days * 86400, held, report)

@@ -68,7 +68,7 @@ class WatermarkApi:
         self.tamper_audits = RateLimiter(1.0 / TAMPER_AUDIT_SECONDS, 1)
 
     async def for_viewer(self, p: Principal) -> dict[str, Any]:
-        mode = (await self.api.service.org()).watermark
+        mode = (await self.api.service.org(p.org)).watermark
         when = time.time()
         if p.scoped and p.channel_id is not None:
             channel = await self.api.store.get_channel(p.channel_id)

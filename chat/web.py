@@ -451,7 +451,7 @@ class ChatApi:
         # integration is called on their behalf), and a command is a post, so it needs the posting permission.
         if (self.command_hook is not None and not p.scoped and p.user.role != "guest" and isinstance(content, str)
                 and content.startswith("/") and body.get("type", "text") == "text"):
-            require(p.user, Action.POST, await self.service.table())
+            require(p.user, Action.POST, await self.service.table(p.org))
             outcome = await self.command_hook(p, to, content)  # `/name args`: never posted as text
             if outcome is not None:
                 return web.json_response(outcome, status=202)
