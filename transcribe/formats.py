@@ -12,6 +12,7 @@ import json
 import re
 
 from common.names import one_line
+from identity.orgs import plain
 from transcribe.transcript import Segment, Transcript
 
 FORMATS = {
@@ -74,7 +75,7 @@ def _wall(t: Transcript, seconds: float) -> str:
 
 
 def render_vtt(t: Transcript) -> str:
-    lines = ["WEBVTT", "", f"NOTE room {t.room}, meeting {t.meeting_id}, started {_wall(t, 0)}", ""]
+    lines = ["WEBVTT", "", f"NOTE room {plain(t.room)}, meeting {t.meeting_id}, started {_wall(t, 0)}", ""]
     for i, seg in enumerate(t.segments(), 1):
         lines += [
             f"{i} {_wall(t, seg.start)}",
@@ -95,7 +96,7 @@ def render_srt(t: Transcript) -> str:
 
 def render_json(t: Transcript) -> str:
     body = {
-        "room": t.room,
+        "room": plain(t.room),
         "meeting_id": t.meeting_id,
         "started_at": _wall(t, 0),
         "ended_at": _wall(t, t.ended_at - t.started_at) if t.ended_at else None,
@@ -120,7 +121,7 @@ def render_json(t: Transcript) -> str:
 
 
 def render_txt(t: Transcript) -> str:
-    lines = [f"Transcript of {t.room}, started {_wall(t, 0)}", ""]
+    lines = [f"Transcript of {plain(t.room)}, started {_wall(t, 0)}", ""]
     for s in t.segments():
         lines.append(f"[{clock(s.start)[:8]} | {t.wall(s.start).strftime('%H:%M:%S')}] {one_line(s.name)}: "
                      f"{one_line(s.text)}")
@@ -128,7 +129,7 @@ def render_txt(t: Transcript) -> str:
 
 
 def render_md(t: Transcript) -> str:
-    lines = [f"# Transcript: {t.room}", "", f"Started {_wall(t, 0)} (times are UTC; offsets from the start).", ""]
+    lines = [f"# Transcript: {plain(t.room)}", "", f"Started {_wall(t, 0)} (times are UTC; offsets from the start).", ""]
     for s in t.segments():
         lines.append(f"- **{md_escape(s.name)}** `{clock(s.start)[:8]}` ({t.wall(s.start).strftime('%H:%M:%S')}): "
                      f"{md_escape(s.text)}")

@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 
+from identity.orgs import plain
 from transcribe.due_date import resolve_due
 from transcribe.formats import clock, md_escape
 from transcribe.transcript import Segment, Transcript
@@ -151,7 +152,7 @@ class NotesWriter:
         end = max((s.end for s in segments), default=0.0)
         duration = (t.ended_at - t.started_at) if t.ended_at else end
         return MeetingNotes(
-            room=t.room,
+            room=plain(t.room),
             meeting_id=t.meeting_id,
             date=day.isoformat(),
             started_at=t.wall(0).strftime("%Y-%m-%dT%H:%M:%SZ"),
