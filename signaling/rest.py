@@ -198,9 +198,9 @@ async def placement(request: web.Request) -> web.Response:
     ws_path = f"/v1/rooms/{plain(room)}/ws"
     pipes = request.app.get(PIPES)
     if pipes is None:
-        return web.json_response({"worker": None, "ws_url": config.url.replace("http", "ws", 1) + ws_path})
+        return web.json_response({"worker": None, "ws_url": base_url(request).replace("http", "ws", 1) + ws_path})
     worker = await least_loaded(pipes.directory, room, config.per_worker, here=pipes.info())
-    base = worker.http_url if worker is not None else config.url
+    base = worker.http_url if worker is not None else base_url(request)
     return web.json_response({"worker": worker.worker_id if worker else config.worker_id,
                               "ws_url": base.replace("http", "ws", 1) + ws_path})
 

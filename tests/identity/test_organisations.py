@@ -183,6 +183,8 @@ async def test_two_organisations_cannot_see_each_other(world: tuple[Client, dict
         await client.call("GET", f"/v1/meetings/{org.meeting}", host, org.key, 200)
         # The meeting token reaches its room at its own Host only.
         assert (await client.call("GET", "/v1/rooms/standup", host, org.meeting_token, 200))["meeting_id"] == org.meeting
+        placed = await client.call("GET", "/v1/rooms/standup/placement", host, org.meeting_token, 200)
+        assert placed["ws_url"] == f"ws://{host}/v1/rooms/standup/ws"
 
 
 async def test_a_credential_of_one_organisation_is_not_found_at_the_other(
