@@ -242,3 +242,15 @@ async def test_the_default_organisation_is_unchanged(world: tuple[Client, dict[s
     assert (await client.call("GET", "/v1/search?q=zebracorn", None, server.api_key, 200))["messages"] == []
     meetings = await client.call("GET", "/v1/meetings", None, server.api_key, 200)
     assert [m["meeting_id"] for m in meetings["meetings"]] == [made["meeting_id"]]
+
+
+async def test_x_forwarded_host_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    """Behind a proxy the organisation comes from its X-Forwarded-Host; from anyone else that header is ignored."""
+    for trusted, expect in (((), 404), (("127.0.0.1",), 200)):
+        config = server_config(tmp_path / f"data{len(trusted)}", trusted_proxies=trusted)
+        async with running_server(config) as server, aiohttp.ClientSession() as session:
+            await server.app[IDENTITY_ORGS].add("acme", ["acme.test"])
+            _, key = await server.app[API_KEYS].create("acme-ops", "admin", org="acme")
+            async with session.get(server.url + "/v1/rooms", headers={
+                    "Authorization": f"Bearer {key}", "X-Forwarded-Host": "acme.test"}) as resp:
+                assert resp.status == expect, trusted
