@@ -107,11 +107,22 @@ class OrgDirectory:
 
     async def org_for_host(self, host: str) -> str:
         if time.monotonic() >= self._until:
+            await self._refresh()
+        return self._hosts.get(host_name(host), DEFAULT_ORG)
+
+    async def _refresh(self) -> None:
+        """Reads the Host map. A store that does not answer keeps the map last read (empty before the first read:
+        every Host is then `default`), so /readyz can say the store is down instead of every request failing; that
+        leaks nothing, since credentials are bound to their organisation and every read of data needs the store."""
+        try:
             async with self._db.read() as conn:
                 rows = (await conn.execute(select(organisation_hosts.c.host, organisation_hosts.c.org_id))).all()
-            self._hosts = {str(h): str(o) for h, o in rows}
-            self._until = time.monotonic() + CACHE_SECONDS
-        return self._hosts.get(host_name(host), DEFAULT_ORG)
+        except Exception:  # noqa: BLE001 - whatever the store raises, the map stays as it was
+            log.warning("reading the organisations' hosts failed; keeping the last map", exc_info=True)
+            self._until = time.monotonic() + 1.0
+            return
+        self._hosts = {str(h): str(o) for h, o in rows}
+        self._until = time.monotonic() + CACHE_SECONDS
 
     async def add(self, org_id: str, hosts: list[str], now: float | None = None) -> Organisation:
         valid_org_id(org_id)
