@@ -19,6 +19,7 @@ from audit.chain import StoredRow
 from audit.log import AuditLog, Query
 from common.errors import InvalidField
 from common.times import parse_time
+from common.wire import query_format
 
 PARAMS = {"since", "until", "event", "actor", "format"}
 CSV_COLUMNS = ("seq", "time", "event", "actor", "credential", "address", "client", "object_type", "object_id",
@@ -27,12 +28,7 @@ Authorize = Callable[[web.Request], Awaitable[None]]
 
 
 def parse_query(request: web.Request) -> tuple[Query, str]:
-    unknown = sorted(set(request.query) - PARAMS)
-    if unknown:
-        raise InvalidField(f"unknown parameters: {', '.join(unknown)}", field=unknown[0])
-    fmt = request.query.get("format", "ndjson")
-    if fmt not in ("ndjson", "csv"):
-        raise InvalidField("format is ndjson or csv", field="format")
+    fmt = query_format(request, PARAMS, ("ndjson", "csv"))
     text = {name: request.query.get(name) or None for name in ("event", "actor")}
     for name, value in text.items():
         if value is not None and len(value) > 128:

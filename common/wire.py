@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from common.errors import BadRequest, ConveneError, MalformedJson, MessageTooLarge, RateLimited
+from common.errors import BadRequest, ConveneError, InvalidField, MalformedJson, MessageTooLarge, RateLimited
 from common.redact import redact_url
 
 log = logging.getLogger("convene.wire")
@@ -59,3 +59,15 @@ async def read_json_object(request: web.Request, allowed: set[str] | None = None
         if unknown:
             raise BadRequest(f"unknown fields: {', '.join(unknown)}", fields=unknown)
     return body
+
+
+def query_format(request: web.Request, allowed: frozenset[str] | set[str], formats: tuple[str, ...]) -> str:
+    """Refuses query parameters outside `allowed` and returns `format` (the first of `formats` when absent),
+    for the export-style readers (the audit log, usage statistics) that answer in several formats."""
+    unknown = sorted(set(request.query) - set(allowed))
+    if unknown:
+        raise InvalidField(f"unknown parameters: {', '.join(unknown)}", field=unknown[0])
+    fmt = request.query.get("format", formats[0])
+    if fmt not in formats:
+        raise InvalidField(f"format is {' or '.join(formats)}", field="format")
+    return fmt

@@ -16,7 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from chat.web import CHAT_API
-from common.errors import Forbidden, InvalidField
+from common.errors import Forbidden
+from common.wire import query_format
 from identity.appkeys import DATABASE, PERMISSIONS
 from identity.orgs import DEFAULT_ORG
 from identity.permissions import Permission
@@ -45,12 +46,7 @@ async def _authorize(request: web.Request) -> None:
 
 
 def _range(request: web.Request) -> tuple[Any, Any, str]:
-    unknown = sorted(set(request.query) - PARAMS)
-    if unknown:
-        raise InvalidField(f"unknown parameters: {', '.join(unknown)}", field=unknown[0])
-    fmt = request.query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise InvalidField("format is json or csv", field="format")
+    fmt = query_format(request, PARAMS, ("json", "csv"))
     today = datetime.now(timezone.utc).date()
     last = parse_day(request.query["to"], "to") if request.query.get("to") else today
     first = (parse_day(request.query["from"], "from") if request.query.get("from")
