@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -313,7 +314,8 @@ class Session:
         try:
             wait = self._bucket.take()
             if wait:
-                raise RateLimited("too many messages", retry_after=round(wait, 3))
+                # Rounded up: a wait under half a millisecond must not tell the client "retry after 0".
+                raise RateLimited("too many messages", retry_after=math.ceil(wait * 1000) / 1000)
             try:
                 msg = json.loads(data)
             except json.JSONDecodeError as exc:

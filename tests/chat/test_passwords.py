@@ -4,6 +4,7 @@ account get the same invalid_credentials; the password is read from stdin, never
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -36,7 +37,8 @@ def _db(where: list[str]) -> Database:
 
 
 async def test_password_from_stdin_signs_in_and_nothing_else_does(where: list[str]) -> None:
-    added = users(where, "add", "alice", "--name", "Alice", "--password-stdin", stdin="correct horse\n")
+    added = await asyncio.to_thread(users, where, "add", "alice", "--name", "Alice", "--password-stdin",
+                                    stdin="correct horse\n")
     assert added.returncode == 0, added.stderr
     assert "added alice (member) with a password" in added.stdout
     db = _db(where)
@@ -55,14 +57,14 @@ async def test_password_from_stdin_signs_in_and_nothing_else_does(where: list[st
             assert refused.value.message == "wrong login or password"
 
         # set-password replaces the old password; the user must exist; a short password changes nothing.
-        assert users(where, "set-password", "alice", stdin="battery staple\n").returncode == 0
+        assert (await asyncio.to_thread(users, where, "set-password", "alice", stdin="battery staple\n")).returncode == 0
         assert (await store.verify("alice", "battery staple")).login == "alice"
         with pytest.raises(InvalidCredentials):
             await store.verify("alice", "correct horse")
-        short = users(where, "set-password", "alice", stdin="short\n")
+        short = await asyncio.to_thread(users, where, "set-password", "alice", stdin="short\n")
         assert short.returncode == 2 and "invalid_field" in short.stderr
         assert (await store.verify("alice", "battery staple")).login == "alice"
-        missing = users(where, "set-password", "ghost", stdin="long enough pw\n")
+        missing = await asyncio.to_thread(users, where, "set-password", "ghost", stdin="long enough pw\n")
         assert missing.returncode == 2 and "no user 'ghost'" in missing.stderr
         assert await store.get("ghost") is None
 

@@ -44,6 +44,7 @@ async def server(tmp_path: Path, database_url: str | None) -> AsyncIterator[Runn
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Blocks: call it through asyncio.to_thread while a server runs on this loop (it may hold SQLite's write lock)."""
     return subprocess.run([sys.executable, "-m", "signaling.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
 
@@ -61,7 +62,7 @@ async def status(http: aiohttp.ClientSession, url: str, key: str) -> tuple[int, 
 
 async def test_a_revoked_key_fails_everywhere_within_a_second(server: RunningServer) -> None:
     # Made by the CLI (another process, the same store), revoked over REST, listed by the CLI.
-    made = cli("keys", "create", "--name", "deploy-bot", "--role", "admin", *where(server))
+    made = await asyncio.to_thread(cli, "keys", "create", "--name", "deploy-bot", "--role", "admin", *where(server))
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     key_id = key.split("_")[1]
@@ -92,7 +93,7 @@ async def test_a_revoked_key_fails_everywhere_within_a_second(server: RunningSer
                                headers={"Authorization": f"Bearer {server.api_key}"}) as r:
             assert (await r.json())["revoked_at"] == revoked["revoked_at"]
 
-    listed = cli("keys", "list", *where(server))
+    listed = await asyncio.to_thread(cli, "keys", "list", *where(server))
     assert listed.returncode == 0, listed.stderr
     rows = {line.split("\t")[0]: line for line in listed.stdout.splitlines()}
     assert "revoked" in rows[key_id] and "deploy-bot" in rows[key_id]
@@ -104,12 +105,12 @@ async def test_keys_revoked_by_the_cli_are_refused_by_a_running_server(server: R
     async with aiohttp.ClientSession() as http:
         assert await status(http, f"{server.url}/v1/me", server.api_key) == (200, "")
         key_id = server.api_key.split("_")[1]
-        done = cli("keys", "revoke", key_id, *where(server))
+        done = await asyncio.to_thread(cli, "keys", "revoke", key_id, *where(server))
         assert done.returncode == 0 and key_id in done.stdout, done.stderr
         await asyncio.sleep(1.05)
         assert await status(http, f"{server.url}/v1/me", server.api_key) == (401, "unauthorized")
         assert await status(http, f"{server.url}/v1/rooms", server.api_key) == (401, "unauthorized")
-    assert cli("keys", "revoke", "0123456789ab", *where(server)).returncode == 1
+    assert (await asyncio.to_thread(cli, "keys", "revoke", "0123456789ab", *where(server))).returncode == 1
 
 
 async def test_processes_share_the_ledger_and_agree_on_one_meeting(tmp_path: Path, database_url: str | None) -> None:
