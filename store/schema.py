@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -450,13 +451,15 @@ scheduled_post_runs = Table(
 # refused, and so is the same subject asserting another login.
 oidc_identities = Table(
     "oidc_identities", metadata,
-    Column("issuer", String(512), primary_key=True),
-    Column("subject", String(255), primary_key=True),
+    Column("issuer", String(512), nullable=False),
+    Column("subject", String(255), nullable=False),
     Column("org_id", String(64), nullable=False, server_default="default"),
     Column("login", String(128), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("last_sign_in", Float, nullable=False),
-    UniqueConstraint("issuer", "login", name="uq_oidc_identities_login"),
+    # Per organisation (0017): two organisations may use the same provider, each binding its own subjects.
+    PrimaryKeyConstraint("org_id", "issuer", "subject", name="pk_oidc_identities"),
+    UniqueConstraint("org_id", "issuer", "login", name="uq_oidc_identities_login"),
 )
 
 # Permissions (#10): an organisation's override of one row of the permission table (identity/permissions.py):
@@ -560,4 +563,19 @@ organisation_hosts = Table(
     "organisation_hosts", metadata,
     Column("host", String(255), primary_key=True),
     Column("org_id", String(64), ForeignKey("organisations.org_id", ondelete="CASCADE"), nullable=False),
+)
+
+
+# An organisation's own directory connection (#10, identity/org_directories.py): kind `ldap` (its LDAP/AD
+# directory) or `oidc` (its single sign-on provider). `settings` is JSON (never a secret); the bind password or
+# client secret is in `sealed_secret`, AES-GCM under a key derived from the token secret (identity/sealed.py).
+# The default organisation's connections are the server's flags, never a row here.
+org_directories = Table(
+    "org_directories", metadata,
+    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("kind", String(16), primary_key=True),
+    Column("settings", Text, nullable=False),
+    Column("sealed_secret", Text, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128), nullable=False),
 )
