@@ -579,3 +579,28 @@ org_directories = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(128), nullable=False),
 )
+
+
+# Access that ends when it should (#10): state every process of one deployment shares --------------------------
+
+# Failed sign-ins per key ("login:alice", "addr:10.0.0.1") in a fixed window from the first failure
+# (identity/attempts.py): 5 lock the key out for the rest of the window, in every process sharing the store.
+signin_failures = Table(
+    "signin_failures", metadata,
+    Column("key", String(200), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", Float, nullable=False),
+)
+Index("ix_signin_failures_window_start", signin_failures.c.window_start)
+
+# The directory sync's last run per organisation (chat/directory_status.py), so every process answers
+# GET /v1/admin/ldap/status alike: `last_run` is the run's report as JSON, `running_since` set while one runs.
+directory_status = Table(
+    "directory_status", metadata,
+    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("running_since", Float, nullable=True),
+    Column("last_run", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
