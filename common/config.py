@@ -130,6 +130,10 @@ class Config:
     # (metadata services, loopback admin ports). --hooks-allow-private (CONVENE_HOOKS_ALLOW_PRIVATE=1) lifts that
     # for receivers on the company network.
     hooks_allow_private: bool = False
+    # A file holding the bearer token Prometheus sends to /metrics (its `authorization: credentials_file`): it
+    # reaches /metrics and nothing else, so a scraper holds no admin key. None: only a default-organisation admin
+    # key scrapes.
+    metrics_token_file: Path | None = None
     # OpenID Connect single sign-on (identity/oidc.py): on when issuer and client id are set. The client secret
     # comes from CONVENE_OIDC_CLIENT_SECRET or --oidc-client-secret and is never shown (repr) or logged. The
     # claim settings name which ID-token / userinfo claims give the login and the profile, like the LDAP
@@ -216,6 +220,8 @@ def config_from_env(**overrides: object) -> Config:
         values["token_secret_file"] = env["CONVENE_TOKEN_SECRET_FILE"] or None
     if "CONVENE_FILES_DIR" in env:
         values["files_dir"] = env["CONVENE_FILES_DIR"] or None
+    if "CONVENE_METRICS_TOKEN_FILE" in env:
+        values["metrics_token_file"] = env["CONVENE_METRICS_TOKEN_FILE"] or None
     if "CONVENE_HOOKS_ALLOW_PRIVATE" in env:
         values["hooks_allow_private"] = env["CONVENE_HOOKS_ALLOW_PRIVATE"] not in ("", "0", "false", "no")
     # LDAP: a bind password belongs here rather than in a flag, which `ps` shows to every local user.
@@ -229,7 +235,8 @@ def config_from_env(**overrides: object) -> Config:
     if "CONVENE_LDAP_BASE_DN" in env:
         values["ldap_base_dn"] = env["CONVENE_LDAP_BASE_DN"]
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("data_dir", "tls_cert", "tls_key", "token_secret_file", "files_dir", "ldap_ca_file", "ldap_group_map"):
+    for key in ("data_dir", "tls_cert", "tls_key", "token_secret_file", "files_dir", "ldap_ca_file", "ldap_group_map",
+                "metrics_token_file"):
         if key in values:
             values[key] = Path(str(values[key]))
     return Config(**values)  # type: ignore[arg-type]

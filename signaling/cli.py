@@ -35,7 +35,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         asr_beam=args.asr_beam, captions_default=False if args.no_captions else None,
         allowed_origins=split_origins(args.allowed_origins) if args.allowed_origins is not None else None,
         ice_allow_link_local=args.ice_allow_link_local or None, database_url=args.database_url,
-        hooks_allow_private=args.hooks_allow_private or None,
+        hooks_allow_private=args.hooks_allow_private or None, metrics_token_file=args.metrics_token_file,
         stats_rollup_seconds=None if args.stats_rollup_minutes is None else args.stats_rollup_minutes * 60,
         token_secret_file=args.token_secret_file, files_dir=args.files_dir,
         attendees_see_records=args.attendees_see_records or None,
@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "besides the server's own")
     serve.add_argument("--ice-allow-link-local", action="store_true",
                        help="accept clients' ICE candidates on link-local addresses (169.254/16, fe80::/10)")
+    serve.add_argument("--metrics-token-file", default=None, metavar="FILE",
+                       help="a file holding the bearer token that reaches /metrics and nothing else (Prometheus' "
+                            "credentials_file; at least 32 characters; env CONVENE_METRICS_TOKEN_FILE)")
     serve.add_argument("--hooks-allow-private", action="store_true",
                        help="let outgoing webhooks reach private, loopback and link-local addresses "
                             "[CONVENE_HOOKS_ALLOW_PRIVATE=1]")

@@ -1,4 +1,5 @@
-"""Prometheus metrics: `GET /metrics` in the text exposition format (prometheus-client), admin API key only.
+"""Prometheus metrics: `GET /metrics` in the text exposition format (prometheus-client), for a default-organisation
+admin API key or the scrape token of `--metrics-token-file` (which reaches nothing else).
 
 Each app has its own CollectorRegistry (app[PROMETHEUS]), so two servers in one process never share a series.
 Names carry the `convene_` prefix and base units; counters end in `_total`. Labels never carry a user, a room,
@@ -15,10 +16,12 @@ messages (the chat bus: with --redis every process sees every message, so sum on
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,9 +31,10 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from chat.web import CHAT_API
+from common.errors import InvalidConfig
 from identity.appkeys import DATABASE
 from identity.auth import require_server_admin_key
-from signaling.appkeys import ROOMS
+from signaling.appkeys import CONFIG, ROOMS
 from signaling.ws import SESSIONS
 from transcribe.web import TRANSCRIBE
 
@@ -93,7 +97,8 @@ class LiveCollector(Collector):
 class ConveneMetrics:
     """The app's registry and the metrics observed as things happen."""
 
-    def __init__(self) -> None:
+    def __init__(self, scrape_token: str | None = None) -> None:
+        self.scrape_token = scrape_token
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http = Histogram("convene_http_request_duration_seconds", "HTTP request durations by route template",
@@ -163,10 +168,35 @@ async def _channel_kind(app: web.Application, channel_id: str) -> str:
     return channel.kind if channel is not None else "unknown"
 
 
+MIN_SCRAPE_TOKEN = 32
+
+
+def read_scrape_token(path: Path | None) -> str | None:
+    """The token in `path` (surrounding blanks dropped), or None without a file; too short or unreadable: refused."""
+    if path is None:
+        return None
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise InvalidConfig(f"cannot read the metrics token file: {exc.strerror}", field="metrics_token_file") from exc
+    if len(token) < MIN_SCRAPE_TOKEN or any(c.isspace() for c in token):
+        raise InvalidConfig(f"the metrics token must be at least {MIN_SCRAPE_TOKEN} characters without blanks",
+                            field="metrics_token_file")
+    return token
+
+
+def _is_scrape_token(request: web.Request, token: str | None) -> bool:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    # Compared in constant time: the token is a password Prometheus holds.
+    return token is not None and scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(),
+                                                                                      token.encode())
+
+
 async def scrape(request: web.Request) -> web.Response:
-    await require_server_admin_key(request)  # server-wide: the default organisation's admins
     app = request.app
     metrics = app[PROMETHEUS]
+    if not _is_scrape_token(request, metrics.scrape_token):
+        await require_server_admin_key(request)  # server-wide: the default organisation's admins
     if CHAT_API in app:
         await metrics.count_messages(lambda channel: _channel_kind(app, channel))
     return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -174,7 +204,7 @@ async def scrape(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Call after chat and transcribe are set up (it hooks into their bus and engine)."""
-    metrics = ConveneMetrics()
+    metrics = ConveneMetrics(read_scrape_token(app[CONFIG].metrics_token_file))
     app[PROMETHEUS] = metrics
     metrics.registry.register(LiveCollector(app))
     app.middlewares.insert(0, _timing_middleware(metrics))  # outermost: errors are answered inside it

@@ -57,6 +57,8 @@ def worker_env(config: Config) -> dict[str, str]:
         env["CONVENE_TOKEN_SECRET_FILE"] = str(config.token_secret_file)
     if config.files_dir is not None:
         env["CONVENE_FILES_DIR"] = str(config.files_dir)
+    if config.metrics_token_file is not None:  # each worker answers /metrics on its own port
+        env["CONVENE_METRICS_TOKEN_FILE"] = str(config.metrics_token_file)
     return env
 
 

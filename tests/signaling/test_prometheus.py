@@ -1,6 +1,6 @@
 """GET /metrics on a real server after some traffic, parsed with prometheus_client's own parser: the convene_*
 families are there with their types and base units, counters end in _total, HTTP durations are labelled by
-route template, and no label value names a user, a room, a channel or a token. Only the admin key reads it."""
+route template, and no label value names a user, a room, a channel or a token. Only the admin key and the scrape token of --metrics-token-file read it; the token reaches nothing else."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from signaling.client import SignalingClient
-from signaling.prometheus import PROMETHEUS
+from common.errors import InvalidConfig
+from signaling.prometheus import PROMETHEUS, read_scrape_token
 from transcribe.web import TRANSCRIBE
 from tests.conftest import running_server, server_config
 
@@ -128,3 +130,33 @@ async def test_only_the_admin_key_reads_metrics_and_two_apps_keep_their_own_regi
         posts_on_b = [s for f in text_string_to_metric_families(text) for s in f.samples
                       if s.name == "convene_http_request_duration_seconds_count" and s.labels["route"] == "/v1/users"]
         assert posts_on_b == []  # a's requests are a's alone
+
+
+async def test_a_scrape_token_reaches_metrics_and_nothing_else(tmp_path: Path) -> None:
+    token_file = tmp_path / "metrics.token"
+    token = "s" * 24 + "crape-token-of-prometheus"
+    token_file.write_text(token + "\n")
+    config = server_config(tmp_path / "data", metrics_token_file=token_file)
+    async with running_server(config) as server, aiohttp.ClientSession() as http:
+        async def status(path: str, bearer: str) -> tuple[int, str]:
+            async with http.get(server.url + path, headers={"Authorization": f"Bearer {bearer}"}) as r:
+                body = await r.text()
+                code = json.loads(body)["error"]["code"] if r.content_type == "application/json" and r.status >= 400 \
+                    else ""
+                return r.status, code
+
+        assert (await status("/metrics", token))[0] == 200
+        assert (await status("/metrics", server.api_key))[0] == 200  # the admin key still scrapes
+        assert await status("/metrics", token[:-1] + "x") == (401, "invalid_token")
+        for path in ("/v1/metrics", "/v1/rooms", "/v1/me", "/v1/audit"):
+            assert (await status(path, token))[0] == 401, path
+
+
+def test_a_short_or_missing_scrape_token_file_is_refused_at_start(tmp_path: Path) -> None:
+    short = tmp_path / "short.token"
+    short.write_text("too-short\n")
+    for path, words in ((short, "at least 32"), (tmp_path / "absent", "cannot read")):
+        with pytest.raises(InvalidConfig) as refused:
+            read_scrape_token(path)
+        assert refused.value.code == "invalid_config" and words in refused.value.message
+    assert read_scrape_token(None) is None
