@@ -197,6 +197,10 @@ meetings = Table(
     Column("guests", Boolean, nullable=False),
     Column("ended_at", Float, nullable=True),
     Column("end_reason", Text, nullable=False, default=""),
+    # Who started it (a signed-in person's login; NULL for guests and API keys) and, for a scheduled meeting,
+    # its organiser: both are its moderators again when they rejoin signed in.
+    Column("started_by", String(128), nullable=True),
+    Column("organizer", String(128), nullable=True),
 )
 Index("ix_meetings_room", meetings.c.room, meetings.c.started_at)
 Index("ix_meetings_started", meetings.c.started_at)
@@ -604,3 +608,36 @@ directory_status = Table(
     Column("last_error", Text, nullable=True),
     Column("updated_at", Float, nullable=False),
 )
+
+
+# Scheduled meetings (#10, docs/meetings.md) ------------------------------------------------------------
+
+# A meeting planned ahead: a room (stored as `org~room` outside `default`), a title, a start and a length, its
+# organiser. The meeting itself starts in the ledger (`meetings`) when the first person joins the room.
+# `sequence` counts the changes people's calendars have seen (iCalendar SEQUENCE).
+scheduled_meetings = Table(
+    "scheduled_meetings", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("room", String(128), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("organizer", String(128), nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("duration_minutes", Integer, nullable=False),
+    Column("timezone", String(64), nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("sequence", Integer, nullable=False, server_default="0"),
+)
+Index("ix_scheduled_meetings_org_id", scheduled_meetings.c.org_id, scheduled_meetings.c.starts_at)
+Index("ix_scheduled_meetings_room", scheduled_meetings.c.room, scheduled_meetings.c.starts_at)
+Index("ix_scheduled_meetings_organizer", scheduled_meetings.c.organizer, scheduled_meetings.c.starts_at)
+
+# Who is invited (logins of the organiser's organisation).
+scheduled_meeting_invitees = Table(
+    "scheduled_meeting_invitees", metadata,
+    Column("scheduled_id", String(64), ForeignKey("scheduled_meetings.id", ondelete="CASCADE"), primary_key=True),
+    Column("login", String(128), primary_key=True),
+    Column("org_id", String(64), nullable=False, server_default="default"),
+)
+Index("ix_scheduled_meeting_invitees_login", scheduled_meeting_invitees.c.login)
