@@ -244,3 +244,17 @@ class OidcUnavailable(ConveneError):
 class AccountDisabled(Forbidden):
     """The identity provider vouched for a person whose account here is deactivated."""
     code = "account_disabled"
+
+
+# Scheduled meetings (identity/schedule.py, signaling/scheduled_api.py) --------------------------------------
+
+class ScheduledMeetingNotFound(NotFound):
+    """No scheduled meeting by that id that the caller may see (another organisation's, or one they neither
+    organise nor are invited to, answers the same)."""
+    code = "scheduled_meeting_not_found"
+
+
+class UnknownInvitees(BadRequest):
+    """Invitees must be people (owner, admin or member, active) of the organiser's organisation; details.logins
+    names every one that is not."""
+    code = "unknown_invitees"
