@@ -23,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit import AuditEvent
 from chat.model import Channel, User, new_id
+from chat.directory_status import DirectoryStatusStore
 from chat.service import DEPARTMENT, LOGIN, SYSTEM_LOGIN, ChatService
 from common.errors import ConveneError, DirectoryUnavailable, InvalidCredentials
 from identity.directory import Directory, DirectoryUser, normalize_dn
 from identity.group_map import GroupMap
+from identity.orgs import DEFAULT_ORG
 from identity.passwords import AccountStore
 from store.database import Database
 from store.schema import accounts, chat_users
@@ -83,6 +85,7 @@ class _Row:
     external_id: str | None
     directory_active: bool | None
     source: str
+    org: str = DEFAULT_ORG
 
 
 @dataclass
@@ -99,7 +102,7 @@ def _rows_by_login(rows: Sequence[Any]) -> dict[str, _Row]:
     return {r.login: _Row(login=r.login, role=r.role, name=r.name, email=r.email, title=r.title,
                           department=r.department, external_id=r.external_id,
                           directory_active=None if r.directory_active is None else bool(r.directory_active),
-                          source=r.source) for r in rows}
+                          source=r.source, org=r.org_id) for r in rows}
 
 
 def _wanted(entry: DirectoryUser, role: str, report: SyncReport) -> dict[str, Any]:
@@ -125,8 +128,13 @@ def _same_entry(row: _Row, entry: DirectoryUser) -> bool:
 
 
 class DirectorySync:
+    """One organisation's directory (`org`): the default one's comes from the flags, another's from its stored
+    connection (identity/org_directories.py). Rows of another organisation are never touched: a login that
+    another organisation holds is skipped by the sync and refused at sign-in."""
+
     def __init__(self, directory: Directory, group_map: GroupMap, db: Database, service: ChatService,
-                 accounts: AccountStore, deactivate: Deactivate) -> None:
+                 accounts: AccountStore, deactivate: Deactivate, org: str = DEFAULT_ORG) -> None:
+        self.org = org
         self.directory = directory
         self.group_map = group_map
         self.db = db
@@ -137,6 +145,7 @@ class DirectorySync:
         self.last: SyncReport | None = None
         self.last_error: str | None = None
         self.running = False
+        self.status = DirectoryStatusStore(db)  # the same in every process (GET /v1/admin/ldap/status)
 
     # -- sign-in ---------------------------------------------------------------------------------
 
@@ -154,6 +163,10 @@ class DirectorySync:
             raise InvalidCredentials("wrong login or password")
         existing = await self._rows([entry.login])
         row = existing.get(entry.login)
+        if row is not None and row.org != self.org:
+            log.warning("directory sign-in of %r at organisation %s refused: the login is another organisation's",
+                        entry.login, self.org)
+            raise InvalidCredentials("wrong login or password")
         if row is not None and not _directory_may_admit(row, entry):
             log.warning("directory sign-in of %r refused: the login is a %s account of this server", entry.login,
                         row.source if row.source != "ldap" else "different directory entry's")
@@ -161,7 +174,8 @@ class DirectorySync:
         if row is None:
             await self._insert([_wanted(entry, "member", SyncReport())], time.time())
         user = await self.service.store.get_user(entry.login)
-        assert user is not None
+        if user is None or user.org != self.org:  # another organisation took the login meanwhile
+            raise InvalidCredentials("wrong login or password")
         return user, 0 if account is None else account.token_epoch
 
     # -- sync ------------------------------------------------------------------------------------
@@ -171,6 +185,7 @@ class DirectorySync:
             self.running = True
             report = SyncReport(started_at=time.time())
             try:
+                await self.status.started(self.org)
                 await self._run(report)
             except ConveneError as exc:
                 self.last_error = f"{exc.code}: {exc.message}"
@@ -183,6 +198,7 @@ class DirectorySync:
                 self.last, self.running = report, False
                 log.info("directory sync: %s in %.1f s (%d errors)", report.counts(),
                          report.finished_at - report.started_at, len(report.errors))
+                await self.status.finished(self.org, report.to_wire(), self.last_error)
                 await self._audit(report)
             return report
 
@@ -191,7 +207,7 @@ class DirectorySync:
         await self.service.audit.record(AuditEvent(
             "directory.sync", "directory", self.directory.settings.url,
             after={**report.counts(), "errors": len(report.errors),
-                   "seconds": round(report.finished_at - report.started_at, 3)}))
+                   "seconds": round(report.finished_at - report.started_at, 3)}, org_id=self.org))
 
     async def _run(self, report: SyncReport) -> None:
         entries = await asyncio.to_thread(self.directory.users)
@@ -202,7 +218,8 @@ class DirectorySync:
         # Comparing 10,000 people is ~0.3 s of CPU: on a thread, so the event loop keeps serving meetings and chat.
         plan = await asyncio.to_thread(self._plan, entries, groups, current, local_passwords, report)
         ending = len(plan.to_deactivate) + len(plan.gone)
-        known = sum(1 for r in current.values() if r.source == "ldap" and r.directory_active is not False)
+        known = sum(1 for r in current.values()
+                    if r.org == self.org and r.source == "ldap" and r.directory_active is not False)
         if ending > MASS_MIN and ending > MASS_SHARE * known:
             raise MassDeactivation(f"this sync would deactivate {ending} of {known} directory users; nothing was "
                                    "changed (check --ldap-base-dn and --ldap-user-filter)")
@@ -231,6 +248,11 @@ class DirectorySync:
                 continue
             seen.add(entry.login)
             row = current.get(entry.login)
+            if row is not None and row.org != self.org:
+                report.skipped += 1  # logins are unique across organisations: this one is another's
+                report.errors.append(f"{entry.dn}: login {entry.login!r} belongs to another organisation; "
+                                     "left alone")
+                continue
             if entry.login in local_passwords or (row is not None and row.role == "bot"):
                 report.skipped += 1  # a local account (or a bot) of the same login: not the directory's to manage
                 continue
@@ -262,8 +284,8 @@ class DirectorySync:
                 report.updated += 1
             else:
                 report.unchanged += 1
-        plan.gone = [r.login for r in current.values()
-                     if r.source == "ldap" and r.login not in seen and r.directory_active is not False]
+        plan.gone = [r.login for r in current.values() if r.org == self.org and r.source == "ldap"
+                     and r.login not in seen and r.directory_active is not False]
         return plan
 
     def _role(self, row: _Row | None, in_groups: set[str]) -> str:
@@ -278,7 +300,7 @@ class DirectorySync:
     async def _rows(self, logins: list[str] | None) -> dict[str, _Row]:
         c = chat_users.c
         stmt = select(c.login, c.role, c.name, c.email, c.title, c.department, c.external_id, c.directory_active,
-                      c.source)
+                      c.source, c.org_id)
         if logins is not None:
             stmt = stmt.where(c.login.in_(logins))
         async with self.db.read() as conn:
@@ -302,7 +324,7 @@ class DirectorySync:
 
     async def _insert(self, rows: list[dict[str, Any]], now: float) -> int:
         """New users; one made meanwhile by a sign-in (or another process's sync) is left as it is."""
-        values = [{**r, "source": "ldap", "created_at": now, "updated_at": now} for r in rows]
+        values = [{**r, "source": "ldap", "created_at": now, "updated_at": now, "org_id": self.org} for r in rows]
         dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         return await self._batched(dialect_insert(chat_users).on_conflict_do_nothing(), values)
 
@@ -325,7 +347,7 @@ class DirectorySync:
         store = self.service.store
         for name, (group_dns, synced) in self.group_map.channels().items():
             wanted = {login for login, groups in members_of.items() if groups & group_dns}
-            channel = await store.find_channel(name)
+            channel = await store.find_channel(name, self.org)
             if channel is None:
                 channel = await self._create_channel(name)
                 report.writes += 1
@@ -348,22 +370,30 @@ class DirectorySync:
 
     async def _create_channel(self, name: str) -> Channel:
         channel = Channel(id=new_id("c_"), name=name, kind="team", created_by=SYSTEM_LOGIN, created_at=time.time(),
-                          topic="")
+                          topic="", org=self.org)
         await self.service.store.create_channel(channel, [])
         await self.service.bus.publish({"type": "channel", "channel": channel.id, "data": channel.to_wire()})
         return channel
 
 
-async def sync_loop(sync: DirectorySync, interval_seconds: float, first_delay: float = 5.0) -> None:
-    """Runs the sync soon after start, then every interval; a failed run is logged and retried next time."""
+async def sync_loop(syncs: Callable[[], Awaitable[list[DirectorySync]]], interval_seconds: float,
+                    first_delay: float = 5.0) -> None:
+    """Runs every configured organisation's sync soon after start, then every interval, one after another; a
+    failed run is logged and retried next time, and does not keep the other organisations from theirs."""
     await asyncio.sleep(first_delay)
     while True:
         try:
-            await sync.run()
-        except DirectoryUnavailable as exc:
-            log.warning("directory sync failed: %s", exc.message)
-        except Exception:  # noqa: BLE001 - one bad run must not end the loop
-            log.exception("directory sync failed")
+            due = await syncs()
+        except Exception:  # noqa: BLE001 - a store that does not answer: try again next time
+            log.exception("listing the organisations' directories failed")
+            due = []
+        for sync in due:
+            try:
+                await sync.run()
+            except DirectoryUnavailable as exc:
+                log.warning("directory sync of organisation %s failed: %s", sync.org, exc.message)
+            except Exception:  # noqa: BLE001 - one bad run must not end the loop
+                log.exception("directory sync of organisation %s failed", sync.org)
         await asyncio.sleep(interval_seconds)
 
 
@@ -375,3 +405,13 @@ def describe(sync: DirectorySync | None, url: str | None, interval_seconds: floa
             "last_run": None if sync.last is None else sync.last.to_wire(), "last_error": sync.last_error,
             "groups_mapped": len(sync.group_map.rules)}
 
+
+
+async def describe_shared(sync: DirectorySync | None, url: str | None, interval_seconds: float) -> dict[str, Any]:
+    """As `describe`, with the last run, last error and running from the store: every process answers alike,
+    whichever ran the sync (chat/directory_status.py)."""
+    out = describe(sync, url, interval_seconds)
+    if sync is not None:
+        shared = await sync.status.read(sync.org)
+        out.update(running=shared.running, last_run=shared.last_run, last_error=shared.last_error)
+    return out

@@ -1,7 +1,12 @@
 """The directory (LDAP / AD) on the chat server: sign-in by a bind as the user, the sync on a schedule, and the
 admin routes POST /v1/admin/ldap/sync and GET /v1/admin/ldap/status.
 
-`setup_directory(app, config)` runs after setup_chat. Without --ldap-url the routes still answer (status says
+Each organisation has its own directory: the default organisation's is the server's --ldap-* flags, another's
+the connection stored with `convene orgs set-directory` (identity/org_directories.py), read when first needed
+and again whenever it changed. A sign-in at an organisation's Host binds against that organisation's directory
+only, and an admin's sync and status are their own organisation's.
+
+`setup_directory(app, config)` runs after setup_chat. Without a directory the routes still answer (status says
 `configured: false`, a sync is 409 directory_not_configured) and sign-in stays local.
 """
 
@@ -15,48 +20,115 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from chat.auth import Principal
-from chat.directory_sync import DirectorySync, describe, sync_loop
+from chat.directory_sync import DirectorySync, describe_shared, sync_loop
+from chat.model import User
 from common.config import Config
-from common.errors import DirectoryNotConfigured, Forbidden
-from identity.orgs import DEFAULT_ORG
+from common.errors import DirectoryNotConfigured, DirectoryUnavailable, Forbidden, InvalidConfig
 from identity.directory import Directory, DirectorySettings
-from identity.group_map import load_group_map
+from identity.group_map import GroupMap, load_group_map
+from identity.org_directories import LDAP, OrgConnections, directory_settings
+from identity.orgs import DEFAULT_ORG
+from identity.sealed import SecretSealer
+from identity.secrets_store import server_secret
 
 if TYPE_CHECKING:
     from chat.web import ChatApi
 
 log = logging.getLogger(__name__)
 
-DIRECTORY_SYNC = web.AppKey("directory_sync", DirectorySync)
 ADMIN_ROLES = ("owner", "admin")
 
 
 def require_admin(p: Principal) -> None:
-    """Routes under /v1/admin: an admin API key, or a signed-in admin or owner."""
+    """Routes under /v1/admin: an admin API key, or a signed-in admin or owner (of the caller's organisation,
+    whose directory the route reaches)."""
     if p.user.role not in ADMIN_ROLES:
         raise Forbidden("this endpoint needs the admin role")
-    if p.org != DEFAULT_ORG:  # the one configured directory fills the default organisation
-        raise Forbidden("the directory connection is the default organisation's")
+
+
+class OrgDirectorySyncs:
+    """Each organisation's DirectorySync: the default one's from the flags (made once), another's from its stored
+    connection, kept while the stored row's `updated_at` stays the same."""
+
+    def __init__(self, api: ChatApi, default: DirectorySync | None, connections: OrgConnections) -> None:
+        self.api = api
+        self.default = default
+        self.connections = connections
+        self._cached: dict[str, tuple[float, DirectorySync]] = {}
+
+    def _make(self, org: str, settings: DirectorySettings, group_map: GroupMap) -> DirectorySync:
+        assert self.api.accounts is not None
+        return DirectorySync(Directory(settings), group_map, self.api.accounts.db, self.api.service,
+                             self.api.accounts, self.api.end_access, org=org)
+
+    async def for_org(self, org: str) -> DirectorySync | None:
+        if org == DEFAULT_ORG:
+            return self.default
+        version = await self.connections.version(org, LDAP)
+        cached = self._cached.get(org)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        if cached is not None:
+            await asyncio.to_thread(cached[1].directory.close)
+            del self._cached[org]
+        if version is None:
+            return None
+        try:
+            stored = await self.connections.get(org, LDAP)
+            if stored is None:
+                return None
+            sync = self._make(org, *directory_settings(stored))
+        except InvalidConfig as exc:
+            log.error("organisation %s: its directory connection cannot be used: %s", org, exc.message)
+            raise DirectoryUnavailable("this organisation's directory connection cannot be used") from None
+        self._cached[org] = (stored.updated_at, sync)
+        return sync
+
+    async def admit(self, org: str, login: str, password: str) -> tuple[User, int] | None:
+        """A sign-in at `org`'s Host against `org`'s directory; None when the organisation has none."""
+        sync = await self.for_org(org)
+        return None if sync is None else await sync.admit(login, password)
+
+    async def all(self) -> list[DirectorySync]:
+        """Every configured organisation's sync, the default one's first (the periodic sync runs them all)."""
+        out = [] if self.default is None else [self.default]
+        for org in await self.connections.orgs_with(LDAP):
+            try:
+                sync = await self.for_org(org)
+            except DirectoryUnavailable:
+                continue  # logged in for_org; the other organisations still sync
+            if sync is not None:
+                out.append(sync)
+        return out
+
+    def close(self) -> None:
+        """Ends every kept search connection (blocking: on a thread at shutdown)."""
+        for sync in [*([self.default] if self.default else []), *(s for _, s in self._cached.values())]:
+            sync.directory.close()
 
 
 class DirectoryAdmin:
-    def __init__(self, api: ChatApi, sync: DirectorySync | None, config: Config) -> None:
+    def __init__(self, api: ChatApi, syncs: OrgDirectorySyncs, config: Config) -> None:
         self.api = api
-        self.sync = sync
+        self.syncs = syncs
         self.config = config
 
     async def run_sync(self, request: web.Request) -> web.Response:
         p = await self.api._who(request, write=True)
         require_admin(p)
-        if self.sync is None:
-            raise DirectoryNotConfigured("no directory is configured (--ldap-url)")
-        report = await self.sync.run()  # DirectoryUnavailable: 503, recorded in the status
+        sync = await self.syncs.for_org(p.org)
+        if sync is None:
+            raise DirectoryNotConfigured("this organisation has no directory (--ldap-url for the default one, "
+                                         "`convene orgs set-directory` for another)")
+        report = await sync.run()  # DirectoryUnavailable: 503, recorded in the status
         return web.json_response({**report.counts(), "errors": report.errors[:20]})
 
     async def status(self, request: web.Request) -> web.Response:
         p = await self.api._who(request)
         require_admin(p)
-        return web.json_response(describe(self.sync, self.config.ldap_url, self.config.ldap_sync_interval_seconds))
+        sync = await self.syncs.for_org(p.org)
+        url = None if sync is None else sync.directory.settings.url
+        return web.json_response(await describe_shared(sync, url, self.config.ldap_sync_interval_seconds))
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/admin/ldap/sync", self.run_sync)
@@ -64,6 +136,7 @@ class DirectoryAdmin:
 
 
 def build_sync(config: Config, api: ChatApi) -> DirectorySync | None:
+    """The default organisation's sync, from the flags (None without --ldap-url)."""
     settings = DirectorySettings.from_config(config)  # InvalidConfig for a bad URL or a missing base DN
     if settings is None:
         return None
@@ -72,29 +145,31 @@ def build_sync(config: Config, api: ChatApi) -> DirectorySync | None:
                          api.accounts, api.end_access)
 
 
-def setup_directory(app: web.Application, config: Config) -> DirectorySync | None:
+def setup_directory(app: web.Application, config: Config) -> OrgDirectorySyncs:
     from chat.web import CHAT_API  # here: chat.web does not import this module, but this one needs its app key
 
     api = app[CHAT_API]
+    assert api.accounts is not None  # setup_chat sets it
     sync = build_sync(config, api)
-    DirectoryAdmin(api, sync, config).routes(app)
-    if sync is None:
-        return None
-    app[DIRECTORY_SYNC] = sync
+    sealer = SecretSealer(server_secret(config.data_dir, config.token_secret_file))
+    syncs = OrgDirectorySyncs(api, sync, OrgConnections(api.accounts.db, sealer))
+    DirectoryAdmin(api, syncs, config).routes(app)
 
-    async def close_directory(app: web.Application) -> None:
-        await asyncio.to_thread(sync.directory.close)
-    app.on_cleanup.append(close_directory)
-    api.directory_login = sync.admit
+    async def close_directories(app: web.Application) -> None:
+        await asyncio.to_thread(syncs.close)
+    app.on_cleanup.append(close_directories)
+    api.directory_login = syncs.admit
     if config.ldap_sync_interval_seconds > 0:
-        app.cleanup_ctx.append(_sync_ctx(sync, config.ldap_sync_interval_seconds))
-    log.info("directory %s: sign-in by bind, sync every %.0f s", config.ldap_url, config.ldap_sync_interval_seconds)
-    return sync
+        app.cleanup_ctx.append(_sync_ctx(syncs, config.ldap_sync_interval_seconds))
+    if sync is not None:
+        log.info("directory %s: sign-in by bind, sync every %.0f s", config.ldap_url,
+                 config.ldap_sync_interval_seconds)
+    return syncs
 
 
-def _sync_ctx(sync: DirectorySync, interval: float) -> Callable[[web.Application], AsyncIterator[None]]:
+def _sync_ctx(syncs: OrgDirectorySyncs, interval: float) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(sync_loop(sync, interval))
+        task = asyncio.create_task(sync_loop(syncs.all, interval))
         yield
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

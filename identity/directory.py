@@ -68,6 +68,7 @@ class DirectorySettings:
     attr_department: tuple[str, ...]
     attr_title: tuple[str, ...]
     ca_file: Path | None = None
+    ca_data: str | None = field(default=None, repr=False)  # PEM text (an organisation's stored CA), beside ca_file
     timeout: int = 5  # seconds (ldap3 packs it into a socket option: an int)
 
     @classmethod
@@ -157,7 +158,8 @@ class Directory:
         self.settings = settings
         secure = settings.url.lower().startswith("ldaps://")
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, version=ssl.PROTOCOL_TLS_CLIENT,
-                        ca_certs_file=str(settings.ca_file) if settings.ca_file else None)
+                        ca_certs_file=str(settings.ca_file) if settings.ca_file else None,
+                        ca_certs_data=settings.ca_data or None)
         self._server = ldap3.Server(settings.url, use_ssl=secure, tls=tls, get_info=ldap3.NONE,
                                     connect_timeout=settings.timeout)
         self._starttls = not secure

@@ -65,10 +65,7 @@ class OidcSettings:
         is not https (plain http only on loopback: the code and tokens would cross the network in clear)."""
         if not config.oidc_issuer or not config.oidc_client_id:
             return None
-        issuer = urllib.parse.urlsplit(config.oidc_issuer)
-        loopback = issuer.hostname in ("localhost", "127.0.0.1", "::1")
-        if issuer.scheme != "https" and not (issuer.scheme == "http" and loopback) or not issuer.hostname:
-            raise InvalidConfig(f"--oidc-issuer must be an https:// URL, not {config.oidc_issuer!r}")
+        valid_issuer(config.oidc_issuer)
         if not config.oidc_client_secret:
             raise InvalidConfig("--oidc-client-id needs its secret: CONVENE_OIDC_CLIENT_SECRET or "
                                 "--oidc-client-secret")
@@ -78,6 +75,16 @@ class OidcSettings:
                    scopes=scopes, claims=ClaimNames(
                        login=config.oidc_claim_login, name=config.oidc_claim_name, email=config.oidc_claim_email,
                        department=config.oidc_claim_department, title=config.oidc_claim_title))
+
+
+def valid_issuer(url: str) -> str:
+    """The issuer without a trailing slash; InvalidConfig unless https (plain http only on loopback: the code and
+    tokens would cross the network in clear)."""
+    issuer = urllib.parse.urlsplit(url)
+    loopback = issuer.hostname in ("localhost", "127.0.0.1", "::1")
+    if issuer.scheme != "https" and not (issuer.scheme == "http" and loopback) or not issuer.hostname:
+        raise InvalidConfig(f"--oidc-issuer must be an https:// URL, not {url!r}", field="oidc_issuer")
+    return url.rstrip("/")
 
 
 @dataclass(frozen=True)

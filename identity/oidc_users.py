@@ -7,7 +7,9 @@
   with --oidc-link-existing: signaling/oidc_routes.py refuses it otherwise.)
 - A user the directory sync keeps (`source` "ldap") is left as the directory says: it is the authority.
 
-One write transaction reads and writes the row, so two first sign-ins at once make one user.
+One write transaction reads and writes the row, so two first sign-ins at once make one user. The row is made
+in the organisation whose Host the sign-in came to; a login another organisation holds is refused
+(`oidc_account_exists`), never moved.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit import AuditEvent, Recorder
+from common.errors import OidcAccountExists
 from identity.oidc import OidcIdentity
+from identity.orgs import DEFAULT_ORG
 from store.database import Database
 from store.schema import chat_users
 
@@ -49,7 +53,7 @@ class OidcUsers:
         self.db = db
         self.audit = Recorder.on(db)
 
-    async def admit(self, login: str, identity: OidcIdentity) -> bool:
+    async def admit(self, login: str, identity: OidcIdentity, org: str = DEFAULT_ORG) -> bool:
         """Makes or refreshes `login`'s row from the identity; True when it was made. Both are audited
         (user.create, user.update, user.role), the person signing in as the actor."""
         profile = _profile(identity)
@@ -60,8 +64,11 @@ class OidcUsers:
             if row is None:
                 made = {"role": "member", "source": SOURCE, "name": "", "department": "", "email": "", "title": "",
                         **profile}
-                await conn.execute(chat_users.insert().values(login=login, created_at=now, updated_at=now, **made))
+                await conn.execute(chat_users.insert().values(login=login, created_at=now, updated_at=now, org_id=org,
+                                                              **made))
                 return None, made
+            if row.org_id != org:
+                raise OidcAccountExists(f"the account {login!r} belongs to another organisation")
             changes: dict[str, Any] = {} if row.source == "ldap" else {
                 k: v for k, v in profile.items() if getattr(row, k) != v}
             if row.role == "guest":
@@ -72,8 +79,9 @@ class OidcUsers:
             return {k: getattr(row, k) for k in changes}, changes
         before, after = await self.db.write(op)
         if before is None:
-            await self.audit.record(AuditEvent("user.create", "user", login, after=after, actor=login))
+            await self.audit.record(AuditEvent("user.create", "user", login, after=after, actor=login, org_id=org))
         elif after:
             event = "user.role" if "role" in after else "user.update"
-            await self.audit.record(AuditEvent(event, "user", login, before=before, after=after, actor=login))
+            await self.audit.record(AuditEvent(event, "user", login, before=before, after=after, actor=login,
+                                               org_id=org))
         return before is None

@@ -10,7 +10,13 @@
   a first sign-in whose login is an account SSO did not make (`oidc_account_exists`; --oidc-link-existing links
   those without a password or the owner/admin role), a deactivated account or a bot's login, and starts
   the same session as a password
-  sign-in (cookie + CSRF), then 302 to the home page /. A browser that fails lands on `/signin?error=<code>`;
+  sign-in (cookie + CSRF), then 302 to the home page /.
+
+Each organisation has its own provider: the default organisation's is the server's --oidc-* flags, another's
+the one stored with `convene orgs set-sso` (identity/org_directories.py), whose redirect URI is at the
+organisation's own Host (`{scheme}://{host}/v1/auth/oidc/callback`). The user lands in the organisation whose
+Host the sign-in came to, and the subject is bound per (organisation, issuer, subject); a login another
+organisation holds is refused (`oidc_account_exists`). A browser that fails lands on `/signin?error=<code>`;
   a client that does not ask for HTML gets the typed JSON error. The access log never writes this route's query.
 """
 
@@ -22,8 +28,8 @@ import urllib.parse
 from aiohttp import web
 
 from chat.web import CHAT_API, ChatApi
-from common.errors import (AccountDisabled, ConveneError, InvalidField, NotReady, OidcAccountExists,
-                           OidcClaimInvalid, OidcDenied, OidcNotConfigured)
+from common.errors import (AccountDisabled, ConveneError, InvalidConfig, InvalidField, NotReady, OidcAccountExists,
+                           OidcClaimInvalid, OidcDenied, OidcNotConfigured, OidcUnavailable)
 from common.ratelimit import RateLimiter
 from chat.service import valid_login
 from identity.appkeys import DATABASE
@@ -31,6 +37,9 @@ from identity.oidc import CALLBACK_PATH, OidcClient, OidcIdentity, OidcSettings
 from identity.oidc_flow import FLOW_COOKIE, FLOW_PATH, FLOW_SECONDS, FlowSealer, PendingFlow
 from identity.oidc_links import OidcLinks
 from identity.oidc_users import SOURCE, OidcUsers
+from identity.org_directories import OIDC, OrgConnections, oidc_settings
+from identity.orgs import DEFAULT_ORG, request_org
+from identity.sealed import SecretSealer
 from identity.passwords import Account
 from chat.model import User
 from identity.secrets_store import server_secret
@@ -46,26 +55,76 @@ AFTER_SIGN_IN = "/"  # the home page (meetings, channels, tasks), where a passwo
 STARTS_PER_SECOND, STARTS_BURST = 5.0, 60
 
 
+class OrgOidcClients:
+    """Each non-default organisation's OidcClient, made from its stored provider and kept while the stored row's
+    `updated_at` and the origin it redirects to stay the same (its discovery document and keys stay cached)."""
+
+    def __init__(self, connections: OrgConnections) -> None:
+        self.connections = connections
+        self._clients: dict[str, tuple[float, str, OidcClient, bool]] = {}
+
+    async def for_org(self, org: str, origin: str) -> tuple[OidcClient, bool] | None:
+        """The client and its link_existing setting; None when the organisation has no provider."""
+        version = await self.connections.version(org, OIDC)
+        cached = self._clients.get(org)
+        if cached is not None and (cached[0], cached[1]) == (version, origin):
+            return cached[2], cached[3]
+        if cached is not None:
+            await cached[2].close()
+            del self._clients[org]
+        stored = None if version is None else await self.connections.get(org, OIDC)
+        if stored is None:
+            return None
+        try:
+            client = OidcClient(oidc_settings(stored, origin))
+        except InvalidConfig as exc:
+            log.error("organisation %s: its single sign-on cannot be used: %s", org, exc.message)
+            raise OidcUnavailable("this organisation's single sign-on cannot be used") from None
+        link_existing = bool(stored.settings.get("link_existing"))
+        self._clients[org] = (stored.updated_at, origin, client, link_existing)
+        return client, link_existing
+
+    async def close(self) -> None:
+        for _, _, client, _ in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
 class OidcRoutes:
     def __init__(self, client: OidcClient | None, sealer: FlowSealer, links: OidcLinks, users: OidcUsers,
-                 link_existing: bool = False) -> None:
+                 link_existing: bool = False, orgs: OrgOidcClients | None = None) -> None:
         self.client = client
         self.link_existing = link_existing
         self.sealer = sealer
         self.links = links
         self.users = users
+        self.orgs = orgs
         self.limiter = RateLimiter(STARTS_PER_SECOND, STARTS_BURST)
 
-    def _client(self) -> OidcClient:
-        if self.client is None:
-            raise OidcNotConfigured("single sign-on is not configured on this server")
-        return self.client
+    async def _client_for(self, request: web.Request) -> tuple[OidcClient, bool] | None:
+        """The provider of the request's organisation and its link_existing setting (None: it has none)."""
+        org = request_org(request)
+        if org == DEFAULT_ORG:
+            return None if self.client is None else (self.client, self.link_existing)
+        if self.orgs is None:
+            return None
+        return await self.orgs.for_org(org, f"{request.scheme}://{request.host}")
+
+    async def _client(self, request: web.Request) -> tuple[OidcClient, bool]:
+        found = await self._client_for(request)
+        if found is None:
+            raise OidcNotConfigured("single sign-on is not configured for this organisation")
+        return found
 
     async def methods(self, request: web.Request) -> web.Response:
-        return web.json_response({"password": True, "oidc": self.client is not None})
+        try:
+            configured = await self._client_for(request) is not None
+        except ConveneError:
+            configured = False  # a stored provider that cannot be used: the page offers passwords only
+        return web.json_response({"password": True, "oidc": configured})
 
     async def start(self, request: web.Request) -> web.Response:
-        client = self._client()
+        client, _ = await self._client(request)
         self.limiter.take(f"oidc:{request.remote or '-'}")
         flow = PendingFlow.start()
         location = await client.authorization_url(flow)
@@ -89,7 +148,8 @@ class OidcRoutes:
         return response
 
     async def _finish(self, request: web.Request) -> web.Response:
-        client = self._client()
+        client, link_existing = await self._client(request)
+        org = request_org(request)
         self.limiter.take(f"oidc:{request.remote or '-'}")
         flow = self.sealer.open(request.cookies.get(FLOW_COOKIE))
         self.sealer.check_state(flow, request.query.get("state"))
@@ -103,15 +163,16 @@ class OidcRoutes:
             raise OidcDenied("the answer comes from another identity provider")
         identity = await client.identity(code, flow)
         api = _chat_api(request)
-        login, epoch = await self._sign_in(api, identity)
-        token = api.open_session(login, epoch)
+        login, epoch = await self._sign_in(api, identity, org, link_existing)
+        token = api.open_session(login, epoch, org)
         response = _redirect(AFTER_SIGN_IN)
         set_session_cookie(response, token, secure=request.secure)
-        log.info("single sign-on: %s signed in", login)
+        log.info("single sign-on: %s signed in (organisation %s)", login, org)
         return response
 
-    async def _sign_in(self, api: ChatApi, identity: OidcIdentity) -> tuple[str, int]:
-        """The account the identity signs in as (created or refreshed) and its token epoch."""
+    async def _sign_in(self, api: ChatApi, identity: OidcIdentity, org: str = DEFAULT_ORG,
+                       link_existing: bool = False) -> tuple[str, int]:
+        """The account the identity signs in as in `org` (created or refreshed) and its token epoch."""
         try:
             login = valid_login(identity.login)
         except InvalidField:
@@ -125,23 +186,28 @@ class OidcRoutes:
             raise AccountDisabled(f"the account {login!r} is deactivated")
         if user is not None and user.role == "bot":
             raise OidcClaimInvalid("the identity provider's login names a bot of this server")
+        if user is not None and user.org != org:
+            log.warning("single sign-on at organisation %s refused: %r is another organisation's login", org, login)
+            raise OidcAccountExists(f"the account {login!r} already exists on this server; an administrator "
+                                    "must link it")
         if (existing is not None or user is not None) and not await self.links.is_bound(
-                identity.issuer, identity.subject, login):
-            self._may_take_over(login, existing, user)
-        await self.links.bind(identity.issuer, identity.subject, login)
+                identity.issuer, identity.subject, login, org):
+            self._may_take_over(login, existing, user, link_existing)
+        await self.links.bind(identity.issuer, identity.subject, login, org)
         account = existing or await api.accounts.ensure(login)
-        await self.users.admit(login, identity)
+        await self.users.admit(login, identity, org)
         return login, account.token_epoch
 
 
-    def _may_take_over(self, login: str, account: Account | None, user: User | None) -> None:
+    def _may_take_over(self, login: str, account: Account | None, user: User | None,
+                       link_existing: bool = False) -> None:
         """A first sign-in whose login is already an account: refused unless SSO made it, since the provider's
         `preferred_username` would otherwise hand its user the local owner `admin`, a directory person or a
         guest's squatted name. --oidc-link-existing allows it, but never for a password or the owner/admin role."""
         privileged = (account is not None and account.has_password) or (
             user is not None and user.role in ("owner", "admin"))
         made_by_sso = user is not None and user.source == SOURCE
-        if privileged or not (made_by_sso or self.link_existing):
+        if privileged or not (made_by_sso or link_existing):
             log.warning("single sign-on refused: %r is an existing account (source %s)", login,
                         user.source if user is not None else "account only")
             raise OidcAccountExists(f"the account {login!r} already exists on this server; an administrator "
@@ -175,8 +241,14 @@ def _client_for(app: web.Application) -> OidcClient | None:
 def setup(app: web.Application) -> None:
     config = app[CONFIG]
     client = _client_for(app)
-    routes = OidcRoutes(client, FlowSealer(server_secret(config.data_dir, config.token_secret_file)),
-                        OidcLinks(app[DATABASE]), OidcUsers(app[DATABASE]), config.oidc_link_existing)
+    secret = server_secret(config.data_dir, config.token_secret_file)
+    orgs = OrgOidcClients(OrgConnections(app[DATABASE], SecretSealer(secret)))
+
+    async def close_org_clients(_: web.Application) -> None:
+        await orgs.close()
+    app.on_cleanup.append(close_org_clients)
+    routes = OidcRoutes(client, FlowSealer(secret), OidcLinks(app[DATABASE]), OidcUsers(app[DATABASE]),
+                        config.oidc_link_existing, orgs)
     app.router.add_get("/v1/auth/methods", routes.methods)
     app.router.add_get(START_PATH, routes.start)
     app.router.add_get(CALLBACK_PATH, routes.callback)

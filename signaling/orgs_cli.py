@@ -53,3 +53,6 @@ def add_orgs_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], No
     add_common(listing)
     add_database(listing)
     listing.set_defaults(func=_cmd_list)
+    from signaling.org_directory_cli import add_org_directory_parsers
+
+    add_org_directory_parsers(orgs_sub, add_common, add_database)

@@ -37,11 +37,26 @@ def downgrade() -> None:
 
 
 def _rekey_oidc_identities(primary: tuple[str, ...], unique: tuple[str, ...]) -> None:
-    """SQLite rebuilds the table (batch mode) with the new keys; PostgreSQL drops and re-adds the constraints."""
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    with op.batch_alter_table("oidc_identities") as batch:
-        if not sqlite:
-            batch.drop_constraint("pk_oidc_identities", type_="primary")
-        batch.drop_constraint("uq_oidc_identities_login", type_="unique")
-        batch.create_primary_key("pk_oidc_identities", list(primary))
-        batch.create_unique_constraint("uq_oidc_identities_login", list(unique))
+    """PostgreSQL drops and re-adds the constraints; SQLite (which cannot alter a primary key) copies the rows into
+    a new table with the new keys and puts it in the old one's place."""
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint("pk_oidc_identities", "oidc_identities", type_="primary")
+        op.drop_constraint("uq_oidc_identities_login", "oidc_identities", type_="unique")
+        op.create_primary_key("pk_oidc_identities", "oidc_identities", list(primary))
+        op.create_unique_constraint("uq_oidc_identities_login", "oidc_identities", list(unique))
+        return
+    columns = "issuer, subject, org_id, login, created_at, last_sign_in"
+    op.create_table(
+        "_oidc_identities_new",
+        sa.Column("issuer", sa.String(512), nullable=False),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("org_id", sa.String(64), nullable=False, server_default="default"),
+        sa.Column("login", sa.String(128), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("last_sign_in", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint(*primary, name="pk_oidc_identities"),
+        sa.UniqueConstraint(*unique, name="uq_oidc_identities_login"),
+    )
+    op.execute(f"INSERT INTO _oidc_identities_new ({columns}) SELECT {columns} FROM oidc_identities")
+    op.drop_table("oidc_identities")
+    op.rename_table("_oidc_identities_new", "oidc_identities")
