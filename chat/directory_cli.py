@@ -1,4 +1,6 @@
-"""`convene ldap sync`, and the --ldap-* flags `convene serve` shares with it (registered by signaling.cli).
+"""`convene ldap sync [--org ORG]`, and the --ldap-* flags `convene serve` shares with it (registered by
+signaling.cli). With --org, the organisation's own stored directory (`convene orgs set-directory`) is synced
+into that organisation; without, the default organisation's, from the flags.
 
 The CLI's sync deactivates through the accounts table (epoch bumped, account inactive), as `convene users
 disable`: running servers close the person's chat and meeting sockets within their 0.5 s poll.
@@ -21,8 +23,12 @@ from chat.sql_store import SqlChatStore
 from common.config import config_from_env
 from common.errors import ConveneError
 from identity.directory import Directory, DirectorySettings
-from identity.group_map import load_group_map
+from identity.group_map import GroupMap, load_group_map
+from identity.org_directories import LDAP, OrgConnections, directory_settings
+from identity.orgs import DEFAULT_ORG
 from identity.passwords import AccountStore
+from identity.sealed import SecretSealer
+from identity.secrets_store import server_secret
 from store.database import Database
 
 
@@ -60,19 +66,32 @@ def ldap_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+async def _org_directory(db: Database, org: str, sealer: SecretSealer) -> tuple[DirectorySettings, GroupMap]:
+    stored = await OrgConnections(db, sealer).get(org, LDAP)
+    if stored is None:
+        raise SystemExit(f"convene: organisation {org!r} has no directory (convene orgs set-directory {org} …)")
+    return directory_settings(stored)
+
+
 async def _sync(args: argparse.Namespace) -> dict[str, Any]:
-    config = config_from_env(data_dir=args.data_dir, database_url=args.database_url, **ldap_overrides(args))
-    settings = DirectorySettings.from_config(config)
-    if settings is None:
+    config = config_from_env(data_dir=args.data_dir, database_url=args.database_url,
+                             token_secret_file=args.token_secret_file, **ldap_overrides(args))
+    org = args.org or DEFAULT_ORG
+    settings = DirectorySettings.from_config(config) if org == DEFAULT_ORG else None
+    if settings is None and org == DEFAULT_ORG:
         raise SystemExit("convene: no directory: give --ldap-url (or CONVENE_LDAP_URL)")
     db = Database.for_config(config.database_url, config.data_dir)
     await db.open()
     try:
+        if settings is None:
+            sealer = SecretSealer(server_secret(config.data_dir, config.token_secret_file))
+            settings, group_map = await _org_directory(db, org, sealer)
+        else:
+            group_map = load_group_map(config.ldap_group_map)
         accounts = AccountStore(db)
         service = ChatService(SqlChatStore(db), LocalBus())
         service.audit = Recorder.on(db)  # the run's directory.sync event, and deactivations, as the operator's
-        sync = DirectorySync(Directory(settings), load_group_map(config.ldap_group_map), db, service, accounts,
-                             accounts.disable)
+        sync = DirectorySync(Directory(settings), group_map, db, service, accounts, accounts.disable, org=org)
         report = await sync.run()
         return {**report.counts(), "errors": report.errors[:20], "seconds": report.to_wire()["seconds"]}
     finally:
@@ -95,5 +114,11 @@ def add_ldap_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], No
                                             "prints the counts as JSON")
     add_common(sync)
     sync.add_argument("--database-url", default=None, help="postgresql://… when the server runs with PostgreSQL")
+    sync.add_argument("--org", default=None, metavar="ORG",
+                      help="sync this organisation's own directory (convene orgs set-directory) instead of the "
+                           "default organisation's (the --ldap-* flags)")
+    sync.add_argument("--token-secret-file", default=None,
+                      help="the server's token secret file, if it uses one (an organisation's bind password is "
+                           "sealed under it)")
     add_ldap_arguments(sync)
     sync.set_defaults(func=_cmd_sync)

@@ -107,6 +107,9 @@ class OrgDirectorySyncs:
             sync.directory.close()
 
 
+DIRECTORY_SYNCS = web.AppKey("directory_syncs", OrgDirectorySyncs)
+
+
 class DirectoryAdmin:
     def __init__(self, api: ChatApi, syncs: OrgDirectorySyncs, config: Config) -> None:
         self.api = api
@@ -153,6 +156,7 @@ def setup_directory(app: web.Application, config: Config) -> OrgDirectorySyncs:
     sync = build_sync(config, api)
     sealer = SecretSealer(server_secret(config.data_dir, config.token_secret_file))
     syncs = OrgDirectorySyncs(api, sync, OrgConnections(api.accounts.db, sealer))
+    app[DIRECTORY_SYNCS] = syncs
     DirectoryAdmin(api, syncs, config).routes(app)
 
     async def close_directories(app: web.Application) -> None:
