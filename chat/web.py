@@ -154,9 +154,10 @@ class ChatApi:
         # Called with the login on every deactivation here, beside closing the chat sockets: the front door
         # closes the person's meeting sockets (which chat does not know); each returns how many it closed.
         self.deactivation_listeners: list[Callable[[str], int]] = []
-        # Set when a directory (LDAP / AD) is configured (chat/directory_web.py): (login, password) -> the user and
-        # their token epoch, by a bind as the user; logins with a local password never reach it.
-        self.directory_login: Callable[[str, str], Awaitable[tuple[User, int]]] | None = None
+        # Set by chat/directory_web.py: (org, login, password) -> the user and their token epoch, by a bind as the
+        # user in that organisation's directory (LDAP / AD), None when it has none; logins with a local password
+        # never reach it.
+        self.directory_login: Callable[[str, str, str], Awaitable[tuple[User, int] | None]] | None = None
         self.command_hook: CommandHook | None = None
         self.action_hook: ActionHook | None = None
         self._clicks: set[asyncio.Task[None]] = set()  # button clicks from sockets, running
@@ -228,10 +229,12 @@ class ChatApi:
         try:
             if self.accounts is None:
                 raise InvalidCredentials("wrong login or password")
-            # The directory (LDAP/AD) is the default organisation's: other organisations sign in with passwords.
-            if (self.directory_login is not None and org == DEFAULT_ORG
-                    and not await self._has_local_password(login)):
-                user, epoch = await self.directory_login(login, password)  # may be 503 directory_unavailable
+            # The organisation's own directory (LDAP/AD), if it has one; else, or for a local password, ours.
+            admitted = None
+            if self.directory_login is not None and not await self._has_local_password(login):
+                admitted = await self.directory_login(org, login, password)  # may be 503 directory_unavailable
+            if admitted is not None:
+                user, epoch = admitted
             else:
                 account = await self.accounts.verify(login, password)  # one argon2 check, also for unknown logins
                 if user is None:
