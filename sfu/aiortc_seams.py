@@ -182,15 +182,29 @@ def lean_send_allowed() -> bool:
 
 
 # "lean": protect in place, send on the pair's socket; "aiortc": Session.protect + the asyncio transport
-# (the path before #14, kept for comparison in tests and benchmarks); "c": the compiled fan-out when built.
-# The default is "lean": once in CI the compiled path delivered two packets out of order at the EAGAIN hand-over
-# (tests/sfu/test_fast_path.py, mode c); until that is found, it is used only when asked for.
-_send_mode = "lean"
+# (the path before #14, kept for comparison in tests and benchmarks); "c": the compiled fan-out when built
+# (the lean path when not). The default is "c"; CONVENE_SEND_PATH=lean (or aiortc) turns it off. It was off
+# while two packets came out of order at the EAGAIN hand-over: a stale "queued" flag after a new pair was
+# resolved mid-backlog (fixed: RtpPath asks the transport's queue at every packet), and the loopback of
+# the test machine, which can swap neighbours on its own (tests/sfu/test_fast_path.py steers it to one CPU).
+SEND_MODES = ("aiortc", "lean", "c")
+SEND_PATH_ENV = "CONVENE_SEND_PATH"
+
+
+def send_mode_from_env() -> str:
+    """The process's starting send mode: CONVENE_SEND_PATH when it names one, else "c"."""
+    wanted = os.environ.get(SEND_PATH_ENV, "").strip().lower()
+    if wanted and wanted not in SEND_MODES:
+        log.error("%s=%r is not one of %s: the compiled path (c) serves", SEND_PATH_ENV, wanted, ", ".join(SEND_MODES))
+    return wanted if wanted in SEND_MODES else "c"
+
+
+_send_mode = send_mode_from_env()
 
 
 def set_send_mode(mode: str) -> None:
     """Process-wide; peer connections created afterwards use it (tests compare the paths, benchmarks time them)."""
-    if mode not in ("aiortc", "lean", "c"):
+    if mode not in SEND_MODES:
         raise ValueError(f"send mode {mode!r}: aiortc, lean or c")
     global _send_mode
     _send_mode = mode
@@ -205,13 +219,16 @@ class RtpPath:
 
     The plaintext packet is written into `view`; `send(n)` protects it in place with the transport's own
     libsrtp session (never a second session with its key: AES-GCM nonces would repeat) and sends it on a
-    duplicate of the nominated pair's socket. When that socket's buffer is full (EAGAIN) packets go through
-    the asyncio transport, which queues them, until its queue drains: the order is kept. A TURN pair's
+    duplicate of the nominated pair's socket. When that socket's buffer is full (EAGAIN) the packet goes to
+    the asyncio transport, which queues it; so do all packets while the transport holds anything (ours, or
+    aiortc's own RTCP/STUN/DTLS), so per socket they leave in the order they were sent. The transport's
+    queue is asked at every packet, not remembered in a flag: a flag went stale when a new nominated pair on
+    the same socket was resolved mid-backlog and later packets overtook the queued ones. A TURN pair's
     packets always go through the transport (they must be wrapped for the relay). A new nominated pair or a
     new session is picked up at the next packet.
     """
 
-    __slots__ = ("transport", "_pair", "_session", "_ctx", "_sock", "_aio", "_addr", "_queued", "buf", "view",
+    __slots__ = ("transport", "_pair", "_session", "_ctx", "_sock", "_aio", "_addr", "buf", "view",
                  "_len", "_protect", "mode", "inplace", "lean", "compiled", "_c", "_blocked", "fast_sends", "queued_sends", "dropped", "__weakref__")
 
     def __init__(self, transport: RTCDtlsTransport, mode: str) -> None:
@@ -225,7 +242,6 @@ class RtpPath:
         self._sock: socket.socket | None = None
         self._aio: Any = None
         self._addr: tuple[str, int] = ("", 0)
-        self._queued = False
         self.buf = ffi.new("unsigned char[]", BUFFER_SIZE)
         self.view = memoryview(ffi.buffer(self.buf))
         self._len = ffi.new("int *")
@@ -257,7 +273,6 @@ class RtpPath:
         self._ctx = self._session._srtp[0]
         self._aio = pair.protocol.transport
         self._addr = pair.remote_addr
-        self._queued = False
         self.inplace = self.mode != "aiortc" and lean_send_allowed()
         # Never past a TURN pair's transport: its packets must be wrapped for the relay.
         self.lean = self.inplace and pair.local_candidate.type != "relay"
@@ -326,41 +341,39 @@ class RtpPath:
     def send_compiled(self, constant: bytes, second: int, seq: int, timestamp: int, ssrc: int,
                       send_time: bytes | None, level_word: int, padding: int, payload: bytes) -> bool:
         """Rewrite, protect and send in one C call (`compiled` paths only; ready() first)."""
-        if self._queued and not self._aio.get_write_buffer_size():
-            self._queued = False
+        aio = self._aio
+        direct = not aio.get_write_buffer_size()  # the transport holds nothing: ours is the next datagram
         send, protect, ctx, fd, address, length, buf, null = self._c
         blocked = self._blocked
         n = send(protect, ctx, fd, address, length, buf, constant, len(constant), second, seq, timestamp, ssrc,
-                 null if send_time is None else send_time, level_word, padding, payload, len(payload), 0 if self._queued else 1, blocked)
+                 null if send_time is None else send_time, level_word, padding, payload, len(payload),
+                 1 if direct else 0, blocked)
         if n < 0:
             self.dropped += 1
             return False
-        if self._queued or blocked[0]:
+        if not direct or blocked[0]:
             # Protected in the buffer, not sent: the transport queues it behind what it holds, in order.
-            self._queued = True
             self.queued_sends += 1
-            self._aio.sendto(bytes(self.view[:n]), self._addr)
+            aio.sendto(bytes(self.view[:n]), self._addr)
             return True
         self.fast_sends += 1
         return True
 
     def send_protected(self, n: int) -> bool:
         """Sends the `n` protected bytes in `view` (the compiled fan-out protects them itself)."""
-        if self._queued:
-            if self._aio.get_write_buffer_size():
-                self.queued_sends += 1
-                self._aio.sendto(bytes(self.view[:n]), self._addr)
-                return True
-            self._queued = False
+        aio = self._aio
+        if aio.get_write_buffer_size():
+            self.queued_sends += 1
+            aio.sendto(bytes(self.view[:n]), self._addr)
+            return True
         sock = self._sock
         assert sock is not None
         try:
             sock.sendto(self.view[:n], self._addr)
         except BlockingIOError:
-            # The socket buffer is full: the transport queues this and what follows, in order.
-            self._queued = True
+            # The socket buffer is full: the transport queues this (and, until it drained, what follows).
             self.queued_sends += 1
-            self._aio.sendto(bytes(self.view[:n]), self._addr)
+            aio.sendto(bytes(self.view[:n]), self._addr)
             return True
         except OSError:
             self.dropped += 1  # as the asyncio transport does: the peer's ICE consent decides

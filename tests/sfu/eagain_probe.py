@@ -1,6 +1,14 @@
 """Run by test_fast_path.py inside a network namespace whose loopback holds packets in a slow tbf queue: two
-aiortc peers over 127.0.0.1, the sender on the lean or compiled path with a tiny socket send buffer, so a
-burst fills it (EAGAIN). Prints what the path did and what the receiver got, as JSON."""
+aiortc peers over loopback, the sender on the lean or compiled path with the smallest socket send buffer, so
+each burst fills it (EAGAIN) and the asyncio transport takes over until its queue drains. Many such episodes;
+in some the nominated pair is replaced (same socket) while the transport still holds packets.
+
+Two witnesses of order: what the receiving peer got (after SRTP unprotect), and the wire: an AF_PACKET socket
+on the namespace's `lo` sees every datagram as it leaves the tbf queue (a FIFO: the order the socket handed
+them to the kernel), with the RTP sequence number in clear. Prints the result as JSON.
+
+Usage: python -m tests.sfu.eagain_probe MODE [EPISODES]
+"""
 
 from __future__ import annotations
 
@@ -9,21 +17,80 @@ import json
 import socket
 import sys
 import time
+from typing import Any
+
+import aioice.ice
 
 from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer
-from sfu.aiortc_seams import connection_rtp_path, set_send_mode
+from sfu.aiortc_seams import RtpPath, connection_rtp_path, set_send_mode
 from sfu.rtp import RtpPacket
 from sfu.webrtc import configure_ice
 
-BURST = 400
+BURST = 300
+AFTER = 3  # packets sent one by one once the transport's queue drained: they take our socket again
+OPUS = 111
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+SO_RCVBUFFORCE = 33  # Linux; the socket module does not name it
 
 
-async def main(mode: str) -> dict[str, object]:
+def wire_tap() -> socket.socket:
+    tap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    tap.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)  # past rmem_max: root in the namespace
+    tap.bind(("lo", 0))
+    tap.setblocking(False)
+    return tap
+
+
+def wire_sequence(tap: socket.socket, dst_port: int) -> list[int]:
+    """RTP sequence numbers of the datagrams to `dst_port` that left `lo`, in order."""
+    seqs = []
+    while True:
+        try:
+            frame, address = tap.recvfrom(4096)
+        except BlockingIOError:
+            return seqs
+        if address[2] != PACKET_OUTGOING:
+            continue
+        ethertype = int.from_bytes(frame[12:14], "big")
+        if ethertype == 0x0800:
+            udp = 14 + (frame[14] & 0x0F) * 4
+            if frame[14 + 9] != socket.IPPROTO_UDP:
+                continue
+        elif ethertype == 0x86DD:
+            udp = 14 + 40
+            if frame[14 + 6] != socket.IPPROTO_UDP:
+                continue
+        else:
+            continue
+        if int.from_bytes(frame[udp + 2:udp + 4], "big") != dst_port:
+            continue
+        rtp = frame[udp + 8:]
+        if len(rtp) >= 12 and rtp[0] >> 6 == 2 and not 192 <= rtp[1] <= 223:  # RTP, not RTCP (RFC 5761)
+            seqs.append(int.from_bytes(rtp[2:4], "big"))
+
+
+def replace_pair(path: RtpPath) -> None:
+    """A new nominated pair on the same socket (as after ICE nominates again): the path resolves it."""
+    connection = path.transport.transport._connection
+    old = connection._nominated[1]
+    new = aioice.ice.CandidatePair(old.protocol, old.remote_candidate)
+    new.nominated = True
+    new.state = aioice.ice.CandidatePair.State.SUCCEEDED
+    connection._nominated[1] = new
+
+
+def packet(seq: int, size: int) -> RtpPacket:
+    return RtpPacket(payload_type=OPUS, sequence_number=seq & 0xFFFF, timestamp=960 * seq, ssrc=0,
+                     payload=b"\x78" + bytes(size))
+
+
+async def main(mode: str, episodes: int) -> dict[str, Any]:
     configure_ice(include_loopback=True)
     set_send_mode(mode)
     sender = PacketPublisherPeer()
     received: list[int] = []
-    receiver = PacketSubscriberPeer(lambda mid, packet: received.append(packet.sequence_number))
+    receiver = PacketSubscriberPeer(lambda mid, p: received.append(p.sequence_number))
     writer = sender.add_track("audio", "audio/opus")
     await sender.apply_answer(await receiver.answer(await sender.create_offer()))
     deadline = time.monotonic() + 20
@@ -31,34 +98,48 @@ async def main(mode: str) -> dict[str, object]:
         if time.monotonic() > deadline:
             return {"error": "no connection"}
         await asyncio.sleep(0.02)
-    writer.write(RtpPacket(payload_type=111, sequence_number=0, timestamp=0, ssrc=0, payload=b"\x78" * 100))
+    writer.write(packet(0, 100))
     path = connection_rtp_path(sender.pc)
     assert path is not None and path._sock is not None
     # The duplicate shares the socket: the smallest send buffer the kernel allows (a few packets).
     path._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)
-    await asyncio.sleep(0.5)
-    first = len(received)
-    for seq in range(1, BURST + 1):  # without yielding: the socket buffer fills
-        writer.write(RtpPacket(payload_type=111, sequence_number=seq, timestamp=960 * seq, ssrc=0,
-                               payload=b"\x78" + bytes(1000)))
-    queued_in_burst = path.queued_sends
-    deadline = time.monotonic() + 20
-    while len(received) < first + BURST and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    # The transport's queue drained: the next packets take our socket again.
-    fast_before = path.fast_sends
-    for seq in range(BURST + 1, BURST + 4):
-        writer.write(RtpPacket(payload_type=111, sequence_number=seq, timestamp=960 * seq, ssrc=0,
-                               payload=b"\x78" + bytes(100)))
-        await asyncio.sleep(0.05)
+    tap = wire_tap()
     await asyncio.sleep(0.3)
-    result = {"mode": mode, "compiled": path.compiled, "queued_in_burst": queued_in_burst,
-              "fast_after_drain": path.fast_sends - fast_before, "received": received[first:],
-              "dropped": path.dropped}
+    first = len(received)
+    seq = 0
+    episode_stats = []
+    wire: list[int] = []
+    for episode in range(episodes):
+        queued, fast = path.queued_sends, path.fast_sends
+        for k in range(BURST):  # without yielding: the socket buffer fills
+            seq += 1
+            writer.write(packet(seq, 1000))
+            if episode % 2 == 1 and k == BURST // 2:
+                replace_pair(path)  # while the transport holds packets
+        want = first + seq
+        deadline = time.monotonic() + 20
+        while len(received) < want and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        after = path.fast_sends
+        for _ in range(AFTER):
+            seq += 1
+            writer.write(packet(seq, 100))
+            await asyncio.sleep(0.02)
+        wire += wire_sequence(tap, path._addr[1])
+        episode_stats.append({"queued_in_burst": path.queued_sends - queued, "fast_in_burst": after - fast,
+                              "fast_after_drain": path.fast_sends - after})
+    deadline = time.monotonic() + 5
+    while len(received) < first + seq and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
+    wire += wire_sequence(tap, path._addr[1])
+    tap.close()
+    result = {"mode": mode, "compiled": path.compiled, "sent": seq, "episodes": episode_stats,
+              "received": received[first:], "wire": wire, "dropped": path.dropped}
     await sender.close()
     await receiver.close()
     return result
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(sys.argv[1]))))
+    print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1))))
