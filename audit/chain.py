@@ -32,6 +32,7 @@ class StoredRow:
     event: str
     prev_hash: str
     hash: str
+    org_id: str = "default"
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ def _row_problem(row: StoredRow, prev_hash: str) -> str:
         doc = json.loads(row.event)
         if doc["seq"] != row.seq:
             return f"the event says seq {doc['seq']} (rows were reordered)"
-        if (doc["event"], doc["actor"]["login"]) != (row.event_type, row.actor) or abs(
+        if (doc["event"], doc["actor"]["login"], doc.get("org_id", "default")) != (
+                row.event_type, row.actor, row.org_id) or abs(
                 parse_iso_time(doc["time"]) - row.at) > 0.001:
-            return "event_type, actor or at disagree with the event (the row was edited)"
+            return "event_type, actor, org_id or at disagree with the event (the row was edited)"
     except (ValueError, KeyError, TypeError):
         return "the event is not an audit event document"
     return ""

@@ -27,6 +27,7 @@ class Origin:
     client: str = ""
     credential: str = ""
     login: str = ""  # the authenticated caller, when the code that records does not name one
+    org: str = ""  # the caller's organisation ("" unknown: the event's own, else `default`)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class AuditEvent:
     after: State = None
     actor: str | None = None
     at: float = field(default_factory=time.time)
-    org_id: str = "default"
+    org_id: str = ""  # whose log it belongs to; "" the acting caller's organisation (audit.origin), else `default`
 
 
 def content_digest(text: str) -> str:
@@ -68,7 +69,7 @@ def event_document(seq: int, event: AuditEvent, origin: Origin, actor: str) -> d
     """The stored event: everything a reader needs, seq included (so a row moved to another seq shows)."""
     return {
         "seq": seq,
-        "org_id": event.org_id,
+        "org_id": event.org_id or "default",
         "time": iso_time(event.at),
         "event": event.event,
         "actor": {"login": actor, "credential": origin.credential, "address": origin.address,

@@ -31,11 +31,12 @@ class Query:
     until: float | None = None
     event: str | None = None
     actor: str | None = None
+    org: str | None = None  # one organisation's events (None: every organisation's, for verify)
 
 
 def _stored(row: Any) -> StoredRow:
     return StoredRow(seq=int(row.seq), at=float(row.at), event_type=row.event_type, actor=row.actor,
-                     event=row.event, prev_hash=row.prev_hash, hash=row.hash)
+                     event=row.event, prev_hash=row.prev_hash, hash=row.hash, org_id=row.org_id)
 
 
 async def _take_seqs(conn: AsyncConnection, n: int) -> int:
@@ -121,7 +122,7 @@ class AuditLog:
         for n, p in enumerate(batch):
             text = canonical_json({**p.document, "seq": first + n})
             digest = chain_hash(prev_hash, text)
-            rows.append({"seq": first + n, "org_id": p.event.org_id, "at": p.at, "event_type": p.event.event,
+            rows.append({"seq": first + n, "org_id": p.document["org_id"], "at": p.at, "event_type": p.event.event,
                          "actor": p.actor, "event": text, "prev_hash": prev_hash, "hash": digest})
             prev_hash = digest
         await conn.execute(audit_log.insert(), rows)
@@ -143,6 +144,8 @@ class AuditLog:
             stmt = stmt.where(audit_log.c.event_type == query.event)
         if query.actor is not None:
             stmt = stmt.where(audit_log.c.actor == query.actor)
+        if query.org is not None:
+            stmt = stmt.where(audit_log.c.org_id == query.org)
         async with self.db.read() as conn:
             rows = (await conn.execute(stmt.order_by(audit_log.c.seq).limit(limit))).all()
         return [_stored(r) for r in rows]

@@ -25,10 +25,10 @@ def current_origin() -> Origin:
     return _ORIGIN.get()
 
 
-def note_caller(login: str, credential: str) -> None:
+def note_caller(login: str, credential: str, org: str = "") -> None:
     """The authenticated caller of this request (or socket): `credential` is `key:<key id>`, `session`,
-    `user_token` or `meeting_token`."""
-    _ORIGIN.set(replace(_ORIGIN.get(), login=login, credential=credential))
+    `user_token` or `meeting_token`; `org` its organisation (the events it causes are that organisation's)."""
+    _ORIGIN.set(replace(_ORIGIN.get(), login=login, credential=credential, org=org))
 
 
 @contextlib.contextmanager

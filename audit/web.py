@@ -3,7 +3,8 @@
 NDJSON: one row per line, `{"seq", "prev_hash", "hash", "event": {...}}`, the event exactly as stored (canonical
 JSON), so a reader can re-serialise it (sorted keys, no spaces, UTF-8) and check each hash itself. CSV: one row
 per event with the fields flattened; `before` and `after` stay JSON; a cell that a spreadsheet would run as a
-formula (=, +, -, @ first) is prefixed with a quote. Who may read is decided by the front door (`authorize`).
+formula (=, +, -, @ first) is prefixed with a quote. Who may read is decided by the front door (`authorize`), which
+answers the caller's organisation: a reader sees that organisation's events only.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from common.wire import query_format
 PARAMS = {"since", "until", "event", "actor", "format"}
 CSV_COLUMNS = ("seq", "time", "event", "actor", "credential", "address", "client", "object_type", "object_id",
                "before", "after", "org_id", "prev_hash", "hash")
-Authorize = Callable[[web.Request], Awaitable[None]]
+Authorize = Callable[[web.Request], Awaitable[str]]  # the organisation whose events the caller may read
 
 
-def parse_query(request: web.Request) -> tuple[Query, str]:
+def parse_query(request: web.Request, org: str | None = None) -> tuple[Query, str]:
     fmt = query_format(request, PARAMS, ("ndjson", "csv"))
     text = {name: request.query.get(name) or None for name in ("event", "actor")}
     for name, value in text.items():
@@ -35,7 +36,7 @@ def parse_query(request: web.Request) -> tuple[Query, str]:
             raise InvalidField(f"{name} is at most 128 characters", field=name)
     return Query(since=parse_time(request.query.get("since") or None, "since"),
                  until=parse_time(request.query.get("until") or None, "until"), event=text["event"],
-                 actor=text["actor"]), fmt
+                 actor=text["actor"], org=org), fmt
 
 
 def ndjson_line(row: StoredRow) -> str:
@@ -68,8 +69,8 @@ def csv_rows(rows: list[StoredRow]) -> str:
 
 def audit_handler(log: AuditLog, authorize: Authorize) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def read_audit(request: web.Request) -> web.StreamResponse:
-        await authorize(request)
-        query, fmt = parse_query(request)  # errors before the stream starts: they still get their status
+        org = await authorize(request)
+        query, fmt = parse_query(request, org)  # errors before the stream starts: they still get their status
         response = web.StreamResponse(headers={"Cache-Control": "no-store"})
         response.content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
         response.charset = "utf-8"

@@ -3,8 +3,10 @@
 - `POST /v1/admin/legal_holds {"name", "users": [login…], "channels": [id or name…]}` → 201 the hold;
   `GET /v1/admin/legal_holds` → `{"holds": […]}`; `DELETE /v1/admin/legal_holds/{id}` lifts it;
   `GET /v1/admin/legal_holds/{id}/messages` → NDJSON, what the hold keeps (the legal export; recalled originals
-  included). All need edit_org (owners and admins).
-- `POST /v1/admin/retention/run` runs retention now (edit_org) and answers its counts.
+  included). All need edit_org (owners and admins) and act on the caller's organisation only: another's holds
+  answer 404, and a hold names only users and channels of its own organisation.
+- `POST /v1/admin/retention/run` runs retention now for the caller's organisation (edit_org) and answers its
+  counts; the daily job runs every organisation, each under its own policy and holds.
 - `POST /v1/channels/{id}/archive`, `POST /v1/channels/{id}/unarchive`: the channel's creator or a holder of
   manage_any_channel. Renaming is `PATCH /v1/channels/{id} {"name"}` (chat/web.py calls ChannelAdmin.rename).
 """
@@ -22,10 +24,9 @@ from chat.errors import UserNotFound
 from chat.legal_hold import HoldStore
 from chat.retention import Retention
 from chat.service import valid_login
-from common.errors import Forbidden, InvalidField, NotFound
+from common.errors import InvalidField, NotFound
 from common.names import display_name
 from common.wire import read_json_object
-from identity.orgs import DEFAULT_ORG
 from identity.permissions import Action, require
 
 if TYPE_CHECKING:
@@ -45,14 +46,14 @@ class GovernanceApi:
         self.retention = retention
         self.channels = ChannelAdmin(api.service)
 
-    async def _admin(self, request: web.Request, write: bool = False) -> str:
+    async def _admin(self, request: web.Request, write: bool = False) -> tuple[str, HoldStore]:
+        """The caller (edit_org in their organisation) and that organisation's holds."""
         p = await self.api._who(request, write=write)
         require(p.user, Action.EDIT_ORG, await self.api.service.table(p.org))
-        if p.org != DEFAULT_ORG:  # holds and retention runs are not yet kept apart per organisation
-            raise Forbidden("legal holds and retention runs are the default organisation's for now")
-        return p.user.login
+        return p.user.login, self.holds.in_org(p.org)
 
-    async def _targets(self, body: dict[str, Any]) -> tuple[list[str], list[str]]:
+    async def _targets(self, body: dict[str, Any], org: str) -> tuple[list[str], list[str]]:
+        """The users and channels a hold names, all of organisation `org` (another's answer as unknown)."""
         users, channels = body.get("users", []), body.get("channels", [])
         if not isinstance(users, list) or not isinstance(channels, list):
             raise InvalidField("users and channels are lists", field="users")
@@ -62,35 +63,36 @@ class GovernanceApi:
             raise InvalidField(f"at most {MAX_TARGETS} users and channels in one hold", field="users")
         logins = [valid_login(u, "users") for u in users]
         for login in logins:
-            if await self.api.store.get_user(login) is None:
+            user = await self.api.store.get_user(login)
+            if user is None or user.org != org:
                 raise UserNotFound(f"no user {login!r}", login=login)
         ids = []
         for ref in channels:
             if not isinstance(ref, str) or not ref:
                 raise InvalidField("channels are channel ids or names", field="channels")
-            ids.append((await self.api.service.resolve(ref)).id)
+            ids.append((await self.api.service.resolve(ref, org)).id)
         return sorted(set(logins)), sorted(set(ids))
 
     async def create_hold(self, request: web.Request) -> web.Response:
-        actor = await self._admin(request, write=True)
+        actor, holds = await self._admin(request, write=True)
         body = await read_json_object(request, allowed={"name", "users", "channels"})
         name = display_name(body.get("name"), "name", max_len=200)
-        users, channels = await self._targets(body)
-        hold = await self.holds.create(name, users, channels, actor)
+        users, channels = await self._targets(body, holds.org_id)
+        hold = await holds.create(name, users, channels, actor)
         await self.api.service.audit.record(AuditEvent("legal_hold.create", "legal_hold", hold.id, actor=actor,
                                                        after={"name": name, "users": users, "channels": channels}))
         return web.json_response(hold.to_wire(), status=201)
 
     async def list_holds(self, request: web.Request) -> web.Response:
-        await self._admin(request)
-        return web.json_response({"holds": [h.to_wire() for h in await self.holds.list()]})
+        _, holds = await self._admin(request)
+        return web.json_response({"holds": [h.to_wire() for h in await holds.list()]})
 
     async def lift_hold(self, request: web.Request) -> web.Response:
-        actor = await self._admin(request, write=True)
+        actor, holds = await self._admin(request, write=True)
         hold_id = request.match_info["id"]
-        if not await self.holds.lift(hold_id, actor):
+        if not await holds.lift(hold_id, actor):
             raise HoldNotFound(f"no active legal hold {hold_id!r}")
-        hold = await self.holds.get(hold_id)
+        hold = await holds.get(hold_id)
         assert hold is not None
         await self.api.service.audit.record(AuditEvent("legal_hold.lift", "legal_hold", hold_id, actor=actor,
                                                        before={"active": True, "name": hold.name},
@@ -98,22 +100,22 @@ class GovernanceApi:
         return web.json_response(hold.to_wire())
 
     async def export_hold(self, request: web.Request) -> web.StreamResponse:
-        actor = await self._admin(request)
-        hold = await self.holds.get(request.match_info["id"])
+        actor, holds = await self._admin(request)
+        hold = await holds.get(request.match_info["id"])
         if hold is None:
             raise HoldNotFound(f"no legal hold {request.match_info['id']!r}")
         await self.api.service.audit.record(AuditEvent("legal_hold.export", "legal_hold", hold.id, actor=actor))
         out = web.StreamResponse(headers={"Content-Type": "application/x-ndjson; charset=utf-8",
                                           "Cache-Control": "no-store"})
         await out.prepare(request)
-        async for record in self.holds.export(hold):
+        async for record in holds.export(hold):
             await out.write((json.dumps(record, ensure_ascii=False) + "\n").encode())
         await out.write_eof()
         return out
 
     async def run_retention(self, request: web.Request) -> web.Response:
-        await self._admin(request, write=True)
-        return web.json_response((await self.retention.run()).to_wire())
+        _, holds = await self._admin(request, write=True)
+        return web.json_response((await self.retention.run(org=holds.org_id)).to_wire())
 
     async def archive(self, request: web.Request) -> web.Response:
         p = await self.api._who(request, write=True)

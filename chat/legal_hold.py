@@ -74,6 +74,10 @@ class HoldStore:
         self.db = db
         self.org_id = org_id
 
+    def in_org(self, org_id: str) -> HoldStore:
+        """The holds of organisation `org_id` (each organisation's admins see and lift only their own)."""
+        return HoldStore(self.db, org_id)
+
     def _insert(self, table: Any) -> Any:
         return postgresql.insert(table) if self.db.dialect == "postgresql" else sqlite.insert(table)
 

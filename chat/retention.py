@@ -9,7 +9,9 @@ send). Recall tombstones older than the policy are deleted the same way.
 
 What a legal hold keeps (chat/legal_hold.py) stays: messages by held users, everything in held channels, and the
 recalled originals kept for a hold (deleted here once no active hold covers them and they are older than the
-policy). Each run records one `retention.run` audit event with its counts.
+policy). Each organisation is run on its own, under its own policy and holds (a run for one organisation never
+deletes another's messages; a hold of one never keeps another's), and records one `retention.run` audit event
+with its counts in that organisation's log.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from chat.files import FileVault
 from chat.legal_hold import Held, HoldStore
 from chat.model import Channel
 from chat.service import ChatService
+from identity.orgs import DEFAULT_ORG
 from store.database import Database
 from store.schema import (
     chat_file_refs,
@@ -37,6 +40,7 @@ from store.schema import (
     held_copies,
     held_files,
     message_actions,
+    organisations,
 )
 
 log = logging.getLogger(__name__)
@@ -124,11 +128,13 @@ class RetentionStore:
 
         return await self.db.write(op)
 
-    async def withdrawn_files(self, attached_before: float, limit: int) -> list[str]:
-        """Files every carrying message of which was recalled (or deleted) that no hold keeps, posted before
-        `attached_before`: a recall drops the tombstone's attachments, so retention finds them this way."""
+    async def withdrawn_files(self, attached_before: float, org_id: str, limit: int) -> list[str]:
+        """Organisation `org_id`'s files every carrying message of which was recalled (or deleted) that no hold
+        keeps, posted before `attached_before`: a recall drops the tombstone's attachments, so retention finds
+        them this way."""
         f = chat_files
-        stmt = (select(f.c.id).where(f.c.attached_at.is_not(None), f.c.attached_at < attached_before,
+        stmt = (select(f.c.id).where(f.c.org_id == org_id, f.c.attached_at.is_not(None),
+                                     f.c.attached_at < attached_before,
                                      ~exists().where(chat_file_refs.c.file_id == f.c.id),
                                      ~exists().where(held_files.c.file_id == f.c.id))
                 .order_by(f.c.attached_at).limit(limit))
@@ -167,31 +173,42 @@ class Retention:
         self.batch = batch
         self._lock = asyncio.Lock()  # one run at a time here: the daily job and POST /v1/admin/retention/run
 
-    async def run(self, now: float | None = None) -> RetentionReport:
+    async def run(self, now: float | None = None, org: str | None = None) -> RetentionReport:
+        """Organisation `org`'s channels and files under its policy (None: every organisation's, each under its
+        own policy and its own holds, the daily job and the CLI). Answers the counts (summed over organisations)."""
         async with self._lock:
-            return await self._run(now)
+            total = RetentionReport()
+            for org_id in [org] if org is not None else await self._orgs():
+                report = await self._run(now, org_id)
+                for name, value in report.to_wire().items():
+                    setattr(total, name, round(getattr(total, name) + value, 3))
+            return total
 
-    async def _run(self, now: float | None) -> RetentionReport:
+    async def _orgs(self) -> list[str]:
+        async with self.store.db.read() as conn:
+            named = [str(r[0]) for r in await conn.execute(select(organisations.c.org_id))]
+        return [DEFAULT_ORG, *sorted(set(named) - {DEFAULT_ORG})]
+
+    async def _run(self, now: float | None, org_id: str) -> RetentionReport:
+        """One organisation: a hold of another never keeps (nor touches) its messages, its deletes never reach
+        another's (channels, recalled originals and files are each the organisation's)."""
         started = time.time()
         now = started if now is None else now
         report = RetentionReport()
-        org = await self.service.org()
-        settings = {"default": org}  # each organisation's retention policy, for its channels
-        held = await self.holds.held()
-        for channel in await self.service.store.list_channels():
-            if channel.org not in settings:
-                settings[channel.org] = await self.service.org(channel.org)
-            policy = settings[channel.org].retention_days
-            days = channel.retention_days if channel.retention_days is not None else policy
+        org = await self.service.org(org_id)
+        held = await self.holds.in_org(org_id).held()
+        for channel in await self.service.store.list_channels(org=org_id):
+            days = channel.retention_days if channel.retention_days is not None else org.retention_days
             if days > 0:
                 report.channels += 1
                 await self._channel(channel, now - days * 86400, held, report)
         if org.retention_days > 0:
-            await self._withdrawn(now - org.retention_days * 86400, report)
+            await self._withdrawn(now - org.retention_days * 86400, org_id, report)
         report.seconds = round(time.time() - started, 3)
-        await self.service.audit.record(AuditEvent("retention.run", "org", "default", after=report.to_wire()))
+        await self.service.audit.record(AuditEvent("retention.run", "org", org_id, after=report.to_wire(),
+                                                   org_id=org_id))
         if report.messages or report.files or report.held_back:
-            log.info("retention: %s", report.to_wire())
+            log.info("retention of %s: %s", org_id, report.to_wire())
         return report
 
     async def _channel(self, channel: Channel, cutoff: float, held: Held, report: RetentionReport) -> None:
@@ -214,9 +231,9 @@ class Retention:
             report.copies += len(copies.ids)
             await self._files(copies.file_ids, report)
 
-    async def _withdrawn(self, cutoff: float, report: RetentionReport) -> None:
+    async def _withdrawn(self, cutoff: float, org_id: str, report: RetentionReport) -> None:
         while True:
-            ids = await self.store.withdrawn_files(cutoff, self.batch)
+            ids = await self.store.withdrawn_files(cutoff, org_id, self.batch)
             deleted = await self._files(ids, report)
             if len(ids) < self.batch or not deleted:
                 break

@@ -202,12 +202,12 @@ class ChatService:
         old = {f: getattr(before, f) for f in fields} if before else None
         new = {f: getattr(after, f) for f in fields}
         if old is None:
-            await self.audit.record(AuditEvent("user.create", "user", after.login, after=new))
+            await self.audit.record(AuditEvent("user.create", "user", after.login, after=new, org_id=after.org))
         elif old != new:
             changed = [f for f in fields if old[f] != new[f]]
             await self.audit.record(AuditEvent("user.role" if "role" in changed else "user.update", "user",
                                                after.login, before={f: old[f] for f in changed},
-                                               after={f: new[f] for f in changed}))
+                                               after={f: new[f] for f in changed}, org_id=after.org))
 
     async def patch_user(self, actor: User, login: str, role: str | None, department: str | None,
                          name: str | None) -> User:
@@ -563,7 +563,8 @@ class ChatService:
                            important=False, deleted=True, deleted_by=actor.login, deleted_at=time.time())
 
         updated = await self.store.mutate_message(message_id, change)
-        holds = self.legal_holds
+        # The holds of the message's organisation (the recaller's: another's channels are not found above).
+        holds = None if self.legal_holds is None else self.legal_holds.in_org(actor.org)
         if holds is not None and (await holds.held()).covers(was[0].author, was[0].channel_id):
             await holds.keep_copy(was[0], actor.login)  # hidden from users, kept for the hold
         for file_id in carried:  # its files go with it (only admins still read a withdrawn file)
@@ -604,12 +605,13 @@ class ChatService:
         await self.bus.publish({"type": "ephemeral", "channel": channel_id, "to": login, "ephemeral": ephemeral})
         return ephemeral
 
-    async def post_as_bot(self, bot_login: str, bot_name: str, channel_id: str, content: str) -> Message:
-        """A post by a server-side bot (a slash command's answer): the bot user is made, and added to the
-        channel, on first use."""
+    async def post_as_bot(self, bot_login: str, bot_name: str, channel_id: str, content: str,
+                          org: str = DEFAULT_ORG) -> Message:
+        """A post by a server-side bot (a slash command's answer) of organisation `org`: the bot user is made,
+        and added to the channel, on first use."""
         if len(content) > self._max_content or not content.strip():
             raise InvalidField(f"text must be 1-{self._max_content} characters", field="text")
-        await self.ensure_user(bot_login, role="bot", name=bot_name)
+        await self.ensure_user(bot_login, role="bot", name=bot_name, org=org)
         if not await self.store.is_member(channel_id, bot_login):
             await self.store.add_members(channel_id, [bot_login])
         message, _ = await self._insert(Message(id=new_id("m_"), channel_id=channel_id, author=bot_login,
@@ -823,7 +825,7 @@ class ChatService:
             await self._members_create_channels(actor, org.members_create_channels)
         changed = sorted(k for k, v in org.to_wire().items() if before.get(k) != v)
         if changed:
-            await self.audit.record(AuditEvent("org.settings", "org", actor.org, actor=actor.login,
+            await self.audit.record(AuditEvent("org.settings", "org", actor.org, actor=actor.login, org_id=actor.org,
                                                before={k: before.get(k) for k in changed},
                                                after={k: org.to_wire()[k] for k in changed}))
         return org

@@ -50,14 +50,14 @@ async def authenticate(request: web.Request) -> Caller:
     if value.startswith(PREFIX):
         key = await request.app[API_KEYS].verify(value)
         same_org(request, key.org, "API key")  # another organisation's key: as if it did not exist
-        note_caller(key.name, f"key:{key.key_id}")  # the audit log's actor for what this request does
+        note_caller(key.name, f"key:{key.key_id}", key.org)  # the audit log's actor for what this request does
         return Caller(api_key=key)
     token = request.app[TOKENS].verify(value)
     same_org(request, token.org, "meeting")
     if token.is_user_token:
         raise OutOfScope("a chat user token does not reach rooms")
     caller = Caller(token=token, meeting=await request.app[MEETINGS].check(token))
-    note_caller(token.identity, "meeting_token")
+    note_caller(token.identity, "meeting_token", token.org)
     return caller
 
 

@@ -49,7 +49,7 @@ class BotRegistry:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, login: str, owner: str) -> tuple[Bot, str]:
+    async def create(self, login: str, owner: str, org: str = "default") -> tuple[Bot, str]:
         """Records `login` as a bot owned by `owner`; returns it and its signing secret (shown once to the owner,
         kept to sign requests to the bot's integration URL)."""
         secret = secrets.token_urlsafe(32)
@@ -58,7 +58,7 @@ class BotRegistry:
         async def op(conn: AsyncConnection) -> bool:
             if (await conn.execute(select(bots.c.login).where(bots.c.login == login))).first() is not None:
                 return False
-            await conn.execute(bots.insert().values(login=login, owner=owner, signing_secret=secret,
+            await conn.execute(bots.insert().values(login=login, org_id=org, owner=owner, signing_secret=secret,
                                                     created_at=bot.created_at))
             return True
         if not await self.db.write(op):
@@ -75,9 +75,10 @@ class BotRegistry:
             row = (await conn.execute(select(bots.c.signing_secret).where(bots.c.login == login))).first()
         return None if row is None else str(row.signing_secret)
 
-    async def all(self) -> list[Bot]:
+    async def all(self, org: str = "default") -> list[Bot]:
+        """Organisation `org`'s bots."""
         async with self.db.read() as conn:
-            rows = (await conn.execute(select(bots).order_by(bots.c.created_at))).all()
+            rows = (await conn.execute(select(bots).where(bots.c.org_id == org).order_by(bots.c.created_at))).all()
         return [Bot(login=r.login, owner=r.owner, created_at=float(r.created_at)) for r in rows]
 
     async def owned_by(self, owner: str) -> list[str]:

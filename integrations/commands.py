@@ -65,6 +65,7 @@ class Command:
     description: str
     created_by: str
     created_at: float
+    org_id: str = "default"  # each organisation has its own commands (a trigger is unique within one)
 
     def to_wire(self) -> dict[str, Any]:
         """Never the secret: it is shown once, when the command is made."""
@@ -73,8 +74,9 @@ class Command:
 
     @property
     def bot_login(self) -> str:
-        """The user that posts the command's in_channel answers."""
-        return f"cmd_{self.trigger}"
+        """The user that posts the command's in_channel answers (logins are unique across organisations, so
+        another organisation's is named after it too)."""
+        return f"cmd_{self.trigger}" if self.org_id == "default" else f"cmd_{self.trigger}@{self.org_id}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def _hash(secret: str) -> str:
 
 def _command(row: Any) -> Command:
     return Command(id=row.id, trigger=row.trigger, url=row.url, secret=row.secret, description=row.description,
-                   created_by=row.created_by, created_at=float(row.created_at))
+                   created_by=row.created_by, created_at=float(row.created_at), org_id=row.org_id)
 
 
 def valid_trigger(raw: object) -> str:
@@ -107,20 +109,23 @@ class CommandStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, trigger: str, url: str, description: str, created_by: str) -> Command:
+    async def create(self, trigger: str, url: str, description: str, created_by: str,
+                     org: str = "default") -> Command:
         command = Command(id=f"cmd_{secrets.token_hex(8)}", trigger=trigger, url=url,
                           secret=secrets.token_urlsafe(32), description=description, created_by=created_by,
-                          created_at=time.time())
+                          created_at=time.time(), org_id=org)
+        mine = slash_commands.c.org_id == org
 
         async def op(conn: AsyncConnection) -> str | None:
-            taken = (await conn.execute(select(slash_commands.c.id).where(slash_commands.c.trigger == trigger))).first()
+            taken = (await conn.execute(select(slash_commands.c.id).where(
+                mine, slash_commands.c.trigger == trigger))).first()
             if taken is not None:
                 return "exists"
-            count = (await conn.execute(select(func.count()).select_from(slash_commands))).scalar_one()
+            count = (await conn.execute(select(func.count()).select_from(slash_commands).where(mine))).scalar_one()
             if count >= MAX_COMMANDS:
                 return "full"
             await conn.execute(slash_commands.insert().values(
-                id=command.id, trigger=trigger, url=url, secret=command.secret, description=description,
+                id=command.id, org_id=org, trigger=trigger, url=url, secret=command.secret, description=description,
                 created_by=created_by, created_at=command.created_at))
             return None
         problem = await self.db.write(op)
@@ -130,14 +135,17 @@ class CommandStore:
             raise Conflict(f"at most {MAX_COMMANDS} commands")
         return command
 
-    async def list(self) -> list[Command]:
+    async def list(self, org: str = "default") -> list[Command]:
         async with self.db.read() as conn:
-            rows = (await conn.execute(select(slash_commands).order_by(slash_commands.c.trigger))).all()
+            rows = (await conn.execute(select(slash_commands).where(slash_commands.c.org_id == org)
+                                       .order_by(slash_commands.c.trigger))).all()
         return [_command(r) for r in rows]
 
-    async def by_trigger(self, trigger: str) -> Command | None:
+    async def by_trigger(self, trigger: str, org: str = "default") -> Command | None:
+        """Organisation `org`'s command `/trigger` (another's trigger is not a command there)."""
         async with self.db.read() as conn:
-            row = (await conn.execute(select(slash_commands).where(slash_commands.c.trigger == trigger))).first()
+            row = (await conn.execute(select(slash_commands).where(
+                slash_commands.c.org_id == org, slash_commands.c.trigger == trigger))).first()
         return None if row is None else _command(row)
 
     async def get(self, command_id: str) -> Command | None:

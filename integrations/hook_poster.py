@@ -54,13 +54,14 @@ class HookPoster:
         self._owners[hook.owner] = (time.monotonic() + OWNER_CACHE_SECONDS, active)
         return active
 
-    async def bot_for(self, hook_id: str, name: str) -> User:
-        """The hook's bot user, made on first use (a name change of the hook later renames it)."""
-        user, _ = await self.chat.add_user(None, bot_login(hook_id), "bot", name=name)
+    async def bot_for(self, hook_id: str, name: str, org: str) -> User:
+        """The hook's bot user, of the hook's organisation, made on first use (a name change of the hook later
+        renames it)."""
+        user, _ = await self.chat.add_user(None, bot_login(hook_id), "bot", name=name, org=org)
         return user
 
     async def bot(self, hook: Hook) -> User:
-        return await self.chat.store.get_user(hook.bot_login) or await self.bot_for(hook.id, hook.name)
+        return await self.chat.store.get_user(hook.bot_login) or await self.bot_for(hook.id, hook.name, hook.org_id)
 
     async def join(self, bot: User, channel: Channel) -> None:
         if not await self.chat.store.is_member(channel.id, bot.login):

@@ -7,6 +7,8 @@ Managing (the `manage_integrations` permission; Authorization as for the rest of
     POST   /v1/hooks/outgoing  {"name", "url", "channel"?, "trigger_words"?} -> 201 {id, secret, …}  (once)
     GET    /v1/hooks[?kind=]   -> {"hooks": […]};  GET /v1/hooks/{id} -> the hook and its recent deliveries
     DELETE /v1/hooks/{id}
+Every organisation has its own hooks: each is made in its maker's organisation, posts only into that
+organisation's channels, and its URL is the organisation's Host (another Host answers 404, as for a wrong id).
 Receiving (no Authorization: the URL, the signature or the token is the credential):
     POST /v1/hooks/incoming/{id}/{secret}  a Slack message (JSON or form `payload=`)  -> 200 text/plain "ok"
     POST /v1/hooks/github/{id}             X-Hub-Signature-256, X-GitHub-Event, X-GitHub-Delivery
@@ -37,6 +39,7 @@ from common.names import display_name
 from common.ratelimit import RateLimiter
 from common.wire import read_json_object
 from identity.appkeys import DATABASE
+from identity.orgs import DEFAULT_ORG, request_org
 from identity.secrets_store import server_secret
 from integrations.access import may_remove, require_manage, sees
 from integrations.address_guard import check_url
@@ -104,6 +107,19 @@ class HooksApi:
         await require_manage(self.chat, p.user)
         return p
 
+    def _base_url(self, request: web.Request) -> str:
+        """Where the caller's organisation is served: the configured URL for the default one, else its Host."""
+        if request_org(request) == DEFAULT_ORG:
+            return self.public_url
+        return f"{request.scheme}://{request.host}"
+
+    async def _received(self, request: web.Request, kind: str) -> Hook:
+        """The hook a delivery names, of the organisation whose Host it came to (another's: 404 as unknown)."""
+        hook = await self._hook(request.match_info["id"], kind)
+        if hook.org_id != request_org(request):
+            raise HookNotFound(f"no such {kind} webhook")
+        return hook
+
     async def _hook(self, hook_id: str, kind: str | None = None) -> Hook:
         hook = await self.hooks.get(hook_id) if len(hook_id) <= 32 else None
         if hook is None or (kind is not None and hook.kind != kind):
@@ -114,7 +130,7 @@ class HooksApi:
         """A hook the caller may see; others' answer 404, as if they did not exist (an outgoing URL may hold a
         token)."""
         hook = await self._hook(hook_id)
-        if not sees(p.user, hook.owner):
+        if not sees(p.user, hook.owner, hook.org_id):
             raise HookNotFound(f"no hook {hook_id!r}")
         return hook
 
@@ -143,8 +159,8 @@ class HooksApi:
             channel_id = channel.id
         hook_id = secrets.token_hex(6)
         hook = Hook(id=hook_id, kind=kind, name=name, channel_id=channel_id, owner=p.user.login,
-                    bot_login=bot_login(hook_id), created_at=time.time(), **extra)
-        bot = await self.poster.bot_for(hook.id, name)
+                    bot_login=bot_login(hook_id), created_at=time.time(), org_id=p.org, **extra)
+        bot = await self.poster.bot_for(hook.id, name, p.org)
         if channel_ref is not None:
             await self.poster.join(bot, await self.chat.resolve(channel_ref, p.org))
         await self.hooks.insert(hook)
@@ -166,7 +182,7 @@ class HooksApi:
         secret = new_url_secret()
         hook = await self._make(p, "incoming", _name(body), self._channel_field(body),
                                 secret_hash=url_secret_hash(secret))
-        url = f"{self.public_url}/v1/hooks/incoming/{hook.id}/{secret}"
+        url = f"{self._base_url(request)}/v1/hooks/incoming/{hook.id}/{secret}"
         return web.json_response({**hook.to_wire(), "url": url}, status=201)
 
     async def _create_git(self, request: web.Request, kind: str) -> web.Response:
@@ -174,7 +190,7 @@ class HooksApi:
         body = await read_json_object(request, allowed={"channel", "name"})
         salt = new_salt()
         hook = await self._make(p, kind, _name(body), self._channel_field(body), salt=salt)
-        return web.json_response({**hook.to_wire(), "url": f"{self.public_url}/v1/hooks/{kind}/{hook.id}",
+        return web.json_response({**hook.to_wire(), "url": f"{self._base_url(request)}/v1/hooks/{kind}/{hook.id}",
                                   "secret": shared_secret(self._secret, hook.id, salt)}, status=201)
 
     async def create_github(self, request: web.Request) -> web.Response:
@@ -200,7 +216,7 @@ class HooksApi:
         kind = request.query.get("kind") or None
         if kind is not None and kind not in ("incoming", "github", "gitlab", "outgoing"):
             raise InvalidField("kind is incoming, github, gitlab or outgoing", field="kind")
-        listed = [h for h in await self.hooks.list_hooks(kind) if sees(p.user, h.owner)]
+        listed = [h for h in await self.hooks.list_hooks(kind) if sees(p.user, h.owner, h.org_id)]
         return web.json_response({"hooks": [h.to_wire() for h in listed]})
 
     async def get_hook(self, request: web.Request) -> web.Response:
@@ -225,7 +241,7 @@ class HooksApi:
     # Receiving --------------------------------------------------------------------------------
 
     async def receive_incoming(self, request: web.Request) -> web.Response:
-        hook = await self._hook(request.match_info["id"], "incoming")
+        hook = await self._received(request, "incoming")
         if not url_secret_matches(request.match_info["secret"], hook.secret_hash):
             raise HookNotFound("no such incoming webhook")  # as an unknown id: the URL is the credential
         await self._live(hook)
@@ -237,7 +253,7 @@ class HooksApi:
         return web.Response(text="ok", content_type="text/plain")
 
     async def _git_delivery(self, request: web.Request, kind: str) -> tuple[Hook, bytes, dict[str, Any]]:
-        hook = await self._hook(request.match_info["id"], kind)
+        hook = await self._received(request, kind)
         body = await request.read()
         assert hook.salt is not None
         secret = shared_secret(self._secret, hook.id, hook.salt)

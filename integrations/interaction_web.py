@@ -32,7 +32,7 @@ from common.wire import read_json_object
 from identity.appkeys import API_KEYS, DATABASE
 from identity.bots import BotRegistry
 from identity.permissions import Action, require
-from integrations.access import default_org_only, may_remove, sees
+from integrations.access import may_remove, sees
 from integrations.commands import CommandNotFound, CommandStore, valid_trigger
 from integrations.interactive import Interactive, InteractiveStore
 from integrations.outbound import Outbound
@@ -86,7 +86,6 @@ class InteractionApi:
     async def _manager(self, request: web.Request, write: bool = False) -> Principal:
         p = await self._who(request, write=write)
         require(p.user, Action.MANAGE_INTEGRATIONS, await self.chat.service.table(p.org))
-        default_org_only(p.user)
         return p
 
     # Bots -------------------------------------------------------------------------------------
@@ -101,17 +100,17 @@ class InteractionApi:
         check_bot_login(login)
         if await self.chat.store.get_user(login) is not None:
             raise LoginTaken(f"{login!r} is already a user", login=login)
-        bot, signing_secret = await self.bots.create(login, p.user.login)
-        await self.chat.service.add_user(None, login, "bot", name=name.strip())
-        key, secret = await request.app[API_KEYS].create(login, "bot")
+        bot, signing_secret = await self.bots.create(login, p.user.login, p.org)
+        await self.chat.service.add_user(None, login, "bot", name=name.strip(), org=p.org)
+        key, secret = await request.app[API_KEYS].create(login, "bot", org=p.org)
         await self.audit.record(AuditEvent("bot.create", "bot", login, after={"owner": p.user.login,
                                                                              "key_id": key.key_id}))
         return web.json_response({**bot.to_wire(), "name": name.strip(), "key_id": key.key_id, "key": secret,
                                   "signing_secret": signing_secret}, status=201)
 
     async def list_bots(self, request: web.Request) -> web.Response:
-        await self._manager(request)
-        return web.json_response({"bots": [b.to_wire() for b in await self.bots.all()]})
+        p = await self._manager(request)
+        return web.json_response({"bots": [b.to_wire() for b in await self.bots.all(p.org)]})
 
     # Slash commands ---------------------------------------------------------------------------
 
@@ -123,20 +122,20 @@ class InteractionApi:
         description = body.get("description", "")
         if not isinstance(description, str) or len(description) > 500:
             raise InvalidField("description is at most 500 characters", field="description")
-        command = await self.commands.create(trigger, url, description, p.user.login)
+        command = await self.commands.create(trigger, url, description, p.user.login, p.org)
         await self.audit.record(AuditEvent("command.create", "command", command.id,
                                            after={"trigger": trigger, "url_host": _host(url)}))
         return web.json_response({**command.to_wire(), "secret": command.secret}, status=201)
 
     async def list_commands(self, request: web.Request) -> web.Response:
         p = await self._manager(request)
-        listed = [c for c in await self.commands.list() if sees(p.user, c.created_by)]
+        listed = [c for c in await self.commands.list(p.org) if sees(p.user, c.created_by, c.org_id)]
         return web.json_response({"commands": [c.to_wire() for c in listed]})
 
     async def delete_command(self, request: web.Request) -> web.Response:
         p = await self._manager(request, write=True)
         command = await self.commands.get(request.match_info["id"])
-        if command is None or not sees(p.user, command.created_by):  # others' answer as if they did not exist
+        if command is None or not sees(p.user, command.created_by, command.org_id):  # as if it did not exist
             raise CommandNotFound(f"no command {request.match_info['id']!r}")
         if not await may_remove(self.chat.service, p.user, command.created_by):
             raise NotPermitted(f"only {command.created_by} or someone ranked above them deletes this command")

@@ -163,7 +163,10 @@ class OutgoingHooks:
             log.exception("outgoing webhook for message %s failed", message.get("id"))
 
     async def _owner_reaches(self, hook: Hook, channel: Channel) -> bool:
-        """A hook sends only what its owner may read: its own channel's (as a member) or a team channel's."""
+        """A hook sends only what its owner may read: its own channel's (as a member) or a team channel's, of its
+        own organisation (another organisation's messages never reach it)."""
+        if channel.org != hook.org_id:
+            return False
         if hook.channel_id is None and channel.kind != "team":
             return False
         return channel.kind == "team" or await self.chat.store.is_member(channel.id, hook.owner)

@@ -44,6 +44,7 @@ class ScheduledPost:
     last_outcome: str | None = None
     last_error_code: str | None = None
     last_message_id: str | None = None
+    org_id: str = "default"  # the author's organisation: only its people see the post
 
     def to_wire(self) -> dict[str, Any]:
         recurrence = None if self.rule_kind is None else {
@@ -75,7 +76,7 @@ def new_post_id() -> str:
 
 
 def _post(row: Any) -> ScheduledPost:
-    return ScheduledPost(**{c.name: getattr(row, c.name) for c in posts_t.columns if c.name != "org_id"})
+    return ScheduledPost(**{c.name: getattr(row, c.name) for c in posts_t.columns})
 
 
 class ScheduledStore:
@@ -83,7 +84,7 @@ class ScheduledStore:
         self.db = db
 
     async def add(self, post: ScheduledPost) -> ScheduledPost:
-        values = {c.name: getattr(post, c.name) for c in posts_t.columns if c.name != "org_id"}
+        values = {c.name: getattr(post, c.name) for c in posts_t.columns}
 
         async def op(conn: AsyncConnection) -> None:
             await conn.execute(posts_t.insert().values(**values))
@@ -95,9 +96,9 @@ class ScheduledStore:
             row = (await conn.execute(select(posts_t).where(posts_t.c.id == post_id))).first()
         return None if row is None else _post(row)
 
-    async def listed(self, author: str | None, limit: int = 500) -> list[ScheduledPost]:
-        """Newest first; `author` None lists everyone's (admins)."""
-        query = select(posts_t).order_by(posts_t.c.created_at.desc()).limit(limit)
+    async def listed(self, author: str | None, org: str, limit: int = 500) -> list[ScheduledPost]:
+        """Organisation `org`'s, newest first; `author` None lists everyone's there (admins)."""
+        query = select(posts_t).where(posts_t.c.org_id == org).order_by(posts_t.c.created_at.desc()).limit(limit)
         if author is not None:
             query = query.where(posts_t.c.author == author)
         async with self.db.read() as conn:

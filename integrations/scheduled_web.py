@@ -68,7 +68,7 @@ class ScheduledPostsApi:
 
     async def _visible(self, p: Principal, post_id: str) -> ScheduledPost:
         post = await self.store.get(post_id)
-        if post is None or (post.author != p.user.login and not await self._is_admin(p)):
+        if post is None or post.org_id != p.org or (post.author != p.user.login and not await self._is_admin(p)):
             raise ScheduledPostNotFound(f"no scheduled post {post_id!r}")
         return post
 
@@ -119,7 +119,7 @@ class ScheduledPostsApi:
         target = await self.chat.service.readable(p.user, channel)  # a member now (and again when it is sent)
         return ScheduledPost(id=new_post_id(), author=p.user.login, channel_id=target.id, text=text,
                              rule_kind=rule_kind, rule=rule, timezone=zone if rule_kind else None, start=start,
-                             status=SCHEDULED, next_run=next_run, created_at=now)
+                             status=SCHEDULED, next_run=next_run, created_at=now, org_id=p.org)
 
     async def create(self, request: web.Request) -> web.Response:
         p = await self._who(request, write=True)
@@ -134,7 +134,7 @@ class ScheduledPostsApi:
     async def list(self, request: web.Request) -> web.Response:
         p = await self._who(request)
         author = None if await self._is_admin(p) else p.user.login
-        posts = await self.store.listed(author)
+        posts = await self.store.listed(author, p.org)
         return web.json_response({"scheduled_posts": await self._shown(p, posts)})
 
     async def get(self, request: web.Request) -> web.Response:

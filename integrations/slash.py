@@ -75,7 +75,7 @@ class SlashCommands:
         match = COMMAND_LINE.match(content.strip())
         if match is None:
             return None
-        command = await self.store.by_trigger(match.group(1))
+        command = await self.store.by_trigger(match.group(1), p.org)
         if command is None:
             return None
         channel = await self.service.readable(p.user, channel_ref)
@@ -101,7 +101,8 @@ class SlashCommands:
 
     async def deliver(self, command: Command, login: str, channel_id: str, reply: Reply) -> dict[str, Any]:
         if reply.response_type == "in_channel":
-            message = await self.service.post_as_bot(command.bot_login, f"/{command.trigger}", channel_id, reply.text)
+            message = await self.service.post_as_bot(command.bot_login, f"/{command.trigger}", channel_id, reply.text,
+                                                     org=command.org_id)
             return {"response_type": "in_channel", "message": message.to_wire()}
         ephemeral = await self.service.send_ephemeral(login, channel_id, {"text": reply.text,
                                                                          "command": f"/{command.trigger}"})

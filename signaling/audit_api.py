@@ -11,21 +11,19 @@ from audit.log import AuditLog
 from audit.web import audit_handler
 from chat.web import CHAT_API
 from identity.appkeys import DATABASE, PERMISSIONS
-from common.errors import Forbidden
-from identity.orgs import DEFAULT_ORG
 from identity.permissions import Permission
 
 
-async def _authorize(request: web.Request) -> None:
+async def _authorize(request: web.Request) -> str:
     """People and API keys whose role holds read_audit (owners and admins by default); meeting tokens never.
-    Rate-limited as a write: a read streams the whole log."""
+    Rate-limited as a write: a read streams the whole log. Answers the caller's organisation: its events are
+    what the caller reads (every organisation's admins read their own log; the chain is the server's one)."""
     api = request.app[CHAT_API]
     caller = (await api.auth.principal(request)).unscoped()
     api.limiter.take(caller.rate_key)
-    if caller.org != DEFAULT_ORG:  # the log is not yet kept apart per organisation: it is the default one's
-        raise Forbidden("the audit log is the default organisation's")
     # The organisation's own table (its overrides of read_audit, PUT /v1/admin/permissions).
-    await request.app[PERMISSIONS].require(caller.user, Permission.READ_AUDIT)
+    await request.app[PERMISSIONS].require(caller.user, Permission.READ_AUDIT, caller.org)
+    return caller.org
 
 
 def setup_audit(app: web.Application) -> None:
@@ -43,7 +41,7 @@ def openapi_part() -> dict[str, Any]:
     params = [{"name": n, "in": "query", "required": False, "schema": s} for n, s in (
         ("since", text), ("until", text), ("event", text), ("actor", text), ("format", {"enum": ["ndjson", "csv"]}))]
     return {"paths": {"/v1/audit": {"get": {
-        "summary": "The audit log, oldest first, streamed (read_audit: owners and admins by default; meeting tokens "
+        "summary": "The caller's organisation's audit log, oldest first, streamed (read_audit: owners and admins by default; meeting tokens "
                    "403 out_of_scope): NDJSON lines {seq, prev_hash, hash, event} with the event as stored "
                    "(canonical JSON), or CSV with format=csv. Filters: since/until (ISO 8601 or Unix seconds; until "
                    "exclusive), event (a name from docs/audit.md), actor (a login)",

@@ -357,7 +357,7 @@ class Session:
             token = self._tokens.verify(token_text)
             # The token's meeting, live, and this identity not removed from it; else meeting_ended/removed.
             room = await self._meetings.room_for(token, self.room_name)
-            note_caller(token.identity, "meeting_token")  # who this socket's actions are, in the audit log
+            note_caller(token.identity, "meeting_token", token.org)  # who this socket's actions are, in the audit log
             participant = Participant(
                 token.identity, token.name,
                 Permissions(publish=token.grants.publish, subscribe=token.grants.subscribe,

@@ -2,7 +2,8 @@
 the hooks that note active people and meeting participants, and the rollup job.
 
 Who may read: holders of read_stats (owners and admins by default; an organisation may grant it to others with
-PUT /v1/admin/permissions); meeting tokens never.
+PUT /v1/admin/permissions); meeting tokens never. Each organisation reads its own rollups (stats/rollup.py keeps
+them apart), the page too: it asks the API with the signed-in person's session, on the organisation's Host.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from chat.web import CHAT_API
-from common.errors import Forbidden
 from common.wire import query_format
 from identity.appkeys import DATABASE, PERMISSIONS
-from identity.orgs import DEFAULT_ORG
 from identity.permissions import Permission
 from signaling.appkeys import CONFIG, MEETINGS_DESK
 from stats.activity import ActivityRecorder
@@ -36,13 +35,13 @@ ACTIVITY = web.AppKey("stats_activity", ActivityRecorder)
 ATTENDANCE = web.AppKey("stats_attendance", AttendanceRecorder)
 
 
-async def _authorize(request: web.Request) -> None:
+async def _authorize(request: web.Request) -> str:
+    """The caller's organisation, whose rollups they may read (read_stats in its permission table)."""
     api = request.app[CHAT_API]
     caller = (await api.auth.principal(request)).unscoped()
     api.limiter.take(caller.rate_key)
-    if caller.org != DEFAULT_ORG:  # the rollups are not yet kept apart per organisation
-        raise Forbidden("usage statistics are the default organisation's for now")
     await request.app[PERMISSIONS].require(caller.user, Permission.READ_STATS, caller.org)
+    return caller.org
 
 
 def _range(request: web.Request) -> tuple[Any, Any, str]:
@@ -55,9 +54,9 @@ def _range(request: web.Request) -> tuple[Any, Any, str]:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    await _authorize(request)
+    org = await _authorize(request)
     first, last, fmt = _range(request)
-    rows = await read_rows(request.app[DATABASE], first, last)
+    rows = await read_rows(request.app[DATABASE], first, last, org)
     if fmt == "csv":
         return web.Response(text=as_csv(rows), content_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="convene-stats-{first}-{last}.csv"'})
@@ -108,7 +107,7 @@ def openapi_part() -> dict[str, Any]:
         "metrics": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": {
             "type": "array", "items": {"type": "number"}}}}}}
     return {"paths": {"/v1/admin/stats": {"get": {
-        "summary": "Usage analytics per UTC day, from..to inclusive (default: the 30 days to today; at most 400): "
+        "summary": "The caller's organisation's usage analytics per UTC day, from..to inclusive (default: the 30 days to today; at most 400): "
                    "active users (dau, wau, mau), messages by channel kind and by client (web, api, bot, webhook, "
                    "scheduled, other), meetings, meeting minutes, participants, caption minutes, files and bytes "
                    "(docs/analytics.md). JSON: a series per metric and dimension, one value per day (0 where the day "

@@ -31,11 +31,12 @@ class ActivityRecorder:
         self._day = ""
         self._day_span = (0.0, 0.0)  # the current day's first instant and the next day's
         self._seen: set[str] = set()
-        self._pending: set[tuple[str, str]] = set()
+        self._pending: set[tuple[str, str, str]] = set()  # (day, organisation, login)
         self._flush: asyncio.Task[None] | None = None
 
-    def touch(self, login: str) -> None:
-        """`login` was active now (an authenticated request of a person, a meeting join)."""
+    def touch(self, login: str, org: str = "default") -> None:
+        """`login` (of organisation `org`: logins are unique across organisations) was active now (an
+        authenticated request of a person, a meeting join)."""
         now = self._clock()
         if not self._day_span[0] <= now < self._day_span[1]:  # a new day (a comparison, not a date, per call)
             self._day, self._seen = day_of(now), set()
@@ -44,7 +45,7 @@ class ActivityRecorder:
         if login in self._seen:
             return
         self._seen.add(login)
-        self._pending.add((day, login))
+        self._pending.add((day, org, login))
         if self._flush is None or self._flush.done():
             self._flush = asyncio.get_running_loop().create_task(self._flush_soon())
 
@@ -53,7 +54,7 @@ class ActivityRecorder:
         await self.flush()
 
     async def flush(self) -> None:
-        rows = [{"day": d, "login": login} for d, login in sorted(self._pending)]
+        rows = [{"day": d, "org_id": org, "login": login} for d, org, login in sorted(self._pending)]
         self._pending.clear()
         if not rows:
             return

@@ -29,21 +29,22 @@ class AttendanceRecorder:
         self._seen: set[tuple[str, str]] = set()
         self._writes: set[asyncio.Task[None]] = set()
 
-    def joined(self, meeting_id: str, identity: str) -> None:
-        self._activity.touch(identity)
+    def joined(self, meeting_id: str, identity: str, org: str = "default") -> None:
+        """`identity` joined the meeting (of organisation `org`)."""
+        self._activity.touch(identity, org)
         if (meeting_id, identity) in self._seen:
             return
         if len(self._seen) > _REMEMBER:
             self._seen.clear()
         self._seen.add((meeting_id, identity))
-        task = asyncio.get_running_loop().create_task(self._write(meeting_id, identity, time.time()))
+        task = asyncio.get_running_loop().create_task(self._write(meeting_id, identity, org, time.time()))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _write(self, meeting_id: str, identity: str, at: float) -> None:
+    async def _write(self, meeting_id: str, identity: str, org: str, at: float) -> None:
         async def op(conn: AsyncConnection) -> None:
             await conn.execute(insert_ignoring(self._db, meeting_participants).values(
-                meeting_id=meeting_id, identity=identity, joined_at=at))
+                meeting_id=meeting_id, identity=identity, org_id=org, joined_at=at))
 
         try:
             await self._db.write(op)

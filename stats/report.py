@@ -26,13 +26,14 @@ class Stored:
     computed_at: float
 
 
-async def read_rows(db: Database, first: date, last: date) -> list[Stored]:
+async def read_rows(db: Database, first: date, last: date, org: str = ORG) -> list[Stored]:
+    """Organisation `org`'s rows of first..last."""
     list(days(first, last))  # the range's checks
     async with db.read() as conn:
         result = await conn.execute(
             select(usage_daily.c.day, usage_daily.c.metric, usage_daily.c.dimension, usage_daily.c.value,
                    usage_daily.c.computed_at)
-            .where(usage_daily.c.org_id == ORG, usage_daily.c.day >= first.isoformat(),
+            .where(usage_daily.c.org_id == org, usage_daily.c.day >= first.isoformat(),
                    usage_daily.c.day <= last.isoformat())
             .order_by(usage_daily.c.day, usage_daily.c.metric, usage_daily.c.dimension))
         return [Stored(r.day, r.metric, r.dimension, float(r.value), float(r.computed_at)) for r in result]

@@ -1,7 +1,9 @@
 """One UTC day of the store, rolled up into usage_daily rows (docs/analytics.md lists the metrics).
 
-Recomputing a day replaces its rows: the delete and the inserts run in one transaction, so a backfill run twice
-leaves the same rows, and a reader never sees a day half written. Active users come from user_activity, which
+Every organisation has its own rows (usage_daily.org_id): a message counts for its channel's organisation, a
+meeting, its captions and its participants for the meeting's, a file for its uploader's, an active person for
+their own. Recomputing a day replaces its rows: the delete and the inserts run in one transaction, so a backfill
+run twice leaves the same rows, and a reader never sees a day half written. Active users come from user_activity, which
 the rollup first completes with the day's posters and meeting participants (insert-or-ignore), so the weekly
 and monthly counts read one small table instead of a month of messages.
 """
@@ -31,6 +33,7 @@ from store.schema import (
     hooks,
     meeting_participants,
     meetings,
+    organisations,
     transcripts,
     usage_daily,
     user_activity,
@@ -38,7 +41,8 @@ from store.schema import (
 
 log = logging.getLogger("convene.stats.rollup")
 
-ORG = "default"  # every table is one organisation's until organisations arrive
+ORG = "default"  # the built-in organisation (identity.orgs.DEFAULT_ORG; stats does not import identity)
+SEPARATOR = "~"  # a room of another organisation is stored `org~room` (identity.orgs.qualify)
 CLIENTS = ("web", "api", "bot", "webhook", "scheduled", "system", "other")
 # chat's SYSTEM_LOGIN, the server's own voice (task reminders, meeting channel notices): stats does not import
 # chat (tests/stats checks the two agree).
@@ -72,6 +76,7 @@ class DayMessages:
 
 
 Key = tuple[str, str, "str | None", bool]  # author, channel id, via, scheduled
+DayRows = dict[str, list[Row]]  # organisation -> its rows of the day
 
 
 def _group(rows: list[Any]) -> Counter[Key]:
@@ -96,50 +101,63 @@ def _classify(counted: Counter[Key], kinds: dict[str, str], bots: set[str], hook
     return DayMessages(rows, posters)
 
 
-async def _messages(conn: AsyncConnection, start: float, end: float) -> DayMessages:
-    """One range scan of the day's messages (four short columns), counted and classified off the event loop;
-    channel kinds, bots and hooks' bot users are small lookups. (SQLite's GROUP BY over ~75k groups sorted in a
-    temporary B-tree and took twice as long as counting the rows here.)"""
+def _by_org(counted: Counter[Key], orgs: dict[str, str]) -> dict[str, Counter[Key]]:
+    split: dict[str, Counter[Key]] = {}
+    for key, n in counted.items():
+        split.setdefault(orgs.get(key[1], ORG), Counter())[key] = n
+    return split
+
+
+async def _messages(conn: AsyncConnection, start: float, end: float, names: list[str]) -> dict[str, DayMessages]:
+    """One range scan of the day's messages (four short columns), counted and classified off the event loop,
+    per organisation (the channel's); channel kinds, bots and hooks' bot users are small lookups. (SQLite's
+    GROUP BY over ~75k groups sorted in a temporary B-tree and took twice as long as counting the rows here.)"""
     m = chat_messages
     fetched = (await conn.execute(select(m.c.author, m.c.channel_id, m.c.via, m.c.client_id).where(
         m.c.created_at >= start, m.c.created_at < end))).all()
     counted = await asyncio.to_thread(_group, list(fetched))
     channels = sorted({key[1] for key in counted})
-    channel_kinds = select(chat_channels.c.id, chat_channels.c.kind)
+    channel_kinds = select(chat_channels.c.id, chat_channels.c.kind, chat_channels.c.org_id)
     if len(channels) <= 1000:
         channel_kinds = channel_kinds.where(chat_channels.c.id.in_(channels))
-    kinds = {r.id: r.kind for r in await conn.execute(channel_kinds)}
+    found = (await conn.execute(channel_kinds)).all()
+    kinds, orgs = {r.id: r.kind for r in found}, {r.id: r.org_id for r in found}
     bots = {r.login for r in await conn.execute(select(chat_users.c.login).where(chat_users.c.role == "bot"))}
     hook_users = {r.bot_login for r in await conn.execute(select(hooks.c.bot_login))}
-    return await asyncio.to_thread(_classify, counted, kinds, bots, hook_users)
+    split = await asyncio.to_thread(_by_org, counted, orgs)
+    return {org: await asyncio.to_thread(_classify, split.get(org, Counter()), kinds, bots, hook_users)
+            for org in names}
 
 
-async def _participants_of_day(conn: AsyncConnection, start: float, end: float) -> set[str]:
-    joined = await conn.execute(select(meeting_participants.c.identity).distinct().where(
-        meeting_participants.c.joined_at >= start, meeting_participants.c.joined_at < end))
-    return {r[0] for r in joined}
+async def _participants_of_day(conn: AsyncConnection, start: float, end: float) -> set[tuple[str, str]]:
+    """(organisation, identity) of each first join in the day."""
+    joined = await conn.execute(select(meeting_participants.c.org_id, meeting_participants.c.identity).distinct()
+                                .where(meeting_participants.c.joined_at >= start,
+                                       meeting_participants.c.joined_at < end))
+    return {(str(r[0]), str(r[1])) for r in joined}
 
 
-async def _active(conn: AsyncConnection, day: date) -> list[Row]:
+async def _active(conn: AsyncConnection, day: date, org: str) -> list[Row]:
     rows = []
     for name, length in (("dau", 1), ("wau", 7), ("mau", 30)):
         first = (day - timedelta(days=length - 1)).isoformat()
         n = (await conn.execute(select(func.count(distinct(user_activity.c.login))).where(
-            user_activity.c.org_id == ORG, user_activity.c.day >= first,
+            user_activity.c.org_id == org, user_activity.c.day >= first,
             user_activity.c.day <= day.isoformat()))).scalar_one()
         rows.append(Row("active_users", name, float(n)))
     return rows
 
 
-async def _meetings(conn: AsyncConnection, start: float, end: float, now: float) -> list[Row]:
+async def _meetings(conn: AsyncConnection, start: float, end: float, now: float, org: str) -> list[Row]:
+    mine = meetings.c.org_id == org
     held = (await conn.execute(select(func.count()).select_from(meetings).where(
-        meetings.c.started_at >= start, meetings.c.started_at < end))).scalar_one()
+        mine, meetings.c.started_at >= start, meetings.c.started_at < end))).scalar_one()
     # Minutes of meetings in the day: each meeting's overlap with it (a live one counts up to now).
     until = func.coalesce(meetings.c.ended_at, literal(now, Float))
     overlapping = await conn.execute(select(meetings.c.started_at, until.label("until")).where(
-        meetings.c.started_at < end, or_(meetings.c.ended_at.is_(None), meetings.c.ended_at > start)))
+        mine, meetings.c.started_at < end, or_(meetings.c.ended_at.is_(None), meetings.c.ended_at > start)))
     seconds = sum(max(0.0, min(float(r.until), end) - max(float(r.started_at), start)) for r in overlapping)
-    started = select(meetings.c.meeting_id).where(meetings.c.started_at >= start, meetings.c.started_at < end)
+    started = select(meetings.c.meeting_id).where(mine, meetings.c.started_at >= start, meetings.c.started_at < end)
     joins, people = (await conn.execute(select(
         func.count(), func.count(distinct(meeting_participants.c.identity))).where(
         meeting_participants.c.meeting_id.in_(started)))).one()
@@ -158,49 +176,70 @@ def _caption_seconds(bodies: list[str]) -> float:
     return total
 
 
-async def _captions(conn: AsyncConnection, start: float, end: float) -> list[Row]:
-    """Spoken time captioned (final captions' spans) in meetings that started in the day."""
+async def _captions(conn: AsyncConnection, start: float, end: float, org: str) -> list[Row]:
+    """Spoken time captioned (final captions' spans) in the organisation's meetings that started in the day
+    (its rooms are `org~room`; the default organisation's have no `~`)."""
+    room = transcripts.c.room
+    mine = ~room.contains(SEPARATOR) if org == ORG else room.startswith(f"{org}{SEPARATOR}")
     bodies = [r.body for r in await conn.execute(select(transcripts.c.body).where(
-        transcripts.c.started_at >= start, transcripts.c.started_at < end))]
+        mine, transcripts.c.started_at >= start, transcripts.c.started_at < end))]
     seconds = await asyncio.to_thread(_caption_seconds, bodies) if bodies else 0.0
     return [Row("caption_minutes", "", round(seconds / 60.0, 2))]
 
 
-async def _files(conn: AsyncConnection, start: float, end: float) -> list[Row]:
+async def _files(conn: AsyncConnection, start: float, end: float, org: str) -> list[Row]:
     count, size = (await conn.execute(select(func.count(), func.coalesce(func.sum(chat_files.c.size), 0)).where(
-        chat_files.c.created_at >= start, chat_files.c.created_at < end))).one()
+        chat_files.c.org_id == org, chat_files.c.created_at >= start, chat_files.c.created_at < end))).one()
     return [Row("files", "", float(count)), Row("file_bytes", "", float(size))]
 
 
-async def compute_day(db: Database, day: date, now: float | None = None) -> list[Row]:
-    """The day's rows. user_activity is completed first with the day's posters and meeting participants
-    (activity a request may not have noted: imported history, days before analytics, a process that stopped
-    before its flush), so the active counts read one table."""
+async def org_names(db: Database) -> list[str]:
+    """The default organisation and every one `convene orgs add` made."""
+    async with db.read() as conn:
+        named = {str(r[0]) for r in await conn.execute(select(organisations.c.org_id))}
+    return [ORG, *sorted(named - {ORG})]
+
+
+async def compute_orgs(db: Database, day: date, now: float | None = None) -> DayRows:
+    """The day's rows of every organisation. user_activity is completed first with the day's posters and
+    meeting participants (activity a request may not have noted: imported history, days before analytics, a
+    process that stopped before its flush), so the active counts read one table."""
     now = time.time() if now is None else now
     start, end = span(day)
+    names = await org_names(db)
     async with db.read() as conn:
-        messages = await _messages(conn, start, end)
-        people = messages.posters | await _participants_of_day(conn, start, end)
+        messages = await _messages(conn, start, end, names)
+        people = {(org, login) for org, day_messages in messages.items() for login in day_messages.posters}
+        people |= await _participants_of_day(conn, start, end)
     if people:
-        rows = [{"org_id": ORG, "day": day.isoformat(), "login": login} for login in sorted(people)]
+        rows = [{"org_id": org, "day": day.isoformat(), "login": login} for org, login in sorted(people)]
 
         async def note(conn: AsyncConnection) -> None:
             await conn.execute(insert_ignoring(db, user_activity), rows)
 
         await db.write(note)
+    out: DayRows = {}
     async with db.read() as conn:
-        return [*await _active(conn, day), *messages.rows, *await _meetings(conn, start, end, now),
-                *await _captions(conn, start, end), *await _files(conn, start, end)]
+        for org in names:
+            out[org] = [*await _active(conn, day, org), *messages[org].rows,
+                        *await _meetings(conn, start, end, now, org), *await _captions(conn, start, end, org),
+                        *await _files(conn, start, end, org)]
+    return out
 
 
-async def write_day(db: Database, day: date, rows: list[Row], now: float | None = None) -> None:
-    """Replaces the day's rows in one transaction."""
+async def compute_day(db: Database, day: date, now: float | None = None, org: str = ORG) -> list[Row]:
+    """One organisation's rows of the day (compute_orgs computes them all at once)."""
+    return (await compute_orgs(db, day, now)).get(org, [])
+
+
+async def write_day(db: Database, day: date, rows: list[Row], now: float | None = None, org: str = ORG) -> None:
+    """Replaces the organisation's rows of the day in one transaction."""
     at = time.time() if now is None else now
-    values = [{"org_id": ORG, "day": day.isoformat(), "metric": r.metric, "dimension": r.dimension,
+    values = [{"org_id": org, "day": day.isoformat(), "metric": r.metric, "dimension": r.dimension,
                "value": r.value, "computed_at": at} for r in rows]
 
     async def op(conn: AsyncConnection) -> None:
-        await conn.execute(delete(usage_daily).where(and_(usage_daily.c.org_id == ORG,
+        await conn.execute(delete(usage_daily).where(and_(usage_daily.c.org_id == org,
                                                           usage_daily.c.day == day.isoformat())))
         if values:
             # Replacing on conflict: a second recompute of the day racing this one (the job in another process,
@@ -212,6 +251,8 @@ async def write_day(db: Database, day: date, rows: list[Row], now: float | None 
 
 
 async def roll_up_day(db: Database, day: date, now: float | None = None) -> list[Row]:
-    rows = await compute_day(db, day, now)
-    await write_day(db, day, rows, now)
-    return rows
+    """Rolls the day up for every organisation; answers the default organisation's rows."""
+    by_org = await compute_orgs(db, day, now)
+    for org, rows in by_org.items():
+        await write_day(db, day, rows, now, org)
+    return by_org[ORG]

@@ -6,6 +6,7 @@ The organisations and their owners are made with the real CLI (`convene orgs add
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 
 from chat.web import CHAT_API
+from common.config import Config
 from identity.appkeys import API_KEYS
 from identity.appkeys import ORGS as IDENTITY_ORGS
 from tests.conftest import RunningServer, running_server, server_config
@@ -63,9 +65,15 @@ class Client:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[tuple[Client, dict[str, Org]]]:
+    async with open_world(server_config(tmp_path / "data")) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def open_world(config: Config) -> AsyncIterator[tuple[Client, dict[str, Org]]]:
     """Two organisations with their owners, made in-process through what the CLI calls (the CLI itself is
-    tested below), each then populated over HTTP at its own Host."""
-    async with running_server(server_config(tmp_path / "data")) as server, aiohttp.ClientSession(
+    tested below), each then populated over HTTP at its own Host, on a real server of `config`."""
+    async with running_server(config) as server, aiohttp.ClientSession(
             cookie_jar=aiohttp.DummyCookieJar()) as session:
         api = server.app[CHAT_API]
         assert api.accounts is not None
