@@ -45,6 +45,12 @@ class Meeting:
     guests: bool  # whether `POST /v1/rooms/{room}/join` admits people with just a name
     ended_at: float | None = None
     end_reason: str = ""
+    started_by: str | None = None  # the signed-in person who started it (None: a guest, an API key, the CLI)
+    organizer: str | None = None  # a scheduled meeting's organiser (identity/schedule.py)
+
+    def moderated_by(self, login: str) -> bool:
+        """Whether `login`, signed in, moderates this meeting as its starter or organiser (also on rejoining)."""
+        return login in (self.started_by, self.organizer)
 
     @property
     def live(self) -> bool:
@@ -63,7 +69,7 @@ class Meeting:
 def _meeting(row: Any) -> Meeting:
     return Meeting(meeting_id=row.meeting_id, room=row.room, started_at=float(row.started_at),
                    guests=bool(row.guests), ended_at=None if row.ended_at is None else float(row.ended_at),
-                   end_reason=row.end_reason or "")
+                   end_reason=row.end_reason or "", started_by=row.started_by, organizer=row.organizer)
 
 
 def _live_of(room: str) -> Any:
@@ -93,16 +99,19 @@ class MeetingLedger:
         """The room's meeting that has not ended, if any."""
         return await self._one(_live_of(room))
 
-    async def live_or_start(self, room: str, guests: bool) -> tuple[Meeting, bool]:
-        """The room's live meeting, or a new one (True). Processes agree on one: the store holds at most one
+    async def live_or_start(self, room: str, guests: bool, started_by: str | None = None,
+                            organizer: str | None = None) -> tuple[Meeting, bool]:
+        """The room's live meeting, or a new one (True), recording who started it (`started_by`, a signed-in
+        person) and a scheduled meeting's `organizer`. Processes agree on one: the store holds at most one
         live meeting per room (a unique index), so a second process's insert fails and it reads the first's."""
         async def op(conn: AsyncConnection) -> tuple[Meeting, bool]:
             row = (await conn.execute(_live_of(room))).first()
             if row is not None:
                 return _meeting(row), False
-            meeting = Meeting(new_meeting_id(), room, time.time(), guests)
+            meeting = Meeting(new_meeting_id(), room, time.time(), guests, started_by=started_by, organizer=organizer)
             await conn.execute(meetings.insert().values(meeting_id=meeting.meeting_id, room=room, org_id=org_of(room),
-                                                        started_at=meeting.started_at, guests=guests, end_reason=""))
+                                                        started_at=meeting.started_at, guests=guests, end_reason="",
+                                                        started_by=started_by, organizer=organizer))
             return meeting, True
 
         found = await self.live(room)  # the common case (a meeting going on) reads, and waits for no writer
@@ -116,7 +125,7 @@ class MeetingLedger:
             if started:
                 log.info("room %s: meeting %s started", room, meeting.meeting_id[:6])
                 await self.audit.record(AuditEvent("meeting.start", "meeting", meeting.meeting_id,
-                                                   after={"room": room, "guests": guests}))
+                                                   after={"room": room, "guests": guests}, org_id=org_of(room)))
             return meeting, started
         raise RuntimeError(f"room {room}: no live meeting after three tries")
 
@@ -127,16 +136,19 @@ class MeetingLedger:
     async def end(self, meeting_id: str, reason: str) -> bool:
         """Idempotent; True when this call ended it."""
         self._ended.add(meeting_id)
-        async def op(conn: AsyncConnection) -> bool:
+        async def op(conn: AsyncConnection) -> str | None:
             result = await conn.execute(update(meetings).where(meetings.c.meeting_id == meeting_id,
                                                                meetings.c.ended_at.is_(None))
-                                        .values(ended_at=time.time(), end_reason=reason))
-            return bool(result.rowcount)
-        ended = await self.db.write(op)
+                                        .values(ended_at=time.time(), end_reason=reason)
+                                        .returning(meetings.c.org_id))
+            row = result.first()
+            return None if row is None else str(row[0])
+        org = await self.db.write(op)  # the meeting's organisation, when this call ended it
         self._ended.add(meeting_id)
-        if ended:
-            await self.audit.record(AuditEvent("meeting.end", "meeting", meeting_id, after={"reason": reason}))
-        return ended
+        if org is not None:
+            await self.audit.record(AuditEvent("meeting.end", "meeting", meeting_id, after={"reason": reason},
+                                               org_id=org))
+        return org is not None
 
     async def unended(self) -> list[Meeting]:
         return await self._many(select(meetings).where(meetings.c.ended_at.is_(None)))

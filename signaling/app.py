@@ -19,6 +19,8 @@ from sfu.workers import PipeServer
 from signaling import (headers, health, member_join, metrics, openapi, prometheus, proxies, rest, session_probe,
                        static, ws)
 from signaling import oidc_routes
+from signaling import scheduled_api
+from identity.schedule import ScheduleStore
 from signaling.sidecars import attach_sidecars
 from signaling.turn import configure_server_ice
 from transcribe.web import setup_transcribe
@@ -113,6 +115,7 @@ def create_app(config: Config) -> web.Application:
     openapi.setup(app)  # before chat, whose part it includes
     if not config.media_only:
         setup_chat(app, config)
+        scheduled_api.setup(app, ScheduleStore(app[DATABASE]))  # after chat (notices); before transcribe's routes
         setup_directory(app, config)  # LDAP / AD sign-in and sync: after chat, whose users it keeps
         oidc_routes.setup(app)  # single sign-on: after chat, whose sessions it starts
         setup_audit(app)

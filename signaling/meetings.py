@@ -34,13 +34,15 @@ class Meetings:
         self.accounts = AccountStore(ledger.db)  # a deactivated person's meeting tokens join nothing
         self._ending: set[asyncio.Task[bool]] = set()  # ledger writes of rooms that ended
         rooms.on_room_ended.append(self._room_ended)
-        # Called with (meeting id, identity) on each admitted join: usage analytics' participants (stats/).
-        self.on_join: Callable[[str, str], None] | None = None
+        # Called with (meeting id, identity, organisation) on each admitted join: usage analytics' participants.
+        self.on_join: Callable[[str, str, str], None] | None = None
 
     async def open(self, room_name: str, guests: bool, captions: bool | None = None,
-             max_participants: int = 100) -> tuple[Meeting, Room, bool]:
-        """The room's live meeting and its room, starting both when there is none (True)."""
-        meeting, started = await self.ledger.live_or_start(room_name, guests)
+             max_participants: int = 100, started_by: str | None = None,
+             organizer: str | None = None) -> tuple[Meeting, Room, bool]:
+        """The room's live meeting and its room, starting both when there is none (True); a meeting started
+        here records `started_by` (a signed-in person) and `organizer` (a scheduled meeting's)."""
+        meeting, started = await self.ledger.live_or_start(room_name, guests, started_by, organizer)
         room = self._room(meeting, captions, max_participants)
         return meeting, room, started
 
@@ -59,7 +61,7 @@ class Meetings:
             raise TokenRevoked("this account was deactivated")
         room = self._room(meeting)
         if self.on_join is not None:
-            self.on_join(meeting.meeting_id, token.identity)
+            self.on_join(meeting.meeting_id, token.identity, token.org)
         return room
 
     def _room(self, meeting: Meeting, captions: bool | None = None, max_participants: int = 100) -> Room:

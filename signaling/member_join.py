@@ -13,6 +13,7 @@ API keys are refused (they mint invites through `/tokens`); meeting and record t
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
@@ -26,7 +27,7 @@ from identity.appkeys import PERMISSIONS
 from identity.permissions import Permission
 from identity.signin import SESSION_COOKIE
 from identity.tokens import Grants
-from signaling.appkeys import CONFIG, GUEST_JOINS, MEETINGS_DESK, TOKENS
+from signaling.appkeys import CONFIG, GUEST_JOINS, MEETINGS_DESK, SCHEDULE, TOKENS
 from identity.orgs import org_name, plain, request_org
 from signaling.rest import valid_room_name
 
@@ -69,11 +70,17 @@ async def join_as_member(request: web.Request) -> web.Response:
     request.app[GUEST_JOINS].take(f"member-join:{user.login}")
     config = request.app[CONFIG]
     desk = request.app[MEETINGS_DESK]
-    if await desk.ledger.live(room_name) is None:
+    # A scheduled meeting whose window is open: its invitees may start it before the organiser comes (who held
+    # start_meeting to plan it), and the organiser moderates it whoever started it.
+    plan = await request.app[SCHEDULE].open_in_room(room_name, time.time()) if SCHEDULE in request.app else None
+    if await desk.ledger.live(room_name) is None and not (plan is not None and plan.reaches(user.login)):
         await check_may_start_meeting(request, user)
     # A meeting members start is invite-only for anonymous guests: they come with a link a moderator makes.
-    meeting, _, started = await desk.open(room_name, guests=False, captions=config.captions_default)
-    moderator = started or user.role in MODERATING_ROLES
+    meeting, _, started = await desk.open(room_name, guests=False, captions=config.captions_default,
+                                          started_by=user.login, organizer=plan.organizer if plan else None)
+    # Who started it and the organiser moderate, also when they come back in a new tab (the ledger keeps them).
+    moderator = (started or user.role in MODERATING_ROLES or meeting.moderated_by(user.login)
+                 or (plan is not None and plan.organizer == user.login))
     name = user.name or user.login
     token = request.app[TOKENS].mint(room_name, user.login, name=name, grants=Grants(moderator=moderator),
                                      ttl_seconds=config.default_token_ttl_seconds, meeting=meeting.meeting_id)

@@ -19,6 +19,7 @@ from integrations.scheduled_openapi import openapi_part as scheduled_posts_part
 from integrations.interaction_openapi import openapi_part as interactions_part
 from signaling.audit_api import openapi_part as audit_part
 from signaling.stats_api import openapi_part as stats_part
+from signaling.scheduled_api import openapi_part as scheduled_meetings_part
 from signaling.health import HEALTHZ, READYZ
 from signaling.rest import KEY_ID, ROOM_NAME
 from transcribe.openapi import openapi_part as captions_part
@@ -186,7 +187,8 @@ def sso_part() -> dict[str, Any]:
                 "password": _BOOL, "oidc": _BOOL}}), public=True), "tags": ["auth"]}},
         "/v1/auth/oidc/start": {"get": {**_op(
             "Single sign-on: 302 to the identity provider (state, nonce, S256 PKCE challenge), with a sealed "
-            "HttpOnly flow cookie for the callback; 404 oidc_not_configured without --oidc-issuer",
+            "HttpOnly flow cookie for the callback; the provider is the organisation's of the Host (the default "
+            "one's --oidc-issuer, another's `convene orgs set-sso`); 404 oidc_not_configured without one",
             {"description": "to the provider's authorization endpoint", "headers": {"Location": {"schema": _STR}}},
             "302", public=True, errors=("503",)), "tags": ["auth"]}},
         "/v1/auth/oidc/callback": {"get": {**_op(
@@ -237,6 +239,7 @@ def openapi_document(with_chat: bool = True) -> dict[str, Any]:
         merge(doc, interactions_part())
         merge(doc, audit_part())
         merge(doc, stats_part())
+        merge(doc, scheduled_meetings_part())
     return doc
 
 

@@ -67,8 +67,9 @@ async def create_room(request: web.Request) -> web.Response:
     language = body.get("language")
     if language is not None and language not in ROOM_LANGUAGES:
         raise InvalidField(f"language must be one of {', '.join(ROOM_LANGUAGES)}", field="language")
-    meeting, room, created = await request.app[MEETINGS_DESK].open(name, guests, captions=captions,
-                                                             max_participants=max_participants)
+    meeting, room, created = await request.app[MEETINGS_DESK].open(
+        name, guests, captions=captions, max_participants=max_participants,
+        started_by=person.user.login if person is not None else None)
     if language is not None:
         room.emit({"type": "language", "language": language})  # the room's transcriber (and anyone in it)
     live = request.app[TRANSCRIBE].live(name) if TRANSCRIBE in request.app else None

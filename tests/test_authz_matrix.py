@@ -23,8 +23,10 @@ import asyncio
 import inspect
 import json
 import textwrap
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +167,20 @@ async def fresh_legal_hold(world: "World", cred: str) -> tuple[dict[str, str], d
     return {"id": hold["id"]}, {}
 
 
+async def fresh_scheduled_meeting(world: "World", cred: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A meeting carol (the user token) scheduled a month ahead, for this call alone (cancelling is destructive)."""
+    plan = await world.call_ok("POST", "/v1/meetings/scheduled", world.creds["user"], SCHEDULED_BODY)
+    return {"id": plan["id"]}, {}
+
+
+# Scheduled meetings (signaling/scheduled_api.py): chat users (keys as their own user, carol's user token, sessions);
+# scheduling takes start_meeting (not bots); a plan carol made is hers to read and change (and the admin key's user's,
+# an admin), others get 404 as if it did not exist; meeting tokens are out of scope.
+SCHEDULED_BODY = {"title": "matrix", "duration_minutes": 30, "starts_at": datetime.fromtimestamp(
+    time.time() + 30 * 86400, timezone.utc).replace(microsecond=0).isoformat()}
+PLAN_OWN = {**CHAT_UNSCOPED, "member": "404 scheduled_meeting_not_found", "bot": "404 scheduled_meeting_not_found"}
+
+
 # Retention and legal holds: edit_org (owners and admins); archive and unarchive: the channel's creator (here the
 # admin key's user) or manage_any_channel. Meeting tokens are out of scope.
 EDIT_ORG = {**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted", "user": "403 not_permitted"}
@@ -260,6 +276,14 @@ TABLE: dict[tuple[str, str], list[Row]] = {
     ("POST", "/v1/rooms/{room}/record-token"): [Row({**ROOM_ADMIN, "admin": "403 forbidden", "moderator": "201"}),
                                                Row({**ROOM_ADMIN, "admin": "403 forbidden"},
                                                    fill={"room": "other_room"})],
+    ("POST", "/v1/meetings/scheduled"): [Row({**CHAT_UNSCOPED, "admin": "201", "member": "201", "user": "201",
+                                              "bot": "403 not_permitted"}, body=SCHEDULED_BODY)],
+    ("GET", "/v1/meetings/scheduled"): [Row(CHAT_UNSCOPED)],
+    ("GET", "/v1/meetings/scheduled/{id}"): [Row(PLAN_OWN, fresh=fresh_scheduled_meeting)],
+    ("GET", "/v1/meetings/scheduled/{id}.ics"): [Row(PLAN_OWN, fresh=fresh_scheduled_meeting)],
+    ("PATCH", "/v1/meetings/scheduled/{id}"): [Row(PLAN_OWN, body={"title": "renamed"},
+                                                   fresh=fresh_scheduled_meeting)],
+    ("DELETE", "/v1/meetings/scheduled/{id}"): [Row(PLAN_OWN, fresh=fresh_scheduled_meeting)],
     # Meeting records (the meeting page's REST): the room's meeting, and a meeting of another room.
     ("GET", "/v1/meetings"): [Row(expect("403 out_of_scope", admin="200", member="403 forbidden",
                                          bot="403 forbidden", record="200", ended="403 out_of_scope",

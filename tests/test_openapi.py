@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ async def test_operations_say_how_to_call_them(server: RunningServer) -> None:
                     schema == {"$ref": "#/components/schemas/Error"}, (key, code)
         path = key[1]
         declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
-        wanted = {part[1:-1] for part in path.split("/") if part.startswith("{")}
+        wanted = set(re.findall(r"\{(\w+)\}", path))  # also a parameter inside a segment: /{id}.ics
         assert declared == wanted, (key, declared, wanted)
         body = op.get("requestBody", {}).get("content", {}).get("application/json")
         if body is not None:

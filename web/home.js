@@ -1,15 +1,17 @@
-// The signed-in person's home (at `/`): start or join a meeting as themselves, their meetings, channels and
-// direct messages with unread counts (links into /chat), and their open tasks. Everything comes over REST with
-// the session cookie; the one write (starting a meeting) sends the CSRF token from /v1/me. The meeting token the
+// The signed-in person's home (at `/`): start or join a meeting as themselves, their meetings (upcoming ones and
+// the Schedule form: schedule.js), channels and direct messages with unread counts (links into /chat), and their
+// open tasks. Everything comes over REST with the session cookie; writes (starting or scheduling a meeting) send
+// the CSRF token from /v1/me. The meeting token the
 // server answers is kept for the tab (sessionStorage), so the meeting's address carries none.
 import { randomRoomName, rememberToken, ROOM_NAME } from "/static/api.js";
 import { errorText, formatDate, formatDateTime, onLanguageChange, t } from "/static/i18n.js";
 import { recordPath, recordToken } from "/static/records-store.js";
+import { redrawUpcoming, showSchedule } from "/static/schedule.js";
 import { call, holds, isAdmin, joinAsMember, signOut } from "/static/session.js";
 
 const $ = (id) => document.getElementById(id);
 
-function el(tag, props = {}, ...children) {
+export function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
   node.append(...children);
   return node;
@@ -98,7 +100,12 @@ export async function showHome(person) {
   $("landing").hidden = true;
   $("home").hidden = false;
   document.title = t("home.title");
-  onLanguageChange(() => { document.title = t("home.title"); renderLists(person).catch(() => {}); });
+  const enter = (room) => enterMeeting(person, room);
+  onLanguageChange(() => {
+    document.title = t("home.title");
+    renderLists(person).catch(() => {});
+    redrawUpcoming(person, enter);
+  });
   $("home-me").textContent = t("home.signedInAs", { name: person.name || person.login });
   $("home-admin").hidden = !isAdmin(person);
   const mayStart = holds(person, "start_meeting");
@@ -119,7 +126,7 @@ export async function showHome(person) {
     location.assign("/signin");
   };
   try {
-    await renderLists(person);
+    await Promise.all([renderLists(person), showSchedule(person, enter)]);
   } catch (err) {
     $("home-error").textContent = errorText(err);
   }

@@ -1,0 +1,284 @@
+"""Scheduled meetings over REST (docs/meetings.md), for chat users: signed-in people (a session with its CSRF
+header on writes, or a user token) and API keys as their own user, as chat's routes take them (a calendar
+integration plans as its key's user); meeting and record tokens are out of scope:
+
+- `POST /v1/meetings/scheduled` plans one (start_meeting), invites people of the organiser's organisation and sends
+  each a direct message;
+- `GET /v1/meetings/scheduled?from=&to=` lists what the caller organises or is invited to;
+- `GET|PATCH|DELETE /v1/meetings/scheduled/{id}`: anyone it reaches reads it (and an admin of its organisation);
+  the organiser or an admin changes or cancels it, and the invitees hear of it;
+- `GET /v1/meetings/scheduled/{id}.ics`: the same as an iCalendar event, its link without a token.
+
+A plan the caller may not see answers 404 scheduled_meeting_not_found, as one that does not exist (another
+organisation's too).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from chat.model import User
+from chat.web import CHAT_API, ChatApi
+from common.errors import BadRequest, Forbidden, InvalidField, NotPermitted, NotReady, ScheduledMeetingNotFound, \
+    UnknownInvitees
+from common.wire import read_json_object
+from identity.appkeys import PERMISSIONS
+from identity.icalendar import event_calendar
+from identity.orgs import plain, qualify
+from identity.permissions import Permission
+from identity.schedule import ScheduledMeeting, ScheduleStore, new_schedule_id
+from signaling.appkeys import SCHEDULE
+from signaling.member_join import MEMBER_ROLES, MODERATING_ROLES
+from signaling.rest import ROOM_NAME, base_url
+from signaling.scheduled_input import (AHEAD_MAX_SECONDS, CHANGEABLE, DURATION_MAX, DURATION_MIN, FIELDS,
+                                       INVITEES_MAX, TITLE_MAX, parse_fields, parse_rfc3339, require_fields)
+from signaling.scheduled_notices import cancelled, changed, invitation, notify
+
+log = logging.getLogger("convene.signaling.scheduled_api")
+
+BASE = "/v1/meetings/scheduled"
+SCHEDULE_ID = re.compile(r"^sm_[A-Za-z0-9_-]{22}$")
+LIST_DAYS_DEFAULT = 30
+LIST_LIMIT = 500
+ROOM_LETTERS = "abcdefghijkmnopqrstuvwxyz"
+
+
+def random_room() -> str:
+    """A room name like the home page's "Start a meeting" makes: `abc-defg-hij`."""
+    return "-".join("".join(secrets.choice(ROOM_LETTERS) for _ in range(n)) for n in (3, 4, 3))
+
+
+def valid_room(value: object) -> str:
+    if not isinstance(value, str) or not ROOM_NAME.match(value):
+        raise InvalidField("room must be 1-64 letters, digits, '-', '_' or '.'", field="room")
+    return value
+
+
+def chat_api(request: web.Request) -> ChatApi:
+    if CHAT_API not in request.app:
+        raise NotReady("scheduling needs the chat part of the server, which this process does not run")
+    return request.app[CHAT_API]
+
+
+def to_wire(request: web.Request, plan: ScheduledMeeting) -> dict[str, Any]:
+    return {**plan.to_wire(), "join_url": f"{base_url(request)}/r/{plain(plan.room)}",
+            "ics_url": f"{BASE}/{plan.id}.ics"}
+
+
+async def check_invitees(request: web.Request, org: str, logins: tuple[str, ...]) -> None:
+    """Every invitee is a person (owner, admin or member) of `org` whose account is not deactivated."""
+    api = chat_api(request)
+    service, accounts = api.service, api.accounts
+    wrong: list[str] = []
+    for login in logins:
+        user = await service.user_in(org, login)
+        account = None if accounts is None or user is None else await accounts.get(login)
+        if user is None or user.role not in MEMBER_ROLES or (account is not None and not account.active):
+            wrong.append(login)
+    if wrong:
+        raise UnknownInvitees(f"not people of this organisation: {', '.join(wrong)}", logins=wrong)
+
+
+async def caller(request: web.Request, write: bool) -> User:
+    """The chat user calling (not a meeting token); a write is rate limited as a chat write (it sends notices)."""
+    api = chat_api(request)
+    person = (await api.auth.principal(request)).unscoped()
+    if write:
+        api.limiter.take(person.rate_key)
+    return person.user
+
+
+async def visible_plan(request: web.Request, user: User) -> ScheduledMeeting:
+    """The path's plan, when the caller organises it, is invited, or is an admin of its organisation."""
+    schedule_id = request.match_info["id"]
+    plan = await request.app[SCHEDULE].get(schedule_id, user.org) if SCHEDULE_ID.match(schedule_id) else None
+    if plan is None or not (plan.reaches(user.login) or user.role in MODERATING_ROLES):
+        raise ScheduledMeetingNotFound(f"no scheduled meeting {schedule_id!r}")
+    return plan
+
+
+def require_organizer(plan: ScheduledMeeting, user: User) -> None:
+    if user.login != plan.organizer and user.role not in MODERATING_ROLES:
+        raise Forbidden("only the organiser or an admin changes or cancels a scheduled meeting")
+
+
+async def create_plan(request: web.Request) -> web.Response:
+    user = await caller(request, write=True)
+    if user.role not in MEMBER_ROLES:
+        raise NotPermitted(f"a {user.role} does not schedule meetings", role=user.role)
+    await request.app[PERMISSIONS].require(user, Permission.START_MEETING, user.org)
+    body = await read_json_object(request, allowed=FIELDS)
+    require_fields(body, "title", "starts_at", "duration_minutes")
+    fields = parse_fields(body, user.login)
+    room = valid_room(body["room"]) if "room" in body else random_room()
+    invitees = fields.invitees or ()
+    await check_invitees(request, user.org, invitees)
+    assert fields.title is not None and fields.starts_at is not None and fields.duration_minutes is not None
+    plan = await request.app[SCHEDULE].create(ScheduledMeeting(
+        id=new_schedule_id(), room=qualify(user.org, room), title=fields.title, organizer=user.login,
+        starts_at=fields.starts_at, duration_minutes=fields.duration_minutes, invitees=invitees,
+        timezone=fields.timezone or ""))
+    out = to_wire(request, plan)
+    notified = await notify(chat_api(request).service, user, invitees, invitation(plan, user, out["join_url"]))
+    log.info("scheduled meeting %s by %s: %d invitees", plan.id[:8], user.login, len(invitees))
+    return web.json_response({**out, "notified": notified}, status=201)
+
+
+def list_bound(value: str | None, field: str, default: float) -> float:
+    return default if value is None else parse_rfc3339(value, field)
+
+
+async def list_plans(request: web.Request) -> web.Response:
+    user = await caller(request, write=False)
+    unknown = sorted(set(request.query) - {"from", "to"})
+    if unknown:
+        raise BadRequest(f"unknown parameters: {', '.join(unknown)}", fields=unknown)
+    start = list_bound(request.query.get("from"), "from", time.time())
+    end = list_bound(request.query.get("to"), "to", start + LIST_DAYS_DEFAULT * 86400)
+    if not start < end <= start + AHEAD_MAX_SECONDS:
+        raise InvalidField("to must be after from, at most 366 days", field="to")
+    plans = await request.app[SCHEDULE].of_person(user.org, user.login, start, end, LIST_LIMIT)
+    return web.json_response({"meetings": [to_wire(request, p) for p in plans]})
+
+
+async def get_plan(request: web.Request) -> web.Response:
+    user = await caller(request, write=False)
+    return web.json_response(to_wire(request, await visible_plan(request, user)))
+
+
+async def get_ics(request: web.Request) -> web.Response:
+    user = await caller(request, write=False)
+    plan = await visible_plan(request, user)
+    organizer = await chat_api(request).service.user_in(plan.org, plan.organizer)
+    text = event_calendar(plan, to_wire(request, plan)["join_url"], request.host.split(":")[0],
+                          organizer.name if organizer is not None and organizer.name else plan.organizer)
+    return web.Response(body=text.encode("utf-8"), content_type="text/calendar", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{plan.id}.ics"'})
+
+
+async def patch_plan(request: web.Request) -> web.Response:
+    user = await caller(request, write=True)
+    plan = await visible_plan(request, user)
+    require_organizer(plan, user)
+    body = await read_json_object(request, allowed=CHANGEABLE)
+    if not body:
+        raise BadRequest("nothing to change: give title, starts_at, duration_minutes, invitees or timezone")
+    fields = parse_fields(body, plan.organizer)
+    if fields.invitees is not None:
+        await check_invitees(request, plan.org, fields.invitees)
+    new = await request.app[SCHEDULE].save(replace(
+        plan, title=fields.title or plan.title, starts_at=fields.starts_at or plan.starts_at,
+        duration_minutes=fields.duration_minutes or plan.duration_minutes,
+        invitees=plan.invitees if fields.invitees is None else tuple(sorted(fields.invitees)),
+        timezone=plan.timezone if fields.timezone is None else fields.timezone))
+    out = to_wire(request, new)
+    notified = await tell_of_change(request, plan, new, out["join_url"])
+    return web.json_response({**out, "notified": notified})
+
+
+async def tell_of_change(request: web.Request, old: ScheduledMeeting, new: ScheduledMeeting,
+                         join_url: str) -> list[str]:
+    """New invitees get the invitation, removed ones a cancellation, the others word of a new time or title."""
+    service = chat_api(request).service
+    organizer = await service.user_in(new.org, new.organizer)
+    if organizer is None:
+        return []
+    added = [login for login in new.invitees if login not in old.invitees]
+    removed = [login for login in old.invitees if login not in new.invitees]
+    kept = [login for login in new.invitees if login in old.invitees]
+    moved = (old.title, old.starts_at, old.duration_minutes) != (new.title, new.starts_at, new.duration_minutes)
+    reached = await notify(service, organizer, added, invitation(new, organizer, join_url))
+    reached += await notify(service, organizer, removed, cancelled(old, organizer))
+    if moved:
+        reached += await notify(service, organizer, kept, changed(new, organizer, join_url))
+    return reached
+
+
+async def delete_plan(request: web.Request) -> web.Response:
+    user = await caller(request, write=True)
+    plan = await visible_plan(request, user)
+    require_organizer(plan, user)
+    await request.app[SCHEDULE].delete(plan)
+    service = chat_api(request).service
+    organizer = await service.user_in(plan.org, plan.organizer)
+    notified = [] if organizer is None else await notify(service, organizer, plan.invitees,
+                                                         cancelled(plan, organizer))
+    return web.json_response({"deleted": plan.id, "notified": notified})
+
+
+def setup(app: web.Application, store: ScheduleStore) -> None:
+    """Before the meeting records' routes: `/v1/meetings/{meeting_id}` would take `scheduled` for an id."""
+    app[SCHEDULE] = store
+    app.router.add_post(BASE, create_plan)
+    app.router.add_get(BASE, list_plans)
+    app.router.add_get(BASE + "/{id}.ics", get_ics)
+    app.router.add_get(BASE + "/{id}", get_plan)
+    app.router.add_patch(BASE + "/{id}", patch_plan)
+    app.router.add_delete(BASE + "/{id}", delete_plan)
+
+
+def openapi_part() -> dict[str, Any]:
+    text, error = {"type": "string"}, {"description": "error ({error: {code, message}}, stable codes)", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    when = {"type": "string", "description": "RFC 3339 with an offset, e.g. 2026-12-02T09:00:00+01:00"}
+    fields = {"title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX}, "starts_at": when,
+              "duration_minutes": {"type": "integer", "minimum": DURATION_MIN, "maximum": DURATION_MAX},
+              "invitees": {"type": "array", "maxItems": INVITEES_MAX, "items": text},
+              "timezone": {"type": ["string", "null"], "description": "IANA zone, for the notices' times"}}
+    plan = {"type": "object", "required": ["id", "room", "title", "organizer", "starts_at", "ends_at",
+                                           "duration_minutes", "invitees", "join_url", "ics_url"],
+            "properties": {**fields, "id": text, "room": text, "organizer": text, "ends_at": text,
+                           "created_at": text, "updated_at": text, "sequence": {"type": "integer"},
+                           "join_url": text, "ics_url": text, "notified": {"type": "array", "items": text}}}
+    ident = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string",
+                                                                       "pattern": SCHEDULE_ID.pattern}}]
+
+    def op(summary: str, ok: dict[str, Any], status: str = "200", **extra: Any) -> dict[str, Any]:
+        return {"summary": summary, "tags": ["meetings"], **extra,
+                "responses": {status: ok, **{c: error for c in ("400", "401", "403", "404", "429", "503")},
+                              "default": error}}
+
+    def body(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": props, "required": required, "additionalProperties": False}}}}
+
+    def json_ok(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": "ok", "content": {"application/json": {"schema": schema}}}
+
+    who = ("a chat user: session cookie (X-CSRF-Token on writes), user token, or an API key as its own user; "
+           "meeting and record tokens 403 out_of_scope")
+    return {"paths": {
+        BASE: {
+            "post": op(f"Schedule a meeting ({who}; start_meeting): room (default: a new random one), title, "
+                       "starts_at, duration_minutes, invitees (people of the organiser's organisation, else 400 "
+                       "unknown_invitees naming them in details.logins), timezone. Each invitee gets a direct "
+                       "message from the organiser; `notified` lists who", json_ok(plan), "201",
+                       requestBody=body({**fields, "room": text}, ["title", "starts_at", "duration_minutes"])),
+            "get": op(f"The scheduled meetings the caller organises or is invited to that overlap from..to "
+                      f"(default: now to 30 days on; at most 366 days), by start ({who})",
+                      json_ok({"type": "object", "required": ["meetings"], "properties": {
+                          "meetings": {"type": "array", "items": plan}}}),
+                      parameters=[{"name": n, "in": "query", "required": False, "schema": when}
+                                  for n in ("from", "to")])},
+        BASE + "/{id}": {
+            "get": op(f"One scheduled meeting (its organiser, invitees and the organisation's admins; others 404 "
+                      f"scheduled_meeting_not_found) ({who})", json_ok(plan), parameters=ident),
+            "patch": op(f"Change title, starts_at, duration_minutes, invitees (replaces the list) or timezone (the "
+                        f"organiser or an admin; invitees 403 forbidden). New invitees are invited, removed ones "
+                        f"told it is cancelled, the others told of a new time or title ({who})", json_ok(plan),
+                        parameters=ident, requestBody=body(fields, [])),
+            "delete": op(f"Cancel it (the organiser or an admin); the invitees are told ({who})",
+                         json_ok({"type": "object", "required": ["deleted"], "properties": {
+                             "deleted": text, "notified": {"type": "array", "items": text}}}), parameters=ident)},
+        BASE + "/{id}.ics": {
+            "get": op(f"The scheduled meeting as an iCalendar (RFC 5545) VEVENT, times in UTC, its join link "
+                      f"without a token ({who})", {"description": "text/calendar", "content": {
+                          "text/calendar": {"schema": text}}}, parameters=ident)},
+    }}
