@@ -157,7 +157,7 @@ async def get_ics(request: web.Request) -> web.Response:
     user = await caller(request, write=False)
     plan = await visible_plan(request, user)
     organizer = await chat_api(request).service.user_in(plan.org, plan.organizer)
-    text = event_calendar(plan, to_wire(request, plan)["join_url"], request.host.split(":")[0],
+    text = event_calendar(plan, to_wire(request, plan)["join_url"], request.url.host or "convene",
                           organizer.name if organizer is not None and organizer.name else plan.organizer)
     return web.Response(body=text.encode("utf-8"), content_type="text/calendar", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{plan.id}.ics"'})
