@@ -58,7 +58,8 @@ from identity.secrets_store import server_secret
 from store.database import Database
 from identity.tokens import TokenIssuer
 from identity.passwords import Account, AccountStore
-from identity.signin import SESSION_COOKIE, SESSION_SECONDS, Lockout, csrf_token, set_session_cookie
+from identity.attempts import SignInAttempts
+from identity.signin import SESSION_COOKIE, SESSION_SECONDS, csrf_token, set_session_cookie
 from common.errors import InvalidCredentials
 from common.wire import read_json_object
 
@@ -149,7 +150,7 @@ class ChatApi:
         self.vault = FileVault(config.files_dir)
         self.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
         self.accounts: AccountStore | None = None  # set by setup_chat (sign-in needs the SQL store)
-        self.lockout = Lockout()
+        self.lockout: SignInAttempts | None = None  # set by setup_chat: failed sign-ins, shared by every process
         self.retention: Retention | None = None  # set by setup_chat (the SQL store): the daily job's runner
         # Called with the login on every deactivation here, beside closing the chat sockets: the front door
         # closes the person's meeting sockets (which chat does not know); each returns how many it closed.
@@ -223,7 +224,8 @@ class ChatApi:
         if not isinstance(password, str) or not password:
             raise InvalidField("password must be a non-empty string", field="password")
         keys = (f"login:{login.lower()}", f"addr:{request.remote or '-'}")
-        self.lockout.check(*keys)
+        assert self.lockout is not None
+        recent = await self.lockout.check(*keys)
         org = request_org(request)
         user = await self.service.user_in(org, login)  # another organisation's login signs in only at its Host
         try:
@@ -241,9 +243,9 @@ class ChatApi:
                     raise InvalidCredentials("wrong login or password")
                 epoch = account.token_epoch
         except InvalidCredentials:
-            self.lockout.failed(*keys)
+            await self.lockout.failed(*keys, org=org)
             raise
-        self.lockout.succeeded(keys[0])
+        await self.lockout.succeeded(keys[0], recent)
         token = self.open_session(user.login, epoch, user.org)
         response = web.json_response({"token": token, "user": user.to_wire(),
                                       "csrf": csrf_token(self.auth.csrf_secret, token)})
@@ -897,6 +899,7 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     api = ChatApi(cfg, SqlChatStore(db), build_bus(cfg), tokens, keys, server=config, links=FileLinks(secret),
                   meetings=meetings)
     api.accounts = AccountStore(db)
+    api.lockout = SignInAttempts(db)
     api.service.audit = app[AUDIT] if AUDIT in app else Recorder.on(db)
     api.auth.csrf_secret = secret
     api.auth.accounts = api.accounts

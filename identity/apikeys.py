@@ -1,8 +1,14 @@
 """API keys for the REST API: `cvk_<id>_<secret>`, kept in the store (`api_keys`) as SHA-256 hashes.
 
-A key acts as a named (bot) user with a role; the chat sidecar maps it to a user of that name. A revoked key
-keeps its row (name, role, when it was made and revoked) and authenticates nowhere: every check reads the
-store, so a revocation made by any process holds in every process at once.
+A key acts as a named (bot) user with a role; the chat sidecar maps it to a user of that name: that user is the
+key's person. A revoked key keeps its row (name, role, when it was made and revoked) and authenticates nowhere:
+every check reads the store, so a revocation made by any process holds in every process at once.
+
+Access ends with the person (#10): deactivating a login (identity/passwords.py `disable`, the one write behind
+POST /v1/users/{login}/deactivate, `convene users disable` and the directory sync) revokes the keys named after
+it, and reactivation does not revive them. A key whose person's account is inactive (one made after the
+deactivation) and a bot key whose owner's account is inactive (identity/bots.py) authenticate nowhere either;
+the bot's come back with its owner, as before. The same check serves the chat API and the rooms API.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit import AuditEvent, Recorder
-from common.errors import InvalidField, NotFound, Unauthorized
+from common.errors import InvalidField, NotFound, TokenRevoked, Unauthorized
+from identity.bots import BotDisabled
 from store.database import Database
-from store.schema import api_keys
+from store.schema import accounts, api_keys, bots
 
 ROLES = ("admin", "member", "bot")
 PREFIX = "cvk_"
@@ -50,6 +57,15 @@ def _key(row: Any) -> ApiKey:
                   revoked_at=None if row.revoked_at is None else float(row.revoked_at), org=str(row.org_id))
 
 
+_PERSON, _OWNER = accounts.alias("key_person"), accounts.alias("key_owner")
+# A key with whether its person's and (for a bot) its owner's accounts are active: NULL where there is no such
+# account (a service key like "loadtest", a bot made without an owner). Primary-key joins: one read per check.
+_WITH_PEOPLE = (select(api_keys, _PERSON.c.active.label("person_active"), _OWNER.c.active.label("owner_active"))
+                .select_from(api_keys.outerjoin(_PERSON, _PERSON.c.login == api_keys.c.name)
+                             .outerjoin(bots, bots.c.login == api_keys.c.name)
+                             .outerjoin(_OWNER, _OWNER.c.login == bots.c.owner)))
+
+
 class ApiKeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -66,7 +82,7 @@ class ApiKeyStore:
                      org=org)
         await self.insert(key, _hash(secret))
         await self.audit.record(AuditEvent("api_key.create", "api_key", key.key_id,
-                                           after={"name": name, "role": role}))
+                                           after={"name": name, "role": role}, org_id=key.org))
         return key, f"{PREFIX}{key.key_id}_{secret}"
 
     async def insert(self, key: ApiKey, secret_hash: str) -> None:
@@ -82,11 +98,16 @@ class ApiKeyStore:
             raise Unauthorized("not an API key")
         key_id, _, secret = presented[len(PREFIX):].partition("_")
         async with self.db.read() as conn:
-            row = (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
+            row = (await conn.execute(_WITH_PEOPLE.where(api_keys.c.key_id == key_id))).first()
         if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
             raise Unauthorized("unknown API key")
         if row.revoked_at is not None:
             raise Unauthorized("this API key was revoked")
+        if row.person_active is not None and not row.person_active:
+            raise TokenRevoked("this API key's user was deactivated")
+        if row.owner_active is not None and not row.owner_active:
+            raise BotDisabled("this bot's owner was deactivated; its keys work again when the owner is reactivated",
+                              login=row.name)
         return _key(row)
 
     async def list(self) -> list[ApiKey]:
@@ -111,5 +132,6 @@ class ApiKeyStore:
         key = _key(row)
         if revoked_now:
             await self.audit.record(AuditEvent("api_key.revoke", "api_key", key_id, before={"revoked": False},
-                                               after={"revoked": True, "name": key.name, "role": key.role}))
+                                               after={"revoked": True, "name": key.name, "role": key.role},
+                                               org_id=key.org))
         return key

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from common.errors import InvalidCredentials, InvalidField
 from audit import AuditEvent, Recorder
 from store.database import Database
-from store.schema import accounts, ended_sessions
+from store.schema import accounts, api_keys, ended_sessions
 
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Checked when the login has no password, so the answer takes as long as a real check.
@@ -106,19 +106,29 @@ class AccountStore:
         return _account(row)
 
     async def disable(self, login: str) -> Account:
-        """Marks the account inactive and bumps its token epoch (every session and user token of it ends). A
-        login without a row (token-only, no password) gets one, inactive, at epoch 1."""
-        async def op(conn: AsyncConnection) -> Any:
+        """Marks the account inactive and bumps its token epoch (every session and user token of it ends), and
+        revokes the API keys that act as this login (a key acts as the user its name names): in one transaction,
+        so no process sees the person gone and their keys still good. A login without a row (token-only, no
+        password) gets one, inactive, at epoch 1. Reactivation (`enable`) brings back neither old tokens nor
+        revoked keys: the person, back, gets new ones."""
+        async def op(conn: AsyncConnection) -> tuple[Any, list[str]]:
             now = time.time()
             done = await conn.execute(update(accounts).where(accounts.c.login == login).values(
                 active=False, token_epoch=accounts.c.token_epoch + 1, updated_at=now))
             if done.rowcount == 0:
                 await conn.execute(accounts.insert().values(login=login, password_hash=None, token_epoch=1,
                                                             active=False, updated_at=now))
-            return (await conn.execute(select(accounts).where(accounts.c.login == login))).first()
-        account = _account(await self.db.write(op))
+            keys = api_keys.c.name == login
+            live = [r.key_id for r in (await conn.execute(
+                select(api_keys.c.key_id).where(keys, api_keys.c.revoked_at.is_(None)))).all()]
+            if live:
+                await conn.execute(update(api_keys).where(keys, api_keys.c.revoked_at.is_(None))
+                                   .values(revoked_at=now))
+            return (await conn.execute(select(accounts).where(accounts.c.login == login))).first(), live
+        row, revoked = await self.db.write(op)
+        account = _account(row)
         await self.audit.record(AuditEvent("user.deactivate", "user", login, after={
-            "active": False, "token_epoch": account.token_epoch}))
+            "active": False, "token_epoch": account.token_epoch, "keys_revoked": revoked}))
         return account
 
     async def enable(self, login: str) -> None:

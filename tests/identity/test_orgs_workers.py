@@ -1,0 +1,164 @@
+"""Organisations (#10) under `convene serve --workers 2`: a real server process that starts a media worker
+process beside it on the next port, one data dir, two organisations made with the CLI.
+
+Every process answers by Host: the front process (w0, with chat and sign-in) and the media worker (w1: rooms,
+placement and signaling, no chat) each tell the organisations apart, and a credential of one organisation at the
+other's Host is 404 in both. A deactivation made at w0 ends the person's key at w1 within a second.
+
+The workers are on their own ports (w0 on --port, w1 on --port + 1; browsers are sent to w1 by placement), so
+each process is asked directly rather than hoping a balancer spreads the requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery staple"
+ACME, GLOBEX = "acme.test", "globex.test"
+
+pytestmark = pytest.mark.slow
+
+
+def convene(data: Path, *args: str, stdin: str = "") -> str:
+    out = subprocess.run([sys.executable, "-m", "signaling.cli", *args, "--data-dir", str(data)], cwd=ROOT,
+                         input=stdin, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def two_free_ports() -> int:
+    """A port whose next port is free too (the media worker takes it)."""
+    while True:
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+
+
+@dataclass
+class Keys:
+    acme: str  # an admin key of acme
+    globex: str  # an admin key of globex
+    pat: str  # pat's own key (a member of acme)
+
+
+def prepare(data: Path) -> Keys:
+    convene(data, "orgs", "add", "acme", "--host", ACME)
+    convene(data, "orgs", "add", "globex", "--host", GLOBEX)
+    convene(data, "users", "add", "alice", "--org", "acme", "--role", "owner", "--password-stdin", stdin=PASSWORD)
+    convene(data, "users", "add", "gina", "--org", "globex", "--role", "owner", "--password-stdin", stdin=PASSWORD)
+    convene(data, "users", "add", "pat", "--org", "acme", "--role", "member")
+    return Keys(acme=convene(data, "keys", "create", "--name", "acme-ops", "--role", "admin", "--org", "acme"),
+                globex=convene(data, "keys", "create", "--name", "globex-ops", "--role", "admin", "--org", "globex"),
+                pat=convene(data, "keys", "create", "--name", "pat", "--role", "member", "--org", "acme"))
+
+
+class Http:
+    def __init__(self, session: aiohttp.ClientSession, port: int) -> None:
+        self.session, self.w0, self.w1 = session, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
+
+    async def call(self, base: str, method: str, path: str, host: str, token: str | None = None,
+                   **kw: Any) -> tuple[int, Any]:
+        headers = {"Host": host, **({"Authorization": f"Bearer {token}"} if token else {})}
+        async with self.session.request(method, base + path, headers=headers, **kw) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+async def ready(http: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(300):
+        try:
+            async with http.get(url + "/readyz") as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{url} did not get ready")
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[Http, Keys]]:
+    data = tmp_path / "data"
+    keys = await asyncio.to_thread(prepare, data)
+    port = two_free_ports()
+    proc = subprocess.Popen([sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir",
+                             str(data), "--workers", "2"], cwd=ROOT, env={**os.environ},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+            http = Http(session, port)
+            await ready(session, http.w0)
+            await ready(session, http.w1)
+            yield http, keys
+    finally:
+        proc.terminate()  # w0 stops its media worker on the way out
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def test_organisations_hold_in_every_worker_process(served: tuple[Http, Keys]) -> None:
+    http, keys = served
+    w0, w1 = http.w0, http.w1
+    # w0: sign-in at the organisation's own Host; the session is 404 at the other's, and so is its login.
+    status, signed = await http.call(w0, "POST", "/v1/auth/login", ACME, json={"login": "alice", "password": PASSWORD})
+    assert status == 200, signed
+    status, me = await http.call(w0, "GET", "/v1/me", ACME, signed["token"])
+    assert (status, me["org"], me["login"]) == (200, "acme", "alice"), me
+    status, body = await http.call(w0, "GET", "/v1/me", GLOBEX, signed["token"])
+    assert (status, body["error"]["code"]) == (404, "not_found"), body
+    status, body = await http.call(w0, "POST", "/v1/auth/login", GLOBEX, json={"login": "alice", "password": PASSWORD})
+    assert (status, body["error"]["code"]) == (401, "invalid_credentials"), body
+    status, gina = await http.call(w0, "POST", "/v1/auth/login", GLOBEX, json={"login": "gina", "password": PASSWORD})
+    assert status == 200 and gina["user"]["login"] == "gina", gina
+    # A room of acme's, and a meeting token for it (w0 answers both).
+    status, room = await http.call(w0, "POST", "/v1/rooms", ACME, keys.acme, json={"name": "standup"})
+    assert status == 201, room
+    status, invite = await http.call(w0, "POST", "/v1/rooms/standup/tokens", ACME, keys.acme,
+                                     json={"identity": "guest-1", "name": "Guest"})
+    assert status == 201, invite
+    # Every process: each organisation's key at its own Host, 404 at the other's; the meeting token likewise.
+    for base in (w0, w1):
+        for key, own, other in ((keys.acme, ACME, GLOBEX), (keys.globex, GLOBEX, ACME)):
+            assert (await http.call(base, "GET", "/v1/rooms", own, key))[0] == 200, base
+            status, body = await http.call(base, "GET", "/v1/rooms", other, key)
+            assert (status, body["error"]["code"]) == (404, "not_found"), (base, body)
+        status, placed = await http.call(base, "GET", "/v1/rooms/standup/placement", ACME, invite["token"])
+        assert status == 200 and placed["ws_url"].endswith("/v1/rooms/standup/ws"), (base, placed)
+        status, body = await http.call(base, "GET", "/v1/rooms/standup/placement", GLOBEX, invite["token"])
+        assert (status, body["error"]["code"]) == (404, "not_found"), (base, body)
+        # pat's member key is pat at acme (not an admin: 403 where admins only), 404 at globex.
+        assert (await http.call(base, "GET", "/v1/rooms/standup/placement", ACME, keys.pat))[0] == 403
+        assert (await http.call(base, "GET", "/v1/rooms/standup/placement", GLOBEX, keys.pat))[0] == 404
+    # Deactivating pat at w0 (acme's admin key) ends pat's key at w1 within a second (and at w0).
+    status, done = await http.call(w0, "POST", "/v1/users/pat/deactivate", ACME, keys.acme)
+    assert status == 200 and done["active"] is False, done
+    since = time.monotonic()
+    pending = {w0: "/v1/me", w1: "/v1/rooms/standup/placement"}
+    while pending:
+        for base, path in list(pending.items()):
+            status, body = await http.call(base, "GET", path, ACME, keys.pat)
+            if status == 401:
+                del pending[base]
+        assert time.monotonic() - since < 1.0, f"pat's key still works at {list(pending)}"
+        await asyncio.sleep(0.05)
