@@ -28,7 +28,8 @@ from identity.tokens import USER_SCOPE, AccessToken, TokenIssuer
 
 # Kept for callers that mint user tokens by this name.
 CHAT_ROOM = USER_SCOPE
-KEY_CACHE_SECONDS = 1.0
+# Half a second: a key revoked or deactivated anywhere stops here within a second of it, request time included.
+KEY_CACHE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Authenticator:
         self.keys = keys
         self.meetings = meetings
         # Verified keys for at most KEY_CACHE_SECONDS: a burst of requests with one key reads the store once,
-        # and a key revoked anywhere stops working here within that second.
+        # and a key revoked anywhere stops working here within that time.
         self._key_cache: dict[str, tuple[float, ApiKey]] = {}
         self._joined: dict[tuple[str, str], str] = {}  # (meeting, login) -> channel id
         self.accounts: AccountStore | None = None  # set by setup_chat: user tokens are checked against it
@@ -90,7 +91,7 @@ class Authenticator:
         self.bots: BotRegistry | None = None  # set by setup_chat: a bot's keys fail while its owner is inactive
         # Called with the login of each person (not a bot) a request or chat socket authenticates: usage
         # analytics' active users (stats/activity.py, a set lookup per call).
-        self.on_active: Callable[[str], None] | None = None
+        self.on_active: Callable[[str, str], None] | None = None  # (login, organisation) of each person's request
 
     def mint_user_token(self, login: str, ttl_seconds: int, epoch: int = 0, session: str | None = None,
                         org: str = DEFAULT_ORG) -> str:
@@ -129,13 +130,13 @@ class Authenticator:
 
     async def principal(self, request: web.Request) -> Principal:
         found = await self._principal(request)
-        note_caller(found.user.login, found.credential_kind)  # the audit log's actor for this request
+        note_caller(found.user.login, found.credential_kind, found.user.org)  # the audit log's actor for this request
         self.note_active(found)
         return found
 
     def note_active(self, found: Principal) -> None:
         if self.on_active is not None and found.user.role != "bot":
-            self.on_active(found.user.login)
+            self.on_active(found.user.login, found.user.org)
 
     async def _principal(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
