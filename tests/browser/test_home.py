@@ -58,8 +58,10 @@ async def people(server: RunningServer) -> dict[str, Any]:
     return {"api": api, "ann": ann, "ben": ben, "general": general, "direct": direct}
 
 
-async def sign_in(browser: Browser, server: RunningServer, login: str, visits: Visits) -> Page:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera", "microphone"])
+async def sign_in(browser: Browser, server: RunningServer, login: str, visits: Visits, **options: Any) -> Page:
+    """A new browser context (`options`: its time zone, locale, …) signed in as `login`, on the home page."""
+    context = await browser.new_context(**{"viewport": {"width": 1280, "height": 800},
+                                           "permissions": ["camera", "microphone"], **options})
     page = await context.new_page()
     visits.watch(page)
     await page.goto(f"{server.url}/signin")

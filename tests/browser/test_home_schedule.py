@@ -12,34 +12,19 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser
 
-from tests.browser.test_home import PASSWORD, Visits, people
+from tests.browser.test_home import Visits, people, sign_in
 from tests.conftest import RunningServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
-
-
-async def sign_in(browser: Browser, server: RunningServer, login: str, visits: Visits, zone: str,
-                  locale: str) -> Page:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id=zone, locale=locale,
-                                        permissions=["camera", "microphone"])
-    page = await context.new_page()
-    visits.watch(page)
-    await page.goto(f"{server.url}/signin")
-    await page.fill("#login", login)
-    await page.fill("#password", PASSWORD)
-    await page.click("#signin-submit")
-    await page.wait_for_url(f"{server.url}/")
-    await page.wait_for_selector('body[data-ready="home"]')
-    return page
 
 
 async def test_schedule_from_home_and_the_invitee_sees_it_under_upcoming(browser: Browser,
                                                                          server: RunningServer) -> None:
     await people(server)
     visits = Visits()
-    ann = await sign_in(browser, server, "ann", visits, "Europe/Berlin", "en-GB")
+    ann = await sign_in(browser, server, "ann", visits, timezone_id="Europe/Berlin", locale="en-GB")
     try:
         assert await ann.is_visible("#upcoming-empty")
         await ann.click("#schedule summary")
@@ -59,7 +44,7 @@ async def test_schedule_from_home_and_the_invitee_sees_it_under_upcoming(browser
     finally:
         await ann.context.close()
 
-    ben = await sign_in(browser, server, "ben", visits, "Asia/Shanghai", "zh-CN")
+    ben = await sign_in(browser, server, "ben", visits, timezone_id="Asia/Shanghai", locale="zh-CN")
     try:
         item = ben.locator(f'#upcoming-meetings li[data-scheduled="{plan_id}"]')
         await item.wait_for()
