@@ -70,8 +70,11 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with running_server(server_config(tmp_path / "data")) as server, aiohttp.ClientSession(
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    """A server on SQLite, or on a real PostgreSQL (tests/postgres.py) for tests parametrized `postgres`."""
+    backend = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("postgres").create_database() if backend == "postgres" else None
+    async with running_server(server_config(tmp_path / "data", database_url=url)) as server, aiohttp.ClientSession(
             cookie_jar=aiohttp.DummyCookieJar()) as http:
         api = server.app[CHAT_API]
         assert api.accounts is not None
@@ -97,6 +100,10 @@ def plan_body(**over: Any) -> dict[str, Any]:
     return body
 
 
+BOTH_STORES = pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+
+
+@BOTH_STORES
 async def test_plan_list_change_cancel_and_the_invitees_hear_of_it(world: World) -> None:
     made = await world.ok("POST", "/v1/meetings/scheduled", "ann", plan_body(), status=201)
     plan_id = made["id"]
@@ -242,6 +249,7 @@ async def join(world: World, who: str, room: str) -> dict[str, Any]:
     return answer
 
 
+@BOTH_STORES
 async def test_the_organiser_and_the_starter_moderate_again_when_they_rejoin(world: World) -> None:
     made = await world.ok("POST", "/v1/meetings/scheduled", "ann",
                           plan_body(room="weekly-sync", starts_at=at(5 * 60), invitees=["ben"]), status=201)
