@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from audit import AuditEvent
+from audit.appkeys import AUDIT
 from chat.model import User
 from chat.web import CHAT_API, ChatApi
 from common.errors import BadRequest, Forbidden, InvalidField, NotPermitted, NotReady, ScheduledMeetingNotFound, \
@@ -104,6 +106,21 @@ async def visible_plan(request: web.Request, user: User) -> ScheduledMeeting:
     return plan
 
 
+def audited(plan: ScheduledMeeting) -> dict[str, Any]:
+    """What the audit log keeps of a plan (docs/audit.md)."""
+    return {"room": plain(plan.room), "title": plan.title, "organizer": plan.organizer, "starts_at": plan.starts_at,
+            "duration_minutes": plan.duration_minutes, "invitees": list(plan.invitees)}
+
+
+async def audit(request: web.Request, verb: str, old: ScheduledMeeting | None, new: ScheduledMeeting | None) -> None:
+    if AUDIT in request.app:
+        plan = new or old
+        assert plan is not None
+        await request.app[AUDIT].record(AuditEvent(
+            f"scheduled_meeting.{verb}", "scheduled_meeting", plan.id, before=audited(old) if old else None,
+            after=audited(new) if new else None, org_id=plan.org))
+
+
 def require_organizer(plan: ScheduledMeeting, user: User) -> None:
     if user.login != plan.organizer and user.role not in MODERATING_ROLES:
         raise Forbidden("only the organiser or an admin changes or cancels a scheduled meeting")
@@ -125,6 +142,7 @@ async def create_plan(request: web.Request) -> web.Response:
         id=new_schedule_id(), room=qualify(user.org, room), title=fields.title, organizer=user.login,
         starts_at=fields.starts_at, duration_minutes=fields.duration_minutes, invitees=invitees,
         timezone=fields.timezone or ""))
+    await audit(request, "create", None, plan)
     out = to_wire(request, plan)
     notified = await notify(chat_api(request).service, user, invitees, invitation(plan, user, out["join_url"]))
     log.info("scheduled meeting %s by %s: %d invitees", plan.id[:8], user.login, len(invitees))
@@ -178,6 +196,7 @@ async def patch_plan(request: web.Request) -> web.Response:
         duration_minutes=fields.duration_minutes or plan.duration_minutes,
         invitees=plan.invitees if fields.invitees is None else tuple(sorted(fields.invitees)),
         timezone=plan.timezone if fields.timezone is None else fields.timezone))
+    await audit(request, "update", plan, new)
     out = to_wire(request, new)
     notified = await tell_of_change(request, plan, new, out["join_url"])
     return web.json_response({**out, "notified": notified})
@@ -206,6 +225,7 @@ async def delete_plan(request: web.Request) -> web.Response:
     plan = await visible_plan(request, user)
     require_organizer(plan, user)
     await request.app[SCHEDULE].delete(plan)
+    await audit(request, "delete", plan, None)
     service = chat_api(request).service
     organizer = await service.user_in(plan.org, plan.organizer)
     notified = [] if organizer is None else await notify(service, organizer, plan.invitees,

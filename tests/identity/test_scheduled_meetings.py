@@ -6,6 +6,7 @@ meeting) moderates it again on rejoining signed in, which the ledger now remembe
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -146,6 +147,15 @@ async def test_plan_list_change_cancel_and_the_invitees_hear_of_it(world: World)
     assert "cancelled" in (await world.direct_texts("ann", "ben"))[-1]
     await world.refused("GET", f"/v1/meetings/scheduled/{plan_id}", "ann", None, 404, "scheduled_meeting_not_found")
     assert (await world.ok("GET", "/v1/meetings/scheduled", "ben"))["meetings"] == []
+
+    # The audit log has who planned, changed and cancelled it.
+    status, log = await world.call("GET", "/v1/audit?format=ndjson", "olga")
+    assert status == 200
+    rows = [json.loads(line)["event"] for line in log.splitlines() if '"scheduled_meeting.' in line]
+    assert [(r["event"], r["actor"]["login"]) for r in rows] == [
+        ("scheduled_meeting.create", "ann"), ("scheduled_meeting.update", "ann"),
+        ("scheduled_meeting.update", "olga"), ("scheduled_meeting.delete", "ann")]
+    assert rows[1]["before"]["invitees"] == ["ben"] and rows[1]["after"]["invitees"] == ["ben", "cat"]
 
 
 async def test_what_a_plan_may_hold(world: World) -> None:
