@@ -27,6 +27,7 @@ import pytest
 from chat.web import CHAT_API
 from identity.appkeys import API_KEYS
 from identity.attempts import SignInAttempts
+from signaling.appkeys import CONFIG
 from tests.conftest import RunningServer, free_port, running_server, server_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,13 +58,15 @@ def convene(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
-    """Two servers on one data dir (one SQLite store), as two processes of one deployment see it."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    """Two servers on one store (SQLite in one data dir, or one PostgreSQL database), as two processes of one
+    deployment see it."""
     data = tmp_path / "data"
+    url = request.getfixturevalue("postgres").create_database() if request.param == "postgresql" else None
     async with AsyncExitStack() as stack:
         servers = [await stack.enter_async_context(running_server(server_config(
-            data, ldap_url=f"ldap://127.0.0.1:{free_port()}", ldap_base_dn="dc=example,dc=test",
+            data, database_url=url, ldap_url=f"ldap://127.0.0.1:{free_port()}", ldap_base_dn="dc=example,dc=test",
             ldap_sync_interval_seconds=0))) for _ in range(2)]
         yield servers[0], servers[1]
 
@@ -116,7 +119,9 @@ async def test_convene_users_disable_ends_a_persons_key(pair: tuple[RunningServe
     a, b = pair
     key = await person_with_key(a, "quinn")
     assert (await call(b, "GET", "/v1/me", key))[0] == 200
-    disabled = await asyncio.to_thread(convene, a.data_dir, "users", "disable", "quinn")
+    url = a.app[CONFIG].database_url
+    disabled = await asyncio.to_thread(convene, a.data_dir, "users", "disable", "quinn",
+                                       *(["--database-url", url] if url else []))
     assert disabled.returncode == 0, disabled.stderr
     since = time.monotonic()
     for server in (a, b):
