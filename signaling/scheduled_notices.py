@@ -7,6 +7,7 @@ A notice that cannot be sent (the organiser may not post, the store refused) is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from common.errors import ConveneError
 from identity.schedule import ScheduledMeeting
 
 log = logging.getLogger("convene.signaling.scheduled_notices")
+
+CONCURRENT_SENDS = 16
 
 
 def when_text(plan: ScheduledMeeting) -> str:
@@ -43,17 +46,21 @@ def cancelled(plan: ScheduledMeeting, organizer: User) -> str:
     return f"📅 {organizer.name or organizer.login} cancelled \"{plan.title}\" ({when_text(plan)})."
 
 
-async def notify(service: ChatService, organizer: User, logins: Iterable[str], text: str) -> list[str]:
-    """Sends `text` from `organizer` to each of `logins` in their direct chat; the logins it reached."""
-    reached: list[str] = []
-    for login in logins:
-        if login == organizer.login:
-            continue
+async def _send(service: ChatService, organizer: User, login: str, text: str, gate: asyncio.Semaphore) -> bool:
+    async with gate:
         try:
             channel, _ = await service.direct_channel(organizer.login, login, organizer.org)
             await service.post(organizer, PostRequest(to=channel.id, content=text))
         except ConveneError as exc:
             log.warning("scheduled meeting notice to %s not sent: %s", login, exc.code)
-            continue
-        reached.append(login)
-    return reached
+            return False
+        return True
+
+
+async def notify(service: ChatService, organizer: User, logins: Iterable[str], text: str) -> list[str]:
+    """Sends `text` from `organizer` to each of `logins` in their direct chat; the logins it reached. The sends
+    overlap (up to CONCURRENT_SENDS), so the store's group-commit writer takes many in one transaction."""
+    others = [login for login in logins if login != organizer.login]
+    gate = asyncio.Semaphore(CONCURRENT_SENDS)
+    sent = await asyncio.gather(*(_send(service, organizer, login, text, gate) for login in others))
+    return [login for login, ok in zip(others, sent) if ok]
