@@ -6,7 +6,8 @@ and name, in the JSON body only: no link with a token in it is ever made, so non
 
 It is a route of its own rather than a second mode of `POST /v1/rooms/{room}/join`: that one is the anonymous
 guest door (a typed name, a per-address limit, rooms open to guests only), this one admits only people who
-signed in, under their account, into any live meeting of the organisation, and lets them start one.
+signed in, under their account, into any live meeting of the organisation, and lets them start one. Who started
+a meeting, and a scheduled meeting's organiser (identity/schedule.py), moderate it whenever they join it.
 API keys are refused (they mint invites through `/tokens`); meeting and record tokens are out of scope.
 """
 

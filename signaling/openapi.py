@@ -134,8 +134,10 @@ def rooms_part() -> dict[str, Any]:
             params=[_ROOM], public=True, errors=("503",))},
         "/v1/rooms/{room}/join-as-member": {"post": _op(
             "Join as oneself (a signed-in person: session cookie + X-CSRF-Token, or a user token): a meeting token "
-            "for the caller's login and name, in the body only; starting a meeting takes start_meeting; the "
-            "starter and admins moderate. API keys: 403 forbidden; meeting and record tokens: 403 out_of_scope",
+            "for the caller's login and name, in the body only; starting a meeting takes start_meeting (not for "
+            "the invitees of a scheduled meeting in its window); its starter, a scheduled meeting's organiser and "
+            "admins moderate, also when they join again. API keys: 403 forbidden; meeting and record tokens: 403 "
+            "out_of_scope",
             _json({"type": "object", "required": ["token", "room", "meeting_id", "moderator", "started"],
                    "properties": {"token": _STR, "room": _STR, "meeting_id": _STR, "moderator": _BOOL,
                                   "started": _BOOL, "identity": _STR, "name": _STR}}), "201",
