@@ -77,6 +77,13 @@ async def person_with_key(server: RunningServer, login: str, role: str = "member
     return key
 
 
+async def with_password(server: RunningServer, login: str) -> None:
+    api = server.app[CHAT_API]
+    assert api.accounts is not None
+    await api.service.add_user(None, login, "member")
+    await api.accounts.set_password(login, PASSWORD)
+
+
 async def test_a_persons_key_ends_with_them_in_every_process(pair: tuple[RunningServer, RunningServer]) -> None:
     a, b = pair
     member = await person_with_key(a, "pat")
@@ -146,10 +153,7 @@ async def test_a_bot_key_of_a_deactivated_owner_fails_at_the_rooms_api_too(
 
 async def test_failed_sign_ins_are_counted_across_processes(pair: tuple[RunningServer, RunningServer]) -> None:
     a, b = pair
-    api = a.app[CHAT_API]
-    assert api.accounts is not None
-    await api.service.add_user(None, "fay", "member")
-    await api.accounts.set_password("fay", PASSWORD)
+    await with_password(a, "fay")
     # Five failures, alternating between the two servers (each saw at most three).
     for n in range(5):
         status, body = await call((a, b)[n % 2], "POST", "/v1/auth/login",
@@ -162,16 +166,18 @@ async def test_failed_sign_ins_are_counted_across_processes(pair: tuple[RunningS
 
 async def test_a_success_forgets_the_logins_failures_everywhere(pair: tuple[RunningServer, RunningServer]) -> None:
     a, b = pair
-    api = a.app[CHAT_API]
-    assert api.accounts is not None
-    await api.service.add_user(None, "gil", "member")
-    await api.accounts.set_password("gil", PASSWORD)
+    await with_password(a, "gil")
     for _ in range(4):
         assert (await call(a, "POST", "/v1/auth/login", json={"login": "gil", "password": "nope nope"}))[0] == 401
     assert (await call(b, "POST", "/v1/auth/login", json={"login": "gil", "password": PASSWORD}))[0] == 200
-    # The login's count starts over (the address's does not: 4 + 1 more below it reaches 5 at the address).
-    attempts = SignInAttempts(api.accounts.db)
+    # The login's count starts over; the address's does not (one right password does not clear an address that
+    # guessed): one more failure is its fifth, and the address is locked out while gil's login is not.
+    attempts = SignInAttempts(a.app[API_KEYS].db)
     assert "login:gil" not in (await attempts.check("login:gil")).failing
+    assert (await call(a, "POST", "/v1/auth/login", json={"login": "gil", "password": "nope nope"}))[0] == 401
+    assert "login:gil" in (await attempts.check("login:gil")).failing
+    status, body = await call(b, "POST", "/v1/auth/login", json={"login": "gil", "password": PASSWORD})
+    assert (status, body["error"]["code"]) == (429, "too_many_attempts"), body
 
 
 async def test_the_cost_of_a_shared_attempt_count(pair: tuple[RunningServer, RunningServer]) -> None:
