@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 ACCOUNTDISABLE = 0x2  # Active Directory's userAccountControl bit for a disabled account
 PAGE_SIZE = 500  # OpenLDAP's default size limit is 500, AD's page limit 1000: page every listing
 GROUP_MEMBER_ATTRS = ("member", "uniqueMember", "memberUid")
+MAX_NESTING = 8  # groups inside groups are followed this many levels down (a guard against runaway trees)
 
 
 @contextlib.contextmanager
@@ -294,27 +295,56 @@ class Directory:
             raise DirectoryUnavailable(f"the directory listing failed: {conn.result.get('description')}")
         return found
 
-    def group_members(self, group_dns: list[str]) -> dict[str, set[str]]:
-        """Each group's members, as normalized DNs (member, uniqueMember) and plain logins (memberUid). A group
+    def group_members(self, group_dns: list[str], users: set[str] | None = None) -> dict[str, set[str]]:
+        """Each group's members, as normalized DNs (member, uniqueMember) and plain logins (memberUid), nested
+        groups included: a member that is itself a group adds its own members, down to MAX_NESTING levels, each
+        group read once per call and a cycle (a group inside itself) followed no further. `users` are the
+        normalized DNs of known people, whose entries need no reading to know they hold no members. A group
         that is not there has no members."""
         conn = self._service()
-        out: dict[str, set[str]] = {}
+        reads: dict[str, tuple[set[str], list[str]]] = {}
         try:
-            for dn in group_dns:
-                members: set[str] = set()
-                if conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(GROUP_MEMBER_ATTRS)):
-                    for entry in conn.response or []:
-                        attrs = {k.lower(): v for k, v in (entry.get("attributes") or {}).items()}
-                        for name in GROUP_MEMBER_ATTRS:
-                            values = attrs.get(name.lower()) or []
-                            for value in values if isinstance(values, list) else [values]:
-                                text = value.decode() if isinstance(value, bytes) else str(value)
-                                members.add(normalize_dn(text) if "=" in text else text.lower())
-                elif conn.result.get("result") != 32:  # 32: no such object
-                    raise DirectoryUnavailable(f"reading group {dn!r} failed: {conn.result.get('description')}")
-                out[normalize_dn(dn)] = members
-            return out
+            return {normalize_dn(dn): self._transitive(conn, dn, users or set(), reads, ()) for dn in group_dns}
         except LDAPException as exc:
             raise DirectoryUnavailable("the directory is not answering") from exc
         finally:
             conn.unbind()
+
+    def _transitive(self, conn: Any, dn: str, users: set[str], reads: dict[str, tuple[set[str], list[str]]],
+                    path: tuple[str, ...]) -> set[str]:
+        key = normalize_dn(dn)
+        if key not in reads:
+            reads[key] = self._direct_members(conn, dn)
+        members, dn_values = reads[key]
+        found = set(members)
+        if len(path) >= MAX_NESTING:
+            if dn_values:
+                log.warning("directory group %r: nesting deeper than %d levels is not followed", dn, MAX_NESTING)
+            return found
+        for value in dn_values:
+            child = normalize_dn(value)
+            if child in users or child == key or child in path:
+                continue  # a person (no members to read), or a cycle back into a group being expanded
+            found |= self._transitive(conn, value, users, reads, (*path, key))
+        return found
+
+    def _direct_members(self, conn: Any, dn: str) -> tuple[set[str], list[str]]:
+        """The entry's own members (normalized DNs and logins) and the DN values among them (maybe groups);
+        nothing for an entry that is not there or holds no member attribute (a person)."""
+        members: set[str] = set()
+        dn_values: list[str] = []
+        if conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(GROUP_MEMBER_ATTRS)):
+            for entry in conn.response or []:
+                attrs = {k.lower(): v for k, v in (entry.get("attributes") or {}).items()}
+                for name in GROUP_MEMBER_ATTRS:
+                    values = attrs.get(name.lower()) or []
+                    for value in values if isinstance(values, list) else [values]:
+                        text = value.decode() if isinstance(value, bytes) else str(value)
+                        if "=" in text:
+                            members.add(normalize_dn(text))
+                            dn_values.append(text)
+                        else:
+                            members.add(text.lower())
+        elif conn.result.get("result") != 32:  # 32: no such object
+            raise DirectoryUnavailable(f"reading group {dn!r} failed: {conn.result.get('description')}")
+        return members, dn_values

@@ -9,6 +9,9 @@
     channels = ["frontend", "eng-all"]  # members are added to these team channels (made when missing)
     synced = true                       # and whoever is not in the group is removed from them
 
+Groups nest: a group listed as a member of a mapped group gives its own members (and its groups' members, down
+to identity.directory.MAX_NESTING levels; a cycle is followed once) that group's role and channels.
+
 A person in several groups gets the highest of their roles; in none that names a role, "member". Without any
 `role` in the file the sync leaves roles alone (people keep what an admin gave them). Owners are never changed.
 """

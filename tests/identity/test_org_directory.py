@@ -10,6 +10,7 @@ client and lands the person in acme, and the stored secrets are sealed (not in t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -181,7 +182,8 @@ async def test_sync_and_status_are_the_admins_own_organisations(world: World) ->
     assert [s.org for s in await world.server.app[DIRECTORY_SYNCS].all()] == ["default", "acme"]
 
     # The CLI syncs acme's stored directory into acme: nothing new.
-    out = json.loads(convene(world.data, "ldap", "sync", "--org", "acme"))
+    # (On a thread: the in-process server must keep its loop, and with it SQLite's write lock, moving.)
+    out = json.loads(await asyncio.to_thread(convene, world.data, "ldap", "sync", "--org", "acme"))
     assert (out["created"], out["updated"], out["unchanged"], out["deactivated"]) == (0, 0, 2, 0), out
 
 
@@ -192,7 +194,7 @@ async def test_the_stored_secrets_are_sealed(world: World) -> None:
     for row, secret in zip(rows, (SERVICE_PW, OTHER_CLIENT_SECRET), strict=True):
         assert secret not in row.settings and secret not in (row.sealed_secret or "")
         assert row.sealed_secret and row.sealed_secret.startswith("v1.")
-    shown = convene(world.data, "orgs", "show", "acme")
+    shown = await asyncio.to_thread(convene, world.data, "orgs", "show", "acme")
     assert SERVICE_PW not in shown and OTHER_CLIENT_SECRET not in shown
     described = json.loads(shown)
     assert described["ldap"]["bind_password"] == described["oidc"]["client_secret"] == "(set, sealed)"
