@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from audit.chain import GENESIS, StoredRow, chain_hash
 from audit.event import AuditEvent, Origin, canonical_json, event_document, parse_iso_time
 from store.database import Database
-from store.schema import audit_log, counters
+from store.schema import audit_log, chat_users, counters
 
 SEQ = "audit_seq"
 PAGE = 2000
@@ -127,6 +127,15 @@ class AuditLog:
             prev_hash = digest
         await conn.execute(audit_log.insert(), rows)
         return first
+
+    async def org_of(self, *logins: str) -> str | None:
+        """The organisation of the first of `logins` that is a user (None: none is)."""
+        for login in logins:
+            async with self.db.read() as conn:
+                org = (await conn.execute(select(chat_users.c.org_id).where(chat_users.c.login == login))).scalar()
+            if org is not None:
+                return str(org)
+        return None
 
     async def counter(self) -> int:
         async with self.db.read() as conn:

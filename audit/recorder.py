@@ -41,6 +41,18 @@ class Recorder:
         if self._log is not None:
             await self._log.close()
 
+    async def _user_org(self, event: AuditEvent, actor: str) -> str:
+        """Every event is one organisation's (GET /v1/audit shows an organisation only its own): when neither the
+        call site nor the authenticated caller says which, the acting user's (a sign-in, a job acting for someone)
+        or the user acted on (the command line), else the default one (the server's own doings)."""
+        assert self._log is not None
+        try:
+            org = await self._log.org_of(actor, *([event.object_id] if event.object_type == "user" else []))
+        except Exception:  # noqa: BLE001 - the event is still recorded, as the default organisation's
+            log.warning("the organisation of audit event %s could not be read", event.event, exc_info=True)
+            org = None
+        return org or DEFAULT_ORG
+
     async def record(self, event: AuditEvent) -> int | None:
         """Appends the event; returns its seq (None: not recorded)."""
         if not EVENT_NAME.match(event.event) or len(event.event) > 64:
@@ -49,9 +61,7 @@ class Recorder:
             return None
         origin = current_origin()
         actor = (event.actor or origin.login or "system")[:128]
-        # Every event is one organisation's (GET /v1/audit shows an organisation only its own): the one the
-        # call site names, else the authenticated caller's, else the default one (the server's own doings).
-        event = replace(event, org_id=event.org_id or origin.org or DEFAULT_ORG)
+        event = replace(event, org_id=event.org_id or origin.org or await self._user_org(event, actor))
         try:
             return await self._log.append(event, origin, actor)
         except (TypeError, ValueError):

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from audit.appkeys import AUDIT
+from audit.event import AuditEvent
 from audit.log import AuditLog
 from audit.verify import verify_log
 from chat.web import CHAT_API
@@ -57,11 +59,19 @@ async def test_each_organisation_reads_its_own_audit_log_and_the_chain_stays_who
         seen[name] = keyed
         csv = (await client.call("GET", "/v1/audit?format=csv", org.host, org.token, 200)).decode()
         assert f",{name}," in csv
+    # An event recorded outside any request (the command line, a job) is the organisation of the user it names.
+    recorder = server.app[AUDIT]
+    await recorder.record(AuditEvent("user.deactivate", "user", "acme-bob", after={"active": False}))
+    await recorder.record(AuditEvent("user.update", "user", "nobody-at-all"))
+    acme_now = events(await client.call("GET", "/v1/audit", orgs["acme"].host, orgs["acme"].token, 200))
+    assert [e["object"]["id"] for e in acme_now if e["event"] == "user.deactivate"] == ["acme-bob"]
+    seen["acme"] = acme_now
     acme_ids = {e["object"]["id"] for e in seen["acme"]}
     assert not acme_ids & {e["object"]["id"] for e in seen["globex"]}
     # The default organisation (every other Host, the server's key) sees neither's events.
     default = events(await client.call("GET", "/v1/audit", None, server.api_key, 200))
     assert {e["org_id"] for e in default} <= {"default"}
+    assert "nobody-at-all" in {e["object"]["id"] for e in default}  # no such user: the server's own
     assert not {e["object"]["id"] for e in default} & (acme_ids | {o.channel for o in orgs.values()})
     # Another organisation's credential is not there at all.
     await client.call("GET", "/v1/audit", orgs["globex"].host, orgs["acme"].token, 404)

@@ -77,8 +77,8 @@ async def seed(server: RunningServer) -> Seeded:
             async with http.post(server.url + URL(hook["url"]).path, json={"text": f"build {i} passed"}) as r:
                 assert r.status == 200, await r.text()
             await asyncio.sleep(1.1)  # the hook's rate limit: about one a second
-        # A scheduled post, due in a second: scheduled.
-        at = datetime.fromtimestamp(time.time() + 1.0, tz=timezone.utc).isoformat()
+        # A scheduled post, due in two seconds (one was too close on a loaded machine: "at must be in the future").
+        at = datetime.fromtimestamp(time.time() + 2.0, tz=timezone.utc).isoformat()
         made = await call(http, server, "POST", "/v1/scheduled_posts",
                           json={"channel": cid, "text": "stand-up in 5", "at": at})
         for _ in range(100):
