@@ -251,3 +251,9 @@ async def test_sso_goes_to_the_organisations_own_provider_and_lands_there(world:
     answer, body = await _sso(world, None, "sub-carol-0007")
     assert answer.status == 403 and body["error"]["code"] == "oidc_account_exists"
     assert (await _user(world, "carol")).org_id == "acme"
+    # Removed with the CLI: the running server stops offering acme's SSO at once; the default one's stays.
+    await asyncio.to_thread(convene, world.data, "orgs", "set-sso", "acme", "--remove")
+    assert (await world.call("GET", "/v1/auth/methods", ACME, expect=200))["oidc"] is False
+    refused = await world.call("GET", "/v1/auth/oidc/start", ACME, expect=404)
+    assert refused["error"]["code"] == "oidc_not_configured"
+    assert (await world.call("GET", "/v1/auth/methods", None, expect=200))["oidc"] is True
