@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from common.errors import OidcStateMismatch
+from identity.orgs import DEFAULT_ORG
 
 FLOW_COOKIE = "convene_oidc"
 FLOW_PATH = "/v1/auth/oidc"  # the cookie goes only to the start and callback routes
@@ -44,11 +45,12 @@ class PendingFlow:
     nonce: str
     verifier: str  # PKCE code_verifier: 43 characters of base64url (RFC 7636 wants 43-128)
     expires_at: float
+    org: str = DEFAULT_ORG  # the organisation whose Host started it: only that one's callback may finish it
 
     @classmethod
-    def start(cls, now: float | None = None) -> PendingFlow:
+    def start(cls, now: float | None = None, org: str = DEFAULT_ORG) -> PendingFlow:
         return cls(state=secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24),
-                   verifier=secrets.token_urlsafe(32), expires_at=(now or time.time()) + FLOW_SECONDS)
+                   verifier=secrets.token_urlsafe(32), expires_at=(now or time.time()) + FLOW_SECONDS, org=org)
 
     @property
     def challenge(self) -> str:
@@ -67,7 +69,8 @@ class FlowSealer:
 
     def seal(self, flow: PendingFlow) -> str:
         nonce = os.urandom(12)
-        payload = json.dumps({"s": flow.state, "n": flow.nonce, "v": flow.verifier, "e": flow.expires_at})
+        payload = json.dumps({"s": flow.state, "n": flow.nonce, "v": flow.verifier, "e": flow.expires_at,
+                              "o": flow.org})
         return b64url(nonce + self._aead.encrypt(nonce, payload.encode(), _AAD))
 
     def open(self, cookie: str | None, now: float | None = None) -> PendingFlow:
@@ -77,7 +80,7 @@ class FlowSealer:
             raw = _unb64url(cookie)
             data = json.loads(self._aead.decrypt(raw[:12], raw[12:], _AAD))
             flow = PendingFlow(state=str(data["s"]), nonce=str(data["n"]), verifier=str(data["v"]),
-                               expires_at=float(data["e"]))
+                               expires_at=float(data["e"]), org=str(data.get("o", DEFAULT_ORG)))
         except (ValueError, KeyError, TypeError, InvalidTag):
             raise OidcStateMismatch("the sign-in cookie is not valid: start again") from None
         if flow.expires_at < (now or time.time()):

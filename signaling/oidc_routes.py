@@ -29,7 +29,7 @@ from aiohttp import web
 
 from chat.web import CHAT_API, ChatApi
 from common.errors import (AccountDisabled, ConveneError, InvalidConfig, InvalidField, NotReady, OidcAccountExists,
-                           OidcClaimInvalid, OidcDenied, OidcNotConfigured, OidcUnavailable)
+                           OidcClaimInvalid, OidcDenied, OidcNotConfigured, OidcStateMismatch, OidcUnavailable)
 from common.ratelimit import RateLimiter
 from chat.service import valid_login
 from identity.appkeys import DATABASE
@@ -126,7 +126,7 @@ class OidcRoutes:
     async def start(self, request: web.Request) -> web.Response:
         client, _ = await self._client(request)
         self.limiter.take(f"oidc:{request.remote or '-'}")
-        flow = PendingFlow.start()
+        flow = PendingFlow.start(org=request_org(request))
         location = await client.authorization_url(flow)
         response = _redirect(location)
         response.set_cookie(FLOW_COOKIE, self.sealer.seal(flow), max_age=FLOW_SECONDS, path=FLOW_PATH,
@@ -153,6 +153,8 @@ class OidcRoutes:
         self.limiter.take(f"oidc:{request.remote or '-'}")
         flow = self.sealer.open(request.cookies.get(FLOW_COOKIE))
         self.sealer.check_state(flow, request.query.get("state"))
+        if flow.org != org:  # started at another organisation's address: its provider, not this one's
+            raise OidcStateMismatch("the sign-in was started at another organisation's address: start again")
         if "error" in request.query:  # RFC 6749 §4.1.2.1: the provider ended it (refused consent, …)
             raise OidcDenied(f"the identity provider refused: {request.query['error'][:64]}")
         code = request.query.get("code")

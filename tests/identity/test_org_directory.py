@@ -251,6 +251,17 @@ async def test_sso_goes_to_the_organisations_own_provider_and_lands_there(world:
     answer, body = await _sso(world, None, "sub-carol-0007")
     assert answer.status == 403 and body["error"]["code"] == "oidc_account_exists"
     assert (await _user(world, "carol")).org_id == "acme"
+    # A sign-in started at the default organisation's address cannot be finished at acme's (the flow names its
+    # organisation, sealed): not even with a code the provider really issued.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(world.server.url + "/v1/auth/oidc/start", allow_redirects=False) as resp:
+            location = resp.headers["Location"]
+        callback = await sign_in_at_provider(http, location, "sub-bob-0002", world.server.url + CALLBACK)
+        async with http.get(world.server.url + CALLBACK + "?" + urllib.parse.urlsplit(callback).query,
+                            headers={"Host": ACME}, allow_redirects=False) as resp:
+            body = await resp.json()
+            assert resp.status == 400 and body["error"]["code"] == "oidc_state_mismatch", body
+    assert await _user(world, "bob") is None
     # Removed with the CLI: the running server stops offering acme's SSO at once; the default one's stays.
     await asyncio.to_thread(convene, world.data, "orgs", "set-sso", "acme", "--remove")
     assert (await world.call("GET", "/v1/auth/methods", ACME, expect=200))["oidc"] is False
