@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import urllib.parse
@@ -54,9 +55,10 @@ channels = ["eng"]
 """
 
 
-def convene(data_dir: Path, *args: str, stdin: str = "") -> str:
+def convene(data_dir: Path, *args: str, stdin: str = "", database_url: str | None = None) -> str:
+    env = {**os.environ, **({"CONVENE_DATABASE_URL": database_url} if database_url else {})}
     out = subprocess.run([sys.executable, "-m", "signaling.cli", *args, "--data-dir", str(data_dir)], cwd=ROOT,
-                         input=stdin, capture_output=True, text=True, timeout=60)
+                         input=stdin, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -84,6 +86,12 @@ class World:
     acme_dir: Slapd
     provider: Provider
     data: Path
+    database_url: str | None
+
+    async def cli(self, *args: str) -> str:
+        """`convene …` on this world's store, on a thread: the in-process server must keep its loop (and with it
+        SQLite's write lock) moving meanwhile."""
+        return await asyncio.to_thread(convene, self.data, *args, database_url=self.database_url)
 
     async def call(self, method: str, path: str, host: str | None = None, token: str | None = None,
                    body: Any = None, expect: int | None = None) -> Any:
@@ -102,28 +110,33 @@ class World:
 
 
 @pytest.fixture
-async def world(directories: tuple[Slapd, Slapd], tmp_path: Path) -> AsyncIterator[World]:
+async def world(directories: tuple[Slapd, Slapd], tmp_path: Path, request: pytest.FixtureRequest
+                ) -> AsyncIterator[World]:
+    """Parametrized indirectly with "postgres" it runs on a real PostgreSQL; else on SQLite."""
     default_dir, acme_dir = directories
     data = tmp_path / "data"
+    url = request.getfixturevalue("postgres").create_database() if getattr(request, "param", "") == "postgres" \
+        else None
     port = free_port()
     redirects = [f"http://127.0.0.1:{port}{CALLBACK}", f"http://{ACME}{CALLBACK}"]
     async with oidc_provider(tmp_path, redirects) as provider:
-        convene(data, "orgs", "add", "acme", "--host", ACME)
+        convene(data, "orgs", "add", "acme", "--host", ACME, database_url=url)
         convene(data, "users", "add", "boss", "--org", "acme", "--role", "owner", "--password-stdin",
-                stdin=OWNER_PASSWORD + "\n")
+                stdin=OWNER_PASSWORD + "\n", database_url=url)
         groups = tmp_path / "acme-groups.toml"
         groups.write_text(ACME_GROUPS)
         convene(data, "orgs", "set-directory", "acme", "--ldap-url", acme_dir.url, "--ldap-bind-dn", SERVICE_DN,
                 "--ldap-bind-password-stdin", "--ldap-base-dn", SUFFIX, "--ldap-ca-file", str(acme_dir.ca_file),
-                "--ldap-group-map", str(groups), stdin=SERVICE_PW + "\n")
+                "--ldap-group-map", str(groups), stdin=SERVICE_PW + "\n", database_url=url)
         convene(data, "orgs", "set-sso", "acme", "--oidc-issuer", provider.issuer, "--oidc-client-id",
-                OTHER_CLIENT_ID, "--oidc-client-secret-stdin", stdin=OTHER_CLIENT_SECRET + "\n")
+                OTHER_CLIENT_ID, "--oidc-client-secret-stdin", stdin=OTHER_CLIENT_SECRET + "\n", database_url=url)
         config = server_config(
             data, port=port, ldap_url=default_dir.url, ldap_bind_dn=SERVICE_DN, ldap_bind_password=SERVICE_PW,
             ldap_base_dn=SUFFIX, ldap_ca_file=default_dir.ca_file, ldap_sync_interval_seconds=0,
-            oidc_issuer=provider.issuer, oidc_client_id=CLIENT_ID, oidc_client_secret=CLIENT_SECRET)
+            oidc_issuer=provider.issuer, oidc_client_id=CLIENT_ID, oidc_client_secret=CLIENT_SECRET,
+            database_url=url)
         async with running_server(config) as server:
-            yield World(server, default_dir, acme_dir, provider, data)
+            yield World(server, default_dir, acme_dir, provider, data, url)
 
 
 async def _user(world: World, login: str) -> Any:
@@ -151,6 +164,7 @@ async def test_sign_in_binds_against_the_organisations_own_directory(world: Worl
     await world.sign_in(ACME, "boss", OWNER_PASSWORD, 200)
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 async def test_sync_and_status_are_the_admins_own_organisations(world: World) -> None:
     await world.sign_in(None, "dina", PW["dina"], 200)  # the default organisation's dina exists
     boss = (await world.sign_in(ACME, "boss", OWNER_PASSWORD, 200))["token"]
@@ -182,8 +196,7 @@ async def test_sync_and_status_are_the_admins_own_organisations(world: World) ->
     assert [s.org for s in await world.server.app[DIRECTORY_SYNCS].all()] == ["default", "acme"]
 
     # The CLI syncs acme's stored directory into acme: nothing new.
-    # (On a thread: the in-process server must keep its loop, and with it SQLite's write lock, moving.)
-    out = json.loads(await asyncio.to_thread(convene, world.data, "ldap", "sync", "--org", "acme"))
+    out = json.loads(await world.cli("ldap", "sync", "--org", "acme"))
     assert (out["created"], out["updated"], out["unchanged"], out["deactivated"]) == (0, 0, 2, 0), out
 
 
@@ -194,7 +207,7 @@ async def test_the_stored_secrets_are_sealed(world: World) -> None:
     for row, secret in zip(rows, (SERVICE_PW, OTHER_CLIENT_SECRET), strict=True):
         assert secret not in row.settings and secret not in (row.sealed_secret or "")
         assert row.sealed_secret and row.sealed_secret.startswith("v1.")
-    shown = await asyncio.to_thread(convene, world.data, "orgs", "show", "acme")
+    shown = await world.cli("orgs", "show", "acme")
     assert SERVICE_PW not in shown and OTHER_CLIENT_SECRET not in shown
     described = json.loads(shown)
     assert described["ldap"]["bind_password"] == described["oidc"]["client_secret"] == "(set, sealed)"
@@ -238,6 +251,7 @@ async def _sso(world: World, host: str | None, subject: str) -> tuple[aiohttp.Cl
         return answer, me
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 async def test_sso_goes_to_the_organisations_own_provider_and_lands_there(world: World) -> None:
     answer, me = await _sso(world, ACME, "sub-carol-0007")
     assert answer.status == 302 and answer.cookies[SESSION_COOKIE].value
@@ -263,7 +277,7 @@ async def test_sso_goes_to_the_organisations_own_provider_and_lands_there(world:
             assert resp.status == 400 and body["error"]["code"] == "oidc_state_mismatch", body
     assert await _user(world, "bob") is None
     # Removed with the CLI: the running server stops offering acme's SSO at once; the default one's stays.
-    await asyncio.to_thread(convene, world.data, "orgs", "set-sso", "acme", "--remove")
+    await world.cli("orgs", "set-sso", "acme", "--remove")
     assert (await world.call("GET", "/v1/auth/methods", ACME, expect=200))["oidc"] is False
     refused = await world.call("GET", "/v1/auth/oidc/start", ACME, expect=404)
     assert refused["error"]["code"] == "oidc_not_configured"
