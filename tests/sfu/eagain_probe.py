@@ -70,6 +70,15 @@ def wire_sequence(tap: socket.socket, dst_port: int) -> list[int]:
             seqs.append(int.from_bytes(rtp[2:4], "big"))
 
 
+def receive_steered_to_one_cpu() -> bool:
+    """Whether `lo`'s receive work goes to a single CPU (RPS): then the receiver sees the order of the wire."""
+    try:
+        with open("/sys/class/net/lo/queues/rx-0/rps_cpus", encoding="ascii") as mask:
+            return bin(int(mask.read().strip().replace(",", ""), 16)).count("1") == 1
+    except (OSError, ValueError):
+        return False
+
+
 def replace_pair(path: RtpPath) -> None:
     """A new nominated pair on the same socket (as after ICE nominates again): the path resolves it."""
     connection = path.transport.transport._connection
@@ -135,7 +144,8 @@ async def main(mode: str, episodes: int) -> dict[str, Any]:
     wire += wire_sequence(tap, path._addr[1])
     tap.close()
     result = {"mode": mode, "compiled": path.compiled, "sent": seq, "episodes": episode_stats,
-              "received": received[first:], "wire": wire, "dropped": path.dropped}
+              "received": received[first:], "wire": wire, "dropped": path.dropped,
+              "steered": receive_steered_to_one_cpu()}
     await sender.close()
     await receiver.close()
     return result
