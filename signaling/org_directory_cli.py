@@ -18,6 +18,7 @@ from typing import Any
 
 from common.config import config_from_env
 from common.errors import ConveneError, InvalidConfig, NotFound
+from identity.org_directories import LDAP, OIDC
 
 LDAP_ATTRS = ("login", "name", "email", "department", "title")
 OIDC_CLAIMS = ("login", "name", "email", "department", "title")
@@ -91,28 +92,24 @@ def _report(work: Callable[[], Any]) -> int:
     return 0
 
 
-def _cmd_set_directory(args: argparse.Namespace) -> int:
-    from identity.org_directories import LDAP
-
+def _cmd_set(args: argparse.Namespace, kind: str, secret_wanted: bool, secret_name: str,
+             settings: Callable[[argparse.Namespace], dict[str, Any]]) -> int:
+    """Sets (or with --remove, removes) the organisation's connection of `kind`; the secret from standard input."""
     def work() -> Any:
         if args.remove:
-            return _run(args, lambda conns, _: _removed(conns, args.org, LDAP))
-        password = _secret_from_stdin(args.ldap_bind_password_stdin, "the bind password")
-        settings = _ldap_settings(args)
-        return _run(args, lambda conns, _: _put(conns, args.org, LDAP, settings, password))
+            return _run(args, lambda conns, _: _removed(conns, args.org, kind))
+        secret = _secret_from_stdin(secret_wanted, secret_name)
+        wanted = settings(args)
+        return _run(args, lambda conns, _: _put(conns, args.org, kind, wanted, secret))
     return _report(work)
+
+
+def _cmd_set_directory(args: argparse.Namespace) -> int:
+    return _cmd_set(args, LDAP, args.ldap_bind_password_stdin, "the bind password", _ldap_settings)
 
 
 def _cmd_set_sso(args: argparse.Namespace) -> int:
-    from identity.org_directories import OIDC
-
-    def work() -> Any:
-        if args.remove:
-            return _run(args, lambda conns, _: _removed(conns, args.org, OIDC))
-        secret = _secret_from_stdin(args.oidc_client_secret_stdin, "the client secret")
-        settings = _oidc_settings(args)
-        return _run(args, lambda conns, _: _put(conns, args.org, OIDC, settings, secret))
-    return _report(work)
+    return _cmd_set(args, OIDC, args.oidc_client_secret_stdin, "the client secret", _oidc_settings)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
