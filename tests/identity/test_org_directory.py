@@ -112,7 +112,8 @@ class World:
 @pytest.fixture
 async def world(directories: tuple[Slapd, Slapd], tmp_path: Path, request: pytest.FixtureRequest
                 ) -> AsyncIterator[World]:
-    """Parametrized indirectly with "postgres" it runs on a real PostgreSQL; else on SQLite."""
+    """Parametrized indirectly with "postgres" it runs on a real PostgreSQL, else on SQLite; with "periodic" the
+    server syncs every directory every second (after its first 5 s)."""
     default_dir, acme_dir = directories
     data = tmp_path / "data"
     url = request.getfixturevalue("postgres").create_database() if getattr(request, "param", "") == "postgres" \
@@ -132,7 +133,8 @@ async def world(directories: tuple[Slapd, Slapd], tmp_path: Path, request: pytes
                 OTHER_CLIENT_ID, "--oidc-client-secret-stdin", stdin=OTHER_CLIENT_SECRET + "\n", database_url=url)
         config = server_config(
             data, port=port, ldap_url=default_dir.url, ldap_bind_dn=SERVICE_DN, ldap_bind_password=SERVICE_PW,
-            ldap_base_dn=SUFFIX, ldap_ca_file=default_dir.ca_file, ldap_sync_interval_seconds=0,
+            ldap_base_dn=SUFFIX, ldap_ca_file=default_dir.ca_file,
+            ldap_sync_interval_seconds=1 if getattr(request, "param", "") == "periodic" else 0,
             oidc_issuer=provider.issuer, oidc_client_id=CLIENT_ID, oidc_client_secret=CLIENT_SECRET,
             database_url=url)
         async with running_server(config) as server:
@@ -198,6 +200,18 @@ async def test_sync_and_status_are_the_admins_own_organisations(world: World) ->
     # The CLI syncs acme's stored directory into acme: nothing new.
     out = json.loads(await world.cli("ldap", "sync", "--org", "acme"))
     assert (out["created"], out["updated"], out["unchanged"], out["deactivated"]) == (0, 0, 2, 0), out
+
+
+@pytest.mark.parametrize("world", ["periodic"], indirect=True)
+async def test_the_periodic_sync_runs_every_organisations_directory(world: World) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        rows = {login: await _user(world, login) for login in ("dina", "aaron", "amy")}
+        if all(rows.values()):
+            break
+        await asyncio.sleep(0.5)
+    assert {login: row.org_id for login, row in rows.items() if row} == {
+        "dina": "default", "aaron": "acme", "amy": "acme"}, "the periodic sync did not run both directories"
 
 
 async def test_the_stored_secrets_are_sealed(world: World) -> None:
