@@ -16,15 +16,17 @@ log = logging.getLogger("convene.chat.jobs")
 
 
 async def run_reminders(service: ChatService, now: float) -> int:
-    org = await service.org()
+    """Each organisation's tasks, reminded its own `remind_before_seconds` before they are due."""
     sent = 0
-    for message in await service.store.due_tasks(now + org.remind_before_seconds):
-        task = message.task
-        if task is None or task.due is None:
-            continue
-        kind = "overdue" if task.due <= now else "before"
-        if kind not in task.reminded and await service.remind(message, kind):
-            sent += 1
+    for org_id in await service.store.channel_orgs():
+        org = await service.org(org_id)
+        for message in await service.store.due_tasks(now + org.remind_before_seconds, org=org_id):
+            task = message.task
+            if task is None or task.due is None:
+                continue
+            kind = "overdue" if task.due <= now else "before"
+            if kind not in task.reminded and await service.remind(message, kind):
+                sent += 1
     return sent
 
 

@@ -758,11 +758,17 @@ class SqlChatStore:
             stmt = stmt.where(m.c.task_status != "done")
         return [_message(r) for r in await self._all(stmt.order_by(m.c.ord.desc()))]
 
-    async def due_tasks(self, until: float) -> list[Message]:
+    async def due_tasks(self, until: float, org: str | None = None) -> list[Message]:
         m = chat_messages
         stmt = (select(*_MSG_COLS).where(m.c.task_status.is_not(None), m.c.task_status != "done",
                                          m.c.task_due <= until, m.c.deleted.is_(False)).order_by(m.c.task_due))
+        if org is not None:  # a message is its channel's organisation's
+            stmt = stmt.where(m.c.channel_id.in_(select(chat_channels.c.id).where(chat_channels.c.org_id == org)))
         return [_message(r) for r in await self._all(stmt)]
+
+    async def channel_orgs(self) -> list[str]:
+        rows = await self._all(select(chat_channels.c.org_id).distinct().order_by(chat_channels.c.org_id))
+        return [str(r[0]) for r in rows]
 
     async def expired_messages(self, channel_id: str, before: float, limit: int) -> list[str]:
         m = chat_messages

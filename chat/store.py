@@ -109,8 +109,12 @@ class ChatStore(Protocol):
 
     async def tasks_of(self, assignee: str, open_only: bool) -> list[Message]: ...
 
-    async def due_tasks(self, until: float) -> list[Message]:
-        """Open tasks whose due time is at or before `until`."""
+    async def due_tasks(self, until: float, org: str | None = None) -> list[Message]:
+        """Open tasks whose due time is at or before `until` (in organisation `org`'s channels; None: anyone's)."""
+        ...
+
+    async def channel_orgs(self) -> list[str]:
+        """The organisations that have channels (so may have tasks)."""
         ...
 
     async def expired_messages(self, channel_id: str, before: float, limit: int) -> list[str]:
