@@ -9,6 +9,7 @@ Origin and are allowed: they hold a token anyway.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -40,13 +41,25 @@ def trusted_origins(request: web.Request, config: Config) -> set[str]:
     return {o for o in (normalize_origin(c) for c in candidates) if o is not None}
 
 
-def check_origin(request: web.Request, config: Config) -> None:
-    """Raises OriginRefused (403) for a browser page on another origin; call before the upgrade."""
+def rehosted(origins: Iterable[str], host: str) -> set[str]:
+    """`origins` at another host name, each keeping its scheme and port (`host` as `identity.orgs.host_name`)."""
+    moved = set()
+    for origin in origins:
+        parts = urllib.parse.urlsplit(normalize_origin(origin) or "")
+        if parts.scheme and parts.hostname:
+            port = f":{parts.port}" if parts.port is not None else ""
+            moved.add(normalize_origin(f"{parts.scheme}://{host}{port}"))
+    return {o for o in moved if o is not None}
+
+
+def check_origin(request: web.Request, config: Config, also: Iterable[str] = ()) -> None:
+    """Raises OriginRefused (403) for a browser page on another origin (not ours, nor in `also`); call before
+    the upgrade."""
     origin = request.headers.get("Origin")
     if origin is None:
         return
     normalized = normalize_origin(origin)
-    if normalized is None or normalized not in trusted_origins(request, config):
+    if normalized is None or normalized not in trusted_origins(request, config) | set(also):
         raise OriginRefused(f"WebSockets from {origin!r} are not allowed (see --allowed-origins)")
 
 

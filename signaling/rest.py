@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -16,7 +17,7 @@ from common.names import display_name
 from common.ratelimit import RateLimiter
 from common.wire import read_json_object
 from identity.auth import authenticate, require_admin_key
-from identity.orgs import DEFAULT_ORG, org_name, org_of, plain, request_org
+from identity.orgs import DEFAULT_ORG, host_name, org_name, org_of, plain, request_org
 from identity.tokens import Grants
 from identity.permissions import Permission
 from signaling.room_access import (admin_key_or_person, check_person_invite, guest_identity, opener_token,
@@ -201,9 +202,21 @@ async def placement(request: web.Request) -> web.Response:
     if pipes is None:
         return web.json_response({"worker": None, "ws_url": base_url(request).replace("http", "ws", 1) + ws_path})
     worker = await least_loaded(pipes.directory, room, config.per_worker, here=pipes.info())
-    base = worker.http_url if worker is not None else base_url(request)
+    elsewhere = worker is not None and worker.worker_id != config.worker_id
+    base = worker_base_url(request, worker.http_url) if worker is not None and elsewhere else base_url(request)
     return web.json_response({"worker": worker.worker_id if worker else config.worker_id,
                               "ws_url": base.replace("http", "ws", 1) + ws_path})
+
+
+def worker_base_url(request: web.Request, announced: str) -> str:
+    """Another worker's URL for this request's participant. The default organisation's: the URL the worker
+    announced. Another organisation's: its own Host name (a worker, like this process, tells organisations apart
+    by Host; the announced URL's host is the default organisation's) at the worker's port, in the scheme the
+    request came with (the same as the workers' without a proxy; a TLS proxy's, which then serves that port too)."""
+    if request_org(request) == DEFAULT_ORG:
+        return announced
+    port = urlsplit(announced).port
+    return f"{request.scheme}://{host_name(request.host)}" + (f":{port}" if port is not None else "")
 
 
 def setup_guest(app: web.Application) -> None:

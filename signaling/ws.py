@@ -6,9 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from common.origins import check_origin, refuse_token_in_url
+from common.config import Config
+from common.origins import check_origin, refuse_token_in_url, rehosted
 from signaling.appkeys import CONFIG, MEETINGS_DESK, ROOMS, TOKENS
-from identity.orgs import org_name
+from identity.orgs import DEFAULT_ORG, host_name, org_name, request_org
 from signaling.rest import valid_room_name
 from sfu.webrtc import CandidatePolicy
 from signaling.session import Session
@@ -26,7 +27,7 @@ async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
     config = request.app[CONFIG]
     # The token comes in the `join` message only: a URL is written to access logs and proxies.
     refuse_token_in_url(request, "send it in the first message: {\"type\": \"join\", \"token\": …}")
-    check_origin(request, config)
+    check_origin(request, config, also=organisation_pages(request, config))
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
     session = Session(ws, room_name, request.app[ROOMS], request.app[TOKENS], request.app[SESSIONS],
@@ -37,6 +38,14 @@ async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
     session.attendees_see_records = config.attendees_see_records
     await session.run()
     return ws
+
+
+def organisation_pages(request: web.Request, config: Config) -> set[str]:
+    """Another organisation's pages come from its own Host name, at the scheme and port of the origins this process
+    trusts: a media worker's socket (another port) is opened by pages the first worker served at that Host."""
+    if request_org(request) == DEFAULT_ORG:
+        return set()
+    return rehosted((config.url, *config.allowed_origins), host_name(request.host))
 
 
 async def close_all(app: web.Application) -> None:

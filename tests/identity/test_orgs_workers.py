@@ -6,7 +6,11 @@ placement and signaling, no chat) each tell the organisations apart, and a crede
 other's Host is 404 in both. A deactivation made at w0 ends the person's key at w1 within a second.
 
 The workers are on their own ports (w0 on --port, w1 on --port + 1; browsers are sent to w1 by placement), so
-each process is asked directly rather than hoping a balancer spreads the requests.
+each process is asked directly rather than hoping a balancer spreads the requests. One participant per worker
+(`--per-worker 1`), so a meeting is placed on w1 as soon as someone is in w0.
+
+A participant of globex placed on w1 is sent to globex's own Host at w1's port, and joins there (a page globex's
+Host served at w0 may open that socket); acme's token at that worker and Host finds nothing (404 not_found).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -100,7 +105,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Http, Keys]]:
     keys = await asyncio.to_thread(prepare, data)
     port = two_free_ports()
     proc = subprocess.Popen([sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir",
-                             str(data), "--workers", "2"], cwd=ROOT, env={**os.environ},
+                             str(data), "--workers", "2", "--per-worker", "1"], cwd=ROOT, env={**os.environ},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
@@ -162,3 +167,53 @@ async def test_organisations_hold_in_every_worker_process(served: tuple[Http, Ke
                 del pending[base]
         assert time.monotonic() - since < 1.0, f"pat's key still works at {list(pending)}"
         await asyncio.sleep(0.05)
+
+
+async def join_at(http: Http, ws_url: str, token: str, origin: str | None = None) -> dict[str, Any]:
+    """Opens the socket `ws_url` names on loopback, with its Host as the browser would send it; answers the reply
+    to `join` (`joined` or `error`), then leaves."""
+    url = urlsplit(ws_url)
+    headers = {"Host": url.netloc, **({"Origin": origin} if origin else {})}
+    async with http.session.ws_connect(f"ws://127.0.0.1:{url.port}{url.path}", headers=headers) as ws:
+        await ws.send_json({"type": "join", "token": token})
+        while True:
+            reply = await asyncio.wait_for(ws.receive_json(), 10)
+            if reply.get("type") in ("joined", "error"):
+                return dict(reply)
+
+
+async def test_a_meeting_of_an_organisation_works_on_a_media_worker(served: tuple[Http, Keys]) -> None:
+    http, keys = served
+    w0, w1 = http.w0, http.w1
+    port = int(w0.rsplit(":", 1)[1])
+    tokens = {}
+    for host, key in ((ACME, keys.acme), (GLOBEX, keys.globex)):
+        assert (await http.call(w0, "POST", "/v1/rooms", host, key, json={"name": "standup"}))[0] == 201
+        status, invite = await http.call(w0, "POST", "/v1/rooms/standup/tokens", host, key,
+                                         json={"identity": "guest-1", "name": "Guest"})
+        assert status == 201, invite
+        tokens[host] = invite["token"]
+    # Someone of acme's in w0 (each worker takes one participant): the next participant goes to w1.
+    status, placed = await http.call(w0, "GET", "/v1/rooms/standup/placement", ACME, tokens[ACME])
+    assert (status, placed["worker"]) == (200, "w0"), placed
+    async with http.session.ws_connect(f"ws://127.0.0.1:{port}/v1/rooms/standup/ws",
+                                       headers={"Host": f"{ACME}:{port}"}) as filler:
+        await filler.send_json({"type": "join", "token": tokens[ACME]})
+        assert (await asyncio.wait_for(filler.receive_json(), 10))["type"] == "joined"
+        # globex's participant is sent to w1 at globex's Host (w1's own URL would be the default organisation's).
+        status, placed = await http.call(w0, "GET", "/v1/rooms/standup/placement", f"{GLOBEX}:{port}", tokens[GLOBEX])
+        assert status == 200 and placed == {"worker": "w1",
+                                            "ws_url": f"ws://{GLOBEX}:{port + 1}/v1/rooms/standup/ws"}, placed
+        # It joins there, from a page globex's Host served at w0 (the Origin a browser sends).
+        joined = await join_at(http, placed["ws_url"], tokens[GLOBEX], origin=f"http://{GLOBEX}:{port}")
+        assert joined["type"] == "joined" and joined["room"]["name"] == "standup", joined
+        # acme's token at that worker and Host: nothing there, by placement and by socket.
+        status, body = await http.call(w1, "GET", "/v1/rooms/standup/placement", GLOBEX, tokens[ACME])
+        assert (status, body["error"]["code"]) == (404, "not_found"), body
+        refused = await join_at(http, placed["ws_url"], tokens[ACME])
+        assert (refused["type"], refused["code"]) == ("error", "not_found"), refused
+        # A page of acme's Host may not open globex's socket (nor may another site).
+        for origin in (f"http://{ACME}:{port}", "http://evil.test"):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refusal:
+                await join_at(http, placed["ws_url"], tokens[GLOBEX], origin=origin)
+            assert refusal.value.status == 403
