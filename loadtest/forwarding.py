@@ -65,7 +65,7 @@ def start_server(mode: str, port: int, data_dir: Path) -> subprocess.Popen[bytes
     if mode.startswith("forwarding"):
         # Captions off: this measures forwarding (captions have their own benchmark, loadtest.captions).
         serve = ["serve", "--port", str(port), "--data-dir", str(data_dir), "--no-captions"]
-        # forwarding-aiortc / -lean / -c: one send path of the fan-out (#14); plain "forwarding": the default.
+        # forwarding-aiortc / -lean / -c / -batch: one send path of the fan-out (#14); plain "forwarding": the default.
         path = mode.partition("-")[2]
         cmd = [sys.executable, "-m", "loadtest.send_path_server", path, *serve] if path else \
             [sys.executable, "-m", "signaling.cli", *serve]
@@ -214,7 +214,7 @@ def main() -> None:
     parser.add_argument("--subscribers", default="1,5,20", help="comma-separated K values")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window per case")
     parser.add_argument("--modes", default="forwarding,mediarelay",
-                        help="forwarding (the default send path), forwarding-aiortc, forwarding-lean, forwarding-c, "
+                        help="forwarding (the default send path), forwarding-aiortc, forwarding-lean, forwarding-c, forwarding-batch, "
                              "mediarelay")
     args = parser.parse_args()
     results = asyncio.run(main_async([int(k) for k in args.subscribers.split(",")], args.seconds,

@@ -183,20 +183,25 @@ def lean_send_allowed() -> bool:
 
 # "lean": protect in place, send on the pair's socket; "aiortc": Session.protect + the asyncio transport
 # (the path before #14, kept for comparison in tests and benchmarks); "c": the compiled fan-out when built
-# (the lean path when not). The default is "c"; CONVENE_SEND_PATH=lean (or aiortc) turns it off. It was off
+# (the lean path when not), one call per subscriber; "batch": "c" plus one call per packet for a publication
+# layer's steady subscribers (sfu/fanout.py). The default is "batch"; CONVENE_SEND_PATH=c, lean or aiortc
+# chooses another. It was off
 # while two packets came out of order at the EAGAIN hand-over: a stale "queued" flag after a new pair was
 # resolved mid-backlog (fixed: RtpPath asks the transport's queue at every packet), and the loopback of
 # the test machine, which can swap neighbours on its own (tests/sfu/test_fast_path.py steers it to one CPU).
-SEND_MODES = ("aiortc", "lean", "c")
+# "batch": the compiled path, and a publication's steady subscribers of one layer served by one C call per packet
+# (sfu/fanout.py).
+SEND_MODES = ("aiortc", "lean", "c", "batch")
 SEND_PATH_ENV = "CONVENE_SEND_PATH"
 
 
 def send_mode_from_env() -> str:
-    """The process's starting send mode: CONVENE_SEND_PATH when it names one, else "c"."""
+    """The process's starting send mode: CONVENE_SEND_PATH when it names one, else "batch"."""
     wanted = os.environ.get(SEND_PATH_ENV, "").strip().lower()
     if wanted and wanted not in SEND_MODES:
-        log.error("%s=%r is not one of %s: the compiled path (c) serves", SEND_PATH_ENV, wanted, ", ".join(SEND_MODES))
-    return wanted if wanted in SEND_MODES else "c"
+        log.error("%s=%r is not one of %s: the batched compiled path serves", SEND_PATH_ENV, wanted,
+                  ", ".join(SEND_MODES))
+    return wanted if wanted in SEND_MODES else "batch"
 
 
 _send_mode = send_mode_from_env()
@@ -205,7 +210,7 @@ _send_mode = send_mode_from_env()
 def set_send_mode(mode: str) -> None:
     """Process-wide; peer connections created afterwards use it (tests compare the paths, benchmarks time them)."""
     if mode not in SEND_MODES:
-        raise ValueError(f"send mode {mode!r}: aiortc, lean or c")
+        raise ValueError(f"send mode {mode!r}: aiortc, lean, c or batch")
     global _send_mode
     _send_mode = mode
 
@@ -229,7 +234,7 @@ class RtpPath:
     """
 
     __slots__ = ("transport", "_pair", "_session", "_ctx", "_sock", "_aio", "_addr", "buf", "view",
-                 "_len", "_protect", "mode", "inplace", "lean", "compiled", "_c", "_blocked", "fast_sends", "queued_sends", "dropped", "__weakref__")
+                 "_len", "_protect", "mode", "inplace", "lean", "compiled", "_c", "_blocked", "fast_sends", "queued_sends", "dropped", "watchers", "__weakref__")
 
     def __init__(self, transport: RTCDtlsTransport, mode: str) -> None:
         from pylibsrtp._binding import ffi, lib
@@ -254,11 +259,19 @@ class RtpPath:
         self.fast_sends = 0
         self.queued_sends = 0
         self.dropped = 0
+        # Batched fan-out entries sending on this path (sfu/fanout.py): told when the pair or state changes.
+        self.watchers: set[Callable[[], None]] = set()
         transport.on("statechange", self._on_state)
 
     def _on_state(self) -> None:
+        self.changed()
         if self.transport._state in (State.CLOSED, State.FAILED):
             self._close_socket()
+
+    def changed(self) -> None:
+        """The pair, session or state may have changed: batched entries leave (Python resolves them again)."""
+        for leave in list(self.watchers):
+            leave()
 
     def _close_socket(self) -> None:
         # Our duplicate holds the port open: it closes with the connection, not at garbage collection.
@@ -267,7 +280,13 @@ class RtpPath:
             self._sock = None
 
     def _resolve(self, pair: Any) -> None:
+        self.changed()
         self._close_socket()
+        connection = self.transport.transport._connection
+        if type(connection._nominated) is dict:  # aioice assigns pairs into it: a new one tells us at once
+            connection._nominated = WatchedPairs(connection._nominated)
+        if isinstance(connection._nominated, WatchedPairs):
+            connection._nominated.paths.add(self)
         self._pair = pair
         self._session = self.transport._tx_srtp
         self._ctx = self._session._srtp[0]
@@ -286,7 +305,7 @@ class RtpPath:
 
     def _resolve_compiled(self) -> None:
         compiled = compiled_send()
-        self.compiled = compiled is not None and self.mode == "c" and self._sock is not None
+        self.compiled = compiled is not None and self.mode in ("c", "batch") and self._sock is not None
         if not self.compiled or compiled is None or self._sock is None:
             return
         c_ffi, c_lib, protect = compiled
@@ -359,6 +378,34 @@ class RtpPath:
         self.fast_sends += 1
         return True
 
+    def batchable(self) -> bool:
+        """Batched fan-out may send on this path now: compiled, resolved for the current pair, no backlog."""
+        return (self.mode == "batch" and self.compiled and self._sock is not None and batch_built()
+                and self._pair is self._pair_now() and self.transport._tx_srtp is self._session
+                and self.transport._state is State.CONNECTED and not self._aio.get_write_buffer_size())
+
+    def _pair_now(self) -> Any:
+        return self.transport.transport._connection._nominated.get(1)
+
+    def c_target(self) -> tuple[int, int, int, bytes]:
+        """(libsrtp session, buffer address, socket fd, sockaddr bytes) for a batched entry (`batchable()` first)."""
+        _, _, _, fd, address, length, _, _ = self._c
+        from pylibsrtp._binding import ffi
+
+        compiled = compiled_send()
+        assert compiled is not None and self._sock is not None
+        return (int(ffi.cast("intptr_t", self._ctx)), int(ffi.cast("intptr_t", self.buf)), fd,
+                bytes(compiled[0].buffer(address, length)))
+
+    def aio_transport(self) -> Any:
+        """The asyncio transport (its get_write_buffer_size() tells a backlog)."""
+        return self._aio
+
+    def queue_protected(self, n: int) -> None:
+        """The batch met EAGAIN: the `n` protected bytes in the buffer go to the transport's queue, in order."""
+        self.queued_sends += 1
+        self._aio.sendto(bytes(self.view[:n]), self._addr)
+
     def send_protected(self, n: int) -> bool:
         """Sends the `n` protected bytes in `view` (the compiled fan-out protects them itself)."""
         aio = self._aio
@@ -380,6 +427,42 @@ class RtpPath:
             return False
         self.fast_sends += 1
         return True
+
+
+class WatchedPairs(dict):  # type: ignore[type-arg]
+    """aioice's nominated pairs (component -> pair): a new nomination tells the send paths at once, so batched
+    entries never send to a stale pair and nothing is checked per packet."""
+
+    def __init__(self, pairs: dict[int, Any]) -> None:
+        super().__init__(pairs)
+        self.paths: "weakref.WeakSet[RtpPath]" = weakref.WeakSet()
+
+    def _changed(self) -> None:
+        for path in list(self.paths):
+            path.changed()
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: int) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
+def batch_built() -> bool:
+    """The compiled module has the batched fan-out (a module built before it has only the per-subscriber call)."""
+    compiled = compiled_send()
+    return compiled is not None and hasattr(compiled[1], "convene_fanout")
+
+
+def shared_send_time(packet: RtpPacket) -> bytes:
+    """abs-send-time of the packet being fanned out: one value for all its subscribers, whatever the path."""
+    return _shared.of(packet, time.time)
 
 
 _compiled: tuple[Any, Any, Any] | None = None
@@ -614,6 +697,8 @@ class ForwardingSender(RTCRtpSender):
         self.bytes_sent = 0
         # What this SSRC sent last, so a later track on a reused transceiver can continue from it.
         self.last_sent: tuple[int, int, float] | None = None
+        # Set while a batched fan-out entry sends for this sender: folds its counters in (sender reports).
+        self.flush_batch: Callable[[], None] | None = None
 
     def set_msid(self, stream_id: str, track_id: str) -> None:
         """The `a=msid` our offers announce for this sender."""
@@ -648,6 +733,8 @@ class ForwardingSender(RTCRtpSender):
 
     def sender_report(self) -> tuple[RtcpSrPacket, RtcpSourceInfo] | None:
         """This sender's SR and SDES chunk, as aiortc's own timer builds them (None before it sent)."""
+        if self.flush_batch is not None:
+            self.flush_batch()
         if not self.started or not self.packets_sent:
             return None
         ntp = self._RTCRtpSender__ntp_timestamp
@@ -709,6 +796,25 @@ class ForwardingSender(RTCRtpSender):
         if not path.send(n):
             return False
         return self._sent(packet, seq, timestamp, n, rtx, on_media_ssrc)
+
+    def batch_source(self) -> tuple[RtpPath, tuple[tuple[bytes, int], tuple[bytes, int], bool, int], int] | None:
+        """(path, header shapes, SSRC) when a batched fan-out may send for this sender now, else None."""
+        writer, path = self._writer, self._path
+        if writer is None or path is None or not self._has_report or path.transport is not self.transport:
+            return None
+        shapes = writer.batch_shapes()
+        if shapes is None or not path.batchable():
+            return None
+        return path, shapes, self._ssrc
+
+    def absorb(self, packets: int, octets: int, nbytes: int, last_sent: tuple[int, int, float] | None) -> None:
+        """Counts what a batched fan-out sent for this sender (media SSRC packets: sender reports stay true)."""
+        self._RTCRtpSender__packet_count += packets
+        self._RTCRtpSender__octet_count += octets
+        self.packets_sent += packets
+        self.bytes_sent += nbytes
+        if last_sent is not None:
+            self.last_sent = last_sent
 
     def _sent(self, packet: RtpPacket, seq: int, timestamp: int, n: int, rtx: bool, on_media_ssrc: bool) -> bool:
         """Counts a packet sent (aiortc's sender reports read the private counters: payload octets, RFC 3550)."""
@@ -1341,6 +1447,16 @@ def check_seams() -> list[str]:
     for attr in ("self.protocol", "self.remote_candidate"):
         if attr not in pair_init:
             problems.append(f"aioice CandidatePair no longer sets {attr}")
+    # WatchedPairs (batched fan-out) hears a new nominated pair only if aioice changes the dict, never replaces it.
+    import asyncio.selector_events
+    import re
+
+    connection_src = inspect_source(aioice.ice.Connection)
+    if len(re.findall(r"self\._nominated\s*(?::[^=\n]*)?=(?!=)", connection_src)) != 1 \
+            or "self._nominated[" not in connection_src:
+        problems.append("aioice Connection no longer changes _nominated in place: WatchedPairs would miss a new pair")
+    if not hasattr(asyncio.selector_events._SelectorDatagramTransport, "get_write_buffer_size"):
+        problems.append("asyncio datagram transports no longer tell their backlog (get_write_buffer_size)")
     for name in ("remote_addr", "local_candidate"):  # local_candidate.type tells a TURN pair
         if not isinstance(getattr(aioice.ice.CandidatePair, name, None), property):
             problems.append(f"aioice CandidatePair.{name} is gone")

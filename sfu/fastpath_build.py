@@ -22,6 +22,28 @@ int convene_send(void *protect, void *ctx, int fd, void *addr, int addrlen,
                  int second, unsigned int seq, unsigned int ts, unsigned int ssrc,
                  const char *send_time, int level_word, int pad,
                  const char *payload, int payload_len, int send, int *blocked);
+struct convene_entry {
+    void *ctx;
+    unsigned char *buf;
+    int fd;
+    int addrlen;
+    unsigned char addr[128];
+    unsigned char constant[2][64];
+    int constant_len[2];
+    int pad[2];
+    int with_time;
+    int level_id;
+    unsigned int ssrc;
+    int in_pt, out_pt;
+    unsigned int seq_offset, ts_offset;
+    int active;
+    unsigned long long packets, octets, bytes, fast;
+    unsigned int last_seq, last_ts;
+    double last_wall;
+};
+int convene_fanout(void *protect, struct convene_entry *entries, int n, int marker, int pt,
+                   unsigned int seq, unsigned int ts, const char *send_time, int level,
+                   const char *payload, int payload_len, const unsigned char *skip, int *status);
 """
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sfu.rtp import SEQ_MOD, TS_MOD, seq_newer
@@ -50,7 +51,14 @@ class Forwarder:
         self._sent_orig = [0] * history
         self._sent_offset = [0] * history
         self._sent_ssrc = [0] * history
+        self._resent_seq = [-1] * history
         self._resent_at = [0.0] * history
+        # While a batched fan-out (sfu/fanout.py) sends, nothing passes `accept`: the offsets are fixed, so what
+        # went out as a sequence number is known from the range it sent (first, newest, seq offset, ts offset,
+        # upstream SSRC). The open range's newest is read from the batch; closed ranges are kept for NACKs.
+        self._batch: tuple[int, int, int, int] | None = None
+        self._batch_newest: Callable[[], int] | None = None
+        self._ranges: list[tuple[int, int, int, int, int]] = []
         self.packets = 0
         self.dropped_waiting_keyframe = 0
         # Incremented at every (re)start: the timestamp offset, and so the sender-report mapping, changed.
@@ -83,7 +91,6 @@ class Forwarder:
             self._sent_orig[slot] = seq
             self._sent_offset[slot] = self._ts_offset
             self._sent_ssrc[slot] = ssrc
-            self._resent_at[slot] = 0.0
         self.packets += 1
         return out_seq, out_ts
 
@@ -98,20 +105,59 @@ class Forwarder:
         self._started = True
         self.epoch += 1
 
+    # -- the batched fan-out ----------------------------------------------------------------------
+
+    def batch_state(self) -> tuple[int, int, int, int]:
+        """(sequence offset, timestamp offset, last sequence number, last timestamp) for a batch entry."""
+        return self._seq_offset, self._ts_offset, self._last_out_seq, self._last_out_ts
+
+    def enter_batch(self, ssrc: int, newest: Callable[[], int]) -> None:
+        """A batch sends from now on (only while started: the offsets stay as they are until `leave_batch`)."""
+        self._batch = ((self._last_out_seq + 1) % SEQ_MOD, self._seq_offset, self._ts_offset, ssrc)
+        self._batch_newest = newest
+
+    def absorb(self, packets: int, last: tuple[int, int, float] | None) -> None:
+        """Counts what the batch sent since it was last asked."""
+        self.packets += packets
+        if last is not None:
+            self._last_out_seq, self._last_out_ts, self._last_wall = last
+
+    def leave_batch(self) -> None:
+        if self._batch is None:
+            return
+        first, seq_offset, ts_offset, ssrc = self._batch
+        if seq_newer(self._last_out_seq, (first - 1) % SEQ_MOD):  # it sent something
+            self._ranges = [*self._ranges[-1:], (first, self._last_out_seq, seq_offset, ts_offset, ssrc)]
+        self._batch = None
+        self._batch_newest = None
+
     def lookup(self, out_seq: int) -> Sent | None:
         """What was sent as `out_seq`, if it is still remembered (for retransmission)."""
         if not self._history:
             return None
         slot = out_seq % self._history
-        if self._sent_seq[slot] != out_seq:
+        if self._sent_seq[slot] == out_seq:
+            return Sent(out_seq, self._sent_orig[slot], self._sent_offset[slot], self._sent_ssrc[slot])
+        ranges = self._ranges
+        newest = self._last_out_seq
+        if self._batch is not None and self._batch_newest is not None:
+            newest = self._batch_newest()
+            ranges = [*ranges, (self._batch[0], newest, *self._batch[1:])]
+        if (newest - out_seq) % SEQ_MOD >= self._history:
             return None
-        return Sent(out_seq, self._sent_orig[slot], self._sent_offset[slot], self._sent_ssrc[slot])
+        for first, last, seq_offset, ts_offset, ssrc in reversed(ranges):
+            if (out_seq - first) % SEQ_MOD <= (last - first) % SEQ_MOD:
+                return Sent(out_seq, (out_seq - seq_offset) % SEQ_MOD, ts_offset, ssrc)
+        return None
 
     def may_resend(self, out_seq: int, now: float) -> bool:
         """True (and noted) unless `out_seq` was resent less than RESEND_INTERVAL ago."""
-        slot = out_seq % self._history if self._history else 0
-        if not self._history or self._sent_seq[slot] != out_seq or now - self._resent_at[slot] < RESEND_INTERVAL:
+        if not self._history:
             return False
+        slot = out_seq % self._history
+        if self._resent_seq[slot] == out_seq and now - self._resent_at[slot] < RESEND_INTERVAL:
+            return False
+        self._resent_seq[slot] = out_seq
         self._resent_at[slot] = now
         return True
 

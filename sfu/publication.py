@@ -19,6 +19,7 @@ from sfu.rtp import RtpPacket, is_keyframe_start
 from sfu.selection import AudioGate
 
 if TYPE_CHECKING:
+    from sfu.fanout import FanOut
     from sfu.subscription import Subscription
 
 log = logging.getLogger("convene.sfu.publication")
@@ -69,6 +70,10 @@ class Publication:
         self._rates_at = time.monotonic()
         self.subscriptions: list[Subscription] = []  # everyone who may receive it
         self.receivers: list[Subscription] = []  # the active ones: the only per-packet work
+        # Active ones that are steady sit in a batched fan-out per layer (one C call per packet, sfu/fanout.py);
+        # the others are forwarded one by one.
+        self._fanouts: dict[int, FanOut] = {}
+        self._one_by_one: tuple[Subscription, ...] = ()
         # Pipes to other workers hosting the same room: every packet as received, all layers.
         self.taps: list[Callable[[RtpPacket], None]] = []
         self.closed = False
@@ -160,8 +165,26 @@ class Publication:
         if self.kind == "video":
             codec = self.codecs.get(packet.payload_type)
             keyframe = codec is not None and is_keyframe_start(codec.mime_type, packet.payload)
-        for subscription in self.receivers:
+        one_by_one = self._one_by_one  # read first: a member the batch hands back is forwarded there
+        fanout = self._fanouts.get(layer)
+        if fanout:
+            fanout.send(packet, keyframe, layer)
+        for subscription in one_by_one:
             subscription.forward(packet, keyframe, layer)
+
+    def fanout(self, layer: int) -> "FanOut":
+        """The batched fan-out of one layer (made at the first steady subscription)."""
+        fanout = self._fanouts.get(layer)
+        if fanout is None:
+            from sfu.fanout import FanOut
+
+            fanout = self._fanouts[layer] = FanOut()
+        return fanout
+
+    def batching_changed(self) -> None:
+        """A subscription joined or left a batch: the one-by-one list is made anew (never changed in place,
+        so a loop over it that caused the change goes on unharmed)."""
+        self._one_by_one = tuple(s for s in self.receivers if s.batch is None)
 
     def update_rates(self, now: float) -> None:
         """Bitrate per layer (bits/s, smoothed), for choosing what a subscriber's bandwidth allows."""
@@ -207,6 +230,7 @@ class Publication:
             self.receivers.append(subscription)
         elif not active and subscription in self.receivers:
             self.receivers.remove(subscription)
+        self.batching_changed()
         self.update_demand()
 
     # -- demand: which layers the publisher should send --------------------------------------------

@@ -197,6 +197,15 @@ class RtpWriter:
         tail = ("3s" if with_time else "") + ("H" if level and self._level_id else "")
         return Layout(struct.Struct(f"!BBHLL{len(constant)}s{tail}{padding}x"), constant, padding, with_time)
 
+    def batch_shapes(self) -> tuple[tuple[bytes, int], tuple[bytes, int], bool, int] | None:
+        """For the batched fan-out: (constant, padding) without and with the audio level, whether abs-send-time
+        follows the constant, and the audio-level id (0: none); None when packets need `serialize`."""
+        layouts = self._layouts
+        if layouts is None:
+            return None
+        plain, leveled = layouts
+        return (plain.constant, plain.padding), (leveled.constant, leveled.padding), plain.with_time, self._level_id
+
     def layout_of(self, packet: RtpPacket) -> tuple["Layout", int] | None:
         """For the compiled path: the packet's layout and its audio-level element as a 16-bit word (-1: none);
         None when the packet needs `serialize`."""

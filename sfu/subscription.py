@@ -17,6 +17,7 @@ from sfu.interfaces import Down, DownTrack
 from sfu.rtp import RtpPacket
 
 if TYPE_CHECKING:
+    from sfu.fanout import Entry
     from sfu.publication import Publication
 
 log = logging.getLogger("convene.sfu.subscription")
@@ -60,10 +61,16 @@ class Subscription:
         self._resend_at = 0.0
         self.packets_before = 0  # forwarded by forwarders of earlier activations
         self._payload_types: dict[int, int] = {}
+        # In a batched fan-out (sfu/fanout.py) while steady; `batchable` is cleared for good when the down track
+        # cannot be batched (another send mode, a local listener).
+        self.batch: "Entry | None" = None
+        self.batchable = True
         self._log = logging.LoggerAdapter(log, {"sub": f"{publication.id}->{subscriber_id}"})
 
     @property
     def packets(self) -> int:
+        if self.batch is not None:
+            self.batch.flush()
         return self.packets_before + (self.forwarder.packets if self.forwarder is not None else 0)
 
     def activate(self) -> bool:
@@ -99,6 +106,7 @@ class Subscription:
         down = self.down
         if down is None:
             return
+        self.leave_batch()
         self.down = None
         self.publication.receiving(self, False)
         if self.forwarder is not None:
@@ -139,6 +147,30 @@ class Subscription:
             report = self.publication.sender_reports.get(packet.ssrc)
             if report is not None:
                 self.on_sender_report(packet.ssrc, *report)
+        if self.batchable and layer == self.target:
+            self._join_batch(packet, pt, layer)
+
+    # -- the batched fan-out -----------------------------------------------------------------------
+
+    def _join_batch(self, packet: RtpPacket, pt: int, layer: int) -> None:
+        """After a packet went out through Python: join the layer's batch if nothing needs Python now."""
+        sender_of = getattr(self.down, "batch_sender", None)
+        sender = sender_of() if sender_of is not None else None
+        if sender is None or sender.send_mode != "batch":
+            self.batchable = False
+            return
+        self.batch = self.publication.fanout(layer).join(self, sender, packet.payload_type, pt, packet.ssrc)
+        if self.batch is not None:
+            self.publication.batching_changed()
+
+    def leave_batch(self) -> None:
+        """Back to `forward` for every packet (layer switch, keyframe wait, new pair, pause, backlog)."""
+        entry = self.batch
+        if entry is None:
+            return
+        self.batch = None
+        entry.fanout.leave(entry)
+        self.publication.batching_changed()
 
     # -- layers ----------------------------------------------------------------------------------
 
@@ -160,6 +192,7 @@ class Subscription:
                     break
                 target -= 1
         if target != self.target:
+            self.leave_batch()
             self.target = target
             if self.down is not None:
                 self.publication.update_demand()
@@ -213,6 +246,7 @@ class Subscription:
     def restart(self) -> None:
         """The source resumes after a gap (unmute): continue from the next packet (video: a keyframe)."""
         if self.forwarder is not None:
+            self.leave_batch()
             self.forwarder.rebase()
             self.publication.request_keyframe(self.target)
 

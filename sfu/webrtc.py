@@ -438,6 +438,10 @@ class RtcDownTrack:
         if not self.closed:
             self.sender.write(packet, payload_type, seq, timestamp, rtx=True)
 
+    def batch_sender(self) -> ForwardingSender | None:
+        """The sender a batched fan-out (sfu/fanout.py) may write for, while this track is open."""
+        return None if self.closed else self.sender
+
     def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         self.sender.set_sender_report(ntp_timestamp, rtp_timestamp)
 
@@ -448,6 +452,9 @@ class RtcDownTrack:
         if self.closed:
             return
         self.closed = True
+        leave_batch = getattr(self._feedback, "leave_batch", None)
+        if leave_batch is not None:  # a batched fan-out must stop sending for it too
+            leave_batch()
         self.sender.feedback = None
         self.sender.on_started = None
 

@@ -23,8 +23,10 @@ import aioice.ice
 
 from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer
 from sfu.aiortc_seams import RtpPath, connection_rtp_path, set_send_mode
+from sfu.fanout import flush_all
+from sfu.publication import Codec, Publication
 from sfu.rtp import RtpPacket
-from sfu.webrtc import configure_ice
+from sfu.webrtc import RtcDownTrack, configure_ice
 
 BURST = 300
 AFTER = 3  # packets sent one by one once the transport's queue drained: they take our socket again
@@ -94,6 +96,29 @@ def packet(seq: int, size: int) -> RtpPacket:
                      payload=b"\x78" + bytes(size))
 
 
+class OneSlot:
+    """The room's Down for the probe's own sendonly transceiver: mode "batch" sends through a real publication and
+    subscription, so its steady packets go through the batched fan-out (sfu/fanout.py)."""
+
+    kinds = frozenset({"audio"})
+
+    def __init__(self, transceiver: Any) -> None:
+        self.transceiver = transceiver
+
+    def add_track(self, kind: str, track_id: str, participant_id: str, source: str) -> RtcDownTrack:
+        return RtcDownTrack(self.transceiver, kind, track_id, participant_id, source)
+
+    def remove_track(self, track: RtcDownTrack) -> None:
+        track.close()
+
+
+class NoKeyframes:
+    """The publication's source side: audio never asks for keyframes."""
+
+    def request_keyframe(self, ssrc: int | None = None) -> None:
+        return None
+
+
 async def main(mode: str, episodes: int) -> dict[str, Any]:
     configure_ice(include_loopback=True)
     set_send_mode(mode)
@@ -108,6 +133,12 @@ async def main(mode: str, episodes: int) -> dict[str, Any]:
             return {"error": "no connection"}
         await asyncio.sleep(0.02)
     writer.write(packet(0, 100))
+    send: Any = writer.write
+    if mode == "batch":  # the forwarder continues the sender's sequence numbers from packet 0: 1, 2, ...
+        publication = Publication("probe", "probe", "microphone", NoKeyframes(), {OPUS: Codec("audio/opus", 48000)})
+        subscription = publication.subscribe(OneSlot(writer.transceiver), "receiver")
+        assert subscription.activate()
+        send = publication.on_rtp
     path = connection_rtp_path(sender.pc)
     assert path is not None and path._sock is not None
     # The duplicate shares the socket: the smallest send buffer the kernel allows (a few packets).
@@ -119,24 +150,30 @@ async def main(mode: str, episodes: int) -> dict[str, Any]:
     episode_stats = []
     wire: list[int] = []
     for episode in range(episodes):
+        flush_all()
         queued, fast = path.queued_sends, path.fast_sends
+        batched = 0
         for k in range(BURST):  # without yielding: the socket buffer fills
             seq += 1
-            writer.write(packet(seq, 1000))
+            send(packet(seq, 1000))
+            batched += bool(path.watchers)
             if episode % 2 == 1 and k == BURST // 2:
                 replace_pair(path)  # while the transport holds packets
         want = first + seq
         deadline = time.monotonic() + 20
         while len(received) < want and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        flush_all()
         after = path.fast_sends
         for _ in range(AFTER):
             seq += 1
-            writer.write(packet(seq, 100))
+            send(packet(seq, 100))
             await asyncio.sleep(0.02)
+        flush_all()
         wire += wire_sequence(tap, path._addr[1])
         episode_stats.append({"queued_in_burst": path.queued_sends - queued, "fast_in_burst": after - fast,
-                              "fast_after_drain": path.fast_sends - after})
+                              "fast_after_drain": path.fast_sends - after, "batched_in_burst": batched,
+                              "batched_after_drain": bool(path.watchers)})
     deadline = time.monotonic() + 5
     while len(received) < first + seq and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

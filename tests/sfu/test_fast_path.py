@@ -25,6 +25,7 @@ from sfu.aiortc_seams import (
     srtp_problems,
     tap_plaintext_rtp,
 )
+from sfu.fanout import flush_all
 from sfu.rtp import RtpPacket, RtpWriter, abs_send_time
 from tests.conftest import RunningServer
 from tests.sfu.peers import Participant, join, make_packet, opus_payload, wait_until
@@ -38,7 +39,7 @@ OPUS = offer_payload_type("audio", "audio/opus")
 @pytest.fixture(autouse=True)
 def default_send_mode() -> Iterator[None]:
     yield
-    set_send_mode("c")
+    set_send_mode("batch")
 
 
 def test_seam_check_covers_the_send_path() -> None:
@@ -48,6 +49,7 @@ def test_seam_check_covers_the_send_path() -> None:
     assert check_seams() == []
     # The compiled send is built at install time (scripts/bootstrap.sh runs sfu/fastpath_build.py).
     assert compiled_send() is not None, "run: python -m sfu.fastpath_build"
+    assert aiortc_seams.batch_built(), "the compiled module predates the batched fan-out: python -m sfu.fastpath_build"
 
 
 @pytest.mark.parametrize("abs_id", [3, 0])  # video negotiates abs-send-time, audio does not
@@ -119,15 +121,15 @@ def deltas(packets: list[bytes]) -> list[tuple[int, int]]:
             for a, b in zip(parsed, parsed[1:])]
 
 
-async def test_the_three_paths_deliver_the_same_bytes_across_a_wrap_and_a_layer_switch(
+async def test_the_send_paths_deliver_the_same_bytes_across_a_wrap_and_a_layer_switch(
         server: RunningServer) -> None:
     room = "paths"
     alice = await join(server.url, room, await server.token(room, "alice"))
     subscribers: dict[str, Participant] = {}
-    for mode in ("aiortc", "lean", "c"):
+    for mode in ("aiortc", "lean", "c", "batch"):
         set_send_mode(mode)  # the server's connection for this subscriber is made at its join
         subscribers[mode] = await join(server.url, room, await server.token(room, f"sub-{mode}"))
-    set_send_mode("c")
+    set_send_mode("batch")
     stop = asyncio.Event()
     try:
         video, audio, video_id = await publish_simulcast_and_audio(alice)
@@ -165,29 +167,35 @@ async def test_the_three_paths_deliver_the_same_bytes_across_a_wrap_and_a_layer_
         await task
         await asyncio.sleep(0.3)
         # Which path served whom, on the server side.
+        assert flush_all() >= 2  # the batch subscriber's video and audio are in batches at the end
         served = {mode: [p for p in aiortc_seams._paths.values() if p.mode == mode and p.fast_sends + p.queued_sends]
-                  for mode in ("lean", "c")}
+                  for mode in ("lean", "c", "batch")}
         assert served["lean"] and all(p.lean and not p.compiled for p in served["lean"])
         assert served["c"] and all(p.compiled for p in served["c"])
+        assert served["batch"] and all(p.compiled for p in served["batch"])
         compared = 0
         for kind_pt in (VP8, OPUS):
             streams = {mode: by_payload(packets, kind_pt) for mode, packets in plaintext.items()}
-            common = set(streams["aiortc"]) & set(streams["lean"]) & set(streams["c"])
+            common = set(streams["aiortc"]) & set(streams["lean"]) & set(streams["c"]) & set(streams["batch"])
             assert len(common) > 50
             for payload in common:
                 lean, fast, old = streams["lean"][payload], streams["c"][payload], streams["aiortc"][payload]
-                assert masked(lean, False) == masked(fast, False)  # one abs-send-time per packet: all equal
+                batched = streams["batch"][payload]
+                # One abs-send-time per packet: all equal.
+                assert masked(lean, False) == masked(fast, False) == masked(batched, False)
                 assert masked(lean, True) == masked(old, True)
                 compared += 1
-            # Sequence numbers and timestamps run the same on all three (continuous across the wrap).
+            # Sequence numbers and timestamps run the same on all paths (continuous across the wrap).
             runs = {mode: deltas([d for d in plaintext[mode] if RtpPacket.parse(d).payload in common])
                     for mode in plaintext}
-            assert [d[0] for d in runs["lean"]] == [d[0] for d in runs["c"]] == [d[0] for d in runs["aiortc"]]
+            assert ([d[0] for d in runs["lean"]] == [d[0] for d in runs["c"]] == [d[0] for d in runs["aiortc"]]
+                    == [d[0] for d in runs["batch"]])
             # Timestamps too, except at the layer switch: there a forwarder advances by the wall time since its
             # subscriber's last packet (a few ticks apart between subscribers, whatever the path).
-            differ = [k for k, (a, b, c) in enumerate(zip(runs["lean"], runs["c"], runs["aiortc"]))
-                      if not a[1] == b[1] == c[1]]
-            assert len(differ) <= 1 and all(abs(runs["lean"][k][1] - runs["c"][k][1]) < 90 * 5 for k in differ)
+            differ = [k for k, (a, b, c, d) in enumerate(zip(runs["lean"], runs["c"], runs["aiortc"], runs["batch"]))
+                      if not a[1] == b[1] == c[1] == d[1]]
+            assert len(differ) <= 1 and all(abs(runs["lean"][k][1] - runs[m][k][1]) < 90 * 5
+                                            for k in differ for m in ("c", "batch"))
         assert compared > 100
         # The layer switch happened on every path, and the sequence numbers stayed continuous across it.
         for mode, packets in plaintext.items():
@@ -220,13 +228,13 @@ async def remote_sender_counts(bob: Participant, mid: str) -> tuple[int, int] | 
     return None
 
 
-@pytest.mark.parametrize("mode", ["lean", "c"])
+@pytest.mark.parametrize("mode", ["lean", "c", "batch"])
 async def test_nacks_rtx_sender_reports_and_a_new_pair_on_the_fast_path(server: RunningServer, mode: str) -> None:
     room = f"nack-{mode}"
     alice = await join(server.url, room, await server.token(room, "alice"))
     set_send_mode(mode)
     bob = await join(server.url, room, await server.token(room, "bob"))
-    set_send_mode("c")
+    set_send_mode("batch")
     try:
         (video,) = await alice.publish(("video", "video/VP8", "camera"))
         await wait_until(lambda: len(bob.client.tracks_by_mid) == 1, 10)
@@ -245,8 +253,11 @@ async def test_nacks_rtx_sender_reports_and_a_new_pair_on_the_fast_path(server: 
 
         await stream(120)
         await wait_until(lambda: len(bob.received[mid]) > 40, 5)
+        flush_all()
         [path] = server_paths(mode, alice, bob)
-        assert path.lean and path.compiled == (mode == "c") and path.fast_sends > 40
+        assert path.lean and path.compiled == (mode != "lean") and path.fast_sends > 40
+        if mode == "batch":
+            assert path.watchers  # bob's subscription is in a batched fan-out
         # A NACK is answered from the server's history over RTX, while the fast path carries the media.
         target = bob.received[mid][-10]
         before = len(plaintext)
@@ -281,6 +292,8 @@ async def test_nacks_rtx_sender_reports_and_a_new_pair_on_the_fast_path(server: 
         await stream(60)
         await wait_until(lambda: len(bob.received[mid]) > count + 40, 5)
         assert path._pair is new and path._sock is not old_socket and path.lean
+        if mode == "batch":
+            assert path.watchers  # it left the batch at the new pair and joined again on the new socket
         assert old_socket is not None and old_socket.fileno() == -1  # the old duplicate is closed
     finally:
         await alice.close()
@@ -351,7 +364,7 @@ def test_negotiated_codecs_are_deep_copies() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["lean", "c"])
+@pytest.mark.parametrize("mode", ["lean", "c", "batch"])
 def test_a_full_socket_buffer_hands_over_to_the_transport_in_order(mode: str) -> None:
     """In a namespace of the test's own whose loopback queues packets (tbf, 8 Mbit/s), 12 bursts of 300 packets
     on a socket with the smallest send buffer each meet EAGAIN: the asyncio transport takes over, every packet
@@ -382,11 +395,13 @@ def test_a_full_socket_buffer_hands_over_to_the_transport_in_order(mode: str) ->
                               cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["compiled"] == (mode == "c")
+    assert result["compiled"] == (mode != "lean")
     assert len(result["episodes"]) == episodes
     for episode in result["episodes"]:
         assert episode["queued_in_burst"] > 100  # EAGAIN came early in each burst
         assert episode["fast_after_drain"] == 3  # and the path took its own socket again after the drain
+        if mode == "batch":  # the batch sent until EAGAIN, left at the backlog and joined again after the drain
+            assert 0 < episode["batched_in_burst"] < 300 - 100 and episode["batched_after_drain"]
     everything = list(range(1, result["sent"] + 1))
     assert result["wire"] == everything  # left the socket in order
     if result["steered"]:
@@ -399,10 +414,12 @@ def test_a_full_socket_buffer_hands_over_to_the_transport_in_order(mode: str) ->
 def test_the_compiled_path_is_the_default_and_an_environment_variable_turns_it_off(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(aiortc_seams.SEND_PATH_ENV, raising=False)
-    assert aiortc_seams.send_mode_from_env() == "c"
+    assert aiortc_seams.send_mode_from_env() == "batch"
     monkeypatch.setenv(aiortc_seams.SEND_PATH_ENV, "lean")
     assert aiortc_seams.send_mode_from_env() == "lean"
     monkeypatch.setenv(aiortc_seams.SEND_PATH_ENV, " AIORTC ")
     assert aiortc_seams.send_mode_from_env() == "aiortc"
     monkeypatch.setenv(aiortc_seams.SEND_PATH_ENV, "turbo")  # a typo keeps the default, logged
+    assert aiortc_seams.send_mode_from_env() == "batch"
+    monkeypatch.setenv(aiortc_seams.SEND_PATH_ENV, "c")  # compiled, one call per subscriber
     assert aiortc_seams.send_mode_from_env() == "c"
