@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
+from aiohttp.test_utils import make_mocked_request
 
 from chat.web import CHAT_API
-from signaling.headers import CONTENT_SECURITY_POLICY
+from common.config import Config
+from signaling.headers import CONTENT_SECURITY_POLICY, worker_sockets
 from tests.conftest import RunningServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16
@@ -68,3 +72,16 @@ async def test_a_download_keeps_its_own_sandbox_policy(server: RunningServer) ->
             assert r.status == 200 and await r.read() == PNG
             assert_secured(r.headers, "GET /v1/files/{id}", csp="sandbox")
 
+
+
+def test_pages_may_reach_the_other_workers_sockets(tmp_path: Path) -> None:
+    """With --workers 3 the first worker's pages may open the sockets of workers 2 and 3 (placement sends them
+    there): at the workers' own address and at the page's Host name (an organisation's, #10); nothing else."""
+    config = Config(data_dir=tmp_path, host="127.0.0.1", port=8080, workers=3, worker_id="w0")
+    page = make_mocked_request("GET", "/r/standup", headers={"Host": "Chat.Acme.Example:8080"})
+    assert worker_sockets(page, config) == ["ws://127.0.0.1:8081", "ws://chat.acme.example:8081",
+                                            "ws://127.0.0.1:8082", "ws://chat.acme.example:8082"]
+    assert worker_sockets(page, replace(config, workers=1)) == []
+    assert worker_sockets(page, replace(config, media_only=True)) == []  # a media worker serves no pages
+    odd = make_mocked_request("GET", "/", headers={"Host": "[::1]:8080"})  # no IPv6 literal in a CSP host
+    assert worker_sockets(odd, config) == ["ws://127.0.0.1:8081", "ws://127.0.0.1:8082"]
