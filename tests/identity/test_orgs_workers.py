@@ -11,6 +11,7 @@ each process is asked directly rather than hoping a balancer spreads the request
 
 A participant of globex placed on w1 is sent to globex's own Host at w1's port, and joins there (a page globex's
 Host served at w0 may open that socket); acme's token at that worker and Host finds nothing (404 not_found).
+Loopback counts as a trusted proxy (`--trusted-proxies`), so a proxy's X-Forwarded-Host/-Proto can be sent too.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Http, Keys]]:
     keys = await asyncio.to_thread(prepare, data)
     port = two_free_ports()
     proc = subprocess.Popen([sys.executable, "-m", "signaling.cli", "serve", "--port", str(port), "--data-dir",
-                             str(data), "--workers", "2", "--per-worker", "1"], cwd=ROOT, env={**os.environ},
+                             str(data), "--workers", "2", "--per-worker", "1",
+                             "--trusted-proxies", "127.0.0.1/32"], cwd=ROOT, env={**os.environ},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
@@ -212,6 +214,12 @@ async def test_a_meeting_of_an_organisation_works_on_a_media_worker(served: tupl
         assert (status, body["error"]["code"]) == (404, "not_found"), body
         refused = await join_at(http, placed["ws_url"], tokens[ACME])
         assert (refused["type"], refused["code"]) == ("error", "not_found"), refused
+        # Behind a TLS proxy (loopback is trusted here): the forwarded Host and scheme, the worker's port.
+        proxied = {"X-Forwarded-Host": GLOBEX, "X-Forwarded-Proto": "https",
+                   "Authorization": f"Bearer {tokens[GLOBEX]}"}
+        async with http.session.get(f"{w0}/v1/rooms/standup/placement", headers=proxied) as resp:
+            assert (resp.status, await resp.json()) == (200, {
+                "worker": "w1", "ws_url": f"wss://{GLOBEX}:{port + 1}/v1/rooms/standup/ws"})
         # A page of acme's Host may not open globex's socket (nor may another site).
         for origin in (f"http://{ACME}:{port}", "http://evil.test"):
             with pytest.raises(aiohttp.WSServerHandshakeError) as refusal:
