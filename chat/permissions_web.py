@@ -17,7 +17,7 @@ from audit.appkeys import AUDIT
 from chat.service import org_flags
 from common.wire import read_json_object
 from identity.appkeys import PERMISSIONS
-from identity.permission_store import DEFAULT_ORG, PermissionStore
+from identity.permission_store import PermissionStore
 from identity.permissions import ROLES, Permission, parse_changes, require
 from store.database import Database
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from identity.orgs import DEFAULT_ORG
 from identity.permissions import (
     PermissionTable,
     Permission,
@@ -32,7 +33,6 @@ from store.schema import org_permissions
 
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 1.0
-DEFAULT_ORG = "default"
 
 # The organisation's settings flags the defaults depend on (chat's OrgSettings provides them).
 FlagSource = Callable[[str], Awaitable[Mapping[str, bool]]]

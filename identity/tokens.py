@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import jwt
 
 from common.errors import ExpiredToken, InvalidToken, OutOfScope
-from identity.orgs import org_of
+from identity.orgs import DEFAULT_ORG, org_of
 
 ALGORITHM = "HS256"
 ISSUER = "convene"
@@ -28,8 +28,6 @@ USER_SCOPE = "@chat"
 # The `use` claim of a record token; meeting and user tokens carry no `use` claim.
 RECORD_USE = "record"
 RECORD_TTL_SECONDS = 30 * 86400
-# The organisation of a token without an `org` claim (tokens minted before organisations, and `default`'s own).
-DEFAULT_ORG = "default"
 
 
 @dataclass(frozen=True)
@@ -210,6 +208,7 @@ class TokenIssuer:
 
 
 def _org(claims: dict[str, object]) -> str:
+    # A token without an `org` claim (minted before organisations, or `default`'s own) is the default one's.
     org = claims.get("org", DEFAULT_ORG)
     if not isinstance(org, str) or not org:
         raise InvalidToken("access token of no organisation")
