@@ -19,6 +19,7 @@ from chat.model import User
 from chat.service import ChatService
 from common.errors import CsrfRequired, NotFound, OutOfScope, TokenRevoked, Unauthorized
 from identity.apikeys import PREFIX, ApiKey, ApiKeyStore
+from identity.auth import bearer
 from identity.bots import BotRegistry
 from identity.meetings import MeetingLedger
 from identity.orgs import DEFAULT_ORG, request_org
@@ -139,14 +140,9 @@ class Authenticator:
             self.on_active(found.user.login, found.user.org)
 
     async def _principal(self, request: web.Request) -> Principal:
-        header = request.headers.get("Authorization", "")
-        if not header and request.cookies.get(SESSION_COOKIE):
+        if not request.headers.get("Authorization") and request.cookies.get(SESSION_COOKIE):
             return await self.from_session(request, request.cookies[SESSION_COOKIE])
-        scheme, _, value = header.partition(" ")
-        value = value.strip()
-        if scheme.lower() != "bearer" or not value:
-            raise Unauthorized("missing 'Authorization: Bearer <API key or token>' header")
-        return await self.from_credential(value, request_org(request))
+        return await self.from_credential(bearer(request), request_org(request))
 
     async def from_session(self, request: web.Request, session: str) -> Principal:
         """The session cookie: a user token only (never a meeting token or key); writes also need its CSRF header,

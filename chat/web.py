@@ -26,6 +26,7 @@ from audit.appkeys import AUDIT
 from chat.auth import Authenticator, Principal
 from common.errors import OutOfScope
 from identity.appkeys import API_KEYS, DATABASE, MEETINGS, TOKENS
+from identity.auth import credential_of
 from identity.meetings import MeetingLedger
 from identity.orgs import DEFAULT_ORG, plain, request_org
 from chat.bus import Bus, LocalBus, RedisBus
@@ -265,8 +266,7 @@ class ChatApi:
     async def logout(self, request: web.Request) -> web.Response:
         """Ends the session (the cookie's, or a session token sent as bearer) in every process, and drops the
         cookie. Without a session it only drops the cookie: signing out twice is not an error."""
-        header = request.headers.get("Authorization", "")
-        presented = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE)
+        presented = credential_of(request) or request.cookies.get(SESSION_COOKIE)
         with contextlib.suppress(ConveneError):
             token = self.auth.verify(presented or "")
             if token.session is not None and self.accounts is not None:

@@ -25,6 +25,7 @@ from chat.web import CHAT_API
 from common.errors import Forbidden, NotReady, OutOfScope
 from identity.apikeys import PREFIX
 from identity.appkeys import PERMISSIONS
+from identity.auth import credential_of
 from identity.permissions import Permission
 from identity.signin import SESSION_COOKIE
 from identity.tokens import Grants
@@ -43,12 +44,10 @@ async def signed_in_person(request: web.Request) -> Principal:
     if CHAT_API not in request.app:
         raise NotReady("signing in needs the chat part of the server, which this process does not run")
     auth = request.app[CHAT_API].auth
-    header = request.headers.get("Authorization", "")
-    if not header and request.cookies.get(SESSION_COOKIE):
+    if not request.headers.get("Authorization") and request.cookies.get(SESSION_COOKIE):
         return await auth.from_session(request, request.cookies[SESSION_COOKIE])
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    if scheme.lower() != "bearer" or not value:
+    value = credential_of(request)
+    if value is None:
         return await auth.principal(request)  # says what is missing (401)
     if value.startswith(PREFIX):
         raise Forbidden("joining as a member needs a signed-in person (a session or a user token), not an API key")

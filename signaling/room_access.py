@@ -18,7 +18,7 @@ from chat.web import CHAT_API
 from common.errors import NotPermitted
 from identity.apikeys import PREFIX
 from identity.appkeys import PERMISSIONS
-from identity.auth import require_admin_key
+from identity.auth import credential_of, require_admin_key
 from identity.permissions import Permission, require
 from identity.signin import SESSION_COOKIE
 from identity.tokens import Grants
@@ -27,12 +27,10 @@ from signaling.appkeys import CONFIG, MEETINGS, TOKENS
 
 def _names_a_person(request: web.Request) -> bool:
     """A session cookie without a bearer header, or a bearer user token (a bad token is refused here, 401)."""
-    header = request.headers.get("Authorization", "")
-    if not header:
+    if not request.headers.get("Authorization"):
         return bool(request.cookies.get(SESSION_COOKIE))
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    if scheme.lower() != "bearer" or not value or value.startswith(PREFIX):
+    value = credential_of(request)
+    if value is None or value.startswith(PREFIX):
         return False
     return request.app[TOKENS].verify(value).is_user_token
 
