@@ -27,6 +27,7 @@ from sqlalchemy import select
 from audit import AuditEvent, Recorder
 from chat.files import FileVault
 from chat.model import OrgSettings
+from common.names import department_ancestors
 from store.database import Database
 from store.schema import accounts, chat_channels, chat_file_refs, chat_files, chat_members, chat_messages, chat_settings, chat_users
 
@@ -135,7 +136,7 @@ class Exporter:
     async def _departments(self) -> list[str]:
         async with self.db.read() as conn:
             paths = [r[0] for r in await conn.execute(select(chat_users.c.department).distinct())]
-        every = {"/".join(p.split("/")[:i]) for p in paths if p for i in range(1, p.count("/") + 2)}
+        every = department_ancestors(paths)
         self.counts.departments = len(every)
         return sorted(every)  # parents before children
 

@@ -22,6 +22,7 @@ from chat.model import Channel, Message, OrgSettings, new_id
 from chat.service import CHANNEL_NAME, LOGIN
 from chat.sniff import sanitize_name, sniff
 from chat.sql_store import SqlChatStore
+from common.names import department_ancestors
 from store.database import Database
 from store.schema import accounts, chat_channels, chat_file_refs, chat_files, chat_members, chat_messages, chat_settings, chat_users
 
@@ -115,7 +116,7 @@ class Loader:
         tally = self.counts.of("departments")
         async with self.db.read() as conn:
             ours = {r[0] for r in await conn.execute(select(chat_users.c.department).distinct())}
-        known = {"/".join(p.split("/")[:i]) for p in ours if p for i in range(1, p.count("/") + 2)}
+        known = department_ancestors(ours)
         for v in values:
             if str(v.get("path", "")) in known:
                 tally.existing += 1

@@ -54,7 +54,7 @@ from chat.sniff import sanitize_name
 from chat.store import ChatStore
 from common.errors import BadRequest, Conflict, Forbidden, InvalidField
 from identity.orgs import DEFAULT_ORG, unqualify
-from common.names import display_name
+from common.names import department_parts, display_name
 from common.times import parse_time
 
 SYSTEM_LOGIN = "convene"
@@ -226,7 +226,7 @@ class ChatService:
         for user in await self.store.list_users(actor.org):
             node = root
             path = ""
-            for part in [p for p in user.department.split("/") if p]:
+            for part in department_parts(user.department):
                 path = f"{path}/{part}" if path else part
                 node = node["children"].setdefault(part, {"name": part, "path": path, "users": [], "children": {}})
             node["users"].append(user.login)

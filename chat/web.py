@@ -52,6 +52,7 @@ from chat.store import ChatStore
 from identity.apikeys import ApiKeyStore
 from identity.bots import BotRegistry
 from common.config import Config
+from common.names import department_parts
 from common.times import parse_time
 from common.errors import BadRequest, ConveneError, InvalidField, MalformedJson, RateLimited, Unauthorized
 from common.origins import check_origin, refuse_token_in_url
@@ -207,7 +208,7 @@ class ChatApi:
         if not p.scoped:  # a meeting token's answer stays as it was: it holds none of the chat role's powers
             table = await self.service.table(p.org)
             out.update(org=p.org, login=p.user.login, name=p.user.name, role=p.user.role,
-                       department=[part for part in p.user.department.split("/") if part],
+                       department=department_parts(p.user.department),
                        email=p.user.email, title=p.user.title,
                        permissions=table.held_by(p.user))
         out.update(await self.watermark.for_viewer(p))  # watermark (the setting here) and watermark_text

@@ -10,6 +10,7 @@ that were stored or signed before the check existed, applied where text is rende
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 
 from common.errors import InvalidField
 
@@ -36,3 +37,25 @@ def display_name(value: object, field: str = "name", max_len: int = 128) -> str:
 def one_line(text: str) -> str:
     """`text` with every run of control characters, line breaks and bidi controls made one space."""
     return _UNSAFE_RUN.sub(" ", text)
+
+
+def department_parts(path: str, clean: Callable[[str], str] | None = None) -> list[str]:
+    """A department path's parts, outermost first, empty ones dropped; each passed through `clean` first where the
+    path comes from outside (a directory attribute, a sign-in claim): `研发部 / 前端组/` with `str.strip` ->
+    ["研发部", "前端组"]. A stored path is already clean (chat/service.py's DEPARTMENT): no `clean` for it."""
+    parts = path.split("/")
+    return [part for part in (map(clean, parts) if clean is not None else parts) if part]
+
+
+def department_path(path: str, clean: Callable[[str], str] = str.strip) -> str:
+    """A department path from outside as we store it: `研发部 / 前端组/` -> `研发部/前端组`."""
+    return "/".join(department_parts(path, clean))
+
+
+def department_ancestors(paths: Iterable[str | None]) -> set[str]:
+    """Every department that stored `paths` name, with all its parents: ["a/b/c"] -> {"a", "a/b", "a/b/c"}."""
+    every: set[str] = set()
+    for path in paths:
+        parts = path.split("/") if path else []
+        every.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return every

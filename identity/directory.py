@@ -27,6 +27,7 @@ from ldap3.utils.conv import escape_filter_chars
 
 from common.config import Config
 from common.errors import DirectoryUnavailable, InvalidConfig, InvalidCredentials
+from common.names import department_path
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class Directory:
             department = ou_path(dn, s.base_dn) if name.lower() == "dn" else _first(attrs, (name,))
             if department:
                 break
-        department = "/".join(p.strip() for p in department.split("/") if p.strip())
+        department = department_path(department)
         return DirectoryUser(dn=dn, external_id=_external_id(attrs, raw, dn), login=_first(attrs, s.attr_login),
                              name=_first(attrs, s.attr_name), email=_first(attrs, s.attr_email),
                              department=department, title=_first(attrs, s.attr_title), disabled=_disabled(attrs))

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit import AuditEvent, Recorder
+from common import names
 from common.errors import OidcAccountExists
 from identity.oidc import OidcIdentity
 from identity.orgs import DEFAULT_ORG
@@ -39,7 +40,7 @@ def one_line(text: str, limit: int) -> str:
 
 def department_path(text: str) -> str:
     """`研发部 / 前端组` -> `研发部/前端组`: the path's parts, trimmed, empty ones dropped."""
-    return "/".join(p for p in (one_line(part, 64) for part in text.split("/")) if p)[:256]
+    return names.department_path(text, lambda part: one_line(part, 64))[:256]
 
 
 def _profile(identity: OidcIdentity) -> dict[str, str]:
