@@ -2,18 +2,13 @@
 // permission table and the directory's sync status. The page is the same for everyone; it shows its tabs to
 // admins and owners, and the server refuses the data APIs to anyone else anyway. An API this server does not
 // have (404) shows as "not available" in its tab.
+import { el } from "/static/dom.js";
 import { errorText, formatDateTime, has, initPage, onLanguageChange, t } from "/static/i18n.js";
 import { call, currentPerson, isAdmin } from "/static/session.js";
 
 const $ = (id) => document.getElementById(id);
 const ROLES = ["owner", "admin", "member", "bot", "guest"];
 const RANK = { guest: 0, bot: 1, member: 1, admin: 2, owner: 3 };
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 /** The error line for a failed call: "not available" when this server has no such API. */
 function failure(err) {

@@ -4,18 +4,13 @@
 // the CSRF token from /v1/me. The meeting token the
 // server answers is kept for the tab (sessionStorage), so the meeting's address carries none.
 import { randomRoomName, rememberToken, ROOM_NAME } from "/static/api.js";
+import { el } from "/static/dom.js";
 import { errorText, formatDate, formatDateTime, onLanguageChange, t } from "/static/i18n.js";
 import { recordPath, recordToken } from "/static/records-store.js";
 import { redrawUpcoming, showSchedule } from "/static/schedule.js";
 import { call, holds, isAdmin, joinAsMember, signOut } from "/static/session.js";
 
 const $ = (id) => document.getElementById(id);
-
-export function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 function unreadBadge(count) {
   if (!count) return "";

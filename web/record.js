@@ -1,6 +1,7 @@
 // The meeting page (/m/{meeting_id}): transcript (searchable), downloads, notes (the organizer edits them and
 // posts the action items to the meeting's chat), attendance and speaking time, and the meetings this browser
 // keeps. Every call carries the meeting's record token in the Authorization header; none is ever in a URL.
+import { el } from "/static/dom.js";
 import { errorText, formatDateTime, initPage, language, onLanguageChange, t } from "/static/i18n.js";
 import { icon } from "/static/icons.js";
 import { forgetRecordToken, keepRecordToken, recordPath, recordToken, recordTokens } from "/static/records-store.js";
@@ -35,17 +36,6 @@ async function api(path, token, { method = "GET", body, raw = false } = {}) {
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
   return raw ? response : response.json();
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key in node && key !== "list") node[key] = value; // `list` is a read-only property: an attribute
-    else node.setAttribute(key, value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
 }
 
 function toast(text) {

@@ -2,7 +2,7 @@
 // to, times in the reader's language and zone, a Join button from 10 minutes before the start to the end, the
 // .ics to add it to a calendar, Cancel for the organiser) and the small "Schedule" form. The server sends each
 // invitee a chat message; the join link carries no token (signed-in people join as themselves).
-import { el } from "/static/home.js";
+import { el } from "/static/dom.js";
 import { errorText, formatDateTime, formatTime, t } from "/static/i18n.js";
 import { call, holds } from "/static/session.js";
 

@@ -2,6 +2,7 @@
 // library): lines for active users, minutes and participants, stacked bars for messages by client and by
 // channel kind, bars for meetings and files. Every mark carries data-series, data-day and data-value, and a
 // <title> for its tooltip. The page is the same for everyone; the API refuses who does not hold read_stats.
+import { el } from "/static/dom.js";
 import { errorText, has, initPage, onLanguageChange, t } from "/static/i18n.js";
 import { call, currentPerson } from "/static/session.js";
 
@@ -27,12 +28,6 @@ const CHARTS = [
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  node.append(...children);
-  return node;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
   node.append(...children);
   return node;
 }
