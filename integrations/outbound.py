@@ -1,14 +1,20 @@
-"""Signed calls to an integration's URL (slash commands, button clicks), bounded in time and size.
+"""Signed calls to an integration's URL (slash commands, button clicks, outgoing webhooks), bounded in time and size.
 
-One aiohttp session per server. Each call: the body signed with the integration's secret (integrations/signing.py),
-no redirects followed, names resolved through the address guard (private addresses only when the operator allows
-them), the answer read up to MAX_ANSWER_BYTES within `timeout` seconds (3 s: Slack's budget for a command).
+The one way this package sends HTTP, with an aiohttp session per Outbound (the interactions have one, the
+outgoing webhooks another, each with its own User-Agent and connection limit). Each call: the body signed with the
+integration's secret (integrations/signing.py), no redirects followed, the URL checked again and names resolved
+through the address guard (private addresses only when the operator allows them). `post` reads the answer up to
+MAX_ANSWER_BYTES within `timeout` seconds (3 s: Slack's budget for a command) and raises typed errors; `posting`
+hands the open response to a caller that judges it itself (outgoing webhooks retry some failures and keep the
+outcome as text).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -44,32 +50,48 @@ class Answer:
 
 
 class Outbound:
-    def __init__(self, allow_private: bool, timeout: float = ANSWER_SECONDS) -> None:
+    def __init__(self, allow_private: bool, timeout: float = ANSWER_SECONDS,
+                 user_agent: str = "Convene-Integrations/1", connections: int = 100) -> None:
         self.allow_private = allow_private
         self.timeout = timeout
+        self.user_agent = user_agent
+        self.connections = connections
         self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._http is not None
 
     def check_url(self, url: object, field: str = "url") -> str:
         return check_url(url, self.allow_private, field)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allow_private), limit=100)
-        self._http = aiohttp.ClientSession(connector=connector, headers={"User-Agent": "Convene-Integrations/1"})
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allow_private), limit=self.connections)
+        self._http = aiohttp.ClientSession(connector=connector, headers={"User-Agent": self.user_agent})
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
             self._http = None
 
-    async def post(self, url: str, secret: str, body: bytes, content_type: str) -> Answer:
-        """POSTs `body` signed with `secret`; the answer, or IntegrationTimeout / IntegrationFailed."""
+    @contextlib.asynccontextmanager
+    async def posting(self, url: str, secret: str, body: bytes, content_type: str,
+                      timeout: float) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POSTs `body` signed with `secret`, at most `timeout` seconds in all; the response, open for reading.
+        aiohttp's errors, AddressRefused and TimeoutError are the caller's to judge."""
         if self._http is None:
             raise IntegrationFailed("integrations are not running")
         self.check_url(url)  # a literal private address is refused again at send time
         headers = {"Content-Type": content_type, **sign(secret, body)}
+        async with self._http.post(url, data=body, headers=headers, allow_redirects=False,
+                                   timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            yield response
+
+    async def post(self, url: str, secret: str, body: bytes, content_type: str) -> Answer:
+        """POSTs `body` signed with `secret`; the answer, or IntegrationTimeout / IntegrationFailed."""
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._http.post(url, data=body, headers=headers, allow_redirects=False) as response:
+                async with self.posting(url, secret, body, content_type, self.timeout) as response:
                     data = await read_capped(response, MAX_ANSWER_BYTES)
                     answer = Answer(response.status, data, response.headers.get("Content-Type", ""))
         except BodyTooLarge as exc:

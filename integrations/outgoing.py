@@ -32,11 +32,11 @@ import aiohttp
 from chat.model import Channel
 from chat.service import ChatService
 from common.http_body import BodyTooLarge, read_capped
-from integrations.address_guard import AddressRefused, GuardedResolver, check_url
+from integrations.address_guard import AddressRefused
 from integrations.hook_poster import HookPoster, is_hook_bot
 from integrations.hook_secrets import shared_secret
 from integrations.hook_store import Delivery, Hook, HookStore
-from integrations.signing import sign
+from integrations.outbound import Outbound
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,10 @@ class OutgoingHooks:
         self.backoff = 1.0
         self._cache: tuple[float, list[Hook]] = (0.0, [])
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http: aiohttp.ClientSession | None = None
+        self.http = Outbound(allow_private, user_agent="Convene-Webhook/1", connections=50)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allow_private), limit=50)
-        self._http = aiohttp.ClientSession(connector=connector, headers={"User-Agent": "Convene-Webhook/1"})
+        await self.http.start()
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -85,14 +84,12 @@ class OutgoingHooks:
         if self._flushing is not None:
             self._flushing.cancel()
         await self.flush()
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self.http.close()
 
     def on_event(self, event: dict[str, Any], _text: str) -> None:
         """The bus listener: a new message starts a task; nothing here waits."""
         message = event.get("message")
-        if event.get("type") != "message" or not isinstance(message, dict) or self._http is None:
+        if event.get("type") != "message" or not isinstance(message, dict) or not self.http.running:
             return
         if message.get("deleted") or message.get("type") != "text" or is_hook_bot(str(message.get("author", ""))):
             return
@@ -205,13 +202,10 @@ class OutgoingHooks:
 
     async def _try(self, hook: Hook, body: bytes) -> tuple[str | None, str, bool]:
         """One POST: (the reply's text, "" or the error, whether another try may help)."""
-        assert self._http is not None and hook.url is not None and hook.salt is not None
-        headers = {"Content-Type": "application/json",
-                   **sign(shared_secret(self._secret, hook.id, hook.salt), body)}
+        assert hook.url is not None and hook.salt is not None
+        secret = shared_secret(self._secret, hook.id, hook.salt)
         try:
-            check_url(hook.url, self.allow_private)
-            async with self._http.post(hook.url, data=body, headers=headers, allow_redirects=False,
-                                       timeout=aiohttp.ClientTimeout(total=self.timeout)) as r:
+            async with self.http.posting(hook.url, secret, body, "application/json", self.timeout) as r:
                 if not 200 <= r.status < 300:
                     return None, f"HTTP {r.status}", r.status >= 500 or r.status in RETRYABLE
                 raw = await read_capped(r, MAX_REPLY_BYTES)
