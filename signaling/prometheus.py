@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from chat.web import CHAT_API
 from common.errors import InvalidConfig
 from identity.appkeys import DATABASE
-from identity.auth import require_server_admin_key
+from identity.auth import credential_of, require_server_admin_key
 from signaling.appkeys import CONFIG, ROOMS
 from signaling.ws import SESSIONS
 from transcribe.web import TRANSCRIBE
@@ -186,10 +186,9 @@ def read_scrape_token(path: Path | None) -> str | None:
 
 
 def _is_scrape_token(request: web.Request, token: str | None) -> bool:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    value = credential_of(request)
     # Compared in constant time: the token is a password Prometheus holds.
-    return token is not None and scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(),
-                                                                                      token.encode())
+    return token is not None and value is not None and hmac.compare_digest(value.encode(), token.encode())
 
 
 async def scrape(request: web.Request) -> web.Response:
