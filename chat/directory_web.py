@@ -117,7 +117,7 @@ class DirectoryAdmin:
         self.config = config
 
     async def run_sync(self, request: web.Request) -> web.Response:
-        p = await self.api._who(request, write=True)
+        p = await self.api.who(request, write=True)
         require_admin(p)
         sync = await self.syncs.for_org(p.org)
         if sync is None:
@@ -127,7 +127,7 @@ class DirectoryAdmin:
         return web.json_response({**report.counts(), "errors": report.errors[:20]})
 
     async def status(self, request: web.Request) -> web.Response:
-        p = await self.api._who(request)
+        p = await self.api.who(request)
         require_admin(p)
         sync = await self.syncs.for_org(p.org)
         url = None if sync is None else sync.directory.settings.url

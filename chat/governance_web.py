@@ -48,7 +48,7 @@ class GovernanceApi:
 
     async def _admin(self, request: web.Request, write: bool = False) -> tuple[str, HoldStore]:
         """The caller (edit_org in their organisation) and that organisation's holds."""
-        p = await self.api._who(request, write=write)
+        p = await self.api.who(request, write=write)
         require(p.user, Action.EDIT_ORG, await self.api.service.table(p.org))
         return p.user.login, self.holds.in_org(p.org)
 
@@ -118,12 +118,12 @@ class GovernanceApi:
         return web.json_response((await self.retention.run(org=holds.org_id)).to_wire())
 
     async def archive(self, request: web.Request) -> web.Response:
-        p = await self.api._who(request, write=True)
+        p = await self.api.who(request, write=True)
         channel = await self.channels.archive(p.user, request.match_info["id"], True)
         return web.json_response(channel.to_wire())
 
     async def unarchive(self, request: web.Request) -> web.Response:
-        p = await self.api._who(request, write=True)
+        p = await self.api.who(request, write=True)
         channel = await self.channels.archive(p.user, request.match_info["id"], False)
         return web.json_response(channel.to_wire())
 

@@ -30,13 +30,13 @@ class PermissionsApi:
         self.store = store
 
     async def get(self, request: web.Request) -> web.Response:
-        p = await self.api._who(request)
+        p = await self.api.who(request)
         table = await self.store.table(p.org)  # the caller's organisation's table
         require(p.user, Permission.EDIT_ORG, table)
         return web.json_response(table.to_wire())
 
     async def put(self, request: web.Request) -> web.Response:
-        p = await self.api._who(request, write=True)
+        p = await self.api.who(request, write=True)
         require(p.user, Permission.EDIT_ORG, await self.store.table(p.org))
         body = await read_json_object(request, allowed={name.value for name in Permission})
         changes = parse_changes(body)

@@ -82,7 +82,7 @@ class WatermarkApi:
     async def tamper(self, request: web.Request) -> web.Response:
         """A page saw its overlay removed or restyled (and drew it again). Answers whether it was recorded:
         within a minute of the last record for this person it is not (the page keeps redrawing regardless)."""
-        p = await self.api._who(request, write=True, meeting=True)
+        p = await self.api.who(request, write=True, meeting=True)
         body = await read_json_object(request, allowed={"page", "what"})
         page = body.get("page")
         if page not in TAMPER_PAGES:

@@ -167,8 +167,10 @@ class ChatApi:
         self.watermark = WatermarkApi(self)
         bus.subscribe(self.hub.dispatch)
 
-    async def _who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
-        """The caller. Endpoints a meeting token may use say `meeting=True` and then keep it to its channel."""
+    async def who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
+        """The caller, for every REST part that authenticates as chat does (integrations, audit, statistics, rooms
+        for signed-in people). Endpoints a meeting token may use say `meeting=True` and then keep it to its channel;
+        a write is rate-limited."""
         principal = await self.auth.principal(request)
         if not meeting:
             principal.unscoped()
@@ -202,7 +204,7 @@ class ChatApi:
     # Directory --------------------------------------------------------------------------------
 
     async def me(self, request: web.Request) -> web.Response:
-        p = await self._who(request, meeting=True)
+        p = await self.who(request, meeting=True)
         out: dict[str, Any] = {"user": p.user.to_wire(), "room": p.room and plain(p.room), "meeting": p.meeting,
                                "channel": p.channel_id}
         if not p.scoped:  # a meeting token's answer stays as it was: it holds none of the chat role's powers
@@ -277,21 +279,21 @@ class ChatApi:
         return response
 
     async def get_org(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self.who(request)
         return web.json_response((await self.service.org(p.org)).to_wire())
 
     async def patch_org(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.who(request, write=True)
         body = await read_json_object(request, allowed=set((await self.service.org(p.org)).to_wire()))
         return web.json_response((await self.service.patch_org(p.user, body)).to_wire())
 
     async def list_users(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self.who(request)
         require(p.user, Action.READ_DIRECTORY, await self.service.table(p.org))
         return web.json_response({"users": [u.to_wire() for u in await self.store.list_users(p.org)]})
 
     async def add_user(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.who(request, write=True)
         body = await read_json_object(request, allowed={"login", "role", "department", "name"})
         user, created = await self.service.add_user(
             p.user, valid_login(body.get("login")), _str_field(body, "role", "member") or "member",
@@ -299,14 +301,14 @@ class ChatApi:
         return web.json_response(user.to_wire(), status=201 if created else 200)
 
     async def patch_user(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.who(request, write=True)
         body = await read_json_object(request, allowed={"role", "department", "name"})
         user = await self.service.patch_user(p.user, request.match_info["login"], _str_field(body, "role"),
                                              _str_field(body, "department"), _str_field(body, "name"))
         return web.json_response(user.to_wire())
 
     async def user_token(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.who(request, write=True)
         require(p.user, Action.MANAGE_USERS, await self.service.table(p.org))
         body = await read_json_object(request, allowed={"ttl"})
         ttl = body.get("ttl", 30 * 86400)
@@ -330,7 +332,7 @@ class ChatApi:
     async def deactivate_user(self, request: web.Request) -> web.Response:
         """Ends a person's access: sign-in refused, every session and user token fails on its next request, and
         their live chat sockets close (4410) here at once and in other processes within a poll."""
-        p = await self._who(request, write=True)
+        p = await self.who(request, write=True)
         require(p.user, Action.MANAGE_USERS, await self.service.table(p.org))
         login = request.match_info["login"]
         target = await self.service.user_in(p.org, login)
@@ -357,13 +359,13 @@ class ChatApi:
         return account, closed
 
     async def departments(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self.who(request)
         return web.json_response(await self.service.departments(p.user))
 
     # Channels ---------------------------------------------------------------------------------
 
     async def create_channel(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.who(request, write=True)
         body = await read_json_object(request, allowed={"name", "kind", "members", "topic"})
         kind = _str_field(body, "kind", "team") or "team"
         topic = _str_field(body, "topic", "") or ""
@@ -375,23 +377,23 @@ class ChatApi:
         return web.json_response({**channel.to_wire(), "members": members}, status=201 if created else 200)
 
     async def list_channels(self, request: web.Request) -> web.Response:
-        p = await self._who(request, meeting=True)
+        p = await self.who(request, meeting=True)
         rows = [m for m in await self.service.channels(p.user) if not p.scoped or m.channel.id == p.channel_id]
         return web.json_response({"channels": [{**m.channel.to_wire(), "last_read": m.last_read,
                                                 "unread": m.unread} for m in rows]})
 
     async def browse_channels(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self.who(request)
         require(p.user, Action.JOIN_TEAM_CHANNEL, await self.service.table(p.org))
         return web.json_response({"channels": [c.to_wire() for c in await self.store.list_channels("team", p.org)]})
 
     async def get_channel(self, request: web.Request) -> web.Response:
-        p = await self._who(request, meeting=True)
+        p = await self.who(request, meeting=True)
         channel = await self.service.readable(p.user, await self._channel_for(p, request.match_info["id"]))
         return web.json_response({**channel.to_wire(), "members": await self.store.members(channel.id)})
 
     async def patch_channel(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.who(request, write=True)
         body = await read_json_object(request, allowed={"topic", "retention_days", "watermark", "name"})
         if "name" in body:  # a rename (channel.rename in the audit log): then the other fields, if any
             await ChannelAdmin(self.service).rename(p.user, request.match_info["id"], body["name"])
@@ -405,19 +407,19 @@ class ChatApi:
         return web.json_response(channel.to_wire())
 
     async def change_members(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.who(request, write=True)
         body = await read_json_object(request, allowed={"add", "remove"})
         members = await self.service.change_members(p.user, request.match_info["id"], _list_field(body, "add"),
                                                     _list_field(body, "remove"))
         return web.json_response({"members": members})
 
     async def list_members(self, request: web.Request) -> web.Response:
-        p = await self._who(request, meeting=True)
+        p = await self.who(request, meeting=True)
         channel = await self.service.readable(p.user, await self._channel_for(p, request.match_info["id"]))
         return web.json_response({"members": await self.store.members(channel.id)})
 
     async def mark_read(self, request: web.Request) -> web.Response:
-        p = await self._who(request, meeting=True)
+        p = await self.who(request, meeting=True)
         ref = await self._channel_for(p, request.match_info["id"])
         body = await read_json_object(request, allowed={"ord"})
         ord_ = body.get("ord")
@@ -427,7 +429,7 @@ class ChatApi:
         return web.json_response({"ok": True})
 
     async def history(self, request: web.Request) -> web.Response:
-        p = await self._who(request, meeting=True)
+        p = await self.who(request, meeting=True)
         ref = await self._channel_for(p, request.match_info["id"])
         after = _int(request, "after", None, 0, 2 ** 62)
         before = _int(request, "before", None, 0, 2 ** 62)
@@ -445,7 +447,7 @@ class ChatApi:
     # Messages ---------------------------------------------------------------------------------
 
     async def post_message(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True, meeting=True)
+        p = await self.who(request, write=True, meeting=True)
         body = await read_json_object(request, allowed={"to", "content", "type", "attachments", "thread",
                                                         "client_id", "task", "important"})
         to = body.get("to")
@@ -475,12 +477,12 @@ class ChatApi:
         return web.json_response(message.to_wire(), status=201 if created else 200)
 
     async def get_message(self, request: web.Request) -> web.Response:
-        p = await self._who(request, meeting=True)
+        p = await self.who(request, meeting=True)
         message_id = await self._message_for(p, request.match_info["id"])
         return web.json_response((await self.service.get_message(p.user, message_id)).to_wire())
 
     async def edit_message(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True, meeting=True)
+        p = await self.who(request, write=True, meeting=True)
         await self._message_for(p, request.match_info["id"])
         body = await read_json_object(request, allowed={"content", "important"})
         content = _str_field(body, "content")
@@ -496,19 +498,19 @@ class ChatApi:
         return web.json_response(message.to_wire())
 
     async def recall_message(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True, meeting=True)
+        p = await self.who(request, write=True, meeting=True)
         await self._message_for(p, request.match_info["id"])
         return web.json_response((await self.service.recall(p.user, request.match_info["id"])).to_wire())
 
     async def add_reaction(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True, meeting=True)
+        p = await self.who(request, write=True, meeting=True)
         await self._message_for(p, request.match_info["id"])
         body = await read_json_object(request, allowed={"emoji"})
         emoji = _str_field(body, "emoji") or ""
         return web.json_response((await self.service.react(p.user, request.match_info["id"], emoji, True)).to_wire())
 
     async def remove_reaction(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True, meeting=True)
+        p = await self.who(request, write=True, meeting=True)
         await self._message_for(p, request.match_info["id"])
         emoji = request.match_info["emoji"]
         return web.json_response((await self.service.react(p.user, request.match_info["id"], emoji, False)).to_wire())
@@ -516,7 +518,7 @@ class ChatApi:
     # Tasks, search, sync ----------------------------------------------------------------------
 
     async def patch_task(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True, meeting=True)
+        p = await self.who(request, write=True, meeting=True)
         await self._message_for(p, request.match_info["id"])
         body = await read_json_object(request, allowed={"status", "title", "assignee", "due", "note"})
         patch = TaskPatch(status=_str_field(body, "status"), title=_str_field(body, "title"),
@@ -525,7 +527,7 @@ class ChatApi:
         return web.json_response((await self.service.update_task(p.user, request.match_info["id"], patch)).to_wire())
 
     async def list_tasks(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self.who(request)
         status = request.query.get("status", "open")
         if status not in ("open", "all"):
             raise InvalidField("status is open or all", field="status")
@@ -533,7 +535,7 @@ class ChatApi:
         return web.json_response({"tasks": _messages(tasks)})
 
     async def search(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self.who(request)
         q = request.query.get("q", "")
         if len(q) > 200:
             raise InvalidField("q may be at most 200 characters", field="q")
@@ -547,7 +549,7 @@ class ChatApi:
                                   "took_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     async def sync(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self.who(request)
         since = _int(request, "since", 0, 0, 2 ** 62) or 0
         limit = _int(request, "limit", 500, 1, 2000) or 500
         result = await self.service.sync(p.user, since, limit)
@@ -562,7 +564,7 @@ class ChatApi:
     # Files ------------------------------------------------------------------------------------
 
     async def upload(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True, meeting=True)
+        p = await self.who(request, write=True, meeting=True)
         org = await self.service.org(p.org)
         require(p.user, Action.UPLOAD_FILES, await self.service.table(p.org))
         if not request.content_type.startswith("multipart/"):
@@ -601,7 +603,7 @@ class ChatApi:
 
     async def file_link(self, request: web.Request) -> web.Response:
         """A link that downloads this file for a few minutes without a credential (for `<a>` and new tabs)."""
-        p = await self._who(request, write=True, meeting=True)
+        p = await self.who(request, write=True, meeting=True)
         meta = await self._file_for(p, request.match_info["id"])
         url, expires = self.links.url(meta.id)
         return web.json_response({"url": url, "expires": expires})
@@ -618,7 +620,7 @@ class ChatApi:
                 raise FileNotFound(f"no file {file_id!r}")
             meta = found
         else:
-            p = await self._who(request, meeting=True)
+            p = await self.who(request, meeting=True)
             meta = await self._file_for(p, file_id)
         path = self.vault.path_of(meta.sha256)
         quoted = urllib.parse.quote(meta.name, safe="")

@@ -6,8 +6,12 @@ Every organisation has its own integrations: another organisation's answer 404, 
 
 from __future__ import annotations
 
+from aiohttp import web
+
+from chat.auth import Principal
 from chat.model import User
 from chat.service import ChatService
+from chat.web import ChatApi
 from identity.permissions import Permission, outranked_by, require
 
 SEE_ALL_ROLES = frozenset({"owner", "admin"})
@@ -31,3 +35,11 @@ async def may_remove(chat: ChatService, user: User, maker: str) -> bool:
         return True
     made_by = await chat.store.get_user(maker)
     return outranked_by(made_by.role if made_by is not None else "admin", user.role)
+
+
+async def manager(api: ChatApi, request: web.Request, write: bool = False) -> Principal:
+    """The caller (never a meeting token; a write is rate-limited as chat's are), who must hold
+    manage_integrations: what every integrations endpoint that makes, lists or removes starts with."""
+    caller = await api.who(request, write=write)
+    await require_manage(api.service, caller.user)
+    return caller

@@ -41,7 +41,7 @@ from common.wire import read_json_object
 from identity.appkeys import DATABASE
 from identity.orgs import DEFAULT_ORG, request_org
 from identity.secrets_store import server_secret
-from integrations.access import may_remove, require_manage, sees
+from integrations.access import manager, may_remove, sees
 from integrations.address_guard import check_url
 from integrations.errors import HookDisabled, HookNotFound, HookOwnerLeft
 from integrations.github import github_post
@@ -101,11 +101,7 @@ class HooksApi:
         self.allow_private = config.hooks_allow_private
 
     async def _manager(self, request: web.Request) -> Principal:
-        p = (await self.chat_api.auth.principal(request)).unscoped()
-        if request.method != "GET":
-            self.chat_api.limiter.take(p.rate_key)
-        await require_manage(self.chat, p.user)
-        return p
+        return await manager(self.chat_api, request, write=request.method != "GET")
 
     def _base_url(self, request: web.Request) -> str:
         """Where the caller's organisation is served: the configured URL for the default one, else its Host."""

@@ -31,8 +31,7 @@ from common.errors import Conflict, InvalidField, NotPermitted
 from common.wire import read_json_object
 from identity.appkeys import API_KEYS, DATABASE
 from identity.bots import BotRegistry
-from identity.permissions import Action, require
-from integrations.access import may_remove, sees
+from integrations.access import manager, may_remove, sees
 from integrations.commands import CommandNotFound, CommandStore, valid_trigger
 from integrations.interactive import Interactive, InteractiveStore
 from integrations.outbound import Outbound
@@ -75,18 +74,8 @@ class InteractionApi:
         self.slash = SlashCommands(commands, chat.service, outbound, config.url)
         self.interactive = interactive
 
-    async def _who(self, request: web.Request, write: bool = False, meeting: bool = False) -> Principal:
-        principal = await self.chat.auth.principal(request)
-        if not meeting:
-            principal.unscoped()
-        if write:
-            self.chat.limiter.take(principal.rate_key)
-        return principal
-
     async def _manager(self, request: web.Request, write: bool = False) -> Principal:
-        p = await self._who(request, write=write)
-        require(p.user, Action.MANAGE_INTEGRATIONS, await self.chat.service.table(p.org))
-        return p
+        return await manager(self.chat, request, write=write)
 
     # Bots -------------------------------------------------------------------------------------
 
@@ -157,13 +146,13 @@ class InteractionApi:
     # Interactive messages ---------------------------------------------------------------------
 
     async def post_interactive(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.chat.who(request, write=True)
         body = await read_json_object(request, allowed={"to", "content", "actions", "url", "context", "thread"})
         message = await self.interactive.post(p, body)
         return web.json_response(message.to_wire(), status=201)
 
     async def click(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True, meeting=True)
+        p = await self.chat.who(request, write=True, meeting=True)
         outcome = await self.interactive.click(p.user.login, p.channel_id, request.match_info["id"],
                                                request.match_info["action_id"])
         return web.json_response(outcome)

@@ -57,12 +57,6 @@ class ScheduledPostsApi:
         self.store = store
         self.scheduler = scheduler
 
-    async def _who(self, request: web.Request, write: bool = False) -> Principal:
-        principal = (await self.chat.auth.principal(request)).unscoped()
-        if write:
-            self.chat.limiter.take(principal.rate_key)
-        return principal
-
     async def _is_admin(self, p: Principal) -> bool:
         return await self.chat.service.holds(p.user, Action.MANAGE_ANY_CHANNEL)
 
@@ -122,7 +116,7 @@ class ScheduledPostsApi:
                              status=SCHEDULED, next_run=next_run, created_at=now, org_id=p.org)
 
     async def create(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.chat.who(request, write=True)
         body = await read_json_object(request, allowed=FIELDS)
         post = await self._new_post(p, body, time.time())
         if await self.store.count_active(p.user.login) >= MAX_WAITING_PER_USER:
@@ -132,19 +126,19 @@ class ScheduledPostsApi:
         return web.json_response(post.to_wire(), status=201)
 
     async def list(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self.chat.who(request)
         author = None if await self._is_admin(p) else p.user.login
         posts = await self.store.listed(author, p.org)
         return web.json_response({"scheduled_posts": await self._shown(p, posts)})
 
     async def get(self, request: web.Request) -> web.Response:
-        p = await self._who(request)
+        p = await self.chat.who(request)
         post = await self._visible(p, request.match_info["id"])
         runs = await self.store.runs(post.id)
         return web.json_response({**(await self._shown(p, [post]))[0], "history": [r.to_wire() for r in runs]})
 
     async def cancel(self, request: web.Request) -> web.Response:
-        p = await self._who(request, write=True)
+        p = await self.chat.who(request, write=True)
         post = await self._visible(p, request.match_info["id"])
         if not await self.store.cancel(post.id):
             raise InvalidState(f"this scheduled post is {post.status}, not waiting")

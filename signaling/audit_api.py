@@ -19,8 +19,7 @@ async def _authorize(request: web.Request) -> str:
     Rate-limited as a write: a read streams the whole log. Answers the caller's organisation: its events are
     what the caller reads (every organisation's admins read their own log; the chain is the server's one)."""
     api = request.app[CHAT_API]
-    caller = (await api.auth.principal(request)).unscoped()
-    api.limiter.take(caller.rate_key)
+    caller = await api.who(request, write=True)
     # The organisation's own table (its overrides of read_audit, PUT /v1/admin/permissions).
     await request.app[PERMISSIONS].require(caller.user, Permission.READ_AUDIT, caller.org)
     return caller.org

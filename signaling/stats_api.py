@@ -38,8 +38,7 @@ ATTENDANCE = web.AppKey("stats_attendance", AttendanceRecorder)
 async def _authorize(request: web.Request) -> str:
     """The caller's organisation, whose rollups they may read (read_stats in its permission table)."""
     api = request.app[CHAT_API]
-    caller = (await api.auth.principal(request)).unscoped()
-    api.limiter.take(caller.rate_key)
+    caller = await api.who(request, write=True)
     await request.app[PERMISSIONS].require(caller.user, Permission.READ_STATS, caller.org)
     return caller.org
 
