@@ -46,10 +46,17 @@ import aiortc.rtcpeerconnection
 import aiortc.rtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock, sdp
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
-from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtcicetransport import RTCIceParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
+)
 from aiortc.rtcdtlstransport import (
     RTCCertificate,
     RTCDtlsFingerprint,
+    RTCDtlsParameters,
     RTCDtlsTransport,
     RtpRouter,
     State,
@@ -969,7 +976,12 @@ class ForwardingPeerConnection(RTCPeerConnection):
     def _RTCPeerConnection__createTransceiver(
         self, direction: str, kind: str, sender_track: Any = None
     ) -> RTCRtpTransceiver:
-        transceiver = RTCPeerConnection._RTCPeerConnection__createTransceiver(self, direction, kind, sender_track)
+        global _forwarding_receivers
+        _forwarding_receivers = True  # aiortc builds our receiver at once (`_make_receiver`), not one to throw away
+        try:
+            transceiver = RTCPeerConnection._RTCPeerConnection__createTransceiver(self, direction, kind, sender_track)
+        finally:
+            _forwarding_receivers = False
         transport = transceiver.receiver.transport
         if type(transport._rtp_router) is RtpRouter:
             transport._rtp_router.__class__ = MidRtpRouter
@@ -977,7 +989,9 @@ class ForwardingPeerConnection(RTCPeerConnection):
         sender = ForwardingSender(kind, transport)
         sender._stream_id = stream_id
         sender.send_mode = self.send_mode
-        receiver = ForwardingReceiver(kind, transport)
+        receiver = transceiver.receiver
+        if not isinstance(receiver, ForwardingReceiver):
+            receiver = ForwardingReceiver(kind, transport)
         receiver._set_rtcp_ssrc(sender._ssrc)
         transceiver._RTCRtpTransceiver__sender = sender
         transceiver._RTCRtpTransceiver__receiver = receiver
@@ -1039,7 +1053,7 @@ class MediaLine:
 def parse_media_lines(text: str) -> list[MediaLine]:
     """Parses an SDP without touching any connection; raises ValueError when it is not usable."""
     try:
-        description = _aiortc_sdp_parse(text)
+        description = parse_by_sections(text)
     except Exception as exc:  # aiortc's parser raises many types on garbage
         raise ValueError(f"SDP does not parse: {exc}") from exc
     lines = []
@@ -1379,7 +1393,105 @@ _aiortc_sdp_parse = sdp.SessionDescription.parse
 
 def _parse_once(cls: type, text: str) -> sdp.SessionDescription:
     description = _checked_sdp.pop(text, None)
-    return description if description is not None else _aiortc_sdp_parse(text)
+    return description if description is not None else parse_by_sections(text)
+
+
+# A renegotiation repeats every m-line but the new ones, in our offer and in the answer alike: at 20 people a
+# subscriber's SDP has ~40 m-lines, and each join renegotiates every subscriber. aiortc parses each m-line on
+# its own (it inherits only the session's fingerprint, setup role and ICE attributes), so a media section
+# already parsed in the same session context is taken from this cache, as a copy aiortc may change.
+SECTION_CACHE_SIZE = 4096
+_sections: dict[str, sdp.MediaDescription] = {}
+# The session-level attributes aiortc's parse hands down to every m-line (the rest stay with the session).
+_INHERITED = ("a=fingerprint:", "a=setup:", "a=ice-lite", "a=ice-options:", "a=ice-pwd:", "a=ice-ufrag:")
+# aiortc's SessionDescription.parse as read when this seam was written: another version may inherit more.
+_AIORTC_COMMON_SHA256 = "2415d76d0aa2c211c2f39989eede0474745a983fe0d476112986d44a14354ed7"
+_AIORTC_PARSE_SHA256 = "b689a9c7517e5befd61aabdf7c741b4f831848dadd1b2b33758cb209d2f930ed"
+
+
+def parse_by_sections(text: str) -> sdp.SessionDescription:
+    """aiortc's SessionDescription.parse, with each media section parsed once per session context."""
+    session_lines, media_groups = sdp.grouplines(text)
+    session_text = "\r\n".join(session_lines) + "\r\n"
+    description = _aiortc_sdp_parse(session_text)
+    context = "\n".join(line for line in session_lines if line.startswith(_INHERITED))
+    for lines in media_groups:
+        key = context + "\n\n" + "\n".join(lines)
+        cached = _sections.get(key)
+        if cached is None:
+            media = _aiortc_sdp_parse(session_text + "\r\n".join(lines) + "\r\n").media[0]
+            if len(_sections) >= SECTION_CACHE_SIZE:
+                del _sections[next(iter(_sections))]  # the oldest
+            _sections[key] = _copy_media(media)
+        else:
+            media = _copy_media(cached)
+        description.media.append(media)
+    return description
+
+
+# The fields _copy_media knows (the seam check compares them with aiortc's).
+_COPIED_FIELDS = {
+    "MediaDescription": {"direction", "dtls", "fmt", "host", "ice", "ice_candidates", "ice_candidates_complete",
+                         "ice_options", "kind", "msid", "port", "profile", "rtcp_host", "rtcp_mux", "rtcp_port", "rtp",
+                         "sctpCapabilities", "sctp_port", "sctpmap", "ssrc", "ssrc_group"},
+    "RTCRtpParameters": {"codecs", "headerExtensions", "muxId", "rtcp"},
+    "RTCIceParameters": {"iceLite", "password", "usernameFragment"},
+    "RTCDtlsParameters": {"fingerprints", "role"},
+}
+
+
+def _copy_media(media: sdp.MediaDescription) -> sdp.MediaDescription:
+    """A copy whose lists and parameter objects are its own: aiortc assigns and appends to these (candidates, ICE
+    and DTLS parameters, the fingerprints). Codecs, header extensions, candidates and SSRC entries are shared:
+    nothing changes them in place (aiortc copies the codecs it negotiates)."""
+    copy = object.__new__(sdp.MediaDescription)
+    copy.__dict__.update(media.__dict__)
+    copy.fmt = list(media.fmt)
+    copy.ssrc = list(media.ssrc)
+    copy.ssrc_group = list(media.ssrc_group)
+    copy.rtp = RTCRtpParameters(codecs=list(media.rtp.codecs), headerExtensions=list(media.rtp.headerExtensions),
+                                muxId=media.rtp.muxId, rtcp=media.rtp.rtcp)
+    copy.sctpmap = dict(media.sctpmap)
+    if media.dtls is not None:
+        copy.dtls = RTCDtlsParameters(fingerprints=list(media.dtls.fingerprints), role=media.dtls.role)
+    if media.ice is not None:
+        copy.ice = RTCIceParameters(usernameFragment=media.ice.usernameFragment, password=media.ice.password,
+                                    iceLite=media.ice.iceLite)
+    copy.ice_candidates = list(media.ice_candidates)
+    return copy
+
+
+# setRemoteDescription negotiates the codecs of every m-line again at each renegotiation (~0.5 ms an m-line, most of
+# it H.264 profile parsing). An m-line from the section cache carries the very codec objects of the last time (they
+# are shared, never changed), so the outcome is kept by their identity; the entry holds them, so ids stay theirs.
+COMMON_CODECS_CACHE_SIZE = 1024
+_aiortc_find_common_codecs = aiortc.rtcpeerconnection.find_common_codecs
+_common_codecs: dict[tuple[int, ...], tuple[list[RTCRtpCodecParameters], tuple[RTCRtpCodecParameters, ...],
+                                              list[RTCRtpCodecParameters], int]] = {}
+
+
+def _find_common_codecs(local_codecs: list[RTCRtpCodecParameters],
+                        remote_codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+    key = (id(local_codecs), *map(id, remote_codecs))
+    entry = _common_codecs.get(key)
+    if entry is None or entry[0] is not local_codecs or len(local_codecs) != entry[3]:
+        common = _aiortc_find_common_codecs(local_codecs, remote_codecs)
+        if len(_common_codecs) >= COMMON_CODECS_CACHE_SIZE:
+            del _common_codecs[next(iter(_common_codecs))]
+        entry = _common_codecs[key] = (local_codecs, tuple(remote_codecs), common, len(local_codecs))
+    return [_copy_codec(codec, {}) for codec in entry[2]]  # the caller's own: aiortc and we change them
+
+
+# Set while a ForwardingPeerConnection makes a transceiver: aiortc then builds a ForwardingReceiver directly.
+_forwarding_receivers = False
+
+
+def _make_receiver(kind: str, transport: RTCDtlsTransport) -> RTCRtpReceiver:
+    """What `aiortc.rtcpeerconnection` calls by the name RTCRtpReceiver: a video RTCRtpReceiver builds a bandwidth
+    estimator of 1000 rate buckets that a forwarding connection would throw away at once (~1.5 ms each)."""
+    if _forwarding_receivers:
+        return ForwardingReceiver(kind, transport)
+    return RTCRtpReceiver(kind, transport)
 
 
 def _copy_codec(self: RTCRtpCodecParameters, memo: dict[int, Any]) -> RTCRtpCodecParameters:
@@ -1395,12 +1507,15 @@ def _copy_codec(self: RTCRtpCodecParameters, memo: dict[int, Any]) -> RTCRtpCode
 def install_cheap_joins() -> None:
     """Idempotent; done when this module is imported."""
     aiortc.rtcpeerconnection.RTCCertificate = SharedCertificate
+    aiortc.rtcpeerconnection.RTCRtpReceiver = _make_receiver  # type: ignore[assignment]
+    aiortc.rtcpeerconnection.find_common_codecs = _find_common_codecs
     sdp.SessionDescription.parse = classmethod(_parse_once)  # type: ignore[method-assign, assignment]
     RTCRtpCodecParameters.__deepcopy__ = _copy_codec
 
 
 def check_join_seams() -> list[str]:
     import dataclasses
+    import hashlib
 
     problems = []
     if "RTCCertificate.generateCertificate()" not in inspect_source(RTCPeerConnection.__init__):
@@ -1412,6 +1527,25 @@ def check_join_seams() -> list[str]:
     for method in (RTCPeerConnection.setLocalDescription, RTCPeerConnection.setRemoteDescription):
         if "sdp.SessionDescription.parse(" not in inspect_source(method):
             problems.append(f"RTCPeerConnection.{method.__name__} no longer parses with SessionDescription.parse")
+    if "receiver=RTCRtpReceiver(kind, dtlsTransport)" not in inspect_source(
+            RTCPeerConnection._RTCPeerConnection__createTransceiver):
+        problems.append("RTCPeerConnection no longer builds receivers as RTCRtpReceiver(kind, dtlsTransport)")
+    if "find_common_codecs(CODECS[media.kind], media.rtp.codecs)" not in inspect_source(
+            RTCPeerConnection.setRemoteDescription):
+        problems.append("setRemoteDescription no longer negotiates with find_common_codecs(CODECS[kind], remote)")
+    if hashlib.sha256(inspect_source(_aiortc_find_common_codecs).encode()).hexdigest() != _AIORTC_COMMON_SHA256:
+        problems.append("aiortc's find_common_codecs changed: check that its outcome still depends on its "
+                        "arguments only (_find_common_codecs keeps it)")
+    if hashlib.sha256(inspect_source(_aiortc_sdp_parse).encode()).hexdigest() != _AIORTC_PARSE_SHA256:
+        problems.append("aiortc's SessionDescription.parse changed: check what parse_by_sections assumes "
+                        "(which session attributes m-lines inherit)")
+    found = {"MediaDescription": set(vars(sdp.MediaDescription(kind="audio", port=9, profile="", fmt=[]))),
+             "RTCRtpParameters": {f.name for f in dataclasses.fields(RTCRtpParameters)},
+             "RTCIceParameters": {f.name for f in dataclasses.fields(RTCIceParameters)},
+             "RTCDtlsParameters": {f.name for f in dataclasses.fields(RTCDtlsParameters)}}
+    for name, fields in found.items():
+        if fields != _COPIED_FIELDS[name]:
+            problems.append(f"{name} has other fields now ({sorted(fields)}): check _copy_media")
     codec_fields = {f.name for f in dataclasses.fields(RTCRtpCodecParameters)}
     if codec_fields != {"mimeType", "clockRate", "channels", "payloadType", "rtcpFeedback", "parameters"}:
         problems.append(f"RTCRtpCodecParameters has other fields now ({sorted(codec_fields)}): check _copy_codec")

@@ -203,9 +203,15 @@ class RemoteCandidates:
     def filter_sdp(self, sdp: str) -> str:
         """The SDP without the candidate lines the policy refuses or drops (silently: logged at debug)."""
         kept: list[str] = []
+        # With BUNDLE every m-line repeats the same candidates: each distinct line is judged once.
+        verdicts: dict[str, bool] = {}
         for line in sdp.splitlines(keepends=True):
-            if line.startswith("a=candidate:") and not self._keep_sdp_line(line):
-                continue
+            if line.startswith("a=candidate:"):
+                keep = verdicts.get(line)
+                if keep is None:
+                    keep = verdicts[line] = self._keep_sdp_line(line)
+                if not keep:
+                    continue
             kept.append(line)
         return "".join(kept)
 

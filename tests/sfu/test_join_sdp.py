@@ -1,0 +1,130 @@
+"""Cheap joins (#14): SDP parsed by media sections (each section once per session context) gives what aiortc's
+own parse gives, copies aiortc may change without touching the cache, and a forwarding connection's receivers
+are built once."""
+
+from __future__ import annotations
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription, sdp
+
+from sfu.aiortc_seams import (
+    ForwardingPeerConnection,
+    ForwardingReceiver,
+    _aiortc_sdp_parse,
+    check_seams,
+    parse_by_sections,
+)
+from sfu.webrtc import configure_ice, rtc_configuration
+
+
+def same(a: sdp.SessionDescription, b: sdp.SessionDescription) -> None:
+    assert str(a) == str(b)
+    assert [vars(m) | {"rtp": None} for m in a.media] == [vars(m) | {"rtp": None} for m in b.media]
+    assert [m.rtp for m in a.media] == [m.rtp for m in b.media]
+    assert (a.group, a.msid_semantic, a.origin, a.host) == (b.group, b.msid_semantic, b.origin, b.host)
+
+
+async def offer_with(pc: RTCPeerConnection, video: int, audio: int) -> str:
+    for _ in range(video):
+        pc.addTransceiver("video", direction="sendonly")
+    for _ in range(audio):
+        pc.addTransceiver("audio", direction="sendonly")
+    offer = await pc.createOffer()
+    await pc.setLocalDescription(offer)
+    return str(pc.localDescription.sdp)
+
+
+async def test_sections_parse_like_aiortc_and_copies_are_independent() -> None:
+    configure_ice(include_loopback=True)
+    server = ForwardingPeerConnection(rtc_configuration([]))
+    client = RTCPeerConnection(rtc_configuration([]))
+    try:
+        first = await offer_with(server, 2, 2)
+        second = await offer_with(server, 1, 1)  # a renegotiation: four m-lines again, two new
+        for text in (first, second, second):  # the last one entirely from the cache
+            same(parse_by_sections(text), _aiortc_sdp_parse(text))
+        await client.setRemoteDescription(RTCSessionDescription(sdp=second, type="offer"))
+        await client.setLocalDescription(await client.createAnswer())
+        answer = str(client.localDescription.sdp)
+        same(parse_by_sections(answer), _aiortc_sdp_parse(answer))
+        # aiortc changes what it parsed (candidates, ICE and DTLS parameters): the next parse does not see it.
+        taken = parse_by_sections(answer)
+        for media in taken.media:
+            media.ice_candidates.clear()
+            media.ice.usernameFragment = "changed"
+            media.dtls.fingerprints.clear()
+            media.rtp.codecs.clear()
+            media.port = 1
+        same(parse_by_sections(answer), _aiortc_sdp_parse(answer))
+        await server.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        assert [t.mid for t in server.getTransceivers()] == [str(i) for i in range(6)]
+        assert all(t._codecs for t in server.getTransceivers())
+    finally:
+        await client.close()
+        await server.close()
+
+
+def test_sections_keep_the_session_context() -> None:
+    """The same m-line under another session fingerprint or ICE password is parsed under that context."""
+    section = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
+
+    def session(fingerprint: str, pwd: str) -> str:
+        return ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+                f"a=fingerprint:sha-256 {fingerprint}\r\na=setup:actpass\r\na=ice-ufrag:u\r\na=ice-pwd:{pwd}\r\n")
+
+    for fingerprint, pwd in (("AA:BB", "p1"), ("CC:DD", "p1"), ("CC:DD", "p2")):
+        text = session(fingerprint, pwd) + section
+        parsed = parse_by_sections(text)
+        same(parsed, _aiortc_sdp_parse(text))
+        assert parsed.media[0].dtls.fingerprints[0].value == fingerprint
+        assert parsed.media[0].ice.password == pwd
+
+
+async def test_forwarding_connection_builds_its_receivers_once() -> None:
+    built: list[str] = []
+    original = ForwardingReceiver.__init__
+
+    def counting(self: ForwardingReceiver, kind: str, transport: object) -> None:
+        built.append(kind)
+        original(self, kind, transport)  # type: ignore[arg-type]
+
+    ForwardingReceiver.__init__ = counting  # type: ignore[method-assign]
+    pc = ForwardingPeerConnection(rtc_configuration([]))
+    plain = RTCPeerConnection(rtc_configuration([]))
+    try:
+        transceiver = pc.addTransceiver("video", direction="sendonly")
+        assert built == ["video"]
+        assert isinstance(transceiver.receiver, ForwardingReceiver) and transceiver.receiver.kind == "video"
+        # Plain aiortc connections (the load-test bots) keep aiortc's own receiver.
+        other = plain.addTransceiver("video", direction="recvonly")
+        assert type(other.receiver) is RTCRtpReceiver
+        assert built == ["video"]
+    finally:
+        ForwardingReceiver.__init__ = original  # type: ignore[method-assign]
+        await pc.close()
+        await plain.close()
+    assert check_seams() == []
+
+
+async def test_common_codecs_kept_for_the_same_section_and_handed_out_as_copies() -> None:
+    from aiortc.codecs import CODECS
+
+    from sfu.aiortc_seams import _aiortc_find_common_codecs, _find_common_codecs
+
+    configure_ice(include_loopback=True)
+    client = RTCPeerConnection(rtc_configuration([]))
+    try:
+        client.addTransceiver("video", direction="sendrecv")
+        client.addTransceiver("audio", direction="sendrecv")
+        await client.setLocalDescription(await client.createOffer())
+        text = str(client.localDescription.sdp)
+        for _ in range(2):  # the second time from the section cache: the same codec objects, the kept outcome
+            for media in parse_by_sections(text).media:
+                mine = _find_common_codecs(CODECS[media.kind], media.rtp.codecs)
+                assert mine == _aiortc_find_common_codecs(CODECS[media.kind], media.rtp.codecs)
+                assert mine
+                mine[0].parameters["changed"] = 1  # the caller's copy: the next answer does not see it
+        for media in parse_by_sections(text).media:
+            assert all("changed" not in c.parameters for c in _find_common_codecs(CODECS[media.kind],
+                                                                                   media.rtp.codecs))
+    finally:
+        await client.close()
