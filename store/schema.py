@@ -607,6 +607,8 @@ directory_status = Table(
     Column("last_run", Text, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("updated_at", Float, nullable=False),
+    # Who holds the run (`running_since`): a lease, so one process syncs an organisation at a time (0020).
+    Column("holder", String(200), nullable=True),
 )
 
 
