@@ -8,6 +8,8 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -32,6 +34,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _drop_bindings_the_old_keys_cannot_hold()
     _rekey_oidc_identities(("issuer", "subject"), ("issuer", "login"))
     op.drop_table("org_directories")
 
@@ -60,3 +63,27 @@ def _rekey_oidc_identities(primary: tuple[str, ...], unique: tuple[str, ...]) ->
     op.execute(f"INSERT INTO _oidc_identities_new ({columns}) SELECT {columns} FROM oidc_identities")
     op.drop_table("oidc_identities")
     op.rename_table("_oidc_identities_new", "oidc_identities")
+
+
+# Under the old keys one (issuer, subject) and one (issuer, login) bind once across all organisations. A binding
+# that shares either with another is dropped, unless it is the default organisation's (which is kept); between
+# two other organisations' the older one stays (the organisation id breaks a tie). The person whose binding went
+# signs in again after an administrator links them.
+_CLASHING = """
+DELETE FROM oidc_identities
+WHERE org_id <> 'default' AND EXISTS (
+    SELECT 1 FROM oidc_identities AS other
+    WHERE other.issuer = oidc_identities.issuer
+      AND (other.subject = oidc_identities.subject OR other.login = oidc_identities.login)
+      AND NOT (other.org_id = oidc_identities.org_id AND other.subject = oidc_identities.subject)
+      AND (other.org_id = 'default' OR other.created_at < oidc_identities.created_at
+           OR (other.created_at = oidc_identities.created_at AND other.org_id < oidc_identities.org_id)))
+"""
+
+
+def _drop_bindings_the_old_keys_cannot_hold() -> None:
+    dropped = op.get_bind().execute(sa.text(_CLASHING)).rowcount
+    if dropped:
+        logging.getLogger("alembic.runtime.migration").warning(
+            f"0017 downgrade: {dropped} single sign-on binding(s) of non-default organisations clashed with "
+            "another's (issuer, subject) or (issuer, login) and were dropped; the default organisation's are kept")
