@@ -6,14 +6,12 @@ accepts the page's Origin and knows the organisation by the Host."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 import pytest
 from playwright.async_api import async_playwright
 
 from tests.browser.conftest import CHROMIUM, chromium_args, wait_for
-from tests.identity.test_orgs_workers import ACME, GLOBEX, Http, Keys, served  # noqa: F401 - the fixture
+from tests.identity.test_orgs_workers import (ACME, GLOBEX, Http, Keys, served,  # noqa: F401 - the fixture
+                                             someone_in_w0, standup_invites)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,17 +29,8 @@ async def test_an_organisations_browser_meeting_runs_on_the_media_worker(served:
     http, keys = served
     w0 = http.w0
     port = int(w0.rsplit(":", 1)[1])
-    tokens = {}
-    for host, key in ((ACME, keys.acme), (GLOBEX, keys.globex)):
-        assert (await http.call(w0, "POST", "/v1/rooms", host, key, json={"name": "standup"}))[0] == 201
-        status, invite = await http.call(w0, "POST", "/v1/rooms/standup/tokens", host, key,
-                                         json={"identity": "guest-1", "name": "Guest"})
-        assert status == 201, invite
-        tokens[host] = invite["token"]
-    async with http.session.ws_connect(f"ws://127.0.0.1:{port}/v1/rooms/standup/ws",
-                                       headers={"Host": f"{ACME}:{port}"}) as filler:  # w0 is full
-        await filler.send_json({"type": "join", "token": tokens[ACME]})
-        assert (await asyncio.wait_for(filler.receive_json(), 10))["type"] == "joined"
+    tokens = await standup_invites(http, keys)
+    async with someone_in_w0(http, tokens[ACME]):  # w0 is full
         status, placed = await http.call(w0, "GET", "/v1/rooms/standup/placement", f"{GLOBEX}:{port}", tokens[GLOBEX])
         assert placed == {"worker": "w1", "ws_url": f"ws://{GLOBEX}:{port + 1}/v1/rooms/standup/ws"}, placed
         async with async_playwright() as pw:

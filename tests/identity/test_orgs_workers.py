@@ -17,6 +17,7 @@ Loopback counts as a trusted proxy (`--trusted-proxies`), so a proxy's X-Forward
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -171,6 +172,29 @@ async def test_organisations_hold_in_every_worker_process(served: tuple[Http, Ke
         await asyncio.sleep(0.05)
 
 
+async def standup_invites(http: Http, keys: Keys) -> dict[str, str]:
+    """Room `standup` in acme and in globex (made at w0), and a guest's meeting token for each, by Host."""
+    tokens = {}
+    for host, key in ((ACME, keys.acme), (GLOBEX, keys.globex)):
+        assert (await http.call(http.w0, "POST", "/v1/rooms", host, key, json={"name": "standup"}))[0] == 201
+        status, invite = await http.call(http.w0, "POST", "/v1/rooms/standup/tokens", host, key,
+                                         json={"identity": "guest-1", "name": "Guest"})
+        assert status == 201, invite
+        tokens[host] = invite["token"]
+    return tokens
+
+
+@contextlib.asynccontextmanager
+async def someone_in_w0(http: Http, acme_token: str) -> AsyncIterator[None]:
+    """acme's guest in w0 while the block runs: with one participant a worker, placement then picks w1."""
+    port = int(http.w0.rsplit(":", 1)[1])
+    async with http.session.ws_connect(f"ws://127.0.0.1:{port}/v1/rooms/standup/ws",
+                                       headers={"Host": f"{ACME}:{port}"}) as filler:
+        await filler.send_json({"type": "join", "token": acme_token})
+        assert (await asyncio.wait_for(filler.receive_json(), 10))["type"] == "joined"
+        yield
+
+
 async def join_at(http: Http, ws_url: str, token: str, origin: str | None = None) -> dict[str, Any]:
     """Opens the socket `ws_url` names on loopback, with its Host as the browser would send it; answers the reply
     to `join` (`joined` or `error`), then leaves."""
@@ -188,20 +212,11 @@ async def test_a_meeting_of_an_organisation_works_on_a_media_worker(served: tupl
     http, keys = served
     w0, w1 = http.w0, http.w1
     port = int(w0.rsplit(":", 1)[1])
-    tokens = {}
-    for host, key in ((ACME, keys.acme), (GLOBEX, keys.globex)):
-        assert (await http.call(w0, "POST", "/v1/rooms", host, key, json={"name": "standup"}))[0] == 201
-        status, invite = await http.call(w0, "POST", "/v1/rooms/standup/tokens", host, key,
-                                         json={"identity": "guest-1", "name": "Guest"})
-        assert status == 201, invite
-        tokens[host] = invite["token"]
+    tokens = await standup_invites(http, keys)
     # Someone of acme's in w0 (each worker takes one participant): the next participant goes to w1.
     status, placed = await http.call(w0, "GET", "/v1/rooms/standup/placement", ACME, tokens[ACME])
     assert (status, placed["worker"]) == (200, "w0"), placed
-    async with http.session.ws_connect(f"ws://127.0.0.1:{port}/v1/rooms/standup/ws",
-                                       headers={"Host": f"{ACME}:{port}"}) as filler:
-        await filler.send_json({"type": "join", "token": tokens[ACME]})
-        assert (await asyncio.wait_for(filler.receive_json(), 10))["type"] == "joined"
+    async with someone_in_w0(http, tokens[ACME]):
         # globex's participant is sent to w1 at globex's Host (w1's own URL would be the default organisation's).
         status, placed = await http.call(w0, "GET", "/v1/rooms/standup/placement", f"{GLOBEX}:{port}", tokens[GLOBEX])
         assert status == 200 and placed == {"worker": "w1",
