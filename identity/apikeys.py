@@ -20,14 +20,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit import AuditEvent, Recorder
 from common.errors import InvalidField, NotFound, TokenRevoked, Unauthorized
 from identity.bots import BotDisabled
+from identity.orgs import DEFAULT_ORG
 from store.database import Database
-from store.schema import accounts, api_keys, bots
+from store.schema import accounts, api_keys, bots, chat_users
 
 ROLES = ("admin", "member", "bot")
 PREFIX = "cvk_"
@@ -58,11 +59,16 @@ def _key(row: Any) -> ApiKey:
 
 
 _PERSON, _OWNER = accounts.alias("key_person"), accounts.alias("key_owner")
+_USER = chat_users.alias("key_user")
+# The key's person is the login its name names IN THE KEY'S ORGANISATION: the login's chat_users row says which
+# organisation (default without a row); a key `ci` of acme is not the default organisation's user `ci`.
+_SAME_ORG = func.coalesce(_USER.c.org_id, DEFAULT_ORG) == api_keys.c.org_id
 # A key with whether its person's and (for a bot) its owner's accounts are active: NULL where there is no such
 # account (a service key like "loadtest", a bot made without an owner). Primary-key joins: one read per check.
 _WITH_PEOPLE = (select(api_keys, _PERSON.c.active.label("person_active"), _OWNER.c.active.label("owner_active"))
-                .select_from(api_keys.outerjoin(_PERSON, _PERSON.c.login == api_keys.c.name)
-                             .outerjoin(bots, bots.c.login == api_keys.c.name)
+                .select_from(api_keys.outerjoin(_USER, _USER.c.login == api_keys.c.name)
+                             .outerjoin(_PERSON, and_(_PERSON.c.login == api_keys.c.name, _SAME_ORG))
+                             .outerjoin(bots, and_(bots.c.login == api_keys.c.name, _SAME_ORG))
                              .outerjoin(_OWNER, _OWNER.c.login == bots.c.owner)))
 
 

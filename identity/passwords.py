@@ -15,13 +15,14 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import InvalidCredentials, InvalidField
+from identity.orgs import DEFAULT_ORG
 from audit import AuditEvent, Recorder
 from store.database import Database
-from store.schema import accounts, api_keys, ended_sessions
+from store.schema import accounts, api_keys, chat_users, ended_sessions
 
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Checked when the login has no password, so the answer takes as long as a real check.
@@ -118,7 +119,10 @@ class AccountStore:
             if done.rowcount == 0:
                 await conn.execute(accounts.insert().values(login=login, password_hash=None, token_epoch=1,
                                                             active=False, updated_at=now))
-            keys = api_keys.c.name == login
+            # A key acts as the person its name names in the key's own organisation: the login's organisation is
+            # its chat_users row's (default without one), and another organisation's key of that name stays.
+            org = (await conn.execute(select(chat_users.c.org_id).where(chat_users.c.login == login))).scalar()
+            keys = and_(api_keys.c.name == login, api_keys.c.org_id == (org or DEFAULT_ORG))
             live = [r.key_id for r in (await conn.execute(
                 select(api_keys.c.key_id).where(keys, api_keys.c.revoked_at.is_(None)))).all()]
             if live:
