@@ -1,6 +1,7 @@
 """One UTC day of the store, rolled up into usage_daily rows (docs/analytics.md lists the metrics).
 
-Every organisation has its own rows (usage_daily.org_id): a message counts for its channel's organisation, a
+Every organisation has its own rows (usage_daily.org_id): a message counts for its channel's organisation (one
+whose channel row is gone counts nowhere, and is logged: a message row names no organisation of its own), a
 meeting, its captions and its participants for the meeting's, a file for its uploader's, an active person for
 their own. Recomputing a day replaces its rows: the delete and the inserts run in one transaction, so a backfill
 run twice leaves the same rows, and a reader never sees a day half written. Active users come from user_activity, which
@@ -101,11 +102,20 @@ def _classify(counted: Counter[Key], kinds: dict[str, str], bots: set[str], hook
     return DayMessages(rows, posters)
 
 
-def _by_org(counted: Counter[Key], orgs: dict[str, str]) -> dict[str, Counter[Key]]:
+def _by_org(counted: Counter[Key], orgs: dict[str, str]) -> tuple[dict[str, Counter[Key]], int]:
+    """The day's counts per organisation (the channel's), and how many messages were left out: those whose
+    channel row is gone. A message row has no organisation of its own, so such a message belongs to no one we
+    can name; counting it in the default organisation (as before) gave it another organisation's traffic. With
+    foreign keys on (every store we open) a channel row outlives its messages; this is old or imported data."""
     split: dict[str, Counter[Key]] = {}
+    orphaned = 0
     for key, n in counted.items():
-        split.setdefault(orgs.get(key[1], ORG), Counter())[key] = n
-    return split
+        org = orgs.get(key[1])
+        if org is None:
+            orphaned += n
+            continue
+        split.setdefault(org, Counter())[key] = n
+    return split, orphaned
 
 
 async def _messages(conn: AsyncConnection, start: float, end: float, names: list[str]) -> dict[str, DayMessages]:
@@ -124,7 +134,10 @@ async def _messages(conn: AsyncConnection, start: float, end: float, names: list
     kinds, orgs = {r.id: r.kind for r in found}, {r.id: r.org_id for r in found}
     bots = {r.login for r in await conn.execute(select(chat_users.c.login).where(chat_users.c.role == "bot"))}
     hook_users = {r.bot_login for r in await conn.execute(select(hooks.c.bot_login))}
-    split = await asyncio.to_thread(_by_org, counted, orgs)
+    split, orphaned = await asyncio.to_thread(_by_org, counted, orgs)
+    if orphaned:
+        log.warning("%d messages of the day are not counted: their channel no longer exists, so no organisation "
+                    "can be named for them", orphaned)
     return {org: await asyncio.to_thread(_classify, split.get(org, Counter()), kinds, bots, hook_users)
             for org in names}
 
@@ -200,17 +213,17 @@ async def org_names(db: Database) -> list[str]:
     return [ORG, *sorted(named - {ORG})]
 
 
-async def compute_orgs(db: Database, day: date, now: float | None = None) -> DayRows:
-    """The day's rows of every organisation. user_activity is completed first with the day's posters and
-    meeting participants (activity a request may not have noted: imported history, days before analytics, a
-    process that stopped before its flush), so the active counts read one table."""
+async def compute_orgs(db: Database, day: date, now: float | None = None, only: str | None = None) -> DayRows:
+    """The day's rows of every organisation (of `only`, when given). user_activity is completed first with the
+    day's posters and meeting participants (activity a request may not have noted: imported history, days before
+    analytics, a process that stopped before its flush), so the active counts read one table."""
     now = time.time() if now is None else now
     start, end = span(day)
-    names = await org_names(db)
+    names = [only] if only is not None else await org_names(db)
     async with db.read() as conn:
         messages = await _messages(conn, start, end, names)
         people = {(org, login) for org, day_messages in messages.items() for login in day_messages.posters}
-        people |= await _participants_of_day(conn, start, end)
+        people |= {(org, who) for org, who in await _participants_of_day(conn, start, end) if org in names}
     if people:
         rows = [{"org_id": org, "day": day.isoformat(), "login": login} for org, login in sorted(people)]
 
@@ -228,8 +241,8 @@ async def compute_orgs(db: Database, day: date, now: float | None = None) -> Day
 
 
 async def compute_day(db: Database, day: date, now: float | None = None, org: str = ORG) -> list[Row]:
-    """One organisation's rows of the day (compute_orgs computes them all at once)."""
-    return (await compute_orgs(db, day, now)).get(org, [])
+    """One organisation's rows of the day: only that organisation's are computed."""
+    return (await compute_orgs(db, day, now, only=org))[org]
 
 
 async def write_day(db: Database, day: date, rows: list[Row], now: float | None = None, org: str = ORG) -> None:
