@@ -18,19 +18,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit import AuditEvent
 from chat.model import Channel, User, new_id
-from chat.directory_status import DirectoryStatusStore
+from chat.directory_status import DirectoryStatusStore, SyncRunning
 from chat.service import DEPARTMENT, LOGIN, SYSTEM_LOGIN, ChatService
 from common.errors import ConveneError, DirectoryUnavailable, InvalidCredentials
+from common.names import server_reserved
 from identity.directory import Directory, DirectoryUser, normalize_dn
 from identity.group_map import GroupMap
 from identity.orgs import DEFAULT_ORG
 from identity.passwords import AccountStore
 from store.database import Database
+from store.upsert import insert_ignoring
 from store.schema import accounts, chat_users
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,11 @@ class DirectorySync:
         self.running = False
         self.status = DirectoryStatusStore(db)  # the same in every process (GET /v1/admin/ldap/status)
 
+    @property
+    def run_lock(self) -> asyncio.Lock:
+        """Held while a sync runs: whoever retires this sync's directory waits for it."""
+        return self._lock
+
     # -- sign-in ---------------------------------------------------------------------------------
 
     async def admit(self, login: str, password: str) -> tuple[User, int]:
@@ -154,7 +160,7 @@ class DirectorySync:
         user row if the sync has not yet (role member until it runs), and returns the user and the account's
         token epoch. A deactivated account stays refused until a sync finds it enabled again."""
         entry = await asyncio.to_thread(self.directory.authenticate, login, password)
-        if not LOGIN.match(entry.login):
+        if not LOGIN.match(entry.login) or server_reserved(entry.login):  # cmd_/hook_: the server's bots' names
             raise InvalidCredentials("wrong login or password")
         # From here on the directory's own spelling of the login: the directory may match `ADMIN` or another
         # attribute's value to the entry `admin`, which must not reach a local account of that name.
@@ -182,10 +188,10 @@ class DirectorySync:
 
     async def run(self) -> SyncReport:
         async with self._lock:
+            await self.status.started(self.org)  # the lease; SyncRunning (409) while another run holds it
             self.running = True
             report = SyncReport(started_at=time.time())
             try:
-                await self.status.started(self.org)
                 await self._run(report)
             except ConveneError as exc:
                 self.last_error = f"{exc.code}: {exc.message}"
@@ -247,51 +253,67 @@ class DirectorySync:
         plan = _Plan()
         seen: set[str] = set()
         for entry in entries:
-            if not LOGIN.match(entry.login) or entry.login in seen:
-                report.skipped += 1
-                report.errors.append(f"{entry.dn}: login {entry.login!r} is invalid or appears twice")
-                continue
-            seen.add(entry.login)
             row = current.get(entry.login)
-            if row is not None and row.org != self.org:
-                report.skipped += 1  # logins are unique across organisations: this one is another's
-                report.errors.append(f"{entry.dn}: login {entry.login!r} belongs to another organisation; "
-                                     "left alone")
-                continue
-            if entry.login in local_passwords or (row is not None and row.role == "bot"):
-                report.skipped += 1  # a local account (or a bot) of the same login: not the directory's to manage
-                continue
-            if row is not None and not _same_entry(row, entry):
-                report.skipped += 1  # a recycled login: the row's history belongs to the entry it remembers
-                report.errors.append(f"{entry.dn}: login {entry.login!r} belongs to another directory entry "
-                                     f"({(row.external_id or '')[:80]!r}); left alone until an administrator "
-                                     "sorts it out")
+            if self._refused(entry, row, seen, local_passwords, report):
                 continue
             dn = normalize_dn(entry.dn)
             in_groups = {g for g, members in groups.items() if dn in members or entry.login.lower() in members}
             if not entry.disabled:
                 plan.members_of[entry.login] = in_groups
-            wanted = _wanted(entry, self._role(row, in_groups), report)
-            if row is None:
-                if not entry.disabled:  # a disabled entry never seen before: nothing to make, nothing to end
-                    plan.inserts.append(wanted)
-                    report.created += 1
-                continue
-            changed = any(getattr(row, k) != wanted[k] for k in PROFILE)
-            if changed:
-                plan.updates.append(wanted)
-            if entry.disabled and row.directory_active is not False:
-                plan.to_deactivate.append(entry.login)  # counted as deactivated once it is done
-            elif not entry.disabled and row.directory_active is False:
-                plan.to_enable.append(entry.login)
-                report.updated += 1
-            elif changed:
-                report.updated += 1
-            else:
-                report.unchanged += 1
+            self._plan_entry(plan, entry, row, _wanted(entry, self._role(row, in_groups), report), report)
         plan.gone = [r.login for r in current.values() if r.org == self.org and r.source == "ldap"
                      and r.login not in seen and r.directory_active is not False]
         return plan
+
+    def _refused(self, entry: DirectoryUser, row: _Row | None, seen: set[str], local_passwords: set[str],
+                 report: SyncReport) -> bool:
+        """Whether the sync leaves this entry alone (counted as skipped, and why in the errors where it is the
+        directory's to fix). Every valid login is `seen` from here on, so a row left alone is not "gone" either."""
+        if not LOGIN.match(entry.login) or entry.login in seen:
+            problem: str | None = f"login {entry.login!r} is invalid or appears twice"
+        else:
+            seen.add(entry.login)
+            problem = self._problem(entry, row, local_passwords)
+        if problem is None:
+            return False
+        report.skipped += 1
+        if problem:  # "": a local account or a bot of that login, nothing for the directory's people to fix
+            report.errors.append(f"{entry.dn}: {problem}")
+        return True
+
+    def _problem(self, entry: DirectoryUser, row: _Row | None, local_passwords: set[str]) -> str | None:
+        if server_reserved(entry.login):  # cmd_/hook_ name the server's own bots: a person never gets one
+            return f"login {entry.login!r} is reserved for the server's own bots; left out"
+        if row is not None and row.org != self.org:  # logins are unique across organisations
+            return f"login {entry.login!r} belongs to another organisation; left alone"
+        if entry.login in local_passwords or (row is not None and row.role == "bot"):
+            return ""  # a local account (or a bot) of the same login: not the directory's to manage
+        if row is not None and not _same_entry(row, entry):  # a recycled login: its history is the old entry's
+            return (f"login {entry.login!r} belongs to another directory entry ({(row.external_id or '')[:80]!r}); "
+                    "left alone until an administrator sorts it out")
+        return None
+
+    @staticmethod
+    def _plan_entry(plan: _Plan, entry: DirectoryUser, row: _Row | None, wanted: dict[str, Any],
+                    report: SyncReport) -> None:
+        """One accepted entry's part of the plan: made, changed, ended, enabled again, or nothing."""
+        if row is None:
+            if not entry.disabled:  # a disabled entry never seen before: nothing to make, nothing to end
+                plan.inserts.append(wanted)
+                report.created += 1
+            return
+        changed = any(getattr(row, k) != wanted[k] for k in PROFILE)
+        if changed:
+            plan.updates.append(wanted)
+        if entry.disabled and row.directory_active is not False:
+            plan.to_deactivate.append(entry.login)  # counted as deactivated once it is done
+        elif not entry.disabled and row.directory_active is False:
+            plan.to_enable.append(entry.login)
+            report.updated += 1
+        elif changed:
+            report.updated += 1
+        else:
+            report.unchanged += 1
 
     def _role(self, row: _Row | None, in_groups: set[str]) -> str:
         if row is not None and row.role in ("owner", "bot"):
@@ -330,8 +352,7 @@ class DirectorySync:
     async def _insert(self, rows: list[dict[str, Any]], now: float) -> int:
         """New users; one made meanwhile by a sign-in (or another process's sync) is left as it is."""
         values = [{**r, "source": "ldap", "created_at": now, "updated_at": now, "org_id": self.org} for r in rows]
-        dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-        return await self._batched(dialect_insert(chat_users).on_conflict_do_nothing(), values)
+        return await self._batched(insert_ignoring(self.db, chat_users), values)
 
     async def _update(self, rows: list[dict[str, Any]], now: float) -> int:
         c = chat_users.c
@@ -395,6 +416,8 @@ async def sync_loop(syncs: Callable[[], Awaitable[list[DirectorySync]]], interva
         for sync in due:
             try:
                 await sync.run()
+            except SyncRunning:  # another process's run of this organisation: one is enough
+                log.info("directory sync of organisation %s skipped: another process is running it", sync.org)
             except DirectoryUnavailable as exc:
                 log.warning("directory sync of organisation %s failed: %s", sync.org, exc.message)
             except Exception:  # noqa: BLE001 - one bad run must not end the loop

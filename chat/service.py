@@ -7,6 +7,7 @@ the ChatStore, and publishes one event on the bus.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, replace
@@ -56,6 +57,8 @@ from common.errors import BadRequest, Conflict, Forbidden, InvalidField
 from identity.orgs import DEFAULT_ORG, unqualify
 from common.names import department_parts, display_name
 from common.times import parse_time
+
+log = logging.getLogger(__name__)
 
 SYSTEM_LOGIN = "convene"
 CHANNEL_NAME = re.compile(r"^[\w][\w.\-]{0,63}$")
@@ -611,7 +614,11 @@ class ChatService:
         and added to the channel, on first use."""
         if len(content) > self._max_content or not content.strip():
             raise InvalidField(f"text must be 1-{self._max_content} characters", field="text")
-        await self.ensure_user(bot_login, role="bot", name=bot_name, org=org)
+        bot = await self.ensure_user(bot_login, role="bot", name=bot_name, org=org)
+        if bot.role != "bot" or bot.org != org:  # a person (or another organisation's user) under this login
+            log.warning("a server bot's post as %r refused: that login is a %s of organisation %s", bot_login,
+                        bot.role, bot.org)
+            raise Conflict(f"the login {bot_login!r} is not this organisation's bot; nothing was posted")
         if not await self.store.is_member(channel_id, bot_login):
             await self.store.add_members(channel_id, [bot_login])
         message, _ = await self._insert(Message(id=new_id("m_"), channel_id=channel_id, author=bot_login,

@@ -59,3 +59,13 @@ def department_ancestors(paths: Iterable[str | None]) -> set[str]:
         parts = path.split("/") if path else []
         every.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
     return every
+
+
+# Logins the server makes for its own bots: webhooks' (hook-<id>; hook_ kept for older ones) and slash commands'
+# (cmd_<trigger>). Nobody else gets one: not a bot an admin makes, nor a person a directory or provider names.
+RESERVED_LOGIN_PREFIXES = ("hook-", "hook_", "cmd_")
+
+
+def server_reserved(login: str) -> bool:
+    """Whether `login` is in the server's own bots' name space (case aside: "CMD_x" would pass for one)."""
+    return login.lower().startswith(RESERVED_LOGIN_PREFIXES)

@@ -16,7 +16,7 @@ import logging
 import ssl
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,7 @@ class Directory:
         self._starttls = not secure
         self._searcher: Any = None  # the service connection sign-ins search with (find)
         self._searcher_lock = threading.Lock()
+        self._closed = False  # replaced (its organisation's settings changed): no connection is kept any more
 
     def _open(self, dn: str | None, password: str | None) -> Any:
         """A connection over TLS, bound as `dn`; None when the directory refuses that password (for the service
@@ -209,8 +210,10 @@ class Directory:
                              department=department, title=_first(attrs, s.attr_title), disabled=_disabled(attrs))
 
     def close(self) -> None:
-        """Ends the kept search connection (at shutdown)."""
+        """Ends the kept search connection (at shutdown, or when the settings were replaced); a find still under
+        way on this object afterwards uses a connection of its own and keeps none."""
         with self._searcher_lock:
+            self._closed = True
             if self._searcher is not None:
                 with contextlib.suppress(LDAPException):
                     self._searcher.unbind()
@@ -233,6 +236,14 @@ class Directory:
         one service connection (one TLS handshake and bind saved on each), one search at a time; a connection
         the directory dropped meanwhile is opened again once."""
         with self._searcher_lock:
+            if self._closed:
+                conn = self._service()
+                try:
+                    return self._find_with(conn, login)
+                except LDAPException as exc:
+                    raise DirectoryUnavailable("the directory is not answering") from exc
+                finally:
+                    conn.unbind()
             for retry in (False, True):
                 reused = self._searcher is not None
                 try:
@@ -298,36 +309,23 @@ class Directory:
 
     def group_members(self, group_dns: list[str], users: set[str] | None = None) -> dict[str, set[str]]:
         """Each group's members, as normalized DNs (member, uniqueMember) and plain logins (memberUid), nested
-        groups included: a member that is itself a group adds its own members, down to MAX_NESTING levels, each
-        group read once per call and a cycle (a group inside itself) followed no further. `users` are the
-        normalized DNs of known people, whose entries need no reading to know they hold no members. A group
-        that is not there has no members."""
+        groups included: a member that is itself a group adds its own members, down to MAX_NESTING levels. Each
+        group entry is read once per call however many paths lead to it (a diamond of groups inside groups costs
+        one read per group, not one per path), and a cycle is followed no further. `users` are the normalized DNs
+        of known people, whose entries need no reading to know they hold no members. A group that is not there
+        has no members."""
         conn = self._service()
-        reads: dict[str, tuple[set[str], list[str]]] = {}
+        expansion = _Expansion(lambda dn: self._direct_members(conn, dn), users or set())
         try:
-            return {normalize_dn(dn): self._transitive(conn, dn, users or set(), reads, ()) for dn in group_dns}
+            out = {normalize_dn(dn): expansion.members(dn) for dn in group_dns}
         except LDAPException as exc:
             raise DirectoryUnavailable("the directory is not answering") from exc
         finally:
             conn.unbind()
-
-    def _transitive(self, conn: Any, dn: str, users: set[str], reads: dict[str, tuple[set[str], list[str]]],
-                    path: tuple[str, ...]) -> set[str]:
-        key = normalize_dn(dn)
-        if key not in reads:
-            reads[key] = self._direct_members(conn, dn)
-        members, dn_values = reads[key]
-        found = set(members)
-        if len(path) >= MAX_NESTING:
-            if dn_values:
-                log.warning("directory group %r: nesting deeper than %d levels is not followed", dn, MAX_NESTING)
-            return found
-        for value in dn_values:
-            child = normalize_dn(value)
-            if child in users or child == key or child in path:
-                continue  # a person (no members to read), or a cycle back into a group being expanded
-            found |= self._transitive(conn, value, users, reads, (*path, key))
-        return found
+        if expansion.cut:  # once per sync, not once per path through the tree
+            log.warning("directory groups nested deeper than %d levels are not followed (%d group(s) cut, e.g. %r)",
+                        MAX_NESTING, len(expansion.cut), sorted(expansion.cut)[0])
+        return out
 
     def _direct_members(self, conn: Any, dn: str) -> tuple[set[str], list[str]]:
         """The entry's own members (normalized DNs and logins) and the DN values among them (maybe groups);
@@ -349,3 +347,42 @@ class Directory:
         elif conn.result.get("result") != 32:  # 32: no such object
             raise DirectoryUnavailable(f"reading group {dn!r} failed: {conn.result.get('description')}")
         return members, dn_values
+
+
+class _Expansion:
+    """The transitive members of groups, breadth first: each group is expanded at the shallowest level a path
+    reaches it, once per top group, and its entry read once for all top groups (`reads`). The work is linear in
+    the groups and member links below a top group, whatever the shape of the tree."""
+
+    def __init__(self, read: Callable[[str], tuple[set[str], list[str]]], users: set[str]) -> None:
+        self._read = read
+        self._users = users
+        self.reads: dict[str, tuple[set[str], list[str]]] = {}
+        self.cut: set[str] = set()  # groups whose own groups lie past MAX_NESTING
+
+    def direct(self, dn: str) -> tuple[set[str], list[str]]:
+        key = normalize_dn(dn)
+        if key not in self.reads:
+            self.reads[key] = self._read(dn)
+        return self.reads[key]
+
+    def members(self, top: str) -> set[str]:
+        found: set[str] = set()
+        visited = {normalize_dn(top)}
+        level = [top]
+        for depth in range(MAX_NESTING + 1):
+            following: list[str] = []
+            for dn in level:
+                members, dn_values = self.direct(dn)
+                found |= members
+                for value in dn_values:
+                    child = normalize_dn(value)
+                    if child in self._users or child in visited:
+                        continue  # a person (no members to read), or a group already expanded
+                    if depth == MAX_NESTING:
+                        self.cut.add(dn)
+                        continue
+                    visited.add(child)
+                    following.append(value)
+            level = following
+        return found

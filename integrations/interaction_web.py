@@ -28,6 +28,7 @@ from chat.service import SYSTEM_LOGIN, valid_login
 from chat.web import CHAT_API, ChatApi
 from common.config import Config
 from common.errors import Conflict, InvalidField, NotPermitted
+from common.names import RESERVED_LOGIN_PREFIXES
 from common.wire import read_json_object
 from identity.appkeys import API_KEYS, DATABASE
 from identity.bots import BotRegistry
@@ -40,10 +41,6 @@ from integrations.slash import SlashCommands
 log = logging.getLogger(__name__)
 
 RESPONSE_PATH = "/v1/commands/responses/{id}/{secret}"
-# Logins the server makes for itself: the system user, webhooks' bots (hook-<id>; hook_ kept for older ones) and
-# slash commands' bots (cmd_<trigger>). Nobody makes a bot under them, now or before the server does.
-RESERVED_PREFIXES = ("hook-", "hook_", "cmd_")
-
 
 class LoginTaken(Conflict):
     """A bot is made under a new login only: an existing user's (a person, another bot, the system's) is refused,
@@ -58,7 +55,8 @@ class LoginReserved(LoginTaken):
 
 def check_bot_login(login: str) -> None:
     lowered = login.lower()  # "Convene" or "HOOK-…" would pass for the server's own in a channel
-    if lowered == SYSTEM_LOGIN or lowered.startswith(RESERVED_PREFIXES):
+    # The system user and the server's bots' name space (common/names.py): nobody makes a bot under them.
+    if lowered == SYSTEM_LOGIN or lowered.startswith(RESERVED_LOGIN_PREFIXES):
         raise LoginReserved(f"{login!r} is reserved for the server's own users", login=login)
 
 

@@ -8,11 +8,13 @@ ldap-utils; without them `ensure_slapd` fails with a message saying so (never a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,3 +217,13 @@ def start_slapd(tmp: Path, ldif: str) -> Slapd:
         process.wait()
         raise
     return Slapd(dir=d, port=port, process=process)
+
+
+@contextlib.contextmanager
+def running_slapd(tmp: Path, ldif: str) -> Iterator[Slapd]:
+    """start_slapd for the length of a `with`: stopped however the block ends."""
+    server = start_slapd(tmp, ldif)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from chat.web import CHAT_API
 from store.schema import accounts, chat_members, chat_users
 from identity.appkeys import DATABASE
 from tests.conftest import RunningServer, running_server, server_config
-from tests.identity.slapd import SERVICE_DN, SERVICE_PW, SUFFIX, Slapd, group_ldif, person_ldif, start_slapd
+from tests.identity.slapd import SERVICE_DN, SERVICE_PW, SUFFIX, Slapd, group_ldif, person_ldif
 
 ROOT = Path(__file__).resolve().parents[2]
 # Deactivation closes sockets "within 1 s" (measured and printed); asserted with room for a loaded CI machine.
@@ -53,11 +53,6 @@ def directory_ldif() -> str:
             + group_ldif("backend", ["bob"]))
 
 
-@pytest.fixture
-def slapd(tmp_path: Path) -> Iterator[Slapd]:
-    server = start_slapd(tmp_path, directory_ldif())
-    yield server
-    server.stop()
 
 
 def ldap_settings(slapd: Slapd, tmp_path: Path) -> dict[str, Any]:
