@@ -258,3 +258,21 @@ class UnknownInvitees(BadRequest):
     """Invitees must be people (owner, admin or member, active) of the organiser's organisation; details.logins
     names every one that is not."""
     code = "unknown_invitees"
+
+
+class RoomAlreadyPlanned(Conflict):
+    """Another scheduled meeting's window (15 minutes before its start to its end) overlaps this one's in the same
+    room (which one is not said: the caller may not be invited to it)."""
+    code = "room_already_planned"
+
+
+class RoomInUse(Conflict):
+    """A meeting is going on in the room that was not started under this scheduled meeting: a plan does not take
+    over a room someone else is using."""
+    code = "room_in_use"
+
+
+class TooManyScheduledMeetings(Conflict):
+    """The organiser already has as many scheduled meetings that have not ended as one person may
+    (details.limit)."""
+    code = "too_many_scheduled_meetings"

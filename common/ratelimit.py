@@ -20,7 +20,10 @@ class RateLimiter:
         self._burst = float(burst)
         self._buckets: dict[str, _Bucket] = {}
 
-    def take(self, key: str, now: float | None = None) -> None:
+    def take(self, key: str, now: float | None = None, cost: float = 1.0) -> None:
+        """One request of `key`, worth `cost` tokens (a request that fans out, e.g. one chat notice per recipient,
+        costs one per recipient). A cost above the burst needs a full bucket and leaves it in debt, paid back at
+        `rate` before the next request passes: the long-run rate holds for any cost."""
         now = time.monotonic() if now is None else now
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -29,6 +32,7 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(self._burst, now)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) * self._rate)
         bucket.stamp = now
-        if bucket.tokens < 1.0:
-            raise RateLimited("too many requests from this caller", retry_after=(1.0 - bucket.tokens) / self._rate)
-        bucket.tokens -= 1.0
+        need = min(cost, self._burst)
+        if bucket.tokens < need:
+            raise RateLimited("too many requests from this caller", retry_after=(need - bucket.tokens) / self._rate)
+        bucket.tokens -= cost

@@ -7,7 +7,9 @@ and name, in the JSON body only: no link with a token in it is ever made, so non
 It is a route of its own rather than a second mode of `POST /v1/rooms/{room}/join`: that one is the anonymous
 guest door (a typed name, a per-address limit, rooms open to guests only), this one admits only people who
 signed in, under their account, into any live meeting of the organisation, and lets them start one. Who started
-a meeting, and a scheduled meeting's organiser (identity/schedule.py), moderate it whenever they join it.
+a meeting, and the organiser of the scheduled meeting it was started under (identity/schedule.py), moderate it
+whenever they join it: both as the ledger recorded them when the meeting started, never from a plan alone (a plan
+made for a room while someone else's meeting goes on there grants its organiser nothing).
 API keys are refused (they mint invites through `/tokens`); meeting and record tokens are out of scope.
 """
 
@@ -71,7 +73,8 @@ async def join_as_member(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     desk = request.app[MEETINGS_DESK]
     # A scheduled meeting whose window is open: its invitees may start it before the organiser comes (who held
-    # start_meeting to plan it), and the organiser moderates it whoever started it.
+    # start_meeting to plan it), and a meeting started now records the organiser, who moderates it whoever started
+    # it. A meeting already going on keeps the moderators the ledger has: the plan adds none.
     plan = await request.app[SCHEDULE].open_in_room(room_name, time.time()) if SCHEDULE in request.app else None
     if await desk.ledger.live(room_name) is None and not (plan is not None and plan.reaches(user.login)):
         await check_may_start_meeting(request, user)
@@ -79,8 +82,7 @@ async def join_as_member(request: web.Request) -> web.Response:
     meeting, _, started = await desk.open(room_name, guests=False, captions=config.captions_default,
                                           started_by=user.login, organizer=plan.organizer if plan else None)
     # Who started it and the organiser moderate, also when they come back in a new tab (the ledger keeps them).
-    moderator = (started or user.role in MODERATING_ROLES or meeting.moderated_by(user.login)
-                 or (plan is not None and plan.organizer == user.login))
+    moderator = started or user.role in MODERATING_ROLES or meeting.moderated_by(user.login)
     name = user.name or user.login
     token = request.app[TOKENS].mint(room_name, user.login, name=name, grants=Grants(moderator=moderator),
                                      ttl_seconds=config.default_token_ttl_seconds, meeting=meeting.meeting_id)

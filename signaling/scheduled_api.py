@@ -3,14 +3,19 @@ header on writes, or a user token) and API keys as their own user, as chat's rou
 integration plans as its key's user); meeting and record tokens are out of scope:
 
 - `POST /v1/meetings/scheduled` plans one (start_meeting), invites people of the organiser's organisation and sends
-  each a direct message;
+  each a direct message; a room holds one plan at a time and no plan takes over a room in use (409
+  room_already_planned, room_in_use), and an organiser has at most PER_ORGANIZER_MAX plans that have not ended;
 - `GET /v1/meetings/scheduled?from=&to=` lists what the caller organises or is invited to;
 - `GET|PATCH|DELETE /v1/meetings/scheduled/{id}`: anyone it reaches reads it (and an admin of its organisation);
-  the organiser or an admin changes or cancels it, and the invitees hear of it;
+  the organiser or an admin changes or cancels it, and the invitees hear of it from whoever did (an admin's
+  change also reaches the organiser);
 - `GET /v1/meetings/scheduled/{id}.ics`: the same as an iCalendar event, its link without a token.
 
 A plan the caller may not see answers 404 scheduled_meeting_not_found, as one that does not exist (another
 organisation's too).
+
+Writes are rate limited as chat writes, one token for the request and one per notice it sends (the chat limiter's
+bucket of the caller), so swapping a long invitee list costs what sending those messages one by one would.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from aiohttp import web
 
 from audit import AuditEvent
 from audit.appkeys import AUDIT
+from chat.auth import Principal
 from chat.model import User
 from chat.web import CHAT_API, ChatApi
 from common.errors import BadRequest, Forbidden, InvalidField, NotPermitted, NotReady, ScheduledMeetingNotFound, \
@@ -35,13 +41,13 @@ from identity.appkeys import PERMISSIONS
 from identity.icalendar import event_calendar
 from identity.orgs import plain, qualify
 from identity.permissions import Permission
-from identity.schedule import ScheduledMeeting, ScheduleStore, new_schedule_id
+from identity.schedule import PER_ORGANIZER_MAX, ScheduledMeeting, ScheduleStore, new_schedule_id
 from signaling.appkeys import SCHEDULE
 from signaling.member_join import MEMBER_ROLES, MODERATING_ROLES
 from signaling.rest import ROOM_NAME, base_url
 from signaling.scheduled_input import (AHEAD_MAX_SECONDS, CHANGEABLE, DURATION_MAX, DURATION_MIN, FIELDS,
                                        INVITEES_MAX, TITLE_MAX, parse_fields, parse_rfc3339, require_fields)
-from signaling.scheduled_notices import cancelled, changed, invitation, notify
+from signaling.scheduled_notices import Notice, cancelled, changed, invitation, recipients, send
 
 log = logging.getLogger("convene.signaling.scheduled_api")
 
@@ -88,13 +94,25 @@ async def check_invitees(request: web.Request, org: str, logins: tuple[str, ...]
         raise UnknownInvitees(f"not people of this organisation: {', '.join(wrong)}", logins=wrong)
 
 
-async def caller(request: web.Request, write: bool) -> User:
-    """The chat user calling (not a meeting token); a write is rate limited as a chat write (it sends notices)."""
+async def caller(request: web.Request) -> User:
+    """The chat user calling (not a meeting token), for a read."""
+    return (await chat_api(request).auth.principal(request)).unscoped().user
+
+
+async def writer(request: web.Request) -> Principal:
+    """The chat user calling, for a write: one chat-write token of the rate limiter."""
     api = chat_api(request)
     person = (await api.auth.principal(request)).unscoped()
-    if write:
-        api.limiter.take(person.rate_key)
-    return person.user
+    api.limiter.take(person.rate_key)
+    return person
+
+
+def charge(request: web.Request, person: Principal, notices: list[Notice]) -> None:
+    """One more chat-write token per direct message the write is about to send, taken before anything is stored
+    (429 rate_limited leaves the plan as it was)."""
+    count = recipients(notices, person.user.login)
+    if count:
+        chat_api(request).limiter.take(person.rate_key, cost=count)
 
 
 async def visible_plan(request: web.Request, user: User) -> ScheduledMeeting:
@@ -127,7 +145,8 @@ def require_organizer(plan: ScheduledMeeting, user: User) -> None:
 
 
 async def create_plan(request: web.Request) -> web.Response:
-    user = await caller(request, write=True)
+    person = await writer(request)
+    user = person.user
     if user.role not in MEMBER_ROLES:
         raise NotPermitted(f"a {user.role} does not schedule meetings", role=user.role)
     await request.app[PERMISSIONS].require(user, Permission.START_MEETING, user.org)
@@ -138,13 +157,16 @@ async def create_plan(request: web.Request) -> web.Response:
     invitees = fields.invitees or ()
     await check_invitees(request, user.org, invitees)
     assert fields.title is not None and fields.starts_at is not None and fields.duration_minutes is not None
-    plan = await request.app[SCHEDULE].create(ScheduledMeeting(
+    plan = ScheduledMeeting(
         id=new_schedule_id(), room=qualify(user.org, room), title=fields.title, organizer=user.login,
         starts_at=fields.starts_at, duration_minutes=fields.duration_minutes, invitees=invitees,
-        timezone=fields.timezone or ""))
+        timezone=fields.timezone or "")
+    notices = [Notice(invitees, invitation(plan, user, to_wire(request, plan)["join_url"]))]
+    charge(request, person, notices)
+    plan = await request.app[SCHEDULE].create(plan)
     await audit(request, "create", None, plan)
     out = to_wire(request, plan)
-    notified = await notify(chat_api(request).service, user, invitees, invitation(plan, user, out["join_url"]))
+    notified = await send(chat_api(request).service, user, notices)
     log.info("scheduled meeting %s by %s: %d invitees", plan.id[:8], user.login, len(invitees))
     return web.json_response({**out, "notified": notified}, status=201)
 
@@ -154,7 +176,7 @@ def list_bound(value: str | None, field: str, default: float) -> float:
 
 
 async def list_plans(request: web.Request) -> web.Response:
-    user = await caller(request, write=False)
+    user = await caller(request)
     unknown = sorted(set(request.query) - {"from", "to"})
     if unknown:
         raise BadRequest(f"unknown parameters: {', '.join(unknown)}", fields=unknown)
@@ -167,12 +189,12 @@ async def list_plans(request: web.Request) -> web.Response:
 
 
 async def get_plan(request: web.Request) -> web.Response:
-    user = await caller(request, write=False)
+    user = await caller(request)
     return web.json_response(to_wire(request, await visible_plan(request, user)))
 
 
 async def get_ics(request: web.Request) -> web.Response:
-    user = await caller(request, write=False)
+    user = await caller(request)
     plan = await visible_plan(request, user)
     organizer = await chat_api(request).service.user_in(plan.org, plan.organizer)
     text = event_calendar(plan, to_wire(request, plan)["join_url"], request.url.host or "convene",
@@ -182,7 +204,8 @@ async def get_ics(request: web.Request) -> web.Response:
 
 
 async def patch_plan(request: web.Request) -> web.Response:
-    user = await caller(request, write=True)
+    person = await writer(request)
+    user = person.user
     plan = await visible_plan(request, user)
     require_organizer(plan, user)
     body = await read_json_object(request, allowed=CHANGEABLE)
@@ -191,45 +214,45 @@ async def patch_plan(request: web.Request) -> web.Response:
     fields = parse_fields(body, plan.organizer)
     if fields.invitees is not None:
         await check_invitees(request, plan.org, fields.invitees)
-    new = await request.app[SCHEDULE].save(replace(
+    changed_plan = replace(
         plan, title=fields.title or plan.title, starts_at=fields.starts_at or plan.starts_at,
         duration_minutes=fields.duration_minutes or plan.duration_minutes,
         invitees=plan.invitees if fields.invitees is None else tuple(sorted(fields.invitees)),
-        timezone=plan.timezone if fields.timezone is None else fields.timezone))
+        timezone=plan.timezone if fields.timezone is None else fields.timezone)
+    notices = change_notices(plan, changed_plan, user, to_wire(request, changed_plan)["join_url"])
+    charge(request, person, notices)
+    new = await request.app[SCHEDULE].save(changed_plan, plan)
     await audit(request, "update", plan, new)
-    out = to_wire(request, new)
-    notified = await tell_of_change(request, plan, new, out["join_url"])
-    return web.json_response({**out, "notified": notified})
+    notified = await send(chat_api(request).service, user, notices)
+    return web.json_response({**to_wire(request, new), "notified": notified})
 
 
-async def tell_of_change(request: web.Request, old: ScheduledMeeting, new: ScheduledMeeting,
-                         join_url: str) -> list[str]:
-    """New invitees get the invitation, removed ones a cancellation, the others word of a new time or title."""
-    service = chat_api(request).service
-    organizer = await service.user_in(new.org, new.organizer)
-    if organizer is None:
-        return []
-    added = [login for login in new.invitees if login not in old.invitees]
-    removed = [login for login in old.invitees if login not in new.invitees]
-    kept = [login for login in new.invitees if login in old.invitees]
+def change_notices(old: ScheduledMeeting, new: ScheduledMeeting, sender: User, join_url: str) -> list[Notice]:
+    """New invitees get the invitation, removed ones a cancellation, the others word of a new time or title; when
+    an admin changed someone's plan, its organiser hears of it too. All from `sender`, who made the change."""
+    added = tuple(login for login in new.invitees if login not in old.invitees)
+    removed = tuple(login for login in old.invitees if login not in new.invitees)
+    kept = tuple(login for login in new.invitees if login in old.invitees)
     moved = (old.title, old.starts_at, old.duration_minutes) != (new.title, new.starts_at, new.duration_minutes)
-    reached = await notify(service, organizer, added, invitation(new, organizer, join_url))
-    reached += await notify(service, organizer, removed, cancelled(old, organizer))
+    told = [Notice(added, invitation(new, sender, join_url)), Notice(removed, cancelled(old, sender))]
     if moved:
-        reached += await notify(service, organizer, kept, changed(new, organizer, join_url))
-    return reached
+        told.append(Notice(kept, changed(new, sender, join_url)))
+    if sender.login != new.organizer:
+        told.append(Notice((new.organizer,), changed(new, sender, join_url)))
+    return told
 
 
 async def delete_plan(request: web.Request) -> web.Response:
-    user = await caller(request, write=True)
+    person = await writer(request)
+    user = person.user
     plan = await visible_plan(request, user)
     require_organizer(plan, user)
+    told = plan.invitees + ((plan.organizer,) if user.login != plan.organizer else ())
+    notices = [Notice(told, cancelled(plan, user))]
+    charge(request, person, notices)
     await request.app[SCHEDULE].delete(plan)
     await audit(request, "delete", plan, None)
-    service = chat_api(request).service
-    organizer = await service.user_in(plan.org, plan.organizer)
-    notified = [] if organizer is None else await notify(service, organizer, plan.invitees,
-                                                         cancelled(plan, organizer))
+    notified = await send(chat_api(request).service, user, notices)
     return web.json_response({"deleted": plan.id, "notified": notified})
 
 
@@ -262,7 +285,7 @@ def openapi_part() -> dict[str, Any]:
 
     def op(summary: str, ok: dict[str, Any], status: str = "200", **extra: Any) -> dict[str, Any]:
         return {"summary": summary, "tags": ["meetings"], **extra,
-                "responses": {status: ok, **{c: error for c in ("400", "401", "403", "404", "429", "503")},
+                "responses": {status: ok, **{c: error for c in ("400", "401", "403", "404", "409", "429", "503")},
                               "default": error}}
 
     def body(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -279,7 +302,11 @@ def openapi_part() -> dict[str, Any]:
             "post": op(f"Schedule a meeting ({who}; start_meeting): room (default: a new random one), title, "
                        "starts_at, duration_minutes, invitees (people of the organiser's organisation, else 400 "
                        "unknown_invitees naming them in details.logins), timezone. Each invitee gets a direct "
-                       "message from the organiser; `notified` lists who", json_ok(plan), "201",
+                       "message from the organiser; `notified` lists who. 409 room_already_planned when another "
+                       "plan's window (15 minutes before its start to its end) overlaps in the room, 409 "
+                       "room_in_use when a meeting is going on there, 409 too_many_scheduled_meetings past "
+                       f"{PER_ORGANIZER_MAX} plans that have not ended (details.limit); 429 rate_limited: one chat "
+                       "write for the request and one per notice", json_ok(plan), "201",
                        requestBody=body({**fields, "room": text}, ["title", "starts_at", "duration_minutes"])),
             "get": op(f"The scheduled meetings the caller organises or is invited to that overlap from..to "
                       f"(default: now to 30 days on; at most 366 days), by start ({who})",
@@ -292,9 +319,12 @@ def openapi_part() -> dict[str, Any]:
                       f"scheduled_meeting_not_found) ({who})", json_ok(plan), parameters=ident),
             "patch": op(f"Change title, starts_at, duration_minutes, invitees (replaces the list) or timezone (the "
                         f"organiser or an admin; invitees 403 forbidden). New invitees are invited, removed ones "
-                        f"told it is cancelled, the others told of a new time or title ({who})", json_ok(plan),
+                        f"told it is cancelled, the others told of a new time or title, all from the caller (an "
+                        f"admin's change also tells the organiser); a new time is checked as on POST (409) ({who})",
+                        json_ok(plan),
                         parameters=ident, requestBody=body(fields, [])),
-            "delete": op(f"Cancel it (the organiser or an admin); the invitees are told ({who})",
+            "delete": op(f"Cancel it (the organiser or an admin); the invitees are told by the caller (and the "
+                         f"organiser, when an admin cancelled it) ({who})",
                          json_ok({"type": "object", "required": ["deleted"], "properties": {
                              "deleted": text, "notified": {"type": "array", "items": text}}}), parameters=ident)},
         BASE + "/{id}.ics": {

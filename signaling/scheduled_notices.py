@@ -1,7 +1,9 @@
-"""Chat notices about a scheduled meeting: a direct message from the organiser to each invitee, through the chat
+"""Chat notices about a scheduled meeting: a direct message from whoever made the change (the organiser, or an
+admin changing or cancelling someone's plan, who is named as such) to each person it concerns, through the chat
 service (the same path as a message they typed: the direct channel is made if needed, readers are told live).
+A notice is never sent in someone else's name.
 
-A notice that cannot be sent (the organiser may not post, the store refused) is logged and left out of the answer's
+A notice that cannot be sent (the sender may not post, the store refused) is logged and left out of the answer's
 `notified` list; the meeting stays scheduled.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -23,6 +25,19 @@ log = logging.getLogger("convene.signaling.scheduled_notices")
 CONCURRENT_SENDS = 16
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One text, to each of `logins` in their direct chat with the sender."""
+
+    logins: tuple[str, ...]
+    text: str
+
+
+def recipients(notices: list[Notice], sender: str) -> int:
+    """How many direct messages `send` will try (the sender writes none to themselves)."""
+    return sum(1 for notice in notices for login in notice.logins if login != sender)
+
+
 def when_text(plan: ScheduledMeeting) -> str:
     """`Wed 2 Dec 2026, 09:00-09:30 (Europe/Berlin)`: in the organiser's zone, or UTC."""
     zone = ZoneInfo(plan.timezone) if plan.timezone else UTC
@@ -32,35 +47,41 @@ def when_text(plan: ScheduledMeeting) -> str:
     return f"{day}, {start:%H:%M}-{end:%H:%M} ({plan.timezone or 'UTC'})"
 
 
-def invitation(plan: ScheduledMeeting, organizer: User, join_url: str) -> str:
-    return (f"📅 {organizer.name or organizer.login} invited you to \"{plan.title}\": {when_text(plan)}. "
+def byline(plan: ScheduledMeeting, sender: User) -> str:
+    """The sender's name; an admin acting on someone else's plan says whose it is."""
+    name = sender.name or sender.login
+    return name if sender.login == plan.organizer else f"{name} (admin, for {plan.organizer}'s meeting)"
+
+
+def invitation(plan: ScheduledMeeting, sender: User, join_url: str) -> str:
+    return (f"📅 {byline(plan, sender)} invited you to \"{plan.title}\": {when_text(plan)}. "
             f"Join from your home page or at {join_url}")
 
 
-def changed(plan: ScheduledMeeting, organizer: User, join_url: str) -> str:
-    return (f"📅 {organizer.name or organizer.login} changed \"{plan.title}\": now {when_text(plan)}. "
+def changed(plan: ScheduledMeeting, sender: User, join_url: str) -> str:
+    return (f"📅 {byline(plan, sender)} changed \"{plan.title}\": now {when_text(plan)}. "
             f"Join from your home page or at {join_url}")
 
 
-def cancelled(plan: ScheduledMeeting, organizer: User) -> str:
-    return f"📅 {organizer.name or organizer.login} cancelled \"{plan.title}\" ({when_text(plan)})."
+def cancelled(plan: ScheduledMeeting, sender: User) -> str:
+    return f"📅 {byline(plan, sender)} cancelled \"{plan.title}\" ({when_text(plan)})."
 
 
-async def _send(service: ChatService, organizer: User, login: str, text: str, gate: asyncio.Semaphore) -> bool:
+async def _send(service: ChatService, sender: User, login: str, text: str, gate: asyncio.Semaphore) -> bool:
     async with gate:
         try:
-            channel, _ = await service.direct_channel(organizer.login, login, organizer.org)
-            await service.post(organizer, PostRequest(to=channel.id, content=text))
+            channel, _ = await service.direct_channel(sender.login, login, sender.org)
+            await service.post(sender, PostRequest(to=channel.id, content=text))
         except ConveneError as exc:
             log.warning("scheduled meeting notice to %s not sent: %s", login, exc.code)
             return False
         return True
 
 
-async def notify(service: ChatService, organizer: User, logins: Iterable[str], text: str) -> list[str]:
-    """Sends `text` from `organizer` to each of `logins` in their direct chat; the logins it reached. The sends
-    overlap (up to CONCURRENT_SENDS), so the store's group-commit writer takes many in one transaction."""
-    others = [login for login in logins if login != organizer.login]
+async def send(service: ChatService, sender: User, notices: list[Notice]) -> list[str]:
+    """Sends each notice from `sender` to each of its logins in their direct chat; the logins it reached. The
+    sends overlap (up to CONCURRENT_SENDS), so the store's group-commit writer takes many in one transaction."""
+    pairs = [(login, notice.text) for notice in notices for login in notice.logins if login != sender.login]
     gate = asyncio.Semaphore(CONCURRENT_SENDS)
-    sent = await asyncio.gather(*(_send(service, organizer, login, text, gate) for login in others))
-    return [login for login, ok in zip(others, sent) if ok]
+    sent = await asyncio.gather(*(_send(service, sender, login, text, gate) for login, text in pairs))
+    return [login for (login, _), ok in zip(pairs, sent) if ok]

@@ -1,11 +1,16 @@
 """Scheduled meetings (#10) on a real server: plan, list, change and cancel over REST; the invitees hear of it in
 their direct chat with the organiser; the .ics reads back in a real RFC 5545 parser (the `icalendar` package);
 invitees are checked (people of the organiser's organisation only, unknown ones named); what the caller neither
-organises nor is invited to, and another organisation's, answers 404; and the organiser (and whoever started a
-meeting) moderates it again on rejoining signed in, which the ledger now remembers."""
+organises nor is invited to, and another organisation's, answers 404; the organiser (and whoever started a
+meeting) moderates it again on rejoining signed in, which the ledger now remembers, and only the ledger: a plan
+made for someone else's live meeting is refused and would grant nothing; a room holds one plan at a time (also
+when two people ask at once); an organiser's plans are capped; notices are charged to the rate limiter one per
+recipient; an admin's change is told in the admin's name."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +25,9 @@ import pytest
 from chat.web import CHAT_API
 from identity.appkeys import MEETINGS
 from identity.appkeys import ORGS as IDENTITY_ORGS
+from identity.schedule import PER_ORGANIZER_MAX, ScheduledMeeting, new_schedule_id
+from signaling.appkeys import SCHEDULE
+from store.schema import scheduled_meetings as plans_t
 from tests.conftest import RunningServer, running_server, server_config
 
 PASSWORD = "correct horse battery staple"
@@ -70,12 +78,10 @@ class World:
         return [m["content"] for m in messages if m["author"] == a]
 
 
-@pytest.fixture
-async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    """A server on SQLite, or on a real PostgreSQL (tests/postgres.py) for tests parametrized `postgres`."""
-    backend = getattr(request, "param", "sqlite")
-    url = request.getfixturevalue("postgres").create_database() if backend == "postgres" else None
-    async with running_server(server_config(tmp_path / "data", database_url=url)) as server, aiohttp.ClientSession(
+@contextlib.asynccontextmanager
+async def make_world(data_dir: Path, database_url: str | None = None) -> AsyncIterator[World]:
+    """A real server with PEOPLE signed in (and alice of organisation acme)."""
+    async with running_server(server_config(data_dir, database_url=database_url)) as server, aiohttp.ClientSession(
             cookie_jar=aiohttp.DummyCookieJar()) as http:
         api = server.app[CHAT_API]
         assert api.accounts is not None
@@ -91,6 +97,15 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             signed = await world.ok("POST", "/v1/auth/login", login, {"login": login, "password": PASSWORD},
                                     host=ACME if login == "alice" else None)
             world.tokens[login] = signed["token"]
+        yield world
+
+
+@pytest.fixture
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    """A server on SQLite, or on a real PostgreSQL (tests/postgres.py) for tests parametrized `postgres`."""
+    backend = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("postgres").create_database() if backend == "postgres" else None
+    async with make_world(tmp_path / "data", url) as world:
         yield world
 
 
@@ -290,3 +305,138 @@ async def test_invitees_may_open_a_planned_meeting_without_start_meeting(world: 
     # Ben may not start meetings, but this one's window is open and he is invited.
     assert (await join(world, "ben", "board"))["started"]
     await world.refused("POST", "/v1/rooms/elsewhere/join-as-member", "cat", None, 403, "not_permitted")
+
+
+async def test_a_plan_on_someone_elses_live_meeting_is_refused_and_grants_nothing(world: World) -> None:
+    # The reviewer's scenario: cat starts ceo-allhands, dan joins it as a participant and plans his own meeting on
+    # the same room starting now, then rejoins hoping to moderate.
+    assert (await join(world, "cat", "ceo-allhands"))["moderator"]
+    assert not (await join(world, "dan", "ceo-allhands"))["moderator"]
+    error = await world.refused("POST", "/v1/meetings/scheduled", "dan",
+                                plan_body(room="ceo-allhands", starts_at=at(0), duration_minutes=5, invitees=[]),
+                                409, "room_in_use")
+    assert error["details"]["room"] == "ceo-allhands"
+    assert not (await join(world, "dan", "ceo-allhands"))["moderator"]
+    assert (await world.ok("GET", "/v1/meetings/scheduled", "dan"))["meetings"] == []
+    # Even a plan that got there some other way (written straight into the store here, as one whose window
+    # opened while cat's meeting went on) gives its organiser nothing: moderation comes from the ledger only.
+    now = time.time()
+    await world.server.app[SCHEDULE].db.write(lambda conn: conn.execute(plans_t.insert().values(
+        id=new_schedule_id(), org_id="default", room="ceo-allhands", title="mine", organizer="dan", starts_at=now,
+        duration_minutes=5, timezone="", created_at=now, updated_at=now, sequence=0)))
+    assert (await world.server.app[SCHEDULE].open_in_room("ceo-allhands", time.time())) is not None
+    again = await join(world, "dan", "ceo-allhands")
+    assert not again["moderator"] and not again["started"]
+    live = await world.server.app[MEETINGS].live("ceo-allhands")
+    assert live is not None and (live.started_by, live.organizer) == ("cat", None)
+    assert (await join(world, "cat", "ceo-allhands"))["moderator"]  # the starter still does
+
+
+@BOTH_STORES
+async def test_a_room_holds_one_plan_at_a_time(world: World) -> None:
+    url = "/v1/meetings/scheduled"
+    ann = await world.ok("POST", url, "ann", plan_body(room="weekly", starts_at=at(2 * 3600), duration_minutes=30),
+                         status=201)
+    # Overlapping ann's window (15 minutes before her start to her end): refused, whoever asks.
+    for who, start, minutes in (("ben", 2 * 3600 + 15 * 60, 30), ("cat", 3600 + 50 * 60, 15), ("olga", 2 * 3600, 5)):
+        error = await world.refused("POST", url, who, plan_body(room="weekly", starts_at=at(start),
+                                                                 duration_minutes=minutes, invitees=[]),
+                                    409, "room_already_planned")
+        assert "scheduled_id" not in error.get("details", {})  # which plan is not said
+    # Windows that only touch are fine: ben's opens (15 minutes early) as ann's ends.
+    ben = await world.ok("POST", url, "ben", plan_body(room="weekly", starts_at=at(2 * 3600 + 45 * 60),
+                                                       duration_minutes=30, invitees=[]), status=201)
+    # Another room at the same time, and the same room name in another organisation, are other rooms.
+    await world.ok("POST", url, "cat", plan_body(room="weekly-2", starts_at=at(2 * 3600), invitees=[]), status=201)
+    await world.ok("POST", url, "alice", plan_body(room="weekly", starts_at=at(2 * 3600), invitees=[]), status=201,
+                   host=ACME)
+    # Moving a plan onto another's time is refused the same way and changes nothing; a change that does not move
+    # it (the title), or a move to a free time, is fine.
+    await world.refused("PATCH", f"{url}/{ben['id']}", "ben", {"starts_at": at(2 * 3600 + 20 * 60)}, 409,
+                        "room_already_planned")
+    assert (await world.ok("GET", f"{url}/{ben['id']}", "ben"))["starts_at"] == ben["starts_at"]
+    await world.ok("PATCH", f"{url}/{ann['id']}", "ann", {"title": "Weekly, renamed"})
+    await world.ok("PATCH", f"{url}/{ben['id']}", "ben", {"starts_at": at(5 * 3600)})
+    # Two people asking for the same free slot at once: the check is in the insert's transaction, one wins.
+    answers = await asyncio.gather(*(world.call("POST", url, who, plan_body(
+        room="contested", starts_at=at(4 * 3600), invitees=[])) for who in ("ann", "ben", "cat", "dan")))
+    assert sorted(status for status, _ in answers) == [201, 409, 409, 409], answers
+    assert {body["error"]["code"] for status, body in answers if status == 409} == {"room_already_planned"}
+
+
+async def test_a_plan_moves_while_its_own_meeting_goes_on_but_not_onto_anothers(world: World) -> None:
+    url = "/v1/meetings/scheduled"
+    made = await world.ok("POST", url, "ann", plan_body(room="standup", starts_at=at(60), duration_minutes=15),
+                          status=201)
+    assert (await join(world, "ann", "standup"))["started"]
+    live = await world.server.app[MEETINGS].live("standup")
+    assert live is not None and live.organizer == "ann"
+    # Her meeting runs long: she stretches the plan, which its own live meeting does not stop.
+    assert (await world.ok("PATCH", f"{url}/{made['id']}", "ann", {"duration_minutes": 45}))["duration_minutes"] == 45
+    # Nobody plans the room while that meeting goes on, not even for tomorrow.
+    await world.refused("POST", url, "ben", plan_body(room="standup", starts_at=at(86400), invitees=[]), 409,
+                        "room_in_use")
+    # A plan of ben's is not moved onto a room in use by a meeting it did not start.
+    assert (await join(world, "cat", "retro"))["started"]
+    other = await world.ok("POST", url, "ben", plan_body(room="quiet", starts_at=at(3600), invitees=[]), status=201)
+    assert other["room"] == "quiet"
+    await world.refused("POST", url, "ben", plan_body(room="retro", starts_at=at(3600), invitees=[]), 409,
+                        "room_in_use")
+
+
+async def test_an_organisers_plans_are_capped(world: World) -> None:
+    store = world.server.app[SCHEDULE]
+    base = time.time() + 86400
+
+    def plan(i: int, starts_at: float) -> ScheduledMeeting:
+        return ScheduledMeeting(id=new_schedule_id(), room=f"cap-{i}", title=f"plan {i}", organizer="ann",
+                                starts_at=starts_at, duration_minutes=30, invitees=())
+    # One short of the cap straight into the store (the same store the server uses), plus one that has ended,
+    # which does not count.
+    await asyncio.gather(*(store.create(plan(i, base + i * 3600)) for i in range(PER_ORGANIZER_MAX - 1)))
+    await store.create(plan(-1, time.time() - 7200))
+    url = "/v1/meetings/scheduled"
+    last = await world.ok("POST", url, "ann", plan_body(invitees=[]), status=201)
+    error = await world.refused("POST", url, "ann", plan_body(invitees=[]), 409, "too_many_scheduled_meetings")
+    assert error["details"]["limit"] == PER_ORGANIZER_MAX
+    await world.ok("POST", url, "ben", plan_body(invitees=[]), status=201)  # per organiser: ben is not ann
+    await world.ok("DELETE", f"{url}/{last['id']}", "ann")
+    await world.ok("POST", url, "ann", plan_body(invitees=[]), status=201)
+
+
+async def test_notices_are_charged_one_per_recipient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A chat limiter of 6 with (almost) no refill: the plan with four invitees costs 1 + 4.
+    monkeypatch.setenv("CONVENE_CHAT_RATE", "0.001")
+    monkeypatch.setenv("CONVENE_CHAT_BURST", "6")
+    async with make_world(tmp_path / "data") as world:
+        await charged_per_recipient(world)
+
+
+async def charged_per_recipient(world: World) -> None:
+    made = await world.ok("POST", "/v1/meetings/scheduled", "ann",
+                          plan_body(invitees=["ben", "cat", "dan", "olga"]), status=201)
+    assert sorted(made["notified"]) == ["ben", "cat", "dan", "olga"]
+    # Swapping the list would send four cancellations: one token left is not enough, and nothing changes.
+    error = await world.refused("PATCH", f"/v1/meetings/scheduled/{made['id']}", "ann", {"invitees": []}, 429,
+                                "rate_limited")
+    assert error["details"]["retry_after"] > 1000
+    assert (await world.ok("GET", f"/v1/meetings/scheduled/{made['id']}", "ann"))["invitees"] == made["invitees"]
+    assert len(await world.direct_texts("ann", "ben")) == 1  # only the invitation
+    # Another caller has a bucket of its own.
+    await world.ok("POST", "/v1/meetings/scheduled", "ben", plan_body(invitees=["cat"]), status=201)
+
+
+async def test_an_admins_change_is_told_in_the_admins_name(world: World) -> None:
+    made = await world.ok("POST", "/v1/meetings/scheduled", "ann", plan_body(invitees=["ben"]), status=201)
+    assert len(await world.direct_texts("ann", "ben")) == 1
+    renamed = await world.ok("PATCH", f"/v1/meetings/scheduled/{made['id']}", "olga", {"title": "Board review"})
+    assert sorted(renamed["notified"]) == ["ann", "ben"]  # the organiser hears of it too
+    for who in ("ben", "ann"):
+        told = await world.direct_texts("olga", who)
+        assert len(told) == 1 and "Olga (admin, for ann's meeting) changed \"Board review\"" in told[0], told
+    assert len(await world.direct_texts("ann", "ben")) == 1  # nothing more in ann's name
+    gone = await world.ok("DELETE", f"/v1/meetings/scheduled/{made['id']}", "olga")
+    assert sorted(gone["notified"]) == ["ann", "ben"]
+    assert "Olga (admin, for ann's meeting) cancelled" in (await world.direct_texts("olga", "ben"))[-1]
+    assert "cancelled" in (await world.direct_texts("olga", "ann"))[-1]
+    assert len(await world.direct_texts("ann", "ben")) == 1
