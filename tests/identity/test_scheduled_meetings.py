@@ -23,6 +23,8 @@ import aiohttp
 import pytest
 
 from chat.web import CHAT_API
+from common.errors import RateLimited
+from common.ratelimit import RateLimiter
 from identity.appkeys import MEETINGS
 from identity.appkeys import ORGS as IDENTITY_ORGS
 from identity.schedule import PER_ORGANIZER_MAX, ScheduledMeeting, new_schedule_id
@@ -440,3 +442,16 @@ async def test_an_admins_change_is_told_in_the_admins_name(world: World) -> None
     assert "Olga (admin, for ann's meeting) cancelled" in (await world.direct_texts("olga", "ben"))[-1]
     assert "cancelled" in (await world.direct_texts("olga", "ann"))[-1]
     assert len(await world.direct_texts("ann", "ben")) == 1
+
+
+def test_a_write_worth_more_than_the_burst_passes_once_and_leaves_a_debt() -> None:
+    # A plan with 100 invitees against a burst of 60 must be possible, and still cost 101 tokens.
+    limiter = RateLimiter(rate=10.0, burst=60)
+    limiter.take("ann", now=0.0, cost=101)
+    with pytest.raises(RateLimited) as refused:
+        limiter.take("ann", now=1.0)  # 60 - 101 + 10 = -31: 3.2 s more until a whole token
+    assert refused.value.details["retry_after"] == pytest.approx(3.2)
+    limiter.take("ann", now=4.3)
+    with pytest.raises(RateLimited):
+        limiter.take("ann", now=4.4, cost=60)  # a big one waits for a full bucket
+    limiter.take("ann", now=10.3, cost=60)
