@@ -55,6 +55,8 @@ class OrgDirectorySyncs:
         self.default = default
         self.connections = connections
         self._cached: dict[str, tuple[float, DirectorySync]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def _make(self, org: str, settings: DirectorySettings, group_map: GroupMap) -> DirectorySync:
         assert self.api.accounts is not None
@@ -68,21 +70,32 @@ class OrgDirectorySyncs:
         cached = self._cached.get(org)
         if cached is not None and cached[0] == version:
             return cached[1]
-        if cached is not None:
-            await asyncio.to_thread(cached[1].directory.close)
-            del self._cached[org]
-        if version is None:
-            return None
-        try:
-            stored = await self.connections.get(org, LDAP)
+        async with self._locks.setdefault(org, asyncio.Lock()):  # one rebuild per change, however many sign-ins
+            version = await self.connections.version(org, LDAP)
+            cached = self._cached.get(org)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            self._retire(org)
+            stored = None if version is None else await self.connections.get(org, LDAP)
             if stored is None:
                 return None
-            sync = self._make(org, *directory_settings(stored))
-        except InvalidConfig as exc:
-            log.error("organisation %s: its directory connection cannot be used: %s", org, exc.message)
-            raise DirectoryUnavailable("this organisation's directory connection cannot be used") from None
-        self._cached[org] = (stored.updated_at, sync)
-        return sync
+            try:
+                sync = self._make(org, *directory_settings(stored))
+            except InvalidConfig as exc:
+                log.error("organisation %s: its directory connection cannot be used: %s", org, exc.message)
+                raise DirectoryUnavailable("this organisation's directory connection cannot be used") from None
+            self._cached[org] = (stored.updated_at, sync)
+            return sync
+
+    def _retire(self, org: str) -> None:
+        """Swaps the organisation's sync out at once; its kept connection is closed once a sync it is running has
+        ended (a sign-in still holding it finds its directory closed and searches on a connection of its own)."""
+        cached = self._cached.pop(org, None)
+        if cached is None:
+            return
+        task = asyncio.get_running_loop().create_task(_close_after_run(cached[1]))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def admit(self, org: str, login: str, password: str) -> tuple[User, int] | None:
         """A sign-in at `org`'s Host against `org`'s directory; None when the organisation has none."""
@@ -101,10 +114,27 @@ class OrgDirectorySyncs:
                 out.append(sync)
         return out
 
+    async def aclose(self) -> None:
+        """At shutdown: the retiring syncs' waits end (each closes its directory) and every kept search
+        connection is ended."""
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await asyncio.to_thread(self.close)
+
     def close(self) -> None:
         """Ends every kept search connection (blocking: on a thread at shutdown)."""
         for sync in [*([self.default] if self.default else []), *(s for _, s in self._cached.values())]:
             sync.directory.close()
+
+
+async def _close_after_run(sync: DirectorySync) -> None:
+    """Closes a replaced sync's directory, after the run it may be in the middle of (run() holds its lock)."""
+    try:
+        async with sync.run_lock:
+            pass
+    finally:
+        await asyncio.to_thread(sync.directory.close)
 
 
 DIRECTORY_SYNCS = web.AppKey("directory_syncs", OrgDirectorySyncs)
@@ -160,7 +190,7 @@ def setup_directory(app: web.Application, config: Config) -> OrgDirectorySyncs:
     DirectoryAdmin(api, syncs, config).routes(app)
 
     async def close_directories(app: web.Application) -> None:
-        await asyncio.to_thread(syncs.close)
+        await syncs.aclose()
     app.on_cleanup.append(close_directories)
     api.directory_login = syncs.admit
     if config.ldap_sync_interval_seconds > 0:

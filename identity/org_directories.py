@@ -29,7 +29,32 @@ LDAP, OIDC = "ldap", "oidc"
 LDAP_DEFAULTS: dict[str, str] = {
     "user_filter": "(objectClass=inetOrgPerson)", "attr_login": "uid", "attr_name": "displayName,cn",
     "attr_email": "mail", "attr_department": "departmentNumber,ou", "attr_title": "title"}
-OIDC_CLAIMS = ("login", "name", "email", "department", "title")
+# The profile fields a directory attribute (--ldap-attr-NAME) or a provider's claim (--oidc-claim-NAME) fills.
+LDAP_ATTRS = ("login", "name", "email", "department", "title")
+OIDC_CLAIMS = LDAP_ATTRS
+# A stored secret goes only where it went before: these settings changing need it given again.
+SECRET_BOUND = {LDAP: ("url", "bind_dn"), OIDC: ("issuer",)}
+SECRET_NAMES = {LDAP: "bind password", OIDC: "client secret"}
+SECRET_FLAGS = {LDAP: "--ldap-bind-password-stdin", OIDC: "--oidc-client-secret-stdin"}
+
+
+def merge_settings(stored: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The stored settings with the given ones over them; a value None was not given, and the claims merge
+    name by name."""
+    out = dict(stored)
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key == "claims" and isinstance(value, dict):
+            out["claims"] = {**(stored.get("claims") or {}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _secret_moves(kind: str, stored: dict[str, Any], checked: dict[str, Any]) -> bool:
+    """Whether the stored secret would now be sent somewhere (or as someone) it was not before."""
+    return any((stored.get(k) or None) != (checked.get(k) or None) for k in SECRET_BOUND[kind])
 
 
 @dataclass(frozen=True)
@@ -107,25 +132,35 @@ class OrgConnections:
 
     async def put(self, org: str, kind: str, settings: dict[str, Any], secret: str | None, actor: str,
                   now: float | None = None) -> StoredConnection:
-        """Sets the organisation's connection of `kind`; `secret` None keeps the one stored (if any)."""
+        """Sets the organisation's connection of `kind`: the given settings (None: not given) over the stored
+        ones, so changing one flag keeps the rest. `secret` None keeps the stored one, except where it would
+        reach somebody else: a new URL or bind DN (LDAP) or issuer (OIDC) needs the secret given again
+        (InvalidConfig `secret_required`), so an old password never goes to a new server."""
         valid_org_id(org)
-        checked = check_ldap(settings) if kind == LDAP else check_oidc(settings)
         sealed = None if secret is None else self.sealer.seal(secret, self._context(org, kind))
         at = time.time() if now is None else now
 
         async def op(conn: AsyncConnection) -> None:
             t = org_directories
-            old = (await conn.execute(select(t.c.sealed_secret).where(t.c.org_id == org, t.c.kind == kind))).first()
+            old = (await conn.execute(select(t.c.settings, t.c.sealed_secret)
+                                      .where(t.c.org_id == org, t.c.kind == kind))).first()
+            stored = {} if old is None else json.loads(old.settings)
+            merged = merge_settings(stored, settings)
+            checked = check_ldap(merged) if kind == LDAP else check_oidc(merged)
+            kept = None if old is None else old.sealed_secret
+            if sealed is None and kept is not None and _secret_moves(kind, stored, checked):
+                raise InvalidConfig(f"the {SECRET_NAMES[kind]} is not sent to a new "
+                                    f"{' or '.join(SECRET_BOUND[kind])}: give it again "
+                                    f"({SECRET_FLAGS[kind]})", field="secret_required")
             await conn.execute(delete(t).where(t.c.org_id == org, t.c.kind == kind))
             await conn.execute(t.insert().values(
                 org_id=org, kind=kind, settings=json.dumps(checked, ensure_ascii=False),
-                sealed_secret=sealed if sealed is not None or old is None else old.sealed_secret,
-                updated_at=at, updated_by=actor))
+                sealed_secret=sealed if sealed is not None else kept, updated_at=at, updated_by=actor))
 
         await self.db.write(op)
-        stored = await self.get(org, kind)
-        assert stored is not None
-        return stored
+        stored_now = await self.get(org, kind)
+        assert stored_now is not None
+        return stored_now
 
     async def remove(self, org: str, kind: str) -> bool:
         async def op(conn: AsyncConnection) -> int:

@@ -22,12 +22,16 @@ organisation holds is refused (`oidc_account_exists`). A browser that fails land
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import urllib.parse
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from chat.web import CHAT_API, ChatApi
+from common.config import Config
+from common.names import server_reserved
 from common.errors import (AccountDisabled, ConveneError, InvalidConfig, InvalidField, NotReady, OidcAccountExists,
                            OidcClaimInvalid, OidcDenied, OidcNotConfigured, OidcStateMismatch, OidcUnavailable)
 from common.ratelimit import RateLimiter
@@ -38,7 +42,7 @@ from identity.oidc_flow import FLOW_COOKIE, FLOW_PATH, FLOW_SECONDS, FlowSealer,
 from identity.oidc_links import OidcLinks
 from identity.oidc_users import SOURCE, OidcUsers
 from identity.org_directories import OIDC, OrgConnections, oidc_settings
-from identity.orgs import DEFAULT_ORG, request_org
+from identity.orgs import DEFAULT_ORG, host_name, request_org
 from identity.sealed import SecretSealer
 from identity.passwords import Account
 from chat.model import User
@@ -55,39 +59,113 @@ AFTER_SIGN_IN = "/"  # the home page (meetings, channels, tasks), where a passwo
 STARTS_PER_SECOND, STARTS_BURST = 5.0, 60
 
 
-class OrgOidcClients:
-    """Each non-default organisation's OidcClient, made from its stored provider and kept while the stored row's
-    `updated_at` and the origin it redirects to stay the same (its discovery document and keys stay cached)."""
+RETIRE_AFTER_SECONDS = 60.0  # a replaced client is closed this long after: longer than any call it has under way
 
-    def __init__(self, connections: OrgConnections) -> None:
+
+@dataclass
+class _OrgClients:
+    version: float
+    link_existing: bool
+    by_origin: dict[str, OidcClient]  # one per redirect origin: a stored host with the public scheme and port
+
+
+class OrgOidcClients:
+    """Each non-default organisation's OidcClients, made from its stored provider and kept while the stored row's
+    `updated_at` stays the same (their discovery documents and keys stay cached). There is one per redirect origin,
+    and an origin is only ever built from one of the organisation's stored hosts and the server's own scheme and
+    port (`redirect_origin`), so a client cannot make us build more than a few.
+
+    Rebuilding is serialised per organisation, and a replaced client is swapped out first and closed only
+    RETIRE_AFTER_SECONDS later, so sign-ins already talking to the provider through it finish."""
+
+    def __init__(self, connections: OrgConnections, retire_after: float = RETIRE_AFTER_SECONDS) -> None:
         self.connections = connections
-        self._clients: dict[str, tuple[float, str, OidcClient, bool]] = {}
+        self.retire_after = retire_after
+        self.builds = 0  # clients made (a figure for tests and logs: discovery is fetched once per client)
+        self._orgs: dict[str, _OrgClients] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def for_org(self, org: str, origin: str) -> tuple[OidcClient, bool] | None:
         """The client and its link_existing setting; None when the organisation has no provider."""
         version = await self.connections.version(org, OIDC)
-        cached = self._clients.get(org)
-        if cached is not None and (cached[0], cached[1]) == (version, origin):
-            return cached[2], cached[3]
-        if cached is not None:
-            await cached[2].close()
-            del self._clients[org]
-        stored = None if version is None else await self.connections.get(org, OIDC)
-        if stored is None:
+        found = self._current(org, version, origin)
+        if found is not None or version is None:
+            if version is None:
+                self._retire_org(org)
+            return found
+        async with self._locks.setdefault(org, asyncio.Lock()):
+            version = await self.connections.version(org, OIDC)  # another sign-in may have rebuilt meanwhile
+            found = self._current(org, version, origin)
+            if found is not None:
+                return found
+            stored = None if version is None else await self.connections.get(org, OIDC)
+            if stored is None:
+                self._retire_org(org)
+                return None
+            held = self._orgs.get(org)
+            if held is None or held.version != stored.updated_at:
+                self._retire_org(org)
+                held = _OrgClients(stored.updated_at, bool(stored.settings.get("link_existing")), {})
+                self._orgs[org] = held
+            try:
+                client = OidcClient(oidc_settings(stored, origin))
+            except InvalidConfig as exc:
+                log.error("organisation %s: its single sign-on cannot be used: %s", org, exc.message)
+                raise OidcUnavailable("this organisation's single sign-on cannot be used") from None
+            self.builds += 1
+            held.by_origin[origin] = client
+            return client, held.link_existing
+
+    def _current(self, org: str, version: float | None, origin: str) -> tuple[OidcClient, bool] | None:
+        held = self._orgs.get(org)
+        if held is None or held.version != version or origin not in held.by_origin:
             return None
+        return held.by_origin[origin], held.link_existing
+
+    def _retire_org(self, org: str) -> None:
+        """Swaps the organisation's clients out at once and closes them later (not under a running callback)."""
+        held = self._orgs.pop(org, None)
+        if held is None:
+            return
+        for client in held.by_origin.values():
+            task = asyncio.get_running_loop().create_task(self._close_later(client))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _close_later(self, client: OidcClient) -> None:
         try:
-            client = OidcClient(oidc_settings(stored, origin))
-        except InvalidConfig as exc:
-            log.error("organisation %s: its single sign-on cannot be used: %s", org, exc.message)
-            raise OidcUnavailable("this organisation's single sign-on cannot be used") from None
-        link_existing = bool(stored.settings.get("link_existing"))
-        self._clients[org] = (stored.updated_at, origin, client, link_existing)
-        return client, link_existing
+            await asyncio.sleep(self.retire_after)
+        finally:
+            await client.close()
 
     async def close(self) -> None:
-        for _, _, client, _ in self._clients.values():
-            await client.close()
-        self._clients.clear()
+        for task in list(self._retiring):
+            task.cancel()  # each closes its client as it ends
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        for held in self._orgs.values():
+            for client in held.by_origin.values():
+                await client.close()
+        self._orgs.clear()
+
+
+def redirect_origin(request: web.Request, config: Config) -> str:
+    """Where an organisation's provider sends the browser back: the request's host name, which the organisation
+    middleware has matched to one of the organisation's stored hosts (identity/orgs.py), with the scheme and port
+    of --public-url, else the scheme this request came by (a trusted proxy's X-Forwarded-Proto included) and our
+    own listening port only when the request named it. A port the client made up never gets in (nor into the
+    client cache's key)."""
+    host = host_name(request.host or "")
+    if config.public_url:
+        public = urllib.parse.urlsplit(config.public_url)
+        port = f":{public.port}" if public.port else ""
+        return f"{public.scheme}://{host}{port}"
+    named = request.host.rsplit(":", 1)[1] if request.host and request.host.count(":") == 1 else ""
+    port = f":{config.port}" if named == str(config.port) else ""
+    return f"{request.scheme}://{host}{port}"
+
+
+ORG_OIDC_CLIENTS = web.AppKey("org_oidc_clients", OrgOidcClients)
 
 
 class OidcRoutes:
@@ -108,7 +186,7 @@ class OidcRoutes:
             return None if self.client is None else (self.client, self.link_existing)
         if self.orgs is None:
             return None
-        return await self.orgs.for_org(org, f"{request.scheme}://{request.host}")
+        return await self.orgs.for_org(org, redirect_origin(request, request.app[CONFIG]))
 
     async def _client(self, request: web.Request) -> tuple[OidcClient, bool]:
         found = await self._client_for(request)
@@ -180,6 +258,9 @@ class OidcRoutes:
         except InvalidField:
             raise OidcClaimInvalid("the identity provider's login is not 1-128 letters, digits, '.', '@', '-' "
                                    "or '_'") from None
+        if server_reserved(login):
+            raise OidcClaimInvalid("the identity provider's login is in the server's own bots' name space "
+                                   "(cmd_, hook_, hook-)")
         if api.accounts is None:
             raise NotReady("signing in needs the account store")
         existing, user = await api.accounts.get(login), await api.store.get_user(login)
@@ -249,6 +330,7 @@ def setup(app: web.Application) -> None:
     async def close_org_clients(_: web.Application) -> None:
         await orgs.close()
     app.on_cleanup.append(close_org_clients)
+    app[ORG_OIDC_CLIENTS] = orgs
     routes = OidcRoutes(client, FlowSealer(secret), OidcLinks(app[DATABASE]), OidcUsers(app[DATABASE]),
                         config.oidc_link_existing, orgs)
     app.router.add_get("/v1/auth/methods", routes.methods)

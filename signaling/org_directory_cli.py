@@ -18,10 +18,7 @@ from typing import Any
 
 from common.config import config_from_env
 from common.errors import ConveneError, InvalidConfig, NotFound
-from identity.org_directories import LDAP, OIDC
-
-LDAP_ATTRS = ("login", "name", "email", "department", "title")
-OIDC_CLAIMS = ("login", "name", "email", "department", "title")
+from identity.org_directories import LDAP, LDAP_ATTRS, OIDC, OIDC_CLAIMS
 
 
 def _secret_from_stdin(wanted: bool, what: str) -> str | None:

@@ -46,6 +46,7 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     "sub-robot-0005": {"preferred_username": "robot", "name": "Not a bot"},
     "sub-admin-0006": {"preferred_username": "admin", "name": "Not the owner"},
     "sub-carol-0007": {"preferred_username": "carol", "name": "Carol Chen"},
+    "sub-cmd-0008": {"preferred_username": "cmd_deploy", "name": "Not the deploy command's bot"},
 }
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from chat.directory_web import DIRECTORY_SYNCS
 from chat.web import CHAT_API
+from signaling.oidc_routes import ORG_OIDC_CLIENTS
 from identity.appkeys import DATABASE
 from identity.sealed import SecretSealer
 from identity.signin import SESSION_COOKIE
@@ -34,7 +35,7 @@ from store.schema import chat_users, oidc_identities, org_directories
 from tests.conftest import RunningServer, free_port, running_server, server_config
 from tests.identity.oidc_idp import (CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, Provider,
                                      oidc_provider, sign_in_at_provider)
-from tests.identity.slapd import SERVICE_DN, SERVICE_PW, SUFFIX, Slapd, group_ldif, person_ldif, start_slapd
+from tests.identity.slapd import SERVICE_DN, SERVICE_PW, SUFFIX, Slapd, group_ldif, person_ldif, running_slapd
 
 pytestmark = pytest.mark.slow  # two directories, an OIDC provider, six `convene` processes
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,28 +56,27 @@ channels = ["eng"]
 """
 
 
-def convene(data_dir: Path, *args: str, stdin: str = "", database_url: str | None = None) -> str:
+def run_convene(data_dir: Path, *args: str, stdin: str = "", database_url: str | None = None
+                ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **({"CONVENE_DATABASE_URL": database_url} if database_url else {})}
-    out = subprocess.run([sys.executable, "-m", "signaling.cli", *args, "--data-dir", str(data_dir)], cwd=ROOT,
-                         input=stdin, capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run([sys.executable, "-m", "signaling.cli", *args, "--data-dir", str(data_dir)], cwd=ROOT,
+                          input=stdin, capture_output=True, text=True, timeout=60, env=env)
+
+
+def convene(data_dir: Path, *args: str, stdin: str = "", database_url: str | None = None) -> str:
+    out = run_convene(data_dir, *args, stdin=stdin, database_url=database_url)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
 @pytest.fixture
 def directories(tmp_path: Path) -> Iterator[tuple[Slapd, Slapd]]:
-    default = start_slapd(tmp_path / "default", person_ldif("dina", PW["dina"], "Dina (default)"))
-    try:
-        acme = start_slapd(tmp_path / "acme", person_ldif("aaron", PW["aaron"], "Aaron", "Eng")
-                           + person_ldif("amy", PW["amy"], "Amy", "Eng/Ops")
-                           + person_ldif("dina", PW["acme-dina"], "Dina (acme)")
-                           + group_ldif("acme-admins", ["amy"]) + group_ldif("acme-eng", ["aaron", "amy"]))
-    except BaseException:
-        default.stop()
-        raise
-    yield default, acme
-    acme.stop()
-    default.stop()
+    with running_slapd(tmp_path / "default", person_ldif("dina", PW["dina"], "Dina (default)")) as default, \
+            running_slapd(tmp_path / "acme", person_ldif("aaron", PW["aaron"], "Aaron", "Eng")
+                          + person_ldif("amy", PW["amy"], "Amy", "Eng/Ops")
+                          + person_ldif("dina", PW["acme-dina"], "Dina (acme)")
+                          + group_ldif("acme-admins", ["amy"]) + group_ldif("acme-eng", ["aaron", "amy"])) as acme:
+        yield default, acme
 
 
 @dataclass
@@ -87,6 +87,12 @@ class World:
     provider: Provider
     data: Path
     database_url: str | None
+
+    async def cli_refused(self, *args: str, stdin: str = "") -> str:
+        """`convene …` that must fail: its standard error."""
+        out = await asyncio.to_thread(run_convene, self.data, *args, stdin=stdin, database_url=self.database_url)
+        assert out.returncode != 0, out.stdout
+        return out.stderr
 
     async def cli(self, *args: str) -> str:
         """`convene …` on this world's store, on a thread: the in-process server must keep its loop (and with it
@@ -296,3 +302,70 @@ async def test_sso_goes_to_the_organisations_own_provider_and_lands_there(world:
     refused = await world.call("GET", "/v1/auth/oidc/start", ACME, expect=404)
     assert refused["error"]["code"] == "oidc_not_configured"
     assert (await world.call("GET", "/v1/auth/methods", None, expect=200))["oidc"] is True
+
+
+async def test_changing_one_setting_keeps_the_rest_and_the_secret_stays_with_its_server(world: World) -> None:
+    await world.sign_in(ACME, "aaron", PW["aaron"], 200)  # acme's directory is built and kept
+    syncs = world.server.app[DIRECTORY_SYNCS]
+    before = await syncs.for_org("acme")
+    assert before is not None
+    await world.cli("orgs", "set-directory", "acme", "--ldap-attr-title", "title,description")
+    shown = json.loads(await world.cli("orgs", "show", "acme"))["ldap"]
+    assert (shown["attr_title"], shown["bind_dn"], shown["url"]) == ("title,description", SERVICE_DN,
+                                                                     world.acme_dir.url)
+    assert (shown["group_map"], shown["ca_pem"], shown["bind_password"]) == (
+        "(2 group rule(s))", "(1 certificate(s))", "(set, sealed)")
+    # Right after the change, sign-ins at once (five: in-flight attempts count against the address's limit):
+    # each gets the rebuilt directory (one), none a 500.
+    logins = ["aaron", "amy", "aaron", "amy", "aaron"]
+    signed = await asyncio.gather(*(world.sign_in(ACME, login, PW[login], 200) for login in logins))
+    assert [s["user"]["login"] for s in signed] == logins
+    after = await syncs.for_org("acme")
+    assert after is not None and after is not before and after.directory.settings.attr_title == (
+        "title", "description")
+    for _ in range(100):  # the replaced one's kept connection is closed once it is swapped out
+        if before.directory._closed:
+            break
+        await asyncio.sleep(0.05)
+    assert before.directory._closed and before.directory._searcher is None
+
+    # The stored bind password is never sent to a new URL nor as a new bind DN: it must be given again.
+    for flag, value in (("--ldap-url", world.default_dir.url), ("--ldap-bind-dn", f"cn=other,{SUFFIX}")):
+        refused = await world.cli_refused("orgs", "set-directory", "acme", flag, value)
+        assert "secret_required" in refused or "--ldap-bind-password-stdin" in refused, refused
+    assert json.loads(await world.cli("orgs", "show", "acme"))["ldap"]["url"] == world.acme_dir.url
+    await asyncio.to_thread(convene, world.data, "orgs", "set-directory", "acme", "--ldap-url",
+                            world.default_dir.url, "--ldap-ca-file", str(world.default_dir.ca_file),
+                            "--ldap-bind-password-stdin", stdin=SERVICE_PW + "\n", database_url=world.database_url)
+    moved = json.loads(await world.cli("orgs", "show", "acme"))["ldap"]
+    assert (moved["url"], moved["bind_dn"], moved["group_map"]) == (world.default_dir.url, SERVICE_DN,
+                                                                    "(2 group rule(s))")
+    # Likewise the client secret and a new issuer; another scope keeps the client and its secret.
+    refused = await world.cli_refused("orgs", "set-sso", "acme", "--oidc-issuer", "https://idp.other.example")
+    assert "--oidc-client-secret-stdin" in refused, refused
+    await world.cli("orgs", "set-sso", "acme", "--oidc-scopes", "openid,profile")
+    sso = json.loads(await world.cli("orgs", "show", "acme"))["oidc"]
+    assert (sso["issuer"], sso["client_id"], sso["scopes"], sso["client_secret"]) == (
+        world.provider.issuer, OTHER_CLIENT_ID, ["openid", "profile"], "(set, sealed)")
+
+
+async def test_a_made_up_port_builds_no_client_and_never_reaches_the_redirect(world: World) -> None:
+    clients = world.server.app[ORG_OIDC_CLIENTS]
+    for port in range(1, 21):
+        assert (await world.call("GET", "/v1/auth/methods", f"{ACME}:{port}", expect=200))["oidc"] is True
+    assert clients.builds == 1  # one client for acme, however many ports were named
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        async with http.get(world.server.url + "/v1/auth/oidc/start", headers={"Host": f"{ACME}:4444"},
+                            allow_redirects=False) as resp:
+            assert resp.status == 302
+            query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(resp.headers["Location"]).query))
+    assert query["redirect_uri"] == f"http://{ACME}{CALLBACK}"
+    assert clients.builds == 1
+    # The settings changed: many first requests at once all answer, and the client is rebuilt once.
+    await world.cli("orgs", "set-sso", "acme", "--oidc-scopes", "openid,profile,email")
+    answers = await asyncio.gather(*(world.call("GET", "/v1/auth/methods", ACME, expect=200) for _ in range(12)))
+    assert all(a["oidc"] for a in answers) and clients.builds == 2
+    # A provider's login in the server's bots' name space (cmd_…) makes no person.
+    answer, body = await _sso(world, ACME, "sub-cmd-0008")
+    assert answer.status == 401 and body["error"]["code"] == "oidc_claim_invalid", body
+    assert await _user(world, "cmd_deploy") is None
