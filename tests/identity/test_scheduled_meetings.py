@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from identity.schedule import PER_ORGANIZER_MAX, ScheduledMeeting, new_schedule_
 from signaling.appkeys import SCHEDULE
 from store.schema import scheduled_meetings as plans_t
 from tests.conftest import RunningServer, running_server, server_config
+from tests.postgres import PostgresServer
 
 PASSWORD = "correct horse battery staple"
 PEOPLE = {"olga": "owner", "ann": "member", "ben": "member", "cat": "member", "dan": "member"}
@@ -455,3 +457,22 @@ def test_a_write_worth_more_than_the_burst_passes_once_and_leaves_a_debt() -> No
     with pytest.raises(RateLimited):
         limiter.take("ann", now=4.4, cost=60)  # a big one waits for a full bucket
     limiter.take("ann", now=10.3, cost=60)
+
+
+async def test_two_servers_on_one_postgresql_give_a_slot_once(tmp_path: Path, postgres: PostgresServer) -> None:
+    """Two processes' write groups check and insert at once: the advisory lock on the room makes one wait for the
+    other's commit, so exactly one plan gets the slot."""
+    url = postgres.create_database()
+    secret = tmp_path / "token_secret"
+    secret.write_text(secrets.token_hex(32))
+    configs = [server_config(tmp_path / name, database_url=url, token_secret_file=secret) for name in ("a", "b")]
+    async with running_server(configs[0]) as a, running_server(configs[1]) as b, aiohttp.ClientSession() as http:
+        async def ask(server: RunningServer, i: int) -> tuple[int, str]:
+            body = plan_body(room=f"contested-{i}", starts_at=at(4 * 3600), invitees=[])
+            async with http.post(f"{server.url}/v1/meetings/scheduled", json=body,
+                                 headers={"Authorization": f"Bearer {server.api_key}"}) as r:
+                answer = await r.json()
+                return r.status, "" if r.status == 201 else answer["error"]["code"]
+        for i in range(5):  # five rooms, each asked for by both servers four times at once
+            got = await asyncio.gather(*(ask(server, i) for server in (a, b) * 4))
+            assert sorted(got) == [(201, "")] + [(409, "room_already_planned")] * 7, got
