@@ -605,8 +605,13 @@ class Subscriber:
         }
 
     async def create_offer(self) -> tuple[str, dict[str, dict[str, str]]]:
+        # Once ICE has gathered, aiortc's offer already names every candidate: the local description is the same
+        # text, which aiortc would write out again from the start (tens of m-lines at each renegotiation).
+        gathered = self.pc.iceGatheringState == "complete"
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
+        if gathered:
+            return offer.sdp, self.table()
         description = self.pc.localDescription
         assert description is not None
         return str(description.sdp), self.table()

@@ -128,3 +128,28 @@ async def test_common_codecs_kept_for_the_same_section_and_handed_out_as_copies(
                                                                                    media.rtp.codecs))
     finally:
         await client.close()
+
+
+async def test_a_renegotiation_offer_is_the_local_description() -> None:
+    """Subscriber.create_offer hands out aiortc's offer once ICE has gathered: the same text as the local
+    description aiortc would write out again."""
+    from sfu.webrtc import Subscriber
+
+    configure_ice(include_loopback=True)
+    subscriber = Subscriber([], lambda: None)
+    client = RTCPeerConnection(rtc_configuration([]))
+    try:
+        for n in range(3):
+            subscriber.add_track("video", f"v{n}", f"p{n}", "camera")
+            subscriber.add_track("audio", f"a{n}", f"p{n}", "microphone")
+            gathered = subscriber.pc.iceGatheringState == "complete"
+            sdp_text, table = await subscriber.create_offer()
+            assert sdp_text == str(subscriber.pc.localDescription.sdp)
+            assert gathered == (n > 0)
+            assert "a=candidate:" in sdp_text and len(table) == 2 * (n + 1)
+            await client.setRemoteDescription(RTCSessionDescription(sdp=sdp_text, type="offer"))
+            await client.setLocalDescription(await client.createAnswer())
+            await subscriber.apply_answer(str(client.localDescription.sdp))
+    finally:
+        await subscriber.close()
+        await client.close()
