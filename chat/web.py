@@ -227,10 +227,10 @@ class ChatApi:
             raise InvalidField("login must be a string of 1-128 characters", field="login")
         if not isinstance(password, str) or not password:
             raise InvalidField("password must be a non-empty string", field="password")
-        keys = (f"login:{login.lower()}", f"addr:{request.remote or '-'}")
-        assert self.lockout is not None
-        recent = await self.lockout.check(*keys)
         org = request_org(request)
+        assert self.lockout is not None
+        # Counted before the password is checked (429 past the limit): parallel guesses cannot all pass a check.
+        attempt = await self.lockout.begin(org, login, request.remote or "-")
         user = await self.service.user_in(org, login)  # another organisation's login signs in only at its Host
         try:
             if self.accounts is None:
@@ -247,9 +247,11 @@ class ChatApi:
                     raise InvalidCredentials("wrong login or password")
                 epoch = account.token_epoch
         except InvalidCredentials:
-            await self.lockout.failed(*keys, org=org)
+            raise  # the attempt stays counted
+        except ConveneError:
+            await self.lockout.cancelled(attempt)  # a directory that did not answer judged no password
             raise
-        await self.lockout.succeeded(keys[0], recent)
+        await self.lockout.succeeded(attempt)
         token = self.open_session(user.login, epoch, user.org)
         response = web.json_response({"token": token, "user": user.to_wire(),
                                       "csrf": csrf_token(self.auth.csrf_secret, token)})

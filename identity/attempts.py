@@ -1,27 +1,34 @@
-"""Failed sign-ins, counted in the store (table `signin_failures`) so every process of a deployment shares them:
-`convene serve` behind a balancer, several servers on one database. Per process they were each process's own,
-and N processes let an attacker try N times as many passwords.
+"""Sign-in attempts, counted in the store (table `signin_failures`) so every process of a deployment shares them:
+`convene serve` behind a balancer, several servers on one database.
 
-Each key ("login:alice", "addr:10.0.0.1") counts its failures in a window that starts at its first failure; at
-MAX_FAILURES the key is locked out until the window ends (429 too_many_attempts, Retry-After). A success
-forgets the login's count (never the address's: one right password does not clear an address that guessed at
-many accounts). A check is one read of at most two primary-key rows; a failure one upsert; expired rows are
-swept at most once a minute per process, so the table holds about one window's worth of failing keys.
+An attempt is counted BEFORE its password is checked, by one atomic upsert per key that returns the new count
+(INSERT … ON CONFLICT DO UPDATE … RETURNING, PostgreSQL and SQLite ≥ 3.35). Checking first and counting after
+a failure let parallel guesses all pass the check before any failure was written (N×5 tries); counted first,
+the sixth attempt in a window is refused whatever runs beside it.
+
+Two keys per attempt, the login's and the address's, each scoped to the organisation whose Host was asked and
+stored as a sha256 hex digest (fixed length, whatever the login's lowercase form grows to). Each key counts in a
+window that starts at its first attempt; past MAX_FAILURES the key is locked out until the window ends (429
+too_many_attempts, Retry-After). A refused attempt counts against no other key. A success forgets the login's
+count and takes its own attempt off the address's (never more: one right password does not clear an address
+that guessed at many accounts). Expired rows are swept at most once a minute per process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import case, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import TooManyAttempts
 from store.database import Database
 from store.schema import signin_failures
+from store.upsert import dialect_insert
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +37,24 @@ WINDOW_SECONDS = 15 * 60
 SWEEP_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class Recent:
-    """What `check` saw: the keys with failures in their window (so `succeeded` writes only when there is some)."""
+def attempt_key(org: str, kind: str, value: str) -> str:
+    """The stored key of a login ("login", lowercased) or an address ("addr") at organisation `org`."""
+    return hashlib.sha256(f"{org}|{kind}|{value}".encode()).hexdigest()
 
-    failing: frozenset[str]
+
+@dataclass(frozen=True)
+class Attempt:
+    """One counted attempt: what `succeeded` needs to take it back."""
+
+    org: str
+    login_key: str
+    address_key: str
+
+
+@dataclass(frozen=True)
+class _Count:
+    failures: int
+    window_start: float
 
 
 class SignInAttempts:
@@ -44,39 +64,71 @@ class SignInAttempts:
         self.window = window
         self._swept_at = 0.0
 
-    async def check(self, *keys: str) -> Recent:
-        """TooManyAttempts when any key has reached the limit within its window; else what was seen."""
+    async def begin(self, org: str, login: str, address: str) -> Attempt:
+        """Counts an attempt of `login` from `address`; TooManyAttempts when either key is past the limit."""
+        attempt = Attempt(org, attempt_key(org, "login", login.lower()), attempt_key(org, "addr", address))
         now = time.time()
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(signin_failures).where(
-                signin_failures.c.key.in_(keys), signin_failures.c.window_start > now - self.window))).all()
-        waits = [r.window_start + self.window - now for r in rows if r.failures >= self.max_failures]
-        if waits:
-            raise TooManyAttempts("too many failed sign-ins; try again later", retry_after=max(waits))
-        return Recent(failing=frozenset(r.key for r in rows))
-
-    async def failed(self, *keys: str, org: str = "default") -> None:
-        """One more failure for each key: a key whose window has passed starts a new one."""
-        now = time.time()
-        cutoff = now - self.window
-        dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-        insert = dialect_insert(signin_failures)
-        stale = insert.excluded.window_start - self.window >= signin_failures.c.window_start
-        upsert = insert.on_conflict_do_update(index_elements=[signin_failures.c.key], set_={
-            "failures": case((stale, 1), else_=signin_failures.c.failures + 1),
-            "window_start": case((stale, insert.excluded.window_start), else_=signin_failures.c.window_start)})
         sweep = now - self._swept_at > SWEEP_SECONDS
         if sweep:
             self._swept_at = now
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(upsert, [{"key": key, "org_id": org, "failures": 1, "window_start": now}
-                                        for key in keys])
+        async def op(conn: AsyncConnection) -> _Count | None:
             if sweep:
-                await conn.execute(delete(signin_failures).where(signin_failures.c.window_start <= cutoff))
+                await conn.execute(delete(signin_failures).where(signin_failures.c.window_start <= now - self.window))
+            login = await self._count(conn, attempt.login_key, org, now)
+            if login.failures > self.max_failures:
+                return login
+            address = await self._count(conn, attempt.address_key, org, now)
+            if address.failures > self.max_failures:
+                await conn.execute(self._take_back(attempt.login_key, org))  # refused: not the login's attempt
+                return address
+            return None
+        over = await self.db.write(op)
+        if over is not None:
+            raise TooManyAttempts("too many failed sign-ins; try again later",
+                                  retry_after=max(1.0, over.window_start + self.window - now))
+        return attempt
+
+    async def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: the login starts over; the address loses this attempt only."""
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(delete(signin_failures).where(signin_failures.c.key == attempt.login_key,
+                                                             signin_failures.c.org_id == attempt.org))
+            await conn.execute(self._take_back(attempt.address_key, attempt.org))
         await self.db.write(op)
 
-    async def succeeded(self, login_key: str, recent: Recent) -> None:
-        if login_key in recent.failing:
-            await self.db.write(lambda conn: conn.execute(
-                delete(signin_failures).where(signin_failures.c.key == login_key)))
+    async def cancelled(self, attempt: Attempt) -> None:
+        """No password was judged (the directory did not answer): the attempt counts against neither key."""
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(self._take_back(attempt.login_key, attempt.org))
+            await conn.execute(self._take_back(attempt.address_key, attempt.org))
+        await self.db.write(op)
+
+    async def failures(self, org: str, kind: str, value: str) -> int:
+        """The key's count in its window (0 without one): what the admin's tools and the tests read."""
+        now = time.time()
+        async with self.db.read() as conn:
+            count = (await conn.execute(select(signin_failures.c.failures).where(
+                signin_failures.c.key == attempt_key(org, kind, value), signin_failures.c.org_id == org,
+                signin_failures.c.window_start > now - self.window))).scalar()
+        return int(count or 0)
+
+    async def _count(self, conn: AsyncConnection, key: str, org: str, now: float) -> _Count:
+        """One more attempt for `key`, atomically, and its new count: a key whose window has passed starts a new
+        one; a count past the limit stays at limit + 1 (refused attempts do not pile up)."""
+        insert = dialect_insert(self.db, signin_failures)
+        stale = signin_failures.c.window_start <= now - self.window
+        upsert = insert.values(key=key, org_id=org, failures=1, window_start=now).on_conflict_do_update(
+            index_elements=[signin_failures.c.key], set_={
+                "failures": case((stale, 1), (signin_failures.c.failures > self.max_failures,
+                                              signin_failures.c.failures), else_=signin_failures.c.failures + 1),
+                "window_start": case((stale, now), else_=signin_failures.c.window_start)},
+        ).returning(signin_failures.c.failures, signin_failures.c.window_start)
+        row = (await conn.execute(upsert)).one()
+        return _Count(int(row.failures), float(row.window_start))
+
+    @staticmethod
+    def _take_back(key: str, org: str) -> Any:
+        return update(signin_failures).where(and_(signin_failures.c.key == key, signin_failures.c.org_id == org,
+                                                  signin_failures.c.failures > 0)).values(
+            failures=signin_failures.c.failures - 1)
