@@ -198,10 +198,11 @@ class ScheduleStore:
             return await _with_invitees(conn, list((await conn.execute(stmt)).all()))
 
     async def open_in_room(self, room: str, now: float) -> ScheduledMeeting | None:
-        """The plan whose window is open in `room` (server-internal name) at `now`: the earliest to start."""
+        """The plan whose window is open in `room` (server-internal name) at `now`. Plans made since rooms hold one
+        at a time never overlap; of overlapping ones stored before that, the first made keeps the room."""
         stmt = (select(plans_t).where(plans_t.c.room == room, plans_t.c.starts_at - EARLY_SECONDS <= now,
                                       plans_t.c.starts_at + plans_t.c.duration_minutes * 60 > now)
-                .order_by(plans_t.c.starts_at).limit(1))
+                .order_by(plans_t.c.created_at, plans_t.c.id).limit(1))
         async with self.db.read() as conn:
             found = await _with_invitees(conn, list((await conn.execute(stmt)).all()))
         return found[0] if found else None
