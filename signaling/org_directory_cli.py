@@ -5,6 +5,9 @@ are the server's --ldap-* / --oidc-* flags.
 Secrets come on standard input (--ldap-bind-password-stdin, --oidc-client-secret-stdin), never as flags that `ps`
 shows; they are stored sealed under the token secret, so give the same --token-secret-file as the server (or
 the same data dir). A running server uses the new settings at the next sign-in or sync.
+
+The flags given change those settings only; the rest stay as stored. A stored secret is never sent anywhere new:
+changing --ldap-url or --ldap-bind-dn (or --oidc-issuer) without giving the secret again is refused.
 """
 
 from __future__ import annotations
@@ -140,7 +143,8 @@ def add_org_directory_parsers(orgs_sub: Any, add_common: Callable[[argparse.Argu
     d.add_argument("--ldap-url", metavar="URL", help="ldap://HOST[:PORT] (StartTLS) or ldaps://HOST[:PORT]")
     d.add_argument("--ldap-bind-dn", metavar="DN", help="the service account that searches")
     d.add_argument("--ldap-bind-password-stdin", action="store_true",
-                   help="read its password from standard input (kept sealed; without it the stored one stays)")
+                   help="read its password from standard input (kept sealed; without it the stored one stays, "
+                        "but a new --ldap-url or --ldap-bind-dn needs it again)")
     d.add_argument("--ldap-base-dn", metavar="DN", help="where people are searched")
     d.add_argument("--ldap-user-filter", metavar="FILTER", help="who may sign in (default (objectClass=inetOrgPerson))")
     for name in LDAP_ATTRS:
@@ -157,7 +161,8 @@ def add_org_directory_parsers(orgs_sub: Any, add_common: Callable[[argparse.Argu
     s.add_argument("--oidc-client-id", metavar="ID",
                    help="the client registered with redirect URI https://<org host>/v1/auth/oidc/callback")
     s.add_argument("--oidc-client-secret-stdin", action="store_true",
-                   help="read the client secret from standard input (kept sealed; without it the stored one stays)")
+                   help="read the client secret from standard input (kept sealed; without it the stored one "
+                        "stays, but a new --oidc-issuer needs it again)")
     s.add_argument("--oidc-scopes", metavar="SCOPE,…", help="scopes to ask for (default openid,profile,email)")
     for name in OIDC_CLAIMS:
         s.add_argument(f"--oidc-claim-{name}", metavar="CLAIM", help=f"claim of the {name}")
