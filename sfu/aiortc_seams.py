@@ -804,6 +804,10 @@ class ForwardingSender(RTCRtpSender):
             return False
         return self._sent(packet, seq, timestamp, n, rtx, on_media_ssrc)
 
+    def batch_mode(self) -> bool:
+        """This sender's connection uses the batched fan-out and the compiled module has it (else never ask again)."""
+        return self.send_mode == "batch" and batch_built()
+
     def batch_source(self) -> tuple[RtpPath, tuple[tuple[bytes, int], tuple[bytes, int], bool, int], int] | None:
         """(path, header shapes, SSRC) when a batched fan-out may send for this sender now, else None."""
         writer, path = self._writer, self._path

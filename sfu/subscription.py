@@ -156,8 +156,10 @@ class Subscription:
         """After a packet went out through Python: join the layer's batch if nothing needs Python now."""
         sender_of = getattr(self.down, "batch_sender", None)
         sender = sender_of() if sender_of is not None else None
-        if sender is None or sender.send_mode != "batch":
+        if sender is None or not sender.batch_mode():
             self.batchable = False
+            return
+        if sender.batch_source() is None:  # not now (a backlog, a pair being resolved): at a later packet
             return
         self.batch = self.publication.fanout(layer).join(self, sender, packet.payload_type, pt, packet.ssrc)
         if self.batch is not None:
