@@ -8,9 +8,10 @@ from typing import Any
 from audit.log import AuditLog
 from identity.appkeys import DATABASE
 from tests.conftest import RunningServer
-from tests.identity.test_ldap import call, server, slapd  # noqa: F401 - fixtures
+from tests.identity.test_ldap import call, directory_ldif, server  # noqa: F401 - the fixture and the directory
 
-__all__ = ["server", "slapd"]
+# `slapd` (tests/identity/conftest.py) serves this module's directory_ldif(): test_ldap's people.
+__all__ = ["directory_ldif", "server"]
 
 
 async def sync_events(server: RunningServer) -> list[dict[str, Any]]:  # noqa: F811 - the fixture's name
