@@ -77,6 +77,12 @@ def request_org(request: web.Request) -> str:
     return org if isinstance(org, str) else DEFAULT_ORG
 
 
+def org_base_url(request: web.Request, default_url: str) -> str:
+    """Where links for the request's organisation point: `default_url` (the configured public URL) for the default
+    one, else the organisation's own Host as the request reached it."""
+    return default_url if request_org(request) == DEFAULT_ORG else f"{request.scheme}://{request.host}"
+
+
 def org_name(request: web.Request, name: str) -> str:
     """`name` (a room or channel a client named) as the server-internal name in the request's organisation."""
     return qualify(request_org(request), name)

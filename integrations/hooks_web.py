@@ -39,7 +39,7 @@ from common.names import display_name
 from common.ratelimit import RateLimiter
 from common.wire import read_json_object
 from identity.appkeys import DATABASE
-from identity.orgs import DEFAULT_ORG, request_org
+from identity.orgs import org_base_url, request_org
 from identity.secrets_store import server_secret
 from integrations.access import manager, may_remove, sees
 from integrations.address_guard import check_url
@@ -102,12 +102,6 @@ class HooksApi:
 
     async def _manager(self, request: web.Request) -> Principal:
         return await manager(self.chat_api, request, write=request.method != "GET")
-
-    def _base_url(self, request: web.Request) -> str:
-        """Where the caller's organisation is served: the configured URL for the default one, else its Host."""
-        if request_org(request) == DEFAULT_ORG:
-            return self.public_url
-        return f"{request.scheme}://{request.host}"
 
     async def _received(self, request: web.Request, kind: str) -> Hook:
         """The hook a delivery names, of the organisation whose Host it came to (another's: 404 as unknown)."""
@@ -178,7 +172,7 @@ class HooksApi:
         secret = new_url_secret()
         hook = await self._make(p, "incoming", _name(body), self._channel_field(body),
                                 secret_hash=url_secret_hash(secret))
-        url = f"{self._base_url(request)}/v1/hooks/incoming/{hook.id}/{secret}"
+        url = f"{org_base_url(request, self.public_url)}/v1/hooks/incoming/{hook.id}/{secret}"
         return web.json_response({**hook.to_wire(), "url": url}, status=201)
 
     async def _create_git(self, request: web.Request, kind: str) -> web.Response:
@@ -186,7 +180,7 @@ class HooksApi:
         body = await read_json_object(request, allowed={"channel", "name"})
         salt = new_salt()
         hook = await self._make(p, kind, _name(body), self._channel_field(body), salt=salt)
-        return web.json_response({**hook.to_wire(), "url": f"{self._base_url(request)}/v1/hooks/{kind}/{hook.id}",
+        return web.json_response({**hook.to_wire(), "url": f"{org_base_url(request, self.public_url)}/v1/hooks/{kind}/{hook.id}",
                                   "secret": shared_secret(self._secret, hook.id, salt)}, status=201)
 
     async def create_github(self, request: web.Request) -> web.Response:

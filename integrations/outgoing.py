@@ -62,7 +62,6 @@ class OutgoingHooks:
         self.chat = chat
         self.poster = poster
         self._secret = server_secret
-        self.allow_private = allow_private
         self.shared = shared  # other processes see the same messages (a Redis bus): claim each delivery first
         self._outcomes: dict[tuple[str, str], Delivery] = {}
         self._flushing: asyncio.Task[None] | None = None

@@ -17,7 +17,7 @@ from common.names import display_name
 from common.ratelimit import RateLimiter
 from common.wire import read_json_object
 from identity.auth import authenticate, require_admin_key
-from identity.orgs import DEFAULT_ORG, host_name, org_name, org_of, plain, request_org
+from identity.orgs import DEFAULT_ORG, host_name, org_base_url, org_name, org_of, plain, request_org
 from identity.tokens import Grants
 from identity.permissions import Permission
 from signaling.room_access import (admin_key_or_person, check_person_invite, guest_identity, opener_token,
@@ -44,8 +44,7 @@ def public(described: dict[str, Any]) -> dict[str, Any]:
 
 def base_url(request: web.Request) -> str:
     """Links for the request's organisation: the configured public URL, or the organisation's own Host."""
-    config = request.app[CONFIG]
-    return config.url if request_org(request) == DEFAULT_ORG else f"{request.scheme}://{request.host}"
+    return org_base_url(request, request.app[CONFIG].url)
 
 
 async def create_room(request: web.Request) -> web.Response:

@@ -15,9 +15,9 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stats.days import day_of, span
-from stats.sql import insert_ignoring
 from store.database import Database
 from store.schema import user_activity
+from store.upsert import insert_ignoring
 
 log = logging.getLogger("convene.stats.activity")
 

@@ -13,9 +13,9 @@ import time
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stats.activity import ActivityRecorder
-from stats.sql import insert_ignoring
 from store.database import Database
 from store.schema import meeting_participants
+from store.upsert import insert_ignoring
 
 log = logging.getLogger("convene.stats.attendance")
 

@@ -24,7 +24,6 @@ from sqlalchemy import Float, and_, case, delete, distinct, func, literal, or_, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stats.days import span
-from stats.sql import insert_ignoring, insert_replacing
 from store.database import Database
 from store.schema import (
     chat_channels,
@@ -39,6 +38,7 @@ from store.schema import (
     usage_daily,
     user_activity,
 )
+from store.upsert import insert_ignoring, insert_replacing
 
 log = logging.getLogger("convene.stats.rollup")
 
