@@ -37,13 +37,11 @@ from chat.web import CHAT_API, ChatApi
 from common.errors import BadRequest, Forbidden, InvalidField, NotPermitted, NotReady, ScheduledMeetingNotFound, \
     UnknownInvitees
 from common.wire import read_json_object
-from identity.appkeys import PERMISSIONS
 from identity.icalendar import event_calendar
 from identity.orgs import plain, qualify
-from identity.permissions import Permission
 from identity.schedule import PER_ORGANIZER_MAX, ScheduledMeeting, ScheduleStore, new_schedule_id
 from signaling.appkeys import SCHEDULE
-from signaling.member_join import MEMBER_ROLES, MODERATING_ROLES
+from signaling.member_join import MEMBER_ROLES, MODERATING_ROLES, check_may_start_meeting
 from signaling.rest import ROOM_NAME, base_url
 from signaling.scheduled_input import (AHEAD_MAX_SECONDS, CHANGEABLE, DURATION_MAX, DURATION_MIN, FIELDS,
                                        INVITEES_MAX, TITLE_MAX, parse_fields, parse_rfc3339, require_fields)
@@ -96,15 +94,12 @@ async def check_invitees(request: web.Request, org: str, logins: tuple[str, ...]
 
 async def caller(request: web.Request) -> User:
     """The chat user calling (not a meeting token), for a read."""
-    return (await chat_api(request).auth.principal(request)).unscoped().user
+    return (await chat_api(request).who(request)).user
 
 
 async def writer(request: web.Request) -> Principal:
     """The chat user calling, for a write: one chat-write token of the rate limiter."""
-    api = chat_api(request)
-    person = (await api.auth.principal(request)).unscoped()
-    api.limiter.take(person.rate_key)
-    return person
+    return await chat_api(request).who(request, write=True)
 
 
 def charge(request: web.Request, person: Principal, notices: list[Notice]) -> None:
@@ -149,7 +144,7 @@ async def create_plan(request: web.Request) -> web.Response:
     user = person.user
     if user.role not in MEMBER_ROLES:
         raise NotPermitted(f"a {user.role} does not schedule meetings", role=user.role)
-    await request.app[PERMISSIONS].require(user, Permission.START_MEETING, user.org)
+    await check_may_start_meeting(request, user)
     body = await read_json_object(request, allowed=FIELDS)
     require_fields(body, "title", "starts_at", "duration_minutes")
     fields = parse_fields(body, user.login)
