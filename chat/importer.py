@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from chat.files import FileVault
 from chat.model import Channel, Message, OrgSettings, new_id
@@ -25,6 +24,7 @@ from chat.sql_store import SqlChatStore
 from common.names import department_ancestors
 from store.database import Database
 from store.schema import accounts, chat_channels, chat_file_refs, chat_files, chat_members, chat_messages, chat_settings, chat_users
+from store.upsert import dialect_insert
 
 log = logging.getLogger(__name__)
 KINDS = ("team", "group", "direct", "meeting")
@@ -72,9 +72,6 @@ class Loader:
         self.channel_ids: dict[str, str] = {}  # the export's channel id -> ours
         self.new_members: dict[str, list[str]] = {}  # our channel id -> logins this run added
         self.new_tasks: set[str] = set()
-
-    def _insert(self, table: Any) -> Any:
-        return postgresql.insert(table) if self.db.dialect == "postgresql" else sqlite.insert(table)
 
     async def feed(self, records: Sequence[dict[str, Any]]) -> None:
         """Records of one kind after another, each run handed to its loader as a batch."""
@@ -145,11 +142,11 @@ class Loader:
             there = {r[0] for r in await conn.execute(select(chat_users.c.login).where(chat_users.c.login.in_(logins)))}
             new = [r for r in rows if r["login"] not in there]
             if new:
-                await conn.execute(self._insert(chat_users).on_conflict_do_nothing(), new)
+                await conn.execute(dialect_insert(self.db, chat_users).on_conflict_do_nothing(), new)
                 off = [{"login": r["login"], "password_hash": None, "token_epoch": 1, "active": False,
                         "updated_at": r["created_at"]} for r in new if r["login"] in inactive]
                 if off:  # deactivated there (or a placeholder): deactivated here, sign-in refused
-                    await conn.execute(self._insert(accounts).on_conflict_do_nothing(), off)
+                    await conn.execute(dialect_insert(self.db, accounts).on_conflict_do_nothing(), off)
             return [r["login"] for r in new]
 
         created = await self.db.write(op) if rows else []
@@ -193,7 +190,7 @@ class Loader:
                                                                .where(chat_members.c.channel_id.in_(channels)))}
             new = [p for p in pairs if p not in there]
             if new:
-                await conn.execute(self._insert(chat_members).on_conflict_do_nothing(),
+                await conn.execute(dialect_insert(self.db, chat_members).on_conflict_do_nothing(),
                                    [{"channel_id": c, "login": m, "last_read": 0} for c, m in new])
             return new
 
@@ -260,14 +257,14 @@ class Loader:
             values_ = {"id": file_id, "sha256": sha, "name": sanitize_name(_text(v, "name")) or "file",
                        "mime": _text(v, "mime") or sniff(head), "size": size, "uploader": _text(v, "uploader"),
                        "created_at": _num(v, "created_at"), "attached_at": _num(v, "attached_at") or _num(v, "created_at")}
-            await self.db.write(lambda c, row=values_: c.execute(self._insert(chat_files).on_conflict_do_nothing(), [row]))  # type: ignore[misc]
+            await self.db.write(lambda c, row=values_: c.execute(dialect_insert(self.db, chat_files).on_conflict_do_nothing(), [row]))  # type: ignore[misc]
             await self._refs(file_id, mapped)
             tally.created += 1
 
     async def _refs(self, file_id: str, refs: list[tuple[str, str]]) -> None:
         if refs:
             rows = [{"file_id": file_id, "message_id": m, "channel_id": c} for m, c in refs]
-            await self.db.write(lambda c: c.execute(self._insert(chat_file_refs).on_conflict_do_nothing(), rows))
+            await self.db.write(lambda c: c.execute(dialect_insert(self.db, chat_file_refs).on_conflict_do_nothing(), rows))
 
     async def finish(self) -> None:
         """Members this run added have read the history it brought (not thousands of unread old messages)."""

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat.model import Message, new_id
 from store.database import Database
 from store.schema import chat_messages, held_copies, held_files, legal_holds
+from store.upsert import dialect_insert
 
 EXPORT_PAGE = 1000  # messages per read of the legal export
 
@@ -78,9 +78,6 @@ class HoldStore:
         """The holds of organisation `org_id` (each organisation's admins see and lift only their own)."""
         return HoldStore(self.db, org_id)
 
-    def _insert(self, table: Any) -> Any:
-        return postgresql.insert(table) if self.db.dialect == "postgresql" else sqlite.insert(table)
-
     async def create(self, name: str, users: Sequence[str], channels: Sequence[str], by: str) -> LegalHold:
         hold = LegalHold(id=new_id("lh_"), name=name, users=tuple(users), channels=tuple(channels), created_by=by,
                          created_at=time.time())
@@ -129,9 +126,9 @@ class HoldStore:
                  for a in original.attachments if a.file_id]
 
         async def op(conn: AsyncConnection) -> None:
-            await conn.execute(self._insert(held_copies).values(**copy).on_conflict_do_nothing())
+            await conn.execute(dialect_insert(self.db, held_copies).values(**copy).on_conflict_do_nothing())
             if files:
-                await conn.execute(self._insert(held_files).on_conflict_do_nothing(), files)
+                await conn.execute(dialect_insert(self.db, held_files).on_conflict_do_nothing(), files)
 
         await self.db.write(op)
 

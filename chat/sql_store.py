@@ -36,7 +36,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat.errors import ChannelExists, MessageNotFound
@@ -57,6 +56,7 @@ from store.schema import (
     chat_users,
     counters,
 )
+from store.upsert import dialect_insert
 
 # A result row (typed loosely: Row's type parameters differ between SQLAlchemy 2.0 and 2.1).
 _Row = Any
@@ -232,10 +232,6 @@ class SqlChatStore:
     async def close(self) -> None:
         await self.db.close()
 
-    def _insert(self, table: Any) -> Any:
-        """INSERT with ON CONFLICT support: the two dialects spell it the same way in SQLAlchemy."""
-        return (postgresql.insert(table) if self.db.dialect == "postgresql" else sqlite.insert(table))
-
     async def _one(self, stmt: Any) -> _Row | None:
         async with self.db.read() as conn:
             return (await conn.execute(stmt)).first()
@@ -252,7 +248,7 @@ class SqlChatStore:
 
     async def put_org(self, org: OrgSettings, org_id: str = DEFAULT_ORG) -> None:
         value = json.dumps(org.to_wire())
-        stmt = self._insert(chat_settings).values(key=_settings_key(org_id), value=value)
+        stmt = dialect_insert(self.db, chat_settings).values(key=_settings_key(org_id), value=value)
         await self.db.write(lambda c: c.execute(stmt.on_conflict_do_update(
             index_elements=[chat_settings.c.key], set_={"value": value})))
 
@@ -260,7 +256,7 @@ class SqlChatStore:
         values = {"login": user.login, "role": user.role, "name": user.name, "department": user.department,
                   "created_at": user.created_at}
         # A user's organisation is set when the row is made and never changed by an update.
-        stmt = self._insert(chat_users).values(**values, org_id=user.org).on_conflict_do_update(
+        stmt = dialect_insert(self.db, chat_users).values(**values, org_id=user.org).on_conflict_do_update(
             index_elements=[chat_users.c.login], set_={k: v for k, v in values.items() if k != "login"})
         await self.db.write(lambda c: c.execute(stmt))
 
@@ -283,7 +279,7 @@ class SqlChatStore:
 
     async def create_channel(self, channel: Channel, members: Sequence[str]) -> Channel:
         async def op(conn: AsyncConnection) -> Channel:
-            stored = (await conn.execute(self._insert(chat_channels).values(**_channel_values(channel))
+            stored = (await conn.execute(dialect_insert(self.db, chat_channels).values(**_channel_values(channel))
                                          .on_conflict_do_nothing().returning(chat_channels.c.id))).first()
             if stored is None:
                 raise ChannelExists(f"a channel named {channel.name!r} exists", name=channel.name)
@@ -295,7 +291,7 @@ class SqlChatStore:
     async def _add_members(self, conn: AsyncConnection, channel_id: str, logins: Sequence[str]) -> None:
         if logins:
             rows = [{"channel_id": channel_id, "login": m, "last_read": 0} for m in dict.fromkeys(logins)]
-            await conn.execute(self._insert(chat_members).on_conflict_do_nothing(), rows)
+            await conn.execute(dialect_insert(self.db, chat_members).on_conflict_do_nothing(), rows)
 
     async def update_channel(self, channel: Channel) -> None:
         values = _channel_values(channel)
@@ -466,7 +462,7 @@ class SqlChatStore:
                     chat_search_terms.c.ord == old.ord, chat_search_terms.c.term.in_(sorted(old_terms - new_terms))))
             added = [r for r in new_rows if r["term"] not in old_terms]
             if added:
-                await conn.execute(self._insert(chat_search_terms).on_conflict_do_nothing(), added)
+                await conn.execute(dialect_insert(self.db, chat_search_terms).on_conflict_do_nothing(), added)
             return new
 
         return await self.db.write(op)
@@ -785,10 +781,10 @@ class SqlChatStore:
                   "org_id": meta.org}
 
         async def op(conn: AsyncConnection) -> None:
-            await conn.execute(self._insert(chat_files).values(**values).on_conflict_do_update(
+            await conn.execute(dialect_insert(self.db, chat_files).values(**values).on_conflict_do_update(
                 index_elements=[chat_files.c.id], set_={k: v for k, v in values.items() if k != "id"}))
             if meta.channels:
-                await conn.execute(self._insert(chat_file_refs).on_conflict_do_nothing(), [
+                await conn.execute(dialect_insert(self.db, chat_file_refs).on_conflict_do_nothing(), [
                     {"file_id": meta.id, "message_id": _LEGACY_REF + c, "channel_id": c} for c in meta.channels])
 
         await self.db.write(op)
@@ -816,7 +812,7 @@ class SqlChatStore:
                                       .with_for_update())).first()
             if row is None:
                 return
-            await conn.execute(self._insert(chat_file_refs).values(
+            await conn.execute(dialect_insert(self.db, chat_file_refs).values(
                 file_id=file_id, message_id=message_id, channel_id=channel_id).on_conflict_do_update(
                 index_elements=[chat_file_refs.c.file_id, chat_file_refs.c.message_id],
                 set_={"channel_id": channel_id}))
@@ -867,10 +863,10 @@ class SqlChatStore:
         """Stores `message` with the ord and seq it carries (an importer keeps them), and raises the
         counter past them."""
         async def op(conn: AsyncConnection) -> None:
-            await conn.execute(self._insert(chat_messages).values(**message_values(message)).on_conflict_do_nothing())
+            await conn.execute(dialect_insert(self.db, chat_messages).values(**message_values(message)).on_conflict_do_nothing())
             rows = term_rows_of(message)
             if rows:
-                await conn.execute(self._insert(chat_search_terms).on_conflict_do_nothing(), rows)
+                await conn.execute(dialect_insert(self.db, chat_search_terms).on_conflict_do_nothing(), rows)
             await conn.execute(update(counters).where(counters.c.name == SEQ, counters.c.value < message.seq)
                                .values(value=message.seq))
 
