@@ -192,12 +192,10 @@ def lean_send_allowed() -> bool:
 # (the path before #14, kept for comparison in tests and benchmarks); "c": the compiled fan-out when built
 # (the lean path when not), one call per subscriber; "batch": "c" plus one call per packet for a publication
 # layer's steady subscribers (sfu/fanout.py). The default is "batch"; CONVENE_SEND_PATH=c, lean or aiortc
-# chooses another. It was off
-# while two packets came out of order at the EAGAIN hand-over: a stale "queued" flag after a new pair was
-# resolved mid-backlog (fixed: RtpPath asks the transport's queue at every packet), and the loopback of
-# the test machine, which can swap neighbours on its own (tests/sfu/test_fast_path.py steers it to one CPU).
-# "batch": the compiled path, and a publication's steady subscribers of one layer served by one C call per packet
-# (sfu/fanout.py).
+# chooses another. The compiled path was off while two packets came out of order at the EAGAIN hand-over: a
+# stale "queued" flag after a new pair was resolved mid-backlog (fixed: RtpPath asks the transport's queue at
+# every packet), and the loopback of the test machine, which can swap neighbours on its own
+# (tests/sfu/test_fast_path.py steers it to one CPU).
 SEND_MODES = ("aiortc", "lean", "c", "batch")
 SEND_PATH_ENV = "CONVENE_SEND_PATH"
 

@@ -81,14 +81,15 @@ def receive_steered_to_one_cpu() -> bool:
         return False
 
 
-def replace_pair(path: RtpPath) -> None:
-    """A new nominated pair on the same socket (as after ICE nominates again): the path resolves it."""
+def replace_pair(path: RtpPath) -> aioice.ice.CandidatePair:
+    """A new nominated pair on the same socket (as after ICE nominates again), which the path resolves; returned."""
     connection = path.transport.transport._connection
     old = connection._nominated[1]
     new = aioice.ice.CandidatePair(old.protocol, old.remote_candidate)
     new.nominated = True
     new.state = aioice.ice.CandidatePair.State.SUCCEEDED
     connection._nominated[1] = new
+    return new
 
 
 def packet(seq: int, size: int) -> RtpPacket:

@@ -11,7 +11,6 @@ import asyncio
 import os
 from collections.abc import Iterator
 
-import aioice.ice
 import pytest
 
 from sfu import aiortc_seams
@@ -28,6 +27,7 @@ from sfu.aiortc_seams import (
 from sfu.fanout import flush_all
 from sfu.rtp import RtpPacket, RtpWriter, abs_send_time
 from tests.conftest import RunningServer
+from tests.sfu.eagain_probe import replace_pair
 from tests.sfu.peers import Participant, join, make_packet, opus_payload, wait_until
 
 LAYERS = ["l", "m", "h"]
@@ -281,12 +281,7 @@ async def test_nacks_rtx_sender_reports_and_a_new_pair_on_the_fast_path(server: 
         assert got == want
         # The nominated pair changes (as after a consent failure and a new nomination): the path resolves the new
         # pair, its own socket with it, and bob keeps receiving.
-        connection = path.transport.transport._connection
-        old = connection._nominated[1]
-        new = aioice.ice.CandidatePair(old.protocol, old.remote_candidate)
-        new.nominated = True
-        new.state = aioice.ice.CandidatePair.State.SUCCEEDED
-        connection._nominated[1] = new
+        new = replace_pair(path)
         old_socket = path._sock
         count = len(bob.received[mid])
         await stream(60)
