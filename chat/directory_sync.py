@@ -143,9 +143,6 @@ class DirectorySync:
         self.accounts = accounts
         self.deactivate = deactivate  # the shared deactivation path (ChatApi.end_access, or the CLI's)
         self._lock = asyncio.Lock()
-        self.last: SyncReport | None = None
-        self.last_error: str | None = None
-        self.running = False
         self.status = DirectoryStatusStore(db)  # the same in every process (GET /v1/admin/ldap/status)
 
     @property
@@ -189,22 +186,19 @@ class DirectorySync:
     async def run(self) -> SyncReport:
         async with self._lock:
             await self.status.started(self.org)  # the lease; SyncRunning (409) while another run holds it
-            self.running = True
             report = SyncReport(started_at=time.time())
+            error: str | None = None
             try:
                 await self._run(report)
             except ConveneError as exc:
-                self.last_error = f"{exc.code}: {exc.message}"
-                report.errors.append(self.last_error)
+                error = f"{exc.code}: {exc.message}"
+                report.errors.append(error)
                 raise
-            else:
-                self.last_error = None
             finally:
                 report.finished_at = time.time()
-                self.last, self.running = report, False
                 log.info("directory sync: %s in %.1f s (%d errors)", report.counts(),
                          report.finished_at - report.started_at, len(report.errors))
-                await self.status.finished(self.org, report.to_wire(), self.last_error)
+                await self.status.finished(self.org, report.to_wire(), error)
                 await self._audit(report)
             return report
 
@@ -425,21 +419,12 @@ async def sync_loop(syncs: Callable[[], Awaitable[list[DirectorySync]]], interva
         await asyncio.sleep(interval_seconds)
 
 
-def describe(sync: DirectorySync | None, url: str | None, interval_seconds: float) -> dict[str, Any]:
-    """GET /v1/admin/ldap/status: whether a directory is set, the last run (counts, errors), and the schedule."""
+async def describe_shared(sync: DirectorySync | None, url: str | None, interval_seconds: float) -> dict[str, Any]:
+    """GET /v1/admin/ldap/status: whether a directory is set, the schedule, and the last run (counts, errors) and
+    whether one runs now, read from the store: every process answers alike, whichever ran the sync
+    (chat/directory_status.py)."""
     if sync is None:
         return {"configured": False}
-    return {"configured": True, "url": url, "interval_seconds": interval_seconds, "running": sync.running,
-            "last_run": None if sync.last is None else sync.last.to_wire(), "last_error": sync.last_error,
-            "groups_mapped": len(sync.group_map.rules)}
-
-
-
-async def describe_shared(sync: DirectorySync | None, url: str | None, interval_seconds: float) -> dict[str, Any]:
-    """As `describe`, with the last run, last error and running from the store: every process answers alike,
-    whichever ran the sync (chat/directory_status.py)."""
-    out = describe(sync, url, interval_seconds)
-    if sync is not None:
-        shared = await sync.status.read(sync.org)
-        out.update(running=shared.running, last_run=shared.last_run, last_error=shared.last_error)
-    return out
+    shared = await sync.status.read(sync.org)
+    return {"configured": True, "url": url, "interval_seconds": interval_seconds, "running": shared.running,
+            "last_run": shared.last_run, "last_error": shared.last_error, "groups_mapped": len(sync.group_map.rules)}
