@@ -63,8 +63,7 @@ class GovernanceApi:
             raise InvalidField(f"at most {MAX_TARGETS} users and channels in one hold", field="users")
         logins = [valid_login(u, "users") for u in users]
         for login in logins:
-            user = await self.api.store.get_user(login)
-            if user is None or user.org != org:
+            if await self.api.service.user_in(org, login) is None:
                 raise UserNotFound(f"no user {login!r}", login=login)
         ids = []
         for ref in channels:
