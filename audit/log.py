@@ -130,11 +130,11 @@ class AuditLog:
 
     async def org_of(self, *logins: str) -> str | None:
         """The organisation of the first of `logins` that is a user (None: none is)."""
-        for login in logins:
-            async with self.db.read() as conn:
+        async with self.db.read() as conn:
+            for login in logins:
                 org = (await conn.execute(select(chat_users.c.org_id).where(chat_users.c.login == login))).scalar()
-            if org is not None:
-                return str(org)
+                if org is not None:
+                    return str(org)
         return None
 
     async def counter(self) -> int:
