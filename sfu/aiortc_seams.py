@@ -434,6 +434,11 @@ class RtpPath:
         return True
 
 
+# What a batched fan-out needs of a sender (ForwardingSender.batch_source): its path, its header shapes
+# (RtpWriter.batch_shapes) and its SSRC.
+BatchSource = tuple[RtpPath, tuple[tuple[bytes, int], tuple[bytes, int], bool, int], int]
+
+
 class WatchedPairs(dict):  # type: ignore[type-arg]
     """aioice's nominated pairs (component -> pair): a new nomination tells the send paths at once, so batched
     entries never send to a stale pair and nothing is checked per packet."""
@@ -806,7 +811,7 @@ class ForwardingSender(RTCRtpSender):
         """This sender's connection uses the batched fan-out and the compiled module has it (else never ask again)."""
         return self.send_mode == "batch" and batch_built()
 
-    def batch_source(self) -> tuple[RtpPath, tuple[tuple[bytes, int], tuple[bytes, int], bool, int], int] | None:
+    def batch_source(self) -> BatchSource | None:
         """(path, header shapes, SSRC) when a batched fan-out may send for this sender now, else None."""
         writer, path = self._writer, self._path
         if writer is None or path is None or not self._has_report or path.transport is not self.transport:

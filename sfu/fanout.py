@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sfu.aiortc_seams import ForwardingSender, RtpPath, compiled_send, shared_send_time
+from sfu.aiortc_seams import BatchSource, ForwardingSender, RtpPath, compiled_send, shared_send_time
 from sfu.rtp import RtpPacket
 
 if TYPE_CHECKING:
@@ -104,12 +104,12 @@ class FanOut:
         self._status = self._ffi.new("int[]", capacity)
         self._capacity = capacity
 
-    def join(self, subscription: "Subscription", sender: ForwardingSender, in_pt: int, out_pt: int,
-             upstream_ssrc: int) -> Entry | None:
-        """Adds a steady subscription (None when its sender cannot be batched now)."""
-        source = sender.batch_source()
+    def join(self, subscription: "Subscription", sender: ForwardingSender, source: BatchSource, in_pt: int,
+             out_pt: int, upstream_ssrc: int) -> Entry | None:
+        """Adds a steady subscription whose sender said it may be batched now (`source`, its batch_source());
+        None while its forwarder has not started."""
         forwarder = subscription.forwarder
-        if source is None or forwarder is None or not forwarder.started:
+        if forwarder is None or not forwarder.started:
             return None
         path, shapes, ssrc = source
         if len(self.members) == self._capacity:

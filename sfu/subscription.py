@@ -159,9 +159,10 @@ class Subscription:
         if sender is None or not sender.batch_mode():
             self.batchable = False
             return
-        if sender.batch_source() is None:  # not now (a backlog, a pair being resolved): at a later packet
+        source = sender.batch_source()
+        if source is None:  # not now (a backlog, a pair being resolved): at a later packet
             return
-        self.batch = self.publication.fanout(layer).join(self, sender, packet.payload_type, pt, packet.ssrc)
+        self.batch = self.publication.fanout(layer).join(self, sender, source, packet.payload_type, pt, packet.ssrc)
         if self.batch is not None:
             self.publication.batching_changed()
 
