@@ -97,8 +97,8 @@ int convene_send(void *protect_, void *ctx, int fd, void *addr, int addrlen,
 
 /* -- the batched fan-out: one call per incoming packet for every steady subscriber of a publication layer ----
  * Python fills an entry when a subscription becomes steady (started, on its target layer, its connection's path
- * resolved) and clears `active` when that changes (layer switch, keyframe wait, pair change, pause); it reads
- * the counters lazily (sender reports, NACK history, stats). Must match CONVENE_ENTRY in sfu/fastpath_build.py. */
+ * resolved) and takes it out when that changes (layer switch, keyframe wait, pair change, pause: the last entry
+ * moves into its place, so entries 0..n-1 are all steady); it reads the counters lazily (sender reports, NACK history, stats). Must match CONVENE_ENTRY in sfu/fastpath_build.py. */
 struct convene_entry {
     void *ctx;                      /* the connection's own libsrtp session (one per transport) */
     unsigned char *buf;             /* its RtpPath buffer: an EAGAIN leaves the protected packet here */
@@ -113,14 +113,13 @@ struct convene_entry {
     unsigned int ssrc;              /* the sender's own SSRC */
     int in_pt, out_pt;              /* the publisher's payload type and the subscriber's */
     unsigned int seq_offset, ts_offset;
-    int active;
     unsigned long long packets, octets, bytes, fast;  /* media packets, payload octets, plaintext bytes, sent here */
     unsigned int last_seq, last_ts;
     double last_wall;               /* CLOCK_MONOTONIC seconds of the newest sequence number (time.monotonic) */
 };
 
 /* status[i]: 0 sent; > 0 protected length left in the entry's buffer (EAGAIN: Python queues it on the transport);
- * -1 not handled here (inactive, skipped: the transport holds a backlog, another payload type, too big):
+ * -1 not handled here (skipped: the transport holds a backlog, another payload type, too big):
  * Python forwards it; -2 dropped (protect failed, a send error). Returns how many entries are not 0. */
 int convene_fanout(void *protect_, struct convene_entry *entries, int n, int marker, int pt,
                    unsigned int seq, unsigned int ts, const char *send_time, int level,
@@ -131,7 +130,7 @@ int convene_fanout(void *protect_, struct convene_entry *entries, int n, int mar
     double now = -1.0;
     for (int i = 0; i < n; i++) {
         struct convene_entry *e = &entries[i];
-        if (!e->active || (skip && skip[i]) || e->in_pt != pt) {
+        if ((skip && skip[i]) || e->in_pt != pt) {
             status[i] = -1;
             others++;
             continue;

@@ -135,7 +135,6 @@ class FanOut:
         c.seq_offset, c.ts_offset, c.last_seq, c.last_ts = seq_offset, ts_offset, last_seq, last_ts
         c.last_wall = 0.0
         c.packets = c.octets = c.bytes = c.fast = 0
-        c.active = 1
         self.members.append(entry)
         self._aios.append(entry.aio)
         path.watchers.add(entry._leave)

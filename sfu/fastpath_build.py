@@ -36,7 +36,6 @@ struct convene_entry {
     unsigned int ssrc;
     int in_pt, out_pt;
     unsigned int seq_offset, ts_offset;
-    int active;
     unsigned long long packets, octets, bytes, fast;
     unsigned int last_seq, last_ts;
     double last_wall;
