@@ -26,6 +26,7 @@ from audit.appkeys import AUDIT
 from chat.auth import Authenticator, Principal
 from common.errors import OutOfScope
 from identity.appkeys import API_KEYS, DATABASE, MEETINGS, TOKENS
+from identity.deactivation_watch import deactivation_watch
 from identity.auth import credential_of
 from identity.meetings import MeetingLedger
 from identity.orgs import DEFAULT_ORG, plain, request_org
@@ -70,7 +71,6 @@ CHAT = web.AppKey("chat", ChatService)
 CLOSE_UNAUTHORIZED = 4401
 log = logging.getLogger(__name__)
 CLOSE_DEACTIVATED = 4410  # the account was deactivated: do not reconnect with the same credential
-DEACTIVATION_POLL_SECONDS = 0.5
 AUTH_FIELDS = {"type", "token", "session", "last_seq", "cookie"}
 WEB_CHAT_DIR = Path(__file__).resolve().parent.parent / "web" / "chat"
 # Set by integrations/ (which chat does not import). A post whose content starts with "/": the hook's answer
@@ -782,8 +782,7 @@ class ChatApi:
                   if self.retention is not None else []),
                 asyncio.create_task(file_sweep_loop(self.store, self.vault, self.config.unattached_file_seconds,
                                                     self.config.file_sweep_interval_seconds)),
-                asyncio.create_task(self._expire_sessions()),
-                asyncio.create_task(self._close_deactivated())]
+                asyncio.create_task(self._expire_sessions())]
         yield
         for job in jobs:
             job.cancel()
@@ -800,24 +799,11 @@ class ChatApi:
             click.cancel()
         await asyncio.gather(*clicks, return_exceptions=True)
 
-    async def _close_deactivated(self) -> None:
-        """Deactivations made elsewhere (another process, `convene users disable`) close this process's sockets."""
-        since = time.time() - 5
-        while True:
-            await asyncio.sleep(DEACTIVATION_POLL_SECONDS)
-            if self.accounts is None:
-                continue
-            checked = time.time()
-            try:
-                logins = await self.accounts.deactivated_since(since)
-            except Exception:  # noqa: BLE001 - a store hiccup must not end the loop; the next poll retries
-                log.exception("deactivation poll failed")
-                continue
-            for login in logins:
-                self.hub.end_login(login, CLOSE_DEACTIVATED, b"deactivated")
-                with contextlib.suppress(Exception):  # the bots' keys fail anyway; this only closes their sockets
-                    await self._end_bots_of(login)
-            since = checked - 2  # overlap: a row committed with a slightly earlier clock is still seen
+    async def close_deactivated(self, login: str) -> None:
+        """Another process deactivated `login` (told by the process's deactivation watch): its sockets here close,
+        and its bots' (their keys fail anyway)."""
+        self.hub.end_login(login, CLOSE_DEACTIVATED, b"deactivated")
+        await self._end_bots_of(login)
 
     async def _end_bots_of(self, owner: str) -> int:
         """Closes the live sockets of the bots `owner` made (their keys already fail: bot_disabled)."""
@@ -917,5 +903,7 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     app[CHAT_API] = api
     api.routes(app)
     app.cleanup_ctx.append(api.lifecycle)
+    # Deactivations made by other processes: the process's one watch reads them while this has sessions.
+    deactivation_watch(app, api.accounts).listen(lambda: api.hub.session_count() > 0, api.close_deactivated)
     app.on_shutdown.append(api.close_sockets)
     return api

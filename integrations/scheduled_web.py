@@ -28,7 +28,7 @@ from identity.permissions import Action, require
 from integrations.recurrence import KINDS, local_midnight, parse
 from integrations.schedule_errors import ScheduledPostNotFound, TooManyScheduled
 from integrations.scheduled_store import SCHEDULED, ScheduledPost, ScheduledStore, new_post_id
-from integrations.scheduler import ChatSender, Scheduler
+from integrations.scheduler import POLL_SECONDS, ChatSender, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class ScheduledPostsApi:
         return web.json_response((await self._shown(p, [cancelled]))[0])
 
 
-def setup_scheduled_posts(app: web.Application, poll_seconds: float = 1.0) -> None:
+def setup_scheduled_posts(app: web.Application, poll_seconds: float = POLL_SECONDS) -> None:
     """Mounts the routes and the scheduler task; call after setup_chat (it posts through chat)."""
     chat = app[CHAT_API]
     assert chat.accounts is not None

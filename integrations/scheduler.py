@@ -1,7 +1,8 @@
 """The scheduler: a task per server process that sends scheduled posts when they are due.
 
-Due times live in the SQL store, so the schedule survives restarts. Every `poll_seconds` (and at once when this
-process schedules something) it reads the due rows, claims each (scheduled_store: one process wins) and sends
+Due times live in the SQL store, so the schedule survives restarts. It sleeps until the earliest post it knows of
+falls due (and wakes at once when this process schedules something), then reads the due rows, claims each
+(scheduled_store: one process wins) and sends
 it as its author through ChatService.post, so the author's permission is checked again at send time: still a
 member of the channel (`not_a_member`), still allowed to post (`not_permitted`), account still active
 (`user_deactivated`), channel still there (`channel_not_found`). The outcome, sent or failed with the error's
@@ -28,6 +29,11 @@ from integrations.scheduled_store import FAILED, SENT, Run, ScheduledPost, Sched
 
 log = logging.getLogger(__name__)
 BATCH = 100  # due posts read per tick
+# How long it sleeps at most without a known due post. Only posts scheduled (or moved sooner) by ANOTHER process
+# need it: that process's scheduler is woken by them as ours is by ours and sends them on time; ours only
+# takes over when that one is down, up to this much later. A read here costs two queries, so a long bound keeps
+# an idle server idle (issue #14).
+POLL_SECONDS = 20.0
 
 
 def recurrence_of(post: ScheduledPost) -> Recurrence | None:
@@ -73,13 +79,14 @@ class ChatSender:
 
 
 class Scheduler:
-    def __init__(self, store: ScheduledStore, sender: ChatSender, poll_seconds: float = 1.0,
+    def __init__(self, store: ScheduledStore, sender: ChatSender, poll_seconds: float = POLL_SECONDS,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.sender = sender
         self.poll_seconds = poll_seconds
         self.clock = clock
         self._wake = asyncio.Event()
+        self._ticked_at = 0.0  # the clock the last tick read the due posts at
         self.sent = 0  # runs this process made (sent or failed), for tests and logs
 
     def wake(self) -> None:
@@ -94,10 +101,11 @@ class Scheduler:
                 if await self.tick() >= BATCH:
                     delay = 0.0  # a backlog (after downtime): the next batch at once
                 earliest = await self.store.earliest()
-                # Sooner when the next post falls due before the next poll. One still due after the tick is
-                # another process's or cannot be sent: it waits for the poll rather than spinning the loop.
-                if earliest is not None and earliest > self.clock():
-                    delay = min(delay, earliest - self.clock())
+                # Sooner when the next post falls due before the next poll. One the tick saw due and still due
+                # after it is another process's or cannot be sent: it waits for the poll rather than spinning
+                # the loop. One that fell due since the tick read (a wake a hair early) goes at once.
+                if earliest is not None and earliest > self._ticked_at:
+                    delay = min(delay, max(0.0, earliest - self.clock()))
             except Exception:  # noqa: BLE001 - a store hiccup must not end the loop; the next poll retries
                 log.exception("scheduler tick failed")
             with contextlib.suppress(TimeoutError):
@@ -105,7 +113,8 @@ class Scheduler:
 
     async def tick(self) -> int:
         """Sends what is due now (BATCH at most); returns how many due posts it looked at."""
-        due = await self.store.due(self.clock(), BATCH)
+        self._ticked_at = self.clock()
+        due = await self.store.due(self._ticked_at, BATCH)
         for post in due:
             try:
                 await self.fire(post)
