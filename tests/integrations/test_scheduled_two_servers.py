@@ -60,7 +60,7 @@ async def test_missed_posts_are_sent_once_by_two_processes(tmp_path: Path, backe
                     break
                 assert time.monotonic() < deadline, posts
                 await asyncio.sleep(0.2)
-            await asyncio.sleep(2.0)  # a second send would land by now (both poll every second)
+            await asyncio.sleep(2.0)  # a second send would land by now (both read the due posts as they start)
             async with s.get(a + f"/v1/channels/{channel}/messages?limit=500") as r:
                 messages = (await r.json())["messages"]
             histories = []
