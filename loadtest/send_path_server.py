@@ -1,6 +1,10 @@
-"""`convene serve` with a chosen fan-out send path, for benchmarks that compare the paths in one run:
+"""`convene serve` with a chosen fan-out send path and receive path, for benchmarks that compare the paths in
+one run:
 
-    python -m loadtest.send_path_server {aiortc,lean,c,batch} serve --port P ...
+    python -m loadtest.send_path_server {aiortc,lean,c,batch,queue,inline}[+...] serve --port P ...
+
+e.g. `lean+queue`: the Python send path, and received packets through aiortc's queue (the receive path before
+the inline one, #14). A receive mode alone keeps the default send path, a send mode alone the default receive path.
 
 aiortc: RtpPacket bytes, Session.protect and the asyncio transport (the path before #14); lean: the Python fast
 path; c: the compiled one, one call per subscriber; batch: the compiled one, one call per packet for a layer's steady
@@ -11,13 +15,17 @@ from __future__ import annotations
 
 import sys
 
-from sfu.aiortc_seams import compiled_send, set_send_mode
+from sfu.aiortc_seams import RECEIVE_MODES, compiled_send, send_mode, set_receive_mode, set_send_mode
 
 
 def main() -> None:
-    mode, rest = sys.argv[1], sys.argv[2:]
-    set_send_mode(mode)
-    if mode in ("c", "batch") and compiled_send() is None:
+    spec, rest = sys.argv[1], sys.argv[2:]
+    for mode in spec.split("+"):
+        if mode in RECEIVE_MODES:
+            set_receive_mode(mode)
+        else:
+            set_send_mode(mode)  # ValueError names the modes
+    if send_mode() in ("c", "batch") and compiled_send() is None:
         raise SystemExit("the compiled send path is not built: python -m sfu.fastpath_build")
     from signaling.cli import main as convene
 

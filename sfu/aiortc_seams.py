@@ -44,6 +44,7 @@ import aiortc.rtcdtlstransport
 import aiortc.rtcicetransport
 import aiortc.rtcpeerconnection
 import aiortc.rtp
+import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock, sdp
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
 from aiortc.rtcicetransport import RTCIceParameters
@@ -526,6 +527,13 @@ def tap_plaintext_rtp(pc: RTCPeerConnection, sink: Callable[[bytes], None]) -> N
         await handle(data, arrival_time_ms)
 
     transport._handle_rtp_data = tapped  # type: ignore[method-assign]
+    _taps[transport] = sink  # the inline path's too (InlineReceive), now or when it connects
+    inline = getattr(getattr(transport.transport, "_connection", None), "inline", None)
+    if inline is not None:
+        inline.tap = sink
+
+
+_taps: "weakref.WeakKeyDictionary[RTCDtlsTransport, Callable[[bytes], None]]" = weakref.WeakKeyDictionary()
 
 
 async def park(started: asyncio.Event, exited: asyncio.Event) -> None:
@@ -609,6 +617,11 @@ class ForwardingReceiver(RTCRtpReceiver):
         return blocks
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self.handle_rtp(packet)
+
+    def handle_rtp(self, packet: RtpPacket) -> None:
+        """Statistics, RTX unwrapping, NACKs upstream, then `on_packet`: synchronous, so the inline receive path
+        (`InlineReceive`) calls it where the datagram arrives."""
         codec = self._codecs.get(packet.payload_type)
         if codec is None:
             return
@@ -949,35 +962,194 @@ class MidRtpRouter(RtpRouter):
         return super().route_rtp(packet)
 
 
+# -- receiving inline -----------------------------------------------------------------------------
+# aiortc hands every datagram from aioice's protocol to a queue, and one task per DTLS transport takes it off,
+# unprotects, parses and routes it: a queue hand-over, a future and a task step per packet, a third of what a
+# received packet cost the server (#14). Once a transport is connected, its SRTP and SRTCP datagrams are handled
+# where they arrive, in the host socket's `datagram_received` (`InlineStunProtocol`); DTLS records, STUN and
+# everything before the handshake ends still take aiortc's way. TURN-relayed datagrams also take aiortc's way.
+
+RECEIVE_MODES = ("inline", "queue")
+RECEIVE_PATH_ENV = "CONVENE_RECEIVE_PATH"
+
+
+def receive_mode_from_env() -> str:
+    """CONVENE_RECEIVE_PATH=queue keeps aiortc's queue (benchmarks compare the two in one run); else inline."""
+    wanted = os.environ.get(RECEIVE_PATH_ENV, "").strip().lower()
+    if wanted and wanted not in RECEIVE_MODES:
+        log.error("%s=%r is not one of %s: inline serves", RECEIVE_PATH_ENV, wanted, ", ".join(RECEIVE_MODES))
+    return wanted if wanted in RECEIVE_MODES else "inline"
+
+
+_receive_mode = receive_mode_from_env()
+
+
+def set_receive_mode(mode: str) -> None:
+    """Process-wide; transports that connect afterwards use it (tests compare the paths)."""
+    if mode not in RECEIVE_MODES:
+        raise ValueError(f"receive mode {mode!r}: inline or queue")
+    global _receive_mode
+    _receive_mode = mode
+
+
+class InlineReceive:
+    """One connected DTLS transport's SRTP/SRTCP receive, called from its host sockets' protocol.
+
+    It starts only once aioice's queue is empty, so packets queued before the handshake ended are not overtaken;
+    from then on no SRTP datagram of this transport enters the queue. RTP is handled synchronously (our receivers'
+    `handle_rtp`); RTCP is unprotected here and routed in a task, as aiortc's handlers are coroutines.
+    """
+
+    __slots__ = ("transport", "started", "tap", "_srtp", "_extensions", "_router", "_queue")
+
+    def __init__(self, transport: RTCDtlsTransport, queue: asyncio.Queue[Any]) -> None:
+        self.transport = transport
+        self.started = False
+        self.tap = _taps.get(transport)  # tests: every plaintext RTP packet (tap_plaintext_rtp)
+        self._srtp = transport._rx_srtp
+        self._extensions = transport._rtp_header_extensions_map
+        self._router = transport._rtp_router
+        self._queue = queue
+
+    def __call__(self, data: bytes) -> bool:
+        """Handles one SRTP or SRTCP datagram; False: not yet (aiortc's queue still holds packets)."""
+        if not self.started:
+            if not self._queue.empty():
+                return False
+            self.started = True
+        transport = self.transport
+        transport._RTCDtlsTransport__rx_bytes += len(data)  # aiortc's transport statistics stay true
+        transport._RTCDtlsTransport__rx_packets += 1
+        try:
+            if len(data) >= 2 and 192 <= data[1] <= 208:  # RTCP (RFC 5761 demultiplexing, as aiortc's is_rtcp)
+                plain = self._srtp.unprotect_rtcp(data)
+                asyncio.ensure_future(transport._handle_rtcp_data(plain))
+            else:
+                self._rtp(self._srtp.unprotect(data))
+        except (pylibsrtp.Error, ValueError):
+            pass  # not authentic, replayed or malformed: dropped, as aiortc drops it
+        except Exception:  # noqa: BLE001 - a fault of ours on one packet must not end the socket's reading
+            log.exception("inline receive failed on one packet")
+        return True
+
+    def _rtp(self, plain: bytes) -> None:
+        if self.tap is not None:
+            self.tap(plain)
+        packet = RtpPacket.parse(plain, self._extensions)
+        receiver = self._router.route_rtp(packet)
+        if receiver is None:
+            return
+        handle = getattr(receiver, "handle_rtp", None)
+        if handle is not None:
+            handle(packet)
+        else:  # not one of ours (a plain aiortc receiver): its coroutine, as aiortc runs it
+            asyncio.ensure_future(receiver._handle_rtp_packet(packet, arrival_time_ms=clock.current_ms()))
+
+
+class InlineStunProtocol(aioice.ice.StunProtocol):
+    """aioice's protocol for a host socket: SRTP datagrams of a connected transport go to its `InlineReceive`."""
+
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if not data or not isinstance(data, bytes):
+            return  # an empty datagram would end aiortc's receive loop (it reads data[0]): the connection would die
+        inline = self.receiver.inline
+        if inline is not None and 127 < data[0] < 192 and inline(data):
+            return
+        super().datagram_received(data, addr)
+
+
+def _inline_on_connect(transport: RTCDtlsTransport) -> None:
+    """Arms the inline path when the transport connects, disarms it when it ends."""
+    connection = getattr(transport.transport, "_connection", None)
+    if not isinstance(connection, GatheringConnection):
+        return
+    if transport._state is State.CONNECTED and transport._rx_srtp is not None and _receive_mode == "inline":
+        connection.inline = InlineReceive(transport, connection._queue)
+    elif transport._state in (State.CLOSED, State.FAILED):
+        connection.inline = None
+
+
+_inline_watched: "weakref.WeakSet[RTCDtlsTransport]" = weakref.WeakSet()
+
+
+def watch_for_inline_receive(transport: RTCDtlsTransport) -> None:
+    if transport not in _inline_watched:
+        _inline_watched.add(transport)
+        transport.on("statechange", lambda: _inline_on_connect(transport))
+
+
+class ReportClock:
+    """One RTCP timer for every forwarding connection of an event loop.
+
+    aiortc runs a timer per sender and per receiver; one per connection was already a fraction of that, but each
+    tick still woke an idle server with cold caches (~0.3 ms of CPU a wakeup on the test machine, #14), so a
+    subscriber cost more in timer wakeups than in forwarded packets. One tick sends every connection's reports in
+    a row, at RFC 3550's randomised interval ([0.5, 1.5] of the nominal one); the task ends when no connection
+    is left, so an empty server has no timer.
+    """
+
+    interval = 1.0
+
+    def __init__(self) -> None:
+        self.connections: dict[ForwardingPeerConnection, None] = {}  # ordered: reports go out in joining order
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, pc: "ForwardingPeerConnection") -> None:
+        self.connections[pc] = None
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    def discard(self, pc: "ForwardingPeerConnection") -> None:
+        self.connections.pop(pc, None)
+
+    async def _run(self) -> None:
+        while self.connections:
+            await asyncio.sleep(self.interval * (0.5 + random.random()))
+            for pc in list(self.connections):
+                try:
+                    pc.send_reports()
+                except Exception:  # noqa: BLE001 - one connection's fault must not stop the others' reports
+                    log.exception("RTCP reports failed for one connection")
+        self._task = None
+
+
+_report_clocks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReportClock]" = weakref.WeakKeyDictionary()
+
+
+def report_clock() -> ReportClock:
+    """The running loop's clock (tests run a loop each)."""
+    loop = asyncio.get_running_loop()
+    clock = _report_clocks.get(loop)
+    if clock is None:
+        clock = _report_clocks[loop] = ReportClock()
+    return clock
+
+
 class ForwardingPeerConnection(RTCPeerConnection):
     """An RTCPeerConnection whose transceivers forward packets instead of decoding/encoding, and
-    which sends its RTCP reports from one timer instead of one per sender and receiver."""
+    which sends its RTCP reports from one timer for all connections (`ReportClock`) instead of one per sender
+    and receiver."""
 
-    rtcp_interval = 1.0
-    _rtcp_task: asyncio.Task[None] | None = None
+    _reports: ReportClock | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.send_mode = _send_mode
 
-    async def _run_connection_rtcp(self) -> None:
-        import random
-
-        while True:
-            # RFC 3550: randomise the interval over [0.5, 1.5] of its nominal value.
-            await asyncio.sleep(self.rtcp_interval * (0.5 + random.random()))
-            transport = connection_transport(self)
-            if transport is None:
-                continue
-            transceivers = self.getTransceivers()
-            senders = [t.sender for t in transceivers if isinstance(t.sender, ForwardingSender)]
-            receivers = [t.receiver for t in transceivers if isinstance(t.receiver, ForwardingReceiver)]
-            send_connection_reports(transport, senders, receivers)
+    def send_reports(self) -> int:
+        """This connection's sender and receiver reports now (compound packets); returns packets sent."""
+        transport = connection_transport(self)
+        if transport is None:
+            return 0
+        transceivers = self.getTransceivers()
+        senders = [t.sender for t in transceivers if isinstance(t.sender, ForwardingSender)]
+        receivers = [t.receiver for t in transceivers if isinstance(t.receiver, ForwardingReceiver)]
+        return send_connection_reports(transport, senders, receivers)
 
     async def close(self) -> None:
-        if self._rtcp_task is not None:
-            self._rtcp_task.cancel()
-            self._rtcp_task = None
+        if self._reports is not None:
+            self._reports.discard(self)
+            self._reports = None
         await super().close()
 
     def _RTCPeerConnection__createTransceiver(
@@ -992,6 +1164,7 @@ class ForwardingPeerConnection(RTCPeerConnection):
         transport = transceiver.receiver.transport
         if type(transport._rtp_router) is RtpRouter:
             transport._rtp_router.__class__ = MidRtpRouter
+        watch_for_inline_receive(transport)
         stream_id = transceiver.sender._stream_id
         sender = ForwardingSender(kind, transport)
         sender._stream_id = stream_id
@@ -1002,8 +1175,9 @@ class ForwardingPeerConnection(RTCPeerConnection):
         receiver._set_rtcp_ssrc(sender._ssrc)
         transceiver._RTCRtpTransceiver__sender = sender
         transceiver._RTCRtpTransceiver__receiver = receiver
-        if self._rtcp_task is None:
-            self._rtcp_task = asyncio.ensure_future(self._run_connection_rtcp())
+        if self._reports is None:
+            self._reports = report_clock()
+            self._reports.add(self)
         assert isinstance(transceiver, RTCRtpTransceiver)
         return transceiver
 
@@ -1208,6 +1382,7 @@ class GatheringConnection(aioice.ice.Connection):
     def __init__(self, *args: Any, more_turn_servers: list[TurnServer] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.more_turn_servers = list(more_turn_servers or [])
+        self.inline: InlineReceive | None = None  # set while its DTLS transport is connected (InlineStunProtocol)
 
     def _host_candidate(self, component: int, bound: tuple[Any, ...]) -> aioice.Candidate:
         host = str(bound[0])
@@ -1240,7 +1415,7 @@ class GatheringConnection(aioice.ice.Connection):
     async def _bind_host(self, component: int, address: str) -> Any:
         try:
             transport, protocol = await bind_host_socket(
-                address, lambda: aioice.ice.StunProtocol(self), _gathering.port_range)
+                address, lambda: InlineStunProtocol(self), _gathering.port_range)
         except OSError as exc:
             log.warning("ICE: could not bind to %s: %s", address, exc)
             return None
@@ -1623,10 +1798,33 @@ def check_seams() -> list[str]:
             short = attr.split("__", 1)[1] if attr.startswith("_RTC") else attr
             if f"self.__{short}" not in source and f"self.{attr}" not in source and f"self.{short}" not in source:
                 problems.append(f"{cls.__name__} no longer sets {attr}")
+    problems += check_inline_receive_seams()
     transceiver_src = _init_source(RTCRtpTransceiver)
     for attr in ("self.__sender", "self.__receiver"):
         if attr not in transceiver_src:
             problems.append(f"RTCRtpTransceiver no longer sets {attr}")
+    return problems
+
+
+def check_inline_receive_seams() -> list[str]:
+    """What InlineReceive and InlineStunProtocol read of aiortc and aioice."""
+    problems = []
+    dtls_init = _init_source(RTCDtlsTransport)
+    for attr in ("self.__rx_bytes", "self.__rx_packets", "self._rx_srtp", "self._rtp_header_extensions_map",
+                 "self._rtp_router"):
+        if attr not in dtls_init:
+            problems.append(f"RTCDtlsTransport no longer sets {attr}")
+    if not hasattr(RTCDtlsTransport, "_handle_rtcp_data"):
+        problems.append("RTCDtlsTransport._handle_rtcp_data is gone")
+    recv_next = inspect_source(RTCDtlsTransport._recv_next)
+    if "first_byte > 127 and first_byte < 192" not in recv_next or "unprotect_rtcp" not in recv_next:
+        problems.append("aiortc's RTCDtlsTransport._recv_next demultiplexes differently: check InlineReceive")
+    if "self.receiver = receiver" not in _init_source(aioice.ice.StunProtocol):
+        problems.append("aioice StunProtocol no longer sets self.receiver")
+    if "self.receiver.data_received(" not in inspect_source(aioice.ice.StunProtocol.datagram_received):
+        problems.append("aioice StunProtocol.datagram_received no longer hands data to its receiver")
+    if "self._queue" not in _init_source(aioice.ice.Connection):
+        problems.append("aioice Connection no longer sets self._queue")
     return problems
 
 
