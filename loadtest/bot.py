@@ -8,6 +8,7 @@ import contextlib
 import logging
 import random
 import time
+from time import monotonic
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,8 +207,8 @@ class Bot:
     def _on_packet(self, mid: str, packet: RtpPacket) -> None:
         stats = self.tracks.get(mid)
         if stats is not None:
-            now = time.monotonic()
-            stats.add(packet.sequence_number, packet.timestamp, packet.payload, bool(packet.marker), now)
+            now = monotonic()
+            stats.add(packet.sequence_number, packet.timestamp, packet.payload, packet.marker, now)
             if self._lost_at is not None and self.client is not None:
                 self.recover_seconds.append(now - self._lost_at)  # media again after a reconnect
                 self._lost_at = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from aiortc import RTCRtpTransceiver, RTCSessionDescription
 
@@ -111,8 +112,7 @@ class PacketSubscriberPeer:
         for transceiver in self.pc.getTransceivers():
             receiver = receiver_of(transceiver)
             if receiver.on_packet is None and transceiver.mid is not None:
-                mid = str(transceiver.mid)
-                receiver.on_packet = lambda packet, mid=mid: self._on_packet(mid, packet)
+                receiver.on_packet = partial(self._on_packet, str(transceiver.mid))  # called per packet: no lambda frame
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         description = self.pc.localDescription
         assert description is not None

@@ -11,6 +11,8 @@ import struct
 MARKER = b"CvLT"
 _TAIL = struct.Struct("!d4s")
 TAIL_SIZE = _TAIL.size
+# The send time at an offset (a receiving bot reads it at len(payload) - TAIL_SIZE, after checking MARKER).
+unpack_sent_at = struct.Struct("!d").unpack_from
 
 
 def stamp(payload: bytes, sent_at: float) -> bytes:
@@ -19,9 +21,9 @@ def stamp(payload: bytes, sent_at: float) -> bytes:
 
 def read_stamp(payload: bytes) -> float | None:
     """The embedded send time, or None when the payload carries no tail."""
-    if len(payload) < TAIL_SIZE or payload[-4:] != MARKER:
+    if len(payload) < TAIL_SIZE or not payload.endswith(MARKER):
         return None
-    sent_at: float = _TAIL.unpack_from(payload, len(payload) - TAIL_SIZE)[0]
+    sent_at: float = unpack_sent_at(payload, len(payload) - TAIL_SIZE)[0]
     return sent_at
 
 

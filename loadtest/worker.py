@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import resource
 import time
@@ -28,6 +29,7 @@ from loadtest.messages import (
     TrackSummary,
     WorkerResult,
 )
+from loadtest.rtp_parse import install_fast_parse
 from loadtest.server_api import ServerApi
 from loadtest.settings import LoadSettings
 from loadtest.talk import TalkSchedule
@@ -49,6 +51,7 @@ class WorkerConfig:
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of the worker process."""
     logging.basicConfig(level=logging.WARNING)
+    install_fast_parse()  # this process runs bots only: every packet they receive is parsed the cheap way
     try:
         asyncio.run(Worker(conn, config).run())
     finally:
@@ -166,6 +169,9 @@ class Worker:
             await self._close(bot)
             return
         self.bots.append(bot)
+        # What a join made (peer connections, SDP, DTLS state) lives as long as the bot: keep it out of later
+        # full collections, whose pauses grow with the bots and stall every bot's pacing and receiving at once.
+        gc.freeze()
         assert bot.join_seconds is not None
         self.pending_joins.append(Joined(spec.index, bot.join_seconds, bot.participant_id, bot.track_ids))
 
