@@ -1,4 +1,5 @@
-"""The generator's RtpPacket parse (loadtest/rtp_parse.py) reads what aiortc's reads, and refuses what it refuses."""
+"""The generator's receive path (loadtest/fast_receive.py): its RTP parse reads what aiortc's reads and refuses what
+it refuses; its NACK generator finds the same missing numbers."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Any
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 import sfu.aiortc_seams  # noqa: F401 -- hardens aiortc's parsers, as in every process of ours
-from loadtest import rtp_parse
+from loadtest import fast_receive
 
 URIS = ["urn:ietf:params:rtp-hdrext:sdes:mid", "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
         "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
@@ -36,9 +38,9 @@ def aiortc_parse(data: bytes, ext: HeaderExtensionsMap) -> dict[str, Any] | str:
 
 
 def fast_parse(data: bytes, ext: HeaderExtensionsMap) -> dict[str, Any] | str:
-    rtp_parse._aiortc_parse = RtpPacket.parse  # as install_fast_parse keeps it, without patching this process
+    fast_receive._aiortc_parse = RtpPacket.parse  # as install_fast_parse keeps it, without patching this process
     try:
-        return fields(rtp_parse.parse(RtpPacket, data, ext))
+        return fields(fast_receive.parse(RtpPacket, data, ext))
     except ValueError as exc:
         return "ValueError"  # dropped either way (the message may name another fault of the same packet)
 
@@ -89,3 +91,29 @@ def test_fast_parse_refuses_damaged_packets_as_aiortc_does(damage: str) -> None:
         else:  # an extension block that claims more words than the packet holds
             bad = data[:14] + b"\x00\x40" + data[16:40]
         assert fast_parse(bad, ext) == aiortc_parse(bad, ext)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_nack_finds_what_aiortc_finds(seed: int) -> None:
+    """In order, with losses (single, bursts, past the 128-packet window), late retransmissions, duplicates
+    and wraparound: after every packet both generators answer alike and hold the same missing numbers."""
+    rng = random.Random(seed)
+    theirs, ours = NackGenerator(), NackGenerator()
+    seq = rng.randrange(65536)
+    late: list[int] = []
+    for _ in range(20_000):
+        roll = rng.random()
+        if roll < 0.05:
+            seq = (seq + rng.choice([2, 3, 10, 60, 200, 1000])) & 0xFFFF  # a loss or a burst of them
+        elif roll < 0.06:
+            seq = (seq - rng.randint(0, 5)) & 0xFFFF  # a duplicate or a reordered packet
+        else:
+            seq = (seq + 1) & 0xFFFF
+        numbers = [seq]
+        if late and rng.random() < 0.3:
+            numbers.insert(0, late.pop(rng.randrange(len(late))))  # a retransmission arrives
+        for number in numbers:
+            packet = RtpPacket(sequence_number=number)
+            assert fast_receive.nack_add(ours, packet) == theirs.add(packet)
+            assert ours.missing == theirs.missing and ours.max_seq == theirs.max_seq
+        late = [*late, *theirs.missing][-50:]
