@@ -99,12 +99,15 @@ class VideoSender:
         self.frames = 0
         self.keyframes_sent = 0
         self.late = 0  # frames skipped because the pacer fell behind
+        self._ready = False  # the writer's sender stays started once it is (asked every 10 ms per bot)
 
     def tick(self, now: float) -> None:
-        if not self.writer.ready:
-            for stream in self.streams:
-                stream.next_due = now
-            return
+        if not self._ready:
+            if not self.writer.ready:
+                for stream in self.streams:
+                    stream.next_due = now
+                return
+            self._ready = True
         if self.writer.keyframe_requests != self._answered:
             # A PLI names one stream, but reaches us without its SSRC: restart every layer.
             self._answered = self.writer.keyframe_requests
@@ -176,11 +179,14 @@ class AudioSender:
         self.packets = 0
         self.talk_packets = 0
         self.late = 0
+        self._ready = False  # as VideoSender's
 
     def tick(self, now: float) -> None:
-        if not self.writer.ready:
-            self.next_due = now
-            return
+        if not self._ready:
+            if not self.writer.ready:
+                self.next_due = now
+                return
+            self._ready = True
         sent = 0
         while now >= self.next_due and sent < 5:
             self._slot(self.next_due)
