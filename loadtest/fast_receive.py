@@ -28,7 +28,6 @@ ONE_BYTE_PROFILE = 0xBEDE
 _FIXED = struct.Struct("!BBHLLHH")  # the 12-byte header and the extension block's profile and length
 
 _aiortc_parse: Callable[[bytes, HeaderExtensionsMap], RtpPacket] | None = None
-_aiortc_nack_add: Callable[[NackGenerator, RtpPacket], bool] | None = None
 
 
 def _extensions(ids: HeaderExtensions, data: bytes, pos: int, end: int) -> HeaderExtensions | None:
@@ -127,10 +126,9 @@ def nack_add(self: NackGenerator, packet: RtpPacket) -> bool:
 def install_fast_receive() -> None:
     """Idempotent. For the generator's process: every RtpPacket.parse and NackGenerator.add in it (aiortc's and
     ours) become `parse` and `nack_add`."""
-    global _aiortc_parse, _aiortc_nack_add
+    global _aiortc_parse
     if _aiortc_parse is not None:
         return
     _aiortc_parse = RtpPacket.parse
-    _aiortc_nack_add = NackGenerator.add
     RtpPacket.parse = classmethod(parse)  # type: ignore[method-assign, assignment]
     NackGenerator.add = nack_add  # type: ignore[method-assign]
