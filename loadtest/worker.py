@@ -15,7 +15,6 @@ from pathlib import Path
 import aiohttp
 
 from loadtest.bot import Bot, BotContext
-from loadtest.fast_receive import install_fast_receive
 from loadtest.histogram import Histogram
 from loadtest.layout import layout_named
 from loadtest.media import MediaLibrary
@@ -51,7 +50,6 @@ class WorkerConfig:
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of the worker process."""
     logging.basicConfig(level=logging.WARNING)
-    install_fast_receive()  # this process runs bots only: every packet they receive takes the cheaper steps
     try:
         asyncio.run(Worker(conn, config).run())
     finally:

@@ -66,6 +66,7 @@ from aiortc.rtcdtlstransport import (
 from cryptography.hazmat.primitives.asymmetric import ec
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
+    RTP_HISTORY_SIZE,
     HeaderExtensions,
     HeaderExtensionsMap,
     RTCP_PSFB_APP,
@@ -85,7 +86,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
-from sfu.rtp import RtpWriter, SharedFields, abs_send_time, unpack_remb
+from sfu.rtp import RtpWriter, SharedFields, abs_send_time, parse_forwarded, unpack_remb
 
 log = logging.getLogger("convene.sfu.aiortc")
 
@@ -549,6 +550,52 @@ async def park(started: asyncio.Event, exited: asyncio.Event) -> None:
 
 # -- receiving ------------------------------------------------------------------------------------
 
+# aiortc's NackGenerator scans its whole set of missing numbers after every packet (up to 128 of them while there
+# is loss, which is when a receiver is busiest); `nack_add` drops the one number an in-order packet pushes out of
+# the window instead, and gives the same answers (tests/sfu/test_rtp_parse.py checks it against aiortc's).
+def nack_add(nack: NackGenerator, packet: RtpPacket) -> bool:
+    """NackGenerator.add: marks a packet received; True when it revealed missing numbers.
+
+    After every add, the set holds only numbers in the window of RTP_HISTORY_SIZE below the highest (aiortc's
+    `truncate`). So a packet one past the highest pushes out exactly one number, and a late packet none; only a
+    packet that jumps ahead needs the full truncate. A jump adds only the numbers the window keeps: aiortc added
+    every number up to 32,767 of them (and dropped all but 128 again), which a peer could ask for with each packet.
+    """
+    seq = packet.sequence_number
+    top = nack.max_seq
+    if top is None:
+        nack.max_seq = seq
+        return False
+    missing = nack.missing
+    delta = (seq - top) & 0xFFFF
+    if delta == 1:
+        if missing:
+            missing.discard((top - RTP_HISTORY_SIZE) & 0xFFFF)
+        nack.max_seq = seq
+        return False
+    if 0 < delta < 0x8000:
+        for n in range(max(1, delta - RTP_HISTORY_SIZE), delta):
+            missing.add((top + n) & 0xFFFF)
+        nack.max_seq = seq
+        nack.truncate()
+        return True
+    missing.discard(seq)  # late (a retransmission, reordering) or a duplicate: the window does not move
+    return False
+
+
+def revealed(nack: NackGenerator, top: int, seq: int) -> list[int]:
+    """The missing numbers a packet `seq` revealed after the highest one before it, `top` (window-bounded)."""
+    delta = (seq - top) & 0xFFFF
+    first = max(1, delta - RTP_HISTORY_SIZE)
+    return [n for n in ((top + k) & 0xFFFF for k in range(first, delta)) if n in nack.missing]
+
+
+def extension_ids(extensions: HeaderExtensionsMap) -> HeaderExtensions:
+    """The ids a header-extension map configured (one object, changed in place by `configure`)."""
+    ids: HeaderExtensions = extensions._HeaderExtensionsMap__ids
+    return ids
+
+
 
 class ForwardingReceiver(RTCRtpReceiver):
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
@@ -651,8 +698,13 @@ class ForwardingReceiver(RTCRtpReceiver):
             nack = self._nacks.get(packet.ssrc)
             if nack is None:
                 nack = self._nacks[packet.ssrc] = NackGenerator()
-            if nack.add(packet):
-                self.send_nack(packet.ssrc, sorted(nack.missing))
+            top = nack.max_seq
+            if nack_add(nack, packet) and top is not None:
+                # Only the numbers this packet revealed. aiortc sends the whole missing set at every new gap, so
+                # under loss each older number was asked for again and again, and resent as often (16 % of what
+                # 100 load bots received were such duplicates, #14); what is still missing is asked for once
+                # more at the next report (`renack`).
+                self.send_nack(packet.ssrc, revealed(nack, top, packet.sequence_number))
         self.packets += 1
         sink = self.on_packet
         if sink is not None:
@@ -668,6 +720,16 @@ class ForwardingReceiver(RTCRtpReceiver):
     def rtcp_ssrc(self) -> int | None:
         value: int | None = self._RTCRtpReceiver__rtcp_ssrc
         return value
+
+    def renack(self) -> int:
+        """Asks once more for what is still missing (called with the connection's reports, ~1/s); the missing
+        set keeps only the last 128 numbers, so a number is asked for at most twice or so."""
+        asked = 0
+        for ssrc, nack in (self._nacks or {}).items():
+            if nack.missing:
+                self.send_nack(ssrc, sorted(nack.missing))
+                asked += 1
+        return asked
 
     def send_nack(self, media_ssrc: int, lost: list[int]) -> None:
         if self.rtcp_ssrc is None:
@@ -1000,7 +1062,7 @@ class InlineReceive:
     `handle_rtp`); RTCP is unprotected here and routed in a task, as aiortc's handlers are coroutines.
     """
 
-    __slots__ = ("transport", "started", "tap", "_srtp", "_extensions", "_router", "_queue")
+    __slots__ = ("transport", "started", "tap", "_srtp", "_extensions", "_ids", "_router", "_queue")
 
     def __init__(self, transport: RTCDtlsTransport, queue: asyncio.Queue[Any]) -> None:
         self.transport = transport
@@ -1008,6 +1070,7 @@ class InlineReceive:
         self.tap = _taps.get(transport)  # tests: every plaintext RTP packet (tap_plaintext_rtp)
         self._srtp = transport._rx_srtp
         self._extensions = transport._rtp_header_extensions_map
+        self._ids = extension_ids(self._extensions)
         self._router = transport._rtp_router
         self._queue = queue
 
@@ -1035,7 +1098,7 @@ class InlineReceive:
     def _rtp(self, plain: bytes) -> None:
         if self.tap is not None:
             self.tap(plain)
-        packet = RtpPacket.parse(plain, self._extensions)
+        packet = parse_forwarded(plain, self._ids) or RtpPacket.parse(plain, self._extensions)
         receiver = self._router.route_rtp(packet)
         if receiver is None:
             return
@@ -1144,6 +1207,8 @@ class ForwardingPeerConnection(RTCPeerConnection):
         transceivers = self.getTransceivers()
         senders = [t.sender for t in transceivers if isinstance(t.sender, ForwardingSender)]
         receivers = [t.receiver for t in transceivers if isinstance(t.receiver, ForwardingReceiver)]
+        for receiver in receivers:
+            receiver.renack()
         return send_connection_reports(transport, senders, receivers)
 
     async def close(self) -> None:
@@ -1825,6 +1890,11 @@ def check_inline_receive_seams() -> list[str]:
         problems.append("aioice StunProtocol.datagram_received no longer hands data to its receiver")
     if "self._queue" not in _init_source(aioice.ice.Connection):
         problems.append("aioice Connection no longer sets self._queue")
+    if "self.__ids = HeaderExtensions()" not in _init_source(HeaderExtensionsMap):
+        problems.append("aiortc HeaderExtensionsMap no longer keeps its ids in __ids (extension_ids)")
+    nack_init = _init_source(NackGenerator)
+    if "self.max_seq" not in nack_init or "self.missing" not in nack_init or not hasattr(NackGenerator, "truncate"):
+        problems.append("aiortc NackGenerator changed: check nack_add")
     return problems
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 
 __all__ = [
     "HeaderExtensionsMap",
@@ -20,6 +20,7 @@ __all__ = [
     "extensions_map",
     "RtpPacket",
     "is_keyframe_start",
+    "parse_forwarded",
     "seq_add",
     "seq_newer",
     "ts_add",
@@ -274,3 +275,77 @@ class RtpWriter:
         if padding:
             data += bytes(padding - 1) + bytes((padding,))
         return data
+
+
+# -- the one shape we forward, parsed in one pass -------------------------------------------------------
+# aiortc's RtpPacket.parse builds each packet twice over (an empty HeaderExtensions that is then replaced), a list
+# of (id, bytes) pairs and a slice per header extension, and a struct call each: the largest piece of Python per
+# received packet (server and bots alike, #14). Every packet a browser, aiortc or our server sends has one shape:
+# version 2, no padding, no CSRC, one-byte header extensions. `parse_forwarded` reads that shape into the same
+# RtpPacket and returns None for anything else (and anything malformed), for aiortc's own parse to read or refuse.
+
+PLAIN_WITH_EXTENSION = 0x90
+ONE_BYTE_PROFILE = 0xBEDE
+_FIXED = struct.Struct("!BBHLLHH")  # the 12-byte header and the extension block's profile and length
+
+
+def _one_byte_extensions(ids: HeaderExtensions, data: bytes, pos: int, end: int) -> HeaderExtensions | None:
+    """One-byte header extensions (RFC 8285) in data[pos:end], as aiortc reads them; None: let aiortc parse
+    (an element it reads with a struct of its own, or one of the wrong length)."""
+    values = HeaderExtensions()
+    while pos < end:
+        first = data[pos]
+        if first == 0:  # padding
+            pos += 1
+            continue
+        x_id = first >> 4
+        length = (first & 0x0F) + 1
+        pos += 1
+        stop = pos + length
+        if stop > end:
+            return None
+        if x_id == ids.mid:
+            values.mid = data[pos:stop].decode("utf8")
+        elif x_id == ids.repaired_rtp_stream_id:
+            values.repaired_rtp_stream_id = data[pos:stop].decode("ascii")
+        elif x_id == ids.rtp_stream_id:
+            values.rtp_stream_id = data[pos:stop].decode("ascii")
+        elif x_id == ids.abs_send_time:
+            if length != 3:
+                return None
+            values.abs_send_time = int.from_bytes(data[pos:stop], "big")
+        elif x_id == ids.transmission_offset or x_id == ids.transport_sequence_number:
+            return None
+        elif x_id == ids.audio_level:
+            if length != 1:
+                return None
+            level = data[pos]
+            values.audio_level = (level & 0x80 == 0x80, level & 0x7F)
+        pos = stop
+    return values
+
+
+def parse_forwarded(data: bytes, ids: HeaderExtensions) -> RtpPacket | None:
+    """The packet, as aiortc's parse with the map whose ids are `ids` reads it; None: not the common shape."""
+    if len(data) < _FIXED.size or data[0] != PLAIN_WITH_EXTENSION:
+        return None
+    _, m_pt, seq, timestamp, ssrc, profile, words = _FIXED.unpack_from(data)
+    end = _FIXED.size + 4 * words
+    if profile != ONE_BYTE_PROFILE or end > len(data):
+        return None
+    values = _one_byte_extensions(ids, data, _FIXED.size, end)
+    if values is None:
+        return None
+    packet: Any = object.__new__(RtpPacket)  # RtpPacket's own fields, set once (its __init__ would make them twice)
+    packet.version = 2
+    packet.marker = m_pt >> 7
+    packet.payload_type = m_pt & 0x7F
+    packet.sequence_number = seq
+    packet.timestamp = timestamp
+    packet.ssrc = ssrc
+    packet.csrc = []
+    packet.extensions = values
+    packet.payload = data[end:]
+    packet.padding_size = 0
+    built: RtpPacket = packet
+    return built

@@ -1,5 +1,6 @@
-"""The generator's receive path (loadtest/fast_receive.py): its RTP parse reads what aiortc's reads and refuses what
-it refuses; its NACK generator finds the same missing numbers."""
+"""The receive path's own steps (#14, server and bots alike): the one-pass RTP parse (sfu/rtp.py `parse_forwarded`,
+with aiortc's parse for any other shape) reads what aiortc's reads and refuses what it refuses; the NACK
+bookkeeping (`nack_add`) finds the same missing numbers as aiortc's, and a new gap asks only for what it revealed."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-import sfu.aiortc_seams  # noqa: F401 -- hardens aiortc's parsers, as in every process of ours
-from loadtest import fast_receive
+from sfu.aiortc_seams import extension_ids, nack_add, revealed  # importing it hardens aiortc's parsers
+from sfu.rtp import parse_forwarded
 
 URIS = ["urn:ietf:params:rtp-hdrext:sdes:mid", "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
         "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
@@ -38,9 +39,8 @@ def aiortc_parse(data: bytes, ext: HeaderExtensionsMap) -> dict[str, Any] | str:
 
 
 def fast_parse(data: bytes, ext: HeaderExtensionsMap) -> dict[str, Any] | str:
-    fast_receive._aiortc_parse = RtpPacket.parse  # as install_fast_parse keeps it, without patching this process
-    try:
-        return fields(fast_receive.parse(RtpPacket, data, ext))
+    try:  # as InlineReceive reads a packet
+        return fields(parse_forwarded(data, extension_ids(ext)) or RtpPacket.parse(data, ext))
     except ValueError as exc:
         return "ValueError"  # dropped either way (the message may name another fault of the same packet)
 
@@ -114,6 +114,32 @@ def test_fast_nack_finds_what_aiortc_finds(seed: int) -> None:
             numbers.insert(0, late.pop(rng.randrange(len(late))))  # a retransmission arrives
         for number in numbers:
             packet = RtpPacket(sequence_number=number)
-            assert fast_receive.nack_add(ours, packet) == theirs.add(packet)
+            assert nack_add(ours, packet) == theirs.add(packet)
             assert ours.missing == theirs.missing and ours.max_seq == theirs.max_seq
         late = [*late, *theirs.missing][-50:]
+
+
+def test_the_common_shape_takes_the_one_pass_parse() -> None:
+    ext = extension_map()
+    packet = RtpPacket(payload_type=96, sequence_number=7, timestamp=9, ssrc=11, payload=b"x" * 100)
+    packet.extensions.mid = "3"
+    packet.extensions.abs_send_time = 12345
+    parsed = parse_forwarded(packet.serialize(ext), extension_ids(ext))
+    assert parsed is not None and fields(parsed) == fields(RtpPacket.parse(packet.serialize(ext), ext))
+    packet.csrc = [1]
+    assert parse_forwarded(packet.serialize(ext), extension_ids(ext)) is None  # aiortc's parse reads that one
+
+
+def test_a_new_gap_asks_only_for_what_it_revealed() -> None:
+    nack = NackGenerator()
+    asked = []
+    for seq in [100, 101, 103, 104, 107, 102, 110]:
+        top = nack.max_seq
+        if nack_add(nack, RtpPacket(sequence_number=seq)) and top is not None:
+            asked.append(revealed(nack, top, seq))
+    assert asked == [[102], [105, 106], [108, 109]]  # never 102 again with 105, 106 (aiortc asked the whole set)
+    assert nack.missing == {105, 106, 108, 109}  # what the next report asks for once more
+    # A jump far ahead asks for the window only, never thousands of numbers.
+    top = nack.max_seq
+    assert nack_add(nack, RtpPacket(sequence_number=30000)) and top is not None
+    assert len(revealed(nack, top, 30000)) == 128 and len(nack.missing) == 128
