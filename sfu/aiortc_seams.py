@@ -202,13 +202,17 @@ SEND_MODES = ("aiortc", "lean", "c", "batch")
 SEND_PATH_ENV = "CONVENE_SEND_PATH"
 
 
+def mode_from_env(variable: str, modes: tuple[str, ...], default: str) -> str:
+    """A path's starting mode: the environment variable when it names one of `modes` (an unknown name is logged)."""
+    wanted = os.environ.get(variable, "").strip().lower()
+    if wanted and wanted not in modes:
+        log.error("%s=%r is not one of %s: %s serves", variable, wanted, ", ".join(modes), default)
+    return wanted if wanted in modes else default
+
+
 def send_mode_from_env() -> str:
     """The process's starting send mode: CONVENE_SEND_PATH when it names one, else "batch"."""
-    wanted = os.environ.get(SEND_PATH_ENV, "").strip().lower()
-    if wanted and wanted not in SEND_MODES:
-        log.error("%s=%r is not one of %s: the batched compiled path serves", SEND_PATH_ENV, wanted,
-                  ", ".join(SEND_MODES))
-    return wanted if wanted in SEND_MODES else "batch"
+    return mode_from_env(SEND_PATH_ENV, SEND_MODES, "batch")
 
 
 _send_mode = send_mode_from_env()
@@ -1037,10 +1041,7 @@ RECEIVE_PATH_ENV = "CONVENE_RECEIVE_PATH"
 
 def receive_mode_from_env() -> str:
     """CONVENE_RECEIVE_PATH=queue keeps aiortc's queue (benchmarks compare the two in one run); else inline."""
-    wanted = os.environ.get(RECEIVE_PATH_ENV, "").strip().lower()
-    if wanted and wanted not in RECEIVE_MODES:
-        log.error("%s=%r is not one of %s: inline serves", RECEIVE_PATH_ENV, wanted, ", ".join(RECEIVE_MODES))
-    return wanted if wanted in RECEIVE_MODES else "inline"
+    return mode_from_env(RECEIVE_PATH_ENV, RECEIVE_MODES, "inline")
 
 
 _receive_mode = receive_mode_from_env()
