@@ -72,14 +72,20 @@ async def stream_and_collect(server: RunningServer, room: str, mode: str, count:
     return [p.payload[2] for p in bob.received[mid]], alice, bob
 
 
+def out_of_order(got: list[int]) -> int:
+    """Steps between consecutive packets that are not +1 (a swapped pair makes two)."""
+    return sum(1 for a, b in zip(got, got[1:]) if (b - a) % 256 != 1)
+
+
 @pytest.mark.parametrize("mode", ["inline", "queue"])
 async def test_both_receive_paths_deliver_every_packet_in_order(server: RunningServer, mode: str) -> None:
     alice = bob = None
     try:
         got, alice, bob = await stream_and_collect(server, f"inline-{mode}", mode, 300)
-        # Every packet (the first may wait for the keyframe), in the order sent.
+        # Every packet (the first may wait for the keyframe), in the order sent. Loopback itself may swap two
+        # neighbours about once in 66,000 packets (see test_fast_path): one swap is the network's, not ours.
         assert len(got) >= 295
-        assert all((b - a) % 256 == 1 for a, b in zip(got, got[1:]))
+        assert out_of_order(got) <= 2
         inline = inline_of(alice, "publisher")
         if mode == "inline":
             assert inline is not None and inline.started  # the server's side as the peers': the path was used
@@ -106,7 +112,7 @@ async def test_a_strangers_datagrams_end_nothing(server: RunningServer) -> None:
     try:
         got, alice, bob = await stream_and_collect(server, "strangers", "inline", 200,
                                                    strangers=[b"", forged_rtp, forged_rtcp, b"\x17" + os.urandom(30)])
-        assert len(got) >= 195 and all((b - a) % 256 == 1 for a, b in zip(got, got[1:]))
+        assert len(got) >= 195 and out_of_order(got) <= 2
         transport = connection_transport(alice.publisher.pc)
         assert transport is not None and transport.state == "connected"
         assert alice.publisher.pc.connectionState == "connected"
