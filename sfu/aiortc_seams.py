@@ -83,6 +83,7 @@ from aiortc.rtp import (
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
+    is_rtcp,
     unwrap_rtx,
 )
 
@@ -1085,7 +1086,7 @@ class InlineReceive:
         transport._RTCDtlsTransport__rx_bytes += len(data)  # aiortc's transport statistics stay true
         transport._RTCDtlsTransport__rx_packets += 1
         try:
-            if len(data) >= 2 and 192 <= data[1] <= 208:  # RTCP (RFC 5761 demultiplexing, as aiortc's is_rtcp)
+            if is_rtcp(data):  # aiortc's own demultiplexing (RFC 5761), as its receive loop does
                 plain = self._srtp.unprotect_rtcp(data)
                 asyncio.ensure_future(transport._handle_rtcp_data(plain))
             else:
@@ -1201,7 +1202,8 @@ class ForwardingPeerConnection(RTCPeerConnection):
         self.send_mode = _send_mode
 
     def send_reports(self) -> int:
-        """This connection's sender and receiver reports now (compound packets); returns packets sent."""
+        """This connection's sender and receiver reports now (compound packets), and its receivers' one repeat of
+        the NACKs still open (`renack`); returns report packets sent."""
         transport = connection_transport(self)
         if transport is None:
             return 0
