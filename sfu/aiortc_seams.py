@@ -203,32 +203,42 @@ SEND_MODES = ("aiortc", "lean", "c", "batch")
 SEND_PATH_ENV = "CONVENE_SEND_PATH"
 
 
-def mode_from_env(variable: str, modes: tuple[str, ...], default: str) -> str:
-    """A path's starting mode: the environment variable when it names one of `modes` (an unknown name is logged)."""
-    wanted = os.environ.get(variable, "").strip().lower()
-    if wanted and wanted not in modes:
-        log.error("%s=%r is not one of %s: %s serves", variable, wanted, ", ".join(modes), default)
-    return wanted if wanted in modes else default
+class PathMode:
+    """A process-wide choice of one path (send or receive): the environment variable's at start when it names one
+    of `modes` (an unknown name is logged), else `default`; tests and benchmarks set it. A connection takes it
+    when it is made (send) or when it connects (receive)."""
+
+    def __init__(self, what: str, variable: str, modes: tuple[str, ...], default: str) -> None:
+        self.what, self.variable, self.modes, self.default = what, variable, modes, default
+        self.value = self.from_env()
+
+    def from_env(self) -> str:
+        wanted = os.environ.get(self.variable, "").strip().lower()
+        if wanted and wanted not in self.modes:
+            log.error("%s=%r is not one of %s: %s serves", self.variable, wanted, ", ".join(self.modes), self.default)
+        return wanted if wanted in self.modes else self.default
+
+    def set(self, mode: str) -> None:
+        if mode not in self.modes:
+            raise ValueError(f"{self.what} mode {mode!r}: {', '.join(self.modes[:-1])} or {self.modes[-1]}")
+        self.value = mode
+
+
+_send_path = PathMode("send", SEND_PATH_ENV, SEND_MODES, "batch")
 
 
 def send_mode_from_env() -> str:
     """The process's starting send mode: CONVENE_SEND_PATH when it names one, else "batch"."""
-    return mode_from_env(SEND_PATH_ENV, SEND_MODES, "batch")
-
-
-_send_mode = send_mode_from_env()
+    return _send_path.from_env()
 
 
 def set_send_mode(mode: str) -> None:
     """Process-wide; peer connections created afterwards use it (tests compare the paths, benchmarks time them)."""
-    if mode not in SEND_MODES:
-        raise ValueError(f"send mode {mode!r}: aiortc, lean, c or batch")
-    global _send_mode
-    _send_mode = mode
+    _send_path.set(mode)
 
 
 def send_mode() -> str:
-    return _send_mode
+    return _send_path.value
 
 
 class RtpPath:
@@ -778,7 +788,7 @@ class ForwardingSender(RTCRtpSender):
         # The media SSRC the last feedback (NACK, PLI) named, for senders of several streams.
         self.feedback_ssrc: int | None = None
         self._path: RtpPath | None = None
-        self.send_mode = _send_mode  # its connection's (ForwardingPeerConnection sets it)
+        self.send_mode = _send_path.value  # its connection's (ForwardingPeerConnection sets it)
         self._rtx_pt: dict[int, int] = {}  # media payload type -> its RTX payload type
         self._rtx_seq = 0
         self._has_report = False
@@ -1040,20 +1050,13 @@ RECEIVE_MODES = ("inline", "queue")
 RECEIVE_PATH_ENV = "CONVENE_RECEIVE_PATH"
 
 
-def receive_mode_from_env() -> str:
-    """CONVENE_RECEIVE_PATH=queue keeps aiortc's queue (benchmarks compare the two in one run); else inline."""
-    return mode_from_env(RECEIVE_PATH_ENV, RECEIVE_MODES, "inline")
-
-
-_receive_mode = receive_mode_from_env()
+_receive_path = PathMode("receive", RECEIVE_PATH_ENV, RECEIVE_MODES, "inline")
 
 
 def set_receive_mode(mode: str) -> None:
-    """Process-wide; transports that connect afterwards use it (tests compare the paths)."""
-    if mode not in RECEIVE_MODES:
-        raise ValueError(f"receive mode {mode!r}: inline or queue")
-    global _receive_mode
-    _receive_mode = mode
+    """Process-wide; transports that connect afterwards use it (tests compare the paths). CONVENE_RECEIVE_PATH=queue
+    keeps aiortc's queue (benchmarks compare the two in one run)."""
+    _receive_path.set(mode)
 
 
 class InlineReceive:
@@ -1128,7 +1131,7 @@ def _inline_on_connect(transport: RTCDtlsTransport) -> None:
     connection = getattr(transport.transport, "_connection", None)
     if not isinstance(connection, GatheringConnection):
         return
-    if transport._state is State.CONNECTED and transport._rx_srtp is not None and _receive_mode == "inline":
+    if transport._state is State.CONNECTED and transport._rx_srtp is not None and _receive_path.value == "inline":
         connection.inline = InlineReceive(transport, connection._queue)
     elif transport._state in (State.CLOSED, State.FAILED):
         connection.inline = None
@@ -1199,7 +1202,7 @@ class ForwardingPeerConnection(RTCPeerConnection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.send_mode = _send_mode
+        self.send_mode = _send_path.value
 
     def send_reports(self) -> int:
         """This connection's sender and receiver reports now (compound packets), and its receivers' one repeat of
