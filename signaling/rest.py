@@ -31,9 +31,10 @@ ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IDENTITY = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
 
-def valid_room_name(name: object) -> str:
+def valid_room_name(name: object, field: str = "name") -> str:
+    """`field`: the body field the name came in (rooms: `name`, scheduled meetings: `room`)."""
     if not isinstance(name, str) or not ROOM_NAME.match(name):
-        raise InvalidField("room name must be 1-64 letters, digits, '-', '_' or '.'", field="name")
+        raise InvalidField(f"{field} must be a room name of 1-64 letters, digits, '-', '_' or '.'", field=field)
     return name
 
 

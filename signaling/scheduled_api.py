@@ -42,7 +42,7 @@ from identity.orgs import plain, qualify
 from identity.schedule import PER_ORGANIZER_MAX, ScheduledMeeting, ScheduleStore, new_schedule_id
 from signaling.appkeys import SCHEDULE
 from signaling.member_join import MEMBER_ROLES, MODERATING_ROLES, check_may_start_meeting
-from signaling.rest import ROOM_NAME, base_url
+from signaling.rest import base_url, valid_room_name
 from signaling.scheduled_input import (AHEAD_MAX_SECONDS, CHANGEABLE, DURATION_MAX, DURATION_MIN, FIELDS,
                                        INVITEES_MAX, TITLE_MAX, parse_fields, parse_rfc3339, require_fields)
 from signaling.scheduled_notices import Notice, cancelled, changed, invitation, recipients, send
@@ -59,12 +59,6 @@ ROOM_LETTERS = "abcdefghijkmnopqrstuvwxyz"
 def random_room() -> str:
     """A room name like the home page's "Start a meeting" makes: `abc-defg-hij`."""
     return "-".join("".join(secrets.choice(ROOM_LETTERS) for _ in range(n)) for n in (3, 4, 3))
-
-
-def valid_room(value: object) -> str:
-    if not isinstance(value, str) or not ROOM_NAME.match(value):
-        raise InvalidField("room must be 1-64 letters, digits, '-', '_' or '.'", field="room")
-    return value
 
 
 def chat_api(request: web.Request) -> ChatApi:
@@ -148,7 +142,7 @@ async def create_plan(request: web.Request) -> web.Response:
     body = await read_json_object(request, allowed=FIELDS)
     require_fields(body, "title", "starts_at", "duration_minutes")
     fields = parse_fields(body, user.login)
-    room = valid_room(body["room"]) if "room" in body else random_room()
+    room = valid_room_name(body["room"], field="room") if "room" in body else random_room()
     invitees = fields.invitees or ()
     await check_invitees(request, user.org, invitees)
     assert fields.title is not None and fields.starts_at is not None and fields.duration_minutes is not None
