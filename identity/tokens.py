@@ -124,9 +124,7 @@ class TokenIssuer:
             claims["mtg"] = meeting
         if session is not None:
             claims["sid"] = session
-        org = org if org != DEFAULT_ORG else org_of(room)  # a room of an organisation is `org~room`
-        if org != DEFAULT_ORG:
-            claims["org"] = org
+        _claim_org(claims, org, room)
         if epoch:
             claims["ep"] = epoch  # deactivating the account bumps its epoch: this token then fails
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
@@ -143,9 +141,7 @@ class TokenIssuer:
             "mtg": meeting, "moderator": moderator, "iat": issued, "nbf": int(issued) - 5,
             "exp": int(issued) + ttl_seconds,
         }
-        org = org if org != DEFAULT_ORG else org_of(room)
-        if org != DEFAULT_ORG:
-            claims["org"] = org
+        _claim_org(claims, org, room)
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def _decode(self, token: str) -> dict[str, object]:
@@ -205,6 +201,14 @@ class TokenIssuer:
             epoch=epoch if isinstance(epoch := claims.get("ep", 0), int) and not isinstance(epoch, bool) else -1,
             org=_org(claims),
         )
+
+
+def _claim_org(claims: dict[str, object], org: str, room: str) -> None:
+    """The `org` claim of a token for `room`: the organisation named, else the room's own (a room of an organisation
+    is `org~room`); none for the default organisation, as tokens minted before organisations have none."""
+    org = org if org != DEFAULT_ORG else org_of(room)
+    if org != DEFAULT_ORG:
+        claims["org"] = org
 
 
 def _org(claims: dict[str, object]) -> str:
