@@ -17,12 +17,12 @@ from aiohttp import web
 from audit import note_caller
 from chat.model import User
 from chat.service import ChatService
-from common.errors import CsrfRequired, NotFound, OutOfScope, TokenRevoked, Unauthorized
+from common.errors import CsrfRequired, OutOfScope, TokenRevoked, Unauthorized
 from identity.apikeys import PREFIX, ApiKey, ApiKeyStore
 from identity.auth import bearer
 from identity.bots import BotRegistry
 from identity.meetings import MeetingLedger
-from identity.orgs import DEFAULT_ORG, request_org
+from identity.orgs import DEFAULT_ORG, request_org, require_org
 from identity.passwords import AccountStore
 from identity.signin import CSRF_HEADER, SESSION_COOKIE, csrf_ok
 from identity.tokens import USER_SCOPE, AccessToken, TokenIssuer
@@ -69,11 +69,6 @@ class Principal:
         if self.scoped:
             raise OutOfScope("a meeting token reaches only its meeting's channel")
         return self
-
-
-def _same_org(found: str, org: str) -> None:
-    if found != org:
-        raise NotFound("no such user")
 
 
 class Authenticator:
@@ -160,24 +155,24 @@ class Authenticator:
         (or whose user belongs to another one) is `404 not_found`, as if nothing were there."""
         if value.startswith(PREFIX):
             key = await self._api_key(value)
-            _same_org(key.org, org)
+            require_org(key.org, org, "user")
             user = await self._service.store.get_user(key.name)
             if user is None:  # a key's user is made once; its stored role is never rewritten from the key
                 user, _ = await self._service.add_user(None, key.name, key.role, name=key.name, org=key.org)
-            _same_org(user.org, org)
+            require_org(user.org, org, "user")
             return Principal(user=user, rate_key=f"key:{key.key_id}")
         token: AccessToken = self._tokens.verify(value)
-        _same_org(token.org, org)
+        require_org(token.org, org, "user")
         if token.is_user_token:
             await self._check_not_revoked(token)
             user = await self._service.ensure_user(token.identity, role="guest", name=token.name, org=token.org)
-            _same_org(user.org, org)
+            require_org(user.org, org, "user")
             return Principal(user=user, rate_key=f"user:{user.login}")
         meeting = await self.meetings.check(token)  # meeting_ended / removed
         user = await self._service.ensure_user(token.identity, role="guest", name=token.name, org=token.org)
         # Logins are unique across organisations: an invite naming another organisation's login reaches no
         # chat here (its membership would show that user this meeting's channel at their own Host).
-        _same_org(user.org, org)
+        require_org(user.org, org, "user")
         channel_id = self._joined.get((meeting.meeting_id, user.login))
         if channel_id is None:
             channel = await self._service.join_meeting(meeting.meeting_id, meeting.room, user.login)

@@ -90,7 +90,12 @@ def org_name(request: web.Request, name: str) -> str:
 
 def same_org(request: web.Request, org: str, what: str = "resource") -> None:
     """404 `not_found` unless `org` is the request's organisation: another organisation's data is not there."""
-    if org != request_org(request):
+    require_org(org, request_org(request), what)
+
+
+def require_org(found: str, org: str, what: str = "resource") -> None:
+    """404 `not_found` unless `found` (what a key, token or row belongs to) is `org`."""
+    if found != org:
         raise NotFound(f"no such {what}")
 
 
