@@ -63,6 +63,7 @@ from identity.tokens import TokenIssuer
 from identity.passwords import Account, AccountStore
 from identity.attempts import SignInAttempts
 from identity.signin import SESSION_COOKIE, SESSION_SECONDS, csrf_token, set_session_cookie
+from identity.sealed import SecretSealer
 from common.errors import InvalidCredentials
 from common.wire import read_json_object
 
@@ -894,7 +895,7 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     api.service.audit = app[AUDIT] if AUDIT in app else Recorder.on(db)
     api.auth.csrf_secret = secret
     api.auth.accounts = api.accounts
-    api.auth.bots = BotRegistry(db)
+    api.auth.bots = BotRegistry(db, SecretSealer(secret))
     attach_permissions(app, api, db)
     api.service.legal_holds = HoldStore(db)
     api.retention = Retention(api.service, db, api.vault)

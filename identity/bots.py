@@ -2,7 +2,8 @@
 someone may.
 
 `POST /v1/bots` (integrations/) records the owner and a signing secret for what the server sends the bot's
-integration URL. Every API-key check asks `disabled(login)` (chat/auth.py): while the owner's account is
+integration URL; the secret is shown once and kept sealed (identity/sealed.py, context `bot:<login>`). Every
+API-key check asks `disabled(login)` (chat/auth.py): while the owner's account is
 inactive the bot's keys authenticate nowhere, in every process (it reads the store, like the key itself), and
 they work again when the owner is reactivated. Keys made by `convene keys create` have no row: no owner.
 """
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import Conflict, Unauthorized
+from identity.sealed import SecretSealer, seal_plaintext_rows
 from store.database import Database
 from store.schema import accounts, bots
 
@@ -45,9 +47,14 @@ class Bot:
         return {"login": self.login, "owner": self.owner, "created_at": self.created_at}
 
 
+def _context(login: str) -> str:
+    return f"bot:{login}"
+
+
 class BotRegistry:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sealer: SecretSealer) -> None:
         self.db = db
+        self.sealer = sealer
 
     async def create(self, login: str, owner: str, org: str = "default") -> tuple[Bot, str]:
         """Records `login` as a bot owned by `owner`; returns it and its signing secret (shown once to the owner,
@@ -58,7 +65,8 @@ class BotRegistry:
         async def op(conn: AsyncConnection) -> bool:
             if (await conn.execute(select(bots.c.login).where(bots.c.login == login))).first() is not None:
                 return False
-            await conn.execute(bots.insert().values(login=login, org_id=org, owner=owner, signing_secret=secret,
+            sealed = self.sealer.seal(secret, _context(login))
+            await conn.execute(bots.insert().values(login=login, org_id=org, owner=owner, signing_secret=sealed,
                                                     created_at=bot.created_at))
             return True
         if not await self.db.write(op):
@@ -73,7 +81,12 @@ class BotRegistry:
     async def signing_secret(self, login: str) -> str | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(bots.c.signing_secret).where(bots.c.login == login))).first()
-        return None if row is None else str(row.signing_secret)
+        return None if row is None else self.sealer.open_stored(str(row.signing_secret), _context(login))
+
+    async def seal_stored(self) -> int:
+        """Seals the signing secrets stored in plaintext before they were sealed; how many (a server's start)."""
+        return await self.db.write(lambda conn: seal_plaintext_rows(
+            conn, bots, bots.c.login, bots.c.signing_secret, self.sealer, _context))
 
     async def all(self, org: str = "default") -> list[Bot]:
         """Organisation `org`'s bots."""

@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import Conflict, ConveneError, InvalidField, NotFound
+from identity.sealed import SecretSealer, seal_plaintext_rows
 from store.database import Database
 from store.schema import command_invocations, slash_commands
 
@@ -93,9 +94,14 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _command(row: Any) -> Command:
-    return Command(id=row.id, trigger=row.trigger, url=row.url, secret=row.secret, description=row.description,
-                   created_by=row.created_by, created_at=float(row.created_at), org_id=row.org_id)
+def _context(command_id: str) -> str:
+    return f"command:{command_id}"
+
+
+def _command(row: Any, sealer: SecretSealer) -> Command:
+    return Command(id=row.id, trigger=row.trigger, url=row.url, secret=sealer.open_stored(row.secret, _context(row.id)),
+                   description=row.description, created_by=row.created_by, created_at=float(row.created_at),
+                   org_id=row.org_id)
 
 
 def valid_trigger(raw: object) -> str:
@@ -106,8 +112,11 @@ def valid_trigger(raw: object) -> str:
 
 
 class CommandStore:
-    def __init__(self, db: Database) -> None:
+    """Slash commands; each one's signing secret is kept sealed (identity/sealed.py, context `command:<id>`)."""
+
+    def __init__(self, db: Database, sealer: SecretSealer) -> None:
         self.db = db
+        self.sealer = sealer
 
     async def create(self, trigger: str, url: str, description: str, created_by: str,
                      org: str = "default") -> Command:
@@ -125,7 +134,8 @@ class CommandStore:
             if count >= MAX_COMMANDS:
                 return "full"
             await conn.execute(slash_commands.insert().values(
-                id=command.id, org_id=org, trigger=trigger, url=url, secret=command.secret, description=description,
+                id=command.id, org_id=org, trigger=trigger, url=url,
+                secret=self.sealer.seal(command.secret, _context(command.id)), description=description,
                 created_by=created_by, created_at=command.created_at))
             return None
         problem = await self.db.write(op)
@@ -139,19 +149,24 @@ class CommandStore:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(slash_commands).where(slash_commands.c.org_id == org)
                                        .order_by(slash_commands.c.trigger))).all()
-        return [_command(r) for r in rows]
+        return [_command(r, self.sealer) for r in rows]
 
     async def by_trigger(self, trigger: str, org: str = "default") -> Command | None:
         """Organisation `org`'s command `/trigger` (another's trigger is not a command there)."""
         async with self.db.read() as conn:
             row = (await conn.execute(select(slash_commands).where(
                 slash_commands.c.org_id == org, slash_commands.c.trigger == trigger))).first()
-        return None if row is None else _command(row)
+        return None if row is None else _command(row, self.sealer)
 
     async def get(self, command_id: str) -> Command | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(slash_commands).where(slash_commands.c.id == command_id))).first()
-        return None if row is None else _command(row)
+        return None if row is None else _command(row, self.sealer)
+
+    async def seal_stored(self) -> int:
+        """Seals the signing secrets stored in plaintext before they were sealed; how many (a server's start)."""
+        return await self.db.write(lambda conn: seal_plaintext_rows(
+            conn, slash_commands, slash_commands.c.id, slash_commands.c.secret, self.sealer, _context))
 
     async def delete(self, command_id: str) -> None:
         async def op(conn: AsyncConnection) -> int:

@@ -32,6 +32,8 @@ from common.names import RESERVED_LOGIN_PREFIXES
 from common.wire import read_json_object
 from identity.appkeys import API_KEYS, DATABASE
 from identity.bots import BotRegistry
+from identity.sealed import SecretSealer
+from identity.secrets_store import server_secret
 from integrations.access import manager, may_remove, sees
 from integrations.commands import CommandNotFound, CommandStore, valid_trigger
 from integrations.interactive import Interactive, InteractiveStore
@@ -159,6 +161,10 @@ class InteractionApi:
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         await self.outbound.start()
+        # Signing secrets stored in plaintext by a version before they were sealed: sealed now, once.
+        sealed = await self.bots.seal_stored() + await self.commands.seal_stored()
+        if sealed:
+            log.info("sealed %d signing secrets stored in plaintext", sealed)
         yield
         await self.outbound.close()
 
@@ -187,10 +193,11 @@ def setup_interactions(app: web.Application, config: Config) -> InteractionApi:
     chat = app[CHAT_API]
     db = app[DATABASE]
     outbound = Outbound(allow_private=config.hooks_allow_private)
-    bots = chat.auth.bots or BotRegistry(db)
+    sealer = SecretSealer(server_secret(config.data_dir, config.token_secret_file))
+    bots = chat.auth.bots or BotRegistry(db, sealer)
     interactive = Interactive(InteractiveStore(db), chat.service, outbound, bots)
     audit = app[AUDIT] if AUDIT in app else Recorder.on(db)
-    api = InteractionApi(chat, config, outbound, bots, CommandStore(db), interactive, audit)
+    api = InteractionApi(chat, config, outbound, bots, CommandStore(db, sealer), interactive, audit)
     chat.command_hook = api.slash.run
     chat.action_hook = interactive.click
     app[INTERACTIONS] = api

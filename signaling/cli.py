@@ -128,12 +128,16 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
             from sqlalchemy import select
 
             from identity.bots import BotRegistry
+            from identity.sealed import SecretSealer
+            from identity.secrets_store import server_secret
             from store.schema import chat_users
             async with keys.db.read() as conn:
                 known = (await conn.execute(select(chat_users.c.login).where(chat_users.c.login == args.owner))).first()
             if known is None:
                 raise SystemExit(f"no user {args.owner!r} to own the bot (convene users add {args.owner})")
-            bots = BotRegistry(keys.db)
+            config = config_from_env(data_dir=args.data_dir, token_secret_file=args.token_secret_file)
+            sealer = SecretSealer(server_secret(config.data_dir, config.token_secret_file))  # seals its signing secret
+            bots = BotRegistry(keys.db, sealer)
             bot = await bots.get(args.name)
             if bot is None:
                 signing.append((await bots.create(args.name, args.owner))[1])
@@ -414,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--org", default="default", help="the organisation the key belongs to (default: default)")
     _add_common(create)
     _add_database(create)
+    _add_secret(create)
     create.set_defaults(func=_cmd_keys_create)
     listing = keys_sub.add_parser("list", help="list API keys (ids, names, roles, whether revoked; never secrets)")
     _add_common(listing)

@@ -8,8 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import select
+
 from identity.bots import BotRegistry
+from identity.sealed import SecretSealer, is_sealed
+from identity.secrets_store import server_secret
 from store.database import Database
+from store.schema import bots
 from tests.conftest import running_server, server_config
 from tests.integrations.hooks_helpers import call
 
@@ -39,8 +44,15 @@ async def test_a_bot_key_with_an_owner_from_the_command_line(tmp_path: Path) -> 
     db = Database.for_config(None, data)
     await db.open()
     try:
-        bot = await BotRegistry(db).get("nightly")
+        registry = BotRegistry(db, SecretSealer(server_secret(data)))
+        bot = await registry.get("nightly")
         assert bot is not None and bot.owner == "olga"
+        # The signing secret shown once is kept sealed with the data dir's secret, and opens to what was shown.
+        signing = await registry.signing_secret("nightly")
+        assert signing and f"shown once: {signing})" in made.stderr
+        async with db.read() as conn:
+            stored = (await conn.execute(select(bots.c.signing_secret))).scalar_one()
+        assert is_sealed(stored) and signing not in stored
     finally:
         await db.close()
 

@@ -5,6 +5,7 @@ counted across both; a click on one server's socket updates the message on the o
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,13 @@ async def test_commands_and_clicks_across_two_servers(tmp_path: Path, request: p
             return web.json_response({"text": "only for you"})
         return web.json_response({"replace_original": True, "text": f"approved by {json.loads(body)['user']['id']}"})
 
+    # One deployment: its servers share the token secret, which also opens the signing secrets they keep sealed.
+    secret = tmp_path / "token_secret"
+    secret.write_text(secrets.token_hex(32))
+
     def config(name: str) -> Any:
         return server_config(tmp_path / name, hooks_allow_private=True, database_url=database_url,
-                             redis_url=redis.url)
+                             redis_url=redis.url, token_secret_file=secret)
 
     try:
         async with running_server(config("a")) as a, running_server(config("b")) as b, \
