@@ -4,7 +4,8 @@ admin routes POST /v1/admin/ldap/sync and GET /v1/admin/ldap/status.
 Each organisation has its own directory: the default organisation's is the server's --ldap-* flags, another's
 the connection stored with `convene orgs set-directory` (identity/org_directories.py), read when first needed
 and again whenever it changed. A sign-in at an organisation's Host binds against that organisation's directory
-only, and an admin's sync and status are their own organisation's.
+only, and a sync and status (manage_users: owners and admins unless the organisation's table says otherwise) are
+the caller's own organisation's.
 
 `setup_directory(app, config)` runs after setup_chat. Without a directory the routes still answer (status says
 `configured: false`, a sync is 409 directory_not_configured) and sign-in stays local.
@@ -23,11 +24,12 @@ from chat.auth import Principal
 from chat.directory_sync import DirectorySync, describe_shared, sync_loop
 from chat.model import User
 from common.config import Config
-from common.errors import DirectoryNotConfigured, DirectoryUnavailable, Forbidden, InvalidConfig
+from common.errors import DirectoryNotConfigured, DirectoryUnavailable, InvalidConfig
 from identity.directory import Directory, DirectorySettings
 from identity.group_map import GroupMap, load_group_map
 from identity.org_directories import LDAP, OrgConnections, directory_settings
 from identity.orgs import DEFAULT_ORG
+from identity.permissions import Permission, require
 from identity.sealed import SecretSealer
 from identity.secrets_store import server_secret
 
@@ -35,16 +37,6 @@ if TYPE_CHECKING:
     from chat.web import ChatApi
 
 log = logging.getLogger(__name__)
-
-ADMIN_ROLES = ("owner", "admin")
-
-
-def require_admin(p: Principal) -> None:
-    """Routes under /v1/admin: an admin API key, or a signed-in admin or owner (of the caller's organisation,
-    whose directory the route reaches)."""
-    if p.user.role not in ADMIN_ROLES:
-        raise Forbidden("this endpoint needs the admin role")
-
 
 class OrgDirectorySyncs:
     """Each organisation's DirectorySync: the default one's from the flags (made once), another's from its stored
@@ -146,9 +138,15 @@ class DirectoryAdmin:
         self.syncs = syncs
         self.config = config
 
+    async def _manager(self, request: web.Request, write: bool = False) -> Principal:
+        """The caller, if it holds manage_users in its organisation (a sync adds and deactivates people there; its
+        status names the directory): the permission table's row, as the /v1/users routes ask."""
+        p = await self.api.who(request, write=write)
+        require(p.user, Permission.MANAGE_USERS, await self.api.service.table(p.org))
+        return p
+
     async def run_sync(self, request: web.Request) -> web.Response:
-        p = await self.api.who(request, write=True)
-        require_admin(p)
+        p = await self._manager(request, write=True)
         sync = await self.syncs.for_org(p.org)
         if sync is None:
             raise DirectoryNotConfigured("this organisation has no directory (--ldap-url for the default one, "
@@ -157,8 +155,7 @@ class DirectoryAdmin:
         return web.json_response({**report.counts(), "errors": report.errors[:20]})
 
     async def status(self, request: web.Request) -> web.Response:
-        p = await self.api.who(request)
-        require_admin(p)
+        p = await self._manager(request)
         sync = await self.syncs.for_org(p.org)
         url = None if sync is None else sync.directory.settings.url
         return web.json_response(await describe_shared(sync, url, self.config.ldap_sync_interval_seconds))

@@ -334,13 +334,13 @@ TABLE: dict[tuple[str, str], list[Row]] = {
                                                     "bot": "403 not_permitted", "user": "403 not_permitted"},
                                                    fresh=fresh_doomed_user)],
     ("GET", "/v1/departments"): [Row(CHAT_UNSCOPED)],
-    # The directory (LDAP / AD): admins only (an admin key, a signed-in admin or owner). The matrix server has no
-    # directory, so a sync is 409 directory_not_configured and the status says configured: false.
+    # The directory (LDAP / AD): manage_users (owners and admins by default). The matrix server has no directory,
+    # so a sync is 409 directory_not_configured and the status says configured: false.
     ("POST", "/v1/admin/ldap/sync"): [Row({**CHAT_UNSCOPED, "admin": "409 directory_not_configured",
-                                           "member": "403 forbidden", "bot": "403 forbidden",
-                                           "user": "403 forbidden"})],
-    ("GET", "/v1/admin/ldap/status"): [Row({**CHAT_UNSCOPED, "member": "403 forbidden", "bot": "403 forbidden",
-                                            "user": "403 forbidden"})],
+                                           "member": "403 not_permitted", "bot": "403 not_permitted",
+                                           "user": "403 not_permitted"})],
+    ("GET", "/v1/admin/ldap/status"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted",
+                                            "bot": "403 not_permitted", "user": "403 not_permitted"})],
     # Usage analytics: read_stats (owners and admins by default); meeting tokens are out of scope.
     ("GET", "/v1/admin/stats"): [Row({**CHAT_UNSCOPED, "member": "403 not_permitted", "bot": "403 not_permitted",
                                       "user": "403 not_permitted"})],

@@ -392,3 +392,13 @@ async def test_user_tokens_are_minted_only_for_lower_ranks(org: Org) -> None:
         assert got == status, (role, login, got, body)
         if status == 403:
             assert body["error"]["code"] == "not_permitted"
+
+
+async def test_the_directory_sync_asks_the_manage_users_row(org: Org) -> None:
+    """A sync adds and deactivates people: it is manage_users, as /v1/users is, and follows the organisation's row."""
+    status, body = await org.call("GET", "/v1/admin/ldap/status", "member")
+    assert (status, body["error"]["code"]) == (403, "not_permitted"), body
+    await org.ok("PUT", "/v1/admin/permissions", "owner", {"manage_users": ["owner", "admin", "member"]})
+    assert (await org.ok("GET", "/v1/admin/ldap/status", "member"))["configured"] is False
+    status, body = await org.call("POST", "/v1/admin/ldap/sync", "member")
+    assert (status, body["error"]["code"]) == (409, "directory_not_configured"), body
