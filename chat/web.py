@@ -905,6 +905,7 @@ def setup_chat(app: web.Application, config: Config, chat_config: ChatConfig | N
     api.routes(app)
     app.cleanup_ctx.append(api.lifecycle)
     # Deactivations made by other processes: the process's one watch reads them while this has sessions.
-    deactivation_watch(app, api.accounts).listen(lambda: api.hub.session_count() > 0, api.close_deactivated)
+    accounts = api.accounts
+    deactivation_watch(app, lambda: accounts).listen(lambda: api.hub.session_count() > 0, api.close_deactivated)
     app.on_shutdown.append(api.close_sockets)
     return api

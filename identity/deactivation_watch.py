@@ -87,10 +87,11 @@ class DeactivationWatch:
 DEACTIVATION_WATCH = web.AppKey("deactivation_watch", DeactivationWatch)
 
 
-def deactivation_watch(app: web.Application, accounts: AccountStore) -> DeactivationWatch:
-    """The application's one watch: made, and its task tied to the app's life, by the first part that asks.
-    Ask after the part that opens the store has put its cleanup context in (the watch reads only later anyway)."""
+def deactivation_watch(app: web.Application, accounts: Callable[[], AccountStore]) -> DeactivationWatch:
+    """The application's one watch: made, and its task tied to the app's life, by the first part that asks
+    (`accounts` gives the store it reads, called only then). Ask after the part that opens the store has put its
+    cleanup context in (the watch reads only later anyway)."""
     if DEACTIVATION_WATCH not in app:
-        app[DEACTIVATION_WATCH] = watch = DeactivationWatch(accounts)
+        app[DEACTIVATION_WATCH] = watch = DeactivationWatch(accounts())
         app.cleanup_ctx.append(watch.lifetime)
     return app[DEACTIVATION_WATCH]

@@ -44,5 +44,5 @@ def setup(app: web.Application) -> None:
     deactivation watch (shared with chat) hands over the others while someone is in a meeting here."""
     if CHAT_API in app:
         app[CHAT_API].deactivation_listeners.append(lambda login: close_meeting_sockets(app, login))
-    deactivation_watch(app, AccountStore(app[DATABASE])).listen(lambda: bool(app[SESSIONS]),
+    deactivation_watch(app, lambda: AccountStore(app[DATABASE])).listen(lambda: bool(app[SESSIONS]),
                                                                  lambda login: _close(app, login))

@@ -13,6 +13,7 @@ rows come back as the driver's (tuples, asyncpg Records), without SQLAlchemy's r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ class PollRead:
     async def rows(self, params: Mapping[str, Any]) -> list[Sequence[Any]]:
         sql, names = self._sql()
         values = [params[name] for name in names]
+        timer, started = self.db.timer, time.perf_counter()  # a read like any other in the database-time histogram
         # The pool's own connection, returned without a reset on SQLite (readers hold no transaction) and with a
         # no-op one on PostgreSQL (asyncpg's fetch outside a transaction opens none).
         pooled = await self.db.engine.raw_connection()
@@ -47,3 +49,5 @@ class PollRead:
             return list(await driver.fetch(sql, *values))
         finally:
             await greenlet_spawn(pooled.close)  # where the pool may await (a reset, a connection it drops)
+            if timer is not None:
+                timer("read", time.perf_counter() - started)
