@@ -193,11 +193,11 @@ def setup_interactions(app: web.Application, config: Config) -> InteractionApi:
     chat = app[CHAT_API]
     db = app[DATABASE]
     outbound = Outbound(allow_private=config.hooks_allow_private)
-    sealer = SecretSealer(server_secret(config.data_dir, config.token_secret_file))
-    bots = chat.auth.bots or BotRegistry(db, sealer)
+    # Chat's bot registry holds the process's sealer (the token secret read once): commands seal with it too.
+    bots = chat.auth.bots or BotRegistry(db, SecretSealer(server_secret(config.data_dir, config.token_secret_file)))
     interactive = Interactive(InteractiveStore(db), chat.service, outbound, bots)
     audit = app[AUDIT] if AUDIT in app else Recorder.on(db)
-    api = InteractionApi(chat, config, outbound, bots, CommandStore(db, sealer), interactive, audit)
+    api = InteractionApi(chat, config, outbound, bots, CommandStore(db, bots.sealer), interactive, audit)
     chat.command_hook = api.slash.run
     chat.action_hook = interactive.click
     app[INTERACTIONS] = api
