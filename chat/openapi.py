@@ -153,15 +153,15 @@ def openapi_document() -> dict[str, Any]:
                        tag="admin")},
         "/v1/admin/ldap/sync": {"post": {**_op(
             "Sync users, departments, roles and synced channels from the caller's organisation's directory now"
-            " (manage_users; the default organisation's is --ldap-url, another's `convene orgs set-directory`): counts of"
-            " users created, updated, deactivated and unchanged; 409 directory_not_configured without one, 409"
+            " (manage_users; the default organisation's is --ldap-url, another's `convene orgs set-directory`):"
+            " counts of users created, updated, deactivated and unchanged; 409 directory_not_configured without one, 409"
             " sync_refused when it would deactivate most directory users at once (nothing written), 409"
             " sync_running while a run of this organisation holds the lease (in any process), 503"
             " directory_unavailable when it does not answer or cuts the listing short", tag="admin"),
             "responses": {**_op("", tag="admin")["responses"], "409": _ERR, "503": _ERR}}},
         "/v1/admin/ldap/status": {"get": _op(
-            "The caller's organisation's directory sync (manage_users): configured or not, the last run (counts, errors,"
-            " seconds), the last error, the interval", tag="admin")},
+            "The caller's organisation's directory sync (manage_users): configured or not, the last run (counts,"
+            " errors, seconds), the last error, the interval", tag="admin")},
         "/v1/channels": {"get": _op("Channels the caller is in, with unread counts"),
                          "post": _op("Create a team channel, group or direct chat", "Channel",
                                      _obj({"name": _STR, "kind": {"enum": ["team", "group", "direct"]},
