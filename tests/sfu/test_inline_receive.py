@@ -1,7 +1,8 @@
 """The inline receive path (#14): once a connection's DTLS transport is up, its SRTP and SRTCP datagrams are
 handled where they arrive instead of through aiortc's queue and receive task. Over real aiortc peers and a real
 server: packets arrive in order and complete on both receive paths, the transport's statistics stay true, NACKs
-(RTCP) are still answered, and datagrams a stranger sends to the media port end nothing."""
+(RTCP) are still answered, a frame's packets are read in one wake-up, and datagrams a stranger sends to the media
+port end nothing."""
 
 from __future__ import annotations
 
@@ -48,9 +49,11 @@ def server_address(participant: Participant) -> tuple[str, int]:
 
 
 async def stream_and_collect(server: RunningServer, room: str, mode: str, count: int,
-                             strangers: list[bytes] | None = None) -> tuple[list[int], Participant, Participant]:
-    """alice sends `count` video packets (a stranger's datagrams to the server's port in the middle); returns
-    the upstream sequence numbers bob got, in arrival order."""
+                             strangers: list[bytes] | None = None, frame: int = 1
+                             ) -> tuple[list[int], Participant, Participant]:
+    """alice sends `count` video packets, in frames of `frame` full-size packets sent back to back (a stranger's
+    datagrams to the server's port in the middle); returns the upstream sequence numbers bob got, in arrival
+    order."""
     set_receive_mode(mode)  # taken by every transport that connects from now on: the server's and the peers'
     alice = await join(server.url, room, await server.token(room, "alice"))
     bob = await join(server.url, room, await server.token(room, "bob"))
@@ -59,14 +62,17 @@ async def stream_and_collect(server: RunningServer, room: str, mode: str, count:
     await wait_until(lambda: bob.subscriber.pc.connectionState == "connected", 10)
     mid = next(iter(bob.client.tracks_by_mid))
     for i in range(count):
-        key = i % 40 == 0
-        video.write(make_packet(1000 + i, 3000 * i, bytes([0x10, 0x00 if key else 0x01, i % 256])
-                                + os.urandom(400), marker=True))
+        first, last = i % frame == 0, (i + 1) % frame == 0
+        key = first and i % 40 == 0
+        descriptor = bytes([0x10 if first else 0x00, 0x00 if key else 0x01, i % 256])
+        video.write(make_packet(1000 + i, 3000 * (i // frame), descriptor + os.urandom(400 if frame == 1 else 1000),
+                                marker=last))
         if strangers and i == count // 2:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 for datagram in strangers:
                     sock.sendto(datagram, server_address(alice))
-        await asyncio.sleep(0.004)
+        if last:
+            await asyncio.sleep(0.004)
     await wait_until(lambda: len(bob.received[mid]) >= count - 5, 10)
     await asyncio.sleep(0.2)
     return [p.payload[2] for p in bob.received[mid]], alice, bob
@@ -97,6 +103,28 @@ async def test_both_receive_paths_deliver_every_packet_in_order(server: RunningS
         assert transport is not None
         [stats] = [s for s in transport._get_stats().values() if s.type == "transport"]
         assert stats.packetsReceived >= len(got) and stats.bytesReceived > 400 * len(got)
+    finally:
+        for participant in (alice, bob):
+            if participant is not None:
+                await participant.close()
+
+
+@pytest.mark.parametrize("mode", ["inline", "single"])
+async def test_a_frames_packets_are_read_in_one_wake_up(server: RunningServer, mode: str) -> None:
+    """A frame's packets arrive back to back; inline, those queued behind a packet that is mid-frame (marker
+    clear) are read in the same wake-up, on the server and at bob's. "single" reads one per wake-up."""
+    alice = bob = None
+    try:
+        got, alice, bob = await stream_and_collect(server, f"burst-{mode}", mode, 300, frame=5)
+        assert len(got) >= 295 and out_of_order(got) <= 2
+        inline = inline_of(bob, "subscriber")
+        assert inline is not None and inline.started
+        if mode == "inline":
+            # Four of each frame's five packets wait behind the first at bob's socket: the server read alice's
+            # burst in one wake-up and forwarded it before bob's socket was read (one event loop here).
+            assert inline.queued_reads >= 300 // 2
+        else:
+            assert inline.queued_reads == 0
     finally:
         for participant in (alice, bob):
             if participant is not None:
