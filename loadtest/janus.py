@@ -1,7 +1,7 @@
 """Janus comparison: the same load, one publisher (VP8 640x360@30 + Opus, ~222 packets/s in) to K
 subscribers, through Convene and through Janus's VideoRoom (Debian package `janus`), in one run.
 
-    python -m loadtest.janus [--subscribers 20,50] [--seconds 10] [--servers convene,janus,janus-el1]
+    python -m loadtest.janus [--subscribers 20,50] [--seconds 10] [--servers convene,janus,janus-el1] [--rounds N]
 
 Janus never gathers ICE candidates on loopback, so both servers run in a private network namespace
 joined to the host by a veth pair (private /24 addresses, nothing leaves the machine) and the load
@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -291,39 +292,61 @@ def print_table(results: list[CaseResult]) -> None:
               f"{r.packets_out / r.seconds:,.0f} | {r.us_per_packet:.1f} | {r.fps_per_subscriber:.1f} | {ratio} |")
 
 
-async def main_async(lab: Lab, ks: list[int], seconds: float, servers: list[str]) -> list[CaseResult]:
+def print_rounds(rounds: list[list[CaseResult]]) -> None:
+    """Each case's median over the rounds, and every round's own ratio to Janus `event_loops = 1`. A round runs
+    each server once, minutes apart at most, so the host's slower swings (±25 % for the same case between runs on
+    this VM) weigh on both sides of its ratios alike."""
+    print(f"\nmedians of {len(rounds)} rounds (each round: every server once, in turn)\n")
+    print("| K | server | median µs per forwarded packet | median ratio to Janus event_loops=1 | each round's ratio |")
+    print("|---|---|---|---|---|")
+    cases = [(r.subscribers, r.mode) for r in rounds[0]]
+    for k, mode in cases:
+        us = [r.us_per_packet for round_ in rounds for r in round_ if (r.subscribers, r.mode) == (k, mode)]
+        ratios = [ours.us_per_packet / ref.us_per_packet for round_ in rounds
+                  for ours in round_ if (ours.subscribers, ours.mode) == (k, mode)
+                  for ref in round_ if (ref.subscribers, ref.mode) == (k, "janus-el1") and ref is not ours]
+        shown = f"{statistics.median(ratios):.2f} | {', '.join(f'{x:.2f}' for x in ratios)}" if ratios else "— | —"
+        print(f"| {k} | {mode} | {statistics.median(us):.1f} | {shown} |")
+
+
+async def main_async(lab: Lab, ks: list[int], seconds: float, servers: list[str],
+                     rounds: int) -> list[list[CaseResult]]:
     configure_ice(include_loopback=False)  # the servers are reached over the veth only
     pin(os.getpid(), LOAD_CORE)
     video = pre_encode_vp8(150, bitrate=1_500_000)
     audio = pre_encode_opus(3)
-    results = []
-    for k in ks:
-        for name in servers:
-            result = await run_case(lab, name, k, seconds, video, audio)
-            print_result(result)
-            results.append(result)
+    results: list[list[CaseResult]] = []
+    for _ in range(rounds):
+        results.append([])
+        for k in ks:
+            for name in servers:
+                result = await run_case(lab, name, k, seconds, video, audio)
+                print_result(result)
+                results[-1].append(result)
     return results
 
 
-async def bounded(lab: Lab, ks: list[int], seconds: float, servers: list[str], timeout: float) -> list[CaseResult]:
+async def bounded(lab: Lab, ks: list[int], seconds: float, servers: list[str], rounds: int,
+                  timeout: float) -> list[list[CaseResult]]:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await asyncio.wait_for(main_async(lab, ks, seconds, servers), timeout)
+    return await asyncio.wait_for(main_async(lab, ks, seconds, servers, rounds), timeout)
 
 
 def unavailable(reason: str) -> None:
     print(f"janus not available: {reason}\n  install: {INSTALL_HINT}", flush=True)
 
 
-def run(ks: list[int], seconds: float, servers: list[str], timeout: float) -> list[CaseResult] | None:
-    """Runs every case in a fresh namespace and always removes it; None when Janus could not run."""
+def run(ks: list[int], seconds: float, servers: list[str], timeout: float,
+        rounds: int = 1) -> list[list[CaseResult]] | None:
+    """Runs every case `rounds` times in a fresh namespace and always removes it; None when Janus could not run."""
     netns = Netns.for_this_process()
     with tempfile.TemporaryDirectory(prefix="convene-janus-") as tmp:
         lab = Lab(netns, Path(tmp))
         try:
             netns.create()
-            return asyncio.run(bounded(lab, ks, seconds, servers, timeout))
+            return asyncio.run(bounded(lab, ks, seconds, servers, rounds, timeout))
         except NetnsError as exc:
             unavailable(f"cannot make the network namespace: {exc}")
         except ServerError as exc:
@@ -348,6 +371,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--subscribers", default="20,50", help="comma-separated K values")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window per case")
     parser.add_argument("--servers", default="convene,janus,janus-el1", help=f"any of {', '.join(SERVERS)}")
+    parser.add_argument("--rounds", type=int, default=1, help="run every case this many times, in turn, and add "
+                        "a table of medians")
     parser.add_argument("--timeout", type=float, default=1200.0, help="bound on the whole run, seconds")
     return parser.parse_args()
 
@@ -362,9 +387,13 @@ def main() -> None:
     if missing and any(not s.startswith("convene") for s in servers):
         unavailable(missing)
         return
-    results = run([int(k) for k in args.subscribers.split(",")], args.seconds, servers, args.timeout)
-    if results:
-        print_table(results)
+    if args.rounds < 1:
+        raise SystemExit("--rounds must be at least 1")
+    rounds = run([int(k) for k in args.subscribers.split(",")], args.seconds, servers, args.timeout, args.rounds)
+    if rounds:
+        print_table([r for round_ in rounds for r in round_])
+        if len(rounds) > 1:
+            print_rounds(rounds)
 
 
 if __name__ == "__main__":
