@@ -10,9 +10,9 @@ from audit.event import AuditEvent
 from audit.log import AuditLog
 from audit.origin import current_origin
 from store.database import Database
+from store.schema import DEFAULT_ORG
 
 log = logging.getLogger(__name__)
-DEFAULT_ORG = "default"  # identity.orgs.DEFAULT_ORG (audit does not import identity)
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")  # noun.verb, e.g. channel.create
 
 

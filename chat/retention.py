@@ -30,8 +30,8 @@ from chat.files import FileVault
 from chat.legal_hold import Held, HoldStore
 from chat.model import Channel
 from chat.service import ChatService
-from identity.orgs import DEFAULT_ORG
 from store.database import Database
+from store.orgs import org_ids
 from store.schema import (
     chat_file_refs,
     chat_files,
@@ -40,7 +40,6 @@ from store.schema import (
     held_copies,
     held_files,
     message_actions,
-    organisations,
 )
 
 log = logging.getLogger(__name__)
@@ -178,16 +177,11 @@ class Retention:
         own policy and its own holds, the daily job and the CLI). Answers the counts (summed over organisations)."""
         async with self._lock:
             total = RetentionReport()
-            for org_id in [org] if org is not None else await self._orgs():
+            for org_id in [org] if org is not None else await org_ids(self.store.db):
                 report = await self._run(now, org_id)
                 for name, value in report.to_wire().items():
                     setattr(total, name, round(getattr(total, name) + value, 3))
             return total
-
-    async def _orgs(self) -> list[str]:
-        async with self.store.db.read() as conn:
-            named = [str(r[0]) for r in await conn.execute(select(organisations.c.org_id))]
-        return [DEFAULT_ORG, *sorted(set(named) - {DEFAULT_ORG})]
 
     async def _run(self, now: float | None, org_id: str) -> RetentionReport:
         """One organisation: a hold of another never keeps (nor touches) its messages, its deletes never reach

@@ -25,11 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.errors import InvalidField, NotFound
 from store.database import Database
+from store.schema import DEFAULT_ORG as DEFAULT_ORG  # the built-in organisation, named where tables are
 from store.schema import organisation_hosts, organisations
 
 log = logging.getLogger("convene.orgs")
 
-DEFAULT_ORG = "default"
 SEPARATOR = "~"
 ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?$")

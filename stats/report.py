@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from stats.days import days
-from stats.rollup import ORG
 from store.database import Database
-from store.schema import usage_daily
+from store.schema import DEFAULT_ORG, usage_daily
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class Stored:
     computed_at: float
 
 
-async def read_rows(db: Database, first: date, last: date, org: str = ORG) -> list[Stored]:
+async def read_rows(db: Database, first: date, last: date, org: str = DEFAULT_ORG) -> list[Stored]:
     """Organisation `org`'s rows of first..last."""
     list(days(first, last))  # the range's checks
     async with db.read() as conn:

@@ -25,7 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stats.days import span
 from store.database import Database
+from store.orgs import org_ids
 from store.schema import (
+    DEFAULT_ORG,
     chat_channels,
     chat_files,
     chat_messages,
@@ -33,7 +35,6 @@ from store.schema import (
     hooks,
     meeting_participants,
     meetings,
-    organisations,
     transcripts,
     usage_daily,
     user_activity,
@@ -42,7 +43,6 @@ from store.upsert import insert_ignoring, insert_replacing
 
 log = logging.getLogger("convene.stats.rollup")
 
-ORG = "default"  # the built-in organisation (identity.orgs.DEFAULT_ORG; stats does not import identity)
 SEPARATOR = "~"  # a room of another organisation is stored `org~room` (identity.orgs.qualify)
 CLIENTS = ("web", "api", "bot", "webhook", "scheduled", "system", "other")
 # chat's SYSTEM_LOGIN, the server's own voice (task reminders, meeting channel notices): stats does not import
@@ -193,7 +193,7 @@ async def _captions(conn: AsyncConnection, start: float, end: float, org: str) -
     """Spoken time captioned (final captions' spans) in the organisation's meetings that started in the day
     (its rooms are `org~room`; the default organisation's have no `~`)."""
     room = transcripts.c.room
-    mine = ~room.contains(SEPARATOR) if org == ORG else room.startswith(f"{org}{SEPARATOR}")
+    mine = ~room.contains(SEPARATOR) if org == DEFAULT_ORG else room.startswith(f"{org}{SEPARATOR}")
     bodies = [r.body for r in await conn.execute(select(transcripts.c.body).where(
         mine, transcripts.c.started_at >= start, transcripts.c.started_at < end))]
     seconds = await asyncio.to_thread(_caption_seconds, bodies) if bodies else 0.0
@@ -206,20 +206,13 @@ async def _files(conn: AsyncConnection, start: float, end: float, org: str) -> l
     return [Row("files", "", float(count)), Row("file_bytes", "", float(size))]
 
 
-async def org_names(db: Database) -> list[str]:
-    """The default organisation and every one `convene orgs add` made."""
-    async with db.read() as conn:
-        named = {str(r[0]) for r in await conn.execute(select(organisations.c.org_id))}
-    return [ORG, *sorted(named - {ORG})]
-
-
 async def compute_orgs(db: Database, day: date, now: float | None = None, only: str | None = None) -> DayRows:
     """The day's rows of every organisation (of `only`, when given). user_activity is completed first with the
     day's posters and meeting participants (activity a request may not have noted: imported history, days before
     analytics, a process that stopped before its flush), so the active counts read one table."""
     now = time.time() if now is None else now
     start, end = span(day)
-    names = [only] if only is not None else await org_names(db)
+    names = [only] if only is not None else await org_ids(db)
     async with db.read() as conn:
         messages = await _messages(conn, start, end, names)
         people = {(org, login) for org, day_messages in messages.items() for login in day_messages.posters}
@@ -240,12 +233,13 @@ async def compute_orgs(db: Database, day: date, now: float | None = None, only: 
     return out
 
 
-async def compute_day(db: Database, day: date, now: float | None = None, org: str = ORG) -> list[Row]:
+async def compute_day(db: Database, day: date, now: float | None = None, org: str = DEFAULT_ORG) -> list[Row]:
     """One organisation's rows of the day: only that organisation's are computed."""
     return (await compute_orgs(db, day, now, only=org))[org]
 
 
-async def write_day(db: Database, day: date, rows: list[Row], now: float | None = None, org: str = ORG) -> None:
+async def write_day(db: Database, day: date, rows: list[Row], now: float | None = None,
+                    org: str = DEFAULT_ORG) -> None:
     """Replaces the organisation's rows of the day in one transaction."""
     at = time.time() if now is None else now
     values = [{"org_id": org, "day": day.isoformat(), "metric": r.metric, "dimension": r.dimension,
@@ -268,4 +262,4 @@ async def roll_up_day(db: Database, day: date, now: float | None = None) -> list
     by_org = await compute_orgs(db, day, now)
     for org, rows in by_org.items():
         await write_day(db, day, rows, now, org)
-    return by_org[ORG]
+    return by_org[DEFAULT_ORG]

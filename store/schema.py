@@ -25,6 +25,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+# The built-in organisation (#10): it has no row in `organisations`, and rows of other tables belong to it unless
+# they say otherwise. identity.orgs, audit and stats take it from here.
+DEFAULT_ORG = "default"
+
 # Names for constraints, so migrations can refer to them on every backend.
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -56,7 +60,7 @@ chat_users = Table(
     Column("role", String(16), nullable=False),
     Column("name", Text, nullable=False, default=""),
     # The user's organisation (organisations below). Logins stay unique across organisations.
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("department", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False, default=0.0),
     # The profile a directory sync keeps (chat/directory_sync.py); local users keep "" until someone sets them.
@@ -76,7 +80,7 @@ chat_users = Table(
 chat_channels = Table(
     "chat_channels", metadata,
     Column("id", String(64), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     # Unique; a channel of an organisation other than `default` is stored as `org~name` (identity/orgs.py),
     # so names are unique per organisation and each organisation's channel reads back as plain `name`.
     Column("name", Text, nullable=False, unique=True),
@@ -146,7 +150,7 @@ chat_files = Table(
     "chat_files", metadata,
     Column("id", String(64), primary_key=True),
     Column("sha256", String(64), nullable=False),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("name", Text, nullable=False),
     Column("mime", Text, nullable=False),
     Column("size", BigInteger, nullable=False),
@@ -178,7 +182,7 @@ CHAT_TABLES = (counters, chat_settings, chat_users, chat_channels, chat_members,
 api_keys = Table(
     "api_keys", metadata,
     Column("key_id", String(32), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("name", Text, nullable=False),
     Column("role", String(16), nullable=False),
     Column("secret_hash", String(64), nullable=False),
@@ -191,7 +195,7 @@ api_keys = Table(
 meetings = Table(
     "meetings", metadata,
     Column("meeting_id", String(64), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("room", String(128), nullable=False),
     Column("started_at", Float, nullable=False),
     Column("guests", Boolean, nullable=False),
@@ -296,7 +300,7 @@ ended_sessions = Table(
 audit_log = Table(
     "audit_log", metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("at", Float, nullable=False),
     Column("event_type", String(64), nullable=False),
     Column("actor", String(128), nullable=False),
@@ -316,7 +320,7 @@ Index("ix_audit_log_actor", audit_log.c.actor, audit_log.c.seq)
 bots = Table(
     "bots", metadata,
     Column("login", String(128), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("owner", String(128), nullable=False),
     Column("signing_secret", String(128), nullable=False),
     Column("created_at", Float, nullable=False),
@@ -327,7 +331,7 @@ Index("ix_bots_owner", bots.c.owner)
 slash_commands = Table(
     "slash_commands", metadata,
     Column("id", String(32), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("trigger", String(32), nullable=False),
     Column("url", Text, nullable=False),
     Column("secret", String(128), nullable=False),
@@ -342,7 +346,7 @@ slash_commands = Table(
 command_invocations = Table(
     "command_invocations", metadata,
     Column("id", String(32), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("command_id", String(32), nullable=False),
     Column("secret_hash", String(64), nullable=False),
     Column("user_login", String(128), nullable=False),
@@ -358,7 +362,7 @@ Index("ix_command_invocations_expires", command_invocations.c.expires_at)
 message_actions = Table(
     "message_actions", metadata,
     Column("message_id", String(64), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("bot", String(128), nullable=False),
     Column("url", Text, nullable=False),
     Column("context", Text, nullable=False),
@@ -376,7 +380,7 @@ message_actions = Table(
 hooks = Table(
     "hooks", metadata,
     Column("id", String(32), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("kind", String(16), nullable=False),
     Column("name", Text, nullable=False),
     Column("channel_id", String(64), nullable=True),
@@ -397,7 +401,7 @@ hook_deliveries = Table(
     "hook_deliveries", metadata,
     Column("hook_id", String(32), ForeignKey("hooks.id", ondelete="CASCADE"), primary_key=True),
     Column("delivery_id", String(128), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text, nullable=False, default=""),
@@ -417,7 +421,7 @@ Index("ix_hook_deliveries_created", hook_deliveries.c.created_at)
 scheduled_posts = Table(
     "scheduled_posts", metadata,
     Column("id", String(64), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("author", String(128), nullable=False),
     Column("channel_id", String(64), nullable=False),
     Column("text", Text, nullable=False),
@@ -441,7 +445,7 @@ scheduled_post_runs = Table(
     "scheduled_post_runs", metadata,
     Column("post_id", String(64), primary_key=True),
     Column("due_at", Float, primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("ran_at", Float, nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("error_code", String(64), nullable=True),
@@ -457,7 +461,7 @@ oidc_identities = Table(
     "oidc_identities", metadata,
     Column("issuer", String(512), nullable=False),
     Column("subject", String(255), nullable=False),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("login", String(128), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("last_sign_in", Float, nullable=False),
@@ -470,7 +474,7 @@ oidc_identities = Table(
 # the roles that hold it there, as a JSON list. A row absent here holds its documented default.
 org_permissions = Table(
     "org_permissions", metadata,
-    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("org_id", String(64), primary_key=True, server_default=DEFAULT_ORG),
     Column("permission", String(64), primary_key=True),
     Column("roles", Text, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -483,7 +487,7 @@ org_permissions = Table(
 # A day is recomputed by deleting its rows and inserting the new ones in one transaction.
 usage_daily = Table(
     "usage_daily", metadata,
-    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("org_id", String(64), primary_key=True, server_default=DEFAULT_ORG),
     Column("day", String(10), primary_key=True),
     Column("metric", String(64), primary_key=True),
     Column("dimension", String(64), primary_key=True),
@@ -494,7 +498,7 @@ usage_daily = Table(
 # Who used chat or meetings on a UTC day (one row per login and day, written at most once per process per day).
 user_activity = Table(
     "user_activity", metadata,
-    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("org_id", String(64), primary_key=True, server_default=DEFAULT_ORG),
     Column("day", String(10), primary_key=True),
     Column("login", String(128), primary_key=True),
 )
@@ -504,7 +508,7 @@ meeting_participants = Table(
     "meeting_participants", metadata,
     Column("meeting_id", String(64), primary_key=True),
     Column("identity", String(128), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("joined_at", Float, nullable=False),
 )
 
@@ -514,7 +518,7 @@ meeting_participants = Table(
 legal_holds = Table(
     "legal_holds", metadata,
     Column("id", String(64), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("name", Text, nullable=False),
     Column("users", Text, nullable=False),
     Column("channels", Text, nullable=False),
@@ -530,7 +534,7 @@ Index("ix_legal_holds_org_id", legal_holds.c.org_id, legal_holds.c.lifted_at)
 held_copies = Table(
     "held_copies", metadata,
     Column("message_id", String(64), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("channel_id", String(64), nullable=False),
     Column("author", String(128), nullable=False),
     Column("created_at", Float, nullable=False),
@@ -545,7 +549,7 @@ held_files = Table(
     "held_files", metadata,
     Column("message_id", String(64), primary_key=True),
     Column("file_id", String(64), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
 )
 Index("ix_held_files_file_id", held_files.c.file_id)
 
@@ -576,7 +580,7 @@ organisation_hosts = Table(
 # The default organisation's connections are the server's flags, never a row here.
 org_directories = Table(
     "org_directories", metadata,
-    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("org_id", String(64), primary_key=True, server_default=DEFAULT_ORG),
     Column("kind", String(16), primary_key=True),
     Column("settings", Text, nullable=False),
     Column("sealed_secret", Text, nullable=True),
@@ -592,7 +596,7 @@ org_directories = Table(
 signin_failures = Table(
     "signin_failures", metadata,
     Column("key", String(200), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("failures", Integer, nullable=False),
     Column("window_start", Float, nullable=False),
 )
@@ -602,7 +606,7 @@ Index("ix_signin_failures_window_start", signin_failures.c.window_start)
 # GET /v1/admin/ldap/status alike: `last_run` is the run's report as JSON, `running_since` set while one runs.
 directory_status = Table(
     "directory_status", metadata,
-    Column("org_id", String(64), primary_key=True, server_default="default"),
+    Column("org_id", String(64), primary_key=True, server_default=DEFAULT_ORG),
     Column("running_since", Float, nullable=True),
     Column("last_run", Text, nullable=True),
     Column("last_error", Text, nullable=True),
@@ -620,7 +624,7 @@ directory_status = Table(
 scheduled_meetings = Table(
     "scheduled_meetings", metadata,
     Column("id", String(64), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
     Column("room", String(128), nullable=False),
     Column("title", Text, nullable=False),
     Column("organizer", String(128), nullable=False),
@@ -640,6 +644,6 @@ scheduled_meeting_invitees = Table(
     "scheduled_meeting_invitees", metadata,
     Column("scheduled_id", String(64), ForeignKey("scheduled_meetings.id", ondelete="CASCADE"), primary_key=True),
     Column("login", String(128), primary_key=True),
-    Column("org_id", String(64), nullable=False, server_default="default"),
+    Column("org_id", String(64), nullable=False, server_default=DEFAULT_ORG),
 )
 Index("ix_scheduled_meeting_invitees_login", scheduled_meeting_invitees.c.login)
