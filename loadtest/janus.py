@@ -278,18 +278,22 @@ def print_result(r: CaseResult) -> None:
           f"fps={r.fps_per_subscriber:.1f}", flush=True)
 
 
-def print_table(results: list[CaseResult]) -> None:
+def print_table(rounds: list[list[CaseResult]]) -> None:
+    """Every case; its ratio is to Janus `event_loops = 1` at the same K in the same round."""
     print(f"\ncores: {os.cpu_count()}; servers in a network namespace behind a veth, pinned to core "
           f"{SERVER_CORE}, load on core {LOAD_CORE}; one publisher VP8 640x360@30 + Opus\n")
     print("| K | server | CPU s per media s | packets in/s | packets out/s | µs per forwarded packet "
           "| video fps per subscriber | µs ratio to Janus event_loops=1 |")
     print("|---|---|---|---|---|---|---|---|")
-    base = {r.subscribers: r for r in results if r.mode == "janus-el1"}
-    for r in results:
-        ref = base.get(r.subscribers)
-        ratio = f"{r.us_per_packet / ref.us_per_packet:.2f}" if ref and ref is not r and ref.us_per_packet else "—"
-        print(f"| {r.subscribers} | {r.mode} | {r.cpu_per_media_second:.3f} | {r.packets_in / r.seconds:,.0f} | "
-              f"{r.packets_out / r.seconds:,.0f} | {r.us_per_packet:.1f} | {r.fps_per_subscriber:.1f} | {ratio} |")
+    for results in rounds:
+        base = {r.subscribers: r for r in results if r.mode == "janus-el1"}
+        for r in results:
+            ref = base.get(r.subscribers)
+            ratio = f"{r.us_per_packet / ref.us_per_packet:.2f}" if ref and ref is not r and ref.us_per_packet \
+                else "—"
+            print(f"| {r.subscribers} | {r.mode} | {r.cpu_per_media_second:.3f} | {r.packets_in / r.seconds:,.0f} "
+                  f"| {r.packets_out / r.seconds:,.0f} | {r.us_per_packet:.1f} | {r.fps_per_subscriber:.1f} "
+                  f"| {ratio} |")
 
 
 def print_rounds(rounds: list[list[CaseResult]]) -> None:
@@ -391,7 +395,7 @@ def main() -> None:
         raise SystemExit("--rounds must be at least 1")
     rounds = run([int(k) for k in args.subscribers.split(",")], args.seconds, servers, args.timeout, args.rounds)
     if rounds:
-        print_table([r for round_ in rounds for r in round_])
+        print_table(rounds)
         if len(rounds) > 1:
             print_rounds(rounds)
 
