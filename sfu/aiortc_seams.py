@@ -1070,7 +1070,8 @@ class InlineReceive:
     `handle_rtp`); RTCP is unprotected here and routed in a task, as aiortc's handlers are coroutines.
     """
 
-    __slots__ = ("transport", "started", "bursts", "queued_reads", "tap", "_srtp", "_extensions", "_ids", "_router", "_queue")
+    __slots__ = ("transport", "started", "bursts", "queued_reads", "tap", "_srtp", "_extensions", "_ids", "_router",
+                 "_queue")
 
     def __init__(self, transport: RTCDtlsTransport, queue: asyncio.Queue[Any]) -> None:
         self.transport = transport
