@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -168,6 +169,10 @@ class ChatService:
         """The user `login` of organisation `org`; None also when the login belongs to another organisation."""
         user = await self.store.get_user(login)
         return user if user is not None and user.org == org else None
+
+    async def users_in(self, org: str, logins: Sequence[str]) -> dict[str, User]:
+        """`user_in` for many logins in one read: those of organisation `org`, by login."""
+        return {login: user for login, user in (await self.store.get_users(logins)).items() if user.org == org}
 
     async def add_user(self, actor: User | None, login: str, role: str, department: str = "",
                        name: str = "", org: str | None = None) -> tuple[User, bool]:

@@ -270,6 +270,10 @@ class SqlChatStore:
         row = await self._one(select(chat_users).where(chat_users.c.login == login))
         return self._user(row) if row else None
 
+    async def get_users(self, logins: Sequence[str]) -> dict[str, User]:
+        rows = await self._all(select(chat_users).where(chat_users.c.login.in_(list(logins)))) if logins else []
+        return {str(r.login): self._user(r) for r in rows}
+
     async def list_users(self, org: str | None = None) -> list[User]:
         """The users of organisation `org` (None: of every organisation, for the server's own jobs)."""
         stmt = select(chat_users) if org is None else select(chat_users).where(chat_users.c.org_id == org)

@@ -39,6 +39,10 @@ class ChatStore(Protocol):
 
     async def get_user(self, login: str) -> User | None: ...
 
+    async def get_users(self, logins: Sequence[str]) -> dict[str, User]:
+        """The users of these logins that exist, by login (one read)."""
+        ...
+
     async def list_users(self, org: str | None = None) -> list[User]: ...
 
     # Channels and membership

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,14 @@ class AccountStore:
         async with self.db.read() as conn:
             row = (await conn.execute(select(accounts).where(accounts.c.login == login))).first()
         return None if row is None else _account(row)
+
+    async def get_many(self, logins: Sequence[str]) -> dict[str, Account]:
+        """The accounts of these logins that have one, by login (one read)."""
+        if not logins:
+            return {}
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(accounts).where(accounts.c.login.in_(list(logins))))).all()
+        return {str(row.login): _account(row) for row in rows}
 
     async def ensure(self, login: str) -> Account:
         """The login's account, made (active, no password) when it has none: someone an identity provider

@@ -75,13 +75,11 @@ def to_wire(request: web.Request, plan: ScheduledMeeting) -> dict[str, Any]:
 async def check_invitees(request: web.Request, org: str, logins: tuple[str, ...]) -> None:
     """Every invitee is a person (owner, admin or member) of `org` whose account is not deactivated."""
     api = chat_api(request)
-    service, accounts = api.service, api.accounts
-    wrong: list[str] = []
-    for login in logins:
-        user = await service.user_in(org, login)
-        account = None if accounts is None or user is None else await accounts.get(login)
-        if user is None or user.role not in MEMBER_ROLES or (account is not None and not account.active):
-            wrong.append(login)
+    users = await api.service.users_in(org, logins)
+    accounts = await api.accounts.get_many(list(users)) if api.accounts is not None else {}
+    wrong = [login for login in logins
+             if (user := users.get(login)) is None or user.role not in MEMBER_ROLES
+             or (login in accounts and not accounts[login].active)]
     if wrong:
         raise UnknownInvitees(f"not people of this organisation: {', '.join(wrong)}", logins=wrong)
 

@@ -54,6 +54,10 @@ async def test_users_org_channels(store: ChatStore) -> None:
     await store.put_user(User("ann", "admin", name="Ann", department="eng/media"))
     assert (await store.get_user("ann")) == User("ann", "admin", name="Ann", department="eng/media")
     assert await store.get_user("nobody") is None
+    await store.put_user(User("bo", "member", name="Bo", org="acme"))
+    assert await store.get_users(["bo", "nobody", "ann"]) == {"ann": await store.get_user("ann"),
+                                                              "bo": await store.get_user("bo")}
+    assert await store.get_users([]) == {}
     assert (await store.get_org()) == OrgSettings()
     await store.put_org(OrgSettings(recall_window_seconds=5))
     assert (await store.get_org()).recall_window_seconds == 5
