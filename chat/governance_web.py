@@ -20,7 +20,6 @@ from aiohttp import web
 
 from audit import AuditEvent
 from chat.channel_admin import ChannelAdmin
-from chat.errors import UserNotFound
 from chat.legal_hold import HoldStore
 from chat.retention import Retention
 from chat.service import valid_login
@@ -62,9 +61,7 @@ class GovernanceApi:
         if len(users) + len(channels) > MAX_TARGETS:
             raise InvalidField(f"at most {MAX_TARGETS} users and channels in one hold", field="users")
         logins = [valid_login(u, "users") for u in users]
-        for login in logins:
-            if await self.api.service.user_in(org, login) is None:
-                raise UserNotFound(f"no user {login!r}", login=login)
+        await self.api.service.require_users(org, logins, "users")
         ids = []
         for ref in channels:
             if not isinstance(ref, str) or not ref:

@@ -174,6 +174,16 @@ class ChatService:
         """`user_in` for many logins in one read: those of organisation `org`, by login."""
         return {login: user for login, user in (await self.store.get_users(logins)).items() if user.org == org}
 
+    async def require_users(self, org: str, logins: Sequence[str], field: str) -> None:
+        """Every login is well-formed (InvalidField on `field`) and a user of organisation `org`, checked in one
+        read; UserNotFound names the first that is not, in the order given."""
+        for login in logins:
+            valid_login(login, field)
+        found = await self.users_in(org, logins)
+        missing = next((login for login in logins if login not in found), None)
+        if missing is not None:
+            raise UserNotFound(f"no user {missing!r}", login=missing)
+
     async def add_user(self, actor: User | None, login: str, role: str, department: str = "",
                        name: str = "", org: str | None = None) -> tuple[User, bool]:
         """Creates or updates a user (actor None: the operator's CLI). `name` "" keeps the current one. The user
@@ -276,10 +286,7 @@ class ChatService:
         org = await self.table(actor.org)
         if kind not in ("team", "group", "direct"):
             raise InvalidField("kind must be team, group or direct (meeting channels come with rooms)", field="kind")
-        for m in members:
-            valid_login(m, "members")
-            if await self.user_in(actor.org, m) is None:
-                raise UserNotFound(f"no user {m!r}", login=m)
+        await self.require_users(actor.org, members, "members")
         everyone = sorted({actor.login, *members})
         if kind == "direct":
             require(actor, Action.CREATE_DIRECT, org)
@@ -352,10 +359,7 @@ class ChatService:
         # The answer lists the members: an outsider may only join a team channel, not read who is in a group.
         if not (manager or is_member or (channel.kind == "team" and add == [actor.login] and not remove)):
             raise NotMember(f"you are not a member of {channel.name!r}", channel=channel.id)
-        for login in add:
-            valid_login(login, "add")
-            if await self.user_in(actor.org, login) is None:
-                raise UserNotFound(f"no user {login!r}", login=login)
+        await self.require_users(actor.org, add, "add")
         for login in add:
             if login == actor.login and channel.kind == "team" and allowed(actor, Action.JOIN_TEAM_CHANNEL, org):
                 continue
