@@ -22,7 +22,6 @@ from audit import AuditEvent
 from chat.channel_admin import ChannelAdmin
 from chat.legal_hold import HoldStore
 from chat.retention import Retention
-from chat.service import valid_login
 from common.errors import InvalidField, NotFound
 from common.names import display_name
 from common.wire import read_json_object
@@ -60,8 +59,7 @@ class GovernanceApi:
             raise InvalidField("a hold names at least one user or channel", field="users")
         if len(users) + len(channels) > MAX_TARGETS:
             raise InvalidField(f"at most {MAX_TARGETS} users and channels in one hold", field="users")
-        logins = [valid_login(u, "users") for u in users]
-        await self.api.service.require_users(org, logins, "users")
+        logins = await self.api.service.require_users(org, users, "users")
         ids = []
         for ref in channels:
             if not isinstance(ref, str) or not ref:

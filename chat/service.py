@@ -174,15 +174,15 @@ class ChatService:
         """`user_in` for many logins in one read: those of organisation `org`, by login."""
         return {login: user for login, user in (await self.store.get_users(logins)).items() if user.org == org}
 
-    async def require_users(self, org: str, logins: Sequence[str], field: str) -> None:
-        """Every login is well-formed (InvalidField on `field`) and a user of organisation `org`, checked in one
+    async def require_users(self, org: str, values: Sequence[object], field: str) -> list[str]:
+        """The logins, each well-formed (InvalidField on `field`) and a user of organisation `org`, checked in one
         read; UserNotFound names the first that is not, in the order given."""
-        for login in logins:
-            valid_login(login, field)
+        logins = [valid_login(value, field) for value in values]
         found = await self.users_in(org, logins)
         missing = next((login for login in logins if login not in found), None)
         if missing is not None:
             raise UserNotFound(f"no user {missing!r}", login=missing)
+        return logins
 
     async def add_user(self, actor: User | None, login: str, role: str, department: str = "",
                        name: str = "", org: str | None = None) -> tuple[User, bool]:
