@@ -278,6 +278,15 @@ def print_result(r: CaseResult) -> None:
           f"fps={r.fps_per_subscriber:.1f}", flush=True)
 
 
+def janus_ratio(result: CaseResult, round_: list[CaseResult]) -> float | None:
+    """`result`'s µs per forwarded packet over Janus `event_loops = 1`'s at the same K in the same round; None for
+    that Janus case itself, or in a round without one."""
+    ref = next((r for r in round_ if r.mode == "janus-el1" and r.subscribers == result.subscribers), None)
+    if ref is None or ref is result or not ref.us_per_packet:
+        return None
+    return result.us_per_packet / ref.us_per_packet
+
+
 def print_table(rounds: list[list[CaseResult]]) -> None:
     """Every case; its ratio is to Janus `event_loops = 1` at the same K in the same round."""
     print(f"\ncores: {os.cpu_count()}; servers in a network namespace behind a veth, pinned to core "
@@ -286,14 +295,12 @@ def print_table(rounds: list[list[CaseResult]]) -> None:
           "| video fps per subscriber | µs ratio to Janus event_loops=1 |")
     print("|---|---|---|---|---|---|---|---|")
     for results in rounds:
-        base = {r.subscribers: r for r in results if r.mode == "janus-el1"}
         for r in results:
-            ref = base.get(r.subscribers)
-            ratio = f"{r.us_per_packet / ref.us_per_packet:.2f}" if ref and ref is not r and ref.us_per_packet \
-                else "—"
+            ratio = janus_ratio(r, results)
+            shown = "—" if ratio is None else f"{ratio:.2f}"
             print(f"| {r.subscribers} | {r.mode} | {r.cpu_per_media_second:.3f} | {r.packets_in / r.seconds:,.0f} "
                   f"| {r.packets_out / r.seconds:,.0f} | {r.us_per_packet:.1f} | {r.fps_per_subscriber:.1f} "
-                  f"| {ratio} |")
+                  f"| {shown} |")
 
 
 def print_rounds(rounds: list[list[CaseResult]]) -> None:
@@ -305,10 +312,9 @@ def print_rounds(rounds: list[list[CaseResult]]) -> None:
     print("|---|---|---|---|---|")
     cases = [(r.subscribers, r.mode) for r in rounds[0]]
     for k, mode in cases:
-        us = [r.us_per_packet for round_ in rounds for r in round_ if (r.subscribers, r.mode) == (k, mode)]
-        ratios = [ours.us_per_packet / ref.us_per_packet for round_ in rounds
-                  for ours in round_ if (ours.subscribers, ours.mode) == (k, mode)
-                  for ref in round_ if (ref.subscribers, ref.mode) == (k, "janus-el1") and ref is not ours]
+        mine = [(r, round_) for round_ in rounds for r in round_ if (r.subscribers, r.mode) == (k, mode)]
+        us = [r.us_per_packet for r, _ in mine]
+        ratios = [x for r, round_ in mine if (x := janus_ratio(r, round_)) is not None]
         shown = f"{statistics.median(ratios):.2f} | {', '.join(f'{x:.2f}' for x in ratios)}" if ratios else "— | —"
         print(f"| {k} | {mode} | {statistics.median(us):.1f} | {shown} |")
 
