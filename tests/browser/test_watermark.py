@@ -168,6 +168,17 @@ async def _count(page: Page, selector: str, n: int) -> bool:
     return await page.locator(selector).count() == n
 
 
+# Whether each screen-share and camera video lies inside the stage's watermark, and the watermark's z-index.
+COVERAGE = """() => {
+        const mark = document.querySelector("#stage > .cv-watermark").getBoundingClientRect();
+        const inside = (el) => { const r = el.getBoundingClientRect();
+            return r.width > 0 && r.left >= mark.left && r.top >= mark.top && r.right <= mark.right && r.bottom <= mark.bottom; };
+        const z = Number(getComputedStyle(document.querySelector("#stage > .cv-watermark")).zIndex);
+        return { screens: [...document.querySelectorAll("#stage .stage__screens video")].map(inside),
+                 people: [...document.querySelectorAll("#stage .stage__people video")].map(inside), z };
+    }"""
+
+
 async def test_meeting_stage_is_covered_over_remote_video_and_screen_share(join, server: RunningServer) -> None:
     await admin(server, "PATCH", "/v1/org", {"watermark": "all"})
     alice = await join("wm-room", "Alice")
@@ -182,14 +193,13 @@ async def test_meeting_stage_is_covered_over_remote_video_and_screen_share(join,
 
     await alice.page.click("#toggle-screen")
     await bob.page.wait_for_selector("#stage .stage__screens .tile video", timeout=20000)
-    covered = await bob.page.evaluate("""() => {
-        const mark = document.querySelector("#stage > .cv-watermark").getBoundingClientRect();
-        const inside = (el) => { const r = el.getBoundingClientRect();
-            return r.width > 0 && r.left >= mark.left && r.top >= mark.top && r.right <= mark.right && r.bottom <= mark.bottom; };
-        const z = Number(getComputedStyle(document.querySelector("#stage > .cv-watermark")).zIndex);
-        return { screens: [...document.querySelectorAll("#stage .stage__screens video")].map(inside),
-                 people: [...document.querySelectorAll("#stage .stage__people video")].map(inside), z };
-    }""")
+    # The people strip lays itself out again when the screen share arrives: coverage is read once both tiles are
+    # placed (bounded; the same assertions follow).
+    async def placed() -> Any:
+        got = await bob.page.evaluate(COVERAGE)
+        return got if len(got["people"]) >= 2 and all(got["people"]) else None
+
+    covered = await wait_for(placed, timeout=5.0, what="Alice's and Bob's camera tiles placed under the watermark")
     assert covered["screens"] and all(covered["screens"]), covered
     assert len(covered["people"]) >= 2 and all(covered["people"]), covered  # Alice's camera (remote) and Bob's
     assert covered["z"] > 1_000_000
