@@ -3,6 +3,7 @@
  * Python decides everything else (keyframe waits, layer switches, RTX, NACKs, RTCP) and keeps the
  * counters; this only moves bytes. Built by sfu/fastpath_build.py. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -121,11 +122,10 @@ struct convene_entry {
 /* status[i]: 0 sent; > 0 protected length left in the entry's buffer (EAGAIN: Python queues it on the transport);
  * -1 not handled here (skipped: the transport holds a backlog, another payload type, too big):
  * Python forwards it; -2 dropped (protect failed, a send error). Returns how many entries are not 0. */
-int convene_fanout(void *protect_, struct convene_entry *entries, int n, int marker, int pt,
-                   unsigned int seq, unsigned int ts, const char *send_time, int level,
-                   const char *payload, int payload_len, const unsigned char *skip, int *status)
+static int fan(convene_protect_fn protect, struct convene_entry *entries, int n, int marker, int pt,
+               unsigned int seq, unsigned int ts, const char *send_time, int level,
+               const unsigned char *payload, int payload_len, const unsigned char *skip, int *status)
 {
-    convene_protect_fn protect = (convene_protect_fn)protect_;
     int others = 0;
     double now = -1.0;
     for (int i = 0; i < n; i++) {
@@ -199,4 +199,190 @@ int convene_fanout(void *protect_, struct convene_entry *entries, int n, int mar
         }
     }
     return others;
+}
+
+int convene_fanout(void *protect, struct convene_entry *entries, int n, int marker, int pt,
+                   unsigned int seq, unsigned int ts, const char *send_time, int level,
+                   const char *payload, int payload_len, const unsigned char *skip, int *status)
+{
+    return fan((convene_protect_fn)protect, entries, n, marker, pt, seq, ts, send_time, level,
+               (const unsigned char *)payload, payload_len, skip, status);
+}
+
+/* -- the packet ring: the last 512 packets of one video stream, by sequence number, for NACKs --------------
+ * Python's PacketCache keeps its packets here once its stream has a receive route, so that both paths keep
+ * one ring (sfu/packet_cache.py). A slot's buffer is grown to the largest payload it held, never shrunk. */
+#define CONVENE_RING 512
+
+struct convene_slot {
+    int seq;  /* -1: empty */
+    int pt, marker, padding;
+    unsigned int ts;
+    int len, cap;
+    unsigned char *data;
+};
+
+struct convene_ring {
+    struct convene_slot slots[CONVENE_RING];
+};
+
+struct convene_ring *convene_ring_new(void)
+{
+    struct convene_ring *ring = calloc(1, sizeof(*ring));
+    if (ring)
+        for (int i = 0; i < CONVENE_RING; i++)
+            ring->slots[i].seq = -1;
+    return ring;
+}
+
+void convene_ring_free(struct convene_ring *ring)
+{
+    if (!ring)
+        return;
+    for (int i = 0; i < CONVENE_RING; i++)
+        free(ring->slots[i].data);
+    free(ring);
+}
+
+/* 0 kept; -1 out of memory (the slot is emptied: a NACK for it goes unanswered, as for an evicted packet) */
+int convene_ring_put(struct convene_ring *ring, int seq, int pt, int marker, unsigned int ts, int padding,
+                     const char *payload, int len)
+{
+    struct convene_slot *slot = &ring->slots[seq % CONVENE_RING];
+    if (len > slot->cap) {
+        unsigned char *grown = realloc(slot->data, (size_t)len);
+        if (!grown) {
+            slot->seq = -1;
+            return -1;
+        }
+        slot->data = grown;
+        slot->cap = len;
+    }
+    memcpy(slot->data, payload, (size_t)len);
+    slot->seq = seq;
+    slot->pt = pt;
+    slot->marker = marker;
+    slot->padding = padding;
+    slot->ts = ts;
+    slot->len = len;
+    return 0;
+}
+
+/* The payload's length (copied into out, fields[0..2] = payload type, marker, padding, *ts); -1 not kept. */
+int convene_ring_get(struct convene_ring *ring, int seq, int *fields, unsigned int *ts, char *out, int room)
+{
+    struct convene_slot *slot = &ring->slots[seq % CONVENE_RING];
+    if (slot->seq != seq || slot->len > room)
+        return -1;
+    fields[0] = slot->pt;
+    fields[1] = slot->marker;
+    fields[2] = slot->padding;
+    *ts = slot->ts;
+    memcpy(out, slot->data, (size_t)slot->len);
+    return slot->len;
+}
+
+/* -- the receive route: one incoming video stream's steady packets, from datagram to subscribers in one call --
+ * Python arms a route for one upstream SSRC while nothing about its packets needs a decision (every receiver of
+ * the publication is in a batched fan-out, no pipe taps it, not muted) and pushes its receiver's statistics
+ * into it; it takes them back (`pull`) before it handles any packet of that receiver itself. Here only a
+ * packet that continues the stream in order (the next sequence number, the route's payload type, no padding,
+ * no CSRC, well-formed one-byte extensions) is handled: statistics as aiortc's StreamStatistics.add keeps
+ * them, the ring, the fan-out. Anything else goes back to Python as plaintext (it was unprotected here, and a
+ * second unprotect would be refused as a replay). */
+struct convene_route {
+    unsigned int ssrc;
+    int pt;
+    int clock_rate;
+    int max_seq;
+    long long cycles, received, jitter_q4, last_arrival, last_timestamp;
+    unsigned long long packets, octets;  /* handled here, ever: Python folds the difference */
+    struct convene_ring *ring;
+};
+
+typedef int (*convene_unprotect_fn)(void *ctx, void *buf, int *len);
+
+static unsigned int get16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
+static unsigned int get32(const unsigned char *p)
+{
+    return ((unsigned int)p[0] << 24) | ((unsigned int)p[1] << 16) | ((unsigned int)p[2] << 8) | p[3];
+}
+
+static double wall_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* One-byte header extensions (RFC 8285) in [at, end): every element fits (as sfu.rtp.parse_forwarded reads). */
+static int elements_fit(const unsigned char *buf, int at, int end)
+{
+    while (at < end) {
+        if (buf[at] == 0) {
+            at++;
+            continue;
+        }
+        at += 1 + (buf[at] & 0x0F) + 1;
+        if (at > end)
+            return 0;
+    }
+    return 1;
+}
+
+/* Returns 0: handled (*others entries have a status != 0 for Python, as convene_fanout's); 1: unprotected but
+ * not the route's (the plaintext is buf[0..*plain_len)); 2: not touched (too long: Python unprotects it);
+ * -2: not authentic, replayed or malformed SRTP (dropped, as Python drops it). */
+int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsigned char *buf, int *plain_len,
+                    struct convene_route *route, void *protect,
+                    struct convene_entry *entries, int n, int *status, int *others)
+{
+    convene_unprotect_fn unprotect = (convene_unprotect_fn)unprotect_;
+    if (len > CONVENE_ROOM + 64)
+        return 2;
+    memcpy(buf, data, (size_t)len);
+    int length = len;
+    if (unprotect(ctx, buf, &length) != 0)
+        return -2;
+    *plain_len = length;
+    *others = 0;
+    if (length < 12 || (buf[0] & 0xEF) != 0x80)  /* version 2, no padding, no CSRC; X either way */
+        return 1;
+    int pt = buf[1] & 0x7F, marker = buf[1] >> 7;
+    unsigned int seq = get16(buf + 2), ts = get32(buf + 4);
+    if (get32(buf + 8) != route->ssrc || pt != route->pt || seq != (((unsigned int)route->max_seq + 1) & 0xFFFF))
+        return 1;
+    int at = 12;
+    if (buf[0] & 0x10) {
+        if (length < 16 || get16(buf + 12) != 0xBEDE)
+            return 1;
+        at = 16 + 4 * (int)get16(buf + 14);
+        if (at > length || !elements_fit(buf, 16, at))
+            return 1;
+    }
+    /* statistics, as aiortc's StreamStatistics.add for a packet in order */
+    double now = wall_now();
+    long long arrival = (long long)(now * route->clock_rate);
+    route->received++;
+    if ((int)seq < route->max_seq)
+        route->cycles += 1 << 16;
+    route->max_seq = (int)seq;
+    if ((long long)ts != route->last_timestamp && route->received > 1) {
+        long long diff = (arrival - route->last_arrival) - ((long long)ts - route->last_timestamp);
+        if (diff < 0)
+            diff = -diff;
+        route->jitter_q4 += diff - ((route->jitter_q4 + 8) >> 4);
+    }
+    route->last_arrival = arrival;
+    route->last_timestamp = (long long)ts;
+    int payload_len = length - at;
+    convene_ring_put(route->ring, (int)seq, pt, marker, ts, 0, (const char *)buf + at, payload_len);
+    route->packets++;
+    route->octets += (unsigned long long)payload_len;
+    /* abs-send-time: 6.18 fixed-point NTP seconds, as sfu.rtp.abs_send_time (NTP_UNIX_OFFSET = 2208988800) */
+    unsigned int abs = (unsigned int)((long long)((now + 2208988800.0) * 262144.0) & 0xFFFFFF);
+    char send_time[3] = {(char)(abs >> 16), (char)(abs >> 8), (char)abs};
+    *others = fan((convene_protect_fn)protect, entries, n, marker, pt, seq, ts, send_time, -1, buf + at,
+                  payload_len, NULL, status);
+    return 0;
 }

@@ -28,6 +28,7 @@ import asyncio.selector_events
 import errno
 import ipaddress
 import logging
+import operator
 import os
 import random
 import socket
@@ -105,6 +106,26 @@ class Feedback(Protocol):
 
 
 # -- sending without awaiting ---------------------------------------------------------------------
+
+
+class RouteTarget(Protocol):
+    """What a receiver's compiled receive route needs of where its packets go (a Publication)."""
+
+    def route_for(self, ssrc: int) -> tuple[Any, Any, int] | None:
+        """(batched fan-out, packet cache, layer) of a stream whose packets may take the route now; None: not."""
+        ...
+
+    def routable(self) -> bool:
+        """Nothing about its packets needs Python now (asked at every routed packet)."""
+        ...
+
+    def keyframe(self, packet: RtpPacket) -> bool: ...
+
+    def absorb_routed(self, layer: int, packets: int, octets: int) -> None: ...
+
+    def routed(self, ssrc: int, fold: Callable[[], None] | None) -> None:
+        """A route started (its counters are folded in by calling `fold`) or ended (None)."""
+        ...
 
 
 def send_now(transport: RTCDtlsTransport, data: bytes, rtcp: bool = False) -> bool:
@@ -482,6 +503,12 @@ class WatchedPairs(dict):  # type: ignore[type-arg]
         self._changed()
 
 
+def route_built() -> bool:
+    """The compiled module has the receive route (a module built before it has not)."""
+    compiled = compiled_send()
+    return compiled is not None and hasattr(compiled[1], "convene_receive")
+
+
 def batch_built() -> bool:
     """The compiled module has the batched fan-out (a module built before it has only the per-subscriber call)."""
     compiled = compiled_send()
@@ -633,6 +660,10 @@ class ForwardingReceiver(RTCRtpReceiver):
         self._streams: dict[int, StreamStatistics] = self._RTCRtpReceiver__remote_streams
         self._rtx_ssrc: dict[int, int] = self._RTCRtpReceiver__rtx_ssrc
         self._rtx_apt: dict[int, int] = {}
+        # The compiled receive route (ReceiveRoute): where packets go (set when bound to a publication) and the
+        # routes armed per media SSRC, which hold this receiver's statistics while armed.
+        self.route_target: RouteTarget | None = None
+        self.routes: dict[int, ReceiveRoute] = {}
 
     async def receive(self, parameters: Any) -> None:
         """Like the base class, minus the decoder thread."""
@@ -662,6 +693,8 @@ class ForwardingReceiver(RTCRtpReceiver):
 
     def report_blocks(self) -> list[RtcpReceiverInfo]:
         """RFC 3550 report blocks for every stream this receiver gets, as aiortc's own timer builds."""
+        for route in list(self.routes.values()):
+            route.pull()
         blocks = []
         lsr_by_ssrc: dict[int, int] = self._RTCRtpReceiver__lsr
         lsr_time: dict[int, float] = self._RTCRtpReceiver__lsr_time
@@ -684,7 +717,23 @@ class ForwardingReceiver(RTCRtpReceiver):
 
     def handle_rtp(self, packet: RtpPacket) -> None:
         """Statistics, RTX unwrapping, NACKs upstream, then `on_packet`: synchronous, so the inline receive path
-        (`InlineReceive`) calls it where the datagram arrives."""
+        (`InlineReceive`) calls it where the datagram arrives. While routes are armed, they hold the statistics:
+        taken back first, handed back after."""
+        routes = self.routes
+        if not routes:
+            self._handle(packet)
+            if self.route_target is not None and self._nacks is not None:
+                ReceiveRoute.arm(self, packet)
+            return
+        for route in list(routes.values()):
+            route.pull()
+        self._handle(packet)
+        for route in list(routes.values()):
+            route.push()
+        if packet.ssrc not in routes:
+            ReceiveRoute.arm(self, packet)
+
+    def _handle(self, packet: RtpPacket) -> None:
         codec = self._codecs.get(packet.payload_type)
         if codec is None:
             return
@@ -741,6 +790,8 @@ class ForwardingReceiver(RTCRtpReceiver):
         """Asks once more for what is still missing (called with the connection's reports, ~1/s); the missing
         set keeps only the last 128 numbers, so a number is asked for at most twice or so."""
         asked = 0
+        for route in list(self.routes.values()):
+            route.pull()
         for ssrc, nack in (self._nacks or {}).items():
             if nack.missing:
                 self.send_nack(ssrc, sorted(nack.missing))
@@ -1047,9 +1098,10 @@ class MidRtpRouter(RtpRouter):
 # where they arrive, in the host socket's `datagram_received` (`InlineStunProtocol`); DTLS records, STUN and
 # everything before the handshake ends still take aiortc's way. TURN-relayed datagrams also take aiortc's way.
 
-# inline: a burst's queued datagrams are read in the same wake-up (`InlineStunProtocol`); single: inline, one
-# datagram per wake-up (the inline path before that, for benchmarks); queue: aiortc's.
-RECEIVE_MODES = ("inline", "single", "queue")
+# inline: steady video streams take the compiled receive route (ReceiveRoute) and a burst's queued datagrams are
+# read in the same wake-up (`InlineStunProtocol`); python: the same without the compiled route (the inline path
+# before it); single: python, one datagram per wake-up; queue: aiortc's. The others are kept for benchmarks.
+RECEIVE_MODES = ("inline", "python", "single", "queue")
 RECEIVE_PATH_ENV = "CONVENE_RECEIVE_PATH"
 
 
@@ -1062,6 +1114,133 @@ def set_receive_mode(mode: str) -> None:
     _receive_path.set(mode)
 
 
+_write_backlog = operator.methodcaller("get_write_buffer_size")
+
+
+class ReceiveRoute:
+    """One incoming video stream's compiled route (convene_receive in sfu/_fastpath.c): unprotect, parse,
+    receive statistics, the packet ring and the batched fan-out in one C call per packet.
+
+    It is armed (in its receiver's `routes` and its transport's `InlineReceive.routes`) once Python has handled a
+    packet of the stream and its publication says nothing about the stream needs Python (`routable`). While armed,
+    it holds the stream's statistics and NACK window top: the receiver takes them back (`pull`) before it handles
+    any packet itself and hands them back (`push`) after. A packet the route does not take (out of order, RTX,
+    another payload type, padding) goes the Python way as plaintext. It disarms itself at the first packet its
+    publication no longer allows, and Python handles the stream until a packet arms it again.
+    """
+
+    __slots__ = ("receiver", "target", "inline", "ssrc", "key", "fanout", "ring", "layer", "c", "_seen", "_stats",
+                 "_nack", "_call")
+
+    def __init__(self, receiver: ForwardingReceiver, target: RouteTarget, inline: "InlineReceive", ssrc: int,
+                 payload_type: int, clock_rate: int, spec: tuple[Any, Any, int]) -> None:
+        compiled = compiled_send()
+        assert compiled is not None
+        c_ffi, c_lib, protect = compiled
+        self.receiver = receiver
+        self.target = target
+        self.inline = inline
+        self.ssrc = ssrc
+        self.key = ssrc.to_bytes(4, "big")  # the SSRC as it stands in the (unencrypted) RTP header
+        self.fanout, cache, self.layer = spec
+        self.ring = cache.compile(c_ffi, c_lib)  # NACKs are answered from the ring the route fills
+        self.c = c_ffi.new("struct convene_route *")
+        self.c.ssrc, self.c.pt, self.c.clock_rate, self.c.ring = ssrc, payload_type, clock_rate, self.ring.ring
+        nacks = receiver._nacks
+        assert nacks is not None  # a video receiver's (`arm` asks)
+        self._stats = receiver._streams[ssrc]
+        self._nack = nacks[ssrc]
+        self._seen = (0, 0)
+        self._call = (c_lib.convene_receive, inline.unprotect, inline.rx_ctx, inline.rx_buf, inline.plain_len,
+                      self.c, protect, inline.others)
+
+    @classmethod
+    def arm(cls, receiver: ForwardingReceiver, packet: RtpPacket) -> None:
+        """Arms a route for the media stream `packet` came on, if everything allows it."""
+        target = receiver.route_target
+        ssrc = packet.ssrc
+        nacks = receiver._nacks
+        stats = receiver._streams.get(ssrc)
+        if (target is None or nacks is None or ssrc in receiver._rtx_ssrc or ssrc not in nacks or stats is None
+                or stats.max_seq is None or stats._last_arrival is None or nacks[ssrc].max_seq != stats.max_seq
+                or not route_built()):
+            return
+        inline = getattr(getattr(receiver.transport.transport, "_connection", None), "inline", None)
+        if (not isinstance(inline, InlineReceive) or not inline.routed or not inline.started or inline.tap is not None
+                or inline.unprotect is None):
+            return
+        spec = target.route_for(ssrc)
+        codec = receiver._codecs.get(packet.payload_type)
+        if spec is None or codec is None:
+            return
+        route = cls(receiver, target, inline, ssrc, packet.payload_type, codec.clockRate, spec)
+        stale = inline.routes.get(route.key)
+        if stale is not None:
+            stale.disarm()
+        route.push()
+        receiver.routes[ssrc] = route
+        inline.routes[route.key] = route
+        target.routed(ssrc, route.pull)
+
+    def disarm(self) -> None:
+        """Python handles the stream from now on (its statistics taken back first)."""
+        self.pull()
+        if self.receiver.routes.get(self.ssrc) is self:
+            del self.receiver.routes[self.ssrc]
+        if self.inline.routes.get(self.key) is self:
+            del self.inline.routes[self.key]
+        self.target.routed(self.ssrc, None)
+
+    def push(self) -> None:
+        """The receiver's statistics (aiortc's StreamStatistics, the NACK window's top) into the route."""
+        stats, c = self._stats, self.c
+        c.max_seq, c.cycles, c.received = stats.max_seq, stats.cycles, stats.packets_received
+        c.jitter_q4, c.last_arrival, c.last_timestamp = stats._jitter_q4, stats._last_arrival, stats._last_timestamp
+
+    def pull(self) -> None:
+        """The route's statistics back into the receiver's, and what it handled into the counters."""
+        stats, c, nack = self._stats, self.c, self._nack
+        stats.max_seq, stats.cycles, stats.packets_received = c.max_seq, c.cycles, c.received
+        stats._jitter_q4, stats._last_arrival, stats._last_timestamp = c.jitter_q4, c.last_arrival, c.last_timestamp
+        if nack.max_seq != c.max_seq:
+            nack.max_seq = c.max_seq
+            if nack.missing:
+                nack.truncate()  # the window moved on: numbers below it are no longer asked for
+        packets, octets = int(c.packets), int(c.octets)
+        seen_packets, seen_octets = self._seen
+        if packets != seen_packets:
+            self._seen = (packets, octets)
+            self.receiver.packets += packets - seen_packets
+            self.target.absorb_routed(self.layer, packets - seen_packets, octets - seen_octets)
+
+    def receive(self, data: bytes) -> bytes | None:
+        """Hot path. b"": handled here (or dropped: not authentic); plaintext: Python goes on with it; None: not
+        touched (Python unprotects it)."""
+        target = self.target
+        if self.receiver.route_target is not target or not target.routable():
+            self.disarm()
+            return None
+        fanout = self.fanout
+        if any(map(_write_backlog, fanout._aios)):
+            return None  # a subscriber's socket holds a backlog: Python keeps that socket's order
+        receive, unprotect, ctx, buf, plain_len, c, protect, others = self._call
+        members = len(fanout.members)
+        result = receive(unprotect, ctx, data, len(data), buf, plain_len, c, protect, fanout.entries, members,
+                         fanout._status, others)
+        if result == 0:
+            if others[0]:
+                self._settle(members)
+            return b""
+        if result == 1:
+            return self.inline.plaintext()
+        return None if result == 2 else b""
+
+    def _settle(self, members: int) -> None:
+        """Some subscribers could not be served in C: Python forwards this packet to them."""
+        packet = self.inline.parse(self.inline.plaintext())
+        self.fanout.settle(packet, self.target.keyframe(packet), self.layer, members)
+
+
 class InlineReceive:
     """One connected DTLS transport's SRTP/SRTCP receive, called from its host sockets' protocol.
 
@@ -1070,13 +1249,14 @@ class InlineReceive:
     `handle_rtp`); RTCP is unprotected here and routed in a task, as aiortc's handlers are coroutines.
     """
 
-    __slots__ = ("transport", "started", "bursts", "queued_reads", "tap", "_srtp", "_extensions", "_ids", "_router",
-                 "_queue")
+    __slots__ = ("transport", "started", "bursts", "routed", "queued_reads", "tap", "routes", "unprotect", "rx_ctx", "rx_buf",
+                 "plain_len", "others", "_srtp", "_extensions", "_ids", "_router", "_queue")
 
     def __init__(self, transport: RTCDtlsTransport, queue: asyncio.Queue[Any]) -> None:
         self.transport = transport
         self.started = False
-        self.bursts = _receive_path.value == "inline"  # "single": one datagram per wake-up (benchmarks)
+        self.bursts = _receive_path.value in ("inline", "python")  # "single": one datagram per wake-up
+        self.routed = _receive_path.value == "inline"  # steady video streams may take the compiled route
         self.queued_reads = 0  # datagrams read in the wake-up of an earlier one (tests)
         self.tap = _taps.get(transport)  # tests: every plaintext RTP packet (tap_plaintext_rtp)
         self._srtp = transport._rx_srtp
@@ -1084,6 +1264,34 @@ class InlineReceive:
         self._ids = extension_ids(self._extensions)
         self._router = transport._rtp_router
         self._queue = queue
+        # Compiled receive routes by the SSRC's 4 header bytes (ReceiveRoute), and what their C call needs: the
+        # transport's own receive session (one per transport: the route unprotects with it, never a copy).
+        self.routes: dict[bytes, ReceiveRoute] = {}
+        self.unprotect: Any = None
+        self.rx_ctx: Any = None
+        self.rx_buf: Any = None
+        self.plain_len: Any = None
+        self.others: Any = None
+        compiled = compiled_send()
+        if compiled is not None and self._srtp is not None:
+            from pylibsrtp._binding import ffi, lib
+
+            c_ffi = compiled[0]
+            self.unprotect = c_ffi.cast("void *", int(ffi.cast("intptr_t", ffi.addressof(lib, "srtp_unprotect"))))
+            self.rx_ctx = c_ffi.cast("void *", int(ffi.cast("intptr_t", self._srtp._srtp[0])))
+            self.rx_buf = c_ffi.new("unsigned char[]", BUFFER_SIZE + 512)
+            self.plain_len = c_ffi.new("int *")
+            self.others = c_ffi.new("int *")
+
+    def plaintext(self) -> bytes:
+        """The packet a route unprotected last (rx_buf)."""
+        compiled = compiled_send()
+        assert compiled is not None
+        data: bytes = compiled[0].buffer(self.rx_buf, self.plain_len[0])[:]
+        return data
+
+    def parse(self, plain: bytes) -> RtpPacket:
+        return parse_forwarded(plain, self._ids) or RtpPacket.parse(plain, self._extensions)
 
     def __call__(self, data: bytes) -> bool:
         """Handles one SRTP or SRTCP datagram; False: not yet (aiortc's queue still holds packets)."""
@@ -1096,10 +1304,14 @@ class InlineReceive:
         transport._RTCDtlsTransport__rx_packets += 1
         try:
             if is_rtcp(data):  # aiortc's own demultiplexing (RFC 5761), as its receive loop does
-                plain = self._srtp.unprotect_rtcp(data)
-                asyncio.ensure_future(transport._handle_rtcp_data(plain))
-            else:
-                self._rtp(self._srtp.unprotect(data))
+                asyncio.ensure_future(transport._handle_rtcp_data(self._srtp.unprotect_rtcp(data)))
+                return True
+            route = self.routes.get(data[8:12]) if self.routes else None
+            plain = route.receive(data) if route is not None else None
+            if plain is None:
+                plain = self._srtp.unprotect(data)
+            if plain:
+                self._rtp(plain)
         except (pylibsrtp.Error, ValueError):
             pass  # not authentic, replayed or malformed: dropped, as aiortc drops it
         except Exception:  # noqa: BLE001 - a fault of ours on one packet must not end the socket's reading
@@ -1109,7 +1321,7 @@ class InlineReceive:
     def _rtp(self, plain: bytes) -> None:
         if self.tap is not None:
             self.tap(plain)
-        packet = parse_forwarded(plain, self._ids) or RtpPacket.parse(plain, self._extensions)
+        packet = self.parse(plain)
         receiver = self._router.route_rtp(packet)
         if receiver is None:
             return

@@ -182,8 +182,13 @@ class FanOut:
         others = self._lib.convene_fanout(self._protect, self.entries, n, packet.marker, packet.payload_type,
                                           packet.sequence_number, packet.timestamp, shared_send_time(packet),
                                           level_byte, payload, len(payload), skip, status)
-        if not others:
-            return
+        if others:
+            self.settle(packet, keyframe, layer, n)
+
+    def settle(self, packet: RtpPacket, keyframe: bool, layer: int, n: int) -> None:
+        """After a C fan-out of `packet` to the first `n` members: what it could not send is Python's."""
+        members = self.members
+        status = self._status
         redo = []
         for i in range(n):
             result = status[i]

@@ -43,6 +43,24 @@ struct convene_entry {
 int convene_fanout(void *protect, struct convene_entry *entries, int n, int marker, int pt,
                    unsigned int seq, unsigned int ts, const char *send_time, int level,
                    const char *payload, int payload_len, const unsigned char *skip, int *status);
+struct convene_ring;
+struct convene_ring *convene_ring_new(void);
+void convene_ring_free(struct convene_ring *ring);
+int convene_ring_put(struct convene_ring *ring, int seq, int pt, int marker, unsigned int ts, int padding,
+                     const char *payload, int len);
+int convene_ring_get(struct convene_ring *ring, int seq, int *fields, unsigned int *ts, char *out, int room);
+struct convene_route {
+    unsigned int ssrc;
+    int pt;
+    int clock_rate;
+    int max_seq;
+    long long cycles, received, jitter_q4, last_arrival, last_timestamp;
+    unsigned long long packets, octets;
+    struct convene_ring *ring;
+};
+int convene_receive(void *unprotect, void *ctx, const char *data, int len, unsigned char *buf, int *plain_len,
+                    struct convene_route *route, void *protect,
+                    struct convene_entry *entries, int n, int *status, int *others);
 """
 
 

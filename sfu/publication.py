@@ -20,6 +20,7 @@ from sfu.selection import AudioGate
 
 if TYPE_CHECKING:
     from sfu.fanout import FanOut
+    from sfu.packet_cache import PacketCache
     from sfu.subscription import Subscription
 
 log = logging.getLogger("convene.sfu.publication")
@@ -74,6 +75,9 @@ class Publication:
         # the others are forwarded one by one.
         self._fanouts: dict[int, FanOut] = {}
         self._one_by_one: tuple[Subscription, ...] = ()
+        # Streams whose packets take a compiled receive route (sfu/aiortc_seams.ReceiveRoute): how to fold what
+        # they counted into `packets` and `layer_bytes`.
+        self._routed: dict[int, Callable[[], None]] = {}
         # Pipes to other workers hosting the same room: every packet as received, all layers.
         self.taps: list[Callable[[RtpPacket], None]] = []
         self.closed = False
@@ -161,16 +165,48 @@ class Publication:
                 return
         if self.muted or not self.receivers:
             return
-        keyframe = False
-        if self.kind == "video":
-            codec = self.codecs.get(packet.payload_type)
-            keyframe = codec is not None and is_keyframe_start(codec.mime_type, packet.payload)
+        keyframe = self.kind == "video" and self.keyframe(packet)
         one_by_one = self._one_by_one  # read first: a member the batch hands back is forwarded there
         fanout = self._fanouts.get(layer)
         if fanout:
             fanout.send(packet, keyframe, layer)
         for subscription in one_by_one:
             subscription.forward(packet, keyframe, layer)
+
+    def keyframe(self, packet: RtpPacket) -> bool:
+        codec = self.codecs.get(packet.payload_type)
+        return codec is not None and is_keyframe_start(codec.mime_type, packet.payload)
+
+    # -- the compiled receive route (a RouteTarget) ------------------------------------------------
+
+    def routable(self) -> bool:
+        """Every receiver is in a batched fan-out and nothing else needs each packet (pipes, a mute)."""
+        return not (self._one_by_one or self.taps or self.muted or self.closed)
+
+    def route_for(self, ssrc: int) -> "tuple[FanOut, PacketCache, int] | None":
+        """What a route of the video stream `ssrc` needs, while it may have one."""
+        if self.kind != "video" or not self.routable() or ssrc in self._routed:
+            return None
+        layer = self._layer_of_ssrc.get(ssrc) if self.layers else 0
+        cache = self._caches.get(ssrc)
+        if layer is None or cache is None:
+            return None
+        return self.fanout(layer), cache, layer
+
+    def absorb_routed(self, layer: int, packets: int, octets: int) -> None:
+        self.packets += packets
+        self.layer_bytes[layer] += octets
+
+    def routed(self, ssrc: int, fold: Callable[[], None] | None) -> None:
+        if fold is None:
+            self._routed.pop(ssrc, None)
+        else:
+            self._routed[ssrc] = fold
+
+    def fold_routed(self) -> None:
+        """Counts what the routes handled since they were last asked (`packets`, `layer_bytes`)."""
+        for fold in list(self._routed.values()):
+            fold()
 
     def fanout(self, layer: int) -> "FanOut":
         """The batched fan-out of one layer (made at the first steady subscription)."""
@@ -191,6 +227,7 @@ class Publication:
         elapsed = now - self._rates_at
         if elapsed <= 0:
             return
+        self.fold_routed()
         for i, sent in enumerate(self.layer_bytes):
             rate = sent * 8 / elapsed
             self.layer_bitrate[i] = rate if not self.layer_bitrate[i] else 0.7 * self.layer_bitrate[i] + 0.3 * rate

@@ -361,6 +361,7 @@ class Publisher:
         assert transceiver is not None
         receiver = receiver_of(transceiver)
         receiver.on_packet = publication.on_rtp
+        receiver.route_target = publication
 
         def on_sender_report(ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
             publication.on_sender_report(ssrc, self.clock.to_server(ntp_timestamp), rtp_timestamp)
@@ -372,6 +373,7 @@ class Publisher:
         bound = self._bound.pop(mid, None)
         if bound is not None:
             bound[0].on_packet = None
+            bound[0].route_target = None
             bound[0].on_sender_report = None
 
     def bound_mids(self) -> set[str]:

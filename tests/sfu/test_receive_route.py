@@ -1,0 +1,161 @@
+"""The compiled receive route (#14): a steady video stream's packets go from datagram to subscribers in one C call
+(unprotect, parse, receive statistics, the packet ring, the batched fan-out).
+
+Over real aiortc peers and a real server, two publishers send the same packets: alice's stream takes the route,
+carol's connection was made in the "python" receive mode (the inline path without the route). Bob, a subscriber
+of both, must get the same packets from both; the server's statistics of both streams must agree through a gap
+(a loss, which only Python handles, and the route after it); NACKs are answered from the ring the route fills;
+sender reports count what bob got; a mute hands the stream back to Python and the route comes back after."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from sfu.aiortc_seams import (
+    ForwardingReceiver,
+    GatheringConnection,
+    InlineReceive,
+    ReceiveRoute,
+    route_built,
+    set_receive_mode,
+)
+from sfu.publication import Publication
+from sfu.rtp import RtpPacket
+from signaling.appkeys import ROOMS
+from tests.conftest import RunningServer
+from tests.sfu.peers import Participant, join, make_packet, wait_until
+from tests.sfu.test_fast_path import RTX, remote_sender_counts, tap
+
+
+@pytest.fixture(autouse=True)
+def default_receive_mode() -> Iterator[None]:
+    yield
+    set_receive_mode("inline")
+
+
+def video_of(server: RunningServer, participant: Participant) -> Publication:
+    return next(pub for room in server.app[ROOMS].all() for pub in room.publications()
+                if pub.participant_id == participant.id and pub.kind == "video")
+
+
+def receiver_of(publication: Publication) -> ForwardingReceiver:
+    receiver: ForwardingReceiver = publication._up._receiver
+    return receiver
+
+
+def inline_of(receiver: ForwardingReceiver) -> InlineReceive:
+    connection = receiver.transport.transport._connection
+    assert isinstance(connection, GatheringConnection) and connection.inline is not None
+    return connection.inline
+
+
+def route_of(publication: Publication) -> ReceiveRoute | None:
+    routes = list(receiver_of(publication).routes.values())
+    return routes[0] if routes else None
+
+
+def by_ssrc(packets: list[bytes]) -> dict[int, list[RtpPacket]]:
+    streams: dict[int, list[RtpPacket]] = {}
+    for data in packets:
+        packet = RtpPacket.parse(data)
+        streams.setdefault(packet.ssrc, []).append(packet)
+    return streams
+
+
+async def test_a_routed_stream_and_a_python_stream_deliver_the_same(server: RunningServer) -> None:
+    assert route_built(), "the compiled module predates the receive route: python -m sfu.fastpath_build"
+    room = "route"
+    alice = await join(server.url, room, await server.token(room, "alice"))
+    carol = await join(server.url, room, await server.token(room, "carol"))
+    bob = await join(server.url, room, await server.token(room, "bob"))
+    try:
+        (routed,) = await alice.publish(("video", "video/VP8", "camera"))
+        set_receive_mode("python")  # the server's connection for carol's publisher is made now
+        (python,) = await carol.publish(("video", "video/VP8", "camera"))
+        alice_video, carol_video = video_of(server, alice), video_of(server, carol)
+        await wait_until(lambda: inline_of(receiver_of(carol_video)) is not None, 5)
+        set_receive_mode("inline")
+        assert inline_of(receiver_of(alice_video)).routed and not inline_of(receiver_of(carol_video)).routed
+        await wait_until(lambda: len(bob.client.tracks_by_mid) == 2, 10)
+        await wait_until(lambda: bob.subscriber.pc.connectionState == "connected", 10)
+        plaintext = tap(bob)
+        seq = 65300  # both streams wrap during the run
+
+        async def stream(count: int, lost: int = 0) -> None:
+            nonlocal seq
+            for k in range(count):
+                if k < count - lost:  # the last `lost` numbers are never sent: a gap the next packet reveals
+                    payload = bytes([0x10, 0x00 if seq % 30 == 0 else 0x01]) + os.urandom(400 + seq % 300)
+                    for writer in (routed, python):
+                        writer.write(make_packet(seq, 3000 * seq % (1 << 32), payload, marker=seq % 3 == 0))
+                seq = (seq + 1) % 65536
+                await asyncio.sleep(0.004)
+
+        await stream(300, lost=3)
+        await stream(200)
+        await asyncio.sleep(0.3)
+        route = route_of(alice_video)
+        assert route is not None and route_of(carol_video) is None
+        # The route carried most of alice's stream (not the first packets, the gap, nor a keyframe wait's).
+        assert int(route.c.packets) > 400
+
+        # Bob got the same packets from both: payloads, markers, payload types; sequence numbers continuous.
+        streams = list(by_ssrc([d for d in plaintext if RtpPacket.parse(d).payload_type != RTX]).values())
+        assert len(streams) == 2
+        first, second = ({p.payload: p for p in s} for s in streams)
+        assert set(first) == set(second) and len(first) > 450
+        for payload, packet in first.items():
+            other = second[payload]
+            assert (packet.marker, packet.payload_type) == (other.marker, other.payload_type)
+        for packets in streams:
+            assert {(b.sequence_number - a.sequence_number) % 65536 for a, b in zip(packets, packets[1:])} <= {1, 4}
+
+        # The server's statistics of both upstreams agree: packets, the highest number across the wrap, the loss.
+        blocks = [receiver_of(pub).report_blocks() for pub in (alice_video, carol_video)]
+        assert [(b[0].highest_sequence, b[0].packets_lost) for b in blocks[:1]] == \
+            [(b[0].highest_sequence, b[0].packets_lost) for b in blocks[1:]]
+        assert blocks[0][0].packets_lost == 3
+        wrapped = [next(iter(receiver_of(pub)._streams.values())) for pub in (alice_video, carol_video)]
+        assert [(stats.cycles, stats.packets_received) for stats in wrapped] == [(1 << 16, 497)] * 2
+        alice_video.fold_routed()
+        assert [(pub.packets, receiver_of(pub).packets) for pub in (alice_video, carol_video)] == \
+            [(carol_video.packets, receiver_of(carol_video).packets)] * 2
+
+        # A NACK for a routed packet is answered from the ring the route fills, over RTX.
+        mid = next(m for m, carried in bob.client.tracks_by_mid.items() if alice_video.id in str(carried))
+        target = bob.received[mid][-20]
+        before = len(plaintext)
+        bob.subscriber.send_nack(mid, [target.sequence_number])
+        await wait_until(lambda: any(RtpPacket.parse(d).payload_type == RTX for d in plaintext[before:]), 5)
+        rtx = next(RtpPacket.parse(d) for d in plaintext[before:] if RtpPacket.parse(d).payload_type == RTX)
+        assert rtx.payload[2:] == target.payload
+
+        # Sender reports count exactly what bob got on each media SSRC.
+        for m in bob.received:
+            ssrc = bob.received[m][-1].ssrc
+            media = by_ssrc(plaintext)[ssrc]
+            want = (len(media), sum(len(p.payload) for p in media))
+            got = None
+            for _ in range(40):
+                got = await remote_sender_counts(bob, m)
+                if got == want:
+                    break
+                await asyncio.sleep(0.1)
+            assert got == want
+
+        # A mute hands alice's stream back to Python (which drops it: muted); unmuted, the route comes back.
+        alice_video.set_muted(True)
+        handled = int(route.c.packets)
+        await stream(30)
+        assert route_of(alice_video) is None and int(route.c.packets) == handled
+        alice_video.set_muted(False)
+        await stream(100)
+        again = route_of(alice_video)
+        assert again is not None and again is not route and int(again.c.packets) > 50
+    finally:
+        for participant in (alice, carol, bob):
+            await participant.close()
