@@ -61,10 +61,10 @@ FLOW_TIMEOUT = 30.0  # until every subscriber receives video
 WARM_UP = 2.0
 INSTALL_HINT = "apt-get install -y janus iproute2 (and run as root: it needs `ip netns`)"
 # name -> Janus event_loops; convene-<path>: Convene with one fan-out send path (aiortc, lean, c, batch) and/or
-# receive path (queue: aiortc's, before the inline one; single: inline, one datagram per wake-up), #14
-# (loadtest.send_path_server)
+# receive path (queue: aiortc's, before the inline one; python: inline without the compiled receive route;
+# single: python, one datagram per wake-up), #14 (loadtest.send_path_server)
 SERVERS = {"convene": None, "convene-aiortc": None, "convene-lean": None, "convene-c": None, "convene-batch": None,
-           "convene-queue": None, "convene-lean+queue": None, "convene-single": None,
+           "convene-queue": None, "convene-lean+queue": None, "convene-single": None, "convene-python": None,
            "janus": None, "janus-el1": 1}
 
 
