@@ -181,7 +181,7 @@ def srtp_problems() -> list[str]:
     version = libsrtp_version()
     if version is None or not version.startswith("2."):
         problems.append(f"libsrtp {version} inside pylibsrtp (expected 2.x: srtp_protect's signature)")
-    for name in ("srtp_protect", "srtp_protect_rtcp"):
+    for name in ("srtp_protect", "srtp_protect_rtcp", "srtp_unprotect"):
         ctype = ffi.getctype(ffi.typeof(getattr(lib, name))) if hasattr(lib, name) else "missing"
         if ctype != SRTP_PROTECT_CTYPE:
             problems.append(f"pylibsrtp lib.{name} is {ctype}, expected {SRTP_PROTECT_CTYPE}")
@@ -1249,8 +1249,8 @@ class InlineReceive:
     `handle_rtp`); RTCP is unprotected here and routed in a task, as aiortc's handlers are coroutines.
     """
 
-    __slots__ = ("transport", "started", "bursts", "routed", "queued_reads", "tap", "routes", "unprotect", "rx_ctx", "rx_buf",
-                 "plain_len", "others", "_srtp", "_extensions", "_ids", "_router", "_queue")
+    __slots__ = ("transport", "started", "bursts", "routed", "queued_reads", "tap", "routes", "unprotect", "rx_ctx",
+                 "rx_buf", "plain_len", "others", "_srtp", "_extensions", "_ids", "_router", "_queue")
 
     def __init__(self, transport: RTCDtlsTransport, queue: asyncio.Queue[Any]) -> None:
         self.transport = transport
@@ -2169,6 +2169,23 @@ def check_inline_receive_seams() -> list[str]:
     nack_init = _init_source(NackGenerator)
     if "self.max_seq" not in nack_init or "self.missing" not in nack_init or not hasattr(NackGenerator, "truncate"):
         problems.append("aiortc NackGenerator changed: check nack_add")
+    problems += check_receive_route_seams()
+    return problems
+
+
+def check_receive_route_seams() -> list[str]:
+    """What ReceiveRoute hands between aiortc's StreamStatistics and the C route (convene_receive mirrors `add`)."""
+    problems = []
+    stats_init = _init_source(StreamStatistics)
+    for attr in ("self.max_seq", "self.cycles", "self.packets_received", "self._jitter_q4", "self._last_arrival",
+                 "self._last_timestamp"):
+        if attr not in stats_init:
+            problems.append(f"aiortc StreamStatistics no longer sets {attr}: check ReceiveRoute")
+    add = inspect_source(StreamStatistics.add)
+    for step in ("arrival = int(time.time() * self._clockrate)", "self.cycles += 1 << 16",
+                 "self._jitter_q4 += diff - ((self._jitter_q4 + 8) >> 4)"):
+        if step not in add:
+            problems.append(f"aiortc StreamStatistics.add changed ({step!r} is gone): check convene_receive")
     return problems
 
 
