@@ -282,23 +282,28 @@ int convene_ring_get(struct convene_ring *ring, int seq, int *fields, unsigned i
     return slot->len;
 }
 
-/* -- the receive route: one incoming video stream's steady packets, from datagram to subscribers in one call --
+/* -- the receive route: one incoming stream's steady packets, from datagram to subscribers in one call ---------
  * Python arms a route for one upstream SSRC while nothing about its packets needs a decision (every receiver of
- * the publication is in a batched fan-out, no pipe taps it, not muted) and pushes its receiver's statistics
- * into it; it takes them back (`pull`) before it handles any packet of that receiver itself. Here only a
- * packet that continues the stream in order (the next sequence number, the route's payload type, no padding,
- * no CSRC, well-formed one-byte extensions) is handled: statistics as aiortc's StreamStatistics.add keeps
- * them, the ring, the fan-out. Anything else goes back to Python as plaintext (it was unprotected here, and a
- * second unprotect would be refused as a replay). */
+ * the publication is in a batched fan-out, no pipe taps it, not muted, no loudest-speakers gate) and pushes its
+ * receiver's statistics into it; it takes them back (`pull`) before it handles any packet of that receiver
+ * itself. Here only a packet that continues the stream in order (the next sequence number, the route's payload
+ * type, no padding, no CSRC, well-formed one-byte extensions) is handled: statistics as aiortc's
+ * StreamStatistics.add keeps them, the ring (video), the audio-level counts, the fan-out. Anything else goes
+ * back to Python as plaintext (it was unprotected here, and a second unprotect would be refused as a replay). */
 struct convene_route {
     unsigned int ssrc;
     int pt;
     int clock_rate;
+    int level_id;                /* the negotiated audio-level id (0: none): copied to subscribers, counted */
     int max_seq;
     long long cycles, received, jitter_q4, last_arrival, last_timestamp;
-    unsigned long long packets, octets;  /* handled here, ever: Python folds the difference */
-    struct convene_ring *ring;
+    /* handled here, ever: Python folds the difference (packets, payload octets; audio: levels heard, voiced
+     * packets (level below VOICE_LEVEL -dBov), their loudness as 127 - level) */
+    unsigned long long packets, octets, heard, voiced, loudness;
+    struct convene_ring *ring;   /* video: the NACK ring; audio: NULL (never resent) */
 };
+
+#define VOICE_LEVEL 60  /* sfu.publication.VOICE_LEVEL */
 
 typedef int (*convene_unprotect_fn)(void *ctx, void *buf, int *len);
 
@@ -315,27 +320,36 @@ static double wall_now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* One-byte header extensions (RFC 8285) in [at, end): every element fits (as sfu.rtp.parse_forwarded reads). */
-static int elements_fit(const unsigned char *buf, int at, int end)
+/* One-byte header extensions (RFC 8285) in [at, end): 0 when an element does not fit (or the audio level is not
+ * one byte, as sfu.rtp.parse_forwarded refuses it), else 1 with *level the audio-level byte (-1: none). */
+static int read_elements(const unsigned char *buf, int at, int end, int level_id, int *level)
 {
+    *level = -1;
     while (at < end) {
         if (buf[at] == 0) {
             at++;
             continue;
         }
-        at += 1 + (buf[at] & 0x0F) + 1;
-        if (at > end)
+        int id = buf[at] >> 4, length = (buf[at] & 0x0F) + 1;
+        if (at + 1 + length > end)
             return 0;
+        if (level_id && id == level_id) {
+            if (length != 1)
+                return 0;
+            *level = buf[at + 1];
+        }
+        at += 1 + length;
     }
     return 1;
 }
 
-/* Returns 0: handled (*others entries have a status != 0 for Python, as convene_fanout's); 1: unprotected but
+/* Returns 0: handled (*others entries have a status != 0 for Python, as convene_fanout's; send_time holds the
+ * abs-send-time the packet went out with); 1: unprotected but
  * not the route's (the plaintext is buf[0..*plain_len)); 2: not touched (too long: Python unprotects it);
  * -2: not authentic, replayed or malformed SRTP (dropped, as Python drops it). */
 int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsigned char *buf, int *plain_len,
                     struct convene_route *route, void *protect,
-                    struct convene_entry *entries, int n, int *status, int *others)
+                    struct convene_entry *entries, int n, int *status, int *others, char *send_time)
 {
     convene_unprotect_fn unprotect = (convene_unprotect_fn)unprotect_;
     if (len > CONVENE_ROOM + 64)
@@ -352,12 +366,12 @@ int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsi
     unsigned int seq = get16(buf + 2), ts = get32(buf + 4);
     if (get32(buf + 8) != route->ssrc || pt != route->pt || seq != (((unsigned int)route->max_seq + 1) & 0xFFFF))
         return 1;
-    int at = 12;
+    int at = 12, level = -1;
     if (buf[0] & 0x10) {
         if (length < 16 || get16(buf + 12) != 0xBEDE)
             return 1;
         at = 16 + 4 * (int)get16(buf + 14);
-        if (at > length || !elements_fit(buf, 16, at))
+        if (at > length || !read_elements(buf, 16, at, route->level_id, &level))
             return 1;
     }
     /* statistics, as aiortc's StreamStatistics.add for a packet in order */
@@ -376,13 +390,23 @@ int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsi
     route->last_arrival = arrival;
     route->last_timestamp = (long long)ts;
     int payload_len = length - at;
-    convene_ring_put(route->ring, (int)seq, pt, marker, ts, 0, (const char *)buf + at, payload_len);
+    if (route->ring)
+        convene_ring_put(route->ring, (int)seq, pt, marker, ts, 0, (const char *)buf + at, payload_len);
     route->packets++;
     route->octets += (unsigned long long)payload_len;
+    if (level >= 0) {  /* as Publication.on_rtp counts for the speaker detector */
+        route->heard++;
+        if ((level & 0x7F) < VOICE_LEVEL) {
+            route->voiced++;
+            route->loudness += (unsigned long long)(127 - (level & 0x7F));
+        }
+    }
     /* abs-send-time: 6.18 fixed-point NTP seconds, as sfu.rtp.abs_send_time (NTP_UNIX_OFFSET = 2208988800) */
     unsigned int abs = (unsigned int)((long long)((now + 2208988800.0) * 262144.0) & 0xFFFFFF);
-    char send_time[3] = {(char)(abs >> 16), (char)(abs >> 8), (char)abs};
-    *others = fan((convene_protect_fn)protect, entries, n, marker, pt, seq, ts, send_time, -1, buf + at,
+    send_time[0] = (char)(abs >> 16);  /* also for Python: what it forwards of this packet carries the same */
+    send_time[1] = (char)(abs >> 8);
+    send_time[2] = (char)abs;
+    *others = fan((convene_protect_fn)protect, entries, n, marker, pt, seq, ts, send_time, level, buf + at,
                   payload_len, NULL, status);
     return 0;
 }

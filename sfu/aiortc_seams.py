@@ -112,16 +112,23 @@ class RouteTarget(Protocol):
     """What a receiver's compiled receive route needs of where its packets go (a Publication)."""
 
     def route_for(self, ssrc: int) -> tuple[Any, Any, int] | None:
-        """(batched fan-out, packet cache, layer) of a stream whose packets may take the route now; None: not."""
+        """(batched fan-out, packet cache (None: audio), layer) of a stream that may take the route now; None: not."""
         ...
 
     def routable(self) -> bool:
-        """Nothing about its packets needs Python now (asked at every routed packet)."""
+        """Nothing about its packets needs Python now, but forwarding to `one_by_one` (asked at every packet)."""
+        ...
+
+    @property
+    def one_by_one(self) -> tuple[Any, ...]:
+        """Receivers outside the batched fan-outs (Subscriptions): the route hands them each packet."""
         ...
 
     def keyframe(self, packet: RtpPacket) -> bool: ...
 
-    def absorb_routed(self, layer: int, packets: int, octets: int) -> None: ...
+    def absorb_routed(self, layer: int, packets: int, octets: int, levels: tuple[int, int, int]) -> None:
+        """Counts what a route handled: packets, payload octets, (audio levels heard, voiced, loudness)."""
+        ...
 
     def routed(self, ssrc: int, fold: Callable[[], None] | None) -> None:
         """A route started (its counters are folded in by calling `fold`) or ended (None)."""
@@ -503,6 +510,14 @@ class WatchedPairs(dict):  # type: ignore[type-arg]
         self._changed()
 
 
+def compiled_buffer(pointer: Any, n: int) -> bytes:
+    """The first `n` bytes at a pointer of the compiled module, copied."""
+    compiled = compiled_send()
+    assert compiled is not None
+    data: bytes = compiled[0].buffer(pointer, n)[:]
+    return data
+
+
 def route_built() -> bool:
     """The compiled module has the receive route (a module built before it has not)."""
     compiled = compiled_send()
@@ -722,7 +737,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         routes = self.routes
         if not routes:
             self._handle(packet)
-            if self.route_target is not None and self._nacks is not None:
+            if self.route_target is not None:
                 ReceiveRoute.arm(self, packet)
             return
         for route in list(routes.values()):
@@ -1118,7 +1133,7 @@ _write_backlog = operator.methodcaller("get_write_buffer_size")
 
 
 class ReceiveRoute:
-    """One incoming video stream's compiled route (convene_receive in sfu/_fastpath.c): unprotect, parse,
+    """One incoming stream's compiled route (convene_receive in sfu/_fastpath.c): unprotect, parse,
     receive statistics, the packet ring and the batched fan-out in one C call per packet.
 
     It is armed (in its receiver's `routes` and its transport's `InlineReceive.routes`) once Python has handled a
@@ -1143,16 +1158,19 @@ class ReceiveRoute:
         self.ssrc = ssrc
         self.key = ssrc.to_bytes(4, "big")  # the SSRC as it stands in the (unencrypted) RTP header
         self.fanout, cache, self.layer = spec
-        self.ring = cache.compile(c_ffi, c_lib)  # NACKs are answered from the ring the route fills
+        # Video: NACKs are answered from the ring the route fills. Audio is never resent: no ring.
+        self.ring = cache.compile(c_ffi, c_lib) if cache is not None else None
         self.c = c_ffi.new("struct convene_route *")
-        self.c.ssrc, self.c.pt, self.c.clock_rate, self.c.ring = ssrc, payload_type, clock_rate, self.ring.ring
+        self.c.ssrc, self.c.pt, self.c.clock_rate = ssrc, payload_type, clock_rate
+        self.c.ring = self.ring.ring if self.ring is not None else c_ffi.NULL
+        # The level element is copied to subscribers as Python's fan-out copies it, and counted for speakers.
+        self.c.level_id = inline.audio_level_id()
         nacks = receiver._nacks
-        assert nacks is not None  # a video receiver's (`arm` asks)
         self._stats = receiver._streams[ssrc]
-        self._nack = nacks[ssrc]
-        self._seen = (0, 0)
+        self._nack = nacks[ssrc] if nacks is not None else None  # audio has no NACK window
+        self._seen = (0, 0, 0, 0, 0)
         self._call = (c_lib.convene_receive, inline.unprotect, inline.rx_ctx, inline.rx_buf, inline.plain_len,
-                      self.c, protect, inline.others)
+                      self.c, protect, inline.others, inline.send_time)
 
     @classmethod
     def arm(cls, receiver: ForwardingReceiver, packet: RtpPacket) -> None:
@@ -1161,9 +1179,9 @@ class ReceiveRoute:
         ssrc = packet.ssrc
         nacks = receiver._nacks
         stats = receiver._streams.get(ssrc)
-        if (target is None or nacks is None or ssrc in receiver._rtx_ssrc or ssrc not in nacks or stats is None
-                or stats.max_seq is None or stats._last_arrival is None or nacks[ssrc].max_seq != stats.max_seq
-                or not route_built()):
+        if (target is None or ssrc in receiver._rtx_ssrc or stats is None or stats.max_seq is None
+                or stats._last_arrival is None or not route_built()
+                or (nacks is not None and (ssrc not in nacks or nacks[ssrc].max_seq != stats.max_seq))):
             return
         inline = getattr(getattr(receiver.transport.transport, "_connection", None), "inline", None)
         if (not isinstance(inline, InlineReceive) or not inline.routed or not inline.started or inline.tap is not None
@@ -1202,16 +1220,16 @@ class ReceiveRoute:
         stats, c, nack = self._stats, self.c, self._nack
         stats.max_seq, stats.cycles, stats.packets_received = c.max_seq, c.cycles, c.received
         stats._jitter_q4, stats._last_arrival, stats._last_timestamp = c.jitter_q4, c.last_arrival, c.last_timestamp
-        if nack.max_seq != c.max_seq:
+        if nack is not None and nack.max_seq != c.max_seq:
             nack.max_seq = c.max_seq
             if nack.missing:
                 nack.truncate()  # the window moved on: numbers below it are no longer asked for
-        packets, octets = int(c.packets), int(c.octets)
-        seen_packets, seen_octets = self._seen
-        if packets != seen_packets:
-            self._seen = (packets, octets)
-            self.receiver.packets += packets - seen_packets
-            self.target.absorb_routed(self.layer, packets - seen_packets, octets - seen_octets)
+        now = (int(c.packets), int(c.octets), int(c.heard), int(c.voiced), int(c.loudness))
+        if now[0] != self._seen[0]:
+            packets, octets, heard, voiced, loudness = (a - b for a, b in zip(now, self._seen))
+            self._seen = now
+            self.receiver.packets += packets
+            self.target.absorb_routed(self.layer, packets, octets, (heard, voiced, loudness))
 
     def receive(self, data: bytes) -> bytes | None:
         """Hot path. b"": handled here (or dropped: not authentic); plaintext: Python goes on with it; None: not
@@ -1223,22 +1241,30 @@ class ReceiveRoute:
         fanout = self.fanout
         if any(map(_write_backlog, fanout._aios)):
             return None  # a subscriber's socket holds a backlog: Python keeps that socket's order
-        receive, unprotect, ctx, buf, plain_len, c, protect, others = self._call
+        receive, unprotect, ctx, buf, plain_len, c, protect, others, send_time = self._call
         members = len(fanout.members)
+        one_by_one = target.one_by_one  # read first: a member the batch hands back is forwarded in _after
         result = receive(unprotect, ctx, data, len(data), buf, plain_len, c, protect, fanout.entries, members,
-                         fanout._status, others)
+                         fanout._status, others, send_time)
         if result == 0:
-            if others[0]:
-                self._settle(members)
+            if others[0] or one_by_one:
+                self._after(members, one_by_one)
             return b""
         if result == 1:
             return self.inline.plaintext()
         return None if result == 2 else b""
 
-    def _settle(self, members: int) -> None:
-        """Some subscribers could not be served in C: Python forwards this packet to them."""
-        packet = self.inline.parse(self.inline.plaintext())
-        self.fanout.settle(packet, self.target.keyframe(packet), self.layer, members)
+    def _after(self, members: int, one_by_one: tuple[Any, ...]) -> None:
+        """Python forwards the packet to whom C did not serve: members it could not send to, and receivers outside
+        the batch (as Publication.on_rtp does after its fan-out)."""
+        inline = self.inline
+        packet = inline.parse(inline.plaintext())
+        _shared.share(packet, compiled_buffer(inline.send_time, 3))  # one abs-send-time for all its copies
+        keyframe = self.target.keyframe(packet)
+        if self.inline.others[0]:
+            self.fanout.settle(packet, keyframe, self.layer, members)
+        for subscription in one_by_one:
+            subscription.forward(packet, keyframe, self.layer)
 
 
 class InlineReceive:
@@ -1250,7 +1276,7 @@ class InlineReceive:
     """
 
     __slots__ = ("transport", "started", "bursts", "routed", "queued_reads", "tap", "routes", "unprotect", "rx_ctx",
-                 "rx_buf", "plain_len", "others", "_srtp", "_extensions", "_ids", "_router", "_queue")
+                 "rx_buf", "plain_len", "others", "send_time", "_srtp", "_extensions", "_ids", "_router", "_queue")
 
     def __init__(self, transport: RTCDtlsTransport, queue: asyncio.Queue[Any]) -> None:
         self.transport = transport
@@ -1272,6 +1298,7 @@ class InlineReceive:
         self.rx_buf: Any = None
         self.plain_len: Any = None
         self.others: Any = None
+        self.send_time: Any = None
         compiled = compiled_send()
         if compiled is not None and self._srtp is not None:
             from pylibsrtp._binding import ffi, lib
@@ -1282,13 +1309,15 @@ class InlineReceive:
             self.rx_buf = c_ffi.new("unsigned char[]", BUFFER_SIZE + 512)
             self.plain_len = c_ffi.new("int *")
             self.others = c_ffi.new("int *")
+            self.send_time = c_ffi.new("char[3]")
 
     def plaintext(self) -> bytes:
         """The packet a route unprotected last (rx_buf)."""
-        compiled = compiled_send()
-        assert compiled is not None
-        data: bytes = compiled[0].buffer(self.rx_buf, self.plain_len[0])[:]
-        return data
+        return compiled_buffer(self.rx_buf, self.plain_len[0])
+
+    def audio_level_id(self) -> int:
+        """The negotiated audio-level extension id now (0: none); the map is configured in place."""
+        return self._ids.audio_level or 0
 
     def parse(self, plain: bytes) -> RtpPacket:
         return parse_forwarded(plain, self._ids) or RtpPacket.parse(plain, self._extensions)

@@ -53,14 +53,15 @@ struct convene_route {
     unsigned int ssrc;
     int pt;
     int clock_rate;
+    int level_id;
     int max_seq;
     long long cycles, received, jitter_q4, last_arrival, last_timestamp;
-    unsigned long long packets, octets;
+    unsigned long long packets, octets, heard, voiced, loudness;
     struct convene_ring *ring;
 };
 int convene_receive(void *unprotect, void *ctx, const char *data, int len, unsigned char *buf, int *plain_len,
                     struct convene_route *route, void *protect,
-                    struct convene_entry *entries, int n, int *status, int *others);
+                    struct convene_entry *entries, int n, int *status, int *others, char *send_time);
 """
 
 

@@ -74,7 +74,7 @@ class Publication:
         # Active ones that are steady sit in a batched fan-out per layer (one C call per packet, sfu/fanout.py);
         # the others are forwarded one by one.
         self._fanouts: dict[int, FanOut] = {}
-        self._one_by_one: tuple[Subscription, ...] = ()
+        self.one_by_one: tuple[Subscription, ...] = ()  # made anew at every change (batching_changed): read-only
         # Streams whose packets take a compiled receive route (sfu/aiortc_seams.ReceiveRoute): how to fold what
         # they counted into `packets` and `layer_bytes`.
         self._routed: dict[int, Callable[[], None]] = {}
@@ -165,8 +165,8 @@ class Publication:
                 return
         if self.muted or not self.receivers:
             return
-        keyframe = self.kind == "video" and self.keyframe(packet)
-        one_by_one = self._one_by_one  # read first: a member the batch hands back is forwarded there
+        keyframe = self.keyframe(packet)
+        one_by_one = self.one_by_one  # read first: a member the batch hands back is forwarded there
         fanout = self._fanouts.get(layer)
         if fanout:
             fanout.send(packet, keyframe, layer)
@@ -174,28 +174,40 @@ class Publication:
             subscription.forward(packet, keyframe, layer)
 
     def keyframe(self, packet: RtpPacket) -> bool:
+        if self.kind != "video":
+            return False
         codec = self.codecs.get(packet.payload_type)
         return codec is not None and is_keyframe_start(codec.mime_type, packet.payload)
 
     # -- the compiled receive route (a RouteTarget) ------------------------------------------------
 
     def routable(self) -> bool:
-        """Every receiver is in a batched fan-out and nothing else needs each packet (pipes, a mute)."""
-        return not (self._one_by_one or self.taps or self.muted or self.closed)
+        """Nothing but the fan-outs needs each packet (pipes, a mute, the loudest-speakers gate of a big room).
+        Receivers outside a batched fan-out (in-process listeners, a subscriber waiting for a keyframe) are
+        forwarded by the route's Python side."""
+        gate = self.audio_gate
+        return not (self.taps or self.muted or self.closed or (gate is not None and gate.enabled))
 
-    def route_for(self, ssrc: int) -> "tuple[FanOut, PacketCache, int] | None":
-        """What a route of the video stream `ssrc` needs, while it may have one."""
-        if self.kind != "video" or not self.routable() or ssrc in self._routed:
+    def route_for(self, ssrc: int) -> "tuple[FanOut, PacketCache | None, int] | None":
+        """What a route of the stream `ssrc` needs (audio: no packet cache), while it may have one."""
+        if not self.routable() or ssrc in self._routed:
             return None
+        if self.kind == "audio":
+            return self.fanout(0), None, 0
         layer = self._layer_of_ssrc.get(ssrc) if self.layers else 0
         cache = self._caches.get(ssrc)
         if layer is None or cache is None:
             return None
         return self.fanout(layer), cache, layer
 
-    def absorb_routed(self, layer: int, packets: int, octets: int) -> None:
+    def absorb_routed(self, layer: int, packets: int, octets: int, levels: tuple[int, int, int]) -> None:
         self.packets += packets
         self.layer_bytes[layer] += octets
+        if self.kind == "audio":
+            heard, voiced, loudness = levels
+            self.heard += heard
+            self.voiced += voiced
+            self.loudness += loudness
 
     def routed(self, ssrc: int, fold: Callable[[], None] | None) -> None:
         if fold is None:
@@ -204,7 +216,7 @@ class Publication:
             self._routed[ssrc] = fold
 
     def fold_routed(self) -> None:
-        """Counts what the routes handled since they were last asked (`packets`, `layer_bytes`)."""
+        """Counts what the routes handled since they were last asked (`packets`, `layer_bytes`, the levels)."""
         for fold in list(self._routed.values()):
             fold()
 
@@ -220,7 +232,7 @@ class Publication:
     def batching_changed(self) -> None:
         """A subscription joined or left a batch: the one-by-one list is made anew (never changed in place,
         so a loop over it that caused the change goes on unharmed)."""
-        self._one_by_one = tuple(s for s in self.receivers if s.batch is None)
+        self.one_by_one = tuple(s for s in self.receivers if s.batch is None)
 
     def update_rates(self, now: float) -> None:
         """Bitrate per layer (bits/s, smoothed), for choosing what a subscriber's bandwidth allows."""

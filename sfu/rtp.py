@@ -162,6 +162,11 @@ class SharedFields:
         self._packet: RtpPacket | None = None
         self.send_time = b"\x00\x00\x00"
 
+    def share(self, packet: RtpPacket, send_time: bytes) -> None:
+        """`packet` went out with `send_time` already (the compiled receive route): the rest of it does too."""
+        self._packet = packet
+        self.send_time = send_time
+
     def of(self, packet: RtpPacket, now: Callable[[], float]) -> bytes:
         if packet is not self._packet:
             self._packet = packet  # held: its id cannot be reused by a later packet while we compare

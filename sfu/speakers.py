@@ -37,6 +37,7 @@ class SpeakerDetector:
             if pub.kind != "audio" or pub.muted:
                 continue
             pid = pub.participant_id
+            pub.fold_routed()  # levels a compiled receive route counted
             heard, voiced, loudness = pub.heard, pub.voiced, pub.loudness
             pub.heard = pub.voiced = pub.loudness = 0
             if heard and voiced / heard >= ACTIVE_FRACTION:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -159,3 +160,71 @@ async def test_a_routed_stream_and_a_python_stream_deliver_the_same(server: Runn
     finally:
         for participant in (alice, carol, bob):
             await participant.close()
+
+
+def audio_of(server: RunningServer, participant: Participant) -> Publication:
+    return next(pub for room in server.app[ROOMS].all() for pub in room.publications()
+                if pub.participant_id == participant.id and pub.kind == "audio")
+
+
+async def test_a_routed_audio_stream_keeps_levels_and_speakers_as_python_does(server: RunningServer) -> None:
+    """Audio takes the route too while the room has no loudest-speakers gate: the audio level reaches subscribers
+    and the speaker detector's counts (levels heard, voiced packets, loudness) are what Python counts."""
+    room = "route-audio"
+    alice = await join(server.url, room, await server.token(room, "alice"))
+    carol = await join(server.url, room, await server.token(room, "carol"))
+    bob = await join(server.url, room, await server.token(room, "bob"))
+    try:
+        (routed,) = await alice.publish(("audio", "audio/opus", "microphone"))
+        set_receive_mode("python")
+        (python,) = await carol.publish(("audio", "audio/opus", "microphone"))
+        alice_audio, carol_audio = audio_of(server, alice), audio_of(server, carol)
+        await wait_until(lambda: inline_of(receiver_of(carol_audio)) is not None, 5)
+        set_receive_mode("inline")
+        await wait_until(lambda: len(bob.client.tracks_by_mid) == 2, 10)
+        await wait_until(lambda: bob.subscriber.pc.connectionState == "connected", 10)
+        plaintext = tap(bob)
+        # The room's speaker detector reads and resets the counts every 0.3 s: this test reads them itself.
+        [meeting] = [r for r in server.app[ROOMS].all() if alice_audio in r.publications()]
+        meeting._speaker_interval = 3600.0
+        await asyncio.sleep(0.5)  # its current sleep ends; the next one outlasts the test
+        for pub in (alice_audio, carol_audio):
+            pub.fold_routed()
+            pub.heard = pub.voiced = pub.loudness = 0  # as the detector does
+        for seq in range(65450, 65450 + 200):
+            payload = bytes([0x78]) + os.urandom(60 + seq % 40)
+            for writer in (routed, python):
+                writer.write(make_packet(seq % 65536, 960 * seq, payload, audio_level=(seq * 7) % 127))
+            await asyncio.sleep(0.004)
+        await asyncio.sleep(0.3)
+        route = route_of(alice_audio)
+        assert route is not None and route_of(carol_audio) is None and int(route.c.packets) > 150
+        for pub in (alice_audio, carol_audio):
+            pub.fold_routed()
+        assert (alice_audio.heard, alice_audio.voiced, alice_audio.loudness) == \
+            (carol_audio.heard, carol_audio.voiced, carol_audio.loudness)
+        assert alice_audio.heard >= 199 and 0 < alice_audio.voiced < alice_audio.heard
+        # Bob got the same payloads with the same levels from both.
+        extensions = bob_extensions(bob)
+        levels: dict[int, dict[bytes, object]] = {}
+        for data in plaintext:
+            packet = RtpPacket.parse(data, extensions)
+            levels.setdefault(packet.ssrc, {})[packet.payload] = packet.extensions.audio_level
+        assert len(levels) == 2
+        first, second = levels.values()
+        assert first == second and len(first) >= 199 and all(level is not None for level in first.values())
+        stats = [next(iter(receiver_of(pub)._streams.values())) for pub in (alice_audio, carol_audio)]
+        assert stats[0].cycles == stats[1].cycles == 1 << 16
+        assert stats[0].packets_received == stats[1].packets_received
+    finally:
+        for participant in (alice, carol, bob):
+            await participant.close()
+
+
+def bob_extensions(bob: Participant) -> Any:
+    """The header-extension map of bob's subscriber connection (to read the audio level of what he got)."""
+    from sfu.aiortc_seams import connection_transport
+
+    transport = connection_transport(bob.subscriber.pc)
+    assert transport is not None
+    return transport._rtp_header_extensions_map
