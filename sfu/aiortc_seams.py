@@ -28,7 +28,6 @@ import asyncio.selector_events
 import errno
 import ipaddress
 import logging
-import operator
 import os
 import random
 import socket
@@ -1129,9 +1128,6 @@ def set_receive_mode(mode: str) -> None:
     _receive_path.set(mode)
 
 
-_write_backlog = operator.methodcaller("get_write_buffer_size")
-
-
 class ReceiveRoute:
     """One incoming stream's compiled route (convene_receive in sfu/_fastpath.c): unprotect, parse,
     receive statistics, the packet ring and the batched fan-out in one C call per packet.
@@ -1239,7 +1235,7 @@ class ReceiveRoute:
             self.disarm()
             return None
         fanout = self.fanout
-        if any(map(_write_backlog, fanout._aios)):
+        if fanout.backlogged():
             return None  # a subscriber's socket holds a backlog: Python keeps that socket's order
         receive, unprotect, ctx, buf, plain_len, c, protect, others, send_time = self._call
         members = len(fanout.members)

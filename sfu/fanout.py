@@ -163,6 +163,10 @@ class FanOut:
         self._aios.pop()
         entry.index = -1
 
+    def backlogged(self) -> bool:
+        """Some member's socket holds a backlog in its asyncio transport (its order is Python's to keep)."""
+        return any(map(_backlog, self._aios))
+
     def send(self, packet: RtpPacket, keyframe: bool, layer: int) -> None:
         """Hot path: one packet to every member; the ones C could not serve leave and are forwarded by Python."""
         members = self.members
@@ -173,7 +177,7 @@ class FanOut:
                 entry.subscription.forward(packet, keyframe, layer)
             return
         skip = self._ffi.NULL
-        if any(map(_backlog, self._aios)):
+        if self.backlogged():
             skip = bytes(1 if size else 0 for size in map(_backlog, self._aios))
         level = packet.extensions.audio_level
         level_byte = -1 if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F))
