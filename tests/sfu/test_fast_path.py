@@ -219,6 +219,18 @@ def server_paths(mode: str, *clients: Participant) -> list[aiortc_seams.RtpPath]
             if p.mode == mode and p not in own and p.fast_sends + p.queued_sends and p.transport.state == "connected"]
 
 
+async def sender_counts_reach(bob: Participant, mid: str, want: tuple[int, int]) -> tuple[int, int] | None:
+    """bob's view of the server's sender reports on `mid` (packets, octets) once it is `want`, or the last one
+    within 4 s (a report comes about once a second)."""
+    got = None
+    for _ in range(40):
+        got = await remote_sender_counts(bob, mid)
+        if got == want:
+            break
+        await asyncio.sleep(0.1)
+    return got
+
+
 async def remote_sender_counts(bob: Participant, mid: str) -> tuple[int, int] | None:
     for transceiver in bob.subscriber.pc.getTransceivers():
         if transceiver.mid == mid:
@@ -272,13 +284,7 @@ async def test_nacks_rtx_sender_reports_and_a_new_pair_on_the_fast_path(server: 
         await asyncio.sleep(0.2)
         want = (sum(1 for p in media if p.ssrc == ssrc),
                 sum(len(p.payload) for p in media if p.ssrc == ssrc))
-        got = None
-        for _ in range(40):
-            got = await remote_sender_counts(bob, mid)
-            if got == want:
-                break
-            await asyncio.sleep(0.1)
-        assert got == want
+        assert await sender_counts_reach(bob, mid, want) == want
         # The nominated pair changes (as after a consent failure and a new nomination): the path resolves the new
         # pair, its own socket with it, and bob keeps receiving.
         new = replace_pair(path)

@@ -28,8 +28,9 @@ from sfu.publication import Publication
 from sfu.rtp import RtpPacket
 from signaling.appkeys import ROOMS
 from tests.conftest import RunningServer
+from loadtest.peers import PacketWriter
 from tests.sfu.peers import Participant, join, make_packet, wait_until
-from tests.sfu.test_fast_path import RTX, remote_sender_counts, tap
+from tests.sfu.test_fast_path import RTX, sender_counts_reach, tap
 
 
 @pytest.fixture(autouse=True)
@@ -38,9 +39,33 @@ def default_receive_mode() -> Iterator[None]:
     set_receive_mode("inline")
 
 
-def video_of(server: RunningServer, participant: Participant) -> Publication:
+def publication_of(server: RunningServer, participant: Participant, kind: str) -> Publication:
     return next(pub for room in server.app[ROOMS].all() for pub in room.publications()
-                if pub.participant_id == participant.id and pub.kind == "video")
+                if pub.participant_id == participant.id and pub.kind == kind)
+
+
+async def routed_and_python(server: RunningServer, room: str, track: tuple[str, str, str]
+                            ) -> tuple[list[Participant], list[PacketWriter], list[Publication]]:
+    """alice, carol and bob in `room`; alice publishes `track` over a routed connection, carol over one made in
+    the "python" receive mode; bob subscribes to both. Returns the participants, the two writers and the two
+    publications (alice's first)."""
+    people = [await join(server.url, room, await server.token(room, name)) for name in ("alice", "carol", "bob")]
+    alice, carol, bob = people
+    try:
+        (routed,) = await alice.publish(track)
+        set_receive_mode("python")  # the server's connection for carol's publisher is made now
+        (python,) = await carol.publish(track)
+        publications = [publication_of(server, alice, track[0]), publication_of(server, carol, track[0])]
+        await wait_until(lambda: inline_of(receiver_of(publications[1])) is not None, 5)
+        set_receive_mode("inline")
+        assert inline_of(receiver_of(publications[0])).routed and not inline_of(receiver_of(publications[1])).routed
+        await wait_until(lambda: len(bob.client.tracks_by_mid) == 2, 10)
+        await wait_until(lambda: bob.subscriber.pc.connectionState == "connected", 10)
+    except BaseException:
+        for participant in people:
+            await participant.close()
+        raise
+    return people, [routed, python], publications
 
 
 def receiver_of(publication: Publication) -> ForwardingReceiver:
@@ -69,20 +94,10 @@ def by_ssrc(packets: list[bytes]) -> dict[int, list[RtpPacket]]:
 
 async def test_a_routed_stream_and_a_python_stream_deliver_the_same(server: RunningServer) -> None:
     assert route_built(), "the compiled module predates the receive route: python -m sfu.fastpath_build"
-    room = "route"
-    alice = await join(server.url, room, await server.token(room, "alice"))
-    carol = await join(server.url, room, await server.token(room, "carol"))
-    bob = await join(server.url, room, await server.token(room, "bob"))
+    people, (routed, python), (alice_video, carol_video) = await routed_and_python(
+        server, "route", ("video", "video/VP8", "camera"))
+    bob = people[2]
     try:
-        (routed,) = await alice.publish(("video", "video/VP8", "camera"))
-        set_receive_mode("python")  # the server's connection for carol's publisher is made now
-        (python,) = await carol.publish(("video", "video/VP8", "camera"))
-        alice_video, carol_video = video_of(server, alice), video_of(server, carol)
-        await wait_until(lambda: inline_of(receiver_of(carol_video)) is not None, 5)
-        set_receive_mode("inline")
-        assert inline_of(receiver_of(alice_video)).routed and not inline_of(receiver_of(carol_video)).routed
-        await wait_until(lambda: len(bob.client.tracks_by_mid) == 2, 10)
-        await wait_until(lambda: bob.subscriber.pc.connectionState == "connected", 10)
         plaintext = tap(bob)
         seq = 65300  # both streams wrap during the run
 
@@ -140,13 +155,7 @@ async def test_a_routed_stream_and_a_python_stream_deliver_the_same(server: Runn
             ssrc = bob.received[m][-1].ssrc
             media = by_ssrc(plaintext)[ssrc]
             want = (len(media), sum(len(p.payload) for p in media))
-            got = None
-            for _ in range(40):
-                got = await remote_sender_counts(bob, m)
-                if got == want:
-                    break
-                await asyncio.sleep(0.1)
-            assert got == want
+            assert await sender_counts_reach(bob, m, want) == want
 
         # A mute hands alice's stream back to Python (which drops it: muted); unmuted, the route comes back.
         alice_video.set_muted(True)
@@ -158,31 +167,17 @@ async def test_a_routed_stream_and_a_python_stream_deliver_the_same(server: Runn
         again = route_of(alice_video)
         assert again is not None and again is not route and int(again.c.packets) > 50
     finally:
-        for participant in (alice, carol, bob):
+        for participant in people:
             await participant.close()
-
-
-def audio_of(server: RunningServer, participant: Participant) -> Publication:
-    return next(pub for room in server.app[ROOMS].all() for pub in room.publications()
-                if pub.participant_id == participant.id and pub.kind == "audio")
 
 
 async def test_a_routed_audio_stream_keeps_levels_and_speakers_as_python_does(server: RunningServer) -> None:
     """Audio takes the route too while the room has no loudest-speakers gate: the audio level reaches subscribers
     and the speaker detector's counts (levels heard, voiced packets, loudness) are what Python counts."""
-    room = "route-audio"
-    alice = await join(server.url, room, await server.token(room, "alice"))
-    carol = await join(server.url, room, await server.token(room, "carol"))
-    bob = await join(server.url, room, await server.token(room, "bob"))
+    people, (routed, python), (alice_audio, carol_audio) = await routed_and_python(
+        server, "route-audio", ("audio", "audio/opus", "microphone"))
+    bob = people[2]
     try:
-        (routed,) = await alice.publish(("audio", "audio/opus", "microphone"))
-        set_receive_mode("python")
-        (python,) = await carol.publish(("audio", "audio/opus", "microphone"))
-        alice_audio, carol_audio = audio_of(server, alice), audio_of(server, carol)
-        await wait_until(lambda: inline_of(receiver_of(carol_audio)) is not None, 5)
-        set_receive_mode("inline")
-        await wait_until(lambda: len(bob.client.tracks_by_mid) == 2, 10)
-        await wait_until(lambda: bob.subscriber.pc.connectionState == "connected", 10)
         plaintext = tap(bob)
         # The room's speaker detector reads and resets the counts every 0.3 s: this test reads them itself.
         [meeting] = [r for r in server.app[ROOMS].all() if alice_audio in r.publications()]
@@ -217,7 +212,7 @@ async def test_a_routed_audio_stream_keeps_levels_and_speakers_as_python_does(se
         assert stats[0].cycles == stats[1].cycles == 1 << 16
         assert stats[0].packets_received == stats[1].packets_received
     finally:
-        for participant in (alice, carol, bob):
+        for participant in people:
             await participant.close()
 
 
