@@ -62,9 +62,11 @@ WARM_UP = 2.0
 INSTALL_HINT = "apt-get install -y janus iproute2 (and run as root: it needs `ip netns`)"
 # name -> Janus event_loops; convene-<path>: Convene with one fan-out send path (aiortc, lean, c, batch) and/or
 # receive path (queue: aiortc's, before the inline one; python: inline without the compiled receive route;
-# single: python, one datagram per wake-up), #14 (loadtest.send_path_server)
+# single: python, one datagram per wake-up; route: the route entered from Python per datagram, without the
+# socket drain), #14 (loadtest.send_path_server)
 SERVERS = {"convene": None, "convene-aiortc": None, "convene-lean": None, "convene-c": None, "convene-batch": None,
            "convene-queue": None, "convene-lean+queue": None, "convene-single": None, "convene-python": None,
+           "convene-route": None,
            "janus": None, "janus-el1": 1}
 
 

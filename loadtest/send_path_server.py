@@ -1,11 +1,12 @@
 """`convene serve` with a chosen fan-out send path and receive path, for benchmarks that compare the paths in
 one run:
 
-    python -m loadtest.send_path_server {aiortc,lean,c,batch,queue,single,python,inline}[+...] serve --port P ...
+    python -m loadtest.send_path_server {aiortc,lean,c,batch,queue,single,python,route,inline}[+...] serve --port P ...
 
 e.g. `lean+queue`: the Python send path, and received packets through aiortc's queue (the receive path before
 the inline one, #14); `python`: inline without the compiled receive route (before it); `single`: python, one
-datagram per wake-up (before a burst was read in one). A receive mode
+datagram per wake-up (before a burst was read in one); `route`: the compiled route entered from Python once per
+datagram (before the socket drain). A receive mode
 alone keeps the default send path, a send mode alone the default receive path.
 
 aiortc: RtpPacket bytes, Session.protect and the asyncio transport (the path before #14); lean: the Python fast

@@ -301,11 +301,19 @@ struct convene_route {
      * packets (level below VOICE_LEVEL -dBov), their loudness as 127 - level) */
     unsigned long long packets, octets, heard, voiced, loudness;
     struct convene_ring *ring;   /* video: the NACK ring; audio: NULL (never resent) */
+    /* For convene_drain, set by Python before each call (ReceiveRoute.open): 1 when its publication allows
+     * C-only handling now (routable, no subscriber's socket holds a backlog), the fan-out to serve, and 1 in
+     * `after` when receivers outside the batch need each packet from Python (route's _after). */
+    int open, after, members;
+    struct convene_entry *entries;
+    int *status;
 };
 
 #define VOICE_LEVEL 60  /* sfu.publication.VOICE_LEVEL */
 
 typedef int (*convene_unprotect_fn)(void *ctx, void *buf, int *len);
+
+#define CONVENE_MAX_SRTP (CONVENE_ROOM + 64)  /* longer: Python unprotects it */
 
 static unsigned int get16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
 static unsigned int get32(const unsigned char *p)
@@ -352,7 +360,7 @@ int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsi
                     struct convene_entry *entries, int n, int *status, int *others, char *send_time)
 {
     convene_unprotect_fn unprotect = (convene_unprotect_fn)unprotect_;
-    if (len > CONVENE_ROOM + 64)
+    if (len > CONVENE_MAX_SRTP)
         return 2;
     memcpy(buf, data, (size_t)len);
     int length = len;
@@ -409,4 +417,95 @@ int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsi
     *others = fan((convene_protect_fn)protect, entries, n, marker, pt, seq, ts, send_time, level, buf + at,
                   payload_len, NULL, status);
     return 0;
+}
+
+
+/* -- the socket drain: a host socket's wake-up read in C, its steady routed packets never entering Python ------
+ * asyncio reads one datagram per call into Python; here one call reads the socket until it is empty (or the
+ * wake-up's budget is spent) and handles every datagram of an open route to the end (convene_receive). It
+ * returns to Python at the first datagram that needs it, which Python handles before it calls again. No Python
+ * runs between the datagrams of one call, so what Python checked before the call (ReceiveRoute.open) holds for
+ * all of them, as it held for each one on the per-datagram path. */
+#define CONVENE_ROUTES 16
+#define CONVENE_DATAGRAM 65536  /* a UDP payload's upper bound: nothing is truncated */
+
+/* One connection's armed routes by SSRC (its InlineReceive's, rebuilt at every arm and disarm). */
+struct convene_routes {
+    int n;
+    unsigned int ssrc[CONVENE_ROUTES];
+    struct convene_route *route[CONVENE_ROUTES];
+};
+
+struct convene_drain {
+    int fd;
+    int budget;                  /* datagrams this wake-up may still read (fairness between sockets) */
+    int reads;                   /* datagrams read, ever */
+    unsigned char *raw;          /* CONVENE_DATAGRAM bytes: the datagram handed back (DRAIN_RAW) */
+    int raw_len;
+    unsigned char addr[128];     /* its sender (a sockaddr) */
+    int addrlen;
+    int error;                   /* errno of a failed read (DRAIN_ERROR) */
+    int index;                   /* the route a DRAIN_AFTER or DRAIN_PLAIN is about */
+    unsigned long long rx_bytes, rx_packets;  /* consumed here, for the transport's statistics (Python folds) */
+    unsigned long long handled;  /* datagrams handled to the end here, never entering Python, ever */
+    /* the connection's receive (InlineReceive's): its own libsrtp session and the route's buffers */
+    void *unprotect, *ctx, *protect;
+    unsigned char *buf;
+    int *plain_len, *others;
+    char *send_time;
+    struct convene_routes *routes;
+};
+
+enum { DRAIN_EMPTY = 0, DRAIN_RAW = 1, DRAIN_AFTER = 2, DRAIN_PLAIN = 3, DRAIN_SPENT = 4, DRAIN_ERROR = 5 };
+
+/* The open route an SRTP (not SRTCP) datagram belongs to, or -1. */
+static int open_route(const struct convene_routes *routes, const unsigned char *p, int len)
+{
+    if (len < 12 || len > CONVENE_MAX_SRTP || p[0] < 128 || p[0] > 191 || (p[1] >= 192 && p[1] <= 223))
+        return -1;
+    unsigned int ssrc = get32(p + 8);
+    for (int i = 0; i < routes->n; i++)
+        if (routes->ssrc[i] == ssrc)
+            return routes->route[i]->open ? i : -1;
+    return -1;
+}
+
+int convene_drain(struct convene_drain *d)
+{
+    while (d->budget > 0) {
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof(from);
+        ssize_t got = recvfrom(d->fd, d->raw, CONVENE_DATAGRAM, 0, (struct sockaddr *)&from, &fromlen);
+        if (got < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return DRAIN_EMPTY;
+            if (errno == EINTR)
+                continue;
+            d->error = errno;
+            return DRAIN_ERROR;
+        }
+        d->budget--;
+        d->reads++;
+        int len = (int)got;
+        int i = open_route(d->routes, d->raw, len);
+        if (i < 0) {
+            d->raw_len = len;
+            d->addrlen = fromlen <= sizeof(d->addr) ? (int)fromlen : (int)sizeof(d->addr);
+            memcpy(d->addr, &from, (size_t)d->addrlen);
+            return DRAIN_RAW;
+        }
+        struct convene_route *r = d->routes->route[i];
+        d->rx_bytes += (unsigned long long)len;
+        d->rx_packets++;
+        d->index = i;
+        int result = convene_receive(d->unprotect, d->ctx, (const char *)d->raw, len, d->buf, d->plain_len, r,
+                                     d->protect, r->entries, r->members, r->status, d->others, d->send_time);
+        if (result == 0 && (*d->others || r->after))
+            return DRAIN_AFTER;
+        if (result == 1)
+            return DRAIN_PLAIN;
+        d->handled++;
+        /* handled (0), or not authentic (-2: dropped, as Python drops it); 2 cannot happen (length checked) */
+    }
+    return DRAIN_SPENT;
 }

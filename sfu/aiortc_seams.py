@@ -32,6 +32,7 @@ import os
 import random
 import socket
 import struct
+import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -1112,10 +1113,12 @@ class MidRtpRouter(RtpRouter):
 # where they arrive, in the host socket's `datagram_received` (`InlineStunProtocol`); DTLS records, STUN and
 # everything before the handshake ends still take aiortc's way. TURN-relayed datagrams also take aiortc's way.
 
-# inline: steady video streams take the compiled receive route (ReceiveRoute) and a burst's queued datagrams are
-# read in the same wake-up (`InlineStunProtocol`); python: the same without the compiled route (the inline path
-# before it); single: python, one datagram per wake-up; queue: aiortc's. The others are kept for benchmarks.
-RECEIVE_MODES = ("inline", "python", "single", "queue")
+# inline: steady streams take the compiled receive route (ReceiveRoute), and a socket that carries one is read in C
+# (SocketDrain): a wake-up's datagrams of open routes never enter Python; route: the route entered once per datagram
+# from Python (before the drain); python: inline without the compiled route, a burst's queued datagrams read in the
+# same wake-up (`InlineStunProtocol`); single: python, one datagram per wake-up; queue: aiortc's. The others are
+# kept for benchmarks.
+RECEIVE_MODES = ("inline", "route", "python", "single", "queue")
 RECEIVE_PATH_ENV = "CONVENE_RECEIVE_PATH"
 
 
@@ -1140,8 +1143,8 @@ class ReceiveRoute:
     publication no longer allows, and Python handles the stream until a packet arms it again.
     """
 
-    __slots__ = ("receiver", "target", "inline", "ssrc", "key", "fanout", "ring", "layer", "c", "_seen", "_stats",
-                 "_nack", "_call")
+    __slots__ = ("receiver", "target", "inline", "ssrc", "key", "fanout", "ring", "layer", "c", "one_by_one", "_seen",
+                 "_stats", "_nack", "_call")
 
     def __init__(self, receiver: ForwardingReceiver, target: RouteTarget, inline: "InlineReceive", ssrc: int,
                  payload_type: int, clock_rate: int, spec: tuple[Any, Any, int]) -> None:
@@ -1165,6 +1168,7 @@ class ReceiveRoute:
         self._stats = receiver._streams[ssrc]
         self._nack = nacks[ssrc] if nacks is not None else None  # audio has no NACK window
         self._seen = (0, 0, 0, 0, 0)
+        self.one_by_one: tuple[Any, ...] = ()  # the target's, as it was when the drain last opened the route
         self._call = (c_lib.convene_receive, inline.unprotect, inline.rx_ctx, inline.rx_buf, inline.plain_len,
                       self.c, protect, inline.others, inline.send_time)
 
@@ -1194,6 +1198,7 @@ class ReceiveRoute:
         route.push()
         receiver.routes[ssrc] = route
         inline.routes[route.key] = route
+        inline.routes_changed()
         target.routed(ssrc, route.pull)
 
     def disarm(self) -> None:
@@ -1203,6 +1208,7 @@ class ReceiveRoute:
             del self.receiver.routes[self.ssrc]
         if self.inline.routes.get(self.key) is self:
             del self.inline.routes[self.key]
+            self.inline.routes_changed()
         self.target.routed(self.ssrc, None)
 
     def push(self) -> None:
@@ -1226,6 +1232,21 @@ class ReceiveRoute:
             self._seen = now
             self.receiver.packets += packets
             self.target.absorb_routed(self.layer, packets, octets, (heard, voiced, loudness))
+
+    def open(self) -> None:
+        """Before each drain call (SocketDrain): may C handle this stream's packets on its own until it returns?
+        The checks `receive` makes per datagram; no Python runs between the datagrams of one call."""
+        target, c = self.target, self.c
+        if self.receiver.route_target is not target or not target.routable():
+            self.disarm()
+            return
+        fanout = self.fanout
+        if fanout.backlogged():
+            c.open = 0  # Python keeps that socket's order: the datagrams come back raw, `receive` declines them
+            return
+        self.one_by_one = one_by_one = target.one_by_one
+        c.open, c.after, c.members, c.entries, c.status = 1, 1 if one_by_one else 0, len(fanout.members), \
+            fanout.entries, fanout._status
 
     def receive(self, data: bytes) -> bytes | None:
         """Hot path. b"": handled here (or dropped: not authentic); plaintext: Python goes on with it; None: not
@@ -1271,14 +1292,17 @@ class InlineReceive:
     `handle_rtp`); RTCP is unprotected here and routed in a task, as aiortc's handlers are coroutines.
     """
 
-    __slots__ = ("transport", "started", "bursts", "routed", "queued_reads", "tap", "routes", "unprotect", "rx_ctx",
-                 "rx_buf", "plain_len", "others", "send_time", "_srtp", "_extensions", "_ids", "_router", "_queue")
+    __slots__ = ("transport", "started", "bursts", "routed", "drains", "queued_reads", "tap", "routes", "c_routes",
+                 "drained", "unprotect", "rx_ctx", "rx_buf", "plain_len", "others", "send_time", "_srtp",
+                 "_extensions", "_ids", "_router", "_queue")
 
     def __init__(self, transport: RTCDtlsTransport, queue: asyncio.Queue[Any]) -> None:
         self.transport = transport
         self.started = False
-        self.bursts = _receive_path.value in ("inline", "python")  # "single": one datagram per wake-up
-        self.routed = _receive_path.value == "inline"  # steady video streams may take the compiled route
+        mode = _receive_path.value
+        self.bursts = mode in ("inline", "route", "python")  # "single": one datagram per wake-up
+        self.routed = mode in ("inline", "route")  # steady streams may take the compiled route
+        self.drains = mode == "inline"  # and its sockets are read in C (SocketDrain)
         self.queued_reads = 0  # datagrams read in the wake-up of an earlier one (tests)
         self.tap = _taps.get(transport)  # tests: every plaintext RTP packet (tap_plaintext_rtp)
         self._srtp = transport._rx_srtp
@@ -1289,6 +1313,8 @@ class InlineReceive:
         # Compiled receive routes by the SSRC's 4 header bytes (ReceiveRoute), and what their C call needs: the
         # transport's own receive session (one per transport: the route unprotects with it, never a copy).
         self.routes: dict[bytes, ReceiveRoute] = {}
+        self.c_routes: Any = None  # the first CONVENE_ROUTES of them for the drain, in `drained`'s order
+        self.drained: list[ReceiveRoute] = []
         self.unprotect: Any = None
         self.rx_ctx: Any = None
         self.rx_buf: Any = None
@@ -1306,6 +1332,27 @@ class InlineReceive:
             self.plain_len = c_ffi.new("int *")
             self.others = c_ffi.new("int *")
             self.send_time = c_ffi.new("char[3]")
+            if self.drains and drain_built():
+                self.c_routes = c_ffi.new("struct convene_routes *")
+
+    def routes_changed(self) -> None:
+        """A route armed or disarmed: the drain's table follows, and a first route starts the drain."""
+        table = self.c_routes
+        if table is None:
+            return
+        self.drained = list(self.routes.values())[:DRAIN_ROUTES]
+        for i, route in enumerate(self.drained):
+            table.ssrc[i], table.route[i] = route.ssrc, route.c
+        table.n = len(self.drained)
+        if self.drained:
+            connection = getattr(self.transport.transport, "_connection", None)
+            for protocol in getattr(connection, "_protocols", ()):
+                if isinstance(protocol, InlineStunProtocol):
+                    protocol.drain()
+
+    def open_routes(self) -> None:
+        for route in tuple(self.drained):  # open() may disarm
+            route.open()
 
     def plaintext(self) -> bytes:
         """The packet a route unprotected last (rx_buf)."""
@@ -1372,12 +1419,18 @@ class InlineStunProtocol(aioice.ice.StunProtocol):
     and the datagrams already queued behind one that is mid-frame are read in the same wake-up."""
 
     _sock: socket.socket | None = None
+    _drain: "SocketDrain | None" = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         # asyncio's selector transport (`_read_ready`); another loop's (uvloop) reads one datagram per wake-up
         if isinstance(transport, asyncio.selector_events._SelectorDatagramTransport):
             self._sock = transport._sock
+
+    def drain(self) -> None:
+        """From now on the socket is read in C (SocketDrain), once its connection has a receive route."""
+        if self._drain is None and self._sock is not None and not self.transport._conn_lost:  # type: ignore[attr-defined]
+            self._drain = SocketDrain(self)
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         for _ in range(BURST_MAX):
@@ -1414,6 +1467,120 @@ class InlineStunProtocol(aioice.ice.StunProtocol):
             self.error_received(exc)
             return None
         return data, addr
+
+
+# The drain's results (convene_drain in sfu/_fastpath.c)
+DRAIN_EMPTY, DRAIN_RAW, DRAIN_AFTER, DRAIN_PLAIN, DRAIN_SPENT, DRAIN_ERROR = range(6)
+DRAIN_ROUTES = 16  # CONVENE_ROUTES: a connection's routes in the drain's table (more take the per-datagram route)
+DRAIN_DATAGRAM = 65536  # CONVENE_DATAGRAM
+DRAIN_BUDGET = 32  # datagrams per wake-up of one socket, so that a flood on one cannot starve the others
+
+
+def drain_built() -> bool:
+    compiled = compiled_send()
+    return compiled is not None and hasattr(compiled[1], "convene_drain")
+
+
+def sender_address(family: int, raw: bytes) -> tuple[Any, ...]:
+    """A sockaddr's bytes as the tuple Python's socket module gives for it (recvfrom's address)."""
+    port = int.from_bytes(raw[2:4], "big")
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+    host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
+    flowinfo = int.from_bytes(raw[4:8], "big")
+    scope = int.from_bytes(raw[24:28], sys.byteorder)
+    if scope:
+        try:
+            host = f"{host}%{socket.if_indextoname(scope)}"
+        except OSError:
+            host = f"{host}%{scope}"
+    return host, port, flowinfo, scope
+
+
+class SocketDrain:
+    """Reads one host socket in C (convene_drain) in place of asyncio's `_read_ready`, one datagram per call.
+
+    A wake-up's datagrams of open receive routes are handled in C to the end; the first one that needs Python (a
+    STUN or DTLS datagram, RTCP, a stream without an open route, a packet out of order, a receiver outside the
+    batch) comes back and is handled as the per-datagram path handles it, and the drain goes on. Before each call
+    Python opens the routes whose publication allows it (ReceiveRoute.open), as the per-datagram path checks
+    each datagram. While the connection has no route (or no inline receive) asyncio's own read serves.
+    """
+
+    __slots__ = ("protocol", "transport", "c", "_inline", "_raw", "_drain", "_ffi")
+
+    def __init__(self, protocol: InlineStunProtocol) -> None:
+        compiled = compiled_send()
+        assert compiled is not None and protocol._sock is not None
+        self._ffi, lib, protect = compiled
+        self._drain = lib.convene_drain
+        self.protocol = protocol
+        self.transport: Any = protocol.transport
+        self._raw = self._ffi.new("unsigned char[]", DRAIN_DATAGRAM)
+        self.c = self._ffi.new("struct convene_drain *")
+        self.c.fd = protocol._sock.fileno()
+        self.c.raw = self._raw
+        self.c.protect = protect
+        self._inline: InlineReceive | None = None
+        loop: Any = asyncio.get_running_loop()
+        loop._add_reader(self.c.fd, self._ready)  # replaces the transport's reader; its close() removes ours
+
+    def _attach(self, inline: InlineReceive) -> None:
+        c = self.c
+        c.unprotect, c.ctx, c.buf, c.plain_len = inline.unprotect, inline.rx_ctx, inline.rx_buf, inline.plain_len
+        c.others, c.send_time, c.routes = inline.others, inline.send_time, inline.c_routes
+        self._inline = inline
+
+    def _ready(self) -> None:
+        """The socket is readable (the event loop's reader callback)."""
+        transport = self.transport
+        if transport._conn_lost:
+            return
+        inline = self.protocol.receiver.inline
+        if inline is None or not inline.drained or inline.c_routes is None:
+            transport._read_ready()  # asyncio's own: one datagram, a burst's rest in datagram_received
+            return
+        if inline is not self._inline:
+            self._attach(inline)
+        c = self.c
+        c.budget = DRAIN_BUDGET
+        reads = c.reads
+        while True:
+            inline.open_routes()
+            result = self._drain(c)
+            if c.rx_packets:
+                self._count(inline)
+            if result == DRAIN_EMPTY or result == DRAIN_SPENT:
+                break
+            try:
+                self._python(inline, result)
+            except Exception:  # noqa: BLE001 - a fault of ours on one datagram must not end the socket's reading
+                log.exception("drained datagram failed")
+            if result == DRAIN_ERROR or transport._conn_lost or self.protocol.receiver.inline is not inline:
+                break
+        inline.queued_reads += max(0, c.reads - reads - 1)
+
+    def _count(self, inline: InlineReceive) -> None:
+        """aiortc's transport statistics count what C consumed (the rest is counted where Python handles it)."""
+        c, transport = self.c, inline.transport
+        transport._RTCDtlsTransport__rx_bytes += int(c.rx_bytes)
+        transport._RTCDtlsTransport__rx_packets += int(c.rx_packets)
+        c.rx_bytes = c.rx_packets = 0
+
+    def _python(self, inline: InlineReceive, result: int) -> None:
+        """The datagram C handed back, handled as the per-datagram path handles it."""
+        c = self.c
+        if result == DRAIN_RAW:
+            data = bytes(self._ffi.buffer(self._raw, c.raw_len))
+            family = int.from_bytes(bytes(self._ffi.buffer(c.addr, 2)), sys.byteorder)
+            self.protocol._one(data, sender_address(family, bytes(self._ffi.buffer(c.addr, c.addrlen))))
+        elif result == DRAIN_AFTER:
+            route = inline.drained[c.index]
+            route._after(int(route.c.members), route.one_by_one)
+        elif result == DRAIN_PLAIN:
+            inline._rtp(inline.plaintext())
+        elif result == DRAIN_ERROR:
+            self.protocol.error_received(OSError(c.error, os.strerror(c.error)))
 
 
 def _inline_on_connect(transport: RTCDtlsTransport) -> None:
@@ -2191,6 +2358,9 @@ def check_inline_receive_seams() -> list[str]:
     read_ready = inspect_source(asyncio.selector_events._SelectorDatagramTransport._read_ready)
     if "self._conn_lost" not in read_ready or "self._sock.recvfrom(self.max_size)" not in read_ready:
         problems.append("asyncio's datagram transport reads differently: check InlineStunProtocol._queued")
+    add_reader = inspect_source(asyncio.selector_events.BaseSelectorEventLoop._add_reader)
+    if "reader.cancel()" not in add_reader or "return handle" not in add_reader:
+        problems.append("asyncio's _add_reader no longer replaces an fd's reader: check SocketDrain")
     nack_init = _init_source(NackGenerator)
     if "self.max_seq" not in nack_init or "self.missing" not in nack_init or not hasattr(NackGenerator, "truncate"):
         problems.append("aiortc NackGenerator changed: check nack_add")

@@ -58,10 +58,37 @@ struct convene_route {
     long long cycles, received, jitter_q4, last_arrival, last_timestamp;
     unsigned long long packets, octets, heard, voiced, loudness;
     struct convene_ring *ring;
+    int open, after, members;
+    struct convene_entry *entries;
+    int *status;
 };
 int convene_receive(void *unprotect, void *ctx, const char *data, int len, unsigned char *buf, int *plain_len,
                     struct convene_route *route, void *protect,
                     struct convene_entry *entries, int n, int *status, int *others, char *send_time);
+struct convene_routes {
+    int n;
+    unsigned int ssrc[16];
+    struct convene_route *route[16];
+};
+struct convene_drain {
+    int fd;
+    int budget;
+    int reads;
+    unsigned char *raw;
+    int raw_len;
+    unsigned char addr[128];
+    int addrlen;
+    int error;
+    int index;
+    unsigned long long rx_bytes, rx_packets;
+    unsigned long long handled;
+    void *unprotect, *ctx, *protect;
+    unsigned char *buf;
+    int *plain_len, *others;
+    char *send_time;
+    struct convene_routes *routes;
+};
+int convene_drain(struct convene_drain *d);
 """
 
 

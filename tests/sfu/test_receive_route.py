@@ -21,7 +21,7 @@ from sfu.aiortc_seams import (
     GatheringConnection,
     InlineReceive,
     ReceiveRoute,
-    route_built,
+    drain_built,
     set_receive_mode,
 )
 from sfu.publication import Publication
@@ -44,14 +44,16 @@ def publication_of(server: RunningServer, participant: Participant, kind: str) -
                 if pub.participant_id == participant.id and pub.kind == kind)
 
 
-async def routed_and_python(server: RunningServer, room: str, track: tuple[str, str, str]
+async def routed_and_python(server: RunningServer, room: str, track: tuple[str, str, str], mode: str = "inline"
                             ) -> tuple[list[Participant], list[PacketWriter], list[Publication]]:
-    """alice, carol and bob in `room`; alice publishes `track` over a routed connection, carol over one made in
-    the "python" receive mode; bob subscribes to both. Returns the participants, the two writers and the two
-    publications (alice's first)."""
+    """alice, carol and bob in `room`; alice publishes `track` over a routed connection (made in `mode`: "inline"
+    drains its socket in C, "route" enters the route once per datagram), carol over one made in the "python"
+    receive mode; bob subscribes to both. Returns the participants, the two writers and the two publications
+    (alice's first)."""
     people = [await join(server.url, room, await server.token(room, name)) for name in ("alice", "carol", "bob")]
     alice, carol, bob = people
     try:
+        set_receive_mode(mode)
         (routed,) = await alice.publish(track)
         set_receive_mode("python")  # the server's connection for carol's publisher is made now
         (python,) = await carol.publish(track)
@@ -79,6 +81,12 @@ def inline_of(receiver: ForwardingReceiver) -> InlineReceive:
     return connection.inline
 
 
+def drained(publication: Publication) -> int:
+    """Datagrams of the publisher's connection that its sockets' drain handled without entering Python."""
+    connection = receiver_of(publication).transport.transport._connection
+    return sum(int(p._drain.c.handled) for p in connection._protocols if getattr(p, "_drain", None) is not None)
+
+
 def route_of(publication: Publication) -> ReceiveRoute | None:
     routes = list(receiver_of(publication).routes.values())
     return routes[0] if routes else None
@@ -92,10 +100,11 @@ def by_ssrc(packets: list[bytes]) -> dict[int, list[RtpPacket]]:
     return streams
 
 
-async def test_a_routed_stream_and_a_python_stream_deliver_the_same(server: RunningServer) -> None:
-    assert route_built(), "the compiled module predates the receive route: python -m sfu.fastpath_build"
+@pytest.mark.parametrize("mode", ["inline", "route"])
+async def test_a_routed_stream_and_a_python_stream_deliver_the_same(server: RunningServer, mode: str) -> None:
+    assert drain_built(), "the compiled module predates the socket drain: python -m sfu.fastpath_build"
     people, (routed, python), (alice_video, carol_video) = await routed_and_python(
-        server, "route", ("video", "video/VP8", "camera"))
+        server, f"route-{mode}", ("video", "video/VP8", "camera"), mode)
     bob = people[2]
     try:
         plaintext = tap(bob)
@@ -116,8 +125,11 @@ async def test_a_routed_stream_and_a_python_stream_deliver_the_same(server: Runn
         await asyncio.sleep(0.3)
         route = route_of(alice_video)
         assert route is not None and route_of(carol_video) is None
-        # The route carried most of alice's stream (not the first packets, the gap, nor a keyframe wait's).
+        # The route carried most of alice's stream (not the first packets, the gap, nor a keyframe wait's); with
+        # the drain, those packets never entered Python (bob is in the batch: nobody needs them from Python).
         assert int(route.c.packets) > 400
+        assert drained(alice_video) > 400 if mode == "inline" else drained(alice_video) == 0
+        assert drained(carol_video) == 0
 
         # Bob got the same packets from both: payloads, markers, payload types; sequence numbers continuous.
         streams = list(by_ssrc([d for d in plaintext if RtpPacket.parse(d).payload_type != RTX]).values())
