@@ -89,6 +89,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from sfu.eager import start_eagerly
 from sfu.rtp import RtpWriter, SharedFields, abs_send_time, parse_forwarded, unpack_remb
 
 log = logging.getLogger("convene.sfu.aiortc")
@@ -1289,7 +1290,7 @@ class InlineReceive:
 
     It starts only once aioice's queue is empty, so packets queued before the handshake ended are not overtaken;
     from then on no SRTP datagram of this transport enters the queue. RTP is handled synchronously (our receivers'
-    `handle_rtp`); RTCP is unprotected here and routed in a task, as aiortc's handlers are coroutines.
+    `handle_rtp`); RTCP is unprotected and handled here too, its coroutines run eagerly (sfu/eager.py).
     """
 
     __slots__ = ("transport", "started", "bursts", "routed", "drains", "queued_reads", "tap", "routes", "c_routes",
@@ -1376,7 +1377,8 @@ class InlineReceive:
         transport._RTCDtlsTransport__rx_packets += 1
         try:
             if is_rtcp(data):  # aiortc's own demultiplexing (RFC 5761), as its receive loop does
-                asyncio.ensure_future(transport._handle_rtcp_data(self._srtp.unprotect_rtcp(data)))
+                # now, not in a task: aiortc's handlers never suspend, and a task per packet cost as much (sfu/eager)
+                start_eagerly(transport._handle_rtcp_data(self._srtp.unprotect_rtcp(data)))
                 return True
             route = self.routes.get(data[8:12]) if self.routes else None
             plain = route.receive(data) if route is not None else None
