@@ -1431,7 +1431,7 @@ class InlineStunProtocol(aioice.ice.StunProtocol):
 
     def drain(self) -> None:
         """From now on the socket is read in C (SocketDrain), once its connection has a receive route."""
-        if self._drain is None and self._sock is not None and not self.transport._conn_lost:  # type: ignore[attr-defined]
+        if self._drain is None and self._sock is not None and not self.transport._conn_lost:
             self._drain = SocketDrain(self)
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
