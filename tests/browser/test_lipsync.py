@@ -294,4 +294,9 @@ async def test_a_speakers_voice_and_camera_play_in_sync_in_chromium(join: Any, s
     nxt = await measure(viewer, server, "lipsync", VIDEO_LATE, identity="next", warm_up=0.0, seconds=6.0)
     assert nxt["mids"] == figure["mids"], (figure, nxt)
     assert len(nxt["offsets_ms"]) >= 3, nxt
-    assert all(abs(o) < BOUND_MS for o in nxt["offsets_ms"]), nxt
+    # A handover that lost the mapping starts near VIDEO_LATE and closes at most 80 ms a second, so it fails
+    # both checks in six seconds (e.g. 460, 380, 300, 220). The first flash alone may be over the bound: a CI
+    # run on a host at half speed read 202, 168, 191 ms (likely its first packets, whose handling time sets
+    # the handover, were handled late by a busy loop).
+    assert abs(nxt["median_ms"]) < BOUND_MS, nxt
+    assert all(abs(o) < BOUND_MS for o in nxt["offsets_ms"][1:]), nxt
