@@ -1483,6 +1483,20 @@ def drain_built() -> bool:
     return compiled is not None and hasattr(compiled[1], "convene_drain")
 
 
+# One datagram buffer per event loop, shared by its drains: 64 KiB per socket was ~190 KiB per participant (#14).
+# Sharing is safe because reader callbacks never nest and a datagram's bytes are dead when convene_drain returns
+# (a route copies them into its transport's rx_buf; a raw one is copied out before Python handles it).
+_drain_buffers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
+
+
+def drain_buffer(ffi: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    raw = _drain_buffers.get(loop)
+    if raw is None:
+        raw = _drain_buffers[loop] = ffi.new("unsigned char[]", DRAIN_DATAGRAM)
+    return raw
+
+
 def sender_address(family: int, raw: bytes) -> tuple[Any, ...]:
     """A sockaddr's bytes as the tuple Python's socket module gives for it (recvfrom's address)."""
     port = int.from_bytes(raw[2:4], "big")
@@ -1518,7 +1532,7 @@ class SocketDrain:
         self._drain = lib.convene_drain
         self.protocol = protocol
         self.transport: Any = protocol.transport
-        self._raw = self._ffi.new("unsigned char[]", DRAIN_DATAGRAM)
+        self._raw = drain_buffer(self._ffi)
         self.c = self._ffi.new("struct convene_drain *")
         self.c.fd = protocol._sock.fileno()
         self.c.raw = self._raw

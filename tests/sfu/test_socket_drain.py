@@ -16,6 +16,7 @@ from sfu.aiortc_seams import (
     DRAIN_RAW,
     DRAIN_SPENT,
     compiled_send,
+    drain_buffer,
     drain_built,
     sender_address,
 )
@@ -75,3 +76,29 @@ def test_a_wake_ups_budget_bounds_the_reads() -> None:
         assert lib.convene_drain(c) == DRAIN_SPENT  # the third waits for the next wake-up
         c.budget = 1
         assert lib.convene_drain(c) == DRAIN_RAW and c.reads == 3
+
+
+async def test_the_drains_of_one_event_loop_share_one_buffer() -> None:
+    """One 64 KiB buffer per event loop, not per socket: each datagram is copied out before the next call."""
+    compiled = compiled_send()
+    assert compiled is not None
+    ffi, lib, _protect = compiled
+    raw = drain_buffer(ffi)
+    assert drain_buffer(ffi) is raw
+    (a, a_sender), (b, b_sender) = pair(socket.AF_INET, "127.0.0.1"), pair(socket.AF_INET, "127.0.0.1")
+    with a, a_sender, b, b_sender:
+        drains = []
+        for sock in (a, b):
+            c = ffi.new("struct convene_drain *")
+            c.fd, c.raw, c.budget = sock.fileno(), raw, 10
+            c.routes = routes = ffi.new("struct convene_routes *")
+            drains.append((c, routes))
+        for i in range(3):
+            a_sender.sendto(b"a" * (100 + i), a.getsockname())
+            b_sender.sendto(b"b" * (2000 - i), b.getsockname())
+        got: dict[str, list[bytes]] = {"a": [], "b": []}
+        for _ in range(3):
+            for name, (c, _routes) in zip("ab", drains):
+                assert lib.convene_drain(c) == DRAIN_RAW
+                got[name].append(bytes(ffi.buffer(c.raw, c.raw_len)))
+        assert got == {"a": [b"a" * (100 + i) for i in range(3)], "b": [b"b" * (2000 - i) for i in range(3)]}
