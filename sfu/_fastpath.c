@@ -307,7 +307,45 @@ struct convene_route {
     int open, after, members;
     struct convene_entry *entries;
     int *status;
+    struct convene_log *log;     /* a client that only counts (the load-test bots): each packet logged, or NULL */
 };
+
+/* What a counting client needs of one packet (loadtest/track_stats.py), logged here and read by Python once
+ * per call in place of the packet entering Python. The layout is fixed: Python reads the records with
+ * struct "=dIIIii12s" (sfu.aiortc_seams.RECORD). */
+#define CONVENE_LOG 64  /* >= the drain's budget: Python empties the log after every call */
+struct convene_record {
+    double arrival;              /* CLOCK_MONOTONIC seconds: Python's time.monotonic() */
+    unsigned int ssrc, seq, ts;
+    int marker, size;            /* size: the payload's octets */
+    unsigned char tail[12];      /* the payload's last min(size, 12) octets, at the end; zeros before */
+};
+struct convene_log {
+    int n;
+    unsigned long long lost;     /* records that found the log full (a bug if ever non-zero) */
+    struct convene_record records[CONVENE_LOG];
+};
+
+static void log_packet(struct convene_log *log, unsigned int ssrc, unsigned int seq, unsigned int ts, int marker,
+                       const unsigned char *payload, int size)
+{
+    if (log->n >= CONVENE_LOG) {
+        log->lost++;
+        return;
+    }
+    struct convene_record *r = &log->records[log->n++];
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    r->arrival = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+    r->ssrc = ssrc;
+    r->seq = seq;
+    r->ts = ts;
+    r->marker = marker;
+    r->size = size;
+    int tail = size < 12 ? size : 12;
+    memset(r->tail, 0, 12);
+    memcpy(r->tail + 12 - tail, payload + size - tail, (size_t)tail);
+}
 
 #define VOICE_LEVEL 60  /* sfu.publication.VOICE_LEVEL */
 
@@ -402,6 +440,8 @@ int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsi
         convene_ring_put(route->ring, (int)seq, pt, marker, ts, 0, (const char *)buf + at, payload_len);
     route->packets++;
     route->octets += (unsigned long long)payload_len;
+    if (route->log)
+        log_packet(route->log, route->ssrc, seq, ts, marker, buf + at, payload_len);
     if (level >= 0) {  /* as Publication.on_rtp counts for the speaker detector */
         route->heard++;
         if ((level & 0x7F) < VOICE_LEVEL) {
@@ -426,7 +466,7 @@ int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsi
  * returns to Python at the first datagram that needs it, which Python handles before it calls again. No Python
  * runs between the datagrams of one call, so what Python checked before the call (ReceiveRoute.open) holds for
  * all of them, as it held for each one on the per-datagram path. */
-#define CONVENE_ROUTES 16
+#define CONVENE_ROUTES 64  /* a load-test bot receives up to ~50 streams on one connection */
 #define CONVENE_DATAGRAM 65536  /* a UDP payload's upper bound: nothing is truncated */
 
 /* One connection's armed routes by SSRC (its InlineReceive's, rebuilt at every arm and disarm). */

@@ -135,6 +135,24 @@ class RouteTarget(Protocol):
         """A route started (its counters are folded in by calling `fold`) or ended (None)."""
         ...
 
+    @property
+    def steady(self) -> bool:
+        """True when `routable` never changes and the fan-out never holds a backlog (a client that only counts):
+        the drain opens its routes once instead of before every call."""
+        ...
+
+    @property
+    def sink(self) -> "RecordSink | None":
+        """A client that only counts what it receives: each routed packet is logged in C and handed here as a
+        record (`RECORD`), never entering Python as a packet. None: the route forwards (a Publication)."""
+        ...
+
+
+# (sequence number, RTP timestamp, payload octets, the payload's last 12 octets, marker, time.monotonic() arrival)
+RecordSink = Callable[[int, int, int, bytes, int, float], None]
+# One convene_record of sfu/_fastpath.c, as C lays it out (checked against the compiled struct's size).
+RECORD = struct.Struct("=dIIIii12s")
+
 
 def send_now(transport: RTCDtlsTransport, data: bytes, rtcp: bool = False) -> bool:
     """SRTP-protects `data` and sends it on the nominated ICE pair; False when not connected.
@@ -1144,8 +1162,8 @@ class ReceiveRoute:
     publication no longer allows, and Python handles the stream until a packet arms it again.
     """
 
-    __slots__ = ("receiver", "target", "inline", "ssrc", "key", "fanout", "ring", "layer", "c", "one_by_one", "_seen",
-                 "_stats", "_nack", "_call")
+    __slots__ = ("receiver", "target", "inline", "ssrc", "key", "fanout", "ring", "layer", "c", "one_by_one", "steady",
+                 "_seen", "_stats", "_nack", "_call")
 
     def __init__(self, receiver: ForwardingReceiver, target: RouteTarget, inline: "InlineReceive", ssrc: int,
                  payload_type: int, clock_rate: int, spec: tuple[Any, Any, int]) -> None:
@@ -1170,6 +1188,10 @@ class ReceiveRoute:
         self._nack = nacks[ssrc] if nacks is not None else None  # audio has no NACK window
         self._seen = (0, 0, 0, 0, 0)
         self.one_by_one: tuple[Any, ...] = ()  # the target's, as it was when the drain last opened the route
+        self.steady = target.steady
+        if self.steady:  # open for good: nothing about it changes between drain calls
+            self.c.open, self.c.members = 1, len(self.fanout.members)
+            self.c.entries, self.c.status = self.fanout.entries, self.fanout._status
         self._call = (c_lib.convene_receive, inline.unprotect, inline.rx_ctx, inline.rx_buf, inline.plain_len,
                       self.c, protect, inline.others, inline.send_time)
 
@@ -1196,6 +1218,9 @@ class ReceiveRoute:
         stale = inline.routes.get(route.key)
         if stale is not None:
             stale.disarm()
+        sink = target.sink
+        if sink is not None:
+            route.c.log = inline.record_log(ssrc, sink)
         route.push()
         receiver.routes[ssrc] = route
         inline.routes[route.key] = route
@@ -1209,6 +1234,7 @@ class ReceiveRoute:
             del self.receiver.routes[self.ssrc]
         if self.inline.routes.get(self.key) is self:
             del self.inline.routes[self.key]
+            self.inline.sinks.pop(self.ssrc, None)
             self.inline.routes_changed()
         self.target.routed(self.ssrc, None)
 
@@ -1264,6 +1290,8 @@ class ReceiveRoute:
         one_by_one = target.one_by_one  # read first: a member the batch hands back is forwarded in _after
         result = receive(unprotect, ctx, data, len(data), buf, plain_len, c, protect, fanout.entries, members,
                          fanout._status, others, send_time)
+        if self.inline.sinks:
+            self.inline.flush_records()
         if result == 0:
             if others[0] or one_by_one:
                 self._after(members, one_by_one)
@@ -1294,8 +1322,8 @@ class InlineReceive:
     """
 
     __slots__ = ("transport", "started", "bursts", "routed", "drains", "queued_reads", "tap", "routes", "c_routes",
-                 "drained", "unprotect", "rx_ctx", "rx_buf", "plain_len", "others", "send_time", "_srtp",
-                 "_extensions", "_ids", "_router", "_queue")
+                 "drained", "checked", "sinks", "log", "records_lost", "unprotect", "rx_ctx", "rx_buf", "plain_len",
+                 "others", "send_time", "_srtp", "_extensions", "_ids", "_router", "_queue", "_records")
 
     def __init__(self, transport: RTCDtlsTransport, queue: asyncio.Queue[Any]) -> None:
         self.transport = transport
@@ -1316,6 +1344,12 @@ class InlineReceive:
         self.routes: dict[bytes, ReceiveRoute] = {}
         self.c_routes: Any = None  # the first CONVENE_ROUTES of them for the drain, in `drained`'s order
         self.drained: list[ReceiveRoute] = []
+        self.checked: list[ReceiveRoute] = []  # the drained routes that are not steady: opened before each call
+        # A counting client's routes (ReceiveRoute.sink): their packets' records, by SSRC, and the one log C fills.
+        self.sinks: dict[int, RecordSink] = {}
+        self.log: Any = None
+        self.records_lost = 0
+        self._records: Any = None
         self.unprotect: Any = None
         self.rx_ctx: Any = None
         self.rx_buf: Any = None
@@ -1342,6 +1376,7 @@ class InlineReceive:
         if table is None:
             return
         self.drained = list(self.routes.values())[:DRAIN_ROUTES]
+        self.checked = [route for route in self.drained if not route.steady]
         for i, route in enumerate(self.drained):
             table.ssrc[i], table.route[i] = route.ssrc, route.c
         table.n = len(self.drained)
@@ -1352,8 +1387,38 @@ class InlineReceive:
                     protocol.drain()
 
     def open_routes(self) -> None:
-        for route in tuple(self.drained):  # open() may disarm
+        for route in tuple(self.checked):  # open() may disarm
             route.open()
+
+    def record_log(self, ssrc: int, sink: RecordSink) -> Any:
+        """The log this transport's routes write their records in (one per transport), `sink` taking ssrc's."""
+        if self.log is None:
+            c_ffi = compiled_send()[0]  # type: ignore[index]
+            if c_ffi.sizeof("struct convene_record") != RECORD.size:
+                raise RuntimeError("sfu/_fastpath.c's convene_record is not RECORD's layout")
+            self.log = c_ffi.new("struct convene_log *")
+            self._records = c_ffi.buffer(self.log.records)
+        self.sinks[ssrc] = sink
+        return self.log
+
+    def flush_records(self) -> None:
+        """Hands the logged records to their sinks, in arrival order. Called after every C call that may log, so
+        a record is handled before any packet Python handles after it (the log holds more than a call reads)."""
+        records = self.log
+        n = records.n
+        if records.lost != self.records_lost:
+            lost = int(records.lost)
+            log.warning("%d packet records found the log full", lost - self.records_lost)
+            self.records_lost = lost
+        if not n:
+            return
+        data = self._records[: n * RECORD.size]
+        records.n = 0
+        sinks = self.sinks
+        for arrival, ssrc, seq, ts, marker, size, tail in RECORD.iter_unpack(data):
+            sink = sinks.get(ssrc)
+            if sink is not None:
+                sink(seq, ts, size, tail, marker, arrival)
 
     def plaintext(self) -> bytes:
         """The packet a route unprotected last (rx_buf)."""
@@ -1473,7 +1538,7 @@ class InlineStunProtocol(aioice.ice.StunProtocol):
 
 # The drain's results (convene_drain in sfu/_fastpath.c)
 DRAIN_EMPTY, DRAIN_RAW, DRAIN_AFTER, DRAIN_PLAIN, DRAIN_SPENT, DRAIN_ERROR = range(6)
-DRAIN_ROUTES = 16  # CONVENE_ROUTES: a connection's routes in the drain's table (more take the per-datagram route)
+DRAIN_ROUTES = 64  # CONVENE_ROUTES: a connection's routes in the drain's table (more take the per-datagram route)
 DRAIN_DATAGRAM = 65536  # CONVENE_DATAGRAM
 DRAIN_BUDGET = 32  # datagrams per wake-up of one socket, so that a flood on one cannot starve the others
 
@@ -1564,6 +1629,8 @@ class SocketDrain:
         while True:
             inline.open_routes()
             result = self._drain(c)
+            if inline.sinks:
+                inline.flush_records()
             if c.rx_packets:
                 self._count(inline)
             if result == DRAIN_EMPTY or result == DRAIN_SPENT:

@@ -61,14 +61,26 @@ struct convene_route {
     int open, after, members;
     struct convene_entry *entries;
     int *status;
+    struct convene_log *log;
+};
+struct convene_record {
+    double arrival;
+    unsigned int ssrc, seq, ts;
+    int marker, size;
+    unsigned char tail[12];
+};
+struct convene_log {
+    int n;
+    unsigned long long lost;
+    struct convene_record records[64];
 };
 int convene_receive(void *unprotect, void *ctx, const char *data, int len, unsigned char *buf, int *plain_len,
                     struct convene_route *route, void *protect,
                     struct convene_entry *entries, int n, int *status, int *others, char *send_time);
 struct convene_routes {
     int n;
-    unsigned int ssrc[16];
-    struct convene_route *route[16];
+    unsigned int ssrc[64];
+    struct convene_route *route[64];
 };
 struct convene_drain {
     int fd;

@@ -19,6 +19,7 @@ from sfu.rtp import RtpPacket, is_keyframe_start
 from sfu.selection import AudioGate
 
 if TYPE_CHECKING:
+    from sfu.aiortc_seams import RecordSink
     from sfu.fanout import FanOut
     from sfu.packet_cache import PacketCache
     from sfu.subscription import Subscription
@@ -40,6 +41,10 @@ class Codec:
 
 
 class Publication:
+    # As a RouteTarget: its routes are checked before every drain call, and they forward (nothing only counts).
+    steady = False
+    sink: "RecordSink | None" = None
+
     def __init__(
         self,
         track_id: str,
