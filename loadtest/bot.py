@@ -19,6 +19,7 @@ from loadtest.messages import BotSpec, PublisherSummary
 from loadtest.recovery import FINAL_ERRORS, GIVE_UP, final_close, retry_delay
 from loadtest.sdp import compact_answer
 from loadtest.sender import AudioSender, LayeredWriter, VideoSender
+from loadtest.stamp import TAIL_SIZE
 from loadtest.talk import TalkSchedule
 from loadtest.track_stats import TrackStats
 from sfu.rtp import RtpPacket
@@ -43,6 +44,7 @@ class BotContext:
     origin: float  # the run's t = 0 (time.monotonic())
     run_latency: Histogram
     compact_sdp: bool = True  # see loadtest/sdp.py
+    counting_route: bool = True  # steady packets come as the compiled route's records (loadtest/peers.py)
 
 
 class Bot:
@@ -52,7 +54,7 @@ class Bot:
         self.rng = random.Random(spec.index * 7 + 3)
         self.client: SignalingClient | None = None
         self.publisher = PacketPublisherPeer()
-        self.subscriber = PacketSubscriberPeer(self._on_packet)
+        self.subscriber = self._subscriber_peer()
         self.video: VideoSender | None = None
         self.audio: AudioSender | None = None
         self.tracks: dict[str, TrackStats] = {}  # subscriber mid -> the track it carries now
@@ -148,7 +150,7 @@ class Bot:
         old = (self.client, self.publisher, self.subscriber)
         self.client = None
         self.publisher = PacketPublisherPeer()
-        self.subscriber = PacketSubscriberPeer(self._on_packet)
+        self.subscriber = self._subscriber_peer()
         client, publisher, subscriber = old
         with contextlib.suppress(Exception):
             if client is not None:
@@ -204,11 +206,20 @@ class Bot:
                 stats.set_paused(stats.track_id in self.paused, now)
                 self.tracks[mid] = stats
 
+    def _subscriber_peer(self) -> PacketSubscriberPeer:
+        return PacketSubscriberPeer(self._on_packet, on_record=self._on_record if self.ctx.counting_route else None)
+
     def _on_packet(self, mid: str, packet: RtpPacket) -> None:
+        payload = packet.payload
+        self._on_record(mid, packet.sequence_number, packet.timestamp, len(payload), payload[-TAIL_SIZE:],
+                        packet.marker, monotonic())
+
+    def _on_record(self, mid: str, seq: int, timestamp: int, size: int, tail: bytes, marker: int,
+                   now: float) -> None:
+        """A packet by what is counted of it (most come as records of the compiled receive route)."""
         stats = self.tracks.get(mid)
         if stats is not None:
-            now = monotonic()
-            stats.add(packet.sequence_number, packet.timestamp, packet.payload, packet.marker, now)
+            stats.add_counted(seq, timestamp, size, tail, marker, now)
             if self._lost_at is not None and self.client is not None:
                 self.recover_seconds.append(now - self._lost_at)  # media again after a reconnect
                 self._lost_at = None

@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-join", type=float, default=3.0, help="service level: join p95 seconds")
     p.add_argument("--full-sdp", action="store_true",
                    help="answer with aiortc's full SDP (over 64 KiB, refused by the server, past ~20 participants)")
+    p.add_argument("--bots-parse-packets", action="store_true",
+                   help="bots parse every packet in Python, without the compiled receive route's records "
+                        "(to measure what the records save)")
     p.add_argument("--cache-dir", type=Path, default=None, help="where pre-encoded media is kept")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -58,7 +61,8 @@ def settings_from_args(args: Any, url: str, api_key: str) -> LoadSettings:
         publishers=args.publishers, speakers=args.speakers, layout=args.layout, duration=args.duration,
         video=args.video, simulcast=not args.no_simulcast,
         ramp=RampPlan(step=args.ramp_step, interval=args.ramp_interval) if args.ramp else None,
-        workers=args.workers, report_dir=args.report, compact_sdp=not args.full_sdp, join_rate=args.join_rate, seed=args.seed, quiet=args.quiet,
+        workers=args.workers, report_dir=args.report, compact_sdp=not args.full_sdp,
+        counting_route=not args.bots_parse_packets, join_rate=args.join_rate, seed=args.seed, quiet=args.quiet,
         service_level=ServiceLevel(max_loss=args.max_loss / 100, max_latency_p95_ms=args.max_latency,
                                    max_join_p95_s=args.max_join), **extra)
 

@@ -60,6 +60,7 @@ class LoadSettings:
     seed: int = 1
     quiet: bool = False
     compact_sdp: bool = True  # subscriber answers as a max-bundle client writes them (loadtest/sdp.py)
+    counting_route: bool = True  # bots count steady packets from the compiled route's records (CountingTarget)
     server_pid: int | None = None  # a server on this machine: also read how long it waited for a CPU
 
     @property

@@ -11,7 +11,7 @@ import struct
 MARKER = b"CvLT"
 _TAIL = struct.Struct("!d4s")
 TAIL_SIZE = _TAIL.size
-# The send time at an offset (a receiving bot reads it at len(payload) - TAIL_SIZE, after checking MARKER).
+# The send time at an offset (a receiving bot reads it from the payload's last TAIL_SIZE octets, after checking MARKER).
 unpack_sent_at = struct.Struct("!d").unpack_from
 
 

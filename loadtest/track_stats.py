@@ -64,11 +64,15 @@ class TrackStats:
         self.frozen = False
 
     def add(self, seq: int, timestamp: int, payload: bytes, marker: int, arrival: float) -> None:
-        """One received packet. Called for every packet a bot receives (tens of thousands a second per
-        generator core), so the in-order case takes the fewest steps: locals, no slices, one bucket."""
+        """One received packet that Python parsed (the first of a stream, losses, retransmissions)."""
+        self.add_counted(seq, timestamp, len(payload), payload[-TAIL_SIZE:], marker, arrival)
+
+    def add_counted(self, seq: int, timestamp: int, size: int, tail: bytes, marker: int, arrival: float) -> None:
+        """One received packet, by what is counted of it: `tail` holds the payload's last TAIL_SIZE octets (the
+        compiled route's record, sfu.aiortc_seams.RECORD). Called for every packet a bot receives (tens of
+        thousands a second per generator core), so the in-order case takes the fewest steps: locals, one bucket."""
         if self.frozen:
             return
-        size = len(payload)
         self.packets += 1
         self.bytes += size
         highest = self._highest
@@ -100,8 +104,8 @@ class TrackStats:
             if d < 10:  # timestamps jump across DTX and resumes; skip those
                 self.jitter += (d - self.jitter) / 16
         self._transit = transit
-        if size >= TAIL_SIZE and payload.endswith(MARKER):
-            ms = (arrival - unpack_sent_at(payload, size - TAIL_SIZE)[0]) * 1000
+        if size >= TAIL_SIZE and tail.endswith(MARKER):
+            ms = (arrival - unpack_sent_at(tail)[0]) * 1000
             key = int(ms) if 0 <= ms < 1000 else bucket_of(ms)  # bucket_of, inline for the common case
             self.latency.add_key(key)
             self.run_latency.add_key(key)

@@ -99,7 +99,7 @@ class Worker:
         schedule = TalkSchedule(s.speakers, s.seed, lambda t: min(s.publisher_count, self.population))
         ctx = BotContext(url=s.url, room=s.room, layout=layout_named(s.layout), media=media,
                          simulcast=s.simulcast, schedule=schedule, origin=start.origin,
-                         run_latency=self.run_latency, compact_sdp=s.compact_sdp)
+                         run_latency=self.run_latency, compact_sdp=s.compact_sdp, counting_route=s.counting_route)
         deadline = min(self.config.deadline, start.deadline)
         limit = asyncio.Semaphore(max(1, s.join_concurrency))
         async with aiohttp.ClientSession() as session:
