@@ -64,7 +64,7 @@ class TrackStats:
         self.frozen = False
 
     def add(self, seq: int, timestamp: int, payload: bytes, marker: int, arrival: float) -> None:
-        """One received packet that Python parsed (the first of a stream, losses, retransmissions)."""
+        """One received packet, whole (tests; a bot counts through `add_counted`, from a parsed packet or a record)."""
         self.add_counted(seq, timestamp, len(payload), payload[-TAIL_SIZE:], marker, arrival)
 
     def add_counted(self, seq: int, timestamp: int, size: int, tail: bytes, marker: int, arrival: float) -> None:

@@ -19,7 +19,7 @@ from sfu.aiortc_seams import GatheringConnection, drain_built, receiver_of
 from sfu.rtp import RtpPacket
 from signaling.client import SignalingClient
 from tests.conftest import RunningServer
-from tests.sfu.peers import Participant, join, make_packet, wait_until
+from tests.sfu.peers import Participant, drained_datagrams, join, make_packet, wait_until
 
 Counted = tuple[int, int, int, bytes, int]  # seq, timestamp, size, tail, marker
 
@@ -100,7 +100,7 @@ async def test_a_counting_bot_counts_from_records_what_a_parsing_bot_counts(serv
         connection = receiver_of(bob.subscriber.pc.getTransceivers()[0]).transport.transport._connection
         assert isinstance(connection, GatheringConnection) and connection.inline is not None
         assert connection.inline.records_lost == 0
-        drained = sum(int(p._drain.c.handled) for p in connection._protocols if getattr(p, "_drain", None))
+        drained = drained_datagrams(connection)
         assert drained > 600, drained
 
         # A bot's statistics from the records: every packet a latency sample (its stamp read from the tail).

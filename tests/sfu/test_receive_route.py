@@ -29,7 +29,7 @@ from sfu.rtp import RtpPacket
 from signaling.appkeys import ROOMS
 from tests.conftest import RunningServer
 from loadtest.peers import PacketWriter
-from tests.sfu.peers import Participant, join, make_packet, wait_until
+from tests.sfu.peers import Participant, drained_datagrams, join, make_packet, wait_until
 from tests.sfu.test_fast_path import RTX, sender_counts_reach, tap
 
 
@@ -83,8 +83,7 @@ def inline_of(receiver: ForwardingReceiver) -> InlineReceive:
 
 def drained(publication: Publication) -> int:
     """Datagrams of the publisher's connection that its sockets' drain handled without entering Python."""
-    connection = receiver_of(publication).transport.transport._connection
-    return sum(int(p._drain.c.handled) for p in connection._protocols if getattr(p, "_drain", None) is not None)
+    return drained_datagrams(receiver_of(publication).transport.transport._connection)
 
 
 def route_of(publication: Publication) -> ReceiveRoute | None:

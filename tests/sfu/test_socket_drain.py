@@ -24,11 +24,13 @@ from sfu.aiortc_seams import (
 pytestmark = pytest.mark.skipif(not drain_built(), reason="the compiled module is not built")
 
 
-def drain_of(sock: socket.socket, budget: int) -> tuple[Any, Any, Any]:
+def drain_of(sock: socket.socket, budget: int, raw: Any = None) -> tuple[Any, Any, Any]:
+    """A drain of `sock` with no route, reading into `raw` (default: a buffer of its own)."""
     compiled = compiled_send()
     assert compiled is not None
     ffi, lib, _protect = compiled
-    raw = ffi.new("unsigned char[]", DRAIN_DATAGRAM)
+    if raw is None:
+        raw = ffi.new("unsigned char[]", DRAIN_DATAGRAM)
     c = ffi.new("struct convene_drain *")
     c.fd, c.raw, c.budget = sock.fileno(), raw, budget
     c.routes = routes = ffi.new("struct convene_routes *")  # no route: every datagram comes back
@@ -87,18 +89,13 @@ async def test_the_drains_of_one_event_loop_share_one_buffer() -> None:
     assert drain_buffer(ffi) is raw
     (a, a_sender), (b, b_sender) = pair(socket.AF_INET, "127.0.0.1"), pair(socket.AF_INET, "127.0.0.1")
     with a, a_sender, b, b_sender:
-        drains = []
-        for sock in (a, b):
-            c = ffi.new("struct convene_drain *")
-            c.fd, c.raw, c.budget = sock.fileno(), raw, 10
-            c.routes = routes = ffi.new("struct convene_routes *")
-            drains.append((c, routes))
+        drains = [drain_of(sock, budget=10, raw=raw) for sock in (a, b)]
         for i in range(3):
             a_sender.sendto(b"a" * (100 + i), a.getsockname())
             b_sender.sendto(b"b" * (2000 - i), b.getsockname())
         got: dict[str, list[bytes]] = {"a": [], "b": []}
         for _ in range(3):
-            for name, (c, _routes) in zip("ab", drains):
+            for name, (c, _keep, _lib) in zip("ab", drains):
                 assert lib.convene_drain(c) == DRAIN_RAW
                 got[name].append(bytes(ffi.buffer(c.raw, c.raw_len)))
         assert got == {"a": [b"a" * (100 + i) for i in range(3)], "b": [b"b" * (2000 - i) for i in range(3)]}
