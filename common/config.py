@@ -40,6 +40,9 @@ class Config:
     workers: int = 1
     per_worker: int = 50
     media_only: bool = False  # a spawned worker: media and signaling, no chat (the first worker has it)
+    # `convene serve` runs CPython's full garbage collections on a schedule of its own (common/gc_schedule.py);
+    # CONVENE_FULL_GC=python leaves them to CPython's rule, to compare the two.
+    scheduled_full_gc: bool = True
     # A room nobody is in is ended (transcript finalized) after this long.
     empty_room_seconds: float = 300.0
     # Keyframe requests upstream are throttled per publisher track.
@@ -222,6 +225,8 @@ def config_from_env(**overrides: object) -> Config:
         values["files_dir"] = env["CONVENE_FILES_DIR"] or None
     if "CONVENE_METRICS_TOKEN_FILE" in env:
         values["metrics_token_file"] = env["CONVENE_METRICS_TOKEN_FILE"] or None
+    if "CONVENE_FULL_GC" in env:
+        values["scheduled_full_gc"] = env["CONVENE_FULL_GC"] != "python"
     if "CONVENE_HOOKS_ALLOW_PRIVATE" in env:
         values["hooks_allow_private"] = env["CONVENE_HOOKS_ALLOW_PRIVATE"] not in ("", "0", "false", "no")
     # LDAP: a bind password belongs here rather than in a flag, which `ps` shows to every local user.

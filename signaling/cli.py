@@ -22,6 +22,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
+    from common.gc_schedule import FullCollectionSchedule
     from signaling.access_log import RedactingAccessLogger
     from signaling.app import create_app
     from signaling.tls import banner as tls_banner
@@ -68,6 +69,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # What exists now lives as long as the server: keep it out of every later full collection, whose
     # pauses stop all forwarding (~0.5 s at a hundred participants before packet caches held tuples).
     gc.freeze()
+    if config.scheduled_full_gc:
+        app.cleanup_ctx.append(FullCollectionSchedule().ctx)
     web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=5,
                 access_log_class=RedactingAccessLogger, ssl_context=tls[1] if tls is not None else None)
     return 0
