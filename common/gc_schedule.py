@@ -6,11 +6,15 @@ growing meeting is the worst case: a hundred people joining at 10/s made six ful
 (44 ms growing to 280 ms each, 1.0 s in all, almost none of it reclaiming anything), about a tenth of the core
 on top of the joins themselves, and each pause stalls all forwarding at once.
 
-`FullCollectionSchedule` turns CPython's automatic full collections off and runs them itself: when the heap has
-doubled since the last one (so total scanning stays about twice the final heap, not four times), never twice
-within `min_gap`, and at least every `max_interval` whatever the growth, so the cycles that people who left
-leave behind (peer connections, transports) are freed within that bound. The young generations are collected as
-before. The schedule is process-wide state: the process that owns it (`convene serve`) starts and closes it.
+`FullCollectionSchedule` turns CPython's automatic full collections off and runs them itself:
+- when the heap has doubled since the last one (so total scanning stays about twice the final heap, not four
+  times), once it has settled: what a join storm makes is live, and scanning it mid-storm frees nothing;
+- at once, settled or not, when it has quadrupled;
+- never twice within `min_gap`;
+- at least every `max_interval` whatever the growth, so the cycles that people who left leave behind (peer
+  connections, transports) are freed within that bound.
+The young generations are collected as before. The schedule is process-wide state: the process that owns it
+(`convene serve`) starts and closes it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import gc
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -31,7 +36,10 @@ NEVER = 1 << 30
 
 @dataclass(frozen=True)
 class ScheduleSettings:
-    growth: float = 1.0  # a full collection once allocated blocks grew by this fraction (1.0: doubled)
+    growth: float = 1.0  # a full collection once allocated blocks grew by this fraction (1.0: doubled)...
+    settle: float = 3.0  # ...and then grew by less than `settled_growth` over this many seconds
+    settled_growth: float = 0.05
+    ceiling: float = 3.0  # grown by this fraction (3.0: quadrupled): at once, settled or not
     min_gap: float = 10.0  # seconds: never two full collections closer than this
     max_interval: float = 60.0  # seconds: a full collection at least this often
     check_every: float = 1.0  # seconds between looks at the heap (sys.getallocatedblocks: ~0.1 ms at 5M blocks)
@@ -42,7 +50,7 @@ class CollectionRecord:
     at: float  # monotonic
     pause: float  # seconds the collection took
     collected: int
-    reason: str  # "growth" or "interval"
+    reason: str  # "growth", "ceiling" or "interval"
 
 
 class FullCollectionSchedule:
@@ -54,6 +62,7 @@ class FullCollectionSchedule:
         self._task: asyncio.Task[None] | None = None
         self._last = time.monotonic()
         self._baseline = sys.getallocatedblocks()
+        self._samples: deque[tuple[float, int]] = deque()
 
     @property
     def running(self) -> bool:
@@ -70,12 +79,22 @@ class FullCollectionSchedule:
         self._baseline = sys.getallocatedblocks()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="full-collection-schedule")
 
-    def due(self, now: float, blocks: int) -> str | None:
-        """Why a full collection is due now ("growth", "interval"), or None."""
+    def observe(self, now: float, blocks: int) -> str | None:
+        """Takes one look at the heap (`blocks` allocated at `now`); why a full collection is due ("interval",
+        "ceiling", "growth"), or None."""
+        settings, samples = self.settings, self._samples
+        samples.append((now, blocks))
+        while len(samples) > 1 and samples[1][0] <= now - settings.settle:
+            samples.popleft()  # samples[0] stays the last look at least `settle` ago
         since = now - self._last
-        if since >= self.settings.max_interval:
+        if since >= settings.max_interval:
             return "interval"
-        if since >= self.settings.min_gap and blocks >= self._baseline * (1 + self.settings.growth):
+        if since < settings.min_gap or blocks < self._baseline * (1 + settings.growth):
+            return None
+        if blocks >= self._baseline * (1 + settings.ceiling):
+            return "ceiling"
+        then, before = samples[0]
+        if then <= now - settings.settle and blocks <= before * (1 + settings.settled_growth):
             return "growth"
         return None
 
@@ -93,7 +112,7 @@ class FullCollectionSchedule:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.settings.check_every)
-            reason = self.due(time.monotonic(), sys.getallocatedblocks())
+            reason = self.observe(time.monotonic(), sys.getallocatedblocks())
             if reason is not None:
                 self.collect(reason)
 

@@ -52,26 +52,38 @@ async def test_interval_frees_aged_cycles_and_close_restores_cpython() -> None:
     assert not schedule.running
 
 
-async def test_growth_collects_early_but_never_within_the_gap() -> None:
-    settings = ScheduleSettings(growth=0.5, min_gap=0.2, max_interval=3600.0, check_every=0.05)
+def test_growth_waits_until_the_heap_settles_but_not_past_the_ceiling() -> None:
+    settings = ScheduleSettings(growth=1.0, settle=3.0, settled_growth=0.05, ceiling=3.0, min_gap=10.0,
+                                max_interval=60.0)
+    schedule = FullCollectionSchedule(settings)  # not started: only its judgement
+    base = sys.getallocatedblocks()
+    t0 = time.monotonic()
+    looks = [(t0 + t, int(base * grown)) for t, grown in ((1, 1.2), (5, 1.6), (11, 2.2), (12, 2.6), (13, 2.9))]
+    assert [schedule.observe(t, blocks) for t, blocks in looks] == [None] * 5  # doubled, still growing (a join storm)
+    assert schedule.observe(t0 + 14, int(base * 3.0)) is None
+    assert schedule.observe(t0 + 15, int(base * 3.0)) is None  # steady for 2 s of the 3 it waits
+    assert schedule.observe(t0 + 16, int(base * 3.02)) == "growth"  # <5 % since the look 3 s ago
+    storm = FullCollectionSchedule(settings)
+    assert storm.observe(t0 + 9, int(base * 4.5)) is None  # within the gap
+    assert storm.observe(t0 + 10.5, int(base * 4.6)) == "ceiling"  # quadrupled: settled or not
+    assert FullCollectionSchedule(settings).observe(t0 + 61, base) == "interval"
+
+
+async def test_a_grown_heap_is_collected_once_it_settles() -> None:
+    settings = ScheduleSettings(growth=0.5, settle=0.2, ceiling=1000.0, min_gap=0.2, max_interval=3600.0,
+                                check_every=0.05)
     schedule = FullCollectionSchedule(settings)
     schedule.start()
     try:
-        now = time.monotonic()
         blocks = sys.getallocatedblocks()
-        assert schedule.due(now, blocks) is None
-        grown = int(blocks * 1.6)
-        assert schedule.due(now, grown) is None  # within the gap
-        assert schedule.due(now + 0.25, grown) == "growth"
-        assert schedule.due(now + 0.25, int(blocks * 1.2)) is None  # not grown enough
-        # Real growth: the heap more than doubles with objects that stay; the schedule collects, then measures
-        # its next baseline from what is left.
+        # The heap more than doubles with objects that stay; once it stops growing, the schedule collects and
+        # measures its next baseline from what is left.
         kept = [[i] for i in range(int(blocks * 0.8))]
         deadline = time.monotonic() + 5
         while not schedule.history and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert [record.reason for record in schedule.history] == ["growth"]
-        assert schedule.due(time.monotonic() + 0.25, sys.getallocatedblocks()) is None
+        assert schedule.observe(time.monotonic() + 0.25, sys.getallocatedblocks()) is None
         del kept
     finally:
         await schedule.close()
