@@ -68,6 +68,11 @@ class Down(Protocol):
         """Gives the slot back (idle until the next add_track of its kind)."""
         ...
 
+    def expect(self, people: int) -> None:
+        """At most `people` are received at once for now: slots for them may be made ahead, in one negotiation,
+        so that who they carry later changes without another (a hint; a receiver without slots ignores it)."""
+        ...
+
 
 class RoomListener(Protocol):
     """Anyone who follows a room's events: signaling sessions, the transcriber."""

@@ -37,6 +37,7 @@ class Participant:
         self.subscriptions: dict[str, Subscription] = {}  # by publication id
         self.video_preferences = VideoPreferences()
         self.paused_videos: frozenset[str] = frozenset()
+        self.chosen_videos = 0  # how many videos last-N gives this participant now
         # Set for a participant mirrored from another worker (it is served there, not here).
         self.pipe: object | None = None
         self.closed = False
@@ -81,6 +82,7 @@ class Participant:
         paused = frozenset(c.track_id for c in mine if c.track_id not in chosen)
         changed = paused != self.paused_videos
         self.paused_videos = paused
+        self.chosen_videos = len(mine) - len(paused)
         return changed
 
     def close(self) -> None:

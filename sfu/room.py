@@ -192,14 +192,28 @@ class Room:
 
     def reselect(self, subscribers: list[Participant] | None = None) -> None:
         """Re-applies last-N for `subscribers` (default: everyone) and tells those whose set changed."""
+        publications = self.publications()
         candidates = [
             VideoCandidate(pub.id, pub.participant_id, pub.source, self._join_order.get(pub.participant_id, 0))
-            for pub in self.publications() if pub.kind == "video"
+            for pub in publications if pub.kind == "video"
         ]
+        publishers = {pub.participant_id for pub in publications}
+        voices = self.audio_gate.max_open if self.audio_gate.enabled else \
+            sum(1 for pub in publications if pub.kind == "audio")
         for participant in subscribers if subscribers is not None else list(self.participants.values()):
             if participant.select_videos(candidates, self.speaker_history) and not participant.hidden:
                 self.emit({"type": "video_paused", "to": participant.id,
                            "track_ids": sorted(participant.paused_videos)})
+            self._expect(participant, len(publishers - {participant.id}), voices)
+
+    @staticmethod
+    def _expect(participant: Participant, others: int, voices: int) -> None:
+        """Each person received takes a slot pair (their voice and camera), so a subscriber receives at most its
+        last-N videos plus the loudest few voices at once, and never more people than publish. Saying so when it
+        joins makes those pairs in its first negotiation: in a growing meeting, its later changes of who is
+        heard and seen then need none (it had three or four renegotiations in a hundred-person join)."""
+        if participant.down is not None and participant.permissions.subscribe:
+            participant.down.expect(min(others, participant.chosen_videos + voices))
 
     def apply_layers(self, participant: Participant) -> None:
         """Applies the subscriber's preferred simulcast layers (by track id; default high)."""

@@ -467,6 +467,10 @@ class RtcDownTrack:
         self.sender.on_started = None
 
 
+# Pairs made ahead of need (`Subscriber.expect`): a 5x5 grid and the loudest three. More are made when needed; this
+# bounds what one hint may add to an offer (an m-line is ~1 KiB of SDP; answers are capped at 64 KiB).
+MAX_EXPECTED_PAIRS = 28
+
 # Which of a person's audio and video belong together on a slot pair (lip sync).
 SOURCE_FAMILY = {"microphone": "main", "camera": "main", "screen_audio": "screen", "screen": "screen"}
 
@@ -571,14 +575,32 @@ class Subscriber:
             return transceiver
         # A new slot, with idle ones before it (each the free half of someone else's pair, kept for them).
         while True:
-            transceiver = self.pc.addTransceiver(kind, direction="sendonly")
-            index = len(self._slots_of(kind))
-            sender_of(transceiver).set_msid(f"{self._stream_id}/pair-{index}", f"{kind}-{index}")
-            self._slots.append(transceiver)
-            if index >= pair:
+            transceiver = self._new_slot(kind)
+            if len(self._slots_of(kind)) > pair:
                 break
         self._on_negotiation_needed()
         return transceiver
+
+    def _new_slot(self, kind: str) -> RTCRtpTransceiver:
+        transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+        index = len(self._slots_of(kind))
+        sender_of(transceiver).set_msid(f"{self._stream_id}/pair-{index}", f"{kind}-{index}")
+        self._slots.append(transceiver)
+        return transceiver
+
+    def expect(self, people: int) -> None:
+        """Makes idle pairs up to `people` (up to MAX_EXPECTED_PAIRS; never takes any away), negotiated with the
+        next offer."""
+        if self.closed:
+            return
+        pairs = min(people, MAX_EXPECTED_PAIRS)
+        added = False
+        for kind in ("audio", "video"):
+            while len(self._slots_of(kind)) < pairs:
+                self._new_slot(kind)
+                added = True
+        if added:
+            self._on_negotiation_needed()
 
     def remove_track(self, track: Any) -> None:
         if not isinstance(track, RtcDownTrack):

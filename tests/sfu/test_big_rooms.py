@@ -105,14 +105,17 @@ async def test_joins_do_not_renegotiate_a_subscriber_whose_slots_exist(server: R
             person = await join(server.url, room, await server.token(room, f"p{i}"))
             people.append(person)
             await person.publish(("audio", "audio/opus", "microphone"), ("video", "video/VP8", "camera"))
-            if i == 3:  # two video and three audio slots exist by now
-                await wait_until(lambda: offered_m_lines(viewer, "video") == 2
-                                 and offered_m_lines(viewer, "audio") == 3, 10)
+            # Each person received takes a pair, and the viewer receives at most two cameras and the loudest
+            # three voices at once: five pairs, made as soon as five people publish, and never more.
+            if i == 4:
+                await wait_until(lambda: offered_m_lines(viewer, "video") == 5
+                                 and offered_m_lines(viewer, "audio") == 5, 10)
                 offers = viewer.client.count("offer")
         await wait_until(lambda: len(viewer.client.room_tracks) == 16, 10)
         await asyncio.sleep(0.5)
         assert viewer.client.count("offer") == offers
-        assert offered_m_lines(viewer, "video") == 2 and offered_m_lines(viewer, "audio") == 3
+        assert offered_m_lines(viewer, "video") == 5 and offered_m_lines(viewer, "audio") == 5
+        assert len(slots(viewer, "video")) == 2  # nobody speaks here: the gate opens no voice
     finally:
         for p in [*people, viewer]:
             await p.close()
