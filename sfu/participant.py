@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sfu.interfaces import Down
 from sfu.publication import Publication
-from sfu.selection import VideoCandidate, VideoPreferences, choose_videos
+from sfu.selection import RoomVideos, VideoPreferences
 from sfu.subscription import Subscription
 
 
@@ -38,6 +38,7 @@ class Participant:
         self.video_preferences = VideoPreferences()
         self.paused_videos: frozenset[str] = frozenset()
         self.chosen_videos = 0  # how many videos last-N gives this participant now
+        self._chosen: frozenset[str] = frozenset()  # their track ids
         # Set for a participant mirrored from another worker (it is served there, not here).
         self.pipe: object | None = None
         self.closed = False
@@ -68,21 +69,21 @@ class Participant:
         if subscription is not None:
             subscription.close()
 
-    def select_videos(self, candidates: list[VideoCandidate], speaker_history: list[str]) -> bool:
-        """Activates the videos of this participant's choice and idles the rest; True if the set changed.
-        Idle ones first, so their slots carry the newly chosen without renegotiation."""
-        mine = [c for c in candidates if c.participant_id != self.id and c.track_id in self.subscriptions]
-        chosen = choose_videos(mine, self.video_preferences, speaker_history)
-        for candidate in mine:
-            if candidate.track_id not in chosen:
-                self.subscriptions[candidate.track_id].deactivate()
-        for candidate in mine:
-            if candidate.track_id in chosen:
-                self.subscriptions[candidate.track_id].activate()
-        paused = frozenset(c.track_id for c in mine if c.track_id not in chosen)
+    def select_videos(self, videos: RoomVideos) -> bool:
+        """Activates the videos of this participant's choice and idles the ones it no longer has; True if the set
+        of paused videos changed. Idle ones first, so their slots carry the newly chosen without renegotiation."""
+        chosen = videos.choose(self.video_preferences, self.id, self.subscriptions)
+        for track_id in self._chosen - chosen:
+            subscription = self.subscriptions.get(track_id)
+            if subscription is not None:
+                subscription.deactivate()
+        for track_id in chosen:
+            self.subscriptions[track_id].activate()
+        self._chosen = frozenset(chosen)
+        self.chosen_videos = len(chosen)
+        paused = (videos.ids & self.subscriptions.keys()) - chosen
         changed = paused != self.paused_videos
-        self.paused_videos = paused
-        self.chosen_videos = len(mine) - len(paused)
+        self.paused_videos = frozenset(paused)
         return changed
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from sfu.interfaces import RoomListener
 from sfu.participant import Participant
 from sfu.publication import Publication
-from sfu.selection import AudioGate, VideoCandidate
+from sfu.selection import AudioGate, RoomVideos, VideoCandidate
 from sfu.speakers import SpeakerDetector
 from sfu.subscription import Subscription
 
@@ -197,11 +197,12 @@ class Room:
             VideoCandidate(pub.id, pub.participant_id, pub.source, self._join_order.get(pub.participant_id, 0))
             for pub in publications if pub.kind == "video"
         ]
+        videos = RoomVideos(candidates, self.speaker_history)
         publishers = {pub.participant_id for pub in publications}
         voices = self.audio_gate.max_open if self.audio_gate.enabled else \
             sum(1 for pub in publications if pub.kind == "audio")
         for participant in subscribers if subscribers is not None else list(self.participants.values()):
-            if participant.select_videos(candidates, self.speaker_history) and not participant.hidden:
+            if participant.select_videos(videos) and not participant.hidden:
                 self.emit({"type": "video_paused", "to": participant.id,
                            "track_ids": sorted(participant.paused_videos)})
             self._expect(participant, len(publishers - {participant.id}), voices)
