@@ -495,6 +495,7 @@ class Subscriber:
         self._on_negotiation_needed = on_negotiation_needed
         self._on_table_changed = on_table_changed
         self._slots: list[RTCRtpTransceiver] = []
+        self._made = {"audio": 0, "video": 0}  # slots of each kind (slot i of each kind is pair i)
         self._tracks: dict[RTCRtpTransceiver, RtcDownTrack] = {}
         self._stream_id = label or "convene"
         self.closed = False
@@ -583,9 +584,10 @@ class Subscriber:
 
     def _new_slot(self, kind: str) -> RTCRtpTransceiver:
         transceiver = self.pc.addTransceiver(kind, direction="sendonly")
-        index = len(self._slots_of(kind))
+        index = self._made[kind]
         sender_of(transceiver).set_msid(f"{self._stream_id}/pair-{index}", f"{kind}-{index}")
         self._slots.append(transceiver)
+        self._made[kind] = index + 1
         return transceiver
 
     def expect(self, people: int) -> None:
@@ -594,13 +596,13 @@ class Subscriber:
         if self.closed:
             return
         pairs = min(people, MAX_EXPECTED_PAIRS)
-        added = False
+        made = self._made
+        if made["audio"] >= pairs and made["video"] >= pairs:
+            return  # the usual case: the room reselects everyone at each join and speaker change
         for kind in ("audio", "video"):
-            while len(self._slots_of(kind)) < pairs:
+            while made[kind] < pairs:
                 self._new_slot(kind)
-                added = True
-        if added:
-            self._on_negotiation_needed()
+        self._on_negotiation_needed()
 
     def remove_track(self, track: Any) -> None:
         if not isinstance(track, RtcDownTrack):
