@@ -1,6 +1,7 @@
 """The full-collection schedule `convene serve` runs: CPython's automatic full collections are off while it runs
-and back after; it collects when the heap doubled (not closer than its gap) and at least every interval, so
-cyclic garbage (what a departed participant leaves) is freed within that bound."""
+and back after; it collects when the heap doubled and settled (not closer than its gap) and at least every
+interval, freezing what survives; a thaw collects everything, so cyclic garbage (what a departed participant
+leaves) is freed within that bound."""
 
 from __future__ import annotations
 
@@ -67,6 +68,28 @@ def test_growth_waits_until_the_heap_settles_but_not_past_the_ceiling() -> None:
     assert storm.observe(t0 + 9, int(base * 4.5)) is None  # within the gap
     assert storm.observe(t0 + 10.5, int(base * 4.6)) == "ceiling"  # quadrupled: settled or not
     assert FullCollectionSchedule(settings).observe(t0 + 61, base) == "interval"
+    assert FullCollectionSchedule(settings).observe(t0 + 601, base) == "thaw"
+
+
+async def test_survivors_are_frozen_until_a_thaw() -> None:
+    schedule = FullCollectionSchedule(ScheduleSettings(growth=100.0, min_gap=0.0, max_interval=3600.0,
+                                                       thaw_every=3600.0))
+    schedule.start()
+    try:
+        item = Cyclic()
+        ref = weakref.ref(item)
+        schedule.collect("interval")  # alive: it survives, and is frozen with the rest
+        assert gc.get_freeze_count() > 0
+        del item
+        schedule.collect("interval")
+        assert ref() is not None  # what is frozen is not scanned, garbage or not...
+        record = schedule.collect("thaw")
+        assert ref() is None  # ...until a thaw
+        assert record.collected >= 1 and record.reason == "thaw"
+        assert gc.get_freeze_count() > 0  # and what survived the thaw is frozen again
+    finally:
+        await schedule.close()
+    assert gc.get_freeze_count() == 0
 
 
 async def test_a_grown_heap_is_collected_once_it_settles() -> None:
