@@ -92,6 +92,49 @@ async def test_survivors_are_frozen_until_a_thaw() -> None:
     assert gc.get_freeze_count() == 0
 
 
+async def test_a_grown_heap_is_frozen_once_it_settles() -> None:
+    settings = ScheduleSettings(growth=0.5, settle=0.2, ceiling=1000.0, min_gap=0.2, max_interval=3600.0,
+                                check_every=0.05)
+    schedule = FullCollectionSchedule(settings)
+    schedule.start()
+    try:
+        blocks = sys.getallocatedblocks()
+        # The heap more than doubles with objects that stay; once it stops growing, the schedule freezes them
+        # (no scan: they are alive) and measures its next baseline from there.
+        kept = [[i] for i in range(int(blocks * 0.8))]
+        deadline = time.monotonic() + 5
+        while not schedule.history and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert [(record.reason, record.collected) for record in schedule.history] == [("growth", 0)]
+        assert gc.get_freeze_count() > len(kept)
+        assert schedule.observe(time.monotonic() + 0.25, sys.getallocatedblocks()) is None
+        del kept
+    finally:
+        await schedule.close()
+    assert gc.get_freeze_count() == 0
+
+
+async def test_survivors_are_frozen_until_a_thaw() -> None:
+    schedule = FullCollectionSchedule(ScheduleSettings(growth=100.0, min_gap=0.0, max_interval=3600.0,
+                                                       thaw_every=3600.0))
+    schedule.start()
+    try:
+        item = Cyclic()
+        ref = weakref.ref(item)
+        schedule.collect("interval")  # alive: it survives, and is frozen with the rest
+        assert gc.get_freeze_count() > 0
+        del item
+        schedule.collect("interval")
+        assert ref() is not None  # what is frozen is not scanned, garbage or not...
+        record = schedule.collect("thaw")
+        assert ref() is None  # ...until a thaw
+        assert record.collected >= 1 and record.reason == "thaw"
+        assert gc.get_freeze_count() > 0  # and what survived the thaw is frozen again
+    finally:
+        await schedule.close()
+    assert gc.get_freeze_count() == 0
+
+
 async def test_a_grown_heap_is_collected_once_it_settles() -> None:
     settings = ScheduleSettings(growth=0.5, settle=0.2, ceiling=1000.0, min_gap=0.2, max_interval=3600.0,
                                 check_every=0.05)
