@@ -201,11 +201,15 @@ class Room:
         publishers = {pub.participant_id for pub in publications}
         voices = self.audio_gate.max_open if self.audio_gate.enabled else \
             sum(1 for pub in publications if pub.kind == "audio")
+        paused: dict[str, frozenset[str]] = {}
         for participant in subscribers if subscribers is not None else list(self.participants.values()):
             if participant.select_videos(videos) and not participant.hidden:
-                self.emit({"type": "video_paused", "to": participant.id,
-                           "track_ids": sorted(participant.paused_videos)})
-            self._expect(participant, len(publishers - {participant.id}), voices)
+                paused[participant.id] = participant.paused_videos
+            self._expect(participant, len(publishers) - (participant.id in publishers), voices)
+        if paused:
+            # One event for everyone whose set changed (each listener reads its own): a new camera in a
+            # hundred-person room changes everyone's, and an event each would reach every listener each.
+            self.emit({"type": "video_paused", "paused": paused})
 
     @staticmethod
     def _expect(participant: Participant, others: int, voices: int) -> None:

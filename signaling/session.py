@@ -51,6 +51,9 @@ OUTBOX_LIMIT = 2000
 RATE_BURST = 200.0
 RATE_PER_SECOND = 50.0
 NEGOTIATION_DELAY = 0.05
+# `video_paused` goes out at once, then at most this often: in a growing meeting each new camera changes the
+# set of every participant (a list of everyone's cameras), ten times a second while people join at 10/s.
+VIDEO_PAUSED_INTERVAL = 0.25
 LAYERS = ("low", "mid", "high")
 
 CLOSE_UNAUTHORIZED = 4401
@@ -158,6 +161,9 @@ class Session:
         self._needs_offer = False
         self._offer_task: asyncio.Task[None] | None = None
         self._table_pending = False
+        self._paused_videos: frozenset[str] | None = None  # a `video_paused` set not sent yet
+        self._paused_sent_at = -VIDEO_PAUSED_INTERVAL
+        self._paused_timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._close_code, self._close_message = 1000, ""
         self._close_task: asyncio.Task[None] | None = None
@@ -253,11 +259,16 @@ class Session:
 
     def on_room_event(self, event: dict[str, Any]) -> None:
         me = self.participant.id if self.participant else None
+        kind = event.get("type")
+        if kind == "video_paused":
+            paused = event["paused"].get(me)
+            if paused is not None:
+                self._video_paused(paused)
+            return
         if "to" in event:
             if event["to"] != me:
                 return
             event = {k: v for k, v in event.items() if k != "to"}
-        kind = event.get("type")
         if kind == "participant_joined" and event["participant"]["id"] == me:
             return
         if kind == "track_published":
@@ -267,6 +278,25 @@ class Session:
         self.send(event)
         if kind == "room_ended":
             self.close_soon(1000, "room ended")
+
+    def _video_paused(self, track_ids: frozenset[str]) -> None:
+        self._paused_videos = track_ids
+        if self._paused_timer is not None or self._closing:
+            return  # the one pending sends the latest set
+        loop = asyncio.get_running_loop()
+        wait = self._paused_sent_at + VIDEO_PAUSED_INTERVAL - loop.time()
+        if wait <= 0:
+            self._send_paused()
+        else:
+            self._paused_timer = loop.call_later(wait, self._send_paused)
+
+    def _send_paused(self) -> None:
+        self._paused_timer = None
+        track_ids, self._paused_videos = self._paused_videos, None
+        if track_ids is None or self._closing:
+            return
+        self._paused_sent_at = asyncio.get_running_loop().time()
+        self.send({"type": "video_paused", "track_ids": sorted(track_ids)})
 
     def _with_record_token(self, event: dict[str, Any]) -> dict[str, Any]:
         """`room_ended` to a moderator (to everyone where attendees see records) carries a record token for the
@@ -413,6 +443,8 @@ class Session:
         self._closing = True
         if self._offer_task is not None:
             self._offer_task.cancel()
+        if self._paused_timer is not None:
+            self._paused_timer.cancel()
         if self.room is not None and self.participant is not None:
             self.room.remove_listener(self)
             self.room.leave(self.participant.id, reason="left")

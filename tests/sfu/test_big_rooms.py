@@ -167,3 +167,24 @@ async def test_only_the_loudest_three_are_forwarded(server: RunningServer) -> No
             await p.close()
 
 
+
+
+async def test_video_paused_is_sent_at_once_then_at_most_every_quarter_second(server: RunningServer) -> None:
+    room = "pausedburst"
+    viewer = await join(server.url, room, await server.token(room, "viewer"))
+    await viewer.client.send({"type": "set_subscriptions", "max_video": 1})
+    people = [await join(server.url, room, await server.token(room, f"p{i}")) for i in range(6)]
+    try:
+        await people[0].publish(("video", "video/VP8", "camera"))
+        await people[1].publish(("video", "video/VP8", "camera"))
+        first = await viewer.client.wait_for("video_paused", lambda m: len(m["track_ids"]) == 1)
+        # Four cameras at once: four changes of the viewer's paused set, told in at most two messages.
+        await asyncio.gather(*(p.publish(("video", "video/VP8", "camera")) for p in people[2:]))
+        last = await viewer.client.wait_for("video_paused", lambda m: len(m["track_ids"]) == 5)
+        assert set(first["track_ids"]) < set(last["track_ids"])
+        await asyncio.sleep(0.5)
+        assert 2 <= viewer.client.count("video_paused") <= 3
+        assert [m for m in viewer.client.messages if m.get("type") == "video_paused"][-1] == last
+    finally:
+        for p in [*people, viewer]:
+            await p.close()
