@@ -131,9 +131,18 @@ class Database:
             await self._commit(batch)
 
     @staticmethod
-    async def _run_one(conn: AsyncConnection, op: WriteOp[Any], fut: asyncio.Future[Any],
+    async def _run_one(conn: AsyncConnection, op: WriteOp[Any], fut: asyncio.Future[Any], alone: bool,
                        ) -> tuple[asyncio.Future[Any], Any, BaseException | None]:
-        """One write in its savepoint; a deadlock or serialization failure aborts the whole group (_Conflict)."""
+        """One write in its savepoint; a deadlock or serialization failure aborts the whole group (_Conflict).
+        A write alone in its group needs no savepoint (two statements fewer; a join writes one): its failure
+        rolls back the whole transaction (_Alone)."""
+        if alone:
+            try:
+                return fut, await op(conn), None
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                if getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE:
+                    raise _Conflict(exc) from exc
+                raise _Alone(exc) from exc
         savepoint = await conn.begin_nested()
         try:
             value = await op(conn)
@@ -154,7 +163,9 @@ class Database:
                     await conn.execution_options(**{WRITE: True})
                     async with conn.begin():
                         for op, fut in batch:
-                            results.append(await self._run_one(conn, op, fut))
+                            results.append(await self._run_one(conn, op, fut, alone=len(batch) == 1))
+            except _Alone as failed:  # rolled back: nothing of it is stored
+                results = [(batch[0][1], None, failed.error)]
             except _Conflict as conflict:
                 # PostgreSQL aborted this group for another process's, which took the same rows in another order
                 # (two rooms' live meetings, say). Rolled back whole, so it runs again whole, a little later.
@@ -178,6 +189,14 @@ class Database:
 
 
 class _Conflict(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Alone(Exception):
+    """The failure of a write alone in its group, which rolls its transaction back (not retried)."""
+
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error

@@ -9,7 +9,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -270,5 +270,37 @@ async def test_transcripts_and_notes_state_in_the_store(tmp_path: Path, database
         assert await store.load_state("standup", first.meeting_id) == {"edited": None, "published_at": 5.0}
         with pytest.raises(ValueError):
             await store.asave(Transcript("../etc", "m1", 0.0))
+    finally:
+        await db.close()
+
+
+async def test_a_failing_write_stores_nothing_alone_or_in_a_group(tmp_path: Path, database_url: str | None) -> None:
+    """A write alone in its group runs without a savepoint: its failure rolls the whole transaction back. In a
+    group each write has its savepoint: one failing stores nothing of it and keeps the others."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from store.schema import usage_daily
+
+    def inserts(*dimensions: str) -> Callable[[AsyncConnection], Awaitable[None]]:
+        async def op(conn: AsyncConnection) -> None:
+            for dimension in dimensions:
+                await conn.execute(usage_daily.insert().values(day="2026-12-03", metric="test", dimension=dimension,
+                                                               value=1.0, computed_at=0.0))
+        return op
+
+    db = Database.for_config(database_url, tmp_path)
+    await db.open()
+    try:
+        with pytest.raises(IntegrityError):
+            await db.write(inserts("alone", "alone"))  # the second insert repeats the first's key
+        await db.write(inserts("after"))  # the connection and the writer go on
+        results = await asyncio.gather(db.write(inserts("b")), db.write(inserts("c", "c")), db.write(inserts("d")),
+                                       return_exceptions=True)
+        assert results[0] is None and isinstance(results[1], IntegrityError) and results[2] is None
+        async with db.read() as conn:
+            stored = {row.dimension for row in await conn.execute(select(usage_daily.c.dimension))}
+        assert stored == {"after", "b", "d"}
     finally:
         await db.close()
