@@ -214,11 +214,14 @@ class Room:
     @staticmethod
     def _expect(participant: Participant, others: int, voices: int) -> None:
         """Each person received takes a slot pair (their voice and camera), so a subscriber receives at most its
-        last-N videos plus the loudest few voices at once, and never more people than publish. Saying so when it
-        joins makes those pairs in its first negotiation: in a growing meeting, its later changes of who is
-        heard and seen then need none (it had three or four renegotiations in a hundred-person join)."""
-        if participant.down is not None and participant.permissions.subscribe:
-            participant.down.expect(min(others, participant.chosen_videos + voices))
+        last-N videos plus the loudest few voices at once. Once the room has that many others publishing, the
+        subscriber's pairs are all made in one negotiation (its first, when it joins a big meeting): its later
+        changes of who is heard and seen then need none (it had three or four renegotiations in a hundred-person
+        join). In a room smaller than that, pairs are made as they are needed: a subscriber that receives
+        everyone would otherwise carry an idle voice slot per camera."""
+        bound = participant.chosen_videos + voices
+        if others >= bound and participant.down is not None and participant.permissions.subscribe:
+            participant.down.expect(bound)
 
     def apply_layers(self, participant: Participant) -> None:
         """Applies the subscriber's preferred simulcast layers (by track id; default high)."""
