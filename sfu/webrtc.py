@@ -577,7 +577,7 @@ class Subscriber:
         # A new slot, with idle ones before it (each the free half of someone else's pair, kept for them).
         while True:
             transceiver = self._new_slot(kind)
-            if len(self._slots_of(kind)) > pair:
+            if self._made[kind] > pair:
                 break
         self._on_negotiation_needed()
         return transceiver
