@@ -39,6 +39,9 @@ class Room:
         self.audio_gate = AudioGate(max_open=loudest_audio, on_change=self._audio_gate_changed)
         self.speaker_history: list[str] = []  # most recent speaker first
         self._join_order: dict[str, int] = {}
+        # Last-N's ranking of the room's videos, kept until a publication or the order of speakers changes: every
+        # subscriber's `set_subscriptions` reselects it alone, and a new camera makes them all send one.
+        self._videos: RoomVideos | None = None
         self._joins = 0
         # Whether anyone (not a hidden client like captions) ever joined: a meeting nobody attended leaves no trace.
         self.attended = False
@@ -94,6 +97,7 @@ class Room:
         self._join_order.pop(participant_id, None)
         if participant_id in self.speaker_history:
             self.speaker_history.remove(participant_id)
+            self._videos = None
         if not participant.hidden:
             self.emit({"type": "participant_left", "participant_id": participant_id, "reason": reason})
 
@@ -101,6 +105,7 @@ class Room:
 
     def publish(self, participant: Participant, publication: Publication) -> None:
         participant.publications[publication.id] = publication
+        self._videos = None
         publication.on_demand = self._track_demand
         if publication.kind == "audio":
             publication.audio_gate = self.audio_gate
@@ -122,6 +127,7 @@ class Room:
 
     def _drop_publication(self, participant: Participant, publication: Publication) -> None:
         participant.publications.pop(publication.id, None)
+        self._videos = None
         for other in self.participants.values():
             other.unsubscribe(publication.id)
         publication.close()
@@ -193,11 +199,13 @@ class Room:
     def reselect(self, subscribers: list[Participant] | None = None) -> None:
         """Re-applies last-N for `subscribers` (default: everyone) and tells those whose set changed."""
         publications = self.publications()
-        candidates = [
-            VideoCandidate(pub.id, pub.participant_id, pub.source, self._join_order.get(pub.participant_id, 0))
-            for pub in publications if pub.kind == "video"
-        ]
-        videos = RoomVideos(candidates, self.speaker_history)
+        videos = self._videos
+        if videos is None:
+            candidates = [
+                VideoCandidate(pub.id, pub.participant_id, pub.source, self._join_order.get(pub.participant_id, 0))
+                for pub in publications if pub.kind == "video"
+            ]
+            videos = self._videos = RoomVideos(candidates, self.speaker_history)
         publishers = {pub.participant_id for pub in publications}
         voices = self.audio_gate.max_open if self.audio_gate.enabled else \
             sum(1 for pub in publications if pub.kind == "audio")
@@ -252,6 +260,7 @@ class Room:
             history = ids + [p for p in self.speaker_history if p not in ids]
             if history != self.speaker_history:
                 self.speaker_history = history
+                self._videos = None
                 self.reselect()
         if speakers is not None:
             self.emit({"type": "active_speakers",
