@@ -494,8 +494,7 @@ class Subscriber:
         self.remote_candidates = RemoteCandidates(candidate_policy or CandidatePolicy())
         self._on_negotiation_needed = on_negotiation_needed
         self._on_table_changed = on_table_changed
-        self._slots: list[RTCRtpTransceiver] = []
-        self._made = {"audio": 0, "video": 0}  # slots of each kind (slot i of each kind is pair i)
+        self._by_kind: dict[str, list[RTCRtpTransceiver]] = {"audio": [], "video": []}  # slot i of each is pair i
         self._tracks: dict[RTCRtpTransceiver, RtcDownTrack] = {}
         self._stream_id = label or "convene"
         self.closed = False
@@ -525,7 +524,8 @@ class Subscriber:
     # that have no camera among them); in a steady meeting no speaker change renegotiates.
 
     def _slots_of(self, kind: str) -> list[RTCRtpTransceiver]:
-        return [t for t in self._slots if t.kind == kind]
+        """Not a copy: callers only read it."""
+        return self._by_kind[kind]
 
     def _partner(self, kind: str, index: int) -> RtcDownTrack | None:
         """What the other slot of pair `index` carries now (None: idle, or not made)."""
@@ -577,17 +577,17 @@ class Subscriber:
         # A new slot, with idle ones before it (each the free half of someone else's pair, kept for them).
         while True:
             transceiver = self._new_slot(kind)
-            if self._made[kind] > pair:
+            if len(self._by_kind[kind]) > pair:
                 break
         self._on_negotiation_needed()
         return transceiver
 
     def _new_slot(self, kind: str) -> RTCRtpTransceiver:
         transceiver = self.pc.addTransceiver(kind, direction="sendonly")
-        index = self._made[kind]
+        slots = self._by_kind[kind]
+        index = len(slots)
         sender_of(transceiver).set_msid(f"{self._stream_id}/pair-{index}", f"{kind}-{index}")
-        self._slots.append(transceiver)
-        self._made[kind] = index + 1
+        slots.append(transceiver)
         return transceiver
 
     def expect(self, people: int) -> None:
@@ -596,11 +596,11 @@ class Subscriber:
         if self.closed:
             return
         pairs = min(people, MAX_EXPECTED_PAIRS)
-        made = self._made
-        if made["audio"] >= pairs and made["video"] >= pairs:
+        by_kind = self._by_kind
+        if len(by_kind["audio"]) >= pairs and len(by_kind["video"]) >= pairs:
             return  # the usual case: the room reselects everyone at each join and speaker change
         for kind in ("audio", "video"):
-            while made[kind] < pairs:
+            while len(by_kind[kind]) < pairs:
                 self._new_slot(kind)
         self._on_negotiation_needed()
 
@@ -620,7 +620,7 @@ class Subscriber:
     # -- negotiation -------------------------------------------------------------------------------
 
     def has_tracks(self) -> bool:
-        return bool(self._slots)
+        return any(self._by_kind.values())
 
     def table(self) -> dict[str, dict[str, str]]:
         """What each negotiated slot carries now (idle slots are left out)."""
