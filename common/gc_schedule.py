@@ -6,18 +6,17 @@ growing meeting is the worst case: a hundred people joining at 10/s made six ful
 (44 ms growing to 280 ms each, 1.0 s in all, almost none of it reclaiming anything), about a tenth of the core
 on top of the joins themselves, and each pause stalls all forwarding at once.
 
-`FullCollectionSchedule` turns CPython's automatic full collections off and runs them itself:
-- when the heap has doubled since the last one (so total scanning stays about twice the final heap, not four
-  times), once it has settled: what a join storm makes is live, and scanning it mid-storm frees nothing;
-- at once, settled or not, when it has quadrupled;
-- never twice within `min_gap`;
-- at least every `max_interval` whatever the growth.
-What survives a collection is frozen (`gc.freeze`): it is what the meeting lives on, and the next collections
-scan only what came after it (at a hundred participants a full scan pauses the loop ~350 ms; a scan of the
-unfrozen rest, ~30 ms). A grown heap is frozen without a scan: after a hundred joins the scan found nothing
-to free in every run we measured (what a join makes lives as long as the participant). Every `thaw_every`
-everything is thawed and collected once, so the cycles that people who left leave behind (peer connections,
-transports) are freed within that bound.
+`FullCollectionSchedule` turns CPython's automatic full collections off and decides itself. It looks at the
+heap every second, and:
+- when the heap has doubled since the last decision and has settled (a join storm is over), freezes it
+  (`gc.freeze`) without a scan: what a join makes lives as long as the participant, and after a hundred
+  joins a full scan found nothing to free in every run we measured;
+- freezes it at once, settled or not, when it has quadrupled;
+- never decides twice within `min_gap`;
+- at least every `max_interval`, collects what is not frozen, then freezes what survives (at a hundred
+  participants a full scan pauses the loop ~350 ms; a scan of the unfrozen rest, ~30 ms);
+- every `thaw_every`, thaws everything and collects it once, so the cycles that people who left leave behind
+  (peer connections, transports) are freed within that bound.
 The young generations are collected as before. The schedule is process-wide state: the process that owns it
 (`convene serve`) starts and closes it.
 """
@@ -41,11 +40,11 @@ NEVER = 1 << 30
 
 @dataclass(frozen=True)
 class ScheduleSettings:
-    growth: float = 1.0  # a full collection once allocated blocks grew by this fraction (1.0: doubled)...
+    growth: float = 1.0  # a freeze once allocated blocks grew by this fraction (1.0: doubled)...
     settle: float = 3.0  # ...and then grew by less than `settled_growth` over this many seconds
     settled_growth: float = 0.05
     ceiling: float = 3.0  # grown by this fraction (3.0: quadrupled): at once, settled or not
-    min_gap: float = 10.0  # seconds: never two full collections closer than this
+    min_gap: float = 10.0  # seconds: never two decisions closer than this
     max_interval: float = 60.0  # seconds: a full collection (of what is not frozen) at least this often
     thaw_every: float = 600.0  # seconds: a collection of everything, frozen or not, this often
     check_every: float = 1.0  # seconds between looks at the heap (sys.getallocatedblocks: ~0.1 ms at 5M blocks)
@@ -86,8 +85,8 @@ class FullCollectionSchedule:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="full-collection-schedule")
 
     def observe(self, now: float, blocks: int) -> str | None:
-        """Takes one look at the heap (`blocks` allocated at `now`); why a full collection is due ("thaw",
-        "interval", "ceiling", "growth"), or None."""
+        """Takes one look at the heap (`blocks` allocated at `now`); why `collect` is due ("thaw", "interval",
+        "ceiling", "growth"), or None."""
         settings, samples = self.settings, self._samples
         samples.append((now, blocks))
         while len(samples) > 1 and samples[1][0] <= now - settings.settle:
