@@ -37,11 +37,15 @@ class Participant:
         self.subscriptions: dict[str, Subscription] = {}  # by publication id
         self.video_preferences = VideoPreferences()
         self.paused_videos: frozenset[str] = frozenset()
-        self.chosen_videos = 0  # how many videos last-N gives this participant now
-        self._chosen: frozenset[str] = frozenset()  # their track ids
+        self._chosen: frozenset[str] = frozenset()  # the videos last-N gives this participant now
         # Set for a participant mirrored from another worker (it is served there, not here).
         self.pipe: object | None = None
         self.closed = False
+
+    @property
+    def chosen_videos(self) -> int:
+        """How many videos last-N gives this participant now."""
+        return len(self._chosen)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -80,7 +84,6 @@ class Participant:
         for track_id in chosen:
             self.subscriptions[track_id].activate()
         self._chosen = frozenset(chosen)
-        self.chosen_videos = len(chosen)
         paused = (videos.ids & self.subscriptions.keys()) - chosen
         changed = paused != self.paused_videos
         self.paused_videos = frozenset(paused)
