@@ -140,7 +140,7 @@ class Database:
             try:
                 return fut, await op(conn), None
             except Exception as exc:  # noqa: BLE001 - handed to the caller
-                if getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE:
+                if _retryable(exc):
                     raise _Conflict(exc) from exc
                 raise _Alone(exc) from exc
         savepoint = await conn.begin_nested()
@@ -148,7 +148,7 @@ class Database:
             value = await op(conn)
         except Exception as exc:  # noqa: BLE001 - handed to the caller
             await savepoint.rollback()
-            if getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE:
+            if _retryable(exc):
                 raise _Conflict(exc) from exc
             return fut, None, exc
         await savepoint.commit()
@@ -188,15 +188,22 @@ class Database:
                 fut.set_result(value)
 
 
-class _Conflict(Exception):
+def _retryable(exc: Exception) -> bool:
+    """A deadlock or serialization failure (PostgreSQL's SQLSTATE): the group may succeed when run again."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _RETRYABLE
+
+
+class _GroupFailure(Exception):
+    """Carries a write's `error` out of its group's transaction, which rolls back."""
+
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
 
 
-class _Alone(Exception):
-    """The failure of a write alone in its group, which rolls its transaction back (not retried)."""
+class _Conflict(_GroupFailure):
+    """A retryable failure: the whole group runs again."""
 
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
+
+class _Alone(_GroupFailure):
+    """The failure of a write alone in its group (not retried)."""
