@@ -61,7 +61,7 @@ class CollectionRecord:
 class FullCollectionSchedule:
     def __init__(self, settings: ScheduleSettings | None = None) -> None:
         self.settings = settings or ScheduleSettings()
-        self.history: list[CollectionRecord] = []  # the latest few, for logs and tests
+        self.history: deque[CollectionRecord] = deque(maxlen=16)  # the latest few, for logs and tests
         self._log = logging.getLogger("convene.gc")
         self._saved_threshold: tuple[int, int, int] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -117,7 +117,7 @@ class FullCollectionSchedule:
         if reason == "thaw":
             self._thawed = record.at
         self._baseline = sys.getallocatedblocks()
-        self.history = [*self.history[-15:], record]
+        self.history.append(record)
         self._log.debug("full collection (%s): %.0f ms, %d collected, %d blocks after", reason,
                         record.pause * 1000, collected, self._baseline)
         return record
