@@ -1,7 +1,9 @@
 """Layouts as in LiveKit's `lk load-test`: how many videos a bot shows, and at which simulcast layer.
 
 A bot turns its layout into a `set_subscriptions` request: last-N with `max_video`, the current
-speaker's video on the high layer in the speaker layout, every other tile on the layout's tile layer.
+speaker's video on the high layer in the speaker layout, every other tile on the layout's tile layer
+(`default_layer`). The request names no other track, so it changes only when the speaker does: a bot
+that listed every video sent one more request, as long as the room, each time someone joined.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ class Layout:
         """The set_subscriptions message for these video tracks (track id -> publisher participant id)
         when `speaker` (a participant id, or None) talks."""
         layers = {}
-        for track_id, participant_id in sorted(video_tracks.items()):
-            high = self.speaker_high and participant_id == speaker
-            layers[track_id] = "high" if high else self.tile_layer
-        return {"type": "set_subscriptions", "max_video": self.videos, "layers": layers}
+        if self.speaker_high and self.tile_layer != "high":
+            layers = {track_id: "high" for track_id, participant_id in sorted(video_tracks.items())
+                      if participant_id == speaker}
+        return {"type": "set_subscriptions", "max_video": self.videos, "default_layer": self.tile_layer,
+                "layers": layers}
 
 
 def layout_named(name: str) -> Layout:

@@ -64,7 +64,7 @@ class Participant:
             return None
         if publication.kind not in self.down.kinds:
             return None
-        subscription = publication.subscribe(self.down, self.id)
+        subscription = publication.subscribe(self.down, self.id, self.video_preferences.layer_for(publication.id))
         self.subscriptions[publication.id] = subscription
         return subscription
 

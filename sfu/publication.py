@@ -271,11 +271,11 @@ class Publication:
         self.keyframe_requests += 1
         self._up.request_keyframe(self.ssrc_of_layer.get(layer) if self.layers else None)
 
-    def subscribe(self, down: Down, subscriber_id: str) -> "Subscription":
-        """A (so far idle) subscription for one subscriber; it starts receiving when activated."""
+    def subscribe(self, down: Down, subscriber_id: str, layer: str = "high") -> "Subscription":
+        """A (so far idle) subscription for one subscriber, preferring `layer`; it starts receiving when activated."""
         from sfu.subscription import Subscription
 
-        subscription = Subscription(self, down, subscriber_id)
+        subscription = Subscription(self, down, subscriber_id, layer)
         self.subscriptions.append(subscription)
         return subscription
 

@@ -231,12 +231,14 @@ class Room:
         if others >= bound and participant.down is not None and participant.permissions.subscribe:
             participant.down.expect(bound)
 
-    def apply_layers(self, participant: Participant) -> None:
-        """Applies the subscriber's preferred simulcast layers (by track id; default high)."""
-        layers = participant.video_preferences.layers
-        for track_id, subscription in participant.subscriptions.items():
+    @staticmethod
+    def apply_layers(participant: Participant, track_ids: frozenset[str] | None = None) -> None:
+        """Applies the subscriber's preferred simulcast layers to `track_ids` (None: every video it may receive)."""
+        prefs, subscriptions = participant.video_preferences, participant.subscriptions
+        for track_id in subscriptions if track_ids is None else track_ids & subscriptions.keys():
+            subscription = subscriptions[track_id]
             if subscription.publication.layers:
-                subscription.set_preferred(layers.get(track_id, "high"))
+                subscription.set_preferred(prefs.layer_for(track_id))
 
     # -- speakers --------------------------------------------------------------------------------
 

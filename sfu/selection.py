@@ -24,6 +24,27 @@ class VideoPreferences:
     pinned: list[str] = field(default_factory=list)  # track ids, first wins
     explicit: list[str] | None = None  # exactly these, when the client chooses itself
     layers: dict[str, str] = field(default_factory=dict)  # track id -> low|mid|high
+    default_layer: str = "high"  # for every video not in `layers`
+
+    def layer_for(self, track_id: str) -> str:
+        return self.layers.get(track_id, self.default_layer)
+
+    def set_layers(self, layers: dict[str, str] | None, default_layer: str | None) -> frozenset[str] | None:
+        """Takes new layer choices (None: unchanged); returns the track ids whose layer changed, or None when the
+        default did (every video's may have). A client that lists every tile again when one changes costs a walk
+        of what changed, not of every subscription."""
+        old_layers, old_default = self.layers, self.default_layer
+        if layers is not None:
+            self.layers = dict(layers)
+        if default_layer is not None:
+            self.default_layer = default_layer
+        if self.default_layer != old_default:
+            return None
+        if self.layers is old_layers:
+            return frozenset()
+        default = self.default_layer
+        return frozenset(t for t in old_layers.keys() | self.layers.keys()
+                         if old_layers.get(t, default) != self.layers.get(t, default))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class Subscription:
     its audio among the loudest few. An idle subscription costs no m-line, no forwarder state and no
     per-packet work, so a subscriber's SDP stays bounded however big the room grows."""
 
-    def __init__(self, publication: "Publication", down: Down, subscriber_id: str) -> None:
+    def __init__(self, publication: "Publication", down: Down, subscriber_id: str, layer: str = "high") -> None:
         self.publication = publication
         self.down_host = down
         self.down: DownTrack | None = None
@@ -47,8 +47,8 @@ class Subscription:
         self.subscriber_id = subscriber_id
         # Captions must hear every speaker, not only the loudest few that people get.
         self.hears_everyone = bool(getattr(down, "hears_everyone", False))
-        self.preferred = publication.top_layer
-        self.target = publication.top_layer
+        # Preferred from the start: a layer asked for by default is not the high one's keyframe and switch later.
+        self.preferred = self.target = min(LAYER_NAMES.get(layer, 2), publication.top_layer)
         self.current: int | None = None
         self.switches = 0
         self._sr_epoch = 0

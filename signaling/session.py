@@ -107,12 +107,14 @@ class TokenBucket:
         return (1 - self._tokens) / self._rate
 
 
-def apply_subscription_fields(msg: dict[str, Any], prefs: VideoPreferences) -> None:
-    """Validates the `set_subscriptions` fields present in `msg`, then applies them (all or nothing)."""
+def apply_subscription_fields(msg: dict[str, Any], prefs: VideoPreferences) -> frozenset[str] | None:
+    """Validates the `set_subscriptions` fields present in `msg`, then applies them (all or nothing). Returns the
+    track ids whose layer changed (None: every video's may have)."""
     max_video = _field(msg, "max_video", int, optional=True)
     pinned = _field(msg, "pinned", list, optional=True)
     explicit = _field(msg, "video", list, optional=True)
     layers = _field(msg, "layers", dict, optional=True)
+    default_layer = _field(msg, "default_layer", str, optional=True)
     for name, value in (("pinned", pinned), ("video", explicit)):
         if value is not None and not all(isinstance(t, str) for t in value):
             raise InvalidField(f"'{name}' must list track ids", field=name)
@@ -120,14 +122,15 @@ def apply_subscription_fields(msg: dict[str, Any], prefs: VideoPreferences) -> N
         raise InvalidField("'max_video' must be 0-100", field="max_video")
     if layers is not None and not all(isinstance(v, str) and v in LAYERS for v in layers.values()):
         raise InvalidField("layers must be low, mid or high", field="layers")
+    if default_layer is not None and default_layer not in LAYERS:
+        raise InvalidField("'default_layer' must be low, mid or high", field="default_layer")
     if max_video is not None:
         prefs.max_video = max_video
     if pinned is not None:
         prefs.pinned = list(pinned)
     if "video" in msg:
         prefs.explicit = list(explicit) if explicit is not None else None
-    if layers is not None:
-        prefs.layers = dict(layers)
+    return prefs.set_layers(layers, default_layer)
 
 
 class Session:
@@ -668,9 +671,9 @@ class Session:
     async def _on_set_subscriptions(self, msg: dict[str, Any]) -> None:
         """Which videos to receive: at most `max_video` (last-N), `pinned` first, or exactly `video`."""
         assert self.participant is not None and self.room is not None
-        apply_subscription_fields(msg, self.participant.video_preferences)
+        changed = apply_subscription_fields(msg, self.participant.video_preferences)
         self.room.reselect([self.participant])
-        self.room.apply_layers(self.participant)
+        self.room.apply_layers(self.participant, changed)
 
     async def _on_leave(self, msg: dict[str, Any]) -> None:
         self.close_soon(1000, "left")

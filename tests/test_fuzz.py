@@ -81,6 +81,7 @@ subscription_fields = st.fixed_dictionaries({}, optional={
     "pinned": st.lists(st.text(max_size=8), max_size=3) | json_values,
     "video": st.none() | st.lists(st.text(max_size=8), max_size=3) | json_values,
     "layers": layer_maps | json_values,
+    "default_layer": st.sampled_from(LAYERS) | json_values,
     "other": json_values,
 })
 
@@ -111,14 +112,21 @@ def test_subscription_fields_apply_all_or_nothing() -> None:
         prefs = VideoPreferences(max_video=7, pinned=["TR_a"], explicit=None, layers={"TR_a": "low"})
         before = replace(prefs, pinned=list(prefs.pinned), layers=dict(prefs.layers))
         try:
-            apply_subscription_fields(msg, prefs)
+            changed = apply_subscription_fields(msg, prefs)
         except InvalidField:
             assert prefs == before  # a refused message changes nothing
             return
         assert isinstance(prefs.max_video, int) and 0 <= prefs.max_video <= 100
         assert all(isinstance(t, str) for t in prefs.pinned)
         assert prefs.explicit is None or all(isinstance(t, str) for t in prefs.explicit)
-        assert all(v in LAYERS for v in prefs.layers.values())
+        assert all(v in LAYERS for v in prefs.layers.values()) and prefs.default_layer in LAYERS
+        # What it says changed is exactly the tracks whose layer differs (None: the default moved).
+        tracks = before.layers.keys() | prefs.layers.keys() | {"TR_other"}
+        moved = {t for t in tracks if before.layer_for(t) != prefs.layer_for(t)}
+        if changed is None:
+            assert prefs.default_layer != before.default_layer
+        else:
+            assert changed == moved
 
     check()
 

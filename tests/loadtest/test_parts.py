@@ -54,9 +54,13 @@ def test_talk_schedule_has_at_most_n_speakers_and_pauses() -> None:
 
 def test_speaker_layout_asks_one_high_and_the_rest_low() -> None:
     request = layout_named("speaker").request({"TR_1": "PA_1", "TR_2": "PA_2", "TR_3": "PA_3"}, "PA_2")
-    assert request == {"type": "set_subscriptions", "max_video": 6,
-                       "layers": {"TR_1": "low", "TR_2": "high", "TR_3": "low"}}
-    assert layout_named("grid3x3").request({"TR_1": "PA_1"}, None)["layers"] == {"TR_1": "mid"}
+    assert request == {"type": "set_subscriptions", "max_video": 6, "default_layer": "low",
+                       "layers": {"TR_2": "high"}}
+    # Someone else's camera does not change the request (no message per join).
+    assert layout_named("speaker").request({"TR_1": "PA_1", "TR_2": "PA_2", "TR_3": "PA_3", "TR_4": "PA_4"},
+                                           "PA_2") == request
+    grid = layout_named("grid3x3").request({"TR_1": "PA_1"}, None)
+    assert grid["layers"] == {} and grid["default_layer"] == "mid"
     assert layout_named("audio-only").publishes_video is False
 
 

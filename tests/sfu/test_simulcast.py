@@ -90,3 +90,44 @@ async def test_subscriber_switches_layers_on_keyframes_only(server: RunningServe
         stop.set()
         await alice.close()
         await bob.close()
+
+
+async def test_default_layer_holds_for_cameras_that_appear_later(server: RunningServer) -> None:
+    """`default_layer` is the layer of every video not named in `layers`, including one published after it was
+    sent: its first packets are already on that layer. Naming a track overrides it; unnaming it restores it."""
+    alice = await join(server.url, "simdef", await server.token("simdef", "alice"))
+    bob = await join(server.url, "simdef", await server.token("simdef", "bob"))
+    stop = asyncio.Event()
+    try:
+        await bob.client.send({"type": "set_subscriptions", "default_layer": "low"})
+        await bob.client.request({"type": "ping", "id": "after-default"}, "pong")
+        writer = alice.publisher.add_track("video", "video/VP8", layers=LAYERS)
+        offer = await alice.publisher.create_offer()
+        reply = await alice.client.request({"type": "publish", "sdp": offer,
+                                            "tracks": [{"mid": writer.mid, "source": "camera"}]}, "answer")
+        await alice.publisher.apply_answer(reply["sdp"])
+        track = (await alice.client.wait_for("published"))["tracks"][0]["track"]
+        await wait_until(lambda: writer.ready and len(bob.client.tracks_by_mid) == 1, 10)
+        mid = next(iter(bob.client.tracks_by_mid))
+        task = asyncio.create_task(send_layers(writer, stop))
+
+        def layers_seen(start: int = 0) -> set[int]:
+            return {p.payload[2] for p in bob.received[mid][start:]}
+
+        await wait_until(lambda: len(bob.received[mid]) > 20, 10)
+        assert layers_seen() == {0}  # low from the first packet: no high keyframe and switch first
+        start = len(bob.received[mid])
+        await bob.client.send({"type": "set_subscriptions", "layers": {track["id"]: "high"}})
+        await wait_until(lambda: 2 in layers_seen(start), 5)
+        start = len(bob.received[mid])
+        await bob.client.send({"type": "set_subscriptions", "layers": {}})  # unnamed again: the default
+        await wait_until(lambda: 0 in layers_seen(start), 5)
+        await bob.client.send({"type": "set_subscriptions", "default_layer": "bogus"})
+        error = await bob.client.wait_for("error")
+        assert error["code"] == "invalid_field" and error["details"]["field"] == "default_layer"
+        stop.set()
+        await task
+    finally:
+        stop.set()
+        await alice.close()
+        await bob.close()
