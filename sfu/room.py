@@ -58,6 +58,8 @@ class Room:
             self._listeners.remove(listener)
 
     def emit(self, event: dict[str, Any]) -> None:
+        """Hands the same event object to every listener; listeners must not change it (the signaling encodes
+        it once for all its sockets), and it is not changed after."""
         for listener in list(self._listeners):
             try:
                 listener.on_room_event(event)

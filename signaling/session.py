@@ -37,6 +37,7 @@ from common.errors import (
 )
 from identity.orgs import plain
 from identity.tokens import AccessToken, TokenIssuer
+from signaling.event_text import EventText, encode
 from signaling.meetings import Meetings
 from transcribe.settings import ROOM_LANGUAGES
 
@@ -140,7 +141,8 @@ class Session:
     def __init__(self, ws: web.WebSocketResponse, room_name: str, rooms: RoomRegistry, tokens: TokenIssuer,
                  sessions: dict[str, "Session"], ice_servers: list[str], meetings: Meetings,
                  join_timeout: float = 10.0, candidate_policy: CandidatePolicy | None = None,
-                 client_ice_servers: Callable[[str], list[Any]] | None = None) -> None:
+                 client_ice_servers: Callable[[str], list[Any]] | None = None,
+                 event_text: EventText | None = None) -> None:
         self.ws = ws
         self.room_name = room_name
         self._rooms = rooms
@@ -158,7 +160,9 @@ class Session:
         self.publisher: Publisher | None = None
         self.subscriber: Subscriber | None = None
         self._track_mid: dict[str, str] = {}
-        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        # Room events shared by every socket of the process come encoded (text); the rest are encoded here.
+        self._event_text = event_text or EventText()
+        self._outbox: asyncio.Queue[dict[str, Any] | str | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._offer_in_flight = False
         self._needs_offer = False
@@ -192,7 +196,8 @@ class Session:
 
     # -- outbound --------------------------------------------------------------------------------
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any] | str) -> None:
+        """Queues a message (a dict, or its JSON text already encoded)."""
         if self._closing:
             return
         if self._outbox.qsize() >= OUTBOX_LIMIT:
@@ -207,7 +212,7 @@ class Session:
             if message is None or self.ws.closed:
                 return
             try:
-                await self.ws.send_str(json.dumps(message, separators=(",", ":")))
+                await self.ws.send_str(message if isinstance(message, str) else encode(message))
             except (ConnectionError, RuntimeError):
                 return
 
@@ -269,18 +274,16 @@ class Session:
                 self._video_paused(paused)
             return
         if "to" in event:
-            if event["to"] != me:
-                return
-            event = {k: v for k, v in event.items() if k != "to"}
+            if event["to"] == me:
+                self.send({k: v for k, v in event.items() if k != "to"})
+            return
         if kind == "participant_joined" and event["participant"]["id"] == me:
             return
-        if kind == "track_published":
-            event = {k: v for k, v in event.items() if k != "publication"}
         if kind == "room_ended":
-            event = self._with_record_token(event)
-        self.send(event)
-        if kind == "room_ended":
+            self.send(self._with_record_token(event))
             self.close_soon(1000, "room ended")
+            return
+        self.send(self._event_text(event))  # the same text for every socket
 
     def _video_paused(self, track_ids: frozenset[str]) -> None:
         self._paused_videos = track_ids

@@ -12,10 +12,12 @@ from signaling.appkeys import CONFIG, MEETINGS_DESK, ROOMS, TOKENS
 from identity.orgs import DEFAULT_ORG, host_name, org_name, request_org
 from signaling.rest import valid_room_name
 from sfu.webrtc import CandidatePolicy
+from signaling.event_text import EventText
 from signaling.session import Session
 from signaling.turn import client_ice_servers, server_ice_servers
 
 SESSIONS = web.AppKey("sessions", dict[str, Session])
+EVENT_TEXT = web.AppKey("event_text", EventText)
 # aiohttp closes the socket (1009) above this; up to it we answer `message_too_large` and keep it.
 HARD_FRAME_LIMIT = 2 * 1024 * 1024
 
@@ -34,7 +36,8 @@ async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
                       server_ice_servers(config), request.app[MEETINGS_DESK],
                       join_timeout=config.join_timeout_seconds,
                       candidate_policy=CandidatePolicy(allow_link_local=config.ice_allow_link_local),
-                      client_ice_servers=lambda identity: client_ice_servers(config, identity))
+                      client_ice_servers=lambda identity: client_ice_servers(config, identity),
+                      event_text=request.app[EVENT_TEXT])
     session.attendees_see_records = config.attendees_see_records
     await session.run()
     return ws
@@ -58,5 +61,6 @@ async def close_all(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     app[SESSIONS] = {}
+    app[EVENT_TEXT] = EventText()
     app.on_shutdown.append(close_all)
     app.router.add_get("/v1/rooms/{room}/ws", signaling_socket)
