@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sfu.interfaces import RoomListener
@@ -19,6 +20,12 @@ log = logging.getLogger("convene.sfu.room")
 
 class RoomFull(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class PublisherCensus:
+    publishers: frozenset[str]  # participants publishing anything
+    voices: int  # audio publications
 
 
 class Room:
@@ -42,6 +49,8 @@ class Room:
         # Last-N's ranking of the room's videos, kept until a publication or the order of speakers changes: every
         # subscriber's `set_subscriptions` reselects it alone, and a new camera makes them all send one.
         self._videos: RoomVideos | None = None
+        # Who publishes, and how many voices: kept until a publication comes or goes, for the same reason.
+        self._census: PublisherCensus | None = None
         self._joins = 0
         # Whether anyone (not a hidden client like captions) ever joined: a meeting nobody attended leaves no trace.
         self.attended = False
@@ -107,7 +116,7 @@ class Room:
 
     def publish(self, participant: Participant, publication: Publication) -> None:
         participant.publications[publication.id] = publication
-        self._videos = None
+        self._videos = self._census = None
         publication.on_demand = self._track_demand
         if publication.kind == "audio":
             publication.audio_gate = self.audio_gate
@@ -129,7 +138,7 @@ class Room:
 
     def _drop_publication(self, participant: Participant, publication: Publication) -> None:
         participant.publications.pop(publication.id, None)
-        self._videos = None
+        self._videos = self._census = None
         for other in self.participants.values():
             other.unsubscribe(publication.id)
         publication.close()
@@ -166,9 +175,16 @@ class Room:
 
     # -- who hears whom ----------------------------------------------------------------------------
 
+    def census(self) -> PublisherCensus:
+        census = self._census
+        if census is None:
+            publications = self.publications()
+            census = self._census = PublisherCensus(frozenset(pub.participant_id for pub in publications),
+                                                    sum(1 for pub in publications if pub.kind == "audio"))
+        return census
+
     def _update_audio_gate(self) -> None:
-        audio = sum(1 for pub in self.publications() if pub.kind == "audio")
-        enabled = audio > self.audio_gate.max_open
+        enabled = self.census().voices > self.audio_gate.max_open
         if enabled != self.audio_gate.enabled:
             self.audio_gate.set_enabled(enabled)
             for publication in self.publications():
@@ -200,17 +216,16 @@ class Room:
 
     def reselect(self, subscribers: list[Participant] | None = None) -> None:
         """Re-applies last-N for `subscribers` (default: everyone) and tells those whose set changed."""
-        publications = self.publications()
         videos = self._videos
         if videos is None:
             candidates = [
                 VideoCandidate(pub.id, pub.participant_id, pub.source, self._join_order.get(pub.participant_id, 0))
-                for pub in publications if pub.kind == "video"
+                for pub in self.publications() if pub.kind == "video"
             ]
             videos = self._videos = RoomVideos(candidates, self.speaker_history)
-        publishers = {pub.participant_id for pub in publications}
-        voices = self.audio_gate.max_open if self.audio_gate.enabled else \
-            sum(1 for pub in publications if pub.kind == "audio")
+        census = self.census()
+        publishers = census.publishers
+        voices = self.audio_gate.max_open if self.audio_gate.enabled else census.voices
         paused: dict[str, frozenset[str]] = {}
         for participant in subscribers if subscribers is not None else list(self.participants.values()):
             if participant.select_videos(videos) and not participant.hidden:
