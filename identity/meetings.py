@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -179,18 +179,22 @@ class MeetingLedger:
         meeting_id = token.meeting or ""
         if meeting_id in self._ended:
             raise MeetingEnded("this meeting has ended")
+        # One statement for the meeting and this identity's removal: it runs at every join.
+        stmt = (select(meetings, meeting_removals.c.removed_at)
+                .select_from(meetings.outerjoin(meeting_removals, and_(
+                    meeting_removals.c.meeting_id == meetings.c.meeting_id,
+                    meeting_removals.c.identity == token.identity)))
+                .where(meetings.c.meeting_id == meeting_id))
         async with self.db.read() as conn:
-            row = (await conn.execute(select(meetings).where(meetings.c.meeting_id == meeting_id))).first()
-            removed = None if row is None else (await conn.execute(
-                select(meeting_removals.c.removed_at).where(meeting_removals.c.meeting_id == meeting_id,
-                                                            meeting_removals.c.identity == token.identity))).first()
+            row = (await conn.execute(stmt)).first()
         meeting = _meeting(row) if row is not None else None
         if meeting is None or meeting.room != token.room:
             raise MeetingEnded("this meeting does not exist (or has ended)")
         if not meeting.live:
             self._ended.add(meeting_id)
             raise MeetingEnded("this meeting has ended")
-        if removed is not None and token.issued_at <= float(removed[0]):
+        assert row is not None
+        if row.removed_at is not None and token.issued_at <= float(row.removed_at):
             raise RemovedFromMeeting("a moderator removed you from this meeting")
         return meeting
 
