@@ -47,7 +47,15 @@ import aiortc.rtcicetransport
 import aiortc.rtcpeerconnection
 import aiortc.rtp
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock, sdp
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+    clock,
+    sdp,
+)
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
 from aiortc.rtcicetransport import RTCIceParameters
 from aiortc.rtcrtpparameters import (
@@ -1763,6 +1771,22 @@ class ForwardingPeerConnection(RTCPeerConnection):
             self._reports = None
         await super().close()
 
+    async def createOffer(self) -> RTCSessionDescription:  # noqa: N802 - aiortc's name
+        global _keeping_own
+        _keeping_own = True  # its setLocalDescription takes the description built here (`_wrap_description`)
+        try:
+            return await super().createOffer()
+        finally:
+            _keeping_own = False
+
+    async def createAnswer(self) -> RTCSessionDescription:  # noqa: N802 - aiortc's name
+        global _keeping_own
+        _keeping_own = True
+        try:
+            return await super().createAnswer()
+        finally:
+            _keeping_own = False
+
     def _RTCPeerConnection__createTransceiver(
         self, direction: str, kind: str, sender_track: Any = None
     ) -> RTCRtpTransceiver:
@@ -2178,15 +2202,35 @@ class SharedCertificate(RTCCertificate):
         return list(self._fingerprints)
 
 
-# The SDP `parse_media_lines` just checked, for aiortc's own parse of the same text (set*Description): one
-# entry, taken once, so aiortc never shares a description object with anyone.
+# The SDP `parse_media_lines` just checked, or the one a ForwardingPeerConnection just wrote, for aiortc's own
+# parse of the same text (set*Description): one entry, taken once, so aiortc never shares a description object.
 _checked_sdp: dict[str, sdp.SessionDescription] = {}
 _aiortc_sdp_parse = sdp.SessionDescription.parse
+_aiortc_wrap_description = aiortc.rtcpeerconnection.wrap_session_description
+# Set while a ForwardingPeerConnection writes its own offer or answer (aiortc's createOffer and createAnswer never
+# suspend, so no other connection's description passes meanwhile; the seam check holds them to that).
+_keeping_own = False
 
 
 def _parse_once(cls: type, text: str) -> sdp.SessionDescription:
     description = _checked_sdp.pop(text, None)
     return description if description is not None else parse_by_sections(text)
+
+
+def _wrap_description(session_description: sdp.SessionDescription | None) -> RTCSessionDescription | None:
+    """aiortc's wrap_session_description; for a connection's own offer or answer, the description aiortc built is
+    also kept for the setLocalDescription that follows, which would parse again the text it was just written into
+    (a late joiner's first offer has ten m-lines, none of them seen before). What aiortc builds is what its parse of
+    that text gives (`tests/sfu/test_join_sdp.py` compares them field by field), but for the type, which
+    setLocalDescription sets; its lists are copied, as the transceivers hold some of them."""
+    wrapped = _aiortc_wrap_description(session_description)
+    if _keeping_own and session_description is not None and wrapped is not None:
+        own = object.__new__(sdp.SessionDescription)
+        own.__dict__.update(session_description.__dict__)
+        own.media = [_copy_media(media) for media in session_description.media]
+        _checked_sdp.clear()
+        _checked_sdp[wrapped.sdp] = own
+    return wrapped
 
 
 # A renegotiation repeats every m-line but the new ones, in our offer and in the answer alike: at 20 people a
@@ -2303,6 +2347,7 @@ def install_cheap_joins() -> None:
     aiortc.rtcpeerconnection.RTCRtpReceiver = _make_receiver  # type: ignore[assignment]
     aiortc.rtcpeerconnection.find_common_codecs = _find_common_codecs
     sdp.SessionDescription.parse = classmethod(_parse_once)  # type: ignore[method-assign, assignment]
+    aiortc.rtcpeerconnection.wrap_session_description = _wrap_description
     RTCRtpCodecParameters.__deepcopy__ = _copy_codec
 
 
@@ -2320,6 +2365,11 @@ def check_join_seams() -> list[str]:
     for method in (RTCPeerConnection.setLocalDescription, RTCPeerConnection.setRemoteDescription):
         if "sdp.SessionDescription.parse(" not in inspect_source(method):
             problems.append(f"RTCPeerConnection.{method.__name__} no longer parses with SessionDescription.parse")
+    for writer in (RTCPeerConnection.createOffer, RTCPeerConnection.createAnswer):
+        source = inspect_source(writer)
+        if "return wrap_session_description(description)" not in source or "await " in source:
+            problems.append(f"RTCPeerConnection.{writer.__name__} no longer writes its description with "
+                            "wrap_session_description without suspending (_wrap_description keeps it)")
     if "receiver=RTCRtpReceiver(kind, dtlsTransport)" not in inspect_source(
             RTCPeerConnection._RTCPeerConnection__createTransceiver):
         problems.append("RTCPeerConnection no longer builds receivers as RTCRtpReceiver(kind, dtlsTransport)")

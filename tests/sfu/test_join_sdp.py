@@ -10,6 +10,7 @@ from sfu.aiortc_seams import (
     ForwardingPeerConnection,
     ForwardingReceiver,
     _aiortc_sdp_parse,
+    _checked_sdp,
     check_seams,
     parse_by_sections,
 )
@@ -152,4 +153,53 @@ async def test_a_renegotiation_offer_is_the_local_description() -> None:
             await subscriber.apply_answer(str(client.localDescription.sdp))
     finally:
         await subscriber.close()
+        await client.close()
+
+
+async def test_own_offers_and_answers_are_taken_as_built_not_parsed_again() -> None:
+    """A forwarding connection's setLocalDescription takes the description aiortc built for its offer or answer:
+    field by field what aiortc's parse of that text gives (its type set), in a first offer, a renegotiation with
+    gathered candidates, and the answer of the other side."""
+    configure_ice(include_loopback=True)
+    server = ForwardingPeerConnection(rtc_configuration([]))
+    client = ForwardingPeerConnection(rtc_configuration([]))
+    try:
+        for video, audio in ((2, 2), (1, 1)):
+            for _ in range(video):
+                server.addTransceiver("video", direction="sendonly")
+            for _ in range(audio):
+                server.addTransceiver("audio", direction="sendonly")
+            offer = await server.createOffer()
+            assert list(_checked_sdp) == [offer.sdp]  # kept for the setLocalDescription that follows
+            kept = _checked_sdp[offer.sdp]
+            parsed = _aiortc_sdp_parse(offer.sdp)
+            parsed.type = "offer"
+            same(kept, parsed)
+            await server.setLocalDescription(offer)
+            assert not _checked_sdp  # taken, not parsed again
+            taken = server._RTCPeerConnection__pendingLocalDescription  # type: ignore[attr-defined]
+            assert taken is kept and taken.type == "offer"
+            await client.setRemoteDescription(RTCSessionDescription(sdp=str(server.localDescription.sdp),
+                                                                    type="offer"))
+            answer = await client.createAnswer()
+            kept = _checked_sdp[answer.sdp]
+            parsed = _aiortc_sdp_parse(answer.sdp)
+            parsed.type = "answer"
+            same(kept, parsed)
+            await client.setLocalDescription(answer)
+            assert not _checked_sdp
+            assert client._RTCPeerConnection__currentLocalDescription is kept  # type: ignore[attr-defined]
+            await server.setRemoteDescription(RTCSessionDescription(sdp=str(client.localDescription.sdp),
+                                                                    type="answer"))
+        # The kept description's lists are its own: the transceivers' codec lists are not the description's.
+        for transceiver, media in zip(server.getTransceivers(), taken.media):
+            assert media.rtp.codecs is not transceiver._codecs
+        # A plain aiortc connection (the tests' browsers stand-ins) keeps nothing.
+        plain = RTCPeerConnection(rtc_configuration([]))
+        plain.addTransceiver("audio", direction="recvonly")
+        await plain.createOffer()
+        assert not _checked_sdp
+        await plain.close()
+    finally:
+        await server.close()
         await client.close()
