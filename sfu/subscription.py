@@ -197,9 +197,9 @@ class Subscription:
         if target != self.target:
             self.leave_batch()
             self.target = target
-            if self.down is not None:
+            if self.down is not None:  # an idle one asks for its keyframe when it is activated
                 self.publication.update_demand()
-            self.publication.request_keyframe(target)
+                self.publication.request_keyframe(target)
 
     # -- feedback from the subscriber ------------------------------------------------------------
 
