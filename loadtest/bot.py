@@ -88,8 +88,9 @@ class Bot:
         """A socket (joined) and, when the bot publishes, its media going up."""
         self.client = SignalingClient(self.ctx.url, self.ctx.room, self.token, on_offer=self._on_offer)
         self.client.on_table = lambda tracks: self._apply_table(tracks, time.monotonic())
-        # The layout's last-N from the start, so the first offer has only the slots the layout shows.
-        subscriptions = {"max_video": self.ctx.layout.videos}
+        # The layout's last-N and tile layer from the start: the first offer has only the slots the layout shows,
+        # and each camera is subscribed on the tile layer already.
+        subscriptions = {"max_video": self.ctx.layout.videos, "default_layer": self.ctx.layout.tile_layer}
         joined = await asyncio.wait_for(self.client.connect(subscriptions=subscriptions), timeout)
         self.participant_id = str(joined["participant"]["id"])
         self.participant_ids.append(self.participant_id)
