@@ -22,7 +22,15 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sfu.aiortc_seams import BatchSource, ForwardingSender, RtpPath, compiled_send, shared_send_time
+from sfu.aiortc_seams import (
+    BatchSource,
+    ForwardingSender,
+    RtpPath,
+    any_backlog,
+    compiled_send,
+    shared_send_time,
+    watch_backlog,
+)
 from sfu.rtp import RtpPacket
 
 if TYPE_CHECKING:
@@ -112,6 +120,8 @@ class FanOut:
         if forwarder is None or not forwarder.started:
             return None
         path, shapes, ssrc = source
+        if not watch_backlog(path.aio_transport()):
+            return None  # `backlogged` could not answer for it without asking
         if len(self.members) == self._capacity:
             self._grow(self._capacity * 2)
         index = len(self.members)
@@ -164,8 +174,9 @@ class FanOut:
         entry.index = -1
 
     def backlogged(self) -> bool:
-        """Some member's socket holds a backlog in its asyncio transport (its order is Python's to keep)."""
-        return any(map(_backlog, self._aios))
+        """Some member's socket holds a backlog in its asyncio transport (its order is Python's to keep). Members'
+        transports are watched (`watch_backlog`): while none of those holds one, none is asked."""
+        return any_backlog() and any(map(_backlog, self._aios))
 
     def send(self, packet: RtpPacket, keyframe: bool, layer: int) -> None:
         """Hot path: one packet to every member; the ones C could not serve leave and are forwarded by Python."""

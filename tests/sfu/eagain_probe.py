@@ -22,7 +22,7 @@ from typing import Any
 import aioice.ice
 
 from loadtest.peers import PacketPublisherPeer, PacketSubscriberPeer
-from sfu.aiortc_seams import RtpPath, connection_rtp_path, set_send_mode
+from sfu.aiortc_seams import RtpPath, any_backlog, connection_rtp_path, set_send_mode
 from sfu.fanout import flush_all
 from sfu.publication import Codec, Publication
 from sfu.rtp import RtpPacket
@@ -160,11 +160,13 @@ async def main(mode: str, episodes: int) -> dict[str, Any]:
             batched += bool(path.watchers)
             if episode % 2 == 1 and k == BURST // 2:
                 replace_pair(path)  # while the transport holds packets
+        backlog_in_burst = any_backlog()  # the batch's transports are watched (batch mode)
         want = first + seq
         deadline = time.monotonic() + 20
         while len(received) < want and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         flush_all()
+        backlog_after_drain = any_backlog()
         after = path.fast_sends
         for _ in range(AFTER):
             seq += 1
@@ -174,7 +176,8 @@ async def main(mode: str, episodes: int) -> dict[str, Any]:
         wire += wire_sequence(tap, path._addr[1])
         episode_stats.append({"queued_in_burst": path.queued_sends - queued, "fast_in_burst": after - fast,
                               "fast_after_drain": path.fast_sends - after, "batched_in_burst": batched,
-                              "batched_after_drain": bool(path.watchers)})
+                              "batched_after_drain": bool(path.watchers), "backlog_in_burst": backlog_in_burst,
+                              "backlog_after_drain": backlog_after_drain})
     deadline = time.monotonic() + 5
     while len(received) < first + seq and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

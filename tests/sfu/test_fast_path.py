@@ -403,6 +403,8 @@ def test_a_full_socket_buffer_hands_over_to_the_transport_in_order(mode: str) ->
         assert episode["fast_after_drain"] == 3  # and the path took its own socket again after the drain
         if mode == "batch":  # the batch sent until EAGAIN, left at the backlog and joined again after the drain
             assert 0 < episode["batched_in_burst"] < 300 - 100 and episode["batched_after_drain"]
+            # Its transport was watched: the backlog was seen without asking each member, and forgotten after.
+            assert episode["backlog_in_burst"] and not episode["backlog_after_drain"]
     everything = list(range(1, result["sent"] + 1))
     assert result["wire"] == everything  # left the socket in order
     if result["steered"]:
