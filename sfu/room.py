@@ -176,6 +176,7 @@ class Room:
     # -- who hears whom ----------------------------------------------------------------------------
 
     def census(self) -> PublisherCensus:
+        """Who publishes and how many voices there are, counted once per change of publications."""
         census = self._census
         if census is None:
             publications = self.publications()
