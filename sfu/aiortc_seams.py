@@ -35,7 +35,7 @@ import struct
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -1814,20 +1814,10 @@ class ForwardingPeerConnection(RTCPeerConnection):
         await super().close()
 
     async def createOffer(self) -> RTCSessionDescription:  # noqa: N802 - aiortc's name
-        global _keeping_own
-        _keeping_own = True  # its setLocalDescription takes the description built here (`_wrap_description`)
-        try:
-            return await super().createOffer()
-        finally:
-            _keeping_own = False
+        return await _keeping_own_description(super().createOffer())
 
     async def createAnswer(self) -> RTCSessionDescription:  # noqa: N802 - aiortc's name
-        global _keeping_own
-        _keeping_own = True
-        try:
-            return await super().createAnswer()
-        finally:
-            _keeping_own = False
+        return await _keeping_own_description(super().createAnswer())
 
     def _RTCPeerConnection__createTransceiver(
         self, direction: str, kind: str, sender_track: Any = None
@@ -1934,8 +1924,7 @@ def parse_media_lines(text: str) -> list[MediaLine]:
         if group.semantic == "BUNDLE" and not set(group.items) <= set(mids):
             raise ValueError("a=group:BUNDLE names a mid no m-line has")
     # Only read here: aiortc's set*Description takes this parse of the same text instead of parsing again.
-    _checked_sdp.clear()
-    _checked_sdp[text] = description
+    _hand_over(text, description)
     return lines
 
 
@@ -2254,9 +2243,26 @@ _aiortc_wrap_description = aiortc.rtcpeerconnection.wrap_session_description
 _keeping_own = False
 
 
+def _hand_over(text: str, description: sdp.SessionDescription) -> None:
+    """`description` is what aiortc's next parse of `text` takes instead (the one entry before it is dropped)."""
+    _checked_sdp.clear()
+    _checked_sdp[text] = description
+
+
 def _parse_once(cls: type, text: str) -> sdp.SessionDescription:
     description = _checked_sdp.pop(text, None)
     return description if description is not None else parse_by_sections(text)
+
+
+async def _keeping_own_description(writing: Awaitable[RTCSessionDescription]) -> RTCSessionDescription:
+    """Runs aiortc's createOffer or createAnswer so that its setLocalDescription takes the description built there
+    (`_wrap_description`)."""
+    global _keeping_own
+    _keeping_own = True
+    try:
+        return await writing
+    finally:
+        _keeping_own = False
 
 
 def _wrap_description(session_description: sdp.SessionDescription | None) -> RTCSessionDescription | None:
@@ -2270,8 +2276,7 @@ def _wrap_description(session_description: sdp.SessionDescription | None) -> RTC
         own = object.__new__(sdp.SessionDescription)
         own.__dict__.update(session_description.__dict__)
         own.media = [_copy_media(media) for media in session_description.media]
-        _checked_sdp.clear()
-        _checked_sdp[wrapped.sdp] = own
+        _hand_over(wrapped.sdp, own)
     return wrapped
 
 
