@@ -187,13 +187,12 @@ class MeetingLedger:
                 .where(meetings.c.meeting_id == meeting_id))
         async with self.db.read() as conn:
             row = (await conn.execute(stmt)).first()
-        meeting = _meeting(row) if row is not None else None
-        if meeting is None or meeting.room != token.room:
+        if row is None or row.room != token.room:
             raise MeetingEnded("this meeting does not exist (or has ended)")
+        meeting = _meeting(row)
         if not meeting.live:
             self._ended.add(meeting_id)
             raise MeetingEnded("this meeting has ended")
-        assert row is not None
         if row.removed_at is not None and token.issued_at <= float(row.removed_at):
             raise RemovedFromMeeting("a moderator removed you from this meeting")
         return meeting
