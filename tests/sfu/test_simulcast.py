@@ -4,10 +4,11 @@ gets the layer it prefers, and switches happen only on keyframes with continuous
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from loadtest.peers import PacketWriter
 from tests.conftest import RunningServer
-from tests.sfu.peers import join, make_packet, vp8_payload, wait_until
+from tests.sfu.peers import Participant, join, make_packet, vp8_payload, wait_until
 
 LAYERS = ["l", "m", "h"]
 
@@ -26,23 +27,29 @@ async def send_layers(writer: PacketWriter, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.02)
 
 
+async def publish_simulcast(alice: Participant, bob: Participant) -> tuple[PacketWriter, dict[str, Any], str]:
+    """Alice publishes a three-layer camera (the simulcast offer and answer checked); returns its writer, the
+    track as published and the mid it reaches Bob on."""
+    writer = alice.publisher.add_track("video", "video/VP8", layers=LAYERS)
+    offer = await alice.publisher.create_offer()
+    assert "a=simulcast:send l;m;h" in offer
+    reply = await alice.client.request({"type": "publish", "sdp": offer,
+                                        "tracks": [{"mid": writer.mid, "source": "camera"}]}, "answer")
+    assert "a=simulcast:recv l;m;h" in reply["sdp"] and "a=rid:h recv" in reply["sdp"]
+    await alice.publisher.apply_answer(reply["sdp"])
+    published = await alice.client.wait_for("published")
+    track: dict[str, Any] = published["tracks"][0]["track"]
+    assert track["layers"] == LAYERS
+    await wait_until(lambda: writer.ready and len(bob.client.tracks_by_mid) == 1, 10)
+    return writer, track, next(iter(bob.client.tracks_by_mid))
+
+
 async def test_subscriber_switches_layers_on_keyframes_only(server: RunningServer) -> None:
     alice = await join(server.url, "sim", await server.token("sim", "alice"))
     bob = await join(server.url, "sim", await server.token("sim", "bob"))
     stop = asyncio.Event()
     try:
-        writer = alice.publisher.add_track("video", "video/VP8", layers=LAYERS)
-        offer = await alice.publisher.create_offer()
-        assert "a=simulcast:send l;m;h" in offer
-        reply = await alice.client.request({"type": "publish", "sdp": offer,
-                                            "tracks": [{"mid": writer.mid, "source": "camera"}]}, "answer")
-        assert "a=simulcast:recv l;m;h" in reply["sdp"] and "a=rid:h recv" in reply["sdp"]
-        await alice.publisher.apply_answer(reply["sdp"])
-        published = await alice.client.wait_for("published")
-        track = published["tracks"][0]["track"]
-        assert track["layers"] == LAYERS
-        await wait_until(lambda: writer.ready and len(bob.client.tracks_by_mid) == 1, 10)
-        mid = next(iter(bob.client.tracks_by_mid))
+        writer, track, mid = await publish_simulcast(alice, bob)
         task = asyncio.create_task(send_layers(writer, stop))
 
         def layers_seen(start: int = 0) -> list[int]:
@@ -101,14 +108,7 @@ async def test_default_layer_holds_for_cameras_that_appear_later(server: Running
     try:
         await bob.client.send({"type": "set_subscriptions", "default_layer": "low"})
         await bob.client.request({"type": "ping", "id": "after-default"}, "pong")
-        writer = alice.publisher.add_track("video", "video/VP8", layers=LAYERS)
-        offer = await alice.publisher.create_offer()
-        reply = await alice.client.request({"type": "publish", "sdp": offer,
-                                            "tracks": [{"mid": writer.mid, "source": "camera"}]}, "answer")
-        await alice.publisher.apply_answer(reply["sdp"])
-        track = (await alice.client.wait_for("published"))["tracks"][0]["track"]
-        await wait_until(lambda: writer.ready and len(bob.client.tracks_by_mid) == 1, 10)
-        mid = next(iter(bob.client.tracks_by_mid))
+        writer, track, mid = await publish_simulcast(alice, bob)
         task = asyncio.create_task(send_layers(writer, stop))
 
         def layers_seen(start: int = 0) -> set[int]:
