@@ -20,6 +20,7 @@ from sfu.aiortc_seams import (
 from sfu.fanout import FanOut
 from sfu.packet_cache import PacketCache
 from sfu.rtp import RtpPacket
+from sfu.selection import GATE_OFF
 from sfu.simulcast_sdp import offer_with_simulcast
 from sfu.webrtc import IceServerEntry, rtc_configuration
 
@@ -136,7 +137,11 @@ class CountingTarget:
     def keyframe(self, packet: RtpPacket) -> bool:
         return False
 
-    def absorb_routed(self, layer: int, packets: int, octets: int, levels: tuple[int, int, int]) -> None:
+    def gate(self) -> int:
+        return GATE_OFF  # a bot hears whatever the server forwards
+
+    def absorb_routed(self, layer: int, packets: int, octets: int, levels: tuple[int, int, int],
+                      voiced_at: float) -> None:
         self.routed_packets += packets
 
     def routed(self, ssrc: int, fold: Callable[[], None] | None) -> None:

@@ -308,6 +308,12 @@ struct convene_route {
     struct convene_entry *entries;
     int *status;
     struct convene_log *log;     /* a client that only counts (the load-test bots): each packet logged, or NULL */
+    /* The loudest-speakers gate of a big room (sfu.selection.AudioGate), set by Python with `open`: GATE_OFF, or
+     * GATE_IN while the stream is among the loudest (C times its voiced packets in voiced_at, CLOCK_MONOTONIC
+     * seconds as Python's time.monotonic()), or GATE_OUT: its voiced packets go to Python, which may let it in;
+     * its unvoiced ones reach no subscriber (the gate left none active) and are only counted here. */
+    int gate;
+    double voiced_at;
 };
 
 /* What a counting client needs of one packet (loadtest/track_stats.py), logged here and read by Python once
@@ -348,6 +354,7 @@ static void log_packet(struct convene_log *log, unsigned int ssrc, unsigned int 
 }
 
 #define VOICE_LEVEL 60  /* sfu.publication.VOICE_LEVEL */
+enum { GATE_OFF = 0, GATE_IN = 1, GATE_OUT = 2 };  /* sfu.aiortc_seams.GATE_* */
 
 typedef int (*convene_unprotect_fn)(void *ctx, void *buf, int *len);
 
@@ -363,6 +370,13 @@ static double wall_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double monotonic_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -391,7 +405,7 @@ static int read_elements(const unsigned char *buf, int at, int end, int level_id
 
 /* Returns 0: handled (*others entries have a status != 0 for Python, as convene_fanout's; send_time holds the
  * abs-send-time the packet went out with); 1: unprotected but
- * not the route's (the plaintext is buf[0..*plain_len)); 2: not touched (too long: Python unprotects it);
+ * not the route's, or a voice its gate holds out (the plaintext is buf[0..*plain_len)); 2: not touched (too long: Python unprotects it);
  * -2: not authentic, replayed or malformed SRTP (dropped, as Python drops it). */
 int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsigned char *buf, int *plain_len,
                     struct convene_route *route, void *protect,
@@ -420,6 +434,10 @@ int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsi
         if (at > length || !read_elements(buf, 16, at, route->level_id, &level))
             return 1;
     }
+    /* as Publication.on_rtp: a packet without a level can't be ranked, so it counts as a voice */
+    int voiced = level < 0 || (level & 0x7F) < VOICE_LEVEL;
+    if (route->gate == GATE_OUT && voiced)
+        return 1;  /* Python's gate decides whether this voice gets a place (nothing counted here yet) */
     /* statistics, as aiortc's StreamStatistics.add for a packet in order */
     double now = wall_now();
     long long arrival = (long long)(now * route->clock_rate);
@@ -456,6 +474,8 @@ int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsi
     send_time[2] = (char)abs;
     *others = fan((convene_protect_fn)protect, entries, n, marker, pt, seq, ts, send_time, level, buf + at,
                   payload_len, NULL, status);
+    if (route->gate == GATE_IN && voiced)
+        route->voiced_at = monotonic_now();
     return 0;
 }
 

@@ -135,8 +135,15 @@ class RouteTarget(Protocol):
 
     def keyframe(self, packet: RtpPacket) -> bool: ...
 
-    def absorb_routed(self, layer: int, packets: int, octets: int, levels: tuple[int, int, int]) -> None:
-        """Counts what a route handled: packets, payload octets, (audio levels heard, voiced, loudness)."""
+    def gate(self) -> int:
+        """sfu.selection's GATE_OFF, GATE_IN or GATE_OUT: where the stream stands in the loudest-speakers gate now
+        (convene_route.gate in sfu/_fastpath.c)."""
+        ...
+
+    def absorb_routed(self, layer: int, packets: int, octets: int, levels: tuple[int, int, int],
+                      voiced_at: float) -> None:
+        """Counts what a route handled: packets, payload octets, (audio levels heard, voiced, loudness), and when
+        (time.monotonic()) it last forwarded a voice while among the loudest (0.0: never)."""
         ...
 
     def routed(self, ssrc: int, fold: Callable[[], None] | None) -> None:
@@ -1308,7 +1315,7 @@ class ReceiveRoute:
             packets, octets, heard, voiced, loudness = (a - b for a, b in zip(now, self._seen))
             self._seen = now
             self.receiver.packets += packets
-            self.target.absorb_routed(self.layer, packets, octets, (heard, voiced, loudness))
+            self.target.absorb_routed(self.layer, packets, octets, (heard, voiced, loudness), float(c.voiced_at))
 
     def open(self) -> None:
         """Before each drain call (SocketDrain): may C handle this stream's packets on its own until it returns?
@@ -1324,6 +1331,7 @@ class ReceiveRoute:
         self.one_by_one = one_by_one = target.one_by_one
         c.open, c.after, c.members, c.entries, c.status = 1, 1 if one_by_one else 0, len(fanout.members), \
             fanout.entries, fanout._status
+        c.gate = target.gate()
 
     def receive(self, data: bytes) -> bytes | None:
         """Hot path. b"": handled here (or dropped: not authentic); plaintext: Python goes on with it; None: not
@@ -1338,6 +1346,7 @@ class ReceiveRoute:
         receive, unprotect, ctx, buf, plain_len, c, protect, others, send_time = self._call
         members = len(fanout.members)
         one_by_one = target.one_by_one  # read first: a member the batch hands back is forwarded in _after
+        c.gate = target.gate()
         result = receive(unprotect, ctx, data, len(data), buf, plain_len, c, protect, fanout.entries, members,
                          fanout._status, others, send_time)
         if self.inline.sinks:

@@ -62,6 +62,8 @@ struct convene_route {
     struct convene_entry *entries;
     int *status;
     struct convene_log *log;
+    int gate;
+    double voiced_at;
 };
 struct convene_record {
     double arrival;

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sfu.interfaces import Down, UpTrack
 from sfu.packet_cache import PacketCache
 from sfu.rtp import RtpPacket, is_keyframe_start
-from sfu.selection import AudioGate
+from sfu.selection import GATE_IN, GATE_OFF, GATE_OUT, AudioGate
 
 if TYPE_CHECKING:
     from sfu.aiortc_seams import RecordSink
@@ -92,6 +92,7 @@ class Publication:
         self.voiced = 0
         self.heard = 0
         self.loudness = 0
+        self.routed_voiced_at = 0.0  # see _routed_voice
         self.sender_reports: dict[int, tuple[int, int]] = {}  # ssrc -> (ntp, rtp)
         # Set by the room: in big rooms only the loudest few audio publications are forwarded.
         self.audio_gate: AudioGate | None = None
@@ -161,7 +162,8 @@ class Publication:
                     self.voiced += 1
                     self.loudness += 127 - level[1]
             gate = self.audio_gate
-            if gate is not None and gate.enabled and not gate.admit(self.id, voiced, time.monotonic()):
+            if gate is not None and gate.enabled and not gate.admit(self.id, voiced, time.monotonic(),
+                                                                    self._routed_voice):
                 # Not among the loudest: only in-process listeners (captions) still hear it.
                 if not self.muted:
                     for subscription in self.receivers:
@@ -187,11 +189,24 @@ class Publication:
     # -- the compiled receive route (a RouteTarget) ------------------------------------------------
 
     def routable(self) -> bool:
-        """Nothing but the fan-outs needs each packet (pipes, a mute, the loudest-speakers gate of a big room).
-        Receivers outside a batched fan-out (in-process listeners, a subscriber waiting for a keyframe) are
-        forwarded by the route's Python side."""
+        """Nothing but the fan-outs needs each packet (no pipe, no mute). Receivers outside a batched fan-out
+        (in-process listeners, a subscriber waiting for a keyframe) are forwarded by the route's Python side. The
+        loudest-speakers gate of a big room does not need every packet (`gate`)."""
+        return not (self.taps or self.muted or self.closed)
+
+    def gate(self) -> int:
+        """Where this stream stands in the loudest-speakers gate. Held out, its subscribers are idle (the room
+        deactivated them), so the route only counts its silence and hands its voices to Python (`on_rtp` asks
+        the gate); let in, the route forwards it and times its voices for the gate (`_routed_voice`)."""
         gate = self.audio_gate
-        return not (self.taps or self.muted or self.closed or (gate is not None and gate.enabled))
+        if gate is None or not gate.enabled:
+            return GATE_OFF
+        return GATE_IN if gate.is_open(self.id) else GATE_OUT
+
+    def _routed_voice(self) -> float:
+        """When (time.monotonic()) a route last forwarded a voice of this publication, for the gate."""
+        self.fold_routed()
+        return self.routed_voiced_at
 
     def route_for(self, ssrc: int) -> "tuple[FanOut, PacketCache | None, int] | None":
         """What a route of the stream `ssrc` needs (audio: no packet cache), while it may have one."""
@@ -205,8 +220,10 @@ class Publication:
             return None
         return self.fanout(layer), cache, layer
 
-    def absorb_routed(self, layer: int, packets: int, octets: int, levels: tuple[int, int, int]) -> None:
+    def absorb_routed(self, layer: int, packets: int, octets: int, levels: tuple[int, int, int],
+                      voiced_at: float) -> None:
         self.packets += packets
+        self.routed_voiced_at = max(self.routed_voiced_at, voiced_at)
         self.layer_bytes[layer] += octets
         if self.kind == "audio":
             heard, voiced, loudness = levels

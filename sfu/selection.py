@@ -107,9 +107,16 @@ class RoomVideos:
         return chosen
 
 
+# Where a publication stands in its room's gate, as its compiled receive route needs to know (Publication.gate):
+GATE_OFF, GATE_IN, GATE_OUT = 0, 1, 2  # not gated; among the loudest; held out (its voices are for `admit`)
+
+
 class AudioGate:
     """`on_change(publication_id)` runs when a publication gains or loses its place (the room moves
-    subscribers' audio slots then); it runs inside `admit`, on the packet path, only on a change."""
+    subscribers' audio slots then); it runs inside `admit`, on the packet path, only on a change.
+
+    A publication let in may stop calling `admit`: its packets can be forwarded without Python (a compiled
+    receive route). It then hands `admit` a clock, asked for its last voice whenever a place is contested."""
 
     def __init__(self, max_open: int = 3, hold: float = 0.8,
                  on_change: Callable[[str], None] | None = None) -> None:
@@ -117,9 +124,12 @@ class AudioGate:
         self.hold = hold
         self.on_change = on_change
         self._open: dict[str, float] = {}  # publication id -> last voiced time
+        self._clocks: dict[str, Callable[[], float]] = {}  # publication id -> its last voice where admit can't see
         self.enabled = False  # only when the room has more audio publishers than max_open
 
-    def admit(self, publication_id: str, voiced: bool, now: float) -> bool:
+    def admit(self, publication_id: str, voiced: bool, now: float,
+              voice_clock: Callable[[], float] | None = None) -> bool:
+        """May this packet be forwarded? `voice_clock`: when the publication last voiced outside `admit`."""
         if not self.enabled:
             return True
         last = self._open.get(publication_id)
@@ -130,14 +140,25 @@ class AudioGate:
         if not voiced:
             return False
         if len(self._open) >= self.max_open:
+            self._read_clocks()
             quietest = min(self._open, key=lambda p: self._open[p])
             if now - self._open[quietest] <= self.hold:
                 return False
-            del self._open[quietest]
+            self._close(quietest)
             self._changed(quietest)
         self._open[publication_id] = now
+        if voice_clock is not None:
+            self._clocks[publication_id] = voice_clock
         self._changed(publication_id)
         return True
+
+    def _read_clocks(self) -> None:
+        for publication_id, clock in self._clocks.items():
+            self._open[publication_id] = max(self._open[publication_id], clock())
+
+    def _close(self, publication_id: str) -> bool:
+        self._clocks.pop(publication_id, None)
+        return self._open.pop(publication_id, None) is not None
 
     def _changed(self, publication_id: str) -> None:
         if self.on_change is not None:
@@ -151,7 +172,8 @@ class AudioGate:
         if enabled != self.enabled:
             self.enabled = enabled
             self._open.clear()
+            self._clocks.clear()
 
     def forget(self, publication_id: str) -> None:
-        if self._open.pop(publication_id, None) is not None:
+        if self._close(publication_id):
             self._changed(publication_id)

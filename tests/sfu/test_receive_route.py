@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from sfu.aiortc_seams import (
 )
 from sfu.publication import Publication
 from sfu.rtp import RtpPacket
+from sfu.selection import GATE_IN, GATE_OUT
 from signaling.appkeys import ROOMS
 from tests.conftest import RunningServer
 from loadtest.peers import PacketWriter
@@ -234,3 +236,56 @@ def bob_extensions(bob: Participant) -> Any:
     transport = connection_transport(bob.subscriber.pc)
     assert transport is not None
     return transport._rtp_header_extensions_map
+
+
+async def test_a_gated_voice_takes_the_route_and_keeps_its_place_while_it_speaks(server: RunningServer) -> None:
+    """In a room with the loudest-speakers gate, a voice let in is forwarded in C, which times its voices: the gate
+    reads that time when another voice asks for the place, so a voice that keeps speaking keeps it though no packet
+    of it reaches Python. Once it falls silent, the other takes the place after the hold; the silent one's packets
+    are still counted in C and reach nobody. (Here the gate has one place and two voices: alice's stream takes the
+    route, carol's connection has none.)"""
+    people, (routed, python), (alice_audio, carol_audio) = await routed_and_python(
+        server, "route-gate", ("audio", "audio/opus", "microphone"))
+    bob = people[2]
+    try:
+        [meeting] = [r for r in server.app[ROOMS].all() if alice_audio in r.publications()]
+        meeting.audio_gate.max_open = 1
+        meeting._update_audio_gate()  # two voices for one place: gated, nobody in yet
+        assert alice_audio.gate() == carol_audio.gate() == GATE_OUT
+        plaintext = tap(bob)
+        seq = [0, 0]
+
+        async def talk(alice_level: int, carol_level: int, seconds: float) -> None:
+            for _ in range(int(seconds / 0.02)):
+                for n, (writer, tag, level) in enumerate(((routed, b"A", alice_level), (python, b"C", carol_level))):
+                    payload = bytes([0x78]) + tag + seq[n].to_bytes(4, "big") + os.urandom(40)
+                    writer.write(make_packet(seq[n], 960 * seq[n], payload, audio_level=level))
+                    seq[n] += 1
+                await asyncio.sleep(0.02)
+
+        def heard(since: int) -> list[bytes]:
+            return [RtpPacket.parse(data).payload[1:2] for data in plaintext[since:]]
+
+        await talk(20, 127, 0.6)  # alice speaks first: she is let in
+        await wait_until(lambda: b"A" in heard(0), 5)
+        assert alice_audio.gate() == GATE_IN and carol_audio.gate() == GATE_OUT
+        route = route_of(alice_audio)
+        assert route is not None and route_of(carol_audio) is None
+        forwarded_in_c = int(route.c.packets)
+        # Both speak, longer than the hold: carol asks for the place at each packet, alice keeps it. Her packets
+        # don't enter Python; her last voice is the one C timed.
+        mark = len(plaintext)
+        await talk(20, 20, 2.0)
+        assert set(heard(mark)) == {b"A"} and len(heard(mark)) > 60
+        assert int(route.c.packets) - forwarded_in_c > 60 and route_of(alice_audio) is route
+        assert 0 < time.monotonic() - float(route.c.voiced_at) < 0.5
+        # Alice falls silent: after the hold, carol takes the place; alice's silence is counted in C, not sent.
+        await talk(127, 20, 2.0)
+        assert alice_audio.gate() == GATE_OUT and carol_audio.gate() == GATE_IN
+        mark, counted = len(plaintext), int(route.c.packets)
+        await talk(127, 20, 0.6)
+        assert set(heard(mark)) == {b"C"}
+        assert int(route.c.packets) - counted >= 25 and route_of(alice_audio) is route
+    finally:
+        for participant in people:
+            await participant.close()
