@@ -354,7 +354,7 @@ static void log_packet(struct convene_log *log, unsigned int ssrc, unsigned int 
 }
 
 #define VOICE_LEVEL 60  /* sfu.publication.VOICE_LEVEL */
-enum { GATE_OFF = 0, GATE_IN = 1, GATE_OUT = 2 };  /* sfu.aiortc_seams.GATE_* */
+enum { GATE_OFF = 0, GATE_IN = 1, GATE_OUT = 2 };  /* sfu.selection.GATE_* */
 
 typedef int (*convene_unprotect_fn)(void *ctx, void *buf, int *len);
 
@@ -404,9 +404,9 @@ static int read_elements(const unsigned char *buf, int at, int end, int level_id
 }
 
 /* Returns 0: handled (*others entries have a status != 0 for Python, as convene_fanout's; send_time holds the
- * abs-send-time the packet went out with); 1: unprotected but
- * not the route's, or a voice its gate holds out (the plaintext is buf[0..*plain_len)); 2: not touched (too long: Python unprotects it);
- * -2: not authentic, replayed or malformed SRTP (dropped, as Python drops it). */
+ * abs-send-time the packet went out with); 1: unprotected but not the route's, or a voice its gate holds out
+ * (the plaintext is buf[0..*plain_len)); 2: not touched (too long: Python unprotects it); -2: not authentic,
+ * replayed or malformed SRTP (dropped, as Python drops it). */
 int convene_receive(void *unprotect_, void *ctx, const char *data, int len, unsigned char *buf, int *plain_len,
                     struct convene_route *route, void *protect,
                     struct convene_entry *entries, int n, int *status, int *others, char *send_time)
