@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.errors import InvalidConfig
@@ -22,6 +23,7 @@ DB_FILE = "convene.db"
 BUSY_TIMEOUT_MS = 30_000
 # Connection option: this transaction writes (SQLite takes the write lock at BEGIN, see _begin).
 WRITE = "convene_write"
+READER_THREADS = 2  # an SQLite file's one-statement reads (create_reader)
 
 
 def database_url(database_url: str | None, data_dir: Path) -> str:
@@ -60,6 +62,19 @@ def _sqlite_begin(conn: Any) -> None:
     # each statement on its own (autocommit): every statement costs a hop to aiosqlite's thread.
     if conn.get_execution_options().get(WRITE):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_reader(url: str) -> Engine | None:
+    """For an SQLite file, a blocking engine on the same file for `Database.first`/`Database.all`, which run a read
+    whole on a thread of their own; None otherwise (PostgreSQL's reads stay on asyncpg, which needs no thread)."""
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    # pysqlite lets a pooled connection move between the reader threads (check_same_thread is off for files).
+    engine = create_sync_engine(f"sqlite:///{path}", pool_size=READER_THREADS, max_overflow=0,
+                                pool_reset_on_return=None)
+    event.listen(engine, "connect", _sqlite_connect)
+    return engine
 
 
 def create_engine(url: str) -> AsyncEngine:

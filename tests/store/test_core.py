@@ -304,3 +304,52 @@ async def test_a_failing_write_stores_nothing_alone_or_in_a_group(tmp_path: Path
         assert stored == {"after", "b", "d"}
     finally:
         await db.close()
+
+
+async def test_one_statement_reads_see_every_committed_write(tmp_path: Path, database_url: str | None) -> None:
+    """`Database.first`/`all` answer as a read on the async engine does, see each write once it resolved, keep
+    working after a failed statement, and (on SQLite, where they run on reader threads of their own) leave no
+    thread behind when the database closes."""
+    import threading
+
+    from sqlalchemy import func, select, text
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from store.schema import usage_daily
+
+    def readers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("store-reader")]
+
+    def insert(dimension: str) -> Callable[[AsyncConnection], Awaitable[None]]:
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(usage_daily.insert().values(day="2026-12-03", metric="reads", dimension=dimension,
+                                                           value=float(len(dimension)), computed_at=0.0))
+        return op
+
+    stmt = select(usage_daily).where(usage_daily.c.metric == "reads").order_by(usage_daily.c.dimension)
+    db = Database.for_config(database_url, tmp_path)
+    await db.open()
+    try:
+        assert await db.first(stmt) is None and await db.all(stmt) == []
+        for n in range(20):
+            await db.write(insert(f"d{n:02}"))
+            counted = await db.first(select(func.count()).where(usage_daily.c.metric == "reads"))
+            assert counted is not None and counted[0] == n + 1  # the write is seen as soon as it resolved
+        async with db.read() as conn:
+            expected = list((await conn.execute(stmt)).all())
+        assert await db.all(stmt) == expected and await db.first(stmt) == expected[0]
+        assert expected[0].dimension == "d00" and expected[0].value == 3.0
+        # Reads while writes go on, all answered.
+        writes = [db.write(insert(f"e{n:02}")) for n in range(20)]
+        reads = [db.all(stmt) for _ in range(40)]
+        results = await asyncio.gather(*writes, *reads)
+        assert all(len(rows) >= 20 for rows in results[20:])
+        assert len(await db.all(stmt)) == 40
+        with pytest.raises(DBAPIError):
+            await db.first(text("SELECT * FROM no_such_table"))
+        assert len(await db.all(stmt)) == 40
+        assert bool(readers()) == (database_url is None)
+    finally:
+        await db.close()
+    assert readers() == []
