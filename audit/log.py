@@ -155,8 +155,7 @@ class AuditLog:
             stmt = stmt.where(audit_log.c.actor == query.actor)
         if query.org is not None:
             stmt = stmt.where(audit_log.c.org_id == query.org)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(stmt.order_by(audit_log.c.seq).limit(limit))).all()
+        rows = await self.db.all(stmt.order_by(audit_log.c.seq).limit(limit))
         return [_stored(r) for r in rows]
 
     async def rows(self, query: Query = Query(), page: int = PAGE) -> AsyncIterator[list[StoredRow]]:

@@ -77,8 +77,7 @@ class DirectoryStatusStore:
             last_run=json.dumps(report), last_error=error, updated_at=time.time())))
 
     async def read(self, org: str) -> DirectoryRunStatus:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(directory_status).where(directory_status.c.org_id == org))).first()
+        row = await self.db.first(select(directory_status).where(directory_status.c.org_id == org))
         if row is None:
             return DirectoryRunStatus(running=False, last_run=None, last_error=None)
         running = row.running_since is not None and time.time() - float(row.running_since) < STALE_SECONDS

@@ -129,8 +129,7 @@ class Exporter:
         await self._files(put, blobs)
 
     async def _org(self) -> OrgSettings:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(chat_settings.c.value).where(chat_settings.c.key == "org"))).first()
+        row = await self.db.first(select(chat_settings.c.value).where(chat_settings.c.key == "org"))
         return OrgSettings.from_wire(json.loads(row[0])) if row else OrgSettings()
 
     async def _departments(self) -> list[str]:

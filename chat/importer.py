@@ -100,8 +100,7 @@ class Loader:
         tally = self.counts.of("organisations")
         for v in values:
             settings = v.get("settings")
-            async with self.db.read() as conn:
-                there = (await conn.execute(select(chat_settings.c.key).where(chat_settings.c.key == "org"))).first()
+            there = await self.db.first(select(chat_settings.c.key).where(chat_settings.c.key == "org"))
             if there is not None or not isinstance(settings, dict):
                 tally.existing += 1  # the target's own settings win
                 continue

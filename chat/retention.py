@@ -156,8 +156,7 @@ class RetentionStore:
         return await self.db.write(op)
 
     async def sha_in_use(self, sha256: str) -> bool:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(chat_files.c.id).where(chat_files.c.sha256 == sha256).limit(1))).first()
+        row = await self.db.first(select(chat_files.c.id).where(chat_files.c.sha256 == sha256).limit(1))
         return row is not None
 
 

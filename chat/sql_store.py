@@ -233,12 +233,10 @@ class SqlChatStore:
         await self.db.close()
 
     async def _one(self, stmt: Any) -> _Row | None:
-        async with self.db.read() as conn:
-            return (await conn.execute(stmt)).first()
+        return await self.db.first(stmt)
 
     async def _all(self, stmt: Any) -> list[_Row]:
-        async with self.db.read() as conn:
-            return list((await conn.execute(stmt)).all())
+        return await self.db.all(stmt)
 
     # Organisation -----------------------------------------------------------------------------
 

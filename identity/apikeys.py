@@ -103,8 +103,7 @@ class ApiKeyStore:
         if not presented.startswith(PREFIX) or presented.count("_") < 2:
             raise Unauthorized("not an API key")
         key_id, _, secret = presented[len(PREFIX):].partition("_")
-        async with self.db.read() as conn:
-            row = (await conn.execute(_WITH_PEOPLE.where(api_keys.c.key_id == key_id))).first()
+        row = await self.db.first(_WITH_PEOPLE.where(api_keys.c.key_id == key_id))
         if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
             raise Unauthorized("unknown API key")
         if row.revoked_at is not None:
@@ -117,8 +116,7 @@ class ApiKeyStore:
         return _key(row)
 
     async def list(self) -> list[ApiKey]:
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(api_keys).order_by(api_keys.c.created_at))).all()
+        rows = await self.db.all(select(api_keys).order_by(api_keys.c.created_at))
         return [_key(r) for r in rows]
 
     async def revoke(self, key_id: str, org: str | None = None) -> ApiKey:

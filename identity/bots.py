@@ -74,13 +74,11 @@ class BotRegistry:
         return bot, secret
 
     async def get(self, login: str) -> Bot | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(bots).where(bots.c.login == login))).first()
+        row = await self.db.first(select(bots).where(bots.c.login == login))
         return None if row is None else Bot(login=row.login, owner=row.owner, created_at=float(row.created_at))
 
     async def signing_secret(self, login: str) -> str | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(bots.c.signing_secret).where(bots.c.login == login))).first()
+        row = await self.db.first(select(bots.c.signing_secret).where(bots.c.login == login))
         return None if row is None else self.sealer.open_stored(str(row.signing_secret), _context(login))
 
     async def seal_stored(self) -> int:
@@ -90,21 +88,18 @@ class BotRegistry:
 
     async def all(self, org: str = "default") -> list[Bot]:
         """Organisation `org`'s bots."""
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(bots).where(bots.c.org_id == org).order_by(bots.c.created_at))).all()
+        rows = await self.db.all(select(bots).where(bots.c.org_id == org).order_by(bots.c.created_at))
         return [Bot(login=r.login, owner=r.owner, created_at=float(r.created_at)) for r in rows]
 
     async def owned_by(self, owner: str) -> list[str]:
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(bots.c.login).where(bots.c.owner == owner))).all()
+        rows = await self.db.all(select(bots.c.login).where(bots.c.owner == owner))
         return [r.login for r in rows]
 
     async def disabled(self, login: str) -> bool:
         """True when `login` is a bot whose owner's account is inactive (one indexed join)."""
         query = (select(accounts.c.active).select_from(bots.join(accounts, accounts.c.login == bots.c.owner))
                  .where(bots.c.login == login))
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.db.first(query)
         return row is not None and not bool(row.active)
 
     async def check(self, login: str) -> None:

@@ -84,13 +84,11 @@ class MeetingLedger:
         self.audit = Recorder.on(db)  # meeting start and end; the front door's moderator actions use it too
 
     async def _one(self, stmt: Any) -> Meeting | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(stmt)).first()
+        row = await self.db.first(stmt)
         return _meeting(row) if row is not None else None
 
     async def _many(self, stmt: Any) -> list[Meeting]:
-        async with self.db.read() as conn:
-            return [_meeting(r) for r in (await conn.execute(stmt)).all()]
+        return [_meeting(r) for r in await self.db.all(stmt)]
 
     async def get(self, meeting_id: str) -> Meeting | None:
         return await self._one(select(meetings).where(meetings.c.meeting_id == meeting_id))
@@ -185,8 +183,7 @@ class MeetingLedger:
                     meeting_removals.c.meeting_id == meetings.c.meeting_id,
                     meeting_removals.c.identity == token.identity)))
                 .where(meetings.c.meeting_id == meeting_id))
-        async with self.db.read() as conn:
-            row = (await conn.execute(stmt)).first()
+        row = await self.db.first(stmt)
         if row is None or row.room != token.room:
             raise MeetingEnded("this meeting does not exist (or has ended)")
         meeting = _meeting(row)

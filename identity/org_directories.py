@@ -170,8 +170,7 @@ class OrgConnections:
 
     async def get(self, org: str, kind: str) -> StoredConnection | None:
         t = org_directories
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(t).where(t.c.org_id == org, t.c.kind == kind))).first()
+        row = await self.db.first(select(t).where(t.c.org_id == org, t.c.kind == kind))
         if row is None:
             return None
         secret = None if row.sealed_secret is None else self.sealer.open(row.sealed_secret, self._context(org, kind))
@@ -181,14 +180,12 @@ class OrgConnections:
     async def version(self, org: str, kind: str) -> float | None:
         """When the connection last changed (None: there is none): callers rebuild a client when this moves."""
         t = org_directories
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(t.c.updated_at).where(t.c.org_id == org, t.c.kind == kind))).first()
+        row = await self.db.first(select(t.c.updated_at).where(t.c.org_id == org, t.c.kind == kind))
         return None if row is None else float(row.updated_at)
 
     async def orgs_with(self, kind: str) -> list[str]:
         t = org_directories
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(t.c.org_id).where(t.c.kind == kind).order_by(t.c.org_id))).all()
+        rows = await self.db.all(select(t.c.org_id).where(t.c.kind == kind).order_by(t.c.org_id))
         return [str(r.org_id) for r in rows]
 
     async def describe(self, org: str) -> dict[str, Any]:
@@ -196,8 +193,7 @@ class OrgConnections:
         out: dict[str, Any] = {"org": org}
         for kind in (LDAP, OIDC):
             t = org_directories
-            async with self.db.read() as conn:
-                row = (await conn.execute(select(t).where(t.c.org_id == org, t.c.kind == kind))).first()
+            row = await self.db.first(select(t).where(t.c.org_id == org, t.c.kind == kind))
             if row is None:
                 out[kind] = None
                 continue

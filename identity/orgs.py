@@ -126,13 +126,12 @@ class OrgDirectory:
         every Host is then `default`), so /readyz can say the store is down instead of every request failing; that
         leaks nothing, since credentials are bound to their organisation and every read of data needs the store."""
         try:
-            async with self._db.read() as conn:
-                rows = (await conn.execute(select(organisation_hosts.c.host, organisation_hosts.c.org_id))).all()
+            rows = await self._db.all(select(organisation_hosts.c.host, organisation_hosts.c.org_id))
         except Exception:  # noqa: BLE001 - whatever the store raises, the map stays as it was
             log.warning("reading the organisations' hosts failed; keeping the last map", exc_info=True)
             self._until = time.monotonic() + 1.0
             return
-        self._hosts = {str(h): str(o) for h, o in rows}
+        self._hosts = {str(r.host): str(r.org_id) for r in rows}
         self._until = time.monotonic() + CACHE_SECONDS
 
     async def add(self, org_id: str, hosts: list[str], now: float | None = None) -> Organisation:

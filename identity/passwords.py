@@ -70,16 +70,14 @@ class AccountStore:
         self._deactivated_since = PollRead(db, _DEACTIVATED_SINCE)
 
     async def get(self, login: str) -> Account | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(accounts).where(accounts.c.login == login))).first()
+        row = await self.db.first(select(accounts).where(accounts.c.login == login))
         return None if row is None else _account(row)
 
     async def get_many(self, logins: Sequence[str]) -> dict[str, Account]:
         """The accounts of these logins that have one, by login (one read)."""
         if not logins:
             return {}
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(accounts).where(accounts.c.login.in_(list(logins))))).all()
+        rows = await self.db.all(select(accounts).where(accounts.c.login.in_(list(logins))))
         return {str(row.login): _account(row) for row in rows}
 
     async def ensure(self, login: str) -> Account:
@@ -113,8 +111,7 @@ class AccountStore:
     async def verify(self, login: str, password: str) -> Account:
         """The account if the password is right and the account active; else InvalidCredentials, the same for an
         unknown login, a wrong password and a disabled account (each costs one argon2 check)."""
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(accounts).where(accounts.c.login == login))).first()
+        row = await self.db.first(select(accounts).where(accounts.c.login == login))
         stored = None if row is None else row.password_hash
         # On a thread: the check is ~25 ms of CPU, the event loop keeps serving media and chat meanwhile.
         if not await asyncio.to_thread(_matches, stored, password[:MAX_LENGTH]) or row is None or not row.active:

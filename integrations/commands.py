@@ -159,8 +159,7 @@ class CommandStore:
         return None if row is None else _command(row, self.sealer)
 
     async def get(self, command_id: str) -> Command | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(slash_commands).where(slash_commands.c.id == command_id))).first()
+        row = await self.db.first(select(slash_commands).where(slash_commands.c.id == command_id))
         return None if row is None else _command(row, self.sealer)
 
     async def seal_stored(self) -> int:

@@ -88,16 +88,14 @@ class HookStore:
         await self.db.write(op)
 
     async def get(self, hook_id: str) -> Hook | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(hooks).where(hooks.c.id == hook_id))).first()
+        row = await self.db.first(select(hooks).where(hooks.c.id == hook_id))
         return None if row is None else _hook(row)
 
     async def list_hooks(self, kind: str | None = None) -> list[Hook]:
         query = select(hooks).order_by(hooks.c.created_at)
         if kind is not None:
             query = query.where(hooks.c.kind == kind)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.all(query)
         return [_hook(r) for r in rows]
 
     async def delete(self, hook_id: str) -> bool:

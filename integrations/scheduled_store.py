@@ -92,8 +92,7 @@ class ScheduledStore:
         return post
 
     async def get(self, post_id: str) -> ScheduledPost | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(posts_t).where(posts_t.c.id == post_id))).first()
+        row = await self.db.first(select(posts_t).where(posts_t.c.id == post_id))
         return None if row is None else _post(row)
 
     async def listed(self, author: str | None, org: str, limit: int = 500) -> list[ScheduledPost]:
@@ -133,8 +132,7 @@ class ScheduledStore:
     async def earliest(self) -> float | None:
         query = (select(posts_t.c.next_run).where(posts_t.c.status == SCHEDULED)
                  .order_by(posts_t.c.next_run).limit(1))
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.db.first(query)
         return None if row is None else float(row.next_run)
 
     async def claim(self, post: ScheduledPost, next_run: float | None) -> bool:

@@ -121,8 +121,7 @@ async def _import_keys(path: Path, db: Database, done: Imported) -> None:
     keys = ApiKeyStore(db)
     for key_id, name, role, secret_hash, created_at in _read(
             path, "SELECT key_id, name, role, secret_hash, created_at FROM api_keys"):
-        async with db.read() as conn:
-            there = (await conn.execute(select(api_keys.c.key_id).where(api_keys.c.key_id == key_id))).first()
+        there = await db.first(select(api_keys.c.key_id).where(api_keys.c.key_id == key_id))
         if there is None:
             await keys.insert(ApiKey(key_id=key_id, name=name, role=role, created_at=float(created_at)), secret_hash)
         done.keys += 1

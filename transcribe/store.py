@@ -68,8 +68,7 @@ class TranscriptStore:
         if meeting_id is not None:
             stmt = stmt.where(transcripts.c.meeting_id == meeting_id)
         stmt = stmt.order_by(transcripts.c.started_at.desc(), transcripts.c.meeting_id.desc()).limit(1)
-        async with self.db.read() as conn:
-            row = (await conn.execute(stmt)).first()
+        row = await self.db.first(stmt)
         return Transcript.from_dict(json.loads(row[0])) if row is not None else None
 
     async def load_state(self, room: str, meeting_id: str) -> dict[str, Any] | None:
