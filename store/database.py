@@ -1,7 +1,7 @@
 """One database per process: the engine, migrations on open, reads on a pool, writes in groups.
 
-One-statement reads (`first`, `all`) of an SQLite file run whole on a reader thread, with a blocking engine
-on the same file (WAL: they see every committed write); other reads, and PostgreSQL's, use the async engine.
+One-statement reads (`first`, `all`) of an SQLite file run whole on reader threads, with a blocking engine on
+the same file (WAL: they see every committed write); other reads, and PostgreSQL's, use the async engine.
 
 Writes go through one task that commits in groups: whatever is queued while a commit runs goes into
 the next transaction, each write in its own SAVEPOINT (one refused write changes nothing). A write's
@@ -23,10 +23,9 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
-
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Engine, Result, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -112,6 +111,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection of the async engine, for reads of several statements (one statement: `first`, `all`)."""
         timer, started = self.timer, time.perf_counter()
         try:
             async with self.engine.connect() as conn:
