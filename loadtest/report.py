@@ -62,6 +62,11 @@ class Summary:
     reconnects: int = 0  # bots that lost their connection (socket or ICE) and got back in
     recover_p50_s: float | None = None  # connection lost -> media received again
     recover_p95_s: float | None = None
+    # The seconds in which bots joined (#14's line: the server below ~70 % of its core while a hundred join).
+    # The bots' CPU rises and falls with the server's on a shared host: their ratio reads the host's speed out.
+    joining_server_cpu: float | None = None  # mean fraction of one core
+    joining_server_cpu_max: float | None = None  # the busiest second
+    joining_generator_cpu: float | None = None
 
 
 @dataclass
@@ -113,7 +118,7 @@ def track_rows(tracks: list[TrackSummary], names: dict[str, str]) -> list[TrackR
 
 def summarize(tracks: list[TrackSummary], publishers: list[PublisherSummary], window: WindowStats,
               join_seconds: list[float], participants: int, layout: str, cores: int, reconnects: int = 0,
-              recover_seconds: list[float] | None = None) -> Summary:
+              recover_seconds: list[float] | None = None, joining: WindowStats | None = None) -> Summary:
     def latency_of(kind: str) -> float | None:
         h = Histogram()
         for t in tracks:
@@ -139,4 +144,7 @@ def summarize(tracks: list[TrackSummary], publishers: list[PublisherSummary], wi
         generator_cpu=window.generator_cpu, generator_cores=cores,
         keyframe_requests=sum(p.keyframe_requests for p in publishers), nacks=sum(p.nacked for p in publishers),
         window_seconds=window.seconds, reconnects=reconnects,
-        recover_p50_s=percentile_of(recover_seconds or [], 50), recover_p95_s=percentile_of(recover_seconds or [], 95))
+        recover_p50_s=percentile_of(recover_seconds or [], 50), recover_p95_s=percentile_of(recover_seconds or [], 95),
+        joining_server_cpu=joining.server_cpu if joining else None,
+        joining_server_cpu_max=joining.server_cpu_max if joining else None,
+        joining_generator_cpu=joining.generator_cpu if joining else None)

@@ -134,9 +134,11 @@ def _report(settings: LoadSettings, timeline: Timeline, pool: WorkerPool, ramp: 
     start = last_join + SETTLE if end - (last_join + SETTLE) >= 3 else 0.0
     window = timeline.window(start, end)
     cores = available_cores()
+    first_join = min((t for t, _ in timeline.joins), default=None)
+    joining = timeline.window(int(first_join), last_join + 1) if first_join is not None else None
     summary = summarize(tracks, publishers, window, [j.seconds for j in joins], added, settings.layout, cores,
                         reconnects=sum(r.reconnects for r in results),
-                        recover_seconds=[s for r in results for s in r.recover_seconds])
+                        recover_seconds=[s for r in results for s in r.recover_seconds], joining=joining)
     missing = added - len(joins)
     if ramp is not None:
         breaches = [] if ramp.capacity > 0 else (ramp.steps[0].breaches if ramp.steps else ["no step was judged"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtest.report import Report, TrackRow
+from loadtest.report import Report, Summary, TrackRow
 
 MAX_TRACK_ROWS = 60
 
@@ -51,6 +51,7 @@ def summary_table(report: Report) -> str:
         ["join p50 / p95", f"{fmt(s.join_p50_s, '.2f')} / {fmt(s.join_p95_s, '.2f')} s"],
         ["first video frame p95", f"{fmt(s.first_frame_p95_s, '.2f')} s"],
         ["server CPU mean / max", f"{fmt(_p(s.server_cpu))} / {fmt(_p(s.server_cpu_max))} % of a core"],
+        ["server CPU while joining: mean / busiest second (÷ generator)", _joining(s)],
         ["server memory", f"{fmt(s.server_rss_mb)} MB"],
         ["generator CPU", f"{s.generator_cpu:.0%} of a core ({s.generator_cores} cores available)"],
         ["keyframe requests / NACKed packets (publishers)", f"{s.keyframe_requests} / {s.nacks}"],
@@ -59,6 +60,13 @@ def summary_table(report: Report) -> str:
          f"{s.reconnects} ({fmt(s.recover_p50_s, '.2f')} / {fmt(s.recover_p95_s, '.2f')} s)"],
     ]
     return table(["", "value"], rows)
+
+
+def _joining(s: Summary) -> str:
+    ratio = (s.joining_server_cpu / s.joining_generator_cpu
+             if s.joining_server_cpu is not None and s.joining_generator_cpu else None)
+    return (f"{fmt(_p(s.joining_server_cpu))} / {fmt(_p(s.joining_server_cpu_max))} % of a core "
+            f"({fmt(ratio, '.2f')})")
 
 
 def ramp_table(report: Report) -> str:

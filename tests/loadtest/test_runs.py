@@ -12,6 +12,7 @@ import pytest
 
 from loadtest.run import run_load, write_reports
 from loadtest.settings import LoadSettings, RampPlan, ServiceLevel
+from loadtest.tables import summary_table
 from tests.conftest import RunningServer
 
 
@@ -36,6 +37,11 @@ async def test_small_run_holds_and_writes_reports(server: RunningServer, media_c
     assert s.loss is not None and s.latency_p95_ms is not None and s.latency_p50_ms is not None
     assert s.join_p95_s is not None
     assert s.server_cpu is not None and s.server_rss_mb
+    # The seconds the bots joined in, read apart (#14's line is about them).
+    assert s.joining_generator_cpu is not None and s.joining_generator_cpu > 0
+    assert s.joining_server_cpu is not None and s.joining_server_cpu_max is not None
+    assert 0 < s.joining_server_cpu <= s.joining_server_cpu_max
+    assert "server CPU while joining" in summary_table(report)
     videos = [t for t in report.tracks if t.kind == "video"]
     assert len(videos) == 4 and all(t.receiving == 3 for t in videos)  # each bot sees the three others
     assert report.held and report.exit_code == 0, report.breaches
