@@ -1,21 +1,19 @@
 """Who joined which meeting: a meeting_participants row per (meeting, identity), first join only.
 
-A join is rare next to chat requests, so each new pair is written at once, but off the join's path (a task);
-the set keeps a reconnecting participant from writing again in this process.
+Each new pair is written a moment later, off the join's path, together with the others of that moment
+(`PendingRows`): a hundred people joining at 10/s write ten times, not a hundred. The set keeps a reconnecting
+participant from writing again in this process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from stats.activity import ActivityRecorder
+from stats.pending import PendingRows
 from store.database import Database
 from store.schema import meeting_participants
-from store.upsert import insert_ignoring
 
 log = logging.getLogger("convene.stats.attendance")
 
@@ -24,10 +22,9 @@ _REMEMBER = 100_000  # pairs kept in memory before the set starts over (a second
 
 class AttendanceRecorder:
     def __init__(self, db: Database, activity: ActivityRecorder) -> None:
-        self._db = db
         self._activity = activity
         self._seen: set[tuple[str, str]] = set()
-        self._writes: set[asyncio.Task[None]] = set()
+        self._rows = PendingRows(db, meeting_participants, log)
 
     def joined(self, meeting_id: str, identity: str, org: str = "default") -> None:
         """`identity` joined the meeting (of organisation `org`)."""
@@ -37,20 +34,8 @@ class AttendanceRecorder:
         if len(self._seen) > _REMEMBER:
             self._seen.clear()
         self._seen.add((meeting_id, identity))
-        task = asyncio.get_running_loop().create_task(self._write(meeting_id, identity, org, time.time()))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
-    async def _write(self, meeting_id: str, identity: str, org: str, at: float) -> None:
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(insert_ignoring(self._db, meeting_participants).values(
-                meeting_id=meeting_id, identity=identity, org_id=org, joined_at=at))
-
-        try:
-            await self._db.write(op)
-        except Exception:  # noqa: BLE001 - analytics never fails a join
-            log.warning("could not record a meeting participant", exc_info=True)
+        self._rows.add((meeting_id, identity), {"meeting_id": meeting_id, "identity": identity, "org_id": org,
+                                                "joined_at": time.time()})
 
     async def close(self) -> None:
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._rows.close()
