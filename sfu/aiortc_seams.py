@@ -74,6 +74,7 @@ from aiortc.rtcdtlstransport import (
     generate_certificate,
 )
 from cryptography.hazmat.primitives.asymmetric import ec
+from OpenSSL import SSL
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTP_HISTORY_SIZE,
@@ -1992,8 +1993,19 @@ def ice_gathering() -> IceGathering:
     return _gathering
 
 
+# aioice lists the host's interfaces at every gathering, two per join (~0.2 ms each: netlink and ifaddr); a list
+# this recent is used again, so an address that comes up is gathered by connections made from then at most this
+# much later.
+HOST_ADDRESSES_SECONDS = 5.0
+_listed: dict[tuple[bool, bool], tuple[float, list[str]]] = {}
+
+
 def _host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    addresses = list(_aioice_host_addresses(use_ipv4, use_ipv6))
+    now = time.monotonic()
+    listed = _listed.get((use_ipv4, use_ipv6))
+    if listed is None or now - listed[0] > HOST_ADDRESSES_SECONDS:
+        listed = _listed[(use_ipv4, use_ipv6)] = (now, list(_aioice_host_addresses(use_ipv4, use_ipv6)))
+    addresses = list(listed[1])
     if _gathering.include_loopback and use_ipv4 and "127.0.0.1" not in addresses:
         addresses.append("127.0.0.1")
     if _gathering.networks:
@@ -2223,6 +2235,7 @@ class SharedCertificate(RTCCertificate):
     def __init__(self, key: Any, cert: Any) -> None:
         super().__init__(key=key, cert=cert)
         self._fingerprints: list[RTCDtlsFingerprint] | None = None
+        self._contexts: dict[tuple[bytes, ...], SSL.Context] = {}
 
     @classmethod
     def generateCertificate(cls) -> "SharedCertificate":  # noqa: N802 - aiortc's name
@@ -2240,6 +2253,17 @@ class SharedCertificate(RTCCertificate):
         if self._fingerprints is None:
             self._fingerprints = [f for f in super().getFingerprints() if f.algorithm == "sha-256"]
         return list(self._fingerprints)
+
+    def _create_ssl_context(self, srtp_profiles: list[Any]) -> SSL.Context:
+        """One OpenSSL context per list of SRTP profiles (aiortc makes one per DTLS transport: the same
+        certificate, key, ciphers and profiles, ~160 µs twice per join). Without its session cache, so each
+        handshake stays a full one, as with a context of its own, and the shared context holds no sessions."""
+        key = tuple(p.openssl_profile for p in srtp_profiles)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = super()._create_ssl_context(srtp_profiles)
+            context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        return context
 
 
 # The SDP `parse_media_lines` just checked, or the one a ForwardingPeerConnection just wrote, for aiortc's own
@@ -2416,6 +2440,12 @@ def check_join_seams() -> list[str]:
         problems.append("RTCPeerConnection no longer calls RTCCertificate.generateCertificate()")
     if "certificate_digest(self._cert" not in inspect_source(RTCCertificate.getFingerprints):
         problems.append("RTCCertificate.getFingerprints no longer digests self._cert")
+    if "local_certificate._create_ssl_context(" not in inspect_source(RTCDtlsTransport.start):
+        problems.append("RTCDtlsTransport.start no longer asks its certificate for the SSL context")
+    context_source = inspect_source(RTCCertificate._create_ssl_context)
+    if "set_session_cache_mode" in context_source or "set_tlsext_use_srtp" not in context_source:
+        problems.append("RTCCertificate._create_ssl_context changed: check that one context can serve every "
+                        "transport (SharedCertificate._create_ssl_context)")
     if "sha-256" not in aiortc.rtcdtlstransport.X509_DIGEST_ALGORITHMS:
         problems.append("aiortc no longer offers sha-256 fingerprints")
     for method in (RTCPeerConnection.setLocalDescription, RTCPeerConnection.setRemoteDescription):
