@@ -38,6 +38,7 @@ class Participant:
         self.video_preferences = VideoPreferences()
         self.paused_videos: frozenset[str] = frozenset()
         self._chosen: frozenset[str] = frozenset()  # the videos last-N gives this participant now
+        self._chosen_from: int | None = None  # the generation of the room's ranking they were chosen from
         # Set for a participant mirrored from another worker (it is served there, not here).
         self.pipe: object | None = None
         self.closed = False
@@ -76,6 +77,15 @@ class Participant:
     def select_videos(self, videos: RoomVideos) -> bool:
         """Activates the videos of this participant's choice and idles the ones it no longer has; True if the set
         of paused videos changed. Idle ones first, so their slots carry the newly chosen without renegotiation."""
+        if videos.chosen_unchanged(self.video_preferences, len(self._chosen), self._chosen_from):
+            # A camera joined a full last-N (each join of a big meeting, for everyone in it): it is paused.
+            self._chosen_from = videos.generation
+            added = videos.appended
+            if added is None or added.track_id not in self.subscriptions or added.track_id in self._chosen:
+                return False
+            self.paused_videos = self.paused_videos | {added.track_id}
+            return True
+        self._chosen_from = videos.generation
         chosen = videos.choose(self.video_preferences, self.id, self.subscriptions)
         for track_id in self._chosen - chosen:
             subscription = self.subscriptions.get(track_id)

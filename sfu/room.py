@@ -49,6 +49,7 @@ class Room:
         # Last-N's ranking of the room's videos, kept until a publication or the order of speakers changes: every
         # subscriber's `set_subscriptions` reselects it alone, and a new camera makes them all send one.
         self._videos: RoomVideos | None = None
+        self._last_videos: RoomVideos | None = None  # the ranking before, which the next is compared with
         # Who publishes, and how many voices: kept until a publication comes or goes, for the same reason.
         self._census: PublisherCensus | None = None
         self._joins = 0
@@ -223,7 +224,8 @@ class Room:
                 VideoCandidate(pub.id, pub.participant_id, pub.source, self._join_order.get(pub.participant_id, 0))
                 for pub in self.publications() if pub.kind == "video"
             ]
-            videos = self._videos = RoomVideos(candidates, self.speaker_history)
+            videos = self._videos = self._last_videos = RoomVideos(candidates, self.speaker_history,
+                                                                   self._last_videos)
         census = self.census()
         publishers = census.publishers
         voices = self.audio_gate.max_open if self.audio_gate.enabled else census.voices

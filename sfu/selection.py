@@ -85,12 +85,27 @@ class RoomVideos:
     not its own, found without a sort of its own. In a hundred-person meeting each join reselects everyone, so
     this is a hundred sorts of a hundred videos fewer per join."""
 
-    def __init__(self, candidates: Sequence[VideoCandidate], speaker_history: Sequence[str]) -> None:
+    def __init__(self, candidates: Sequence[VideoCandidate], speaker_history: Sequence[str],
+                 previous: RoomVideos | None = None) -> None:
         self.candidates = candidates
         self.speaker_history = speaker_history
         self.ids = frozenset(c.track_id for c in candidates)
         recency = {pid: i for i, pid in enumerate(speaker_history)}
         self._order = sorted(candidates, key=_rank({}, recency))
+        self.generation: int = 0 if previous is None else previous.generation + 1
+        # The one video this ranking adds after every video of `previous` (whose order it keeps): a camera that
+        # joins a meeting ranks last, so a subscriber whose last-N `previous` filled keeps it (`Participant`).
+        # Not a reference to `previous`, which would keep every ranking of the room alive.
+        self.appended: VideoCandidate | None = None
+        if previous is not None and len(self._order) == len(previous._order) + 1 and all(
+                a.track_id == b.track_id for a, b in zip(self._order, previous._order)):
+            self.appended = self._order[-1]
+
+    def chosen_unchanged(self, prefs: VideoPreferences, chosen: int, generation: int | None) -> bool:
+        """Is a last-N of `chosen` videos, chosen from the ranking of `generation`, still what `choose` gives?
+        True when this ranking only appended a video and the subscriber has no pins and its last-N is full."""
+        return (self.appended is not None and generation == self.generation - 1 and prefs.explicit is None
+                and not prefs.pinned and chosen >= prefs.max_video)
 
     def choose(self, prefs: VideoPreferences, participant_id: str, subscribed: Container[str]) -> set[str]:
         """What `choose_videos` gives for the candidates that are not `participant_id`'s and are in `subscribed`."""

@@ -26,3 +26,37 @@ def test_room_ranking_chooses_what_each_subscribers_own_ranking_chooses() -> Non
                                  explicit=rng.sample(ids, min(len(ids), 3)) if rng.random() < 0.1 else None)
         mine = [c for c in candidates if c.participant_id != me and c.track_id in subscribed]
         assert videos.choose(prefs, me, subscribed) == choose_videos(mine, prefs, history)
+
+
+def test_a_ranking_that_appends_a_camera_keeps_every_full_last_n_and_says_so_only_then() -> None:
+    """A subscriber whose last-N the ranking before filled keeps it when `chosen_unchanged` says so (the join of a
+    big meeting skips its choice for everyone else); any other change of the ranking is not taken for an append."""
+    rng = random.Random(11)
+    appends = kept = 0
+    for _ in range(400):
+        people = [f"P{i}" for i in range(rng.randint(1, 30))]
+        candidates = [VideoCandidate(f"TR_{p}_{s}", p, s, order)
+                      for order, p in enumerate(people) for s in rng.sample(["camera", "screen"], rng.randint(0, 2))]
+        history = rng.sample(people, rng.randint(0, len(people)))
+        before = RoomVideos(candidates, history, RoomVideos([], []))
+        newcomer = f"P{len(people)}"
+        source = rng.choice(["camera", "camera", "screen"])
+        after = RoomVideos(candidates + [VideoCandidate(f"TR_{newcomer}_{source}", newcomer, source, len(people))],
+                           rng.choice([history, [newcomer, *history]]), before)
+        assert after.generation == before.generation + 1
+        if after.appended is not None:
+            appends += 1
+            assert after.appended.participant_id == newcomer
+            assert [c.track_id for c in after._order[:-1]] == [c.track_id for c in before._order]
+        me = rng.choice(people)
+        prefs = VideoPreferences(max_video=rng.randint(0, 8), pinned=rng.choice([[], [candidates[0].track_id]]
+                                                                                  if candidates else [[]]))
+        subscribed = {c.track_id for c in candidates + [after._order[-1]] if c.participant_id != me}
+        chosen = before.choose(prefs, me, subscribed)
+        if after.chosen_unchanged(prefs, len(chosen), before.generation):
+            kept += 1
+            assert after.choose(prefs, me, subscribed) == chosen
+        assert not after.chosen_unchanged(prefs, len(chosen), before.generation - 1)  # chosen from an older one
+    removed = RoomVideos(candidates[1:] + [VideoCandidate("TR_new", "new", "camera", 99)], [], after)
+    assert removed.appended is None or not candidates  # one gone and one come is not an append
+    assert appends > 100 and kept > 50
