@@ -46,7 +46,8 @@ class SignalingClient:
 
     async def connect(self, subscriptions: dict[str, Any] | None = None) -> dict[str, Any]:
         self._session = aiohttp.ClientSession()
-        self._ws = await self._session.ws_connect(self.url, heartbeat=None)
+        # Offers per-message deflate as browsers do (the server declines it: see signaling/ws.py).
+        self._ws = await self._session.ws_connect(self.url, heartbeat=None, compress=15)
         self._reader = asyncio.get_running_loop().create_task(self._read())
         join: dict[str, Any] = {"type": "join", "token": self.token}
         if subscriptions is not None:
@@ -55,6 +56,12 @@ class SignalingClient:
         joined = await self.wait_for("joined", error_ok=False)
         self.joined = joined
         return joined
+
+    @property
+    def compression(self) -> int:
+        """The per-message deflate window bits the server accepted (0: none)."""
+        assert self._ws is not None
+        return self._ws.compress
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self._ws is not None

@@ -30,7 +30,9 @@ async def signaling_socket(request: web.Request) -> web.WebSocketResponse:
     # The token comes in the `join` message only: a URL is written to access logs and proxies.
     refuse_token_in_url(request, "send it in the first message: {\"type\": \"join\", \"token\": …}")
     check_origin(request, config, also=organisation_pages(request, config))
-    ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=HARD_FRAME_LIMIT)
+    # No per-message deflate (browsers offer it): a room event goes to every socket of the room, and compressing
+    # it once per socket made each join's events cost a hundred compressions in a hundred-person meeting.
+    ws = web.WebSocketResponse(heartbeat=config.heartbeat_seconds, max_msg_size=HARD_FRAME_LIMIT, compress=False)
     await ws.prepare(request)
     session = Session(ws, room_name, request.app[ROOMS], request.app[TOKENS], request.app[SESSIONS],
                       server_ice_servers(config), request.app[MEETINGS_DESK],

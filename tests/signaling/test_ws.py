@@ -88,6 +88,21 @@ async def test_malformed_messages_get_errors_and_keep_the_socket(server: Running
         await client.close()
 
 
+async def test_room_events_are_not_compressed_per_socket(server: RunningServer) -> None:
+    """Browsers offer per-message deflate; the server declines it, so a room event is one encoding for all."""
+    alice = SignalingClient(server.url, "deflate", await server.token("deflate", "alice"))
+    bob = SignalingClient(server.url, "deflate", await server.token("deflate", "bob"))
+    await alice.connect()
+    try:
+        await bob.connect()
+        assert alice.compression == bob.compression == 0
+        joined = await alice.wait_for("participant_joined")
+        assert joined["participant"]["identity"] == "bob"
+    finally:
+        await bob.close()
+        await alice.close()
+
+
 async def test_flood_is_rate_limited(server: RunningServer) -> None:
     client = SignalingClient(server.url, "lobby", await server.token("lobby", "flood"))
     await client.connect()
