@@ -24,7 +24,8 @@ class DownTrack(Protocol):
 
     @property
     def ready(self) -> bool:
-        """False until the subscriber can receive (negotiated, connected): nothing is sent before."""
+        """False until the subscriber can receive (negotiated, connected): nothing is sent before. When it turns
+        true the track calls its feedback's `on_ready`."""
         ...
 
     def attach(self, feedback: "DownFeedback") -> None: ...
@@ -52,6 +53,10 @@ class DownFeedback(Protocol):
     def on_keyframe_request(self) -> None: ...
 
     def on_remb(self, bitrate: int) -> None: ...
+
+    def on_ready(self) -> None:
+        """The track became ready (the subscriber answered and connected)."""
+        ...
 
 
 class Down(Protocol):

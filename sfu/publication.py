@@ -252,9 +252,12 @@ class Publication:
         return fanout
 
     def batching_changed(self) -> None:
-        """A subscription joined or left a batch: the one-by-one list is made anew (never changed in place,
-        so a loop over it that caused the change goes on unharmed)."""
-        self.one_by_one = tuple(s for s in self.receivers if s.batch is None)
+        """A subscription joined or left a batch, or became ready: the one-by-one list is made anew (never changed
+        in place, so a loop over it that caused the change goes on unharmed). A subscription whose subscriber has
+        not connected yet is left out until it has (`Subscription.on_ready`): while a hundred people join, each
+        newcomer's thirty would otherwise send every packet of the room's most seen cameras through Python, for a
+        `forward` that sends nothing, for the few hundred milliseconds each takes to connect."""
+        self.one_by_one = tuple(s for s in self.receivers if s.batch is None and s.ready)
 
     def update_rates(self, now: float) -> None:
         """Bitrate per layer (bits/s, smoothed), for choosing what a subscriber's bandwidth allows."""

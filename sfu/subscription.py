@@ -228,6 +228,18 @@ class Subscription:
             self.retransmitted += 1
             down.resend(packet, pt, out_seq, (packet.timestamp + sent.ts_offset) % (1 << 32))
 
+    @property
+    def ready(self) -> bool:
+        """Active, and its subscriber can receive: only then does a packet of the publication need it."""
+        down = self.down
+        return down is not None and down.ready
+
+    def on_ready(self) -> None:
+        """The subscriber answered and connected: the publication's packets come to `forward` from now on, the
+        first keyframe first."""
+        self.publication.batching_changed()
+        self.on_keyframe_request()
+
     def on_keyframe_request(self) -> None:
         self.publication.request_keyframe(self.current if self.current is not None else self.target)
 

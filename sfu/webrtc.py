@@ -427,9 +427,9 @@ class RtcDownTrack:
     def attach(self, feedback: DownFeedback) -> None:
         self._feedback = feedback
         self.sender.feedback = feedback
-        # Once the subscriber has answered and DTLS is up, ask for a keyframe: one asked for at
-        # subscribe time may have come and gone before this sender could send.
-        self.sender.on_started = feedback.on_keyframe_request
+        # Once the subscriber has answered and DTLS is up (the subscription then asks for a keyframe: one asked
+        # for at subscribe time may have come and gone before this sender could send).
+        self.sender.on_started = feedback.on_ready
 
     @property
     def ready(self) -> bool:

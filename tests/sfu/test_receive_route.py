@@ -30,7 +30,8 @@ from sfu.rtp import RtpPacket
 from sfu.selection import GATE_IN, GATE_OUT
 from signaling.appkeys import ROOMS
 from tests.conftest import RunningServer
-from loadtest.peers import PacketWriter
+from loadtest.peers import PacketSubscriberPeer, PacketWriter
+from signaling.client import SignalingClient
 from tests.sfu.peers import Participant, drained_datagrams, join, make_packet, wait_until
 from tests.sfu.test_fast_path import RTX, sender_counts_reach, tap
 
@@ -288,4 +289,60 @@ async def test_a_gated_voice_takes_the_route_and_keeps_its_place_while_it_speaks
         assert int(route.c.packets) - counted >= 25 and route_of(alice_audio) is route
     finally:
         for participant in people:
+            await participant.close()
+
+
+async def test_a_subscriber_still_connecting_leaves_the_stream_to_the_route(server: RunningServer) -> None:
+    """While a newcomer's subscriber connection is not up, its subscription sends nothing, so it must not bring the
+    stream's packets back to Python (a hundred joining would keep the room's most seen cameras there). Once it is
+    up, it gets the stream from a keyframe."""
+    assert drain_built(), "the compiled module predates the socket drain: python -m sfu.fastpath_build"
+    room = "route-connecting"
+    alice, bob = [await join(server.url, room, await server.token(room, name)) for name in ("alice", "bob")]
+    answer_now = asyncio.Event()
+    carol_got: list[RtpPacket] = []
+    carol_subscriber = PacketSubscriberPeer(lambda mid, packet: carol_got.append(packet))
+
+    async def answer_later(sdp: str, tracks: dict[str, Any]) -> str:
+        await answer_now.wait()
+        return await carol_subscriber.answer(sdp)
+
+    carol = SignalingClient(server.url, room, await server.token(room, "carol"), on_offer=answer_later)
+    try:
+        (writer,) = await alice.publish(("video", "video/VP8", "camera"))
+        video = publication_of(server, alice, "video")
+        seq = 0
+
+        async def stream(count: int) -> None:
+            nonlocal seq
+            for _ in range(count):
+                payload = bytes([0x10, 0x00 if seq % 25 == 0 else 0x01]) + os.urandom(300)
+                writer.write(make_packet(seq, 3000 * seq, payload, marker=True))
+                seq += 1
+                await asyncio.sleep(0.005)
+
+        await wait_until(lambda: bob.subscriber.pc.connectionState == "connected", 10)
+        await stream(150)
+        assert route_of(video) is not None and video.one_by_one == ()  # bob is in the batch
+
+        await carol.connect()
+        await wait_until(lambda: len(video.receivers) == 2, 5)
+        waiting = next(s for s in video.receivers if s.subscriber_id == carol.joined["participant"]["id"])
+        before = drained(video)
+        await stream(150)
+        # Carol's subscription is active but her connection is not up: the route keeps the stream in C.
+        assert not waiting.ready and video.one_by_one == ()
+        assert route_of(video) is not None and drained(video) - before > 100
+        assert not carol_got
+
+        answer_now.set()
+        await wait_until(lambda: waiting.ready, 10)
+        await stream(150)
+        await wait_until(lambda: len(carol_got) > 50, 5)
+        assert carol_got[0].payload[1] == 0x00  # her first packet starts a keyframe
+        assert route_of(video) is not None and video.one_by_one == ()  # and she is in the batch now
+    finally:
+        await carol.close()
+        await carol_subscriber.close()
+        for participant in (alice, bob):
             await participant.close()
