@@ -30,6 +30,7 @@ import ipaddress
 import logging
 import os
 import random
+import re
 import socket
 import struct
 import sys
@@ -2316,34 +2317,120 @@ def _wrap_description(session_description: sdp.SessionDescription | None) -> RTC
 # A renegotiation repeats every m-line but the new ones, in our offer and in the answer alike: at 20 people a
 # subscriber's SDP has ~40 m-lines, and each join renegotiates every subscriber. aiortc parses each m-line on
 # its own (it inherits only the session's fingerprint, setup role and ICE attributes), so a media section
-# already parsed in the same session context is taken from this cache, as a copy aiortc may change.
-SECTION_CACHE_SIZE = 4096
-_sections: dict[str, sdp.MediaDescription] = {}
+# already parsed in the same session context is taken from `_sections`, as a copy aiortc may change. A section of
+# another connection differs only in what the connection brings (the bundle's port and address, its ICE
+# credentials, DTLS fingerprints and role, set in the section as browsers do or inherited from the session as
+# aiortc does): `_shapes` holds sections by their lines without those values, and a copy of one is given this
+# connection's as aiortc's parse sets them. A newcomer's first answer, the same slots as every other
+# subscriber's, is so parsed once for all but its first m-line (which carries the candidates).
+SECTION_CACHE_SIZE = 4096  # entries of each cache
+_sections: dict[str, sdp.MediaDescription] = {}  # by the section's lines in the session's context
+_shapes: dict[str, sdp.MediaDescription] = {}  # by the same without the connection's values (_shape)
 # The session-level attributes aiortc's parse hands down to every m-line (the rest stay with the session).
 _INHERITED = ("a=fingerprint:", "a=setup:", "a=ice-lite", "a=ice-options:", "a=ice-pwd:", "a=ice-ufrag:")
+# Of these, the ones whose values are the connection's (set on the copy; in the key only as the attribute).
+_PER_CONNECTION = ("a=fingerprint:", "a=setup:", "a=ice-pwd:", "a=ice-ufrag:")
+_SHAPED = ("m=", "c=", *_PER_CONNECTION)  # the lines _shape changes
+_M_LINE = re.compile("^m=([^ ]+) ([0-9]+) ([A-Z/]+) (.+)$")
 # aiortc's SessionDescription.parse as read when this seam was written: another version may inherit more.
 _AIORTC_COMMON_SHA256 = "2415d76d0aa2c211c2f39989eede0474745a983fe0d476112986d44a14354ed7"
 _AIORTC_PARSE_SHA256 = "b689a9c7517e5befd61aabdf7c741b4f831848dadd1b2b33758cb209d2f930ed"
 
 
+def _shape(line: str) -> str:
+    """A line as `_shapes`' keys hold it: a connection's value left out."""
+    if line.startswith(_PER_CONNECTION):
+        return line[:line.index(":") + 1]
+    if line.startswith("c="):
+        return "c="
+    if line.startswith("m="):
+        m = _M_LINE.match(line)
+        # One aiortc refuses keeps a key of its own (with "!"), so it is parsed (and refused) every time.
+        return f"m={m.group(1)} * {m.group(3)} {m.group(4)}" if m is not None else "!" + line
+    return line
+
+
+@dataclass
+class _Connection:
+    """What a connection's lines say: the values _shape leaves out of the key, as aiortc's parse reads them."""
+
+    fingerprints: list[RTCDtlsFingerprint]
+    role: str | None = None
+    ufrag: str | None = None
+    pwd: str | None = None
+    host: str | None = None
+
+    def read(self, lines: list[str]) -> "_Connection":
+        """The same, with `lines` (of _SHAPED, but m-lines) read after what it holds (a later value wins)."""
+        for line in lines:
+            if line.startswith("c="):
+                self.host = sdp.ipaddress_from_sdp(line[2:])
+                continue
+            attr, value = sdp.parse_attr(line)
+            value = value or ""  # never None: each prefix ends in ":"
+            if attr == "fingerprint":
+                algorithm, fingerprint = value.split()
+                self.fingerprints.append(RTCDtlsFingerprint(algorithm=algorithm, value=fingerprint))
+            elif attr == "setup":
+                self.role = sdp.DTLS_SETUP_ROLE[value]
+            elif attr == "ice-pwd":
+                self.pwd = value
+            elif attr == "ice-ufrag":
+                self.ufrag = value
+        return self
+
+    def set_on(self, media: sdp.MediaDescription, m_line: str) -> None:
+        m = _M_LINE.match(m_line)
+        if m is None:  # never: such a line has a key of its own (_shape), and aiortc refused it
+            raise ValueError(f"not an m-line: {m_line!r}")
+        media.port = int(m.group(2))
+        media.host = self.host
+        # aiortc leaves a section without a setup role (its own or the session's) without DTLS parameters.
+        media.dtls = None if self.role is None else RTCDtlsParameters(fingerprints=self.fingerprints, role=self.role)
+        assert media.ice is not None
+        media.ice = RTCIceParameters(usernameFragment=self.ufrag, password=self.pwd, iceLite=media.ice.iceLite)
+
+
 def parse_by_sections(text: str) -> sdp.SessionDescription:
-    """aiortc's SessionDescription.parse, with each media section parsed once per session context."""
+    """aiortc's SessionDescription.parse, with each media section parsed once: a section seen before in the same
+    session context is a copy of it; one seen in another connection's, a copy with this connection's values."""
     session_lines, media_groups = sdp.grouplines(text)
     session_text = "\r\n".join(session_lines) + "\r\n"
     description = _aiortc_sdp_parse(session_text)
-    context = "\n".join(line for line in session_lines if line.startswith(_INHERITED))
+    inherited = [line for line in session_lines if line.startswith(_INHERITED)]
+    context = "\n".join(inherited)
+    shaped_context: str | None = None  # made at the first section not seen in this context
+    session: _Connection | None = None  # read at the first section seen only in another connection
     for lines in media_groups:
         key = context + "\n\n" + "\n".join(lines)
         cached = _sections.get(key)
-        if cached is None:
+        if cached is not None:
+            description.media.append(_copy_media(cached))
+            continue
+        if shaped_context is None:
+            shaped_context = "\n".join(_shape(line) for line in inherited)
+        shape = shaped_context + "\n\n" + "\n".join(
+            [_shape(line) if line.startswith(_SHAPED) else line for line in lines])
+        template = _shapes.get(shape)
+        if template is None:
             media = _aiortc_sdp_parse(session_text + "\r\n".join(lines) + "\r\n").media[0]
-            if len(_sections) >= SECTION_CACHE_SIZE:
-                del _sections[next(iter(_sections))]  # the oldest
-            _sections[key] = _copy_media(media)
+            if not media.ice_candidates:  # candidates name the connection's ports: no other has the same
+                _remember(_shapes, shape, media)
         else:
-            media = _copy_media(cached)
+            media = _copy_media(template)
+            if session is None:
+                session = _Connection([]).read([line for line in inherited if line.startswith(_PER_CONNECTION)])
+            own = _Connection(list(session.fingerprints), session.role, session.ufrag, session.pwd)
+            own.read([line for line in lines[1:] if line.startswith(_SHAPED)]).set_on(media, lines[0])
+        _remember(_sections, key, media)
         description.media.append(media)
     return description
+
+
+def _remember(cache: dict[str, sdp.MediaDescription], key: str, media: sdp.MediaDescription) -> None:
+    if len(cache) >= SECTION_CACHE_SIZE:
+        del cache[next(iter(cache))]  # the oldest
+    cache[key] = _copy_media(media)
 
 
 # The fields _copy_media knows (the seam check compares them with aiortc's).

@@ -4,17 +4,21 @@ are built once."""
 
 from __future__ import annotations
 
+import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription, sdp
 
+from loadtest.peers import PacketSubscriberPeer
+from loadtest.sdp import compact_answer
 from sfu.aiortc_seams import (
     ForwardingPeerConnection,
     ForwardingReceiver,
     _aiortc_sdp_parse,
     _checked_sdp,
+    _shapes,
     check_seams,
     parse_by_sections,
 )
-from sfu.webrtc import configure_ice, rtc_configuration
+from sfu.webrtc import Subscriber, configure_ice, rtc_configuration
 
 
 def same(a: sdp.SessionDescription, b: sdp.SessionDescription) -> None:
@@ -78,6 +82,57 @@ def test_sections_keep_the_session_context() -> None:
         same(parsed, _aiortc_sdp_parse(text))
         assert parsed.media[0].dtls.fingerprints[0].value == fingerprint
         assert parsed.media[0].ice.password == pwd
+
+
+def in_every_section(text: str) -> str:
+    """`text` with its session's ICE and DTLS lines moved into each media section, as browsers write them."""
+    per_connection = ("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=setup:")
+    lines = text.strip().split("\r\n")
+    moved = [line for line in lines if line.startswith(per_connection)]
+    out: list[str] = []
+    for line in lines:
+        if line.startswith(per_connection):
+            continue
+        out.append(line)
+        if line.startswith("m="):
+            out.extend(moved)
+    return "\r\n".join(out) + "\r\n"
+
+
+async def test_another_connections_sections_come_from_the_cache_with_its_own_values() -> None:
+    """Newcomers' answers are the same slots but for each one's port, address, ICE credentials, DTLS fingerprint
+    and role: after the first, their sections come from the cache (but the one with the candidates), carrying
+    their own values, whether the session holds them (aiortc) or each section does (browsers)."""
+    configure_ice(include_loopback=True)
+    server = Subscriber([], lambda: None)
+    try:
+        server.expect(3)
+        offer, _ = await server.create_offer()
+        answers = []
+        for _ in range(3):  # as the load bots answer: ICE and DTLS once, the candidates in the first m-line only
+            client = PacketSubscriberPeer(lambda mid, packet: None)
+            answers.append(compact_answer(await client.answer(offer)))
+            await client.close()
+        for write in (str, in_every_section):
+            texts = [write(answer) for answer in answers]
+            same(parse_by_sections(texts[0]), _aiortc_sdp_parse(texts[0]))
+            for text in texts[1:]:
+                known = len(_shapes)
+                parsed = parse_by_sections(text)
+                same(parsed, _aiortc_sdp_parse(text))
+                assert len(_shapes) == known  # all taken (the m-line with the candidates is parsed, not kept)
+            ufrags = {parse_by_sections(text).media[-1].ice.usernameFragment for text in texts}
+            ports = {parse_by_sections(text).media[-1].port for text in texts}
+            assert len(ufrags) == len(ports) == 3
+        # A role or fingerprint aiortc refuses is refused from the cache too.
+        for bad in (answers[1].replace("a=setup:active", "a=setup:sideways"),
+                    answers[1].replace("a=fingerprint:sha-256 ", "a=fingerprint:sha-256")):
+            for write in (str, in_every_section):
+                for parse in (parse_by_sections, _aiortc_sdp_parse):
+                    with pytest.raises((KeyError, ValueError)):
+                        parse(write(bad))
+    finally:
+        await server.close()
 
 
 async def test_forwarding_connection_builds_its_receivers_once() -> None:
