@@ -427,8 +427,9 @@ class RtcDownTrack:
     def attach(self, feedback: DownFeedback) -> None:
         self._feedback = feedback
         self.sender.feedback = feedback
-        # Once the subscriber has answered and DTLS is up (the subscription then asks for a keyframe: one asked
-        # for at subscribe time may have come and gone before this sender could send).
+        # Called once the subscriber has answered and DTLS is up: the subscription forwards from then on, from a
+        # keyframe it asks for then (one asked for at subscribe time may have come and gone before this sender
+        # could send).
         self.sender.on_started = feedback.on_ready
 
     @property
