@@ -74,6 +74,12 @@ def _job_ctx(job: RollupJob | None) -> Any:
     return ctx
 
 
+async def write_noted(app: web.Application) -> None:
+    """Writes the attendance and activity this process gathered but has not written yet (within a second)."""
+    await app[ATTENDANCE].flush()
+    await app[ACTIVITY].flush()
+
+
 def setup_stats(app: web.Application, web_dir: Path) -> None:
     """After setup_chat and the meetings desk. In a media worker only the meeting joins are noted."""
     db = app[DATABASE]
@@ -90,7 +96,7 @@ def setup_stats(app: web.Application, web_dir: Path) -> None:
 
         app.router.add_get("/admin/stats", page)
     seconds = app[CONFIG].stats_rollup_seconds
-    job = RollupJob(db, seconds) if front and seconds > 0 else None
+    job = RollupJob(db, seconds, before=lambda: write_noted(app)) if front and seconds > 0 else None
     app.cleanup_ctx.append(_job_ctx(job))
 
 

@@ -41,6 +41,7 @@ class ActivityRecorder:
         self._rows.add((day, org, login), {"day": day, "org_id": org, "login": login})
 
     async def flush(self) -> None:
+        """Writes the activity noted so far (the rollup counts it at once)."""
         await self._rows.flush()
 
     async def close(self) -> None:

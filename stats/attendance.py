@@ -37,5 +37,9 @@ class AttendanceRecorder:
         self._rows.add((meeting_id, identity), {"meeting_id": meeting_id, "identity": identity, "org_id": org,
                                                 "joined_at": time.time()})
 
+    async def flush(self) -> None:
+        """Writes the attendances noted so far (the rollup counts them at once)."""
+        await self._rows.flush()
+
     async def close(self) -> None:
         await self._rows.close()

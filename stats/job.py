@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 
 from stats.days import days
@@ -30,16 +30,21 @@ async def backfill(db: Database, first: date, last: date,
 
 
 class RollupJob:
-    def __init__(self, db: Database, interval: float = 3600.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, interval: float = 3600.0, clock: Callable[[], float] = time.time,
+                 before: Callable[[], Awaitable[None]] | None = None) -> None:
         self._db = db
         self._interval = interval
         self._clock = clock
+        # Writes what this process noted but gathers for a moment (activity, attendance), so a round counts it.
+        self._before = before
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def run_once(self) -> None:
+        if self._before is not None:
+            await self._before()
         today = datetime.fromtimestamp(self._clock(), tz=timezone.utc).date()
         await backfill(self._db, today - timedelta(days=1), today)
 
