@@ -37,7 +37,7 @@ import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 import aioice
@@ -2380,10 +2380,8 @@ class _Connection:
         return self
 
     def set_on(self, media: sdp.MediaDescription, m_line: str) -> None:
-        m = _M_LINE.match(m_line)
-        if m is None:  # never: such a line has a key of its own (_shape), and aiortc refused it
-            raise ValueError(f"not an m-line: {m_line!r}")
-        media.port = int(m.group(2))
+        """`m_line` is one _M_LINE matched (_shape gave its section the key of a section aiortc parsed)."""
+        media.port = int(m_line.split(" ", 2)[1])
         media.host = self.host
         # aiortc leaves a section without a setup role (its own or the session's) without DTLS parameters.
         media.dtls = None if self.role is None else RTCDtlsParameters(fingerprints=self.fingerprints, role=self.role)
@@ -2420,7 +2418,7 @@ def parse_by_sections(text: str) -> sdp.SessionDescription:
             media = _copy_media(template)
             if session is None:
                 session = _Connection([]).read([line for line in inherited if line.startswith(_PER_CONNECTION)])
-            own = _Connection(list(session.fingerprints), session.role, session.ufrag, session.pwd)
+            own = replace(session, fingerprints=list(session.fingerprints))
             own.read([line for line in lines[1:] if line.startswith(_SHAPED)]).set_on(media, lines[0])
         _remember(_sections, key, media)
         description.media.append(media)

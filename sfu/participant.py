@@ -81,7 +81,7 @@ class Participant:
             # A camera joined a full last-N (each join of a big meeting, for everyone in it): it is paused.
             self._chosen_from = videos.generation
             added = videos.appended
-            if added is None or added.track_id not in self.subscriptions or added.track_id in self._chosen:
+            if added is None or added.track_id not in self.subscriptions:
                 return False
             self.paused_videos = self.paused_videos | {added.track_id}
             return True
