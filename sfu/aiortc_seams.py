@@ -85,13 +85,12 @@ from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    RTCP_SDES,
+    RTCP_SR,
     RtcpPsfbPacket,
     RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
-    RtcpSdesPacket,
-    RtcpSenderInfo,
-    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
@@ -944,6 +943,9 @@ class ForwardingSender(RTCRtpSender):
         self.last_sent: tuple[int, int, float] | None = None
         # Set while a batched fan-out entry sends for this sender: folds its counters in (sender reports).
         self.flush_batch: Callable[[], None] | None = None
+        # Media packets counted at the last two reports (RFC 3550's "the last report or the previous one").
+        self._counts_reported: tuple[int, int] = (-1, -1)
+        self._sdes: tuple[str, bytes] | None = None  # (CNAME, the SDES packet of this SSRC and CNAME)
 
     def set_msid(self, stream_id: str, track_id: str) -> None:
         """The `a=msid` our offers announce for this sender."""
@@ -976,22 +978,29 @@ class ForwardingSender(RTCRtpSender):
         """Parked: the connection sends one compound report for all its senders (`sender_report`)."""
         await park(self._RTCRtpSender__rtcp_started, self._RTCRtpSender__rtcp_exited)
 
-    def sender_report(self) -> tuple[RtcpSrPacket, RtcpSourceInfo] | None:
-        """This sender's SR and SDES chunk, as aiortc's own timer builds them (None before it sent)."""
+    def sender_report(self) -> tuple[bytes, bytes] | None:
+        """This sender's SR and its SDES (CNAME) packet, as aiortc's own timer writes them; None before it sent,
+        and when it sent nothing since the report before last. RFC 3550 (6.4) sends an SR only then: a slot idle
+        since (a voice the gate closed, a camera paused) would otherwise repeat the same counts every second, and
+        a third of a hundred-person room's senders are such slots."""
         if self.flush_batch is not None:
             self.flush_batch()
         if not self.started or not self.packets_sent:
             return None
+        count = self._RTCRtpSender__packet_count
+        before_last, self._counts_reported = self._counts_reported[1], (self._counts_reported[1], count)
+        if count == before_last:
+            return None
         ntp = self._RTCRtpSender__ntp_timestamp
-        report = RtcpSrPacket(ssrc=self._ssrc, sender_info=RtcpSenderInfo(
-            ntp_timestamp=ntp, rtp_timestamp=self._RTCRtpSender__rtp_timestamp,
-            packet_count=self._RTCRtpSender__packet_count & 0xFFFFFFFF,
-            octet_count=self._RTCRtpSender__octet_count & 0xFFFFFFFF))
+        report = sr_packet(self._ssrc, ntp, self._RTCRtpSender__rtp_timestamp, count,
+                           self._RTCRtpSender__octet_count)
         # aiortc's round-trip estimate pairs the receivers' LSR with these two.
         self._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
         self._RTCRtpSender__lsr_time = time.time()
         cname = self._RTCRtpSender__cname or ""
-        return report, RtcpSourceInfo(ssrc=self._ssrc, items=[(1, cname.encode("utf8"))])
+        if self._sdes is None or self._sdes[0] != cname:
+            self._sdes = (cname, sdes_packet(self._ssrc, cname))
+        return report, self._sdes[1]
 
     @property
     def started(self) -> bool:
@@ -1120,21 +1129,42 @@ class ForwardingSender(RTCRtpSender):
 
 # Compound RTCP packets stay under a typical path MTU after SRTP and UDP/IP overhead.
 RTCP_BUDGET = 1100
+# A sender report without report blocks (RFC 3550 6.4.1): header, SSRC, NTP, RTP time, packets, octets; packed
+# here, once per sender and second, rather than through aiortc's packet objects (a hundred-person room has
+# ~1,300 a second; `tests/sfu/test_rtcp_reports.py` compares the bytes with aiortc's).
+_SR_HEADER = struct.Struct("!BBHIQIII")
+_SR_WORDS = _SR_HEADER.size // 4 - 1
+_RTCP_V2 = 2 << 6
+
+
+def sr_packet(ssrc: int, ntp_timestamp: int, rtp_timestamp: int, packets: int, octets: int) -> bytes:
+    """A sender report of no report blocks; the counters wrap at 32 bits as RFC 3550 lets them."""
+    return _SR_HEADER.pack(_RTCP_V2, RTCP_SR, _SR_WORDS, ssrc, ntp_timestamp, rtp_timestamp,
+                           packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
+
+
+def sdes_packet(ssrc: int, cname: str) -> bytes:
+    """An SDES packet of one chunk, this SSRC's CNAME (RFC 3550 6.5), ended as aiortc ends it (two null octets,
+    then padding to a word)."""
+    value = cname.encode("utf8")[:255]
+    chunk = struct.pack("!IBB", ssrc, 1, len(value)) + value + b"\x00\x00"
+    chunk += b"\x00" * (-len(chunk) % 4)
+    return struct.pack("!BBH", _RTCP_V2 | 1, RTCP_SDES, len(chunk) // 4) + chunk
 
 
 def send_connection_reports(transport: RTCDtlsTransport, senders: list[ForwardingSender],
                             receivers: list[ForwardingReceiver]) -> int:
-    """Sends this connection's RTCP as few compound packets as fit the MTU: the SRs of all senders,
-    else one RR with the blocks of all receivers, each followed by SDES. Returns packets sent.
+    """Sends this connection's RTCP as few compound packets as fit the MTU: the SRs of the senders that sent
+    since the report before last, else one RR with the blocks of all receivers, each followed by SDES. Returns packets sent.
 
     aiortc runs a timer per sender and per receiver; a subscriber of a 100-person room would have a
     hundred of them. One timer per connection does the same work with a fraction of the wakeups.
     """
-    parts: list[tuple[bytes, bytes]] = []  # (report, its SDES chunk)
+    parts: list[tuple[bytes, bytes]] = []  # (report, its SDES packet)
     for sender in senders:
         pair = sender.sender_report()
         if pair is not None:
-            parts.append((bytes(pair[0]), bytes(RtcpSdesPacket(chunks=[pair[1]]))))
+            parts.append(pair)
     blocks = [block for receiver in receivers for block in receiver.report_blocks()]
     rtcp_ssrc = next((r.rtcp_ssrc for r in receivers if r.rtcp_ssrc is not None), None)
     if not parts and blocks and rtcp_ssrc is not None:
