@@ -78,7 +78,8 @@ class Participant:
         """Activates the videos of this participant's choice and idles the ones it no longer has; True if the set
         of paused videos changed. Idle ones first, so their slots carry the newly chosen without renegotiation."""
         if videos.chosen_unchanged(self.video_preferences, len(self._chosen), self._chosen_from):
-            # A camera joined a full last-N (each join of a big meeting, for everyone in it): it is paused.
+            # A camera joined a full last-N (each join of a big meeting, for everyone in it): it is paused. Or a
+            # recent speaker spoke again (the ranking only reordered what this last-N holds): nothing changes.
             self._chosen_from = videos.generation
             added = videos.appended
             if added is None or added.track_id not in self.subscriptions:

@@ -97,15 +97,30 @@ class RoomVideos:
         # joins a meeting ranks last, so a subscriber whose last-N `previous` filled keeps it (`Participant`).
         # Not a reference to `previous`, which would keep every ranking of the room alive.
         self.appended: VideoCandidate | None = None
+        # When this ranking has the videos of `previous`, in its order after the first `reordered` places: a
+        # speaker who was already among the recent ones moves to the front (each speaker change).
+        self.reordered: int | None = None
         if previous is not None and len(self._order) == len(previous._order) + 1 and all(
                 a.track_id == b.track_id for a, b in zip(self._order, previous._order)):
             self.appended = self._order[-1]
+        elif previous is not None and self.ids == previous.ids:
+            unchanged_from = len(self._order)
+            while unchanged_from and self._order[unchanged_from - 1].track_id == previous._order[
+                    unchanged_from - 1].track_id:
+                unchanged_from -= 1
+            self.reordered = unchanged_from
 
     def chosen_unchanged(self, prefs: VideoPreferences, chosen: int, generation: int | None) -> bool:
-        """Is a last-N of `chosen` videos, chosen from the ranking of `generation`, still what `choose` gives?
-        True when this ranking only appended a video and the subscriber has no pins and its last-N is full."""
-        return (self.appended is not None and generation == self.generation - 1 and prefs.explicit is None
-                and not prefs.pinned and chosen >= prefs.max_video)
+        """Is a last-N of `chosen` videos, chosen from the ranking of `generation`, still what `choose` gives? Only
+        for a subscriber without pins or a choice of its own, when this ranking follows that one and either
+        - only appended a video, and the last-N is full; or
+        - only reordered places a last-N takes whole (they hold at most N of its videos, so it had them all and
+          then the same ones after them)."""
+        if generation != self.generation - 1 or prefs.explicit is not None or prefs.pinned:
+            return False
+        if self.appended is not None:
+            return chosen >= prefs.max_video
+        return self.reordered is not None and self.reordered <= prefs.max_video
 
     def choose(self, prefs: VideoPreferences, participant_id: str, subscribed: Container[str]) -> set[str]:
         """What `choose_videos` gives for the candidates that are not `participant_id`'s and are in `subscribed`."""

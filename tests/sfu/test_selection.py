@@ -60,3 +60,36 @@ def test_a_ranking_that_appends_a_camera_keeps_every_full_last_n_and_says_so_onl
     removed = RoomVideos(candidates[1:] + [VideoCandidate("TR_new", "new", "camera", 99)], [], after)
     assert removed.appended is None or not candidates  # one gone and one come is not an append
     assert appends > 100 and kept > 50
+
+
+def test_a_ranking_that_reorders_the_recent_speakers_keeps_every_last_n_that_holds_them_all() -> None:
+    """A speaker change moves one of the room's videos to the front: every subscriber whose last-N took the
+    reordered places whole keeps its choice, `chosen_unchanged` says so only when `choose` agrees, and a ranking
+    of other videos (one gone, one come) is not taken for a reorder."""
+    rng = random.Random(13)
+    reorders = kept = 0
+    for _ in range(400):
+        people = [f"P{i}" for i in range(rng.randint(1, 30))]
+        candidates = [VideoCandidate(f"TR_{p}_{s}", p, s, order)
+                      for order, p in enumerate(people) for s in rng.sample(["camera", "screen"], rng.randint(0, 2))]
+        history = rng.sample(people, rng.randint(0, len(people)))
+        before = RoomVideos(candidates, history, RoomVideos([], []))
+        speaker = rng.choice(people)
+        after = RoomVideos(candidates, [speaker, *(p for p in history if p != speaker)], before)
+        assert after.appended is None and after.reordered is not None
+        reorders += after.reordered > 0
+        assert [c.track_id for c in after._order[after.reordered:]] == [
+            c.track_id for c in before._order[after.reordered:]]
+        me = rng.choice(people)
+        prefs = VideoPreferences(max_video=rng.randint(0, 8),
+                                 pinned=rng.choice([[], [candidates[0].track_id]] if candidates else [[]]))
+        subscribed = {c.track_id for c in candidates if c.participant_id != me and rng.random() < 0.95}
+        chosen = before.choose(prefs, me, subscribed)
+        if after.chosen_unchanged(prefs, len(chosen), before.generation):
+            kept += 1
+            assert after.choose(prefs, me, subscribed) == chosen
+        assert not after.chosen_unchanged(prefs, len(chosen), before.generation - 1)  # chosen from an older one
+        if candidates:
+            swapped = RoomVideos(candidates[1:] + [VideoCandidate("TR_new", "new", "camera", 99)], history, after)
+            assert swapped.reordered is None and swapped.appended is None
+    assert reorders > 100 and kept > 100
