@@ -13,6 +13,8 @@ CRLF = "\r\n"
 # extension element. Anything else in an offer is not a layer we accept (it would be echoed into our
 # answer, the `tracks` table and pipe links as is).
 RID = re.compile(r"[A-Za-z0-9_-]{1,16}")
+_SEND_RID = re.compile(r"a=rid:(\S+) send\b")
+_SIMULCAST_SEND = re.compile(r"a=simulcast:send (\S+)")
 
 
 def sdp_sections(sdp: str) -> list[list[str]]:
@@ -39,9 +41,11 @@ def offered_layers(offer_sdp: str) -> dict[str, list[str]]:
     layers: dict[str, list[str]] = {}
     for section in sdp_sections(offer_sdp)[1:]:
         mid = _mid(section)
-        send_rids = {m.group(1) for line in section if (m := re.match(r"a=rid:(\S+) send\b", line))}
+        # Only a=rid and a=simulcast lines are matched (each join's offer has ~80 lines, a few of them these).
+        send_rids = {m.group(1) for line in section
+                     if line.startswith("a=rid:") and (m := _SEND_RID.match(line))}
         for line in section:
-            match = re.match(r"a=simulcast:send (\S+)", line)
+            match = _SIMULCAST_SEND.match(line) if line.startswith("a=simulcast:") else None
             if mid is not None and match:
                 # "h;m;l" or with alternatives "h,h2;l": take the first of each group, skip paused (~).
                 rids = [group.split(",")[0].lstrip("~") for group in match.group(1).split(";")]
