@@ -28,17 +28,23 @@ def test_room_ranking_chooses_what_each_subscribers_own_ranking_chooses() -> Non
         assert videos.choose(prefs, me, subscribed) == choose_videos(mine, prefs, history)
 
 
+def ranked_room(rng: random.Random) -> tuple[list[str], list[VideoCandidate], list[str], RoomVideos]:
+    """A room of up to 30 people with a camera, a screen, both or neither each, some of them recent speakers, and
+    its ranking (that follows another, so the next one may be compared with it)."""
+    people = [f"P{i}" for i in range(rng.randint(1, 30))]
+    candidates = [VideoCandidate(f"TR_{p}_{s}", p, s, order)
+                  for order, p in enumerate(people) for s in rng.sample(["camera", "screen"], rng.randint(0, 2))]
+    history = rng.sample(people, rng.randint(0, len(people)))
+    return people, candidates, history, RoomVideos(candidates, history, RoomVideos([], []))
+
+
 def test_a_ranking_that_appends_a_camera_keeps_every_full_last_n_and_says_so_only_then() -> None:
     """A subscriber whose last-N the ranking before filled keeps it when `chosen_unchanged` says so (the join of a
     big meeting skips its choice for everyone else); any other change of the ranking is not taken for an append."""
     rng = random.Random(11)
     appends = kept = 0
     for _ in range(400):
-        people = [f"P{i}" for i in range(rng.randint(1, 30))]
-        candidates = [VideoCandidate(f"TR_{p}_{s}", p, s, order)
-                      for order, p in enumerate(people) for s in rng.sample(["camera", "screen"], rng.randint(0, 2))]
-        history = rng.sample(people, rng.randint(0, len(people)))
-        before = RoomVideos(candidates, history, RoomVideos([], []))
+        people, candidates, history, before = ranked_room(rng)
         newcomer = f"P{len(people)}"
         source = rng.choice(["camera", "camera", "screen"])
         after = RoomVideos(candidates + [VideoCandidate(f"TR_{newcomer}_{source}", newcomer, source, len(people))],
@@ -69,11 +75,7 @@ def test_a_ranking_that_reorders_the_recent_speakers_keeps_every_last_n_that_hol
     rng = random.Random(13)
     reorders = kept = 0
     for _ in range(400):
-        people = [f"P{i}" for i in range(rng.randint(1, 30))]
-        candidates = [VideoCandidate(f"TR_{p}_{s}", p, s, order)
-                      for order, p in enumerate(people) for s in rng.sample(["camera", "screen"], rng.randint(0, 2))]
-        history = rng.sample(people, rng.randint(0, len(people)))
-        before = RoomVideos(candidates, history, RoomVideos([], []))
+        people, candidates, history, before = ranked_room(rng)
         speaker = rng.choice(people)
         after = RoomVideos(candidates, [speaker, *(p for p in history if p != speaker)], before)
         assert after.appended is None and after.reordered is not None
