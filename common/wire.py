@@ -61,6 +61,16 @@ async def read_json_object(request: web.Request, allowed: set[str] | None = None
     return body
 
 
+def query_flag(request: web.Request, name: str, default: bool) -> bool:
+    """A `true` / `false` query parameter (`default` when absent); any other value is invalid_field."""
+    value = request.query.get(name)
+    if value is None:
+        return default
+    if value not in ("true", "false"):
+        raise InvalidField(f"'{name}' is true or false", field=name)
+    return value == "true"
+
+
 def query_format(request: web.Request, allowed: frozenset[str] | set[str], formats: tuple[str, ...]) -> str:
     """Refuses query parameters outside `allowed` and returns `format` (the first of `formats` when absent),
     for the export-style readers (the audit log, usage statistics) that answer in several formats."""

@@ -14,18 +14,13 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class ServerSample:
-    """One reading of GET /v1/metrics."""
+    """One reading of GET /v1/metrics?media=false (the server process's counters)."""
 
     at: float  # time.monotonic() when read
     wall_time: float  # the server's clock when it answered (CPU rates use its intervals, not ours)
     cpu_seconds: float
     rss_bytes: int
     cores: int
-    participants: int
-    packets_in: int
-    packets_forwarded: int
-    retransmissions: int
-    keyframe_requests: int
     wait_seconds: float | None = None  # run-queue wait, cumulative, when the server runs on this machine
 
 
@@ -53,10 +48,9 @@ class ServerApi:
         return str(data["token"])
 
     async def metrics(self, at: float) -> ServerSample:
-        data = await self._call("GET", "/v1/metrics", timeout=3.0)
-        process, media = data["process"], data["media"]
-        return ServerSample(at=at, wall_time=float(process["wall_time"]), cpu_seconds=float(process["cpu_seconds"]), rss_bytes=int(process["rss_bytes"]),
-                            cores=int(process["cores"]), participants=int(media["participants"]),
-                            packets_in=int(media["packets_in"]), packets_forwarded=int(media["packets_forwarded"]),
-                            retransmissions=int(media["retransmissions"]),
-                            keyframe_requests=int(media["keyframe_requests"]))
+        # The process's counters only: the media ones walk every subscription, which would put this poll's own
+        # cost (each second) into the server CPU it measures.
+        data = await self._call("GET", "/v1/metrics?media=false", timeout=3.0)
+        process = data["process"]
+        return ServerSample(at=at, wall_time=float(process["wall_time"]), cpu_seconds=float(process["cpu_seconds"]),
+                            rss_bytes=int(process["rss_bytes"]), cores=int(process["cores"]))

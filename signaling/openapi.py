@@ -167,9 +167,11 @@ def rooms_part() -> dict[str, Any]:
                              "type": "object", "required": ["status", "checks"], "properties": {
                                  "status": {"const": "ready"}, "checks": {"type": "object"}}}, "ready"),
                              "503": _ERR}}},
-        "/v1/metrics": {"get": _op("Process and media counters (admin key)", _json({
-            "type": "object", "required": ["process", "media"],
-            "properties": {"process": {"type": "object"}, "media": {"type": "object"}}}))},
+        "/v1/metrics": {"get": _op("Process and media counters (admin key); media=false: the process's only", _json({
+            "type": "object", "required": ["process"],
+            "properties": {"process": {"type": "object"}, "media": {"type": "object"}}}),
+            params=[{"name": "media", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["true", "false"], "default": "true"}}])},
         "/metrics": {"get": {**_op(
             "Prometheus metrics in the text exposition format (admin key): convene_* request durations by route "
             "template, sockets, chat messages, rooms, participants, forwarded packets and bytes, caption lag, "

@@ -73,5 +73,13 @@ async def test_metrics_report_process_and_media(server: RunningServer) -> None:
         assert r.status == 401
         r = await http.get(f"{server.url}/v1/metrics", headers=auth(server.api_key))
         body = await r.json()
+        # What load tests poll each second: the process's counters without the walk over every subscription.
+        r = await http.get(f"{server.url}/v1/metrics?media=false", headers=auth(server.api_key))
+        process_only = await r.json()
+        r = await http.get(f"{server.url}/v1/metrics?media=no", headers=auth(server.api_key))
+        refused = await r.json()
+        assert r.status == 400 and refused["error"]["code"] == "invalid_field"
+        assert refused["error"]["details"]["field"] == "media"
     assert body["process"]["cpu_seconds"] > 0 and body["process"]["rss_bytes"] > 10_000_000
     assert body["media"]["rooms"] == 0 and body["media"]["packets_forwarded"] == 0
+    assert set(process_only) == {"process"} and process_only["process"]["cpu_seconds"] >= body["process"]["cpu_seconds"]
