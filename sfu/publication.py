@@ -79,7 +79,7 @@ class Publication:
         # Active ones that are steady sit in a batched fan-out per layer (one C call per packet, sfu/fanout.py);
         # the others are forwarded one by one.
         self._fanouts: dict[int, FanOut] = {}
-        self.one_by_one: tuple[Subscription, ...] = ()  # made anew at every change (batching_changed): read-only
+        self._one_by_one: tuple[Subscription, ...] | None = ()  # None: to be made anew (batching_changed)
         # Streams whose packets take a compiled receive route (sfu/aiortc_seams.ReceiveRoute): how to fold what
         # they counted into `packets` and `layer_bytes`.
         self._routed: dict[int, Callable[[], None]] = {}
@@ -251,13 +251,23 @@ class Publication:
             fanout = self._fanouts[layer] = FanOut()
         return fanout
 
-    def batching_changed(self) -> None:
-        """A subscription joined or left a batch, or became ready: the one-by-one list is made anew (never changed
+    @property
+    def one_by_one(self) -> tuple[Subscription, ...]:
+        """The active subscriptions outside a batch, forwarded one by one. Made anew after a change (never changed
         in place, so a loop over it that caused the change goes on unharmed). A subscription whose subscriber has
         not connected yet is left out until it has (`Subscription.on_ready`): while a hundred people join, each
         newcomer's thirty would otherwise send every packet of the room's most seen cameras through Python, for a
         `forward` that sends nothing, for the few hundred milliseconds each takes to connect."""
-        self.one_by_one = tuple(s for s in self.receivers if s.batch is None and s.ready)
+        one_by_one = self._one_by_one
+        if one_by_one is None:
+            one_by_one = self._one_by_one = tuple(s for s in self.receivers if s.batch is None and s.ready)
+        return one_by_one
+
+    def batching_changed(self) -> None:
+        """A subscription joined or left a batch, or became ready: the list is made when next read. At a speaker
+        change a hundred subscribers switch layers and join the batch one after another, each after its own
+        `forward` in the same loop over the list; making it at each join was a walk of every receiver each time."""
+        self._one_by_one = None
 
     def update_rates(self, now: float) -> None:
         """Bitrate per layer (bits/s, smoothed), for choosing what a subscriber's bandwidth allows."""
