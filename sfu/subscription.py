@@ -65,7 +65,6 @@ class Subscription:
         # cannot be batched (another send mode, a local listener).
         self.batch: "Entry | None" = None
         self.batchable = True
-        self._log = logging.LoggerAdapter(log, {"sub": f"{publication.id}->{subscriber_id}"})
 
     @property
     def packets(self) -> int:
