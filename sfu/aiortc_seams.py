@@ -988,7 +988,8 @@ class ForwardingSender(RTCRtpSender):
         if not self.started or not self.packets_sent:
             return None
         count = self._RTCRtpSender__packet_count
-        before_last, self._counts_reported = self._counts_reported[1], (self._counts_reported[1], count)
+        before_last, last = self._counts_reported
+        self._counts_reported = (last, count)
         if count == before_last:
             return None
         ntp = self._RTCRtpSender__ntp_timestamp
@@ -1155,7 +1156,8 @@ def sdes_packet(ssrc: int, cname: str) -> bytes:
 def send_connection_reports(transport: RTCDtlsTransport, senders: list[ForwardingSender],
                             receivers: list[ForwardingReceiver]) -> int:
     """Sends this connection's RTCP as few compound packets as fit the MTU: the SRs of the senders that sent
-    since the report before last, else one RR with the blocks of all receivers, each followed by SDES. Returns packets sent.
+    since the report before last, else one RR with the blocks of all receivers, each followed by SDES. Returns
+    packets sent.
 
     aiortc runs a timer per sender and per receiver; a subscriber of a 100-person room would have a
     hundred of them. One timer per connection does the same work with a fraction of the wakeups.

@@ -5,17 +5,16 @@ second. Over real aiortc peers and a real server."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 
 import pytest
 from aiortc.rtp import RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
 
-from sfu.aiortc_seams import ReportClock, sdes_packet, sr_packet
+from sfu.aiortc_seams import ForwardingSender, ReportClock, sdes_packet, send_connection_reports, sr_packet
+from sfu.webrtc import RtcDownTrack
 from tests.conftest import RunningServer
 from tests.sfu.peers import Participant, join, make_packet, opus_payload, wait_until
 from tests.sfu.test_fast_path import remote_sender_counts
-
-TICK = 0.2  # the report clock's nominal interval in this test (1 s in service)
+from tests.sfu.test_receive_route import publication_of
 
 
 @pytest.mark.parametrize("cname", ["", "a", "ab", "abc", "abcd", "{8c5c9a6e-0d1f-4f5e-9b43-2d1c6ad5c3a1}", "é" * 9])
@@ -29,19 +28,19 @@ def test_sender_report_and_sdes_bytes_are_aiortcs(cname: str) -> None:
     assert sdes_packet(ssrc, cname) == bytes(RtcpSdesPacket(chunks=[chunk]))
 
 
-async def report_received_at(bob: Participant, mid: str) -> datetime.datetime | None:
-    """When bob's receiver on `mid` last got a sender report (aiortc stamps its remote-outbound stats on arrival)."""
-    for transceiver in bob.subscriber.pc.getTransceivers():
-        if transceiver.mid == mid:
-            for stats in (await transceiver.receiver.getStats()).values():
-                if stats.type == "remote-outbound-rtp":
-                    return stats.timestamp  # type: ignore[no-any-return]
-    return None
+def server_sender(server: RunningServer, publisher: Participant, subscriber: Participant) -> ForwardingSender:
+    """The server's sender that forwards `publisher`'s audio to `subscriber` (its down slot)."""
+    publication = publication_of(server, publisher, "audio")
+    down = next(s.down for s in publication.receivers if s.subscriber_id == subscriber.id)
+    assert isinstance(down, RtcDownTrack)
+    return down.sender
 
 
-async def test_a_slot_that_stops_sending_stops_reporting_and_reports_again_when_it_sends(
+async def test_a_slot_reports_until_two_reports_after_its_last_packet_and_again_when_it_sends(
         server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ReportClock, "interval", TICK)
+    """RFC 3550 (6.4): an SR when the sender sent since the report before last. The report clock is held back and
+    the connection's reports are made here, one call per tick, so each tick is known."""
+    monkeypatch.setattr(ReportClock, "interval", 3600.0)
     room = "idle-reports"
     alice = await join(server.url, room, await server.token(room, "alice"))
     bob = await join(server.url, room, await server.token(room, "bob"))
@@ -49,37 +48,46 @@ async def test_a_slot_that_stops_sending_stops_reporting_and_reports_again_when_
         (audio,) = await alice.publish(("audio", "audio/opus", "microphone"))
         await wait_until(lambda: len(bob.client.tracks_by_mid) == 1, 10)
         mid = next(iter(bob.client.tracks_by_mid))
+        sender = server_sender(server, alice, bob)
         seq = 0
 
-        async def speak(seconds: float) -> None:
+        async def speak(packets: int) -> None:
             nonlocal seq
-            for _ in range(int(seconds / 0.02)):
+            for _ in range(packets):
                 audio.write(make_packet(seq, 960 * seq, opus_payload()))
                 seq += 1
                 await asyncio.sleep(0.02)
 
-        await speak(1.0)
-        await wait_until(lambda: len(bob.received[mid]) > 20, 5)
-        # While the slot sends, reports keep coming, with counts that grow.
-        first = await report_received_at(bob, mid)
-        await speak(1.0)
-        assert first is not None and (await report_received_at(bob, mid) or first) > first
-        # It stops: the next reports carry the final count (it sent since the report before last), then none
-        # comes while the connection's clock goes on ticking (alice's publisher connection is reported on).
-        await asyncio.sleep(4 * 1.5 * TICK)
-        final = (len(bob.received[mid]), sum(len(p.payload) for p in bob.received[mid]))
-        assert await remote_sender_counts(bob, mid) == final
-        quiet_since = await report_received_at(bob, mid)
-        await asyncio.sleep(10 * TICK)
-        assert await report_received_at(bob, mid) == quiet_since
-        # It speaks again: reports again, with the counts of everything sent.
-        await speak(0.6)
-        await wait_until(lambda: len(bob.received[mid]) >= final[0] + 25, 5)
-        await asyncio.sleep(3 * 1.5 * TICK)
-        assert (await report_received_at(bob, mid) or quiet_since) > quiet_since  # type: ignore[operator]
-        assert await remote_sender_counts(bob, mid) == (len(bob.received[mid]),
-                                                        sum(len(p.payload) for p in bob.received[mid]))
+        async def received(count: int) -> None:
+            await wait_until(lambda: len(bob.received[mid]) >= base + count, 5)
+
+        while not bob.received[mid] and seq < 250:  # until bob's connection is up, packets go nowhere
+            await speak(1)
+        await asyncio.sleep(0.1)
+        base = len(bob.received[mid])
+        await speak(10)
+        await received(10)
+        ticks = [sender.sender_report() is not None]  # sent since the two reports before (none yet)
+        await speak(5)
+        await received(15)
+        ticks.append(sender.sender_report() is not None)  # sent since the last one
+        # It stops after the second report: the third still reports (it sent since the first), then none.
+        ticks += [sender.sender_report() is not None for _ in range(5)]
+        assert ticks == [True, True, True, False, False, False, False]
+        # It speaks again: reports at the next two ticks, then none.
+        await speak(3)
+        await received(18)
+        assert [sender.sender_report() is not None for _ in range(4)] == [True, True, False, False]
+        # A report sent reaches bob with the true counts (what his receiver got on that SSRC).
+        await speak(2)
+        await received(20)
+        assert send_connection_reports(sender.transport, [sender], []) == 1
+        want = (len(bob.received[mid]), sum(len(p.payload) for p in bob.received[mid]))
+        for _ in range(50):
+            if await remote_sender_counts(bob, mid) == want:
+                break
+            await asyncio.sleep(0.05)
+        assert await remote_sender_counts(bob, mid) == want
     finally:
         for participant in (alice, bob):
             await participant.close()
-
