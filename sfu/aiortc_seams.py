@@ -94,6 +94,7 @@ from aiortc.rtp import (
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
+    pack_rtcp_packet,
     is_rtcp,
     unwrap_rtx,
 )
@@ -1150,7 +1151,7 @@ def sdes_packet(ssrc: int, cname: str) -> bytes:
     value = cname.encode("utf8")[:255]
     chunk = struct.pack("!IBB", ssrc, 1, len(value)) + value + b"\x00\x00"
     chunk += b"\x00" * (-len(chunk) % 4)
-    return struct.pack("!BBH", _RTCP_V2 | 1, RTCP_SDES, len(chunk) // 4) + chunk
+    return pack_rtcp_packet(RTCP_SDES, 1, chunk)
 
 
 def send_connection_reports(transport: RTCDtlsTransport, senders: list[ForwardingSender],
