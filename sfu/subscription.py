@@ -8,7 +8,6 @@ keeps sequence numbers and timestamps continuous across the switch.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
     from sfu.fanout import Entry
     from sfu.publication import Publication
 
-log = logging.getLogger("convene.sfu.subscription")
 
 LAYER_NAMES = {"low": 0, "mid": 1, "high": 2}
 # Retransmissions per subscription: a sustained rate and a burst. A receiver that loses packets because
