@@ -119,7 +119,6 @@ class CountingTarget:
     parsed packet, so a bot costs a fraction of a packet's Python path (#14)."""
 
     steady = True
-    one_by_one: tuple[object, ...] = ()
 
     def __init__(self, sink: RecordSink) -> None:
         self.sink: RecordSink | None = sink
@@ -133,6 +132,9 @@ class CountingTarget:
 
     def routable(self) -> bool:
         return True
+
+    def one_by_one(self, layer: int) -> tuple[object, ...]:
+        return ()
 
     def keyframe(self, packet: RtpPacket) -> bool:
         return False

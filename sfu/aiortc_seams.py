@@ -130,9 +130,9 @@ class RouteTarget(Protocol):
         """Nothing about its packets needs Python now, but forwarding to `one_by_one` (asked at every packet)."""
         ...
 
-    @property
-    def one_by_one(self) -> tuple[Any, ...]:
-        """Receivers outside the batched fan-outs (Subscriptions): the route hands them each packet."""
+    def one_by_one(self, layer: int) -> tuple[Any, ...]:
+        """Receivers (Subscriptions) that the batched fan-out of `layer` does not serve: the route hands them each
+        packet of that layer."""
         ...
 
     def keyframe(self, packet: RtpPacket) -> bool: ...
@@ -1363,7 +1363,7 @@ class ReceiveRoute:
         if fanout.backlogged():
             c.open = 0  # Python keeps that socket's order: the datagrams come back raw, `receive` declines them
             return
-        self.one_by_one = one_by_one = target.one_by_one
+        self.one_by_one = one_by_one = target.one_by_one(self.layer)
         c.open, c.after, c.members, c.entries, c.status = 1, 1 if one_by_one else 0, len(fanout.members), \
             fanout.entries, fanout._status
         c.gate = target.gate()
@@ -1380,7 +1380,7 @@ class ReceiveRoute:
             return None  # a subscriber's socket holds a backlog: Python keeps that socket's order
         receive, unprotect, ctx, buf, plain_len, c, protect, others, send_time = self._call
         members = len(fanout.members)
-        one_by_one = target.one_by_one  # read first: a member the batch hands back is forwarded in _after
+        one_by_one = target.one_by_one(self.layer)  # read first: a member the batch hands back is forwarded in _after
         c.gate = target.gate()
         result = receive(unprotect, ctx, data, len(data), buf, plain_len, c, protect, fanout.entries, members,
                          fanout._status, others, send_time)

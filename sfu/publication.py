@@ -79,7 +79,7 @@ class Publication:
         # Active ones that are steady sit in a batched fan-out per layer (one C call per packet, sfu/fanout.py);
         # the others are forwarded one by one.
         self._fanouts: dict[int, FanOut] = {}
-        self._one_by_one: tuple[Subscription, ...] | None = ()  # None: to be made anew (batching_changed)
+        self._one_by_one: dict[int, tuple[Subscription, ...]] = {}  # per layer; emptied by batching_changed
         # Streams whose packets take a compiled receive route (sfu/aiortc_seams.ReceiveRoute): how to fold what
         # they counted into `packets` and `layer_bytes`.
         self._routed: dict[int, Callable[[], None]] = {}
@@ -173,7 +173,7 @@ class Publication:
         if self.muted or not self.receivers:
             return
         keyframe = self.keyframe(packet)
-        one_by_one = self.one_by_one  # read first: a member the batch hands back is forwarded there
+        one_by_one = self.one_by_one(layer)  # read first: a member the batch hands back is forwarded there
         fanout = self._fanouts.get(layer)
         if fanout:
             fanout.send(packet, keyframe, layer)
@@ -251,23 +251,28 @@ class Publication:
             fanout = self._fanouts[layer] = FanOut()
         return fanout
 
-    @property
-    def one_by_one(self) -> tuple[Subscription, ...]:
-        """The active subscriptions outside a batch, forwarded one by one. Made anew after a change (never changed
-        in place, so a loop over it that caused the change goes on unharmed). A subscription whose subscriber has
-        not connected yet is left out until it has (`Subscription.on_ready`): while a hundred people join, each
-        newcomer's thirty would otherwise send every packet of the room's most seen cameras through Python, for a
-        `forward` that sends nothing, for the few hundred milliseconds each takes to connect."""
-        one_by_one = self._one_by_one
+    def one_by_one(self, layer: int) -> tuple[Subscription, ...]:
+        """The active subscriptions that Python forwards packets of `layer` to, one by one: those outside a batch
+        whose current or target layer it is, and those waiting in the batch of their current layer for the
+        target's keyframe (`Subscription.forward`). Made anew after a change (never changed in place, so a loop
+        over it that caused the change goes on unharmed).
+
+        A subscription whose subscriber has not connected yet is left out until it has (`Subscription.on_ready`):
+        while a hundred people join, each newcomer's thirty would otherwise send every packet of the room's most
+        seen cameras through Python, for a `forward` that sends nothing, for the few hundred milliseconds each
+        takes to connect. Per layer, so that a layer switch does not bring the other layers' packets to Python
+        (the route of a layer nobody outside the batch wants stays in C)."""
+        one_by_one = self._one_by_one.get(layer)
         if one_by_one is None:
-            one_by_one = self._one_by_one = tuple(s for s in self.receivers if s.batch is None and s.ready)
+            one_by_one = self._one_by_one[layer] = tuple(s for s in self.receivers if s.wants_from_python(layer))
         return one_by_one
 
     def batching_changed(self) -> None:
-        """A subscription joined or left a batch, or became ready: the list is made when next read. At a speaker
-        change a hundred subscribers switch layers and join the batch one after another, each after its own
-        `forward` in the same loop over the list; making it at each join was a walk of every receiver each time."""
-        self._one_by_one = None
+        """A subscription joined or left a batch, became ready or changed its target layer: the lists are made when
+        next read. At a speaker change a hundred subscribers switch layers and join the batch one after another,
+        each after its own `forward` in the same loop over the list; making it at each join was a walk of every
+        receiver each time."""
+        self._one_by_one = {}
 
     def update_rates(self, now: float) -> None:
         """Bitrate per layer (bits/s, smoothed), for choosing what a subscriber's bandwidth allows."""
@@ -341,6 +346,13 @@ class Publication:
         if not wanted <= self._demand:
             self._announce(self._demand | wanted)
         if wanted != self._demand and self._release is None:
+            self._release = asyncio.get_running_loop().call_later(DEMAND_RELEASE_SECONDS, self._release_unwanted)
+
+    def layer_left(self) -> None:
+        """A subscription switched to its target layer: what is wanted can only have shrunk (its target was wanted
+        already), so only the release is due; at a speaker change a hundred switch, and `update_demand` walked
+        every receiver for each."""
+        if self.kind == "video" and not self.closed and self.on_demand is not None and self._release is None:
             self._release = asyncio.get_running_loop().call_later(DEMAND_RELEASE_SECONDS, self._release_unwanted)
 
     def _release_unwanted(self) -> None:

@@ -116,6 +116,14 @@ class Subscription:
         down, forwarder = self.down, self.forwarder
         if down is None or forwarder is None or not down.ready:
             return
+        if self.batch is not None:
+            # Waiting in the batch of the current layer, which sends it, for the target layer's keyframe.
+            if layer != self.target or layer == self.current:
+                return
+            if not keyframe_start:
+                self.publication.request_keyframe(layer)
+                return
+            self.leave_batch()
         if layer != self.current:
             if self.publication.kind == "video":
                 if layer != self.target:
@@ -127,7 +135,7 @@ class Subscription:
                     forwarder.rebase()
                     self.switches += 1
                 self.current = layer
-                self.publication.update_demand()  # the layer left may no longer be wanted
+                self.publication.layer_left()  # the layer left may no longer be wanted
             else:
                 self.current = layer
         pt = self._payload_types.get(packet.payload_type)
@@ -163,6 +171,15 @@ class Subscription:
         if self.batch is not None:
             self.publication.batching_changed()
 
+    def wants_from_python(self, layer: int) -> bool:
+        """Whether Python must hand it the packets of `layer` (see Publication.one_by_one): outside a batch, those of
+        its current and target layers (audio: all); in a batch, the target's while it waits for its keyframe."""
+        if not self.ready:
+            return False
+        if self.batch is None:
+            return self.publication.kind != "video" or layer == self.target or layer == self.current
+        return layer == self.target != self.current
+
     def leave_batch(self) -> None:
         """Back to `forward` for every packet (layer switch, keyframe wait, new pair, pause, backlog)."""
         entry = self.batch
@@ -192,8 +209,9 @@ class Subscription:
                     break
                 target -= 1
         if target != self.target:
-            self.leave_batch()
+            # A batched subscription stays in its current layer's batch until the target's keyframe (`forward`).
             self.target = target
+            self.publication.batching_changed()
             if self.down is not None:  # an idle one asks for its keyframe when it is activated
                 self.publication.update_demand()
                 self.publication.request_keyframe(target)

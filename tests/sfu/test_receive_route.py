@@ -33,7 +33,7 @@ from tests.conftest import RunningServer
 from loadtest.peers import PacketSubscriberPeer, PacketWriter
 from signaling.client import SignalingClient
 from tests.sfu.peers import Participant, drained_datagrams, join, make_packet, wait_until
-from tests.sfu.test_fast_path import RTX, sender_counts_reach, tap
+from tests.sfu.test_fast_path import RTX, VP8, publish_simulcast_and_audio, sender_counts_reach, tap
 
 
 @pytest.fixture(autouse=True)
@@ -323,7 +323,7 @@ async def test_a_subscriber_still_connecting_leaves_the_stream_to_the_route(serv
 
         await wait_until(lambda: bob.subscriber.pc.connectionState == "connected", 10)
         await stream(150)
-        assert route_of(video) is not None and video.one_by_one == ()  # bob is in the batch
+        assert route_of(video) is not None and video.one_by_one(0) == ()  # bob is in the batch
 
         await carol.connect()
         await wait_until(lambda: len(video.receivers) == 2, 5)
@@ -331,7 +331,7 @@ async def test_a_subscriber_still_connecting_leaves_the_stream_to_the_route(serv
         before = drained(video)
         await stream(150)
         # Carol's subscription is active but her connection is not up: the route keeps the stream in C.
-        assert not waiting.ready and video.one_by_one == ()
+        assert not waiting.ready and video.one_by_one(0) == ()
         assert route_of(video) is not None and drained(video) - before > 100
         assert not carol_got
 
@@ -340,9 +340,73 @@ async def test_a_subscriber_still_connecting_leaves_the_stream_to_the_route(serv
         await stream(150)
         await wait_until(lambda: len(carol_got) > 50, 5)
         assert carol_got[0].payload[1] == 0x00  # her first packet starts a keyframe
-        assert route_of(video) is not None and video.one_by_one == ()  # and she is in the batch now
+        assert route_of(video) is not None and video.one_by_one(0) == ()  # and she is in the batch now
     finally:
         await carol.close()
         await carol_subscriber.close()
+        for participant in (alice, bob):
+            await participant.close()
+
+
+def video_packets(plaintext: list[bytes]) -> list[RtpPacket]:
+    return [packet for packet in map(RtpPacket.parse, plaintext) if packet.payload_type == VP8]
+
+
+async def test_a_layer_switch_waits_for_its_keyframe_in_the_batch(server: RunningServer) -> None:
+    """A subscriber moved to another layer keeps getting the layer it had from the batch, in C, until the new one's
+    keyframe: only that layer's packets come to Python (a speaker change moves a hundred subscribers at once, and each
+    used to be forwarded the old layer through Python meanwhile, with every layer's packets parsed for it). At the
+    keyframe it switches with no gap and no packet twice, and joins the new layer's batch."""
+    assert drain_built(), "the compiled module predates the socket drain: python -m sfu.fastpath_build"
+    room = "route-switch"
+    alice, bob = [await join(server.url, room, await server.token(room, name)) for name in ("alice", "bob")]
+    try:
+        writer, _, video_id = await publish_simulcast_and_audio(alice)
+        video = publication_of(server, alice, "video")
+        await wait_until(lambda: bob.subscriber.pc.connectionState == "connected" and video.receivers, 10)
+        (sub,) = video.receivers
+        plaintext = tap(bob)
+        seq = [0, 0, 0]
+        keyframes = {0, 1, 2}  # the layers whose next packet starts a keyframe
+
+        async def stream(count: int) -> None:
+            for _ in range(count):
+                for layer in range(3):
+                    head = bytes([0x10, 0x00 if layer in keyframes else 0x01, layer])
+                    writer.write(make_packet(seq[layer], 3000 * seq[layer], head + os.urandom(200), marker=True),
+                                 layer=layer)
+                    seq[layer] += 1
+                keyframes.clear()
+                await asyncio.sleep(0.01)
+
+        await stream(60)
+        await wait_until(lambda: sub.batch is not None, 5)
+        entry = sub.batch
+        assert entry is not None and entry.fanout is video.fanout(2) and sub.current == sub.target == 2
+        assert all(route is not None for route in receiver_of(video).routes.values())
+        assert [video.one_by_one(layer) for layer in range(3)] == [(), (), ()]
+
+        await bob.client.send({"type": "set_subscriptions", "layers": {video_id: "low"}})
+        await wait_until(lambda: sub.target == 0, 5)
+        before = len(plaintext)
+        await stream(60)  # no keyframe of the low layer yet
+        # Still the high layer, from the same batch entry; only the low layer's packets come to Python, for it.
+        assert sub.batch is entry and sub.current == 2
+        assert [video.one_by_one(layer) for layer in range(3)] == [(sub,), (), ()]
+        await wait_until(lambda: len(video_packets(plaintext[before:])) >= 55, 5)
+        assert {p.payload[2] for p in video_packets(plaintext[before:])} == {2}
+
+        keyframes.add(0)
+        await stream(60)
+        await wait_until(lambda: sub.batch is not None and sub.batch.fanout is video.fanout(0), 5)
+        assert sub.current == sub.target == 0 and [video.one_by_one(layer) for layer in range(3)] == [(), (), ()]
+        await asyncio.sleep(0.2)
+        packets = video_packets(plaintext)
+        layers = [p.payload[2] for p in packets]
+        switch = layers.index(0)
+        assert set(layers[:switch]) == {2} and set(layers[switch:]) == {0} and len(layers) - switch >= 55
+        assert packets[switch].payload[1] == 0x00  # the new layer starts with its keyframe
+        assert {(b.sequence_number - a.sequence_number) % 65536 for a, b in zip(packets, packets[1:])} == {1}
+    finally:
         for participant in (alice, bob):
             await participant.close()
