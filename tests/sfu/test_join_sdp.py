@@ -5,13 +5,14 @@ are built once."""
 from __future__ import annotations
 
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription, sdp
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription, sdp
 
 from loadtest.peers import PacketSubscriberPeer
 from loadtest.sdp import compact_answer
 from sfu.aiortc_seams import (
     ForwardingPeerConnection,
     ForwardingReceiver,
+    ForwardingSender,
     _aiortc_sdp_parse,
     _checked_sdp,
     _shapes,
@@ -135,27 +136,36 @@ async def test_another_connections_sections_come_from_the_cache_with_its_own_val
         await server.close()
 
 
-async def test_forwarding_connection_builds_its_receivers_once() -> None:
+async def test_forwarding_connection_builds_its_senders_and_receivers_once() -> None:
     built: list[str] = []
-    original = ForwardingReceiver.__init__
+    receiver_init, sender_init = RTCRtpReceiver.__init__, RTCRtpSender.__init__
 
-    def counting(self: ForwardingReceiver, kind: str, transport: object) -> None:
-        built.append(kind)
-        original(self, kind, transport)  # type: ignore[arg-type]
+    def counting_receiver(self: RTCRtpReceiver, kind: str, transport: object) -> None:
+        built.append(type(self).__name__)
+        receiver_init(self, kind, transport)  # type: ignore[arg-type]
 
-    ForwardingReceiver.__init__ = counting  # type: ignore[method-assign]
+    def counting_sender(self: RTCRtpSender, kind: str, transport: object) -> None:
+        built.append(type(self).__name__)
+        sender_init(self, kind, transport)  # type: ignore[arg-type]
+
+    RTCRtpReceiver.__init__ = counting_receiver  # type: ignore[method-assign]
+    RTCRtpSender.__init__ = counting_sender  # type: ignore[method-assign]
     pc = ForwardingPeerConnection(rtc_configuration([]))
     plain = RTCPeerConnection(rtc_configuration([]))
     try:
         transceiver = pc.addTransceiver("video", direction="sendonly")
-        assert built == ["video"]
+        assert sorted(built) == ["ForwardingReceiver", "ForwardingSender"]
         assert isinstance(transceiver.receiver, ForwardingReceiver) and transceiver.receiver.kind == "video"
-        # Plain aiortc connections (the load-test bots) keep aiortc's own receiver.
+        assert isinstance(transceiver.sender, ForwardingSender) and transceiver.sender.kind == "video"
+        assert transceiver.receiver.rtcp_ssrc == transceiver.sender._ssrc
+        # Plain aiortc connections (the load-test bots) keep aiortc's own sender and receiver.
+        built.clear()
         other = plain.addTransceiver("video", direction="recvonly")
-        assert type(other.receiver) is RTCRtpReceiver
-        assert built == ["video"]
+        assert type(other.receiver) is RTCRtpReceiver and type(other.sender) is RTCRtpSender
+        assert sorted(built) == ["RTCRtpReceiver", "RTCRtpSender"]
     finally:
-        ForwardingReceiver.__init__ = original  # type: ignore[method-assign]
+        RTCRtpReceiver.__init__ = receiver_init  # type: ignore[method-assign]
+        RTCRtpSender.__init__ = sender_init  # type: ignore[method-assign]
         await pc.close()
         await plain.close()
     assert check_seams() == []
