@@ -345,14 +345,18 @@ class Publication:
         wanted = self.wanted_layers()
         if not wanted <= self._demand:
             self._announce(self._demand | wanted)
-        if wanted != self._demand and self._release is None:
-            self._release = asyncio.get_running_loop().call_later(DEMAND_RELEASE_SECONDS, self._release_unwanted)
+        if wanted != self._demand:
+            self._release_later()
 
     def layer_left(self) -> None:
         """A subscription switched to its target layer: what is wanted can only have shrunk (its target was wanted
         already), so only the release is due; at a speaker change a hundred switch, and `update_demand` walked
         every receiver for each."""
-        if self.kind == "video" and not self.closed and self.on_demand is not None and self._release is None:
+        if self.kind == "video" and not self.closed and self.on_demand is not None:
+            self._release_later()
+
+    def _release_later(self) -> None:
+        if self._release is None:
             self._release = asyncio.get_running_loop().call_later(DEMAND_RELEASE_SECONDS, self._release_unwanted)
 
     def _release_unwanted(self) -> None:
