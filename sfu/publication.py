@@ -79,7 +79,7 @@ class Publication:
         # Active ones that are steady sit in a batched fan-out per layer (one C call per packet, sfu/fanout.py);
         # the others are forwarded one by one.
         self._fanouts: dict[int, FanOut] = {}
-        self._one_by_one: dict[int, tuple[Subscription, ...]] = {}  # per layer; emptied by batching_changed
+        self._one_by_one: dict[int, tuple[Subscription, ...]] | None = {}  # per layer; None: to be made anew
         # Streams whose packets take a compiled receive route (sfu/aiortc_seams.ReceiveRoute): how to fold what
         # they counted into `packets` and `layer_bytes`.
         self._routed: dict[int, Callable[[], None]] = {}
@@ -262,17 +262,36 @@ class Publication:
         seen cameras through Python, for a `forward` that sends nothing, for the few hundred milliseconds each
         takes to connect. Per layer, so that a layer switch does not bring the other layers' packets to Python
         (the route of a layer nobody outside the batch wants stays in C)."""
-        one_by_one = self._one_by_one.get(layer)
-        if one_by_one is None:
-            one_by_one = self._one_by_one[layer] = tuple(s for s in self.receivers if s.wants_from_python(layer))
-        return one_by_one
+        lists = self._one_by_one
+        if lists is None:
+            lists = self._one_by_one = self._one_by_one_per_layer()
+        return lists.get(layer, ())
+
+    def _one_by_one_per_layer(self) -> dict[int, tuple[Subscription, ...]]:
+        """Every layer's list in one walk of the receivers (a join or a speaker change makes them anew many times,
+        and the room's most seen cameras have a hundred receivers). The layers follow `Subscription.forward`."""
+        lists: dict[int, list[Subscription]] = {}
+        video = self.kind == "video"
+        for subscription in self.receivers:
+            if subscription.batch is not None:  # steady in its current layer's batch, or waiting for the target
+                if subscription.target != subscription.current and subscription.ready:
+                    lists.setdefault(subscription.target, []).append(subscription)
+            elif subscription.ready:
+                if not video:  # one stream: layer 0
+                    lists.setdefault(0, []).append(subscription)
+                    continue
+                lists.setdefault(subscription.target, []).append(subscription)
+                current = subscription.current
+                if current is not None and current != subscription.target:
+                    lists.setdefault(current, []).append(subscription)
+        return {layer: tuple(members) for layer, members in lists.items()}
 
     def batching_changed(self) -> None:
         """A subscription joined or left a batch, became ready or changed its target layer: the lists are made when
         next read. At a speaker change a hundred subscribers switch layers and join the batch one after another,
         each after its own `forward` in the same loop over the list; making it at each join was a walk of every
         receiver each time."""
-        self._one_by_one = {}
+        self._one_by_one = None
 
     def update_rates(self, now: float) -> None:
         """Bitrate per layer (bits/s, smoothed), for choosing what a subscriber's bandwidth allows."""

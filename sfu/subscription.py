@@ -171,15 +171,6 @@ class Subscription:
         if self.batch is not None:
             self.publication.batching_changed()
 
-    def wants_from_python(self, layer: int) -> bool:
-        """Whether Python must hand it the packets of `layer` (see Publication.one_by_one): outside a batch, those of
-        its current and target layers (audio: all); in a batch, the target's while it waits for its keyframe."""
-        if not self.ready:
-            return False
-        if self.batch is None:
-            return self.publication.kind != "video" or layer == self.target or layer == self.current
-        return layer == self.target != self.current
-
     def leave_batch(self) -> None:
         """Back to `forward` for every packet (layer switch, keyframe wait, new pair, pause, backlog)."""
         entry = self.batch
