@@ -1877,18 +1877,11 @@ class ForwardingPeerConnection(RTCPeerConnection):
         if type(transport._rtp_router) is RtpRouter:
             transport._rtp_router.__class__ = MidRtpRouter
         watch_for_inline_receive(transport)
+        # aiortc built ours (`_make_sender`, `_make_receiver`), gave the sender the connection's stream id and the
+        # receiver the sender's SSRC for its RTCP.
         sender = transceiver.sender
-        if not isinstance(sender, ForwardingSender):  # a track was given: aiortc built its own sender
-            stream_id = sender._stream_id
-            sender = ForwardingSender(kind, transport)
-            sender._stream_id = stream_id
+        assert isinstance(sender, ForwardingSender) and isinstance(transceiver.receiver, ForwardingReceiver)
         sender.send_mode = self.send_mode
-        receiver = transceiver.receiver
-        if not isinstance(receiver, ForwardingReceiver):
-            receiver = ForwardingReceiver(kind, transport)
-        receiver._set_rtcp_ssrc(sender._ssrc)
-        transceiver._RTCRtpTransceiver__sender = sender
-        transceiver._RTCRtpTransceiver__receiver = receiver
         if self._reports is None:
             self._reports = report_clock()
             self._reports.add(self)
@@ -2535,9 +2528,10 @@ def _make_receiver(kind: str, transport: RTCDtlsTransport) -> RTCRtpReceiver:
 
 def _make_sender(track_or_kind: MediaStreamTrack | str, transport: RTCDtlsTransport) -> RTCRtpSender:
     """What `aiortc.rtcpeerconnection` calls by the name RTCRtpSender: a forwarding connection replaced the sender
-    aiortc built (two UUIDs, three events, ~20 µs) at once; a joiner's subscriber connection makes ~56 slots."""
-    if _forwarding_parts and isinstance(track_or_kind, str):
-        return ForwardingSender(track_or_kind, transport)
+    aiortc built (two UUIDs, three events, ~20 µs) at once; a joiner's subscriber connection makes ~56 slots. A
+    forwarding sender never sends a track of its own (it forwards): given one, it takes only its kind."""
+    if _forwarding_parts:
+        return ForwardingSender(track_or_kind if isinstance(track_or_kind, str) else track_or_kind.kind, transport)
     return RTCRtpSender(track_or_kind, transport)
 
 
@@ -2593,6 +2587,10 @@ def check_join_seams() -> list[str]:
     if "sender=RTCRtpSender(sender_track or kind, dtlsTransport)" not in inspect_source(
             RTCPeerConnection._RTCPeerConnection__createTransceiver):
         problems.append("RTCPeerConnection no longer builds senders as RTCRtpSender(sender_track or kind, ...)")
+    for line in ("transceiver.receiver._set_rtcp_ssrc(transceiver.sender._ssrc)",
+                 "transceiver.sender._stream_id = self.__stream_id"):
+        if line not in inspect_source(RTCPeerConnection._RTCPeerConnection__createTransceiver):
+            problems.append(f"RTCPeerConnection's transceivers no longer get `{line}`")
     if "find_common_codecs(CODECS[media.kind], media.rtp.codecs)" not in inspect_source(
             RTCPeerConnection.setRemoteDescription):
         problems.append("setRemoteDescription no longer negotiates with find_common_codecs(CODECS[kind], remote)")
