@@ -13,7 +13,7 @@ from sfu.aiortc_seams import ForwardingSender, ReportClock, sdes_packet, send_co
 from sfu.webrtc import RtcDownTrack
 from tests.conftest import RunningServer
 from tests.sfu.peers import Participant, join, make_packet, opus_payload, wait_until
-from tests.sfu.test_fast_path import remote_sender_counts
+from tests.sfu.test_fast_path import sender_counts_reach
 from tests.sfu.test_receive_route import publication_of
 
 
@@ -83,11 +83,7 @@ async def test_a_slot_reports_until_two_reports_after_its_last_packet_and_again_
         await received(20)
         assert send_connection_reports(sender.transport, [sender], []) == 1
         want = (len(bob.received[mid]), sum(len(p.payload) for p in bob.received[mid]))
-        for _ in range(50):
-            if await remote_sender_counts(bob, mid) == want:
-                break
-            await asyncio.sleep(0.05)
-        assert await remote_sender_counts(bob, mid) == want
+        assert await sender_counts_reach(bob, mid, want) == want
     finally:
         for participant in (alice, bob):
             await participant.close()
