@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 from identity.orgs import plain
 from transcribe.due_date import resolve_due
 from transcribe.formats import clock, md_escape
-from transcribe.transcript import Segment, Transcript
+from transcribe.transcript import Attendee, Segment, Transcript
 
 STOPWORDS = set(
     "a an and are as at be been but by for from has have he her his i i'll i'm if in into is it its just let's "
@@ -25,8 +25,10 @@ _DECISION = re.compile(
     r"\b(we (have )?(decided|agreed|chose|will go with)|(it|this|that) (is|was) (decided|agreed|approved)"
     r"|(is|are|was|were) approved|decision is|let's go with|we('re| are) going with)\b", re.I)
 _SELF = re.compile(r"\b(I will|I'll|I am going to|I'm going to|I can|let me)\s+(.+)", re.I)
-_NAMED = re.compile(r"\b([A-Z][a-z]+)(?:,)? (?:will|is going to|should|needs to|can|has to)\s+(.+)")
-_ASKED = re.compile(r"\b(?:can|could) ([A-Z][a-z]+)(?:,)? (?:please )?(.+?)\??$")
+# A name is one or two capitalised words: a full name ("Bob Smith will…"), or a first name the recogniser has
+# added a word to ("Bob Dog will…", "Then Bob will…"); _named_action and _attendee_named sort them out.
+_NAMED = re.compile(r"\b([A-Z][a-z]+(?: [A-Z][a-z]+)?)(?:,)? (?:will|is going to|should|needs to|can|has to)\s+(.+)")
+_ASKED = re.compile(r"\b(?:can|could) ([A-Z][a-z]+(?: [A-Z][a-z]+)?)(?:,)? (?:please )?(.+?)\??$")
 _ACTION_ITEM = re.compile(r"\baction item(?: for ([A-Z][a-z]+))?[:,]?\s+(.+)", re.I)
 # Chinese: 决定/确定/同意/批准/通过/敲定 (not 不确定, 没决定 ...); 负责, 跟进, 请…在…之前, 我来/我会.
 _ZH_DECISION = re.compile(r"(?<![不没未])(决定|确定|同意|批准|敲定|定下来)|(?<![不没未])通过了")
@@ -39,7 +41,8 @@ _ZH_NOT_OWNERS = {"我们", "大家", "你们", "他们", "她们", "这个", "�
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _ZH_FUNCTION = set("的了是在我们你他她它这那个有和就也都要会把被对吧吗呢啊很还又")
 _NOT_OWNERS = {"We", "They", "It", "This", "That", "There", "Everyone", "Somebody", "Someone", "The", "He", "She",
-               "You", "What", "Who", "Then", "So", "And", "But", "Also", "First", "Second", "Next", "Thanks"}
+               "You", "What", "Who", "Then", "So", "And", "But", "Also", "First", "Second", "Next", "Thanks",
+               "Today", "Tomorrow", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,6 @@ class NotesWriter:
     def _action(self, s: _Sentence, t: Transcript, day: date) -> ActionItem | None:
         owner = ""
         task = ""
-        attendee_by_first = {a.name.split()[0].lower(): a for a in t.attendees.values() if a.name}
         zh = _zh_action(s.text, [a.name for a in t.attendees.values() if a.name])
         if zh is not None:
             owner, task = zh
@@ -194,10 +196,8 @@ class NotesWriter:
             owner, task = (m.group(1) or ""), m.group(2)
         elif (m := _SELF.search(s.text)) is not None:
             owner, task = s.segment.name, m.group(2)
-        elif (m := _NAMED.search(s.text)) is not None and m.group(1) not in _NOT_OWNERS:
-            owner, task = m.group(1), m.group(2)
-        elif (m := _ASKED.search(s.text)) is not None and m.group(1) not in _NOT_OWNERS:
-            owner, task = m.group(1), m.group(2)
+        elif (named := _named_action(s.text)) is not None:
+            owner, task = named
         else:
             return None
         if len(_content_words(task)) < 1:
@@ -208,14 +208,34 @@ class NotesWriter:
             pid = s.segment.participant_id
             a = t.attendees.get(pid)
             identity = a.identity if a and a.identity else None
-        elif owner and owner.lower() in attendee_by_first:
-            a = attendee_by_first[owner.lower()]
+        elif owner and (a := _attendee_named(owner, list(t.attendees.values()))) is not None:
             owner, pid, identity = a.name, a.participant_id, a.identity or None
         # Chinese says the date before the task (请张三在周五之前…): look in the whole sentence.
         due = resolve_due(s.text if zh is not None else task, day)
         return ActionItem(owner=owner, owner_participant_id=pid, owner_identity=identity, task=_clean_task(task),
                           due=due.isoformat() if due else None, said_by=s.segment.name, at=round(s.segment.start, 2),
                           sentence=s.text)
+
+
+def _named_action(text: str) -> tuple[str, str] | None:
+    """(owner, task) of "Bob will…" or "could Bob…", without the words before it that are no name ("Then Bob")."""
+    for pattern in (_NAMED, _ASKED):
+        m = pattern.search(text)
+        owner = " ".join(w for w in m.group(1).split() if w not in _NOT_OWNERS) if m is not None else ""
+        if m is not None and owner:
+            return owner, m.group(2)
+    return None
+
+
+def _attendee_named(said: str, attendees: list[Attendee]) -> Attendee | None:
+    """The attendee a spoken name stands for: the whole name ("Bob Smith"), else the first of its words that is an
+    attendee's first name, since recognisers add words next to names ("Bob Dog will write…")."""
+    named = [a for a in attendees if a.name]
+    whole = next((a for a in named if a.name.lower() == said.lower()), None)
+    if whole is not None:
+        return whole
+    by_first = {a.name.split()[0].lower(): a for a in named}
+    return next((by_first[w.lower()] for w in said.split() if w.lower() in by_first), None)
 
 
 def _is_decision(text: str) -> bool:

@@ -132,6 +132,22 @@ def test_notes_for_a_scripted_meeting() -> None:
     assert json.loads(notes.to_json())["action_items"][0]["due"]
 
 
+def test_an_owner_is_found_among_the_words_a_recogniser_put_around_a_name() -> None:
+    t = Transcript(room="standup", meeting_id="20261124T150000Z", started_at=STARTED, ended_at=STARTED + 30)
+    t.attend("PA_a", "Alice", "alice")
+    t.attend("PA_b", "Bob <QA>", "bob")
+    t.attend("PA_d", "Dan Smith", "dan")
+    said = ["Bob Dog will write the test plan before the release.",  # whisper heard "Bob Dog" once in CI
+            "Then Alice will book the room.", "Dan Smith will call the vendor.", "Friday Erin will fix the build."]
+    for i, text in enumerate(said):
+        t.add(Caption(f"S{i}", "PA_a", "Alice", 2.0 * i, 2.0 * i + 1, text, True))
+    items = {i.task: (i.owner, i.owner_identity) for i in NotesWriter().write(t).action_items}
+    assert items == {"Write the test plan before the release": ("Bob <QA>", "bob"),
+                     "Book the room": ("Alice", "alice"),
+                     "Call the vendor": ("Dan Smith", "dan"),
+                     "Fix the build": ("Erin", None)}
+
+
 def test_due_dates_relative_to_the_meeting() -> None:
     tuesday = date(2026, 11, 24)
     assert resolve_due("send it by Friday", tuesday) == date(2026, 11, 27)
