@@ -785,6 +785,11 @@ class ForwardingReceiver(RTCRtpReceiver):
         """Parked: the connection sends one receiver report for all its receivers (`report_blocks`)."""
         await park(self._RTCRtpReceiver__rtcp_started, self._RTCRtpReceiver__rtcp_exited)
 
+    @property
+    def received(self) -> bool:
+        """Some stream has reached it (a stream's statistics are made before its route is armed)."""
+        return bool(self._streams)
+
     def report_blocks(self) -> list[RtcpReceiverInfo]:
         """RFC 3550 report blocks for every stream this receiver gets, as aiortc's own timer builds."""
         for route in list(self.routes.values()):
@@ -1838,6 +1843,10 @@ class ForwardingPeerConnection(RTCPeerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.send_mode = _send_path.value
+        # Every transceiver's sender and receiver, in order: aiortc never drops a transceiver, so the report clock
+        # reads these instead of sorting a hundred transceivers out again at every tick.
+        self._senders: list[ForwardingSender] = []
+        self._receivers: list[ForwardingReceiver] = []
 
     def send_reports(self) -> int:
         """This connection's sender and receiver reports now (compound packets), and its receivers' one repeat of
@@ -1845,9 +1854,10 @@ class ForwardingPeerConnection(RTCPeerConnection):
         transport = connection_transport(self)
         if transport is None:
             return 0
-        transceivers = self.getTransceivers()
-        senders = [t.sender for t in transceivers if isinstance(t.sender, ForwardingSender)]
-        receivers = [t.receiver for t in transceivers if isinstance(t.receiver, ForwardingReceiver)]
+        # Only slots that carried something have a report to give: a subscriber's receivers never receive (each is
+        # the other half of a send-only slot), and a seat nobody was chosen for has never sent.
+        receivers = [r for r in self._receivers if r.received]
+        senders = [s for s in self._senders if s.packets_sent or s.flush_batch is not None]
         for receiver in receivers:
             receiver.renack()
         return send_connection_reports(transport, senders, receivers)
@@ -1879,9 +1889,11 @@ class ForwardingPeerConnection(RTCPeerConnection):
         watch_for_inline_receive(transport)
         # aiortc built ours (`_make_sender`, `_make_receiver`), gave the sender the connection's stream id and the
         # receiver the sender's SSRC for its RTCP.
-        sender = transceiver.sender
-        assert isinstance(sender, ForwardingSender) and isinstance(transceiver.receiver, ForwardingReceiver)
+        sender, receiver = transceiver.sender, transceiver.receiver
+        assert isinstance(sender, ForwardingSender) and isinstance(receiver, ForwardingReceiver)
         sender.send_mode = self.send_mode
+        self._senders.append(sender)
+        self._receivers.append(receiver)
         if self._reports is None:
             self._reports = report_clock()
             self._reports.add(self)

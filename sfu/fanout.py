@@ -71,6 +71,8 @@ class Entry:
     def flush(self) -> None:
         """Folds what C sent since the last flush into the sender, the forwarder and the path."""
         c = self.fanout.entries[self.index]
+        if c.packets == self._seen[0]:
+            return  # nothing sent since (the other counters move only with it): the report clock asks every second
         now = (int(c.packets), int(c.octets), int(c.bytes), int(c.fast))
         packets, octets, nbytes, fast = (a - b for a, b in zip(now, self._seen))
         self._seen = now
