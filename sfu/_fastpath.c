@@ -353,7 +353,7 @@ static void log_packet(struct convene_log *log, unsigned int ssrc, unsigned int 
     memcpy(r->tail + 12 - tail, payload + size - tail, (size_t)tail);
 }
 
-#define VOICE_LEVEL 60  /* sfu.publication.VOICE_LEVEL */
+#define VOICE_LEVEL 60  /* sfu.publication.VOICE_LEVEL (tests/sfu/test_fastpath_constants.py checks the pairs) */
 enum { GATE_OFF = 0, GATE_IN = 1, GATE_OUT = 2 };  /* sfu.selection.GATE_* */
 
 typedef int (*convene_unprotect_fn)(void *ctx, void *buf, int *len);
