@@ -221,8 +221,10 @@ def _named_action(text: str) -> tuple[str, str] | None:
     """(owner, task) of "Bob will…" or "could Bob…", without the words before it that are no name ("Then Bob")."""
     for pattern in (_NAMED, _ASKED):
         m = pattern.search(text)
-        owner = " ".join(w for w in m.group(1).split() if w not in _NOT_OWNERS) if m is not None else ""
-        if m is not None and owner:
+        if m is None:
+            continue
+        owner = " ".join(w for w in m.group(1).split() if w not in _NOT_OWNERS)
+        if owner:
             return owner, m.group(2)
     return None
 
